@@ -1,0 +1,244 @@
+/**
+ * The contract between the TypeScript layer and a core.
+ *
+ * Two cores implement it: the native one (Rust, `crates/core` behind `crates/node`) and the
+ * pure-TypeScript one (`src/core/js/`, over better-sqlite3). Everything above this interface —
+ * queue, task, job handle, worker loop, hooks — is written once and does not know which core runs.
+ * Both cores work the same schema (`crates/core/queries/sqlite/`), so one file can be worked by both.
+ *
+ * Conventions:
+ * - Job ids, error-record ids and dead-letter ids are decimal strings of the database's integer ids.
+ * - Durations are milliseconds; timestamps are milliseconds since the epoch, taken from the core's
+ *   clock (the database's clock on PostgreSQL).
+ * - Payloads (`args`, `result`) are strings produced by the serializer; the core never looks inside.
+ * - A method that fails rejects (or throws) an Error whose `code` is one of {@link CoreErrorCode}.
+ *   `src/errors.ts` `fromCore()` is the one place that turns such an error into a TaskitoError class.
+ * - Every method that touches storage returns a Promise and does its work off the JS thread
+ *   (the JS core, which is synchronous underneath, is the documented exception).
+ */
+
+/** Stable error codes a core may raise. */
+export type CoreErrorCode =
+  | 'QUEUE_ERROR' // anything operational that has no finer code
+  | 'DB_LOCKED' // SQLite busy timeout ran out (another writer held the lock)
+  | 'DB_CORRUPT' // the file is not SQLite, or is damaged
+  | 'DB_NOT_TASKITO' // an SQLite file with tables that are not taskito's: refused, never written
+  | 'DB_SCHEMA_TOO_NEW' // written by a newer taskito: upgrade the package
+  | 'DB_UNAVAILABLE' // PostgreSQL cannot be reached (after the pool's retries)
+  | 'JOB_NOT_FOUND' // unknown job id or dead-letter id
+  | 'INVALID_ARGUMENT' // a value the core cannot accept (negative limit, bad queue name, ...)
+  | 'QUEUE_CLOSED' // the core was closed
+
+/** Job status codes as stored in `jobs.status`. */
+export const enum StatusCode {
+  Pending = 0,
+  Running = 1,
+  Complete = 2,
+  /** The last attempt failed and a retry is scheduled (backoff). */
+  Failed = 3,
+  /** Retries exhausted or not retryable: final, with a dead letter. */
+  Dead = 4,
+  Cancelled = 5,
+}
+
+export interface OpenOptions {
+  /** SQLite file path (parent folders created). Exactly one of dbPath/url. */
+  dbPath?: string | null
+  /** postgres:// URL. */
+  url?: string | null
+  /** Namespace inside the database: every job, stat, dead letter and worker is scoped to it. */
+  namespace: string
+  /** PostgreSQL schema (default `taskito`). */
+  schema?: string | null
+  /** SQLite busy timeout (default 5000). */
+  busyTimeoutMs?: number | null
+}
+
+export interface NewJob {
+  taskName: string
+  queue: string
+  /** Serialized arguments. */
+  args: string
+  priority: number
+  /** Absolute time to run at; null with delayMs null means now. */
+  runAt: number | null
+  /** Relative delay on the core's clock; wins over runAt when both are set. */
+  delayMs: number | null
+  maxRetries: number
+  timeoutMs: number | null
+  softTimeoutMs: number | null
+  /** How long a finished job (and its result) is kept; null keeps it forever. */
+  resultTtlMs: number | null
+  backoffBaseMs: number
+  backoffMaxMs: number
+  backoffJitter: boolean
+  /** While a job with this key is pending, running or failed (awaiting retry), enqueue returns it. */
+  uniqueKey: string | null
+}
+
+export interface Enqueued {
+  id: string
+  /** false when uniqueKey matched a live job and that job's id was returned instead. */
+  created: boolean
+}
+
+export interface ClaimRequest {
+  workerId: string
+  queues: string[]
+  /** Most jobs to claim (the worker's free slots). */
+  limit: number
+  /**
+   * How long to wait for a job when none is ready. The wait ends early on an in-process enqueue
+   * (at once), on a commit by another process (short adaptive poll / NOTIFY), when the earliest
+   * scheduled job becomes due, or on {@link Core.wake}. 0 returns at once.
+   */
+  waitMs: number
+}
+
+export interface ClaimedJob {
+  id: string
+  taskName: string
+  queue: string
+  args: string
+  /** 0-indexed attempt number (= retry_count before this attempt), as in ErrorRecord. */
+  attempt: number
+  /** The lease token of this claim: the fencing token every settle must carry. */
+  token: number
+  maxRetries: number
+  timeoutMs: number | null
+  softTimeoutMs: number | null
+  /** When the claim was made (core clock). */
+  startedAt: number
+}
+
+export type SettleKind = 'complete' | 'fail' | 'cancel'
+
+export interface Settle {
+  id: string
+  token: number
+  kind: SettleKind
+  /** kind 'complete': serialized return value (null for undefined). */
+  result?: string | null
+  /** kind 'fail' | 'cancel': `Name: message`. */
+  error?: string | null
+  /** kind 'fail': the stack trace. */
+  traceback?: string | null
+  /** kind 'fail': false sends the job straight to dead (retryOn / dontRetryOn said no). */
+  retryable?: boolean | null
+}
+
+export type SettleStatus = 'complete' | 'failed' | 'dead' | 'cancelled' | 'stale'
+
+export interface SettleOutcome {
+  id: string
+  /** 'failed' = retry scheduled at runAt; 'stale' = the token was not current: nothing recorded. */
+  status: SettleStatus
+  runAt: number | null
+}
+
+export interface JobToken {
+  id: string
+  token: number
+}
+
+export interface JobRow {
+  id: string
+  taskName: string
+  queue: string
+  status: number
+  priority: number
+  args: string
+  maxRetries: number
+  retryCount: number
+  timeoutMs: number | null
+  softTimeoutMs: number | null
+  resultTtlMs: number | null
+  progress: number | null
+  createdAt: number
+  runAt: number
+  startedAt: number | null
+  finishedAt: number | null
+  result: string | null
+  error: string | null
+  cancelRequested: boolean
+  uniqueKey: string | null
+}
+
+export interface ErrorRecordRow {
+  id: string
+  jobId: string
+  attempt: number
+  error: string
+  traceback: string | null
+  failedAt: number
+}
+
+export interface DeadLetterRow {
+  id: string
+  jobId: string
+  taskName: string
+  queue: string
+  error: string
+  retryCount: number
+  args: string
+  failedAt: number
+  /** Id of the job a replay created, null until replayed. */
+  replayedJobId: string | null
+}
+
+export interface StatsRow {
+  pending: number
+  running: number
+  completed: number
+  failed: number
+  dead: number
+  cancelled: number
+}
+
+/** 'cancelled': was pending/failed, now cancelled; 'requested': running, cancel_requested set;
+ * 'final': already complete/dead/cancelled, unchanged. Unknown id rejects with JOB_NOT_FOUND. */
+export type CancelOutcome = 'cancelled' | 'requested' | 'final'
+
+export interface ListFilter {
+  status?: number | null
+  taskName?: string | null
+  limit: number
+  offset: number
+}
+
+export interface Core {
+  /** Which core this is. */
+  readonly kind: 'native' | 'js'
+  /** All-or-nothing, one transaction; ids in input order. */
+  enqueue(jobs: NewJob[]): Promise<Enqueued[]>
+  /** Atomically: ready jobs (pending, or failed with run_at due) of these queues, by priority desc,
+   * run_at, id → running with a fresh lease token, worker id, lease_until and deadline. */
+  claim(req: ClaimRequest): Promise<ClaimedJob[]>
+  /** Outcomes in input order. A settle whose token is stale changes nothing and says 'stale'. */
+  settle(settles: Settle[]): Promise<SettleOutcome[]>
+  /** Claimed but never started: back to pending (a release with a stale token is ignored). */
+  release(jobs: JobToken[]): Promise<void>
+  getJob(id: string): Promise<JobRow | null>
+  /** Resolves with the row once the job is complete/dead/cancelled (at the commit, in-process),
+   * or with the row as it is when timeoutMs runs out; null for an unknown id. */
+  waitJob(id: string, timeoutMs: number): Promise<JobRow | null>
+  jobErrors(id: string): Promise<ErrorRecordRow[]>
+  cancel(id: string): Promise<CancelOutcome>
+  /** false when the token is stale. */
+  setProgress(id: string, token: number, progress: number): Promise<boolean>
+  stats(): Promise<StatsRow>
+  deadLetters(limit: number, offset: number): Promise<DeadLetterRow[]>
+  /** New job from a dead letter's settings; a second replay of the same dead letter returns the
+   * job the first one created. Unknown id rejects with JOB_NOT_FOUND. */
+  replay(deadId: string): Promise<string>
+  listJobs(filter: ListFilter): Promise<JobRow[]>
+  /** Starts renewing the leases of this worker's running jobs on a core thread (every
+   * min(leaseMs/3, 500) ms) and learning their cancel requests. */
+  registerWorker(workerId: string, leaseMs: number): void
+  unregisterWorker(workerId: string): void
+  /** Ids of this worker's running jobs whose cancel was requested, learned since the last call. */
+  takeCancelRequests(workerId: string): string[]
+  /** Ends every waiting claim of this core at once (they resolve with what is ready, maybe []). */
+  wake(): void
+  close(): Promise<void>
+}
