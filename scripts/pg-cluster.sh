@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# A throw-away PostgreSQL cluster for taskito's tests and benchmarks.
+#
+#   scripts/pg-cluster.sh start   # create (first time) and start; prints `export TASKITO_PG_URL=...`
+#   scripts/pg-cluster.sh url     # prints the URL only
+#   scripts/pg-cluster.sh stop    # stops the server and removes its folder
+#
+#   eval "$(scripts/pg-cluster.sh start)" && cargo test -p taskito-core
+#
+# Installs nothing: it needs the Debian `postgresql` package (`apt-get install -y postgresql`).
+# The cluster lives in one folder under $TMPDIR (named after the port, so start/stop/url find it
+# without state files), listens on 127.0.0.1 only, on an unusual port (TASKITO_PG_PORT, default
+# 54329) so it never collides with a system server, and trusts loopback connections: it is meant
+# for a test machine, never for data that matters. PostgreSQL refuses to run as root, so as root
+# the server runs as the `postgres` system user.
+set -euo pipefail
+
+PORT="${TASKITO_PG_PORT:-54329}"
+BASE="${TMPDIR:-/tmp}/taskito-pg-${PORT}"
+DATA="${BASE}/data"
+URL="postgres://postgres@127.0.0.1:${PORT}/taskito"
+
+die() { echo "pg-cluster: $*" >&2; exit 1; }
+log() { echo "pg-cluster: $*" >&2; }
+
+bindir() {
+  local d
+  # Newest installed major version first.
+  for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -t/ -k5 -n -r); do
+    if [ -x "$d/initdb" ] && [ -x "$d/pg_ctl" ]; then echo "$d"; return 0; fi
+  done
+  if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+    dirname "$(command -v initdb)"; return 0
+  fi
+  return 1
+}
+
+# Runs a command as the cluster's owner: `postgres` when we are root, ourselves otherwise.
+as_owner() {
+  if [ "$(id -u)" = "0" ]; then
+    id postgres >/dev/null 2>&1 || die "running as root and there is no 'postgres' user to own the cluster"
+    runuser -u postgres -- "$@"
+  else
+    "$@"
+  fi
+}
+
+running() {
+  [ -f "${DATA}/PG_VERSION" ] && as_owner "${BIN}/pg_ctl" -D "${DATA}" status >/dev/null 2>&1
+}
+
+psql_admin() {
+  as_owner "${BIN}/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "${PORT}" -U postgres -d postgres "$@"
+}
+
+start() {
+  BIN="$(bindir)" || die "PostgreSQL server binaries not found; install them: apt-get install -y postgresql"
+  if ! running; then
+    if [ ! -f "${DATA}/PG_VERSION" ]; then
+      rm -rf "${BASE}"
+      mkdir -p "${BASE}"
+      if [ "$(id -u)" = "0" ]; then chown postgres: "${BASE}"; fi
+      chmod 700 "${BASE}"
+      log "initdb in ${DATA}"
+      as_owner "${BIN}/initdb" -D "${DATA}" -U postgres -E UTF8 --locale=C.UTF-8 \
+        --auth-local=trust --auth-host=trust --no-sync >"${BASE}/initdb.log" 2>&1 \
+        || { cat "${BASE}/initdb.log" >&2; die "initdb failed"; }
+      # Loopback only; the socket in our own folder (the system's /var/run/postgresql may not be
+      # writable or may belong to another server). Enough connections for pools of several
+      # worker processes plus the tests' own.
+      as_owner tee -a "${DATA}/postgresql.conf" >/dev/null <<EOF
+
+# taskito throw-away test cluster
+listen_addresses = '127.0.0.1'
+port = ${PORT}
+unix_socket_directories = '${BASE}'
+max_connections = 300
+shared_buffers = 128MB
+log_min_messages = warning
+EOF
+      as_owner tee "${DATA}/pg_hba.conf" >/dev/null <<EOF
+local all all              trust
+host  all all 127.0.0.1/32 trust
+EOF
+    fi
+    log "starting on 127.0.0.1:${PORT}"
+    as_owner "${BIN}/pg_ctl" -D "${DATA}" -l "${BASE}/server.log" -w -t 60 start >/dev/null \
+      || { tail -n 30 "${BASE}/server.log" >&2 || true; die "pg_ctl start failed (log: ${BASE}/server.log)"; }
+  fi
+  if [ "$(psql_admin -tA -c "select count(*) from pg_database where datname = 'taskito'")" != "1" ]; then
+    psql_admin -c "create database taskito"
+  fi
+  echo "export TASKITO_PG_URL=${URL}"
+}
+
+stop() {
+  if BIN="$(bindir)" && running; then
+    as_owner "${BIN}/pg_ctl" -D "${DATA}" -w -t 60 -m fast stop >/dev/null
+    log "stopped"
+  fi
+  rm -rf "${BASE}"
+}
+
+case "${1:-}" in
+  start) start ;;
+  stop) stop ;;
+  url) echo "${URL}" ;;
+  *) echo "usage: $0 start|stop|url" >&2; exit 2 ;;
+esac
