@@ -1,0 +1,52 @@
+//! taskito's engine: job storage, claim with a lease, fenced settle, backoff, reaper, heartbeat,
+//! wake-ups. No N-API here: `crates/node` converts types and maps errors, nothing else.
+//!
+//! A backend implements [`Store`]; [`open`] picks one from the options.
+
+pub mod backoff;
+pub mod error;
+pub mod model;
+pub mod store;
+
+use std::sync::Arc;
+
+pub use error::{Error, Result};
+pub use model::*;
+pub use store::Store;
+
+/// Opens a store: an SQLite file for `db_path`, PostgreSQL for `url` (exactly one of the two).
+pub async fn open(opts: OpenOptions) -> Result<Arc<dyn Store>> {
+    validate_namespace(&opts.namespace)?;
+    match (&opts.db_path, &opts.url) {
+        (Some(_), Some(_)) => Err(Error::invalid(
+            "both dbPath and url were given: pass dbPath for SQLite or url for PostgreSQL, not both",
+        )),
+        (None, None) => Err(Error::invalid(
+            "neither dbPath nor url was given: pass dbPath (an SQLite file) or url (postgres://...)",
+        )),
+        (Some(_), None) => Err(Error::Unavailable(
+            "the SQLite store is not built yet".into(),
+        )),
+        (None, Some(_)) => Err(Error::Unavailable(
+            "PostgreSQL support is not built yet; use dbPath (SQLite) for now".into(),
+        )),
+    }
+}
+
+fn validate_namespace(ns: &str) -> Result<()> {
+    if ns.is_empty() {
+        return Err(Error::invalid(
+            "namespace is empty: pass a non-empty namespace (the default is \"default\")",
+        ));
+    }
+    Ok(())
+}
+
+/// Milliseconds since the epoch on this machine's clock: the SQLite core's clock.
+pub fn now_ms() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,287 @@
+//! Rust mirrors of the types of `src/core/types.ts`. Ids are the database's integers here; the
+//! binding turns them into decimal strings. Durations are milliseconds, timestamps milliseconds
+//! since the epoch on the core's clock.
+
+/// Job status codes as stored in `jobs.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i64)]
+pub enum StatusCode {
+    Pending = 0,
+    Running = 1,
+    Complete = 2,
+    /// The last attempt failed and a retry is scheduled (backoff).
+    Failed = 3,
+    /// Retries exhausted or not retryable: final, with a dead letter.
+    Dead = 4,
+    Cancelled = 5,
+}
+
+impl StatusCode {
+    pub fn from_i64(v: i64) -> Option<Self> {
+        Some(match v {
+            0 => Self::Pending,
+            1 => Self::Running,
+            2 => Self::Complete,
+            3 => Self::Failed,
+            4 => Self::Dead,
+            5 => Self::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// Complete, dead or cancelled: the job will not change again.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Complete | Self::Dead | Self::Cancelled)
+    }
+}
+
+/// How to open a store. Exactly one of `db_path` / `url`.
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// SQLite file path (parent folders created).
+    pub db_path: Option<String>,
+    /// postgres:// URL.
+    pub url: Option<String>,
+    /// Namespace inside the database: every job, stat, dead letter and worker is scoped to it.
+    pub namespace: String,
+    /// PostgreSQL schema (default `taskito`).
+    pub schema: Option<String>,
+    /// SQLite busy timeout (default 5000).
+    pub busy_timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    pub task_name: String,
+    pub queue: String,
+    /// Serialized arguments.
+    pub args: String,
+    pub priority: i64,
+    /// Absolute time to run at; None with `delay_ms` None means now.
+    pub run_at: Option<i64>,
+    /// Relative delay on the core's clock; wins over `run_at` when both are set.
+    pub delay_ms: Option<i64>,
+    pub max_retries: i64,
+    pub timeout_ms: Option<i64>,
+    pub soft_timeout_ms: Option<i64>,
+    /// How long a finished job is kept; None keeps it forever.
+    pub result_ttl_ms: Option<i64>,
+    pub backoff_base_ms: i64,
+    pub backoff_max_ms: i64,
+    pub backoff_jitter: bool,
+    /// While a job with this key is pending, running or failed, enqueue returns it.
+    pub unique_key: Option<String>,
+}
+
+impl NewJob {
+    /// A job with the defaults of the TypeScript layer; handy in tests.
+    pub fn new(task_name: impl Into<String>, args: impl Into<String>) -> Self {
+        NewJob {
+            task_name: task_name.into(),
+            queue: "default".into(),
+            args: args.into(),
+            priority: 0,
+            run_at: None,
+            delay_ms: None,
+            max_retries: 3,
+            timeout_ms: None,
+            soft_timeout_ms: None,
+            result_ttl_ms: None,
+            backoff_base_ms: 1000,
+            backoff_max_ms: 300_000,
+            backoff_jitter: true,
+            unique_key: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enqueued {
+    pub id: i64,
+    /// false when `unique_key` matched a live job and that job's id was returned instead.
+    pub created: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimRequest {
+    pub worker_id: String,
+    pub queues: Vec<String>,
+    /// Most jobs to claim.
+    pub limit: i64,
+    /// How long to wait for a job when none is ready; 0 returns at once.
+    pub wait_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedJob {
+    pub id: i64,
+    pub task_name: String,
+    pub queue: String,
+    pub args: String,
+    /// 0-indexed attempt number (= retry_count before this attempt).
+    pub attempt: i64,
+    /// The lease token of this claim: the fencing token every settle must carry.
+    pub token: i64,
+    pub max_retries: i64,
+    pub timeout_ms: Option<i64>,
+    pub soft_timeout_ms: Option<i64>,
+    pub started_at: i64,
+    /// Internal ordering keys (not part of the TypeScript shape).
+    pub priority: i64,
+    pub run_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleKind {
+    Complete,
+    Fail,
+    Cancel,
+}
+
+impl SettleKind {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "complete" => Some(Self::Complete),
+            "fail" => Some(Self::Fail),
+            "cancel" => Some(Self::Cancel),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settle {
+    pub id: i64,
+    pub token: i64,
+    pub kind: SettleKind,
+    /// Complete: serialized return value.
+    pub result: Option<String>,
+    /// Fail / cancel: `Name: message`.
+    pub error: Option<String>,
+    /// Fail: the stack trace.
+    pub traceback: Option<String>,
+    /// Fail: false sends the job straight to dead. None means true.
+    pub retryable: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettleStatus {
+    Complete,
+    /// Retry scheduled at `run_at`.
+    Failed,
+    Dead,
+    Cancelled,
+    /// The token was not current: nothing recorded.
+    Stale,
+}
+
+impl SettleStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Failed => "failed",
+            Self::Dead => "dead",
+            Self::Cancelled => "cancelled",
+            Self::Stale => "stale",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettleOutcome {
+    pub id: i64,
+    pub status: SettleStatus,
+    pub run_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobToken {
+    pub id: i64,
+    pub token: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRow {
+    pub id: i64,
+    pub task_name: String,
+    pub queue: String,
+    pub status: i64,
+    pub priority: i64,
+    pub args: String,
+    pub max_retries: i64,
+    pub retry_count: i64,
+    pub timeout_ms: Option<i64>,
+    pub soft_timeout_ms: Option<i64>,
+    pub result_ttl_ms: Option<i64>,
+    pub progress: Option<f64>,
+    pub created_at: i64,
+    pub run_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub cancel_requested: bool,
+    pub unique_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorRecordRow {
+    pub id: i64,
+    pub job_id: i64,
+    pub attempt: i64,
+    pub error: String,
+    pub traceback: Option<String>,
+    pub failed_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetterRow {
+    pub id: i64,
+    pub job_id: i64,
+    pub task_name: String,
+    pub queue: String,
+    pub error: String,
+    pub retry_count: i64,
+    pub args: String,
+    pub failed_at: i64,
+    /// Id of the job a replay created, None until replayed.
+    pub replayed_job_id: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsRow {
+    pub pending: i64,
+    pub running: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub dead: i64,
+    pub cancelled: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// Was pending/failed, now cancelled.
+    Cancelled,
+    /// Running: cancel_requested set.
+    Requested,
+    /// Already complete/dead/cancelled: unchanged.
+    Final,
+}
+
+impl CancelOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cancelled => "cancelled",
+            Self::Requested => "requested",
+            Self::Final => "final",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    pub status: Option<i64>,
+    pub task_name: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
