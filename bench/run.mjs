@@ -1,0 +1,299 @@
+#!/usr/bin/env node
+// `npm run bench`: every workload on both cores, each in its own child process on a fresh
+// database, one table with the native/js ratio, and bench/results.json. See bench/README.md.
+//
+//   node bench/run.mjs [--quick] [--only <workload>[,<workload>...]] [--core native|js]
+//                      [--runs N] [--out <file>]
+
+import { execFileSync, fork } from 'node:child_process'
+import fs from 'node:fs'
+import { createRequire } from 'node:module'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const HERE = path.dirname(fileURLToPath(import.meta.url))
+const ROOT = path.resolve(HERE, '..')
+const SELF = fileURLToPath(import.meta.url)
+const CHILD_TIMEOUT_MS = 10 * 60_000
+
+// Counts: [full, --quick].
+const PLAN = [
+  { id: 'enqueue-many', params: { n: [100_000, 10_000], batch: 1000 } },
+  { id: 'delay-1', params: { n: [10_000, 1000], inFlight: 1 } },
+  { id: 'delay-64', params: { n: [50_000, 5000], inFlight: 64 } },
+  { id: 'drain', params: { n: [50_000, 5000], concurrency: 64 } },
+  { id: 'latency', params: { n: [1000, 200], warmup: 20, concurrency: 8 } },
+  { id: 'retry', params: { n: [10_000, 1000], failures: 2, concurrency: 64 } },
+  // Only with --only: the producer in one process, the idle worker in another (the wake-up
+  // across processes: adaptive poll on SQLite).
+  { id: 'latency-xproc', optIn: true, params: { n: [300, 100], warmup: 10 } },
+  // PostgreSQL (native core only), when TASKITO_PG_URL is set.
+  { id: 'pg-drain-1', pg: true, params: { n: [50_000, 5000], procs: 1, concurrency: 64 } },
+  { id: 'pg-drain-3', pg: true, params: { n: [50_000, 5000], procs: 3, concurrency: 64 } },
+  { id: 'pg-delay-64', pg: true, params: { n: [50_000, 5000], inFlight: 64 } },
+  { id: 'pg-latency', pg: true, params: { n: [1000, 200], warmup: 20 } },
+]
+
+function parseArgs(argv) {
+  const args = { quick: false, only: null, cores: ['native', 'js'], runs: 1, out: null }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    const value = () => {
+      if (i + 1 >= argv.length) usage(`${a} needs a value`)
+      return argv[++i]
+    }
+    if (a === '--quick') args.quick = true
+    else if (a === '--only') args.only = value().split(',')
+    else if (a === '--core') args.cores = [value()]
+    else if (a === '--runs') args.runs = Number(value())
+    else if (a === '--out') args.out = value()
+    else if (a === '--help' || a === '-h') usage()
+    else usage(`unknown argument ${a}`)
+  }
+  for (const c of args.cores) if (c !== 'native' && c !== 'js') usage(`--core must be native or js, not ${c}`)
+  if (!Number.isInteger(args.runs) || args.runs < 1) usage('--runs must be a positive integer')
+  const ids = PLAN.map((w) => w.id)
+  for (const o of args.only ?? []) if (!ids.includes(o)) usage(`unknown workload ${o}; one of: ${ids.join(', ')}`)
+  return args
+}
+
+function usage(problem) {
+  if (problem) console.error(`bench: ${problem}`)
+  console.error('usage: node bench/run.mjs [--quick] [--only <workload>[,...]] [--core native|js] [--runs N] [--out file]')
+  console.error(`workloads: ${PLAN.map((w) => w.id).join(', ')}`)
+  process.exit(problem ? 2 : 0)
+}
+
+// --- child side ------------------------------------------------------------------------------
+
+async function child(spec) {
+  try {
+    const { WORKLOADS } = await import('./workloads.mjs')
+    const out = await WORKLOADS[spec.workload](spec)
+    const metrics = Array.isArray(out) ? out : out.metrics
+    const childRssKb = Array.isArray(out) ? 0 : out.childRssKb
+    const maxRssKb = Math.max(process.resourceUsage().maxRSS, childRssKb)
+    process.send({ ok: true, metrics, maxRssKb }, () => process.exit(0))
+  } catch (err) {
+    process.send({ ok: false, code: err.code ?? err.name ?? 'Error', message: String(err.stack ?? err) }, () =>
+      process.exit(1),
+    )
+  }
+}
+
+// --- parent side -----------------------------------------------------------------------------
+
+function header() {
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
+  const cpus = os.cpus()
+  return {
+    date: new Date().toISOString(),
+    machine: {
+      cpu: cpus[0]?.model ?? 'unknown',
+      cores: cpus.length,
+      memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+      os: `${os.type()} ${os.release()} ${os.arch()}`,
+      loadAverageAtStart: os.loadavg().map((l) => Math.round(l * 100) / 100),
+    },
+    node: process.version,
+    taskito: pkg.version,
+    commit: tryExec('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD']),
+    sqlite: { native: nativeSqliteVersion(), js: jsSqliteVersion() },
+    postgres: process.env.TASKITO_PG_URL ? tryExec('psql', ['-XAtc', 'show server_version', process.env.TASKITO_PG_URL]) : null,
+  }
+}
+
+function tryExec(cmd, args) {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim()
+  } catch {
+    return null
+  }
+}
+
+// rusqlite `bundled` compiles the SQLite amalgamation shipped in libsqlite3-sys: read its version
+// from the header of the crate version Cargo.lock pins (present wherever the binary was built).
+function nativeSqliteVersion() {
+  try {
+    const lock = fs.readFileSync(path.join(ROOT, 'Cargo.lock'), 'utf8')
+    const v = /name = "libsqlite3-sys"\nversion = "([^"]+)"/.exec(lock)?.[1]
+    if (!v) return null
+    const registry = path.join(process.env.CARGO_HOME ?? path.join(os.homedir(), '.cargo'), 'registry', 'src')
+    for (const dir of fs.readdirSync(registry)) {
+      const h = path.join(registry, dir, `libsqlite3-sys-${v}`, 'sqlite3', 'sqlite3.h')
+      if (fs.existsSync(h)) {
+        const m = /#define SQLITE_VERSION\s+"([^"]+)"/.exec(fs.readFileSync(h, 'utf8'))
+        if (m) return `${m[1]} (bundled, libsqlite3-sys ${v})`
+      }
+    }
+    return `bundled, libsqlite3-sys ${v}`
+  } catch {
+    return null
+  }
+}
+
+function jsSqliteVersion() {
+  try {
+    const Database = createRequire(path.join(ROOT, 'package.json'))('better-sqlite3')
+    const db = new Database(':memory:')
+    const v = db.prepare('select sqlite_version() as v').get().v
+    db.close()
+    const bsql = JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', 'better-sqlite3', 'package.json'), 'utf8'))
+    return `${v} (better-sqlite3 ${bsql.version})`
+  } catch {
+    return null
+  }
+}
+
+function runChild(spec) {
+  return new Promise((resolve) => {
+    const started = Date.now()
+    const proc = fork(SELF, ['--child', JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] })
+    let log = ''
+    const keep = (d) => {
+      log = (log + d).slice(-4000)
+    }
+    proc.stdout.on('data', keep)
+    proc.stderr.on('data', keep)
+    let message = null
+    proc.on('message', (m) => {
+      message = m
+    })
+    const timer = setTimeout(() => {
+      message = { ok: false, code: 'TIMEOUT', message: `no result after ${CHILD_TIMEOUT_MS} ms` }
+      proc.kill('SIGKILL')
+    }, CHILD_TIMEOUT_MS)
+    proc.on('exit', (code, signal) => {
+      clearTimeout(timer)
+      const result = message ?? { ok: false, code: signal ?? `EXIT_${code}`, message: 'child ended without a result' }
+      result.seconds = Math.round((Date.now() - started) / 100) / 10
+      if (!result.ok) result.log = log
+      resolve(result)
+    })
+  })
+}
+
+function median(values) {
+  const s = [...values].sort((a, b) => a - b)
+  return s[Math.floor((s.length - 1) / 2)]
+}
+
+async function parent(args) {
+  const pgUrl = process.env.TASKITO_PG_URL ?? null
+  const hdr = header()
+  const plan = PLAN.filter((w) => (args.only ? args.only.includes(w.id) : !w.optIn && (!w.pg || pgUrl)))
+  if (args.only?.some((id) => PLAN.find((w) => w.id === id).pg) && !pgUrl) {
+    usage('Postgres workloads need TASKITO_PG_URL (scripts/pg-cluster.sh start prints one)')
+  }
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'taskito-bench-'))
+  const results = []
+  printHeader(hdr, args)
+  try {
+    for (const [index, w] of plan.entries()) {
+      const cores = w.pg ? args.cores.filter((c) => c === 'native') : args.cores
+      // Alternate which core goes first, so neither always runs on a warmer (or busier) machine.
+      const order = index % 2 === 0 ? cores : [...cores].reverse()
+      const params = Object.fromEntries(
+        Object.entries(w.params).map(([k, v]) => [k, Array.isArray(v) ? v[args.quick ? 1 : 0] : v]),
+      )
+      const runs = { native: [], js: [] }
+      for (let r = 0; r < args.runs; r++) {
+        for (const core of r % 2 === 0 ? order : [...order].reverse()) {
+          const dir = fs.mkdtempSync(path.join(tmp, `${w.id}-${core}-`))
+          const spec = {
+            workload: w.id,
+            core,
+            backend: w.pg ? 'pg' : 'sqlite',
+            dbPath: path.join(dir, 'bench.db'),
+            url: pgUrl,
+            namespace: `bench_${w.id.replace(/-/g, '_')}_${process.pid}_${Date.now()}`,
+            params,
+          }
+          process.stderr.write(`  ${w.id} on ${core}${args.runs > 1 ? ` (run ${r + 1})` : ''} ...`)
+          const res = await runChild(spec)
+          process.stderr.write(res.ok ? ` ${res.seconds}s\n` : ` error: ${res.code}\n${indent(res.log)}\n`)
+          runs[core].push(res)
+          fs.rmSync(dir, { recursive: true, force: true })
+        }
+      }
+      for (const core of cores) {
+        const ok = runs[core].filter((r) => r.ok)
+        const entry = { workload: w.id, core, params, backend: w.pg ? 'postgres' : 'sqlite', runs: runs[core].length }
+        if (ok.length === 0) {
+          const bad = runs[core][0]
+          results.push({ ...entry, error: bad.code, message: bad.message })
+          continue
+        }
+        entry.metrics = ok[0].metrics.map((m, i) => ({
+          ...m,
+          value: median(ok.map((r) => r.metrics[i].value)),
+          all: ok.map((r) => r.metrics[i].value),
+        }))
+        entry.peakRssMb = Math.round(Math.max(...ok.map((r) => r.maxRssKb)) / 1024)
+        results.push(entry)
+      }
+    }
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true })
+  }
+  printTable(plan, results)
+  const full = !args.quick && !args.only && args.cores.length === 2
+  const out = args.out ?? path.join(HERE, full ? 'results.json' : 'results.tmp.json')
+  fs.writeFileSync(out, JSON.stringify({ header: hdr, options: args, results }, null, 2) + '\n')
+  console.log(`\nwrote ${path.relative(process.cwd(), out) || out}`)
+}
+
+function indent(s) {
+  return (s ?? '')
+    .trim()
+    .split('\n')
+    .slice(-12)
+    .map((l) => `    | ${l}`)
+    .join('\n')
+}
+
+function printHeader(h, args) {
+  const lines = [
+    `taskito ${h.taskito} benchmark, ${h.date}${h.commit ? ` (commit ${h.commit})` : ''}${args.quick ? ' [--quick]' : ''}`,
+    `machine: ${h.machine.cpu}, ${h.machine.cores} cores, ${h.machine.memoryGiB} GiB, ${h.machine.os}, load ${h.machine.loadAverageAtStart.join(' ')}`,
+    `node ${h.node}; SQLite native ${h.sqlite.native ?? '?'}, js ${h.sqlite.js ?? '?'}${h.postgres ? `; PostgreSQL ${h.postgres}` : ''}`,
+  ]
+  console.log(lines.join('\n') + '\n')
+}
+
+function fmt(m) {
+  if (m.unit === 'ms') return `${m.value.toFixed(m.value < 10 ? 2 : 1)} ms`
+  return `${Math.round(m.value).toLocaleString('en-US')} ${m.unit}`
+}
+
+function printTable(plan, results) {
+  const rows = [['workload', 'native', 'js', 'native/js', 'peak RSS native', 'peak RSS js']]
+  for (const w of plan) {
+    const byCore = (core) => results.find((r) => r.workload === w.id && r.core === core)
+    const n = byCore('native')
+    const j = byCore('js')
+    const labels = (n?.metrics ?? j?.metrics)?.map((m) => m) ?? [{ label: w.id }]
+    labels.forEach((lm, i) => {
+      const cell = (r) => (!r ? '-' : r.error ? `error: ${r.error}` : fmt(r.metrics[i]))
+      const nm = n?.metrics?.[i]
+      const jm = j?.metrics?.[i]
+      const ratio = nm && jm ? `${(nm.value / jm.value).toFixed(2)}x` : ''
+      const rss = (r) => (r?.peakRssMb ? `${r.peakRssMb} MB` : '')
+      const label = `${lm.label}${lm.lowerIsBetter ? ' (lower is better)' : ''}`
+      rows.push([label, cell(n), w.pg && !j ? 'n/a (SQLite only)' : cell(j), ratio, rss(n), rss(j)])
+    })
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
+  const line = (r) => '| ' + r.map((v, c) => (c === 0 ? v.padEnd(widths[c]) : v.padStart(widths[c]))).join(' | ') + ' |'
+  console.log(line(rows[0]))
+  console.log('|' + widths.map((w, c) => (c === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|')
+  for (const r of rows.slice(1)) console.log(line(r))
+}
+
+const childAt = process.argv.indexOf('--child')
+if (childAt !== -1) {
+  await child(JSON.parse(process.argv[childAt + 1]))
+} else {
+  await parent(parseArgs(process.argv.slice(2)))
+}

@@ -1,0 +1,47 @@
+// A worker in its own process, for the benchmark workloads that need several processes (or a
+// producer in another process than the worker). Driven over IPC by workloads.mjs:
+//   parent → { type: 'go' } starts the worker, { type: 'stop' } closes it and exits;
+//   child  → 'ready', 'count' (completions so far, at most every 5 ms), 'started' (role ping:
+//            the enqueue→start latency of one job), 'stopped' (with its peak RSS), 'error'.
+
+import { Queue } from 'taskito'
+
+const opts = JSON.parse(process.argv[2])
+const { concurrency, role, ...queueOpts } = opts
+const wallNow = () => performance.timeOrigin + performance.now()
+
+try {
+  const queue = new Queue(queueOpts)
+  queue.task('noop', async () => {})
+  queue.task('ping', async (t0) => {
+    process.send({ type: 'started', latency: wallNow() - t0 })
+  })
+  let count = 0
+  let sent = 0
+  queue.onSuccess(() => {
+    count += 1
+  })
+  const timer = setInterval(() => {
+    if (count !== sent) {
+      sent = count
+      process.send({ type: 'count', count })
+    }
+  }, 5)
+  const worker = queue.worker({ concurrency })
+  process.on('message', async (m) => {
+    try {
+      if (m.type === 'go') await worker.start()
+      if (m.type === 'stop') {
+        await worker.close()
+        clearInterval(timer)
+        await queue.close()
+        process.send({ type: 'stopped', maxRssKb: process.resourceUsage().maxRSS, role }, () => process.exit(0))
+      }
+    } catch (err) {
+      process.send({ type: 'error', code: err.code ?? err.name, message: err.message }, () => process.exit(1))
+    }
+  })
+  process.send({ type: 'ready' })
+} catch (err) {
+  process.send({ type: 'error', code: err.code ?? err.name, message: err.message }, () => process.exit(1))
+}

@@ -1,0 +1,320 @@
+// The measurements themselves. Each workload runs in its own child process (see run.mjs), on a
+// fresh database, and returns a list of metrics. Timings use performance.now(); throughput is
+// jobs / elapsed seconds of the timed part only (set-up such as pre-enqueueing is not timed).
+
+import { fork } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { Queue } from 'taskito'
+
+const WORKER_PROC = fileURLToPath(new URL('./worker-proc.mjs', import.meta.url))
+
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable across processes. */
+export const wallNow = () => performance.timeOrigin + performance.now()
+
+export function queueOptions(ctx) {
+  if (ctx.backend === 'pg') return { url: ctx.url, name: ctx.namespace, core: 'native' }
+  return { dbPath: ctx.dbPath, core: ctx.core }
+}
+
+function deferred() {
+  let resolve, reject
+  const promise = new Promise((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  return { promise, resolve, reject }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+function rate(n, ms) {
+  return n / (ms / 1000)
+}
+
+function percentile(sorted, p) {
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))
+  return sorted[i]
+}
+
+/** Resolves once onSuccess has fired `n` times (the hook runs after the settle). */
+function successCounter(queue, n) {
+  const done = deferred()
+  let count = 0
+  queue.onSuccess(() => {
+    count += 1
+    if (count === n) done.resolve()
+  })
+  return { promise: done.promise, count: () => count }
+}
+
+/** Hooks run after the settle, but stats() is the database's word: wait for it to agree. */
+async function expectCompleted(queue, n) {
+  for (let i = 0; i < 100; i++) {
+    const s = await queue.stats()
+    if (s.completed === n) return
+    if (i === 99) {
+      const err = new Error(`expected ${n} complete jobs, database says ${JSON.stringify(s)}`)
+      err.code = 'BENCH_INCOMPLETE'
+      throw err
+    }
+    await sleep(50)
+  }
+}
+
+async function preEnqueue(queue, task, n, batch = 1000) {
+  for (let i = 0; i < n; i += batch) {
+    const entries = []
+    for (let j = i; j < Math.min(n, i + batch); j++) entries.push({ task, args: [j] })
+    await queue.enqueueMany(entries)
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function enqueueMany(ctx) {
+  const { n, batch } = ctx.params
+  const queue = new Queue(queueOptions(ctx))
+  queue.task('noop', async () => {})
+  const t0 = performance.now()
+  await preEnqueue(queue, 'noop', n, batch)
+  const ms = performance.now() - t0
+  const s = await queue.stats()
+  await queue.close()
+  if (s.pending !== n) throw Object.assign(new Error(`pending ${s.pending} != ${n}`), { code: 'BENCH_INCOMPLETE' })
+  return [{ key: 'enqueue-many', label: `enqueueMany, batches of ${batch}`, unit: 'jobs/s', value: rate(n, ms) }]
+}
+
+async function delayInFlight(ctx) {
+  const { n, inFlight } = ctx.params
+  const queue = new Queue(queueOptions(ctx))
+  const noop = queue.task('noop', async () => {})
+  let next = 0
+  const loop = async () => {
+    while (next < n) {
+      const i = next++
+      await noop.delay(i)
+    }
+  }
+  const t0 = performance.now()
+  await Promise.all(Array.from({ length: inFlight }, loop))
+  const ms = performance.now() - t0
+  const s = await queue.stats()
+  await queue.close()
+  if (s.pending !== n) throw Object.assign(new Error(`pending ${s.pending} != ${n}`), { code: 'BENCH_INCOMPLETE' })
+  return [{ key: `delay-${inFlight}`, label: `delay(), ${inFlight} in flight`, unit: 'jobs/s', value: rate(n, ms) }]
+}
+
+async function drain(ctx) {
+  const { n, concurrency } = ctx.params
+  const setup = new Queue(queueOptions(ctx))
+  setup.task('noop', async () => {})
+  await preEnqueue(setup, 'noop', n)
+  await setup.close()
+
+  const queue = new Queue(queueOptions(ctx))
+  queue.task('noop', async () => {})
+  const done = successCounter(queue, n)
+  const worker = queue.worker({ concurrency })
+  const t0 = performance.now()
+  await worker.start()
+  await done.promise
+  const ms = performance.now() - t0
+  await worker.close()
+  await expectCompleted(queue, n)
+  await queue.close()
+  return [
+    {
+      key: 'drain',
+      label: `drain ${n.toLocaleString('en-US')} no-op jobs, 1 worker, concurrency ${concurrency}`,
+      unit: 'jobs/s',
+      value: rate(n, ms),
+    },
+  ]
+}
+
+async function latency(ctx) {
+  const { n, warmup, concurrency } = ctx.params
+  const queue = new Queue(queueOptions(ctx))
+  let started = deferred()
+  let settled = deferred()
+  const samples = []
+  const ping = queue.task('ping', async (t0) => {
+    samples.push(wallNow() - t0)
+    started.resolve()
+  })
+  queue.onSuccess(() => settled.resolve())
+  const worker = queue.worker({ concurrency })
+  await worker.start()
+  for (let i = 0; i < warmup + n; i++) {
+    started = deferred()
+    settled = deferred()
+    await ping.delay(wallNow())
+    await started.promise
+    // Idle means the worker is back in its claim wait: let the settle land and the loop park.
+    await settled.promise
+    await sleep(1)
+  }
+  await worker.close()
+  await queue.close()
+  return latencyMetrics(samples.slice(warmup), 'enqueue→start, idle worker, same process')
+}
+
+function latencyMetrics(samples, what) {
+  const sorted = [...samples].sort((a, b) => a - b)
+  return [
+    { key: 'latency-p50', label: `${what}, p50`, unit: 'ms', lowerIsBetter: true, value: percentile(sorted, 50) },
+    { key: 'latency-p99', label: `${what}, p99`, unit: 'ms', lowerIsBetter: true, value: percentile(sorted, 99) },
+  ]
+}
+
+async function retryHeavy(ctx) {
+  const { n, failures, concurrency } = ctx.params
+  const queue = new Queue(queueOptions(ctx))
+  const attempts = new Map()
+  const flaky = queue.task(
+    'flaky',
+    async (i) => {
+      const a = attempts.get(i) ?? 0
+      attempts.set(i, a + 1)
+      if (a < failures) throw new Error(`transient failure ${a + 1} of ${failures}`)
+    },
+    { maxRetries: failures + 1, retryBackoff: { base: 1, max: 1000, jitter: false } },
+  )
+  const done = successCounter(queue, n)
+  const worker = queue.worker({ concurrency })
+  await worker.start()
+  const t0 = performance.now()
+  for (let i = 0; i < n; i += 1000) {
+    const batch = []
+    for (let j = i; j < Math.min(n, i + 1000); j++) batch.push([j])
+    await flaky.map(batch)
+  }
+  await done.promise
+  const ms = performance.now() - t0
+  await worker.close()
+  await expectCompleted(queue, n)
+  await queue.close()
+  return [
+    {
+      key: 'retry',
+      label: `retry-heavy: ${n.toLocaleString('en-US')} jobs failing ${failures}x then succeeding, end to end`,
+      unit: 'jobs/s',
+      value: rate(n, ms),
+    },
+  ]
+}
+
+// --- workloads whose workers live in other processes (Postgres) -------------------------------
+
+function spawnWorkerProc(ctx, extra) {
+  const child = fork(WORKER_PROC, [JSON.stringify({ ...queueOptions(ctx), ...extra })], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  const ready = new Promise((resolve, reject) => {
+    child.once('error', reject)
+    child.once('exit', (code) => reject(Object.assign(new Error(`worker process exited ${code}`), { code: 'BENCH_WORKER_EXIT' })))
+    child.on('message', (m) => {
+      if (m.type === 'ready') resolve()
+      if (m.type === 'error') reject(Object.assign(new Error(m.message), { code: m.code }))
+    })
+  })
+  return { child, ready }
+}
+
+async function stopWorkerProcs(procs) {
+  let peak = 0
+  await Promise.all(
+    procs.map(
+      ({ child }) =>
+        new Promise((resolve) => {
+          child.removeAllListeners('exit')
+          child.on('message', (m) => {
+            if (m.type === 'stopped') peak = Math.max(peak, m.maxRssKb)
+          })
+          child.once('exit', resolve)
+          child.send({ type: 'stop' })
+        }),
+    ),
+  )
+  return peak
+}
+
+async function drainProcs(ctx) {
+  const { n, procs, concurrency } = ctx.params
+  const setup = new Queue(queueOptions(ctx))
+  setup.task('noop', async () => {})
+  await preEnqueue(setup, 'noop', n)
+
+  const workers = Array.from({ length: procs }, () => spawnWorkerProc(ctx, { concurrency, role: 'drain' }))
+  await Promise.all(workers.map((w) => w.ready))
+  const counts = new Array(procs).fill(0)
+  const done = deferred()
+  workers.forEach((w, i) =>
+    w.child.on('message', (m) => {
+      if (m.type !== 'count') return
+      counts[i] = m.count
+      if (counts.reduce((a, b) => a + b, 0) >= n) done.resolve()
+    }),
+  )
+  const t0 = performance.now()
+  for (const w of workers) w.child.send({ type: 'go' })
+  await done.promise
+  const ms = performance.now() - t0
+  const childRssKb = await stopWorkerProcs(workers)
+  await expectCompleted(setup, n)
+  await setup.close()
+  return {
+    metrics: [
+      {
+        key: `drain-${procs}p`,
+        label: `drain ${n.toLocaleString('en-US')} no-op jobs, ${procs} worker process${procs > 1 ? 'es' : ''}, concurrency ${concurrency} each`,
+        unit: 'jobs/s',
+        value: rate(n, ms),
+      },
+    ],
+    childRssKb,
+  }
+}
+
+async function latencyProc(ctx) {
+  const { n, warmup } = ctx.params
+  const queue = new Queue(queueOptions(ctx))
+  const ping = queue.task('ping', async () => {})
+  const w = spawnWorkerProc(ctx, { concurrency: 8, role: 'ping' })
+  await w.ready
+  let started = deferred()
+  const samples = []
+  w.child.on('message', (m) => {
+    if (m.type === 'started') {
+      samples.push(m.latency)
+      started.resolve()
+    }
+  })
+  w.child.send({ type: 'go' })
+  for (let i = 0; i < warmup + n; i++) {
+    started = deferred()
+    await ping.delay(wallNow())
+    await started.promise
+    await sleep(2)
+  }
+  const childRssKb = await stopWorkerProcs([w])
+  await queue.close()
+  return {
+    metrics: latencyMetrics(samples.slice(warmup), 'enqueue→start, idle worker in another process'),
+    childRssKb,
+  }
+}
+
+export const WORKLOADS = {
+  'enqueue-many': enqueueMany,
+  'delay-1': delayInFlight,
+  'delay-64': delayInFlight,
+  drain,
+  latency,
+  retry: retryHeavy,
+  'pg-drain-1': drainProcs,
+  'pg-drain-3': drainProcs,
+  'pg-delay-64': delayInFlight,
+  'pg-latency': latencyProc,
+  'latency-xproc': latencyProc,
+}
