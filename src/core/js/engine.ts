@@ -1,0 +1,542 @@
+/**
+ * One engine per SQLite file per process, shared (refcounted) by every JsCore handle on that file,
+ * so that two Queues on one file share one connection, one group commit, and each other's wake-ups.
+ *
+ * Writes are group-committed: every write requested in the same turn of the event loop runs in one
+ * `BEGIN IMMEDIATE` transaction (each inside its own savepoint, so one failing operation rolls back
+ * alone), flushed on setImmediate. What a commit means to others (a job became claimable, a job
+ * finished, a cancel was requested) is applied right after the commit: this is how an in-process
+ * enqueue wakes an idle claim at once and how waitJob resolves at the commit. Commits by other
+ * processes are noticed by polling `PRAGMA data_version` while anybody waits.
+ *
+ * better-sqlite3 is synchronous: the SQL runs on the JS thread (the documented exception of types.ts).
+ */
+import type { ClaimedJob, ClaimRequest, JobRow } from '../types.js'
+import { closedError, fromSqlite } from './errors.js'
+import { openDatabase, type Database } from './sqlite.js'
+import { type Effects, isFinal, key, newEffects, Store } from './store.js'
+
+/** Lease of a claim by a worker that never called registerWorker (nobody renews it). */
+export const DEFAULT_LEASE_MS = 30_000
+/** How often other processes' commits are looked for while somebody waits. */
+const POLL_MS = 10
+/** The reaper's regular scan; attempts with a known hard deadline also get a timer of their own. */
+const REAP_MS = 100
+/** The result-TTL sweep. */
+const SWEEP_MS = 1_000
+const SWEEP_BATCH = 1_000
+
+type Work<T> = (now: number, fx: Effects) => T
+
+interface PendingOp {
+  work: Work<unknown>
+  resolve(value: unknown): void
+  reject(err: unknown): void
+}
+
+interface ClaimWaiter {
+  owner: object
+  ns: string
+  req: ClaimRequest
+  deadline: number
+  resolve(jobs: ClaimedJob[]): void
+  reject(err: unknown): void
+  timer: NodeJS.Timeout | undefined
+  dueTimer: NodeJS.Timeout | undefined
+  busy: boolean
+  again: boolean
+  forced: boolean
+  expired: boolean
+  done: boolean
+}
+
+interface JobWaiter {
+  owner: object
+  ns: string
+  id: string
+  resolve(row: JobRow | null): void
+  timer: NodeJS.Timeout | undefined
+}
+
+interface WorkerState {
+  owner: object
+  ns: string
+  workerId: string
+  leaseMs: number
+  timer: NodeJS.Timeout
+  beating: boolean
+  /** Heartbeat generation, to forget cancel requests once they are gone from the table. */
+  generation: number
+  /** Cancel requests already handed out (id → generation last seen). */
+  seen: Map<string, number>
+  /** Learned, not yet taken. */
+  pending: string[]
+}
+
+const engines = new Map<string, Engine>()
+
+/** The engine of this file, opened on first use. */
+export function acquireEngine(path: string, busyTimeoutMs: number): Engine {
+  let engine = engines.get(path)
+  if (engine === undefined) {
+    engine = new Engine(path, openDatabase(path, busyTimeoutMs))
+    engines.set(path, engine)
+  }
+  engine.refs++
+  return engine
+}
+
+export class Engine {
+  readonly path: string
+  readonly store: Store
+  refs = 0
+  private readonly db: Database
+  private closed = false
+  private ops: PendingOp[] = []
+  private flushScheduled = false
+  private readonly claimWaiters = new Set<ClaimWaiter>()
+  private readonly jobWaiters = new Map<string, Set<JobWaiter>>()
+  private readonly workers = new Map<string, WorkerState>()
+  private pollTimer: NodeJS.Timeout | undefined
+  private lastDataVersion = 0
+  private readonly reapTimer: NodeJS.Timeout
+  private readonly sweepTimer: NodeJS.Timeout
+  private deadlineTimer: NodeJS.Timeout | undefined
+  private deadlineAt = Infinity
+  private reaping = false
+  private sweeping = false
+
+  constructor(path: string, db: Database) {
+    this.path = path
+    this.db = db
+    this.store = new Store(db)
+    this.reapTimer = setInterval(() => this.reap(), REAP_MS).unref()
+    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS).unref()
+  }
+
+  // ---- group commit -----------------------------------------------------------------------------
+
+  /** Runs `work` inside the next group-commit transaction; resolves after the commit. */
+  submit<T>(work: Work<T>): Promise<T> {
+    if (this.closed) return Promise.reject(closedError())
+    return new Promise<T>((resolve, reject) => {
+      this.ops.push({ work, resolve: resolve as (v: unknown) => void, reject })
+      if (!this.flushScheduled) {
+        this.flushScheduled = true
+        setImmediate(() => this.flush())
+      }
+    })
+  }
+
+  /** Reads run directly: the connection is never inside a transaction between two flushes. */
+  read<T>(fn: () => T): T {
+    if (this.closed) throw closedError()
+    try {
+      return fn()
+    } catch (err) {
+      throw fromSqlite(err, this.path)
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false
+    const ops = this.ops
+    if (ops.length === 0) return
+    this.ops = []
+    const s = this.store
+    const fx = newEffects()
+    const results: unknown[] = new Array(ops.length)
+    const errors: unknown[] = new Array(ops.length)
+    const failed: boolean[] = new Array(ops.length).fill(false)
+    try {
+      s.begin.run()
+    } catch (err) {
+      const e = fromSqlite(err, this.path)
+      for (const op of ops) op.reject(e)
+      return
+    }
+    const now = Date.now()
+    for (let i = 0; i < ops.length; i++) {
+      try {
+        s.savepoint.run()
+        results[i] = ops[i]!.work(now, fx)
+        s.releaseSavepoint.run()
+      } catch (err) {
+        failed[i] = true
+        errors[i] = fromSqlite(err, this.path)
+        try {
+          s.rollbackToSavepoint.run()
+          s.releaseSavepoint.run()
+        } catch {
+          // The savepoint is gone only if the whole transaction is: COMMIT below reports that.
+        }
+      }
+    }
+    try {
+      s.commit.run()
+    } catch (err) {
+      if (this.db.inTransaction) {
+        try {
+          s.rollback.run()
+        } catch {
+          // Nothing more can be undone.
+        }
+      }
+      const e = fromSqlite(err, this.path)
+      for (const op of ops) op.reject(e)
+      return
+    }
+    for (let i = 0; i < ops.length; i++) {
+      if (failed[i]) ops[i]!.reject(errors[i])
+      else ops[i]!.resolve(results[i])
+    }
+    this.apply(fx)
+  }
+
+  /** What a commit means to the waiters and workers of this process. */
+  private apply(fx: Effects): void {
+    if (fx.claimable.size > 0) {
+      for (const w of this.claimWaiters) {
+        if (w.req.queues.some((q) => fx.claimable.has(key(w.ns, q)))) this.poke(w)
+      }
+    }
+    for (const k of fx.finished) {
+      const waiters = this.jobWaiters.get(k)
+      if (waiters !== undefined) this.checkJobWaiters(waiters)
+    }
+    for (const [k, ids] of fx.cancelRequests) {
+      const state = this.workers.get(k)
+      if (state !== undefined) this.learnCancels(state, ids, false)
+    }
+    if (fx.deadline < this.deadlineAt) this.armDeadline(fx.deadline)
+  }
+
+  // ---- claims that wait -------------------------------------------------------------------------
+
+  leaseFor(ns: string, workerId: string): number {
+    return this.workers.get(key(ns, workerId))?.leaseMs ?? DEFAULT_LEASE_MS
+  }
+
+  claim(owner: object, ns: string, req: ClaimRequest): Promise<ClaimedJob[]> {
+    if (req.waitMs <= 0) {
+      const lease = this.leaseFor(ns, req.workerId)
+      return this.submit((now, fx) => this.store.claim(ns, req.workerId, req.queues, req.limit, lease, now, fx))
+    }
+    // The waiter exists before the first attempt, so a commit in the same transaction as that
+    // attempt (an enqueue right after it) still pokes it.
+    return new Promise<ClaimedJob[]>((resolve, reject) => {
+      const w: ClaimWaiter = {
+        owner,
+        ns,
+        req,
+        deadline: Date.now() + req.waitMs,
+        resolve,
+        reject,
+        timer: undefined,
+        dueTimer: undefined,
+        busy: false,
+        again: false,
+        forced: false,
+        expired: false,
+        done: false,
+      }
+      // Referenced on purpose: a pending claim keeps the process alive until it resolves.
+      w.timer = setTimeout(() => {
+        w.expired = true
+        this.poke(w)
+      }, req.waitMs)
+      this.claimWaiters.add(w)
+      this.startPolling()
+      this.poke(w)
+    })
+  }
+
+  /** Another attempt for this waiter (coalesced while one is in flight). */
+  private poke(w: ClaimWaiter): void {
+    if (w.done) return
+    if (w.busy) {
+      w.again = true
+      return
+    }
+    w.busy = true
+    w.again = false
+    if (w.dueTimer !== undefined) {
+      clearTimeout(w.dueTimer)
+      w.dueTimer = undefined
+    }
+    const lease = this.leaseFor(w.ns, w.req.workerId)
+    this.submit((now, fx) => this.store.claim(w.ns, w.req.workerId, w.req.queues, w.req.limit, lease, now, fx)).then(
+      (jobs) => {
+        w.busy = false
+        if (w.done) {
+          // Closed meanwhile: hand them back rather than leave them running until the lease ends.
+          if (jobs.length > 0 && !this.closed) void this.submit((_now, fx) => jobs.forEach((j) => this.store.release(w.ns, j.id, j.token, fx)))
+          return
+        }
+        if (jobs.length > 0 || w.forced || w.expired || Date.now() >= w.deadline) return this.endClaimWaiter(w, jobs)
+        if (w.again) return this.poke(w)
+        this.armDue(w)
+      },
+      (err: unknown) => {
+        w.busy = false
+        this.endClaimWaiter(w, undefined, err)
+      },
+    )
+  }
+
+  /** Wakes the waiter when the earliest scheduled job of its queues becomes due. */
+  private armDue(w: ClaimWaiter): void {
+    let due: number | null
+    try {
+      due = this.store.nextDue(w.ns, w.req.queues, Date.now())
+    } catch {
+      return // the 10 ms poll and the timeout still end the wait
+    }
+    if (due === null || due >= w.deadline) return
+    w.dueTimer = setTimeout(() => this.poke(w), Math.max(0, due - Date.now())).unref()
+  }
+
+  private endClaimWaiter(w: ClaimWaiter, jobs: ClaimedJob[] | undefined, err?: unknown): void {
+    if (w.done) return
+    w.done = true
+    clearTimeout(w.timer)
+    clearTimeout(w.dueTimer)
+    this.claimWaiters.delete(w)
+    this.stopPollingIfIdle()
+    if (jobs === undefined) w.reject(err)
+    else w.resolve(jobs)
+  }
+
+  /** Core.wake(): every waiting claim of this handle resolves with what is ready now. */
+  wake(owner: object): void {
+    for (const w of this.claimWaiters) {
+      if (w.owner !== owner) continue
+      w.forced = true
+      this.poke(w)
+    }
+  }
+
+  // ---- waitJob ------------------------------------------------------------------------------------
+
+  waitJob(owner: object, ns: string, id: string, timeoutMs: number): Promise<JobRow | null> {
+    const row = this.read(() => this.store.getJob(ns, id))
+    if (row === null || isFinal(row.status) || timeoutMs <= 0) return Promise.resolve(row)
+    return new Promise<JobRow | null>((resolve) => {
+      const k = key(ns, id)
+      const w: JobWaiter = { owner, ns, id, resolve, timer: undefined }
+      // Referenced on purpose, like the claim's: the pending wait keeps the process alive.
+      w.timer = setTimeout(() => this.endJobWaiter(w, this.currentRow(w)), timeoutMs)
+      let set = this.jobWaiters.get(k)
+      if (set === undefined) this.jobWaiters.set(k, (set = new Set()))
+      set.add(w)
+      this.startPolling()
+    })
+  }
+
+  private currentRow(w: JobWaiter): JobRow | null {
+    try {
+      return this.store.getJob(w.ns, w.id)
+    } catch {
+      return null
+    }
+  }
+
+  private checkJobWaiters(waiters: Set<JobWaiter>): void {
+    const first = waiters.values().next().value
+    if (first === undefined) return
+    const row = this.currentRow(first)
+    if (row !== null && !isFinal(row.status)) return
+    for (const w of [...waiters]) this.endJobWaiter(w, row)
+  }
+
+  private endJobWaiter(w: JobWaiter, row: JobRow | null): void {
+    const k = key(w.ns, w.id)
+    const set = this.jobWaiters.get(k)
+    if (set === undefined || !set.delete(w)) return
+    if (set.size === 0) this.jobWaiters.delete(k)
+    clearTimeout(w.timer)
+    this.stopPollingIfIdle()
+    w.resolve(row)
+  }
+
+  // ---- other processes: PRAGMA data_version -----------------------------------------------------
+
+  private startPolling(): void {
+    if (this.pollTimer !== undefined) return
+    try {
+      this.lastDataVersion = this.store.dataVersion.get() as number
+    } catch {
+      this.lastDataVersion = -1
+    }
+    this.pollTimer = setInterval(() => this.pollOthers(), POLL_MS).unref()
+  }
+
+  private stopPollingIfIdle(): void {
+    if (this.pollTimer !== undefined && this.claimWaiters.size === 0 && this.jobWaiters.size === 0) {
+      clearInterval(this.pollTimer)
+      this.pollTimer = undefined
+    }
+  }
+
+  private pollOthers(): void {
+    let v: number
+    try {
+      v = this.store.dataVersion.get() as number
+    } catch {
+      return
+    }
+    if (v === this.lastDataVersion) return
+    this.lastDataVersion = v
+    for (const w of this.claimWaiters) this.poke(w)
+    for (const waiters of [...this.jobWaiters.values()]) this.checkJobWaiters(waiters)
+  }
+
+  // ---- workers: heartbeat and cancel requests ---------------------------------------------------
+
+  registerWorker(owner: object, ns: string, workerId: string, leaseMs: number): void {
+    const k = key(ns, workerId)
+    const old = this.workers.get(k)
+    if (old !== undefined) clearInterval(old.timer)
+    const state: WorkerState = {
+      owner,
+      ns,
+      workerId,
+      leaseMs,
+      timer: undefined as unknown as NodeJS.Timeout,
+      beating: false,
+      generation: 0,
+      seen: old?.seen ?? new Map(),
+      pending: old?.pending ?? [],
+    }
+    state.timer = setInterval(() => this.heartbeat(state), Math.max(1, Math.min(leaseMs / 3, 500))).unref()
+    this.workers.set(k, state)
+  }
+
+  unregisterWorker(owner: object, ns: string, workerId: string): void {
+    const k = key(ns, workerId)
+    const state = this.workers.get(k)
+    if (state === undefined || state.owner !== owner) return
+    clearInterval(state.timer)
+    this.workers.delete(k)
+  }
+
+  takeCancelRequests(ns: string, workerId: string): string[] {
+    const state = this.workers.get(key(ns, workerId))
+    if (state === undefined || state.pending.length === 0) return []
+    const ids = state.pending
+    state.pending = []
+    return ids
+  }
+
+  private heartbeat(state: WorkerState): void {
+    if (state.beating || this.closed) return
+    state.beating = true
+    this.submit((now) => this.store.heartbeat(state.ns, state.workerId, state.leaseMs, now)).then(
+      (ids) => {
+        state.beating = false
+        state.generation++
+        this.learnCancels(state, ids, true)
+      },
+      () => {
+        // A busy database delays this beat; the next one (well within the lease) tries again.
+        state.beating = false
+      },
+    )
+  }
+
+  private learnCancels(state: WorkerState, ids: string[], fromHeartbeat: boolean): void {
+    for (const id of ids) {
+      if (!state.seen.has(id)) state.pending.push(id)
+      state.seen.set(id, state.generation)
+    }
+    if (fromHeartbeat) {
+      // Forget requests absent for two beats (job finished), keeping one of slack for a request
+      // learned in-process from a commit the last beat did not see yet.
+      for (const [id, gen] of state.seen) if (gen < state.generation - 1) state.seen.delete(id)
+    }
+  }
+
+  // ---- reaper and sweep -------------------------------------------------------------------------
+
+  private armDeadline(at: number): void {
+    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer)
+    this.deadlineAt = at
+    this.deadlineTimer = setTimeout(
+      () => {
+        this.deadlineTimer = undefined
+        this.deadlineAt = Infinity
+        this.reap()
+      },
+      Math.max(0, at - Date.now() + 1),
+    ).unref()
+  }
+
+  private reap(): void {
+    if (this.reaping || this.closed) return
+    let expired
+    try {
+      expired = this.store.expired(Date.now())
+    } catch {
+      return // busy or closing: the next scan retries
+    }
+    if (expired.length === 0) return
+    this.reaping = true
+    this.submit((now, fx) => {
+      for (const e of expired) this.store.reapOne(e, now, fx)
+    }).then(
+      () => {
+        this.reaping = false
+      },
+      () => {
+        this.reaping = false
+      },
+    )
+  }
+
+  private sweep(): void {
+    if (this.sweeping || this.closed) return
+    try {
+      if (!this.store.sweepDue(Date.now())) return
+    } catch {
+      return
+    }
+    this.sweeping = true
+    this.submit((now) => this.store.sweep(now, SWEEP_BATCH)).then(
+      (more) => {
+        this.sweeping = false
+        if (more) setImmediate(() => this.sweep())
+      },
+      () => {
+        this.sweeping = false
+      },
+    )
+  }
+
+  // ---- closing ----------------------------------------------------------------------------------
+
+  /** Ends every wait and worker of one handle (its close()). */
+  detach(owner: object): void {
+    for (const w of [...this.claimWaiters]) if (w.owner === owner) this.endClaimWaiter(w, [])
+    for (const set of [...this.jobWaiters.values()]) {
+      for (const w of [...set]) if (w.owner === owner) this.endJobWaiter(w, this.currentRow(w))
+    }
+    for (const state of [...this.workers.values()]) if (state.owner === owner) this.unregisterWorker(owner, state.ns, state.workerId)
+  }
+
+  /** One handle less; the last one commits what is queued and closes the file. */
+  release(): void {
+    if (--this.refs > 0) return
+    engines.delete(this.path)
+    if (this.ops.length > 0) this.flush()
+    this.closed = true
+    clearInterval(this.reapTimer)
+    clearInterval(this.sweepTimer)
+    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer)
+    if (this.pollTimer !== undefined) clearInterval(this.pollTimer)
+    for (const w of [...this.claimWaiters]) this.endClaimWaiter(w, [])
+    for (const set of [...this.jobWaiters.values()]) for (const w of [...set]) this.endJobWaiter(w, null)
+    for (const state of this.workers.values()) clearInterval(state.timer)
+    this.workers.clear()
+    this.db.close()
+  }
+}

@@ -1,0 +1,254 @@
+/**
+ * The pure-TypeScript core over better-sqlite3: the fallback where no native binary loads and the
+ * baseline the native core is benchmarked against. Same schema, same semantics as crates/core;
+ * a file written by one core is worked by the other.
+ *
+ * A JsCore is a handle: a namespace over a shared per-file {@link Engine}.
+ */
+import { resolve } from 'node:path'
+import type {
+  CancelOutcome,
+  ClaimedJob,
+  ClaimRequest,
+  Core,
+  DeadLetterRow,
+  Enqueued,
+  ErrorRecordRow,
+  JobRow,
+  JobToken,
+  ListFilter,
+  NewJob,
+  OpenOptions,
+  Settle,
+  SettleOutcome,
+  StatsRow,
+} from '../types.js'
+import { acquireEngine, type Engine } from './engine.js'
+import { closedError, invalid, jobNotFound } from './errors.js'
+import { parseId } from './store.js'
+
+export { backoffDelay } from './backoff.js'
+
+const DEFAULT_BUSY_TIMEOUT_MS = 5_000
+
+export async function openJs(opts: OpenOptions): Promise<Core> {
+  if (opts === null || typeof opts !== 'object') throw invalid('open options must be an object')
+  if (opts.url !== undefined && opts.url !== null) {
+    throw invalid("the JS core works on SQLite files only: drop `url`, or use core: 'native' for PostgreSQL")
+  }
+  if (typeof opts.dbPath !== 'string' || opts.dbPath === '') throw invalid('dbPath must be a non-empty path to an SQLite file')
+  if (typeof opts.namespace !== 'string') throw invalid('namespace must be a string')
+  const busy = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS
+  if (!Number.isInteger(busy) || busy < 0) throw invalid(`busyTimeoutMs must be a non-negative integer, got ${String(busy)}`)
+  return new JsCore(acquireEngine(resolve(opts.dbPath), busy), opts.namespace)
+}
+
+const isInt = (v: unknown): v is number => Number.isSafeInteger(v)
+const isNullOr = (v: unknown, ok: (v: unknown) => boolean): boolean => v === null || v === undefined || ok(v)
+const nonNegInt = (v: unknown): boolean => isInt(v) && (v as number) >= 0
+const posInt = (v: unknown): boolean => isInt(v) && (v as number) > 0
+const isText = (v: unknown): v is string => typeof v === 'string' && v !== ''
+
+function checkNewJob(j: NewJob, i: number): NewJob {
+  const bad = (field: string, want: string, got: unknown): never => {
+    throw invalid(`job ${i}: ${field} must be ${want}, got ${JSON.stringify(got) ?? String(got)}`)
+  }
+  if (j === null || typeof j !== 'object') bad('the job', 'an object', j)
+  if (!isText(j.taskName)) bad('taskName', 'a non-empty string', j.taskName)
+  if (!isText(j.queue)) bad('queue', 'a non-empty string', j.queue)
+  if (typeof j.args !== 'string') bad('args', 'a serialized string', j.args)
+  if (!isInt(j.priority)) bad('priority', 'an integer', j.priority)
+  if (!isNullOr(j.runAt, isInt)) bad('runAt', 'null or a time in ms since the epoch', j.runAt)
+  if (!isNullOr(j.delayMs, nonNegInt)) bad('delayMs', 'null or a non-negative integer', j.delayMs)
+  if (!nonNegInt(j.maxRetries)) bad('maxRetries', 'a non-negative integer', j.maxRetries)
+  if (!isNullOr(j.timeoutMs, posInt)) bad('timeoutMs', 'null or a positive integer', j.timeoutMs)
+  if (!isNullOr(j.softTimeoutMs, posInt)) bad('softTimeoutMs', 'null or a positive integer', j.softTimeoutMs)
+  if (!isNullOr(j.resultTtlMs, nonNegInt)) bad('resultTtlMs', 'null or a non-negative integer', j.resultTtlMs)
+  if (!nonNegInt(j.backoffBaseMs)) bad('backoffBaseMs', 'a non-negative integer', j.backoffBaseMs)
+  if (!nonNegInt(j.backoffMaxMs)) bad('backoffMaxMs', 'a non-negative integer', j.backoffMaxMs)
+  if (typeof j.backoffJitter !== 'boolean') bad('backoffJitter', 'a boolean', j.backoffJitter)
+  if (!isNullOr(j.uniqueKey, (v) => typeof v === 'string')) bad('uniqueKey', 'null or a string', j.uniqueKey)
+  return {
+    ...j,
+    runAt: j.runAt ?? null,
+    delayMs: j.delayMs ?? null,
+    timeoutMs: j.timeoutMs ?? null,
+    softTimeoutMs: j.softTimeoutMs ?? null,
+    resultTtlMs: j.resultTtlMs ?? null,
+    uniqueKey: j.uniqueKey ?? null,
+  }
+}
+
+function checkSettle(s: Settle, i: number): void {
+  if (s === null || typeof s !== 'object') throw invalid(`settle ${i}: must be an object`)
+  if (typeof s.id !== 'string') throw invalid(`settle ${i}: id must be a job id string`)
+  if (!isInt(s.token)) throw invalid(`settle ${i}: token must be the integer lease token of the claim`)
+  if (s.kind !== 'complete' && s.kind !== 'fail' && s.kind !== 'cancel') {
+    throw invalid(`settle ${i}: kind must be 'complete', 'fail' or 'cancel', got ${JSON.stringify(s.kind)}`)
+  }
+}
+
+export class JsCore implements Core {
+  readonly kind = 'js' as const
+  private readonly engine: Engine
+  private readonly ns: string
+  private closed = false
+
+  constructor(engine: Engine, namespace: string) {
+    this.engine = engine
+    this.ns = namespace
+  }
+
+  private guard(): void {
+    if (this.closed) throw closedError()
+  }
+
+  /** Runs a synchronous body as a Promise, so every error reaches the caller as a rejection. */
+  private async call<T>(body: () => T | Promise<T>): Promise<T> {
+    this.guard()
+    return body()
+  }
+
+  enqueue(jobs: NewJob[]): Promise<Enqueued[]> {
+    return this.call(() => {
+      if (!Array.isArray(jobs)) throw invalid('enqueue takes an array of jobs')
+      const checked = jobs.map(checkNewJob)
+      if (checked.length === 0) return []
+      return this.engine.submit((now, fx) => checked.map((j) => this.engine.store.enqueueOne(this.ns, j, now, fx)))
+    })
+  }
+
+  claim(req: ClaimRequest): Promise<ClaimedJob[]> {
+    return this.call(() => {
+      if (req === null || typeof req !== 'object') throw invalid('claim takes a request object')
+      if (!isText(req.workerId)) throw invalid('claim: workerId must be a non-empty string')
+      if (!Array.isArray(req.queues) || req.queues.length === 0 || !req.queues.every(isText)) {
+        throw invalid('claim: queues must be a non-empty array of queue names')
+      }
+      if (!nonNegInt(req.limit)) throw invalid(`claim: limit must be a non-negative integer, got ${String(req.limit)}`)
+      if (!nonNegInt(req.waitMs)) throw invalid(`claim: waitMs must be a non-negative integer, got ${String(req.waitMs)}`)
+      if (req.limit === 0) return []
+      return this.engine.claim(this, this.ns, { ...req, queues: [...new Set(req.queues)] })
+    })
+  }
+
+  settle(settles: Settle[]): Promise<SettleOutcome[]> {
+    return this.call(() => {
+      if (!Array.isArray(settles)) throw invalid('settle takes an array')
+      settles.forEach(checkSettle)
+      if (settles.length === 0) return []
+      return this.engine.submit((now, fx) => settles.map((s) => this.engine.store.settleOne(this.ns, s, now, fx)))
+    })
+  }
+
+  release(jobs: JobToken[]): Promise<void> {
+    return this.call(() => {
+      if (!Array.isArray(jobs)) throw invalid('release takes an array of { id, token }')
+      if (jobs.length === 0) return undefined
+      return this.engine.submit((_now, fx) => {
+        for (const j of jobs) this.engine.store.release(this.ns, j.id, j.token, fx)
+      })
+    })
+  }
+
+  getJob(id: string): Promise<JobRow | null> {
+    return this.call(() => this.engine.read(() => this.engine.store.getJob(this.ns, id)))
+  }
+
+  waitJob(id: string, timeoutMs: number): Promise<JobRow | null> {
+    return this.call(() => {
+      if (!nonNegInt(timeoutMs)) throw invalid(`waitJob: timeoutMs must be a non-negative integer, got ${String(timeoutMs)}`)
+      return this.engine.waitJob(this, this.ns, id, timeoutMs)
+    })
+  }
+
+  jobErrors(id: string): Promise<ErrorRecordRow[]> {
+    return this.call(() => this.engine.read(() => this.engine.store.jobErrors(this.ns, id)))
+  }
+
+  cancel(id: string): Promise<CancelOutcome> {
+    return this.call(async () => {
+      const n = parseId(id)
+      if (n === null) throw jobNotFound(String(id))
+      const outcome = await this.engine.submit((now, fx) => this.engine.store.cancel(this.ns, n, now, fx))
+      if (outcome === null) throw jobNotFound(id)
+      return outcome
+    })
+  }
+
+  setProgress(id: string, token: number, progress: number): Promise<boolean> {
+    return this.call(() => {
+      if (typeof progress !== 'number' || !Number.isFinite(progress)) throw invalid(`setProgress: progress must be a finite number, got ${String(progress)}`)
+      const n = parseId(id)
+      if (n === null || !isInt(token)) return false
+      return this.engine.submit(() => this.engine.store.setProgress(this.ns, n, token, progress))
+    })
+  }
+
+  stats(): Promise<StatsRow> {
+    return this.call(() => this.engine.read(() => this.engine.store.stats(this.ns)))
+  }
+
+  deadLetters(limit: number, offset: number): Promise<DeadLetterRow[]> {
+    return this.call(() => {
+      if (!nonNegInt(limit)) throw invalid(`deadLetters: limit must be a non-negative integer, got ${String(limit)}`)
+      if (!nonNegInt(offset)) throw invalid(`deadLetters: offset must be a non-negative integer, got ${String(offset)}`)
+      return this.engine.read(() => this.engine.store.deadLetters(this.ns, limit, offset))
+    })
+  }
+
+  replay(deadId: string): Promise<string> {
+    return this.call(async () => {
+      const n = parseId(deadId)
+      if (n === null) throw coreNotFoundDead(String(deadId))
+      const id = await this.engine.submit((now, fx) => this.engine.store.replay(this.ns, n, now, fx))
+      if (id === null) throw coreNotFoundDead(deadId)
+      return id
+    })
+  }
+
+  listJobs(filter: ListFilter): Promise<JobRow[]> {
+    return this.call(() => {
+      if (filter === null || typeof filter !== 'object') throw invalid('listJobs takes a filter object')
+      const { status = null, taskName = null, limit, offset } = filter
+      if (!nonNegInt(limit)) throw invalid(`listJobs: limit must be a non-negative integer, got ${String(limit)}`)
+      if (!nonNegInt(offset)) throw invalid(`listJobs: offset must be a non-negative integer, got ${String(offset)}`)
+      if (status !== null && !(isInt(status) && status >= 0 && status <= 5)) throw invalid(`listJobs: status must be 0..5, got ${String(status)}`)
+      return this.engine.read(() => this.engine.store.listJobs(this.ns, status, taskName, limit, offset))
+    })
+  }
+
+  registerWorker(workerId: string, leaseMs: number): void {
+    this.guard()
+    if (!isText(workerId)) throw invalid('registerWorker: workerId must be a non-empty string')
+    if (!posInt(leaseMs)) throw invalid(`registerWorker: leaseMs must be a positive integer, got ${String(leaseMs)}`)
+    this.engine.registerWorker(this, this.ns, workerId, leaseMs)
+  }
+
+  unregisterWorker(workerId: string): void {
+    if (this.closed) return
+    this.engine.unregisterWorker(this, this.ns, workerId)
+  }
+
+  takeCancelRequests(workerId: string): string[] {
+    if (this.closed) return []
+    return this.engine.takeCancelRequests(this.ns, workerId)
+  }
+
+  wake(): void {
+    if (!this.closed) this.engine.wake(this)
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return
+    this.closed = true
+    this.engine.detach(this)
+    this.engine.release()
+  }
+}
+
+function coreNotFoundDead(id: string): Error {
+  const err = jobNotFound(id)
+  err.message = `JOB_NOT_FOUND: no dead letter with id ${id} in this namespace`
+  return err
+}

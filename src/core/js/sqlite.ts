@@ -1,0 +1,173 @@
+/**
+ * Opening a taskito SQLite file with better-sqlite3: the driver is loaded lazily (it is an optional
+ * dependency), the file is checked before anything is written to it, and the shared migrations of
+ * crates/core/queries/sqlite/migrations are applied exactly as the native core applies them.
+ */
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { nodeRequire, packageRoot } from '../../internal/paths.js'
+import { coreError, fromSqlite } from './errors.js'
+
+/** The part of better-sqlite3's API this core uses (the package ships no types of its own). */
+export interface RunResult {
+  changes: number
+  lastInsertRowid: number | bigint
+}
+export interface Statement {
+  run(...params: unknown[]): RunResult
+  get(...params: unknown[]): unknown
+  all(...params: unknown[]): unknown[]
+  pluck(on?: boolean): Statement
+}
+export interface Database {
+  prepare(sql: string): Statement
+  exec(sql: string): Database
+  pragma(source: string, options?: { simple?: boolean }): unknown
+  close(): void
+  readonly inTransaction: boolean
+}
+type DatabaseCtor = new (path: string, options?: { timeout?: number; fileMustExist?: boolean; readonly?: boolean }) => Database
+
+let driver: DatabaseCtor | undefined
+
+function loadDriver(): DatabaseCtor {
+  if (driver !== undefined) return driver
+  try {
+    driver = nodeRequire('better-sqlite3') as DatabaseCtor
+  } catch (err) {
+    throw coreError(
+      'QUEUE_ERROR',
+      `the JS core needs better-sqlite3, which could not be loaded (${(err as Error).message.split('\n')[0]}); ` +
+        "run `npm install better-sqlite3@12`, or use core: 'native'",
+      err,
+    )
+  }
+  return driver
+}
+
+const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1')
+
+export const MIGRATIONS_DIR = join(packageRoot, 'crates', 'core', 'queries', 'sqlite', 'migrations')
+
+interface Migration {
+  version: number
+  name: string
+  sql: string
+}
+
+let migrations: Migration[] | undefined
+
+/** The shared migration files, in order: `NNN_name.sql`, version NNN. */
+function loadMigrations(): Migration[] {
+  if (migrations !== undefined) return migrations
+  let names: string[]
+  try {
+    names = readdirSync(MIGRATIONS_DIR)
+  } catch (err) {
+    throw coreError('QUEUE_ERROR', `cannot read the schema migrations at ${MIGRATIONS_DIR} (${(err as Error).message}); reinstall taskito`, err)
+  }
+  const found = names
+    .map((name) => ({ name, m: /^(\d+)_.*\.sql$/.exec(name) }))
+    .filter((x): x is { name: string; m: RegExpExecArray } => x.m !== null)
+    .map(({ name, m }) => ({ version: Number(m[1]), name, sql: readFileSync(join(MIGRATIONS_DIR, name), 'utf8') }))
+    .sort((a, b) => a.version - b.version)
+  if (found.length === 0) throw coreError('QUEUE_ERROR', `no schema migrations found in ${MIGRATIONS_DIR}; reinstall taskito`)
+  migrations = found
+  return found
+}
+
+/** Refuses a non-empty file that does not start with the SQLite header, without opening it. */
+function checkHeader(path: string): void {
+  if (!existsSync(path)) return
+  const size = statSync(path).size
+  if (size === 0) return
+  const head = Buffer.alloc(SQLITE_HEADER.length)
+  const fd = openSync(path, 'r')
+  try {
+    readSync(fd, head, 0, head.length, 0)
+  } finally {
+    closeSync(fd)
+  }
+  if (size < 100 || !head.equals(SQLITE_HEADER)) {
+    throw coreError('DB_CORRUPT', `${path} is not an SQLite database; point dbPath at a taskito database or at a new file (it was left unchanged)`)
+  }
+}
+
+/** The schema version recorded in the file: 0 for a file with no tables at all. Reads only. */
+function schemaVersion(db: Database, path: string): number {
+  const tables = db
+    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+    .pluck()
+    .all() as string[]
+  if (tables.length === 0) return 0
+  if (!tables.includes('taskito_meta')) {
+    throw coreError(
+      'DB_NOT_TASKITO',
+      `${path} is an SQLite database with tables that are not taskito's (${tables.slice(0, 5).join(', ')}); ` +
+        'taskito refuses to write to it: point dbPath at a new file (it was left unchanged)',
+    )
+  }
+  const value = db.prepare("SELECT value FROM taskito_meta WHERE key = 'schema_version'").pluck().get() as string | undefined
+  const version = value === undefined ? NaN : Number(value)
+  if (!Number.isInteger(version) || version < 1) {
+    throw coreError('DB_CORRUPT', `${path} has a taskito_meta table without a valid schema_version (${String(value)}); the file is damaged`)
+  }
+  return version
+}
+
+/**
+ * Opens (creating it and its folders if needed) and migrates a taskito file. Everything that can
+ * refuse the file runs before the first write, so a refused file is left byte-for-byte unchanged.
+ */
+export function openDatabase(path: string, busyTimeoutMs: number): Database {
+  const Driver = loadDriver()
+  mkdirSync(dirname(path), { recursive: true })
+  checkHeader(path)
+  const all = loadMigrations()
+  const latest = all[all.length - 1]!.version
+  let db: Database
+  try {
+    db = new Driver(path, { timeout: busyTimeoutMs })
+  } catch (err) {
+    throw fromSqlite(err, path)
+  }
+  try {
+    db.pragma(`busy_timeout = ${Math.floor(busyTimeoutMs)}`)
+    const found = schemaVersion(db, path)
+    if (found > latest) {
+      throw coreError(
+        'DB_SCHEMA_TOO_NEW',
+        `${path} has schema version ${found}, newer than this taskito knows (${latest}); upgrade the taskito package`,
+      )
+    }
+    // First write: from here on the file is ours.
+    db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = NORMAL')
+    db.pragma('foreign_keys = OFF')
+    if (found < latest) migrate(db, path, all)
+    return db
+  } catch (err) {
+    db.close()
+    throw fromSqlite(err, path)
+  }
+}
+
+/** One transaction per migration, the version re-read under the write lock (two processes may race). */
+function migrate(db: Database, path: string, all: Migration[]): void {
+  for (const m of all) {
+    db.exec('BEGIN IMMEDIATE')
+    try {
+      const current = schemaVersion(db, path)
+      if (current < m.version) {
+        db.exec(m.sql)
+        db.prepare(
+          "INSERT INTO taskito_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        ).run(String(m.version))
+      }
+      db.exec('COMMIT')
+    } catch (err) {
+      if (db.inTransaction) db.exec('ROLLBACK')
+      throw err
+    }
+  }
+}
