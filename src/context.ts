@@ -1,0 +1,72 @@
+/**
+ * currentJob(): what a running task knows about its own attempt. Backed by AsyncLocalStorage,
+ * so it follows the task through every await without being passed around.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks'
+import { SoftTimeoutError, TaskCancelledError, TaskitoError } from './errors.js'
+
+export interface JobContext {
+  /** The job's id. */
+  readonly id: string
+  readonly taskName: string
+  readonly queue: string
+  /** 0-indexed attempt number, as in ErrorRecord. */
+  readonly attempt: number
+  /** Aborts on cancel (reason: TaskCancelledError) and on the hard timeout (TaskTimeoutError). */
+  readonly signal: AbortSignal
+  /** Records progress (any number; 0–100 by convention) on the job, readable by job.info(). */
+  setProgress(progress: number): Promise<void>
+  /** Throws SoftTimeoutError once the task's softTimeout has passed. */
+  checkTimeout(): void
+  /** Throws TaskCancelledError once cancel() was asked for this job. */
+  checkCancelled(): void
+}
+
+/** What the worker (or test mode) provides to build a JobContext. */
+export interface AttemptState {
+  id: string
+  taskName: string
+  queue: string
+  attempt: number
+  startedAt: number
+  softTimeoutMs: number | null
+  controller: AbortController
+  cancelRequested: boolean
+  setProgress(progress: number): Promise<void>
+}
+
+const storage = new AsyncLocalStorage<JobContext>()
+
+export function contextFor(state: AttemptState): JobContext {
+  return {
+    id: state.id,
+    taskName: state.taskName,
+    queue: state.queue,
+    attempt: state.attempt,
+    signal: state.controller.signal,
+    setProgress: (progress) => state.setProgress(progress),
+    checkTimeout() {
+      if (state.softTimeoutMs !== null && Date.now() - state.startedAt >= state.softTimeoutMs) {
+        throw new SoftTimeoutError(`soft timeout of ${state.softTimeoutMs} ms passed (task ${state.taskName}, job ${state.id})`)
+      }
+    },
+    checkCancelled() {
+      if (state.cancelRequested) throw new TaskCancelledError(`job ${state.id} was cancelled`)
+    },
+  }
+}
+
+export function runInContext<T>(context: JobContext, fn: () => T): T {
+  return storage.run(context, fn)
+}
+
+/** The running job. Outside a task it throws: there is no job to describe. */
+export function currentJob(): JobContext {
+  const context = storage.getStore()
+  if (context === undefined) {
+    throw new TaskitoError('currentJob() was called outside a running task: call it inside a task handler (or code it awaits)', {
+      code: 'NO_CURRENT_JOB',
+    })
+  }
+  return context
+}

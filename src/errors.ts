@@ -1,0 +1,163 @@
+/**
+ * The error classes of taskito, and `fromCore()`: the one place where an error raised by a core
+ * (native or JS) becomes one of these classes. Every error the package throws is a TaskitoError
+ * with a stable string `code`.
+ */
+
+export interface ErrorRecord {
+  id: string
+  jobId: string
+  /** 0-indexed attempt number. */
+  attempt: number
+  /** `Name: message` of what the attempt threw. */
+  error: string
+  /** The stack trace of what the attempt threw, when there was one. */
+  traceback: string | null
+  /** When the attempt failed, ms since the epoch. */
+  failedAt: number
+}
+
+export interface TaskitoErrorOptions {
+  code?: string
+  cause?: unknown
+}
+
+/** Base of every error taskito throws. `code` is stable: match on it, not on the message. */
+export class TaskitoError extends Error {
+  readonly code: string
+
+  constructor(message: string, options: TaskitoErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = options.code ?? (new.target as { defaultCode?: string }).defaultCode ?? 'TASKITO_ERROR'
+    this.name = new.target.name
+  }
+
+  static readonly defaultCode: string = 'TASKITO_ERROR'
+}
+
+/** The attempt ran past its hard `timeout`; the reaper failed it. */
+export class TaskTimeoutError extends TaskitoError {
+  static override readonly defaultCode = 'TASK_TIMEOUT'
+}
+
+/** `currentJob().checkTimeout()` after `softTimeout` has passed. */
+export class SoftTimeoutError extends TaskitoError {
+  static override readonly defaultCode = 'SOFT_TIMEOUT'
+}
+
+/** `currentJob().checkCancelled()` after `job.cancel()`; also `job.result()` of a cancelled job. */
+export class TaskCancelledError extends TaskitoError {
+  static override readonly defaultCode = 'TASK_CANCELLED'
+}
+
+/** `job.result()` of a dead job: every attempt failed. `errors` is the whole history. */
+export class MaxRetriesExceededError extends TaskitoError {
+  static override readonly defaultCode = 'MAX_RETRIES_EXCEEDED'
+  readonly errors: ErrorRecord[]
+
+  constructor(message: string, errors: ErrorRecord[], options: TaskitoErrorOptions = {}) {
+    super(message, options)
+    this.errors = errors
+  }
+}
+
+/** Arguments or a result that cannot be (de)serialized. Nothing was written. */
+export class SerializationError extends TaskitoError {
+  static override readonly defaultCode = 'SERIALIZATION'
+}
+
+export class CircuitBreakerOpenError extends TaskitoError {
+  static override readonly defaultCode = 'CIRCUIT_OPEN'
+}
+
+export class RateLimitExceededError extends TaskitoError {
+  static override readonly defaultCode = 'RATE_LIMITED'
+}
+
+/** No job (or dead letter) with that id in this queue's namespace. */
+export class JobNotFoundError extends TaskitoError {
+  static override readonly defaultCode = 'JOB_NOT_FOUND'
+}
+
+/** Operational failure of the queue; `code` says which (DB_LOCKED, DB_CORRUPT, ...). */
+export class QueueError extends TaskitoError {
+  static override readonly defaultCode = 'QUEUE_ERROR'
+}
+
+/** Codes that are QueueErrors. Anything a core raises that is not listed here or below is a
+ * QUEUE_ERROR too, so a new code in a core never escapes as a bare Error. */
+const queueCodes = new Set([
+  'QUEUE_ERROR',
+  'DB_LOCKED',
+  'DB_CORRUPT',
+  'DB_NOT_TASKITO',
+  'DB_SCHEMA_TOO_NEW',
+  'DB_UNAVAILABLE',
+  'QUEUE_CLOSED',
+  'NATIVE_BINARY_MISSING',
+])
+
+type ErrorClass = new (message: string, options?: TaskitoErrorOptions) => TaskitoError
+
+const classByCode: Record<string, ErrorClass> = {
+  TASK_TIMEOUT: TaskTimeoutError,
+  SOFT_TIMEOUT: SoftTimeoutError,
+  TASK_CANCELLED: TaskCancelledError,
+  SERIALIZATION: SerializationError,
+  CIRCUIT_OPEN: CircuitBreakerOpenError,
+  RATE_LIMITED: RateLimitExceededError,
+  JOB_NOT_FOUND: JobNotFoundError,
+  INVALID_ARGUMENT: TaskitoError,
+}
+
+/** `CODE: text` → text; a core prefixes its messages with the code so they read well in logs. */
+function stripCode(message: string, code: string): string {
+  return message.startsWith(`${code}: `) ? message.slice(code.length + 2) : message
+}
+
+/**
+ * The one mapping from a core's error to a TaskitoError class. Native errors cross N-API with
+ * `code` set to a stable string; the JS core throws the same codes.
+ */
+export function fromCore(err: unknown): TaskitoError {
+  if (err instanceof TaskitoError) return err
+  const raw = err as { code?: unknown; message?: unknown } | null
+  const message = typeof raw?.message === 'string' ? raw.message : String(err)
+  let code = typeof raw?.code === 'string' ? raw.code : ''
+  if (!(code in classByCode) && !queueCodes.has(code)) {
+    // An error from below the cores (the OS, a driver) or an unknown code.
+    const prefixed = /^([A-Z][A-Z_]+): /.exec(message)?.[1]
+    code = prefixed !== undefined && (prefixed in classByCode || queueCodes.has(prefixed)) ? prefixed : 'QUEUE_ERROR'
+  }
+  const Class = classByCode[code] ?? QueueError
+  return new Class(stripCode(message, code), { code, cause: err })
+}
+
+/** Runs a core call and maps whatever it throws. Every call into a core goes through here. */
+export async function callCore<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call()
+  } catch (err) {
+    throw fromCore(err)
+  }
+}
+
+/** Like callCore, for the few synchronous core calls. */
+export function callCoreSync<T>(call: () => T): T {
+  try {
+    return call()
+  } catch (err) {
+    throw fromCore(err)
+  }
+}
+
+/** An INVALID_ARGUMENT error naming the option and what would be accepted. */
+export function invalidArgument(message: string): TaskitoError {
+  return new TaskitoError(message, { code: 'INVALID_ARGUMENT' })
+}
+
+/** `Name: message` — the form errors are recorded in, as the seed shows them. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`
+  return `Error: ${String(err)}`
+}

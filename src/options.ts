@@ -1,0 +1,169 @@
+/**
+ * Option types, their defaults, and their validation: one place, so the queue, the task and the
+ * CLI agree on what a valid option is and every refusal names the option and the fix.
+ */
+import { invalidArgument } from './errors.js'
+
+/** An error class for retryOn / dontRetryOn, matched with instanceof. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type ErrorClass = abstract new (...args: any[]) => Error
+
+export interface RetryBackoff {
+  /** Wait before the first retry, ms (default 1000). Retry n waits base * 2^(n-1). */
+  base?: number
+  /** Cap on any wait, ms (default 300000). */
+  max?: number
+  /** Draw each wait uniformly from [half of it, all of it] (default true). */
+  jitter?: boolean
+}
+
+export interface TaskOptions {
+  /** Retries after the first attempt (default 3). */
+  maxRetries?: number
+  retryBackoff?: RetryBackoff
+  /** Retry only errors that are instances of these; any other error goes straight to dead. */
+  retryOn?: ErrorClass[]
+  /** Never retry errors that are instances of these. */
+  dontRetryOn?: ErrorClass[]
+  /** Hard timeout of one attempt, ms: the attempt is failed (TaskTimeoutError) and its signal aborted. */
+  timeout?: number | null
+  /** After this many ms, currentJob().checkTimeout() throws SoftTimeoutError. */
+  softTimeout?: number | null
+  /** Higher runs first (default 0). */
+  priority?: number
+  /** Queue name (default 'default'). */
+  queue?: string
+  /** How long a finished job and its result are kept, ms (default one day; null keeps forever). */
+  resultTtl?: number | null
+}
+
+export interface EnqueueOptions {
+  priority?: number
+  /** Run no sooner than this many ms from now. */
+  delay?: number
+  /** Run no sooner than this time (a Date or ms since the epoch). */
+  eta?: Date | number
+  maxRetries?: number
+  timeout?: number | null
+  softTimeout?: number | null
+  resultTtl?: number | null
+  queue?: string
+  /** While a job with this key is pending, running or awaiting a retry, enqueueing it again
+   * returns that job instead of a new one. */
+  uniqueKey?: string
+}
+
+/** Task settings after defaults, as stored with each job. */
+export interface ResolvedTaskOptions {
+  maxRetries: number
+  backoffBaseMs: number
+  backoffMaxMs: number
+  backoffJitter: boolean
+  retryOn: ErrorClass[] | null
+  dontRetryOn: ErrorClass[] | null
+  timeoutMs: number | null
+  softTimeoutMs: number | null
+  priority: number
+  queue: string
+  resultTtlMs: number | null
+}
+
+export const DEFAULT_RESULT_TTL_MS = 86_400_000
+
+const builtinDefaults: ResolvedTaskOptions = {
+  maxRetries: 3,
+  backoffBaseMs: 1000,
+  backoffMaxMs: 300_000,
+  backoffJitter: true,
+  retryOn: null,
+  dontRetryOn: null,
+  timeoutMs: null,
+  softTimeoutMs: null,
+  priority: 0,
+  queue: 'default',
+  resultTtlMs: DEFAULT_RESULT_TTL_MS,
+}
+
+export function checkInt(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw invalidArgument(`${name} must be an integer from ${min} to ${max}, got ${describe(value)}`)
+  }
+  return value
+}
+
+function checkDuration(name: string, value: unknown, allowNull: boolean): number | null {
+  if (value === null && allowNull) return null
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw invalidArgument(`${name} must be a positive number of milliseconds${allowNull ? ' or null' : ''}, got ${describe(value)}`)
+  }
+  return Math.ceil(value)
+}
+
+export function checkName(name: string, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 200) {
+    throw invalidArgument(`${name} must be a non-empty string of at most 200 characters, got ${describe(value)}`)
+  }
+  return value
+}
+
+function checkClasses(name: string, value: unknown): ErrorClass[] | null {
+  if (value === undefined || value === null) return null
+  if (!Array.isArray(value) || value.some((c) => typeof c !== 'function')) {
+    throw invalidArgument(`${name} must be an array of error classes (e.g. [TypeError]), got ${describe(value)}`)
+  }
+  return value as ErrorClass[]
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'function') return 'a function'
+  if (Array.isArray(value)) return 'an array'
+  return String(value)
+}
+
+/** Applies task options over a base (the queue's defaults over the built-in ones). */
+export function resolveTaskOptions(options: TaskOptions | undefined, base: ResolvedTaskOptions = builtinDefaults): ResolvedTaskOptions {
+  if (options === undefined) return base
+  const out = { ...base }
+  if (options.maxRetries !== undefined) out.maxRetries = checkInt('maxRetries', options.maxRetries, 0, 1_000_000)
+  if (options.retryBackoff !== undefined) {
+    const b = options.retryBackoff
+    if (b.base !== undefined) out.backoffBaseMs = checkDuration('retryBackoff.base', b.base, false) as number
+    if (b.max !== undefined) out.backoffMaxMs = checkDuration('retryBackoff.max', b.max, false) as number
+    if (b.jitter !== undefined) out.backoffJitter = Boolean(b.jitter)
+  }
+  if (options.retryOn !== undefined) out.retryOn = checkClasses('retryOn', options.retryOn)
+  if (options.dontRetryOn !== undefined) out.dontRetryOn = checkClasses('dontRetryOn', options.dontRetryOn)
+  if (options.timeout !== undefined) out.timeoutMs = checkDuration('timeout', options.timeout, true)
+  if (options.softTimeout !== undefined) out.softTimeoutMs = checkDuration('softTimeout', options.softTimeout, true)
+  if (options.priority !== undefined) out.priority = checkInt('priority', options.priority, -2_147_483_648, 2_147_483_647)
+  if (options.queue !== undefined) out.queue = checkName('queue', options.queue)
+  if (options.resultTtl !== undefined) out.resultTtlMs = checkDuration('resultTtl', options.resultTtl, true)
+  return out
+}
+
+/** The per-enqueue overrides of one job; returns the job's settings and when it runs. */
+export function resolveEnqueueOptions(
+  task: ResolvedTaskOptions,
+  options: EnqueueOptions | undefined,
+): { settings: ResolvedTaskOptions; runAt: number | null; delayMs: number | null; uniqueKey: string | null } {
+  if (options === undefined) return { settings: task, runAt: null, delayMs: null, uniqueKey: null }
+  const { delay, eta, uniqueKey, ...rest } = options
+  const settings = resolveTaskOptions(rest, task)
+  let runAt: number | null = null
+  let delayMs: number | null = null
+  if (delay !== undefined) {
+    if (typeof delay !== 'number' || !Number.isFinite(delay) || delay < 0) {
+      throw invalidArgument(`delay must be a non-negative number of milliseconds, got ${describe(delay)}`)
+    }
+    delayMs = Math.ceil(delay)
+  }
+  if (eta !== undefined) {
+    const ms = eta instanceof Date ? eta.getTime() : eta
+    if (typeof ms !== 'number' || !Number.isFinite(ms)) throw invalidArgument(`eta must be a Date or ms since the epoch, got ${describe(eta)}`)
+    if (delayMs !== null) throw invalidArgument('give either delay or eta, not both')
+    runAt = Math.round(ms)
+  }
+  if (uniqueKey !== undefined) checkName('uniqueKey', uniqueKey)
+  return { settings, runAt, delayMs, uniqueKey: uniqueKey ?? null }
+}

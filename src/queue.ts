@@ -1,0 +1,400 @@
+/**
+ * The Queue: opens a core, registers tasks, enqueues, inspects, and makes workers.
+ * It owns the serializer, the hooks and test mode; storage is the core's business.
+ */
+import { openCore } from './core/select.js'
+import type { Core, NewJob } from './core/types.js'
+import { contextFor, runInContext } from './context.js'
+import {
+  type ErrorRecord,
+  JobNotFoundError,
+  QueueError,
+  SerializationError,
+  TaskCancelledError,
+  TaskitoError,
+  callCore,
+  describeError,
+  invalidArgument,
+} from './errors.js'
+import { type Hook, Hooks, type Logger, consoleLogger } from './hooks.js'
+import { Job, type JobInfo, type JobStatus, jobInfo, statusCode } from './job.js'
+import {
+  type ResolvedTaskOptions,
+  type TaskOptions,
+  checkInt,
+  checkName,
+  resolveEnqueueOptions,
+  resolveTaskOptions,
+} from './options.js'
+import { type Serializer, defaultSerializer, guarded } from './serializer.js'
+import { type EnqueueEntry, type Handler, Task, type TaskHost } from './task.js'
+import { Worker, type WorkerOptions } from './worker.js'
+
+export interface QueueOptions {
+  /** SQLite file (default ./taskito.db; parent folders are created). */
+  dbPath?: string
+  /** postgres://… — several machines, one database. */
+  url?: string
+  /** 'native' (default: the Rust core) or 'js' (pure TypeScript, SQLite only). Env: TASKITO_CORE. */
+  core?: 'native' | 'js'
+  /** PostgreSQL schema (default 'taskito'). */
+  schema?: string
+  /** Replaces the default serializer for arguments and results. */
+  serializer?: Serializer
+  /** Task defaults for every task of this queue. */
+  defaults?: TaskOptions
+  /** A namespace inside one database: jobs, stats, dead letters and workers are scoped to it. */
+  name?: string
+  /** SQLite busy timeout, ms (default 5000): how long a writer waits for another's lock. */
+  busyTimeout?: number
+  /** Where hook failures and worker trouble are reported (default console.error). */
+  logger?: Logger
+}
+
+export interface DeadLetter {
+  id: string
+  jobId: string
+  taskName: string
+  queue: string
+  error: string
+  retryCount: number
+  args: unknown
+  failedAt: number
+}
+
+export interface Stats {
+  pending: number
+  running: number
+  completed: number
+  /** Awaiting a retry. */
+  failed: number
+  dead: number
+  cancelled: number
+}
+
+/** One test-mode run: the task ran once, at once, in-process. */
+export interface TestResult {
+  taskName: string
+  args: unknown[]
+  value: unknown
+  failed: boolean
+  /** `Name: message` of what it threw, or null. */
+  error: string | null
+  traceback: string | null
+}
+
+export interface ListJobsOptions {
+  status?: JobStatus
+  task?: string
+  limit?: number
+  offset?: number
+}
+
+export class Queue implements TaskHost {
+  readonly name: string
+  readonly serializer: Serializer
+  /** @internal */
+  readonly hooks: Hooks
+  /** @internal */
+  readonly logger: Logger
+  readonly #options: QueueOptions
+  readonly #defaults: ResolvedTaskOptions
+  readonly #tasks = new Map<string, Task<never[], unknown>>()
+  readonly #workers = new Set<Worker>()
+  #core: Promise<Core> | null = null
+  #closed: Promise<void> | null = null
+  #testResults: TestResult[] | null = null
+
+  constructor(options: QueueOptions = {}) {
+    if (options.dbPath !== undefined && options.url !== undefined) throw invalidArgument('give dbPath or url, not both')
+    if (options.dbPath !== undefined) checkName('dbPath', options.dbPath)
+    if (options.url !== undefined && !/^postgres(ql)?:\/\//.test(options.url)) {
+      throw invalidArgument(`url must start with postgres:// or postgresql://, got ${JSON.stringify(options.url)}`)
+    }
+    if (options.busyTimeout !== undefined) checkInt('busyTimeout', options.busyTimeout, 0)
+    this.name = options.name === undefined ? 'default' : checkName('name', options.name)
+    if (options.serializer !== undefined && (typeof options.serializer?.serialize !== 'function' || typeof options.serializer?.deserialize !== 'function')) {
+      throw invalidArgument('serializer must have serialize(value): string and deserialize(text): unknown')
+    }
+    this.serializer = guarded(options.serializer ?? defaultSerializer)
+    this.logger = options.logger ?? consoleLogger
+    this.hooks = new Hooks(this.logger)
+    this.#defaults = resolveTaskOptions(options.defaults)
+    this.#options = options
+  }
+
+  /** @internal The core, opened on first use. Rejects for a file that is not taskito's, etc. */
+  core(): Promise<Core> {
+    if (this.#closed) return Promise.reject(new QueueError('the queue is closed', { code: 'QUEUE_CLOSED' }))
+    if (this.#core === null) {
+      const o = this.#options
+      this.#core = openCore(
+        {
+          dbPath: o.url === undefined ? (o.dbPath ?? 'taskito.db') : null,
+          url: o.url ?? null,
+          namespace: this.name,
+          schema: o.schema ?? null,
+          busyTimeoutMs: o.busyTimeout ?? null,
+        },
+        o.core,
+      )
+    }
+    return this.#core
+  }
+
+  /** Opens the storage now (otherwise the first call does); rejects with the reason it cannot. */
+  async open(): Promise<this> {
+    await this.core()
+    return this
+  }
+
+  /** Which core runs this queue: 'native' or 'js'. */
+  async coreKind(): Promise<'native' | 'js'> {
+    return (await this.core()).kind
+  }
+
+  /** Registers a task under a name that workers and producers share. */
+  task<A extends unknown[], R>(name: string, fn: (...args: A) => R, options?: TaskOptions): Task<A, Awaited<R>> {
+    checkName('task name', name)
+    if (typeof fn !== 'function') throw invalidArgument(`task ${name}: the handler must be a function`)
+    if (this.#tasks.has(name)) throw invalidArgument(`task ${name} is already registered on this queue: give each task its own name`)
+    const task = new Task<A, Awaited<R>>(this, name, fn as Handler, resolveTaskOptions(options, this.#defaults))
+    this.#tasks.set(name, task as unknown as Task<never[], unknown>)
+    return task
+  }
+
+  /** @internal */
+  getTask(name: string): Task<never[], unknown> | undefined {
+    return this.#tasks.get(name)
+  }
+
+  /** Enqueues many jobs of any tasks in one transaction: all are written or none. */
+  async enqueueMany(entries: EnqueueEntry[]): Promise<Job[]> {
+    if (!Array.isArray(entries)) throw invalidArgument('enqueueMany takes an array of { task, args, options }')
+    return this.enqueue(entries)
+  }
+
+  /** @internal TaskHost: every enqueue path ends here. */
+  async enqueue(entries: EnqueueEntry[]): Promise<Job[]> {
+    // Everything is validated and serialized before the core sees anything: a bad entry writes nothing.
+    const prepared = entries.map((entry, i) => this.#prepare(entry, i))
+    if (this.#testResults !== null) return this.#runInTestMode(prepared)
+    if (prepared.length === 0) return []
+    const core = await this.core()
+    const enqueued = await callCore(() => core.enqueue(prepared.map((p) => p.job)))
+    return enqueued.map((e) => new Job(this, e.id))
+  }
+
+  #prepare(entry: EnqueueEntry, index: number): { job: NewJob; args: unknown[]; task: Task<never[], unknown> | undefined } {
+    if (entry === null || typeof entry !== 'object') throw invalidArgument(`entry ${index}: expected { task, args, options }`)
+    const taskName = typeof entry.task === 'string' ? entry.task : entry.task?.name
+    checkName(`entry ${index}: task`, taskName)
+    const task = this.#tasks.get(taskName as string)
+    const args = entry.args ?? []
+    if (!Array.isArray(args)) throw invalidArgument(`entry ${index} (${taskName}): args must be an array of arguments`)
+    const { settings, runAt, delayMs, uniqueKey } = resolveEnqueueOptions(task?.settings ?? this.#defaults, entry.options)
+    let payload: string
+    try {
+      payload = this.serializer.serialize(args)
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err)
+      throw new SerializationError(`task ${taskName}: ${msg}`, { cause: err })
+    }
+    return {
+      task,
+      args,
+      job: {
+        taskName: taskName as string,
+        queue: settings.queue,
+        args: payload,
+        priority: settings.priority,
+        runAt,
+        delayMs,
+        maxRetries: settings.maxRetries,
+        timeoutMs: settings.timeoutMs,
+        softTimeoutMs: settings.softTimeoutMs,
+        resultTtlMs: settings.resultTtlMs,
+        backoffBaseMs: settings.backoffBaseMs,
+        backoffMaxMs: settings.backoffMaxMs,
+        backoffJitter: settings.backoffJitter,
+        uniqueKey,
+      },
+    }
+  }
+
+  /** A handle for a job by id; rejects with JobNotFoundError when there is none. */
+  async getJob(id: string): Promise<Job> {
+    if (typeof id !== 'string' || id === '') throw invalidArgument(`getJob takes a job id string, got ${String(id)}`)
+    const core = await this.core()
+    const row = await callCore(() => core.getJob(id))
+    if (row === null) throw new JobNotFoundError(`job ${id} not found in queue "${this.name}" (never created here, or expired after its resultTtl)`)
+    return new Job(this, id)
+  }
+
+  /** Jobs by status and/or task, newest first (for inspection and the CLI). */
+  async jobs(options: ListJobsOptions = {}): Promise<JobInfo[]> {
+    const core = await this.core()
+    const rows = await callCore(() =>
+      core.listJobs({
+        status: options.status === undefined ? null : statusCode(options.status),
+        taskName: options.task ?? null,
+        limit: checkInt('limit', options.limit ?? 100, 1, 100_000),
+        offset: checkInt('offset', options.offset ?? 0, 0),
+      }),
+    )
+    return rows.map(jobInfo)
+  }
+
+  async stats(): Promise<Stats> {
+    const core = await this.core()
+    return { ...(await callCore(() => core.stats())) }
+  }
+
+  /** Dead letters, newest first. */
+  async deadLetters(options: { limit?: number; offset?: number } = {}): Promise<DeadLetter[]> {
+    const limit = checkInt('limit', options.limit ?? 20, 1, 100_000)
+    const offset = checkInt('offset', options.offset ?? 0, 0)
+    const core = await this.core()
+    const rows = await callCore(() => core.deadLetters(limit, offset))
+    return rows.map((r) => ({
+      id: r.id,
+      jobId: r.jobId,
+      taskName: r.taskName,
+      queue: r.queue,
+      error: r.error,
+      retryCount: r.retryCount,
+      args: this.#readArgs(r.args),
+      failedAt: r.failedAt,
+    }))
+  }
+
+  #readArgs(text: string): unknown {
+    try {
+      return this.serializer.deserialize(text)
+    } catch {
+      return text // inspection must not fail on one unreadable payload: show it raw
+    }
+  }
+
+  /** A new job from a dead letter, keeping priority, maxRetries, timeout and resultTtl. Replaying the
+   * same dead letter again returns the job the first replay made. */
+  async replay(deadId: string): Promise<Job> {
+    if (typeof deadId !== 'string' || deadId === '') throw invalidArgument(`replay takes a dead-letter id string, got ${String(deadId)}`)
+    const core = await this.core()
+    const id = await callCore(() => core.replay(deadId))
+    return new Job(this, id)
+  }
+
+  onSuccess(hook: Hook): () => void {
+    return this.hooks.add('success', hook)
+  }
+  onFailure(hook: Hook): () => void {
+    return this.hooks.add('failure', hook)
+  }
+  onRetry(hook: Hook): () => void {
+    return this.hooks.add('retry', hook)
+  }
+  onDead(hook: Hook): () => void {
+    return this.hooks.add('dead', hook)
+  }
+
+  /**
+   * Inside fn, delay()/apply()/map()/enqueueMany() run each task once, at once, in-process: no
+   * worker, no retries, nothing written. `results` fills as they run. Normal again afterwards,
+   * also when fn throws.
+   */
+  async testMode<T>(fn: (results: TestResult[]) => T | Promise<T>): Promise<T> {
+    if (this.#testResults !== null) throw new TaskitoError('test mode is already on for this queue: do not nest testMode()', { code: 'INVALID_ARGUMENT' })
+    const results: TestResult[] = []
+    this.#testResults = results
+    try {
+      return await fn(results)
+    } finally {
+      this.#testResults = null
+    }
+  }
+
+  async #runInTestMode(prepared: { job: NewJob; args: unknown[]; task: Task<never[], unknown> | undefined }[]): Promise<Job[]> {
+    const results = this.#testResults as TestResult[]
+    const jobs: Job[] = []
+    for (const { job, task } of prepared) {
+      if (task === undefined) throw new TaskitoError(`task not registered: ${job.taskName} (register it on this queue before test mode runs it)`, { code: 'TASK_NOT_REGISTERED' })
+      const id = `test-${results.length + 1}`
+      // Round-trip the arguments as a worker would see them.
+      const args = this.serializer.deserialize(job.args) as unknown[]
+      const started = Date.now()
+      const state = {
+        id,
+        taskName: job.taskName,
+        queue: job.queue,
+        attempt: 0,
+        startedAt: started,
+        softTimeoutMs: job.softTimeoutMs,
+        controller: new AbortController(),
+        cancelRequested: false,
+        setProgress: async () => {},
+      }
+      const result: TestResult = { taskName: job.taskName, args, value: undefined, failed: false, error: null, traceback: null }
+      const errors: ErrorRecord[] = []
+      try {
+        result.value = await runInContext(contextFor(state), () => task.handler(...args))
+      } catch (err) {
+        result.failed = true
+        result.error = describeError(err)
+        result.traceback = err instanceof Error ? (err.stack ?? null) : null
+        errors.push({ id: `${id}-e0`, jobId: id, attempt: 0, error: result.error, traceback: result.traceback, failedAt: Date.now() })
+      }
+      results.push(result)
+      const status: JobStatus = !result.failed ? 'complete' : result.error !== null && errorIs(result.error, TaskCancelledError) ? 'cancelled' : 'dead'
+      const info: JobInfo = {
+        id,
+        taskName: job.taskName,
+        queue: job.queue,
+        status,
+        priority: job.priority,
+        maxRetries: job.maxRetries,
+        retryCount: 0,
+        timeout: job.timeoutMs,
+        softTimeout: job.softTimeoutMs,
+        resultTtl: job.resultTtlMs,
+        progress: null,
+        createdAt: started,
+        runAt: started,
+        startedAt: started,
+        finishedAt: Date.now(),
+      }
+      jobs.push(new Job(this, id, { info, value: result.value, errors }))
+    }
+    return jobs
+  }
+
+  /** A worker for this queue; `await worker.start()` to run it. */
+  worker(options: WorkerOptions = {}): Worker {
+    const worker = new Worker(this, options)
+    this.#workers.add(worker)
+    return worker
+  }
+
+  /** @internal */
+  forgetWorker(worker: Worker): void {
+    this.#workers.delete(worker)
+  }
+
+  /** Closes every worker of this queue (gracefully: they drain), then the storage. */
+  close(): Promise<void> {
+    if (this.#closed === null) {
+      this.#closed = (async () => {
+        await Promise.all([...this.#workers].map((w) => w.close()))
+        if (this.#core !== null) {
+          const core = await this.#core.catch(() => null)
+          if (core !== null) await callCore(() => core.close())
+        }
+      })()
+    }
+    return this.#closed
+  }
+}
+
+function errorIs(described: string, cls: { name: string }): boolean {
+  return described.startsWith(`${cls.name}:`)
+}

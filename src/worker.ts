@@ -1,0 +1,328 @@
+/**
+ * The worker loop: claim as many jobs as there are free slots (a long-poll the core ends at once
+ * when a job is enqueued), run each handler under currentJob(), and settle in batches.
+ *
+ * Leases are renewed by the core on its own thread (registerWorker), not here, so a busy event
+ * loop does not lose them. A hard timeout aborts the attempt's signal, frees its slot and settles
+ * it as failed at once; whatever the attempt does later is discarded by its lease token.
+ */
+import { randomUUID } from 'node:crypto'
+import { type AttemptState, contextFor, runInContext } from './context.js'
+import type { ClaimedJob, Core, Settle, SettleOutcome } from './core/types.js'
+import {
+  SerializationError,
+  TaskCancelledError,
+  TaskTimeoutError,
+  TaskitoError,
+  callCore,
+  callCoreSync,
+  describeError,
+} from './errors.js'
+import type { HookEvent } from './hooks.js'
+import { checkInt, checkName } from './options.js'
+import type { Queue } from './queue.js'
+import type { Task } from './task.js'
+
+export interface WorkerOptions {
+  /** Most jobs running at once (default 32). */
+  concurrency?: number
+  /** Queues to take jobs from (default ['default']). */
+  queues?: string[]
+  /** Lease length, ms (default 5000): how long after a crash its jobs are taken back. */
+  leaseMs?: number
+  /** Longest single claim wait, ms (default 1000). Enqueues end the wait at once regardless. */
+  pollMs?: number
+}
+
+interface Attempt {
+  job: ClaimedJob
+  task: Task<never[], unknown> | undefined
+  args: unknown[]
+  state: AttemptState
+  /** Set once the attempt's outcome is decided (settled, timed out); later outcomes are dropped. */
+  decided: boolean
+  timer: NodeJS.Timeout | null
+}
+
+interface PendingSettle {
+  settle: Settle
+  attempt: Attempt
+  error: Error | undefined
+}
+
+const CANCEL_POLL_MS = 200
+
+export class Worker {
+  readonly id: string = randomUUID()
+  readonly #queue: Queue
+  readonly #concurrency: number
+  readonly #queues: string[]
+  readonly #leaseMs: number
+  readonly #pollMs: number
+  #core: Core | null = null
+  #state: 'new' | 'running' | 'closing' | 'closed' = 'new'
+  readonly #active = new Map<string, Attempt>()
+  #slotFreed: (() => void) | null = null
+  #drained: (() => void) | null = null
+  #loop: Promise<void> | null = null
+  #cancelTimer: NodeJS.Timeout | null = null
+  #settles: PendingSettle[] = []
+  #flushing: Promise<void> | null = null
+  #closing: Promise<void> | null = null
+
+  /** @internal Workers come from queue.worker(). */
+  constructor(queue: Queue, options: WorkerOptions) {
+    this.#queue = queue
+    this.#concurrency = checkInt('concurrency', options.concurrency ?? 32, 1, 100_000)
+    const queues = options.queues ?? ['default']
+    if (!Array.isArray(queues) || queues.length === 0) throw new TaskitoError("queues must be a non-empty array of queue names, e.g. ['default']", { code: 'INVALID_ARGUMENT' })
+    this.#queues = queues.map((q) => checkName('queues[]', q))
+    this.#leaseMs = checkInt('leaseMs', options.leaseMs ?? 5000, 100, 3_600_000)
+    this.#pollMs = checkInt('pollMs', options.pollMs ?? 1000, 0, 60_000)
+  }
+
+  /** How many attempts are running right now. */
+  get running(): number {
+    return this.#active.size
+  }
+
+  /** Starts claiming; resolves once the worker is running. */
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new TaskitoError(`worker ${this.id} was already started`, { code: 'INVALID_ARGUMENT' })
+    const core = await this.#queue.core()
+    callCoreSync(() => core.registerWorker(this.id, this.#leaseMs))
+    this.#core = core
+    this.#state = 'running'
+    this.#cancelTimer = setInterval(() => this.#pollCancels(), CANCEL_POLL_MS)
+    this.#cancelTimer.unref()
+    this.#loop = this.#claimLoop()
+  }
+
+  async #claimLoop(): Promise<void> {
+    const core = this.#core as Core
+    let failures = 0
+    while (this.#state === 'running') {
+      const free = this.#concurrency - this.#active.size
+      if (free <= 0) {
+        await new Promise<void>((resolve) => (this.#slotFreed = resolve))
+        continue
+      }
+      let jobs: ClaimedJob[]
+      try {
+        jobs = await callCore(() => core.claim({ workerId: this.id, queues: this.#queues, limit: free, waitMs: this.#pollMs }))
+        failures = 0
+      } catch (err) {
+        // A claim that failed (DB_LOCKED, a dropped connection) claimed nothing: try again, gently.
+        if (this.#state !== 'running') break
+        this.#queue.logger.error(`worker ${this.id}: claim failed, retrying`, err)
+        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** failures++)))
+        continue
+      }
+      if (this.#state !== 'running') {
+        if (jobs.length > 0) await callCore(() => core.release(jobs.map((j) => ({ id: j.id, token: j.token }))))
+        break
+      }
+      for (const job of jobs) this.#run(job)
+    }
+  }
+
+  #run(job: ClaimedJob): void {
+    const task = this.#queue.getTask(job.taskName)
+    const state: AttemptState = {
+      id: job.id,
+      taskName: job.taskName,
+      queue: job.queue,
+      attempt: job.attempt,
+      startedAt: Date.now(),
+      softTimeoutMs: job.softTimeoutMs,
+      controller: new AbortController(),
+      cancelRequested: false,
+      setProgress: async (progress) => {
+        if (typeof progress !== 'number' || !Number.isFinite(progress)) throw new TaskitoError('setProgress takes a finite number', { code: 'INVALID_ARGUMENT' })
+        await callCore(() => (this.#core as Core).setProgress(job.id, job.token, progress))
+      },
+    }
+    const attempt: Attempt = { job, task, args: [], state, decided: false, timer: null }
+    this.#active.set(job.id, attempt)
+    if (task === undefined) {
+      const err = new TaskitoError(
+        `task not registered: ${job.taskName} (import the module that defines it before the worker starts; ` +
+          `a worker of the next deploy may still run it on retry)`,
+        { code: 'TASK_NOT_REGISTERED' },
+      )
+      this.#decide(attempt, { kind: 'fail', error: describeError(err), traceback: null, retryable: true }, err)
+      return
+    }
+    try {
+      attempt.args = this.#queue.serializer.deserialize(job.args) as unknown[]
+    } catch (err) {
+      // The payload will not read any better next time: straight to dead.
+      this.#decide(attempt, { kind: 'fail', error: describeError(err), traceback: (err as Error).stack ?? null, retryable: false }, err as Error)
+      return
+    }
+    if (job.timeoutMs !== null) {
+      attempt.timer = setTimeout(() => this.#timedOut(attempt), job.timeoutMs)
+    }
+    const context = contextFor(state)
+    let out: unknown
+    try {
+      out = runInContext(context, () => task.handler(...attempt.args))
+    } catch (err) {
+      this.#failed(attempt, err)
+      return
+    }
+    if (out instanceof Promise) {
+      out.then(
+        (value) => this.#succeeded(attempt, value),
+        (err: unknown) => this.#failed(attempt, err),
+      )
+    } else {
+      this.#succeeded(attempt, out)
+    }
+  }
+
+  #succeeded(attempt: Attempt, value: unknown): void {
+    if (attempt.decided) return
+    let result: string | null = null
+    if (value !== undefined) {
+      try {
+        result = this.#queue.serializer.serialize(value)
+      } catch (err) {
+        const e = new SerializationError(`task ${attempt.job.taskName} returned a value that cannot be serialized: ${(err as Error).message}`, { cause: err })
+        this.#decide(attempt, { kind: 'fail', error: describeError(e), traceback: e.stack ?? null, retryable: false }, e)
+        return
+      }
+    }
+    this.#decide(attempt, { kind: 'complete', result }, undefined)
+  }
+
+  #failed(attempt: Attempt, err: unknown): void {
+    if (attempt.decided) return
+    const error = err instanceof Error ? err : new Error(String(err))
+    if (err instanceof TaskCancelledError) {
+      this.#decide(attempt, { kind: 'cancel', error: describeError(err) }, error)
+      return
+    }
+    const retryable = (attempt.task as Task<never[], unknown>).isRetryable(err)
+    this.#decide(attempt, { kind: 'fail', error: describeError(err), traceback: error.stack ?? null, retryable }, error)
+  }
+
+  #timedOut(attempt: Attempt): void {
+    if (attempt.decided) return
+    const ms = attempt.job.timeoutMs as number
+    const err = new TaskTimeoutError(`attempt exceeded its timeout of ${ms} ms`)
+    attempt.state.controller.abort(err)
+    const retryable = (attempt.task as Task<never[], unknown>).isRetryable(err)
+    this.#decide(attempt, { kind: 'fail', error: describeError(err), traceback: null, retryable }, err)
+  }
+
+  /** The attempt's outcome is final here: free its slot and queue its settle. */
+  #decide(attempt: Attempt, settle: Omit<Settle, 'id' | 'token'>, error: Error | undefined): void {
+    attempt.decided = true
+    if (attempt.timer !== null) clearTimeout(attempt.timer)
+    this.#active.delete(attempt.job.id)
+    this.#settles.push({ settle: { id: attempt.job.id, token: attempt.job.token, ...settle }, attempt, error })
+    if (this.#flushing === null) this.#flushing = this.#flush()
+    const wake = this.#slotFreed
+    this.#slotFreed = null
+    wake?.()
+    if (this.#active.size === 0) this.#drained?.()
+  }
+
+  /** Settles everything queued, one batch at a time: batches grow by themselves under load. */
+  async #flush(): Promise<void> {
+    const core = this.#core as Core
+    let failures = 0
+    // Let the attempts that finish in this same turn join the batch.
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    while (this.#settles.length > 0) {
+      const batch = this.#settles
+      this.#settles = []
+      let outcomes: SettleOutcome[]
+      try {
+        outcomes = await callCore(() => core.settle(batch.map((p) => p.settle)))
+        failures = 0
+      } catch (err) {
+        // Nothing of the batch committed. The jobs are still running in the database, so the
+        // core keeps renewing their leases: retry until it commits.
+        this.#queue.logger.error(`worker ${this.id}: settle of ${batch.length} job(s) failed, retrying`, err)
+        this.#settles = batch.concat(this.#settles)
+        await new Promise((r) => setTimeout(r, Math.min(2000, 20 * 2 ** failures++)))
+        continue
+      }
+      this.#fireHooks(batch, outcomes)
+    }
+    this.#flushing = null
+  }
+
+  #fireHooks(batch: PendingSettle[], outcomes: SettleOutcome[]): void {
+    const hooks = this.#queue.hooks
+    for (let i = 0; i < batch.length; i++) {
+      const { attempt, error } = batch[i] as PendingSettle
+      const status = (outcomes[i] as SettleOutcome).status
+      if (status === 'stale' || status === 'cancelled') continue
+      const event: HookEvent = { taskName: attempt.job.taskName, args: attempt.args, jobId: attempt.job.id, attempt: attempt.job.attempt }
+      if (status === 'complete') {
+        if (hooks.has('success')) hooks.fire('success', event)
+        continue
+      }
+      const failed = { ...event, error: error ?? new Error('unknown error') }
+      hooks.fire('failure', failed)
+      hooks.fire(status === 'dead' ? 'dead' : 'retry', failed)
+    }
+  }
+
+  #pollCancels(): void {
+    const core = this.#core
+    if (core === null || this.#active.size === 0) return
+    let ids: string[]
+    try {
+      ids = core.takeCancelRequests(this.id)
+    } catch (err) {
+      this.#queue.logger.error(`worker ${this.id}: reading cancel requests failed`, err)
+      return
+    }
+    for (const id of ids) {
+      const attempt = this.#active.get(id)
+      if (attempt === undefined || attempt.state.cancelRequested) continue
+      attempt.state.cancelRequested = true
+      attempt.state.controller.abort(new TaskCancelledError(`job ${id} was cancelled`))
+    }
+  }
+
+  /**
+   * Graceful stop: claims nothing more, waits for running attempts and their settles, and hands
+   * back what it had claimed but not started. With `timeout`, stops waiting after that many ms:
+   * attempts still running are then recovered by the lease (as "worker lost") elsewhere.
+   */
+  close(options: { timeout?: number } = {}): Promise<void> {
+    if (this.#closing === null) this.#closing = this.#close(options.timeout)
+    return this.#closing
+  }
+
+  async #close(timeout: number | undefined): Promise<void> {
+    if (this.#state === 'new') {
+      this.#state = 'closed'
+      this.#queue.forgetWorker(this)
+      return
+    }
+    this.#state = 'closing'
+    const core = this.#core as Core
+    core.wake()
+    this.#slotFreed?.()
+    await this.#loop
+    let timer: NodeJS.Timeout | undefined
+    const drained = new Promise<void>((resolve) => {
+      if (this.#active.size === 0) resolve()
+      else this.#drained = resolve
+    })
+    const gaveUp = timeout === undefined ? null : new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))
+    await (gaveUp === null ? drained : Promise.race([drained, gaveUp]))
+    clearTimeout(timer)
+    while (this.#flushing !== null) await this.#flushing
+    if (this.#cancelTimer !== null) clearInterval(this.#cancelTimer)
+    callCoreSync(() => core.unregisterWorker(this.id))
+    this.#state = 'closed'
+    this.#queue.forgetWorker(this)
+  }
+}
