@@ -5,7 +5,7 @@
  *
  * A JsCore is a handle: a namespace over a shared per-file {@link Engine}.
  */
-import { resolve } from 'node:path'
+import { canonicalPath } from './sqlite.js'
 import type {
   CancelOutcome,
   ClaimedJob,
@@ -37,10 +37,13 @@ export async function openJs(opts: OpenOptions): Promise<Core> {
     throw invalid("the JS core works on SQLite files only: drop `url`, or use core: 'native' for PostgreSQL")
   }
   if (typeof opts.dbPath !== 'string' || opts.dbPath === '') throw invalid('dbPath must be a non-empty path to an SQLite file')
-  if (typeof opts.namespace !== 'string') throw invalid('namespace must be a string')
+  if (opts.dbPath === ':memory:') throw invalid('dbPath ":memory:" cannot be shared by workers and other processes: pass a file path')
+  if (typeof opts.namespace !== 'string' || opts.namespace === '') {
+    throw invalid('namespace is empty: pass a non-empty namespace (the default is "default")')
+  }
   const busy = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS
   if (!Number.isInteger(busy) || busy < 0) throw invalid(`busyTimeoutMs must be a non-negative integer, got ${String(busy)}`)
-  return new JsCore(acquireEngine(resolve(opts.dbPath), busy), opts.namespace)
+  return new JsCore(acquireEngine(canonicalPath(opts.dbPath), busy), opts.namespace)
 }
 
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v)

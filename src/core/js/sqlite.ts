@@ -3,8 +3,8 @@
  * dependency), the file is checked before anything is written to it, and the shared migrations of
  * crates/core/queries/sqlite/migrations are applied exactly as the native core applies them.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs'
+import { basename, dirname, join, resolve } from 'node:path'
 import { nodeRequire, packageRoot } from '../../internal/paths.js'
 import { coreError, fromSqlite } from './errors.js'
 
@@ -76,6 +76,23 @@ function loadMigrations(): Migration[] {
   return found
 }
 
+/**
+ * The path every handle on one file agrees on (the engine registry's key): parent folders created,
+ * then the folder resolved through symlinks, as the native core does.
+ */
+export function canonicalPath(dbPath: string): string {
+  const full = resolve(dbPath)
+  const parent = dirname(full)
+  try {
+    mkdirSync(parent, { recursive: true })
+  } catch (err) {
+    throw coreError('QUEUE_ERROR', `cannot create the folder ${parent} for the database: ${(err as Error).message}; create it or choose another dbPath`, err)
+  }
+  const path = join(realpathSync(parent), basename(full))
+  if (existsSync(path) && statSync(path).isDirectory()) throw coreError('INVALID_ARGUMENT', `${path} is a folder: pass a file path for dbPath`)
+  return path
+}
+
 /** Refuses a non-empty file that does not start with the SQLite header, without opening it. */
 function checkHeader(path: string): void {
   if (!existsSync(path)) return
@@ -88,7 +105,7 @@ function checkHeader(path: string): void {
   } finally {
     closeSync(fd)
   }
-  if (size < 100 || !head.equals(SQLITE_HEADER)) {
+  if (!head.equals(SQLITE_HEADER)) {
     throw coreError('DB_CORRUPT', `${path} is not an SQLite database; point dbPath at a taskito database or at a new file (it was left unchanged)`)
   }
 }
@@ -121,7 +138,6 @@ function schemaVersion(db: Database, path: string): number {
  */
 export function openDatabase(path: string, busyTimeoutMs: number): Database {
   const Driver = loadDriver()
-  mkdirSync(dirname(path), { recursive: true })
   checkHeader(path)
   const all = loadMigrations()
   const latest = all[all.length - 1]!.version

@@ -24,6 +24,9 @@ export function newEffects(): Effects {
   return { claimable: new Set(), finished: new Set(), cancelRequests: new Map(), deadline: Infinity }
 }
 
+/** jobs.error of a job cancelled before it ran. */
+export const CANCELLED_WAITING = 'TaskCancelledError: cancelled before it ran'
+
 export const key = (a: string, b: string): string => `${a}\0${b}`
 
 const JOB_COLUMNS =
@@ -109,6 +112,7 @@ interface RawRunning {
   backoff_base_ms: number
   backoff_max_ms: number
   backoff_jitter: number
+  cancel_requested: number
 }
 
 export interface Expired {
@@ -149,6 +153,7 @@ export class Store {
   private readonly sInsertDead: Statement
   private readonly sInsertError: Statement
   private readonly sCancelSettle: Statement
+  private readonly sCancelAfterFailure: Statement
   private readonly sRelease: Statement
   private readonly sJobErrors: Statement
   private readonly sCancelRead: Statement
@@ -162,7 +167,6 @@ export class Store {
   private readonly sReplayMark: Statement
   private readonly sList: Statement
   private readonly sRenew: Statement
-  private readonly sCancelledRunning: Statement
   private readonly sExpired: Statement
   private readonly sReapRow: Statement
   private readonly sSweepProbe: Statement
@@ -189,13 +193,13 @@ export class Store {
     this.sGetJob = p(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = ? AND namespace = ?`)
     this.sRunning = p(
       `SELECT id, namespace, queue, task_name, args, retry_count, max_retries, priority, timeout_ms, soft_timeout_ms,
-         result_ttl_ms, backoff_base_ms, backoff_max_ms, backoff_jitter
+         result_ttl_ms, backoff_base_ms, backoff_max_ms, backoff_jitter, cancel_requested
        FROM jobs WHERE id = ? AND namespace = ? AND lease_token = ? AND status = 1`,
     )
     this.sComplete = p(
       `UPDATE jobs SET status = 2, result = @result, finished_at = @now,
          expires_at = CASE WHEN result_ttl_ms IS NULL THEN NULL ELSE @now + result_ttl_ms END,
-         lease_until = NULL, deadline_at = NULL
+         worker_id = NULL, lease_until = NULL, deadline_at = NULL
        WHERE id = @id AND namespace = @ns AND lease_token = @token AND status = 1`,
     )
     this.sRetry = p(
@@ -219,6 +223,12 @@ export class Store {
          worker_id = NULL, lease_until = NULL, deadline_at = NULL
        WHERE id = @id AND namespace = @ns AND lease_token = @token AND status = 1`,
     )
+    this.sCancelAfterFailure = p(
+      `UPDATE jobs SET status = 5, finished_at = @now, error = @error,
+         expires_at = CASE WHEN result_ttl_ms IS NULL THEN NULL ELSE @now + result_ttl_ms END,
+         worker_id = NULL, lease_until = NULL, deadline_at = NULL
+       WHERE id = @id`,
+    )
     this.sRelease = p(
       `UPDATE jobs SET status = 0, worker_id = NULL, started_at = NULL, lease_until = NULL, deadline_at = NULL
        WHERE id = ? AND namespace = ? AND lease_token = ? AND status = 1 RETURNING queue`,
@@ -229,7 +239,7 @@ export class Store {
     )
     this.sCancelRead = p('SELECT status, worker_id FROM jobs WHERE id = ? AND namespace = ?')
     this.sCancelNow = p(
-      `UPDATE jobs SET status = 5, finished_at = @now,
+      `UPDATE jobs SET status = 5, finished_at = @now, error = @error,
          expires_at = CASE WHEN result_ttl_ms IS NULL THEN NULL ELSE @now + result_ttl_ms END
        WHERE id = @id AND status IN (0, 3)`,
     )
@@ -249,21 +259,19 @@ export class Store {
     this.sReplayMark = p('UPDATE dead_letters SET replayed_job_id = ? WHERE id = ?')
     this.sList = p(
       `SELECT ${JOB_COLUMNS} FROM jobs WHERE namespace = @ns AND (@status IS NULL OR status = @status)
-         AND (@task IS NULL OR task_name = @task) ORDER BY id LIMIT @limit OFFSET @offset`,
+         AND (@task IS NULL OR task_name = @task) ORDER BY id DESC LIMIT @limit OFFSET @offset`,
     )
     this.sRenew = p(
       `UPDATE jobs SET lease_until = CASE WHEN deadline_at IS NOT NULL AND deadline_at < @until THEN deadline_at ELSE @until END
-       WHERE namespace = @ns AND worker_id = @worker AND status = 1`,
+       WHERE namespace = @ns AND worker_id = @worker AND status = 1 AND lease_until > @now
+       RETURNING id, cancel_requested`,
     )
-    this.sCancelledRunning = p(
-      'SELECT id FROM jobs WHERE namespace = ? AND worker_id = ? AND status = 1 AND cancel_requested = 1',
-    ).pluck()
     this.sExpired = p(
-      'SELECT id, lease_token AS token, deadline_at AS deadlineAt FROM jobs WHERE status = 1 AND lease_until <= ? LIMIT 500',
+      'SELECT id, lease_token AS token, deadline_at AS deadlineAt FROM jobs WHERE status = 1 AND lease_until <= ? ORDER BY lease_until LIMIT 500',
     )
     this.sReapRow = p(
       `SELECT id, namespace, queue, task_name, args, retry_count, max_retries, priority, timeout_ms, soft_timeout_ms,
-         result_ttl_ms, backoff_base_ms, backoff_max_ms, backoff_jitter, deadline_at
+         result_ttl_ms, backoff_base_ms, backoff_max_ms, backoff_jitter, cancel_requested, deadline_at
        FROM jobs WHERE id = ? AND lease_token = ? AND status = 1 AND lease_until <= ?`,
     )
     this.sSweepProbe = p('SELECT 1 FROM jobs WHERE expires_at <= ? LIMIT 1').pluck()
@@ -368,6 +376,12 @@ export class Store {
   private failAttempt(row: RawRunning, error: string, traceback: string | null, retryable: boolean, now: number, fx: Effects): SettleOutcome {
     const id = String(row.id)
     this.sInsertError.run(row.id, row.retry_count, error, traceback, now)
+    if (row.cancel_requested !== 0) {
+      // Its cancel was asked for: the failed attempt ends the job instead of scheduling a retry.
+      this.sCancelAfterFailure.run({ now, error, id: row.id })
+      fx.finished.add(key(row.namespace, id))
+      return { id, status: 'cancelled', runAt: null }
+    }
     if (retryable && row.retry_count < row.max_retries) {
       const n = row.retry_count + 1
       const runAt = now + backoffDelay(n, row.backoff_base_ms, row.backoff_max_ms, row.backoff_jitter !== 0)
@@ -409,7 +423,7 @@ export class Store {
     const row = this.sCancelRead.get(id, ns) as { status: number; worker_id: string | null } | undefined
     if (row === undefined) return null
     if (row.status === 0 || row.status === 3) {
-      this.sCancelNow.run({ now, id })
+      this.sCancelNow.run({ now, id, error: CANCELLED_WAITING })
       fx.finished.add(key(ns, String(id)))
       return 'cancelled'
     }
@@ -460,8 +474,9 @@ export class Store {
 
   /** Heartbeat of one worker: renews its leases (never past a deadline), returns its cancel requests. */
   heartbeat(ns: string, workerId: string, leaseMs: number, now: number): string[] {
-    this.sRenew.run({ until: now + leaseMs, ns, worker: workerId })
-    return (this.sCancelledRunning.all(ns, workerId) as number[]).map(String)
+    // An attempt whose lease already ran out belongs to the reaper: it is not renewed.
+    const held = this.sRenew.all({ until: now + leaseMs, now, ns, worker: workerId }) as { id: number; cancel_requested: number }[]
+    return held.filter((r) => r.cancel_requested !== 0).map((r) => String(r.id))
   }
 
   /** The reaper's write: fails an attempt whose lease ran out, if it is still that attempt. */
