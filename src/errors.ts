@@ -158,6 +158,11 @@ export function invalidArgument(message: string): TaskitoError {
 
 /** `Name: message` — the form errors are recorded in, as the seed shows them. */
 export function describeError(err: unknown): string {
-  if (err instanceof Error) return `${err.name}: ${err.message}`
+  if (err instanceof Error) {
+    // `class ConnectionError extends Error {}` keeps name 'Error': the class name says more.
+    const ctor = (err.constructor as { name?: string } | undefined)?.name
+    const name = err.name === 'Error' && ctor && ctor !== 'Error' ? ctor : err.name
+    return `${name}: ${err.message}`
+  }
   return `Error: ${String(err)}`
 }
