@@ -1,0 +1,698 @@
+// The Core contract (src/core/types.ts), case by case, against every core that loads: the JS core
+// always, the native core when its binary is built. Real SQLite files in temp folders; then the
+// same file worked by both cores, both ways.
+import test from 'ava'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const require = createRequire(import.meta.url)
+const Database = require('better-sqlite3')
+
+const jsModule = new URL('../dist/esm/core/js/index.js', import.meta.url)
+const nativeModule = new URL('../dist/esm/core/native.js', import.meta.url)
+const { openJs } = await import(jsModule)
+
+let openNative
+let nativeMissing
+try {
+  const mod = await import(nativeModule)
+  mod.loadBinding()
+  openNative = mod.openNative
+  // The binding may load before its SQLite store exists: probe one real open.
+  const dir = mkdtempSync(join(tmpdir(), 'taskito-probe-'))
+  try {
+    const probe = await openNative({ dbPath: join(dir, 'probe.db'), namespace: 'default' })
+    await probe.close()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+} catch (err) {
+  openNative = undefined
+  nativeMissing = String(err?.message ?? err).split('\n')[0]
+}
+
+const opener = { js: openJs, native: openNative }
+const kinds = openNative ? ['js', 'native'] : ['js']
+
+if (!openNative) test.skip(`native core not loadable, its cases are skipped: ${nativeMissing}`, () => {})
+
+function tempDir(t) {
+  const dir = mkdtempSync(join(tmpdir(), 'taskito-core-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** Opens a core of this kind on `dbPath` (a fresh file by default), closed after the test. */
+async function open(t, kind, { dbPath, namespace = 'default', busyTimeoutMs } = {}) {
+  const path = dbPath ?? join(tempDir(t), 'jobs.db')
+  const core = await opener[kind]({ dbPath: path, namespace, busyTimeoutMs })
+  t.teardown(() => core.close())
+  return Object.assign(core, { path })
+}
+
+function job(overrides = {}) {
+  return {
+    taskName: 'task',
+    queue: 'default',
+    args: '[]',
+    priority: 0,
+    runAt: null,
+    delayMs: null,
+    maxRetries: 3,
+    timeoutMs: null,
+    softTimeoutMs: null,
+    resultTtlMs: null,
+    backoffBaseMs: 1,
+    backoffMaxMs: 1000,
+    backoffJitter: false,
+    uniqueKey: null,
+    ...overrides,
+  }
+}
+
+const claimReq = (overrides = {}) => ({ workerId: 'w1', queues: ['default'], limit: 10, waitMs: 0, ...overrides })
+
+/** Claims until `n` jobs came back (a retry's backoff may make the first attempts empty). */
+async function claimN(core, n, overrides = {}) {
+  const got = []
+  const until = Date.now() + 5000
+  while (got.length < n && Date.now() < until) {
+    got.push(...(await core.claim(claimReq({ limit: n - got.length, waitMs: 1000, ...overrides }))))
+  }
+  return got
+}
+
+/** For state seen only by reading (no event exists for it): checks every 20 ms up to `ms`. */
+async function eventually(fn, ms = 5000) {
+  const until = Date.now() + ms
+  for (;;) {
+    const v = await fn()
+    if (v || Date.now() > until) return v
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+async function rejectsWithCode(t, promise, code) {
+  const err = await t.throwsAsync(promise)
+  t.is(err?.code, code, err?.message)
+  t.true(String(err?.message).startsWith(`${code}: `), err?.message)
+  return err
+}
+
+function each(title, fn) {
+  for (const kind of kinds) test(`[${kind}] ${title}`, (t) => fn(t, kind))
+}
+
+// ---- enqueue and claim ----------------------------------------------------------------------------
+
+each('claims ready jobs by priority desc, run_at, id; delayed jobs wait', async (t, kind) => {
+  const core = await open(t, kind)
+  t.is(core.kind, kind)
+  const now = Date.now()
+  const ids = (
+    await core.enqueue([
+      job({ args: '"low"', priority: 0 }),
+      job({ args: '"high"', priority: 5 }),
+      job({ args: '"low-earlier"', priority: 0, runAt: now - 10_000 }),
+      job({ args: '"later"', priority: 9, delayMs: 60_000 }),
+      job({ args: '"other-queue"', queue: 'other', priority: 9 }),
+    ])
+  ).map((e) => e.id)
+  t.true(ids.every((id) => /^\d+$/.test(id)))
+  t.deepEqual(new Set(ids).size, 5)
+  const claimed = await core.claim(claimReq())
+  t.deepEqual(
+    claimed.map((c) => c.args),
+    ['"high"', '"low-earlier"', '"low"'],
+  )
+  const first = claimed[0]
+  t.is(first.id, ids[1])
+  t.is(first.taskName, 'task')
+  t.is(first.queue, 'default')
+  t.is(first.attempt, 0)
+  t.is(first.token, 1)
+  t.is(first.maxRetries, 3)
+  t.true(first.startedAt >= now)
+  const row = await core.getJob(first.id)
+  t.is(row.status, 1)
+  t.is(row.startedAt, first.startedAt)
+  t.deepEqual(await core.claim(claimReq()), [], 'the delayed job is not ready')
+  const both = await core.claim(claimReq({ queues: ['default', 'other'] }))
+  t.deepEqual(
+    both.map((c) => c.args),
+    ['"other-queue"'],
+  )
+  t.deepEqual(await core.stats(), { pending: 1, running: 4, completed: 0, failed: 0, dead: 0, cancelled: 0 })
+})
+
+each('claim respects the limit across several queues in priority order', async (t, kind) => {
+  const core = await open(t, kind)
+  await core.enqueue([job({ queue: 'a', priority: 1 }), job({ queue: 'b', priority: 3 }), job({ queue: 'a', priority: 2 })])
+  const got = await core.claim(claimReq({ queues: ['a', 'b'], limit: 2 }))
+  t.deepEqual(
+    got.map((c) => [c.queue, c.attempt]),
+    [
+      ['b', 0],
+      ['a', 0],
+    ],
+  )
+  t.is((await core.getJob(got[1].id)).priority, 2)
+})
+
+each('enqueue is all-or-nothing: one bad job writes nothing', async (t, kind) => {
+  const core = await open(t, kind)
+  await rejectsWithCode(t, core.enqueue([job(), job({ maxRetries: -1 })]), 'INVALID_ARGUMENT')
+  t.deepEqual(await core.stats(), { pending: 0, running: 0, completed: 0, failed: 0, dead: 0, cancelled: 0 })
+  t.deepEqual(await core.enqueue([]), [])
+})
+
+each('uniqueKey returns the live job (also within one batch) and makes a new one once it finished', async (t, kind) => {
+  const core = await open(t, kind)
+  const [a, b, c] = await core.enqueue([job({ uniqueKey: 'k' }), job({ uniqueKey: 'k' }), job({ uniqueKey: 'other', queue: 'elsewhere' })])
+  t.deepEqual(a, { id: a.id, created: true })
+  t.deepEqual(b, { id: a.id, created: false })
+  t.true(c.created)
+  const [claimed] = await core.claim(claimReq({ limit: 1 }))
+  t.is(claimed.id, a.id)
+  t.deepEqual(await core.enqueue([job({ uniqueKey: 'k' })]), [{ id: a.id, created: false }], 'while running')
+  await core.settle([{ id: a.id, token: claimed.token, kind: 'fail', error: 'Error: x', retryable: true }])
+  t.deepEqual(await core.enqueue([job({ uniqueKey: 'k' })]), [{ id: a.id, created: false }], 'while failed, awaiting retry')
+  const [again] = await claimN(core, 1)
+  t.is(again.id, a.id)
+  await core.settle([{ id: a.id, token: again.token, kind: 'complete', result: '1' }])
+  const [fresh] = await core.enqueue([job({ uniqueKey: 'k' })])
+  t.true(fresh.created)
+  t.not(fresh.id, a.id)
+  t.is((await core.getJob(fresh.id)).uniqueKey, 'k')
+})
+
+each('namespaces are separate inside one file', async (t, kind) => {
+  const dir = tempDir(t)
+  const a = await open(t, kind, { dbPath: join(dir, 'ns.db'), namespace: 'a' })
+  const b = await open(t, kind, { dbPath: join(dir, 'ns.db'), namespace: 'b' })
+  const [{ id }] = await a.enqueue([job({ uniqueKey: 'same' })])
+  t.is(await b.getJob(id), null)
+  t.deepEqual(await b.claim(claimReq()), [])
+  t.is((await b.stats()).pending, 0)
+  const [other] = await b.enqueue([job({ uniqueKey: 'same' })])
+  t.true(other.created, 'the unique key is per namespace')
+  await rejectsWithCode(t, b.cancel(id), 'JOB_NOT_FOUND')
+  t.is((await a.claim(claimReq()))[0].id, id)
+})
+
+// ---- settle and fencing -----------------------------------------------------------------------------
+
+each('a stale lease token is refused and nothing is recorded', async (t, kind) => {
+  const core = await open(t, kind)
+  const [{ id }] = await core.enqueue([job()])
+  const [first] = await core.claim(claimReq())
+  await core.release([{ id, token: first.token }])
+  t.is((await core.getJob(id)).status, 0, 'released: pending again')
+  const [second] = await core.claim(claimReq())
+  t.is(second.token, first.token + 1)
+  const outcomes = await core.settle([
+    { id, token: first.token, kind: 'complete', result: '"late"' },
+    { id, token: first.token, kind: 'fail', error: 'Error: late', traceback: 'at x', retryable: true },
+    { id, token: first.token, kind: 'cancel', error: 'TaskCancelledError: late' },
+  ])
+  t.deepEqual(
+    outcomes.map((o) => o.status),
+    ['stale', 'stale', 'stale'],
+  )
+  t.false(await core.setProgress(id, first.token, 0.5))
+  await core.release([{ id, token: first.token }])
+  const row = await core.getJob(id)
+  t.is(row.status, 1, 'still running under the new token')
+  t.is(row.result, null)
+  t.is(row.progress, null)
+  t.deepEqual(await core.jobErrors(id), [])
+  t.true(await core.setProgress(id, second.token, 0.5))
+  t.deepEqual(await core.settle([{ id, token: second.token, kind: 'complete', result: '"ok"' }]), [
+    { id, status: 'complete', runAt: null },
+  ])
+  const done = await core.getJob(id)
+  t.is(done.status, 2)
+  t.is(done.result, '"ok"')
+  t.is(done.progress, 0.5)
+  t.true(done.finishedAt >= done.startedAt)
+  t.deepEqual((await core.settle([{ id, token: second.token, kind: 'complete', result: '"twice"' }]))[0].status, 'stale')
+  t.is((await core.getJob(id)).result, '"ok"')
+})
+
+each('retry → failed → claimed again → complete, with one error record per failed attempt', async (t, kind) => {
+  const core = await open(t, kind)
+  const [{ id }] = await core.enqueue([job({ maxRetries: 3, backoffBaseMs: 20, backoffMaxMs: 1000 })])
+  const [a0] = await core.claim(claimReq())
+  const before = Date.now()
+  const [o0] = await core.settle([{ id, token: a0.token, kind: 'fail', error: 'Error: first', traceback: 'stack 1', retryable: true }])
+  t.is(o0.status, 'failed')
+  t.true(o0.runAt >= before + 20 && o0.runAt <= Date.now() + 20, `runAt ${o0.runAt - before} ms after`)
+  const failed = await core.getJob(id)
+  t.is(failed.status, 3)
+  t.is(failed.retryCount, 1)
+  t.is(failed.error, 'Error: first')
+  t.is(failed.runAt, o0.runAt)
+  t.is((await core.stats()).failed, 1)
+
+  const [a1] = await claimN(core, 1)
+  t.is(a1.attempt, 1)
+  t.is(a1.token, a0.token + 1)
+  t.true(Date.now() >= o0.runAt, 'not claimed before its run_at')
+  const [o1] = await core.settle([{ id, token: a1.token, kind: 'fail', error: 'Error: second', traceback: null, retryable: true }])
+  t.is(o1.status, 'failed')
+  const [a2] = await claimN(core, 1)
+  t.is(a2.attempt, 2)
+  await core.settle([{ id, token: a2.token, kind: 'complete', result: '42' }])
+
+  const row = await core.getJob(id)
+  t.is(row.status, 2)
+  t.is(row.retryCount, 2)
+  t.is(row.result, '42')
+  const errors = await core.jobErrors(id)
+  t.deepEqual(
+    errors.map((e) => [e.jobId, e.attempt, e.error, e.traceback]),
+    [
+      [id, 0, 'Error: first', 'stack 1'],
+      [id, 1, 'Error: second', null],
+    ],
+  )
+  t.true(errors.every((e) => /^\d+$/.test(e.id) && e.failedAt >= before))
+  t.true(Number(errors[0].id) < Number(errors[1].id))
+})
+
+each('backoff grows exponentially and is capped; no jitter means exact waits', async (t, kind) => {
+  const core = await open(t, kind)
+  const [{ id }] = await core.enqueue([job({ maxRetries: 5, backoffBaseMs: 10, backoffMaxMs: 30 })])
+  const waits = []
+  for (let i = 0; i < 3; i++) {
+    const [c] = await claimN(core, 1)
+    const [o] = await core.settle([{ id, token: c.token, kind: 'fail', error: 'Error: e', retryable: true }])
+    const row = await core.getJob(id)
+    const errors = await core.jobErrors(id)
+    waits.push(o.runAt - errors[errors.length - 1].failedAt)
+    t.is(row.runAt, o.runAt)
+  }
+  t.deepEqual(waits, [10, 20, 30])
+})
+
+each('retries exhausted → dead with a dead letter; not retryable → dead at once', async (t, kind) => {
+  const core = await open(t, kind)
+  const [{ id }, { id: fatal }] = await core.enqueue([
+    job({ taskName: 'flaky', args: '[1]', maxRetries: 2, priority: 3 }),
+    job({ taskName: 'fatal', maxRetries: 5 }),
+  ])
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const [c] = await claimN(core, 1, { limit: 1 })
+    t.is(c.id, id)
+    const [o] = await core.settle([{ id, token: c.token, kind: 'fail', error: `Error: try ${attempt}`, retryable: true }])
+    t.is(o.status, attempt < 2 ? 'failed' : 'dead')
+  }
+  const row = await core.getJob(id)
+  t.is(row.status, 4)
+  t.is(row.retryCount, 2)
+  t.is(row.error, 'Error: try 2')
+  t.truthy(row.finishedAt)
+  t.deepEqual(
+    (await core.jobErrors(id)).map((e) => e.attempt),
+    [0, 1, 2],
+  )
+
+  const [f] = await claimN(core, 1)
+  t.is(f.id, fatal)
+  const [of] = await core.settle([{ id: fatal, token: f.token, kind: 'fail', error: 'ValueError: no', retryable: false }])
+  t.deepEqual(of, { id: fatal, status: 'dead', runAt: null })
+
+  const letters = await core.deadLetters(10, 0)
+  t.is(letters.length, 2)
+  t.is(letters[0].jobId, fatal, 'newest first')
+  const dl = letters[1]
+  t.like(dl, { jobId: id, taskName: 'flaky', queue: 'default', error: 'Error: try 2', retryCount: 2, args: '[1]', replayedJobId: null })
+  t.true(/^\d+$/.test(dl.id))
+  t.deepEqual(await core.deadLetters(1, 1), [dl])
+  t.is((await core.stats()).dead, 2)
+  await rejectsWithCode(t, core.deadLetters(-1, 0), 'INVALID_ARGUMENT')
+})
+
+each('replay keeps the settings and is idempotent', async (t, kind) => {
+  const core = await open(t, kind)
+  const [{ id }] = await core.enqueue([
+    job({ taskName: 'r', args: '["x"]', maxRetries: 0, priority: 7, timeoutMs: 60_000, softTimeoutMs: 30_000, resultTtlMs: 99_000, backoffBaseMs: 5 }),
+  ])
+  const [c] = await core.claim(claimReq())
+  await core.settle([{ id, token: c.token, kind: 'fail', error: 'Error: boom', retryable: true }])
+  const [dl] = await core.deadLetters(10, 0)
+  const [first, second] = await Promise.all([core.replay(dl.id), core.replay(dl.id)])
+  t.is(first, second, 'two concurrent replays make one job')
+  t.is(await core.replay(dl.id), first)
+  t.not(first, id)
+  const row = await core.getJob(first)
+  t.like(row, { taskName: 'r', args: '["x"]', status: 0, priority: 7, maxRetries: 0, retryCount: 0, timeoutMs: 60_000, softTimeoutMs: 30_000, resultTtlMs: 99_000 })
+  t.is((await core.deadLetters(10, 0))[0].replayedJobId, first)
+  t.is((await core.stats()).pending, 1)
+  await rejectsWithCode(t, core.replay('999999'), 'JOB_NOT_FOUND')
+})
+
+// ---- cancel -------------------------------------------------------------------------------------
+
+each('cancel: pending → cancelled, running → requested and learned by its worker once, final → final', async (t, kind) => {
+  const core = await open(t, kind)
+  const [{ id: waiting }, { id: running }] = await core.enqueue([job({ priority: 0 }), job({ priority: 9 })])
+  core.registerWorker('w1', 3000)
+  t.teardown(() => core.unregisterWorker('w1'))
+  const [c] = await core.claim(claimReq({ limit: 1 }))
+  t.is(c.id, running)
+
+  t.is(await core.cancel(waiting), 'cancelled')
+  const w = await core.getJob(waiting)
+  t.is(w.status, 5)
+  t.truthy(w.finishedAt)
+  t.deepEqual(await core.claim(claimReq()), [], 'a cancelled job never runs')
+
+  t.is(await core.cancel(running), 'requested')
+  t.true((await core.getJob(running)).cancelRequested)
+  const learned = []
+  await eventually(() => {
+    learned.push(...core.takeCancelRequests('w1'))
+    return learned.length > 0
+  })
+  t.deepEqual(learned, [running])
+  // Across at least one more heartbeat the same request is not handed out again.
+  await core.waitJob(running, 700)
+  t.deepEqual(core.takeCancelRequests('w1'), [])
+
+  t.deepEqual(await core.settle([{ id: running, token: c.token, kind: 'cancel', error: 'TaskCancelledError: asked' }]), [
+    { id: running, status: 'cancelled', runAt: null },
+  ])
+  const r = await core.getJob(running)
+  t.is(r.status, 5)
+  t.is(r.error, 'TaskCancelledError: asked')
+  t.is(await core.cancel(running), 'final')
+  t.is(await core.cancel(waiting), 'final')
+  await rejectsWithCode(t, core.cancel('987654'), 'JOB_NOT_FOUND')
+  t.like(await core.stats(), { cancelled: 2, running: 0 })
+})
+
+each('a failed job awaiting its retry can be cancelled', async (t, kind) => {
+  const core = await open(t, kind)
+  const [{ id }] = await core.enqueue([job({ backoffBaseMs: 60_000, backoffMaxMs: 60_000 })])
+  const [c] = await core.claim(claimReq())
+  await core.settle([{ id, token: c.token, kind: 'fail', error: 'Error: x', retryable: true }])
+  t.is(await core.cancel(id), 'cancelled')
+  t.is((await core.getJob(id)).status, 5)
+})
+
+// ---- leases: reaper and heartbeat ---------------------------------------------------------------
+
+each('reaper: an expired lease (no heartbeat) fails the attempt as a lost worker', async (t, kind) => {
+  const core = await open(t, kind)
+  const [{ id }] = await core.enqueue([job({ maxRetries: 0 })])
+  core.registerWorker('short', 150)
+  const [c] = await core.claim(claimReq({ workerId: 'short' }))
+  core.unregisterWorker('short') // the lease of 150 ms stays; nobody renews it
+  const row = await core.waitJob(id, 5000)
+  t.is(row.status, 4)
+  const [err] = await core.jobErrors(id)
+  t.is(err.attempt, 0)
+  t.is(err.error, 'worker lost while running (lease expired)')
+  t.is((await core.settle([{ id, token: c.token, kind: 'complete', result: '1' }]))[0].status, 'stale', 'the late result is discarded')
+  t.is((await core.getJob(id)).result, null)
+  t.is((await core.deadLetters(1, 0))[0].error, 'worker lost while running (lease expired)')
+})
+
+each('reaper: a lost attempt with retries left is retried', async (t, kind) => {
+  const core = await open(t, kind)
+  const [{ id }] = await core.enqueue([job({ maxRetries: 1, backoffBaseMs: 1 })])
+  core.registerWorker('short', 120)
+  const [c] = await core.claim(claimReq({ workerId: 'short' }))
+  core.unregisterWorker('short')
+  const [again] = await claimN(core, 1, { workerId: 'w2' })
+  t.is(again.id, id)
+  t.is(again.attempt, 1)
+  t.true(again.token > c.token)
+  await core.settle([{ id, token: again.token, kind: 'complete', result: 'null' }])
+  t.is((await core.getJob(id)).status, 2)
+})
+
+each('reaper: an attempt past its timeout fails with TaskTimeoutError even while heartbeating', async (t, kind) => {
+  const core = await open(t, kind)
+  core.registerWorker('w1', 5000)
+  t.teardown(() => core.unregisterWorker('w1'))
+  const [{ id }] = await core.enqueue([job({ maxRetries: 0, timeoutMs: 200 })])
+  const [c] = await core.claim(claimReq())
+  t.is(c.timeoutMs, 200)
+  const row = await core.waitJob(id, 5000)
+  t.is(row.status, 4)
+  t.true(row.finishedAt - c.startedAt >= 200)
+  const [err] = await core.jobErrors(id)
+  t.is(err.error, 'TaskTimeoutError: attempt exceeded its timeout of 200 ms')
+  t.is((await core.settle([{ id, token: c.token, kind: 'complete', result: '1' }]))[0].status, 'stale')
+})
+
+each('heartbeat keeps a lease alive past its length', async (t, kind) => {
+  const core = await open(t, kind)
+  core.registerWorker('w1', 200)
+  t.teardown(() => core.unregisterWorker('w1'))
+  const [{ id }] = await core.enqueue([job({ maxRetries: 0 })])
+  const [c] = await core.claim(claimReq())
+  // waitJob returns the row as it is when its timeout runs out: five lease lengths later.
+  const row = await core.waitJob(id, 1000)
+  t.is(row.status, 1)
+  t.deepEqual(await core.jobErrors(id), [])
+  t.is((await core.settle([{ id, token: c.token, kind: 'complete', result: '1' }]))[0].status, 'complete')
+})
+
+// ---- waiting ----------------------------------------------------------------------------------
+
+each('waitJob resolves at the settle; returns the row as it is on timeout; null for unknown', async (t, kind) => {
+  const core = await open(t, kind)
+  const [{ id }] = await core.enqueue([job()])
+  const pending = await core.waitJob(id, 50)
+  t.is(pending.status, 0)
+  t.is(await core.waitJob('424242', 50), null)
+  const [c] = await core.claim(claimReq())
+  const started = Date.now()
+  const waiting = core.waitJob(id, 30_000)
+  setTimeout(() => void core.settle([{ id, token: c.token, kind: 'complete', result: '"v"' }]), 30)
+  const row = await waiting
+  t.is(row.status, 2)
+  t.is(row.result, '"v"')
+  t.true(Date.now() - started < 10_000, 'resolved by the settle, not by the timeout')
+  t.is((await core.waitJob(id, 30_000)).status, 2, 'a final job resolves at once')
+})
+
+each('a waiting claim wakes on an enqueue from another handle on the same file, and on wake()', async (t, kind) => {
+  const dir = tempDir(t)
+  const a = await open(t, kind, { dbPath: join(dir, 'w.db') })
+  const b = await open(t, kind, { dbPath: join(dir, 'w.db') })
+  const started = Date.now()
+  const claiming = a.claim(claimReq({ waitMs: 30_000 }))
+  setTimeout(() => void b.enqueue([job({ args: '"hello"' })]), 30)
+  const got = await claiming
+  t.deepEqual(
+    got.map((c) => c.args),
+    ['"hello"'],
+  )
+  t.true(Date.now() - started < 10_000)
+
+  const idle = a.claim(claimReq({ waitMs: 30_000 }))
+  setTimeout(() => a.wake(), 30)
+  t.deepEqual(await idle, [])
+  t.true(Date.now() - started < 20_000)
+})
+
+each('a waiting claim wakes when a delayed job becomes due', async (t, kind) => {
+  const core = await open(t, kind)
+  await core.enqueue([job({ delayMs: 150 })])
+  const started = Date.now()
+  const got = await core.claim(claimReq({ waitMs: 20_000 }))
+  t.is(got.length, 1)
+  t.true(Date.now() - started >= 140)
+  t.true(Date.now() - started < 10_000)
+})
+
+each('a waiting claim wakes on a commit by another process', async (t, kind) => {
+  const core = await open(t, kind)
+  const claiming = core.claim(claimReq({ waitMs: 30_000 }))
+  const modUrl = kind === 'js' ? jsModule.href : nativeModule.href
+  const script = `
+    const mod = await import(${JSON.stringify(modUrl)})
+    ${kind === 'native' ? 'mod.loadBinding()' : ''}
+    const open = mod.${kind === 'js' ? 'openJs' : 'openNative'}
+    const core = await open({ dbPath: ${JSON.stringify(core.path)}, namespace: 'default' })
+    await core.enqueue([${JSON.stringify(job({ args: '"from-child"' }))}])
+    await core.close()`
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'inherit', 'inherit'] })
+  const code = await new Promise((r) => child.on('exit', r))
+  t.is(code, 0)
+  const got = await claiming
+  t.deepEqual(
+    got.map((c) => c.args),
+    ['"from-child"'],
+  )
+})
+
+// ---- progress, listing, TTL, close ------------------------------------------------------------
+
+each('listJobs filters by status and task, newest first; setProgress is fenced', async (t, kind) => {
+  const core = await open(t, kind)
+  const ids = (await core.enqueue([job({ taskName: 'a' }), job({ taskName: 'b' }), job({ taskName: 'a' })])).map((e) => e.id)
+  t.deepEqual(
+    (await core.listJobs({ limit: 10, offset: 0 })).map((r) => r.id),
+    [...ids].reverse(),
+  )
+  t.deepEqual(
+    (await core.listJobs({ taskName: 'a', limit: 10, offset: 0 })).map((r) => r.id),
+    [ids[2], ids[0]],
+  )
+  t.deepEqual(
+    (await core.listJobs({ status: 0, limit: 1, offset: 1 })).map((r) => r.id),
+    [ids[1]],
+  )
+  const [c] = await core.claim(claimReq({ limit: 1 }))
+  t.true(await core.setProgress(c.id, c.token, 0.25))
+  t.false(await core.setProgress(c.id, c.token + 1, 0.75))
+  t.is((await core.getJob(c.id)).progress, 0.25)
+  t.deepEqual(
+    (await core.listJobs({ status: 1, limit: 10, offset: 0 })).map((r) => r.id),
+    [c.id],
+  )
+})
+
+each('finished jobs expire after their result TTL', async (t, kind) => {
+  const core = await open(t, kind)
+  const [{ id }, { id: kept }] = await core.enqueue([job({ resultTtlMs: 50 }), job({ resultTtlMs: null })])
+  const claimed = await core.claim(claimReq())
+  await core.settle(claimed.map((c) => ({ id: c.id, token: c.token, kind: 'complete', result: '1' })))
+  const done = await core.getJob(id)
+  t.is(done.status, 2)
+  t.true(await eventually(async () => (await core.getJob(id)) === null, 10_000), 'swept')
+  t.is((await core.getJob(kept)).status, 2)
+})
+
+each('after close every call rejects with QUEUE_CLOSED and a waiting claim ends', async (t, kind) => {
+  const core = await opener[kind]({ dbPath: join(tempDir(t), 'c.db'), namespace: 'default' })
+  const claiming = core.claim(claimReq({ waitMs: 30_000 }))
+  await new Promise((r) => setTimeout(r, 20))
+  await core.close()
+  t.deepEqual(await claiming, [])
+  await rejectsWithCode(t, core.enqueue([job()]), 'QUEUE_CLOSED')
+  await rejectsWithCode(t, core.getJob('1'), 'QUEUE_CLOSED')
+})
+
+// ---- opening files ------------------------------------------------------------------------------
+
+each('refuses a file that is not SQLite, another application\'s SQLite file, and a newer schema, leaving each unchanged', async (t, kind) => {
+  const dir = tempDir(t)
+  const text = join(dir, 'notes.txt')
+  writeFileSync(text, 'these are my notes, not a database\n'.repeat(50))
+  const before = readFileSync(text)
+  await rejectsWithCode(t, opener[kind]({ dbPath: text, namespace: 'default' }), 'DB_CORRUPT')
+  t.deepEqual(readFileSync(text), before)
+
+  const foreign = join(dir, 'app.db')
+  const db = new Database(foreign)
+  db.exec("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users (name) VALUES ('ada')")
+  db.close()
+  const foreignBefore = readFileSync(foreign)
+  await rejectsWithCode(t, opener[kind]({ dbPath: foreign, namespace: 'default' }), 'DB_NOT_TASKITO')
+  t.deepEqual(readFileSync(foreign), foreignBefore)
+
+  const newer = join(dir, 'newer.db')
+  const core = await opener[kind]({ dbPath: newer, namespace: 'default' })
+  await core.close()
+  const raw = new Database(newer)
+  t.is(raw.prepare("SELECT value FROM taskito_meta WHERE key = 'schema_version'").pluck().get(), '1')
+  t.is(raw.pragma('journal_mode', { simple: true }), 'wal')
+  raw.prepare("UPDATE taskito_meta SET value = '99' WHERE key = 'schema_version'").run()
+  raw.close()
+  const newerBefore = readFileSync(newer)
+  await rejectsWithCode(t, opener[kind]({ dbPath: newer, namespace: 'default' }), 'DB_SCHEMA_TOO_NEW')
+  t.deepEqual(readFileSync(newer), newerBefore)
+})
+
+each('creates parent folders; rejects bad options with INVALID_ARGUMENT', async (t, kind) => {
+  const dir = tempDir(t)
+  const core = await open(t, kind, { dbPath: join(dir, 'a', 'b', 'c', 'jobs.db') })
+  t.is((await core.enqueue([job()])).length, 1)
+  await rejectsWithCode(t, opener[kind]({ dbPath: join(dir, 'x.db'), namespace: '' }), 'INVALID_ARGUMENT')
+  await rejectsWithCode(t, core.claim(claimReq({ limit: -1 })), 'INVALID_ARGUMENT')
+})
+
+each('DB_LOCKED when another connection holds the write lock past the busy timeout; nothing half-written', async (t, kind) => {
+  const core = await open(t, kind, { busyTimeoutMs: 100 })
+  await core.enqueue([job()])
+  const other = new Database(core.path)
+  other.exec('BEGIN IMMEDIATE')
+  try {
+    await rejectsWithCode(t, core.enqueue([job(), job()]), 'DB_LOCKED')
+  } finally {
+    other.exec('ROLLBACK')
+    other.close()
+  }
+  t.is((await core.stats()).pending, 1)
+  t.is((await core.enqueue([job()])).length, 1)
+})
+
+// ---- one file, both cores ---------------------------------------------------------------------
+
+const crossTitle = 'cross-core: a file written by one core is worked by the other, mid-stream, both ways'
+if (openNative) {
+  for (const [writer, worker] of [
+    ['js', 'native'],
+    ['native', 'js'],
+  ]) {
+    test(`[${writer} → ${worker}] ${crossTitle}`, async (t) => {
+      const dir = tempDir(t)
+      const dbPath = join(dir, 'shared.db')
+      const w = await open(t, writer, { dbPath })
+      const ids = (
+        await w.enqueue([
+          job({ args: '"a"', priority: 2, maxRetries: 1 }),
+          job({ args: '"b"', priority: 1, uniqueKey: 'u' }),
+          job({ args: '"c"', maxRetries: 0 }),
+        ])
+      ).map((e) => e.id)
+      // The writer starts an attempt and fails it; the other core takes the retry over.
+      const [a0] = await w.claim(claimReq({ limit: 1 }))
+      t.is(a0.id, ids[0])
+      await w.settle([{ id: a0.id, token: a0.token, kind: 'fail', error: 'Error: first', traceback: 'at writer', retryable: true }])
+      const [b0] = await w.claim(claimReq({ limit: 1 }))
+      t.is(b0.id, ids[1])
+
+      const o = await open(t, worker, { dbPath })
+      t.deepEqual(await o.enqueue([job({ uniqueKey: 'u' })]), [{ id: ids[1], created: false }], 'sees the live unique job')
+      t.is((await o.settle([{ id: b0.id, token: b0.token, kind: 'complete', result: '"b!"' }]))[0].status, 'complete', "settles the other core's claim")
+      const [a1] = await claimN(o, 1)
+      t.is(a1.id, ids[0])
+      t.is(a1.attempt, 1)
+      t.is(a1.token, a0.token + 1)
+      await o.settle([{ id: a1.id, token: a1.token, kind: 'complete', result: '"a!"' }])
+      const [c0] = await o.claim(claimReq())
+      t.is(c0.id, ids[2])
+      await o.settle([{ id: c0.id, token: c0.token, kind: 'fail', error: 'Error: fatal', retryable: true }])
+      const [dl] = await o.deadLetters(10, 0)
+      t.is(dl.jobId, ids[2])
+      const [{ id: fromOther }] = await o.enqueue([job({ args: '"d"' })])
+      await w.close()
+      await o.close()
+
+      // Reopened by the writer: everything the other core did is there and workable.
+      const back = await open(t, writer, { dbPath })
+      t.deepEqual(
+        (await back.jobErrors(ids[0])).map((e) => [e.attempt, e.error, e.traceback]),
+        [[0, 'Error: first', 'at writer']],
+      )
+      t.like(await back.getJob(ids[0]), { status: 2, result: '"a!"', retryCount: 1 })
+      t.like(await back.getJob(ids[1]), { status: 2, result: '"b!"' })
+      t.deepEqual(await back.stats(), { pending: 1, running: 0, completed: 2, failed: 0, dead: 1, cancelled: 0 })
+      const replayed = await back.replay(dl.id)
+      const got = await back.claim(claimReq())
+      t.deepEqual(new Set(got.map((c) => c.id)), new Set([fromOther, replayed]))
+    })
+  }
+} else {
+  test.skip(`${crossTitle} (needs the native core: ${nativeMissing})`, () => {})
+}
