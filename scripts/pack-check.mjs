@@ -1,0 +1,249 @@
+#!/usr/bin/env node
+/**
+ * Distribution check (`npm run pack-check`, after `npm run build`): what npm users get works
+ * without a Rust toolchain and without install scripts.
+ *
+ *  1. The root tarball's file list: ships dist/, the napi loader, the SQLite .sql files; ships no
+ *     sources, tests, Rust build output or binaries (the binary travels in the platform package).
+ *  2. The built binary goes into npm/<platform>/; both packages are packed into a temp folder.
+ *  3. A new project installs both tarballs with --ignore-scripts, --offline and an empty npm cache
+ *     (nothing may come from the registry: better-sqlite3 is optional and omitted, so only the native core exists
+ *     there), with a PATH that holds node and npm but no cargo or rustc.
+ *  4. In that project, from ESM and from CommonJS: new Queue, a task, delay(), a worker, the result.
+ *     The `taskito` bin answers `stats`.
+ *  5. With NAPI_RS_NATIVE_LIBRARY_PATH pointing to a missing file, core: 'native' fails with
+ *     the coded error NATIVE_BINARY_MISSING.
+ *
+ * Exits non-zero with the reason on the first failure; the temp folder is kept then (--keep keeps
+ * it always).
+ */
+import { spawnSync } from 'node:child_process'
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
+import { delimiter, dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+const keep = process.argv.includes('--keep')
+let work // the temp folder, made once the preconditions hold
+let step = 'setup'
+
+function fail(reason) {
+  process.stderr.write(`pack-check: FAILED at ${step}: ${reason}\n`)
+  if (work) process.stderr.write(`pack-check: files kept in ${work}\n`)
+  process.exit(1)
+}
+
+function ok(msg) {
+  process.stdout.write(`pack-check: ok  ${msg}\n`)
+}
+
+/** Runs a command; returns stdout; fails the check on a non-zero exit unless `allowFail`. */
+function run(cmd, args, { cwd = root, env = process.env, allowFail = false, timeout = 180_000 } = {}) {
+  const r = spawnSync(cmd, args, { cwd, env, encoding: 'utf8', timeout, maxBuffer: 64 << 20 })
+  if (r.error) fail(`${cmd} ${args.join(' ')}: ${r.error.message}`)
+  if (r.status !== 0 && !allowFail) {
+    fail(`\`${cmd} ${args.join(' ')}\` exited with ${r.status ?? r.signal}\n${r.stdout}\n${r.stderr}`)
+  }
+  return r
+}
+
+/** The napi platform name of this machine, as in npm/<platform>/ and taskito.<platform>.node. */
+function platformName() {
+  const { platform, arch } = process
+  if (platform === 'linux') {
+    const glibc = process.report.getReport().header.glibcVersionRuntime
+    return `linux-${arch}-${glibc ? 'gnu' : 'musl'}`
+  }
+  if (platform === 'win32') return `win32-${arch}-msvc`
+  return `${platform}-${arch}`
+}
+
+// ---- 0. what the build must have produced ------------------------------------------------------
+
+step = 'preconditions'
+const platform = platformName()
+const binaryName = `taskito.${platform}.node`
+const npmDir = join(root, 'npm', platform)
+const need = [
+  ['index.js', 'the napi loader: run `npm run build:native`'],
+  ['index.d.ts', 'the napi typings: run `npm run build:native`'],
+  [binaryName, 'the native binary for this platform: run `npm run build:native`'],
+  ['dist/esm/index.js', 'the ESM build: run `npm run build:ts`'],
+  ['dist/cjs/index.js', 'the CommonJS build: run `npm run build:ts`'],
+  [`npm/${platform}/package.json`, `the platform package for ${platform}`],
+]
+for (const [file, fix] of need) {
+  if (!existsSync(join(root, file))) fail(`${file} is missing (${fix})`)
+}
+ok(`build outputs present (${platform})`)
+
+// ---- 1. the root tarball's contents -----------------------------------------------------------
+
+step = 'npm pack --dry-run'
+const dry = JSON.parse(run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts']).stdout)
+const files = dry[0].files.map((f) => f.path)
+const mustHave = [
+  'package.json',
+  'index.js',
+  'index.d.ts',
+  'dist/esm/index.js',
+  'dist/esm/index.d.ts',
+  'dist/esm/package.json',
+  'dist/cjs/index.js',
+  'dist/cjs/index.d.ts',
+  'dist/cjs/package.json',
+]
+for (const f of mustHave) if (!files.includes(f)) fail(`the root tarball lacks ${f}`)
+const rootSql = run('git', ['ls-files', 'crates/core/queries/sqlite/'], { allowFail: true })
+const sqlInRepo = (rootSql.status === 0 ? rootSql.stdout.split('\n') : []).filter((f) => f.endsWith('.sql'))
+const sqlInTar = files.filter((f) => f.startsWith('crates/core/queries/sqlite/') && f.endsWith('.sql'))
+if (sqlInTar.length === 0) fail('the root tarball has no crates/core/queries/sqlite/**/*.sql (the JS core reads them)')
+for (const f of sqlInRepo) if (!files.includes(f)) fail(`the root tarball lacks ${f}`)
+const forbidden = [
+  [/^target\//, 'Rust build output'],
+  [/^src\//, 'TypeScript sources'],
+  [/^__test__\//, 'tests'],
+  [/\.test\.(m?[jt]s|cjs)$/, 'tests'],
+  [/^crates\/(node|core\/src)\//, 'Rust sources'],
+  [/^(bench|scripts|npm|\.ci|\.github)\//, 'repository tooling'],
+  [/\.node$/, 'a native binary (it belongs in the platform package)'],
+  [/\.(db|db-wal|db-shm|tgz)$/, 'a database or tarball'],
+]
+for (const f of files) {
+  for (const [re, what] of forbidden) if (re.test(f)) fail(`the root tarball ships ${f} (${what})`)
+}
+ok(`root tarball: ${files.length} files, ${sqlInTar.length} .sql, no sources/tests/target/binaries`)
+
+// ---- 2. pack both packages --------------------------------------------------------------------
+
+step = 'npm pack'
+work = mkdtempSync(join(tmpdir(), 'taskito-pack-check-'))
+copyFileSync(join(root, binaryName), join(npmDir, binaryName))
+const tarballs = join(work, 'tarballs')
+mkdirSync(tarballs)
+const packOne = (cwd) => {
+  const out = JSON.parse(run('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', tarballs], { cwd }).stdout)
+  return join(tarballs, out[0].filename)
+}
+const rootTgz = packOne(root)
+const platformTgz = packOne(npmDir)
+const platformFiles = JSON.parse(run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: npmDir }).stdout)[0]
+  .files.map((f) => f.path)
+if (!platformFiles.includes(binaryName)) fail(`the platform tarball lacks ${binaryName}`)
+ok(`packed ${rootTgz.slice(tarballs.length + 1)} and ${platformTgz.slice(tarballs.length + 1)}`)
+
+// ---- 3. install into a new project, no toolchain, no scripts, no registry ----------------------
+
+step = 'install'
+// PATH: a folder with node and npm only, plus the system folders that hold no cargo/rustc.
+const bin = join(work, 'bin')
+mkdirSync(bin)
+symlinkSync(process.execPath, join(bin, 'node'))
+const npmPath = run('sh', ['-c', 'command -v npm']).stdout.trim()
+symlinkSync(npmPath, join(bin, 'npm'))
+const hasRust = (dir) => ['cargo', 'rustc', 'rustup'].some((t) => existsSync(join(dir, t)))
+const cleanPath = [bin, ...(process.env.PATH ?? '').split(delimiter).filter((d) => d && !hasRust(d) && !d.includes('.cargo'))]
+  .join(delimiter)
+const env = { ...process.env, PATH: cleanPath }
+for (const k of Object.keys(env)) if (/^(CARGO|RUSTUP|RUSTC)/.test(k) || k === 'NAPI_RS_NATIVE_LIBRARY_PATH') delete env[k]
+delete env.TASKITO_CORE
+const which = run('sh', ['-c', 'command -v cargo rustc || true'], { env }).stdout.trim()
+if (which) fail(`cargo/rustc still on PATH: ${which}`)
+
+const app = join(work, 'app')
+mkdirSync(app)
+writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'pack-check-app', version: '1.0.0', private: true }, null, 2))
+run(
+  'npm',
+  // An empty cache with --offline proves that nothing comes from the registry.
+  ['install', '--ignore-scripts', '--offline', '--cache', join(work, 'empty-npm-cache'), '--omit=optional',
+    '--no-audit', '--no-fund', '--no-package-lock', rootTgz, platformTgz],
+  { cwd: app, env },
+)
+const installed = join(app, 'node_modules')
+if (!existsSync(join(installed, 'taskito', 'dist', 'esm', 'index.js'))) fail('taskito is not installed in the app')
+if (!existsSync(join(installed, `taskito-${platform}`, binaryName))) fail(`taskito-${platform} is not installed in the app`)
+if (existsSync(join(installed, 'taskito', binaryName))) fail('the root package carries the binary itself')
+ok('installed both tarballs offline with --ignore-scripts and no cargo/rustc on PATH')
+
+// ---- 4. run a job there, from ESM and from CommonJS -------------------------------------------
+
+step = 'run a job'
+const jobBody = (format) => `
+async function main() {
+  const queue = new Queue({ dbPath: join(process.argv[2], 'jobs-${format}.db'), core: 'native' })
+  const add = queue.task('add', async (a, b) => a + b)
+  const job = await add.delay(2, 3)
+  const worker = queue.worker({ concurrency: 2 })
+  await worker.start()
+  const value = await job.result({ timeout: 20000 })
+  const status = await job.status()
+  await worker.close()
+  const stats = await queue.stats()
+  await queue.close()
+  if (value !== 5) throw new Error('result ' + JSON.stringify(value) + ', expected 5')
+  if (status !== 'complete') throw new Error('status ' + status + ', expected complete')
+  if (stats.completed !== 1) throw new Error('stats ' + JSON.stringify(stats))
+  console.log('ran job ' + job.id + ': 2 + 3 = ' + value)
+}
+main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1) })
+`
+writeFileSync(join(app, 'job.mjs'), `import { join } from 'node:path'\nimport { Queue } from 'taskito'\n${jobBody('esm')}`)
+writeFileSync(join(app, 'job.cjs'), `const { join } = require('node:path')\nconst { Queue } = require('taskito')\n${jobBody('cjs')}`)
+for (const file of ['job.mjs', 'job.cjs']) {
+  const r = run('node', [file, app], { cwd: app, env, timeout: 60_000 })
+  ok(`${file}: ${r.stdout.trim()}`)
+}
+
+const cli = join(installed, '.bin', 'taskito')
+if (existsSync(join(installed, 'taskito', 'dist', 'esm', 'cli.js'))) {
+  if (!existsSync(cli)) fail('the taskito bin was not linked into node_modules/.bin')
+  const r = run(cli, ['stats', '--db', join(app, 'jobs-esm.db')], { cwd: app, env, timeout: 60_000 })
+  ok(`taskito stats --db: ${r.stdout.trim().split('\n').join(' | ')}`)
+}
+
+// ---- 5. the coded error when the binary is missing --------------------------------------------
+
+step = 'missing binary'
+const missingScript = `
+import { Queue } from 'taskito'
+let code = 'none'
+try {
+  const queue = new Queue({ dbPath: process.argv[2], core: 'native' })
+  await queue.stats()
+  await queue.close()
+} catch (e) {
+  code = e.code
+  console.log(e.message)
+}
+console.log('code=' + code)
+`
+writeFileSync(join(app, 'missing.mjs'), missingScript)
+const missing = run('node', ['missing.mjs', join(app, 'missing.db')], {
+  cwd: app,
+  env: { ...env, NAPI_RS_NATIVE_LIBRARY_PATH: join(work, 'no-such-binary.node') },
+  timeout: 60_000,
+  allowFail: true,
+})
+if (!missing.stdout.includes('code=NATIVE_BINARY_MISSING')) {
+  fail(`expected code NATIVE_BINARY_MISSING, got:\n${missing.stdout}${missing.stderr}`)
+}
+ok(`core: 'native' without a binary: NATIVE_BINARY_MISSING (${missing.stdout.split('\n')[0].slice(0, 100)}...)`)
+if (existsSync(join(app, 'missing.db'))) fail('a database file was created although the core never opened')
+
+rmSync(join(npmDir, binaryName), { force: true })
+if (!keep) rmSync(work, { recursive: true, force: true })
+process.stdout.write(`pack-check: all checks passed${keep ? ` (files in ${work})` : ''}\n`)
+// The tarball's package.json is what users get: print its version for the log.
+const pj = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+process.stdout.write(`pack-check: taskito@${pj.version} + taskito-${platform}@${pj.version}\n`)
