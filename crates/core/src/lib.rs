@@ -6,6 +6,7 @@
 pub mod backoff;
 pub mod error;
 pub mod model;
+pub mod sqlite;
 pub mod store;
 
 use std::sync::Arc;
@@ -24,9 +25,7 @@ pub async fn open(opts: OpenOptions) -> Result<Arc<dyn Store>> {
         (None, None) => Err(Error::invalid(
             "neither dbPath nor url was given: pass dbPath (an SQLite file) or url (postgres://...)",
         )),
-        (Some(_), None) => Err(Error::Unavailable(
-            "the SQLite store is not built yet".into(),
-        )),
+        (Some(_), None) => sqlite::open(opts).await,
         (None, Some(_)) => Err(Error::Unavailable(
             "PostgreSQL support is not built yet; use dbPath (SQLite) for now".into(),
         )),

@@ -1,0 +1,28 @@
+-- The batch claim, one statement: the ready jobs of these queues in priority order become running
+-- with a fresh lease token (the fencing token), this worker, a lease and the attempt's deadline.
+-- SKIP LOCKED lets concurrent claimers (other workers, other machines) pass over the rows another
+-- claim is taking instead of waiting for it, so no job is handed out twice and nobody queues up.
+-- The lease never runs past the deadline, so the reaper finds both lost workers and timeouts by
+-- lease_until alone. RETURNING order is unspecified: the caller sorts.
+-- $1 namespace, $2 queues, $3 limit, $4 worker_id, $5 lease_ms.
+WITH now AS MATERIALIZED (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms),
+picked AS (
+    SELECT id FROM jobs
+    WHERE namespace = $1::text AND queue = ANY($2::text[]) AND status IN (0, 3)
+      AND run_at <= (SELECT ms FROM now)
+    ORDER BY priority DESC, run_at, id
+    LIMIT $3::bigint
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs AS j
+SET status = 1,
+    lease_token = j.lease_token + 1,
+    worker_id = $4::text,
+    started_at = now.ms,
+    deadline_at = CASE WHEN j.timeout_ms IS NULL THEN NULL ELSE now.ms + j.timeout_ms END,
+    lease_until = CASE WHEN j.timeout_ms IS NULL THEN now.ms + $5::bigint
+                       ELSE now.ms + LEAST($5::bigint, j.timeout_ms) END
+FROM picked, now
+WHERE j.id = picked.id
+RETURNING j.id, j.task_name, j.queue, j.args, j.retry_count, j.lease_token, j.max_retries,
+          j.timeout_ms, j.soft_timeout_ms, j.priority, j.run_at, j.started_at, j.deadline_at;

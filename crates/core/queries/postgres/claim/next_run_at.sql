@@ -1,0 +1,4 @@
+-- When nothing is ready: how long until the earliest scheduled job of these queues is due (on the
+-- database's clock), so a waiting claim wakes when it becomes due. $1 namespace, $2 queues.
+SELECT MIN(run_at) - (extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM jobs
+WHERE namespace = $1::text AND queue = ANY($2::text[]) AND status IN (0, 3);

@@ -1,0 +1,13 @@
+-- One worker's heartbeat: extends the leases of the attempts it holds (by id and token, so an
+-- attempt whose claim reply was lost with a dropped connection is not kept alive by nobody),
+-- never past the deadline and never one already expired (that attempt belongs to the reaper),
+-- and reports their cancel requests. Rows not returned are no longer this worker's.
+-- $1 worker_id, $2 lease_ms; arrays: $3 ids, $4 tokens.
+WITH now AS MATERIALIZED (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms)
+UPDATE jobs AS j
+SET lease_until = CASE WHEN j.deadline_at IS NULL THEN now.ms + $2::bigint
+                       ELSE LEAST(now.ms + $2::bigint, j.deadline_at) END
+FROM unnest($3::bigint[], $4::bigint[]) AS h(id, token), now
+WHERE j.id = h.id AND j.lease_token = h.token AND j.status = 1 AND j.worker_id = $1::text
+  AND j.lease_until > now.ms
+RETURNING j.id, j.cancel_requested;

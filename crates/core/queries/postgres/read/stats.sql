@@ -1,0 +1,2 @@
+-- $1 namespace.
+SELECT status, COUNT(*) FROM jobs WHERE namespace = $1::text GROUP BY status;

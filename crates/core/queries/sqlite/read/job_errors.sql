@@ -1,0 +1,5 @@
+-- Oldest first; only errors of a job in this namespace.
+SELECT e.id, e.job_id, e.attempt, e.error, e.traceback, e.failed_at
+FROM job_errors e JOIN jobs j ON j.id = e.job_id
+WHERE e.job_id = :id AND j.namespace = :namespace
+ORDER BY e.id;

@@ -1,0 +1,1 @@
+SELECT status, COUNT(*) FROM jobs WHERE namespace = :namespace GROUP BY status;

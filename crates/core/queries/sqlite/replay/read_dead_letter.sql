@@ -1,0 +1,3 @@
+SELECT task_name, queue, args, priority, max_retries, timeout_ms, soft_timeout_ms, result_ttl_ms,
+       backoff_base_ms, backoff_max_ms, backoff_jitter, replayed_job_id
+FROM dead_letters WHERE id = :id AND namespace = :namespace;

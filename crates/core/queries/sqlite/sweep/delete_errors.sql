@@ -1,0 +1,1 @@
+DELETE FROM job_errors WHERE job_id IN (SELECT value FROM json_each(:ids));

@@ -1,0 +1,119 @@
+//! Forward migrations of a taskito schema. Many processes often start at once against a new
+//! database, so the work happens inside one transaction under a transaction-scoped advisory lock
+//! keyed by the schema: the first process migrates, the others wait and then find it done.
+
+use deadpool_postgres::Object;
+
+use super::sql;
+use crate::error::{Error, Result};
+
+/// The newest schema version this build knows.
+pub(crate) fn latest() -> i64 {
+    sql::MIGRATIONS.last().map(|m| m.0).unwrap_or(0)
+}
+
+pub(crate) async fn migrate(client: &mut Object, schema: &str) -> Result<()> {
+    // Fast path, no lock: an up-to-date schema (every open after the first).
+    if current_version(client, schema).await? == Some(latest()) {
+        return Ok(());
+    }
+    let tx = client.transaction().await?;
+    tx.execute(sql::META_LOCK, &[&schema]).await?;
+    let exists = tx
+        .query_opt("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", &[&schema])
+        .await?
+        .is_some();
+    if !exists {
+        // Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the database
+        // even when the schema is already there.
+        tx.batch_execute(&format!("CREATE SCHEMA \"{schema}\"")).await?;
+    }
+    // The connection's search_path named a schema that did not exist yet.
+    tx.batch_execute(&format!("SET LOCAL search_path TO \"{schema}\""))
+        .await?;
+    let version = version_in(&tx, schema).await?.unwrap_or(0);
+    if version > latest() {
+        return Err(too_new(schema, version));
+    }
+    for (v, migration) in sql::MIGRATIONS.iter().filter(|m| m.0 > version) {
+        tx.batch_execute(migration).await.map_err(|e| {
+            Error::Queue(format!(
+                "migration {v} of schema {schema} failed: {}",
+                super::conn::from_pg(e)
+            ))
+        })?;
+        tx.execute(sql::META_SET_VERSION, &[&v.to_string()]).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The recorded version; None for a schema without taskito tables (absent or empty).
+async fn current_version(client: &Object, schema: &str) -> Result<Option<i64>> {
+    let tables: Vec<String> = client
+        .query(sql::META_LIST_TABLES, &[&schema])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if tables.is_empty() {
+        return Ok(None);
+    }
+    if !tables.iter().any(|t| t == "taskito_meta") {
+        return Err(not_taskito(schema, &tables));
+    }
+    let row = client
+        .query_opt(
+            &format!("SELECT value FROM \"{schema}\".taskito_meta WHERE key = 'schema_version'"),
+            &[],
+        )
+        .await?;
+    let v = parse_version(schema, row.map(|r| r.get::<_, String>(0)))?;
+    if v > latest() {
+        return Err(too_new(schema, v));
+    }
+    Ok(Some(v))
+}
+
+async fn version_in(tx: &deadpool_postgres::Transaction<'_>, schema: &str) -> Result<Option<i64>> {
+    let tables: Vec<String> = tx
+        .query(sql::META_LIST_TABLES, &[&schema])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if tables.is_empty() {
+        return Ok(None);
+    }
+    if !tables.iter().any(|t| t == "taskito_meta") {
+        return Err(not_taskito(schema, &tables));
+    }
+    let row = tx.query_opt(sql::META_READ_VERSION, &[]).await?;
+    Ok(Some(parse_version(schema, row.map(|r| r.get::<_, String>(0)))?))
+}
+
+fn parse_version(schema: &str, v: Option<String>) -> Result<i64> {
+    let v = v.unwrap_or_else(|| "0".into());
+    v.parse().map_err(|_| {
+        Error::NotTaskito(format!(
+            "schema {schema} records schema_version {v:?}, which taskito never writes: \
+             use another schema (the schema option) or drop this one"
+        ))
+    })
+}
+
+fn not_taskito(schema: &str, tables: &[String]) -> Error {
+    Error::NotTaskito(format!(
+        "schema {schema} holds tables that are not taskito's ({}); nothing was written: \
+         pass another schema (the schema option, default \"taskito\")",
+        tables.join(", ")
+    ))
+}
+
+fn too_new(schema: &str, v: i64) -> Error {
+    Error::SchemaTooNew(format!(
+        "schema {schema} was written by a newer taskito (schema version {v}, this one knows up \
+         to {}): upgrade the taskito package",
+        latest()
+    ))
+}

@@ -1,0 +1,67 @@
+//! The SQL of the PostgreSQL store, one file per statement under `queries/postgres/`.
+//! Tables are named unqualified: every connection's search_path is the taskito schema.
+
+macro_rules! q {
+    ($name:ident, $path:literal) => {
+        pub(crate) const $name: &str =
+            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/queries/postgres/", $path));
+    };
+}
+
+/// Forward migrations in order: (version, SQL).
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/queries/postgres/migrations/001_init.sql"
+    )),
+)];
+
+q!(META_LOCK, "meta/lock.sql");
+q!(META_LIST_TABLES, "meta/list_tables.sql");
+q!(META_READ_VERSION, "meta/read_schema_version.sql");
+q!(META_SET_VERSION, "meta/set_schema_version.sql");
+q!(META_NOW, "meta/now.sql");
+
+q!(ENQUEUE_ALLOCATE_IDS, "enqueue/allocate_ids.sql");
+q!(ENQUEUE_INSERT, "enqueue/insert.sql");
+q!(ENQUEUE_FIND_LIVE_UNIQUE, "enqueue/find_live_unique.sql");
+q!(ENQUEUE_EXISTS, "enqueue/exists.sql");
+q!(NOTIFY, "notify/notify.sql");
+
+q!(CLAIM, "claim/claim.sql");
+q!(CLAIM_NEXT_RUN_AT, "claim/next_run_at.sql");
+
+q!(SETTLE_COMPLETE, "settle/complete.sql");
+q!(SETTLE_CANCEL, "settle/cancel.sql");
+q!(SETTLE_FAIL_READ, "settle/fail_read.sql");
+q!(SETTLE_INSERT_ERROR, "settle/insert_error.sql");
+q!(SETTLE_RETRY, "settle/retry.sql");
+q!(SETTLE_DEAD, "settle/dead.sql");
+q!(SETTLE_INSERT_DEAD_LETTER, "settle/insert_dead_letter.sql");
+q!(SETTLE_CANCEL_AFTER_FAILURE, "settle/cancel_after_failure.sql");
+q!(SETTLE_APPLIED, "settle/applied.sql");
+
+q!(RELEASE, "release/release.sql");
+
+q!(READ_GET_JOB, "read/get_job.sql");
+q!(READ_JOB_ERRORS, "read/job_errors.sql");
+q!(READ_LIST_JOBS, "read/list_jobs.sql");
+q!(READ_STATS, "read/stats.sql");
+q!(READ_DEAD_LETTERS, "read/dead_letters.sql");
+
+q!(CANCEL_READ_STATUS, "cancel/read_status.sql");
+q!(CANCEL_WAITING, "cancel/cancel_waiting.sql");
+q!(CANCEL_REQUEST, "cancel/request.sql");
+
+q!(PROGRESS_SET, "progress/set.sql");
+
+q!(REPLAY_READ, "replay/read_dead_letter.sql");
+q!(REPLAY_INSERT, "replay/insert.sql");
+q!(REPLAY_MARK, "replay/mark.sql");
+
+q!(HEARTBEAT_RENEW, "heartbeat/renew.sql");
+q!(REAPER_EXPIRED, "reaper/expired.sql");
+q!(REAPER_NEXT_LEASE, "reaper/next_lease.sql");
+q!(SWEEP_DELETE_EXPIRED, "sweep/delete_expired.sql");
+q!(SWEEP_NEXT_EXPIRY, "sweep/next_expiry.sql");

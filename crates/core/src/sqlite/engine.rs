@@ -1,0 +1,412 @@
+//! One engine per SQLite file per process, shared by every handle on that file: the writer
+//! thread, the readers, the reaper/sweeper, the heartbeat, the cross-process watcher, and the
+//! wake-ups and waiters that must be common to all handles (an enqueue through one Queue object
+//! wakes a worker of another on the same file).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::{JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use tokio::sync::{oneshot, watch};
+
+use super::writer::{self, Effects, Msg};
+use super::{open, ops, queries};
+use crate::error::{Error, Result};
+use crate::now_ms;
+
+/// Reader connections for inspection; two cores on the target machine.
+const READERS: usize = 2;
+/// How often a waiting claim or waitJob looks for another process's commit.
+const WATCH_INTERVAL: Duration = Duration::from_millis(10);
+/// The longest the reaper sleeps, so dead workers of other processes are found promptly.
+const REAPER_MAX_SLEEP_MS: i64 = 100;
+const REAP_BATCH: i64 = 256;
+const SWEEP_BATCH: i64 = 500;
+
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// A registered worker: its lease, and the cancel requests its heartbeat learned.
+pub(crate) struct WorkerState {
+    pub lease_ms: u64,
+    next_beat: Instant,
+    pending_cancels: Vec<i64>,
+    reported: HashSet<i64>,
+}
+
+/// State the engine's threads and handles share.
+pub(crate) struct Shared {
+    /// Bumped when jobs may have become ready in-process (and on another process's commit).
+    pub ready: watch::Sender<u64>,
+    /// Bumped when another connection committed (PRAGMA data_version moved); watched only while
+    /// someone subscribes.
+    pub external: watch::Sender<u64>,
+    /// waitJob callers by job id, fired after the COMMIT that made the job final.
+    pub waiters: Mutex<HashMap<i64, Vec<oneshot::Sender<()>>>>,
+    /// Registered workers by (namespace, worker id).
+    pub workers: Mutex<HashMap<(String, String), WorkerState>>,
+    shutdown: AtomicBool,
+    /// When the reaper plans to wake (ms since epoch): a shorter lease wakes it earlier.
+    reaper_wake_at: AtomicI64,
+    reaper: OnceLock<Thread>,
+    heartbeat: OnceLock<Thread>,
+    watcher: OnceLock<Thread>,
+}
+
+impl Shared {
+    pub(crate) fn after_commit(&self, fx: Effects) {
+        if fx.ready {
+            self.ready.send_modify(|g| *g = g.wrapping_add(1));
+        }
+        if !fx.finished.is_empty() {
+            let mut waiters = self.waiters.lock().expect("waiters lock");
+            if !waiters.is_empty() {
+                for id in fx.finished {
+                    if let Some(list) = waiters.remove(&id) {
+                        for w in list {
+                            let _ = w.send(());
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(hint) = fx.lease_hint {
+            if hint < self.reaper_wake_at.load(Ordering::Relaxed) {
+                if let Some(t) = self.reaper.get() {
+                    t.unpark();
+                }
+            }
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+}
+
+pub(crate) struct Engine {
+    pub shared: Arc<Shared>,
+    writer_tx: Sender<Msg>,
+    reader_tx: Mutex<Option<Sender<ReadJob>>>,
+    writer_join: Mutex<Option<JoinHandle<()>>>,
+    joins: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Checks the file (read-only), opens and migrates it, and starts the threads. Blocking.
+    pub fn start(path: &Path, busy_timeout_ms: u64) -> Result<Arc<Engine>> {
+        open::check_existing(path)?;
+        let mut wconn = open::connect(path, busy_timeout_ms, true)?;
+        open::migrate(&mut wconn, path)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            readers.push(open::connect(path, busy_timeout_ms, false)?);
+        }
+        let reaper_conn = open::connect(path, busy_timeout_ms, false)?;
+        let watcher_conn = open::connect(path, busy_timeout_ms, false)?;
+
+        let shared = Arc::new(Shared {
+            ready: watch::channel(0).0,
+            external: watch::channel(0).0,
+            waiters: Mutex::new(HashMap::new()),
+            workers: Mutex::new(HashMap::new()),
+            shutdown: AtomicBool::new(false),
+            reaper_wake_at: AtomicI64::new(0),
+            reaper: OnceLock::new(),
+            heartbeat: OnceLock::new(),
+            watcher: OnceLock::new(),
+        });
+
+        let (writer_tx, writer_rx) = mpsc::channel::<Msg>();
+        let s = shared.clone();
+        let writer_join = spawn("taskito-writer", move || writer::run(wconn, writer_rx, s))?;
+
+        let (reader_tx, reader_rx) = mpsc::channel::<ReadJob>();
+        let reader_rx = Arc::new(Mutex::new(reader_rx));
+        let mut joins = Vec::new();
+        for (i, conn) in readers.into_iter().enumerate() {
+            let rx = reader_rx.clone();
+            joins.push(spawn(&format!("taskito-reader-{i}"), move || {
+                reader_loop(conn, rx)
+            })?);
+        }
+
+        let s = shared.clone();
+        let tx = writer_tx.clone();
+        let h = spawn("taskito-reaper", move || reaper_loop(reaper_conn, tx, s))?;
+        let _ = shared.reaper.set(h.thread().clone());
+        joins.push(h);
+
+        let s = shared.clone();
+        let tx = writer_tx.clone();
+        let h = spawn("taskito-heartbeat", move || heartbeat_loop(tx, s))?;
+        let _ = shared.heartbeat.set(h.thread().clone());
+        joins.push(h);
+
+        let s = shared.clone();
+        let h = spawn("taskito-watcher", move || watcher_loop(watcher_conn, s))?;
+        let _ = shared.watcher.set(h.thread().clone());
+        joins.push(h);
+
+        Ok(Arc::new(Engine {
+            shared,
+            writer_tx,
+            reader_tx: Mutex::new(Some(reader_tx)),
+            writer_join: Mutex::new(Some(writer_join)),
+            joins: Mutex::new(joins),
+        }))
+    }
+
+    /// Runs `f` on the writer thread inside the next group commit; resolves after the COMMIT.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &mut Effects) -> Result<T> + Send + 'static,
+    {
+        let (cmd, rx) = writer::command(f);
+        self.writer_tx
+            .send(Msg::Cmd(cmd))
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// Runs `f` on a reader connection.
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: ReadJob = Box::new(move |conn| {
+            let _ = tx.send(f(conn));
+        });
+        {
+            let guard = self.reader_tx.lock().expect("reader lock");
+            guard
+                .as_ref()
+                .ok_or(Error::Closed)?
+                .send(job)
+                .map_err(|_| Error::Closed)?;
+        }
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    /// A subscription to other processes' commits; the watcher polls only while one exists.
+    pub fn watch_external(&self) -> watch::Receiver<u64> {
+        let rx = self.shared.external.subscribe();
+        if let Some(t) = self.shared.watcher.get() {
+            t.unpark();
+        }
+        rx
+    }
+
+    pub fn register_worker(&self, ns: &str, worker_id: &str, lease_ms: u64) {
+        let mut workers = self.shared.workers.lock().expect("workers lock");
+        let w = workers
+            .entry((ns.to_string(), worker_id.to_string()))
+            .or_insert_with(|| WorkerState {
+                lease_ms,
+                next_beat: Instant::now(),
+                pending_cancels: Vec::new(),
+                reported: HashSet::new(),
+            });
+        w.lease_ms = lease_ms;
+        w.next_beat = Instant::now() + heartbeat_interval(lease_ms);
+        drop(workers);
+        if let Some(t) = self.shared.heartbeat.get() {
+            t.unpark();
+        }
+    }
+
+    pub fn unregister_worker(&self, ns: &str, worker_id: &str) {
+        let mut workers = self.shared.workers.lock().expect("workers lock");
+        workers.remove(&(ns.to_string(), worker_id.to_string()));
+    }
+
+    pub fn lease_ms(&self, ns: &str, worker_id: &str) -> u64 {
+        let workers = self.shared.workers.lock().expect("workers lock");
+        workers
+            .get(&(ns.to_string(), worker_id.to_string()))
+            .map(|w| w.lease_ms)
+            .unwrap_or(DEFAULT_LEASE_MS)
+    }
+
+    pub fn take_cancel_requests(&self, ns: &str, worker_id: &str) -> Vec<i64> {
+        let mut workers = self.shared.workers.lock().expect("workers lock");
+        workers
+            .get_mut(&(ns.to_string(), worker_id.to_string()))
+            .map(|w| std::mem::take(&mut w.pending_cancels))
+            .unwrap_or_default()
+    }
+
+    /// Stops the threads: background ones first (they may still need the writer), then the
+    /// writer, which finishes every command queued before this, then the readers. Blocking.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.store(true, Ordering::Release);
+        for t in [
+            &self.shared.reaper,
+            &self.shared.heartbeat,
+            &self.shared.watcher,
+        ] {
+            if let Some(t) = t.get() {
+                t.unpark();
+            }
+        }
+        let mut joins = std::mem::take(&mut *self.joins.lock().expect("joins lock"));
+        // Readers end when their channel closes.
+        self.reader_tx.lock().expect("reader lock").take();
+        for j in joins.drain(..) {
+            let _ = j.join();
+        }
+        let _ = self.writer_tx.send(Msg::Shutdown);
+        if let Some(j) = self.writer_join.lock().expect("writer lock").take() {
+            let _ = j.join();
+        }
+    }
+}
+
+pub(crate) const DEFAULT_LEASE_MS: u64 = 5000;
+
+fn heartbeat_interval(lease_ms: u64) -> Duration {
+    Duration::from_millis((lease_ms / 3).clamp(1, 500))
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(f)
+        .map_err(|e| Error::Queue(format!("cannot start thread {name}: {e}")))
+}
+
+/// Submits a command from a background thread and waits for its reply.
+fn write_blocking<T, F>(tx: &Sender<Msg>, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection, &mut Effects) -> Result<T> + Send + 'static,
+{
+    let (cmd, rx) = writer::command(f);
+    tx.send(Msg::Cmd(cmd)).map_err(|_| Error::Closed)?;
+    rx.blocking_recv().map_err(|_| Error::Closed)?
+}
+
+fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadJob>>>) {
+    loop {
+        let job = {
+            let guard = rx.lock().expect("reader queue lock");
+            guard.recv()
+        };
+        match job {
+            Ok(job) => job(&conn),
+            Err(_) => return,
+        }
+    }
+}
+
+/// Fails running attempts whose lease ran out, and sweeps expired finished jobs. It looks on its
+/// own read connection first, so an idle file costs no write transaction.
+fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
+    let mut next_sweep = 0i64;
+    while !shared.stopping() {
+        let now = now_ms();
+        let next_lease = queries::next_lease(&conn).ok().flatten();
+        if matches!(next_lease, Some(t) if t <= now) {
+            let reaped = write_blocking(&tx, move |c, fx| ops::reap(c, fx, REAP_BATCH));
+            if matches!(reaped, Ok(n) if n > 0) {
+                continue;
+            }
+        }
+        if now >= next_sweep {
+            let due = matches!(queries::next_expiry(&conn), Ok(Some(t)) if t <= now);
+            let swept = if due {
+                write_blocking(&tx, |c, _| queries::sweep_expired(c, now_ms(), SWEEP_BATCH))
+                    .unwrap_or(0)
+            } else {
+                0
+            };
+            // A full batch means more are due: come back soon, but in small steps.
+            next_sweep = now
+                + if swept as i64 >= SWEEP_BATCH {
+                    50
+                } else {
+                    1000
+                };
+        }
+        let now = now_ms();
+        let mut wait = REAPER_MAX_SLEEP_MS;
+        if let Some(t) = next_lease {
+            wait = wait.min((t - now).max(1));
+        }
+        shared.reaper_wake_at.store(now + wait, Ordering::Relaxed);
+        std::thread::park_timeout(Duration::from_millis(wait as u64));
+    }
+}
+
+/// Renews the leases of every registered worker on its own schedule and collects their cancel
+/// requests, each reported once.
+fn heartbeat_loop(tx: Sender<Msg>, shared: Arc<Shared>) {
+    while !shared.stopping() {
+        let now = Instant::now();
+        let due: Vec<(String, String, u64)> = {
+            let mut workers = shared.workers.lock().expect("workers lock");
+            workers
+                .iter_mut()
+                .filter(|(_, w)| w.next_beat <= now)
+                .map(|((ns, id), w)| {
+                    w.next_beat = now + heartbeat_interval(w.lease_ms);
+                    (ns.clone(), id.clone(), w.lease_ms)
+                })
+                .collect()
+        };
+        for (ns, worker_id, lease_ms) in due {
+            let (n, w) = (ns.clone(), worker_id.clone());
+            let renewed = write_blocking(&tx, move |c, _| {
+                queries::renew_leases(c, &n, &w, lease_ms as i64, now_ms())
+            });
+            let Ok(held) = renewed else { continue };
+            let mut workers = shared.workers.lock().expect("workers lock");
+            if let Some(state) = workers.get_mut(&(ns, worker_id)) {
+                let running: HashSet<i64> = held.iter().map(|(id, _)| *id).collect();
+                state.reported.retain(|id| running.contains(id));
+                for (id, requested) in held {
+                    if requested && state.reported.insert(id) {
+                        state.pending_cancels.push(id);
+                    }
+                }
+            }
+        }
+        let sleep = {
+            let workers = shared.workers.lock().expect("workers lock");
+            workers
+                .values()
+                .map(|w| w.next_beat.saturating_duration_since(Instant::now()))
+                .min()
+                .unwrap_or(Duration::from_millis(500))
+        };
+        std::thread::park_timeout(sleep.max(Duration::from_millis(1)));
+    }
+}
+
+/// Notices commits of other connections (other processes) while a claim or waitJob waits:
+/// `PRAGMA data_version` is a cheap read that changes when anyone else commits.
+fn watcher_loop(conn: Connection, shared: Arc<Shared>) {
+    let version = |c: &Connection| -> Option<i64> {
+        c.query_row("PRAGMA data_version", [], |r| r.get(0)).ok()
+    };
+    let mut last = version(&conn);
+    while !shared.stopping() {
+        if shared.external.receiver_count() > 0 {
+            let v = version(&conn);
+            if v != last {
+                last = v;
+                shared.external.send_modify(|g| *g = g.wrapping_add(1));
+            }
+            std::thread::park_timeout(WATCH_INTERVAL);
+        } else {
+            std::thread::park_timeout(Duration::from_millis(100));
+        }
+    }
+}

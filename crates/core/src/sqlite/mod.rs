@@ -1,0 +1,481 @@
+//! The SQLite store: one file, WAL, one group-committing writer thread, reader threads, and
+//! background threads for the reaper, TTL sweep, heartbeat and cross-process wake-ups.
+//!
+//! Every handle (`SqliteStore`) on the same file in one process shares one [`engine::Engine`]
+//! (a registry keyed by canonical path, with a count of handles), so two Queue objects on one
+//! file share the writer, the wake-ups and the waiters; each handle sees only its namespace.
+
+mod engine;
+mod open;
+mod ops;
+pub mod queries;
+mod writer;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{oneshot, watch};
+use tokio::time::Instant;
+
+use self::engine::Engine;
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::store::Store;
+
+const DEFAULT_BUSY_TIMEOUT_MS: u64 = 5000;
+
+type Registry = Mutex<HashMap<PathBuf, (Arc<Engine>, usize)>>;
+
+fn registry() -> &'static Registry {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    REGISTRY.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Opens (or joins) the engine of `opts.db_path` and returns a handle scoped to the namespace.
+pub async fn open(opts: OpenOptions) -> Result<Arc<dyn Store>> {
+    let db_path = opts
+        .db_path
+        .clone()
+        .ok_or_else(|| Error::invalid("dbPath is missing"))?;
+    let busy = opts.busy_timeout_ms.unwrap_or(DEFAULT_BUSY_TIMEOUT_MS);
+    let ns = opts.namespace.clone();
+    // Opening does file I/O and may wait on the busy timeout: keep it off the caller's thread.
+    let (tx, rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("taskito-open".into())
+        .spawn(move || {
+            let _ = tx.send(acquire(&db_path, busy));
+        })
+        .map_err(|e| Error::Queue(format!("cannot start a thread to open the database: {e}")))?;
+    let (path, engine) = rx
+        .await
+        .map_err(|_| Error::Queue("opening the database failed unexpectedly".into()))??;
+    Ok(Arc::new(SqliteStore {
+        engine,
+        path,
+        ns,
+        closed: AtomicBool::new(false),
+        closing: watch::channel(false).0,
+        wake: watch::channel(0).0,
+        my_workers: Mutex::new(HashSet::new()),
+    }))
+}
+
+fn acquire(db_path: &str, busy: u64) -> Result<(PathBuf, Arc<Engine>)> {
+    let path = open::canonical_path(db_path)?;
+    let mut reg = registry().lock().expect("registry lock");
+    if let Some((engine, count)) = reg.get_mut(&path) {
+        *count += 1;
+        return Ok((path, engine.clone()));
+    }
+    let engine = Engine::start(&path, busy)?;
+    reg.insert(path.clone(), (engine.clone(), 1));
+    Ok((path, engine))
+}
+
+/// Drops one handle's hold on the engine; the last one stops it. Blocking.
+fn release_engine(path: &PathBuf) {
+    let last = {
+        let mut reg = registry().lock().expect("registry lock");
+        match reg.get_mut(path) {
+            Some((_, count)) if *count > 1 => {
+                *count -= 1;
+                None
+            }
+            Some(_) => reg.remove(path).map(|(e, _)| e),
+            None => None,
+        }
+    };
+    if let Some(engine) = last {
+        engine.shutdown();
+    }
+}
+
+/// A handle on an SQLite file, scoped to one namespace.
+pub struct SqliteStore {
+    engine: Arc<Engine>,
+    path: PathBuf,
+    ns: String,
+    closed: AtomicBool,
+    /// Set by close(): ends this handle's waiting claims and waitJob calls.
+    closing: watch::Sender<bool>,
+    /// Bumped by wake(): ends this handle's waiting claims.
+    wake: watch::Sender<u64>,
+    my_workers: Mutex<HashSet<String>>,
+}
+
+impl SqliteStore {
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Releases this handle; true if it was still open.
+    fn shut(&self) -> bool {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let workers: Vec<String> = self
+            .my_workers
+            .lock()
+            .expect("workers lock")
+            .drain()
+            .collect();
+        for w in workers {
+            self.engine.unregister_worker(&self.ns, &w);
+        }
+        self.closing.send_replace(true);
+        true
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if self.shut() {
+            let path = self.path.clone();
+            // Joining threads in a destructor could block an async runtime: do it aside.
+            let _ = std::thread::Builder::new()
+                .name("taskito-close".into())
+                .spawn(move || release_engine(&path));
+        }
+    }
+}
+
+fn validate_job(i: usize, j: &NewJob) -> Result<()> {
+    let bad = |what: &str| {
+        Err(Error::invalid(format!(
+            "jobs[{i}] ({}): {what}",
+            j.task_name
+        )))
+    };
+    if j.task_name.is_empty() {
+        return bad("taskName is empty: give the task a name");
+    }
+    if j.queue.is_empty() {
+        return bad("queue is empty: pass a queue name such as \"default\"");
+    }
+    if j.max_retries < 0 {
+        return bad("maxRetries is negative: pass 0 or more");
+    }
+    if matches!(j.timeout_ms, Some(t) if t <= 0) {
+        return bad("timeout must be a positive number of ms (or left unset)");
+    }
+    if matches!(j.soft_timeout_ms, Some(t) if t <= 0) {
+        return bad("softTimeout must be a positive number of ms (or left unset)");
+    }
+    if matches!(j.result_ttl_ms, Some(t) if t < 0) {
+        return bad("resultTtl is negative: pass 0 or more ms (or leave it unset to keep results)");
+    }
+    if matches!(j.delay_ms, Some(d) if d < 0) {
+        return bad("delay is negative: pass 0 or more ms");
+    }
+    if j.backoff_base_ms < 0 || j.backoff_max_ms < 0 {
+        return bad("retryBackoff base and max must be 0 or more ms");
+    }
+    Ok(())
+}
+
+fn validate_page(limit: i64, offset: i64) -> Result<()> {
+    if limit < 0 || offset < 0 {
+        return Err(Error::invalid(format!(
+            "limit ({limit}) and offset ({offset}) must be 0 or more"
+        )));
+    }
+    Ok(())
+}
+
+fn is_final(row: &JobRow) -> bool {
+    StatusCode::from_i64(row.status).is_some_and(StatusCode::is_final)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+        self.check_open()?;
+        for (i, j) in jobs.iter().enumerate() {
+            validate_job(i, j)?;
+        }
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ns = self.ns.clone();
+        self.engine
+            .write(move |c, fx| ops::enqueue(c, fx, &ns, &jobs))
+            .await
+    }
+
+    async fn claim(&self, req: ClaimRequest) -> Result<Vec<ClaimedJob>> {
+        self.check_open()?;
+        if req.worker_id.is_empty() {
+            return Err(Error::invalid("workerId is empty"));
+        }
+        if req.limit < 0 {
+            return Err(Error::invalid(format!(
+                "claim limit {} is negative",
+                req.limit
+            )));
+        }
+        if req.queues.is_empty() || req.queues.iter().any(|q| q.is_empty()) {
+            return Err(Error::invalid(
+                "claim needs at least one non-empty queue name",
+            ));
+        }
+        if req.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut queues = req.queues.clone();
+        queues.sort();
+        queues.dedup();
+        let queues = Arc::new(queues);
+        let lease_ms = self.engine.lease_ms(&self.ns, &req.worker_id) as i64;
+        let worker_id: Arc<str> = req.worker_id.as_str().into();
+
+        let deadline = Instant::now() + Duration::from_millis(req.wait_ms);
+        // Subscribe before the first attempt, so nothing committed after it is missed.
+        let mut ready = self.engine.shared.ready.subscribe();
+        let mut wake = self.wake.subscribe();
+        let mut closing = self.closing.subscribe();
+        let mut external = (req.wait_ms > 0).then(|| self.engine.watch_external());
+        let mut woken = false;
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return Ok(Vec::new());
+            }
+            let (ns, w, q, limit) = (
+                self.ns.clone(),
+                worker_id.clone(),
+                queues.clone(),
+                req.limit,
+            );
+            let (jobs, next_run_at) = self
+                .engine
+                .write(move |c, fx| ops::claim(c, fx, &ns, &w, &q, limit, lease_ms))
+                .await?;
+            if !jobs.is_empty() || woken || req.wait_ms == 0 {
+                return Ok(jobs);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(jobs);
+            }
+            let mut until = deadline;
+            if let Some(t) = next_run_at {
+                let due_in = (t - crate::now_ms()).max(0) as u64;
+                until = until.min(now + Duration::from_millis(due_in));
+            }
+            let external_changed = async {
+                match external.as_mut() {
+                    Some(rx) => rx.changed().await.ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = ready.changed() => {}
+                _ = external_changed => {}
+                _ = wake.changed() => woken = true,
+                _ = closing.changed() => return Ok(Vec::new()),
+                _ = tokio::time::sleep_until(until) => {
+                    if until >= deadline {
+                        return Ok(Vec::new());
+                    }
+                }
+            }
+        }
+    }
+
+    async fn settle(&self, settles: Vec<Settle>) -> Result<Vec<SettleOutcome>> {
+        self.check_open()?;
+        if settles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ns = self.ns.clone();
+        self.engine
+            .write(move |c, fx| ops::settle(c, fx, &ns, &settles))
+            .await
+    }
+
+    async fn release(&self, jobs: Vec<JobToken>) -> Result<()> {
+        self.check_open()?;
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let ns = self.ns.clone();
+        self.engine
+            .write(move |c, fx| ops::release(c, fx, &ns, &jobs))
+            .await
+    }
+
+    async fn get_job(&self, id: i64) -> Result<Option<JobRow>> {
+        self.check_open()?;
+        let ns = self.ns.clone();
+        self.engine
+            .read(move |c| queries::get_job(c, &ns, id))
+            .await
+    }
+
+    async fn wait_job(&self, id: i64, timeout_ms: u64) -> Result<Option<JobRow>> {
+        self.check_open()?;
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        // Register before reading: a commit after the read fires the waiter.
+        let (tx, mut rx) = oneshot::channel();
+        self.engine
+            .shared
+            .waiters
+            .lock()
+            .expect("waiters lock")
+            .entry(id)
+            .or_default()
+            .push(tx);
+        let mut external = self.engine.watch_external();
+        let mut closing = self.closing.subscribe();
+        let result = async {
+            loop {
+                let row = self.get_job(id).await?;
+                match &row {
+                    None => return Ok(None),
+                    Some(r) if is_final(r) => return Ok(row),
+                    _ => {}
+                }
+                if Instant::now() >= deadline {
+                    return Ok(row);
+                }
+                tokio::select! {
+                    _ = &mut rx => return self.get_job(id).await,
+                    _ = external.changed() => {}
+                    _ = closing.changed() => return Ok(row),
+                    _ = tokio::time::sleep_until(deadline) => return self.get_job(id).await,
+                }
+            }
+        }
+        .await;
+        // Drop this call's waiter (and any whose caller went away).
+        let mut waiters = self.engine.shared.waiters.lock().expect("waiters lock");
+        if let Some(list) = waiters.get_mut(&id) {
+            list.retain(|w| !w.is_closed());
+            if list.is_empty() {
+                waiters.remove(&id);
+            }
+        }
+        drop(rx);
+        result
+    }
+
+    async fn job_errors(&self, id: i64) -> Result<Vec<ErrorRecordRow>> {
+        self.check_open()?;
+        let ns = self.ns.clone();
+        self.engine
+            .read(move |c| queries::job_errors(c, &ns, id))
+            .await
+    }
+
+    async fn cancel(&self, id: i64) -> Result<CancelOutcome> {
+        self.check_open()?;
+        let ns = self.ns.clone();
+        self.engine
+            .write(move |c, fx| ops::cancel(c, fx, &ns, id))
+            .await
+    }
+
+    async fn set_progress(&self, id: i64, token: i64, progress: f64) -> Result<bool> {
+        self.check_open()?;
+        if !progress.is_finite() {
+            return Err(Error::invalid(format!(
+                "progress {progress} is not a finite number"
+            )));
+        }
+        let ns = self.ns.clone();
+        self.engine
+            .write(move |c, _| queries::set_progress(c, &ns, id, token, progress))
+            .await
+    }
+
+    async fn stats(&self) -> Result<StatsRow> {
+        self.check_open()?;
+        let ns = self.ns.clone();
+        self.engine.read(move |c| queries::stats(c, &ns)).await
+    }
+
+    async fn dead_letters(&self, limit: i64, offset: i64) -> Result<Vec<DeadLetterRow>> {
+        self.check_open()?;
+        validate_page(limit, offset)?;
+        let ns = self.ns.clone();
+        self.engine
+            .read(move |c| queries::dead_letters(c, &ns, limit, offset))
+            .await
+    }
+
+    async fn replay(&self, dead_id: i64) -> Result<i64> {
+        self.check_open()?;
+        let ns = self.ns.clone();
+        self.engine
+            .write(move |c, fx| ops::replay(c, fx, &ns, dead_id))
+            .await
+    }
+
+    async fn list_jobs(&self, filter: ListFilter) -> Result<Vec<JobRow>> {
+        self.check_open()?;
+        validate_page(filter.limit, filter.offset)?;
+        let ns = self.ns.clone();
+        self.engine
+            .read(move |c| queries::list_jobs(c, &ns, &filter))
+            .await
+    }
+
+    fn register_worker(&self, worker_id: &str, lease_ms: u64) -> Result<()> {
+        self.check_open()?;
+        if worker_id.is_empty() {
+            return Err(Error::invalid("workerId is empty"));
+        }
+        if lease_ms < 10 {
+            return Err(Error::invalid(format!(
+                "leaseMs {lease_ms} is too short: pass at least 10 ms (a few seconds is typical)"
+            )));
+        }
+        self.my_workers
+            .lock()
+            .expect("workers lock")
+            .insert(worker_id.to_string());
+        self.engine.register_worker(&self.ns, worker_id, lease_ms);
+        Ok(())
+    }
+
+    fn unregister_worker(&self, worker_id: &str) {
+        self.my_workers
+            .lock()
+            .expect("workers lock")
+            .remove(worker_id);
+        self.engine.unregister_worker(&self.ns, worker_id);
+    }
+
+    fn take_cancel_requests(&self, worker_id: &str) -> Vec<i64> {
+        self.engine.take_cancel_requests(&self.ns, worker_id)
+    }
+
+    fn wake(&self) {
+        self.wake.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    async fn close(&self) -> Result<()> {
+        if !self.shut() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let (tx, rx) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("taskito-close".into())
+            .spawn(move || {
+                release_engine(&path);
+                let _ = tx.send(());
+            })
+            .map_err(|e| Error::Queue(format!("cannot start a thread to close: {e}")))?;
+        let _ = rx.await;
+        Ok(())
+    }
+}

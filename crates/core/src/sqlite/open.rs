@@ -1,0 +1,170 @@
+//! Opening an SQLite file: decide, before writing a single byte, whether it is ours; then the
+//! connection settings and the forward migrations.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::queries;
+use crate::error::{Error, Result};
+
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// The path every handle on the same file agrees on: parent folders created, then canonicalized
+/// (the file itself may not exist yet).
+pub fn canonical_path(db_path: &str) -> Result<PathBuf> {
+    if db_path.is_empty() {
+        return Err(Error::invalid(
+            "dbPath is empty: pass a file path such as ./taskito.db",
+        ));
+    }
+    if db_path == ":memory:" {
+        return Err(Error::invalid(
+            "dbPath \":memory:\" cannot be shared by the writer and readers: pass a file path",
+        ));
+    }
+    let path = Path::new(db_path);
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(|e| {
+        Error::Queue(format!(
+            "cannot create the folder {} for the database: {e}; create it or choose another dbPath",
+            parent.display()
+        ))
+    })?;
+    let parent = parent.canonicalize().map_err(|e| {
+        Error::Queue(format!(
+            "cannot resolve the folder {}: {e}",
+            parent.display()
+        ))
+    })?;
+    let name = path.file_name().ok_or_else(|| {
+        Error::invalid(format!(
+            "dbPath {db_path} names a folder, not a file: add a file name"
+        ))
+    })?;
+    Ok(parent.join(name))
+}
+
+/// Refuses a file that is not a taskito database, read-only, before anything may write to it.
+pub fn check_existing(path: &Path) -> Result<()> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(Error::Queue(format!("cannot read {}: {e}", path.display())));
+        }
+    };
+    if meta.is_dir() {
+        return Err(Error::invalid(format!(
+            "{} is a folder: pass a file path for dbPath",
+            path.display()
+        )));
+    }
+    if meta.len() == 0 {
+        return Ok(());
+    }
+    let mut header = [0u8; 16];
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| Error::Queue(format!("cannot open {}: {e}", path.display())))?;
+    let n = f.read(&mut header).unwrap_or(0);
+    if n < 16 || &header != SQLITE_HEADER {
+        return Err(Error::Corrupt(format!(
+            "{} is not an SQLite database; it was left untouched: point dbPath at a taskito database or a new file",
+            path.display()
+        )));
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    let tables = queries::list_tables(&conn)?;
+    if tables.is_empty() {
+        return Ok(());
+    }
+    if !tables.iter().any(|t| t == "taskito_meta") {
+        return Err(Error::NotTaskito(format!(
+            "{} is an SQLite database of another application (tables: {}); it was left untouched: \
+             point dbPath at a taskito database or a new file",
+            path.display(),
+            tables.join(", ")
+        )));
+    }
+    check_version(path, queries::read_schema_version(&conn)?)?;
+    Ok(())
+}
+
+fn check_version(path: &Path, value: Option<String>) -> Result<i64> {
+    let Some(value) = value else { return Ok(0) };
+    let version: i64 = value.parse().map_err(|_| {
+        Error::Corrupt(format!(
+            "{} has a taskito_meta table without a valid schema_version ({value}); the file is damaged",
+            path.display()
+        ))
+    })?;
+    if version > queries::SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew(format!(
+            "{} was written by a newer taskito (schema {version}, this one knows {}): upgrade the taskito package",
+            path.display(),
+            queries::SCHEMA_VERSION
+        )));
+    }
+    Ok(version)
+}
+
+/// A connection with taskito's settings. The writer also sets WAL mode (persistent in the file).
+pub fn connect(path: &Path, busy_timeout_ms: u64, writer: bool) -> Result<Connection> {
+    let flags = if writer {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_millis(busy_timeout_ms))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    if writer {
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(Error::Queue(format!(
+                "{} could not switch to WAL mode (got {mode}); is it on a network file system?",
+                path.display()
+            )));
+        }
+    } else {
+        conn.execute_batch("PRAGMA query_only = 1")?;
+    }
+    conn.execute_batch("PRAGMA synchronous = NORMAL")?;
+    Ok(conn)
+}
+
+/// Applies the migrations this file lacks, one transaction each, recording the version in the
+/// same transaction. Safe against another process migrating at the same time: the version is
+/// read again under the write lock.
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    for (version, sql) in queries::MIGRATIONS {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tables = queries::list_tables(&tx)?;
+        let current = if tables.iter().any(|t| t == "taskito_meta") {
+            check_version(path, queries::read_schema_version(&tx)?)?
+        } else if tables.is_empty() {
+            0
+        } else {
+            return Err(Error::NotTaskito(format!(
+                "{} gained tables of another application while opening; nothing was written",
+                path.display()
+            )));
+        };
+        if current >= *version {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        queries::set_schema_version(&tx, *version)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,559 @@
+//! One function per SQL file of `queries/sqlite/`. The SQL is read as SQL there; these functions
+//! only bind named parameters and read rows, through each connection's statement cache.
+
+use rusqlite::{named_params, Connection, OptionalExtension, Row};
+
+use crate::error::Result;
+use crate::model::*;
+
+macro_rules! sql {
+    ($path:literal) => {
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/sqlite/",
+            $path
+        ))
+    };
+}
+
+/// Migrations in order: (version, SQL). The JS core applies the same files.
+pub const MIGRATIONS: &[(i64, &str)] = &[(1, sql!("migrations/001_init.sql"))];
+
+/// The newest schema version this build knows.
+pub const SCHEMA_VERSION: i64 = 1;
+
+// ---- meta -------------------------------------------------------------------------------------
+
+pub fn list_tables(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare(sql!("meta/list_tables.sql"))?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn read_schema_version(conn: &Connection) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(sql!("meta/read_schema_version.sql"), [], |r| r.get(0))
+        .optional()?)
+}
+
+pub fn set_schema_version(conn: &Connection, version: i64) -> Result<()> {
+    conn.execute(
+        sql!("meta/set_schema_version.sql"),
+        named_params! {":version": version.to_string()},
+    )?;
+    Ok(())
+}
+
+// ---- enqueue ----------------------------------------------------------------------------------
+
+pub fn find_live_unique(conn: &Connection, ns: &str, key: &str) -> Result<Option<i64>> {
+    let mut stmt = conn.prepare_cached(sql!("enqueue/find_live_unique.sql"))?;
+    Ok(stmt
+        .query_row(named_params! {":namespace": ns, ":unique_key": key}, |r| {
+            r.get(0)
+        })
+        .optional()?)
+}
+
+/// Inserts a pending job; returns its id.
+#[allow(clippy::too_many_arguments)]
+pub fn insert_job(conn: &Connection, ns: &str, job: &NewJob, run_at: i64, now: i64) -> Result<i64> {
+    let mut stmt = conn.prepare_cached(sql!("enqueue/insert.sql"))?;
+    stmt.execute(named_params! {
+        ":namespace": ns,
+        ":queue": job.queue,
+        ":task_name": job.task_name,
+        ":args": job.args,
+        ":priority": job.priority,
+        ":run_at": run_at,
+        ":now": now,
+        ":max_retries": job.max_retries,
+        ":timeout_ms": job.timeout_ms,
+        ":soft_timeout_ms": job.soft_timeout_ms,
+        ":result_ttl_ms": job.result_ttl_ms,
+        ":backoff_base_ms": job.backoff_base_ms,
+        ":backoff_max_ms": job.backoff_max_ms,
+        ":backoff_jitter": job.backoff_jitter,
+        ":unique_key": job.unique_key,
+    })?;
+    Ok(conn.last_insert_rowid())
+}
+
+// ---- claim ------------------------------------------------------------------------------------
+
+fn claimed(r: &Row<'_>, now: i64) -> rusqlite::Result<ClaimedJob> {
+    Ok(ClaimedJob {
+        id: r.get(0)?,
+        task_name: r.get(1)?,
+        queue: r.get(2)?,
+        args: r.get(3)?,
+        attempt: r.get(4)?,
+        token: r.get(5)?,
+        max_retries: r.get(6)?,
+        timeout_ms: r.get(7)?,
+        soft_timeout_ms: r.get(8)?,
+        priority: r.get(9)?,
+        run_at: r.get(10)?,
+        started_at: now,
+    })
+}
+
+pub struct ClaimParams<'a> {
+    pub ns: &'a str,
+    pub worker_id: &'a str,
+    pub now: i64,
+    pub lease_ms: i64,
+    pub limit: i64,
+}
+
+pub fn claim_one_queue(
+    conn: &Connection,
+    p: &ClaimParams<'_>,
+    queue: &str,
+) -> Result<Vec<ClaimedJob>> {
+    let mut stmt = conn.prepare_cached(sql!("claim/claim_one_queue.sql"))?;
+    let rows = stmt.query_map(
+        named_params! {
+            ":namespace": p.ns, ":queue": queue, ":worker_id": p.worker_id, ":now": p.now,
+            ":lease_ms": p.lease_ms, ":limit": p.limit,
+        },
+        |r| claimed(r, p.now),
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// (id, priority, run_at) of the best ready jobs of one queue.
+pub fn claim_candidates(
+    conn: &Connection,
+    p: &ClaimParams<'_>,
+    queue: &str,
+) -> Result<Vec<(i64, i64, i64)>> {
+    let mut stmt = conn.prepare_cached(sql!("claim/candidates.sql"))?;
+    let rows = stmt.query_map(
+        named_params! {":namespace": p.ns, ":queue": queue, ":now": p.now, ":limit": p.limit},
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn claim_take(conn: &Connection, p: &ClaimParams<'_>, ids: &[i64]) -> Result<Vec<ClaimedJob>> {
+    let mut stmt = conn.prepare_cached(sql!("claim/take.sql"))?;
+    let rows = stmt.query_map(
+        named_params! {
+            ":ids": json_ids(ids), ":worker_id": p.worker_id, ":now": p.now, ":lease_ms": p.lease_ms,
+        },
+        |r| claimed(r, p.now),
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn next_run_at(conn: &Connection, ns: &str, queues: &[String]) -> Result<Option<i64>> {
+    let mut stmt = conn.prepare_cached(sql!("claim/next_run_at.sql"))?;
+    Ok(stmt.query_row(
+        named_params! {":namespace": ns, ":queues": json_strings(queues)},
+        |r| r.get(0),
+    )?)
+}
+
+// ---- settle -----------------------------------------------------------------------------------
+
+/// Fenced complete; false when the token is stale.
+pub fn settle_complete(
+    conn: &Connection,
+    ns: &str,
+    id: i64,
+    token: i64,
+    result: Option<&str>,
+    now: i64,
+) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(sql!("settle/complete.sql"))?;
+    let n = stmt.execute(named_params! {
+        ":id": id, ":namespace": ns, ":token": token, ":result": result, ":now": now,
+    })?;
+    Ok(n == 1)
+}
+
+/// Fenced cancel; false when the token is stale.
+pub fn settle_cancel(
+    conn: &Connection,
+    ns: &str,
+    id: i64,
+    token: i64,
+    error: &str,
+    now: i64,
+) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(sql!("settle/cancel.sql"))?;
+    let n = stmt.execute(named_params! {
+        ":id": id, ":namespace": ns, ":token": token, ":error": error, ":now": now,
+    })?;
+    Ok(n == 1)
+}
+
+/// What the failure path needs of a running job.
+pub struct FailInfo {
+    pub retry_count: i64,
+    pub max_retries: i64,
+    pub backoff_base_ms: i64,
+    pub backoff_max_ms: i64,
+    pub backoff_jitter: bool,
+    pub cancel_requested: bool,
+}
+
+/// Fenced read; None when the token is stale.
+pub fn fail_read(conn: &Connection, ns: &str, id: i64, token: i64) -> Result<Option<FailInfo>> {
+    let mut stmt = conn.prepare_cached(sql!("settle/fail_read.sql"))?;
+    Ok(stmt
+        .query_row(
+            named_params! {":id": id, ":namespace": ns, ":token": token},
+            |r| {
+                Ok(FailInfo {
+                    retry_count: r.get(0)?,
+                    max_retries: r.get(1)?,
+                    backoff_base_ms: r.get(2)?,
+                    backoff_max_ms: r.get(3)?,
+                    backoff_jitter: r.get(4)?,
+                    cancel_requested: r.get(5)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+pub fn insert_error(
+    conn: &Connection,
+    job_id: i64,
+    attempt: i64,
+    error: &str,
+    traceback: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("settle/insert_error.sql"))?;
+    stmt.execute(named_params! {
+        ":job_id": job_id, ":attempt": attempt, ":error": error, ":traceback": traceback, ":now": now,
+    })?;
+    Ok(())
+}
+
+pub fn schedule_retry(conn: &Connection, id: i64, run_at: i64, error: &str) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("settle/retry.sql"))?;
+    stmt.execute(named_params! {":id": id, ":run_at": run_at, ":error": error})?;
+    Ok(())
+}
+
+pub fn mark_dead(conn: &Connection, id: i64, error: &str, now: i64) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("settle/dead.sql"))?;
+    stmt.execute(named_params! {":id": id, ":error": error, ":now": now})?;
+    Ok(())
+}
+
+pub fn cancel_after_failure(conn: &Connection, id: i64, error: &str, now: i64) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("settle/cancel_after_failure.sql"))?;
+    stmt.execute(named_params! {":id": id, ":error": error, ":now": now})?;
+    Ok(())
+}
+
+pub fn insert_dead_letter(conn: &Connection, id: i64, error: &str, now: i64) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("settle/insert_dead_letter.sql"))?;
+    stmt.execute(named_params! {":id": id, ":error": error, ":now": now})?;
+    Ok(())
+}
+
+// ---- release, cancel, progress ----------------------------------------------------------------
+
+pub fn release(conn: &Connection, ns: &str, id: i64, token: i64) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(sql!("release/release.sql"))?;
+    Ok(stmt.execute(named_params! {":id": id, ":namespace": ns, ":token": token})? == 1)
+}
+
+pub fn cancel_read_status(conn: &Connection, ns: &str, id: i64) -> Result<Option<i64>> {
+    let mut stmt = conn.prepare_cached(sql!("cancel/read_status.sql"))?;
+    Ok(stmt
+        .query_row(named_params! {":id": id, ":namespace": ns}, |r| r.get(0))
+        .optional()?)
+}
+
+pub fn cancel_waiting(conn: &Connection, ns: &str, id: i64, error: &str, now: i64) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(sql!("cancel/cancel_waiting.sql"))?;
+    Ok(
+        stmt.execute(named_params! {":id": id, ":namespace": ns, ":error": error, ":now": now})?
+            == 1,
+    )
+}
+
+pub fn cancel_request(conn: &Connection, ns: &str, id: i64) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(sql!("cancel/request.sql"))?;
+    Ok(stmt.execute(named_params! {":id": id, ":namespace": ns})? == 1)
+}
+
+pub fn set_progress(
+    conn: &Connection,
+    ns: &str,
+    id: i64,
+    token: i64,
+    progress: f64,
+) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(sql!("progress/set.sql"))?;
+    Ok(stmt.execute(named_params! {
+        ":id": id, ":namespace": ns, ":token": token, ":progress": progress,
+    })? == 1)
+}
+
+// ---- replay -----------------------------------------------------------------------------------
+
+/// A dead letter's replay settings as a job to enqueue, and the job an earlier replay made.
+pub fn read_dead_letter(
+    conn: &Connection,
+    ns: &str,
+    id: i64,
+) -> Result<Option<(NewJob, Option<i64>)>> {
+    let mut stmt = conn.prepare_cached(sql!("replay/read_dead_letter.sql"))?;
+    Ok(stmt
+        .query_row(named_params! {":id": id, ":namespace": ns}, |r| {
+            Ok((
+                NewJob {
+                    task_name: r.get(0)?,
+                    queue: r.get(1)?,
+                    args: r.get(2)?,
+                    priority: r.get(3)?,
+                    max_retries: r.get(4)?,
+                    timeout_ms: r.get(5)?,
+                    soft_timeout_ms: r.get(6)?,
+                    result_ttl_ms: r.get(7)?,
+                    backoff_base_ms: r.get(8)?,
+                    backoff_max_ms: r.get(9)?,
+                    backoff_jitter: r.get(10)?,
+                    run_at: None,
+                    delay_ms: None,
+                    unique_key: None,
+                },
+                r.get(11)?,
+            ))
+        })
+        .optional()?)
+}
+
+pub fn mark_replayed(conn: &Connection, id: i64, job_id: i64) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("replay/mark.sql"))?;
+    stmt.execute(named_params! {":id": id, ":job_id": job_id})?;
+    Ok(())
+}
+
+// ---- heartbeat, reaper, sweep -----------------------------------------------------------------
+
+/// Renews a worker's leases; (job id, cancel requested) of the jobs it still holds.
+pub fn renew_leases(
+    conn: &Connection,
+    ns: &str,
+    worker_id: &str,
+    lease_ms: i64,
+    now: i64,
+) -> Result<Vec<(i64, bool)>> {
+    let mut stmt = conn.prepare_cached(sql!("heartbeat/renew.sql"))?;
+    let rows = stmt.query_map(
+        named_params! {":namespace": ns, ":worker_id": worker_id, ":lease_ms": lease_ms, ":now": now},
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn next_lease(conn: &Connection) -> Result<Option<i64>> {
+    let mut stmt = conn.prepare_cached(sql!("reaper/next_lease.sql"))?;
+    Ok(stmt.query_row([], |r| r.get(0))?)
+}
+
+pub struct Expired {
+    pub id: i64,
+    pub namespace: String,
+    pub token: i64,
+    pub deadline_at: Option<i64>,
+    pub timeout_ms: Option<i64>,
+}
+
+pub fn expired_leases(conn: &Connection, now: i64, limit: i64) -> Result<Vec<Expired>> {
+    let mut stmt = conn.prepare_cached(sql!("reaper/expired.sql"))?;
+    let rows = stmt.query_map(named_params! {":now": now, ":limit": limit}, |r| {
+        Ok(Expired {
+            id: r.get(0)?,
+            namespace: r.get(1)?,
+            token: r.get(2)?,
+            deadline_at: r.get(3)?,
+            timeout_ms: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn next_expiry(conn: &Connection) -> Result<Option<i64>> {
+    let mut stmt = conn.prepare_cached(sql!("sweep/next_expiry.sql"))?;
+    Ok(stmt.query_row([], |r| r.get(0))?)
+}
+
+/// Deletes up to `limit` expired finished jobs and their error records; how many jobs.
+pub fn sweep_expired(conn: &Connection, now: i64, limit: i64) -> Result<usize> {
+    let ids: Vec<i64> = {
+        let mut stmt = conn.prepare_cached(sql!("sweep/delete_jobs.sql"))?;
+        let rows = stmt.query_map(named_params! {":now": now, ":limit": limit}, |r| r.get(0))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    if !ids.is_empty() {
+        let mut stmt = conn.prepare_cached(sql!("sweep/delete_errors.sql"))?;
+        stmt.execute(named_params! {":ids": json_ids(&ids)})?;
+    }
+    Ok(ids.len())
+}
+
+// ---- reads ------------------------------------------------------------------------------------
+
+fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        id: r.get(0)?,
+        task_name: r.get(1)?,
+        queue: r.get(2)?,
+        status: r.get(3)?,
+        priority: r.get(4)?,
+        args: r.get(5)?,
+        max_retries: r.get(6)?,
+        retry_count: r.get(7)?,
+        timeout_ms: r.get(8)?,
+        soft_timeout_ms: r.get(9)?,
+        result_ttl_ms: r.get(10)?,
+        progress: r.get(11)?,
+        created_at: r.get(12)?,
+        run_at: r.get(13)?,
+        started_at: r.get(14)?,
+        finished_at: r.get(15)?,
+        result: r.get(16)?,
+        error: r.get(17)?,
+        cancel_requested: r.get(18)?,
+        unique_key: r.get(19)?,
+    })
+}
+
+pub fn get_job(conn: &Connection, ns: &str, id: i64) -> Result<Option<JobRow>> {
+    let mut stmt = conn.prepare_cached(sql!("read/get_job.sql"))?;
+    Ok(stmt
+        .query_row(named_params! {":id": id, ":namespace": ns}, job_row)
+        .optional()?)
+}
+
+pub fn list_jobs(conn: &Connection, ns: &str, f: &ListFilter) -> Result<Vec<JobRow>> {
+    let mut stmt = conn.prepare_cached(sql!("read/list_jobs.sql"))?;
+    let rows = stmt.query_map(
+        named_params! {
+            ":namespace": ns, ":status": f.status, ":task_name": f.task_name,
+            ":limit": f.limit, ":offset": f.offset,
+        },
+        job_row,
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn job_errors(conn: &Connection, ns: &str, id: i64) -> Result<Vec<ErrorRecordRow>> {
+    let mut stmt = conn.prepare_cached(sql!("read/job_errors.sql"))?;
+    let rows = stmt.query_map(named_params! {":id": id, ":namespace": ns}, |r| {
+        Ok(ErrorRecordRow {
+            id: r.get(0)?,
+            job_id: r.get(1)?,
+            attempt: r.get(2)?,
+            error: r.get(3)?,
+            traceback: r.get(4)?,
+            failed_at: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn stats(conn: &Connection, ns: &str) -> Result<StatsRow> {
+    let mut stmt = conn.prepare_cached(sql!("read/stats.sql"))?;
+    let mut rows = stmt.query(named_params! {":namespace": ns})?;
+    let mut s = StatsRow::default();
+    while let Some(r) = rows.next()? {
+        let n: i64 = r.get(1)?;
+        match r.get::<_, i64>(0)? {
+            0 => s.pending = n,
+            1 => s.running = n,
+            2 => s.completed = n,
+            3 => s.failed = n,
+            4 => s.dead = n,
+            5 => s.cancelled = n,
+            _ => {}
+        }
+    }
+    Ok(s)
+}
+
+pub fn dead_letters(
+    conn: &Connection,
+    ns: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<DeadLetterRow>> {
+    let mut stmt = conn.prepare_cached(sql!("read/dead_letters.sql"))?;
+    let rows = stmt.query_map(
+        named_params! {":namespace": ns, ":limit": limit, ":offset": offset},
+        |r| {
+            Ok(DeadLetterRow {
+                id: r.get(0)?,
+                job_id: r.get(1)?,
+                task_name: r.get(2)?,
+                queue: r.get(3)?,
+                error: r.get(4)?,
+                retry_count: r.get(5)?,
+                args: r.get(6)?,
+                failed_at: r.get(7)?,
+                replayed_job_id: r.get(8)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+// ---- JSON arrays for `json_each` ---------------------------------------------------------------
+
+fn json_ids(ids: &[i64]) -> String {
+    let mut s = String::with_capacity(ids.len() * 8 + 2);
+    s.push('[');
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&id.to_string());
+    }
+    s.push(']');
+    s
+}
+
+fn json_strings(items: &[String]) -> String {
+    let mut s = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('"');
+        for c in item.chars() {
+            match c {
+                '"' => s.push_str("\\\""),
+                '\\' => s.push_str("\\\\"),
+                c if (c as u32) < 0x20 => s.push_str(&format!("\\u{:04x}", c as u32)),
+                c => s.push(c),
+            }
+        }
+        s.push('"');
+    }
+    s.push(']');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_helpers_escape() {
+        assert_eq!(json_ids(&[1, 22, 333]), "[1,22,333]");
+        assert_eq!(
+            json_strings(&["a\"b".into(), "c\\d\n".into()]),
+            r#"["a\"b","c\\d\u000a"]"#
+        );
+    }
+}

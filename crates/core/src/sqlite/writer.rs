@@ -1,0 +1,165 @@
+//! The one writer connection, on its own thread, group-committing: every command queued when it
+//! wakes goes into one `BEGIN IMMEDIATE … COMMIT`, each inside its own SAVEPOINT so a failing
+//! command rolls back alone and gets its own error. Replies go out only after the COMMIT, so a
+//! caller never sees an effect that could still be rolled back.
+
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::engine::Shared;
+use crate::error::{Error, Result};
+
+/// Most commands in one transaction: bounds how long one commit keeps the others waiting.
+const MAX_BATCH: usize = 512;
+
+/// What a committed command changes outside the database: fired after the COMMIT.
+#[derive(Default)]
+pub(crate) struct Effects {
+    /// Jobs may have become ready (enqueue, retry scheduled, release, replay): wake claims.
+    pub ready: bool,
+    /// Jobs that became complete, dead or cancelled: resolve their waitJob calls.
+    pub finished: Vec<i64>,
+    /// The earliest lease this command handed out: the reaper may need to wake earlier.
+    pub lease_hint: Option<i64>,
+}
+
+impl Effects {
+    fn merge(&mut self, other: Effects) {
+        self.ready |= other.ready;
+        self.finished.extend(other.finished);
+        self.lease_hint = match (self.lease_hint, other.lease_hint) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+pub(crate) trait Command: Send {
+    /// Runs inside the transaction; returns whether it succeeded (kept) or must be rolled back.
+    fn run(&mut self, conn: &Connection, fx: &mut Effects) -> bool;
+    /// Replies; `commit` is the transaction's error if it could not commit.
+    fn finish(self: Box<Self>, commit: Option<&Error>);
+}
+
+pub(crate) enum Msg {
+    Cmd(Box<dyn Command>),
+    Shutdown,
+}
+
+type Work<T> = Box<dyn FnOnce(&Connection, &mut Effects) -> Result<T> + Send>;
+
+struct Op<T> {
+    work: Option<Work<T>>,
+    out: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T: Send> Command for Op<T> {
+    fn run(&mut self, conn: &Connection, fx: &mut Effects) -> bool {
+        let work = self.work.take().expect("a command runs once");
+        let out = work(conn, fx);
+        let ok = out.is_ok();
+        self.out = Some(out);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Option<&Error>) {
+        let out = match (self.out, commit) {
+            (Some(Err(e)), _) => Err(e),
+            (_, Some(e)) => Err(e.clone()),
+            (Some(ok), None) => ok,
+            (None, None) => Err(Error::Queue("the command was never run".into())),
+        };
+        let _ = self.reply.send(out);
+    }
+}
+
+/// Wraps a closure as a command and the receiver of its reply.
+pub(crate) fn command<T, F>(f: F) -> (Box<dyn Command>, oneshot::Receiver<Result<T>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection, &mut Effects) -> Result<T> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let op = Op {
+        work: Some(Box::new(f) as Work<T>),
+        out: None,
+        reply: tx,
+    };
+    (Box::new(op), rx)
+}
+
+pub(crate) fn run(conn: Connection, rx: Receiver<Msg>, shared: Arc<Shared>) {
+    let mut batch: Vec<Box<dyn Command>> = Vec::with_capacity(MAX_BATCH);
+    let mut stopping = false;
+    loop {
+        if !stopping {
+            match rx.recv() {
+                Ok(Msg::Cmd(c)) => batch.push(c),
+                Ok(Msg::Shutdown) | Err(_) => stopping = true,
+            }
+        }
+        // Everything queued right now joins this transaction (also when stopping: close()
+        // finishes what was queued before it).
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Msg::Cmd(c)) => batch.push(c),
+                Ok(Msg::Shutdown) => stopping = true,
+                Err(TryRecvError::Empty) | Err(TryRecvError::Disconnected) => break,
+            }
+        }
+        if batch.is_empty() {
+            if stopping {
+                break;
+            }
+            continue;
+        }
+        commit_batch(&conn, &mut batch, &shared);
+    }
+}
+
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Command>>, shared: &Shared) {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+        let e = Error::from(e);
+        for cmd in batch.drain(..) {
+            cmd.finish(Some(&e));
+        }
+        return;
+    }
+    let mut effects = Effects::default();
+    for cmd in batch.iter_mut() {
+        let mut fx = Effects::default();
+        if exec(conn, "SAVEPOINT cmd").is_err() {
+            continue;
+        }
+        if cmd.run(conn, &mut fx) {
+            let _ = exec(conn, "RELEASE cmd");
+            effects.merge(fx);
+        } else {
+            let _ = exec(conn, "ROLLBACK TO cmd");
+            let _ = exec(conn, "RELEASE cmd");
+        }
+    }
+    match exec(conn, "COMMIT") {
+        Ok(()) => {
+            shared.after_commit(effects);
+            for cmd in batch.drain(..) {
+                cmd.finish(None);
+            }
+        }
+        Err(e) => {
+            let _ = exec(conn, "ROLLBACK");
+            let e = Error::from(e);
+            for cmd in batch.drain(..) {
+                cmd.finish(Some(&e));
+            }
+        }
+    }
+}
