@@ -1,0 +1,287 @@
+// Timeouts that stop work, leases that survive kill -9, cooperative cancellation, lock contention.
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import {
+  currentJob,
+  MaxRetriesExceededError,
+  QueueError,
+  TaskCancelledError,
+  TaskTimeoutError,
+} from 'taskito'
+import { eachCore, makeQueue, tempDir, deferred } from './helpers.mjs'
+
+const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url))
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+/** Starts a fixture process; resolves once it printed `line` (e.g. "ready"). */
+function startProcess(t, script, args, env = {}, line = 'ready') {
+  const child = spawn(process.execPath, [join(fixtures, script), ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  t.teardown(() => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL'))
+  const lines = createInterface({ input: child.stdout })
+  const seen = new Map()
+  const waitFor = (text) => {
+    if (!seen.has(text)) seen.set(text, deferred())
+    return seen.get(text).promise
+  }
+  lines.on('line', (l) => {
+    if (!seen.has(l)) seen.set(l, deferred())
+    seen.get(l).resolve(l)
+  })
+  const exited = once(child, 'exit')
+  return { child, waitFor, exited, ready: line ? waitFor(line) : Promise.resolve() }
+}
+
+eachCore('hard timeout: the attempt is failed promptly, its signal aborted, its late return discarded', async (t, core) => {
+  const dbPath = join(tempDir(t), 'timeout.db')
+  const queue = makeQueue(t, core, { dbPath })
+  const finished = deferred()
+  let signal
+  const slow = queue.task('slow', async () => {
+    signal = currentJob().signal
+    await sleep(2000)
+    finished.resolve()
+    return 'late'
+  }, { timeout: 200, maxRetries: 0 })
+  await queue.worker().start()
+  const t0 = Date.now()
+  const job = await slow.delay()
+  const err = await t.throwsAsync(job.result({ timeout: 10_000 }), { instanceOf: MaxRetriesExceededError })
+  const elapsed = Date.now() - t0
+  t.log(`dead after ${elapsed} ms`)
+  t.true(elapsed < 1200, `dead within a second of the 200 ms timeout (took ${elapsed} ms)`)
+  t.regex(err.errors[0].error, /^TaskTimeoutError: attempt exceeded its timeout of 200 ms/)
+  t.true(signal.aborted)
+  t.true(signal.reason instanceof TaskTimeoutError)
+  await finished.promise
+  await queue.close() // drains: anything the late return queued would be settled by now
+  const again = makeQueue(t, core, { dbPath })
+  const reread = await again.getJob(job.id)
+  t.is(await reread.status(), 'dead')
+  t.is((await reread.errors()).length, 1)
+  t.is((await again.stats()).completed, 0)
+})
+
+eachCore('a late return after a hard timeout is never recorded, even with retries left', async (t, core) => {
+  const dbPath = join(tempDir(t), 'late.db')
+  const queue = makeQueue(t, core, { dbPath })
+  let attempts = 0
+  const lateDone = deferred()
+  const slow = queue.task('slow', async () => {
+    if (++attempts === 1) {
+      await sleep(600)
+      lateDone.resolve()
+      return 'late-first'
+    }
+    return 'second'
+  }, { timeout: 150, maxRetries: 1, retryBackoff: { base: 1, jitter: false } })
+  await queue.worker().start()
+  const job = await slow.delay()
+  t.is(await job.result({ timeout: 10_000 }), 'second')
+  await lateDone.promise
+  await queue.close()
+  const again = makeQueue(t, core, { dbPath })
+  const reread = await again.getJob(job.id)
+  t.is(await reread.result({ timeout: 1000 }), 'second', 'the first attempt\'s late return did not overwrite')
+  t.is(attempts, 2)
+  const errors = await reread.errors()
+  t.is(errors.length, 1)
+  t.regex(errors[0].error, /TaskTimeoutError/)
+})
+
+eachCore('checkTimeout() throws SoftTimeoutError after softTimeout', async (t, core) => {
+  const queue = makeQueue(t, core)
+  let checks = 0
+  const long = queue.task('long', async () => {
+    for (;;) {
+      await sleep(20)
+      checks++
+      currentJob().checkTimeout()
+    }
+  }, { softTimeout: 120, maxRetries: 0 })
+  await queue.worker().start()
+  const job = await long.delay()
+  const err = await t.throwsAsync(job.result({ timeout: 10_000 }), { instanceOf: MaxRetriesExceededError })
+  t.regex(err.errors[0].error, /^SoftTimeoutError: soft timeout of 120 ms passed/)
+  t.true(checks >= 5)
+})
+
+eachCore('cancel of a pending job: cancelled at once, never runs', async (t, core) => {
+  const queue = makeQueue(t, core)
+  let ran = false
+  const task = queue.task('t', () => {
+    ran = true
+  })
+  const job = await task.apply([], { delay: 100 })
+  t.is(await job.cancel(), 'cancelled')
+  const other = await task.delay()
+  await queue.worker().start()
+  await other.result({ timeout: 5000 })
+  await t.throwsAsync(job.result({ timeout: 5000 }), { instanceOf: TaskCancelledError })
+  ran = false
+  t.is(await job.status(), 'cancelled')
+  t.is(await job.cancel(), 'cancelled', 'cancelling again changes nothing')
+  t.false(ran)
+  t.like(await queue.stats(), { cancelled: 1, completed: 1 })
+})
+
+eachCore('cancel of a running job: signal aborted, checkCancelled throws, status cancelled, no retry', async (t, core) => {
+  const queue = makeQueue(t, core)
+  const started = deferred()
+  let signal
+  let loops = 0
+  const long = queue.task('long', async () => {
+    signal = currentJob().signal
+    started.resolve()
+    for (;;) {
+      await sleep(10)
+      loops++
+      currentJob().checkCancelled()
+    }
+  }, { maxRetries: 3 })
+  await queue.worker().start()
+  const job = await long.delay()
+  await started.promise
+  t.is(await job.cancel(), 'running')
+  const aborted = once(signal, 'abort')
+  await t.throwsAsync(job.result({ timeout: 10_000 }), { instanceOf: TaskCancelledError })
+  await aborted
+  t.true(signal.reason instanceof TaskCancelledError)
+  t.is(await job.status(), 'cancelled')
+  t.deepEqual(await job.errors(), [])
+  t.true(loops > 0)
+})
+
+eachCore('a task that ignores cancel runs to completion and its result stands', async (t, core) => {
+  const queue = makeQueue(t, core)
+  const started = deferred()
+  const release = deferred()
+  const stubborn = queue.task('stubborn', async () => {
+    started.resolve()
+    await release.promise
+    return 'finished anyway'
+  })
+  await queue.worker().start()
+  const job = await stubborn.delay()
+  await started.promise
+  await job.cancel()
+  release.resolve()
+  t.is(await job.result({ timeout: 5000 }), 'finished anyway')
+  t.is(await job.status(), 'complete')
+})
+
+eachCore('cancel from a second process reaches the running task', async (t, core) => {
+  const dbPath = join(tempDir(t), 'cancel.db')
+  const queue = makeQueue(t, core, { dbPath })
+  const started = deferred()
+  let signal
+  const long = queue.task('long', async () => {
+    signal = currentJob().signal
+    started.resolve()
+    await once(signal, 'abort')
+    currentJob().checkCancelled()
+  })
+  await queue.worker().start()
+  const job = await long.delay()
+  await started.promise
+  const canceller = startProcess(t, 'cancel.mjs', [dbPath, core, job.id], {}, null)
+  const [code] = await canceller.exited
+  t.is(code, 0)
+  await t.throwsAsync(job.result({ timeout: 10_000 }), { instanceOf: TaskCancelledError })
+  t.true(signal.reason instanceof TaskCancelledError)
+})
+
+eachCore('two worker processes on one file never run a job twice', async (t, core) => {
+  const dir = tempDir(t)
+  const dbPath = join(dir, 'two.db')
+  const log = join(dir, 'count.log')
+  writeFileSync(log, '')
+  const queue = makeQueue(t, core, { dbPath })
+  const jobs = await queue.enqueueMany(Array.from({ length: 3000 }, (_, i) => ({ task: 'count', args: [i] })))
+  const a = startProcess(t, 'worker.mjs', [dbPath, core], { COUNT_LOG: log })
+  const b = startProcess(t, 'worker.mjs', [dbPath, core], { COUNT_LOG: log })
+  await Promise.all([a.ready, b.ready])
+  await Promise.all(jobs.map((j) => j.result({ timeout: 60_000 })))
+  const lines = readFileSync(log, 'utf8').trim().split('\n')
+  const ids = lines.map((l) => l.split(' ')[0])
+  t.is(ids.length, 3000, 'each job ran exactly once')
+  t.is(new Set(ids).size, 3000)
+  const pids = new Set(lines.map((l) => l.split(' ')[1]))
+  t.log(`${pids.size} processes shared the work`)
+})
+
+eachCore('kill -9 of a worker mid-job (no timeout): a new worker process finishes it', async (t, core) => {
+  const dbPath = join(tempDir(t), 'crash.db')
+  const queue = makeQueue(t, core, { dbPath })
+  const [job] = await queue.enqueueMany([{ task: 'maybe-hang', options: { retryBackoff: { base: 1, jitter: false } } }])
+  const doomed = startProcess(t, 'worker.mjs', [dbPath, core, '800'], { HANG: '1' })
+  await doomed.waitFor('started')
+  t.is(await job.status(), 'running')
+  doomed.child.kill('SIGKILL')
+  await doomed.exited
+  const killedAt = Date.now()
+  const rescuer = startProcess(t, 'worker.mjs', [dbPath, core, '800'])
+  await rescuer.ready
+  const value = await job.result({ timeout: 15_000 })
+  t.log(`recovered ${Date.now() - killedAt} ms after the kill`)
+  t.is(value, `done by ${rescuer.child.pid}`)
+  const errors = await job.errors()
+  t.is(errors.length, 1)
+  t.is(errors[0].error, 'worker lost while running (lease expired)')
+})
+
+eachCore('a job that kills its worker every time ends dead after maxRetries', async (t, core) => {
+  const dbPath = join(tempDir(t), 'suicide.db')
+  const queue = makeQueue(t, core, { dbPath })
+  const [job] = await queue.enqueueMany([{ task: 'suicide', options: { maxRetries: 2, retryBackoff: { base: 1, jitter: false } } }])
+  let spawned = 0
+  while ((await job.status()) !== 'dead' && spawned < 8) {
+    const w = startProcess(t, 'worker.mjs', [dbPath, core, '500'], {}, null)
+    spawned++
+    await w.exited // it dies running the job; this process's core reaps the lost lease
+    const info = await job.info()
+    if (info.status === 'running') await job.result({ timeout: 5000 }).catch(() => {})
+  }
+  t.is(await job.status(), 'dead')
+  const errors = await job.errors()
+  t.is(errors.length, 3)
+  t.true(errors.every((e) => e.error === 'worker lost while running (lease expired)'))
+  t.is((await queue.deadLetters()).length, 1)
+})
+
+eachCore('an external write lock delays work but loses nothing; past the busy timeout, DB_LOCKED', async (t, core) => {
+  try {
+    await import('better-sqlite3')
+  } catch {
+    t.pass('better-sqlite3 is not installed: this test needs a second SQLite client')
+    return
+  }
+  const dbPath = join(tempDir(t), 'locked.db')
+  const queue = makeQueue(t, core, { dbPath, busyTimeout: 5000 })
+  const add = queue.task('add', (a, b) => a + b)
+  await queue.worker().start()
+  // Another process holds the write lock for 700 ms while we enqueue and the worker waits.
+  const holder = startProcess(t, 'hold-lock.mjs', [dbPath, '700'], {}, 'locked')
+  await holder.ready
+  const jobs = await add.map(Array.from({ length: 50 }, (_, i) => [i, i]))
+  await holder.waitFor('released')
+  t.deepEqual(await Promise.all(jobs.map((j) => j.result({ timeout: 10_000 }))), Array.from({ length: 50 }, (_, i) => 2 * i))
+
+  // Past the busy timeout: a coded error naming the fix, and nothing half-written. (Queues on one
+  // file in one process share its connection, and with it the first one's busy timeout: close it.)
+  await queue.close()
+  const short = makeQueue(t, core, { dbPath, busyTimeout: 100 })
+  const holder2 = startProcess(t, 'hold-lock.mjs', [dbPath, '1500'], {}, 'locked')
+  await holder2.ready
+  const err = await t.throwsAsync(short.enqueueMany(Array.from({ length: 20 }, () => ({ task: 'add', args: [1, 1] }))), { instanceOf: QueueError })
+  t.is(err.code, 'DB_LOCKED')
+  t.regex(err.message, /busy ?timeout/i)
+  await holder2.waitFor('released')
+  t.like(await short.stats(), { completed: 50, pending: 0, running: 0 })
+}, { serial: true }) // the JS core waits for a lock synchronously: keep other tests' clocks out of it
