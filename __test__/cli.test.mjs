@@ -1,0 +1,135 @@
+// The `taskito` command against real database files, on both cores (TASKITO_CORE picks it).
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { Queue } from 'taskito'
+import { eachCore, makeQueue, tempDir } from './helpers.mjs'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const cli = join(root, 'dist/esm/cli.js')
+const entry = pathToFileURL(join(root, 'dist/esm/index.js')).href
+
+function run(core, args, { cwd } = {}) {
+  const child = spawn(process.execPath, [cli, ...args], { cwd, env: { ...process.env, TASKITO_CORE: core }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (d) => (stdout += d))
+  child.stderr.on('data', (d) => (stderr += d))
+  return once(child, 'exit').then(([code]) => ({ code, stdout, stderr }))
+}
+
+/** A database with 2 complete jobs and 1 dead one. */
+async function seeded(t, core) {
+  const dbPath = join(tempDir(t), 'cli.db')
+  const queue = makeQueue(t, core, { dbPath })
+  const ok = queue.task('ok', (x) => x)
+  const bad = queue.task('bad', () => {
+    throw new TypeError('wrong type')
+  }, { maxRetries: 0 })
+  const worker = queue.worker()
+  await worker.start()
+  const jobs = [await ok.delay(1), await ok.delay(2), await bad.delay('a')]
+  await Promise.all(jobs.map((j) => j.result({ timeout: 10_000 }).catch(() => {})))
+  await queue.close()
+  return { dbPath, jobs }
+}
+
+eachCore('stats, jobs and dlq list print tables and --json', async (t, core) => {
+  const { dbPath, jobs } = await seeded(t, core)
+  const stats = await run(core, ['stats', '--db', dbPath, '--json'])
+  t.is(stats.code, 0, stats.stderr)
+  t.deepEqual(JSON.parse(stats.stdout), { pending: 0, running: 0, completed: 2, failed: 0, dead: 1, cancelled: 0 })
+  const table = await run(core, ['stats', '--db', dbPath])
+  t.regex(table.stdout, /pending\s+running\s+completed/)
+  t.regex(table.stdout, /^0\s+0\s+2\s+0\s+1\s+0$/m)
+
+  const dead = await run(core, ['jobs', '--status', 'dead', '--db', dbPath, '--json'])
+  t.is(dead.code, 0, dead.stderr)
+  const deadJobs = JSON.parse(dead.stdout)
+  t.is(deadJobs.length, 1)
+  t.like(deadJobs[0], { id: jobs[2].id, taskName: 'bad', status: 'dead' })
+  const byTask = JSON.parse((await run(core, ['jobs', '--task', 'ok', '--db', dbPath, '--json'])).stdout)
+  t.deepEqual(byTask.map((j) => j.id).sort(), [jobs[0].id, jobs[1].id].sort())
+  t.regex((await run(core, ['jobs', '--db', dbPath])).stdout, /taskName\s+queue\s+status/)
+
+  const dlq = await run(core, ['dlq', 'list', '--db', dbPath, '--json'])
+  const letters = JSON.parse(dlq.stdout)
+  t.is(letters.length, 1)
+  t.like(letters[0], { jobId: jobs[2].id, taskName: 'bad', error: 'TypeError: wrong type', retryCount: 0 })
+  t.regex((await run(core, ['dlq', 'list', '--db', dbPath])).stdout, /TypeError: wrong type/)
+})
+
+eachCore('dlq replay makes a new job; replaying again returns the same one', async (t, core) => {
+  const { dbPath } = await seeded(t, core)
+  const [letter] = JSON.parse((await run(core, ['dlq', 'list', '--db', dbPath, '--json'])).stdout)
+  const first = await run(core, ['dlq', 'replay', letter.id, '--db', dbPath, '--json'])
+  t.is(first.code, 0, first.stderr)
+  const second = await run(core, ['dlq', 'replay', letter.id, '--db', dbPath])
+  t.regex(second.stdout, new RegExp(`as job ${JSON.parse(first.stdout).jobId}$`, 'm'))
+  t.is(JSON.parse((await run(core, ['stats', '--db', dbPath, '--json'])).stdout).pending, 1)
+  const missing = await run(core, ['dlq', 'replay', '99999', '--db', dbPath])
+  t.is(missing.code, 1)
+  t.regex(missing.stderr, /\[JOB_NOT_FOUND\]/)
+})
+
+eachCore('a bad --db exits non-zero with a one-line reason and creates nothing', async (t, core) => {
+  const dir = tempDir(t)
+  const missing = await run(core, ['stats', '--db', join(dir, 'typo.db')])
+  t.is(missing.code, 2)
+  t.regex(missing.stderr, /no such file/)
+  t.is(missing.stderr.trim().split('\n').length, 1)
+  const notes = join(dir, 'notes.txt')
+  writeFileSync(notes, 'not a database at all, just some text that is long enough\n'.repeat(50))
+  const before = readFileSync(notes)
+  const foreign = await run(core, ['jobs', '--db', notes])
+  t.is(foreign.code, 1)
+  t.regex(foreign.stderr, /\[DB_CORRUPT\]/)
+  t.deepEqual(readFileSync(notes), before)
+  const usage = await run(core, ['frobnicate', '--db', notes])
+  t.is(usage.code, 2)
+})
+
+eachCore('worker --app runs jobs and shuts down gracefully on SIGTERM', async (t, core) => {
+  const dir = tempDir(t)
+  const dbPath = join(dir, 'app.db')
+  const app = join(dir, 'tasks.mjs')
+  writeFileSync(
+    app,
+    `import { Queue } from ${JSON.stringify(entry)}
+export const queue = new Queue({ dbPath: ${JSON.stringify(dbPath)} })
+queue.task('slow', async (i) => {
+  console.log('started ' + i)
+  await new Promise((r) => setTimeout(r, 300))
+  return i
+})
+`,
+  )
+  const producer = new Queue({ dbPath, core })
+  t.teardown(() => producer.close())
+  const jobs = await producer.enqueueMany(Array.from({ length: 6 }, (_, i) => ({ task: 'slow', args: [i] })))
+  const child = spawn(process.execPath, [cli, 'worker', '--app', app, '--concurrency', '2'], {
+    env: { ...process.env, TASKITO_CORE: core },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  t.teardown(() => child.exitCode === null && child.kill('SIGKILL'))
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  const lines = createInterface({ input: child.stdout })
+  let started = 0
+  for await (const line of lines) {
+    if (line.startsWith('started')) started++
+    if (started === 2) break
+  }
+  child.kill('SIGTERM')
+  const [code] = await once(child, 'exit')
+  t.is(code, 0, stderr)
+  t.regex(stderr, /SIGTERM: finishing running jobs/)
+  const stats = await producer.stats()
+  t.is(stats.running, 0, 'nothing left running')
+  t.true(stats.completed >= 2, 'the two running jobs finished')
+  t.is(stats.completed + stats.pending, 6)
+  t.is(await jobs[0].result({ timeout: 1000 }), 0)
+})
