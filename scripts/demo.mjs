@@ -26,19 +26,30 @@ class InvalidAddressError extends Error {
 const queue = new Queue({ dbPath })
 
 queue.task('resize', async (imageId, width) => {
-  await sleep(1 + (imageId % 3))
+  await sleep(10 + (imageId % 20))
   return { imageId, width, height: Math.round((width * 9) / 16) }
 })
 
-// Deterministic "flakiness" so every run tells the same story: by recipient number, about 12% fail
-// once, 3% fail twice, 1% always (their retries run out), and 1% have a bad address.
+// Deterministic "flakiness", so every run tells the same story: by a hash of the recipient number,
+// 12% of the emails fail once, 4% twice, 1% always (their retries run out) and 1% have a bad
+// address, which is never retried.
+function bucket(n) {
+  let h = n ^ (n >>> 16)
+  h = Math.imul(h, 0x45d9f3b)
+  h ^= h >>> 16
+  h = Math.imul(h, 0x45d9f3b)
+  h ^= h >>> 16
+  return (h >>> 0) % 100
+}
+
 queue.task(
   'sendEmail',
   async (n, to) => {
     const { attempt } = currentJob()
-    if (n % 100 === 7) throw new InvalidAddressError(`no such mailbox: ${to}`)
-    const failures = n % 100 === 13 ? Infinity : n % 33 === 0 ? 2 : n % 8 === 0 ? 1 : 0
-    await sleep(2)
+    const b = bucket(n)
+    if (b < 1) throw new InvalidAddressError(`no such mailbox: ${to}`)
+    const failures = b < 2 ? Infinity : b < 6 ? 2 : b < 18 ? 1 : 0
+    await sleep(10)
     if (attempt < failures) throw new Error(`SMTP 421: ${to} temporarily unavailable`)
     return `queued for ${to}`
   },
@@ -115,8 +126,15 @@ async function main() {
     for (const e of await job.errors()) console.log(`  attempt ${e.attempt}: ${e.error}`)
   }
 
-  const dlq = await queue.deadLetters({ limit: 5 })
-  console.log(`\ndead letters (${dead} in all; first ${dlq.length}):`)
+  // A few of each kind: retries exhausted, and not retryable at all.
+  const all = await queue.deadLetters({ limit: 1000 })
+  const kinds = new Map()
+  for (const d of all) {
+    const kind = d.error.split(':')[0]
+    kinds.set(kind, [...(kinds.get(kind) ?? []), d])
+  }
+  const dlq = [...kinds.values()].flatMap((ds) => ds.slice(0, 3))
+  console.log(`\ndead letters (${all.length} in all; a few of each kind):`)
   for (const d of dlq) console.log(`  #${d.id} ${d.taskName}(${JSON.stringify(d.args)}) after ${d.retryCount} retries: ${d.error}`)
   console.log('\nreplay one with queue.replay(id); inspect the file with `taskito stats --db <file>`.')
 }
