@@ -243,6 +243,12 @@ export class Worker {
         outcomes = await callCore(() => core.settle(batch.map((p) => p.settle)))
         failures = 0
       } catch (err) {
+        if (this.#state === 'closed' || (err as TaskitoError).code === 'QUEUE_CLOSED') {
+          // Closed with close({ timeout }) while this attempt still ran: its lease is no longer
+          // renewed, so the reaper takes the job back; there is nowhere to settle it now.
+          this.#queue.logger.error(`worker ${this.id}: ${batch.length} settle(s) after close were dropped; their jobs come back when their leases run out`, err)
+          break
+        }
         // Nothing of the batch committed. The jobs are still running in the database, so the
         // core keeps renewing their leases: retry until it commits.
         this.#queue.logger.error(`worker ${this.id}: settle of ${batch.length} job(s) failed, retrying`, err)
