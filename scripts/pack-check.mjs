@@ -6,9 +6,9 @@
  *  1. The root tarball's file list: ships dist/, the napi loader, the SQLite .sql files; ships no
  *     sources, tests, Rust build output or binaries (the binary travels in the platform package).
  *  2. The built binary goes into npm/<platform>/; both packages are packed into a temp folder.
- *  3. A new project installs both tarballs with --ignore-scripts, --offline and an empty npm cache
- *     (nothing may come from the registry: better-sqlite3 is optional and omitted, so only the native core exists
- *     there), with a PATH that holds node and npm but no cargo or rustc.
+ *  3. A new project installs both tarballs with --ignore-scripts, --offline and an empty npm
+ *     cache (nothing may come from the registry: better-sqlite3 is optional and omitted, so only
+ *     the native core exists there), with a PATH that holds node and npm but no cargo or rustc.
  *  4. In that project, from ESM and from CommonJS: new Queue, a task, delay(), a worker, the result.
  *     The `taskito` bin answers `stats`.
  *  5. With NAPI_RS_NATIVE_LIBRARY_PATH pointing to a missing file, core: 'native' fails with
