@@ -93,7 +93,7 @@ eachCore('backoff waits grow between attempts', async (t, core) => {
   t.log('gaps', gaps)
   gaps.forEach((gap, i) => t.true(gap >= base * 2 ** i - 2, `gap ${i} = ${gap} ms, expected ≥ ${base * 2 ** i}`))
   t.true(gaps[2] > gaps[0])
-})
+}, { serial: true })
 
 eachCore('retryOn: an error not listed goes straight to dead after one attempt', async (t, core) => {
   const queue = makeQueue(t, core)
