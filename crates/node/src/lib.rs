@@ -1,1 +1,555 @@
-//! N-API binding of `taskito-core`: the `NativeCore` class (conversions and `map_error` only).
+//! N-API binding of `taskito-core`: the `NativeCore` class. Conversions and [`map_error`] only;
+//! every behaviour lives in the core crate.
+//!
+//! Job ids cross as decimal strings (`src/core/types.ts`); an id that does not parse is an id the
+//! core never issued, so it is `JOB_NOT_FOUND`.
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+use taskito_core as core;
+
+/// A core error code as the napi error status, so the JS error's `code` is the CoreErrorCode.
+pub struct Code(&'static str);
+
+impl AsRef<str> for Code {
+    fn as_ref(&self) -> &str {
+        self.0
+    }
+}
+
+/// The one place a core error becomes a JS error: `code` = the CoreErrorCode, message
+/// `CODE: text`.
+fn map_error(e: core::Error) -> napi::Error<Code> {
+    napi::Error::new(Code(e.code()), e.to_string())
+}
+
+/// An async result whose error keeps its code across the Promise. napi-rs rejects async calls
+/// with a plain-status error, so the coded error object is built here, on the JS thread, and
+/// handed over as the rejection value itself.
+///
+/// The `unsafe` is napi's conversion contract: `env` is the live environment napi passes in on
+/// the JS thread, and `js` is a value just created in it.
+pub struct Coded<T>(core::Result<T>);
+
+#[allow(unsafe_code)]
+impl<T: ToNapiValue> ToNapiValue for Coded<T> {
+    unsafe fn to_napi_value(env: sys::napi_env, val: Self) -> Result<sys::napi_value> {
+        match val.0 {
+            Ok(v) => unsafe { T::to_napi_value(env, v) },
+            Err(e) => {
+                let js = unsafe { JsError::from(map_error(e)).into_value(env) };
+                Err(napi::Error::from(unsafe {
+                    Unknown::from_raw_unchecked(env, js)
+                }))
+            }
+        }
+    }
+}
+
+fn coded<T, U>(r: core::Result<T>, f: impl FnOnce(T) -> U) -> Result<Coded<U>> {
+    Ok(Coded(r.map(f)))
+}
+
+fn parse_id(id: &str) -> core::Result<i64> {
+    id.parse::<i64>()
+        .map_err(|_| core::Error::JobNotFound(format!("{id:?} is not a job id this core issued")))
+}
+
+fn non_negative(name: &str, v: f64) -> core::Result<u64> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(v as u64)
+    } else {
+        Err(core::Error::InvalidArgument(format!(
+            "{name} must be a finite number of ms, 0 or more (got {v})"
+        )))
+    }
+}
+
+/// How to open a core. Exactly one of `dbPath` / `url`.
+#[napi(object)]
+pub struct OpenOptions {
+    /// SQLite file path (parent folders created).
+    pub db_path: Option<String>,
+    /// postgres:// URL.
+    pub url: Option<String>,
+    /// Namespace inside the database: every job, stat, dead letter and worker is scoped to it.
+    pub namespace: String,
+    /// PostgreSQL schema (default `taskito`).
+    pub schema: Option<String>,
+    /// SQLite busy timeout in ms (default 5000).
+    pub busy_timeout_ms: Option<f64>,
+}
+
+#[napi(object, use_nullable = true)]
+pub struct NewJob {
+    pub task_name: String,
+    pub queue: String,
+    /// Serialized arguments.
+    pub args: String,
+    pub priority: i64,
+    /// Absolute time to run at (ms since the epoch); null with delayMs null means now.
+    pub run_at: Option<i64>,
+    /// Relative delay on the core's clock; wins over runAt.
+    pub delay_ms: Option<i64>,
+    pub max_retries: i64,
+    pub timeout_ms: Option<i64>,
+    pub soft_timeout_ms: Option<i64>,
+    /// How long a finished job is kept; null keeps it forever.
+    pub result_ttl_ms: Option<i64>,
+    pub backoff_base_ms: i64,
+    pub backoff_max_ms: i64,
+    pub backoff_jitter: bool,
+    pub unique_key: Option<String>,
+}
+
+#[napi(object)]
+pub struct Enqueued {
+    pub id: String,
+    /// false when uniqueKey matched a live job and that job's id was returned instead.
+    pub created: bool,
+}
+
+#[napi(object)]
+pub struct ClaimRequest {
+    pub worker_id: String,
+    pub queues: Vec<String>,
+    /// Most jobs to claim.
+    pub limit: i64,
+    /// How long to wait when none is ready (ms); 0 returns at once.
+    pub wait_ms: f64,
+}
+
+#[napi(object, use_nullable = true)]
+pub struct ClaimedJob {
+    pub id: String,
+    pub task_name: String,
+    pub queue: String,
+    pub args: String,
+    /// 0-indexed attempt number.
+    pub attempt: i64,
+    /// The fencing token every settle of this attempt must carry.
+    pub token: i64,
+    pub max_retries: i64,
+    pub timeout_ms: Option<i64>,
+    pub soft_timeout_ms: Option<i64>,
+    pub started_at: i64,
+}
+
+#[napi(object)]
+pub struct Settle {
+    pub id: String,
+    pub token: i64,
+    /// 'complete' | 'fail' | 'cancel'
+    #[napi(ts_type = "'complete' | 'fail' | 'cancel'")]
+    pub kind: String,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub traceback: Option<String>,
+    pub retryable: Option<bool>,
+}
+
+#[napi(object, use_nullable = true)]
+pub struct SettleOutcome {
+    pub id: String,
+    #[napi(ts_type = "'complete' | 'failed' | 'dead' | 'cancelled' | 'stale'")]
+    pub status: String,
+    pub run_at: Option<i64>,
+}
+
+#[napi(object)]
+pub struct JobToken {
+    pub id: String,
+    pub token: i64,
+}
+
+#[napi(object, use_nullable = true)]
+pub struct JobRow {
+    pub id: String,
+    pub task_name: String,
+    pub queue: String,
+    pub status: i64,
+    pub priority: i64,
+    pub args: String,
+    pub max_retries: i64,
+    pub retry_count: i64,
+    pub timeout_ms: Option<i64>,
+    pub soft_timeout_ms: Option<i64>,
+    pub result_ttl_ms: Option<i64>,
+    pub progress: Option<f64>,
+    pub created_at: i64,
+    pub run_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub cancel_requested: bool,
+    pub unique_key: Option<String>,
+}
+
+#[napi(object, use_nullable = true)]
+pub struct ErrorRecordRow {
+    pub id: String,
+    pub job_id: String,
+    pub attempt: i64,
+    pub error: String,
+    pub traceback: Option<String>,
+    pub failed_at: i64,
+}
+
+#[napi(object, use_nullable = true)]
+pub struct DeadLetterRow {
+    pub id: String,
+    pub job_id: String,
+    pub task_name: String,
+    pub queue: String,
+    pub error: String,
+    pub retry_count: i64,
+    pub args: String,
+    pub failed_at: i64,
+    /// Id of the job a replay created, null until replayed.
+    pub replayed_job_id: Option<String>,
+}
+
+#[napi(object)]
+pub struct StatsRow {
+    pub pending: i64,
+    pub running: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub dead: i64,
+    pub cancelled: i64,
+}
+
+#[napi(object)]
+pub struct ListFilter {
+    pub status: Option<i64>,
+    pub task_name: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+fn new_job(j: NewJob) -> core::NewJob {
+    core::NewJob {
+        task_name: j.task_name,
+        queue: j.queue,
+        args: j.args,
+        priority: j.priority,
+        run_at: j.run_at,
+        delay_ms: j.delay_ms,
+        max_retries: j.max_retries,
+        timeout_ms: j.timeout_ms,
+        soft_timeout_ms: j.soft_timeout_ms,
+        result_ttl_ms: j.result_ttl_ms,
+        backoff_base_ms: j.backoff_base_ms,
+        backoff_max_ms: j.backoff_max_ms,
+        backoff_jitter: j.backoff_jitter,
+        unique_key: j.unique_key,
+    }
+}
+
+fn settle(s: Settle) -> core::Result<core::Settle> {
+    let kind = core::SettleKind::parse(&s.kind).ok_or_else(|| {
+        core::Error::InvalidArgument(format!(
+            "settle kind {:?} is not one of complete, fail, cancel",
+            s.kind
+        ))
+    })?;
+    Ok(core::Settle {
+        id: parse_id(&s.id)?,
+        token: s.token,
+        kind,
+        result: s.result,
+        error: s.error,
+        traceback: s.traceback,
+        retryable: s.retryable,
+    })
+}
+
+fn job_row(r: core::JobRow) -> JobRow {
+    JobRow {
+        id: r.id.to_string(),
+        task_name: r.task_name,
+        queue: r.queue,
+        status: r.status,
+        priority: r.priority,
+        args: r.args,
+        max_retries: r.max_retries,
+        retry_count: r.retry_count,
+        timeout_ms: r.timeout_ms,
+        soft_timeout_ms: r.soft_timeout_ms,
+        result_ttl_ms: r.result_ttl_ms,
+        progress: r.progress,
+        created_at: r.created_at,
+        run_at: r.run_at,
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+        result: r.result,
+        error: r.error,
+        cancel_requested: r.cancel_requested,
+        unique_key: r.unique_key,
+    }
+}
+
+/// The native core: a Store of `taskito-core` behind the Core interface of `src/core/types.ts`.
+#[napi]
+pub struct NativeCore {
+    store: Arc<dyn core::Store>,
+}
+
+#[napi]
+impl NativeCore {
+    /// Opens an SQLite file (`dbPath`) or a PostgreSQL database (`url`).
+    #[napi(ts_return_type = "Promise<NativeCore>")]
+    pub async fn open(opts: OpenOptions) -> Result<Coded<NativeCore>> {
+        let busy = match opts.busy_timeout_ms {
+            Some(v) => match non_negative("busyTimeoutMs", v) {
+                Ok(v) => Some(v),
+                Err(e) => return Ok(Coded(Err(e))),
+            },
+            None => None,
+        };
+        let r = core::open(core::OpenOptions {
+            db_path: opts.db_path,
+            url: opts.url,
+            namespace: opts.namespace,
+            schema: opts.schema,
+            busy_timeout_ms: busy,
+        })
+        .await;
+        coded(r, |store| NativeCore { store })
+    }
+
+    #[napi(ts_return_type = "Promise<Enqueued[]>")]
+    pub async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Coded<Vec<Enqueued>>> {
+        let jobs = jobs.into_iter().map(new_job).collect();
+        let r = self.store.enqueue(jobs).await;
+        coded(r, |v| {
+            v.into_iter()
+                .map(|e| Enqueued {
+                    id: e.id.to_string(),
+                    created: e.created,
+                })
+                .collect()
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<ClaimedJob[]>")]
+    pub async fn claim(&self, req: ClaimRequest) -> Result<Coded<Vec<ClaimedJob>>> {
+        let wait_ms = match non_negative("waitMs", req.wait_ms) {
+            Ok(v) => v,
+            Err(e) => return Ok(Coded(Err(e))),
+        };
+        let r = self
+            .store
+            .claim(core::ClaimRequest {
+                worker_id: req.worker_id,
+                queues: req.queues,
+                limit: req.limit,
+                wait_ms,
+            })
+            .await;
+        coded(r, |v| {
+            v.into_iter()
+                .map(|j| ClaimedJob {
+                    id: j.id.to_string(),
+                    task_name: j.task_name,
+                    queue: j.queue,
+                    args: j.args,
+                    attempt: j.attempt,
+                    token: j.token,
+                    max_retries: j.max_retries,
+                    timeout_ms: j.timeout_ms,
+                    soft_timeout_ms: j.soft_timeout_ms,
+                    started_at: j.started_at,
+                })
+                .collect()
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<SettleOutcome[]>")]
+    pub async fn settle(&self, settles: Vec<Settle>) -> Result<Coded<Vec<SettleOutcome>>> {
+        let settles: core::Result<Vec<core::Settle>> = settles.into_iter().map(settle).collect();
+        let r = match settles {
+            Ok(s) => self.store.settle(s).await,
+            Err(e) => Err(e),
+        };
+        coded(r, |v| {
+            v.into_iter()
+                .map(|o| SettleOutcome {
+                    id: o.id.to_string(),
+                    status: o.status.as_str().to_string(),
+                    run_at: o.run_at,
+                })
+                .collect()
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub async fn release(&self, jobs: Vec<JobToken>) -> Result<Coded<()>> {
+        let jobs: core::Result<Vec<core::JobToken>> = jobs
+            .into_iter()
+            .map(|j| {
+                Ok(core::JobToken {
+                    id: parse_id(&j.id)?,
+                    token: j.token,
+                })
+            })
+            .collect();
+        let r = match jobs {
+            Ok(j) => self.store.release(j).await,
+            Err(e) => Err(e),
+        };
+        coded(r, |_| ())
+    }
+
+    #[napi(ts_return_type = "Promise<JobRow | null>")]
+    pub async fn get_job(&self, id: String) -> Result<Coded<Option<JobRow>>> {
+        let r = match parse_id(&id) {
+            Ok(id) => self.store.get_job(id).await,
+            Err(_) => Ok(None),
+        };
+        coded(r, |row| row.map(job_row))
+    }
+
+    #[napi(ts_return_type = "Promise<JobRow | null>")]
+    pub async fn wait_job(&self, id: String, timeout_ms: f64) -> Result<Coded<Option<JobRow>>> {
+        let r = match (parse_id(&id), non_negative("timeoutMs", timeout_ms)) {
+            (Err(_), _) => Ok(None),
+            (_, Err(e)) => Err(e),
+            (Ok(id), Ok(t)) => self.store.wait_job(id, t).await,
+        };
+        coded(r, |row| row.map(job_row))
+    }
+
+    #[napi(ts_return_type = "Promise<ErrorRecordRow[]>")]
+    pub async fn job_errors(&self, id: String) -> Result<Coded<Vec<ErrorRecordRow>>> {
+        let r = match parse_id(&id) {
+            Ok(id) => self.store.job_errors(id).await,
+            Err(_) => Ok(Vec::new()),
+        };
+        coded(r, |v| {
+            v.into_iter()
+                .map(|e| ErrorRecordRow {
+                    id: e.id.to_string(),
+                    job_id: e.job_id.to_string(),
+                    attempt: e.attempt,
+                    error: e.error,
+                    traceback: e.traceback,
+                    failed_at: e.failed_at,
+                })
+                .collect()
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<'cancelled' | 'requested' | 'final'>")]
+    pub async fn cancel(&self, id: String) -> Result<Coded<String>> {
+        let r = match parse_id(&id) {
+            Ok(id) => self.store.cancel(id).await,
+            Err(e) => Err(e),
+        };
+        coded(r, |o| o.as_str().to_string())
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub async fn set_progress(&self, id: String, token: i64, progress: f64) -> Result<Coded<bool>> {
+        let r = match parse_id(&id) {
+            Ok(id) => self.store.set_progress(id, token, progress).await,
+            Err(_) => Ok(false),
+        };
+        coded(r, |b| b)
+    }
+
+    #[napi(ts_return_type = "Promise<StatsRow>")]
+    pub async fn stats(&self) -> Result<Coded<StatsRow>> {
+        let r = self.store.stats().await;
+        coded(r, |s| StatsRow {
+            pending: s.pending,
+            running: s.running,
+            completed: s.completed,
+            failed: s.failed,
+            dead: s.dead,
+            cancelled: s.cancelled,
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<DeadLetterRow[]>")]
+    pub async fn dead_letters(&self, limit: i64, offset: i64) -> Result<Coded<Vec<DeadLetterRow>>> {
+        let r = self.store.dead_letters(limit, offset).await;
+        coded(r, |v| {
+            v.into_iter()
+                .map(|d| DeadLetterRow {
+                    id: d.id.to_string(),
+                    job_id: d.job_id.to_string(),
+                    task_name: d.task_name,
+                    queue: d.queue,
+                    error: d.error,
+                    retry_count: d.retry_count,
+                    args: d.args,
+                    failed_at: d.failed_at,
+                    replayed_job_id: d.replayed_job_id.map(|i| i.to_string()),
+                })
+                .collect()
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<string>")]
+    pub async fn replay(&self, dead_id: String) -> Result<Coded<String>> {
+        let r = match parse_id(&dead_id) {
+            Ok(id) => self.store.replay(id).await,
+            Err(e) => Err(e),
+        };
+        coded(r, |id| id.to_string())
+    }
+
+    #[napi(ts_return_type = "Promise<JobRow[]>")]
+    pub async fn list_jobs(&self, filter: ListFilter) -> Result<Coded<Vec<JobRow>>> {
+        let r = self
+            .store
+            .list_jobs(core::ListFilter {
+                status: filter.status,
+                task_name: filter.task_name,
+                limit: filter.limit,
+                offset: filter.offset,
+            })
+            .await;
+        coded(r, |v| v.into_iter().map(job_row).collect())
+    }
+
+    /// Starts renewing this worker's leases on a core thread.
+    #[napi]
+    pub fn register_worker(&self, worker_id: String, lease_ms: f64) -> Result<(), Code> {
+        let lease = non_negative("leaseMs", lease_ms).map_err(map_error)?;
+        self.store
+            .register_worker(&worker_id, lease)
+            .map_err(map_error)
+    }
+
+    #[napi]
+    pub fn unregister_worker(&self, worker_id: String) {
+        self.store.unregister_worker(&worker_id);
+    }
+
+    /// Ids of this worker's running jobs whose cancel was requested since the last call.
+    #[napi]
+    pub fn take_cancel_requests(&self, worker_id: String) -> Vec<String> {
+        self.store
+            .take_cancel_requests(&worker_id)
+            .into_iter()
+            .map(|id| id.to_string())
+            .collect()
+    }
+
+    /// Ends every waiting claim of this core at once.
+    #[napi]
+    pub fn wake(&self) {
+        self.store.wake();
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub async fn close(&self) -> Result<Coded<()>> {
+        let r = self.store.close().await;
+        coded(r, |_| ())
+    }
+}
