@@ -22,6 +22,12 @@ export const DEFAULT_LEASE_MS = 30_000
 const POLL_MS = 10
 /** The reaper's regular scan; attempts with a known hard deadline also get a timer of their own. */
 const REAP_MS = 100
+/**
+ * The reaper takes an attempt this long after its lease ran out: a worker in this process times
+ * its attempts out with a timer of its own at the same deadline, and settling it itself (with the
+ * stack, aborting the attempt's signal first) is better than the reaper racing it by a millisecond.
+ */
+const REAP_GRACE_MS = 20
 /** The result-TTL sweep. */
 const SWEEP_MS = 1_000
 const SWEEP_BATCH = 1_000
@@ -30,6 +36,8 @@ type Work<T> = (now: number, fx: Effects) => T
 
 interface PendingOp {
   work: Work<unknown>
+  /** When waiting for the write lock must give up (DB_LOCKED): submit time + the handle's busy timeout. */
+  deadline: number
   resolve(value: unknown): void
   reject(err: unknown): void
 }
@@ -38,6 +46,7 @@ interface ClaimWaiter {
   owner: object
   ns: string
   req: ClaimRequest
+  busyMs: number
   deadline: number
   resolve(jobs: ClaimedJob[]): void
   reject(err: unknown): void
@@ -79,7 +88,7 @@ const engines = new Map<string, Engine>()
 export function acquireEngine(path: string, busyTimeoutMs: number): Engine {
   let engine = engines.get(path)
   if (engine === undefined) {
-    engine = new Engine(path, openDatabase(path, busyTimeoutMs))
+    engine = new Engine(path, openDatabase(path, busyTimeoutMs), busyTimeoutMs)
     engines.set(path, engine)
   }
   engine.refs++
@@ -94,6 +103,11 @@ export class Engine {
   private closed = false
   private ops: PendingOp[] = []
   private flushScheduled = false
+  /** Set while waiting to retry BEGIN after SQLITE_BUSY; new operations join that attempt. */
+  private retryTimer: NodeJS.Timeout | undefined
+  private retryDelay = 0
+  /** Busy timeout of the engine's own work (reaper, sweep, heartbeats): the first opener's. */
+  private readonly busyMs: number
   private readonly claimWaiters = new Set<ClaimWaiter>()
   private readonly jobWaiters = new Map<string, Set<JobWaiter>>()
   private readonly workers = new Map<string, WorkerState>()
@@ -106,9 +120,10 @@ export class Engine {
   private reaping = false
   private sweeping = false
 
-  constructor(path: string, db: Database) {
+  constructor(path: string, db: Database, busyMs: number) {
     this.path = path
     this.db = db
+    this.busyMs = busyMs
     this.store = new Store(db)
     this.reapTimer = setInterval(() => this.reap(), REAP_MS).unref()
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS).unref()
@@ -117,10 +132,10 @@ export class Engine {
   // ---- group commit -----------------------------------------------------------------------------
 
   /** Runs `work` inside the next group-commit transaction; resolves after the commit. */
-  submit<T>(work: Work<T>): Promise<T> {
+  submit<T>(work: Work<T>, busyMs: number = this.busyMs): Promise<T> {
     if (this.closed) return Promise.reject(closedError())
     return new Promise<T>((resolve, reject) => {
-      this.ops.push({ work, resolve: resolve as (v: unknown) => void, reject })
+      this.ops.push({ work, deadline: Date.now() + busyMs, resolve: resolve as (v: unknown) => void, reject })
       if (!this.flushScheduled) {
         this.flushScheduled = true
         setImmediate(() => this.flush())
@@ -140,6 +155,7 @@ export class Engine {
 
   private flush(): void {
     this.flushScheduled = false
+    this.retryTimer = undefined
     const ops = this.ops
     if (ops.length === 0) return
     this.ops = []
@@ -150,9 +166,28 @@ export class Engine {
     const failed: boolean[] = new Array(ops.length).fill(false)
     try {
       s.begin.run()
+      this.retryDelay = 0
     } catch (err) {
       const e = fromSqlite(err, this.path)
-      for (const op of ops) op.reject(e)
+      if (e.code !== 'DB_LOCKED' || this.closed) {
+        for (const op of ops) op.reject(e)
+        return
+      }
+      // Another connection holds the write lock: those still within their busy timeout try again
+      // shortly, without blocking the event loop meanwhile.
+      const now = Date.now()
+      const waiting: PendingOp[] = []
+      for (const op of ops) {
+        if (now >= op.deadline) op.reject(e)
+        else waiting.push(op)
+      }
+      this.ops = waiting.concat(this.ops)
+      if (this.ops.length > 0) {
+        this.retryDelay = Math.min(Math.max(1, this.retryDelay * 2), 20)
+        this.flushScheduled = true
+        // Referenced: a pending operation keeps the process alive until it settles.
+        this.retryTimer = setTimeout(() => this.flush(), this.retryDelay)
+      }
       return
     }
     const now = Date.now()
@@ -217,10 +252,10 @@ export class Engine {
     return this.workers.get(key(ns, workerId))?.leaseMs ?? DEFAULT_LEASE_MS
   }
 
-  claim(owner: object, ns: string, req: ClaimRequest): Promise<ClaimedJob[]> {
+  claim(owner: object, ns: string, req: ClaimRequest, busyMs: number): Promise<ClaimedJob[]> {
     if (req.waitMs <= 0) {
       const lease = this.leaseFor(ns, req.workerId)
-      return this.submit((now, fx) => this.store.claim(ns, req.workerId, req.queues, req.limit, lease, now, fx))
+      return this.submit((now, fx) => this.store.claim(ns, req.workerId, req.queues, req.limit, lease, now, fx), busyMs)
     }
     // The waiter exists before the first attempt, so a commit in the same transaction as that
     // attempt (an enqueue right after it) still pokes it.
@@ -229,6 +264,7 @@ export class Engine {
         owner,
         ns,
         req,
+        busyMs,
         deadline: Date.now() + req.waitMs,
         resolve,
         reject,
@@ -265,7 +301,7 @@ export class Engine {
       w.dueTimer = undefined
     }
     const lease = this.leaseFor(w.ns, w.req.workerId)
-    this.submit((now, fx) => this.store.claim(w.ns, w.req.workerId, w.req.queues, w.req.limit, lease, now, fx)).then(
+    this.submit((now, fx) => this.store.claim(w.ns, w.req.workerId, w.req.queues, w.req.limit, lease, now, fx), w.busyMs).then(
       (jobs) => {
         w.busy = false
         if (w.done) {
@@ -467,7 +503,7 @@ export class Engine {
         this.deadlineAt = Infinity
         this.reap()
       },
-      Math.max(0, at - Date.now() + 1),
+      Math.max(0, at - Date.now() + REAP_GRACE_MS + 1),
     ).unref()
   }
 
@@ -475,7 +511,7 @@ export class Engine {
     if (this.reaping || this.closed) return
     let expired
     try {
-      expired = this.store.expired(Date.now())
+      expired = this.store.expired(Date.now() - REAP_GRACE_MS)
     } catch {
       return // busy or closing: the next scan retries
     }
@@ -527,7 +563,16 @@ export class Engine {
   release(): void {
     if (--this.refs > 0) return
     engines.delete(this.path)
-    if (this.ops.length > 0) this.flush()
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
+    if (this.ops.length > 0) {
+      // Last chance for what is queued: wait for the lock synchronously, up to the busy timeout.
+      try {
+        this.db.pragma(`busy_timeout = ${this.busyMs}`)
+      } catch {
+        // flush reports it
+      }
+      this.flush()
+    }
     this.closed = true
     clearInterval(this.reapTimer)
     clearInterval(this.sweepTimer)

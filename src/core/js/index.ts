@@ -25,7 +25,7 @@ import type {
 } from '../types.js'
 import { acquireEngine, type Engine } from './engine.js'
 import { closedError, invalid, jobNotFound } from './errors.js'
-import { parseId } from './store.js'
+import { type Effects, parseId } from './store.js'
 
 export { backoffDelay } from './backoff.js'
 
@@ -43,7 +43,7 @@ export async function openJs(opts: OpenOptions): Promise<Core> {
   }
   const busy = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS
   if (!Number.isInteger(busy) || busy < 0) throw invalid(`busyTimeoutMs must be a non-negative integer, got ${String(busy)}`)
-  return new JsCore(acquireEngine(canonicalPath(opts.dbPath), busy), opts.namespace)
+  return new JsCore(acquireEngine(canonicalPath(opts.dbPath), busy), opts.namespace, busy)
 }
 
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v)
@@ -95,11 +95,18 @@ export class JsCore implements Core {
   readonly kind = 'js' as const
   private readonly engine: Engine
   private readonly ns: string
+  /** This handle's busy timeout: how long its writes wait for another connection's lock. */
+  private readonly busyMs: number
   private closed = false
 
-  constructor(engine: Engine, namespace: string) {
+  constructor(engine: Engine, namespace: string, busyMs: number) {
     this.engine = engine
     this.ns = namespace
+    this.busyMs = busyMs
+  }
+
+  private submit<T>(work: (now: number, fx: Effects) => T): Promise<T> {
+    return this.engine.submit(work, this.busyMs)
   }
 
   private guard(): void {
@@ -117,7 +124,7 @@ export class JsCore implements Core {
       if (!Array.isArray(jobs)) throw invalid('enqueue takes an array of jobs')
       const checked = jobs.map(checkNewJob)
       if (checked.length === 0) return []
-      return this.engine.submit((now, fx) => checked.map((j) => this.engine.store.enqueueOne(this.ns, j, now, fx)))
+      return this.submit((now, fx) => checked.map((j) => this.engine.store.enqueueOne(this.ns, j, now, fx)))
     })
   }
 
@@ -131,7 +138,7 @@ export class JsCore implements Core {
       if (!nonNegInt(req.limit)) throw invalid(`claim: limit must be a non-negative integer, got ${String(req.limit)}`)
       if (!nonNegInt(req.waitMs)) throw invalid(`claim: waitMs must be a non-negative integer, got ${String(req.waitMs)}`)
       if (req.limit === 0) return []
-      return this.engine.claim(this, this.ns, { ...req, queues: [...new Set(req.queues)] })
+      return this.engine.claim(this, this.ns, { ...req, queues: [...new Set(req.queues)] }, this.busyMs)
     })
   }
 
@@ -140,7 +147,7 @@ export class JsCore implements Core {
       if (!Array.isArray(settles)) throw invalid('settle takes an array')
       settles.forEach(checkSettle)
       if (settles.length === 0) return []
-      return this.engine.submit((now, fx) => settles.map((s) => this.engine.store.settleOne(this.ns, s, now, fx)))
+      return this.submit((now, fx) => settles.map((s) => this.engine.store.settleOne(this.ns, s, now, fx)))
     })
   }
 
@@ -148,7 +155,7 @@ export class JsCore implements Core {
     return this.call(() => {
       if (!Array.isArray(jobs)) throw invalid('release takes an array of { id, token }')
       if (jobs.length === 0) return undefined
-      return this.engine.submit((_now, fx) => {
+      return this.submit((_now, fx) => {
         for (const j of jobs) this.engine.store.release(this.ns, j.id, j.token, fx)
       })
     })
@@ -173,7 +180,7 @@ export class JsCore implements Core {
     return this.call(async () => {
       const n = parseId(id)
       if (n === null) throw jobNotFound(String(id))
-      const outcome = await this.engine.submit((now, fx) => this.engine.store.cancel(this.ns, n, now, fx))
+      const outcome = await this.submit((now, fx) => this.engine.store.cancel(this.ns, n, now, fx))
       if (outcome === null) throw jobNotFound(id)
       return outcome
     })
@@ -184,7 +191,7 @@ export class JsCore implements Core {
       if (typeof progress !== 'number' || !Number.isFinite(progress)) throw invalid(`setProgress: progress must be a finite number, got ${String(progress)}`)
       const n = parseId(id)
       if (n === null || !isInt(token)) return false
-      return this.engine.submit(() => this.engine.store.setProgress(this.ns, n, token, progress))
+      return this.submit(() => this.engine.store.setProgress(this.ns, n, token, progress))
     })
   }
 
@@ -204,7 +211,7 @@ export class JsCore implements Core {
     return this.call(async () => {
       const n = parseId(deadId)
       if (n === null) throw coreNotFoundDead(String(deadId))
-      const id = await this.engine.submit((now, fx) => this.engine.store.replay(this.ns, n, now, fx))
+      const id = await this.submit((now, fx) => this.engine.store.replay(this.ns, n, now, fx))
       if (id === null) throw coreNotFoundDead(deadId)
       return id
     })

@@ -30,6 +30,9 @@ type DatabaseCtor = new (path: string, options?: { timeout?: number; fileMustExi
 
 let driver: DatabaseCtor | undefined
 
+/** The longest SQLite itself blocks the JS thread waiting for a lock (see openDatabase). */
+export const BUSY_SLICE_MS = 2
+
 function loadDriver(): DatabaseCtor {
   if (driver !== undefined) return driver
   try {
@@ -161,6 +164,9 @@ export function openDatabase(path: string, busyTimeoutMs: number): Database {
     db.pragma('synchronous = NORMAL')
     db.pragma('foreign_keys = OFF')
     if (found < latest) migrate(db, path, all)
+    // From here on SQLite only ever waits a slice for a lock; the engine waits out the rest of the
+    // busy timeout asynchronously, so a lock held by another process never freezes the event loop.
+    db.pragma(`busy_timeout = ${Math.min(BUSY_SLICE_MS, Math.floor(busyTimeoutMs))}`)
     return db
   } catch (err) {
     db.close()
