@@ -6,6 +6,7 @@
 pub mod backoff;
 pub mod error;
 pub mod model;
+pub mod postgres;
 pub mod sqlite;
 pub mod store;
 
@@ -26,8 +27,8 @@ pub async fn open(opts: OpenOptions) -> Result<Arc<dyn Store>> {
             "neither dbPath nor url was given: pass dbPath (an SQLite file) or url (postgres://...)",
         )),
         (Some(_), None) => sqlite::open(opts).await,
-        (None, Some(_)) => Err(Error::Unavailable(
-            "PostgreSQL support is not built yet; use dbPath (SQLite) for now".into(),
+        (None, Some(url)) => Ok(Arc::new(
+            postgres::open(url, opts.schema.as_deref(), &opts.namespace).await?,
         )),
     }
 }

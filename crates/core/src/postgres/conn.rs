@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime};
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
 use tokio_postgres::{Config, NoTls};
 
 use crate::error::{Error, Result};
@@ -196,7 +198,16 @@ mod tests {
         for ok in ["taskito", "t_1", "_x", "abc123"] {
             assert!(validate_schema(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "Taskito", "1abc", "pg_x", "a-b", "a b", "a\"b", &"x".repeat(56)] {
+        for bad in [
+            "",
+            "Taskito",
+            "1abc",
+            "pg_x",
+            "a-b",
+            "a b",
+            "a\"b",
+            &"x".repeat(56),
+        ] {
             let e = validate_schema(bad).unwrap_err();
             assert_eq!(e.code(), "INVALID_ARGUMENT", "{bad}");
         }
@@ -208,7 +219,11 @@ mod tests {
         assert!(config("postgresql://u@localhost/db", "taskito").is_ok());
         let e = config("mysql://u@localhost/db", "taskito").unwrap_err();
         assert_eq!(e.code(), "INVALID_ARGUMENT");
-        let cfg = config("postgres://u@h/db?options=-c%20statement_timeout%3D5000", "s1").unwrap();
+        let cfg = config(
+            "postgres://u@h/db?options=-c%20statement_timeout%3D5000",
+            "s1",
+        )
+        .unwrap();
         assert_eq!(
             cfg.get_options(),
             Some("-c statement_timeout=5000 -c search_path=s1")

@@ -20,13 +20,17 @@ pub(crate) async fn migrate(client: &mut Object, schema: &str) -> Result<()> {
     let tx = client.transaction().await?;
     tx.execute(sql::META_LOCK, &[&schema]).await?;
     let exists = tx
-        .query_opt("SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1", &[&schema])
+        .query_opt(
+            "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
+            &[&schema],
+        )
         .await?
         .is_some();
     if !exists {
         // Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the database
         // even when the schema is already there.
-        tx.batch_execute(&format!("CREATE SCHEMA \"{schema}\"")).await?;
+        tx.batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
+            .await?;
     }
     // The connection's search_path named a schema that did not exist yet.
     tx.batch_execute(&format!("SET LOCAL search_path TO \"{schema}\""))
@@ -89,7 +93,10 @@ async fn version_in(tx: &deadpool_postgres::Transaction<'_>, schema: &str) -> Re
         return Err(not_taskito(schema, &tables));
     }
     let row = tx.query_opt(sql::META_READ_VERSION, &[]).await?;
-    Ok(Some(parse_version(schema, row.map(|r| r.get::<_, String>(0)))?))
+    Ok(Some(parse_version(
+        schema,
+        row.map(|r| r.get::<_, String>(0)),
+    )?))
 }
 
 fn parse_version(schema: &str, v: Option<String>) -> Result<i64> {

@@ -3,8 +3,11 @@
 
 macro_rules! q {
     ($name:ident, $path:literal) => {
-        pub(crate) const $name: &str =
-            include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/queries/postgres/", $path));
+        pub(crate) const $name: &str = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/",
+            $path
+        ));
     };
 }
 
@@ -21,7 +24,6 @@ q!(META_LOCK, "meta/lock.sql");
 q!(META_LIST_TABLES, "meta/list_tables.sql");
 q!(META_READ_VERSION, "meta/read_schema_version.sql");
 q!(META_SET_VERSION, "meta/set_schema_version.sql");
-q!(META_NOW, "meta/now.sql");
 
 q!(ENQUEUE_ALLOCATE_IDS, "enqueue/allocate_ids.sql");
 q!(ENQUEUE_INSERT, "enqueue/insert.sql");
@@ -39,7 +41,10 @@ q!(SETTLE_INSERT_ERROR, "settle/insert_error.sql");
 q!(SETTLE_RETRY, "settle/retry.sql");
 q!(SETTLE_DEAD, "settle/dead.sql");
 q!(SETTLE_INSERT_DEAD_LETTER, "settle/insert_dead_letter.sql");
-q!(SETTLE_CANCEL_AFTER_FAILURE, "settle/cancel_after_failure.sql");
+q!(
+    SETTLE_CANCEL_AFTER_FAILURE,
+    "settle/cancel_after_failure.sql"
+);
 q!(SETTLE_APPLIED, "settle/applied.sql");
 
 q!(RELEASE, "release/release.sql");

@@ -1,0 +1,168 @@
+//! The store's background work, on the runtime's tasks: the reaper (expired leases of every
+//! process), the result-TTL sweep, and one heartbeat per registered worker.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{fail_in, ms, sql, Inner};
+use crate::error::Result;
+use crate::model::SettleStatus;
+
+const REAP_BATCH: i64 = 256;
+/// The longest the reaper sleeps without a lease in sight, so a worker that died in another
+/// process (whose claims this process never saw) is found promptly.
+const REAPER_MAX_SLEEP: Duration = Duration::from_millis(250);
+const SWEEP_BATCH: i64 = 500;
+const SWEEP_MIN_SLEEP: Duration = Duration::from_secs(1);
+const SWEEP_MAX_SLEEP: Duration = Duration::from_secs(10);
+/// When the database is away: how long background work waits before trying again.
+const ERROR_PAUSE: Duration = Duration::from_millis(500);
+
+pub(super) async fn reaper(inner: Arc<Inner>) {
+    let mut shutdown = inner.shutdown.subscribe();
+    loop {
+        let pause = match reap_once(&inner).await {
+            Ok((n, _)) if n as i64 >= REAP_BATCH => Duration::ZERO,
+            Ok((_, next)) => next
+                .map(|d| ms(d).max(Duration::from_millis(2)))
+                .unwrap_or(REAPER_MAX_SLEEP)
+                .min(REAPER_MAX_SLEEP),
+            Err(_) => ERROR_PAUSE,
+        };
+        tokio::select! {
+            _ = inner.reaper_kick.notified() => {}
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// Fails every running attempt whose lease ran out (worker lost, or past its deadline), in one
+/// transaction; returns how many, and how long until the next lease runs out.
+async fn reap_once(inner: &Inner) -> Result<(usize, Option<i64>)> {
+    let mut c = inner.client().await?;
+    let tx = c.transaction().await?;
+    let st = tx.prepare_cached(sql::REAPER_EXPIRED).await?;
+    let rows = tx.query(&st, &[&REAP_BATCH]).await?;
+    let mut retried = false;
+    for r in &rows {
+        let id: i64 = r.get(0);
+        let token: i64 = r.get(1);
+        let deadline_at: Option<i64> = r.get(2);
+        let timeout_ms: Option<i64> = r.get(3);
+        let now: i64 = r.get(4);
+        let error = match (deadline_at, timeout_ms) {
+            (Some(d), Some(t)) if d <= now => {
+                format!("TaskTimeoutError: attempt exceeded its timeout of {t} ms")
+            }
+            _ => "worker lost while running (lease expired)".to_string(),
+        };
+        let o = fail_in(&tx, None, id, token, &error, None, true).await?;
+        retried |= o.status == SettleStatus::Failed;
+    }
+    if retried {
+        // Empty payload: every namespace of the schema (the reaper spans them).
+        let st = tx.prepare_cached(sql::NOTIFY).await?;
+        tx.execute(&st, &[&inner.channel, &""]).await?;
+    }
+    tx.commit().await?;
+    if !rows.is_empty() {
+        inner.settled.notify_waiters();
+        if retried {
+            inner.ready.notify_waiters();
+        }
+    }
+    let st = c.prepare_cached(sql::REAPER_NEXT_LEASE).await?;
+    let next: Option<i64> = c.query_one(&st, &[]).await?.get(0);
+    Ok((rows.len(), next))
+}
+
+pub(super) async fn sweeper(inner: Arc<Inner>) {
+    let mut shutdown = inner.shutdown.subscribe();
+    loop {
+        let pause = match sweep_once(&inner).await {
+            Ok((n, _)) if n >= SWEEP_BATCH => Duration::ZERO,
+            Ok((_, next)) => next
+                .map(ms)
+                .unwrap_or(SWEEP_MAX_SLEEP)
+                .clamp(SWEEP_MIN_SLEEP, SWEEP_MAX_SLEEP),
+            Err(_) => SWEEP_MIN_SLEEP,
+        };
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+async fn sweep_once(inner: &Inner) -> Result<(i64, Option<i64>)> {
+    let c = inner.client().await?;
+    let st = c.prepare_cached(sql::SWEEP_DELETE_EXPIRED).await?;
+    let n: i64 = c.query_one(&st, &[&SWEEP_BATCH]).await?.get(0);
+    let st = c.prepare_cached(sql::SWEEP_NEXT_EXPIRY).await?;
+    let next: Option<i64> = c.query_one(&st, &[]).await?.get(0);
+    Ok((n, next))
+}
+
+/// Renews the leases of the attempts this worker holds every min(lease/3, 500) ms and learns
+/// their cancel requests. Ends when the worker is unregistered (or the store closes).
+pub(super) async fn heartbeat(inner: Arc<Inner>, worker_id: String) {
+    loop {
+        let Some(lease_ms) = inner
+            .workers
+            .lock()
+            .expect("workers lock")
+            .get(&worker_id)
+            .map(|w| w.lease_ms)
+        else {
+            return;
+        };
+        tokio::time::sleep(Duration::from_millis((lease_ms / 3).clamp(1, 500))).await;
+        let held: Vec<(i64, i64)> =
+            match inner.workers.lock().expect("workers lock").get(&worker_id) {
+                Some(w) => w.held.iter().map(|(&id, &t)| (id, t)).collect(),
+                None => return,
+            };
+        if held.is_empty() {
+            continue;
+        }
+        // The database away: skip this beat; the leases last lease_ms, the next beat retries.
+        let Ok(renewed) = renew(&inner, &worker_id, lease_ms as i64, &held).await else {
+            continue;
+        };
+        let mut workers = inner.workers.lock().expect("workers lock");
+        let Some(w) = workers.get_mut(&worker_id) else {
+            return;
+        };
+        // Attempts not renewed are no longer this worker's (settled, reaped, or expired).
+        for (id, token) in &held {
+            if !renewed.contains_key(id) && w.held.get(id) == Some(token) {
+                w.held.remove(id);
+                w.reported.remove(id);
+            }
+        }
+        for (id, cancel_requested) in renewed {
+            if cancel_requested && w.reported.insert(id) {
+                w.pending_cancels.push(id);
+            }
+        }
+    }
+}
+
+async fn renew(
+    inner: &Inner,
+    worker_id: &str,
+    lease_ms: i64,
+    held: &[(i64, i64)],
+) -> Result<HashMap<i64, bool>> {
+    let ids: Vec<i64> = held.iter().map(|h| h.0).collect();
+    let tokens: Vec<i64> = held.iter().map(|h| h.1).collect();
+    let c = inner.client().await?;
+    let st = c.prepare_cached(sql::HEARTBEAT_RENEW).await?;
+    Ok(c.query(&st, &[&worker_id, &lease_ms, &ids, &tokens])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}

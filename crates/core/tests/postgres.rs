@@ -1,0 +1,872 @@
+//! The PostgreSQL store against a real server: `TASKITO_PG_URL` (start one with
+//! `eval "$(scripts/pg-cluster.sh start)"`). Without it the tests skip with a message, except in
+//! CI (`CI=true`), where they fail. Each test works in its own fresh schema and drops it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use taskito_core::postgres::{self, PgStore};
+use taskito_core::{
+    ClaimRequest, ClaimedJob, JobToken, ListFilter, NewJob, OpenOptions, Settle, SettleKind,
+    SettleStatus, Store,
+};
+use tokio_postgres::NoTls;
+
+fn pg_url() -> Option<String> {
+    match std::env::var("TASKITO_PG_URL") {
+        Ok(u) if !u.trim().is_empty() => Some(u),
+        _ => {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+            assert!(
+                !ci,
+                "TASKITO_PG_URL is unset in CI: the PostgreSQL tests must run there; start a \
+                 server with `eval \"$(scripts/pg-cluster.sh start)\"`"
+            );
+            eprintln!(
+                "SKIPPED: PostgreSQL test (TASKITO_PG_URL is unset; run \
+                 `eval \"$(scripts/pg-cluster.sh start)\"` to run it)"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh schema for one test, dropped at the end (also when the test panics).
+struct TestDb {
+    url: String,
+    schema: String,
+}
+
+impl TestDb {
+    fn new() -> Option<TestDb> {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let url = pg_url()?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let schema = format!(
+            "t_{}_{}_{}",
+            std::process::id(),
+            nanos,
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        Some(TestDb { url, schema })
+    }
+
+    /// The URL with an application_name of this test, so a test can terminate its own
+    /// connections without touching other tests'.
+    fn url(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}application_name={}", self.url, self.schema)
+    }
+
+    async fn open_ns(&self, ns: &str) -> PgStore {
+        postgres::open(&self.url(), Some(&self.schema), ns)
+            .await
+            .expect("open the PostgreSQL store")
+    }
+
+    async fn open(&self) -> PgStore {
+        self.open_ns("test").await
+    }
+
+    async fn admin(&self) -> tokio_postgres::Client {
+        let (client, conn) = tokio_postgres::connect(&self.url, NoTls)
+            .await
+            .expect("admin connection");
+        tokio::spawn(conn);
+        client
+    }
+
+    /// Terminates every connection of this test's stores; returns how many.
+    async fn terminate_all(&self, admin: &tokio_postgres::Client) -> i64 {
+        admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                &[&self.schema],
+            )
+            .await
+            .expect("terminate")
+            .get(0)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let schema = self.schema.clone();
+        // Drop cannot await; a private runtime on its own thread does the cleanup.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok((client, conn)) = tokio_postgres::connect(&url, NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = client
+                        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+macro_rules! db_or_skip {
+    () => {
+        match TestDb::new() {
+            Some(db) => db,
+            None => return,
+        }
+    };
+}
+
+fn job(task: &str) -> NewJob {
+    let mut j = NewJob::new(task, "[]");
+    j.backoff_jitter = false;
+    j
+}
+
+fn req(worker: &str, limit: i64, wait_ms: u64) -> ClaimRequest {
+    ClaimRequest {
+        worker_id: worker.into(),
+        queues: vec!["default".into()],
+        limit,
+        wait_ms,
+    }
+}
+
+fn complete(j: &ClaimedJob, result: &str) -> Settle {
+    Settle {
+        id: j.id,
+        token: j.token,
+        kind: SettleKind::Complete,
+        result: Some(result.into()),
+        error: None,
+        traceback: None,
+        retryable: None,
+    }
+}
+
+fn fail(j: &ClaimedJob, error: &str) -> Settle {
+    Settle {
+        id: j.id,
+        token: j.token,
+        kind: SettleKind::Fail,
+        result: None,
+        error: Some(error.into()),
+        traceback: Some("at test".into()),
+        retryable: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opens_through_open_with_url_and_schema() {
+    let db = db_or_skip!();
+    let store = taskito_core::open(OpenOptions {
+        url: Some(db.url()),
+        schema: Some(db.schema.clone()),
+        namespace: "test".into(),
+        ..Default::default()
+    })
+    .await
+    .expect("open");
+    let ids = store.enqueue(vec![job("a")]).await.unwrap();
+    let row = store.get_job(ids[0].id).await.unwrap().unwrap();
+    assert_eq!(row.status, 0);
+    assert_eq!(row.task_name, "a");
+    store.close().await.unwrap();
+    let e = store.stats().await.unwrap_err();
+    assert_eq!(e.code(), "QUEUE_CLOSED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_order_is_priority_then_run_at_then_id() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let mut low = job("low");
+    low.priority = -1;
+    let mut high = job("high");
+    high.priority = 5;
+    let mut later = job("later");
+    later.delay_ms = Some(60_000);
+    let mut earlier = job("earlier");
+    earlier.run_at = Some(1_000); // long past: first among priority 0
+    let ids = s
+        .enqueue(vec![job("first"), low, high, later, earlier, job("second")])
+        .await
+        .unwrap();
+    assert!(ids.iter().all(|e| e.created));
+    assert!(
+        ids.windows(2).all(|w| w[0].id < w[1].id),
+        "ids in input order"
+    );
+
+    let got = s.claim(req("w", 10, 0)).await.unwrap();
+    let names: Vec<&str> = got.iter().map(|j| j.task_name.as_str()).collect();
+    assert_eq!(names, ["high", "earlier", "first", "second", "low"]);
+    assert!(got.iter().all(|j| j.attempt == 0 && j.token == 1));
+    // The delayed job is not due.
+    assert!(s.claim(req("w", 10, 0)).await.unwrap().is_empty());
+    let row = s.get_job(ids[3].id).await.unwrap().unwrap();
+    assert_eq!(row.status, 0);
+    assert!(row.run_at >= row.created_at + 59_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claimers_never_get_the_same_job() {
+    let db = db_or_skip!();
+    const N: usize = 2000;
+    let producer = db.open().await;
+    let jobs: Vec<NewJob> = (0..N).map(|i| NewJob::new("t", format!("[{i}]"))).collect();
+    let ids = producer.enqueue(jobs).await.unwrap();
+    // Four stores: four pools, as four processes would have.
+    let mut handles = Vec::new();
+    for w in 0..4 {
+        let s = Arc::new(db.open().await);
+        for c in 0..2 {
+            let s = s.clone();
+            handles.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                loop {
+                    let got = s.claim(req(&format!("w{w}-{c}"), 7, 0)).await.unwrap();
+                    if got.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(got.iter().map(|j| j.id));
+                }
+            }));
+        }
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    let unique: HashSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), unique.len(), "a job was claimed twice");
+    let expected: HashSet<i64> = ids.iter().map(|e| e.id).collect();
+    assert_eq!(unique, expected, "every job claimed exactly once");
+    assert_eq!(producer.stats().await.unwrap().running, N as i64);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_token_is_refused() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let id = s.enqueue(vec![job("t")]).await.unwrap()[0].id;
+    let first = s.claim(req("w", 1, 0)).await.unwrap().remove(0);
+    s.release(vec![JobToken {
+        id,
+        token: first.token,
+    }])
+    .await
+    .unwrap();
+    assert_eq!(s.get_job(id).await.unwrap().unwrap().status, 0);
+    let second = s.claim(req("w", 1, 0)).await.unwrap().remove(0);
+    assert_eq!(second.token, first.token + 1);
+
+    // The old attempt can neither settle, release, nor report progress.
+    let out = s.settle(vec![complete(&first, "\"old\"")]).await.unwrap();
+    assert_eq!(out[0].status, SettleStatus::Stale);
+    s.release(vec![JobToken {
+        id,
+        token: first.token,
+    }])
+    .await
+    .unwrap();
+    assert!(!s.set_progress(id, first.token, 0.5).await.unwrap());
+    let row = s.get_job(id).await.unwrap().unwrap();
+    assert_eq!((row.status, row.result), (1, None));
+
+    assert!(s.set_progress(id, second.token, 0.5).await.unwrap());
+    let out = s.settle(vec![complete(&second, "\"new\"")]).await.unwrap();
+    assert_eq!(out[0].status, SettleStatus::Complete);
+    let row = s.get_job(id).await.unwrap().unwrap();
+    assert_eq!(row.status, 2);
+    assert_eq!(row.result.as_deref(), Some("\"new\""));
+    assert_eq!(row.progress, Some(0.5));
+    // Settling again with the same token changes nothing.
+    let out = s.settle(vec![fail(&second, "Error: late")]).await.unwrap();
+    assert_eq!(out[0].status, SettleStatus::Stale);
+    assert!(s.job_errors(id).await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_then_dead_then_replay_once() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let mut j = job("flaky");
+    j.max_retries = 1;
+    j.backoff_base_ms = 0;
+    j.priority = 3;
+    j.timeout_ms = Some(60_000);
+    let id = s.enqueue(vec![j]).await.unwrap()[0].id;
+
+    let a0 = s.claim(req("w", 1, 0)).await.unwrap().remove(0);
+    assert_eq!(a0.attempt, 0);
+    let out = s.settle(vec![fail(&a0, "Error: one")]).await.unwrap();
+    assert_eq!(out[0].status, SettleStatus::Failed);
+    let row = s.get_job(id).await.unwrap().unwrap();
+    assert_eq!((row.status, row.retry_count), (3, 1));
+    assert_eq!(out[0].run_at, Some(row.run_at));
+    assert_eq!(s.stats().await.unwrap().failed, 1);
+
+    let a1 = s.claim(req("w", 1, 1000)).await.unwrap().remove(0);
+    assert_eq!((a1.id, a1.attempt), (id, 1));
+    let out = s.settle(vec![fail(&a1, "Error: two")]).await.unwrap();
+    assert_eq!(out[0].status, SettleStatus::Dead);
+
+    let errors = s.job_errors(id).await.unwrap();
+    let seen: Vec<(i64, &str)> = errors
+        .iter()
+        .map(|e| (e.attempt, e.error.as_str()))
+        .collect();
+    assert_eq!(seen, [(0, "Error: one"), (1, "Error: two")]);
+    assert_eq!(errors[0].traceback.as_deref(), Some("at test"));
+    let dead = s.dead_letters(10, 0).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].job_id, dead[0].error.as_str()), (id, "Error: two"));
+    assert_eq!(dead[0].replayed_job_id, None);
+    let stats = s.stats().await.unwrap();
+    assert_eq!((stats.dead, stats.failed, stats.running), (1, 0, 0));
+
+    let again = s.replay(dead[0].id).await.unwrap();
+    assert_ne!(again, id);
+    assert_eq!(
+        s.replay(dead[0].id).await.unwrap(),
+        again,
+        "second replay: same job"
+    );
+    let row = s.get_job(again).await.unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.priority, row.max_retries, row.retry_count),
+        (0, 3, 1, 0)
+    );
+    assert_eq!(row.timeout_ms, Some(60_000));
+    assert_eq!(
+        s.dead_letters(10, 0).await.unwrap()[0].replayed_job_id,
+        Some(again)
+    );
+    let e = s.replay(999_999_999).await.unwrap_err();
+    assert_eq!(e.code(), "JOB_NOT_FOUND");
+
+    // Not retryable: straight to dead.
+    let id2 = s.enqueue(vec![job("strict")]).await.unwrap()[0].id;
+    let got = s.claim(req("w", 10, 0)).await.unwrap();
+    let a = got.iter().find(|j| j.id == id2).unwrap();
+    let mut f = fail(a, "ValueError: no");
+    f.retryable = Some(false);
+    assert_eq!(
+        s.settle(vec![f]).await.unwrap()[0].status,
+        SettleStatus::Dead
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_mixes_kinds_in_input_order() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let mut jobs: Vec<NewJob> = (0..4).map(|_| job("t")).collect();
+    jobs[2].max_retries = 0;
+    s.enqueue(jobs).await.unwrap();
+    let got = s.claim(req("w", 4, 0)).await.unwrap();
+    let mut cancel = complete(&got[3], "");
+    cancel.kind = SettleKind::Cancel;
+    cancel.error = Some("TaskCancelledError: stop".into());
+    let mut stale = complete(&got[0], "\"x\"");
+    stale.token += 7;
+    let out = s
+        .settle(vec![
+            complete(&got[0], "1"),
+            fail(&got[1], "Error: retry me"),
+            fail(&got[2], "Error: die"),
+            cancel,
+            stale,
+        ])
+        .await
+        .unwrap();
+    let statuses: Vec<SettleStatus> = out.iter().map(|o| o.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            SettleStatus::Complete,
+            SettleStatus::Failed,
+            SettleStatus::Dead,
+            SettleStatus::Cancelled,
+            SettleStatus::Stale
+        ]
+    );
+    let ids: Vec<i64> = out.iter().map(|o| o.id).collect();
+    assert_eq!(ids[..4], got.iter().map(|j| j.id).collect::<Vec<_>>()[..]);
+    let row = s.get_job(got[3].id).await.unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.error.as_deref()),
+        (5, Some("TaskCancelledError: stop"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unique_key_returns_the_live_job() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let mut k = job("u");
+    k.unique_key = Some("k1".into());
+    let out = s
+        .enqueue(vec![k.clone(), job("other"), k.clone()])
+        .await
+        .unwrap();
+    assert!(out[0].created && out[1].created);
+    assert_eq!((out[2].id, out[2].created), (out[0].id, false));
+    let again = s.enqueue(vec![k.clone()]).await.unwrap();
+    assert_eq!((again[0].id, again[0].created), (out[0].id, false));
+
+    // Running still holds the key; finished releases it.
+    let mut got = s.claim(req("w", 10, 0)).await.unwrap();
+    got.retain(|j| j.id == out[0].id);
+    assert_eq!(s.enqueue(vec![k.clone()]).await.unwrap()[0].id, out[0].id);
+    s.settle(vec![complete(&got[0], "null")]).await.unwrap();
+    let fresh = s.enqueue(vec![k]).await.unwrap();
+    assert!(fresh[0].created);
+    assert_ne!(fresh[0].id, out[0].id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_input_writes_nothing() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let mut bad = job("t");
+    bad.max_retries = -1;
+    let e = s.enqueue(vec![job("ok"), bad]).await.unwrap_err();
+    assert_eq!(e.code(), "INVALID_ARGUMENT");
+    assert!(e.message().contains("job 1"), "{e}");
+    assert_eq!(s.stats().await.unwrap().pending, 0);
+    let mut r = req("w", -1, 0);
+    assert_eq!(
+        s.claim(r.clone()).await.unwrap_err().code(),
+        "INVALID_ARGUMENT"
+    );
+    r.limit = 1;
+    r.queues.clear();
+    assert_eq!(s.claim(r).await.unwrap_err().code(), "INVALID_ARGUMENT");
+    assert_eq!(
+        s.cancel(123_456_789).await.unwrap_err().code(),
+        "JOB_NOT_FOUND"
+    );
+    assert!(s.get_job(123_456_789).await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_worker_is_reaped_when_its_lease_runs_out() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let mut j = job("t");
+    j.max_retries = 0;
+    let id = s.enqueue(vec![j]).await.unwrap()[0].id;
+    s.register_worker("ghost", 300).unwrap();
+    let a = s.claim(req("ghost", 1, 0)).await.unwrap().remove(0);
+    // The worker "dies": no more heartbeats.
+    s.unregister_worker("ghost");
+    // Reaped by another process's store.
+    let other = db.open().await;
+    let row = other.wait_job(id, 10_000).await.unwrap().unwrap();
+    assert_eq!(row.status, 4);
+    assert_eq!(
+        row.error.as_deref(),
+        Some("worker lost while running (lease expired)")
+    );
+    let out = s.settle(vec![complete(&a, "\"late\"")]).await.unwrap();
+    assert_eq!(out[0].status, SettleStatus::Stale);
+    assert_eq!(s.get_job(id).await.unwrap().unwrap().result, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_heartbeat_keeps_a_lease_and_the_deadline_ends_it() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let mut long = job("long");
+    long.max_retries = 0;
+    let mut timed = job("timed");
+    timed.max_retries = 0;
+    timed.timeout_ms = Some(300);
+    let ids = s.enqueue(vec![long, timed]).await.unwrap();
+    s.register_worker("w", 300).unwrap();
+    let got = s.claim(req("w", 2, 0)).await.unwrap();
+    let row = s.wait_job(ids[1].id, 10_000).await.unwrap().unwrap();
+    assert_eq!(row.status, 4);
+    assert_eq!(
+        row.error.as_deref(),
+        Some("TaskTimeoutError: attempt exceeded its timeout of 300 ms")
+    );
+    // The other job outlived several lease lengths thanks to the heartbeat.
+    let t = Instant::now();
+    let row = s.wait_job(ids[0].id, 1_200).await.unwrap().unwrap();
+    assert!(t.elapsed() >= Duration::from_millis(1_000));
+    assert_eq!(row.status, 1, "renewed, not reaped");
+    let long = got.iter().find(|j| j.id == ids[0].id).unwrap();
+    assert_eq!(
+        s.settle(vec![complete(long, "1")]).await.unwrap()[0].status,
+        SettleStatus::Complete
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_pending_and_running() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let ids = s.enqueue(vec![job("a"), job("b")]).await.unwrap();
+    s.register_worker("w", 3000).unwrap();
+    let running = s.claim(req("w", 1, 0)).await.unwrap().remove(0);
+    let waiting = ids.iter().find(|e| e.id != running.id).unwrap().id;
+
+    assert_eq!(s.cancel(waiting).await.unwrap().as_str(), "cancelled");
+    let row = s.get_job(waiting).await.unwrap().unwrap();
+    assert_eq!(row.status, 5);
+    assert_eq!(
+        row.error.as_deref(),
+        Some("TaskCancelledError: cancelled before it ran")
+    );
+    assert_eq!(s.cancel(waiting).await.unwrap().as_str(), "final");
+
+    // From another process: the heartbeat of this one learns it.
+    let other = db.open().await;
+    assert_eq!(
+        other.cancel(running.id).await.unwrap().as_str(),
+        "requested"
+    );
+    assert!(
+        other
+            .get_job(running.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .cancel_requested
+    );
+    let t = Instant::now();
+    let learned = loop {
+        let got = s.take_cancel_requests("w");
+        if !got.is_empty() || t.elapsed() > Duration::from_secs(10) {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(learned, vec![running.id]);
+    assert!(s.take_cancel_requests("w").is_empty(), "reported once");
+    let mut c = complete(&running, "");
+    c.kind = SettleKind::Cancel;
+    c.error = Some("TaskCancelledError: asked".into());
+    assert_eq!(
+        s.settle(vec![c]).await.unwrap()[0].status,
+        SettleStatus::Cancelled
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_schemas_are_independent() {
+    let a_db = db_or_skip!();
+    let b_db = TestDb::new().unwrap();
+    let a = a_db.open().await;
+    let b = b_db.open().await;
+    a.enqueue(vec![job("in_a"), job("in_a")]).await.unwrap();
+    b.enqueue(vec![job("in_b")]).await.unwrap();
+    assert_eq!(a.stats().await.unwrap().pending, 2);
+    assert_eq!(b.stats().await.unwrap().pending, 1);
+    let got = b.claim(req("w", 10, 0)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].task_name, "in_b");
+    assert_eq!(a.stats().await.unwrap().pending, 2);
+    // And namespaces inside one schema.
+    let other_ns = a_db.open_ns("elsewhere").await;
+    assert_eq!(other_ns.stats().await.unwrap().pending, 0);
+    assert!(other_ns.claim(req("w", 10, 0)).await.unwrap().is_empty());
+    let listed = a
+        .list_jobs(ListFilter {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notify_wakes_a_waiting_claim_in_another_process() {
+    let db = db_or_skip!();
+    let consumer = Arc::new(db.open().await);
+    let producer = db.open().await;
+    // Only NOTIFY can end this wait early: the slow poll is stretched past the test.
+    consumer.set_claim_poll(Duration::from_secs(120));
+    for round in 0..3 {
+        let c = consumer.clone();
+        let waiting = tokio::spawn(async move {
+            let got = c.claim(req("w", 1, 60_000)).await.unwrap();
+            (got, Instant::now())
+        });
+        // Let the claim reach its wait (if it has not, it finds the job at once: still correct).
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let sent = Instant::now();
+        let id = producer.enqueue(vec![job("wake")]).await.unwrap()[0].id;
+        let (got, at) = tokio::time::timeout(Duration::from_secs(30), waiting)
+            .await
+            .expect("woken by NOTIFY, not by the 120 s poll")
+            .unwrap();
+        assert_eq!(got[0].id, id);
+        eprintln!("round {round}: enqueue → claim {:?}", at - sent);
+        if round == 1 {
+            // The LISTEN connection is dropped: it must come back.
+            let admin = db.admin().await;
+            assert!(db.terminate_all(&admin).await >= 1);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_job_sees_another_process_settle() {
+    let db = db_or_skip!();
+    let a = db.open().await;
+    let b = db.open().await;
+    let id = a.enqueue(vec![job("t")]).await.unwrap()[0].id;
+    let pending = a.wait_job(id, 0).await.unwrap().unwrap();
+    assert_eq!(pending.status, 0);
+    let waiter = tokio::spawn(async move { a.wait_job(id, 20_000).await });
+    let got = b.claim(req("w", 1, 0)).await.unwrap().remove(0);
+    b.settle(vec![complete(&got, "42")]).await.unwrap();
+    let row = waiter.await.unwrap().unwrap().unwrap();
+    assert_eq!((row.status, row.result.as_deref()), (2, Some("42")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_results_are_swept() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let mut j = job("t");
+    j.result_ttl_ms = Some(0);
+    let keep = s.enqueue(vec![job("keep")]).await.unwrap()[0].id;
+    let id = s.enqueue(vec![j]).await.unwrap()[0].id;
+    let got = s.claim(req("w", 2, 0)).await.unwrap();
+    let settles: Vec<Settle> = got.iter().map(|j| complete(j, "1")).collect();
+    s.settle(settles).await.unwrap();
+    let t = Instant::now();
+    while s.get_job(id).await.unwrap().is_some() {
+        assert!(t.elapsed() < Duration::from_secs(30), "not swept");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(s.get_job(keep).await.unwrap().is_some(), "no TTL: kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_processes_migrate_one_new_schema_at_once() {
+    let db = db_or_skip!();
+    let url = db.url();
+    let mut opens = Vec::new();
+    for _ in 0..6 {
+        let (url, schema) = (url.clone(), db.schema.clone());
+        opens.push(tokio::spawn(async move {
+            postgres::open(&url, Some(&schema), "test")
+                .await
+                .map(|_| ())
+        }));
+    }
+    for o in opens {
+        o.await.unwrap().expect("concurrent open");
+    }
+    let admin = db.admin().await;
+    let v: String = admin
+        .query_one(
+            &format!(
+                "SELECT value FROM \"{}\".taskito_meta WHERE key = 'schema_version'",
+                db.schema
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(v, "1");
+
+    // Newer than this build: refused.
+    admin
+        .batch_execute(&format!(
+            "UPDATE \"{}\".taskito_meta SET value = '99' WHERE key = 'schema_version'",
+            db.schema
+        ))
+        .await
+        .unwrap();
+    let e = postgres::open(&url, Some(&db.schema), "test")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.code(), "DB_SCHEMA_TOO_NEW");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_of_someone_else_is_refused_and_left_alone() {
+    let db = db_or_skip!();
+    let admin = db.admin().await;
+    admin
+        .batch_execute(&format!(
+            "CREATE SCHEMA \"{0}\"; CREATE TABLE \"{0}\".users (id int); \
+             INSERT INTO \"{0}\".users VALUES (7)",
+            db.schema
+        ))
+        .await
+        .unwrap();
+    let e = postgres::open(&db.url(), Some(&db.schema), "test")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.code(), "DB_NOT_TASKITO");
+    assert!(e.message().contains("users"), "{e}");
+    let n: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = $1",
+            &[&db.schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1, "nothing created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_db_unavailable_and_bad_options_are_invalid() {
+    // Needs no server: port 1 on loopback refuses at once.
+    let e = postgres::open("postgres://nobody@127.0.0.1:1/x", None, "test")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.code(), "DB_UNAVAILABLE", "{e}");
+    let e = postgres::open(
+        "postgres://nobody@127.0.0.1:1/x",
+        Some("Bad-Schema"),
+        "test",
+    )
+    .await
+    .err()
+    .unwrap();
+    assert_eq!(e.code(), "INVALID_ARGUMENT");
+    let e = postgres::open("http://example.com", None, "test")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(e.code(), "INVALID_ARGUMENT");
+}
+
+/// Workers and a producer keep going while every connection of theirs is terminated again and
+/// again: every job ends complete, by exactly one successful settle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_connections_under_load_lose_nothing() {
+    let db = db_or_skip!();
+    const N: usize = 3000;
+    let producer = Arc::new(db.open().await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let completes = Arc::new(std::sync::Mutex::new(HashMap::<i64, usize>::new()));
+
+    let mut workers = Vec::new();
+    for w in 0..3 {
+        let s = Arc::new(db.open().await);
+        let worker = format!("w{w}");
+        s.register_worker(&worker, 1_000).unwrap();
+        let (stop, completes) = (stop.clone(), completes.clone());
+        workers.push(tokio::spawn(async move {
+            let mut claim_errors = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let got = match s.claim(req(&worker, 32, 200)).await {
+                    Ok(got) => got,
+                    Err(e) => {
+                        assert_eq!(e.code(), "DB_UNAVAILABLE", "{e}");
+                        claim_errors += 1;
+                        continue;
+                    }
+                };
+                if got.is_empty() {
+                    continue;
+                }
+                let settles: Vec<Settle> = got.iter().map(|j| complete(j, "true")).collect();
+                let out = s
+                    .settle(settles)
+                    .await
+                    .expect("a settle survives the drops");
+                let mut c = completes.lock().unwrap();
+                for o in out {
+                    if o.status == SettleStatus::Complete {
+                        *c.entry(o.id).or_default() += 1;
+                    }
+                }
+            }
+            claim_errors
+        }));
+    }
+
+    let killer = {
+        let stop = stop.clone();
+        let admin = db.admin().await;
+        let db_schema = db.schema.clone();
+        tokio::spawn(async move {
+            let mut kills = 0;
+            let mut rounds = 0;
+            while !stop.load(Ordering::Relaxed) && rounds < 25 {
+                tokio::time::sleep(Duration::from_millis(120)).await;
+                kills += admin
+                    .query_one(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                         WHERE application_name = $1",
+                        &[&db_schema],
+                    )
+                    .await
+                    .unwrap()
+                    .get::<_, i64>(0);
+                rounds += 1;
+            }
+            kills
+        })
+    };
+
+    let mut ids = Vec::new();
+    for chunk in 0..(N / 50) {
+        let batch: Vec<NewJob> = (0..50)
+            .map(|i| NewJob::new("t", format!("[{}]", chunk * 50 + i)))
+            .collect();
+        let out = producer
+            .enqueue(batch)
+            .await
+            .expect("an enqueue survives the drops");
+        ids.extend(out.into_iter().map(|e| e.id));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let kills = killer.await.unwrap();
+
+    let t = Instant::now();
+    loop {
+        let stats = producer.stats().await.unwrap();
+        if stats.completed == N as i64 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "not all complete: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert!(kills > 0, "the test killed nothing");
+    let unique: HashSet<i64> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), N, "every enqueue got its own job");
+    let c = completes.lock().unwrap().clone();
+    assert_eq!(c.len(), N, "every job settled complete");
+    assert!(
+        c.values().all(|&n| n == 1),
+        "a job was settled complete twice"
+    );
+    let stats = producer.stats().await.unwrap();
+    assert_eq!((stats.pending, stats.running, stats.dead), (0, 0, 0));
+    eprintln!("terminated {kills} connections; all {N} jobs complete once");
+}
