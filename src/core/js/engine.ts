@@ -17,7 +17,7 @@ import { openDatabase, type Database } from './sqlite.js'
 import { type Effects, isFinal, key, newEffects, Store } from './store.js'
 
 /** Lease of a claim by a worker that never called registerWorker (nobody renews it). */
-export const DEFAULT_LEASE_MS = 30_000
+export const DEFAULT_LEASE_MS = 5_000
 /** How often other processes' commits are looked for while somebody waits. */
 const POLL_MS = 10
 /** The reaper's regular scan; attempts with a known hard deadline also get a timer of their own. */

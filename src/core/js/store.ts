@@ -362,7 +362,7 @@ export class Store {
       return { id: s.id, status: 'complete', runAt: null }
     }
     if (s.kind === 'cancel') {
-      const r = this.sCancelSettle.run({ now, error: s.error ?? null, id, ns, token: s.token })
+      const r = this.sCancelSettle.run({ now, error: s.error ?? 'TaskCancelledError: cancelled', id, ns, token: s.token })
       if (r.changes === 0) return stale
       fx.finished.add(key(ns, s.id))
       return { id: s.id, status: 'cancelled', runAt: null }
