@@ -191,6 +191,22 @@ export class Engine {
       return
     }
     const now = Date.now()
+    if (ops.length === 1) {
+      // Alone in its transaction: the transaction is its savepoint.
+      const op = ops[0]!
+      let result: unknown
+      try {
+        result = op.work(now, fx)
+        s.commit.run()
+      } catch (err) {
+        this.abandon()
+        op.reject(fromSqlite(err, this.path))
+        return
+      }
+      op.resolve(result)
+      this.apply(fx)
+      return
+    }
     for (let i = 0; i < ops.length; i++) {
       try {
         s.savepoint.run()
@@ -210,13 +226,7 @@ export class Engine {
     try {
       s.commit.run()
     } catch (err) {
-      if (this.db.inTransaction) {
-        try {
-          s.rollback.run()
-        } catch {
-          // Nothing more can be undone.
-        }
-      }
+      this.abandon()
       const e = fromSqlite(err, this.path)
       for (const op of ops) op.reject(e)
       return
@@ -226,6 +236,16 @@ export class Engine {
       else ops[i]!.resolve(results[i])
     }
     this.apply(fx)
+  }
+
+  /** Rolls back whatever is left of a transaction that could not commit. */
+  private abandon(): void {
+    if (!this.db.inTransaction) return
+    try {
+      this.store.rollback.run()
+    } catch {
+      // Nothing more can be undone.
+    }
   }
 
   /** What a commit means to the waiters and workers of this process. */
