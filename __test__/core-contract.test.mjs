@@ -632,6 +632,38 @@ each('after close every call rejects with QUEUE_CLOSED and a waiting claim ends'
   await rejectsWithCode(t, core.getJob('1'), 'QUEUE_CLOSED')
 })
 
+each('background timers never keep a process alive; a pending claim does until it resolves', async (t, kind) => {
+  const dbPath = join(tempDir(t), 'alive.db')
+  // Left open on purpose: a worker registered (heartbeat), a lease to reap, a TTL to sweep.
+  const idle = child(
+    t,
+    `${childOpen(kind)}({ dbPath: ${JSON.stringify(dbPath)}, namespace: 'default' })
+     await core.enqueue([${JSON.stringify(job({ resultTtlMs: 60_000 }))}, ${JSON.stringify(job())}])
+     core.registerWorker('w', 1000)
+     const [c] = await core.claim({ workerId: 'w', queues: ['default'], limit: 1, waitMs: 0 })
+     await core.settle([{ id: c.id, token: c.token, kind: 'complete', result: '1' }])
+     await core.claim({ workerId: 'w', queues: ['default'], limit: 1, waitMs: 0 })
+     console.log('idle at ' + Date.now())`,
+  )
+  const started = Date.now()
+  t.true((await idle.waitFor('idle at ')).length > 0)
+  t.is(await idle.exited, 0)
+  t.true(Date.now() - started < 5000, 'exited on its own, not held by a heartbeat, reaper or sweep timer')
+
+  const waiting = child(
+    t,
+    `${childOpen(kind)}({ dbPath: ${JSON.stringify(dbPath)}, namespace: 'other' })
+     const started = Date.now()
+     core.claim({ workerId: 'w', queues: ['default'], limit: 1, waitMs: 400 }).then((jobs) => {
+       console.log('claim ended ' + jobs.length + ' after ' + (Date.now() - started))
+     })`,
+  )
+  const line = await waiting.waitFor('claim ended ')
+  t.regex(line, /^claim ended 0 after \d+$/)
+  t.true(Number(line.split(' ').pop()) >= 390, 'the process stayed alive for the whole wait')
+  t.is(await waiting.exited, 0)
+})
+
 // ---- opening files ------------------------------------------------------------------------------
 
 each('refuses a file that is not SQLite, another application\'s SQLite file, and a newer schema, leaving each unchanged', async (t, kind) => {
@@ -692,6 +724,22 @@ each('DB_LOCKED when another process holds the write lock past the busy timeout;
   await holder.waitFor('released')
   t.is((await core.stats()).pending, 1)
   t.is((await core.enqueue([job()])).length, 1)
+})
+
+test('[js] backoff jitter draws whole milliseconds in [half, all] of the nominal wait', async (t) => {
+  const { backoffDelay } = await import(jsModule)
+  t.is(backoffDelay(1, 100, 10_000, false), 100)
+  t.is(backoffDelay(3, 100, 10_000, false), 400)
+  t.is(backoffDelay(500, 100, 10_000, false), 10_000, 'capped, no overflow')
+  t.is(backoffDelay(2, 0, 10_000, true), 0)
+  t.is(backoffDelay(3, 100, 10_000, true, () => 0), 200)
+  t.is(backoffDelay(3, 100, 10_000, true, () => 0.999999), 400)
+  const draws = Array.from({ length: 2000 }, () => backoffDelay(3, 100, 10_000, true))
+  t.deepEqual(
+    draws.filter((d) => !Number.isInteger(d) || d < 200 || d > 400),
+    [],
+  )
+  t.true(new Set(draws).size > 50, `jitter spreads: ${new Set(draws).size} distinct waits`)
 })
 
 // ---- one file, both cores ---------------------------------------------------------------------
