@@ -3,7 +3,7 @@
 // same file worked by both cores, both ways.
 import test from 'ava'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { createInterface } from 'node:readline'
 import { tmpdir } from 'node:os'
@@ -724,6 +724,21 @@ each('DB_LOCKED when another process holds the write lock past the busy timeout;
   await holder.waitFor('released')
   t.is((await core.stats()).pending, 1)
   t.is((await core.enqueue([job()])).length, 1)
+})
+
+test('[js] refuses a file that the native core has open in this process (two SQLite copies, unshared locks)', async (t) => {
+  const dir = realpathSync(tempDir(t))
+  const dbPath = join(dir, 'mixed.db')
+  const owners = (globalThis[Symbol.for('taskito.sqliteFileOwners')] ??= new Map())
+  owners.set(dbPath, 'native')
+  t.teardown(() => owners.delete(dbPath))
+  const err = await rejectsWithCode(t, openJs({ dbPath, namespace: 'default' }), 'QUEUE_ERROR')
+  t.regex(err.message, /one core per file/)
+  owners.delete(dbPath)
+  const core = await open(t, 'js', { dbPath })
+  t.is(owners.get(dbPath), 'js')
+  await core.close()
+  t.false(owners.has(dbPath))
 })
 
 test('[js] backoff jitter draws whole milliseconds in [half, all] of the nominal wait', async (t) => {
