@@ -342,7 +342,8 @@ export class Engine {
       w.dueTimer = undefined
     }
     const lease = this.leaseFor(w.ns, w.req.workerId)
-    this.submit((now, fx) => this.store.claim(w.ns, w.req.workerId, w.req.queues, w.req.limit, lease, now, fx), w.busyMs).then(
+    // A waiter ended (wake, close) before its turn in the transaction claims nothing.
+    this.submit((now, fx) => (w.done ? [] : this.store.claim(w.ns, w.req.workerId, w.req.queues, w.req.limit, lease, now, fx)), w.busyMs).then(
       (jobs) => {
         w.busy = false
         if (w.done) {
@@ -543,6 +544,14 @@ export class Engine {
         this.deadlineTimer = undefined
         this.deadlineAt = Infinity
         this.reap()
+        // The next hard deadline of a running attempt (claimed here or anywhere) gets the timer.
+        let next: number | null = null
+        try {
+          next = this.store.nextDeadline(Date.now())
+        } catch {
+          // the 100 ms scan still finds it
+        }
+        if (next !== null && next < this.deadlineAt) this.armDeadline(next)
       },
       Math.max(0, at - Date.now() + REAP_GRACE_MS + 1),
     ).unref()

@@ -99,14 +99,19 @@ export function canonicalPath(dbPath: string): string {
 /** Refuses a non-empty file that does not start with the SQLite header, without opening it. */
 function checkHeader(path: string): void {
   if (!existsSync(path)) return
-  const size = statSync(path).size
-  if (size === 0) return
   const head = Buffer.alloc(SQLITE_HEADER.length)
-  const fd = openSync(path, 'r')
+  let size: number
   try {
-    readSync(fd, head, 0, head.length, 0)
-  } finally {
-    closeSync(fd)
+    size = statSync(path).size
+    if (size === 0) return
+    const fd = openSync(path, 'r')
+    try {
+      readSync(fd, head, 0, head.length, 0)
+    } finally {
+      closeSync(fd)
+    }
+  } catch (err) {
+    throw coreError('QUEUE_ERROR', `cannot read ${path} (${(err as Error).message}); check its permissions or choose another dbPath`, err)
   }
   if (!head.equals(SQLITE_HEADER)) {
     throw coreError('DB_CORRUPT', `${path} is not an SQLite database; point dbPath at a taskito database or at a new file (it was left unchanged)`)

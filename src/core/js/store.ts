@@ -169,6 +169,7 @@ export class Store {
   private readonly sRenew: Statement
   private readonly sExpired: Statement
   private readonly sReapRow: Statement
+  private readonly sNextDeadline: Statement
   private readonly sSweepProbe: Statement
   private readonly sSweepErrors: Statement
   private readonly sSweepJobs: Statement
@@ -274,6 +275,7 @@ export class Store {
          result_ttl_ms, backoff_base_ms, backoff_max_ms, backoff_jitter, cancel_requested, deadline_at
        FROM jobs WHERE id = ? AND lease_token = ? AND status = 1 AND lease_until <= ?`,
     )
+    this.sNextDeadline = p('SELECT min(deadline_at) FROM jobs WHERE status = 1 AND deadline_at > ?').pluck()
     this.sSweepProbe = p('SELECT 1 FROM jobs WHERE expires_at <= ? LIMIT 1').pluck()
     this.sSweepErrors = p(
       'DELETE FROM job_errors WHERE job_id IN (SELECT id FROM jobs WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)',
@@ -556,6 +558,11 @@ export class Store {
   /** Attempts whose lease ran out, any namespace. */
   expired(now: number): Expired[] {
     return this.sExpired.all(now) as Expired[]
+  }
+
+  /** The earliest hard deadline still ahead among running attempts, any namespace, or null. */
+  nextDeadline(now: number): number | null {
+    return (this.sNextDeadline.get(now) as number | null) ?? null
   }
 
   sweepDue(now: number): boolean {
