@@ -397,6 +397,8 @@ export class Engine {
   // ---- waitJob ------------------------------------------------------------------------------------
 
   waitJob(owner: object, ns: string, id: string, timeoutMs: number): Promise<JobRow | null> {
+    // Other processes' commits are watched from before the read, so one landing right after it counts.
+    const version = this.dataVersion()
     const row = this.read(() => this.store.getJob(ns, id))
     if (row === null || isFinal(row.status) || timeoutMs <= 0) return Promise.resolve(row)
     return new Promise<JobRow | null>((resolve) => {
@@ -407,7 +409,7 @@ export class Engine {
       let set = this.jobWaiters.get(k)
       if (set === undefined) this.jobWaiters.set(k, (set = new Set()))
       set.add(w)
-      this.startPolling()
+      this.startPolling(version)
     })
   }
 
@@ -439,13 +441,18 @@ export class Engine {
 
   // ---- other processes: PRAGMA data_version -----------------------------------------------------
 
-  private startPolling(): void {
-    if (this.pollTimer !== undefined) return
+  private dataVersion(): number {
     try {
-      this.lastDataVersion = this.store.dataVersion.get() as number
+      return this.store.dataVersion.get() as number
     } catch {
-      this.lastDataVersion = -1
+      return -1 // the first poll then counts as a change: one extra look, nothing missed
     }
+  }
+
+  /** `since`: the data_version the caller last read the database at (default: now). */
+  private startPolling(since?: number): void {
+    if (this.pollTimer !== undefined) return
+    this.lastDataVersion = since ?? this.dataVersion()
     this.pollTimer = setInterval(() => this.pollOthers(), POLL_MS).unref()
   }
 
