@@ -502,12 +502,14 @@ each('reaper: an attempt past its timeout fails with TaskTimeoutError even while
 
 each('heartbeat keeps a lease alive past its length', async (t, kind) => {
   const core = await open(t, kind)
-  core.registerWorker('w1', 600)
+  // Long enough that a busy 2-core machine stalling the event loop (the JS core heartbeats on it)
+  // does not pass for a lost worker; the wait below still spans three lease lengths.
+  core.registerWorker('w1', 1500)
   t.teardown(() => core.unregisterWorker('w1'))
   const [{ id }] = await core.enqueue([job({ maxRetries: 0 })])
   const [c] = await core.claim(claimReq())
-  // waitJob returns the row as it is when its timeout runs out: four lease lengths later.
-  const row = await core.waitJob(id, 2400)
+  // waitJob returns the row as it is when its timeout runs out.
+  const row = await core.waitJob(id, 4500)
   t.is(row.status, 1)
   t.deepEqual(await core.jobErrors(id), [])
   t.is((await core.settle([{ id, token: c.token, kind: 'complete', result: '1' }]))[0].status, 'complete')
