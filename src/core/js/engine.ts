@@ -10,6 +10,11 @@
  * processes are noticed by polling `PRAGMA data_version` while anybody waits.
  *
  * better-sqlite3 is synchronous: the SQL runs on the JS thread (the documented exception of types.ts).
+ * Two consequences, both unlike the native core: waiting for another connection's write lock is
+ * done here, asynchronously, in short retries up to the caller's busy timeout (SQLite itself only
+ * ever blocks a couple of ms); and heartbeats run on the event loop, so a loop stalled for longer
+ * than about two thirds of a worker's leaseMs lets the reaper take that worker's attempts (they are
+ * retried; the late settle is refused as stale).
  */
 import type { ClaimedJob, ClaimRequest, JobRow } from '../types.js'
 import { closedError, coreError, fromSqlite } from './errors.js'
