@@ -870,3 +870,82 @@ async fn terminated_connections_under_load_lose_nothing() {
     assert_eq!((stats.pending, stats.running, stats.dead), (0, 0, 0));
     eprintln!("terminated {kills} connections; all {N} jobs complete once");
 }
+
+/// Figures, not assertions: `cargo test --release -p taskito-core --test postgres -- --ignored
+/// --nocapture rough_figures`. The real benchmarks go through the Node package (bench/).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn rough_figures() {
+    let db = db_or_skip!();
+    let s = Arc::new(db.open().await);
+
+    // Bulk: batches of 1000.
+    let t = Instant::now();
+    for _ in 0..20 {
+        let batch: Vec<NewJob> = (0..1000).map(|_| NewJob::new("t", "[]")).collect();
+        s.enqueue(batch).await.unwrap();
+    }
+    eprintln!(
+        "bulk enqueue: {:.0} jobs/s",
+        20_000.0 / t.elapsed().as_secs_f64()
+    );
+
+    // One job per call, 64 in flight.
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..100 {
+                s.enqueue(vec![NewJob::new("t", "[]")]).await.unwrap();
+            }
+        }));
+    }
+    for h in tasks {
+        h.await.unwrap();
+    }
+    eprintln!(
+        "single enqueue, 64 in flight: {:.0} jobs/s",
+        6_400.0 / t.elapsed().as_secs_f64()
+    );
+
+    // Drain: claim 64, settle them, repeat (one worker).
+    let total = s.stats().await.unwrap().pending;
+    let t = Instant::now();
+    let mut n = 0;
+    loop {
+        let got = s.claim(req("w", 64, 0)).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        n += got.len();
+        s.settle(got.iter().map(|j| complete(j, "null")).collect())
+            .await
+            .unwrap();
+    }
+    assert_eq!(n as i64, total);
+    eprintln!(
+        "drain (claim 64 + settle, 1 worker): {:.0} jobs/s",
+        n as f64 / t.elapsed().as_secs_f64()
+    );
+
+    // Idle latency across stores (NOTIFY).
+    let consumer = Arc::new(db.open().await);
+    let mut lat = Vec::new();
+    for _ in 0..50 {
+        let c = consumer.clone();
+        let waiting = tokio::spawn(async move {
+            c.claim(req("w", 1, 10_000)).await.unwrap();
+            Instant::now()
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let sent = Instant::now();
+        s.enqueue(vec![NewJob::new("t", "[]")]).await.unwrap();
+        lat.push(waiting.await.unwrap() - sent);
+    }
+    lat.sort();
+    eprintln!(
+        "idle enqueue→claim across stores: p50 {:?} p99 {:?}",
+        lat[25], lat[49]
+    );
+}

@@ -2,6 +2,7 @@
 //! process), the result-TTL sweep, and one heartbeat per registered worker.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,21 +62,52 @@ async fn reap_once(inner: &Inner) -> Result<(usize, Option<i64>)> {
         let o = fail_in(&tx, None, id, token, &error, None, true).await?;
         retried |= o.status == SettleStatus::Failed;
     }
-    if retried {
-        // Empty payload: every namespace of the schema (the reaper spans them).
-        let st = tx.prepare_cached(sql::NOTIFY).await?;
-        tx.execute(&st, &[&inner.channel, &""]).await?;
-    }
     tx.commit().await?;
     if !rows.is_empty() {
         inner.settled.notify_waiters();
         if retried {
-            inner.ready.notify_waiters();
+            // The reaper spans namespaces: every one of the schema is told.
+            inner.announce(true);
         }
     }
     let st = c.prepare_cached(sql::REAPER_NEXT_LEASE).await?;
     let next: Option<i64> = c.query_one(&st, &[]).await?.get(0);
     Ok((rows.len(), next))
+}
+
+/// Sends the NOTIFYs that other processes' claims wait for, right after the commits that made
+/// jobs ready. Not inside those transactions: PostgreSQL serializes the commits of notifying
+/// transactions (a database-wide lock held through the WAL flush), which would cap enqueues at
+/// one flush each; a notify-only statement writes no WAL, and one NOTIFY covers every commit
+/// that happened while the previous one was on its way. A process that dies between its commit
+/// and the NOTIFY leaves the others to their slow poll.
+pub(super) async fn notifier(inner: Arc<Inner>) {
+    let mut shutdown = inner.shutdown.subscribe();
+    loop {
+        tokio::select! {
+            _ = inner.notifier.notified() => {}
+            _ = shutdown.changed() => return,
+        }
+        loop {
+            let all = inner.notify_all.swap(false, Ordering::AcqRel);
+            let ns = inner.notify_ns.swap(false, Ordering::AcqRel);
+            if !all && !ns {
+                break;
+            }
+            let payload = if all { "" } else { inner.ns.as_str() };
+            if notify(&inner, payload).await.is_err() {
+                // The database is away; listeners re-check everything when they reconnect.
+                break;
+            }
+        }
+    }
+}
+
+async fn notify(inner: &Inner, payload: &str) -> Result<()> {
+    let c = inner.client().await?;
+    let st = c.prepare_cached(sql::NOTIFY).await?;
+    c.execute(&st, &[&inner.channel, &payload]).await?;
+    Ok(())
 }
 
 pub(super) async fn sweeper(inner: Arc<Inner>) {

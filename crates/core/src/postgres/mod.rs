@@ -16,9 +16,13 @@
 //!   claimers pass over each other's rows, no job is handed out twice;
 //! - each settle is fenced by the lease token, exactly as on SQLite; the reapers of all processes
 //!   share expired leases with SKIP LOCKED;
-//! - enqueue, release and retry scheduling `pg_notify` inside their transaction; a dedicated
-//!   LISTEN connection per store wakes waiting claims at once, reconnects when dropped, and a slow
-//!   poll (1 s, or the earliest scheduled run_at) covers any notification that is lost.
+//! - enqueue, release, replay and retry scheduling `pg_notify` the schema's channel right after
+//!   their commit (not inside it: PostgreSQL serializes the commits of notifying transactions
+//!   through the WAL flush, one flush per enqueue with no group commit); a dedicated LISTEN
+//!   connection per store wakes waiting claims at once, reconnects when dropped, and a slow poll
+//!   (1 s, or the earliest scheduled run_at) covers any notification that is lost;
+//! - claims and lease renewals commit without waiting for the WAL flush (a claim lost in a server
+//!   crash only means the attempt runs again); enqueues, settles, cancels and replays wait.
 //!
 //! Losing the connection: statements fail with `DB_UNAVAILABLE`. Reads, releases and settles are
 //! retried by the store on a fresh connection (with backoff, for a bounded time); a settle whose
@@ -91,6 +95,10 @@ pub(crate) struct Inner {
     ready: Notify,
     /// A job may have become final (a settle, cancel or reap committed here).
     settled: Notify,
+    /// Pending announcements for the notifier: this namespace / every namespace.
+    notify_ns: AtomicBool,
+    notify_all: AtomicBool,
+    notifier: Notify,
     /// A claim took a lease that may end before the reaper's next planned look.
     reaper_kick: Notify,
     /// Bumped by wake(): ends every waiting claim.
@@ -138,6 +146,9 @@ pub async fn open(url: &str, schema: Option<&str>, namespace: &str) -> Result<Pg
         ready: Notify::new(),
         settled: Notify::new(),
         reaper_kick: Notify::new(),
+        notify_ns: AtomicBool::new(false),
+        notify_all: AtomicBool::new(false),
+        notifier: Notify::new(),
         wake_epoch: watch::channel(0).0,
         claim_poll_ms: std::sync::atomic::AtomicU64::new(CLAIM_POLL.as_millis() as u64),
         shutdown: watch::channel(false).0,
@@ -149,6 +160,7 @@ pub async fn open(url: &str, schema: Option<&str>, namespace: &str) -> Result<Pg
         inner.rt.spawn(listen::run(inner.clone())),
         inner.rt.spawn(background::reaper(inner.clone())),
         inner.rt.spawn(background::sweeper(inner.clone())),
+        inner.rt.spawn(background::notifier(inner.clone())),
     ];
     inner.tasks.lock().expect("tasks lock").extend(tasks);
     Ok(PgStore { inner })
@@ -328,10 +340,25 @@ impl Inner {
         Ok((jobs, None))
     }
 
-    async fn notify_in(&self, tx: &Transaction<'_>) -> Result<()> {
-        let st = tx.prepare_cached(sql::NOTIFY).await?;
-        tx.execute(&st, &[&self.channel, &self.ns]).await?;
-        Ok(())
+    /// After a lost reply: did the statement that inserted this pre-allocated id commit?
+    async fn landed(&self, probe: i64) -> Result<bool> {
+        self.retrying(READ_RETRY_BUDGET, |c| async move {
+            let st = c.prepare_cached(sql::ENQUEUE_EXISTS).await?;
+            Ok(c.query_one(&st, &[&probe]).await?.get::<_, bool>(0))
+        })
+        .await
+    }
+
+    /// Jobs became ready after a commit: wakes this store's claims at once and has the notifier
+    /// tell every other process (`all`: every namespace of the schema, for the reaper's retries).
+    pub(crate) fn announce(&self, all: bool) {
+        if all {
+            self.notify_all.store(true, Ordering::Release);
+        } else {
+            self.notify_ns.store(true, Ordering::Release);
+        }
+        self.notifier.notify_one();
+        self.ready.notify_waiters();
     }
 
     /// One attempt at a settle batch, in one transaction (one statement when it is only
@@ -378,9 +405,6 @@ impl Inner {
             .await?;
             retried |= o.status == SettleStatus::Failed;
             out[f.index] = Some(o);
-        }
-        if retried {
-            self.notify_in(&tx).await?;
         }
         tx.commit().await?;
         Ok((out, retried))
@@ -733,6 +757,7 @@ impl Store for PgStore {
         let max: Vec<i64> = jobs.iter().map(|j| j.backoff_max_ms).collect();
         let jitter: Vec<bool> = jobs.iter().map(|j| j.backoff_jitter).collect();
         let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.unique_key.as_deref()).collect();
+        let has_keys = keys.iter().any(|k| k.is_some());
 
         let give_up = Instant::now() + ENQUEUE_RETRY_BUDGET;
         let mut attempt = 0u32;
@@ -748,30 +773,47 @@ impl Store for PgStore {
                     .map(|r| r.get(0))
                     .collect();
                 ids.sort_unstable();
+                let params: [&(dyn ToSql + Sync); 16] = [
+                    &inner.ns,
+                    &ids,
+                    &queue,
+                    &task,
+                    &args,
+                    &priority,
+                    &run_at,
+                    &delay,
+                    &max_retries,
+                    &timeout,
+                    &soft,
+                    &ttl,
+                    &base,
+                    &max,
+                    &jitter,
+                    &keys,
+                ];
+                let all_created = || -> Vec<Enqueued> {
+                    ids.iter()
+                        .map(|&id| Enqueued { id, created: true })
+                        .collect()
+                };
+                if !has_keys {
+                    // One statement is atomic on its own and commits with one WAL flush.
+                    let st = c.prepare_cached(sql::ENQUEUE_INSERT).await?;
+                    return match c.query(&st, &params).await {
+                        Ok(_) => Ok(Ok(all_created())),
+                        Err(e) => match conn::from_pg(e) {
+                            e @ Error::Unavailable(_) if inner.landed(ids[0]).await? => {
+                                drop(e);
+                                Ok(Ok(all_created()))
+                            }
+                            e => Err(e),
+                        },
+                    };
+                }
                 let tx = c.transaction().await?;
                 let st = tx.prepare_cached(sql::ENQUEUE_INSERT).await?;
                 let inserted: HashSet<i64> = tx
-                    .query(
-                        &st,
-                        &[
-                            &inner.ns,
-                            &ids,
-                            &queue,
-                            &task,
-                            &args,
-                            &priority,
-                            &run_at,
-                            &delay,
-                            &max_retries,
-                            &timeout,
-                            &soft,
-                            &ttl,
-                            &base,
-                            &max,
-                            &jitter,
-                            &keys,
-                        ],
-                    )
+                    .query(&st, &params)
                     .await?
                     .iter()
                     .map(|r| r.get(0))
@@ -807,35 +849,26 @@ impl Store for PgStore {
                         }
                     }
                 }
-                if !inserted.is_empty() {
-                    inner.notify_in(&tx).await?;
-                }
                 let probe = out.iter().find(|e| e.created).map(|e| e.id);
                 match tx.commit().await {
                     Ok(()) => Ok(Ok(out)),
-                    Err(e) => {
-                        let e = conn::from_pg(e);
+                    Err(e) => match (conn::from_pg(e), probe) {
                         // The COMMIT may have landed with its reply lost: the pre-allocated id
                         // tells.
-                        if let (Error::Unavailable(_), Some(probe)) = (&e, probe) {
-                            let landed = inner
-                                .retrying(READ_RETRY_BUDGET, |c| async move {
-                                    let st = c.prepare_cached(sql::ENQUEUE_EXISTS).await?;
-                                    Ok(c.query_one(&st, &[&probe]).await?.get::<_, bool>(0))
-                                })
-                                .await?;
-                            if landed {
-                                return Ok(Ok(out));
-                            }
+                        (e @ Error::Unavailable(_), Some(probe)) if inner.landed(probe).await? => {
+                            drop(e);
+                            Ok(Ok(out))
                         }
-                        Err(e)
-                    }
+                        (e, _) => Err(e),
+                    },
                 }
             }
             .await;
             match res {
                 Ok(Ok(out)) => {
-                    inner.ready.notify_waiters();
+                    if out.iter().any(|e| e.created) {
+                        inner.announce(false);
+                    }
                     return Ok(out);
                 }
                 Ok(Err(())) if attempt < 5 => attempt += 1,
@@ -937,9 +970,9 @@ impl Store for PgStore {
         let (plan, pre) = SettlePlan::new(&settles);
         let give_up = Instant::now() + SETTLE_RETRY_BUDGET;
         let mut attempt = 0u32;
-        let (mut out, retried) = loop {
+        let res = loop {
             match inner.settle_once(&plan).await {
-                Ok(r) => break r,
+                Ok(r) => break Ok(r),
                 Err(e)
                     if retryable(&e)
                         && Instant::now() < give_up
@@ -948,9 +981,14 @@ impl Store for PgStore {
                     attempt += 1;
                     tokio::time::sleep(backoff_step(attempt)).await;
                 }
-                Err(e) => return Err(e),
+                Err(e) => break Err(e),
             }
         };
+        // Whatever happened, the heartbeat stops renewing these attempts: settled, they are
+        // not running; unsettled after the retries, their leases run out and the reaper
+        // brings them back instead of a lease renewed forever for a finished handler.
+        inner.unhold(settles.iter().map(|s| (s.id, s.token)));
+        let (mut out, retried) = res?;
         if attempt > 0 {
             inner.resolve_applied(&plan, &mut out).await?;
         }
@@ -959,10 +997,9 @@ impl Store for PgStore {
             .zip(pre)
             .map(|(o, p)| o.or(p).expect("every settle has an outcome"))
             .collect();
-        inner.unhold(settles.iter().map(|s| (s.id, s.token)));
         inner.settled.notify_waiters();
         if retried {
-            inner.ready.notify_waiters();
+            inner.announce(false);
         }
         Ok(out)
     }
@@ -975,24 +1012,19 @@ impl Store for PgStore {
         }
         let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
         let tokens: Vec<i64> = jobs.iter().map(|j| j.token).collect();
-        let released = inner
-            .retrying(SETTLE_RETRY_BUDGET, |mut c| {
+        let res = inner
+            .retrying(SETTLE_RETRY_BUDGET, |c| {
                 let (ids, tokens) = (&ids, &tokens);
                 async move {
-                    let tx = c.transaction().await?;
-                    let st = tx.prepare_cached(sql::RELEASE).await?;
-                    let n = tx.execute(&st, &[&inner.ns, ids, tokens]).await?;
-                    if n > 0 {
-                        inner.notify_in(&tx).await?;
-                    }
-                    tx.commit().await?;
-                    Ok(n)
+                    let st = c.prepare_cached(sql::RELEASE).await?;
+                    Ok(c.execute(&st, &[&inner.ns, ids, tokens]).await?)
                 }
             })
-            .await?;
+            .await;
         inner.unhold(jobs.iter().map(|j| (j.id, j.token)));
+        let released = res?;
         if released > 0 {
-            inner.ready.notify_waiters();
+            inner.announce(false);
         }
         Ok(())
     }
@@ -1158,12 +1190,11 @@ impl Store for PgStore {
                 let id: i64 = tx.query_one(&st, &[&inner.ns, &dead_id]).await?.get(0);
                 let st = tx.prepare_cached(sql::REPLAY_MARK).await?;
                 tx.execute(&st, &[&dead_id, &id]).await?;
-                inner.notify_in(&tx).await?;
                 tx.commit().await?;
                 Ok(id)
             })
             .await?;
-        inner.ready.notify_waiters();
+        inner.announce(false);
         Ok(id)
     }
 

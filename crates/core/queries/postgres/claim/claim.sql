@@ -5,14 +5,29 @@
 -- The lease never runs past the deadline, so the reaper finds both lost workers and timeouts by
 -- lease_until alone. RETURNING order is unspecified: the caller sorts.
 -- $1 namespace, $2 queues, $3 limit, $4 worker_id, $5 lease_ms.
-WITH now AS MATERIALIZED (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms),
+-- synchronous_commit off for this statement's own transaction: a claim lost in a server crash
+-- only means the attempt runs again (the job is back to its previous state and a late settle of
+-- it is stale), so it need not wait for the WAL flush; settles and enqueues still do.
+WITH now AS MATERIALIZED (
+    SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms,
+           set_config('synchronous_commit', 'off', true) AS async_commit
+),
+-- Per queue, the best ready rows in index order (jobs_ready serves an ordered scan only for one
+-- queue at a time: `queue = ANY(...)` would read and sort every ready row), locked with SKIP
+-- LOCKED where they are found; then the best of those across the queues. Rows locked but not
+-- picked are released when the statement ends.
 picked AS (
-    SELECT id FROM jobs
-    WHERE namespace = $1::text AND queue = ANY($2::text[]) AND status IN (0, 3)
-      AND run_at <= (SELECT ms FROM now)
-    ORDER BY priority DESC, run_at, id
+    SELECT c.id FROM unnest($2::text[]) AS q(name)
+    CROSS JOIN LATERAL (
+        SELECT id, priority, run_at FROM jobs
+        WHERE namespace = $1::text AND queue = q.name AND status IN (0, 3)
+          AND run_at <= (SELECT ms FROM now)
+        ORDER BY priority DESC, run_at, id
+        LIMIT $3::bigint
+        FOR UPDATE SKIP LOCKED
+    ) AS c
+    ORDER BY c.priority DESC, c.run_at, c.id
     LIMIT $3::bigint
-    FOR UPDATE SKIP LOCKED
 )
 UPDATE jobs AS j
 SET status = 1,

@@ -3,7 +3,13 @@
 -- never past the deadline and never one already expired (that attempt belongs to the reaper),
 -- and reports their cancel requests. Rows not returned are no longer this worker's.
 -- $1 worker_id, $2 lease_ms; arrays: $3 ids, $4 tokens.
-WITH now AS MATERIALIZED (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms)
+-- synchronous_commit off for this statement's own transaction: a renewal lost in a server crash
+-- only shortens a lease the next beat extends again, so it need not wait for the WAL flush;
+-- settles and enqueues still do.
+WITH now AS MATERIALIZED (
+    SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms,
+           set_config('synchronous_commit', 'off', true) AS async_commit
+)
 UPDATE jobs AS j
 SET lease_until = CASE WHEN j.deadline_at IS NULL THEN now.ms + $2::bigint
                        ELSE LEAST(now.ms + $2::bigint, j.deadline_at) END
