@@ -3,7 +3,7 @@
  * It owns the serializer, the hooks and test mode; storage is the core's business.
  */
 import { openCore } from './core/select.js'
-import type { Core, NewJob } from './core/types.js'
+import type { Core, NewJob, OpenOptions } from './core/types.js'
 import { contextFor, runInContext } from './context.js'
 import {
   type ErrorRecord,
@@ -128,16 +128,12 @@ export class Queue implements TaskHost {
     if (this.#closed) return Promise.reject(new QueueError('the queue is closed', { code: 'QUEUE_CLOSED' }))
     if (this.#core === null) {
       const o = this.#options
-      this.#core = openCore(
-        {
-          dbPath: o.url === undefined ? (o.dbPath ?? 'taskito.db') : null,
-          url: o.url ?? null,
-          namespace: this.name,
-          schema: o.schema ?? null,
-          busyTimeoutMs: o.busyTimeout ?? null,
-        },
-        o.core,
-      )
+      const open: OpenOptions = { namespace: this.name }
+      if (o.url !== undefined) open.url = o.url
+      else open.dbPath = o.dbPath ?? 'taskito.db'
+      if (o.schema !== undefined) open.schema = o.schema
+      if (o.busyTimeout !== undefined) open.busyTimeoutMs = o.busyTimeout
+      this.#core = openCore(open, o.core)
     }
     return this.#core
   }

@@ -4,6 +4,8 @@
  */
 import { join } from 'node:path'
 import { nodeRequire, packageRoot } from '../internal/paths.js'
+import { canonicalPath } from './js/sqlite.js'
+import { checkFileOwner, claimFile, releaseFile } from './owners.js'
 import type { Core, OpenOptions } from './types.js'
 
 type NativeHandle = Omit<Core, 'kind'>
@@ -21,7 +23,11 @@ export function loadBinding(): Binding {
 }
 
 export async function openNative(options: OpenOptions): Promise<Core> {
+  // The same key the JS core uses, so the two cores never hold one file in one process.
+  const path = options.dbPath ? canonicalPath(options.dbPath) : null
+  if (path !== null) checkFileOwner(path, 'native')
   const handle = await loadBinding().NativeCore.open(options)
+  if (path !== null) claimFile(path, 'native')
   // The napi class keeps its methods on the prototype: bind them onto a plain Core object.
   const core = { kind: 'native' as const } as Core & Record<string, unknown>
   for (const name of [
@@ -31,6 +37,15 @@ export async function openNative(options: OpenOptions): Promise<Core> {
     const fn = (handle as unknown as Record<string, (...args: unknown[]) => unknown>)[name]
     if (typeof fn !== 'function') throw new Error(`the native binding lacks ${name}(): rebuild it with \`npm run build:native\``)
     core[name] = fn.bind(handle) as never
+  }
+  if (path !== null) {
+    const close = core.close
+    let released = false
+    core.close = async () => {
+      await close()
+      if (!released) releaseFile(path, 'native')
+      released = true
+    }
   }
   return core
 }

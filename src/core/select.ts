@@ -39,18 +39,18 @@ function requestedKind(option: string | undefined): CoreKind | 'auto' {
   throw invalidArgument(`core must be 'native' or 'js', got ${JSON.stringify(value)} (from ${option === undefined ? 'TASKITO_CORE' : 'the core option'})`)
 }
 
-/** Codes a core raises on purpose; anything else thrown while opening natively means the binary
- * itself did not load (missing file, wrong platform, ABI mismatch). */
-const coreCodes = new Set(['QUEUE_ERROR', 'DB_LOCKED', 'DB_CORRUPT', 'DB_NOT_TASKITO', 'DB_SCHEMA_TOO_NEW', 'DB_UNAVAILABLE', 'JOB_NOT_FOUND', 'INVALID_ARGUMENT', 'QUEUE_CLOSED'])
-
 async function openNativeCore(options: OpenOptions): Promise<Core> {
+  let native: typeof import('./native.js')
   try {
-    const native = await import('./native.js')
+    native = await import('./native.js')
+    native.loadBinding()
+  } catch (err) {
+    throw binaryMissing(err)
+  }
+  try {
     return await native.openNative(options)
   } catch (err) {
-    const code = (err as { code?: unknown } | null)?.code
-    if (typeof code === 'string' && coreCodes.has(code)) throw fromCore(err)
-    throw binaryMissing(err)
+    throw fromCore(err)
   }
 }
 

@@ -16,8 +16,9 @@
  * than about two thirds of a worker's leaseMs lets the reaper take that worker's attempts (they are
  * retried; the late settle is refused as stale).
  */
+import { checkFileOwner, claimFile, releaseFile } from '../owners.js'
 import type { ClaimedJob, ClaimRequest, JobRow } from '../types.js'
-import { closedError, coreError, fromSqlite } from './errors.js'
+import { closedError, fromSqlite } from './errors.js'
 import { openDatabase, type Database } from './sqlite.js'
 import { type Effects, isFinal, key, newEffects, Store } from './store.js'
 
@@ -89,33 +90,14 @@ interface WorkerState {
 
 const engines = new Map<string, Engine>()
 
-/**
- * Which core has each SQLite file open in this process (canonical path → 'js' | 'native'), shared
- * through a global symbol so the native core's TypeScript side can take part. Two copies of SQLite
- * in one process (better-sqlite3's and the native core's) do not see each other's POSIX locks:
- * both cores writing one file from one process could corrupt it, so the second is refused.
- */
-const FILE_OWNERS = Symbol.for('taskito.sqliteFileOwners')
-function fileOwners(): Map<string, string> {
-  const g = globalThis as { [FILE_OWNERS]?: Map<string, string> }
-  return (g[FILE_OWNERS] ??= new Map())
-}
-
 /** The engine of this file, opened on first use. */
 export function acquireEngine(path: string, busyTimeoutMs: number): Engine {
   let engine = engines.get(path)
   if (engine === undefined) {
-    const owner = fileOwners().get(path)
-    if (owner !== undefined && owner !== 'js') {
-      throw coreError(
-        'QUEUE_ERROR',
-        `${path} is already open by the ${owner} core in this process, and two SQLite libraries in one ` +
-          'process do not see each other\'s locks: use one core per file within a process (close the other Queue first)',
-      )
-    }
+    checkFileOwner(path, 'js')
     engine = new Engine(path, openDatabase(path, busyTimeoutMs), busyTimeoutMs)
     engines.set(path, engine)
-    fileOwners().set(path, 'js')
+    claimFile(path, 'js')
   }
   engine.refs++
   return engine
@@ -625,7 +607,7 @@ export class Engine {
   release(): void {
     if (--this.refs > 0) return
     engines.delete(this.path)
-    if (fileOwners().get(this.path) === 'js') fileOwners().delete(this.path)
+    releaseFile(this.path, 'js')
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
     if (this.ops.length > 0) {
       // Last chance for what is queued: wait for the lock synchronously, up to the busy timeout.
