@@ -3,7 +3,7 @@
  * It owns the serializer, the hooks and test mode; storage is the core's business.
  */
 import { openCore } from './core/select.js'
-import type { Core, NewJob, OpenOptions } from './core/types.js'
+import type { Core, ListFilter, NewJob, OpenOptions } from './core/types.js'
 import { contextFor, runInContext } from './context.js'
 import {
   type ErrorRecord,
@@ -133,7 +133,13 @@ export class Queue implements TaskHost {
       else open.dbPath = o.dbPath ?? 'taskito.db'
       if (o.schema !== undefined) open.schema = o.schema
       if (o.busyTimeout !== undefined) open.busyTimeoutMs = o.busyTimeout
-      this.#core = openCore(open, o.core)
+      const opening = openCore(open, o.core)
+      this.#core = opening
+      // A failed open (DB_LOCKED while another tool held the lock, say) is not remembered: the
+      // next call tries again.
+      opening.catch(() => {
+        if (this.#core === opening) this.#core = null
+      })
     }
     return this.#core
   }
@@ -230,14 +236,13 @@ export class Queue implements TaskHost {
   /** Jobs by status and/or task, newest first (for inspection and the CLI). */
   async jobs(options: ListJobsOptions = {}): Promise<JobInfo[]> {
     const core = await this.core()
-    const rows = await callCore(() =>
-      core.listJobs({
-        status: options.status === undefined ? null : statusCode(options.status),
-        taskName: options.task ?? null,
-        limit: checkInt('limit', options.limit ?? 100, 1, 100_000),
-        offset: checkInt('offset', options.offset ?? 0, 0),
-      }),
-    )
+    const filter: ListFilter = {
+      limit: checkInt('limit', options.limit ?? 100, 1, 100_000),
+      offset: checkInt('offset', options.offset ?? 0, 0),
+    }
+    if (options.status !== undefined) filter.status = statusCode(options.status)
+    if (options.task !== undefined) filter.taskName = checkName('task', options.task)
+    const rows = await callCore(() => core.listJobs(filter))
     return rows.map(jobInfo)
   }
 

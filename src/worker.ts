@@ -150,14 +150,14 @@ export class Worker {
           `a worker of the next deploy may still run it on retry)`,
         { code: 'TASK_NOT_REGISTERED' },
       )
-      this.#decide(attempt, { kind: 'fail', error: describeError(err), traceback: null, retryable: true }, err)
+      this.#decide(attempt, { kind: 'fail', error: describeError(err), retryable: true }, err)
       return
     }
     try {
       attempt.args = this.#queue.serializer.deserialize(job.args) as unknown[]
     } catch (err) {
       // The payload will not read any better next time: straight to dead.
-      this.#decide(attempt, { kind: 'fail', error: describeError(err), traceback: (err as Error).stack ?? null, retryable: false }, err as Error)
+      this.#decide(attempt, { kind: 'fail', error: describeError(err), ...((err as Error).stack ? { traceback: (err as Error).stack } : {}), retryable: false }, err as Error)
       return
     }
     if (job.timeoutMs !== null) {
@@ -183,17 +183,17 @@ export class Worker {
 
   #succeeded(attempt: Attempt, value: unknown): void {
     if (attempt.decided) return
-    let result: string | null = null
+    let result: string | undefined
     if (value !== undefined) {
       try {
         result = this.#queue.serializer.serialize(value)
       } catch (err) {
         const e = new SerializationError(`task ${attempt.job.taskName} returned a value that cannot be serialized: ${(err as Error).message}`, { cause: err })
-        this.#decide(attempt, { kind: 'fail', error: describeError(e), traceback: e.stack ?? null, retryable: false }, e)
+        this.#decide(attempt, { kind: 'fail', error: describeError(e), ...(e.stack ? { traceback: e.stack } : {}), retryable: false }, e)
         return
       }
     }
-    this.#decide(attempt, { kind: 'complete', result }, undefined)
+    this.#decide(attempt, result === undefined ? { kind: 'complete' } : { kind: 'complete', result }, undefined)
   }
 
   #failed(attempt: Attempt, err: unknown): void {
@@ -204,7 +204,7 @@ export class Worker {
       return
     }
     const retryable = (attempt.task as Task<never[], unknown>).isRetryable(err)
-    this.#decide(attempt, { kind: 'fail', error: describeError(err), traceback: error.stack ?? null, retryable }, error)
+    this.#decide(attempt, { kind: 'fail', error: describeError(err), ...(error.stack ? { traceback: error.stack } : {}), retryable }, error)
   }
 
   #timedOut(attempt: Attempt): void {
@@ -213,10 +213,11 @@ export class Worker {
     const err = new TaskTimeoutError(`attempt exceeded its timeout of ${ms} ms`)
     attempt.state.controller.abort(err)
     const retryable = (attempt.task as Task<never[], unknown>).isRetryable(err)
-    this.#decide(attempt, { kind: 'fail', error: describeError(err), traceback: null, retryable }, err)
+    this.#decide(attempt, { kind: 'fail', error: describeError(err), retryable }, err)
   }
 
-  /** The attempt's outcome is final here: free its slot and queue its settle. */
+  /** The attempt's outcome is final here: free its slot and queue its settle. Absent fields are left
+   * out rather than null: a settle crosses N-API as it is, and undefined is the cheap "none". */
   #decide(attempt: Attempt, settle: Omit<Settle, 'id' | 'token'>, error: Error | undefined): void {
     attempt.decided = true
     if (attempt.timer !== null) clearTimeout(attempt.timer)
