@@ -3,7 +3,7 @@
 // database, one table with the native/js ratio, and bench/results.json. See bench/README.md.
 //
 //   node bench/run.mjs [--quick] [--only <workload>[,<workload>...]] [--core native|js]
-//                      [--runs N] [--out <file>]
+//                      [--runs N] [--set key=value] [--out <file>]
 
 import { execFileSync, fork } from 'node:child_process'
 import fs from 'node:fs'
@@ -36,7 +36,7 @@ const PLAN = [
 ]
 
 function parseArgs(argv) {
-  const args = { quick: false, only: null, cores: ['native', 'js'], runs: 1, out: null }
+  const args = { quick: false, only: null, cores: ['native', 'js'], runs: 1, out: null, set: {} }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
     const value = () => {
@@ -48,6 +48,11 @@ function parseArgs(argv) {
     else if (a === '--core') args.cores = [value()]
     else if (a === '--runs') args.runs = Number(value())
     else if (a === '--out') args.out = value()
+    else if (a === '--set') {
+      const [k, v] = value().split('=')
+      if (!k || v === undefined || !Number.isFinite(Number(v))) usage('--set takes key=number, e.g. --set concurrency=128')
+      args.set[k] = Number(v)
+    }
     else if (a === '--help' || a === '-h') usage()
     else usage(`unknown argument ${a}`)
   }
@@ -60,7 +65,7 @@ function parseArgs(argv) {
 
 function usage(problem) {
   if (problem) console.error(`bench: ${problem}`)
-  console.error('usage: node bench/run.mjs [--quick] [--only <workload>[,...]] [--core native|js] [--runs N] [--out file]')
+  console.error('usage: node bench/run.mjs [--quick] [--only <workload>[,...]] [--core native|js] [--runs N] [--set key=value] [--out file]')
   console.error(`workloads: ${PLAN.map((w) => w.id).join(', ')}`)
   process.exit(problem ? 2 : 0)
 }
@@ -195,7 +200,7 @@ async function parent(args) {
       // Alternate which core goes first, so neither always runs on a warmer (or busier) machine.
       const order = index % 2 === 0 ? cores : [...cores].reverse()
       const params = Object.fromEntries(
-        Object.entries(w.params).map(([k, v]) => [k, Array.isArray(v) ? v[args.quick ? 1 : 0] : v]),
+        Object.entries(w.params).map(([k, v]) => [k, k in args.set ? args.set[k] : Array.isArray(v) ? v[args.quick ? 1 : 0] : v]),
       )
       const runs = { native: [], js: [] }
       for (let r = 0; r < args.runs; r++) {
@@ -238,7 +243,7 @@ async function parent(args) {
     fs.rmSync(tmp, { recursive: true, force: true })
   }
   printTable(plan, results)
-  const full = !args.quick && !args.only && args.cores.length === 2
+  const full = !args.quick && !args.only && args.cores.length === 2 && Object.keys(args.set).length === 0
   const out = args.out ?? path.join(HERE, full ? 'results.json' : 'results.tmp.json')
   fs.writeFileSync(out, JSON.stringify({ header: hdr, options: args, results }, null, 2) + '\n')
   console.log(`\nwrote ${path.relative(process.cwd(), out) || out}`)
