@@ -157,8 +157,8 @@ eachCore('cancel of a running job: signal aborted, checkCancelled throws, status
   await queue.worker().start()
   const job = await long.delay()
   await started.promise
-  t.is(await job.cancel(), 'running')
   const aborted = once(signal, 'abort')
+  t.is(await job.cancel(), 'running')
   await t.throwsAsync(job.result({ timeout: 10_000 }), { instanceOf: TaskCancelledError })
   await aborted
   t.true(signal.reason instanceof TaskCancelledError)
