@@ -285,7 +285,7 @@ function printTable(plan, results) {
       const jm = j?.metrics?.[i]
       const ratio = nm && jm ? `${(nm.value / jm.value).toFixed(2)}x` : ''
       const rss = (r) => (r?.peakRssMb ? `${r.peakRssMb} MB` : '')
-      const label = `${lm.label}${lm.lowerIsBetter ? ' (lower is better)' : ''}`
+      const label = `${w.pg ? 'PostgreSQL: ' : ''}${lm.label}${lm.lowerIsBetter ? ' (lower is better)' : ''}`
       rows.push([label, cell(n), w.pg && !j ? 'n/a (SQLite only)' : cell(j), ratio, rss(n), rss(j)])
     })
   }
