@@ -16,6 +16,12 @@ export declare class NativeCore {
   enqueue(jobs: Array<NewJob>): Promise<Enqueued[]>
   claim(req: ClaimRequest): Promise<ClaimedJob[]>
   settle(settles: Array<Settle>): Promise<SettleOutcome[]>
+  /** `enqueue` with a JSON array of NewJob in and a JSON array of Enqueued out. */
+  enqueueJson(jobs: string): Promise<string>
+  /** `claim` with a JSON array of ClaimedJob out. */
+  claimJson(req: ClaimRequest): Promise<string>
+  /** `settle` with a JSON array of Settle in and a JSON array of SettleOutcome out. */
+  settleJson(settles: string): Promise<string>
   release(jobs: Array<JobToken>): Promise<void>
   getJob(id: string): Promise<JobRow | null>
   waitJob(id: string, timeoutMs: number): Promise<JobRow | null>

@@ -1,14 +1,23 @@
 /**
  * The native core: the napi binding (root index.js, which loads the platform's .node file) seen
- * through the Core interface. Thin on purpose: the binding's methods already have the Core shapes.
+ * through the Core interface. Thin on purpose: the binding's methods already have the Core shapes
+ * and reject with the CoreErrorCode as `code`. The three per-job batch calls (enqueue, claim,
+ * settle) go through the binding's JSON twins: one string crosses N-API instead of one object
+ * per job, several times cheaper on the JS thread. The file-owner registry (owners.ts) keeps the
+ * JS core off a file this core has open in this process, and the other way round.
  */
 import { join } from 'node:path'
 import { nodeRequire, packageRoot } from '../internal/paths.js'
 import { canonicalPath } from './js/sqlite.js'
 import { checkFileOwner, claimFile, releaseFile } from './owners.js'
-import type { Core, OpenOptions } from './types.js'
+import type { ClaimRequest, ClaimedJob, Core, Enqueued, NewJob, OpenOptions, Settle, SettleOutcome } from './types.js'
 
-type NativeHandle = Omit<Core, 'kind'>
+/** The NativeCore class of the binding (root index.d.ts), as this adapter uses it. */
+interface NativeHandle extends Omit<Core, 'kind'> {
+  enqueueJson(jobs: string): Promise<string>
+  claimJson(req: ClaimRequest): Promise<string>
+  settleJson(settles: string): Promise<string>
+}
 
 interface Binding {
   NativeCore: { open(options: OpenOptions): Promise<NativeHandle> }
@@ -23,29 +32,34 @@ export function loadBinding(): Binding {
 }
 
 export async function openNative(options: OpenOptions): Promise<Core> {
-  // The same key the JS core uses, so the two cores never hold one file in one process.
-  const path = options.dbPath ? canonicalPath(options.dbPath) : null
-  if (path !== null) checkFileOwner(path, 'native')
-  const handle = await loadBinding().NativeCore.open(options)
-  if (path !== null) claimFile(path, 'native')
-  // The napi class keeps its methods on the prototype: bind them onto a plain Core object.
-  const core = { kind: 'native' as const } as Core & Record<string, unknown>
-  for (const name of [
-    'enqueue', 'claim', 'settle', 'release', 'getJob', 'waitJob', 'jobErrors', 'cancel', 'setProgress', 'stats',
-    'deadLetters', 'replay', 'listJobs', 'registerWorker', 'unregisterWorker', 'takeCancelRequests', 'wake', 'close',
-  ] as const) {
-    const fn = (handle as unknown as Record<string, (...args: unknown[]) => unknown>)[name]
-    if (typeof fn !== 'function') throw new Error(`the native binding lacks ${name}(): rebuild it with \`npm run build:native\``)
-    core[name] = fn.bind(handle) as never
+  const path = options.dbPath ? canonicalPath(options.dbPath) : undefined
+  if (path !== undefined) checkFileOwner(path, 'native')
+  const h = await loadBinding().NativeCore.open(options)
+  let owned = path !== undefined
+  if (path !== undefined) claimFile(path, 'native')
+  return {
+    kind: 'native',
+    enqueue: async (jobs: NewJob[]) => JSON.parse(await h.enqueueJson(JSON.stringify(jobs))) as Enqueued[],
+    claim: async (req: ClaimRequest) => JSON.parse(await h.claimJson(req)) as ClaimedJob[],
+    settle: async (settles: Settle[]) => JSON.parse(await h.settleJson(JSON.stringify(settles))) as SettleOutcome[],
+    release: (jobs) => h.release(jobs),
+    getJob: (id) => h.getJob(id),
+    waitJob: (id, timeoutMs) => h.waitJob(id, timeoutMs),
+    jobErrors: (id) => h.jobErrors(id),
+    cancel: (id) => h.cancel(id),
+    setProgress: (id, token, progress) => h.setProgress(id, token, progress),
+    stats: () => h.stats(),
+    deadLetters: (limit, offset) => h.deadLetters(limit, offset),
+    replay: (deadId) => h.replay(deadId),
+    listJobs: (filter) => h.listJobs(filter),
+    registerWorker: (workerId, leaseMs) => h.registerWorker(workerId, leaseMs),
+    unregisterWorker: (workerId) => h.unregisterWorker(workerId),
+    takeCancelRequests: (workerId) => h.takeCancelRequests(workerId),
+    wake: () => h.wake(),
+    close: async () => {
+      await h.close()
+      if (owned && path !== undefined) releaseFile(path, 'native')
+      owned = false
+    },
   }
-  if (path !== null) {
-    const close = core.close
-    let released = false
-    core.close = async () => {
-      await close()
-      if (!released) releaseFile(path, 'native')
-      released = true
-    }
-  }
-  return core
 }

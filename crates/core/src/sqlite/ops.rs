@@ -18,6 +18,7 @@ pub(crate) fn enqueue(
 ) -> Result<Vec<Enqueued>> {
     let now = now_ms();
     let mut out = Vec::with_capacity(jobs.len());
+    let mut inserter = queries::JobInserter::new(conn)?;
     for job in jobs {
         if let Some(key) = &job.unique_key {
             if let Some(id) = queries::find_live_unique(conn, ns, key)? {
@@ -30,7 +31,7 @@ pub(crate) fn enqueue(
             (None, Some(t)) => t,
             (None, None) => now,
         };
-        let id = queries::insert_job(conn, ns, job, run_at, now)?;
+        let id = inserter.insert(ns, job, run_at, now)?;
         out.push(Enqueued { id, created: true });
     }
     fx.ready = true;
@@ -100,6 +101,7 @@ pub(crate) fn settle(
 ) -> Result<Vec<SettleOutcome>> {
     let now = now_ms();
     let mut out = Vec::with_capacity(settles.len());
+    let mut completer = queries::Completer::new(conn)?;
     for s in settles {
         let stale = SettleOutcome {
             id: s.id,
@@ -108,7 +110,7 @@ pub(crate) fn settle(
         };
         let outcome = match s.kind {
             SettleKind::Complete => {
-                if queries::settle_complete(conn, ns, s.id, s.token, s.result.as_deref(), now)? {
+                if completer.complete(ns, s.id, s.token, s.result.as_deref(), now)? {
                     fx.finished.push(s.id);
                     SettleOutcome {
                         id: s.id,
@@ -266,7 +268,7 @@ pub(crate) fn replay(conn: &Connection, fx: &mut Effects, ns: &str, dead_id: i64
         return Ok(id);
     }
     let now = now_ms();
-    let id = queries::insert_job(conn, ns, &job, now, now)?;
+    let id = queries::JobInserter::new(conn)?.insert(ns, &job, now, now)?;
     queries::mark_replayed(conn, dead_id, id)?;
     fx.ready = true;
     Ok(id)

@@ -1,7 +1,7 @@
 //! One function per SQL file of `queries/sqlite/`. The SQL is read as SQL there; these functions
 //! only bind named parameters and read rows, through each connection's statement cache.
 
-use rusqlite::{named_params, Connection, OptionalExtension, Row};
+use rusqlite::{named_params, CachedStatement, Connection, OptionalExtension, Row, Statement};
 
 use crate::error::Result;
 use crate::model::*;
@@ -55,28 +55,72 @@ pub fn find_live_unique(conn: &Connection, ns: &str, key: &str) -> Result<Option
         .optional()?)
 }
 
-/// Inserts a pending job; returns its id.
-#[allow(clippy::too_many_arguments)]
-pub fn insert_job(conn: &Connection, ns: &str, job: &NewJob, run_at: i64, now: i64) -> Result<i64> {
-    let mut stmt = conn.prepare_cached(sql!("enqueue/insert.sql"))?;
-    stmt.execute(named_params! {
-        ":namespace": ns,
-        ":queue": job.queue,
-        ":task_name": job.task_name,
-        ":args": job.args,
-        ":priority": job.priority,
-        ":run_at": run_at,
-        ":now": now,
-        ":max_retries": job.max_retries,
-        ":timeout_ms": job.timeout_ms,
-        ":soft_timeout_ms": job.soft_timeout_ms,
-        ":result_ttl_ms": job.result_ttl_ms,
-        ":backoff_base_ms": job.backoff_base_ms,
-        ":backoff_max_ms": job.backoff_max_ms,
-        ":backoff_jitter": job.backoff_jitter,
-        ":unique_key": job.unique_key,
-    })?;
-    Ok(conn.last_insert_rowid())
+/// Looks up named parameters once, so hot loops bind by position (a name lookup per value per
+/// row is measurable at 100k rows/s); the SQL keeps its readable `:names`.
+fn param_indexes<const N: usize>(stmt: &Statement<'_>, names: [&str; N]) -> Result<[usize; N]> {
+    let mut out = [0usize; N];
+    for (i, name) in names.iter().enumerate() {
+        out[i] = stmt
+            .parameter_index(name)?
+            .ok_or_else(|| crate::Error::Queue(format!("query lacks parameter {name}")))?;
+    }
+    Ok(out)
+}
+
+/// Inserts pending jobs with one prepared statement (enqueue/insert.sql).
+pub struct JobInserter<'c> {
+    conn: &'c Connection,
+    stmt: CachedStatement<'c>,
+    idx: [usize; 15],
+}
+
+impl<'c> JobInserter<'c> {
+    pub fn new(conn: &'c Connection) -> Result<Self> {
+        let stmt = conn.prepare_cached(sql!("enqueue/insert.sql"))?;
+        let idx = param_indexes(
+            &stmt,
+            [
+                ":namespace",
+                ":queue",
+                ":task_name",
+                ":args",
+                ":priority",
+                ":run_at",
+                ":now",
+                ":max_retries",
+                ":timeout_ms",
+                ":soft_timeout_ms",
+                ":result_ttl_ms",
+                ":backoff_base_ms",
+                ":backoff_max_ms",
+                ":backoff_jitter",
+                ":unique_key",
+            ],
+        )?;
+        Ok(JobInserter { conn, stmt, idx })
+    }
+
+    /// Inserts one job; returns its id.
+    pub fn insert(&mut self, ns: &str, job: &NewJob, run_at: i64, now: i64) -> Result<i64> {
+        let (s, i) = (&mut self.stmt, &self.idx);
+        s.raw_bind_parameter(i[0], ns)?;
+        s.raw_bind_parameter(i[1], &job.queue)?;
+        s.raw_bind_parameter(i[2], &job.task_name)?;
+        s.raw_bind_parameter(i[3], &job.args)?;
+        s.raw_bind_parameter(i[4], job.priority)?;
+        s.raw_bind_parameter(i[5], run_at)?;
+        s.raw_bind_parameter(i[6], now)?;
+        s.raw_bind_parameter(i[7], job.max_retries)?;
+        s.raw_bind_parameter(i[8], job.timeout_ms)?;
+        s.raw_bind_parameter(i[9], job.soft_timeout_ms)?;
+        s.raw_bind_parameter(i[10], job.result_ttl_ms)?;
+        s.raw_bind_parameter(i[11], job.backoff_base_ms)?;
+        s.raw_bind_parameter(i[12], job.backoff_max_ms)?;
+        s.raw_bind_parameter(i[13], job.backoff_jitter)?;
+        s.raw_bind_parameter(i[14], &job.unique_key)?;
+        s.raw_execute()?;
+        Ok(self.conn.last_insert_rowid())
+    }
 }
 
 // ---- claim ------------------------------------------------------------------------------------
@@ -157,20 +201,36 @@ pub fn next_run_at(conn: &Connection, ns: &str, queues: &[String]) -> Result<Opt
 
 // ---- settle -----------------------------------------------------------------------------------
 
-/// Fenced complete; false when the token is stale.
-pub fn settle_complete(
-    conn: &Connection,
-    ns: &str,
-    id: i64,
-    token: i64,
-    result: Option<&str>,
-    now: i64,
-) -> Result<bool> {
-    let mut stmt = conn.prepare_cached(sql!("settle/complete.sql"))?;
-    let n = stmt.execute(named_params! {
-        ":id": id, ":namespace": ns, ":token": token, ":result": result, ":now": now,
-    })?;
-    Ok(n == 1)
+/// Fenced completes with one prepared statement (settle/complete.sql).
+pub struct Completer<'c> {
+    stmt: CachedStatement<'c>,
+    idx: [usize; 5],
+}
+
+impl<'c> Completer<'c> {
+    pub fn new(conn: &'c Connection) -> Result<Self> {
+        let stmt = conn.prepare_cached(sql!("settle/complete.sql"))?;
+        let idx = param_indexes(&stmt, [":id", ":namespace", ":token", ":result", ":now"])?;
+        Ok(Completer { stmt, idx })
+    }
+
+    /// false when the token is stale.
+    pub fn complete(
+        &mut self,
+        ns: &str,
+        id: i64,
+        token: i64,
+        result: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        let (s, i) = (&mut self.stmt, &self.idx);
+        s.raw_bind_parameter(i[0], id)?;
+        s.raw_bind_parameter(i[1], ns)?;
+        s.raw_bind_parameter(i[2], token)?;
+        s.raw_bind_parameter(i[3], result)?;
+        s.raw_bind_parameter(i[4], now)?;
+        Ok(s.raw_execute()? == 1)
+    }
 }
 
 /// Fenced cancel; false when the token is stale.

@@ -1,0 +1,86 @@
+//! Rough throughput of the SQLite store without N-API, for tuning; not a timed assertion.
+//! Run: cargo test --release -p taskito-core --test throughput -- --ignored --nocapture
+
+use std::time::Instant;
+
+/// CPU seconds of this process so far (user + system): the machine is shared, wall time is noisy.
+fn cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+use taskito_core::{open, ClaimRequest, NewJob, OpenOptions, Settle, SettleKind};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let s = open(OpenOptions {
+        db_path: Some(dir.path().join("t.db").to_string_lossy().into_owned()),
+        namespace: "default".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let n = 100_000;
+    let (t0, c0) = (Instant::now(), cpu());
+    for _ in 0..(n / 10_000) {
+        let jobs: Vec<NewJob> = (0..10_000).map(|_| NewJob::new("t", "[1,\"x\"]")).collect();
+        s.enqueue(jobs).await.unwrap();
+    }
+    let dt = t0.elapsed().as_secs_f64();
+    println!(
+        "bulk enqueue: {:.0} jobs/s, {:.0} jobs per CPU second",
+        n as f64 / dt,
+        n as f64 / (cpu() - c0)
+    );
+    let (t0, c0) = (Instant::now(), cpu());
+    let mut done = 0;
+    loop {
+        let jobs = s
+            .claim(ClaimRequest {
+                worker_id: "w".into(),
+                queues: vec!["default".into()],
+                limit: 512,
+                wait_ms: 0,
+            })
+            .await
+            .unwrap();
+        if jobs.is_empty() {
+            break;
+        }
+        done += jobs.len();
+        let settles = jobs
+            .iter()
+            .map(|j| Settle {
+                id: j.id,
+                token: j.token,
+                kind: SettleKind::Complete,
+                result: Some("null".into()),
+                error: None,
+                traceback: None,
+                retryable: None,
+            })
+            .collect();
+        s.settle(settles).await.unwrap();
+    }
+    let dt = t0.elapsed().as_secs_f64();
+    println!(
+        "drain (sequential claim+settle): {:.0} jobs/s, {:.0} jobs per CPU second",
+        done as f64 / dt,
+        done as f64 / (cpu() - c0)
+    );
+    s.close().await.unwrap();
+}
