@@ -234,6 +234,7 @@ async function parent(args) {
           ...m,
           value: median(ok.map((r) => r.metrics[i].value)),
           all: ok.map((r) => r.metrics[i].value),
+          ...(m.cpuUsPerJob === undefined ? {} : { cpuUsPerJob: median(ok.map((r) => r.metrics[i].cpuUsPerJob)) }),
         }))
         entry.peakRssMb = Math.round(Math.max(...ok.map((r) => r.maxRssKb)) / 1024)
         results.push(entry)
@@ -273,7 +274,7 @@ function fmt(m) {
 }
 
 function printTable(plan, results) {
-  const rows = [['workload', 'native', 'js', 'native/js', 'peak RSS native', 'peak RSS js']]
+  const rows = [['workload', 'native', 'js', 'native/js', 'CPU/job native', 'CPU/job js', 'peak RSS native', 'peak RSS js']]
   for (const w of plan) {
     const byCore = (core) => results.find((r) => r.workload === w.id && r.core === core)
     const n = byCore('native')
@@ -285,8 +286,9 @@ function printTable(plan, results) {
       const jm = j?.metrics?.[i]
       const ratio = nm && jm ? `${(nm.value / jm.value).toFixed(2)}x` : ''
       const rss = (r) => (r?.peakRssMb ? `${r.peakRssMb} MB` : '')
+      const cpu = (m) => (m?.cpuUsPerJob === undefined ? '' : `${m.cpuUsPerJob.toFixed(1)} µs`)
       const label = `${w.pg ? 'PostgreSQL: ' : ''}${lm.label}${lm.lowerIsBetter ? ' (lower is better)' : ''}`
-      rows.push([label, cell(n), w.pg && !j ? 'n/a (SQLite only)' : cell(j), ratio, rss(n), rss(j)])
+      rows.push([label, cell(n), w.pg && !j ? 'n/a (SQLite only)' : cell(j), ratio, cpu(nm), cpu(jm), rss(n), rss(j)])
     })
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
@@ -294,6 +296,10 @@ function printTable(plan, results) {
   console.log(line(rows[0]))
   console.log('|' + widths.map((w, c) => (c === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|')
   for (const r of rows.slice(1)) console.log(line(r))
+  console.log(
+    '\nCPU/job: user + system CPU time of the measuring process (all its threads) over the timed part,\n' +
+      'per job: less disturbed by a busy machine than wall-clock throughput. Ratios are of the medians.',
+  )
 }
 
 const childAt = process.argv.indexOf('--child')

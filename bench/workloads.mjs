@@ -27,6 +27,17 @@ function deferred() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
+/** Wall time and this process's CPU time (user + system, every thread: the native core's too). */
+function stopwatch() {
+  const t0 = performance.now()
+  const c0 = process.cpuUsage()
+  return () => {
+    const ms = performance.now() - t0
+    const c = process.cpuUsage(c0)
+    return { ms, cpuUs: c.user + c.system }
+  }
+}
+
 function rate(n, ms) {
   return n / (ms / 1000)
 }
@@ -75,13 +86,13 @@ async function enqueueMany(ctx) {
   const { n, batch } = ctx.params
   const queue = new Queue(queueOptions(ctx))
   queue.task('noop', async () => {})
-  const t0 = performance.now()
+  const stop = stopwatch()
   await preEnqueue(queue, 'noop', n, batch)
-  const ms = performance.now() - t0
+  const { ms, cpuUs } = stop()
   const s = await queue.stats()
   await queue.close()
   if (s.pending !== n) throw Object.assign(new Error(`pending ${s.pending} != ${n}`), { code: 'BENCH_INCOMPLETE' })
-  return [{ key: 'enqueue-many', label: `enqueueMany, batches of ${batch}`, unit: 'jobs/s', value: rate(n, ms) }]
+  return [{ key: 'enqueue-many', label: `enqueueMany, batches of ${batch}`, unit: 'jobs/s', value: rate(n, ms), cpuUsPerJob: cpuUs / n }]
 }
 
 async function delayInFlight(ctx) {
@@ -95,13 +106,13 @@ async function delayInFlight(ctx) {
       await noop.delay(i)
     }
   }
-  const t0 = performance.now()
+  const stop = stopwatch()
   await Promise.all(Array.from({ length: inFlight }, loop))
-  const ms = performance.now() - t0
+  const { ms, cpuUs } = stop()
   const s = await queue.stats()
   await queue.close()
   if (s.pending !== n) throw Object.assign(new Error(`pending ${s.pending} != ${n}`), { code: 'BENCH_INCOMPLETE' })
-  return [{ key: `delay-${inFlight}`, label: `delay(), ${inFlight} in flight`, unit: 'jobs/s', value: rate(n, ms) }]
+  return [{ key: `delay-${inFlight}`, label: `delay(), ${inFlight} in flight`, unit: 'jobs/s', value: rate(n, ms), cpuUsPerJob: cpuUs / n }]
 }
 
 async function drain(ctx) {
@@ -115,10 +126,10 @@ async function drain(ctx) {
   queue.task('noop', async () => {})
   const done = successCounter(queue, n)
   const worker = queue.worker({ concurrency })
-  const t0 = performance.now()
+  const stop = stopwatch()
   await worker.start()
   await done.promise
-  const ms = performance.now() - t0
+  const { ms, cpuUs } = stop()
   await worker.close()
   await expectCompleted(queue, n)
   await queue.close()
@@ -128,6 +139,7 @@ async function drain(ctx) {
       label: `drain ${n.toLocaleString('en-US')} no-op jobs, 1 worker, concurrency ${concurrency}`,
       unit: 'jobs/s',
       value: rate(n, ms),
+      cpuUsPerJob: cpuUs / n,
     },
   ]
 }
@@ -183,14 +195,14 @@ async function retryHeavy(ctx) {
   const done = successCounter(queue, n)
   const worker = queue.worker({ concurrency })
   await worker.start()
-  const t0 = performance.now()
+  const stop = stopwatch()
   for (let i = 0; i < n; i += 1000) {
     const batch = []
     for (let j = i; j < Math.min(n, i + 1000); j++) batch.push([j])
     await flaky.map(batch)
   }
   await done.promise
-  const ms = performance.now() - t0
+  const { ms, cpuUs } = stop()
   await worker.close()
   await expectCompleted(queue, n)
   await queue.close()
@@ -200,6 +212,7 @@ async function retryHeavy(ctx) {
       label: `retry-heavy: ${n.toLocaleString('en-US')} jobs failing ${failures}x then succeeding, end to end`,
       unit: 'jobs/s',
       value: rate(n, ms),
+      cpuUsPerJob: cpuUs / n,
     },
   ]
 }
