@@ -72,6 +72,15 @@ function usage(problem) {
 
 // --- child side ------------------------------------------------------------------------------
 
+// Run by hand (no IPC channel, e.g. under --cpu-prof), the result goes to stdout instead.
+function report(msg, done) {
+  if (process.send) process.send(msg, done)
+  else {
+    console.log(JSON.stringify(msg, null, 2))
+    done()
+  }
+}
+
 async function child(spec) {
   try {
     const { WORKLOADS } = await import('./workloads.mjs')
@@ -79,9 +88,9 @@ async function child(spec) {
     const metrics = Array.isArray(out) ? out : out.metrics
     const childRssKb = Array.isArray(out) ? 0 : out.childRssKb
     const maxRssKb = Math.max(process.resourceUsage().maxRSS, childRssKb)
-    process.send({ ok: true, metrics, maxRssKb }, () => process.exit(0))
+    report({ ok: true, metrics, maxRssKb }, () => process.exit(0))
   } catch (err) {
-    process.send({ ok: false, code: err.code ?? err.name ?? 'Error', message: String(err.stack ?? err) }, () =>
+    report({ ok: false, code: err.code ?? err.name ?? 'Error', message: String(err.stack ?? err) }, () =>
       process.exit(1),
     )
   }

@@ -3,6 +3,8 @@
 // jobs / elapsed seconds of the timed part only (set-up such as pre-enqueueing is not timed).
 
 import { fork } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Queue } from 'taskito'
 
@@ -27,13 +29,30 @@ function deferred() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-/** Wall time and this process's CPU time (user + system, every thread: the native core's too). */
-function stopwatch() {
+/** Wall time and this process's CPU time (user + system, every thread: the native core's too).
+ * With TASKITO_BENCH_PROFILE=<dir>, also a V8 CPU profile of the timed part only (set-up left out),
+ * written to <dir>/<workload>-<core>.cpuprofile for Chrome DevTools or a script. */
+async function stopwatch(ctx) {
+  const dir = process.env.TASKITO_BENCH_PROFILE
+  let session = null
+  if (dir) {
+    const { Session } = await import('node:inspector/promises')
+    session = new Session()
+    session.connect()
+    await session.post('Profiler.enable')
+    await session.post('Profiler.start')
+  }
   const t0 = performance.now()
   const c0 = process.cpuUsage()
-  return () => {
+  return async () => {
     const ms = performance.now() - t0
     const c = process.cpuUsage(c0)
+    if (session) {
+      const { profile } = await session.post('Profiler.stop')
+      session.disconnect()
+      fs.mkdirSync(dir, { recursive: true })
+      fs.writeFileSync(path.join(dir, `${ctx.workload}-${ctx.core}.cpuprofile`), JSON.stringify(profile))
+    }
     return { ms, cpuUs: c.user + c.system }
   }
 }
@@ -86,9 +105,9 @@ async function enqueueMany(ctx) {
   const { n, batch } = ctx.params
   const queue = new Queue(queueOptions(ctx))
   queue.task('noop', async () => {})
-  const stop = stopwatch()
+  const stop = await stopwatch(ctx)
   await preEnqueue(queue, 'noop', n, batch)
-  const { ms, cpuUs } = stop()
+  const { ms, cpuUs } = await stop()
   const s = await queue.stats()
   await queue.close()
   if (s.pending !== n) throw Object.assign(new Error(`pending ${s.pending} != ${n}`), { code: 'BENCH_INCOMPLETE' })
@@ -106,9 +125,9 @@ async function delayInFlight(ctx) {
       await noop.delay(i)
     }
   }
-  const stop = stopwatch()
+  const stop = await stopwatch(ctx)
   await Promise.all(Array.from({ length: inFlight }, loop))
-  const { ms, cpuUs } = stop()
+  const { ms, cpuUs } = await stop()
   const s = await queue.stats()
   await queue.close()
   if (s.pending !== n) throw Object.assign(new Error(`pending ${s.pending} != ${n}`), { code: 'BENCH_INCOMPLETE' })
@@ -126,10 +145,10 @@ async function drain(ctx) {
   queue.task('noop', async () => {})
   const done = successCounter(queue, n)
   const worker = queue.worker({ concurrency })
-  const stop = stopwatch()
+  const stop = await stopwatch(ctx)
   await worker.start()
   await done.promise
-  const { ms, cpuUs } = stop()
+  const { ms, cpuUs } = await stop()
   await worker.close()
   await expectCompleted(queue, n)
   await queue.close()
@@ -195,14 +214,14 @@ async function retryHeavy(ctx) {
   const done = successCounter(queue, n)
   const worker = queue.worker({ concurrency })
   await worker.start()
-  const stop = stopwatch()
+  const stop = await stopwatch(ctx)
   for (let i = 0; i < n; i += 1000) {
     const batch = []
     for (let j = i; j < Math.min(n, i + 1000); j++) batch.push([j])
     await flaky.map(batch)
   }
   await done.promise
-  const { ms, cpuUs } = stop()
+  const { ms, cpuUs } = await stop()
   await worker.close()
   await expectCompleted(queue, n)
   await queue.close()
