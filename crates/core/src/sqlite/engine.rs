@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{JoinHandle, Thread};
@@ -26,6 +26,8 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(10);
 /// The longest the reaper sleeps, so dead workers of other processes are found promptly.
 const REAPER_MAX_SLEEP_MS: i64 = 100;
 const REAP_BATCH: i64 = 256;
+/// How often the WAL is checkpointed while there are new commits.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 const SWEEP_BATCH: i64 = 500;
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
@@ -50,6 +52,8 @@ pub(crate) struct Shared {
     /// Registered workers by (namespace, worker id).
     pub workers: Mutex<HashMap<(String, String), WorkerState>>,
     shutdown: AtomicBool,
+    /// Commits so far: the checkpointer works only when there are new ones.
+    commits: AtomicU64,
     /// When the reaper plans to wake (ms since epoch): a shorter lease wakes it earlier.
     reaper_wake_at: AtomicI64,
     reaper: OnceLock<Thread>,
@@ -59,6 +63,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn after_commit(&self, fx: Effects) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
         if fx.ready {
             self.ready.send_modify(|g| *g = g.wrapping_add(1));
         }
@@ -108,6 +113,8 @@ impl Engine {
         }
         let reaper_conn = open::connect(path, busy_timeout_ms, false)?;
         let watcher_conn = open::connect(path, busy_timeout_ms, false)?;
+        let checkpoint_conn = open::connect(path, busy_timeout_ms, false)?;
+        checkpoint_conn.execute_batch("PRAGMA query_only = 0")?;
 
         let shared = Arc::new(Shared {
             ready: watch::channel(0).0,
@@ -115,6 +122,7 @@ impl Engine {
             waiters: Mutex::new(HashMap::new()),
             workers: Mutex::new(HashMap::new()),
             shutdown: AtomicBool::new(false),
+            commits: AtomicU64::new(0),
             reaper_wake_at: AtomicI64::new(0),
             reaper: OnceLock::new(),
             heartbeat: OnceLock::new(),
@@ -146,6 +154,11 @@ impl Engine {
         let h = spawn("taskito-heartbeat", move || heartbeat_loop(tx, s))?;
         let _ = shared.heartbeat.set(h.thread().clone());
         joins.push(h);
+
+        let s = shared.clone();
+        joins.push(spawn("taskito-checkpoint", move || {
+            checkpoint_loop(checkpoint_conn, s)
+        })?);
 
         let s = shared.clone();
         let h = spawn("taskito-watcher", move || watcher_loop(watcher_conn, s))?;
@@ -257,6 +270,9 @@ impl Engine {
             }
         }
         let mut joins = std::mem::take(&mut *self.joins.lock().expect("joins lock"));
+        for j in &joins {
+            j.thread().unpark();
+        }
         // Readers end when their channel closes.
         self.reader_tx.lock().expect("reader lock").take();
         for j in joins.drain(..) {
@@ -387,6 +403,20 @@ fn heartbeat_loop(tx: Sender<Msg>, shared: Arc<Shared>) {
                 .unwrap_or(Duration::from_millis(500))
         };
         std::thread::park_timeout(sleep.max(Duration::from_millis(1)));
+    }
+}
+
+/// Copies the WAL back into the database file in the background (PASSIVE: never waits for, nor
+/// blocks, the writer or readers), so no commit pays for a checkpoint's fsync.
+fn checkpoint_loop(conn: Connection, shared: Arc<Shared>) {
+    let mut seen = 0u64;
+    while !shared.stopping() {
+        std::thread::park_timeout(CHECKPOINT_INTERVAL);
+        let commits = shared.commits.load(Ordering::Relaxed);
+        if commits != seen {
+            seen = commits;
+            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        }
     }
 }
 

@@ -135,6 +135,9 @@ pub fn connect(path: &Path, busy_timeout_ms: u64, writer: bool) -> Result<Connec
                 path.display()
             )));
         }
+        // Checkpoints run on their own thread (engine.rs), not inside a commit: an automatic
+        // checkpoint would put its fsync into the latency of whichever enqueue crossed the line.
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")?;
     } else {
         conn.execute_batch("PRAGMA query_only = 1")?;
     }
