@@ -77,13 +77,15 @@ async function workerProcess({ dbPath, core, logDir, leaseMs, workMs }) {
     fs.appendFileSync(log, `C ${jobId} ${attempt} ${Date.now()}\n`)
   })
   const worker = queue.worker({ concurrency: CONCURRENCY, leaseMs })
-  await worker.start()
+  const started = worker.start()
   process.on('message', async (m) => {
     if (m !== 'stop') return
+    await started
     await worker.close()
     await queue.close()
     process.exit(0)
   })
+  await started
   process.send('ready')
 }
 
@@ -112,11 +114,11 @@ async function main(args) {
   const kills = [] // { pid, at }
   const failures = []
   let stopping = false
-  const spawn = (slot) =>
-    new Promise((resolve, reject) => {
-      const child = fork(SELF, ['--worker', spec], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-      live.set(slot, child)
-      child.once('message', () => resolve(child))
+  // slot → { child, ready }: ready resolves once the worker runs (and rejects if it dies first).
+  const spawn = (slot) => {
+    const child = fork(SELF, ['--worker', spec], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const ready = new Promise((resolve, reject) => {
+      child.once('message', resolve)
       child.once('exit', (code, signal) => {
         if (signal !== 'SIGKILL' && !(stopping && code === 0)) {
           failures.push(`worker ${child.pid} exited on its own (code ${code}, signal ${signal})`)
@@ -124,19 +126,25 @@ async function main(args) {
         reject(new Error(`worker ${child.pid} exited before it was ready`))
       })
     })
+    ready.catch(() => {}) // recorded above when it matters
+    live.set(slot, { child, ready })
+    return ready
+  }
   await Promise.all(Array.from({ length: PROCS }, (_, slot) => spawn(slot)))
 
   const t0 = Date.now()
   for (let k = 0; k < args.seconds; k++) {
     await sleep(t0 + (k + 1) * 1000 - Date.now())
     const slot = k % PROCS
-    const victim = live.get(slot)
+    const { child: victim, ready } = live.get(slot)
+    // On a slow machine a replacement may still be starting: kill workers, not start-ups.
+    await ready.catch(() => {})
     const gone = victim.exitCode !== null || victim.signalCode !== null
     const exited = gone ? null : new Promise((r) => victim.once('exit', r))
     victim.kill('SIGKILL')
     kills.push({ pid: victim.pid, at: Date.now() })
     await exited
-    spawn(slot).catch((err) => failures.push(err.message))
+    spawn(slot)
   }
 
   // Let them finish: everything final, or give up after a generous wait.
@@ -149,7 +157,7 @@ async function main(args) {
   const elapsed = (Date.now() - t0) / 1000
   stopping = true
   await Promise.all(
-    [...live.values()].map((c) =>
+    [...live.values()].map(({ child: c }) =>
       c.exitCode !== null || c.signalCode !== null ? null : new Promise((r) => { c.once('exit', r); c.send('stop') }),
     ),
   )
