@@ -6,6 +6,7 @@
 // that failed and was retried, and the dead letters. The folder is removed at the end.
 // One of the tasks (sendEmail) fails on purpose: most failures are transient and succeed on a
 // retry, a few exhaust their retries, and a bad address is never retried (dontRetryOn).
+// `npm run demo -- --keep` keeps the database file, to look at it with the CLI afterwards.
 
 import crypto from 'node:crypto'
 import fs from 'node:fs'
@@ -14,6 +15,7 @@ import path from 'node:path'
 import { Queue, currentJob } from 'taskito'
 
 const TOTAL = 3000
+const keep = process.argv.includes('--keep')
 const tty = process.stdout.isTTY === true
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'taskito-demo-'))
 const dbPath = path.join(dir, 'demo.db')
@@ -24,6 +26,11 @@ class InvalidAddressError extends Error {
 }
 
 const queue = new Queue({ dbPath })
+// Ctrl-C leaves nothing behind either.
+process.once('SIGINT', () => {
+  fs.rmSync(dir, { recursive: true, force: true })
+  process.exit(130)
+})
 
 queue.task('resize', async (imageId, width) => {
   await sleep(10 + (imageId % 20))
@@ -101,12 +108,13 @@ async function main() {
     return `[${bar}] ${settled}/${TOTAL} settled · ${succeeded} complete · ${retried} retries · ${dead} dead · ${rate} jobs/s`
   }
   const timer = setInterval(
-    () => (tty ? process.stdout.write(`\r${progress()}`) : console.log(progress())),
+    // \x1b[K clears what a longer previous line left behind.
+    () => (tty ? process.stdout.write(`\r${progress()}\x1b[K`) : console.log(progress())),
     tty ? 100 : 1000,
   )
   while (succeeded + dead < TOTAL) await sleep(20)
   clearInterval(timer)
-  if (tty) process.stdout.write(`\r${progress()}\n`)
+  if (tty) process.stdout.write(`\r${progress()}\x1b[K\n`)
   else console.log(progress())
   await worker.close()
   console.log(`worker drained and closed after ${((performance.now() - start) / 1000).toFixed(2)} s\n`)
@@ -136,12 +144,14 @@ async function main() {
   const dlq = [...kinds.values()].flatMap((ds) => ds.slice(0, 3))
   console.log(`\ndead letters (${all.length} in all; a few of each kind):`)
   for (const d of dlq) console.log(`  #${d.id} ${d.taskName}(${JSON.stringify(d.args)}) after ${d.retryCount} retries: ${d.error}`)
-  console.log('\nreplay one with queue.replay(id); inspect the file with `taskito stats --db <file>`.')
+  console.log('\nreplay one with queue.replay(id) (or `taskito dlq replay <id> --db <file>`).')
+  if (keep) console.log(`kept ${dbPath}: try \`node dist/esm/cli.js stats --db ${dbPath}\` or \`node dist/esm/cli.js dlq list --db ${dbPath}\` (the taskito CLI)`)
+  else console.log('(the database was in a temporary folder, removed now; --keep keeps it)')
 }
 
 try {
   await main()
 } finally {
   await queue.close()
-  fs.rmSync(dir, { recursive: true, force: true })
+  if (!keep) fs.rmSync(dir, { recursive: true, force: true })
 }
