@@ -724,3 +724,35 @@ async fn url_without_postgres_support_and_bad_options_are_coded() {
     o.namespace = String::new();
     assert_eq!(open(o).await.err().unwrap().code(), "INVALID_ARGUMENT");
 }
+
+#[tokio::test]
+async fn a_lock_longer_than_the_lease_does_not_cost_a_live_worker_its_attempt() {
+    let dir = TempDir::new().unwrap();
+    // A busy timeout shorter than the lock: heartbeats fail with DB_LOCKED meanwhile.
+    let mut o = opts(&dir, "test");
+    o.busy_timeout_ms = Some(100);
+    let s = open(o).await.unwrap();
+    let id = enqueue_one(&s, job("t")).await;
+    s.register_worker("w1", 120).unwrap();
+    let c = s.claim(req(1, 0)).await.unwrap().remove(0);
+    let path = dir.path().join("sub/jobs.db");
+    // Another tool holds the write lock for several lease lengths.
+    let holder = std::thread::spawn(move || {
+        let other = rusqlite::Connection::open(&path).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        other.execute_batch("COMMIT").unwrap();
+    });
+    tokio::task::spawn_blocking(move || holder.join().unwrap())
+        .await
+        .unwrap();
+    // Heartbeat and reaper both get the writer again; give them a few rounds.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(s.get_job(id).await.unwrap().unwrap().status, 1);
+    assert!(s.job_errors(id).await.unwrap().is_empty());
+    assert_eq!(
+        s.settle(vec![complete(&c, "ok")]).await.unwrap()[0].status,
+        SettleStatus::Complete
+    );
+    s.close().await.unwrap();
+}

@@ -328,12 +328,21 @@ fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
     let mut next_sweep = 0i64;
     while !shared.stopping() {
         let now = now_ms();
-        let next_lease = queries::next_lease(&conn).ok().flatten();
+        let mut next_lease = queries::next_lease(&conn).ok().flatten();
         if matches!(next_lease, Some(t) if t <= now) {
-            let reaped = write_blocking(&tx, move |c, fx| ops::reap(c, fx, REAP_BATCH));
+            let live: HashSet<(String, String)> = shared
+                .workers
+                .lock()
+                .expect("workers lock")
+                .keys()
+                .cloned()
+                .collect();
+            let reaped = write_blocking(&tx, move |c, fx| ops::reap(c, fx, REAP_BATCH, &live));
             if matches!(reaped, Ok(n) if n > 0) {
                 continue;
             }
+            // Only live in-process workers' leases are overdue: their heartbeat renews them.
+            next_lease = None;
         }
         if now >= next_sweep {
             let due = matches!(queries::next_expiry(&conn), Ok(Some(t)) if t <= now);

@@ -1,6 +1,8 @@
 //! The write operations, run on the writer thread inside a group commit. Each takes the clock at
 //! execution time, so leases and deadlines start when the claim really happens.
 
+use std::collections::HashSet;
+
 use rusqlite::Connection;
 
 use super::queries::{self, ClaimParams};
@@ -274,13 +276,30 @@ pub(crate) fn replay(conn: &Connection, fx: &mut Effects, ns: &str, dead_id: i64
     Ok(id)
 }
 
-/// Fails every running attempt whose lease ran out, over every namespace of the file.
-pub(crate) fn reap(conn: &Connection, fx: &mut Effects, limit: i64) -> Result<usize> {
+/// Fails every running attempt whose lease ran out, over every namespace of the file; how many.
+/// Attempts of workers alive in this process (`live`: namespace, worker id) are left to their
+/// heartbeat unless past their deadline: their lease can only have run out while the database
+/// was locked, and the worker is still running them.
+pub(crate) fn reap(
+    conn: &Connection,
+    fx: &mut Effects,
+    limit: i64,
+    live: &HashSet<(String, String)>,
+) -> Result<usize> {
     let now = now_ms();
     let expired = queries::expired_leases(conn, now, limit)?;
+    let mut reaped = 0;
     for e in &expired {
-        let error = match (e.deadline_at, e.timeout_ms) {
-            (Some(d), Some(t)) if d <= now => {
+        let past_deadline = matches!(e.deadline_at, Some(d) if d <= now);
+        let alive_here = e
+            .worker_id
+            .as_ref()
+            .is_some_and(|w| live.contains(&(e.namespace.clone(), w.clone())));
+        if alive_here && !past_deadline {
+            continue;
+        }
+        let error = match e.timeout_ms {
+            Some(t) if past_deadline => {
                 format!("TaskTimeoutError: attempt exceeded its timeout of {t} ms")
             }
             _ => "worker lost while running (lease expired)".to_string(),
@@ -296,10 +315,11 @@ pub(crate) fn reap(conn: &Connection, fx: &mut Effects, limit: i64) -> Result<us
             true,
             now,
         )?;
+        reaped += 1;
     }
-    if !expired.is_empty() {
+    if reaped > 0 {
         // A retry scheduled now may be due before any claim's planned wake-up.
         fx.ready = true;
     }
-    Ok(expired.len())
+    Ok(reaped)
 }

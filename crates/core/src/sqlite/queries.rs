@@ -427,6 +427,7 @@ pub struct Expired {
     pub token: i64,
     pub deadline_at: Option<i64>,
     pub timeout_ms: Option<i64>,
+    pub worker_id: Option<String>,
 }
 
 pub fn expired_leases(conn: &Connection, now: i64, limit: i64) -> Result<Vec<Expired>> {
@@ -438,6 +439,7 @@ pub fn expired_leases(conn: &Connection, now: i64, limit: i64) -> Result<Vec<Exp
             token: r.get(2)?,
             deadline_at: r.get(3)?,
             timeout_ms: r.get(4)?,
+            worker_id: r.get(5)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
