@@ -257,6 +257,8 @@ async function parent(args) {
   const out = args.out ?? path.join(HERE, full ? 'results.json' : 'results.tmp.json')
   fs.writeFileSync(out, JSON.stringify({ header: hdr, options: args, results }, null, 2) + '\n')
   console.log(`\nwrote ${path.relative(process.cwd(), out) || out}`)
+  // Every workload ran; a failed one still fails the command, for scripts that call it.
+  if (results.some((r) => r.error)) process.exitCode = 1
 }
 
 function indent(s) {
