@@ -30,7 +30,10 @@ export interface AttemptState {
   attempt: number
   startedAt: number
   softTimeoutMs: number | null
-  controller: AbortController
+  /** Made on first use of `signal`: most tasks never look, and an AbortController is not free. */
+  controller: AbortController | null
+  /** Why the attempt was aborted (TaskTimeoutError, TaskCancelledError), once it was. */
+  abortReason: unknown
   cancelRequested: boolean
   setProgress(progress: number): Promise<void>
 }
@@ -43,7 +46,13 @@ export function contextFor(state: AttemptState): JobContext {
     taskName: state.taskName,
     queue: state.queue,
     attempt: state.attempt,
-    signal: state.controller.signal,
+    get signal() {
+      if (state.controller === null) {
+        state.controller = new AbortController()
+        if (state.abortReason !== undefined) state.controller.abort(state.abortReason)
+      }
+      return state.controller.signal
+    },
     setProgress: (progress) => state.setProgress(progress),
     checkTimeout() {
       if (state.softTimeoutMs !== null && Date.now() - state.startedAt >= state.softTimeoutMs) {
@@ -54,6 +63,13 @@ export function contextFor(state: AttemptState): JobContext {
       if (state.cancelRequested) throw new TaskCancelledError(`job ${state.id} was cancelled`)
     },
   }
+}
+
+/** Aborts the attempt's signal (now, or when it is first asked for). */
+export function abortAttempt(state: AttemptState, reason: unknown): void {
+  if (state.abortReason !== undefined) return
+  state.abortReason = reason
+  state.controller?.abort(reason)
 }
 
 export function runInContext<T>(context: JobContext, fn: () => T): T {

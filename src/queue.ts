@@ -3,7 +3,7 @@
  * It owns the serializer, the hooks and test mode; storage is the core's business.
  */
 import { openCore } from './core/select.js'
-import type { Core, ListFilter, NewJob, OpenOptions } from './core/types.js'
+import type { Core, Enqueued, ListFilter, NewJob, OpenOptions } from './core/types.js'
 import { contextFor, runInContext } from './context.js'
 import {
   type ErrorRecord,
@@ -90,6 +90,12 @@ export interface ListJobsOptions {
   offset?: number
 }
 
+interface PendingEnqueue {
+  jobs: NewJob[]
+  resolve(enqueued: Enqueued[]): void
+  reject(err: unknown): void
+}
+
 export class Queue implements TaskHost {
   readonly name: string
   readonly serializer: Serializer
@@ -104,6 +110,7 @@ export class Queue implements TaskHost {
   #core: Promise<Core> | null = null
   #closed: Promise<void> | null = null
   #testResults: TestResult[] | null = null
+  #pendingEnqueues: PendingEnqueue[] = []
 
   constructor(options: QueueOptions = {}) {
     if (options.dbPath !== undefined && options.url !== undefined) throw invalidArgument('give dbPath or url, not both')
@@ -182,9 +189,47 @@ export class Queue implements TaskHost {
     const prepared = entries.map((entry, i) => this.#prepare(entry, i))
     if (this.#testResults !== null) return this.#runInTestMode(prepared)
     if (prepared.length === 0) return []
-    const core = await this.core()
-    const enqueued = await callCore(() => core.enqueue(prepared.map((p) => p.job)))
+    const enqueued = await this.#coalesced(prepared.map((p) => p.job))
     return enqueued.map((e) => new Job(this, e.id))
+  }
+
+  /**
+   * Every enqueue asked for in the same turn of the event loop goes to the core as one call: 64
+   * concurrent delay()s cross N-API once and commit in one transaction. Each caller still gets
+   * all-or-nothing for its own jobs: when a merged call is refused for its input, every caller is
+   * retried alone, so one caller's bad job never fails another's.
+   */
+  #coalesced(jobs: NewJob[]): Promise<Enqueued[]> {
+    return new Promise((resolve, reject) => {
+      this.#pendingEnqueues.push({ jobs, resolve, reject })
+      if (this.#pendingEnqueues.length === 1) queueMicrotask(() => void this.#flushEnqueues())
+    })
+  }
+
+  async #flushEnqueues(): Promise<void> {
+    const batch = this.#pendingEnqueues
+    this.#pendingEnqueues = []
+    let core: Core
+    try {
+      core = await this.core()
+    } catch (err) {
+      for (const p of batch) p.reject(err)
+      return
+    }
+    const alone = (p: PendingEnqueue) => callCore(() => core.enqueue(p.jobs)).then(p.resolve, p.reject)
+    if (batch.length === 1) return alone(batch[0] as PendingEnqueue)
+    try {
+      const out = await callCore(() => core.enqueue(batch.flatMap((p) => p.jobs)))
+      let at = 0
+      for (const p of batch) {
+        p.resolve(out.slice(at, at + p.jobs.length))
+        at += p.jobs.length
+      }
+    } catch (err) {
+      const code = (err as TaskitoError).code
+      if (code === 'INVALID_ARGUMENT' || code === 'SERIALIZATION') await Promise.all(batch.map(alone))
+      else for (const p of batch) p.reject(err)
+    }
   }
 
   #prepare(entry: EnqueueEntry, index: number): { job: NewJob; args: unknown[]; task: Task<never[], unknown> | undefined } {
@@ -331,7 +376,8 @@ export class Queue implements TaskHost {
         attempt: 0,
         startedAt: started,
         softTimeoutMs: job.softTimeoutMs,
-        controller: new AbortController(),
+        controller: null,
+        abortReason: undefined,
         cancelRequested: false,
         setProgress: async () => {},
       }

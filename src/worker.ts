@@ -7,7 +7,7 @@
  * it as failed at once; whatever the attempt does later is discarded by its lease token.
  */
 import { randomUUID } from 'node:crypto'
-import { type AttemptState, contextFor, runInContext } from './context.js'
+import { type AttemptState, abortAttempt, contextFor, runInContext } from './context.js'
 import type { ClaimedJob, Core, Settle, SettleOutcome } from './core/types.js'
 import {
   SerializationError,
@@ -135,7 +135,8 @@ export class Worker {
       attempt: job.attempt,
       startedAt: Date.now(),
       softTimeoutMs: job.softTimeoutMs,
-      controller: new AbortController(),
+      controller: null,
+      abortReason: undefined,
       cancelRequested: false,
       setProgress: async (progress) => {
         if (typeof progress !== 'number' || !Number.isFinite(progress)) throw new TaskitoError('setProgress takes a finite number', { code: 'INVALID_ARGUMENT' })
@@ -211,7 +212,7 @@ export class Worker {
     if (attempt.decided) return
     const ms = attempt.job.timeoutMs as number
     const err = new TaskTimeoutError(`attempt exceeded its timeout of ${ms} ms`)
-    attempt.state.controller.abort(err)
+    abortAttempt(attempt.state, err)
     const retryable = (attempt.task as Task<never[], unknown>).isRetryable(err)
     this.#decide(attempt, { kind: 'fail', error: describeError(err), retryable }, err)
   }
@@ -293,7 +294,7 @@ export class Worker {
       const attempt = this.#active.get(id)
       if (attempt === undefined || attempt.state.cancelRequested) continue
       attempt.state.cancelRequested = true
-      attempt.state.controller.abort(new TaskCancelledError(`job ${id} was cancelled`))
+      abortAttempt(attempt.state, new TaskCancelledError(`job ${id} was cancelled`))
     }
   }
 
