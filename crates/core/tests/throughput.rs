@@ -82,5 +82,38 @@ async fn throughput() {
         done as f64 / dt,
         done as f64 / (cpu() - c0)
     );
+    let (t0, c0) = (Instant::now(), cpu());
+    for _ in 0..10_000 {
+        s.enqueue(vec![NewJob::new("t", "[]")]).await.unwrap();
+    }
+    let dt = t0.elapsed().as_secs_f64();
+    println!(
+        "single enqueue, 1 in flight: {:.0} jobs/s, {:.0} jobs per CPU second",
+        10_000.0 / dt,
+        10_000.0 / (cpu() - c0)
+    );
+    s.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn single_enqueues() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let s = open(OpenOptions {
+        db_path: Some(dir.path().join("t.db").to_string_lossy().into_owned()),
+        namespace: "default".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (t0, c0) = (Instant::now(), cpu());
+    for _ in 0..20_000 {
+        s.enqueue(vec![NewJob::new("t", "[]")]).await.unwrap();
+    }
+    println!(
+        "single enqueue, 1 in flight: {:.0} jobs/s, {:.0} jobs per CPU second",
+        20_000.0 / t0.elapsed().as_secs_f64(),
+        20_000.0 / (cpu() - c0)
+    );
     s.close().await.unwrap();
 }

@@ -3,6 +3,8 @@
 
 use rusqlite::{named_params, CachedStatement, Connection, OptionalExtension, Row, Statement};
 
+use std::sync::OnceLock;
+
 use crate::error::Result;
 use crate::model::*;
 
@@ -67,6 +69,19 @@ fn param_indexes<const N: usize>(stmt: &Statement<'_>, names: [&str; N]) -> Resu
     Ok(out)
 }
 
+/// `param_indexes` once per process: the indexes of a query's parameters never change.
+fn cached_indexes<const N: usize>(
+    cell: &'static OnceLock<[usize; N]>,
+    stmt: &Statement<'_>,
+    names: [&str; N],
+) -> Result<[usize; N]> {
+    if let Some(idx) = cell.get() {
+        return Ok(*idx);
+    }
+    let idx = param_indexes(stmt, names)?;
+    Ok(*cell.get_or_init(|| idx))
+}
+
 /// Inserts pending jobs with one prepared statement (enqueue/insert.sql).
 pub struct JobInserter<'c> {
     conn: &'c Connection,
@@ -76,8 +91,10 @@ pub struct JobInserter<'c> {
 
 impl<'c> JobInserter<'c> {
     pub fn new(conn: &'c Connection) -> Result<Self> {
+        static IDX: OnceLock<[usize; 15]> = OnceLock::new();
         let stmt = conn.prepare_cached(sql!("enqueue/insert.sql"))?;
-        let idx = param_indexes(
+        let idx = cached_indexes(
+            &IDX,
             &stmt,
             [
                 ":namespace",
@@ -209,8 +226,13 @@ pub struct Completer<'c> {
 
 impl<'c> Completer<'c> {
     pub fn new(conn: &'c Connection) -> Result<Self> {
+        static IDX: OnceLock<[usize; 5]> = OnceLock::new();
         let stmt = conn.prepare_cached(sql!("settle/complete.sql"))?;
-        let idx = param_indexes(&stmt, [":id", ":namespace", ":token", ":result", ":now"])?;
+        let idx = cached_indexes(
+            &IDX,
+            &stmt,
+            [":id", ":namespace", ":token", ":result", ":now"],
+        )?;
         Ok(Completer { stmt, idx })
     }
 

@@ -134,17 +134,28 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Command>>, shared: &S
         return;
     }
     let mut effects = Effects::default();
-    for cmd in batch.iter_mut() {
-        let mut fx = Effects::default();
-        if exec(conn, "SAVEPOINT cmd").is_err() {
-            continue;
+    if let [cmd] = batch.as_mut_slice() {
+        // A lone command needs no savepoint: if it fails, the whole transaction is its own.
+        if !cmd.run(conn, &mut effects) {
+            let _ = exec(conn, "ROLLBACK");
+            for cmd in batch.drain(..) {
+                cmd.finish(None);
+            }
+            return;
         }
-        if cmd.run(conn, &mut fx) {
-            let _ = exec(conn, "RELEASE cmd");
-            effects.merge(fx);
-        } else {
-            let _ = exec(conn, "ROLLBACK TO cmd");
-            let _ = exec(conn, "RELEASE cmd");
+    } else {
+        for cmd in batch.iter_mut() {
+            let mut fx = Effects::default();
+            if exec(conn, "SAVEPOINT cmd").is_err() {
+                continue;
+            }
+            if cmd.run(conn, &mut fx) {
+                let _ = exec(conn, "RELEASE cmd");
+                effects.merge(fx);
+            } else {
+                let _ = exec(conn, "ROLLBACK TO cmd");
+                let _ = exec(conn, "RELEASE cmd");
+            }
         }
     }
     match exec(conn, "COMMIT") {
