@@ -10,7 +10,9 @@ use super::{fail_in, ms, sql, Inner};
 use crate::error::Result;
 use crate::model::SettleStatus;
 
-const REAP_BATCH: i64 = 256;
+/// Small: the reaper holds the rows of a batch locked while it fails them one by one, and a late
+/// settle of one of them waits for that.
+const REAP_BATCH: i64 = 32;
 /// The longest the reaper sleeps without a lease in sight, so a worker that died in another
 /// process (whose claims this process never saw) is found promptly.
 const REAPER_MAX_SLEEP: Duration = Duration::from_millis(250);
@@ -167,13 +169,8 @@ pub(super) async fn heartbeat(inner: Arc<Inner>, worker_id: String) {
         let Some(w) = workers.get_mut(&worker_id) else {
             return;
         };
-        // Attempts not renewed are no longer this worker's (settled, reaped, or expired).
-        for (id, token) in &held {
-            if !renewed.contains_key(id) && w.held.get(id) == Some(token) {
-                w.held.remove(id);
-                w.reported.remove(id);
-            }
-        }
+        // Attempts not renewed stay held: a row skipped because it was locked may well still
+        // run. Held attempts leave when the worker settles or releases them.
         for (id, cancel_requested) in renewed {
             if cancel_requested && w.reported.insert(id) {
                 w.pending_cancels.push(id);

@@ -1,19 +1,28 @@
 -- One worker's heartbeat: extends the leases of the attempts it holds (by id and token, so an
 -- attempt whose claim reply was lost with a dropped connection is not kept alive by nobody),
 -- never past the deadline and never one already expired (that attempt belongs to the reaper),
--- and reports their cancel requests. Rows not returned are no longer this worker's.
--- $1 worker_id, $2 lease_ms; arrays: $3 ids, $4 tokens.
+-- and reports their cancel requests.
+-- SKIP LOCKED: a row locked right now is being settled by this worker, reaped, or cancelled; the
+-- heartbeat must not queue behind it (or, locking rows in another order than a settle batch of
+-- the same worker, deadlock with it); the next beat renews it if it still runs.
 -- synchronous_commit off for this statement's own transaction: a renewal lost in a server crash
 -- only shortens a lease the next beat extends again, so it need not wait for the WAL flush;
 -- settles and enqueues still do.
+-- $1 worker_id, $2 lease_ms; arrays: $3 ids, $4 tokens.
 WITH now AS MATERIALIZED (
     SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms,
            set_config('synchronous_commit', 'off', true) AS async_commit
+),
+mine AS MATERIALIZED (
+    SELECT j.id FROM jobs AS j
+    JOIN unnest($3::bigint[], $4::bigint[]) AS h(id, token)
+      ON j.id = h.id AND j.lease_token = h.token
+    WHERE j.status = 1 AND j.worker_id = $1::text AND j.lease_until > (SELECT ms FROM now)
+    FOR UPDATE OF j SKIP LOCKED
 )
 UPDATE jobs AS j
 SET lease_until = CASE WHEN j.deadline_at IS NULL THEN now.ms + $2::bigint
                        ELSE LEAST(now.ms + $2::bigint, j.deadline_at) END
-FROM unnest($3::bigint[], $4::bigint[]) AS h(id, token), now
-WHERE j.id = h.id AND j.lease_token = h.token AND j.status = 1 AND j.worker_id = $1::text
-  AND j.lease_until > now.ms
+FROM mine, now
+WHERE j.id = mine.id
 RETURNING j.id, j.cancel_requested;

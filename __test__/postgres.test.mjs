@@ -1,0 +1,139 @@
+// PostgreSQL through the public API: several processes on one database. Needs TASKITO_PG_URL
+// (`eval "$(scripts/pg-cluster.sh start)"`); skipped with a message without it, except in CI.
+import test from 'ava'
+import { spawn, spawnSync } from 'node:child_process'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Queue } from 'taskito'
+import { tempDir, until } from './helpers.mjs'
+
+const PG_URL = process.env.TASKITO_PG_URL
+const CI = process.env.CI === 'true' || process.env.CI === '1'
+const FIXTURES = fileURLToPath(new URL('./fixtures/', import.meta.url))
+
+const pgTest = PG_URL ? test.serial : test.skip
+if (!PG_URL) {
+  if (CI) {
+    test('PostgreSQL tests run in CI', (t) => {
+      t.fail('TASKITO_PG_URL is unset in CI: start a server with `eval "$(scripts/pg-cluster.sh start)"`')
+    })
+  } else {
+    console.log('SKIPPED: PostgreSQL tests (TASKITO_PG_URL is unset; run `eval "$(scripts/pg-cluster.sh start)"` to run them)')
+  }
+}
+
+let n = 0
+/** A fresh schema for one test, dropped afterwards when psql is at hand (the server is a
+ * throw-away one otherwise). */
+function freshSchema(t) {
+  const schema = `node_${process.pid}_${Date.now() % 1_000_000}_${n++}`
+  t.teardown(() => {
+    spawnSync('psql', [PG_URL, '-qXc', `DROP SCHEMA IF EXISTS "${schema}" CASCADE`], { stdio: 'ignore' })
+  })
+  return schema
+}
+
+function openQueue(t, schema) {
+  const queue = new Queue({ url: PG_URL, schema })
+  t.teardown(() => queue.close())
+  return queue
+}
+
+function startProcess(t, fixture, args, env = {}) {
+  const child = spawn(process.execPath, [join(FIXTURES, fixture), ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  t.teardown(() => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL'))
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  const said = (word) => until(() => out.split('\n').includes(word), { timeout: 30_000, what: `${fixture} to say ${word}` })
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })))
+  return { child, said, exited }
+}
+
+function executions(log) {
+  let text = ''
+  try {
+    text = readFileSync(log, 'utf8')
+  } catch {
+    return []
+  }
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.split(' ').map(Number))
+}
+
+pgTest('3 worker processes and a producer process: 10,000 jobs, one worker killed -9 midway, every job complete once', async (t) => {
+  t.timeout(180_000)
+  const N = 10_000
+  const schema = freshSchema(t)
+  const log = join(tempDir(t), 'count.log')
+  writeFileSync(log, '')
+  const watcher = openQueue(t, schema) // creates the schema before the processes race for it
+  const workers = [0, 1, 2].map(() => startProcess(t, 'pg-worker.mjs', [PG_URL, schema, '1000'], { COUNT_LOG: log }))
+  await Promise.all(workers.map((w) => w.said('ready')))
+  const producer = startProcess(t, 'pg-producer.mjs', [PG_URL, schema, String(N)])
+
+  // Kill one worker once a third of the jobs ran.
+  await until(() => executions(log).length >= N / 3, { timeout: 120_000, what: 'a third of the jobs to run' })
+  const victim = workers[0].child
+  victim.kill('SIGKILL')
+  await workers[0].exited
+  await producer.said('done')
+
+  await until(async () => (await watcher.stats()).completed === N, { timeout: 120_000, everyMs: 200, what: `${N} completed jobs` })
+  const stats = await watcher.stats()
+  t.deepEqual(stats, { pending: 0, running: 0, completed: N, failed: 0, dead: 0, cancelled: 0 })
+
+  const runs = executions(log)
+  const byArg = new Map()
+  for (const [arg, pid] of runs) byArg.set(arg, [...(byArg.get(arg) ?? []), pid])
+  t.is(byArg.size, N, 'every job ran')
+  // Only jobs in flight on the killed worker may have run twice: running in its 8 slots, or run
+  // with their settle not yet committed (a slot frees when the handler ends, before the settle).
+  const repeated = [...byArg.entries()].filter(([, pids]) => pids.length > 1)
+  t.true(repeated.length < 100, `${repeated.length} jobs ran more than once`)
+  for (const [arg, pids] of repeated) {
+    t.is(pids.length, 2, `job ${arg} ran ${pids.length} times`)
+    t.is(pids[0], victim.pid, `job ${arg} repeated though its first run was not on the killed worker`)
+  }
+  t.log(`${runs.length} executions for ${N} jobs; ${repeated.length} repeated after the kill`)
+  for (const w of workers.slice(1)) w.child.kill('SIGTERM')
+  await Promise.all(workers.slice(1).map((w) => w.exited))
+})
+
+pgTest('two schemas in one database are independent', async (t) => {
+  const a = openQueue(t, freshSchema(t))
+  const b = openQueue(t, freshSchema(t))
+  const ran = []
+  const whereA = a.task('where', async () => ran.push('a'))
+  b.task('where', async () => ran.push('b'))
+  const jobA = await whereA.delay()
+  await b.enqueueMany([{ task: 'where', args: [] }, { task: 'where', args: [] }])
+  t.like(await a.stats(), { pending: 1 })
+  t.like(await b.stats(), { pending: 2 })
+  const worker = b.worker({ concurrency: 4 })
+  await worker.start()
+  await until(async () => (await b.stats()).completed === 2, { what: 'b drained' })
+  await worker.close()
+  t.deepEqual(ran, ['b', 'b'])
+  t.is(await jobA.status(), 'pending')
+  t.like(await a.stats(), { pending: 1, completed: 0 })
+})
+
+pgTest('a job enqueued by another process starts at once (NOTIFY) and its result comes back', async (t) => {
+  const schema = freshSchema(t)
+  const producer = openQueue(t, schema)
+  const consumer = openQueue(t, schema)
+  const add = producer.task('add', async (x, y) => x + y)
+  consumer.task('add', async (x, y) => x + y)
+  const worker = consumer.worker({ concurrency: 2 })
+  await worker.start()
+  t.teardown(() => worker.close())
+  const job = await add.delay(20, 22)
+  t.is(await job.result({ timeout: 10_000 }), 42)
+  t.is((await job.info()).status, 'complete')
+})
