@@ -162,7 +162,10 @@ export class Worker {
       return
     }
     if (job.timeoutMs !== null) {
-      attempt.timer = setTimeout(() => this.#timedOut(attempt), job.timeoutMs)
+      // The deadline counts from the claim (the core's startedAt), as the reaper's does; clamped
+      // so that a database clock ahead of ours (PostgreSQL) cannot stretch it.
+      const elapsed = Math.min(job.timeoutMs, Math.max(0, Date.now() - job.startedAt))
+      attempt.timer = setTimeout(() => this.#timedOut(attempt), job.timeoutMs - elapsed)
     }
     const context = contextFor(state)
     let out: unknown
