@@ -756,3 +756,23 @@ async fn a_lock_longer_than_the_lease_does_not_cost_a_live_worker_its_attempt() 
     );
     s.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn waits_of_any_length_are_accepted() {
+    let dir = TempDir::new().unwrap();
+    let s = store(&dir).await;
+    assert!(s.wait_job(123, u64::MAX).await.unwrap().is_none());
+    let waiter = {
+        let s = s.clone();
+        tokio::spawn(async move { s.claim(req(1, u64::MAX)).await.unwrap() })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let mut j = job("t");
+    j.delay_ms = Some(i64::MAX);
+    enqueue_one(&s, j).await;
+    // The waiting claim has seen the far-future job (it wakes on every enqueue) before wake().
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    s.wake();
+    assert!(waiter.await.unwrap().is_empty());
+    s.close().await.unwrap();
+}

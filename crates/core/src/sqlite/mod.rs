@@ -191,6 +191,13 @@ fn validate_page(limit: i64, offset: i64) -> Result<()> {
     Ok(())
 }
 
+/// Longest wait honoured: a larger one (even "forever") would overflow the clock arithmetic.
+const MAX_WAIT_MS: u64 = 30 * 24 * 3600 * 1000;
+
+fn deadline_after(ms: u64) -> Instant {
+    Instant::now() + Duration::from_millis(ms.min(MAX_WAIT_MS))
+}
+
 fn is_final(row: &JobRow) -> bool {
     StatusCode::from_i64(row.status).is_some_and(StatusCode::is_final)
 }
@@ -237,7 +244,7 @@ impl Store for SqliteStore {
         let lease_ms = self.engine.lease_ms(&self.ns, &req.worker_id) as i64;
         let worker_id: Arc<str> = req.worker_id.as_str().into();
 
-        let deadline = Instant::now() + Duration::from_millis(req.wait_ms);
+        let deadline = deadline_after(req.wait_ms);
         // Subscribe before the first attempt, so nothing committed after it is missed.
         let mut ready = self.engine.shared.ready.subscribe();
         let mut wake = self.wake.subscribe();
@@ -267,8 +274,8 @@ impl Store for SqliteStore {
             }
             let mut until = deadline;
             if let Some(t) = next_run_at {
-                let due_in = (t - crate::now_ms()).max(0) as u64;
-                until = until.min(now + Duration::from_millis(due_in));
+                let due_in = (t.saturating_sub(crate::now_ms())).max(0) as u64;
+                until = until.min(deadline_after(due_in));
             }
             let external_changed = async {
                 match external.as_mut() {
@@ -322,7 +329,7 @@ impl Store for SqliteStore {
 
     async fn wait_job(&self, id: i64, timeout_ms: u64) -> Result<Option<JobRow>> {
         self.check_open()?;
-        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        let deadline = deadline_after(timeout_ms);
         // Register before reading: a commit after the read fires the waiter.
         let (tx, mut rx) = oneshot::channel();
         self.engine

@@ -29,7 +29,7 @@ pub(crate) fn enqueue(
             }
         }
         let run_at = match (job.delay_ms, job.run_at) {
-            (Some(d), _) => now + d,
+            (Some(d), _) => now.saturating_add(d),
             (None, Some(t)) => t,
             (None, None) => now,
         };
@@ -87,8 +87,8 @@ pub(crate) fn claim(
     let earliest = jobs
         .iter()
         .map(|j| match j.timeout_ms {
-            Some(t) => (now + lease_ms).min(now + t),
-            None => now + lease_ms,
+            Some(t) => now.saturating_add(lease_ms.min(t)),
+            None => now.saturating_add(lease_ms),
         })
         .min();
     fx.lease_hint = earliest;
@@ -199,7 +199,7 @@ pub(crate) fn fail(
             info.backoff_max_ms,
             info.backoff_jitter,
         );
-        let run_at = now + wait;
+        let run_at = now.saturating_add(wait);
         queries::schedule_retry(conn, id, run_at, error)?;
         fx.ready = true;
         return Ok(SettleOutcome {
