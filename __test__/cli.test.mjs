@@ -6,14 +6,14 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Queue } from 'taskito'
-import { eachCore, makeQueue, tempDir } from './helpers.mjs'
+import { eachCore, makeQueue, tempDir, location, locationArgs, coreOf } from './helpers.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const cli = join(root, 'dist/esm/cli.js')
 const entry = pathToFileURL(join(root, 'dist/esm/index.js')).href
 
 function run(core, args, { cwd } = {}) {
-  const child = spawn(process.execPath, [cli, ...args], { cwd, env: { ...process.env, TASKITO_CORE: core }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(process.execPath, [cli, ...args], { cwd, env: { ...process.env, TASKITO_CORE: coreOf(core) }, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout.on('data', (d) => (stdout += d))
@@ -23,8 +23,8 @@ function run(core, args, { cwd } = {}) {
 
 /** A database with 2 complete jobs and 1 dead one. */
 async function seeded(t, core) {
-  const dbPath = join(tempDir(t), 'cli.db')
-  const queue = makeQueue(t, core, { dbPath })
+  const where = location(t, core)
+  const queue = makeQueue(t, core, where)
   const ok = queue.task('ok', (x) => x)
   const bad = queue.task('bad', () => {
     throw new TypeError('wrong type')
@@ -34,43 +34,43 @@ async function seeded(t, core) {
   const jobs = [await ok.delay(1), await ok.delay(2), await bad.delay('a')]
   await Promise.all(jobs.map((j) => j.result({ timeout: 10_000 }).catch(() => {})))
   await queue.close()
-  return { dbPath, jobs }
+  return { at: locationArgs(where), jobs }
 }
 
 eachCore('stats, jobs and dlq list print tables and --json', async (t, core) => {
-  const { dbPath, jobs } = await seeded(t, core)
-  const stats = await run(core, ['stats', '--db', dbPath, '--json'])
+  const { at, jobs } = await seeded(t, core)
+  const stats = await run(core, ['stats', ...at, '--json'])
   t.is(stats.code, 0, stats.stderr)
   t.deepEqual(JSON.parse(stats.stdout), { pending: 0, running: 0, completed: 2, failed: 0, dead: 1, cancelled: 0 })
-  const table = await run(core, ['stats', '--db', dbPath])
+  const table = await run(core, ['stats', ...at])
   t.regex(table.stdout, /pending\s+running\s+completed/)
   t.regex(table.stdout, /^0\s+0\s+2\s+0\s+1\s+0$/m)
 
-  const dead = await run(core, ['jobs', '--status', 'dead', '--db', dbPath, '--json'])
+  const dead = await run(core, ['jobs', '--status', 'dead', ...at, '--json'])
   t.is(dead.code, 0, dead.stderr)
   const deadJobs = JSON.parse(dead.stdout)
   t.is(deadJobs.length, 1)
   t.like(deadJobs[0], { id: jobs[2].id, taskName: 'bad', status: 'dead' })
-  const byTask = JSON.parse((await run(core, ['jobs', '--task', 'ok', '--db', dbPath, '--json'])).stdout)
+  const byTask = JSON.parse((await run(core, ['jobs', '--task', 'ok', ...at, '--json'])).stdout)
   t.deepEqual(byTask.map((j) => j.id).sort(), [jobs[0].id, jobs[1].id].sort())
-  t.regex((await run(core, ['jobs', '--db', dbPath])).stdout, /taskName\s+queue\s+status/)
+  t.regex((await run(core, ['jobs', ...at])).stdout, /taskName\s+queue\s+status/)
 
-  const dlq = await run(core, ['dlq', 'list', '--db', dbPath, '--json'])
+  const dlq = await run(core, ['dlq', 'list', ...at, '--json'])
   const letters = JSON.parse(dlq.stdout)
   t.is(letters.length, 1)
   t.like(letters[0], { jobId: jobs[2].id, taskName: 'bad', error: 'TypeError: wrong type', retryCount: 0 })
-  t.regex((await run(core, ['dlq', 'list', '--db', dbPath])).stdout, /TypeError: wrong type/)
+  t.regex((await run(core, ['dlq', 'list', ...at])).stdout, /TypeError: wrong type/)
 })
 
 eachCore('dlq replay makes a new job; replaying again returns the same one', async (t, core) => {
-  const { dbPath } = await seeded(t, core)
-  const [letter] = JSON.parse((await run(core, ['dlq', 'list', '--db', dbPath, '--json'])).stdout)
-  const first = await run(core, ['dlq', 'replay', letter.id, '--db', dbPath, '--json'])
+  const { at } = await seeded(t, core)
+  const [letter] = JSON.parse((await run(core, ['dlq', 'list', ...at, '--json'])).stdout)
+  const first = await run(core, ['dlq', 'replay', letter.id, ...at, '--json'])
   t.is(first.code, 0, first.stderr)
-  const second = await run(core, ['dlq', 'replay', letter.id, '--db', dbPath])
+  const second = await run(core, ['dlq', 'replay', letter.id, ...at])
   t.regex(second.stdout, new RegExp(`as job ${JSON.parse(first.stdout).jobId}$`, 'm'))
-  t.is(JSON.parse((await run(core, ['stats', '--db', dbPath, '--json'])).stdout).pending, 1)
-  const missing = await run(core, ['dlq', 'replay', '99999', '--db', dbPath])
+  t.is(JSON.parse((await run(core, ['stats', ...at, '--json'])).stdout).pending, 1)
+  const missing = await run(core, ['dlq', 'replay', '99999', ...at])
   t.is(missing.code, 1)
   t.regex(missing.stderr, /\[JOB_NOT_FOUND\]/)
 })
@@ -90,16 +90,16 @@ eachCore('a bad --db exits non-zero with a one-line reason and creates nothing',
   t.deepEqual(readFileSync(notes), before)
   const usage = await run(core, ['frobnicate', '--db', notes])
   t.is(usage.code, 2)
-})
+}, { sqliteOnly: true })
 
 eachCore('worker --app runs jobs and shuts down gracefully on SIGTERM', async (t, core) => {
   const dir = tempDir(t)
-  const dbPath = join(dir, 'app.db')
+  const where = location(t, core)
   const app = join(dir, 'tasks.mjs')
   writeFileSync(
     app,
     `import { Queue } from ${JSON.stringify(entry)}
-export const queue = new Queue({ dbPath: ${JSON.stringify(dbPath)} })
+export const queue = new Queue(${JSON.stringify(where)})
 queue.task('slow', async (i) => {
   console.log('started ' + i)
   await new Promise((r) => setTimeout(r, 300))
@@ -107,11 +107,11 @@ queue.task('slow', async (i) => {
 })
 `,
   )
-  const producer = new Queue({ dbPath, core })
+  const producer = new Queue({ ...where, core: coreOf(core) })
   t.teardown(() => producer.close())
   const jobs = await producer.enqueueMany(Array.from({ length: 6 }, (_, i) => ({ task: 'slow', args: [i] })))
   const child = spawn(process.execPath, [cli, 'worker', '--app', app, '--concurrency', '2'], {
-    env: { ...process.env, TASKITO_CORE: core },
+    env: { ...process.env, TASKITO_CORE: coreOf(core) },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   t.teardown(() => child.exitCode === null && child.kill('SIGKILL'))

@@ -1,13 +1,26 @@
-// Shared by the behaviour suite: every test runs once per core (one source of tests).
+// Shared by the behaviour suite: every test runs once per variant — the native core and the JS core
+// on SQLite, and the native core on PostgreSQL when TASKITO_PG_URL is set — from one source of tests.
 import test from 'ava'
+import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { once } from 'node:events'
 import { Queue } from 'taskito'
 
-/** Cores under test: TASKITO_TEST_CORES=native,js (default both). */
-export const cores = (process.env.TASKITO_TEST_CORES ?? 'native,js').split(',').map((c) => c.trim()).filter(Boolean)
+export const PG_URL = process.env.TASKITO_PG_URL
+const CI = process.env.CI === 'true' || process.env.CI === '1'
+
+/** Variants under test: TASKITO_TEST_CORES=native,js,pg (default: all that can run here). */
+export const cores = (process.env.TASKITO_TEST_CORES ?? (PG_URL ? 'native,js,pg' : 'native,js'))
+  .split(',')
+  .map((c) => c.trim())
+  .filter((c) => c && (c !== 'pg' || PG_URL))
+if (!PG_URL && CI) {
+  test('the behaviour suite runs against PostgreSQL in CI', (t) => t.fail('TASKITO_PG_URL is unset in CI'))
+}
+
+/** The `core` option of a variant: PostgreSQL runs on the native core. */
+export const coreOf = (variant) => (variant === 'pg' ? 'native' : variant)
 
 /** A fresh temp folder, removed after the test. */
 export function tempDir(t) {
@@ -16,18 +29,34 @@ export function tempDir(t) {
   return dir
 }
 
-/** A queue on a fresh SQLite file with the given core, closed after the test. */
-export function makeQueue(t, core, options = {}) {
-  const dbPath = options.dbPath ?? join(tempDir(t), 'tasks.db')
-  const queue = new Queue({ dbPath, core, ...options })
+let schemas = 0
+/** Where one test keeps its jobs: a fresh SQLite file, or a fresh PostgreSQL schema (dropped after). */
+export function location(t, variant, file = 'tasks.db') {
+  if (variant !== 'pg') return { dbPath: join(tempDir(t), file) }
+  const schema = `test_${process.pid}_${Date.now() % 100_000}_${schemas++}`
+  t.teardown(() => {
+    spawnSync('psql', [PG_URL, '-qXc', `DROP SCHEMA IF EXISTS "${schema}" CASCADE`], { stdio: 'ignore' })
+  })
+  return { url: PG_URL, schema }
+}
+
+/** The CLI flags that point at a location. */
+export const locationArgs = (loc) => (loc.url ? ['--url', loc.url, '--schema', loc.schema] : ['--db', loc.dbPath])
+
+/** A queue of this variant, on `options`' location or a fresh one, closed after the test. */
+export function makeQueue(t, variant, options = {}) {
+  const where = options.dbPath || options.url ? {} : location(t, variant)
+  const queue = new Queue({ core: coreOf(variant), ...where, ...options })
   t.teardown(() => queue.close())
   return queue
 }
 
-/** Registers `title` once per core: `[native] title`, `[js] title`. */
-export function eachCore(title, fn, { serial = false } = {}) {
-  for (const core of cores) {
-    ;(serial ? test.serial : test)(`[${core}] ${title}`, (t) => fn(t, core))
+/** Registers `title` once per variant: `[native] title`, `[js] title`, `[pg] title`.
+ * sqliteOnly: the test is about the SQLite file itself. */
+export function eachCore(title, fn, { serial = false, sqliteOnly = false } = {}) {
+  for (const variant of cores) {
+    if (sqliteOnly && variant === 'pg') continue
+    ;(serial ? test.serial : test)(`[${variant}] ${title}`, (t) => fn(t, variant))
   }
 }
 
@@ -42,8 +71,8 @@ export function deferred() {
   return { promise, resolve, reject }
 }
 
-/** Waits until `predicate()` (sync or async) is true, checking on each tick of `everyMs`;
- * for conditions another process creates, where there is no event to await here. */
+/** Waits until `predicate()` (sync or async) is true, checking every `everyMs`: only for effects
+ * of background work or of another process, where there is no event to await here. */
 export async function until(predicate, { timeout = 15_000, everyMs = 20, what = 'condition' } = {}) {
   const end = Date.now() + timeout
   for (;;) {
@@ -52,6 +81,3 @@ export async function until(predicate, { timeout = 15_000, everyMs = 20, what = 
     await new Promise((r) => setTimeout(r, everyMs))
   }
 }
-
-/** Spawns `node fixtures/<name>` with args; resolves { code, signal, stdout, stderr } at exit. */
-export { once }

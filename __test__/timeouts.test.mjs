@@ -12,7 +12,7 @@ import {
   TaskCancelledError,
   TaskTimeoutError,
 } from 'taskito'
-import { eachCore, makeQueue, tempDir, deferred } from './helpers.mjs'
+import { eachCore, makeQueue, tempDir, deferred, location, coreOf } from './helpers.mjs'
 
 const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url))
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -39,8 +39,8 @@ function startProcess(t, script, args, env = {}, line = 'ready') {
 }
 
 eachCore('hard timeout: the attempt is failed promptly, its signal aborted, its late return discarded', async (t, core) => {
-  const dbPath = join(tempDir(t), 'timeout.db')
-  const queue = makeQueue(t, core, { dbPath })
+  const where = location(t, core)
+  const queue = makeQueue(t, core, where)
   const finished = deferred()
   let signal
   const slow = queue.task('slow', async () => {
@@ -64,7 +64,7 @@ eachCore('hard timeout: the attempt is failed promptly, its signal aborted, its 
   t.true(signal.reason instanceof TaskTimeoutError)
   await finished.promise
   await queue.close() // drains: anything the late return queued would be settled by now
-  const again = makeQueue(t, core, { dbPath })
+  const again = makeQueue(t, core, where)
   const reread = await again.getJob(job.id)
   t.is(await reread.status(), 'dead')
   t.is((await reread.errors()).length, 1)
@@ -72,8 +72,8 @@ eachCore('hard timeout: the attempt is failed promptly, its signal aborted, its 
 }, { serial: true })
 
 eachCore('a late return after a hard timeout is never recorded, even with retries left', async (t, core) => {
-  const dbPath = join(tempDir(t), 'late.db')
-  const queue = makeQueue(t, core, { dbPath })
+  const where = location(t, core)
+  const queue = makeQueue(t, core, where)
   let attempts = 0
   const lateDone = deferred()
   const slow = queue.task('slow', async () => {
@@ -89,7 +89,7 @@ eachCore('a late return after a hard timeout is never recorded, even with retrie
   t.is(await job.result({ timeout: 10_000 }), 'second')
   await lateDone.promise
   await queue.close()
-  const again = makeQueue(t, core, { dbPath })
+  const again = makeQueue(t, core, where)
   const reread = await again.getJob(job.id)
   t.is(await reread.result({ timeout: 1000 }), 'second', 'the first attempt\'s late return did not overwrite')
   t.is(attempts, 2)
@@ -189,8 +189,8 @@ eachCore('a task that ignores cancel runs to completion and its result stands', 
 })
 
 eachCore('cancel from a second process reaches the running task', async (t, core) => {
-  const dbPath = join(tempDir(t), 'cancel.db')
-  const queue = makeQueue(t, core, { dbPath })
+  const where = location(t, core)
+  const queue = makeQueue(t, core, where)
   const started = deferred()
   let signal
   const long = queue.task('long', async () => {
@@ -202,7 +202,7 @@ eachCore('cancel from a second process reaches the running task', async (t, core
   await queue.worker().start()
   const job = await long.delay()
   await started.promise
-  const canceller = startProcess(t, 'cancel.mjs', [dbPath, core, job.id], {}, null)
+  const canceller = startProcess(t, 'cancel.mjs', [JSON.stringify(where), coreOf(core), job.id], {}, null)
   const [code] = await canceller.exited
   t.is(code, 0)
   await t.throwsAsync(job.result({ timeout: 10_000 }), { instanceOf: TaskCancelledError })
@@ -210,14 +210,13 @@ eachCore('cancel from a second process reaches the running task', async (t, core
 })
 
 eachCore('two worker processes on one file never run a job twice', async (t, core) => {
-  const dir = tempDir(t)
-  const dbPath = join(dir, 'two.db')
-  const log = join(dir, 'count.log')
+  const log = join(tempDir(t), 'count.log')
   writeFileSync(log, '')
-  const queue = makeQueue(t, core, { dbPath })
+  const where = location(t, core)
+  const queue = makeQueue(t, core, where)
   const jobs = await queue.enqueueMany(Array.from({ length: 3000 }, (_, i) => ({ task: 'count', args: [i] })))
-  const a = startProcess(t, 'worker.mjs', [dbPath, core], { COUNT_LOG: log })
-  const b = startProcess(t, 'worker.mjs', [dbPath, core], { COUNT_LOG: log })
+  const a = startProcess(t, 'worker.mjs', [JSON.stringify(where), coreOf(core)], { COUNT_LOG: log })
+  const b = startProcess(t, 'worker.mjs', [JSON.stringify(where), coreOf(core)], { COUNT_LOG: log })
   await Promise.all([a.ready, b.ready])
   await Promise.all(jobs.map((j) => j.result({ timeout: 60_000 })))
   const lines = readFileSync(log, 'utf8').trim().split('\n')
@@ -229,16 +228,16 @@ eachCore('two worker processes on one file never run a job twice', async (t, cor
 })
 
 eachCore('kill -9 of a worker mid-job (no timeout): a new worker process finishes it', async (t, core) => {
-  const dbPath = join(tempDir(t), 'crash.db')
-  const queue = makeQueue(t, core, { dbPath })
+  const where = location(t, core)
+  const queue = makeQueue(t, core, where)
   const [job] = await queue.enqueueMany([{ task: 'maybe-hang', options: { retryBackoff: { base: 1, jitter: false } } }])
-  const doomed = startProcess(t, 'worker.mjs', [dbPath, core, '800'], { HANG: '1' })
+  const doomed = startProcess(t, 'worker.mjs', [JSON.stringify(where), coreOf(core), '800'], { HANG: '1' })
   await doomed.waitFor('started')
   t.is(await job.status(), 'running')
   doomed.child.kill('SIGKILL')
   await doomed.exited
   const killedAt = Date.now()
-  const rescuer = startProcess(t, 'worker.mjs', [dbPath, core, '800'])
+  const rescuer = startProcess(t, 'worker.mjs', [JSON.stringify(where), coreOf(core), '800'])
   await rescuer.ready
   const value = await job.result({ timeout: 15_000 })
   t.log(`recovered ${Date.now() - killedAt} ms after the kill`)
@@ -249,12 +248,12 @@ eachCore('kill -9 of a worker mid-job (no timeout): a new worker process finishe
 })
 
 eachCore('a job that kills its worker every time ends dead after maxRetries', async (t, core) => {
-  const dbPath = join(tempDir(t), 'suicide.db')
-  const queue = makeQueue(t, core, { dbPath })
+  const where = location(t, core)
+  const queue = makeQueue(t, core, where)
   const [job] = await queue.enqueueMany([{ task: 'suicide', options: { maxRetries: 2, retryBackoff: { base: 1, jitter: false } } }])
   let spawned = 0
   while ((await job.status()) !== 'dead' && spawned < 8) {
-    const w = startProcess(t, 'worker.mjs', [dbPath, core, '500'], {}, null)
+    const w = startProcess(t, 'worker.mjs', [JSON.stringify(where), coreOf(core), '500'], {}, null)
     spawned++
     await w.exited // it dies running the job; this process's core reaps the lost lease
     const info = await job.info()
@@ -296,4 +295,4 @@ eachCore('an external write lock delays work but loses nothing; past the busy ti
   t.regex(err.message, /busy ?timeout/i)
   await holder2.waitFor('released')
   t.like(await short.stats(), { completed: 50, pending: 0, running: 0 })
-}, { serial: true }) // the JS core waits for a lock synchronously: keep other tests' clocks out of it
+}, { serial: true, sqliteOnly: true }) // serial: keep other tests' clocks out of a held lock

@@ -2,7 +2,7 @@
  * The `taskito` command: run a worker for an app module, or inspect a database.
  *   taskito worker --app ./tasks.js [--concurrency N] [--queues a,b]
  *   taskito stats | jobs [--status dead] [--task NAME] | dlq list | dlq replay <id>
- * Every command takes --db PATH or --url URL (and --name NS); --json prints machine output.
+ * Every command takes --db PATH or --url URL [--schema S] (and --name NS); --json prints machine output.
  * On error: one line on stderr naming the reason, exit code 1 (2 for usage errors).
  */
 import { existsSync } from 'node:fs'
@@ -15,7 +15,7 @@ import { Queue } from './queue.js'
 
 const usage = `usage:
   taskito worker --app ./tasks.js [--concurrency N] [--queues a,b] [--lease-ms N]
-  taskito stats                       [--db PATH | --url URL] [--name NS] [--json]
+  taskito stats                       [--db PATH | --url URL [--schema S]] [--name NS] [--json]
   taskito jobs [--status S] [--task T] [--limit N] [--offset N] [same options]
   taskito dlq list [--limit N] [--offset N]   [same options]
   taskito dlq replay <dead-letter id>         [same options]`
@@ -52,8 +52,10 @@ async function loadApp(path: string): Promise<Queue> {
   return queue as Queue
 }
 
-function openQueue(values: { db?: string; url?: string; name?: string }): Queue {
-  if (values.url !== undefined) return new Queue({ url: values.url, ...(values.name ? { name: values.name } : {}) })
+function openQueue(values: { db?: string; url?: string; schema?: string; name?: string }): Queue {
+  if (values.url !== undefined) {
+    return new Queue({ url: values.url, ...(values.schema ? { schema: values.schema } : {}), ...(values.name ? { name: values.name } : {}) })
+  }
   const dbPath = values.db ?? 'taskito.db'
   // Inspection never creates a database: a typo in --db must not leave an empty file behind.
   if (!existsSync(dbPath)) throw new UsageError(`--db ${dbPath}: no such file (give the path of an existing taskito database)`)
@@ -98,6 +100,7 @@ export async function main(argv: string[]): Promise<number> {
       options: {
         db: { type: 'string' },
         url: { type: 'string' },
+        schema: { type: 'string' },
         name: { type: 'string' },
         json: { type: 'boolean', default: false },
         app: { type: 'string' },
