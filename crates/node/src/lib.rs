@@ -4,6 +4,9 @@
 //! Job ids cross as decimal strings (`src/core/types.ts`); an id that does not parse is an id the
 //! core never issued, so it is `JOB_NOT_FOUND`.
 
+mod direct;
+
+use std::future::Future;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::*;
@@ -361,6 +364,8 @@ fn to_json<T: serde::Serialize>(v: &T) -> core::Result<String> {
 #[napi]
 pub struct NativeCore {
     store: Arc<dyn core::Store>,
+    /// SQLite: the batch calls skip the tokio hop (see `direct.rs`).
+    direct: bool,
 }
 
 #[napi]
@@ -375,6 +380,7 @@ impl NativeCore {
             },
             None => None,
         };
+        let direct = opts.db_path.is_some() && opts.url.is_none();
         let r = core::open(core::OpenOptions {
             db_path: opts.db_path,
             url: opts.url,
@@ -383,7 +389,7 @@ impl NativeCore {
             busy_timeout_ms: busy,
         })
         .await;
-        coded(r, |store| NativeCore { store })
+        coded(r, |store| NativeCore { store, direct })
     }
 
     #[napi(ts_return_type = "Promise<Enqueued[]>")]
@@ -403,28 +409,47 @@ impl NativeCore {
 
     /// `enqueue` with a JSON array of NewJob in and a JSON array of Enqueued out.
     #[napi(ts_return_type = "Promise<string>")]
-    pub async fn enqueue_json(&self, jobs: String) -> Result<Coded<String>> {
-        let r = match from_json("enqueue", &jobs) {
-            Ok(jobs) => self.enqueue_impl(jobs).await,
-            Err(e) => Err(e),
-        };
-        Ok(Coded(r.and_then(|v| to_json(&v))))
+    pub fn enqueue_json<'env>(&self, env: &'env Env, jobs: String) -> Result<Object<'env>> {
+        let store = self.store.clone();
+        self.promise(
+            env,
+            async move {
+                let jobs: Vec<NewJob> = from_json("enqueue", &jobs)?;
+                let out = store
+                    .enqueue(jobs.into_iter().map(new_job).collect())
+                    .await?;
+                Ok(out)
+            },
+            |out| to_json(&out.into_iter().map(enqueued).collect::<Vec<_>>()),
+        )
     }
 
     /// `claim` with a JSON array of ClaimedJob out.
     #[napi(ts_return_type = "Promise<string>")]
-    pub async fn claim_json(&self, req: ClaimRequest) -> Result<Coded<String>> {
-        Ok(Coded(self.claim_impl(req).await.and_then(|v| to_json(&v))))
+    pub fn claim_json<'env>(&self, env: &'env Env, req: ClaimRequest) -> Result<Object<'env>> {
+        let store = self.store.clone();
+        let req = claim_request(req);
+        self.promise(env, async move { store.claim(req?).await }, |out| {
+            to_json(&out.into_iter().map(claimed).collect::<Vec<_>>())
+        })
     }
 
     /// `settle` with a JSON array of Settle in and a JSON array of SettleOutcome out.
     #[napi(ts_return_type = "Promise<string>")]
-    pub async fn settle_json(&self, settles: String) -> Result<Coded<String>> {
-        let r = match from_json("settle", &settles) {
-            Ok(settles) => self.settle_impl(settles).await,
-            Err(e) => Err(e),
-        };
-        Ok(Coded(r.and_then(|v| to_json(&v))))
+    pub fn settle_json<'env>(&self, env: &'env Env, settles: String) -> Result<Object<'env>> {
+        let store = self.store.clone();
+        self.promise(
+            env,
+            async move {
+                let settles: Vec<Settle> = from_json("settle", &settles)?;
+                let settles = settles
+                    .into_iter()
+                    .map(settle)
+                    .collect::<core::Result<Vec<_>>>()?;
+                store.settle(settles).await
+            },
+            |out| to_json(&out.into_iter().map(outcome).collect::<Vec<_>>()),
+        )
     }
 
     #[napi(ts_return_type = "Promise<void>")]
@@ -615,5 +640,29 @@ impl NativeCore {
             .collect::<core::Result<Vec<_>>>()?;
         let out = self.store.settle(settles).await?;
         Ok(out.into_iter().map(outcome).collect())
+    }
+}
+
+impl NativeCore {
+    /// A promise of `fut`'s result, converted by `convert` on the JS thread when it resolves.
+    fn promise<'env, T, U, F, C>(&self, env: &'env Env, fut: F, convert: C) -> Result<Object<'env>>
+    where
+        T: Send + 'static,
+        U: ToNapiValue + 'static,
+        F: Future<Output = core::Result<T>> + Send + 'static,
+        C: FnOnce(T) -> core::Result<U> + Send + 'static,
+    {
+        type Resolver<U> = Box<dyn FnOnce(Env) -> Result<Coded<U>>>;
+        let (deferred, promise) = env.create_deferred::<Coded<U>, Resolver<U>>()?;
+        let work = async move {
+            let r = fut.await;
+            deferred.resolve(Box::new(move |_env| Ok(Coded(r.and_then(convert)))));
+        };
+        if self.direct {
+            direct::Task::start(work);
+        } else {
+            napi::bindgen_prelude::spawn(work);
+        }
+        Ok(promise)
     }
 }
