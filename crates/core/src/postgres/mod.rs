@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Object, Pool, Transaction};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
@@ -73,6 +73,12 @@ const WAIT_POLL_MAX: Duration = Duration::from_millis(250);
 
 const CANCELLED_WAITING: &str = "TaskCancelledError: cancelled before it ran";
 
+/// An enqueue call waiting for the combiner (background.rs).
+pub(crate) struct EnqueueRequest {
+    pub(crate) jobs: Vec<NewJob>,
+    pub(crate) reply: oneshot::Sender<Result<Vec<Enqueued>>>,
+}
+
 /// A registered worker: its lease, the attempts it holds (id → token) for the heartbeat, and the
 /// cancel requests the heartbeat learned.
 struct WorkerState {
@@ -95,6 +101,8 @@ pub(crate) struct Inner {
     ready: Notify,
     /// A job may have become final (a settle, cancel or reap committed here).
     settled: Notify,
+    /// Enqueue calls without uniqueKeys, for the combiner.
+    enqueue_tx: mpsc::UnboundedSender<EnqueueRequest>,
     /// Pending announcements for the notifier: this namespace / every namespace.
     notify_ns: AtomicBool,
     notify_all: AtomicBool,
@@ -136,8 +144,10 @@ pub async fn open(url: &str, schema: Option<&str>, namespace: &str) -> Result<Pg
         })?;
         migrate::migrate(&mut client, &schema).await?;
     }
+    let (enqueue_tx, enqueue_rx) = mpsc::unbounded_channel();
     let inner = Arc::new(Inner {
         ns: namespace.to_string(),
+        enqueue_tx,
         channel: format!("taskito_{schema}"),
         schema,
         pool,
@@ -161,6 +171,9 @@ pub async fn open(url: &str, schema: Option<&str>, namespace: &str) -> Result<Pg
         inner.rt.spawn(background::reaper(inner.clone())),
         inner.rt.spawn(background::sweeper(inner.clone())),
         inner.rt.spawn(background::notifier(inner.clone())),
+        inner
+            .rt
+            .spawn(background::enqueuer(inner.clone(), enqueue_rx)),
     ];
     inner.tasks.lock().expect("tasks lock").extend(tasks);
     Ok(PgStore { inner })
@@ -338,6 +351,159 @@ impl Inner {
                 .then(a.id.cmp(&b.id))
         });
         Ok((jobs, None))
+    }
+
+    /// Enqueues now: one statement (a transaction when uniqueKeys are involved), retried on a
+    /// fresh connection when the connection fails; then announces the new jobs.
+    async fn enqueue_now(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
+        let inner = self;
+        inner.check_open()?;
+        let n = jobs.len() as i64;
+        let queue: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
+        let task: Vec<&str> = jobs.iter().map(|j| j.task_name.as_str()).collect();
+        let args: Vec<&str> = jobs.iter().map(|j| j.args.as_str()).collect();
+        let priority: Vec<i64> = jobs.iter().map(|j| j.priority).collect();
+        let run_at: Vec<Option<i64>> = jobs.iter().map(|j| j.run_at).collect();
+        let delay: Vec<Option<i64>> = jobs.iter().map(|j| j.delay_ms).collect();
+        let max_retries: Vec<i64> = jobs.iter().map(|j| j.max_retries).collect();
+        let timeout: Vec<Option<i64>> = jobs.iter().map(|j| j.timeout_ms).collect();
+        let soft: Vec<Option<i64>> = jobs.iter().map(|j| j.soft_timeout_ms).collect();
+        let ttl: Vec<Option<i64>> = jobs.iter().map(|j| j.result_ttl_ms).collect();
+        let base: Vec<i64> = jobs.iter().map(|j| j.backoff_base_ms).collect();
+        let max: Vec<i64> = jobs.iter().map(|j| j.backoff_max_ms).collect();
+        let jitter: Vec<bool> = jobs.iter().map(|j| j.backoff_jitter).collect();
+        let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.unique_key.as_deref()).collect();
+        let has_keys = keys.iter().any(|k| k.is_some());
+
+        let give_up = Instant::now() + ENQUEUE_RETRY_BUDGET;
+        let mut attempt = 0u32;
+        loop {
+            // Ok(Ok(result)) done; Ok(Err(())) the live holder of a key finished meanwhile: rerun.
+            let res: Result<std::result::Result<Vec<Enqueued>, ()>> = async {
+                let mut c = inner.client().await?;
+                let st = c.prepare_cached(sql::ENQUEUE_ALLOCATE_IDS).await?;
+                let mut ids: Vec<i64> = c
+                    .query(&st, &[&n])
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                ids.sort_unstable();
+                let params: [&(dyn ToSql + Sync); 16] = [
+                    &inner.ns,
+                    &ids,
+                    &queue,
+                    &task,
+                    &args,
+                    &priority,
+                    &run_at,
+                    &delay,
+                    &max_retries,
+                    &timeout,
+                    &soft,
+                    &ttl,
+                    &base,
+                    &max,
+                    &jitter,
+                    &keys,
+                ];
+                let all_created = || -> Vec<Enqueued> {
+                    ids.iter()
+                        .map(|&id| Enqueued { id, created: true })
+                        .collect()
+                };
+                if !has_keys {
+                    // One statement is atomic on its own and commits with one WAL flush.
+                    let st = c.prepare_cached(sql::ENQUEUE_INSERT).await?;
+                    return match c.query(&st, &params).await {
+                        Ok(_) => Ok(Ok(all_created())),
+                        Err(e) => match conn::from_pg(e) {
+                            e @ Error::Unavailable(_) if inner.landed(ids[0]).await? => {
+                                drop(e);
+                                Ok(Ok(all_created()))
+                            }
+                            e => Err(e),
+                        },
+                    };
+                }
+                let tx = c.transaction().await?;
+                let st = tx.prepare_cached(sql::ENQUEUE_INSERT).await?;
+                let inserted: HashSet<i64> = tx
+                    .query(&st, &params)
+                    .await?
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                let mut out: Vec<Enqueued> = ids
+                    .iter()
+                    .map(|&id| Enqueued {
+                        id,
+                        created: inserted.contains(&id),
+                    })
+                    .collect();
+                if inserted.len() < ids.len() {
+                    let missing: Vec<&str> = out
+                        .iter()
+                        .zip(&keys)
+                        .filter(|(e, _)| !e.created)
+                        .filter_map(|(_, k)| *k)
+                        .collect();
+                    let st = tx.prepare_cached(sql::ENQUEUE_FIND_LIVE_UNIQUE).await?;
+                    let live: HashMap<String, i64> = tx
+                        .query(&st, &[&inner.ns, &missing])
+                        .await?
+                        .iter()
+                        .map(|r| (r.get(0), r.get(1)))
+                        .collect();
+                    for (e, k) in out.iter_mut().zip(&keys) {
+                        if e.created {
+                            continue;
+                        }
+                        match k.and_then(|k| live.get(k)) {
+                            Some(&id) => e.id = id,
+                            None => return Ok(Err(())),
+                        }
+                    }
+                }
+                let probe = out.iter().find(|e| e.created).map(|e| e.id);
+                match tx.commit().await {
+                    Ok(()) => Ok(Ok(out)),
+                    Err(e) => match (conn::from_pg(e), probe) {
+                        // The COMMIT may have landed with its reply lost: the pre-allocated id
+                        // tells.
+                        (e @ Error::Unavailable(_), Some(probe)) if inner.landed(probe).await? => {
+                            drop(e);
+                            Ok(Ok(out))
+                        }
+                        (e, _) => Err(e),
+                    },
+                }
+            }
+            .await;
+            match res {
+                Ok(Ok(out)) => {
+                    if out.iter().any(|e| e.created) {
+                        inner.announce(false);
+                    }
+                    return Ok(out);
+                }
+                Ok(Err(())) if attempt < 5 => attempt += 1,
+                Ok(Err(())) => {
+                    return Err(Error::Queue(
+                        "enqueue: a uniqueKey kept changing hands while enqueueing; retry".into(),
+                    ))
+                }
+                Err(e)
+                    if retryable(&e)
+                        && Instant::now() < give_up
+                        && !inner.closed.load(Ordering::Acquire) =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(backoff_step(attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// After a lost reply: did the statement that inserted this pre-allocated id commit?
@@ -742,152 +908,16 @@ impl Store for PgStore {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let n = jobs.len() as i64;
-        let queue: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
-        let task: Vec<&str> = jobs.iter().map(|j| j.task_name.as_str()).collect();
-        let args: Vec<&str> = jobs.iter().map(|j| j.args.as_str()).collect();
-        let priority: Vec<i64> = jobs.iter().map(|j| j.priority).collect();
-        let run_at: Vec<Option<i64>> = jobs.iter().map(|j| j.run_at).collect();
-        let delay: Vec<Option<i64>> = jobs.iter().map(|j| j.delay_ms).collect();
-        let max_retries: Vec<i64> = jobs.iter().map(|j| j.max_retries).collect();
-        let timeout: Vec<Option<i64>> = jobs.iter().map(|j| j.timeout_ms).collect();
-        let soft: Vec<Option<i64>> = jobs.iter().map(|j| j.soft_timeout_ms).collect();
-        let ttl: Vec<Option<i64>> = jobs.iter().map(|j| j.result_ttl_ms).collect();
-        let base: Vec<i64> = jobs.iter().map(|j| j.backoff_base_ms).collect();
-        let max: Vec<i64> = jobs.iter().map(|j| j.backoff_max_ms).collect();
-        let jitter: Vec<bool> = jobs.iter().map(|j| j.backoff_jitter).collect();
-        let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.unique_key.as_deref()).collect();
-        let has_keys = keys.iter().any(|k| k.is_some());
-
-        let give_up = Instant::now() + ENQUEUE_RETRY_BUDGET;
-        let mut attempt = 0u32;
-        loop {
-            // Ok(Ok(result)) done; Ok(Err(())) the live holder of a key finished meanwhile: rerun.
-            let res: Result<std::result::Result<Vec<Enqueued>, ()>> = async {
-                let mut c = inner.client().await?;
-                let st = c.prepare_cached(sql::ENQUEUE_ALLOCATE_IDS).await?;
-                let mut ids: Vec<i64> = c
-                    .query(&st, &[&n])
-                    .await?
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect();
-                ids.sort_unstable();
-                let params: [&(dyn ToSql + Sync); 16] = [
-                    &inner.ns,
-                    &ids,
-                    &queue,
-                    &task,
-                    &args,
-                    &priority,
-                    &run_at,
-                    &delay,
-                    &max_retries,
-                    &timeout,
-                    &soft,
-                    &ttl,
-                    &base,
-                    &max,
-                    &jitter,
-                    &keys,
-                ];
-                let all_created = || -> Vec<Enqueued> {
-                    ids.iter()
-                        .map(|&id| Enqueued { id, created: true })
-                        .collect()
-                };
-                if !has_keys {
-                    // One statement is atomic on its own and commits with one WAL flush.
-                    let st = c.prepare_cached(sql::ENQUEUE_INSERT).await?;
-                    return match c.query(&st, &params).await {
-                        Ok(_) => Ok(Ok(all_created())),
-                        Err(e) => match conn::from_pg(e) {
-                            e @ Error::Unavailable(_) if inner.landed(ids[0]).await? => {
-                                drop(e);
-                                Ok(Ok(all_created()))
-                            }
-                            e => Err(e),
-                        },
-                    };
-                }
-                let tx = c.transaction().await?;
-                let st = tx.prepare_cached(sql::ENQUEUE_INSERT).await?;
-                let inserted: HashSet<i64> = tx
-                    .query(&st, &params)
-                    .await?
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect();
-                let mut out: Vec<Enqueued> = ids
-                    .iter()
-                    .map(|&id| Enqueued {
-                        id,
-                        created: inserted.contains(&id),
-                    })
-                    .collect();
-                if inserted.len() < ids.len() {
-                    let missing: Vec<&str> = out
-                        .iter()
-                        .zip(&keys)
-                        .filter(|(e, _)| !e.created)
-                        .filter_map(|(_, k)| *k)
-                        .collect();
-                    let st = tx.prepare_cached(sql::ENQUEUE_FIND_LIVE_UNIQUE).await?;
-                    let live: HashMap<String, i64> = tx
-                        .query(&st, &[&inner.ns, &missing])
-                        .await?
-                        .iter()
-                        .map(|r| (r.get(0), r.get(1)))
-                        .collect();
-                    for (e, k) in out.iter_mut().zip(&keys) {
-                        if e.created {
-                            continue;
-                        }
-                        match k.and_then(|k| live.get(k)) {
-                            Some(&id) => e.id = id,
-                            None => return Ok(Err(())),
-                        }
-                    }
-                }
-                let probe = out.iter().find(|e| e.created).map(|e| e.id);
-                match tx.commit().await {
-                    Ok(()) => Ok(Ok(out)),
-                    Err(e) => match (conn::from_pg(e), probe) {
-                        // The COMMIT may have landed with its reply lost: the pre-allocated id
-                        // tells.
-                        (e @ Error::Unavailable(_), Some(probe)) if inner.landed(probe).await? => {
-                            drop(e);
-                            Ok(Ok(out))
-                        }
-                        (e, _) => Err(e),
-                    },
-                }
-            }
-            .await;
-            match res {
-                Ok(Ok(out)) => {
-                    if out.iter().any(|e| e.created) {
-                        inner.announce(false);
-                    }
-                    return Ok(out);
-                }
-                Ok(Err(())) if attempt < 5 => attempt += 1,
-                Ok(Err(())) => {
-                    return Err(Error::Queue(
-                        "enqueue: a uniqueKey kept changing hands while enqueueing; retry".into(),
-                    ))
-                }
-                Err(e)
-                    if retryable(&e)
-                        && Instant::now() < give_up
-                        && !inner.closed.load(Ordering::Acquire) =>
-                {
-                    attempt += 1;
-                    tokio::time::sleep(backoff_step(attempt)).await;
-                }
-                Err(e) => return Err(e),
-            }
+        if jobs.iter().any(|j| j.unique_key.is_some()) {
+            return inner.enqueue_now(&jobs).await;
         }
+        // Without uniqueKeys, concurrent enqueues share one INSERT (and one WAL flush).
+        let (reply, answer) = oneshot::channel();
+        inner
+            .enqueue_tx
+            .send(EnqueueRequest { jobs, reply })
+            .map_err(|_| Error::Closed)?;
+        answer.await.map_err(|_| Error::Closed)?
     }
 
     async fn claim(&self, req: ClaimRequest) -> Result<Vec<ClaimedJob>> {
