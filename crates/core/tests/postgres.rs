@@ -757,6 +757,80 @@ async fn an_unreachable_server_is_db_unavailable_and_bad_options_are_invalid() {
     assert_eq!(e.code(), "INVALID_ARGUMENT");
 }
 
+/// The database goes away for a while (its role may not connect, its connections are
+/// terminated): a claim says DB_UNAVAILABLE, a settle made meanwhile waits it out and lands
+/// once the database is back, and the worker claims again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settle_waits_out_an_outage() {
+    let db = db_or_skip!();
+    let admin = db.admin().await;
+    let role = format!("r_{}", db.schema);
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE \"{role}\" LOGIN; \
+             DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO %I', current_database(), '{role}'); END $$;"
+        ))
+        .await
+        .unwrap();
+    // The same server, as that role.
+    let url = db.url();
+    let (head, tail) = url.split_once("://").unwrap();
+    let after_user = tail.split_once('@').map(|(_, rest)| rest).unwrap_or(tail);
+    let role_url = format!("{head}://{role}@{after_user}");
+    let s = Arc::new(
+        postgres::open(&role_url, Some(&db.schema), "test")
+            .await
+            .expect("open as the test role"),
+    );
+    let ids = s.enqueue(vec![job("a"), job("b")]).await.unwrap();
+    s.register_worker("w", 10_000).unwrap();
+    let a = s.claim(req("w", 1, 0)).await.unwrap().remove(0);
+
+    let outage = |on: bool| {
+        let sql = if on {
+            format!(
+                "ALTER ROLE \"{role}\" CONNECTION LIMIT 0; \
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"
+            )
+        } else {
+            format!("ALTER ROLE \"{role}\" CONNECTION LIMIT -1")
+        };
+        let admin = &admin;
+        async move { admin.batch_execute(&sql).await.unwrap() }
+    };
+    outage(true).await;
+    let e = s.claim(req("w", 1, 0)).await.unwrap_err();
+    assert_eq!(e.code(), "DB_UNAVAILABLE", "{e}");
+    let settling = {
+        let (s, a) = (s.clone(), a.clone());
+        tokio::spawn(async move { s.settle(vec![complete(&a, "\"done\"")]).await })
+    };
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !settling.is_finished(),
+        "the settle gave up during the outage"
+    );
+    outage(false).await;
+    let out = settling
+        .await
+        .unwrap()
+        .expect("the settle lands once the database is back");
+    assert_eq!(out[0].status, SettleStatus::Complete);
+    let row = s.get_job(a.id).await.unwrap().unwrap();
+    assert_eq!((row.status, row.result.as_deref()), (2, Some("\"done\"")));
+    let b = s.claim(req("w", 1, 5_000)).await.unwrap();
+    assert_eq!(b[0].id, ids.iter().find(|e| e.id != a.id).unwrap().id);
+
+    s.close().await.unwrap();
+    drop(s);
+    let _ = admin
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS \"{0}\" CASCADE; DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\"",
+            db.schema
+        ))
+        .await;
+}
+
 /// A busy worker settles batch after batch while its heartbeat renews the same rows: neither may
 /// wait on the other (they once deadlocked, stalling a second each time, and live workers lost
 /// their leases).

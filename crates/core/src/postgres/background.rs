@@ -92,6 +92,7 @@ pub(super) async fn notifier(inner: Arc<Inner>) {
             _ = inner.notifier.notified() => {}
             _ = shutdown.changed() => return,
         }
+        let mut failures = 0u32;
         loop {
             let all = inner.notify_all.swap(false, Ordering::AcqRel);
             let ns = inner.notify_ns.swap(false, Ordering::AcqRel);
@@ -99,9 +100,22 @@ pub(super) async fn notifier(inner: Arc<Inner>) {
                 break;
             }
             let payload = if all { "" } else { inner.ns.as_str() };
-            if notify(&inner, payload).await.is_err() {
-                // The database is away; listeners re-check everything when they reconnect.
-                break;
+            if notify(&inner, payload).await.is_ok() {
+                failures = 0;
+                continue;
+            }
+            // A dropped connection or the database away: keep the announcement and try again
+            // shortly (the pool replaces the connection); other processes poll meanwhile.
+            if all {
+                inner.notify_all.store(true, Ordering::Release);
+            } else {
+                inner.notify_ns.store(true, Ordering::Release);
+            }
+            failures += 1;
+            let pause = Duration::from_millis((25u64 << failures.min(5)).min(1000));
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => return,
             }
         }
     }
