@@ -5,6 +5,7 @@ use std::time::Duration;
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
+use tokio_postgres::config::SslMode;
 use tokio_postgres::{Config, NoTls};
 
 use crate::error::{Error, Result};
@@ -54,6 +55,13 @@ pub(crate) fn config(url: &str, schema: &str) -> Result<Config> {
             redact(url)
         ))
     })?;
+    if cfg.get_ssl_mode() == SslMode::Require {
+        return Err(Error::invalid(format!(
+            "url {} asks for sslmode=require, but this build of taskito speaks PostgreSQL without \
+             TLS: drop sslmode (or use prefer/disable), or reach the server through a TLS tunnel",
+            redact(url)
+        )));
+    }
     let search_path = format!("-c search_path={schema}");
     let options = match cfg.get_options() {
         Some(o) if !o.trim().is_empty() => format!("{o} {search_path}"),
@@ -219,6 +227,8 @@ mod tests {
         assert!(config("postgresql://u@localhost/db", "taskito").is_ok());
         let e = config("mysql://u@localhost/db", "taskito").unwrap_err();
         assert_eq!(e.code(), "INVALID_ARGUMENT");
+        let e = config("postgres://u@h/db?sslmode=require", "taskito").unwrap_err();
+        assert!(e.message().contains("TLS"), "{e}");
         let cfg = config(
             "postgres://u@h/db?options=-c%20statement_timeout%3D5000",
             "s1",
