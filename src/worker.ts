@@ -105,6 +105,9 @@ export class Worker {
       const free = this.#concurrency - this.#active.size
       if (free <= 0) {
         await new Promise<void>((resolve) => (this.#slotFreed = resolve))
+        // Let the attempts finishing in this same turn free their slots too: one claim for all of
+        // them instead of a round trip per slot.
+        await new Promise<void>((resolve) => setImmediate(resolve))
         continue
       }
       let jobs: ClaimedJob[]
