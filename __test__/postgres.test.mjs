@@ -89,6 +89,7 @@ pgTest('3 worker processes and a producer process: 10,000 jobs, one worker kille
   t.deepEqual(stats, { pending: 0, running: 0, completed: N, failed: 0, dead: 0, cancelled: 0 })
 
   const runs = executions(log)
+  t.true(runs.some(([, pid]) => pid === victim.pid), 'the killed worker had been working')
   const byArg = new Map()
   for (const [arg, pid] of runs) byArg.set(arg, [...(byArg.get(arg) ?? []), pid])
   t.is(byArg.size, N, 'every job ran')
