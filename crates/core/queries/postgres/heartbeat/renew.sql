@@ -13,12 +13,16 @@ WITH now AS MATERIALIZED (
     SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms,
            set_config('synchronous_commit', 'off', true) AS async_commit
 ),
+-- One primary-key lookup per held attempt (a plain join against unnest once got a nested loop
+-- over the whole table: minutes, with every held row locked meanwhile).
 mine AS MATERIALIZED (
-    SELECT j.id FROM jobs AS j
-    JOIN unnest($3::bigint[], $4::bigint[]) AS h(id, token)
-      ON j.id = h.id AND j.lease_token = h.token
-    WHERE j.status = 1 AND j.worker_id = $1::text AND j.lease_until > (SELECT ms FROM now)
-    FOR UPDATE OF j SKIP LOCKED
+    SELECT j.id FROM unnest($3::bigint[], $4::bigint[]) AS h(id, token)
+    CROSS JOIN LATERAL (
+        SELECT id FROM jobs
+        WHERE id = h.id AND lease_token = h.token AND status = 1 AND worker_id = $1::text
+          AND lease_until > (SELECT ms FROM now)
+        FOR UPDATE SKIP LOCKED
+    ) AS j
 )
 UPDATE jobs AS j
 SET lease_until = CASE WHEN j.deadline_at IS NULL THEN now.ms + $2::bigint
