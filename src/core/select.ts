@@ -34,7 +34,7 @@ function binaryMissing(cause: unknown): QueueError {
 }
 
 function requestedKind(option: string | undefined): CoreKind | 'auto' {
-  const value = option ?? process.env.TASKITO_CORE ?? 'auto'
+  const value = option ?? (process.env.TASKITO_CORE || 'auto')
   if (value === 'native' || value === 'js' || value === 'auto') return value
   throw invalidArgument(`core must be 'native' or 'js', got ${JSON.stringify(value)} (from ${option === undefined ? 'TASKITO_CORE' : 'the core option'})`)
 }
