@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url'
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const ROOT = path.resolve(HERE, '..')
 const SELF = fileURLToPath(import.meta.url)
-const CHILD_TIMEOUT_MS = 10 * 60_000
+const CHILD_TIMEOUT_MS = 5 * 60_000
 
 // Counts: [full, --quick].
 const PLAN = [
@@ -82,6 +82,8 @@ function report(msg, done) {
 }
 
 async function child(spec) {
+  // The measuring parent is gone (killed, timed out): stop, and so take our worker processes along.
+  process.on('disconnect', () => process.exit(1))
   try {
     const { WORKLOADS } = await import('./workloads.mjs')
     const out = await WORKLOADS[spec.workload](spec)
@@ -188,6 +190,12 @@ function runChild(spec) {
   })
 }
 
+function dropSchema(url, schema) {
+  if (tryExec('psql', ['-XAtqc', `DROP SCHEMA IF EXISTS "${schema}" CASCADE`, url]) === null) {
+    process.stderr.write(`  (could not drop schema ${schema}: is psql on PATH?)\n`)
+  }
+}
+
 function median(values) {
   const s = [...values].sort((a, b) => a - b)
   return s[Math.floor((s.length - 1) / 2)]
@@ -221,7 +229,9 @@ async function parent(args) {
             backend: w.pg ? 'pg' : 'sqlite',
             dbPath: path.join(dir, 'bench.db'),
             url: pgUrl,
-            namespace: `bench_${w.id.replace(/-/g, '_')}_${process.pid}_${Date.now()}`,
+            // Postgres: a schema of its own, dropped afterwards, so no run works on a table that
+            // earlier runs have filled.
+            schema: `taskito_bench_${process.pid}_${Date.now()}`,
             params,
           }
           process.stderr.write(`  ${w.id} on ${core}${args.runs > 1 ? ` (run ${r + 1})` : ''} ...`)
@@ -229,6 +239,7 @@ async function parent(args) {
           process.stderr.write(res.ok ? ` ${res.seconds}s\n` : ` error: ${res.code}\n${indent(res.log)}\n`)
           runs[core].push(res)
           fs.rmSync(dir, { recursive: true, force: true })
+          if (w.pg) dropSchema(pgUrl, spec.schema)
         }
       }
       for (const core of cores) {

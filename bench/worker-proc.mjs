@@ -1,10 +1,13 @@
 // A worker in its own process, for the benchmark workloads that need several processes (or a
 // producer in another process than the worker). Driven over IPC by workloads.mjs:
 //   parent → { type: 'go' } starts the worker, { type: 'stop' } closes it and exits;
-//   child  → 'ready', 'count' (completions so far, at most every 5 ms), 'started' (role ping:
+//   child  → 'ready', 'count' (completions and dead jobs so far, at most every 5 ms), 'started' (role ping:
 //            the enqueue→start latency of one job), 'stopped' (with its peak RSS), 'error'.
 
 import { Queue } from 'taskito'
+
+// Orphaned (the measuring process died or timed out): never linger.
+process.on('disconnect', () => process.exit(1))
 
 const opts = JSON.parse(process.argv[2])
 const { concurrency, role, ...queueOpts } = opts
@@ -17,14 +20,18 @@ try {
     process.send({ type: 'started', latency: wallNow() - t0 })
   })
   let count = 0
-  let sent = 0
+  let dead = 0
+  let sent = -1
   queue.onSuccess(() => {
     count += 1
   })
+  queue.onDead(() => {
+    dead += 1
+  })
   const timer = setInterval(() => {
-    if (count !== sent) {
-      sent = count
-      process.send({ type: 'count', count })
+    if (count + dead !== sent) {
+      sent = count + dead
+      process.send({ type: 'count', count, dead })
     }
   }, 5)
   const worker = queue.worker({ concurrency })

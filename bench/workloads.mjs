@@ -14,7 +14,7 @@ const WORKER_PROC = fileURLToPath(new URL('./worker-proc.mjs', import.meta.url))
 export const wallNow = () => performance.timeOrigin + performance.now()
 
 export function queueOptions(ctx) {
-  if (ctx.backend === 'pg') return { url: ctx.url, name: ctx.namespace, core: 'native' }
+  if (ctx.backend === 'pg') return { url: ctx.url, schema: ctx.schema, core: 'native' }
   return { dbPath: ctx.dbPath, core: ctx.core }
 }
 
@@ -66,15 +66,30 @@ function percentile(sorted, p) {
   return sorted[i]
 }
 
-/** Resolves once onSuccess has fired `n` times (the hook runs after the settle). */
-function successCounter(queue, n) {
+/** A drain that stops moving is a failure to report, not a wait for the child's timeout. */
+const STALL_MS = 60_000
+
+/** Resolves once every job has settled for good (onSuccess or onDead, which run after the
+ * settle); rejects when nothing settles for STALL_MS. The caller checks that all succeeded. */
+function settleCounter(queue, n) {
   const done = deferred()
   let count = 0
-  queue.onSuccess(() => {
+  let last = performance.now()
+  const tick = () => {
     count += 1
+    last = performance.now()
     if (count === n) done.resolve()
-  })
-  return { promise: done.promise, count: () => count }
+  }
+  queue.onSuccess(tick)
+  queue.onDead(tick)
+  const watch = setInterval(() => {
+    if (performance.now() - last > STALL_MS) done.reject(stalled(`${count} of ${n} jobs settled`))
+  }, 1000)
+  return done.promise.finally(() => clearInterval(watch))
+}
+
+function stalled(what) {
+  return Object.assign(new Error(`no progress for ${STALL_MS / 1000} s: ${what}`), { code: 'BENCH_STALLED' })
 }
 
 /** Hooks run after the settle, but stats() is the database's word: wait for it to agree. */
@@ -143,11 +158,11 @@ async function drain(ctx) {
 
   const queue = new Queue(queueOptions(ctx))
   queue.task('noop', async () => {})
-  const done = successCounter(queue, n)
+  const done = settleCounter(queue, n)
   const worker = queue.worker({ concurrency })
   const stop = await stopwatch(ctx)
   await worker.start()
-  await done.promise
+  await done
   const { ms, cpuUs } = await stop()
   await worker.close()
   await expectCompleted(queue, n)
@@ -211,7 +226,7 @@ async function retryHeavy(ctx) {
     },
     { maxRetries: failures + 1, retryBackoff: { base: 1, max: 1000, jitter: false } },
   )
-  const done = successCounter(queue, n)
+  const done = settleCounter(queue, n)
   const worker = queue.worker({ concurrency })
   await worker.start()
   const stop = await stopwatch(ctx)
@@ -220,7 +235,7 @@ async function retryHeavy(ctx) {
     for (let j = i; j < Math.min(n, i + 1000); j++) batch.push([j])
     await flaky.map(batch)
   }
-  await done.promise
+  await done
   const { ms, cpuUs } = await stop()
   await worker.close()
   await expectCompleted(queue, n)
@@ -279,18 +294,31 @@ async function drainProcs(ctx) {
 
   const workers = Array.from({ length: procs }, () => spawnWorkerProc(ctx, { concurrency, role: 'drain' }))
   await Promise.all(workers.map((w) => w.ready))
-  const counts = new Array(procs).fill(0)
+  const settled = new Array(procs).fill(0)
   const done = deferred()
+  let last = performance.now()
   workers.forEach((w, i) =>
     w.child.on('message', (m) => {
       if (m.type !== 'count') return
-      counts[i] = m.count
-      if (counts.reduce((a, b) => a + b, 0) >= n) done.resolve()
+      settled[i] = m.count + m.dead
+      last = performance.now()
+      if (settled.reduce((a, b) => a + b, 0) >= n) done.resolve()
     }),
   )
+  const watch = setInterval(() => {
+    if (performance.now() - last > STALL_MS) done.reject(stalled(`${settled.reduce((a, b) => a + b, 0)} of ${n} jobs settled`))
+  }, 1000)
   const t0 = performance.now()
   for (const w of workers) w.child.send({ type: 'go' })
-  await done.promise
+  try {
+    await done.promise
+  } catch (err) {
+    err.message += `; database: ${JSON.stringify(await setup.stats())}`
+    for (const w of workers) w.child.kill('SIGKILL')
+    throw err
+  } finally {
+    clearInterval(watch)
+  }
   const ms = performance.now() - t0
   const childRssKb = await stopWorkerProcs(workers)
   await expectCompleted(setup, n)
