@@ -245,6 +245,9 @@ async function parent(args) {
       for (const core of cores) {
         const ok = runs[core].filter((r) => r.ok)
         const entry = { workload: w.id, core, params, backend: w.pg ? 'postgres' : 'sqlite', runs: runs[core].length }
+        const failed = runs[core].filter((r) => !r.ok)
+        // A median over the runs that worked, but never hide that some did not.
+        if (failed.length > 0) entry.failedRuns = failed.map((r) => ({ code: r.code, message: r.message }))
         if (ok.length === 0) {
           const bad = runs[core][0]
           results.push({ ...entry, error: bad.code, message: bad.message })
@@ -303,7 +306,8 @@ function printTable(plan, results) {
     const j = byCore('js')
     const labels = (n?.metrics ?? j?.metrics)?.map((m) => m) ?? [{ label: w.id }]
     labels.forEach((lm, i) => {
-      const cell = (r) => (!r ? '-' : r.error ? `error: ${r.error}` : fmt(r.metrics[i]))
+      const cell = (r) =>
+        !r ? '-' : r.error ? `error: ${r.error}` : fmt(r.metrics[i]) + (r.failedRuns ? ` (${r.failedRuns.length}/${r.runs} runs failed)` : '')
       const nm = n?.metrics?.[i]
       const jm = j?.metrics?.[i]
       const ratio = nm && jm ? `${(nm.value / jm.value).toFixed(2)}x` : ''
