@@ -18,11 +18,12 @@ WITH now AS MATERIALIZED (
 mine AS MATERIALIZED (
     SELECT j.id FROM unnest($3::bigint[], $4::bigint[]) AS h(id, token)
     CROSS JOIN LATERAL (
-        SELECT id FROM jobs
-        WHERE id = h.id AND lease_token = h.token AND status = 1 AND worker_id = $1::text
-          AND lease_until > (SELECT ms FROM now)
+        SELECT id, status, worker_id, lease_until FROM jobs
+        WHERE id = h.id AND lease_token = h.token
         FOR UPDATE SKIP LOCKED
     ) AS j
+    -- Outside the lookup and as an expression (see settle/complete.sql).
+    WHERE j.status + 0 = 1 AND j.worker_id = $1::text AND j.lease_until > (SELECT ms FROM now)
 )
 UPDATE jobs AS j
 SET lease_until = CASE WHEN j.deadline_at IS NULL THEN now.ms + $2::bigint

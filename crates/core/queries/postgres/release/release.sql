@@ -1,8 +1,17 @@
--- Claimed but never started: back to pending. Fenced, so a stale release changes nothing.
+-- Claimed but never started: back to pending. Fenced, so a stale release changes nothing; one
+-- primary-key lookup per job, like settle/complete.sql.
 -- $1 namespace; arrays: $2 ids, $3 tokens.
+WITH mine AS MATERIALIZED (
+    SELECT j.id FROM unnest($2::bigint[], $3::bigint[]) AS r(id, token)
+    CROSS JOIN LATERAL (
+        SELECT id, status FROM jobs
+        WHERE id = r.id AND namespace = $1::text AND lease_token = r.token
+        FOR UPDATE
+    ) AS j
+    -- Outside the lookup and as an expression (see settle/complete.sql).
+    WHERE j.status + 0 = 1
+)
 UPDATE jobs AS j
 SET status = 0, worker_id = NULL, started_at = NULL, lease_until = NULL, deadline_at = NULL
-FROM unnest($2::bigint[], $3::bigint[]) AS r(id, token)
--- j.id = ANY(...): the primary key, whatever the planner guesses of the arrays' size.
-WHERE j.id = ANY($2::bigint[]) AND j.id = r.id AND j.namespace = $1::text
-  AND j.lease_token = r.token AND j.status = 1;
+FROM mine
+WHERE j.id = mine.id;

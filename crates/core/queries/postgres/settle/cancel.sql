@@ -1,12 +1,22 @@
 -- Every 'cancel' of a settle batch in one statement (the attempt ended by TaskCancelledError).
--- Fenced like complete.sql. $1 namespace; arrays: $2 ids, $3 tokens, $4 errors.
-WITH now AS MATERIALIZED (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms)
+-- Fenced, and one primary-key lookup per settle, like complete.sql.
+-- $1 namespace; arrays: $2 ids, $3 tokens, $4 errors.
+WITH now AS MATERIALIZED (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms),
+mine AS MATERIALIZED (
+    SELECT j.id, s.error FROM unnest($2::bigint[], $3::bigint[], $4::text[]) AS s(id, token, error)
+    CROSS JOIN LATERAL (
+        SELECT id, status FROM jobs
+        WHERE id = s.id AND namespace = $1::text AND lease_token = s.token
+        FOR UPDATE
+    ) AS j
+    -- Checked outside the lookup, and as an expression: `status = 1` next to the lookup lets the
+    -- planner pick the partial index jobs_leased and scan every running job per settle.
+    WHERE j.status + 0 = 1
+)
 UPDATE jobs AS j
-SET status = 5, error = s.error, finished_at = now.ms,
+SET status = 5, error = mine.error, finished_at = now.ms,
     expires_at = CASE WHEN j.result_ttl_ms IS NULL THEN NULL ELSE now.ms + j.result_ttl_ms END,
     worker_id = NULL, lease_until = NULL, deadline_at = NULL
-FROM unnest($2::bigint[], $3::bigint[], $4::text[]) AS s(id, token, error), now
--- j.id = ANY(...): the primary key, whatever the planner guesses of the arrays' size.
-WHERE j.id = ANY($2::bigint[]) AND j.id = s.id AND j.namespace = $1::text
-  AND j.lease_token = s.token AND j.status = 1
+FROM mine, now
+WHERE j.id = mine.id
 RETURNING j.id;
