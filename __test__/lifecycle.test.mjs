@@ -91,8 +91,9 @@ eachCore('backoff waits grow between attempts', async (t, core) => {
   t.is(starts.length, 4)
   const gaps = starts.slice(1).map((s, i) => s - starts[i])
   t.log('gaps', gaps)
+  // Lower bounds only (a loaded machine stretches any gap): a constant or linear backoff fails
+  // the third, which must be at least four times the first wait.
   gaps.forEach((gap, i) => t.true(gap >= base * 2 ** i - 2, `gap ${i} = ${gap} ms, expected ≥ ${base * 2 ** i}`))
-  t.true(gaps[2] > gaps[0])
 }, { serial: true })
 
 eachCore('retryOn: an error not listed goes straight to dead after one attempt', async (t, core) => {

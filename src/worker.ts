@@ -67,6 +67,8 @@ export class Worker {
   #loop: Promise<void> | null = null
   #cancelTimer: NodeJS.Timeout | null = null
   #settles: PendingSettle[] = []
+  /** Attempts decided here whose settle has not committed yet. */
+  #unsettled = 0
   #flushing: Promise<void> | null = null
   #closing: Promise<void> | null = null
 
@@ -102,7 +104,9 @@ export class Worker {
     const core = this.#core as Core
     let failures = 0
     while (this.#state === 'running') {
-      const free = this.#concurrency - this.#active.size
+      // Attempts that ended but whose settle has not committed yet would run again after a crash:
+      // past `concurrency` of them, they hold slots too, so a crash repeats at most 2 x concurrency.
+      const free = this.#concurrency - this.#active.size - Math.max(0, this.#unsettled - this.#concurrency)
       if (free <= 0) {
         await new Promise<void>((resolve) => (this.#slotFreed = resolve))
         // Let the attempts finishing in this same turn free their slots too: one claim for all of
@@ -230,6 +234,7 @@ export class Worker {
     if (attempt.timer !== null) clearTimeout(attempt.timer)
     this.#active.delete(attempt.job.id)
     this.#settles.push({ settle: { id: attempt.job.id, token: attempt.job.token, ...settle }, attempt, error })
+    this.#unsettled++
     if (this.#flushing === null) this.#flushing = this.#flush()
     const wake = this.#slotFreed
     this.#slotFreed = null
@@ -255,6 +260,8 @@ export class Worker {
           // Closed with close({ timeout }) while this attempt still ran: its lease is no longer
           // renewed, so the reaper takes the job back; there is nowhere to settle it now.
           this.#queue.logger.error(`worker ${this.id}: ${batch.length} settle(s) after close were dropped; their jobs come back when their leases run out`, err)
+          this.#settled(batch.length + this.#settles.length)
+          this.#settles = []
           break
         }
         // Nothing of the batch committed. The jobs are still running in the database, so the
@@ -264,6 +271,7 @@ export class Worker {
         await new Promise((r) => setTimeout(r, Math.min(2000, 20 * 2 ** failures++)))
         continue
       }
+      this.#settled(batch.length)
       this.#fireHooks(batch, outcomes)
     }
     this.#flushing = null
@@ -284,6 +292,13 @@ export class Worker {
       hooks.fire('failure', failed)
       hooks.fire(status === 'dead' ? 'dead' : 'retry', failed)
     }
+  }
+
+  #settled(count: number): void {
+    this.#unsettled -= count
+    const wake = this.#slotFreed
+    this.#slotFreed = null
+    wake?.()
   }
 
   #pollCancels(): void {
