@@ -632,6 +632,37 @@ fn json_strings(items: &[String]) -> String {
 mod tests {
     use super::*;
 
+    /// A statement SQLite re-prepares on every run costs its parse and plan each time: the hot
+    /// statements with a LIMIT must be planned once, whatever limit is bound.
+    #[test]
+    fn limited_statements_are_not_reprepared() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(MIGRATIONS[0].1).unwrap();
+        let p = |limit| ClaimParams {
+            ns: "default",
+            worker_id: "w",
+            now: 1,
+            lease_ms: 1000,
+            limit,
+        };
+        for limit in [1, 64, 2] {
+            claim_one_queue(&conn, &p(limit), "default").unwrap();
+            claim_candidates(&conn, &p(limit), "default").unwrap();
+            expired_leases(&conn, 1, limit).unwrap();
+            sweep_expired(&conn, 1, limit).unwrap();
+        }
+        for sql in [
+            sql!("claim/claim_one_queue.sql"),
+            sql!("claim/candidates.sql"),
+            sql!("reaper/expired.sql"),
+            sql!("sweep/delete_jobs.sql"),
+        ] {
+            let stmt = conn.prepare_cached(sql).unwrap();
+            let n = stmt.get_status(rusqlite::StatementStatus::RePrepare);
+            assert_eq!(n, 0, "re-prepared {n} times: {sql}");
+        }
+    }
+
     #[test]
     fn json_helpers_escape() {
         assert_eq!(json_ids(&[1, 22, 333]), "[1,22,333]");
