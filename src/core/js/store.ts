@@ -279,9 +279,9 @@ export class Store {
     this.sNextDeadline = p('SELECT min(deadline_at) FROM jobs WHERE status = 1 AND deadline_at > ?').pluck()
     this.sSweepProbe = p('SELECT 1 FROM jobs WHERE expires_at <= ? LIMIT 1').pluck()
     this.sSweepErrors = p(
-      'DELETE FROM job_errors WHERE job_id IN (SELECT id FROM jobs WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)',
+      'DELETE FROM job_errors WHERE job_id IN (SELECT id FROM jobs WHERE expires_at <= ? ORDER BY expires_at LIMIT ? + 0)',
     )
-    this.sSweepJobs = p('DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE expires_at <= ? ORDER BY expires_at LIMIT ?)')
+    this.sSweepJobs = p('DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE expires_at <= ? ORDER BY expires_at LIMIT ? + 0)')
   }
 
   // ---- writes: called inside the engine's transaction -------------------------------------------
@@ -317,13 +317,15 @@ export class Store {
     let s = this.claimStmts.get(queues)
     if (s === undefined) {
       const list = Array.from({ length: queues }, (_, i) => `@q${i}`).join(', ')
+      // LIMIT @limit + 0, not a bare parameter: SQLite re-prepares a statement whose subquery LIMIT
+      // is a bare parameter on every run (the native core's claim.sql says the same).
       s = this.db.prepare(
         `UPDATE jobs SET status = 1, lease_token = lease_token + 1, worker_id = @worker, started_at = @now,
            deadline_at = CASE WHEN timeout_ms IS NULL THEN NULL ELSE @now + timeout_ms END,
            lease_until = CASE WHEN timeout_ms IS NOT NULL AND timeout_ms < @lease THEN @now + timeout_ms ELSE @now + @lease END
          WHERE id IN (
            SELECT id FROM jobs WHERE namespace = @ns AND queue IN (${list}) AND status IN (0, 3) AND run_at <= @now
-           ORDER BY priority DESC, run_at, id LIMIT @limit)
+           ORDER BY priority DESC, run_at, id LIMIT @limit + 0)
          RETURNING id, task_name, queue, args, retry_count, lease_token, max_retries, timeout_ms, soft_timeout_ms,
            priority, run_at, deadline_at`,
       )
