@@ -383,16 +383,18 @@ export class Queue implements TaskHost {
       }
       const result: TestResult = { taskName: job.taskName, args, value: undefined, failed: false, error: null, traceback: null }
       const errors: ErrorRecord[] = []
+      let cancelled = false
       try {
         result.value = await runInContext(contextFor(state), () => task.handler(...args))
       } catch (err) {
         result.failed = true
+        cancelled = err instanceof TaskCancelledError
         result.error = describeError(err)
         result.traceback = err instanceof Error ? (err.stack ?? null) : null
         errors.push({ id: `${id}-e0`, jobId: id, attempt: 0, error: result.error, traceback: result.traceback, failedAt: Date.now() })
       }
       results.push(result)
-      const status: JobStatus = !result.failed ? 'complete' : result.error !== null && errorIs(result.error, TaskCancelledError) ? 'cancelled' : 'dead'
+      const status: JobStatus = !result.failed ? 'complete' : cancelled ? 'cancelled' : 'dead'
       const info: JobInfo = {
         id,
         taskName: job.taskName,
@@ -440,8 +442,4 @@ export class Queue implements TaskHost {
     }
     return this.#closed
   }
-}
-
-function errorIs(described: string, cls: { name: string }): boolean {
-  return described.startsWith(`${cls.name}:`)
 }

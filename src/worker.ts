@@ -283,14 +283,16 @@ export class Worker {
       const { attempt, error } = batch[i] as PendingSettle
       const status = (outcomes[i] as SettleOutcome).status
       if (status === 'stale' || status === 'cancelled') continue
+      // The common case (a success nobody listens to) builds no event at all.
+      if (status === 'complete' && !hooks.has('success')) continue
       const event: HookEvent = { taskName: attempt.job.taskName, args: attempt.args, jobId: attempt.job.id, attempt: attempt.job.attempt }
       if (status === 'complete') {
-        if (hooks.has('success')) hooks.fire('success', event)
+        hooks.fire('success', event)
         continue
       }
-      const failed = { ...event, error: error ?? new Error('unknown error') }
-      hooks.fire('failure', failed)
-      hooks.fire(status === 'dead' ? 'dead' : 'retry', failed)
+      event.error = error ?? new Error('unknown error')
+      hooks.fire('failure', event)
+      hooks.fire(status === 'dead' ? 'dead' : 'retry', event)
     }
   }
 
