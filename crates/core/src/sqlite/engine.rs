@@ -178,7 +178,7 @@ impl Engine {
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection, &mut Effects) -> Result<T> + Send + 'static,
+        F: FnMut(&Connection, &mut Effects) -> Result<T> + Send + 'static,
     {
         let (cmd, rx) = writer::command(f);
         self.writer_tx
@@ -302,7 +302,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 fn write_blocking<T, F>(tx: &Sender<Msg>, f: F) -> Result<T>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection, &mut Effects) -> Result<T> + Send + 'static,
+    F: FnMut(&Connection, &mut Effects) -> Result<T> + Send + 'static,
 {
     let (cmd, rx) = writer::command(f);
     tx.send(Msg::Cmd(cmd)).map_err(|_| Error::Closed)?;
