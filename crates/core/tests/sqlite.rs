@@ -776,3 +776,42 @@ async fn waits_of_any_length_are_accepted() {
     assert!(waiter.await.unwrap().is_empty());
     s.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_command_that_fails_inside_a_group_commit_fails_alone() {
+    let dir = TempDir::new().unwrap();
+    let s = store(&dir).await;
+    // A large enqueue keeps the writer busy while the others queue up behind it, so they share a
+    // transaction: the replay of a dead letter that does not exist fails inside it.
+    let big: Vec<NewJob> = (0..20_000).map(|_| job("big")).collect();
+    let (a, b, c, d) = tokio::join!(
+        s.enqueue(big),
+        s.enqueue(vec![job("x"), job("x")]),
+        s.replay(987_654),
+        s.enqueue(vec![job("y")]),
+    );
+    assert_eq!(a.unwrap().len(), 20_000);
+    assert_eq!(b.unwrap().len(), 2);
+    assert_eq!(c.unwrap_err().code(), "JOB_NOT_FOUND");
+    assert_eq!(d.unwrap().len(), 1);
+    assert_eq!(s.stats().await.unwrap().pending, 20_003);
+    s.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_wal_stays_bounded_under_sustained_load() {
+    let dir = TempDir::new().unwrap();
+    let s = store(&dir).await;
+    // Thousands of small commits back to back, the background checkpointer running beside them:
+    // unbounded, the WAL would pass 100 MB; the commit-side checkpoint keeps it near 16 MiB.
+    for _ in 0..4000 {
+        enqueue_one(&s, job("t")).await;
+        let c = s.claim(req(1, 0)).await.unwrap();
+        s.settle(vec![complete(&c[0], "ok")]).await.unwrap();
+    }
+    let wal = dir.path().join("sub/jobs.db-wal");
+    let size = std::fs::metadata(&wal).unwrap().len();
+    assert!(size < 40 << 20, "the WAL grew to {size} bytes");
+    assert_eq!(s.stats().await.unwrap().completed, 4000);
+    s.close().await.unwrap();
+}

@@ -116,6 +116,9 @@ fn check_version(path: &Path, value: Option<String>) -> Result<i64> {
     Ok(version)
 }
 
+/// WAL pages (4 KiB each) after which a commit completes a checkpoint: bounds the WAL near 16 MiB.
+pub const WAL_AUTOCHECKPOINT: u32 = 4000;
+
 /// A connection with taskito's settings. The writer also sets WAL mode (persistent in the file).
 pub fn connect(path: &Path, busy_timeout_ms: u64, writer: bool) -> Result<Connection> {
     let flags = if writer {
@@ -135,9 +138,14 @@ pub fn connect(path: &Path, busy_timeout_ms: u64, writer: bool) -> Result<Connec
                 path.display()
             )));
         }
-        // Checkpoints run on their own thread (engine.rs), not inside a commit: an automatic
-        // checkpoint would put its fsync into the latency of whichever enqueue crossed the line.
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;")?;
+        // Checkpoints mostly run on their own thread (engine.rs), so few commits pay for one. But
+        // a checkpoint beside a busy writer never catches up with the end of the WAL, and only a
+        // checkpoint that does lets the next commit start the WAL over: without this bound the WAL
+        // grows for as long as the load lasts. Past WAL_AUTOCHECKPOINT pages, the commit that
+        // crosses the line finishes the checkpoint itself (what is left after the background one).
+        conn.execute_batch(&format!(
+            "PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}; PRAGMA journal_size_limit = 67108864;"
+        ))?;
     } else {
         conn.execute_batch("PRAGMA query_only = 1")?;
     }
