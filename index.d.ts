@@ -18,7 +18,7 @@ export declare class NativeCore {
   settle(settles: Array<Settle>): Promise<SettleOutcome[]>
   /** `enqueue` with a JSON array of NewJob in and a JSON array of Enqueued out. */
   enqueueJson(jobs: string): Promise<string>
-  /** `claim` with a JSON array of ClaimedJob out. */
+  /** `claim`, packed: one flat JSON array (see [`pack_claimed`]), unpacked by `src/core/native.ts`. */
   claimJson(req: ClaimRequest): Promise<string>
   /** `settle` with a JSON array of Settle in and a JSON array of SettleOutcome out. */
   settleJson(settles: string): Promise<string>

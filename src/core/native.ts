@@ -39,8 +39,9 @@ export async function openNative(options: OpenOptions): Promise<Core> {
   if (path !== undefined) claimFile(path, 'native')
   return {
     kind: 'native',
+    offThread: true,
     enqueue: async (jobs: NewJob[]) => JSON.parse(await h.enqueueJson(JSON.stringify(jobs))) as Enqueued[],
-    claim: async (req: ClaimRequest) => JSON.parse(await h.claimJson(req)) as ClaimedJob[],
+    claim: async (req: ClaimRequest) => unpackClaimed(await h.claimJson(req)),
     settle: async (settles: Settle[]) => JSON.parse(await h.settleJson(JSON.stringify(settles))) as SettleOutcome[],
     release: (jobs) => h.release(jobs),
     getJob: (id) => h.getJob(id),
@@ -62,4 +63,30 @@ export async function openNative(options: OpenOptions): Promise<Core> {
       owned = false
     },
   }
+}
+
+/** The binding's packed claim reply (`pack_claimed` in crates/node/src/lib.rs): every job's args
+ * joined into the first value, then ten values per job. */
+function unpackClaimed(text: string): ClaimedJob[] {
+  const a = JSON.parse(text) as unknown[]
+  const args = a[0] as string
+  const jobs: ClaimedJob[] = []
+  let at = 0
+  for (let i = 1; i < a.length; i += 10) {
+    const len = a[i + 9] as number
+    jobs.push({
+      id: String(a[i]),
+      token: a[i + 1] as number,
+      attempt: a[i + 2] as number,
+      maxRetries: a[i + 3] as number,
+      timeoutMs: a[i + 4] as number | null,
+      softTimeoutMs: a[i + 5] as number | null,
+      startedAt: a[i + 6] as number,
+      taskName: a[i + 7] as string,
+      queue: a[i + 8] as string,
+      args: args.slice(at, at + len),
+    })
+    at += len
+  }
+  return jobs
 }

@@ -360,6 +360,54 @@ fn to_json<T: serde::Serialize>(v: &T) -> core::Result<String> {
     serde_json::to_string(v).map_err(|e| core::Error::Queue(format!("cannot encode a reply: {e}")))
 }
 
+/// Claimed jobs as one flat JSON array: first every job's args joined into one string, then per
+/// job `id, token, attempt, maxRetries, timeoutMs, softTimeoutMs, startedAt, taskName, queue,
+/// argsLength` (the length in UTF-16 units, as JavaScript slices). V8's JSON.parse interns short
+/// string values (a string-table lookup each, and entries that outlive the young generation), and
+/// ids and small args are short and all different; numbers and slices of one long string are not
+/// interned. Ids travel as numbers while a double holds them exactly, as strings beyond.
+fn pack_claimed(jobs: &[core::ClaimedJob]) -> String {
+    use std::fmt::Write;
+    let args: String = jobs.iter().map(|j| j.args.as_str()).collect();
+    let mut out = String::with_capacity(args.len() + 16 + jobs.len() * 96);
+    out.push('[');
+    push_json_str(&mut out, &args);
+    let opt = |v: Option<i64>| v.map_or_else(|| "null".to_string(), |v| v.to_string());
+    for j in jobs {
+        if j.id.unsigned_abs() < (1 << 53) {
+            let _ = write!(out, ",{}", j.id);
+        } else {
+            let _ = write!(out, ",\"{}\"", j.id);
+        }
+        let args_len = if j.args.is_ascii() {
+            j.args.len()
+        } else {
+            j.args.encode_utf16().count()
+        };
+        let _ = write!(
+            out,
+            ",{},{},{},{},{},{},",
+            j.token,
+            j.attempt,
+            j.max_retries,
+            opt(j.timeout_ms),
+            opt(j.soft_timeout_ms),
+            j.started_at
+        );
+        push_json_str(&mut out, &j.task_name);
+        out.push(',');
+        push_json_str(&mut out, &j.queue);
+        let _ = write!(out, ",{args_len}");
+    }
+    out.push(']');
+    out
+}
+
+fn push_json_str(out: &mut String, s: &str) {
+    // serde_json escapes exactly as JSON.parse expects; a str always serializes.
+    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into()));
+}
+
 /// The native core: a Store of `taskito-core` behind the Core interface of `src/core/types.ts`.
 #[napi]
 pub struct NativeCore {
@@ -424,13 +472,13 @@ impl NativeCore {
         )
     }
 
-    /// `claim` with a JSON array of ClaimedJob out.
+    /// `claim`, packed: one flat JSON array (see [`pack_claimed`]), unpacked by `src/core/native.ts`.
     #[napi(ts_return_type = "Promise<string>")]
     pub fn claim_json<'env>(&self, env: &'env Env, req: ClaimRequest) -> Result<Object<'env>> {
         let store = self.store.clone();
         let req = claim_request(req);
         self.promise(env, async move { store.claim(req?).await }, |out| {
-            to_json(&out.into_iter().map(claimed).collect::<Vec<_>>())
+            Ok(pack_claimed(&out))
         })
     }
 
