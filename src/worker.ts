@@ -62,14 +62,23 @@ export class Worker {
   #core: Core | null = null
   #state: 'new' | 'running' | 'closing' | 'closed' = 'new'
   readonly #active = new Map<string, Attempt>()
-  #slotFreed: (() => void) | null = null
   #drained: (() => void) | null = null
-  #loop: Promise<void> | null = null
   #cancelTimer: NodeJS.Timeout | null = null
   #settles: PendingSettle[] = []
   /** Attempts decided here whose settle has not committed yet. */
   #unsettled = 0
-  #flushing: Promise<void> | null = null
+  /** Settle batches on their way to the core. */
+  readonly #flushing = new Set<Promise<void>>()
+  #flushQueued = false
+  /** Claims on their way to the core (at most one), including their hand-back when closing. */
+  #claims = 0
+  readonly #claiming = new Set<Promise<void>>()
+  /** Jobs just claimed, about to start: they hold slots while the next claim is sized. */
+  #starting = 0
+  readonly #chunk: number
+  #claimFailures = 0
+  #claimRetryAt = 0
+  #wakeQueued = false
   #closing: Promise<void> | null = null
 
   /** @internal Workers come from queue.worker(). */
@@ -81,6 +90,7 @@ export class Worker {
     this.#queues = queues.map((q) => checkName('queues[]', q))
     this.#leaseMs = checkInt('leaseMs', options.leaseMs ?? 5000, 100, 3_600_000)
     this.#pollMs = checkInt('pollMs', options.pollMs ?? 1000, 0, 60_000)
+    this.#chunk = Math.max(1, Math.ceil(this.#concurrency / 2))
   }
 
   /** How many attempts are running right now. */
@@ -97,40 +107,74 @@ export class Worker {
     this.#state = 'running'
     this.#cancelTimer = setInterval(() => this.#pollCancels(), CANCEL_POLL_MS)
     this.#cancelTimer.unref()
-    this.#loop = this.#claimLoop()
+    this.#tryClaim()
   }
 
-  async #claimLoop(): Promise<void> {
+  /**
+   * One claim is out at a time, for at most half the slots, and the next one leaves as soon as a
+   * claim returns, before its jobs run: the core claims the next jobs (and commits the last
+   * settles) while this thread runs the current ones. Event-driven: a freed slot, a committed
+   * settle or a returned claim looks again (once per turn).
+   */
+  #tryClaim(): void {
+    if (this.#state !== 'running' || this.#claims > 0 || Date.now() < this.#claimRetryAt) return
+    // Attempts that ended but whose settle has not committed yet would run again after a crash:
+    // past `concurrency` of them, they hold slots too, so a crash repeats at most 2 x concurrency.
+    const free = this.#concurrency - this.#active.size - this.#starting - Math.max(0, this.#unsettled - this.#concurrency)
+    if (free <= 0) return
+    this.#startClaim(Math.min(free, this.#chunk))
+  }
+
+  #startClaim(limit: number): void {
     const core = this.#core as Core
-    let failures = 0
-    while (this.#state === 'running') {
-      // Attempts that ended but whose settle has not committed yet would run again after a crash:
-      // past `concurrency` of them, they hold slots too, so a crash repeats at most 2 x concurrency.
-      const free = this.#concurrency - this.#active.size - Math.max(0, this.#unsettled - this.#concurrency)
-      if (free <= 0) {
-        await new Promise<void>((resolve) => (this.#slotFreed = resolve))
-        // Let the attempts finishing in this same turn free their slots too: one claim for all of
-        // them instead of a round trip per slot.
-        await new Promise<void>((resolve) => setImmediate(resolve))
-        continue
-      }
-      let jobs: ClaimedJob[]
-      try {
-        jobs = await callCore(() => core.claim({ workerId: this.id, queues: this.#queues, limit: free, waitMs: this.#pollMs }))
-        failures = 0
-      } catch (err) {
+    this.#claims++
+    const claimed = callCore(() => core.claim({ workerId: this.id, queues: this.#queues, limit, waitMs: this.#pollMs })).then(
+      (jobs) => {
+        this.#claims--
+        this.#claimFailures = 0
+        if (this.#state !== 'running') {
+          // Closing: hand back what nobody will run here.
+          if (jobs.length > 0) return this.#release(jobs)
+          return
+        }
+        // The next claim goes out before these jobs run (they hold their slots meanwhile).
+        this.#starting = jobs.length
+        this.#tryClaim()
+        this.#starting = 0
+        for (const job of jobs) this.#run(job)
+        return
+      },
+      (err: unknown) => {
+        this.#claims--
+        if (this.#state !== 'running') return
         // A claim that failed (DB_LOCKED, a dropped connection) claimed nothing: try again, gently.
-        if (this.#state !== 'running') break
         this.#queue.logger.error(`worker ${this.id}: claim failed, retrying`, err)
-        await new Promise((r) => setTimeout(r, Math.min(1000, 50 * 2 ** failures++)))
-        continue
-      }
-      if (this.#state !== 'running') {
-        if (jobs.length > 0) await callCore(() => core.release(jobs.map((j) => ({ id: j.id, token: j.token }))))
-        break
-      }
-      for (const job of jobs) this.#run(job)
+        const pause = Math.min(1000, 50 * 2 ** this.#claimFailures++)
+        this.#claimRetryAt = Date.now() + pause
+        setTimeout(() => this.#tryClaim(), pause)
+      },
+    )
+    this.#claiming.add(claimed)
+    void claimed.finally(() => this.#claiming.delete(claimed))
+  }
+
+  async #release(jobs: ClaimedJob[]): Promise<void> {
+    try {
+      await callCore(() => (this.#core as Core).release(jobs.map((j) => ({ id: j.id, token: j.token }))))
+    } catch (err) {
+      // Their leases are no longer renewed once the worker unregisters: the reaper takes them back.
+      this.#queue.logger.error(`worker ${this.id}: handing back ${jobs.length} claimed job(s) failed; their leases will run out`, err)
     }
+  }
+
+  /** A slot freed or a settle committed: look for more work once this turn's attempts are done. */
+  #wake(): void {
+    if (this.#wakeQueued || this.#state !== 'running') return
+    this.#wakeQueued = true
+    setImmediate(() => {
+      this.#wakeQueued = false
+      this.#tryClaim()
+    })
   }
 
   #run(job: ClaimedJob): void {
@@ -235,46 +279,52 @@ export class Worker {
     this.#active.delete(attempt.job.id)
     this.#settles.push({ settle: { id: attempt.job.id, token: attempt.job.token, ...settle }, attempt, error })
     this.#unsettled++
-    if (this.#flushing === null) this.#flushing = this.#flush()
-    const wake = this.#slotFreed
-    this.#slotFreed = null
-    wake?.()
+    if (!this.#flushQueued) {
+      this.#flushQueued = true
+      // Let the attempts that finish in this same turn join the batch.
+      setImmediate(() => this.#flush())
+    }
+    this.#wake()
     if (this.#active.size === 0) this.#drained?.()
   }
 
-  /** Settles everything queued, one batch at a time: batches grow by themselves under load. */
-  async #flush(): Promise<void> {
+  /** Sends what was decided since the last batch. Batches do not wait for each other: the core
+   * commits one while this thread runs the next jobs (the unsettled rule above bounds them). */
+  #flush(): void {
+    this.#flushQueued = false
+    const batch = this.#settles
+    this.#settles = []
+    if (batch.length === 0) return
+    const sent = this.#settleBatch(batch)
+    this.#flushing.add(sent)
+    void sent.finally(() => this.#flushing.delete(sent))
+  }
+
+  async #settleBatch(batch: PendingSettle[]): Promise<void> {
     const core = this.#core as Core
     let failures = 0
-    // Let the attempts that finish in this same turn join the batch.
-    await new Promise<void>((resolve) => setImmediate(resolve))
-    while (this.#settles.length > 0) {
-      const batch = this.#settles
-      this.#settles = []
+    for (;;) {
       let outcomes: SettleOutcome[]
       try {
         outcomes = await callCore(() => core.settle(batch.map((p) => p.settle)))
-        failures = 0
       } catch (err) {
         if (this.#state === 'closed' || (err as TaskitoError).code === 'QUEUE_CLOSED') {
           // Closed with close({ timeout }) while this attempt still ran: its lease is no longer
           // renewed, so the reaper takes the job back; there is nowhere to settle it now.
           this.#queue.logger.error(`worker ${this.id}: ${batch.length} settle(s) after close were dropped; their jobs come back when their leases run out`, err)
-          this.#settled(batch.length + this.#settles.length)
-          this.#settles = []
-          break
+          this.#settled(batch.length)
+          return
         }
         // Nothing of the batch committed. The jobs are still running in the database, so the
         // core keeps renewing their leases: retry until it commits.
         this.#queue.logger.error(`worker ${this.id}: settle of ${batch.length} job(s) failed, retrying`, err)
-        this.#settles = batch.concat(this.#settles)
         await new Promise((r) => setTimeout(r, Math.min(2000, 20 * 2 ** failures++)))
         continue
       }
       this.#settled(batch.length)
       this.#fireHooks(batch, outcomes)
+      return
     }
-    this.#flushing = null
   }
 
   #fireHooks(batch: PendingSettle[], outcomes: SettleOutcome[]): void {
@@ -298,9 +348,7 @@ export class Worker {
 
   #settled(count: number): void {
     this.#unsettled -= count
-    const wake = this.#slotFreed
-    this.#slotFreed = null
-    wake?.()
+    this.#wake()
   }
 
   #pollCancels(): void {
@@ -339,9 +387,9 @@ export class Worker {
     }
     this.#state = 'closing'
     const core = this.#core as Core
+    // Ends a waiting claim at once; what it still brings back is handed back.
     core.wake()
-    this.#slotFreed?.()
-    await this.#loop
+    while (this.#claiming.size > 0) await Promise.all(this.#claiming)
     let timer: NodeJS.Timeout | undefined
     const drained = new Promise<void>((resolve) => {
       if (this.#active.size === 0) resolve()
@@ -350,7 +398,9 @@ export class Worker {
     const gaveUp = timeout === undefined ? null : new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))
     await (gaveUp === null ? drained : Promise.race([drained, gaveUp]))
     clearTimeout(timer)
-    while (this.#flushing !== null) await this.#flushing
+    // Settles queued by the last attempts go out now rather than on the next turn.
+    if (this.#flushQueued) this.#flush()
+    while (this.#flushing.size > 0) await Promise.all(this.#flushing)
     if (this.#cancelTimer !== null) clearInterval(this.#cancelTimer)
     callCoreSync(() => core.unregisterWorker(this.id))
     this.#state = 'closed'
