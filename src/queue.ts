@@ -90,6 +90,11 @@ export interface ListJobsOptions {
   offset?: number
 }
 
+/** With a core that works off this thread, a turn's enqueues go out in parts of about this many
+ * jobs: the core commits one part while this thread prepares the next (measured: delay() with 64
+ * in flight ~1.4x faster on the native core than one call per turn). */
+const ENQUEUE_CHUNK = 32
+
 interface PendingEnqueue {
   jobs: NewJob[]
   resolve(enqueued: Enqueued[]): void
@@ -111,6 +116,9 @@ export class Queue implements TaskHost {
   #closed: Promise<void> | null = null
   #testResults: TestResult[] | null = null
   #pendingEnqueues: PendingEnqueue[] = []
+  #pendingJobs = 0
+  /** The opened core's offThread (false until it is open). */
+  #offThread = false
 
   constructor(options: QueueOptions = {}) {
     if (options.dbPath !== undefined && options.url !== undefined) throw invalidArgument('give dbPath or url, not both')
@@ -142,6 +150,7 @@ export class Queue implements TaskHost {
       if (o.busyTimeout !== undefined) open.busyTimeoutMs = o.busyTimeout
       const opening = openCore(open, o.core)
       this.#core = opening
+      opening.then((core) => (this.#offThread = core.offThread), () => {})
       // A failed open (DB_LOCKED while another tool held the lock, say) is not remembered: the
       // next call tries again.
       opening.catch(() => {
@@ -202,13 +211,17 @@ export class Queue implements TaskHost {
   #coalesced(jobs: NewJob[]): Promise<Enqueued[]> {
     return new Promise((resolve, reject) => {
       this.#pendingEnqueues.push({ jobs, resolve, reject })
+      this.#pendingJobs += jobs.length
       if (this.#pendingEnqueues.length === 1) queueMicrotask(() => void this.#flushEnqueues())
+      else if (this.#pendingJobs >= ENQUEUE_CHUNK && this.#offThread) void this.#flushEnqueues()
     })
   }
 
   async #flushEnqueues(): Promise<void> {
     const batch = this.#pendingEnqueues
+    if (batch.length === 0) return
     this.#pendingEnqueues = []
+    this.#pendingJobs = 0
     let core: Core
     try {
       core = await this.core()

@@ -209,6 +209,9 @@ export interface ListFilter {
 export interface Core {
   /** Which core this is. */
   readonly kind: 'native' | 'js'
+  /** Storage work runs on other threads, so calls overlap with this thread's work: the queue then
+   * sends a large turn of enqueues in parts rather than in one call (the JS core: false). */
+  readonly offThread: boolean
   /** All-or-nothing, one transaction; ids in input order. */
   enqueue(jobs: NewJob[]): Promise<Enqueued[]>
   /** Atomically: ready jobs (pending, or failed with run_at due) of these queues, by priority desc,

@@ -93,6 +93,7 @@ function checkSettle(s: Settle, i: number): void {
 
 export class JsCore implements Core {
   readonly kind = 'js' as const
+  readonly offThread = false
   private readonly engine: Engine
   private readonly ns: string
   /** This handle's busy timeout: how long its writes wait for another connection's lock. */
