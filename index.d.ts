@@ -16,11 +16,15 @@ export declare class NativeCore {
   enqueue(jobs: Array<NewJob>): Promise<Enqueued[]>
   claim(req: ClaimRequest): Promise<ClaimedJob[]>
   settle(settles: Array<Settle>): Promise<SettleOutcome[]>
-  /** `enqueue` with a JSON array of NewJob in and a JSON array of Enqueued out. */
+  /**
+   * `enqueue` with the jobs packed in (each NewJob as a JSON array of its fields in declaration
+   * order, which serde's derive reads as well as an object: about half the text of keyed
+   * objects to stringify and parse) and the ids packed out (see [`pack_enqueued`]).
+   */
   enqueueJson(jobs: string): Promise<string>
   /** `claim`, packed: one flat JSON array (see [`pack_claimed`]), unpacked by `src/core/native.ts`. */
   claimJson(req: ClaimRequest): Promise<string>
-  /** `settle` with a JSON array of Settle in and a JSON array of SettleOutcome out. */
+  /** `settle` with a JSON array of Settle in and the outcomes out, packed (see [`pack_outcomes`]). */
   settleJson(settles: string): Promise<string>
   release(jobs: Array<JobToken>): Promise<void>
   getJob(id: string): Promise<JobRow | null>
@@ -129,6 +133,10 @@ export interface ListFilter {
   offset: number
 }
 
+/**
+ * Field order matters: `enqueueJson` takes each job as an array of these fields in this order
+ * (`packJobs` in `src/core/native.ts`).
+ */
 export interface NewJob {
   taskName: string
   queue: string

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { nodeRequire, packageRoot } from '../internal/paths.js'
 import { canonicalPath } from './js/sqlite.js'
 import { checkFileOwner, claimFile, releaseFile } from './owners.js'
-import type { ClaimRequest, ClaimedJob, Core, Enqueued, NewJob, OpenOptions, Settle, SettleOutcome } from './types.js'
+import type { ClaimRequest, ClaimedJob, Core, Enqueued, NewJob, OpenOptions, Settle, SettleOutcome, SettleStatus } from './types.js'
 
 /** The NativeCore class of the binding (root index.d.ts), as this adapter uses it. */
 interface NativeHandle extends Omit<Core, 'kind'> {
@@ -40,9 +40,9 @@ export async function openNative(options: OpenOptions): Promise<Core> {
   return {
     kind: 'native',
     offThread: true,
-    enqueue: async (jobs: NewJob[]) => JSON.parse(await h.enqueueJson(JSON.stringify(jobs))) as Enqueued[],
+    enqueue: async (jobs: NewJob[]) => unpackEnqueued(await h.enqueueJson(packJobs(jobs))),
     claim: async (req: ClaimRequest) => unpackClaimed(await h.claimJson(req)),
-    settle: async (settles: Settle[]) => JSON.parse(await h.settleJson(JSON.stringify(settles))) as SettleOutcome[],
+    settle: async (settles: Settle[]) => unpackOutcomes(settles, await h.settleJson(JSON.stringify(settles))),
     release: (jobs) => h.release(jobs),
     getJob: (id) => h.getJob(id),
     waitJob: (id, timeoutMs) => h.waitJob(id, timeoutMs),
@@ -63,6 +63,45 @@ export async function openNative(options: OpenOptions): Promise<Core> {
       owned = false
     },
   }
+}
+
+/** NewJobs as arrays of their fields, in the order of the binding's NewJob struct (crates/node/src/lib.rs). */
+function packJobs(jobs: NewJob[]): string {
+  return JSON.stringify(
+    jobs.map((j) => [
+      j.taskName,
+      j.queue,
+      j.args,
+      j.priority,
+      j.runAt,
+      j.delayMs,
+      j.maxRetries,
+      j.timeoutMs,
+      j.softTimeoutMs,
+      j.resultTtlMs,
+      j.backoffBaseMs,
+      j.backoffMaxMs,
+      j.backoffJitter,
+      j.uniqueKey,
+    ]),
+  )
+}
+
+/** SettleStatus::ALL of the core, in its order. */
+const SETTLE_STATUSES: readonly SettleStatus[] = ['complete', 'failed', 'dead', 'cancelled', 'stale']
+
+/** The binding's packed settle reply (`pack_outcomes`): status index and runAt per settle, in order. */
+function unpackOutcomes(settles: Settle[], text: string): SettleOutcome[] {
+  const a = JSON.parse(text) as (number | null)[]
+  return settles.map((s, i) => ({ id: s.id, status: SETTLE_STATUSES[a[2 * i] as number] as SettleStatus, runAt: a[2 * i + 1] as number | null }))
+}
+
+/** The binding's packed enqueue reply (`pack_enqueued`): one id per job, negative when it existed. */
+function unpackEnqueued(text: string): Enqueued[] {
+  return (JSON.parse(text) as (number | string)[]).map((v) => {
+    const id = String(v)
+    return id.startsWith('-') ? { id: id.slice(1), created: false } : { id, created: true }
+  })
 }
 
 /** The binding's packed claim reply (`pack_claimed` in crates/node/src/lib.rs): every job's args

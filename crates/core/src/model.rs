@@ -176,6 +176,15 @@ pub enum SettleStatus {
 }
 
 impl SettleStatus {
+    /// Every status, in a fixed order (the packed settle reply of the binding numbers them so).
+    pub const ALL: [SettleStatus; 5] = [
+        Self::Complete,
+        Self::Failed,
+        Self::Dead,
+        Self::Cancelled,
+        Self::Stale,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Complete => "complete",

@@ -85,6 +85,8 @@ pub struct OpenOptions {
     pub busy_timeout_ms: Option<f64>,
 }
 
+/// Field order matters: `enqueueJson` takes each job as an array of these fields in this order
+/// (`packJobs` in `src/core/native.ts`).
 #[napi(object, use_nullable = true)]
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -356,8 +358,50 @@ fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> core::Re
         .map_err(|e| core::Error::InvalidArgument(format!("{what}: malformed batch ({e})")))
 }
 
-fn to_json<T: serde::Serialize>(v: &T) -> core::Result<String> {
-    serde_json::to_string(v).map_err(|e| core::Error::Queue(format!("cannot encode a reply: {e}")))
+/// Settle outcomes, in the order of the settles, as one flat JSON array of numbers: per settle the
+/// status (its index in [`core::SettleStatus::ALL`], mirrored in `src/core/native.ts`) and runAt
+/// (or null). The ids are the settles' own, so they do not travel back.
+fn pack_outcomes(out: &[core::SettleOutcome]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(2 + out.len() * 8);
+    s.push('[');
+    for (i, o) in out.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let code = core::SettleStatus::ALL
+            .iter()
+            .position(|x| *x == o.status)
+            .unwrap_or(core::SettleStatus::ALL.len() - 1);
+        let _ = match o.run_at {
+            Some(t) => write!(s, "{code},{t}"),
+            None => write!(s, "{code},null"),
+        };
+    }
+    s.push(']');
+    s
+}
+
+/// Enqueued ids as one JSON array of numbers, negative for a job that already existed (uniqueKey):
+/// ids are never below 1. Numbers, for the reason given at [`pack_claimed`]; an id beyond what a
+/// double holds exactly travels as a string (with its sign).
+fn pack_enqueued(out: &[core::Enqueued]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(2 + out.len() * 8);
+    s.push('[');
+    for (i, e) in out.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let sign = if e.created { "" } else { "-" };
+        if e.id.unsigned_abs() < (1 << 53) {
+            let _ = write!(s, "{sign}{}", e.id);
+        } else {
+            let _ = write!(s, "\"{sign}{}\"", e.id);
+        }
+    }
+    s.push(']');
+    s
 }
 
 /// Claimed jobs as one flat JSON array: first every job's args joined into one string, then per
@@ -455,7 +499,9 @@ impl NativeCore {
         Ok(Coded(self.settle_impl(settles).await))
     }
 
-    /// `enqueue` with a JSON array of NewJob in and a JSON array of Enqueued out.
+    /// `enqueue` with the jobs packed in (each NewJob as a JSON array of its fields in declaration
+    /// order, which serde's derive reads as well as an object: about half the text of keyed
+    /// objects to stringify and parse) and the ids packed out (see [`pack_enqueued`]).
     #[napi(ts_return_type = "Promise<string>")]
     pub fn enqueue_json<'env>(&self, env: &'env Env, jobs: String) -> Result<Object<'env>> {
         let store = self.store.clone();
@@ -468,7 +514,7 @@ impl NativeCore {
                     .await?;
                 Ok(out)
             },
-            |out| to_json(&out.into_iter().map(enqueued).collect::<Vec<_>>()),
+            |out| Ok(pack_enqueued(&out)),
         )
     }
 
@@ -482,7 +528,7 @@ impl NativeCore {
         })
     }
 
-    /// `settle` with a JSON array of Settle in and a JSON array of SettleOutcome out.
+    /// `settle` with a JSON array of Settle in and the outcomes out, packed (see [`pack_outcomes`]).
     #[napi(ts_return_type = "Promise<string>")]
     pub fn settle_json<'env>(&self, env: &'env Env, settles: String) -> Result<Object<'env>> {
         let store = self.store.clone();
@@ -496,7 +542,7 @@ impl NativeCore {
                     .collect::<core::Result<Vec<_>>>()?;
                 store.settle(settles).await
             },
-            |out| to_json(&out.into_iter().map(outcome).collect::<Vec<_>>()),
+            |out| Ok(pack_outcomes(&out)),
         )
     }
 
