@@ -58,23 +58,11 @@ pub(crate) fn claim(
         lease_ms,
         limit,
     };
-    let mut jobs = if queues.len() == 1 {
-        queries::claim_one_queue(conn, &p, &queues[0])?
-    } else {
-        // The index is per queue: take each queue's best, then the best of those.
-        let mut candidates = Vec::new();
-        for q in queues {
-            candidates.extend(queries::claim_candidates(conn, &p, q)?);
-        }
-        candidates.sort_by(|a, b| b.1.cmp(&a.1).then(a.2.cmp(&b.2)).then(a.0.cmp(&b.0)));
-        candidates.truncate(limit as usize);
-        if candidates.is_empty() {
-            Vec::new()
-        } else {
-            let ids: Vec<i64> = candidates.iter().map(|c| c.0).collect();
-            queries::claim_take(conn, &p, &ids)?
-        }
-    };
+    // The index is per queue: take each queue's best, then the best of those.
+    let mut jobs = Vec::new();
+    for q in queues {
+        jobs.extend(queries::ready_jobs(conn, &p, q)?);
+    }
     if jobs.is_empty() {
         return Ok((jobs, queries::next_run_at(conn, ns, queues)?));
     }
@@ -84,6 +72,17 @@ pub(crate) fn claim(
             .then(a.run_at.cmp(&b.run_at))
             .then(a.id.cmp(&b.id))
     });
+    jobs.truncate(limit as usize);
+    let mut taker = queries::Taker::new(conn)?;
+    for job in jobs.iter_mut() {
+        // Read in this same transaction by the only writer: the row cannot have moved.
+        if !taker.take(&p, job)? {
+            return Err(Error::Queue(format!(
+                "job {} changed between the claim's read and its update",
+                job.id
+            )));
+        }
+    }
     let earliest = jobs
         .iter()
         .map(|j| match j.timeout_ms {

@@ -167,45 +167,64 @@ pub struct ClaimParams<'a> {
     pub limit: i64,
 }
 
-pub fn claim_one_queue(
-    conn: &Connection,
-    p: &ClaimParams<'_>,
-    queue: &str,
-) -> Result<Vec<ClaimedJob>> {
-    let mut stmt = conn.prepare_cached(sql!("claim/claim_one_queue.sql"))?;
-    let rows = stmt.query_map(
-        named_params! {
-            ":namespace": p.ns, ":queue": queue, ":worker_id": p.worker_id, ":now": p.now,
-            ":lease_ms": p.lease_ms, ":limit": p.limit,
-        },
-        |r| claimed(r, p.now),
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// (id, priority, run_at) of the best ready jobs of one queue.
-pub fn claim_candidates(
-    conn: &Connection,
-    p: &ClaimParams<'_>,
-    queue: &str,
-) -> Result<Vec<(i64, i64, i64)>> {
-    let mut stmt = conn.prepare_cached(sql!("claim/candidates.sql"))?;
+/// The best ready jobs of one queue, in claim order, as a claim returns them (token still the
+/// current one: [`Taker::take`] moves it on).
+pub fn ready_jobs(conn: &Connection, p: &ClaimParams<'_>, queue: &str) -> Result<Vec<ClaimedJob>> {
+    let mut stmt = conn.prepare_cached(sql!("claim/ready.sql"))?;
     let rows = stmt.query_map(
         named_params! {":namespace": p.ns, ":queue": queue, ":now": p.now, ":limit": p.limit},
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| claimed(r, p.now),
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn claim_take(conn: &Connection, p: &ClaimParams<'_>, ids: &[i64]) -> Result<Vec<ClaimedJob>> {
-    let mut stmt = conn.prepare_cached(sql!("claim/take.sql"))?;
-    let rows = stmt.query_map(
-        named_params! {
-            ":ids": json_ids(ids), ":worker_id": p.worker_id, ":now": p.now, ":lease_ms": p.lease_ms,
-        },
-        |r| claimed(r, p.now),
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+/// Claims jobs read by [`ready_jobs`] in the same transaction (claim/take.sql).
+pub struct Taker<'c> {
+    stmt: CachedStatement<'c>,
+    idx: [usize; 6],
+}
+
+impl<'c> Taker<'c> {
+    pub fn new(conn: &'c Connection) -> Result<Self> {
+        static IDX: OnceLock<[usize; 6]> = OnceLock::new();
+        let stmt = conn.prepare_cached(sql!("claim/take.sql"))?;
+        let idx = cached_indexes(
+            &IDX,
+            &stmt,
+            [
+                ":id",
+                ":token",
+                ":worker_id",
+                ":now",
+                ":deadline_at",
+                ":lease_until",
+            ],
+        )?;
+        Ok(Taker { stmt, idx })
+    }
+
+    /// Takes `job` for `p.worker_id` with the next token, which it writes into `job`; false if
+    /// the row is no longer what was read.
+    pub fn take(&mut self, p: &ClaimParams<'_>, job: &mut ClaimedJob) -> Result<bool> {
+        let token = job.token + 1;
+        let deadline = job.timeout_ms.map(|t| p.now.saturating_add(t));
+        let lease_until = p.now.saturating_add(match job.timeout_ms {
+            Some(t) => p.lease_ms.min(t),
+            None => p.lease_ms,
+        });
+        let (s, i) = (&mut self.stmt, &self.idx);
+        s.raw_bind_parameter(i[0], job.id)?;
+        s.raw_bind_parameter(i[1], token)?;
+        s.raw_bind_parameter(i[2], p.worker_id)?;
+        s.raw_bind_parameter(i[3], p.now)?;
+        s.raw_bind_parameter(i[4], deadline)?;
+        s.raw_bind_parameter(i[5], lease_until)?;
+        let taken = s.raw_execute()? == 1;
+        if taken {
+            job.token = token;
+        }
+        Ok(taken)
+    }
 }
 
 pub fn next_run_at(conn: &Connection, ns: &str, queues: &[String]) -> Result<Option<i64>> {
@@ -646,14 +665,12 @@ mod tests {
             limit,
         };
         for limit in [1, 64, 2] {
-            claim_one_queue(&conn, &p(limit), "default").unwrap();
-            claim_candidates(&conn, &p(limit), "default").unwrap();
+            ready_jobs(&conn, &p(limit), "default").unwrap();
             expired_leases(&conn, 1, limit).unwrap();
             sweep_expired(&conn, 1, limit).unwrap();
         }
         for sql in [
-            sql!("claim/claim_one_queue.sql"),
-            sql!("claim/candidates.sql"),
+            sql!("claim/ready.sql"),
             sql!("reaper/expired.sql"),
             sql!("sweep/delete_jobs.sql"),
         ] {

@@ -1,12 +1,12 @@
--- Claims the given ids (a JSON array), exactly as claim_one_queue.sql does.
+-- Claims one job read by claim/ready.sql in this transaction: running, with the next lease token
+-- (the fencing token), this worker, a lease and the attempt's deadline (both computed by the
+-- caller: the lease never runs past the deadline, so the reaper finds both lost workers and
+-- timeouts by lease_until alone). The token and status conditions only restate what the read saw.
 UPDATE jobs
 SET status = 1,
-    lease_token = lease_token + 1,
+    lease_token = :token,
     worker_id = :worker_id,
     started_at = :now,
-    deadline_at = CASE WHEN timeout_ms IS NULL THEN NULL ELSE :now + timeout_ms END,
-    lease_until = CASE WHEN timeout_ms IS NULL THEN :now + :lease_ms
-                       ELSE MIN(:now + :lease_ms, :now + timeout_ms) END
-WHERE id IN (SELECT value FROM json_each(:ids)) AND status IN (0, 3)
-RETURNING id, task_name, queue, args, retry_count, lease_token, max_retries, timeout_ms,
-          soft_timeout_ms, priority, run_at;
+    deadline_at = :deadline_at,
+    lease_until = :lease_until
+WHERE id = :id AND lease_token = :token - 1 AND status IN (0, 3);

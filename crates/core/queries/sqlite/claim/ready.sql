@@ -1,0 +1,14 @@
+-- The best ready jobs of one queue (in index order), whole: what a claim hands out. The claim
+-- takes them with claim/take.sql one by one in the same transaction; with several queues, the
+-- caller merges the queues' jobs and takes the overall best.
+-- One UPDATE … WHERE id IN (subquery) … RETURNING did the same in one statement, but SQLite runs
+-- it in two passes, copying every whole row into a temporary table first and the RETURNING rows
+-- into another: this select and a row-at-a-time update by rowid cost less.
+-- LIMIT takes `:limit + 0`, not a bare parameter: SQLite plans a bare LIMIT parameter for its
+-- bound value and so re-prepares the statement on every run (a tenth of the writer's time).
+SELECT id, task_name, queue, args, retry_count, lease_token, max_retries, timeout_ms,
+       soft_timeout_ms, priority, run_at
+FROM jobs
+WHERE namespace = :namespace AND queue = :queue AND status IN (0, 3) AND run_at <= :now
+ORDER BY priority DESC, run_at, id
+LIMIT :limit + 0;
