@@ -93,7 +93,6 @@ interface RawClaimed {
   soft_timeout_ms: number | null
   priority: number
   run_at: number
-  deadline_at: number | null
 }
 
 /** A running attempt as the failure path needs it. */
@@ -132,7 +131,6 @@ export function parseId(id: string): number | null {
 
 export class Store {
   private readonly db: Database
-  private readonly claimStmts = new Map<number, Statement>()
   private readonly nextDueStmts = new Map<number, Statement>()
 
   readonly begin: Statement
@@ -148,6 +146,8 @@ export class Store {
   private readonly sGetJob: Statement
   private readonly sRunning: Statement
   private readonly sComplete: Statement
+  private readonly sReady: Statement
+  private readonly sTake: Statement
   private readonly sRetry: Statement
   private readonly sDead: Statement
   private readonly sInsertDead: Statement
@@ -196,6 +196,17 @@ export class Store {
       `SELECT id, namespace, queue, task_name, args, retry_count, max_retries, priority, timeout_ms, soft_timeout_ms,
          result_ttl_ms, backoff_base_ms, backoff_max_ms, backoff_jitter, cancel_requested
        FROM jobs WHERE id = ? AND namespace = ? AND lease_token = ? AND status = 1`,
+    )
+    this.sReady = p(
+      // LIMIT ? + 0, not a bare parameter: SQLite re-prepares a statement whose LIMIT is a bare
+      // parameter on every run (the native core's claim/ready.sql says the same).
+      `SELECT id, task_name, queue, args, retry_count, lease_token, max_retries, timeout_ms, soft_timeout_ms, priority, run_at
+       FROM jobs WHERE namespace = ? AND queue = ? AND status IN (0, 3) AND run_at <= ?
+       ORDER BY priority DESC, run_at, id LIMIT ? + 0`,
+    )
+    this.sTake = p(
+      `UPDATE jobs SET status = 1, lease_token = ?, worker_id = ?, started_at = ?, deadline_at = ?, lease_until = ?
+       WHERE id = ? AND lease_token = ? - 1 AND status IN (0, 3)`,
     )
     this.sComplete = p(
       // Positional parameters on the hot path: better-sqlite3 binds them faster than named ones.
@@ -313,41 +324,30 @@ export class Store {
     return { id: String(r.lastInsertRowid), created: true }
   }
 
-  private claimStmt(queues: number): Statement {
-    let s = this.claimStmts.get(queues)
-    if (s === undefined) {
-      const list = Array.from({ length: queues }, (_, i) => `@q${i}`).join(', ')
-      // LIMIT @limit + 0, not a bare parameter: SQLite re-prepares a statement whose subquery LIMIT
-      // is a bare parameter on every run (the native core's claim.sql says the same).
-      s = this.db.prepare(
-        `UPDATE jobs SET status = 1, lease_token = lease_token + 1, worker_id = @worker, started_at = @now,
-           deadline_at = CASE WHEN timeout_ms IS NULL THEN NULL ELSE @now + timeout_ms END,
-           lease_until = CASE WHEN timeout_ms IS NOT NULL AND timeout_ms < @lease THEN @now + timeout_ms ELSE @now + @lease END
-         WHERE id IN (
-           SELECT id FROM jobs WHERE namespace = @ns AND queue IN (${list}) AND status IN (0, 3) AND run_at <= @now
-           ORDER BY priority DESC, run_at, id LIMIT @limit + 0)
-         RETURNING id, task_name, queue, args, retry_count, lease_token, max_retries, timeout_ms, soft_timeout_ms,
-           priority, run_at, deadline_at`,
-      )
-      this.claimStmts.set(queues, s)
-    }
-    return s
-  }
-
   claim(ns: string, workerId: string, queues: string[], limit: number, leaseMs: number, now: number, fx: Effects): ClaimedJob[] {
-    const params: Record<string, unknown> = { now, worker: workerId, lease: leaseMs, ns, limit }
-    for (let i = 0; i < queues.length; i++) params[`q${i}`] = queues[i]
-    const rows = this.claimStmt(queues.length).all(params) as RawClaimed[]
-    if (rows.length > 1) rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.id - b.id)
+    // As the native core does (claim/ready.sql, claim/take.sql): each queue's best ready jobs by
+    // index, the best of those, then one update by rowid each. One UPDATE … WHERE id IN (…)
+    // RETURNING costs more: SQLite copies every whole row into a temporary table first.
+    let rows: RawClaimed[] = []
+    for (const queue of queues) rows = rows.concat(this.sReady.all(ns, queue, now, limit) as RawClaimed[])
+    if (queues.length > 1) {
+      rows.sort((a, b) => b.priority - a.priority || a.run_at - b.run_at || a.id - b.id)
+      rows.length = Math.min(rows.length, limit)
+    }
     return rows.map((r) => {
-      if (r.deadline_at !== null && r.deadline_at < fx.deadline) fx.deadline = r.deadline_at
+      const token = r.lease_token + 1
+      const deadline = r.timeout_ms === null ? null : now + r.timeout_ms
+      const leaseUntil = r.timeout_ms !== null && r.timeout_ms < leaseMs ? now + r.timeout_ms : now + leaseMs
+      // Read in this same transaction, which holds the write lock: the row cannot have moved.
+      this.sTake.run(token, workerId, now, deadline, leaseUntil, r.id, token)
+      if (deadline !== null && deadline < fx.deadline) fx.deadline = deadline
       return {
         id: String(r.id),
         taskName: r.task_name,
         queue: r.queue,
         args: r.args,
         attempt: r.retry_count,
-        token: r.lease_token,
+        token,
         maxRetries: r.max_retries,
         timeoutMs: r.timeout_ms,
         softTimeoutMs: r.soft_timeout_ms,
