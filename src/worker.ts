@@ -75,7 +75,8 @@ export class Worker {
   readonly #claiming = new Set<Promise<void>>()
   /** Jobs just claimed, about to start: they hold slots while the next claim is sized. */
   #starting = 0
-  readonly #chunk: number
+  /** Most jobs one claim asks for: the slots split into the core's claimParts. */
+  #chunk = 1
   #claimFailures = 0
   #claimRetryAt = 0
   #wakeQueued = false
@@ -90,7 +91,6 @@ export class Worker {
     this.#queues = queues.map((q) => checkName('queues[]', q))
     this.#leaseMs = checkInt('leaseMs', options.leaseMs ?? 5000, 100, 3_600_000)
     this.#pollMs = checkInt('pollMs', options.pollMs ?? 1000, 0, 60_000)
-    this.#chunk = Math.max(1, Math.ceil(this.#concurrency / 2))
   }
 
   /** How many attempts are running right now. */
@@ -104,6 +104,7 @@ export class Worker {
     const core = await this.#queue.core()
     callCoreSync(() => core.registerWorker(this.id, this.#leaseMs))
     this.#core = core
+    this.#chunk = Math.max(1, Math.ceil(this.#concurrency / core.claimParts))
     this.#state = 'running'
     this.#cancelTimer = setInterval(() => this.#pollCancels(), CANCEL_POLL_MS)
     this.#cancelTimer.unref()
@@ -111,10 +112,10 @@ export class Worker {
   }
 
   /**
-   * One claim is out at a time, for at most half the slots, and the next one leaves as soon as a
-   * claim returns, before its jobs run: the core claims the next jobs (and commits the last
-   * settles) while this thread runs the current ones. Event-driven: a freed slot, a committed
-   * settle or a returned claim looks again (once per turn).
+   * One claim is out at a time, for at most 1/claimParts of the slots (half, on SQLite), and the
+   * next one leaves as soon as a claim returns, before its jobs run: the core claims the next jobs
+   * (and commits the last settles) while this thread runs the current ones. Event-driven: a freed
+   * slot, a committed settle or a returned claim looks again (once per turn).
    */
   #tryClaim(): void {
     if (this.#state !== 'running' || this.#claims > 0 || Date.now() < this.#claimRetryAt) return

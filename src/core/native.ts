@@ -40,6 +40,7 @@ export async function openNative(options: OpenOptions): Promise<Core> {
   return {
     kind: 'native',
     offThread: true,
+    claimParts: options.url ? 1 : 2,
     enqueue: async (jobs: NewJob[]) => unpackEnqueued(await h.enqueueJson(packJobs(jobs))),
     claim: async (req: ClaimRequest) => unpackClaimed(await h.claimJson(req)),
     settle: async (settles: Settle[]) => unpackOutcomes(settles, await h.settleJson(JSON.stringify(settles))),
