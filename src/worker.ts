@@ -154,7 +154,10 @@ export class Worker {
         this.#claimRetryAt = Date.now() + pause
         setTimeout(() => this.#tryClaim(), pause)
       },
-    )
+    ).catch((err: unknown) => {
+      // A bug of ours while starting the jobs: say so rather than leave a rejection nobody handles.
+      this.#queue.logger.error(`worker ${this.id}: starting claimed jobs failed`, err)
+    })
     this.#claiming.add(claimed)
     void claimed.finally(() => this.#claiming.delete(claimed))
   }
@@ -296,7 +299,9 @@ export class Worker {
     const batch = this.#settles
     this.#settles = []
     if (batch.length === 0) return
-    const sent = this.#settleBatch(batch)
+    const sent = this.#settleBatch(batch).catch((err: unknown) => {
+      this.#queue.logger.error(`worker ${this.id}: settling ${batch.length} job(s) failed unexpectedly; their leases will bring them back`, err)
+    })
     this.#flushing.add(sent)
     void sent.finally(() => this.#flushing.delete(sent))
   }
