@@ -18,7 +18,8 @@ function run(core, args, { cwd } = {}) {
   let stderr = ''
   child.stdout.on('data', (d) => (stdout += d))
   child.stderr.on('data', (d) => (stderr += d))
-  return once(child, 'exit').then(([code]) => ({ code, stdout, stderr }))
+  // 'close', not 'exit': 'exit' can come before the last of the output has been read.
+  return once(child, 'close').then(([code]) => ({ code, stdout, stderr }))
 }
 
 /** A database with 2 complete jobs and 1 dead one. */
@@ -127,7 +128,7 @@ queue.task('slow', async (i) => {
     if (started === 2) break
   }
   child.kill('SIGTERM')
-  const [code] = await once(child, 'exit')
+  const [code] = await once(child, 'close')
   t.is(code, 0, stderr)
   t.regex(stderr, /SIGTERM: finishing running jobs/)
   const stats = await producer.stats()
