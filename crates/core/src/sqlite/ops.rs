@@ -66,31 +66,28 @@ pub(crate) fn claim(
     if jobs.is_empty() {
         return Ok((jobs, queries::next_run_at(conn, ns, queues)?));
     }
-    jobs.sort_by(|a, b| {
-        b.priority
-            .cmp(&a.priority)
-            .then(a.run_at.cmp(&b.run_at))
-            .then(a.id.cmp(&b.id))
-    });
-    jobs.truncate(limit as usize);
+    if queues.len() > 1 {
+        // Each queue's jobs come in claim order; merged, they need sorting again.
+        jobs.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then(a.run_at.cmp(&b.run_at))
+                .then(a.id.cmp(&b.id))
+        });
+        jobs.truncate(limit as usize);
+    }
     let mut taker = queries::Taker::new(conn)?;
     for job in jobs.iter_mut() {
         // Read in this same transaction by the only writer: the row cannot have moved.
-        if !taker.take(&p, job)? {
+        let Some(lease_until) = taker.take(&p, job)? else {
             return Err(Error::Queue(format!(
                 "job {} changed between the claim's read and its update",
                 job.id
             )));
-        }
+        };
+        // The reaper may need to wake earlier for the earliest lease handed out here.
+        fx.lease_hint = Some(fx.lease_hint.map_or(lease_until, |t| t.min(lease_until)));
     }
-    let earliest = jobs
-        .iter()
-        .map(|j| match j.timeout_ms {
-            Some(t) => now.saturating_add(lease_ms.min(t)),
-            None => now.saturating_add(lease_ms),
-        })
-        .min();
-    fx.lease_hint = earliest;
     Ok((jobs, None))
 }
 

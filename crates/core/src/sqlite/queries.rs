@@ -203,9 +203,9 @@ impl<'c> Taker<'c> {
         Ok(Taker { stmt, idx })
     }
 
-    /// Takes `job` for `p.worker_id` with the next token, which it writes into `job`; false if
-    /// the row is no longer what was read.
-    pub fn take(&mut self, p: &ClaimParams<'_>, job: &mut ClaimedJob) -> Result<bool> {
+    /// Takes `job` for `p.worker_id` with the next token, which it writes into `job`; returns
+    /// the lease's end, or None if the row is no longer what was read.
+    pub fn take(&mut self, p: &ClaimParams<'_>, job: &mut ClaimedJob) -> Result<Option<i64>> {
         let token = job.token + 1;
         let deadline = job.timeout_ms.map(|t| p.now.saturating_add(t));
         let lease_until = p.now.saturating_add(match job.timeout_ms {
@@ -219,11 +219,11 @@ impl<'c> Taker<'c> {
         s.raw_bind_parameter(i[3], p.now)?;
         s.raw_bind_parameter(i[4], deadline)?;
         s.raw_bind_parameter(i[5], lease_until)?;
-        let taken = s.raw_execute()? == 1;
-        if taken {
-            job.token = token;
+        if s.raw_execute()? != 1 {
+            return Ok(None);
         }
-        Ok(taken)
+        job.token = token;
+        Ok(Some(lease_until))
     }
 }
 
