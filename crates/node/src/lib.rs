@@ -373,10 +373,8 @@ fn pack_outcomes(out: &[core::SettleOutcome]) -> String {
             .iter()
             .position(|x| *x == o.status)
             .unwrap_or(core::SettleStatus::ALL.len() - 1);
-        let _ = match o.run_at {
-            Some(t) => write!(s, "{code},{t}"),
-            None => write!(s, "{code},null"),
-        };
+        let _ = write!(s, "{code},");
+        push_json_opt(&mut s, o.run_at);
     }
     s.push(']');
     s
@@ -386,19 +384,13 @@ fn pack_outcomes(out: &[core::SettleOutcome]) -> String {
 /// ids are never below 1. Numbers, for the reason given at [`pack_claimed`]; an id beyond what a
 /// double holds exactly travels as a string (with its sign).
 fn pack_enqueued(out: &[core::Enqueued]) -> String {
-    use std::fmt::Write;
     let mut s = String::with_capacity(2 + out.len() * 8);
     s.push('[');
     for (i, e) in out.iter().enumerate() {
         if i > 0 {
             s.push(',');
         }
-        let sign = if e.created { "" } else { "-" };
-        if e.id.unsigned_abs() < (1 << 53) {
-            let _ = write!(s, "{sign}{}", e.id);
-        } else {
-            let _ = write!(s, "\"{sign}{}\"", e.id);
-        }
+        push_json_id(&mut s, if e.created { "" } else { "-" }, e.id);
     }
     s.push(']');
     s
@@ -416,28 +408,19 @@ fn pack_claimed(jobs: &[core::ClaimedJob]) -> String {
     let mut out = String::with_capacity(args.len() + 16 + jobs.len() * 96);
     out.push('[');
     push_json_str(&mut out, &args);
-    let opt = |v: Option<i64>| v.map_or_else(|| "null".to_string(), |v| v.to_string());
     for j in jobs {
-        if j.id.unsigned_abs() < (1 << 53) {
-            let _ = write!(out, ",{}", j.id);
-        } else {
-            let _ = write!(out, ",\"{}\"", j.id);
-        }
+        out.push(',');
+        push_json_id(&mut out, "", j.id);
         let args_len = if j.args.is_ascii() {
             j.args.len()
         } else {
             j.args.encode_utf16().count()
         };
-        let _ = write!(
-            out,
-            ",{},{},{},{},{},{},",
-            j.token,
-            j.attempt,
-            j.max_retries,
-            opt(j.timeout_ms),
-            opt(j.soft_timeout_ms),
-            j.started_at
-        );
+        let _ = write!(out, ",{},{},{},", j.token, j.attempt, j.max_retries);
+        push_json_opt(&mut out, j.timeout_ms);
+        out.push(',');
+        push_json_opt(&mut out, j.soft_timeout_ms);
+        let _ = write!(out, ",{},", j.started_at);
         push_json_str(&mut out, &j.task_name);
         out.push(',');
         push_json_str(&mut out, &j.queue);
@@ -445,6 +428,24 @@ fn pack_claimed(jobs: &[core::ClaimedJob]) -> String {
     }
     out.push(']');
     out
+}
+
+/// An id as a JSON number while a double holds it exactly, as a string beyond; `sign` is "" or "-".
+fn push_json_id(out: &mut String, sign: &str, id: i64) {
+    use std::fmt::Write;
+    let _ = if id.unsigned_abs() < (1 << 53) {
+        write!(out, "{sign}{id}")
+    } else {
+        write!(out, "\"{sign}{id}\"")
+    };
+}
+
+fn push_json_opt(out: &mut String, v: Option<i64>) {
+    use std::fmt::Write;
+    let _ = match v {
+        Some(v) => write!(out, "{v}"),
+        None => write!(out, "null"),
+    };
 }
 
 fn push_json_str(out: &mut String, s: &str) {
