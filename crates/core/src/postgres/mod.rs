@@ -247,6 +247,17 @@ impl Inner {
         conn::get(&self.pool).await
     }
 
+    /// After a failed try: whether to try again (a connection failure or a deadlock, within the
+    /// budget, while open), having waited the next backoff step if so.
+    async fn retry_after(&self, e: &Error, give_up: Instant, attempt: &mut u32) -> bool {
+        if !retryable(e) || Instant::now() >= give_up || self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        *attempt += 1;
+        tokio::time::sleep(backoff_step(*attempt)).await;
+        true
+    }
+
     /// Runs `op` on a pooled connection; a connection failure (or deadlock) is retried on a fresh
     /// one until `budget` runs out. Only for operations that are safe to run twice.
     async fn retrying<T, F, Fut>(&self, budget: Duration, mut op: F) -> Result<T>
@@ -262,14 +273,7 @@ impl Inner {
                 Err(e) => Err(e),
             };
             match res {
-                Err(e)
-                    if retryable(&e)
-                        && Instant::now() < give_up
-                        && !self.closed.load(Ordering::Acquire) =>
-                {
-                    attempt += 1;
-                    tokio::time::sleep(backoff_step(attempt)).await;
-                }
+                Err(e) if self.retry_after(&e, give_up, &mut attempt).await => {}
                 r => return r,
             }
         }
@@ -493,14 +497,7 @@ impl Inner {
                         "enqueue: a uniqueKey kept changing hands while enqueueing; retry".into(),
                     ))
                 }
-                Err(e)
-                    if retryable(&e)
-                        && Instant::now() < give_up
-                        && !inner.closed.load(Ordering::Acquire) =>
-                {
-                    attempt += 1;
-                    tokio::time::sleep(backoff_step(attempt)).await;
-                }
+                Err(e) if inner.retry_after(&e, give_up, &mut attempt).await => {}
                 Err(e) => return Err(e),
             }
         }
@@ -1003,14 +1000,7 @@ impl Store for PgStore {
         let res = loop {
             match inner.settle_once(&plan).await {
                 Ok(r) => break Ok(r),
-                Err(e)
-                    if retryable(&e)
-                        && Instant::now() < give_up
-                        && !inner.closed.load(Ordering::Acquire) =>
-                {
-                    attempt += 1;
-                    tokio::time::sleep(backoff_step(attempt)).await;
-                }
+                Err(e) if inner.retry_after(&e, give_up, &mut attempt).await => {}
                 Err(e) => break Err(e),
             }
         };
