@@ -65,6 +65,17 @@ fn fail(j: &ClaimedJob, error: &str) -> Settle {
     }
 }
 
+/// The attempt kept its job: still running, no error recorded, and its settle is not stale.
+async fn still_held_then_settles(s: &Arc<dyn Store>, id: i64, c: &ClaimedJob) {
+    assert_eq!(s.get_job(id).await.unwrap().unwrap().status, 1);
+    assert!(s.job_errors(id).await.unwrap().is_empty());
+    assert_eq!(
+        s.settle(vec![complete(c, "ok")]).await.unwrap()[0].status,
+        SettleStatus::Complete
+    );
+    s.close().await.unwrap();
+}
+
 async fn enqueue_one(s: &Arc<dyn Store>, j: NewJob) -> i64 {
     s.enqueue(vec![j]).await.unwrap()[0].id
 }
@@ -478,14 +489,7 @@ async fn the_heartbeat_keeps_a_lease_alive() {
     let c = s.claim(req(1, 0)).await.unwrap().remove(0);
     // Several lease lengths pass: only the heartbeat keeps the job from being reaped.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let row = s.get_job(id).await.unwrap().unwrap();
-    assert_eq!(row.status, 1);
-    assert!(s.job_errors(id).await.unwrap().is_empty());
-    assert_eq!(
-        s.settle(vec![complete(&c, "ok")]).await.unwrap()[0].status,
-        SettleStatus::Complete
-    );
-    s.close().await.unwrap();
+    still_held_then_settles(&s, id, &c).await;
 }
 
 #[tokio::test]
@@ -748,13 +752,7 @@ async fn a_lock_longer_than_the_lease_does_not_cost_a_live_worker_its_attempt() 
         .unwrap();
     // Heartbeat and reaper both get the writer again; give them a few rounds.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(s.get_job(id).await.unwrap().unwrap().status, 1);
-    assert!(s.job_errors(id).await.unwrap().is_empty());
-    assert_eq!(
-        s.settle(vec![complete(&c, "ok")]).await.unwrap()[0].status,
-        SettleStatus::Complete
-    );
-    s.close().await.unwrap();
+    still_held_then_settles(&s, id, &c).await;
 }
 
 #[tokio::test]

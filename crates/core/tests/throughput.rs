@@ -21,19 +21,23 @@ fn cpu() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-use taskito_core::{open, ClaimRequest, NewJob, OpenOptions, Settle, SettleKind};
+use taskito_core::{open, ClaimRequest, NewJob, OpenOptions, Settle, SettleKind, Store};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore]
-async fn throughput() {
-    let dir = tempfile::TempDir::new().unwrap();
-    let s = open(OpenOptions {
+async fn fresh(dir: &tempfile::TempDir) -> std::sync::Arc<dyn Store> {
+    open(OpenOptions {
         db_path: Some(dir.path().join("t.db").to_string_lossy().into_owned()),
         namespace: "default".into(),
         ..Default::default()
     })
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn throughput() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let s = fresh(&dir).await;
     let n = 100_000;
     let (t0, c0) = (Instant::now(), cpu());
     for _ in 0..(n / 10_000) {
@@ -99,13 +103,7 @@ async fn throughput() {
 #[ignore]
 async fn single_enqueues() {
     let dir = tempfile::TempDir::new().unwrap();
-    let s = open(OpenOptions {
-        db_path: Some(dir.path().join("t.db").to_string_lossy().into_owned()),
-        namespace: "default".into(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let s = fresh(&dir).await;
     let (t0, c0) = (Instant::now(), cpu());
     for _ in 0..20_000 {
         s.enqueue(vec![NewJob::new("t", "[]")]).await.unwrap();
