@@ -3,7 +3,7 @@
 // same file worked by both cores, both ways.
 import test from 'ava'
 import { spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { createInterface } from 'node:readline'
 import { tmpdir } from 'node:os'
@@ -11,6 +11,9 @@ import { join } from 'node:path'
 
 const require = createRequire(import.meta.url)
 const Database = require('better-sqlite3')
+const MIGRATIONS = new URL('../crates/core/queries/sqlite/migrations/', import.meta.url).pathname
+/** The newest schema version: the highest numbered migration file, which both cores apply. */
+const LATEST_SCHEMA = Math.max(...readdirSync(MIGRATIONS).map((f) => Number(/^(\d+)_/.exec(f)?.[1] ?? 0)))
 
 const jsModule = new URL('../dist/esm/core/js/index.js', import.meta.url)
 const nativeModule = new URL('../dist/esm/core/native.js', import.meta.url)
@@ -688,13 +691,43 @@ each('refuses a file that is not SQLite, another application\'s SQLite file, and
   const core = await opener[kind]({ dbPath: newer, namespace: 'default' })
   await core.close()
   const raw = new Database(newer)
-  t.is(raw.prepare("SELECT value FROM taskito_meta WHERE key = 'schema_version'").pluck().get(), '1')
+  t.is(raw.prepare("SELECT value FROM taskito_meta WHERE key = 'schema_version'").pluck().get(), String(LATEST_SCHEMA))
   t.is(raw.pragma('journal_mode', { simple: true }), 'wal')
   raw.prepare("UPDATE taskito_meta SET value = '99' WHERE key = 'schema_version'").run()
   raw.close()
   const newerBefore = readFileSync(newer)
   await rejectsWithCode(t, opener[kind]({ dbPath: newer, namespace: 'default' }), 'DB_SCHEMA_TOO_NEW')
   t.deepEqual(readFileSync(newer), newerBefore)
+})
+
+each('opens a version 1 file: migrates it, and counts every status of its namespace as before', async (t, kind) => {
+  const dbPath = join(tempDir(t), 'v1.db')
+  const raw = new Database(dbPath)
+  raw.exec(readFileSync(join(MIGRATIONS, '001_init.sql'), 'utf8'))
+  raw.exec("INSERT INTO taskito_meta (key, value) VALUES ('schema_version', '1')")
+  const insert = raw.prepare(
+    `INSERT INTO jobs (namespace, queue, task_name, args, status, priority, run_at, created_at, max_retries,
+       backoff_base_ms, backoff_max_ms, backoff_jitter, worker_id, lease_until)
+     VALUES (?, 'default', 'task', '[]', ?, 0, 0, 0, 3, 1000, 60000, 0, ?, ?)`,
+  )
+  const row = (ns, status) => insert.run(ns, status, status === 1 ? 'gone' : null, status === 1 ? Number.MAX_SAFE_INTEGER : null)
+  // default: 2 pending, 1 running, 3 complete, 1 failed, 1 dead, 2 cancelled; one of each elsewhere.
+  for (const status of [0, 0, 1, 2, 2, 2, 3, 4, 5, 5]) row('default', status)
+  for (const status of [0, 1, 2, 3, 4, 5]) row('other', status)
+  raw.close()
+
+  const core = await open(t, kind, { dbPath })
+  t.deepEqual(await core.stats(), { pending: 2, running: 1, completed: 3, failed: 1, dead: 1, cancelled: 2 })
+  // The two pending jobs and the failed one (its retry is due) are claimed as before.
+  const claimed = await core.claim(claimReq({ limit: 10 }))
+  t.is(claimed.length, 3)
+  await core.settle([{ id: claimed[0].id, token: claimed[0].token, kind: 'complete' }])
+  t.deepEqual(await core.stats(), { pending: 0, running: 3, completed: 4, failed: 0, dead: 1, cancelled: 2 })
+  await core.close()
+  const after = new Database(dbPath, { readonly: true })
+  t.is(after.prepare("SELECT value FROM taskito_meta WHERE key = 'schema_version'").pluck().get(), String(LATEST_SCHEMA))
+  t.is(after.prepare("SELECT COUNT(*) FROM sqlite_master WHERE name = 'jobs_status'").pluck().get(), 0)
+  after.close()
 })
 
 each('creates parent folders; rejects bad options with INVALID_ARGUMENT', async (t, kind) => {

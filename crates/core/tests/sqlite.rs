@@ -657,6 +657,88 @@ async fn a_file_that_is_not_sqlite_is_refused_and_left_unchanged() {
     assert!(!dir.path().join("notes.txt-wal").exists());
 }
 
+/// A file written at schema version 1 (every status present, two namespaces): opening it migrates
+/// it to the current version, and stats, which version 2 counts from partial indexes instead of
+/// an index of every job's status, still count each status of this namespace only.
+#[tokio::test]
+async fn a_version_1_file_migrates_and_still_counts_every_status() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("sub/jobs.db");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(include_str!("../queries/sqlite/migrations/001_init.sql"))
+            .unwrap();
+        c.execute_batch("INSERT INTO taskito_meta (key, value) VALUES ('schema_version', '1');")
+            .unwrap();
+        let mut insert = c
+            .prepare(
+                "INSERT INTO jobs (namespace, queue, task_name, args, status, priority, run_at, \
+                 created_at, max_retries, backoff_base_ms, backoff_max_ms, backoff_jitter, \
+                 worker_id, lease_until) \
+                 VALUES (?1, 'default', 't', '[]', ?2, 0, 0, 0, 3, 1000, 60000, 0, ?3, ?4)",
+            )
+            .unwrap();
+        // test: 2 pending, 1 running, 3 complete, 1 failed, 1 dead, 2 cancelled; one of each
+        // in another namespace.
+        let rows: [(&str, &[i64]); 2] = [
+            ("test", &[0, 0, 1, 2, 2, 2, 3, 4, 5, 5]),
+            ("other", &[0, 1, 2, 3, 4, 5]),
+        ];
+        for (ns, statuses) in rows {
+            for &status in statuses {
+                let running = status == 1;
+                let lease = running.then_some(i64::MAX);
+                let worker = running.then_some("gone");
+                insert
+                    .execute(rusqlite::params![ns, status, worker, lease])
+                    .unwrap();
+            }
+        }
+    }
+    let s = store(&dir).await;
+    let st = s.stats().await.unwrap();
+    assert_eq!(
+        (
+            st.pending,
+            st.running,
+            st.completed,
+            st.failed,
+            st.dead,
+            st.cancelled
+        ),
+        (2, 1, 3, 1, 1, 2)
+    );
+    // The pending jobs and the failed one (its retry is due) are claimable as before, and the
+    // counts follow.
+    let claimed = s.claim(req(10, 0)).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    s.settle(vec![complete(&claimed[0], "1")]).await.unwrap();
+    let st = s.stats().await.unwrap();
+    assert_eq!(
+        (st.pending, st.running, st.completed, st.failed),
+        (0, 3, 4, 0)
+    );
+    s.close().await.unwrap();
+    let c = rusqlite::Connection::open(&path).unwrap();
+    let version: String = c
+        .query_row(
+            "SELECT value FROM taskito_meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "2");
+    let status_index: i64 = c
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name = 'jobs_status'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(status_index, 0, "the index of every status is gone");
+}
+
 #[tokio::test]
 async fn a_file_from_a_newer_taskito_is_refused() {
     let dir = TempDir::new().unwrap();

@@ -19,10 +19,13 @@ macro_rules! sql {
 }
 
 /// Migrations in order: (version, SQL). The JS core applies the same files.
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, sql!("migrations/001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, sql!("migrations/001_init.sql")),
+    (2, sql!("migrations/002_status_index.sql")),
+];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 // ---- meta -------------------------------------------------------------------------------------
 
@@ -656,7 +659,9 @@ mod tests {
     #[test]
     fn limited_statements_are_not_reprepared() {
         let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(MIGRATIONS[0].1).unwrap();
+        for (_, sql) in MIGRATIONS {
+            conn.execute_batch(sql).unwrap();
+        }
         let p = |limit| ClaimParams {
             ns: "default",
             worker_id: "w",
