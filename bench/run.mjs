@@ -25,6 +25,7 @@ const PLAN = [
   { id: 'drain', params: { n: [50_000, 5000], concurrency: 64 } },
   { id: 'latency', params: { n: [1000, 200], warmup: 20, concurrency: 8 } },
   { id: 'retry', params: { n: [10_000, 1000], failures: 2, concurrency: 64 } },
+  { id: 'loop-lag', params: { n: [20_000, 3000], warmup: 2000, batch: 100, everyMs: 10, concurrency: 64 } },
   // Only with --only: the producer in one process, the idle worker in another (the wake-up
   // across processes: adaptive poll on SQLite).
   { id: 'latency-xproc', optIn: true, params: { n: [300, 100], warmup: 10 } },

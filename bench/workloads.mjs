@@ -213,6 +213,53 @@ function latencyMetrics(samples, what) {
   ]
 }
 
+/**
+ * What a server on the same event loop feels: a producer enqueues a batch of `batch` jobs every
+ * `everyMs` (a steady load both cores keep up with), a worker in the same process runs them, and
+ * a 1 ms timer measures how late the loop runs it. The JS core runs each transaction on the loop,
+ * so every enqueue, claim and settle batch stalls it; the native core runs them on its writer
+ * thread. A first round, not measured, compiles the hot paths.
+ */
+async function loopLag(ctx) {
+  const { n, warmup, batch, everyMs, concurrency } = ctx.params
+  const queue = new Queue(queueOptions(ctx))
+  queue.task('noop', async () => {})
+  const worker = queue.worker({ concurrency })
+  await worker.start()
+  const produce = async (count) => {
+    for (let i = 0; i < count; i += batch) {
+      await sleep(everyMs)
+      await queue.enqueueMany(Array.from({ length: Math.min(batch, count - i) }, (_, j) => ({ task: 'noop', args: [i + j] })))
+    }
+  }
+  let done = settleCounter(queue, warmup)
+  await produce(warmup)
+  await done
+  done = settleCounter(queue, n)
+  const lags = []
+  let probing = true
+  let last = performance.now()
+  const probe = () => {
+    const now = performance.now()
+    lags.push(Math.max(0, now - last - 1))
+    last = now
+    if (probing) setTimeout(probe, 1)
+  }
+  setTimeout(probe, 1)
+  await produce(n)
+  await done
+  probing = false
+  await worker.close()
+  await expectCompleted(queue, n + warmup)
+  await queue.close()
+  const sorted = lags.sort((a, b) => a - b)
+  const what = `event-loop lag, ${Math.round((batch * 1000) / everyMs).toLocaleString('en-US')} jobs/s produced and run in one process`
+  return [
+    { key: 'lag-p99', label: `${what}, p99`, unit: 'ms', lowerIsBetter: true, value: percentile(sorted, 99) },
+    { key: 'lag-max', label: `${what}, max`, unit: 'ms', lowerIsBetter: true, value: sorted[sorted.length - 1] },
+  ]
+}
+
 async function retryHeavy(ctx) {
   const { n, failures, concurrency } = ctx.params
   const queue = new Queue(queueOptions(ctx))
@@ -372,6 +419,7 @@ export const WORKLOADS = {
   drain,
   latency,
   retry: retryHeavy,
+  'loop-lag': loopLag,
   'pg-drain-1': drainProcs,
   'pg-drain-3': drainProcs,
   'pg-delay-64': delayInFlight,
