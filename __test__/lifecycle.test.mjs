@@ -235,6 +235,23 @@ eachCore('test mode runs tasks in-process and writes nothing to the database', a
   t.is((await queue.stats()).pending, 1)
 })
 
+eachCore('currentJob() describes the attempt, and its members work destructured', async (t, core) => {
+  const queue = makeQueue(t, core)
+  const probe = queue.task('probe', async () => {
+    const { id, taskName, queue: name, attempt, signal, setProgress, checkTimeout, checkCancelled } = currentJob()
+    await setProgress(42)
+    checkTimeout()
+    checkCancelled()
+    return { id, taskName, name, attempt, aborted: signal.aborted }
+  })
+  const worker = queue.worker()
+  await worker.start()
+  const job = await probe.delay()
+  t.deepEqual(await job.result({ timeout: 10_000 }), { id: job.id, taskName: 'probe', name: 'default', attempt: 0, aborted: false })
+  t.is((await job.info()).progress, 42)
+  await worker.close()
+})
+
 eachCore('a job of an unregistered task fails with an error naming the task and the fix', async (t, core) => {
   const where = location(t, core)
   const producer = makeQueue(t, core, where)
