@@ -612,6 +612,19 @@ each('listJobs filters by status and task, newest first; setProgress is fenced',
     (await core.listJobs({ status: 1, limit: 10, offset: 0 })).map((r) => r.id),
     [c.id],
   )
+  // The statuses after running are listed from their own index: same order, filters and pages.
+  const [d, e] = await core.claim(claimReq({ limit: 2 }))
+  await core.settle([
+    { id: c.id, token: c.token, kind: 'complete' },
+    { id: d.id, token: d.token, kind: 'fail', error: 'Error: no', retryable: false },
+    { id: e.id, token: e.token, kind: 'complete' },
+  ])
+  const list = async (filter) => (await core.listJobs({ limit: 10, offset: 0, ...filter })).map((r) => r.id)
+  t.deepEqual(await list({ status: 2 }), [ids[2], ids[0]])
+  t.deepEqual(await list({ status: 2, taskName: 'a', limit: 1, offset: 1 }), [ids[0]])
+  t.deepEqual(await list({ status: 2, taskName: 'b' }), [])
+  t.deepEqual(await list({ status: 4 }), [ids[1]])
+  t.deepEqual(await list({ status: 5 }), [])
 })
 
 each('finished jobs expire after their result TTL', async (t, kind) => {

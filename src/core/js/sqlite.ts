@@ -18,6 +18,8 @@ export interface Statement {
   get(...params: unknown[]): unknown
   all(...params: unknown[]): unknown[]
   pluck(on?: boolean): Statement
+  /** Rows as arrays of column values (a query whose columns have no useful names). */
+  raw(on?: boolean): Statement
 }
 export interface Database {
   prepare(sql: string): Statement
@@ -50,7 +52,19 @@ function loadDriver(): DatabaseCtor {
 
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1')
 
-export const MIGRATIONS_DIR = join(packageRoot, 'crates', 'core', 'queries', 'sqlite', 'migrations')
+/** The native core's SQL files, shipped in the package: the migrations, and the statements whose
+ * plan depends on the schema's partial indexes, which both cores must therefore run word for word. */
+const QUERIES_DIR = join(packageRoot, 'crates', 'core', 'queries', 'sqlite')
+export const MIGRATIONS_DIR = join(QUERIES_DIR, 'migrations')
+
+/** One query file, e.g. `read/stats.sql`. */
+export function loadQuery(path: string): string {
+  try {
+    return readFileSync(join(QUERIES_DIR, path), 'utf8')
+  } catch (err) {
+    throw coreError('QUEUE_ERROR', `cannot read the query ${path} at ${QUERIES_DIR} (${(err as Error).message}); reinstall taskito`, err)
+  }
+}
 
 interface Migration {
   version: number

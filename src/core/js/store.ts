@@ -6,7 +6,7 @@
  */
 import type { ClaimedJob, DeadLetterRow, ErrorRecordRow, JobRow, NewJob, Settle, SettleOutcome, StatsRow } from '../types.js'
 import { backoffDelay } from './backoff.js'
-import type { Database, Statement } from './sqlite.js'
+import { type Database, type Statement, loadQuery } from './sqlite.js'
 
 /** What a write did that someone outside the transaction must hear about once it commits. */
 export interface Effects {
@@ -166,6 +166,7 @@ export class Store {
   private readonly sReplayInsert: Statement
   private readonly sReplayMark: Statement
   private readonly sList: Statement
+  private readonly sListSettled: Statement
   private readonly sRenew: Statement
   private readonly sExpired: Statement
   private readonly sReapRow: Statement
@@ -258,7 +259,7 @@ export class Store {
     )
     this.sCancelRequest = p('UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status = 1')
     this.sProgress = p('UPDATE jobs SET progress = ? WHERE id = ? AND namespace = ? AND lease_token = ? AND status = 1')
-    this.sStats = p('SELECT status, count(*) AS n FROM jobs WHERE namespace = ? GROUP BY status')
+    this.sStats = p(loadQuery('read/stats.sql')).raw()
     this.sDeadLetters = p(
       `SELECT id, job_id, task_name, queue, error, retry_count, args, failed_at, replayed_job_id
        FROM dead_letters WHERE namespace = ? ORDER BY id DESC LIMIT ? OFFSET ?`,
@@ -270,10 +271,8 @@ export class Store {
        VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     this.sReplayMark = p('UPDATE dead_letters SET replayed_job_id = ? WHERE id = ?')
-    this.sList = p(
-      `SELECT ${JOB_COLUMNS} FROM jobs WHERE namespace = @ns AND (@status IS NULL OR status = @status)
-         AND (@task IS NULL OR task_name = @task) ORDER BY id DESC LIMIT @limit OFFSET @offset`,
-    )
+    this.sList = p(loadQuery('read/list_jobs.sql'))
+    this.sListSettled = p(loadQuery('read/list_jobs_settled.sql'))
     this.sRenew = p(
       `UPDATE jobs SET lease_until = CASE WHEN deadline_at IS NOT NULL AND deadline_at < @until THEN deadline_at ELSE @until END
        WHERE namespace = @ns AND worker_id = @worker AND status = 1 AND lease_until > @now
@@ -521,9 +520,9 @@ export class Store {
   stats(ns: string): StatsRow {
     const s: StatsRow = { pending: 0, running: 0, completed: 0, failed: 0, dead: 0, cancelled: 0 }
     const names: (keyof StatsRow)[] = ['pending', 'running', 'completed', 'failed', 'dead', 'cancelled']
-    for (const r of this.sStats.all(ns) as { status: number; n: number }[]) {
-      const name = names[r.status]
-      if (name !== undefined) s[name] = r.n
+    for (const [status, n] of this.sStats.all({ namespace: ns }) as [number, number][]) {
+      const name = names[status]
+      if (name !== undefined) s[name] = n
     }
     return s
   }
@@ -555,7 +554,9 @@ export class Store {
   }
 
   listJobs(ns: string, status: number | null, taskName: string | null, limit: number, offset: number): JobRow[] {
-    return (this.sList.all({ ns, status, task: taskName, limit, offset }) as RawJob[]).map(toJobRow)
+    // A status past running is listed from its own index, newest first (as the native core does).
+    const stmt = status !== null && status >= 2 && status <= 5 ? this.sListSettled : this.sList
+    return (stmt.all({ namespace: ns, status, task_name: taskName, limit, offset }) as RawJob[]).map(toJobRow)
   }
 
   /** Attempts whose lease ran out, any namespace. */

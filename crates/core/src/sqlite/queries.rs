@@ -543,7 +543,17 @@ pub fn get_job(conn: &Connection, ns: &str, id: i64) -> Result<Option<JobRow>> {
 }
 
 pub fn list_jobs(conn: &Connection, ns: &str, f: &ListFilter) -> Result<Vec<JobRow>> {
-    let mut stmt = conn.prepare_cached(sql!("read/list_jobs.sql"))?;
+    // A status past running is listed from its own index, newest first; the others from the table.
+    let settled = f
+        .status
+        .and_then(StatusCode::from_i64)
+        .is_some_and(|s| !matches!(s, StatusCode::Pending | StatusCode::Running));
+    let sql = if settled {
+        sql!("read/list_jobs_settled.sql")
+    } else {
+        sql!("read/list_jobs.sql")
+    };
+    let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(
         named_params! {
             ":namespace": ns, ":status": f.status, ":task_name": f.task_name,
@@ -653,6 +663,46 @@ fn json_strings(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plan of each statement that counts or lists jobs by status: from a partial index, never
+    /// a scan of the table or a sort of it (schema 2 has no index of every status).
+    #[test]
+    fn status_reads_use_the_partial_indexes() {
+        let conn = Connection::open_in_memory().unwrap();
+        for (_, sql) in MIGRATIONS {
+            conn.execute_batch(sql).unwrap();
+        }
+        let plan = |sql: &str| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt
+                .query_map(
+                    named_params! {
+                        ":namespace": "n", ":status": 4, ":task_name": Option::<String>::None,
+                        ":limit": 10, ":offset": 0,
+                    }
+                    .iter()
+                    .filter(|(name, _)| sql.contains(name))
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .as_slice(),
+                    |r| r.get::<_, String>(3),
+                )
+                .unwrap();
+            rows.map(|r| r.unwrap()).collect::<Vec<_>>().join(" | ")
+        };
+        let stats = plan(sql!("read/stats.sql"));
+        assert!(
+            !stats.contains("SCAN jobs |") && !stats.ends_with("SCAN jobs"),
+            "{stats}"
+        );
+        assert!(
+            stats.contains("jobs_settled") && stats.contains("jobs_ready"),
+            "{stats}"
+        );
+        let listed = plan(sql!("read/list_jobs_settled.sql"));
+        assert!(listed.contains("USING INDEX jobs_settled"), "{listed}");
+        assert!(!listed.contains("TEMP B-TREE"), "{listed}");
+    }
 
     /// A statement SQLite re-prepares on every run costs its parse and plan each time: the hot
     /// statements with a LIMIT must be planned once, whatever limit is bound.

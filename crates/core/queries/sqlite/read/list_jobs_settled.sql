@@ -1,0 +1,13 @@
+-- list_jobs.sql for one of the statuses jobs_settled indexes (complete, failed, dead, cancelled):
+-- newest first straight from that index (its entries end with the id), so listing the dead jobs
+-- of a large queue reads the page asked for, not the table. The literal `status NOT IN (0, 1)`
+-- lets SQLite use the partial index (it must repeat the index's condition).
+SELECT id, task_name, queue, status, priority, args, max_retries, retry_count, timeout_ms,
+       soft_timeout_ms, result_ttl_ms, progress, created_at, run_at, started_at, finished_at,
+       result, error, cancel_requested, unique_key
+FROM jobs
+WHERE namespace = :namespace
+  AND status NOT IN (0, 1) AND status = :status
+  AND (:task_name IS NULL OR task_name = :task_name)
+ORDER BY id DESC
+LIMIT :limit OFFSET :offset;
