@@ -1,5 +1,6 @@
 // Enqueue, claim, run, settle, result: the foundation, through the public API, on both cores.
 import test from 'ava'
+import { spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Queue, TaskitoError, SerializationError, QueueError, JobNotFoundError } from 'taskito'
@@ -288,6 +289,39 @@ eachCore('a file that is not a taskito database is refused and left byte-for-byt
   t.is(e2.code, 'DB_NOT_TASKITO')
   t.regex(e2.message, /taskito/)
   t.deepEqual(readFileSync(other), before2)
+}, { sqliteOnly: true })
+
+eachCore('a worker whose claim fails (the file locked past the busy timeout) backs off and claims again', async (t, core) => {
+  const where = location(t, core)
+  const failed = deferred()
+  const logged = []
+  const logger = {
+    error: (msg) => {
+      logged.push(msg)
+      if (/claim failed, retrying/.test(msg)) failed.resolve()
+    },
+  }
+  const queue = makeQueue(t, core, { ...where, busyTimeout: 100, logger })
+  const ping = queue.task('ping', () => 'pong')
+  await queue.stats()
+  // Another process holds the write lock (two SQLite copies in one process would not see it).
+  const holder = spawn(
+    process.execPath,
+    ['-e', `const db = new (require('better-sqlite3'))(${JSON.stringify(where.dbPath)}); db.exec('BEGIN IMMEDIATE'); console.log('locked'); setInterval(() => {}, 1000)`],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  )
+  const exited = new Promise((resolve) => holder.on('exit', resolve))
+  t.teardown(() => holder.kill('SIGKILL'))
+  await new Promise((resolve) => holder.stdout.once('data', resolve))
+  const worker = queue.worker()
+  await worker.start()
+  await failed.promise
+  holder.kill('SIGKILL')
+  await exited
+  const job = await ping.delay()
+  t.is(await job.result({ timeout: 10_000 }), 'pong', 'the worker claimed again once the lock was gone')
+  await worker.close()
+  t.true(logged.some((m) => /claim failed, retrying/.test(m)))
 }, { sqliteOnly: true })
 
 test('options are checked at once, with the option named', (t) => {

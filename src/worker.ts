@@ -78,7 +78,8 @@ export class Worker {
   /** Most jobs one claim asks for: the slots split into the core's claimParts. */
   #chunk = 1
   #claimFailures = 0
-  #claimRetryAt = 0
+  /** A claim failed: no claim until its backoff timer ends the pause. */
+  #claimPaused = false
   #wakeQueued = false
   #closing: Promise<void> | null = null
 
@@ -118,7 +119,7 @@ export class Worker {
    * slot, a committed settle or a returned claim looks again (once per turn).
    */
   #tryClaim(): void {
-    if (this.#state !== 'running' || this.#claims > 0 || Date.now() < this.#claimRetryAt) return
+    if (this.#state !== 'running' || this.#claims > 0 || this.#claimPaused) return
     // Attempts that ended but whose settle has not committed yet would run again after a crash:
     // past `concurrency` of them, they hold slots too, so a crash repeats at most 2 x concurrency.
     const free = this.#concurrency - this.#active.size - this.#starting - Math.max(0, this.#unsettled - this.#concurrency)
@@ -150,9 +151,14 @@ export class Worker {
         if (this.#state !== 'running') return
         // A claim that failed (DB_LOCKED, a dropped connection) claimed nothing: try again, gently.
         this.#queue.logger.error(`worker ${this.id}: claim failed, retrying`, err)
-        const pause = Math.min(1000, 50 * 2 ** this.#claimFailures++)
-        this.#claimRetryAt = Date.now() + pause
-        setTimeout(() => this.#tryClaim(), pause)
+        // The timer ends the pause itself: a deadline compared with Date.now() could still be
+        // ahead when a timer fires (timers count from the loop's cached clock), and then nothing
+        // would ever look again.
+        this.#claimPaused = true
+        setTimeout(() => {
+          this.#claimPaused = false
+          this.#tryClaim()
+        }, Math.min(1000, 50 * 2 ** this.#claimFailures++))
       },
     ).catch((err: unknown) => {
       // A bug of ours while starting the jobs: say so rather than leave a rejection nobody handles.
