@@ -363,34 +363,34 @@ fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> core::Re
 /// (or null). The ids are the settles' own, so they do not travel back.
 fn pack_outcomes(out: &[core::SettleOutcome]) -> String {
     use std::fmt::Write;
-    let mut s = String::with_capacity(2 + out.len() * 8);
-    s.push('[');
-    for (i, o) in out.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
+    json_list(out, |s, o| {
         let code = core::SettleStatus::ALL
             .iter()
             .position(|x| *x == o.status)
             .unwrap_or(core::SettleStatus::ALL.len() - 1);
         let _ = write!(s, "{code},");
-        push_json_opt(&mut s, o.run_at);
-    }
-    s.push(']');
-    s
+        push_json_opt(s, o.run_at);
+    })
 }
 
 /// Enqueued ids as one JSON array of numbers, negative for a job that already existed (uniqueKey):
 /// ids are never below 1. Numbers, for the reason given at [`pack_claimed`]; an id beyond what a
 /// double holds exactly travels as a string (with its sign).
 fn pack_enqueued(out: &[core::Enqueued]) -> String {
-    let mut s = String::with_capacity(2 + out.len() * 8);
+    json_list(out, |s, e| {
+        push_json_id(s, if e.created { "" } else { "-" }, e.id)
+    })
+}
+
+/// A JSON array of `items`, each written by `push`.
+fn json_list<T>(items: &[T], mut push: impl FnMut(&mut String, &T)) -> String {
+    let mut s = String::with_capacity(2 + items.len() * 8);
     s.push('[');
-    for (i, e) in out.iter().enumerate() {
+    for (i, item) in items.iter().enumerate() {
         if i > 0 {
             s.push(',');
         }
-        push_json_id(&mut s, if e.created { "" } else { "-" }, e.id);
+        push(&mut s, item);
     }
     s.push(']');
     s
