@@ -229,7 +229,7 @@ async function loopLag(ctx) {
   const produce = async (count) => {
     for (let i = 0; i < count; i += batch) {
       await sleep(everyMs)
-      await queue.enqueueMany(Array.from({ length: Math.min(batch, count - i) }, (_, j) => ({ task: 'noop', args: [i + j] })))
+      await preEnqueue(queue, 'noop', Math.min(batch, count - i))
     }
   }
   let done = settleCounter(queue, warmup)
