@@ -1,34 +1,25 @@
-//! How long a failed job waits before its next attempt. The JS core has a twin of this
-//! (`src/core/js/`): keep the two formulas identical.
-//!
-//! Retry n (n = 1 for the first retry) waits `min(max, base * 2^(n-1))`; with jitter, a uniform
-//! draw in `[wait / 2, wait]`, so retries of many jobs failing together spread out but never wait
-//! less than half the nominal time.
+//! The random draw behind retry jitter. The rule itself (how long retry n waits, and how a draw
+//! lands in `[wait / 2, wait]`) is [`crate::policy::retry_delay_ms`]; this module only supplies
+//! the draw, which is the one impure part.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The nominal wait before retry `n` (1-based), without jitter.
-pub fn nominal_delay_ms(n: i64, base_ms: i64, max_ms: i64) -> i64 {
-    let base = base_ms.max(0);
-    let max = max_ms.max(0);
-    if base == 0 {
-        return 0;
-    }
-    let exp = (n.max(1) - 1).min(62) as u32;
-    // Saturating: a large n must clamp to max, not overflow.
-    let wait = base.saturating_mul(1i64.checked_shl(exp).unwrap_or(i64::MAX));
-    wait.min(max)
+use crate::policy::{self, Backoff};
+
+/// The wait before retry `n` (1-based) of a job with this backoff, jittered with a fresh draw.
+pub fn delay_ms(n: i64, base_ms: i64, max_ms: i64, jitter: bool) -> i64 {
+    let b = Backoff {
+        base_ms,
+        max_ms,
+        jitter,
+    };
+    policy::retry_delay_ms(n, b, if jitter { unit_draw() } else { 0.0 })
 }
 
-/// The wait before retry `n`, jittered into `[wait/2, wait]` when `jitter` is set.
-pub fn delay_ms(n: i64, base_ms: i64, max_ms: i64, jitter: bool) -> i64 {
-    let wait = nominal_delay_ms(n, base_ms, max_ms);
-    if !jitter || wait <= 1 {
-        return wait;
-    }
-    let half = wait / 2;
-    half + (next_random() % ((wait - half + 1) as u64)) as i64
+/// A uniform number in `[0, 1)` from 53 random bits.
+fn unit_draw() -> f64 {
+    (next_random() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// splitmix64 over a process-wide counter seeded from the clock: jitter needs spread, not
@@ -56,26 +47,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn doubles_from_base_and_caps_at_max() {
-        assert_eq!(nominal_delay_ms(1, 100, 10_000), 100);
-        assert_eq!(nominal_delay_ms(2, 100, 10_000), 200);
-        assert_eq!(nominal_delay_ms(3, 100, 10_000), 400);
-        assert_eq!(nominal_delay_ms(8, 100, 10_000), 10_000);
-        assert_eq!(nominal_delay_ms(500, 100, 10_000), 10_000);
-        assert_eq!(nominal_delay_ms(1, 0, 10_000), 0);
-    }
-
-    #[test]
-    fn without_jitter_is_exact() {
-        for n in 1..10 {
-            assert_eq!(
-                delay_ms(n, 50, 5_000, false),
-                nominal_delay_ms(n, 50, 5_000)
-            );
-        }
-    }
-
-    #[test]
     fn jitter_stays_within_half_and_whole_and_spreads() {
         let mut seen = std::collections::HashSet::new();
         for _ in 0..2_000 {
@@ -84,9 +55,14 @@ mod tests {
             seen.insert(d);
         }
         assert!(
-            seen.len() > 50,
+            seen.len() > 150,
             "jitter barely varies: {} distinct values",
             seen.len()
         );
+    }
+
+    #[test]
+    fn without_jitter_is_the_nominal_wait() {
+        assert_eq!(delay_ms(3, 100, 10_000, false), 400);
     }
 }

@@ -6,6 +6,7 @@
 pub mod backoff;
 pub mod error;
 pub mod model;
+pub mod policy;
 pub mod postgres;
 pub mod sqlite;
 pub mod store;

@@ -1,0 +1,418 @@
+//! The rules every engine shares, decided once. Pure functions, no I/O, no clock: the SQLite and
+//! PostgreSQL stores call them instead of deciding inline, and the JS core's twin
+//! (`src/core/policy.ts`) is held to the same answers by one table of cases
+//! (`crates/core/tests/policy_cases.json`) that `cargo test` and ava both run.
+//!
+//! What lives here: validation of what callers pass in (and its messages), when a new job runs,
+//! the lease and its renewal, the claim order, the failure decision (retry, dead or cancelled) and
+//! the backoff before a retry, when the reaper takes an attempt and what it records, and how long
+//! a finished job is kept. A rule that two engines would otherwise each write belongs here.
+
+use std::cmp::Ordering;
+
+use crate::error::{Error, Result};
+use crate::model::{ClaimRequest, NewJob};
+
+// ---- leases ---------------------------------------------------------------------------------
+
+/// The lease of a claim by a worker that never registered (nobody renews it).
+pub const DEFAULT_LEASE_MS: u64 = 5_000;
+/// The shortest lease a worker may register: its heartbeat runs every third of it.
+pub const MIN_LEASE_MS: u64 = 10;
+/// The longest: a lease is how long a dead worker's jobs wait before they come back.
+pub const MAX_LEASE_MS: u64 = 3_600_000;
+/// The heartbeat never waits longer than this, so a lease renewal lost to a busy database is
+/// tried again well before a typical lease (seconds) runs out.
+pub const MAX_HEARTBEAT_MS: u64 = 500;
+/// The reaper takes an attempt only this long after its lease ran out: a worker times its own
+/// attempts out at the same deadline, and settling it itself (with the stack, its signal aborted
+/// first) is better than the reaper winning the race by a millisecond.
+pub const REAP_GRACE_MS: i64 = 20;
+
+/// How often a worker's heartbeat renews its leases: a third of the lease (two beats may be
+/// lost before it runs out), at most [`MAX_HEARTBEAT_MS`], at least 1 ms.
+pub fn heartbeat_interval_ms(lease_ms: u64) -> u64 {
+    (lease_ms / 3).clamp(1, MAX_HEARTBEAT_MS)
+}
+
+/// The hard deadline of an attempt that starts at `started_at`: `timeout_ms` later, if any.
+pub fn deadline_at(started_at: i64, timeout_ms: Option<i64>) -> Option<i64> {
+    timeout_ms.map(|t| started_at.saturating_add(t))
+}
+
+/// Where a lease taken or renewed at `now` ends: `lease_ms` later, never past the deadline, so
+/// one index on the lease end finds both dead workers' attempts and timed-out ones.
+pub fn lease_end(now: i64, lease_ms: i64, deadline_at: Option<i64>) -> i64 {
+    let end = now.saturating_add(lease_ms);
+    match deadline_at {
+        Some(d) => end.min(d),
+        None => end,
+    }
+}
+
+/// The lease end below which the reaper takes an attempt at `now` (see [`REAP_GRACE_MS`]).
+pub fn reap_cutoff(now: i64) -> i64 {
+    now.saturating_sub(REAP_GRACE_MS)
+}
+
+// ---- validation -----------------------------------------------------------------------------
+
+/// `job {i}: {field} must be {want}, got {got}; nothing was enqueued`: one message shape for
+/// every engine (the whole batch is refused, so the index says which job to fix).
+fn bad_job(i: usize, field: &str, want: &str, got: impl std::fmt::Display) -> Error {
+    Error::invalid(format!(
+        "job {i}: {field} must be {want}, got {got}; nothing was enqueued"
+    ))
+}
+
+fn json_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn opt(v: Option<i64>) -> String {
+    v.map_or_else(|| "null".to_string(), |x| x.to_string())
+}
+
+/// A job as an enqueue receives it (job `i` of the batch).
+pub fn validate_job(i: usize, j: &NewJob) -> Result<()> {
+    if j.task_name.is_empty() {
+        return Err(bad_job(
+            i,
+            "taskName",
+            "a non-empty string",
+            json_text(&j.task_name),
+        ));
+    }
+    if j.queue.is_empty() {
+        return Err(bad_job(
+            i,
+            "queue",
+            "a non-empty string",
+            json_text(&j.queue),
+        ));
+    }
+    if matches!(j.delay_ms, Some(d) if d < 0) {
+        let want = "null or a non-negative integer";
+        return Err(bad_job(i, "delayMs", want, opt(j.delay_ms)));
+    }
+    if j.max_retries < 0 {
+        let want = "a non-negative integer";
+        return Err(bad_job(i, "maxRetries", want, j.max_retries));
+    }
+    for (field, v) in [
+        ("timeoutMs", j.timeout_ms),
+        ("softTimeoutMs", j.soft_timeout_ms),
+    ] {
+        if matches!(v, Some(t) if t <= 0) {
+            return Err(bad_job(i, field, "null or a positive integer", opt(v)));
+        }
+    }
+    if matches!(j.result_ttl_ms, Some(t) if t < 0) {
+        let want = "null or a non-negative integer";
+        return Err(bad_job(i, "resultTtlMs", want, opt(j.result_ttl_ms)));
+    }
+    for (field, v) in [
+        ("backoffBaseMs", j.backoff_base_ms),
+        ("backoffMaxMs", j.backoff_max_ms),
+    ] {
+        if v < 0 {
+            return Err(bad_job(i, field, "a non-negative integer", v));
+        }
+    }
+    Ok(())
+}
+
+/// A worker id as a claim or a registration receives it.
+pub fn validate_worker_id(worker_id: &str) -> Result<()> {
+    if worker_id.is_empty() {
+        return Err(Error::invalid(
+            "workerId is empty: pass the id of the worker (Worker.id)",
+        ));
+    }
+    Ok(())
+}
+
+/// The lease a worker registers with.
+pub fn validate_lease(lease_ms: u64) -> Result<()> {
+    if !(MIN_LEASE_MS..=MAX_LEASE_MS).contains(&lease_ms) {
+        return Err(Error::invalid(format!(
+            "leaseMs must be from {MIN_LEASE_MS} to {MAX_LEASE_MS} ms, got {lease_ms}; \
+             a few seconds is typical (default {DEFAULT_LEASE_MS})"
+        )));
+    }
+    Ok(())
+}
+
+/// A claim request. The queues may repeat; [`claim_queues`] gives the set to read.
+pub fn validate_claim(req: &ClaimRequest) -> Result<()> {
+    validate_worker_id(&req.worker_id)?;
+    if req.limit < 0 {
+        return Err(Error::invalid(format!(
+            "claim limit must be a non-negative integer (the number of free slots), got {}",
+            req.limit
+        )));
+    }
+    if req.queues.is_empty() || req.queues.iter().any(|q| q.is_empty()) {
+        return Err(Error::invalid(
+            "claim needs at least one non-empty queue name, e.g. [\"default\"]",
+        ));
+    }
+    Ok(())
+}
+
+/// The queues a claim reads, each once, in a fixed order.
+pub fn claim_queues(queues: &[String]) -> Vec<String> {
+    let mut q = queues.to_vec();
+    q.sort();
+    q.dedup();
+    q
+}
+
+/// A page of a listing (jobs, dead letters).
+pub fn validate_page(limit: i64, offset: i64) -> Result<()> {
+    if limit < 0 || offset < 0 {
+        return Err(Error::invalid(format!(
+            "limit and offset must be non-negative integers, got limit {limit}, offset {offset}"
+        )));
+    }
+    Ok(())
+}
+
+/// A progress value a running attempt reports.
+pub fn validate_progress(progress: f64) -> Result<()> {
+    if !progress.is_finite() {
+        // Spelled as JavaScript spells them: that is where the value came from.
+        let got = if progress.is_nan() {
+            "NaN"
+        } else if progress > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        };
+        return Err(Error::invalid(format!(
+            "progress must be a finite number such as 0.5, got {got}"
+        )));
+    }
+    Ok(())
+}
+
+// ---- enqueue --------------------------------------------------------------------------------
+
+/// When a job enqueued at `now` first runs: a delay counts from now and wins over an absolute
+/// `run_at`; neither means now.
+pub fn run_at(now: i64, delay_ms: Option<i64>, run_at: Option<i64>) -> i64 {
+    match (delay_ms, run_at) {
+        (Some(d), _) => now.saturating_add(d),
+        (None, Some(t)) => t,
+        (None, None) => now,
+    }
+}
+
+// ---- claim ----------------------------------------------------------------------------------
+
+/// What orders ready jobs for a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimKey {
+    pub priority: i64,
+    pub run_at: i64,
+    pub id: i64,
+}
+
+/// Claim order: higher priority first, then the earliest `run_at`, then the oldest job (the
+/// order of the ready index, so a claim reads it front to front).
+pub fn claim_order(a: &ClaimKey, b: &ClaimKey) -> Ordering {
+    b.priority
+        .cmp(&a.priority)
+        .then(a.run_at.cmp(&b.run_at))
+        .then(a.id.cmp(&b.id))
+}
+
+// ---- failure --------------------------------------------------------------------------------
+
+/// What the store knows of a job when one of its attempts fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// Retries already used (= the failed attempt's 0-indexed number).
+    pub retry_count: i64,
+    pub max_retries: i64,
+    /// false for errors the task's `retryOn` / `dontRetryOn` rule out.
+    pub retryable: bool,
+    /// `job.cancel()` was asked for while the attempt ran.
+    pub cancel_requested: bool,
+}
+
+/// Where a failed attempt leaves its job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureDecision {
+    /// The user asked for the job to stop: it ends cancelled, whatever retries remain.
+    Cancel,
+    /// Retry number `retry` (1 for the first) after a backoff: status failed.
+    Retry { retry: i64 },
+    /// No retry left, or the error is not retryable: dead, with a dead letter.
+    Dead,
+}
+
+impl FailureDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cancel => "cancel",
+            Self::Retry { .. } => "retry",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+/// The failure decision (the seed's lifecycle): a requested cancel wins; then a retry while
+/// retries remain and the error is retryable; else dead.
+pub fn decide_failure(f: Failure) -> FailureDecision {
+    if f.cancel_requested {
+        FailureDecision::Cancel
+    } else if f.retryable && f.retry_count < f.max_retries {
+        FailureDecision::Retry {
+            retry: f.retry_count + 1,
+        }
+    } else {
+        FailureDecision::Dead
+    }
+}
+
+/// The retry policy of one job, as stored with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub base_ms: i64,
+    pub max_ms: i64,
+    pub jitter: bool,
+}
+
+/// The nominal wait before retry `n` (1-based): `min(max, base * 2^(n-1))`, saturating.
+pub fn nominal_delay_ms(n: i64, b: Backoff) -> i64 {
+    let base = b.base_ms.max(0);
+    let max = b.max_ms.max(0);
+    if base == 0 {
+        return 0;
+    }
+    let exp = (n.max(1) - 1).min(62) as u32;
+    // Saturating: a large n must clamp to max, not overflow.
+    base.saturating_mul(1i64 << exp).min(max)
+}
+
+/// The wait before retry `n`. With jitter it is drawn uniformly from the whole milliseconds in
+/// `[wait / 2, wait]` by `draw`, a uniform number in `[0, 1)`: jobs failing together spread out,
+/// and none waits less than half the nominal time.
+pub fn retry_delay_ms(n: i64, b: Backoff, draw: f64) -> i64 {
+    let wait = nominal_delay_ms(n, b);
+    if !b.jitter || wait <= 1 {
+        return wait;
+    }
+    let half = wait / 2;
+    let span = wait - half + 1;
+    let pick = (draw.clamp(0.0, 1.0) * span as f64).floor() as i64;
+    half + pick.min(span - 1)
+}
+
+// ---- reaper ---------------------------------------------------------------------------------
+
+/// A running attempt whose lease ran out, as the reaper sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    pub now: i64,
+    pub deadline_at: Option<i64>,
+    pub timeout_ms: Option<i64>,
+    /// Its worker is registered and beating in the reaper's own process.
+    pub worker_alive_here: bool,
+}
+
+/// Why the reaper fails an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReapReason {
+    /// Past its hard deadline.
+    Timeout { timeout_ms: i64 },
+    /// Its worker stopped renewing the lease (died, or lost the database longer than the lease).
+    WorkerLost,
+}
+
+impl ReapReason {
+    /// The error recorded for the attempt (and shown in `job.errors()`).
+    pub fn message(self) -> String {
+        match self {
+            Self::Timeout { timeout_ms } => {
+                format!("TaskTimeoutError: attempt exceeded its timeout of {timeout_ms} ms")
+            }
+            Self::WorkerLost => "worker lost while running (lease expired)".to_string(),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout { .. } => "timeout",
+            Self::WorkerLost => "worker_lost",
+        }
+    }
+}
+
+/// Whether the reaper takes an expired attempt, and why. An attempt of a worker alive in the
+/// reaper's own process is left to that worker's heartbeat unless past its deadline: its lease
+/// can only have run out while the database was locked or unreachable, and the worker is still
+/// running it (its next beat renews the lease, see `heartbeat/renew.sql`).
+pub fn reap_decision(e: Expired) -> Option<ReapReason> {
+    let past_deadline = matches!(e.deadline_at, Some(d) if d <= e.now);
+    if e.worker_alive_here && !past_deadline {
+        return None;
+    }
+    match e.timeout_ms {
+        Some(timeout_ms) if past_deadline => Some(ReapReason::Timeout { timeout_ms }),
+        _ => Some(ReapReason::WorkerLost),
+    }
+}
+
+// ---- messages and retention -----------------------------------------------------------------
+
+/// Recorded for a pending or failed job cancelled before its next attempt.
+pub const CANCELLED_BEFORE_RUN: &str = "TaskCancelledError: cancelled before it ran";
+/// Recorded for a cancel settle that carried no error text.
+pub const CANCELLED: &str = "TaskCancelledError: cancelled";
+/// Recorded for a fail settle that carried no error text.
+pub const NO_MESSAGE: &str = "Error: (no message)";
+
+/// When a job that finished at `finished_at` may be swept: `result_ttl_ms` later, or never.
+pub fn expires_at(finished_at: i64, result_ttl_ms: Option<i64>) -> Option<i64> {
+    result_ttl_ms.map(|t| finished_at.saturating_add(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_draws_cover_half_to_whole() {
+        let b = Backoff {
+            base_ms: 100,
+            max_ms: 10_000,
+            jitter: true,
+        };
+        assert_eq!(retry_delay_ms(3, b, 0.0), 200);
+        assert_eq!(retry_delay_ms(3, b, 0.999_999_9), 400);
+        assert_eq!(retry_delay_ms(3, b, 1.0), 400);
+    }
+
+    #[test]
+    fn huge_retry_numbers_saturate_to_max() {
+        let b = Backoff {
+            base_ms: i64::MAX / 2,
+            max_ms: 300_000,
+            jitter: false,
+        };
+        assert_eq!(nominal_delay_ms(10_000, b), 300_000);
+    }
+}

@@ -1,0 +1,276 @@
+//! Runs the shared table of policy cases (`policy_cases.json`) against `taskito_core::policy`.
+//! ava runs the same file against the JS core's twin (`__test__/policy.test.mjs`), so the two
+//! cannot drift: a case that one answers differently fails the build.
+
+use serde_json::{Map, Value};
+use taskito_core::policy::{self, Backoff, ClaimKey, Expired, Failure, FailureDecision};
+use taskito_core::{ClaimRequest, NewJob};
+
+fn cases() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/policy_cases.json"
+    ))
+    .expect("read policy_cases.json");
+    serde_json::from_str(&text).expect("policy_cases.json is JSON")
+}
+
+fn section<'a>(all: &'a Value, name: &str) -> &'a Vec<Value> {
+    let s = all[name]
+        .as_array()
+        .unwrap_or_else(|| panic!("no section {name}"));
+    assert!(!s.is_empty(), "section {name} has no cases");
+    s
+}
+
+fn int(v: &Value, key: &str) -> i64 {
+    v[key]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{key} is not an integer in {v}"))
+}
+
+fn opt_int(v: &Value, key: &str) -> Option<i64> {
+    match &v[key] {
+        Value::Null => None,
+        x => Some(x.as_i64().unwrap_or_else(|| panic!("{key} in {v}"))),
+    }
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("{key} is not a string in {v}"))
+        .to_string()
+}
+
+/// The error a case expects: its exact message, or None.
+fn expected_error(case: &Value) -> Option<String> {
+    case["error"].as_str().map(str::to_string)
+}
+
+fn error_of(r: taskito_core::Result<()>) -> Option<String> {
+    r.err().map(|e| {
+        assert_eq!(e.code(), "INVALID_ARGUMENT", "{e:?}");
+        e.message().to_string()
+    })
+}
+
+fn job_of(defaults: &Map<String, Value>, over: &Value) -> NewJob {
+    let mut j = defaults.clone();
+    for (k, v) in over.as_object().expect("job is an object") {
+        j.insert(k.clone(), v.clone());
+    }
+    let j = Value::Object(j);
+    NewJob {
+        task_name: text(&j, "taskName"),
+        queue: text(&j, "queue"),
+        args: text(&j, "args"),
+        priority: int(&j, "priority"),
+        run_at: opt_int(&j, "runAt"),
+        delay_ms: opt_int(&j, "delayMs"),
+        max_retries: int(&j, "maxRetries"),
+        timeout_ms: opt_int(&j, "timeoutMs"),
+        soft_timeout_ms: opt_int(&j, "softTimeoutMs"),
+        result_ttl_ms: opt_int(&j, "resultTtlMs"),
+        backoff_base_ms: int(&j, "backoffBaseMs"),
+        backoff_max_ms: int(&j, "backoffMaxMs"),
+        backoff_jitter: j["backoffJitter"].as_bool().expect("backoffJitter"),
+        unique_key: j["uniqueKey"].as_str().map(str::to_string),
+    }
+}
+
+#[test]
+fn constants_match_the_table() {
+    let all = cases();
+    let c = &all["constants"];
+    assert_eq!(int(c, "DEFAULT_LEASE_MS") as u64, policy::DEFAULT_LEASE_MS);
+    assert_eq!(int(c, "MIN_LEASE_MS") as u64, policy::MIN_LEASE_MS);
+    assert_eq!(int(c, "MAX_LEASE_MS") as u64, policy::MAX_LEASE_MS);
+    assert_eq!(int(c, "MAX_HEARTBEAT_MS") as u64, policy::MAX_HEARTBEAT_MS);
+    assert_eq!(int(c, "REAP_GRACE_MS"), policy::REAP_GRACE_MS);
+    assert_eq!(
+        text(c, "CANCELLED_BEFORE_RUN"),
+        policy::CANCELLED_BEFORE_RUN
+    );
+    assert_eq!(text(c, "CANCELLED"), policy::CANCELLED);
+    assert_eq!(text(c, "NO_MESSAGE"), policy::NO_MESSAGE);
+}
+
+#[test]
+fn validate_job_cases() {
+    let all = cases();
+    let defaults = all["job_defaults"].as_object().expect("job_defaults");
+    for case in section(&all, "validate_job") {
+        let job = job_of(defaults, &case["job"]);
+        let got = error_of(policy::validate_job(int(case, "index") as usize, &job));
+        assert_eq!(got, expected_error(case), "case {case}");
+    }
+}
+
+#[test]
+fn validate_worker_lease_claim_page_progress_cases() {
+    let all = cases();
+    for case in section(&all, "validate_worker_id") {
+        let got = error_of(policy::validate_worker_id(&text(case, "workerId")));
+        assert_eq!(got, expected_error(case), "case {case}");
+    }
+    for case in section(&all, "validate_lease") {
+        let got = error_of(policy::validate_lease(int(case, "leaseMs") as u64));
+        assert_eq!(got, expected_error(case), "case {case}");
+    }
+    for case in section(&all, "validate_claim") {
+        let req = ClaimRequest {
+            worker_id: text(case, "workerId"),
+            queues: strings(&case["queues"]),
+            limit: int(case, "limit"),
+            wait_ms: 0,
+        };
+        let got = error_of(policy::validate_claim(&req));
+        assert_eq!(got, expected_error(case), "case {case}");
+    }
+    for case in section(&all, "validate_page") {
+        let got = error_of(policy::validate_page(
+            int(case, "limit"),
+            int(case, "offset"),
+        ));
+        assert_eq!(got, expected_error(case), "case {case}");
+    }
+    for case in section(&all, "validate_progress") {
+        let p = match &case["progress"] {
+            Value::String(s) if s == "NaN" => f64::NAN,
+            Value::String(s) if s == "Infinity" => f64::INFINITY,
+            Value::String(s) if s == "-Infinity" => f64::NEG_INFINITY,
+            v => v.as_f64().expect("progress"),
+        };
+        let got = error_of(policy::validate_progress(p));
+        assert_eq!(got, expected_error(case), "case {case}");
+    }
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|s| s.as_str().expect("string").to_string())
+        .collect()
+}
+
+#[test]
+fn claim_cases() {
+    let all = cases();
+    for case in section(&all, "claim_queues") {
+        let got = policy::claim_queues(&strings(&case["queues"]));
+        assert_eq!(got, strings(&case["expect"]), "case {case}");
+    }
+    for case in section(&all, "claim_order") {
+        let mut keys: Vec<ClaimKey> = case["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .map(|j| ClaimKey {
+                id: int(j, "id"),
+                priority: int(j, "priority"),
+                run_at: int(j, "runAt"),
+            })
+            .collect();
+        keys.sort_by(policy::claim_order);
+        let ids: Vec<i64> = keys.iter().map(|k| k.id).collect();
+        let want: Vec<i64> = case["expect"]
+            .as_array()
+            .expect("expect")
+            .iter()
+            .map(|v| v.as_i64().expect("id"))
+            .collect();
+        assert_eq!(ids, want, "case {case}");
+    }
+}
+
+#[test]
+fn lease_and_time_cases() {
+    let all = cases();
+    for case in section(&all, "heartbeat_interval_ms") {
+        let got = policy::heartbeat_interval_ms(int(case, "leaseMs") as u64);
+        assert_eq!(got as i64, int(case, "expect"), "case {case}");
+    }
+    for case in section(&all, "deadline_at") {
+        let got = policy::deadline_at(int(case, "startedAt"), opt_int(case, "timeoutMs"));
+        assert_eq!(got, opt_int(case, "expect"), "case {case}");
+    }
+    for case in section(&all, "lease_end") {
+        let got = policy::lease_end(
+            int(case, "now"),
+            int(case, "leaseMs"),
+            opt_int(case, "deadlineAt"),
+        );
+        assert_eq!(got, int(case, "expect"), "case {case}");
+    }
+    for case in section(&all, "reap_cutoff") {
+        assert_eq!(
+            policy::reap_cutoff(int(case, "now")),
+            int(case, "expect"),
+            "case {case}"
+        );
+    }
+    for case in section(&all, "run_at") {
+        let got = policy::run_at(
+            int(case, "now"),
+            opt_int(case, "delayMs"),
+            opt_int(case, "runAt"),
+        );
+        assert_eq!(got, int(case, "expect"), "case {case}");
+    }
+    for case in section(&all, "expires_at") {
+        let got = policy::expires_at(int(case, "finishedAt"), opt_int(case, "resultTtlMs"));
+        assert_eq!(got, opt_int(case, "expect"), "case {case}");
+    }
+}
+
+#[test]
+fn failure_cases() {
+    let all = cases();
+    for case in section(&all, "decide_failure") {
+        let got = policy::decide_failure(Failure {
+            retry_count: int(case, "retryCount"),
+            max_retries: int(case, "maxRetries"),
+            retryable: case["retryable"].as_bool().expect("retryable"),
+            cancel_requested: case["cancelRequested"].as_bool().expect("cancelRequested"),
+        });
+        assert_eq!(got.as_str(), text(case, "expect"), "case {case}");
+        if let FailureDecision::Retry { retry } = got {
+            assert_eq!(retry, int(case, "retry"), "case {case}");
+        }
+    }
+    for case in section(&all, "retry_delay_ms") {
+        let b = Backoff {
+            base_ms: int(case, "baseMs"),
+            max_ms: int(case, "maxMs"),
+            jitter: case["jitter"].as_bool().expect("jitter"),
+        };
+        let draw = case["draw"].as_f64().expect("draw");
+        let got = policy::retry_delay_ms(int(case, "n"), b, draw);
+        assert_eq!(got, int(case, "expect"), "case {case}");
+    }
+}
+
+#[test]
+fn reap_cases() {
+    let all = cases();
+    for case in section(&all, "reap_decision") {
+        let got = policy::reap_decision(Expired {
+            now: int(case, "now"),
+            deadline_at: opt_int(case, "deadlineAt"),
+            timeout_ms: opt_int(case, "timeoutMs"),
+            worker_alive_here: case["workerAliveHere"].as_bool().expect("alive"),
+        });
+        assert_eq!(
+            got.map(|r| r.as_str().to_string()),
+            case["expect"].as_str().map(str::to_string),
+            "case {case}"
+        );
+        assert_eq!(
+            got.map(|r| r.message()),
+            case["message"].as_str().map(str::to_string),
+            "case {case}"
+        );
+    }
+}
