@@ -12,8 +12,8 @@
 //! What makes it correct across machines:
 //! - every timestamp (run_at, leases, deadlines, finished_at) is taken from the database's clock,
 //!   never a worker's, so skewed machines agree on what is due and what has expired;
-//! - the claim is one `UPDATE … FROM (SELECT … FOR UPDATE SKIP LOCKED)` statement: concurrent
-//!   claimers pass over each other's rows, no job is handed out twice;
+//! - the claim is one statement (`claim/claim.sql`) that locks the rows it takes with SKIP
+//!   LOCKED: concurrent claimers pass over each other's rows, no job is handed out twice;
 //! - each settle is fenced by the lease token, exactly as on SQLite; the reapers of all processes
 //!   share expired leases with SKIP LOCKED;
 //! - enqueue, release, replay and retry scheduling `pg_notify` the schema's channel right after
