@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use taskito_core::policy;
 use taskito_core::postgres::{self, PgStore};
 use taskito_core::{
     ClaimRequest, ClaimedJob, JobToken, ListFilter, NewJob, OpenOptions, Settle, SettleKind,
@@ -983,6 +984,65 @@ async fn terminated_connections_under_load_lose_nothing() {
     let stats = producer.stats().await.unwrap();
     assert_eq!((stats.pending, stats.running, stats.dead), (0, 0, 0));
     eprintln!("terminated {kills} connections; all {N} jobs complete once");
+}
+
+// ---- the decided rules of `policy` ----------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_of_zero_is_refused() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    for field in ["timeoutMs", "softTimeoutMs"] {
+        let mut j = job("t");
+        if field == "timeoutMs" {
+            j.timeout_ms = Some(0);
+        } else {
+            j.soft_timeout_ms = Some(0);
+        }
+        let e = s.enqueue(vec![j]).await.unwrap_err();
+        assert_eq!(e.code(), "INVALID_ARGUMENT");
+        assert_eq!(
+            e.message(),
+            format!(
+                "job 0: {field} must be null or a positive integer, got 0; nothing was enqueued"
+            )
+        );
+    }
+    assert_eq!(s.stats().await.unwrap().pending, 0, "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_worker_id_is_refused() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    s.enqueue(vec![job("t")]).await.unwrap();
+    let want = policy::validate_worker_id("").unwrap_err();
+    let e = s.claim(req("", 1, 0)).await.unwrap_err();
+    assert_eq!((e.code(), e.message()), (want.code(), want.message()));
+    let e = s.register_worker("", 1000).unwrap_err();
+    assert_eq!((e.code(), e.message()), (want.code(), want.message()));
+    let stats = s.stats().await.unwrap();
+    assert_eq!(
+        (stats.pending, stats.running),
+        (1, 0),
+        "nothing was claimed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_outside_10_ms_to_an_hour_is_refused() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    for lease in [0, 1, policy::MIN_LEASE_MS - 1, policy::MAX_LEASE_MS + 1] {
+        let e = s.register_worker("w", lease).unwrap_err();
+        assert_eq!(e.code(), "INVALID_ARGUMENT", "lease {lease}");
+        assert_eq!(
+            e.message(),
+            policy::validate_lease(lease).unwrap_err().message()
+        );
+    }
+    s.register_worker("w", policy::MIN_LEASE_MS).unwrap();
+    s.register_worker("w", policy::MAX_LEASE_MS).unwrap();
 }
 
 /// Figures, not assertions: `cargo test --release -p taskito-core --test postgres -- --ignored

@@ -6,8 +6,7 @@ use super::retry::READ_RETRY_BUDGET;
 use super::{sql, Inner};
 use crate::error::{Error, Result};
 use crate::model::*;
-
-const CANCELLED_WAITING: &str = "TaskCancelledError: cancelled before it ran";
+use crate::policy;
 
 impl Inner {
     pub(super) async fn cancel(&self, id: i64) -> Result<CancelOutcome> {
@@ -24,7 +23,8 @@ impl Inner {
                 let outcome = match StatusCode::from_i64(status) {
                     Some(StatusCode::Pending | StatusCode::Failed) => {
                         let st = tx.prepare_cached(sql::CANCEL_WAITING).await?;
-                        tx.execute(&st, &[&id, &CANCELLED_WAITING]).await?;
+                        tx.execute(&st, &[&id, &policy::CANCELLED_BEFORE_RUN])
+                            .await?;
                         CancelOutcome::Cancelled
                     }
                     Some(StatusCode::Running) => {

@@ -11,6 +11,7 @@ use super::retry::{backoff_step, SETTLE_RETRY_BUDGET};
 use super::{ms, rows, sql, Inner};
 use crate::error::{Error, Result};
 use crate::model::*;
+use crate::policy::{self, ClaimKey};
 
 /// The slow poll of a waiting claim: covers a lost notification.
 pub(super) const CLAIM_POLL: Duration = Duration::from_millis(1000);
@@ -19,20 +20,11 @@ impl Inner {
     pub(super) async fn claim(&self, req: ClaimRequest) -> Result<Vec<ClaimedJob>> {
         let inner = self;
         inner.check_open()?;
-        if req.limit < 0 {
-            return Err(Error::invalid(format!(
-                "claim limit {} is negative: pass the number of free slots (0 or more)",
-                req.limit
-            )));
-        }
-        if req.queues.is_empty() || req.queues.iter().any(|q| q.is_empty()) {
-            return Err(Error::invalid(
-                "claim needs at least one non-empty queue name, e.g. [\"default\"]",
-            ));
-        }
+        policy::validate_claim(&req)?;
         if req.limit == 0 {
             return Ok(Vec::new());
         }
+        let queues = policy::claim_queues(&req.queues);
         let lease_ms = inner.lease_ms(&req.worker_id) as i64;
         let give_up = Instant::now() + Duration::from_millis(req.wait_ms);
         let mut wake = inner.wake_epoch.subscribe();
@@ -45,7 +37,7 @@ impl Inner {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let pause = match inner
-                .claim_once(&req.worker_id, &req.queues, req.limit, lease_ms)
+                .claim_once(&req.worker_id, &queues, req.limit, lease_ms)
                 .await
             {
                 Ok((jobs, due)) => {
@@ -132,12 +124,15 @@ impl Inner {
             return Ok((Vec::new(), due));
         }
         let mut jobs: Vec<ClaimedJob> = found.iter().map(rows::claimed_job).collect();
-        jobs.sort_by(|a, b| {
-            b.priority
-                .cmp(&a.priority)
-                .then(a.run_at.cmp(&b.run_at))
-                .then(a.id.cmp(&b.id))
-        });
+        jobs.sort_by(|a, b| policy::claim_order(&claim_key(a), &claim_key(b)));
         Ok((jobs, None))
+    }
+}
+
+fn claim_key(j: &ClaimedJob) -> ClaimKey {
+    ClaimKey {
+        priority: j.priority,
+        run_at: j.run_at,
+        id: j.id,
     }
 }

@@ -13,6 +13,7 @@ use super::retry::{ENQUEUE_RETRY_BUDGET, READ_RETRY_BUDGET};
 use super::{conn, sql, Inner};
 use crate::error::{Error, Result};
 use crate::model::*;
+use crate::policy;
 
 /// An enqueue call waiting for the combiner.
 pub(super) struct EnqueueRequest {
@@ -24,7 +25,7 @@ impl Inner {
     pub(super) async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         self.check_open()?;
         for (i, j) in jobs.iter().enumerate() {
-            validate_job(i, j)?;
+            policy::validate_job(i, j)?;
         }
         if jobs.is_empty() {
             return Ok(Vec::new());
@@ -264,35 +265,4 @@ async fn combined(inner: &Inner, mut requests: Vec<EnqueueRequest>) {
             }
         }
     }
-}
-
-fn validate_job(i: usize, j: &NewJob) -> Result<()> {
-    let bad = |what: &str| {
-        Err(Error::invalid(format!(
-            "job {i}: {what}; nothing was enqueued"
-        )))
-    };
-    if j.task_name.is_empty() {
-        return bad("taskName is empty: pass the name the task was registered with");
-    }
-    if j.queue.is_empty() {
-        return bad("queue is empty: pass a queue name such as \"default\"");
-    }
-    if j.max_retries < 0 {
-        return bad("maxRetries is negative: pass 0 or more");
-    }
-    for (name, v) in [
-        ("timeout", j.timeout_ms),
-        ("softTimeout", j.soft_timeout_ms),
-        ("resultTtl", j.result_ttl_ms),
-        ("delay", j.delay_ms),
-    ] {
-        if matches!(v, Some(x) if x < 0) {
-            return bad(&format!("{name} is negative: pass 0 or more milliseconds"));
-        }
-    }
-    if j.backoff_base_ms < 0 || j.backoff_max_ms < 0 {
-        return bad("retryBackoff base/max is negative: pass 0 or more milliseconds");
-    }
-    Ok(())
 }

@@ -9,11 +9,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use super::{sql, Inner};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::*;
-
-/// Lease of a claim by a worker that did not register (registered workers bring their own).
-const DEFAULT_LEASE_MS: u64 = 5000;
+use crate::policy;
 
 /// A registered worker: its lease, the attempts it holds (id → token) for the heartbeat, and the
 /// cancel requests the heartbeat learned.
@@ -32,7 +30,7 @@ impl Inner {
             .expect("workers lock")
             .get(worker_id)
             .map(|w| w.lease_ms)
-            .unwrap_or(DEFAULT_LEASE_MS)
+            .unwrap_or(policy::DEFAULT_LEASE_MS)
     }
 
     pub(super) fn hold(&self, worker_id: &str, jobs: &[ClaimedJob]) {
@@ -62,11 +60,8 @@ impl Inner {
     pub(super) fn register_worker(self: &Arc<Self>, worker_id: &str, lease_ms: u64) -> Result<()> {
         let inner = self;
         inner.check_open()?;
-        if lease_ms == 0 {
-            return Err(Error::invalid(
-                "leaseMs is 0: pass a lease of a few seconds (default 5000)",
-            ));
-        }
+        policy::validate_worker_id(worker_id)?;
+        policy::validate_lease(lease_ms)?;
         let mut workers = inner.workers.lock().expect("workers lock");
         let w = workers
             .entry(worker_id.to_string())
@@ -105,7 +100,7 @@ impl Inner {
     }
 }
 
-/// Renews the leases of the attempts this worker holds every min(lease/3, 500) ms and learns
+/// Renews the leases of the attempts this worker holds every [`policy::heartbeat_interval_ms`] and learns
 /// their cancel requests. Ends when the worker is unregistered (or the store closes).
 async fn heartbeat(inner: Arc<Inner>, worker_id: String) {
     loop {
@@ -118,7 +113,10 @@ async fn heartbeat(inner: Arc<Inner>, worker_id: String) {
         else {
             return;
         };
-        tokio::time::sleep(Duration::from_millis((lease_ms / 3).clamp(1, 500))).await;
+        tokio::time::sleep(Duration::from_millis(policy::heartbeat_interval_ms(
+            lease_ms,
+        )))
+        .await;
         let held: Vec<(i64, i64)> =
             match inner.workers.lock().expect("workers lock").get(&worker_id) {
                 Some(w) => w.held.iter().map(|(&id, &t)| (id, t)).collect(),

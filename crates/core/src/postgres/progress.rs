@@ -2,17 +2,14 @@
 
 use super::retry::READ_RETRY_BUDGET;
 use super::{sql, Inner};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::policy;
 
 impl Inner {
     pub(super) async fn set_progress(&self, id: i64, token: i64, progress: f64) -> Result<bool> {
         let inner = self;
         inner.check_open()?;
-        if !progress.is_finite() {
-            return Err(Error::invalid(format!(
-                "progress {progress} is not a finite number: pass a number such as 0.5"
-            )));
-        }
+        policy::validate_progress(progress)?;
         inner
             .retrying(READ_RETRY_BUDGET, |c| async move {
                 let st = c.prepare_cached(sql::PROGRESS_SET).await?;

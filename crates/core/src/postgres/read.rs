@@ -10,8 +10,9 @@ use tokio_postgres::Row;
 
 use super::retry::READ_RETRY_BUDGET;
 use super::{rows, sql, Inner};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::model::*;
+use crate::policy;
 
 /// waitJob polls for settles made by other processes, doubling up to this.
 const WAIT_POLL_MAX: Duration = Duration::from_millis(250);
@@ -81,7 +82,7 @@ impl Inner {
     pub(super) async fn dead_letters(&self, limit: i64, offset: i64) -> Result<Vec<DeadLetterRow>> {
         let inner = self;
         inner.check_open()?;
-        check_page(limit, offset)?;
+        policy::validate_page(limit, offset)?;
         inner
             .query_rows(
                 sql::READ_DEAD_LETTERS,
@@ -94,7 +95,7 @@ impl Inner {
     pub(super) async fn list_jobs(&self, filter: ListFilter) -> Result<Vec<JobRow>> {
         let inner = self;
         inner.check_open()?;
-        check_page(filter.limit, filter.offset)?;
+        policy::validate_page(filter.limit, filter.offset)?;
         let f = &filter;
         let params: [&(dyn ToSql + Sync); 5] =
             [&inner.ns, &f.status, &f.task_name, &f.limit, &f.offset];
@@ -124,13 +125,4 @@ impl Inner {
             .await?;
         Ok(found.into_iter().next())
     }
-}
-
-fn check_page(limit: i64, offset: i64) -> Result<()> {
-    if limit < 0 || offset < 0 {
-        return Err(Error::invalid(format!(
-            "limit {limit} / offset {offset}: pass 0 or more for both"
-        )));
-    }
-    Ok(())
 }

@@ -13,6 +13,7 @@ use super::{sql, Inner};
 use crate::backoff;
 use crate::error::Result;
 use crate::model::*;
+use crate::policy::{self, Failure, FailureDecision};
 
 impl Inner {
     pub(super) async fn settle(&self, settles: Vec<Settle>) -> Result<Vec<SettleOutcome>> {
@@ -136,18 +137,19 @@ impl Inner {
             if *token != s.token {
                 continue;
             }
-            let applied = match (s.kind, status) {
-                (SettleKind::Complete, 2) => Some(SettleStatus::Complete),
-                (SettleKind::Cancel, 5) => Some(SettleStatus::Cancelled),
-                (SettleKind::Fail, 3..=5)
-                    if last_error.as_deref()
-                        == Some(s.error.as_deref().unwrap_or(DEFAULT_FAIL_ERROR)) =>
-                {
-                    Some(match status {
-                        3 => SettleStatus::Failed,
-                        4 => SettleStatus::Dead,
-                        _ => SettleStatus::Cancelled,
-                    })
+            let failed_as_asked =
+                last_error.as_deref() == Some(s.error.as_deref().unwrap_or(policy::NO_MESSAGE));
+            let applied = match (s.kind, StatusCode::from_i64(*status)) {
+                (SettleKind::Complete, Some(StatusCode::Complete)) => Some(SettleStatus::Complete),
+                (SettleKind::Cancel, Some(StatusCode::Cancelled)) => Some(SettleStatus::Cancelled),
+                (SettleKind::Fail, Some(StatusCode::Failed)) if failed_as_asked => {
+                    Some(SettleStatus::Failed)
+                }
+                (SettleKind::Fail, Some(StatusCode::Dead)) if failed_as_asked => {
+                    Some(SettleStatus::Dead)
+                }
+                (SettleKind::Fail, Some(StatusCode::Cancelled)) if failed_as_asked => {
+                    Some(SettleStatus::Cancelled)
                 }
                 _ => None,
             };
@@ -159,8 +161,6 @@ impl Inner {
         Ok(())
     }
 }
-
-const DEFAULT_FAIL_ERROR: &str = "Error: (no message)";
 
 /// One settle of a batch, by kind.
 struct BatchItem<'a> {
@@ -221,17 +221,13 @@ impl<'a> SettlePlan<'a> {
                     index,
                     id: s.id,
                     token: s.token,
-                    text: Some(
-                        s.error
-                            .as_deref()
-                            .unwrap_or("TaskCancelledError: cancelled"),
-                    ),
+                    text: Some(s.error.as_deref().unwrap_or(policy::CANCELLED)),
                 }),
                 SettleKind::Fail => plan.fails.push(FailItem {
                     index,
                     id: s.id,
                     token: s.token,
-                    error: s.error.as_deref().unwrap_or(DEFAULT_FAIL_ERROR),
+                    error: s.error.as_deref().unwrap_or(policy::NO_MESSAGE),
                     traceback: s.traceback.as_deref(),
                     retryable: s.retryable.unwrap_or(true),
                 }),
@@ -277,8 +273,8 @@ fn fill(
 }
 
 /// The failure path shared by settle and the reaper, inside the caller's transaction: an error
-/// record, then a retry after backoff, or dead with a dead letter; a job whose cancel was
-/// requested ends cancelled instead of retrying. Fenced: a stale token records nothing.
+/// record, then what [`policy::decide_failure`] says (cancelled, a retry after the backoff, or
+/// dead with a dead letter). Fenced: a stale token records nothing.
 pub(super) async fn fail_in(
     tx: &Transaction<'_>,
     ns: Option<&str>,
@@ -303,42 +299,47 @@ pub(super) async fn fail_in(
             run_at: None,
         });
     }
-    let retry_count: i64 = r.get(0);
-    let max_retries: i64 = r.get(1);
-    let base: i64 = r.get(2);
-    let max: i64 = r.get(3);
-    let jitter: bool = r.get(4);
-    let cancel_requested: bool = r.get(5);
+    let failure = Failure {
+        retry_count: r.get(0),
+        max_retries: r.get(1),
+        retryable,
+        cancel_requested: r.get(5),
+    };
+    let (base, max, jitter): (i64, i64, bool) = (r.get(2), r.get(3), r.get(4));
     let now: i64 = r.get(6);
     let st = tx.prepare_cached(sql::SETTLE_INSERT_ERROR).await?;
-    tx.execute(&st, &[&id, &retry_count, &error, &traceback, &now])
+    tx.execute(&st, &[&id, &failure.retry_count, &error, &traceback, &now])
         .await?;
-    if cancel_requested {
-        let st = tx.prepare_cached(sql::SETTLE_CANCEL_AFTER_FAILURE).await?;
-        tx.execute(&st, &[&id, &error, &now]).await?;
-        return Ok(SettleOutcome {
-            id,
-            status: SettleStatus::Cancelled,
-            run_at: None,
-        });
+    match policy::decide_failure(failure) {
+        FailureDecision::Cancel => {
+            let st = tx.prepare_cached(sql::SETTLE_CANCEL_AFTER_FAILURE).await?;
+            tx.execute(&st, &[&id, &error, &now]).await?;
+            Ok(SettleOutcome {
+                id,
+                status: SettleStatus::Cancelled,
+                run_at: None,
+            })
+        }
+        FailureDecision::Retry { retry } => {
+            let run_at = now + backoff::delay_ms(retry, base, max, jitter);
+            let st = tx.prepare_cached(sql::SETTLE_RETRY).await?;
+            tx.execute(&st, &[&id, &run_at, &error]).await?;
+            Ok(SettleOutcome {
+                id,
+                status: SettleStatus::Failed,
+                run_at: Some(run_at),
+            })
+        }
+        FailureDecision::Dead => {
+            let st = tx.prepare_cached(sql::SETTLE_DEAD).await?;
+            tx.execute(&st, &[&id, &error, &now]).await?;
+            let st = tx.prepare_cached(sql::SETTLE_INSERT_DEAD_LETTER).await?;
+            tx.execute(&st, &[&id, &error, &now]).await?;
+            Ok(SettleOutcome {
+                id,
+                status: SettleStatus::Dead,
+                run_at: None,
+            })
+        }
     }
-    if retryable && retry_count < max_retries {
-        let run_at = now + backoff::delay_ms(retry_count + 1, base, max, jitter);
-        let st = tx.prepare_cached(sql::SETTLE_RETRY).await?;
-        tx.execute(&st, &[&id, &run_at, &error]).await?;
-        return Ok(SettleOutcome {
-            id,
-            status: SettleStatus::Failed,
-            run_at: Some(run_at),
-        });
-    }
-    let st = tx.prepare_cached(sql::SETTLE_DEAD).await?;
-    tx.execute(&st, &[&id, &error, &now]).await?;
-    let st = tx.prepare_cached(sql::SETTLE_INSERT_DEAD_LETTER).await?;
-    tx.execute(&st, &[&id, &error, &now]).await?;
-    Ok(SettleOutcome {
-        id,
-        status: SettleStatus::Dead,
-        run_at: None,
-    })
 }
