@@ -3,7 +3,7 @@
 //! and learns their cancel requests.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -23,7 +23,46 @@ pub(super) struct WorkerState {
     pub(super) heartbeat: Option<JoinHandle<()>>,
 }
 
+/// Every open store of this process. A reaper spares attempts held by the workers of any of them
+/// that works in the same place, not only its own store's: two Queue objects of one process
+/// (two namespaces, say) share one schema and each runs a reaper over all of it.
+static STORES: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
+
+pub(super) fn enlist(inner: &Arc<Inner>) {
+    let mut stores = STORES.lock().expect("stores lock");
+    stores.retain(|s| s.strong_count() > 0);
+    stores.push(Arc::downgrade(inner));
+}
+
+pub(super) fn delist(inner: &Inner) {
+    STORES
+        .lock()
+        .expect("stores lock")
+        .retain(|s| s.strong_count() > 0 && !std::ptr::eq(s.as_ptr(), inner));
+}
+
 impl Inner {
+    /// Whether a worker registered in this process holds this attempt (the id and token its
+    /// claim returned), so that worker's heartbeat renews it: the `worker_alive_here` of
+    /// [`policy::reap_decision`]. A registered worker that never saw the claim (its reply was
+    /// lost) does not hold it, and its attempt goes to the reaper.
+    pub(super) fn held_here(&self, worker_id: &str, id: i64, token: i64) -> bool {
+        let stores: Vec<Arc<Inner>> = STORES
+            .lock()
+            .expect("stores lock")
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|s| s.place == self.place)
+            .collect();
+        stores.iter().any(|s| {
+            s.workers
+                .lock()
+                .expect("workers lock")
+                .get(worker_id)
+                .is_some_and(|w| w.held.get(&id) == Some(&token))
+        })
+    }
+
     pub(super) fn lease_ms(&self, worker_id: &str) -> u64 {
         self.workers
             .lock()
@@ -134,7 +173,8 @@ async fn heartbeat(inner: Arc<Inner>, worker_id: String) {
             return;
         };
         // Attempts not renewed stay held: a row skipped because it was locked may well still
-        // run. Held attempts leave when the worker settles or releases them.
+        // run, and the next beat renews it even if its lease ran out meanwhile (the reaper of
+        // this process spares it). Held attempts leave when the worker settles or releases them.
         for (id, cancel_requested) in renewed {
             if cancel_requested && w.reported.insert(id) {
                 w.pending_cancels.push(id);

@@ -73,6 +73,9 @@ pub(crate) use conn::DEFAULT_SCHEMA;
 pub(crate) struct Inner {
     ns: String,
     schema: String,
+    /// Server, database and schema: stores of this process with the same place see each
+    /// other's workers (see `heartbeat::held_here`).
+    place: String,
     /// NOTIFY channel of the schema: `taskito_<schema>`; the payload is the namespace.
     channel: String,
     pool: Pool,
@@ -129,6 +132,7 @@ pub async fn open(url: &str, schema: Option<&str>, namespace: &str) -> Result<Pg
     let (enqueue_tx, enqueue_rx) = mpsc::unbounded_channel();
     let inner = Arc::new(Inner {
         ns: namespace.to_string(),
+        place: conn::place(&pg_config, &schema),
         enqueue_tx,
         channel: format!("taskito_{schema}"),
         schema,
@@ -156,6 +160,7 @@ pub async fn open(url: &str, schema: Option<&str>, namespace: &str) -> Result<Pg
         inner.rt.spawn(enqueue::combiner(inner.clone(), enqueue_rx)),
     ];
     inner.tasks.lock().expect("tasks lock").extend(tasks);
+    heartbeat::enlist(&inner);
     Ok(PgStore { inner })
 }
 
@@ -201,6 +206,7 @@ impl Inner {
             return;
         }
         let _ = self.shutdown.send(true);
+        heartbeat::delist(self);
         for t in self.tasks.lock().expect("tasks lock").drain(..) {
             t.abort();
         }
