@@ -10,13 +10,12 @@ use crate::policy;
 
 impl Inner {
     pub(super) async fn cancel(&self, id: i64) -> Result<CancelOutcome> {
-        let inner = self;
-        inner.check_open()?;
-        let outcome = inner
+        self.check_open()?;
+        let outcome = self
             .retrying(READ_RETRY_BUDGET, |mut c| async move {
                 let tx = c.transaction().await?;
                 let st = tx.prepare_cached(sql::CANCEL_READ_STATUS).await?;
-                let Some(r) = tx.query_opt(&st, &[&id, &inner.ns]).await? else {
+                let Some(r) = tx.query_opt(&st, &[&id, &self.ns]).await? else {
                     return Err(Error::job_not_found(id));
                 };
                 let status: i64 = r.get(0);
@@ -39,7 +38,7 @@ impl Inner {
             })
             .await?;
         if outcome == CancelOutcome::Cancelled {
-            inner.settled.notify_waiters();
+            self.settled.notify_waiters();
         }
         Ok(outcome)
     }

@@ -18,33 +18,32 @@ pub(super) const CLAIM_POLL: Duration = Duration::from_millis(1000);
 
 impl Inner {
     pub(super) async fn claim(&self, req: ClaimRequest) -> Result<Vec<ClaimedJob>> {
-        let inner = self;
-        inner.check_open()?;
+        self.check_open()?;
         policy::validate_claim(&req)?;
         if req.limit == 0 {
             return Ok(Vec::new());
         }
         let queues = policy::claim_queues(&req.queues);
-        let lease_ms = inner.lease_ms(&req.worker_id) as i64;
+        let lease_ms = self.lease_ms(&req.worker_id) as i64;
         let give_up = Instant::now() + Duration::from_millis(req.wait_ms);
-        let mut wake = inner.wake_epoch.subscribe();
+        let mut wake = self.wake_epoch.subscribe();
         wake.borrow_and_update();
-        let mut shutdown = inner.shutdown.subscribe();
+        let mut shutdown = self.shutdown.subscribe();
         let mut failures = 0u32;
         let mut woken = false;
         loop {
-            let notified = inner.ready.notified();
+            let notified = self.ready.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let pause = match inner
+            let pause = match self
                 .claim_once(&req.worker_id, &queues, req.limit, lease_ms)
                 .await
             {
                 Ok((jobs, due)) => {
                     if !jobs.is_empty() {
-                        inner.hold(&req.worker_id, &jobs);
+                        self.hold(&req.worker_id, &jobs);
                         if jobs.iter().any(|j| j.timeout_ms.is_some()) {
-                            inner.reaper_kick.notify_one();
+                            self.reaper_kick.notify_one();
                         }
                         return Ok(jobs);
                     }
@@ -54,7 +53,7 @@ impl Inner {
                         return Ok(Vec::new());
                     }
                     // 1 ms past due, so the next look finds it ready on the database's clock.
-                    let poll = Duration::from_millis(inner.claim_poll_ms.load(Ordering::Relaxed));
+                    let poll = Duration::from_millis(self.claim_poll_ms.load(Ordering::Relaxed));
                     let until_due = due.map(|d| ms(d + 1)).unwrap_or(poll);
                     left.min(poll).min(until_due)
                 }
@@ -80,26 +79,25 @@ impl Inner {
     }
 
     pub(super) async fn release(&self, jobs: Vec<JobToken>) -> Result<()> {
-        let inner = self;
-        inner.check_open()?;
+        self.check_open()?;
         if jobs.is_empty() {
             return Ok(());
         }
         let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
         let tokens: Vec<i64> = jobs.iter().map(|j| j.token).collect();
-        let res = inner
+        let res = self
             .retrying(SETTLE_RETRY_BUDGET, |c| {
                 let (ids, tokens) = (&ids, &tokens);
                 async move {
                     let st = c.prepare_cached(sql::RELEASE).await?;
-                    Ok(c.execute(&st, &[&inner.ns, ids, tokens]).await?)
+                    Ok(c.execute(&st, &[&self.ns, ids, tokens]).await?)
                 }
             })
             .await;
-        inner.unhold(jobs.iter().map(|j| (j.id, j.token)));
+        self.unhold(jobs.iter().map(|j| (j.id, j.token)));
         let released = res?;
         if released > 0 {
-            inner.announce(false);
+            self.announce(false);
         }
         Ok(())
     }

@@ -44,8 +44,7 @@ impl Inner {
     /// Enqueues now: one statement (a transaction when uniqueKeys are involved), retried on a
     /// fresh connection when the connection fails; then announces the new jobs.
     async fn enqueue_now(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
-        let inner = self;
-        inner.check_open()?;
+        self.check_open()?;
         let n = jobs.len() as i64;
         let queue: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
         let task: Vec<&str> = jobs.iter().map(|j| j.task_name.as_str()).collect();
@@ -68,7 +67,7 @@ impl Inner {
         loop {
             // Ok(Ok(result)) done; Ok(Err(())) the live holder of a key finished meanwhile: rerun.
             let res: Result<std::result::Result<Vec<Enqueued>, ()>> = async {
-                let mut c = inner.client().await?;
+                let mut c = self.client().await?;
                 let st = c.prepare_cached(sql::ENQUEUE_ALLOCATE_IDS).await?;
                 let mut ids: Vec<i64> = c
                     .query(&st, &[&n])
@@ -78,7 +77,7 @@ impl Inner {
                     .collect();
                 ids.sort_unstable();
                 let params: [&(dyn ToSql + Sync); 16] = [
-                    &inner.ns,
+                    &self.ns,
                     &ids,
                     &queue,
                     &task,
@@ -106,7 +105,7 @@ impl Inner {
                     return match c.query(&st, &params).await {
                         Ok(_) => Ok(Ok(all_created())),
                         Err(e) => match conn::from_pg(e) {
-                            e @ Error::Unavailable(_) if inner.landed(ids[0]).await? => {
+                            e @ Error::Unavailable(_) if self.landed(ids[0]).await? => {
                                 drop(e);
                                 Ok(Ok(all_created()))
                             }
@@ -138,7 +137,7 @@ impl Inner {
                         .collect();
                     let st = tx.prepare_cached(sql::ENQUEUE_FIND_LIVE_UNIQUE).await?;
                     let live: HashMap<String, i64> = tx
-                        .query(&st, &[&inner.ns, &missing])
+                        .query(&st, &[&self.ns, &missing])
                         .await?
                         .iter()
                         .map(|r| (r.get(0), r.get(1)))
@@ -159,7 +158,7 @@ impl Inner {
                     Err(e) => match (conn::from_pg(e), probe) {
                         // The COMMIT may have landed with its reply lost: the pre-allocated id
                         // tells.
-                        (e @ Error::Unavailable(_), Some(probe)) if inner.landed(probe).await? => {
+                        (e @ Error::Unavailable(_), Some(probe)) if self.landed(probe).await? => {
                             drop(e);
                             Ok(Ok(out))
                         }
@@ -171,7 +170,7 @@ impl Inner {
             match res {
                 Ok(Ok(out)) => {
                     if out.iter().any(|e| e.created) {
-                        inner.announce(false);
+                        self.announce(false);
                     }
                     return Ok(out);
                 }
@@ -181,7 +180,7 @@ impl Inner {
                         "enqueue: a uniqueKey kept changing hands while enqueueing; retry".into(),
                     ))
                 }
-                Err(e) if inner.retry_after(&e, give_up, &mut attempt).await => {}
+                Err(e) if self.retry_after(&e, give_up, &mut attempt).await => {}
                 Err(e) => return Err(e),
             }
         }

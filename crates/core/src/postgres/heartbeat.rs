@@ -97,11 +97,10 @@ impl Inner {
     }
 
     pub(super) fn register_worker(self: &Arc<Self>, worker_id: &str, lease_ms: u64) -> Result<()> {
-        let inner = self;
-        inner.check_open()?;
+        self.check_open()?;
         policy::validate_worker_id(worker_id)?;
         policy::validate_lease(lease_ms)?;
-        let mut workers = inner.workers.lock().expect("workers lock");
+        let mut workers = self.workers.lock().expect("workers lock");
         let w = workers
             .entry(worker_id.to_string())
             .or_insert_with(|| WorkerState {
@@ -114,9 +113,8 @@ impl Inner {
         w.lease_ms = lease_ms;
         if w.heartbeat.is_none() {
             w.heartbeat = Some(
-                inner
-                    .rt
-                    .spawn(heartbeat(inner.clone(), worker_id.to_string())),
+                self.rt
+                    .spawn(heartbeat(self.clone(), worker_id.to_string())),
             );
         }
         Ok(())

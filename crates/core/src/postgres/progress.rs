@@ -7,14 +7,12 @@ use crate::policy;
 
 impl Inner {
     pub(super) async fn set_progress(&self, id: i64, token: i64, progress: f64) -> Result<bool> {
-        let inner = self;
-        inner.check_open()?;
+        self.check_open()?;
         policy::validate_progress(progress)?;
-        inner
-            .retrying(READ_RETRY_BUDGET, |c| async move {
-                let st = c.prepare_cached(sql::PROGRESS_SET).await?;
-                Ok(c.execute(&st, &[&id, &inner.ns, &token, &progress]).await? == 1)
-            })
-            .await
+        self.retrying(READ_RETRY_BUDGET, |c| async move {
+            let st = c.prepare_cached(sql::PROGRESS_SET).await?;
+            Ok(c.execute(&st, &[&id, &self.ns, &token, &progress]).await? == 1)
+        })
+        .await
     }
 }

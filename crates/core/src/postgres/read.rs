@@ -24,15 +24,14 @@ impl Inner {
     }
 
     pub(super) async fn wait_job(&self, id: i64, timeout_ms: u64) -> Result<Option<JobRow>> {
-        let inner = self;
-        inner.check_open()?;
+        self.check_open()?;
         let give_up = Instant::now() + Duration::from_millis(timeout_ms);
         let mut poll = Duration::from_millis(10);
         loop {
-            let notified = inner.settled.notified();
+            let notified = self.settled.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let Some(row) = inner.get_job_row(id).await? else {
+            let Some(row) = self.get_job_row(id).await? else {
                 return Ok(None);
             };
             let left = give_up.saturating_duration_since(Instant::now());
@@ -44,23 +43,20 @@ impl Inner {
                 _ = &mut notified => {}
                 _ = tokio::time::sleep(left.min(poll)) => poll = (poll * 2).min(WAIT_POLL_MAX),
             }
-            inner.check_open()?;
+            self.check_open()?;
         }
     }
 
     pub(super) async fn job_errors(&self, id: i64) -> Result<Vec<ErrorRecordRow>> {
-        let inner = self;
-        inner.check_open()?;
-        inner
-            .query_rows(sql::READ_JOB_ERRORS, &[&id, &inner.ns], rows::error_record)
+        self.check_open()?;
+        self.query_rows(sql::READ_JOB_ERRORS, &[&id, &self.ns], rows::error_record)
             .await
     }
 
     pub(super) async fn stats(&self) -> Result<StatsRow> {
-        let inner = self;
-        inner.check_open()?;
-        let counts = inner
-            .query_rows(sql::READ_STATS, &[&inner.ns], |r| {
+        self.check_open()?;
+        let counts = self
+            .query_rows(sql::READ_STATS, &[&self.ns], |r| {
                 (r.get::<_, i64>(0), r.get::<_, i64>(1))
             })
             .await?;
@@ -80,27 +76,23 @@ impl Inner {
     }
 
     pub(super) async fn dead_letters(&self, limit: i64, offset: i64) -> Result<Vec<DeadLetterRow>> {
-        let inner = self;
-        inner.check_open()?;
+        self.check_open()?;
         policy::validate_page(limit, offset)?;
-        inner
-            .query_rows(
-                sql::READ_DEAD_LETTERS,
-                &[&inner.ns, &limit, &offset],
-                rows::dead_letter,
-            )
-            .await
+        self.query_rows(
+            sql::READ_DEAD_LETTERS,
+            &[&self.ns, &limit, &offset],
+            rows::dead_letter,
+        )
+        .await
     }
 
     pub(super) async fn list_jobs(&self, filter: ListFilter) -> Result<Vec<JobRow>> {
-        let inner = self;
-        inner.check_open()?;
+        self.check_open()?;
         policy::validate_page(filter.limit, filter.offset)?;
         let f = &filter;
         let params: [&(dyn ToSql + Sync); 5] =
-            [&inner.ns, &f.status, &f.task_name, &f.limit, &f.offset];
-        inner
-            .query_rows(sql::READ_LIST_JOBS, &params, rows::job)
+            [&self.ns, &f.status, &f.task_name, &f.limit, &f.offset];
+        self.query_rows(sql::READ_LIST_JOBS, &params, rows::job)
             .await
     }
 

@@ -6,14 +6,13 @@ use crate::error::{Error, Result};
 
 impl Inner {
     pub(super) async fn replay(&self, dead_id: i64) -> Result<i64> {
-        let inner = self;
-        inner.check_open()?;
+        self.check_open()?;
         // Safe to retry: the dead letter remembers the job its first replay made.
-        let id = inner
+        let id = self
             .retrying(ENQUEUE_RETRY_BUDGET, |mut c| async move {
                 let tx = c.transaction().await?;
                 let st = tx.prepare_cached(sql::REPLAY_READ).await?;
-                let Some(r) = tx.query_opt(&st, &[&dead_id, &inner.ns]).await? else {
+                let Some(r) = tx.query_opt(&st, &[&dead_id, &self.ns]).await? else {
                     return Err(Error::JobNotFound(format!(
                         "no dead letter with id {dead_id} in this namespace"
                     )));
@@ -22,14 +21,14 @@ impl Inner {
                     return Ok(id);
                 }
                 let st = tx.prepare_cached(sql::REPLAY_INSERT).await?;
-                let id: i64 = tx.query_one(&st, &[&inner.ns, &dead_id]).await?.get(0);
+                let id: i64 = tx.query_one(&st, &[&self.ns, &dead_id]).await?.get(0);
                 let st = tx.prepare_cached(sql::REPLAY_MARK).await?;
                 tx.execute(&st, &[&dead_id, &id]).await?;
                 tx.commit().await?;
                 Ok(id)
             })
             .await?;
-        inner.announce(false);
+        self.announce(false);
         Ok(id)
     }
 }

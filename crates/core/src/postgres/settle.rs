@@ -17,8 +17,7 @@ use crate::policy::{self, Failure, FailureDecision};
 
 impl Inner {
     pub(super) async fn settle(&self, settles: Vec<Settle>) -> Result<Vec<SettleOutcome>> {
-        let inner = self;
-        inner.check_open()?;
+        self.check_open()?;
         if settles.is_empty() {
             return Ok(Vec::new());
         }
@@ -26,28 +25,28 @@ impl Inner {
         let give_up = Instant::now() + SETTLE_RETRY_BUDGET;
         let mut attempt = 0u32;
         let res = loop {
-            match inner.settle_once(&plan).await {
+            match self.settle_once(&plan).await {
                 Ok(r) => break Ok(r),
-                Err(e) if inner.retry_after(&e, give_up, &mut attempt).await => {}
+                Err(e) if self.retry_after(&e, give_up, &mut attempt).await => {}
                 Err(e) => break Err(e),
             }
         };
         // Whatever happened, the heartbeat stops renewing these attempts: settled, they are
         // not running; unsettled after the retries, their leases run out and the reaper
         // brings them back instead of a lease renewed forever for a finished handler.
-        inner.unhold(settles.iter().map(|s| (s.id, s.token)));
+        self.unhold(settles.iter().map(|s| (s.id, s.token)));
         let (mut out, retried) = res?;
         if attempt > 0 {
-            inner.resolve_applied(&plan, &mut out).await?;
+            self.resolve_applied(&plan, &mut out).await?;
         }
         let out: Vec<SettleOutcome> = out
             .into_iter()
             .zip(pre)
             .map(|(o, p)| o.or(p).expect("every settle has an outcome"))
             .collect();
-        inner.settled.notify_waiters();
+        self.settled.notify_waiters();
         if retried {
-            inner.announce(false);
+            self.announce(false);
         }
         Ok(out)
     }
