@@ -7,10 +7,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use taskito_core::policy::{self, ReapReason};
 use taskito_core::postgres::{self, PgStore};
 use taskito_core::{
     ClaimRequest, ClaimedJob, JobToken, ListFilter, NewJob, OpenOptions, Settle, SettleKind,
-    SettleStatus, Store,
+    SettleStatus, StatusCode, Store,
 };
 use tokio_postgres::NoTls;
 
@@ -179,7 +180,7 @@ async fn opens_through_open_with_url_and_schema() {
     .expect("open");
     let ids = store.enqueue(vec![job("a")]).await.unwrap();
     let row = store.get_job(ids[0].id).await.unwrap().unwrap();
-    assert_eq!(row.status, 0);
+    assert_eq!(row.status, StatusCode::Pending as i64);
     assert_eq!(row.task_name, "a");
     store.close().await.unwrap();
     let e = store.stats().await.unwrap_err();
@@ -215,7 +216,7 @@ async fn claim_order_is_priority_then_run_at_then_id() {
     // The delayed job is not due.
     assert!(s.claim(req("w", 10, 0)).await.unwrap().is_empty());
     let row = s.get_job(ids[3].id).await.unwrap().unwrap();
-    assert_eq!(row.status, 0);
+    assert_eq!(row.status, StatusCode::Pending as i64);
     assert!(row.run_at >= row.created_at + 59_000);
 }
 
@@ -267,7 +268,10 @@ async fn a_stale_token_is_refused() {
     }])
     .await
     .unwrap();
-    assert_eq!(s.get_job(id).await.unwrap().unwrap().status, 0);
+    assert_eq!(
+        s.get_job(id).await.unwrap().unwrap().status,
+        StatusCode::Pending as i64
+    );
     let second = s.claim(req("w", 1, 0)).await.unwrap().remove(0);
     assert_eq!(second.token, first.token + 1);
 
@@ -282,13 +286,13 @@ async fn a_stale_token_is_refused() {
     .unwrap();
     assert!(!s.set_progress(id, first.token, 0.5).await.unwrap());
     let row = s.get_job(id).await.unwrap().unwrap();
-    assert_eq!((row.status, row.result), (1, None));
+    assert_eq!((row.status, row.result), (StatusCode::Running as i64, None));
 
     assert!(s.set_progress(id, second.token, 0.5).await.unwrap());
     let out = s.settle(vec![complete(&second, "\"new\"")]).await.unwrap();
     assert_eq!(out[0].status, SettleStatus::Complete);
     let row = s.get_job(id).await.unwrap().unwrap();
-    assert_eq!(row.status, 2);
+    assert_eq!(row.status, StatusCode::Complete as i64);
     assert_eq!(row.result.as_deref(), Some("\"new\""));
     assert_eq!(row.progress, Some(0.5));
     // Settling again with the same token changes nothing.
@@ -313,7 +317,10 @@ async fn retry_then_dead_then_replay_once() {
     let out = s.settle(vec![fail(&a0, "Error: one")]).await.unwrap();
     assert_eq!(out[0].status, SettleStatus::Failed);
     let row = s.get_job(id).await.unwrap().unwrap();
-    assert_eq!((row.status, row.retry_count), (3, 1));
+    assert_eq!(
+        (row.status, row.retry_count),
+        (StatusCode::Failed as i64, 1)
+    );
     assert_eq!(out[0].run_at, Some(row.run_at));
     assert_eq!(s.stats().await.unwrap().failed, 1);
 
@@ -346,7 +353,7 @@ async fn retry_then_dead_then_replay_once() {
     let row = s.get_job(again).await.unwrap().unwrap();
     assert_eq!(
         (row.status, row.priority, row.max_retries, row.retry_count),
-        (0, 3, 1, 0)
+        (StatusCode::Pending as i64, 3, 1, 0)
     );
     assert_eq!(row.timeout_ms, Some(60_000));
     assert_eq!(
@@ -407,7 +414,10 @@ async fn a_batch_mixes_kinds_in_input_order() {
     let row = s.get_job(got[3].id).await.unwrap().unwrap();
     assert_eq!(
         (row.status, row.error.as_deref()),
-        (5, Some("TaskCancelledError: stop"))
+        (
+            StatusCode::Cancelled as i64,
+            Some("TaskCancelledError: stop")
+        )
     );
 }
 
@@ -475,7 +485,7 @@ async fn a_lost_worker_is_reaped_when_its_lease_runs_out() {
     // Reaped by another process's store.
     let other = db.open().await;
     let row = other.wait_job(id, 10_000).await.unwrap().unwrap();
-    assert_eq!(row.status, 4);
+    assert_eq!(row.status, StatusCode::Dead as i64);
     assert_eq!(
         row.error.as_deref(),
         Some("worker lost while running (lease expired)")
@@ -498,7 +508,7 @@ async fn the_heartbeat_keeps_a_lease_and_the_deadline_ends_it() {
     s.register_worker("w", 300).unwrap();
     let got = s.claim(req("w", 2, 0)).await.unwrap();
     let row = s.wait_job(ids[1].id, 10_000).await.unwrap().unwrap();
-    assert_eq!(row.status, 4);
+    assert_eq!(row.status, StatusCode::Dead as i64);
     assert_eq!(
         row.error.as_deref(),
         Some("TaskTimeoutError: attempt exceeded its timeout of 300 ms")
@@ -507,7 +517,11 @@ async fn the_heartbeat_keeps_a_lease_and_the_deadline_ends_it() {
     let t = Instant::now();
     let row = s.wait_job(ids[0].id, 1_200).await.unwrap().unwrap();
     assert!(t.elapsed() >= Duration::from_millis(1_000));
-    assert_eq!(row.status, 1, "renewed, not reaped");
+    assert_eq!(
+        row.status,
+        StatusCode::Running as i64,
+        "renewed, not reaped"
+    );
     let long = got.iter().find(|j| j.id == ids[0].id).unwrap();
     assert_eq!(
         s.settle(vec![complete(long, "1")]).await.unwrap()[0].status,
@@ -526,7 +540,7 @@ async fn cancel_pending_and_running() {
 
     assert_eq!(s.cancel(waiting).await.unwrap().as_str(), "cancelled");
     let row = s.get_job(waiting).await.unwrap().unwrap();
-    assert_eq!(row.status, 5);
+    assert_eq!(row.status, StatusCode::Cancelled as i64);
     assert_eq!(
         row.error.as_deref(),
         Some("TaskCancelledError: cancelled before it ran")
@@ -632,12 +646,15 @@ async fn wait_job_sees_another_process_settle() {
     let b = db.open().await;
     let id = a.enqueue(vec![job("t")]).await.unwrap()[0].id;
     let pending = a.wait_job(id, 0).await.unwrap().unwrap();
-    assert_eq!(pending.status, 0);
+    assert_eq!(pending.status, StatusCode::Pending as i64);
     let waiter = tokio::spawn(async move { a.wait_job(id, 20_000).await });
     let got = b.claim(req("w", 1, 0)).await.unwrap().remove(0);
     b.settle(vec![complete(&got, "42")]).await.unwrap();
     let row = waiter.await.unwrap().unwrap().unwrap();
-    assert_eq!((row.status, row.result.as_deref()), (2, Some("42")));
+    assert_eq!(
+        (row.status, row.result.as_deref()),
+        (StatusCode::Complete as i64, Some("42"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -817,7 +834,10 @@ async fn a_settle_waits_out_an_outage() {
         .expect("the settle lands once the database is back");
     assert_eq!(out[0].status, SettleStatus::Complete);
     let row = s.get_job(a.id).await.unwrap().unwrap();
-    assert_eq!((row.status, row.result.as_deref()), (2, Some("\"done\"")));
+    assert_eq!(
+        (row.status, row.result.as_deref()),
+        (StatusCode::Complete as i64, Some("\"done\""))
+    );
     let b = s.claim(req("w", 1, 5_000)).await.unwrap();
     assert_eq!(b[0].id, ids.iter().find(|e| e.id != a.id).unwrap().id);
 
@@ -983,6 +1003,200 @@ async fn terminated_connections_under_load_lose_nothing() {
     let stats = producer.stats().await.unwrap();
     assert_eq!((stats.pending, stats.running, stats.dead), (0, 0, 0));
     eprintln!("terminated {kills} connections; all {N} jobs complete once");
+}
+
+// ---- the decided rules of `policy` ----------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timeout_of_zero_is_refused() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    for field in ["timeoutMs", "softTimeoutMs"] {
+        let mut j = job("t");
+        if field == "timeoutMs" {
+            j.timeout_ms = Some(0);
+        } else {
+            j.soft_timeout_ms = Some(0);
+        }
+        let e = s.enqueue(vec![j]).await.unwrap_err();
+        assert_eq!(e.code(), "INVALID_ARGUMENT");
+        assert_eq!(
+            e.message(),
+            format!(
+                "job 0: {field} must be null or a positive integer, got 0; nothing was enqueued"
+            )
+        );
+    }
+    assert_eq!(s.stats().await.unwrap().pending, 0, "nothing was written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_worker_id_is_refused() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    s.enqueue(vec![job("t")]).await.unwrap();
+    let want = policy::validate_worker_id("").unwrap_err();
+    let e = s.claim(req("", 1, 0)).await.unwrap_err();
+    assert_eq!((e.code(), e.message()), (want.code(), want.message()));
+    let e = s.register_worker("", 1000).unwrap_err();
+    assert_eq!((e.code(), e.message()), (want.code(), want.message()));
+    let stats = s.stats().await.unwrap();
+    assert_eq!(
+        (stats.pending, stats.running),
+        (1, 0),
+        "nothing was claimed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_outside_10_ms_to_an_hour_is_refused() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    for lease in [0, 1, policy::MIN_LEASE_MS - 1, policy::MAX_LEASE_MS + 1] {
+        let e = s.register_worker("w", lease).unwrap_err();
+        assert_eq!(e.code(), "INVALID_ARGUMENT", "lease {lease}");
+        assert_eq!(
+            e.message(),
+            policy::validate_lease(lease).unwrap_err().message()
+        );
+    }
+    s.register_worker("w", policy::MIN_LEASE_MS).unwrap();
+    s.register_worker("w", policy::MAX_LEASE_MS).unwrap();
+}
+
+/// What a second connection sees of an attempt: its status, and whether its lease ends in the
+/// future on the database's clock.
+async fn lease_state(
+    admin: &impl tokio_postgres::GenericClient,
+    schema: &str,
+    id: i64,
+) -> (i64, bool) {
+    let r = admin
+        .query_one(
+            &format!(
+                "SELECT status, coalesce(lease_until > \
+                 (extract(epoch FROM clock_timestamp()) * 1000)::bigint, false) \
+                 FROM \"{schema}\".jobs WHERE id = $1"
+            ),
+            &[&id],
+        )
+        .await
+        .unwrap();
+    (r.get(0), r.get(1))
+}
+
+/// A worker's lease can run out while its row is locked (here by another connection; in real
+/// life a long transaction or a stalled server): renewals skip locked rows. Once the lock is
+/// gone, its heartbeat renews the lease although it ran out, and the reaper of its own process
+/// leaves the attempt to it, so the worker's settle lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_worker_keeps_an_attempt_whose_lease_ran_out_while_locked() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let mut j = job("t");
+    j.max_retries = 0;
+    let id = s.enqueue(vec![j]).await.unwrap()[0].id;
+    s.register_worker("w", 200).unwrap();
+    let a = s.claim(req("w", 1, 0)).await.unwrap().remove(0);
+
+    let mut admin = db.admin().await;
+    let tx = admin.transaction().await.unwrap();
+    let left: i64 = tx
+        .query_one(
+            &format!(
+                "SELECT lease_until - (extract(epoch FROM clock_timestamp()) * 1000)::bigint \
+                 FROM \"{}\".jobs WHERE id = $1 FOR UPDATE",
+                db.schema
+            ),
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // Nothing to await: the lease has to run out (and the reaper's grace pass) under the lock.
+    tokio::time::sleep(Duration::from_millis(left.max(0) as u64 + 300)).await;
+    assert_eq!(
+        lease_state(&tx, &db.schema, id).await,
+        (1, false),
+        "ran out"
+    );
+    tx.commit().await.unwrap();
+
+    // Either the heartbeat renews the lease, or (the old rule) the reaper takes the attempt.
+    let t = Instant::now();
+    let state = loop {
+        let state = lease_state(&admin, &db.schema, id).await;
+        if state != (1, false) || t.elapsed() > Duration::from_secs(5) {
+            break state;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(
+        state,
+        (StatusCode::Running as i64, true),
+        "renewed, not reaped"
+    );
+    let out = s.settle(vec![complete(&a, "1")]).await.unwrap();
+    assert_eq!(out[0].status, SettleStatus::Complete);
+    assert!(s.job_errors(id).await.unwrap().is_empty());
+}
+
+/// The reaper spares only attempts that a worker registered in its process still holds: a
+/// worker that left (unregistered, as a stopped or dead one does), and a registered worker that
+/// never saw the claim (its reply was lost), lose theirs to the reaper of the same process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reaper_of_the_same_process_takes_attempts_nobody_holds() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let mut j = job("t");
+    j.max_retries = 0;
+    let ids = s.enqueue(vec![j.clone(), j]).await.unwrap();
+    s.register_worker("gone", 200).unwrap();
+    s.claim(req("gone", 1, 0)).await.unwrap();
+    s.unregister_worker("gone");
+    // Registered again, but without the attempt it claimed before: like a lost claim reply.
+    s.register_worker("forgot", 200).unwrap();
+    s.claim(req("forgot", 1, 0)).await.unwrap();
+    s.unregister_worker("forgot");
+    s.register_worker("forgot", 200).unwrap();
+    for e in ids {
+        let row = s.wait_job(e.id, 10_000).await.unwrap().unwrap();
+        assert_eq!(row.status, StatusCode::Dead as i64);
+        assert_eq!(
+            row.error.as_deref(),
+            Some(ReapReason::WorkerLost.message().as_str())
+        );
+        assert_eq!(
+            row.error.as_deref(),
+            Some("worker lost while running (lease expired)")
+        );
+    }
+}
+
+/// The reaper takes an attempt only REAP_GRACE_MS after its lease (here: its deadline) ended,
+/// so a worker timing its own attempt out at the deadline gets to settle it first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reaper_waits_out_the_grace_after_a_deadline() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let mut j = job("t");
+    j.max_retries = 0;
+    j.timeout_ms = Some(100);
+    let id = s.enqueue(vec![j]).await.unwrap()[0].id;
+    s.register_worker("w", 5000).unwrap();
+    s.claim(req("w", 1, 0)).await.unwrap();
+    let row = s.wait_job(id, 10_000).await.unwrap().unwrap();
+    assert_eq!(row.status, StatusCode::Dead as i64);
+    assert_eq!(
+        row.error.as_deref(),
+        Some(ReapReason::Timeout { timeout_ms: 100 }.message().as_str())
+    );
+    let deadline = row.started_at.unwrap() + 100;
+    assert!(
+        row.finished_at.unwrap() >= deadline + policy::REAP_GRACE_MS,
+        "reaped {} ms after the deadline",
+        row.finished_at.unwrap() - deadline
+    );
 }
 
 /// Figures, not assertions: `cargo test --release -p taskito-core --test postgres -- --ignored

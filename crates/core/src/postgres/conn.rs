@@ -79,6 +79,19 @@ pub(crate) fn config(url: &str, schema: &str) -> Result<Config> {
     Ok(cfg)
 }
 
+/// Where a store works: the server, database and user of `cfg`, and the schema. Two URLs that
+/// name one server differently (localhost, 127.0.0.1) give two places, which only costs the
+/// sparing of `heartbeat::held_here`, never correctness.
+pub(crate) fn place(cfg: &Config, schema: &str) -> String {
+    format!(
+        "{:?} {:?} {:?} {:?} {schema}",
+        cfg.get_hosts(),
+        cfg.get_ports(),
+        cfg.get_dbname(),
+        cfg.get_user()
+    )
+}
+
 pub(crate) fn pool(cfg: Config) -> Result<Pool> {
     let mgr = Manager::from_config(
         cfg,

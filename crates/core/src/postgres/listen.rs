@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio_postgres::tls::NoTlsStream;
 use tokio_postgres::{AsyncMessage, Connection, NoTls, Socket};
 
-use super::Inner;
+use super::{sql, Inner};
 
 const RECONNECT_MIN: Duration = Duration::from_millis(50);
 const RECONNECT_MAX: Duration = Duration::from_secs(2);
@@ -24,7 +24,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
             return;
         }
         if let Ok((client, mut connection)) = inner.pg_config.connect(NoTls).await {
-            let statement = format!("LISTEN \"{}\"", inner.channel);
+            let statement = sql::with_identifier(sql::LISTEN, "{channel}", &inner.channel);
             let listen = client.batch_execute(&statement);
             let listening = tokio::select! {
                 r = listen => r.is_ok(),

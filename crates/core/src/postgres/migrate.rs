@@ -2,7 +2,7 @@
 //! database, so the work happens inside one transaction under a transaction-scoped advisory lock
 //! keyed by the schema: the first process migrates, the others wait and then find it done.
 
-use deadpool_postgres::Object;
+use deadpool_postgres::{GenericClient, Object};
 
 use super::sql;
 use crate::error::{Error, Result};
@@ -14,28 +14,27 @@ pub(crate) fn latest() -> i64 {
 
 pub(crate) async fn migrate(client: &mut Object, schema: &str) -> Result<()> {
     // Fast path, no lock: an up-to-date schema (every open after the first).
-    if current_version(client, schema).await? == Some(latest()) {
-        return Ok(());
+    match recorded_version(&*client, schema).await? {
+        Some(v) if v == latest() => return Ok(()),
+        Some(v) if v > latest() => return Err(too_new(schema, v)),
+        _ => {}
     }
     let tx = client.transaction().await?;
     tx.execute(sql::META_LOCK, &[&schema]).await?;
     let exists = tx
-        .query_opt(
-            "SELECT 1 FROM pg_catalog.pg_namespace WHERE nspname = $1",
-            &[&schema],
-        )
+        .query_opt(sql::META_SCHEMA_EXISTS, &[&schema])
         .await?
         .is_some();
     if !exists {
-        // Checked first: CREATE SCHEMA IF NOT EXISTS needs the CREATE privilege on the database
-        // even when the schema is already there.
-        tx.batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
-            .await?;
-    }
-    // The connection's search_path named a schema that did not exist yet.
-    tx.batch_execute(&format!("SET LOCAL search_path TO \"{schema}\""))
+        tx.batch_execute(&sql::with_identifier(
+            sql::META_CREATE_SCHEMA,
+            "{schema}",
+            schema,
+        ))
         .await?;
-    let version = version_in(&tx, schema).await?.unwrap_or(0);
+    }
+    tx.execute(sql::META_SET_SEARCH_PATH, &[&schema]).await?;
+    let version = recorded_version(&tx, schema).await?.unwrap_or(0);
     if version > latest() {
         return Err(too_new(schema, version));
     }
@@ -52,9 +51,11 @@ pub(crate) async fn migrate(client: &mut Object, schema: &str) -> Result<()> {
     Ok(())
 }
 
-/// The recorded version; None for a schema without taskito tables (absent or empty).
-async fn current_version(client: &Object, schema: &str) -> Result<Option<i64>> {
-    let tables: Vec<String> = client
+/// The recorded version; None for a schema without taskito tables (absent or empty). Read
+/// unqualified: every connection's search_path names the schema, and PostgreSQL finds a schema
+/// created after the connection was opened.
+async fn recorded_version(c: &impl GenericClient, schema: &str) -> Result<Option<i64>> {
+    let tables: Vec<String> = c
         .query(sql::META_LIST_TABLES, &[&schema])
         .await?
         .iter()
@@ -66,33 +67,7 @@ async fn current_version(client: &Object, schema: &str) -> Result<Option<i64>> {
     if !tables.iter().any(|t| t == "taskito_meta") {
         return Err(not_taskito(schema, &tables));
     }
-    let row = client
-        .query_opt(
-            &format!("SELECT value FROM \"{schema}\".taskito_meta WHERE key = 'schema_version'"),
-            &[],
-        )
-        .await?;
-    let v = parse_version(schema, row.map(|r| r.get::<_, String>(0)))?;
-    if v > latest() {
-        return Err(too_new(schema, v));
-    }
-    Ok(Some(v))
-}
-
-async fn version_in(tx: &deadpool_postgres::Transaction<'_>, schema: &str) -> Result<Option<i64>> {
-    let tables: Vec<String> = tx
-        .query(sql::META_LIST_TABLES, &[&schema])
-        .await?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    if tables.is_empty() {
-        return Ok(None);
-    }
-    if !tables.iter().any(|t| t == "taskito_meta") {
-        return Err(not_taskito(schema, &tables));
-    }
-    let row = tx.query_opt(sql::META_READ_VERSION, &[]).await?;
+    let row = c.query_opt(sql::META_READ_VERSION, &[]).await?;
     Ok(Some(parse_version(
         schema,
         row.map(|r| r.get::<_, String>(0)),

@@ -11,6 +11,21 @@ macro_rules! q {
     };
 }
 
+/// A statement that names an identifier, which PostgreSQL takes only as text (CREATE SCHEMA,
+/// LISTEN): `placeholder` in the file becomes `ident`. Only for names that need no quoting
+/// beyond the file's double quotes (the schema is checked by `conn::validate_schema`); anything
+/// else is refused here rather than spliced into SQL.
+pub(crate) fn with_identifier(template: &str, placeholder: &str, ident: &str) -> String {
+    assert!(
+        !ident.is_empty()
+            && ident
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+        "identifier {ident:?} would need quoting"
+    );
+    template.replace(placeholder, ident)
+}
+
 /// Forward migrations in order: (version, SQL).
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
     1,
@@ -21,6 +36,9 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
 )];
 
 q!(META_LOCK, "meta/lock.sql");
+q!(META_SCHEMA_EXISTS, "meta/schema_exists.sql");
+q!(META_CREATE_SCHEMA, "meta/create_schema.sql");
+q!(META_SET_SEARCH_PATH, "meta/set_search_path.sql");
 q!(META_LIST_TABLES, "meta/list_tables.sql");
 q!(META_READ_VERSION, "meta/read_schema_version.sql");
 q!(META_SET_VERSION, "meta/set_schema_version.sql");
@@ -30,6 +48,7 @@ q!(ENQUEUE_INSERT, "enqueue/insert.sql");
 q!(ENQUEUE_FIND_LIVE_UNIQUE, "enqueue/find_live_unique.sql");
 q!(ENQUEUE_EXISTS, "enqueue/exists.sql");
 q!(NOTIFY, "notify/notify.sql");
+q!(LISTEN, "notify/listen.sql");
 
 q!(CLAIM, "claim/claim.sql");
 q!(CLAIM_NEXT_RUN_AT, "claim/next_run_at.sql");

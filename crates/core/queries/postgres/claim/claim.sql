@@ -34,6 +34,7 @@ SET status = 1,
     lease_token = j.lease_token + 1,
     worker_id = $4::text,
     started_at = now.ms,
+    -- policy::deadline_at, and policy::lease_end (lease_ms from now, never past the deadline).
     deadline_at = CASE WHEN j.timeout_ms IS NULL THEN NULL ELSE now.ms + j.timeout_ms END,
     lease_until = CASE WHEN j.timeout_ms IS NULL THEN now.ms + $5::bigint
                        ELSE now.ms + LEAST($5::bigint, j.timeout_ms) END

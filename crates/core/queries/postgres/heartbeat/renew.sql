@@ -1,7 +1,9 @@
 -- One worker's heartbeat: extends the leases of the attempts it holds (by id and token, so an
 -- attempt whose claim reply was lost with a dropped connection is not kept alive by nobody),
--- never past the deadline and never one already expired (that attempt belongs to the reaper),
--- and reports their cancel requests.
+-- never past the deadline, and reports their cancel requests. A lease that already ran out is
+-- renewed too: it ran out while the row was locked or the database away, the worker still runs
+-- the attempt, and the reaper of its process leaves attempts its workers hold alone
+-- (policy::reap_decision). One that a reaper did take has left running and is not touched.
 -- SKIP LOCKED: a row locked right now is being settled by this worker, reaped, or cancelled; the
 -- heartbeat must not queue behind it (or, locking rows in another order than a settle batch of
 -- the same worker, deadlock with it); the next beat renews it if it still runs.
@@ -23,8 +25,9 @@ mine AS MATERIALIZED (
         FOR UPDATE SKIP LOCKED
     ) AS j
     -- Outside the lookup and as an expression (see settle/complete.sql).
-    WHERE j.status + 0 = 1 AND j.worker_id = $1::text AND j.lease_until > (SELECT ms FROM now)
+    WHERE j.status + 0 = 1 AND j.worker_id = $1::text
 )
+-- The lease end is policy::lease_end: lease_ms from now, never past the deadline.
 UPDATE jobs AS j
 SET lease_until = CASE WHEN j.deadline_at IS NULL THEN now.ms + $2::bigint
                        ELSE LEAST(now.ms + $2::bigint, j.deadline_at) END

@@ -1,10 +1,15 @@
--- Running attempts whose lease ran out (worker lost or deadline passed), over every namespace of
--- the schema, oldest first. SKIP LOCKED: the reapers of several processes share the work instead
--- of queueing behind each other. $1 limit.
-SELECT id, lease_token, deadline_at, timeout_ms,
-       (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+-- Running attempts whose lease ended at least the grace ago (policy::reap_cutoff: a worker timing
+-- its own attempt out at the deadline gets to settle it first), over every namespace of the
+-- schema, oldest first, with the worker that holds each: the reaper leaves attempts that a worker
+-- alive in its own process still holds to that worker's heartbeat (policy::reap_decision), and
+-- fails the others. SKIP LOCKED: the reapers of several processes share the work instead of
+-- queueing behind each other. $1 limit, $2 grace (ms).
+WITH now AS MATERIALIZED (
+    SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms
+)
+SELECT id, lease_token, deadline_at, timeout_ms, (SELECT ms FROM now), worker_id
 FROM jobs
-WHERE status = 1 AND lease_until <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint
+WHERE status = 1 AND lease_until <= (SELECT ms FROM now) - $2::bigint
 ORDER BY lease_until
 LIMIT $1::bigint
 FOR UPDATE SKIP LOCKED;

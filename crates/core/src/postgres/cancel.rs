@@ -1,0 +1,45 @@
+//! Cancel, asked from outside the attempt: a job that waits (pending or failed and due for a
+//! retry) ends cancelled at once; a running one gets a cancel request that its worker learns
+//! through the heartbeat; a finished one is left alone.
+
+use super::retry::READ_RETRY_BUDGET;
+use super::{sql, Inner};
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::policy;
+
+impl Inner {
+    pub(super) async fn cancel(&self, id: i64) -> Result<CancelOutcome> {
+        self.check_open()?;
+        let outcome = self
+            .retrying(READ_RETRY_BUDGET, |mut c| async move {
+                let tx = c.transaction().await?;
+                let st = tx.prepare_cached(sql::CANCEL_READ_STATUS).await?;
+                let Some(r) = tx.query_opt(&st, &[&id, &self.ns]).await? else {
+                    return Err(Error::job_not_found(id));
+                };
+                let status: i64 = r.get(0);
+                let outcome = match StatusCode::from_i64(status) {
+                    Some(StatusCode::Pending | StatusCode::Failed) => {
+                        let st = tx.prepare_cached(sql::CANCEL_WAITING).await?;
+                        tx.execute(&st, &[&id, &policy::CANCELLED_BEFORE_RUN])
+                            .await?;
+                        CancelOutcome::Cancelled
+                    }
+                    Some(StatusCode::Running) => {
+                        let st = tx.prepare_cached(sql::CANCEL_REQUEST).await?;
+                        tx.execute(&st, &[&id]).await?;
+                        CancelOutcome::Requested
+                    }
+                    _ => CancelOutcome::Final,
+                };
+                tx.commit().await?;
+                Ok(outcome)
+            })
+            .await?;
+        if outcome == CancelOutcome::Cancelled {
+            self.settled.notify_waiters();
+        }
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,136 @@
+//! Claim: a worker takes ready jobs with a lease, or waits for some within its `waitMs` (woken by
+//! an enqueue here, a NOTIFY from another process, or the slow poll); and release, which gives
+//! claimed jobs back untouched.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::retry::{backoff_step, SETTLE_RETRY_BUDGET};
+use super::{ms, rows, sql, Inner};
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::policy::{self, ClaimKey};
+
+/// The slow poll of a waiting claim: covers a lost notification.
+pub(super) const CLAIM_POLL: Duration = Duration::from_millis(1000);
+
+impl Inner {
+    pub(super) async fn claim(&self, req: ClaimRequest) -> Result<Vec<ClaimedJob>> {
+        self.check_open()?;
+        policy::validate_claim(&req)?;
+        if req.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let queues = policy::claim_queues(&req.queues);
+        let lease_ms = self.lease_ms(&req.worker_id) as i64;
+        let give_up = Instant::now() + Duration::from_millis(req.wait_ms);
+        let mut wake = self.wake_epoch.subscribe();
+        wake.borrow_and_update();
+        let mut shutdown = self.shutdown.subscribe();
+        let mut failures = 0u32;
+        let mut woken = false;
+        loop {
+            let notified = self.ready.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let pause = match self
+                .claim_once(&req.worker_id, &queues, req.limit, lease_ms)
+                .await
+            {
+                Ok((jobs, due)) => {
+                    if !jobs.is_empty() {
+                        self.hold(&req.worker_id, &jobs);
+                        if jobs.iter().any(|j| j.timeout_ms.is_some()) {
+                            self.reaper_kick.notify_one();
+                        }
+                        return Ok(jobs);
+                    }
+                    failures = 0;
+                    let left = give_up.saturating_duration_since(Instant::now());
+                    if woken || left.is_zero() {
+                        return Ok(Vec::new());
+                    }
+                    // 1 ms past due, so the next look finds it ready on the database's clock.
+                    let poll = Duration::from_millis(self.claim_poll_ms.load(Ordering::Relaxed));
+                    let until_due = due.map(|d| ms(d + 1)).unwrap_or(poll);
+                    left.min(poll).min(until_due)
+                }
+                Err(Error::Unavailable(m)) => {
+                    // The worker keeps waiting for the database to come back, within its wait.
+                    let left = give_up.saturating_duration_since(Instant::now());
+                    if woken || left.is_zero() {
+                        return Err(Error::Unavailable(m));
+                    }
+                    failures += 1;
+                    left.min(backoff_step(failures))
+                }
+                Err(Error::Closed) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = wake.changed() => woken = true,
+                _ = shutdown.changed() => return Ok(Vec::new()),
+                _ = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+
+    pub(super) async fn release(&self, jobs: Vec<JobToken>) -> Result<()> {
+        self.check_open()?;
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+        let tokens: Vec<i64> = jobs.iter().map(|j| j.token).collect();
+        let res = self
+            .retrying(SETTLE_RETRY_BUDGET, |c| {
+                let (ids, tokens) = (&ids, &tokens);
+                async move {
+                    let st = c.prepare_cached(sql::RELEASE).await?;
+                    Ok(c.execute(&st, &[&self.ns, ids, tokens]).await?)
+                }
+            })
+            .await;
+        self.unhold(jobs.iter().map(|j| (j.id, j.token)));
+        let released = res?;
+        if released > 0 {
+            self.announce(false);
+        }
+        Ok(())
+    }
+
+    /// One claim attempt: the claimed jobs in claim order, or (when none) how long until the
+    /// earliest scheduled job of these queues is due.
+    async fn claim_once(
+        &self,
+        worker_id: &str,
+        queues: &[String],
+        limit: i64,
+        lease_ms: i64,
+    ) -> Result<(Vec<ClaimedJob>, Option<i64>)> {
+        let c = self.client().await?;
+        let st = c.prepare_cached(sql::CLAIM).await?;
+        let found = c
+            .query(&st, &[&self.ns, &queues, &limit, &worker_id, &lease_ms])
+            .await?;
+        if found.is_empty() {
+            let st = c.prepare_cached(sql::CLAIM_NEXT_RUN_AT).await?;
+            let due: Option<i64> = c.query_one(&st, &[&self.ns, &queues]).await?.get(0);
+            return Ok((Vec::new(), due));
+        }
+        let mut jobs: Vec<ClaimedJob> = found.iter().map(rows::claimed_job).collect();
+        jobs.sort_by(|a, b| policy::claim_order(&claim_key(a), &claim_key(b)));
+        Ok((jobs, None))
+    }
+}
+
+fn claim_key(j: &ClaimedJob) -> ClaimKey {
+    ClaimKey {
+        priority: j.priority,
+        run_at: j.run_at,
+        id: j.id,
+    }
+}

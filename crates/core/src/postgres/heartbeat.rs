@@ -1,0 +1,199 @@
+//! The workers registered in this process: their lease, the attempts each holds (id and lease
+//! token, as the claims returned them), and one heartbeat per worker that renews those leases
+//! and learns their cancel requests.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use super::{sql, Inner};
+use crate::error::Result;
+use crate::model::*;
+use crate::policy;
+
+/// A registered worker: its lease, the attempts it holds (id → token) for the heartbeat, and the
+/// cancel requests the heartbeat learned.
+pub(super) struct WorkerState {
+    pub(super) lease_ms: u64,
+    held: HashMap<i64, i64>,
+    pending_cancels: Vec<i64>,
+    reported: HashSet<i64>,
+    pub(super) heartbeat: Option<JoinHandle<()>>,
+}
+
+/// Every open store of this process. A reaper spares attempts held by the workers of any of them
+/// that works in the same place, not only its own store's: two Queue objects of one process
+/// (two namespaces, say) share one schema and each runs a reaper over all of it.
+static STORES: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
+
+pub(super) fn enlist(inner: &Arc<Inner>) {
+    let mut stores = STORES.lock().expect("stores lock");
+    stores.retain(|s| s.strong_count() > 0);
+    stores.push(Arc::downgrade(inner));
+}
+
+pub(super) fn delist(inner: &Inner) {
+    STORES
+        .lock()
+        .expect("stores lock")
+        .retain(|s| s.strong_count() > 0 && !std::ptr::eq(s.as_ptr(), inner));
+}
+
+impl Inner {
+    /// Whether a worker registered in this process holds this attempt (the id and token its
+    /// claim returned), so that worker's heartbeat renews it: the `worker_alive_here` of
+    /// [`policy::reap_decision`]. A registered worker that never saw the claim (its reply was
+    /// lost) does not hold it, and its attempt goes to the reaper.
+    pub(super) fn held_here(&self, worker_id: &str, id: i64, token: i64) -> bool {
+        let stores: Vec<Arc<Inner>> = STORES
+            .lock()
+            .expect("stores lock")
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|s| s.place == self.place)
+            .collect();
+        stores.iter().any(|s| {
+            s.workers
+                .lock()
+                .expect("workers lock")
+                .get(worker_id)
+                .is_some_and(|w| w.held.get(&id) == Some(&token))
+        })
+    }
+
+    pub(super) fn lease_ms(&self, worker_id: &str) -> u64 {
+        self.workers
+            .lock()
+            .expect("workers lock")
+            .get(worker_id)
+            .map(|w| w.lease_ms)
+            .unwrap_or(policy::DEFAULT_LEASE_MS)
+    }
+
+    pub(super) fn hold(&self, worker_id: &str, jobs: &[ClaimedJob]) {
+        let mut workers = self.workers.lock().expect("workers lock");
+        if let Some(w) = workers.get_mut(worker_id) {
+            for j in jobs {
+                w.held.insert(j.id, j.token);
+            }
+        }
+    }
+
+    pub(super) fn unhold(&self, ids: impl IntoIterator<Item = (i64, i64)>) {
+        let mut workers = self.workers.lock().expect("workers lock");
+        if workers.is_empty() {
+            return;
+        }
+        for (id, token) in ids {
+            for w in workers.values_mut() {
+                if w.held.get(&id) == Some(&token) {
+                    w.held.remove(&id);
+                    w.reported.remove(&id);
+                }
+            }
+        }
+    }
+
+    pub(super) fn register_worker(self: &Arc<Self>, worker_id: &str, lease_ms: u64) -> Result<()> {
+        self.check_open()?;
+        policy::validate_worker_id(worker_id)?;
+        policy::validate_lease(lease_ms)?;
+        let mut workers = self.workers.lock().expect("workers lock");
+        let w = workers
+            .entry(worker_id.to_string())
+            .or_insert_with(|| WorkerState {
+                lease_ms,
+                held: HashMap::new(),
+                pending_cancels: Vec::new(),
+                reported: HashSet::new(),
+                heartbeat: None,
+            });
+        w.lease_ms = lease_ms;
+        if w.heartbeat.is_none() {
+            w.heartbeat = Some(
+                self.rt
+                    .spawn(heartbeat(self.clone(), worker_id.to_string())),
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn unregister_worker(&self, worker_id: &str) {
+        let removed = self.workers.lock().expect("workers lock").remove(worker_id);
+        if let Some(h) = removed.and_then(|w| w.heartbeat) {
+            h.abort();
+        }
+    }
+
+    pub(super) fn take_cancel_requests(&self, worker_id: &str) -> Vec<i64> {
+        self.workers
+            .lock()
+            .expect("workers lock")
+            .get_mut(worker_id)
+            .map(|w| std::mem::take(&mut w.pending_cancels))
+            .unwrap_or_default()
+    }
+}
+
+/// Renews the leases of the attempts this worker holds every [`policy::heartbeat_interval_ms`] and learns
+/// their cancel requests. Ends when the worker is unregistered (or the store closes).
+async fn heartbeat(inner: Arc<Inner>, worker_id: String) {
+    loop {
+        let Some(lease_ms) = inner
+            .workers
+            .lock()
+            .expect("workers lock")
+            .get(&worker_id)
+            .map(|w| w.lease_ms)
+        else {
+            return;
+        };
+        tokio::time::sleep(Duration::from_millis(policy::heartbeat_interval_ms(
+            lease_ms,
+        )))
+        .await;
+        let held: Vec<(i64, i64)> =
+            match inner.workers.lock().expect("workers lock").get(&worker_id) {
+                Some(w) => w.held.iter().map(|(&id, &t)| (id, t)).collect(),
+                None => return,
+            };
+        if held.is_empty() {
+            continue;
+        }
+        // The database away: skip this beat; the leases last lease_ms, the next beat retries.
+        let Ok(renewed) = renew(&inner, &worker_id, lease_ms as i64, &held).await else {
+            continue;
+        };
+        let mut workers = inner.workers.lock().expect("workers lock");
+        let Some(w) = workers.get_mut(&worker_id) else {
+            return;
+        };
+        // Attempts not renewed stay held: a row skipped because it was locked may well still
+        // run, and the next beat renews it even if its lease ran out meanwhile (the reaper of
+        // this process spares it). Held attempts leave when the worker settles or releases them.
+        for (id, cancel_requested) in renewed {
+            if cancel_requested && w.reported.insert(id) {
+                w.pending_cancels.push(id);
+            }
+        }
+    }
+}
+
+async fn renew(
+    inner: &Inner,
+    worker_id: &str,
+    lease_ms: i64,
+    held: &[(i64, i64)],
+) -> Result<HashMap<i64, bool>> {
+    let ids: Vec<i64> = held.iter().map(|h| h.0).collect();
+    let tokens: Vec<i64> = held.iter().map(|h| h.1).collect();
+    let c = inner.client().await?;
+    let st = c.prepare_cached(sql::HEARTBEAT_RENEW).await?;
+    Ok(c.query(&st, &[&worker_id, &lease_ms, &ids, &tokens])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
+}

@@ -1,0 +1,120 @@
+//! Reads: one job, waiting for a job to finish, its error records, the counts by status, the
+//! dead letters and the job listing. Each is retried on a fresh connection when the connection
+//! fails (reading twice is harmless).
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Row;
+
+use super::retry::READ_RETRY_BUDGET;
+use super::{rows, sql, Inner};
+use crate::error::Result;
+use crate::model::*;
+use crate::policy;
+
+/// waitJob polls for settles made by other processes, doubling up to this.
+const WAIT_POLL_MAX: Duration = Duration::from_millis(250);
+
+impl Inner {
+    pub(super) async fn get_job(&self, id: i64) -> Result<Option<JobRow>> {
+        self.check_open()?;
+        self.get_job_row(id).await
+    }
+
+    pub(super) async fn wait_job(&self, id: i64, timeout_ms: u64) -> Result<Option<JobRow>> {
+        self.check_open()?;
+        let give_up = Instant::now() + Duration::from_millis(timeout_ms);
+        let mut poll = Duration::from_millis(10);
+        loop {
+            let notified = self.settled.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let Some(row) = self.get_job_row(id).await? else {
+                return Ok(None);
+            };
+            let left = give_up.saturating_duration_since(Instant::now());
+            if StatusCode::from_i64(row.status).is_some_and(|s| s.is_final()) || left.is_zero() {
+                return Ok(Some(row));
+            }
+            // In-process settles wake this at once; other processes' are found by the poll.
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(left.min(poll)) => poll = (poll * 2).min(WAIT_POLL_MAX),
+            }
+            self.check_open()?;
+        }
+    }
+
+    pub(super) async fn job_errors(&self, id: i64) -> Result<Vec<ErrorRecordRow>> {
+        self.check_open()?;
+        self.query_rows(sql::READ_JOB_ERRORS, &[&id, &self.ns], rows::error_record)
+            .await
+    }
+
+    pub(super) async fn stats(&self) -> Result<StatsRow> {
+        self.check_open()?;
+        let counts = self
+            .query_rows(sql::READ_STATS, &[&self.ns], |r| {
+                (r.get::<_, i64>(0), r.get::<_, i64>(1))
+            })
+            .await?;
+        let mut s = StatsRow::default();
+        for (status, n) in counts {
+            match StatusCode::from_i64(status) {
+                Some(StatusCode::Pending) => s.pending = n,
+                Some(StatusCode::Running) => s.running = n,
+                Some(StatusCode::Complete) => s.completed = n,
+                Some(StatusCode::Failed) => s.failed = n,
+                Some(StatusCode::Dead) => s.dead = n,
+                Some(StatusCode::Cancelled) => s.cancelled = n,
+                None => {}
+            }
+        }
+        Ok(s)
+    }
+
+    pub(super) async fn dead_letters(&self, limit: i64, offset: i64) -> Result<Vec<DeadLetterRow>> {
+        self.check_open()?;
+        policy::validate_page(limit, offset)?;
+        self.query_rows(
+            sql::READ_DEAD_LETTERS,
+            &[&self.ns, &limit, &offset],
+            rows::dead_letter,
+        )
+        .await
+    }
+
+    pub(super) async fn list_jobs(&self, filter: ListFilter) -> Result<Vec<JobRow>> {
+        self.check_open()?;
+        policy::validate_page(filter.limit, filter.offset)?;
+        let f = &filter;
+        let params: [&(dyn ToSql + Sync); 5] =
+            [&self.ns, &f.status, &f.task_name, &f.limit, &f.offset];
+        self.query_rows(sql::READ_LIST_JOBS, &params, rows::job)
+            .await
+    }
+
+    /// A read statement's rows, mapped; retried on a fresh connection when the connection fails.
+    pub(super) async fn query_rows<T: Send>(
+        &self,
+        sql_text: &str,
+        params: &[&(dyn ToSql + Sync)],
+        f: impl Fn(&Row) -> T + Sync,
+    ) -> Result<Vec<T>> {
+        let f = &f;
+        self.retrying(READ_RETRY_BUDGET, |c| async move {
+            let st = c.prepare_cached(sql_text).await?;
+            Ok(c.query(&st, params).await?.iter().map(f).collect())
+        })
+        .await
+    }
+
+    async fn get_job_row(&self, id: i64) -> Result<Option<JobRow>> {
+        let found = self
+            .query_rows(sql::READ_GET_JOB, &[&id, &self.ns], rows::job)
+            .await?;
+        Ok(found.into_iter().next())
+    }
+}

@@ -1,0 +1,34 @@
+//! Replay: a dead letter becomes a new pending job, once; replaying it again returns that job.
+
+use super::retry::ENQUEUE_RETRY_BUDGET;
+use super::{sql, Inner};
+use crate::error::{Error, Result};
+
+impl Inner {
+    pub(super) async fn replay(&self, dead_id: i64) -> Result<i64> {
+        self.check_open()?;
+        // Safe to retry: the dead letter remembers the job its first replay made.
+        let id = self
+            .retrying(ENQUEUE_RETRY_BUDGET, |mut c| async move {
+                let tx = c.transaction().await?;
+                let st = tx.prepare_cached(sql::REPLAY_READ).await?;
+                let Some(r) = tx.query_opt(&st, &[&dead_id, &self.ns]).await? else {
+                    return Err(Error::JobNotFound(format!(
+                        "no dead letter with id {dead_id} in this namespace"
+                    )));
+                };
+                if let Some(id) = r.get::<_, Option<i64>>(11) {
+                    return Ok(id);
+                }
+                let st = tx.prepare_cached(sql::REPLAY_INSERT).await?;
+                let id: i64 = tx.query_one(&st, &[&self.ns, &dead_id]).await?.get(0);
+                let st = tx.prepare_cached(sql::REPLAY_MARK).await?;
+                tx.execute(&st, &[&dead_id, &id]).await?;
+                tx.commit().await?;
+                Ok(id)
+            })
+            .await?;
+        self.announce(false);
+        Ok(id)
+    }
+}

@@ -1,0 +1,344 @@
+//! Settle: the end of an attempt, fenced by its lease token. Completes and cancels of a batch run
+//! as one statement each; failures go one by one through the failure path (an error record, then
+//! a retry after backoff, dead with a dead letter, or cancelled), which the reaper shares. A
+//! settle retried after a lost connection recognises its own first try that did commit.
+
+use std::collections::{HashMap, HashSet};
+
+use deadpool_postgres::Transaction;
+use tokio::time::Instant;
+
+use super::retry::SETTLE_RETRY_BUDGET;
+use super::{sql, Inner};
+use crate::backoff;
+use crate::error::Result;
+use crate::model::*;
+use crate::policy::{self, Failure, FailureDecision};
+
+impl Inner {
+    pub(super) async fn settle(&self, settles: Vec<Settle>) -> Result<Vec<SettleOutcome>> {
+        self.check_open()?;
+        if settles.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (plan, pre) = SettlePlan::new(&settles);
+        let give_up = Instant::now() + SETTLE_RETRY_BUDGET;
+        let mut attempt = 0u32;
+        let res = loop {
+            match self.settle_once(&plan).await {
+                Ok(r) => break Ok(r),
+                Err(e) if self.retry_after(&e, give_up, &mut attempt).await => {}
+                Err(e) => break Err(e),
+            }
+        };
+        // Whatever happened, the heartbeat stops renewing these attempts: settled, they are
+        // not running; unsettled after the retries, their leases run out and the reaper
+        // brings them back instead of a lease renewed forever for a finished handler.
+        self.unhold(settles.iter().map(|s| (s.id, s.token)));
+        let (mut out, retried) = res?;
+        if attempt > 0 {
+            self.resolve_applied(&plan, &mut out).await?;
+        }
+        let out: Vec<SettleOutcome> = out
+            .into_iter()
+            .zip(pre)
+            .map(|(o, p)| o.or(p).expect("every settle has an outcome"))
+            .collect();
+        self.settled.notify_waiters();
+        if retried {
+            self.announce(false);
+        }
+        Ok(out)
+    }
+
+    /// One attempt at a settle batch, in one transaction (one statement when it is only
+    /// completes or only cancels). Outcomes by input index; None for entries not run here.
+    async fn settle_once(
+        &self,
+        plan: &SettlePlan<'_>,
+    ) -> Result<(Vec<Option<SettleOutcome>>, bool)> {
+        let mut out: Vec<Option<SettleOutcome>> = vec![None; plan.len];
+        let mut retried = false;
+        let mut c = self.client().await?;
+        let single =
+            plan.fails.is_empty() && (plan.completes.is_empty() || plan.cancels.is_empty());
+        if single {
+            if !plan.completes.is_empty() {
+                let done = run_batch(&c, sql::SETTLE_COMPLETE, &self.ns, &plan.completes).await?;
+                fill(&mut out, &plan.completes, &done, SettleStatus::Complete);
+            }
+            if !plan.cancels.is_empty() {
+                let done = run_batch(&c, sql::SETTLE_CANCEL, &self.ns, &plan.cancels).await?;
+                fill(&mut out, &plan.cancels, &done, SettleStatus::Cancelled);
+            }
+            return Ok((out, false));
+        }
+        let tx = c.transaction().await?;
+        if !plan.completes.is_empty() {
+            let done = run_batch(&tx, sql::SETTLE_COMPLETE, &self.ns, &plan.completes).await?;
+            fill(&mut out, &plan.completes, &done, SettleStatus::Complete);
+        }
+        if !plan.cancels.is_empty() {
+            let done = run_batch(&tx, sql::SETTLE_CANCEL, &self.ns, &plan.cancels).await?;
+            fill(&mut out, &plan.cancels, &done, SettleStatus::Cancelled);
+        }
+        for f in &plan.fails {
+            let o = fail_in(
+                &tx,
+                Some(&self.ns),
+                f.id,
+                f.token,
+                f.error,
+                f.traceback,
+                f.retryable,
+            )
+            .await?;
+            retried |= o.status == SettleStatus::Failed;
+            out[f.index] = Some(o);
+        }
+        tx.commit().await?;
+        Ok((out, retried))
+    }
+
+    /// After a retry, settles that now look stale may be our own first try that committed
+    /// without its reply reaching us: the row still carries that token and has left running in
+    /// the way the settle asked.
+    async fn resolve_applied(
+        &self,
+        plan: &SettlePlan<'_>,
+        out: &mut [Option<SettleOutcome>],
+    ) -> Result<()> {
+        let stale: Vec<i64> = out
+            .iter()
+            .flatten()
+            .filter(|o| o.status == SettleStatus::Stale)
+            .map(|o| o.id)
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let by_id: HashMap<i64, (i64, i64, i64, Option<String>)> = self
+            .query_rows(sql::SETTLE_APPLIED, &[&stale], |r| {
+                (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4)))
+            })
+            .await?
+            .into_iter()
+            .collect();
+        for (i, o) in out.iter_mut().enumerate() {
+            let Some(o) = o else { continue };
+            if o.status != SettleStatus::Stale {
+                continue;
+            }
+            let Some((token, status, run_at, last_error)) = by_id.get(&o.id) else {
+                continue;
+            };
+            let Some(s) = plan.input.get(i) else { continue };
+            if *token != s.token {
+                continue;
+            }
+            let failed_as_asked =
+                last_error.as_deref() == Some(s.error.as_deref().unwrap_or(policy::NO_MESSAGE));
+            let applied = match (s.kind, StatusCode::from_i64(*status)) {
+                (SettleKind::Complete, Some(StatusCode::Complete)) => Some(SettleStatus::Complete),
+                (SettleKind::Cancel, Some(StatusCode::Cancelled)) => Some(SettleStatus::Cancelled),
+                (SettleKind::Fail, Some(StatusCode::Failed)) if failed_as_asked => {
+                    Some(SettleStatus::Failed)
+                }
+                (SettleKind::Fail, Some(StatusCode::Dead)) if failed_as_asked => {
+                    Some(SettleStatus::Dead)
+                }
+                (SettleKind::Fail, Some(StatusCode::Cancelled)) if failed_as_asked => {
+                    Some(SettleStatus::Cancelled)
+                }
+                _ => None,
+            };
+            if let Some(st) = applied {
+                o.status = st;
+                o.run_at = (st == SettleStatus::Failed).then_some(*run_at);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One settle of a batch, by kind.
+struct BatchItem<'a> {
+    index: usize,
+    id: i64,
+    token: i64,
+    text: Option<&'a str>,
+}
+
+struct FailItem<'a> {
+    index: usize,
+    id: i64,
+    token: i64,
+    error: &'a str,
+    traceback: Option<&'a str>,
+    retryable: bool,
+}
+
+struct SettlePlan<'a> {
+    input: &'a [Settle],
+    len: usize,
+    completes: Vec<BatchItem<'a>>,
+    cancels: Vec<BatchItem<'a>>,
+    fails: Vec<FailItem<'a>>,
+}
+
+impl<'a> SettlePlan<'a> {
+    /// Splits a batch by kind. A second settle of one id in the same batch is stale by
+    /// construction (the first one ends the attempt), so it is answered without touching the
+    /// database.
+    fn new(input: &'a [Settle]) -> (Self, Vec<Option<SettleOutcome>>) {
+        let mut plan = SettlePlan {
+            input,
+            len: input.len(),
+            completes: Vec::new(),
+            cancels: Vec::new(),
+            fails: Vec::new(),
+        };
+        let mut pre = vec![None; input.len()];
+        let mut seen = HashSet::new();
+        for (index, s) in input.iter().enumerate() {
+            if !seen.insert(s.id) {
+                pre[index] = Some(SettleOutcome {
+                    id: s.id,
+                    status: SettleStatus::Stale,
+                    run_at: None,
+                });
+                continue;
+            }
+            match s.kind {
+                SettleKind::Complete => plan.completes.push(BatchItem {
+                    index,
+                    id: s.id,
+                    token: s.token,
+                    text: s.result.as_deref(),
+                }),
+                SettleKind::Cancel => plan.cancels.push(BatchItem {
+                    index,
+                    id: s.id,
+                    token: s.token,
+                    text: Some(s.error.as_deref().unwrap_or(policy::CANCELLED)),
+                }),
+                SettleKind::Fail => plan.fails.push(FailItem {
+                    index,
+                    id: s.id,
+                    token: s.token,
+                    error: s.error.as_deref().unwrap_or(policy::NO_MESSAGE),
+                    traceback: s.traceback.as_deref(),
+                    retryable: s.retryable.unwrap_or(true),
+                }),
+            }
+        }
+        (plan, pre)
+    }
+}
+
+/// complete.sql / cancel.sql over a batch: the ids whose token was current.
+async fn run_batch(
+    c: &impl deadpool_postgres::GenericClient,
+    sql_text: &str,
+    ns: &str,
+    items: &[BatchItem<'_>],
+) -> Result<HashSet<i64>> {
+    let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+    let tokens: Vec<i64> = items.iter().map(|i| i.token).collect();
+    let texts: Vec<Option<&str>> = items.iter().map(|i| i.text).collect();
+    let st = c.prepare_cached(sql_text).await?;
+    let rows = c.query(&st, &[&ns, &ids, &tokens, &texts]).await?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
+fn fill(
+    out: &mut [Option<SettleOutcome>],
+    items: &[BatchItem<'_>],
+    done: &HashSet<i64>,
+    ok: SettleStatus,
+) {
+    for i in items {
+        let status = if done.contains(&i.id) {
+            ok
+        } else {
+            SettleStatus::Stale
+        };
+        out[i.index] = Some(SettleOutcome {
+            id: i.id,
+            status,
+            run_at: None,
+        });
+    }
+}
+
+/// The failure path shared by settle and the reaper, inside the caller's transaction: an error
+/// record, then what [`policy::decide_failure`] says (cancelled, a retry after the backoff, or
+/// dead with a dead letter). Fenced: a stale token records nothing.
+pub(super) async fn fail_in(
+    tx: &Transaction<'_>,
+    ns: Option<&str>,
+    id: i64,
+    token: i64,
+    error: &str,
+    traceback: Option<&str>,
+    retryable: bool,
+) -> Result<SettleOutcome> {
+    let st = tx.prepare_cached(sql::SETTLE_FAIL_READ).await?;
+    let Some(r) = tx.query_opt(&st, &[&id, &token]).await? else {
+        return Ok(SettleOutcome {
+            id,
+            status: SettleStatus::Stale,
+            run_at: None,
+        });
+    };
+    if ns.is_some_and(|ns| ns != r.get::<_, &str>(7)) {
+        return Ok(SettleOutcome {
+            id,
+            status: SettleStatus::Stale,
+            run_at: None,
+        });
+    }
+    let failure = Failure {
+        retry_count: r.get(0),
+        max_retries: r.get(1),
+        retryable,
+        cancel_requested: r.get(5),
+    };
+    let (base, max, jitter): (i64, i64, bool) = (r.get(2), r.get(3), r.get(4));
+    let now: i64 = r.get(6);
+    let st = tx.prepare_cached(sql::SETTLE_INSERT_ERROR).await?;
+    tx.execute(&st, &[&id, &failure.retry_count, &error, &traceback, &now])
+        .await?;
+    match policy::decide_failure(failure) {
+        FailureDecision::Cancel => {
+            let st = tx.prepare_cached(sql::SETTLE_CANCEL_AFTER_FAILURE).await?;
+            tx.execute(&st, &[&id, &error, &now]).await?;
+            Ok(SettleOutcome {
+                id,
+                status: SettleStatus::Cancelled,
+                run_at: None,
+            })
+        }
+        FailureDecision::Retry { retry } => {
+            let run_at = now + backoff::delay_ms(retry, base, max, jitter);
+            let st = tx.prepare_cached(sql::SETTLE_RETRY).await?;
+            tx.execute(&st, &[&id, &run_at, &error]).await?;
+            Ok(SettleOutcome {
+                id,
+                status: SettleStatus::Failed,
+                run_at: Some(run_at),
+            })
+        }
+        FailureDecision::Dead => {
+            let st = tx.prepare_cached(sql::SETTLE_DEAD).await?;
+            tx.execute(&st, &[&id, &error, &now]).await?;
+            let st = tx.prepare_cached(sql::SETTLE_INSERT_DEAD_LETTER).await?;
+            tx.execute(&st, &[&id, &error, &now]).await?;
+            Ok(SettleOutcome {
+                id,
+                status: SettleStatus::Dead,
+                run_at: None,
+            })
+        }
+    }
+}

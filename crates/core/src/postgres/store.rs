@@ -1,0 +1,85 @@
+//! The [`Store`] trait for [`PgStore`]: each call forwards to the module that does the work
+//! (enqueue.rs, claim.rs, settle.rs, read.rs, …), so this file is the map of the store.
+
+use async_trait::async_trait;
+
+use super::PgStore;
+use crate::error::Result;
+use crate::model::*;
+use crate::store::Store;
+
+#[async_trait]
+impl Store for PgStore {
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
+        self.inner.enqueue(jobs).await
+    }
+
+    async fn claim(&self, req: ClaimRequest) -> Result<Vec<ClaimedJob>> {
+        self.inner.claim(req).await
+    }
+
+    async fn settle(&self, settles: Vec<Settle>) -> Result<Vec<SettleOutcome>> {
+        self.inner.settle(settles).await
+    }
+
+    async fn release(&self, jobs: Vec<JobToken>) -> Result<()> {
+        self.inner.release(jobs).await
+    }
+
+    async fn get_job(&self, id: i64) -> Result<Option<JobRow>> {
+        self.inner.get_job(id).await
+    }
+
+    async fn wait_job(&self, id: i64, timeout_ms: u64) -> Result<Option<JobRow>> {
+        self.inner.wait_job(id, timeout_ms).await
+    }
+
+    async fn job_errors(&self, id: i64) -> Result<Vec<ErrorRecordRow>> {
+        self.inner.job_errors(id).await
+    }
+
+    async fn cancel(&self, id: i64) -> Result<CancelOutcome> {
+        self.inner.cancel(id).await
+    }
+
+    async fn set_progress(&self, id: i64, token: i64, progress: f64) -> Result<bool> {
+        self.inner.set_progress(id, token, progress).await
+    }
+
+    async fn stats(&self) -> Result<StatsRow> {
+        self.inner.stats().await
+    }
+
+    async fn dead_letters(&self, limit: i64, offset: i64) -> Result<Vec<DeadLetterRow>> {
+        self.inner.dead_letters(limit, offset).await
+    }
+
+    async fn replay(&self, dead_id: i64) -> Result<i64> {
+        self.inner.replay(dead_id).await
+    }
+
+    async fn list_jobs(&self, filter: ListFilter) -> Result<Vec<JobRow>> {
+        self.inner.list_jobs(filter).await
+    }
+
+    fn register_worker(&self, worker_id: &str, lease_ms: u64) -> Result<()> {
+        self.inner.register_worker(worker_id, lease_ms)
+    }
+
+    fn unregister_worker(&self, worker_id: &str) {
+        self.inner.unregister_worker(worker_id)
+    }
+
+    fn take_cancel_requests(&self, worker_id: &str) -> Vec<i64> {
+        self.inner.take_cancel_requests(worker_id)
+    }
+
+    fn wake(&self) {
+        self.inner.wake_epoch.send_modify(|e| *e += 1);
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.inner.stop();
+        Ok(())
+    }
+}
