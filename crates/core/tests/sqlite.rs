@@ -243,7 +243,7 @@ async fn a_batch_with_one_bad_job_writes_nothing() {
     bad.max_retries = -1;
     let err = s.enqueue(vec![job("t"), bad]).await.unwrap_err();
     assert_eq!(err.code(), "INVALID_ARGUMENT");
-    assert!(err.message().contains("jobs[1]"));
+    assert!(err.message().starts_with("job 1: maxRetries"), "{err}");
     assert_eq!(s.stats().await.unwrap().pending, 0);
     s.close().await.unwrap();
 }
