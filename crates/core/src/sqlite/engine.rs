@@ -116,7 +116,7 @@ impl Engine {
         let reaper_conn = open::connect(path, busy_timeout_ms, false)?;
         let watcher_conn = open::connect(path, busy_timeout_ms, false)?;
         let checkpoint_conn = open::connect(path, busy_timeout_ms, false)?;
-        checkpoint_conn.execute_batch("PRAGMA query_only = 0")?;
+        queries::apply(&checkpoint_conn, queries::Settings::Checkpointer)?;
 
         let shared = Arc::new(Shared {
             ready: watch::channel(0).0,
@@ -430,17 +430,15 @@ fn checkpoint_loop(conn: Connection, shared: Arc<Shared>) {
         let commits = shared.commits.load(Ordering::Relaxed);
         if commits != seen {
             seen = commits;
-            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            let _ = queries::checkpoint(&conn);
         }
     }
 }
 
 /// Notices commits of other connections (other processes) while a claim or waitJob waits:
-/// `PRAGMA data_version` is a cheap read that changes when anyone else commits.
+/// the data version is a cheap read that changes when anyone else commits.
 fn watcher_loop(conn: Connection, shared: Arc<Shared>) {
-    let version = |c: &Connection| -> Option<i64> {
-        c.query_row("PRAGMA data_version", [], |r| r.get(0)).ok()
-    };
+    let version = |c: &Connection| queries::data_version(c).ok();
     let mut last = version(&conn);
     while !shared.stopping() {
         if shared.external.receiver_count() > 0 {

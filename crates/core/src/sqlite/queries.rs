@@ -28,6 +28,49 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: i64 = 2;
 
+// ---- connection settings ----------------------------------------------------------------------
+
+/// Switches the file to WAL mode; the journal mode now in force.
+pub fn set_wal(conn: &Connection) -> Result<String> {
+    Ok(conn.query_row(sql!("connection/wal.sql"), [], |r| r.get(0))?)
+}
+
+/// The settings of one kind of connection (`connection/*.sql`).
+#[derive(Debug, Clone, Copy)]
+pub enum Settings {
+    /// Every connection.
+    Common,
+    /// The writer's WAL bounds.
+    Writer,
+    /// Read-only, through mmap.
+    Reader,
+    /// A reader that checkpoints: allowed to write again.
+    Checkpointer,
+}
+
+pub fn apply(conn: &Connection, settings: Settings) -> Result<()> {
+    conn.execute_batch(match settings {
+        Settings::Common => sql!("connection/common.sql"),
+        Settings::Writer => sql!("connection/writer.sql"),
+        Settings::Reader => sql!("connection/reader.sql"),
+        Settings::Checkpointer => sql!("connection/checkpointer.sql"),
+    })?;
+    Ok(())
+}
+
+/// A passive checkpoint (see connection/checkpoint.sql).
+pub fn checkpoint(conn: &Connection) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("connection/checkpoint.sql"))?;
+    stmt.query_row([], |_| Ok(()))?;
+    Ok(())
+}
+
+/// Changes when another connection commits.
+pub fn data_version(conn: &Connection) -> Result<i64> {
+    let mut stmt = conn.prepare_cached(sql!("connection/data_version.sql"))?;
+    Ok(stmt.query_row([], |r| r.get(0))?)
+}
+
 // ---- meta -------------------------------------------------------------------------------------
 
 pub fn list_tables(conn: &Connection) -> Result<Vec<String>> {

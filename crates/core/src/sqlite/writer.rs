@@ -15,6 +15,18 @@ use tokio::sync::oneshot;
 use super::engine::Shared;
 use crate::error::{Error, Result};
 
+/// The writer's transaction control. Kept here as words rather than `.sql` files: they are not
+/// statements on taskito's tables but the frame around them, used by this file alone, and the JS
+/// core frames its transactions with its driver's own helper.
+mod tx {
+    pub const BEGIN: &str = "BEGIN IMMEDIATE";
+    pub const COMMIT: &str = "COMMIT";
+    pub const ROLLBACK: &str = "ROLLBACK";
+    pub const SAVEPOINT: &str = "SAVEPOINT cmd";
+    pub const RELEASE: &str = "RELEASE cmd";
+    pub const ROLLBACK_TO: &str = "ROLLBACK TO cmd";
+}
+
 /// Most commands in one transaction: bounds how long one commit keeps the others waiting.
 const MAX_BATCH: usize = 512;
 
@@ -129,7 +141,7 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
 }
 
 fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Command>>, shared: &Shared) {
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, tx::BEGIN) {
         let e = Error::from(e);
         for cmd in batch.drain(..) {
             cmd.finish(Some(&e));
@@ -140,7 +152,7 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Command>>, shared: &S
     if let [cmd] = batch.as_mut_slice() {
         // A lone command needs no savepoint: if it fails, the whole transaction is its own.
         if !cmd.run(conn, &mut effects) {
-            let _ = exec(conn, "ROLLBACK");
+            let _ = exec(conn, tx::ROLLBACK);
             for cmd in batch.drain(..) {
                 cmd.finish(None);
             }
@@ -150,7 +162,7 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Command>>, shared: &S
         // One failed (rare: commands are validated before they are queued). Start over with a
         // savepoint per command, so the others keep their work and the failure keeps its error.
         effects = Effects::default();
-        if let Err(e) = exec(conn, "ROLLBACK").and_then(|_| exec(conn, "BEGIN IMMEDIATE")) {
+        if let Err(e) = exec(conn, tx::ROLLBACK).and_then(|_| exec(conn, tx::BEGIN)) {
             let e = Error::from(e);
             for cmd in batch.drain(..) {
                 cmd.finish(Some(&e));
@@ -159,19 +171,19 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Command>>, shared: &S
         }
         for cmd in batch.iter_mut() {
             let mut fx = Effects::default();
-            if exec(conn, "SAVEPOINT cmd").is_err() {
+            if exec(conn, tx::SAVEPOINT).is_err() {
                 continue;
             }
             if cmd.run(conn, &mut fx) {
-                let _ = exec(conn, "RELEASE cmd");
+                let _ = exec(conn, tx::RELEASE);
                 effects.merge(fx);
             } else {
-                let _ = exec(conn, "ROLLBACK TO cmd");
-                let _ = exec(conn, "RELEASE cmd");
+                let _ = exec(conn, tx::ROLLBACK_TO);
+                let _ = exec(conn, tx::RELEASE);
             }
         }
     }
-    match exec(conn, "COMMIT") {
+    match exec(conn, tx::COMMIT) {
         Ok(()) => {
             shared.after_commit(effects);
             for cmd in batch.drain(..) {
@@ -179,7 +191,7 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Command>>, shared: &S
             }
         }
         Err(e) => {
-            let _ = exec(conn, "ROLLBACK");
+            let _ = exec(conn, tx::ROLLBACK);
             let e = Error::from(e);
             for cmd in batch.drain(..) {
                 cmd.finish(Some(&e));
