@@ -133,7 +133,10 @@ impl Engine {
 
         let (writer_tx, writer_rx) = mpsc::channel::<Msg>();
         let s = shared.clone();
-        let writer_join = spawn("taskito-writer", move || writer::run(wconn, writer_rx, s))?;
+        let on_commit = move |fx: Effects| s.after_commit(fx);
+        let writer_join = spawn("taskito-writer", move || {
+            writer::run(wconn, writer_rx, on_commit)
+        })?;
 
         let (reader_tx, reader_rx) = mpsc::channel::<ReadJob>();
         let reader_rx = Arc::new(Mutex::new(reader_rx));

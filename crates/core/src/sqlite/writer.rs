@@ -7,12 +7,10 @@
 //! that could still be rolled back.
 
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::sync::Arc;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::engine::Shared;
 use crate::error::{Error, Result};
 
 /// The writer's transaction control. Kept here as words rather than `.sql` files: they are not
@@ -30,7 +28,8 @@ mod tx {
 /// Most commands in one transaction: bounds how long one commit keeps the others waiting.
 const MAX_BATCH: usize = 512;
 
-/// What a committed command changes outside the database: fired after the COMMIT.
+/// What a committed command changes outside the database: handed to the writer's on-commit
+/// callback (the engine's) after the COMMIT.
 #[derive(Default)]
 pub(crate) struct Effects {
     /// Jobs may have become ready (enqueue, retry scheduled, release, replay): wake claims.
@@ -107,7 +106,9 @@ where
     (Box::new(op), rx)
 }
 
-pub(crate) fn run(conn: Connection, rx: Receiver<Msg>, shared: Arc<Shared>) {
+/// The writer thread's loop; `on_commit` gets the merged effects of every transaction that
+/// committed, before any of its commands replies.
+pub(crate) fn run(conn: Connection, rx: Receiver<Msg>, on_commit: impl Fn(Effects)) {
     let mut batch: Vec<Box<dyn Command>> = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
     loop {
@@ -132,7 +133,7 @@ pub(crate) fn run(conn: Connection, rx: Receiver<Msg>, shared: Arc<Shared>) {
             }
             continue;
         }
-        commit_batch(&conn, &mut batch, &shared);
+        commit_batch(&conn, &mut batch, &on_commit);
     }
 }
 
@@ -140,7 +141,11 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Command>>, shared: &Shared) {
+fn commit_batch(
+    conn: &Connection,
+    batch: &mut Vec<Box<dyn Command>>,
+    on_commit: &impl Fn(Effects),
+) {
     if let Err(e) = exec(conn, tx::BEGIN) {
         let e = Error::from(e);
         for cmd in batch.drain(..) {
@@ -185,7 +190,7 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Command>>, shared: &S
     }
     match exec(conn, tx::COMMIT) {
         Ok(()) => {
-            shared.after_commit(effects);
+            on_commit(effects);
             for cmd in batch.drain(..) {
                 cmd.finish(None);
             }
