@@ -1,7 +1,7 @@
 //! The SQLite store: one file, WAL, one group-committing writer thread, reader threads, and
 //! background threads for the reaper, TTL sweep, heartbeat and cross-process wake-ups.
 //!
-//! Every handle (`SqliteStore`) on the same file in one process shares one [`engine::Engine`]
+//! Every handle (`SqliteStore`) on the same file in one process shares one `engine::Engine`
 //! (a registry keyed by canonical path, with a count of handles), so two Queue objects on one
 //! file share the writer, the wake-ups and the waiters; each handle sees only its namespace.
 
