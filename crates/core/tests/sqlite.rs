@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use taskito_core::StatusCode::{self, *};
 use taskito_core::{open, ClaimedJob, NewJob, OpenOptions, Settle, SettleStatus, Store};
 use tempfile::TempDir;
 
@@ -28,7 +29,7 @@ async fn store(dir: &TempDir) -> Arc<dyn Store> {
 
 /// The attempt kept its job: still running, no error recorded, and its settle is not stale.
 async fn still_held_then_settles(s: &Arc<dyn Store>, id: i64, c: &ClaimedJob) {
-    assert_eq!(s.get_job(id).await.unwrap().unwrap().status, 1);
+    assert_eq!(s.get_job(id).await.unwrap().unwrap().status, Running as i64);
     assert!(s.job_errors(id).await.unwrap().is_empty());
     assert_eq!(
         s.settle(vec![complete(c, "ok")]).await.unwrap()[0].status,
@@ -223,13 +224,23 @@ async fn a_version_1_file_migrates_and_still_counts_every_status() {
             .unwrap();
         // test: 2 pending, 1 running, 3 complete, 1 failed, 1 dead, 2 cancelled; one of each
         // in another namespace.
-        let rows: [(&str, &[i64]); 2] = [
-            ("test", &[0, 0, 1, 2, 2, 2, 3, 4, 5, 5]),
-            ("other", &[0, 1, 2, 3, 4, 5]),
+        let rows: [(&str, &[StatusCode]); 2] = [
+            (
+                "test",
+                &[
+                    Pending, Pending, Running, Complete, Complete, Complete, Failed, Dead,
+                    Cancelled, Cancelled,
+                ],
+            ),
+            (
+                "other",
+                &[Pending, Running, Complete, Failed, Dead, Cancelled],
+            ),
         ];
         for (ns, statuses) in rows {
             for &status in statuses {
-                let running = status == 1;
+                let running = status == Running;
+                let status = status as i64;
                 let lease = running.then_some(i64::MAX);
                 let worker = running.then_some("gone");
                 insert
@@ -333,7 +344,10 @@ async fn a_closed_store_refuses_work_and_the_file_reopens() {
         "QUEUE_CLOSED"
     );
     let again = store(&dir).await;
-    assert_eq!(again.get_job(id).await.unwrap().unwrap().status, 0);
+    assert_eq!(
+        again.get_job(id).await.unwrap().unwrap().status,
+        Pending as i64
+    );
     again.close().await.unwrap();
 }
 
