@@ -47,6 +47,29 @@ async fn opening_creates_the_parent_folders() {
     s.close().await.unwrap();
 }
 
+/// A lease shorter than the reaper's sleep wakes it early: a lost worker's attempt comes back soon
+/// after its lease (and the reap grace) ends, not at the reaper's next round.
+#[tokio::test]
+async fn a_short_lease_is_reaped_promptly() {
+    let dir = TempDir::new().unwrap();
+    let s = store(&dir).await;
+    let mut j = job("t");
+    j.backoff_base_ms = 0;
+    let id = enqueue_one(&s, j).await;
+    s.register_worker("ghost", 100).unwrap();
+    s.claim(req("ghost", 1, 0)).await.unwrap().remove(0);
+    s.unregister_worker("ghost");
+    let t0 = Instant::now();
+    let again = s.claim(req("w1", 1, 5_000)).await.unwrap().remove(0);
+    assert!(
+        t0.elapsed() < Duration::from_millis(800),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!((again.id, again.attempt), (id, 1));
+    s.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_delayed_job_wakes_a_waiting_claim_when_due() {
     let dir = TempDir::new().unwrap();

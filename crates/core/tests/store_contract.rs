@@ -914,6 +914,13 @@ async fn the_reaper_retries_the_attempt_of_a_lost_worker(s: Arc<dyn Store>) {
     assert_eq!(errors[0].attempt, 0);
     assert_eq!(errors[0].error, policy::ReapReason::WorkerLost.message());
     assert_eq!(errors[0].error, "worker lost while running (lease expired)");
+    // Taken only once the lease had ended REAP_GRACE_MS before.
+    let lease_end = policy::lease_end(lost.started_at, 100, None);
+    let grace = errors[0].failed_at - lease_end;
+    assert!(
+        grace >= policy::REAP_GRACE_MS,
+        "reaped {grace} ms after the lease ended"
+    );
     // The lost attempt's late settle changes nothing; the retry's settles.
     let out = s.settle(vec![complete(&lost, "\"late\"")]).await.unwrap();
     assert_eq!(out[0].status, SettleStatus::Stale);
@@ -951,7 +958,13 @@ async fn the_reaper_fails_an_attempt_past_its_timeout(s: Arc<dyn Store>) {
         errors[0].error,
         policy::ReapReason::Timeout { timeout_ms: 200 }.message()
     );
-    assert!(errors[0].failed_at >= c.started_at + 200);
+    // Taken only once the deadline (where the lease ends) had passed REAP_GRACE_MS before: a
+    // worker timing its attempt out itself settles it first.
+    let grace = errors[0].failed_at - (c.started_at + 200);
+    assert!(
+        grace >= policy::REAP_GRACE_MS,
+        "reaped {grace} ms after the deadline"
+    );
     let out = s.settle(vec![complete(&c, "\"late\"")]).await.unwrap();
     assert_eq!(out[0].status, SettleStatus::Stale);
     s.unregister_worker("w1");
