@@ -1,6 +1,18 @@
 //! The backend contract: one async method per method of the `Core` interface of
 //! `src/core/types.ts`. SQLite (`crate::sqlite`) and PostgreSQL implement it; the binding only
 //! ever sees an `Arc<dyn Store>`.
+//!
+//! Every rule a backend applies (what input is refused and with which message, when a job runs,
+//! the lease, the claim order, the failure decision and its backoff, what the reaper takes and
+//! what it records) is decided in `crate::policy`: a backend calls it rather than deciding
+//! inline. `tests/store_contract.rs` holds each behaviour below once, against `Arc<dyn Store>`,
+//! and runs it on every backend.
+//!
+//! Besides the methods, every store runs a reaper: it fails a running attempt whose lease ended
+//! at least `policy::REAP_GRACE_MS` ago (its worker stopped renewing it, or its deadline passed),
+//! recording `policy::ReapReason::message`, then retries it or sends it dead as a failed settle
+//! would. Attempts of workers registered in the store's own process are left to their heartbeat
+//! unless past their deadline (`policy::reap_decision`).
 
 use async_trait::async_trait;
 
@@ -11,33 +23,43 @@ use crate::model::*;
 /// work off the caller's thread; the four sync methods only touch in-memory state.
 #[async_trait]
 pub trait Store: Send + Sync {
-    /// All-or-nothing, one transaction; results in input order.
+    /// All-or-nothing, one transaction; results in input order. A job `policy::validate_job`
+    /// refuses fails the whole batch with its message (`INVALID_ARGUMENT`), nothing written. A
+    /// `unique_key` held by a pending, running or failed job returns that job (`created: false`).
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>>;
-    /// Ready jobs (pending, or failed with run_at due) of these queues, by priority desc, run_at,
-    /// id → running with a fresh lease token. Waits up to `wait_ms` when none is ready.
+    /// Ready jobs (pending, or failed with run_at due) of these queues, in `policy::claim_order`
+    /// over all of them (the queues may repeat: each is read once), at most `limit` → running
+    /// with a fresh lease token, the worker's registered lease (else `policy::DEFAULT_LEASE_MS`)
+    /// ending at `policy::lease_end`. Waits up to `wait_ms` when none is ready. Refused as
+    /// `policy::validate_claim` says.
     async fn claim(&self, req: ClaimRequest) -> Result<Vec<ClaimedJob>>;
     /// Outcomes in input order; a stale token changes nothing and says `Stale`.
     async fn settle(&self, settles: Vec<Settle>) -> Result<Vec<SettleOutcome>>;
-    /// Claimed but never started: back to pending (stale tokens ignored).
+    /// Claimed but never started: back to pending, no retry used, no error recorded (stale
+    /// tokens ignored).
     async fn release(&self, jobs: Vec<JobToken>) -> Result<()>;
     async fn get_job(&self, id: i64) -> Result<Option<JobRow>>;
     /// The row once the job is final, or as it is when `timeout_ms` runs out; None if unknown.
     async fn wait_job(&self, id: i64, timeout_ms: u64) -> Result<Option<JobRow>>;
     async fn job_errors(&self, id: i64) -> Result<Vec<ErrorRecordRow>>;
-    /// Unknown id → `Error::JobNotFound`.
+    /// Pending or failed → cancelled now; running → cancel requested (its worker's heartbeat
+    /// learns it, and a failure of that attempt ends cancelled); final → unchanged. Unknown id →
+    /// `Error::JobNotFound`.
     async fn cancel(&self, id: i64) -> Result<CancelOutcome>;
-    /// false when the token is stale.
+    /// false when the token is stale; a value that is not finite is refused.
     async fn set_progress(&self, id: i64, token: i64, progress: f64) -> Result<bool>;
     async fn stats(&self) -> Result<StatsRow>;
-    /// Newest first.
+    /// Newest first; `limit` and `offset` as `policy::validate_page` allows.
     async fn dead_letters(&self, limit: i64, offset: i64) -> Result<Vec<DeadLetterRow>>;
     /// New job from a dead letter; a second replay returns the first one's job. Unknown id →
     /// `Error::JobNotFound`.
     async fn replay(&self, dead_id: i64) -> Result<i64>;
-    /// Newest first.
+    /// Newest first, by status and task name when given; paged as `dead_letters`.
     async fn list_jobs(&self, filter: ListFilter) -> Result<Vec<JobRow>>;
-    /// Starts renewing this worker's leases on a core thread every min(lease_ms/3, 500) ms; claims
-    /// by this worker id use `lease_ms`.
+    /// Starts renewing this worker's leases every `policy::heartbeat_interval_ms(lease_ms)`;
+    /// claims by this worker id use `lease_ms`. A beat renews every attempt the worker still
+    /// holds, also one whose lease already ran out. Refused: an empty id, a lease outside
+    /// `policy::validate_lease`.
     fn register_worker(&self, worker_id: &str, lease_ms: u64) -> Result<()>;
     fn unregister_worker(&self, worker_id: &str);
     /// Ids of this worker's running jobs whose cancel was requested, learned since the last call.

@@ -18,6 +18,7 @@ use super::writer::{self, Effects, Msg};
 use super::{open, ops, queries};
 use crate::error::{Error, Result};
 use crate::now_ms;
+use crate::policy;
 
 /// Reader connections for inspection; two cores on the target machine.
 const READERS: usize = 2;
@@ -54,8 +55,9 @@ pub(crate) struct Shared {
     shutdown: AtomicBool,
     /// Commits so far: the checkpointer works only when there are new ones.
     commits: AtomicU64,
-    /// When the reaper plans to wake (ms since epoch): a shorter lease wakes it earlier.
-    reaper_wake_at: AtomicI64,
+    /// The latest lease end the reaper's planned wake-up will take (its reap cutoff then, ms since
+    /// epoch): a lease handed out that ends earlier wakes it sooner.
+    reaper_covers: AtomicI64,
     reaper: OnceLock<Thread>,
     heartbeat: OnceLock<Thread>,
     watcher: OnceLock<Thread>,
@@ -80,7 +82,7 @@ impl Shared {
             }
         }
         if let Some(hint) = fx.lease_hint {
-            if hint < self.reaper_wake_at.load(Ordering::Relaxed) {
+            if hint < self.reaper_covers.load(Ordering::Relaxed) {
                 if let Some(t) = self.reaper.get() {
                     t.unpark();
                 }
@@ -114,7 +116,7 @@ impl Engine {
         let reaper_conn = open::connect(path, busy_timeout_ms, false)?;
         let watcher_conn = open::connect(path, busy_timeout_ms, false)?;
         let checkpoint_conn = open::connect(path, busy_timeout_ms, false)?;
-        checkpoint_conn.execute_batch("PRAGMA query_only = 0")?;
+        queries::apply(&checkpoint_conn, queries::Settings::Checkpointer)?;
 
         let shared = Arc::new(Shared {
             ready: watch::channel(0).0,
@@ -123,7 +125,7 @@ impl Engine {
             workers: Mutex::new(HashMap::new()),
             shutdown: AtomicBool::new(false),
             commits: AtomicU64::new(0),
-            reaper_wake_at: AtomicI64::new(0),
+            reaper_covers: AtomicI64::new(0),
             reaper: OnceLock::new(),
             heartbeat: OnceLock::new(),
             watcher: OnceLock::new(),
@@ -131,7 +133,10 @@ impl Engine {
 
         let (writer_tx, writer_rx) = mpsc::channel::<Msg>();
         let s = shared.clone();
-        let writer_join = spawn("taskito-writer", move || writer::run(wconn, writer_rx, s))?;
+        let on_commit = move |fx: Effects| s.after_commit(fx);
+        let writer_join = spawn("taskito-writer", move || {
+            writer::run(wconn, writer_rx, on_commit)
+        })?;
 
         let (reader_tx, reader_rx) = mpsc::channel::<ReadJob>();
         let reader_rx = Arc::new(Mutex::new(reader_rx));
@@ -245,7 +250,7 @@ impl Engine {
         workers
             .get(&(ns.to_string(), worker_id.to_string()))
             .map(|w| w.lease_ms)
-            .unwrap_or(DEFAULT_LEASE_MS)
+            .unwrap_or(policy::DEFAULT_LEASE_MS)
     }
 
     pub fn take_cancel_requests(&self, ns: &str, worker_id: &str) -> Vec<i64> {
@@ -285,10 +290,8 @@ impl Engine {
     }
 }
 
-pub(crate) const DEFAULT_LEASE_MS: u64 = 5000;
-
 fn heartbeat_interval(lease_ms: u64) -> Duration {
-    Duration::from_millis((lease_ms / 3).clamp(1, 500))
+    Duration::from_millis(policy::heartbeat_interval_ms(lease_ms))
 }
 
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
@@ -322,14 +325,15 @@ fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadJob>>>) {
     }
 }
 
-/// Fails running attempts whose lease ran out, and sweeps expired finished jobs. It looks on its
-/// own read connection first, so an idle file costs no write transaction.
+/// Fails running attempts whose lease ended at least `policy::REAP_GRACE_MS` ago, and sweeps
+/// expired finished jobs. It looks on its own read connection first, so an idle file costs no
+/// write transaction.
 fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
     let mut next_sweep = 0i64;
     while !shared.stopping() {
         let now = now_ms();
         let mut next_lease = queries::next_lease(&conn).ok().flatten();
-        if matches!(next_lease, Some(t) if t <= now) {
+        if matches!(next_lease, Some(t) if t <= policy::reap_cutoff(now)) {
             let live: HashSet<(String, String)> = shared
                 .workers
                 .lock()
@@ -337,7 +341,9 @@ fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
                 .keys()
                 .cloned()
                 .collect();
-            let reaped = write_blocking(&tx, move |c, fx| ops::reap(c, fx, REAP_BATCH, &live));
+            let reaped = write_blocking(&tx, move |c, fx| {
+                ops::reap(c, fx, REAP_BATCH, &live, now_ms())
+            });
             if matches!(reaped, Ok(n) if n > 0) {
                 continue;
             }
@@ -363,9 +369,12 @@ fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
         let now = now_ms();
         let mut wait = REAPER_MAX_SLEEP_MS;
         if let Some(t) = next_lease {
-            wait = wait.min((t - now).max(1));
+            // Until the cutoff reaches that lease's end.
+            wait = wait.min((t - policy::reap_cutoff(now)).max(1));
         }
-        shared.reaper_wake_at.store(now + wait, Ordering::Relaxed);
+        shared
+            .reaper_covers
+            .store(policy::reap_cutoff(now + wait), Ordering::Relaxed);
         std::thread::park_timeout(Duration::from_millis(wait as u64));
     }
 }
@@ -424,17 +433,15 @@ fn checkpoint_loop(conn: Connection, shared: Arc<Shared>) {
         let commits = shared.commits.load(Ordering::Relaxed);
         if commits != seen {
             seen = commits;
-            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            let _ = queries::checkpoint(&conn);
         }
     }
 }
 
 /// Notices commits of other connections (other processes) while a claim or waitJob waits:
-/// `PRAGMA data_version` is a cheap read that changes when anyone else commits.
+/// the data version is a cheap read that changes when anyone else commits.
 fn watcher_loop(conn: Connection, shared: Arc<Shared>) {
-    let version = |c: &Connection| -> Option<i64> {
-        c.query_row("PRAGMA data_version", [], |r| r.get(0)).ok()
-    };
+    let version = |c: &Connection| queries::data_version(c).ok();
     let mut last = version(&conn);
     while !shared.stopping() {
         if shared.external.receiver_count() > 0 {

@@ -1,7 +1,7 @@
 //! The SQLite store: one file, WAL, one group-committing writer thread, reader threads, and
 //! background threads for the reaper, TTL sweep, heartbeat and cross-process wake-ups.
 //!
-//! Every handle (`SqliteStore`) on the same file in one process shares one [`engine::Engine`]
+//! Every handle (`SqliteStore`) on the same file in one process shares one `engine::Engine`
 //! (a registry keyed by canonical path, with a count of handles), so two Queue objects on one
 //! file share the writer, the wake-ups and the waiters; each handle sees only its namespace.
 
@@ -24,6 +24,7 @@ use tokio::time::Instant;
 use self::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::*;
+use crate::policy;
 use crate::store::Store;
 
 const DEFAULT_BUSY_TIMEOUT_MS: u64 = 5000;
@@ -148,49 +149,6 @@ impl Drop for SqliteStore {
     }
 }
 
-fn validate_job(i: usize, j: &NewJob) -> Result<()> {
-    let bad = |what: &str| {
-        Err(Error::invalid(format!(
-            "jobs[{i}] ({}): {what}",
-            j.task_name
-        )))
-    };
-    if j.task_name.is_empty() {
-        return bad("taskName is empty: give the task a name");
-    }
-    if j.queue.is_empty() {
-        return bad("queue is empty: pass a queue name such as \"default\"");
-    }
-    if j.max_retries < 0 {
-        return bad("maxRetries is negative: pass 0 or more");
-    }
-    if matches!(j.timeout_ms, Some(t) if t <= 0) {
-        return bad("timeout must be a positive number of ms (or left unset)");
-    }
-    if matches!(j.soft_timeout_ms, Some(t) if t <= 0) {
-        return bad("softTimeout must be a positive number of ms (or left unset)");
-    }
-    if matches!(j.result_ttl_ms, Some(t) if t < 0) {
-        return bad("resultTtl is negative: pass 0 or more ms (or leave it unset to keep results)");
-    }
-    if matches!(j.delay_ms, Some(d) if d < 0) {
-        return bad("delay is negative: pass 0 or more ms");
-    }
-    if j.backoff_base_ms < 0 || j.backoff_max_ms < 0 {
-        return bad("retryBackoff base and max must be 0 or more ms");
-    }
-    Ok(())
-}
-
-fn validate_page(limit: i64, offset: i64) -> Result<()> {
-    if limit < 0 || offset < 0 {
-        return Err(Error::invalid(format!(
-            "limit ({limit}) and offset ({offset}) must be 0 or more"
-        )));
-    }
-    Ok(())
-}
-
 /// Longest wait honoured: a larger one (even "forever") would overflow the clock arithmetic.
 const MAX_WAIT_MS: u64 = 30 * 24 * 3600 * 1000;
 
@@ -207,7 +165,7 @@ impl Store for SqliteStore {
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>> {
         self.check_open()?;
         for (i, j) in jobs.iter().enumerate() {
-            validate_job(i, j)?;
+            policy::validate_job(i, j)?;
         }
         if jobs.is_empty() {
             return Ok(Vec::new());
@@ -220,26 +178,11 @@ impl Store for SqliteStore {
 
     async fn claim(&self, req: ClaimRequest) -> Result<Vec<ClaimedJob>> {
         self.check_open()?;
-        if req.worker_id.is_empty() {
-            return Err(Error::invalid("workerId is empty"));
-        }
-        if req.limit < 0 {
-            return Err(Error::invalid(format!(
-                "claim limit {} is negative",
-                req.limit
-            )));
-        }
-        if req.queues.is_empty() || req.queues.iter().any(|q| q.is_empty()) {
-            return Err(Error::invalid(
-                "claim needs at least one non-empty queue name",
-            ));
-        }
+        policy::validate_claim(&req)?;
         if req.limit == 0 {
             return Ok(Vec::new());
         }
-        let mut queues = req.queues.clone();
-        queues.sort();
-        queues.dedup();
+        let queues = policy::claim_queues(&req.queues);
         let queues = Arc::new(queues);
         let lease_ms = self.engine.lease_ms(&self.ns, &req.worker_id) as i64;
         let worker_id: Arc<str> = req.worker_id.as_str().into();
@@ -392,11 +335,7 @@ impl Store for SqliteStore {
 
     async fn set_progress(&self, id: i64, token: i64, progress: f64) -> Result<bool> {
         self.check_open()?;
-        if !progress.is_finite() {
-            return Err(Error::invalid(format!(
-                "progress {progress} is not a finite number"
-            )));
-        }
+        policy::validate_progress(progress)?;
         let ns = self.ns.clone();
         self.engine
             .write(move |c, _| queries::set_progress(c, &ns, id, token, progress))
@@ -411,7 +350,7 @@ impl Store for SqliteStore {
 
     async fn dead_letters(&self, limit: i64, offset: i64) -> Result<Vec<DeadLetterRow>> {
         self.check_open()?;
-        validate_page(limit, offset)?;
+        policy::validate_page(limit, offset)?;
         let ns = self.ns.clone();
         self.engine
             .read(move |c| queries::dead_letters(c, &ns, limit, offset))
@@ -428,7 +367,7 @@ impl Store for SqliteStore {
 
     async fn list_jobs(&self, filter: ListFilter) -> Result<Vec<JobRow>> {
         self.check_open()?;
-        validate_page(filter.limit, filter.offset)?;
+        policy::validate_page(filter.limit, filter.offset)?;
         let ns = self.ns.clone();
         self.engine
             .read(move |c| queries::list_jobs(c, &ns, &filter))
@@ -437,14 +376,8 @@ impl Store for SqliteStore {
 
     fn register_worker(&self, worker_id: &str, lease_ms: u64) -> Result<()> {
         self.check_open()?;
-        if worker_id.is_empty() {
-            return Err(Error::invalid("workerId is empty"));
-        }
-        if lease_ms < 10 {
-            return Err(Error::invalid(format!(
-                "leaseMs {lease_ms} is too short: pass at least 10 ms (a few seconds is typical)"
-            )));
-        }
+        policy::validate_worker_id(worker_id)?;
+        policy::validate_lease(lease_ms)?;
         self.my_workers
             .lock()
             .expect("workers lock")

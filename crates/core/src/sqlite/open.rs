@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::queries;
+use super::queries::{self, Settings};
 use crate::error::{Error, Result};
 
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
@@ -116,10 +116,8 @@ fn check_version(path: &Path, value: Option<String>) -> Result<i64> {
     Ok(version)
 }
 
-/// WAL pages (4 KiB each) after which a commit completes a checkpoint: bounds the WAL near 16 MiB.
-pub const WAL_AUTOCHECKPOINT: u32 = 4000;
-
-/// A connection with taskito's settings. The writer also sets WAL mode (persistent in the file).
+/// A connection with taskito's settings (`queries/sqlite/connection/`). The writer also sets WAL
+/// mode (persistent in the file).
 pub fn connect(path: &Path, busy_timeout_ms: u64, writer: bool) -> Result<Connection> {
     let flags = if writer {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
@@ -131,35 +129,18 @@ pub fn connect(path: &Path, busy_timeout_ms: u64, writer: bool) -> Result<Connec
     conn.busy_timeout(Duration::from_millis(busy_timeout_ms))?;
     conn.set_prepared_statement_cache_capacity(64);
     if writer {
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        let mode = queries::set_wal(&conn)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::Queue(format!(
                 "{} could not switch to WAL mode (got {mode}); is it on a network file system?",
                 path.display()
             )));
         }
-        // Checkpoints mostly run on their own thread (engine.rs), so few commits pay for one. But
-        // a checkpoint beside a busy writer never catches up with the end of the WAL, and only a
-        // checkpoint that does lets the next commit start the WAL over: without this bound the WAL
-        // grows for as long as the load lasts. Past WAL_AUTOCHECKPOINT pages, the commit that
-        // crosses the line finishes the checkpoint itself (what is left after the background one).
-        conn.execute_batch(&format!(
-            "PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT}; PRAGMA journal_size_limit = 67108864;"
-        ))?;
+        queries::apply(&conn, Settings::Writer)?;
     } else {
-        conn.execute_batch("PRAGMA query_only = 1")?;
+        queries::apply(&conn, Settings::Reader)?;
     }
-    // A page cache that holds the hot indexes of a busy queue (the default is 2 MB).
-    conn.execute_batch(
-        "PRAGMA synchronous = NORMAL; PRAGMA cache_size = -32768; PRAGMA temp_store = MEMORY;",
-    )?;
-    // Readers read through mmap: their page cache is dropped at every commit of the writer, and
-    // mmap spares them re-reading each page. Not the writer: with mmap, SQLite looks every page
-    // it reads up in the WAL index first, even one already in its cache (getPageMMap), which cost
-    // the writer 13 % of its time per enqueue; its cache survives its own commits anyway.
-    if !writer {
-        conn.execute_batch("PRAGMA mmap_size = 268435456")?;
-    }
+    queries::apply(&conn, Settings::Common)?;
     Ok(conn)
 }
 

@@ -11,6 +11,7 @@ use crate::backoff;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::now_ms;
+use crate::policy::{self, ClaimKey, Failure, FailureDecision};
 
 pub(crate) fn enqueue(
     conn: &Connection,
@@ -28,11 +29,7 @@ pub(crate) fn enqueue(
                 continue;
             }
         }
-        let run_at = match (job.delay_ms, job.run_at) {
-            (Some(d), _) => now.saturating_add(d),
-            (None, Some(t)) => t,
-            (None, None) => now,
-        };
+        let run_at = policy::run_at(now, job.delay_ms, job.run_at);
         let id = inserter.insert(ns, job, run_at, now)?;
         out.push(Enqueued { id, created: true });
     }
@@ -68,12 +65,7 @@ pub(crate) fn claim(
     }
     if queues.len() > 1 {
         // Each queue's jobs come in claim order; merged, they need sorting again.
-        jobs.sort_by(|a, b| {
-            b.priority
-                .cmp(&a.priority)
-                .then(a.run_at.cmp(&b.run_at))
-                .then(a.id.cmp(&b.id))
-        });
+        jobs.sort_by(|a, b| policy::claim_order(&claim_key(a), &claim_key(b)));
         jobs.truncate(limit as usize);
     }
     let mut taker = queries::Taker::new(conn)?;
@@ -89,6 +81,14 @@ pub(crate) fn claim(
         fx.lease_hint = Some(fx.lease_hint.map_or(lease_until, |t| t.min(lease_until)));
     }
     Ok((jobs, None))
+}
+
+fn claim_key(j: &ClaimedJob) -> ClaimKey {
+    ClaimKey {
+        priority: j.priority,
+        run_at: j.run_at,
+        id: j.id,
+    }
 }
 
 pub(crate) fn settle(
@@ -120,10 +120,7 @@ pub(crate) fn settle(
                 }
             }
             SettleKind::Cancel => {
-                let error = s
-                    .error
-                    .as_deref()
-                    .unwrap_or("TaskCancelledError: cancelled");
+                let error = s.error.as_deref().unwrap_or(policy::CANCELLED);
                 if queries::settle_cancel(conn, ns, s.id, s.token, error, now)? {
                     fx.finished.push(s.id);
                     SettleOutcome {
@@ -136,7 +133,7 @@ pub(crate) fn settle(
                 }
             }
             SettleKind::Fail => {
-                let error = s.error.as_deref().unwrap_or("Error: (no message)");
+                let error = s.error.as_deref().unwrap_or(policy::NO_MESSAGE);
                 let retryable = s.retryable.unwrap_or(true);
                 fail(
                     conn,
@@ -179,39 +176,38 @@ pub(crate) fn fail(
         });
     };
     queries::insert_error(conn, id, info.retry_count, error, traceback, now)?;
-    if info.cancel_requested {
-        queries::cancel_after_failure(conn, id, error, now)?;
-        fx.finished.push(id);
-        return Ok(SettleOutcome {
-            id,
-            status: SettleStatus::Cancelled,
-            run_at: None,
-        });
-    }
-    if retryable && info.retry_count < info.max_retries {
-        let wait = backoff::delay_ms(
-            info.retry_count + 1,
-            info.backoff_base_ms,
-            info.backoff_max_ms,
-            info.backoff_jitter,
-        );
-        let run_at = now.saturating_add(wait);
-        queries::schedule_retry(conn, id, run_at, error)?;
-        fx.ready = true;
-        return Ok(SettleOutcome {
-            id,
-            status: SettleStatus::Failed,
-            run_at: Some(run_at),
-        });
-    }
-    queries::mark_dead(conn, id, error, now)?;
-    queries::insert_dead_letter(conn, id, error, now)?;
-    fx.finished.push(id);
-    Ok(SettleOutcome {
-        id,
-        status: SettleStatus::Dead,
-        run_at: None,
-    })
+    let decision = policy::decide_failure(Failure {
+        retry_count: info.retry_count,
+        max_retries: info.max_retries,
+        retryable,
+        cancel_requested: info.cancel_requested,
+    });
+    let (status, run_at) = match decision {
+        FailureDecision::Cancel => {
+            queries::cancel_after_failure(conn, id, error, now)?;
+            fx.finished.push(id);
+            (SettleStatus::Cancelled, None)
+        }
+        FailureDecision::Retry { retry } => {
+            let wait = backoff::delay_ms(
+                retry,
+                info.backoff_base_ms,
+                info.backoff_max_ms,
+                info.backoff_jitter,
+            );
+            let run_at = now.saturating_add(wait);
+            queries::schedule_retry(conn, id, run_at, error)?;
+            fx.ready = true;
+            (SettleStatus::Failed, Some(run_at))
+        }
+        FailureDecision::Dead => {
+            queries::mark_dead(conn, id, error, now)?;
+            queries::insert_dead_letter(conn, id, error, now)?;
+            fx.finished.push(id);
+            (SettleStatus::Dead, None)
+        }
+    };
+    Ok(SettleOutcome { id, status, run_at })
 }
 
 pub(crate) fn release(
@@ -238,13 +234,7 @@ pub(crate) fn cancel(
         queries::cancel_read_status(conn, ns, id)?.ok_or_else(|| Error::job_not_found(id))?;
     match StatusCode::from_i64(status) {
         Some(StatusCode::Pending | StatusCode::Failed) => {
-            queries::cancel_waiting(
-                conn,
-                ns,
-                id,
-                "TaskCancelledError: cancelled before it ran",
-                now_ms(),
-            )?;
+            queries::cancel_waiting(conn, ns, id, policy::CANCELLED_BEFORE_RUN, now_ms())?;
             fx.finished.push(id);
             Ok(CancelOutcome::Cancelled)
         }
@@ -272,34 +262,32 @@ pub(crate) fn replay(conn: &Connection, fx: &mut Effects, ns: &str, dead_id: i64
     Ok(id)
 }
 
-/// Fails every running attempt whose lease ran out, over every namespace of the file; how many.
-/// Attempts of workers alive in this process (`live`: namespace, worker id) are left to their
-/// heartbeat unless past their deadline: their lease can only have run out while the database
-/// was locked, and the worker is still running them.
+/// Fails every running attempt whose lease ended at least `policy::REAP_GRACE_MS` ago, over every
+/// namespace of the file; how many. `live` (namespace, worker id) are the workers registered in
+/// this process: `policy::reap_decision` leaves their attempts to their heartbeat unless past the
+/// deadline. `now` is the clock as the command runs (a parameter so a test can set it).
 pub(crate) fn reap(
     conn: &Connection,
     fx: &mut Effects,
     limit: i64,
     live: &HashSet<(String, String)>,
+    now: i64,
 ) -> Result<usize> {
-    let now = now_ms();
-    let expired = queries::expired_leases(conn, now, limit)?;
+    let expired = queries::expired_leases(conn, policy::reap_cutoff(now), limit)?;
     let mut reaped = 0;
     for e in &expired {
-        let past_deadline = matches!(e.deadline_at, Some(d) if d <= now);
-        let alive_here = e
+        let worker_alive_here = e
             .worker_id
             .as_ref()
             .is_some_and(|w| live.contains(&(e.namespace.clone(), w.clone())));
-        if alive_here && !past_deadline {
-            continue;
-        }
-        let error = match e.timeout_ms {
-            Some(t) if past_deadline => {
-                format!("TaskTimeoutError: attempt exceeded its timeout of {t} ms")
-            }
-            _ => "worker lost while running (lease expired)".to_string(),
-        };
+        let decision = policy::reap_decision(policy::Expired {
+            now,
+            deadline_at: e.deadline_at,
+            timeout_ms: e.timeout_ms,
+            worker_alive_here,
+        });
+        let Some(reason) = decision else { continue };
+        let error = reason.message();
         fail(
             conn,
             fx,
@@ -318,4 +306,89 @@ pub(crate) fn reap(
         fx.ready = true;
     }
     Ok(reaped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `job` enqueued and claimed by `worker` with this lease: its id, token and lease end.
+    fn claimed(conn: &Connection, job: NewJob, worker: &str, lease_ms: i64) -> (i64, i64, i64) {
+        let mut fx = Effects::default();
+        let id = enqueue(conn, &mut fx, "ns", &[job]).unwrap()[0].id;
+        let queues = ["default".to_string()];
+        let (jobs, _) = claim(conn, &mut fx, "ns", worker, &queues, 1, lease_ms).unwrap();
+        assert_eq!(jobs[0].id, id);
+        (id, jobs[0].token, fx.lease_hint.expect("a lease end"))
+    }
+
+    fn memory() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for (_, sql) in queries::MIGRATIONS {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn
+    }
+
+    fn reap_at(conn: &Connection, live: &[(&str, &str)], now: i64) -> usize {
+        let live = live
+            .iter()
+            .map(|(ns, w)| (ns.to_string(), w.to_string()))
+            .collect();
+        reap(conn, &mut Effects::default(), 100, &live, now).unwrap()
+    }
+
+    fn last_error(conn: &Connection, id: i64) -> String {
+        let errors = queries::job_errors(conn, "ns", id).unwrap();
+        errors.last().expect("an error record").error.clone()
+    }
+
+    #[test]
+    fn an_expired_lease_is_reaped_only_after_the_grace() {
+        let conn = memory();
+        let (id, token, lease_end) = claimed(&conn, NewJob::new("t", "[]"), "gone", 1_000);
+        let grace = policy::REAP_GRACE_MS;
+        assert_eq!(reap_at(&conn, &[], lease_end), 0, "at its lease end");
+        assert_eq!(
+            reap_at(&conn, &[], lease_end + grace - 1),
+            0,
+            "within the grace"
+        );
+        assert_eq!(reap_at(&conn, &[], lease_end + grace), 1);
+        let row = queries::get_job(&conn, "ns", id).unwrap().unwrap();
+        assert_eq!(StatusCode::from_i64(row.status), Some(StatusCode::Failed));
+        assert_eq!(
+            last_error(&conn, id),
+            policy::ReapReason::WorkerLost.message()
+        );
+        assert!(queries::fail_read(&conn, "ns", id, token)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn a_live_worker_is_spared_until_its_deadline() {
+        let conn = memory();
+        let mut job = NewJob::new("t", "[]");
+        job.timeout_ms = Some(500);
+        let (id, _, lease_end) = claimed(&conn, job, "alive", 60_000);
+        let live = [("ns", "alive")];
+        // The lease is capped at the deadline: the lease end is the deadline.
+        let after = lease_end + policy::REAP_GRACE_MS;
+        let (other, _, other_end) = claimed(&conn, NewJob::new("u", "[]"), "alive", 100);
+        assert!(other_end < lease_end);
+        assert_eq!(reap_at(&conn, &live, other_end + policy::REAP_GRACE_MS), 0);
+        assert_eq!(reap_at(&conn, &live, after), 1, "past its deadline");
+        assert_eq!(
+            last_error(&conn, id),
+            policy::ReapReason::Timeout { timeout_ms: 500 }.message()
+        );
+        // The other attempt has no deadline: spared while its worker lives, taken once it is gone.
+        assert_eq!(reap_at(&conn, &live, after + 1_000), 0);
+        assert_eq!(reap_at(&conn, &[], after + 1_000), 1);
+        assert_eq!(
+            last_error(&conn, other),
+            policy::ReapReason::WorkerLost.message()
+        );
+    }
 }

@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use crate::error::Result;
 use crate::model::*;
+use crate::policy;
 
 macro_rules! sql {
     ($path:literal) => {
@@ -26,6 +27,49 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
 
 /// The newest schema version this build knows.
 pub const SCHEMA_VERSION: i64 = 2;
+
+// ---- connection settings ----------------------------------------------------------------------
+
+/// Switches the file to WAL mode; the journal mode now in force.
+pub fn set_wal(conn: &Connection) -> Result<String> {
+    Ok(conn.query_row(sql!("connection/wal.sql"), [], |r| r.get(0))?)
+}
+
+/// The settings of one kind of connection (`connection/*.sql`).
+#[derive(Debug, Clone, Copy)]
+pub enum Settings {
+    /// Every connection.
+    Common,
+    /// The writer's WAL bounds.
+    Writer,
+    /// Read-only, through mmap.
+    Reader,
+    /// A reader that checkpoints: allowed to write again.
+    Checkpointer,
+}
+
+pub fn apply(conn: &Connection, settings: Settings) -> Result<()> {
+    conn.execute_batch(match settings {
+        Settings::Common => sql!("connection/common.sql"),
+        Settings::Writer => sql!("connection/writer.sql"),
+        Settings::Reader => sql!("connection/reader.sql"),
+        Settings::Checkpointer => sql!("connection/checkpointer.sql"),
+    })?;
+    Ok(())
+}
+
+/// A passive checkpoint (see connection/checkpoint.sql).
+pub fn checkpoint(conn: &Connection) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("connection/checkpoint.sql"))?;
+    stmt.query_row([], |_| Ok(()))?;
+    Ok(())
+}
+
+/// Changes when another connection commits.
+pub fn data_version(conn: &Connection) -> Result<i64> {
+    let mut stmt = conn.prepare_cached(sql!("connection/data_version.sql"))?;
+    Ok(stmt.query_row([], |r| r.get(0))?)
+}
 
 // ---- meta -------------------------------------------------------------------------------------
 
@@ -210,11 +254,8 @@ impl<'c> Taker<'c> {
     /// the lease's end, or None if the row is no longer what was read.
     pub fn take(&mut self, p: &ClaimParams<'_>, job: &mut ClaimedJob) -> Result<Option<i64>> {
         let token = job.token + 1;
-        let deadline = job.timeout_ms.map(|t| p.now.saturating_add(t));
-        let lease_until = p.now.saturating_add(match job.timeout_ms {
-            Some(t) => p.lease_ms.min(t),
-            None => p.lease_ms,
-        });
+        let deadline = policy::deadline_at(p.now, job.timeout_ms);
+        let lease_until = policy::lease_end(p.now, p.lease_ms, deadline);
         let (s, i) = (&mut self.stmt, &self.idx);
         s.raw_bind_parameter(i[0], job.id)?;
         s.raw_bind_parameter(i[1], token)?;
@@ -474,9 +515,11 @@ pub struct Expired {
     pub worker_id: Option<String>,
 }
 
-pub fn expired_leases(conn: &Connection, now: i64, limit: i64) -> Result<Vec<Expired>> {
+/// Running attempts whose lease ended at or before `cutoff` (the reaper passes
+/// `policy::reap_cutoff(now)`), oldest lease first.
+pub fn expired_leases(conn: &Connection, cutoff: i64, limit: i64) -> Result<Vec<Expired>> {
     let mut stmt = conn.prepare_cached(sql!("reaper/expired.sql"))?;
-    let rows = stmt.query_map(named_params! {":now": now, ":limit": limit}, |r| {
+    let rows = stmt.query_map(named_params! {":now": cutoff, ":limit": limit}, |r| {
         Ok(Expired {
             id: r.get(0)?,
             namespace: r.get(1)?,
@@ -585,15 +628,16 @@ pub fn stats(conn: &Connection, ns: &str) -> Result<StatsRow> {
     let mut s = StatsRow::default();
     while let Some(r) = rows.next()? {
         let n: i64 = r.get(1)?;
-        match r.get::<_, i64>(0)? {
-            0 => s.pending = n,
-            1 => s.running = n,
-            2 => s.completed = n,
-            3 => s.failed = n,
-            4 => s.dead = n,
-            5 => s.cancelled = n,
-            _ => {}
-        }
+        let count = match StatusCode::from_i64(r.get(0)?) {
+            Some(StatusCode::Pending) => &mut s.pending,
+            Some(StatusCode::Running) => &mut s.running,
+            Some(StatusCode::Complete) => &mut s.completed,
+            Some(StatusCode::Failed) => &mut s.failed,
+            Some(StatusCode::Dead) => &mut s.dead,
+            Some(StatusCode::Cancelled) => &mut s.cancelled,
+            None => continue,
+        };
+        *count = n;
     }
     Ok(s)
 }

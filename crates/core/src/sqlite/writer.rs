@@ -7,18 +7,29 @@
 //! that could still be rolled back.
 
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::sync::Arc;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::engine::Shared;
 use crate::error::{Error, Result};
+
+/// The writer's transaction control. Kept here as words rather than `.sql` files: they are not
+/// statements on taskito's tables but the frame around them, used by this file alone, and the JS
+/// core frames its transactions with its driver's own helper.
+mod tx {
+    pub const BEGIN: &str = "BEGIN IMMEDIATE";
+    pub const COMMIT: &str = "COMMIT";
+    pub const ROLLBACK: &str = "ROLLBACK";
+    pub const SAVEPOINT: &str = "SAVEPOINT cmd";
+    pub const RELEASE: &str = "RELEASE cmd";
+    pub const ROLLBACK_TO: &str = "ROLLBACK TO cmd";
+}
 
 /// Most commands in one transaction: bounds how long one commit keeps the others waiting.
 const MAX_BATCH: usize = 512;
 
-/// What a committed command changes outside the database: fired after the COMMIT.
+/// What a committed command changes outside the database: handed to the writer's on-commit
+/// callback (the engine's) after the COMMIT.
 #[derive(Default)]
 pub(crate) struct Effects {
     /// Jobs may have become ready (enqueue, retry scheduled, release, replay): wake claims.
@@ -95,7 +106,9 @@ where
     (Box::new(op), rx)
 }
 
-pub(crate) fn run(conn: Connection, rx: Receiver<Msg>, shared: Arc<Shared>) {
+/// The writer thread's loop; `on_commit` gets the merged effects of every transaction that
+/// committed, before any of its commands replies.
+pub(crate) fn run(conn: Connection, rx: Receiver<Msg>, on_commit: impl Fn(Effects)) {
     let mut batch: Vec<Box<dyn Command>> = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
     loop {
@@ -120,7 +133,7 @@ pub(crate) fn run(conn: Connection, rx: Receiver<Msg>, shared: Arc<Shared>) {
             }
             continue;
         }
-        commit_batch(&conn, &mut batch, &shared);
+        commit_batch(&conn, &mut batch, &on_commit);
     }
 }
 
@@ -128,8 +141,12 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
-fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Command>>, shared: &Shared) {
-    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
+fn commit_batch(
+    conn: &Connection,
+    batch: &mut Vec<Box<dyn Command>>,
+    on_commit: &impl Fn(Effects),
+) {
+    if let Err(e) = exec(conn, tx::BEGIN) {
         let e = Error::from(e);
         for cmd in batch.drain(..) {
             cmd.finish(Some(&e));
@@ -140,7 +157,7 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Command>>, shared: &S
     if let [cmd] = batch.as_mut_slice() {
         // A lone command needs no savepoint: if it fails, the whole transaction is its own.
         if !cmd.run(conn, &mut effects) {
-            let _ = exec(conn, "ROLLBACK");
+            let _ = exec(conn, tx::ROLLBACK);
             for cmd in batch.drain(..) {
                 cmd.finish(None);
             }
@@ -150,7 +167,7 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Command>>, shared: &S
         // One failed (rare: commands are validated before they are queued). Start over with a
         // savepoint per command, so the others keep their work and the failure keeps its error.
         effects = Effects::default();
-        if let Err(e) = exec(conn, "ROLLBACK").and_then(|_| exec(conn, "BEGIN IMMEDIATE")) {
+        if let Err(e) = exec(conn, tx::ROLLBACK).and_then(|_| exec(conn, tx::BEGIN)) {
             let e = Error::from(e);
             for cmd in batch.drain(..) {
                 cmd.finish(Some(&e));
@@ -159,27 +176,27 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<Box<dyn Command>>, shared: &S
         }
         for cmd in batch.iter_mut() {
             let mut fx = Effects::default();
-            if exec(conn, "SAVEPOINT cmd").is_err() {
+            if exec(conn, tx::SAVEPOINT).is_err() {
                 continue;
             }
             if cmd.run(conn, &mut fx) {
-                let _ = exec(conn, "RELEASE cmd");
+                let _ = exec(conn, tx::RELEASE);
                 effects.merge(fx);
             } else {
-                let _ = exec(conn, "ROLLBACK TO cmd");
-                let _ = exec(conn, "RELEASE cmd");
+                let _ = exec(conn, tx::ROLLBACK_TO);
+                let _ = exec(conn, tx::RELEASE);
             }
         }
     }
-    match exec(conn, "COMMIT") {
+    match exec(conn, tx::COMMIT) {
         Ok(()) => {
-            shared.after_commit(effects);
+            on_commit(effects);
             for cmd in batch.drain(..) {
                 cmd.finish(None);
             }
         }
         Err(e) => {
-            let _ = exec(conn, "ROLLBACK");
+            let _ = exec(conn, tx::ROLLBACK);
             let e = Error::from(e);
             for cmd in batch.drain(..) {
                 cmd.finish(Some(&e));

@@ -1,4 +1,7 @@
 -- Running attempts whose lease ran out (worker lost or deadline passed), oldest first.
+-- :now is the reap cutoff, not the clock: the caller passes the clock less the reap grace
+-- (policy::reap_cutoff), so an attempt is taken only once its lease ended at least that long ago
+-- and a worker timing its own attempt out at the deadline settles it first.
 -- LIMIT takes `:limit + 0`, not a bare parameter: SQLite plans a bare LIMIT parameter for its
 -- bound value and so re-prepares the statement on every run.
 SELECT id, namespace, lease_token, deadline_at, timeout_ms, worker_id FROM jobs

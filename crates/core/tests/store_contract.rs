@@ -1,0 +1,984 @@
+//! The `Store` contract: each case is written once against `Arc<dyn Store>` (opened with
+//! `taskito_core::open`) and runs unchanged on every backend: `sqlite::<case>` on a file in a
+//! temporary folder, `postgres::<case>` in a fresh schema of `TASKITO_PG_URL` (dropped after).
+//! Without `TASKITO_PG_URL` the PostgreSQL half prints a note and skips, except in CI
+//! (`CI=true`), where it fails. What only one backend has (SQLite's WAL and file locking,
+//! PostgreSQL's NOTIFY and outages) is tested in `sqlite.rs` / `postgres.rs`.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use taskito_core::policy;
+use taskito_core::{
+    open, ClaimRequest, ClaimedJob, JobRow, JobToken, ListFilter, NewJob, OpenOptions, SettleKind,
+    SettleStatus, StatsRow, StatusCode, Store,
+};
+use tempfile::TempDir;
+use tokio_postgres::NoTls;
+
+mod common;
+use common::*;
+
+// ---- backends -------------------------------------------------------------------------------
+
+/// Opens a store with `opts`, runs `case` on it, and closes it.
+async fn run<F, Fut>(opts: OpenOptions, case: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let store = open(opts).await.expect("open the store");
+    case(store.clone()).await;
+    store.close().await.expect("close");
+}
+
+/// Runs `case` on a store over a new SQLite file.
+async fn on_sqlite<F, Fut>(case: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = TempDir::new().expect("temp dir");
+    let path = dir.path().join("jobs.db");
+    let opts = OpenOptions {
+        db_path: Some(path.to_string_lossy().into_owned()),
+        namespace: "contract".into(),
+        ..Default::default()
+    };
+    run(opts, case).await;
+}
+
+/// A schema of one case, dropped when the case ends (also when it panics).
+struct Schema {
+    url: String,
+    name: String,
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        // Drop cannot await: a private runtime on its own thread drops the schema.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok((client, conn)) = tokio_postgres::connect(&url, NoTls).await {
+                    tokio::spawn(conn);
+                    let drop = format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE");
+                    let _ = client.batch_execute(&drop).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Runs `case` on a store over a fresh PostgreSQL schema; skips without `TASKITO_PG_URL`.
+async fn on_postgres<F, Fut>(case: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let Some(url) = pg_url() else { return };
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .subsec_nanos();
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let name = format!("contract_{}_{nanos}_{n}", std::process::id());
+    let _schema = Schema {
+        url: url.clone(),
+        name: name.clone(),
+    };
+    let opts = OpenOptions {
+        url: Some(url),
+        schema: Some(name),
+        namespace: "contract".into(),
+        ..Default::default()
+    };
+    run(opts, case).await;
+}
+
+/// One test per case and backend: `sqlite::<case>` and `postgres::<case>`.
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::on_sqlite(super::$case).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::on_postgres(super::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    enqueue_claim_complete_then_get_and_wait,
+    fail_retries_with_backoff_then_dead_then_replay,
+    a_stale_token_changes_nothing,
+    cancel_pending_running_and_final,
+    unique_key_returns_the_live_job,
+    claim_order_is_priority_then_run_at_then_id_across_queues,
+    release_puts_a_claimed_job_back,
+    stats_count_every_status,
+    list_jobs_filters_and_pages_newest_first,
+    dead_letters_page_newest_first,
+    a_bad_job_gets_the_policy_message_and_nothing_is_written,
+    a_timeout_of_zero_is_refused,
+    an_empty_worker_id_is_refused,
+    a_lease_of_5_ms_is_refused,
+    bad_claims_progress_and_pages_are_refused,
+    the_reaper_retries_the_attempt_of_a_lost_worker,
+    the_reaper_fails_an_attempt_past_its_timeout,
+    the_heartbeat_keeps_a_live_worker_s_lease,
+);
+
+// ---- helpers --------------------------------------------------------------------------------
+
+async fn claim_one(s: &Arc<dyn Store>, worker: &str, wait_ms: u64) -> ClaimedJob {
+    let mut got = s.claim(req(worker, 1, wait_ms)).await.expect("claim");
+    assert_eq!(got.len(), 1, "one job claimed");
+    got.remove(0)
+}
+
+async fn row(s: &Arc<dyn Store>, id: i64) -> JobRow {
+    s.get_job(id)
+        .await
+        .expect("get_job")
+        .expect("the job exists")
+}
+
+fn status(r: &JobRow) -> StatusCode {
+    StatusCode::from_i64(r.status).expect("a known status")
+}
+
+fn ids(rows: &[JobRow]) -> Vec<i64> {
+    rows.iter().map(|r| r.id).collect()
+}
+
+fn list(status: Option<StatusCode>, task: Option<&str>, limit: i64, offset: i64) -> ListFilter {
+    ListFilter {
+        status: status.map(|s| s as i64),
+        task_name: task.map(String::from),
+        limit,
+        offset,
+    }
+}
+
+/// Settles `n` new jobs of task `task` dead (no retries), in order; their ids.
+async fn make_dead(s: &Arc<dyn Store>, task: &str, n: usize) -> Vec<i64> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let mut j = job(task);
+        j.max_retries = 0;
+        j.args = format!("[{i}]");
+        let id = enqueue_one(s, j).await;
+        let c = claim_one(s, "w", 0).await;
+        assert_eq!(c.id, id);
+        let o = s.settle(vec![fail(&c, &format!("Error: dead {i}"))]).await;
+        assert_eq!(o.unwrap()[0].status, SettleStatus::Dead);
+        out.push(id);
+    }
+    out
+}
+
+// ---- cases ----------------------------------------------------------------------------------
+
+async fn enqueue_claim_complete_then_get_and_wait(s: Arc<dyn Store>) {
+    let mut j = job("add");
+    j.args = "[1,2]".into();
+    j.timeout_ms = Some(60_000);
+    j.soft_timeout_ms = Some(30_000);
+    let id = enqueue_one(&s, j).await;
+    let r = row(&s, id).await;
+    assert_eq!(status(&r), StatusCode::Pending);
+    assert_eq!((r.task_name.as_str(), r.args.as_str()), ("add", "[1,2]"));
+    assert_eq!((r.started_at, r.finished_at, r.result), (None, None, None));
+    assert!(r.run_at >= r.created_at);
+
+    let waiter = {
+        let s = s.clone();
+        tokio::spawn(async move { s.wait_job(id, 30_000).await })
+    };
+    let c = claim_one(&s, "w", 0).await;
+    assert_eq!((c.id, c.attempt, c.token), (id, 0, 1));
+    assert_eq!((c.task_name.as_str(), c.queue.as_str()), ("add", "default"));
+    assert_eq!(
+        (c.timeout_ms, c.soft_timeout_ms),
+        (Some(60_000), Some(30_000))
+    );
+    let r = row(&s, id).await;
+    assert_eq!(status(&r), StatusCode::Running);
+    assert_eq!(r.started_at, Some(c.started_at));
+
+    let out = s.settle(vec![complete(&c, "3")]).await.unwrap();
+    assert_eq!((out[0].id, out[0].status), (id, SettleStatus::Complete));
+    let waited = waiter.await.unwrap().unwrap().expect("the job exists");
+    assert_eq!(status(&waited), StatusCode::Complete);
+    assert_eq!(waited.result.as_deref(), Some("3"));
+    let r = row(&s, id).await;
+    assert_eq!(r.result.as_deref(), Some("3"));
+    assert!(r.finished_at.is_some_and(|f| f >= c.started_at));
+    assert!(s.job_errors(id).await.unwrap().is_empty());
+
+    // A wait that runs out resolves with the row as it is; an unknown id with None.
+    let other = enqueue_one(&s, job("t")).await;
+    let r = s.wait_job(other, 50).await.unwrap().expect("exists");
+    assert_eq!(status(&r), StatusCode::Pending);
+    assert!(s.wait_job(987_654_321, 50).await.unwrap().is_none());
+    assert!(s.get_job(987_654_321).await.unwrap().is_none());
+}
+
+async fn fail_retries_with_backoff_then_dead_then_replay(s: Arc<dyn Store>) {
+    const BASE: i64 = 250;
+    let mut j = job("flaky");
+    j.max_retries = 2;
+    j.backoff_base_ms = BASE;
+    j.priority = 7;
+    j.timeout_ms = Some(60_000);
+    j.result_ttl_ms = Some(123_000);
+    j.args = "[1,2]".into();
+    let id = enqueue_one(&s, j).await;
+
+    for attempt in 0..2 {
+        let c = claim_one(&s, "w", 5_000).await;
+        assert_eq!((c.id, c.attempt), (id, attempt));
+        // A retry is not claimed before its backoff ends.
+        assert!(taskito_core::now_ms() >= row(&s, id).await.run_at);
+        let out = s
+            .settle(vec![fail(&c, &format!("Error: boom {attempt}"))])
+            .await
+            .unwrap();
+        assert_eq!(out[0].status, SettleStatus::Failed);
+        let r = row(&s, id).await;
+        assert_eq!(
+            (status(&r), r.retry_count),
+            (StatusCode::Failed, attempt + 1)
+        );
+        assert_eq!(out[0].run_at, Some(r.run_at));
+        assert_eq!(
+            r.error.as_deref(),
+            Some(format!("Error: boom {attempt}").as_str())
+        );
+        // The wait doubles with each retry (no jitter), counted from the failure.
+        let failed_at = s.job_errors(id).await.unwrap()[attempt as usize].failed_at;
+        assert_eq!(r.run_at - failed_at, BASE << attempt);
+        assert!(
+            s.claim(req("w", 1, 0)).await.unwrap().is_empty(),
+            "not due yet"
+        );
+        assert_eq!(s.stats().await.unwrap().failed, 1);
+    }
+    let c = claim_one(&s, "w", 5_000).await;
+    assert_eq!(c.attempt, 2);
+    let out = s.settle(vec![fail(&c, "Error: boom 2")]).await.unwrap();
+    assert_eq!((out[0].status, out[0].run_at), (SettleStatus::Dead, None));
+    let r = row(&s, id).await;
+    assert_eq!((status(&r), r.retry_count), (StatusCode::Dead, 2));
+    assert!(r.finished_at.is_some());
+
+    let errors = s.job_errors(id).await.unwrap();
+    let seen: Vec<(i64, &str)> = errors
+        .iter()
+        .map(|e| (e.attempt, e.error.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (0, "Error: boom 0"),
+            (1, "Error: boom 1"),
+            (2, "Error: boom 2")
+        ]
+    );
+    assert!(errors
+        .iter()
+        .all(|e| e.traceback.as_deref() == Some("at test")));
+
+    let dead = s.dead_letters(10, 0).await.unwrap();
+    assert_eq!(dead.len(), 1);
+    let d = &dead[0];
+    assert_eq!(
+        (d.job_id, d.retry_count, d.error.as_str()),
+        (id, 2, "Error: boom 2")
+    );
+    assert_eq!(
+        (d.task_name.as_str(), d.queue.as_str(), d.args.as_str()),
+        ("flaky", "default", "[1,2]")
+    );
+    assert_eq!(d.replayed_job_id, None);
+    let st = s.stats().await.unwrap();
+    assert_eq!((st.dead, st.failed, st.running), (1, 0, 0));
+
+    // Two replays at once, and a later one: one new job.
+    let (a, b) = tokio::join!(s.replay(d.id), s.replay(d.id));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a, b);
+    assert_ne!(a, id);
+    assert_eq!(
+        s.replay(d.id).await.unwrap(),
+        a,
+        "a second replay: the same job"
+    );
+    let new = row(&s, a).await;
+    assert_eq!(status(&new), StatusCode::Pending);
+    assert_eq!(
+        (
+            new.priority,
+            new.max_retries,
+            new.retry_count,
+            new.timeout_ms,
+            new.result_ttl_ms
+        ),
+        (7, 2, 0, Some(60_000), Some(123_000))
+    );
+    assert_eq!(
+        (new.task_name.as_str(), new.args.as_str()),
+        ("flaky", "[1,2]")
+    );
+    assert_eq!(
+        s.dead_letters(10, 0).await.unwrap()[0].replayed_job_id,
+        Some(a)
+    );
+    assert_eq!(s.stats().await.unwrap().pending, 1);
+    assert_eq!(
+        s.replay(987_654_321).await.unwrap_err().code(),
+        "JOB_NOT_FOUND"
+    );
+
+    // Not retryable: straight to dead, no retry used.
+    let strict = enqueue_one(&s, job("strict")).await;
+    let got = s.claim(req("w", 10, 0)).await.unwrap();
+    let c = got.iter().find(|c| c.id == strict).expect("claimed");
+    let mut f = fail(c, "TypeError: no");
+    f.retryable = Some(false);
+    assert_eq!(
+        s.settle(vec![f]).await.unwrap()[0].status,
+        SettleStatus::Dead
+    );
+    assert_eq!(row(&s, strict).await.retry_count, 0);
+}
+
+async fn a_stale_token_changes_nothing(s: Arc<dyn Store>) {
+    let id = enqueue_one(&s, job("t")).await;
+    let first = claim_one(&s, "w", 0).await;
+    s.release(vec![JobToken {
+        id,
+        token: first.token,
+    }])
+    .await
+    .unwrap();
+    let c = claim_one(&s, "w", 0).await;
+    assert_eq!((c.id, c.token), (id, first.token + 1));
+
+    // The released attempt's token, and one from the future.
+    for token in [first.token, c.token + 1] {
+        let stale = ClaimedJob { token, ..c.clone() };
+        let mut cancel = settle(&stale, SettleKind::Cancel);
+        cancel.error = Some("TaskCancelledError: late".into());
+        let out = s
+            .settle(vec![
+                complete(&stale, "\"x\""),
+                fail(&stale, "Error: late"),
+                cancel,
+            ])
+            .await
+            .unwrap();
+        assert!(
+            out.iter()
+                .all(|o| o.id == id && o.status == SettleStatus::Stale),
+            "{out:?}"
+        );
+        assert!(!s.set_progress(id, token, 0.25).await.unwrap());
+        s.release(vec![JobToken { id, token }]).await.unwrap();
+        let r = row(&s, id).await;
+        assert_eq!(
+            (status(&r), r.result, r.error, r.progress),
+            (StatusCode::Running, None, None, None)
+        );
+        assert!(s.job_errors(id).await.unwrap().is_empty());
+    }
+
+    assert!(s.set_progress(id, c.token, 0.5).await.unwrap());
+    let out = s.settle(vec![complete(&c, "\"ok\"")]).await.unwrap();
+    assert_eq!(out[0].status, SettleStatus::Complete);
+    // Once settled, the attempt's own token is stale too.
+    let out = s.settle(vec![fail(&c, "Error: again")]).await.unwrap();
+    assert_eq!(out[0].status, SettleStatus::Stale);
+    assert!(!s.set_progress(id, c.token, 0.9).await.unwrap());
+    let r = row(&s, id).await;
+    assert_eq!(
+        (status(&r), r.result.as_deref(), r.progress),
+        (StatusCode::Complete, Some("\"ok\""), Some(0.5))
+    );
+    assert!(s.job_errors(id).await.unwrap().is_empty());
+}
+
+async fn cancel_pending_running_and_final(s: Arc<dyn Store>) {
+    // Pending: cancelled at once.
+    let pending = enqueue_one(&s, job("t")).await;
+    assert_eq!(s.cancel(pending).await.unwrap().as_str(), "cancelled");
+    let r = row(&s, pending).await;
+    assert_eq!(status(&r), StatusCode::Cancelled);
+    assert_eq!(r.error.as_deref(), Some(policy::CANCELLED_BEFORE_RUN));
+    assert!(r.finished_at.is_some());
+    assert_eq!(s.cancel(pending).await.unwrap().as_str(), "final");
+
+    // Failed, waiting for its retry: cancelled at once too.
+    let mut j = job("t");
+    j.backoff_base_ms = 60_000;
+    let failed = enqueue_one(&s, j).await;
+    let c = claim_one(&s, "w", 0).await;
+    assert_eq!(
+        s.settle(vec![fail(&c, "Error: x")]).await.unwrap()[0].status,
+        SettleStatus::Failed
+    );
+    assert_eq!(s.cancel(failed).await.unwrap().as_str(), "cancelled");
+    assert_eq!(status(&row(&s, failed).await), StatusCode::Cancelled);
+
+    // Running: requested; the worker's heartbeat learns it, once; the attempt settles cancelled.
+    s.register_worker("w1", 300).unwrap();
+    let running = enqueue_one(&s, job("t")).await;
+    let c = claim_one(&s, "w1", 0).await;
+    assert_eq!(s.cancel(running).await.unwrap().as_str(), "requested");
+    let r = row(&s, running).await;
+    assert_eq!(
+        (status(&r), r.cancel_requested),
+        (StatusCode::Running, true)
+    );
+    let t0 = Instant::now();
+    let learned = loop {
+        let got = s.take_cancel_requests("w1");
+        if !got.is_empty() || t0.elapsed() > Duration::from_secs(10) {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(learned, vec![running]);
+    assert!(
+        s.take_cancel_requests("w1").is_empty(),
+        "each request is reported once"
+    );
+    let mut cancel = settle(&c, SettleKind::Cancel);
+    cancel.error = Some("TaskCancelledError: asked".into());
+    assert_eq!(
+        s.settle(vec![cancel]).await.unwrap()[0].status,
+        SettleStatus::Cancelled
+    );
+    let r = row(&s, running).await;
+    assert_eq!(
+        (status(&r), r.error.as_deref()),
+        (StatusCode::Cancelled, Some("TaskCancelledError: asked"))
+    );
+
+    // Running, and the attempt fails after the request: cancelled, not retried.
+    let failing = enqueue_one(&s, job("t")).await;
+    let c = claim_one(&s, "w1", 0).await;
+    assert_eq!(s.cancel(failing).await.unwrap().as_str(), "requested");
+    let out = s.settle(vec![fail(&c, "Error: stopped")]).await.unwrap();
+    assert_eq!(out[0].status, SettleStatus::Cancelled);
+    assert_eq!(status(&row(&s, failing).await), StatusCode::Cancelled);
+    assert!(s.dead_letters(10, 0).await.unwrap().is_empty());
+
+    // Final: unchanged.
+    let done = enqueue_one(&s, job("t")).await;
+    let c = claim_one(&s, "w1", 0).await;
+    s.settle(vec![complete(&c, "1")]).await.unwrap();
+    assert_eq!(s.cancel(done).await.unwrap().as_str(), "final");
+    let r = row(&s, done).await;
+    assert_eq!(
+        (status(&r), r.cancel_requested),
+        (StatusCode::Complete, false)
+    );
+
+    assert_eq!(
+        s.cancel(987_654_321).await.unwrap_err().code(),
+        "JOB_NOT_FOUND"
+    );
+    assert_eq!(s.stats().await.unwrap().cancelled, 4);
+    s.unregister_worker("w1");
+}
+
+async fn unique_key_returns_the_live_job(s: Arc<dyn Store>) {
+    let mut k = job("u");
+    k.unique_key = Some("k1".into());
+    let out = s
+        .enqueue(vec![k.clone(), job("other"), k.clone()])
+        .await
+        .unwrap();
+    assert!(out[0].created && out[1].created);
+    assert_eq!(
+        (out[2].id, out[2].created),
+        (out[0].id, false),
+        "within one batch"
+    );
+    let again = s.enqueue(vec![k.clone()]).await.unwrap()[0];
+    assert_eq!(
+        (again.id, again.created),
+        (out[0].id, false),
+        "pending holds the key"
+    );
+    assert_eq!(row(&s, out[0].id).await.unique_key.as_deref(), Some("k1"));
+
+    let got = s.claim(req("w", 10, 0)).await.unwrap();
+    let c = got.iter().find(|c| c.id == out[0].id).expect("claimed");
+    let again = s.enqueue(vec![k.clone()]).await.unwrap()[0];
+    assert_eq!(
+        (again.id, again.created),
+        (out[0].id, false),
+        "running holds the key"
+    );
+    assert_eq!(
+        s.settle(vec![fail(c, "Error: once")]).await.unwrap()[0].status,
+        SettleStatus::Failed
+    );
+    let again = s.enqueue(vec![k.clone()]).await.unwrap()[0];
+    assert_eq!(
+        (again.id, again.created),
+        (out[0].id, false),
+        "a pending retry holds the key"
+    );
+
+    // Final: the key is free again.
+    s.cancel(out[0].id).await.unwrap();
+    let fresh = s.enqueue(vec![k]).await.unwrap()[0];
+    assert!(fresh.created);
+    assert_ne!(fresh.id, out[0].id);
+    assert_eq!(s.stats().await.unwrap().pending, 1);
+}
+
+async fn claim_order_is_priority_then_run_at_then_id_across_queues(s: Arc<dyn Store>) {
+    let mut low = job("low");
+    low.priority = -1;
+    let mut high = job("high");
+    high.priority = 5;
+    let mut later = job("later");
+    later.delay_ms = Some(60_000);
+    let mut earlier = job("earlier");
+    earlier.run_at = Some(1_000); // long past: first among priority 0
+    let ids = s
+        .enqueue(vec![job("first"), low, high, later, earlier, job("second")])
+        .await
+        .unwrap();
+    assert!(
+        ids.windows(2).all(|w| w[0].id < w[1].id),
+        "ids in input order"
+    );
+    let got = s.claim(req("w", 10, 0)).await.unwrap();
+    let names: Vec<&str> = got.iter().map(|j| j.task_name.as_str()).collect();
+    assert_eq!(names, ["high", "earlier", "first", "second", "low"]);
+    assert!(got.iter().all(|j| j.attempt == 0 && j.token == 1));
+    assert!(
+        s.claim(req("w", 10, 0)).await.unwrap().is_empty(),
+        "the delayed job is not due"
+    );
+    let r = row(&s, ids[3].id).await;
+    assert_eq!(status(&r), StatusCode::Pending);
+    assert!(r.run_at >= r.created_at + 60_000);
+
+    // Several queues: one order over all of them, only the queues asked for, at most `limit`.
+    let in_queue = |q: &str, task: &str, priority: i64| {
+        let mut j = job(task);
+        j.queue = q.into();
+        j.priority = priority;
+        j
+    };
+    s.enqueue(vec![
+        in_queue("a", "a1", 1),
+        in_queue("b", "b9", 9),
+        in_queue("c", "c20", 20),
+        in_queue("a", "a9", 9),
+        in_queue("b", "b1", 1),
+    ])
+    .await
+    .unwrap();
+    let mut r = req("w", 3, 0);
+    r.queues = vec!["b".into(), "a".into(), "b".into()];
+    let got = s.claim(r.clone()).await.unwrap();
+    let names: Vec<&str> = got.iter().map(|j| j.task_name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["b9", "a9", "a1"],
+        "priority first, then the older job"
+    );
+    let got = s.claim(r).await.unwrap();
+    let names: Vec<(&str, &str)> = got
+        .iter()
+        .map(|j| (j.task_name.as_str(), j.queue.as_str()))
+        .collect();
+    assert_eq!(names, [("b1", "b")], "queue c is not asked for");
+    assert_eq!(
+        s.stats().await.unwrap().pending,
+        2,
+        "c20 and the delayed job"
+    );
+}
+
+async fn release_puts_a_claimed_job_back(s: Arc<dyn Store>) {
+    let ids = s.enqueue(vec![job("a"), job("b")]).await.unwrap();
+    let got = s.claim(req("w", 2, 0)).await.unwrap();
+    let tokens: Vec<JobToken> = got
+        .iter()
+        .map(|c| JobToken {
+            id: c.id,
+            token: c.token,
+        })
+        .collect();
+    s.release(tokens).await.unwrap();
+    for e in &ids {
+        let r = row(&s, e.id).await;
+        assert_eq!(
+            (status(&r), r.retry_count, r.started_at),
+            (StatusCode::Pending, 0, None)
+        );
+    }
+    assert!(s.job_errors(ids[0].id).await.unwrap().is_empty());
+    assert_eq!(s.stats().await.unwrap().pending, 2);
+    let again = s.claim(req("w", 2, 0)).await.unwrap();
+    let seen: Vec<(i64, i64, i64)> = again.iter().map(|c| (c.id, c.token, c.attempt)).collect();
+    assert_eq!(
+        seen,
+        [(ids[0].id, 2, 0), (ids[1].id, 2, 0)],
+        "the same order, a new token, no retry used"
+    );
+    s.release(Vec::new()).await.unwrap();
+}
+
+async fn stats_count_every_status(s: Arc<dyn Store>) {
+    assert_eq!(s.stats().await.unwrap(), Default::default());
+    let mut jobs: Vec<NewJob> = (0..7).map(|_| job("t")).collect();
+    jobs[2].backoff_base_ms = 60_000;
+    jobs[3].max_retries = 0;
+    jobs[6].delay_ms = Some(60_000);
+    let ids = s.enqueue(jobs).await.unwrap();
+    let got = s.claim(req("w", 5, 0)).await.unwrap();
+    assert_eq!(got.len(), 5);
+    let mut cancel = settle(&got[4], SettleKind::Cancel);
+    cancel.error = Some("TaskCancelledError: stop".into());
+    let mut stale = complete(&got[0], "\"x\"");
+    stale.token += 7;
+    // One batch of every kind: outcomes in input order.
+    let batch = vec![
+        complete(&got[1], "1"),
+        fail(&got[2], "Error: retry"),
+        fail(&got[3], "Error: dead"),
+        cancel,
+        stale,
+    ];
+    let order: Vec<i64> = batch.iter().map(|b| b.id).collect();
+    let out = s.settle(batch).await.unwrap();
+    let kinds: Vec<SettleStatus> = out.iter().map(|o| o.status).collect();
+    assert_eq!(
+        kinds,
+        [
+            SettleStatus::Complete,
+            SettleStatus::Failed,
+            SettleStatus::Dead,
+            SettleStatus::Cancelled,
+            SettleStatus::Stale,
+        ]
+    );
+    assert_eq!(out.iter().map(|o| o.id).collect::<Vec<_>>(), order);
+    let r = row(&s, got[4].id).await;
+    assert_eq!(r.error.as_deref(), Some("TaskCancelledError: stop"));
+    s.cancel(ids[5].id).await.unwrap();
+    // Pending: the delayed job (a failed job waiting for its retry counts as failed only).
+    let want = StatsRow {
+        pending: 1,
+        running: 1,
+        completed: 1,
+        failed: 1,
+        dead: 1,
+        cancelled: 2,
+    };
+    assert_eq!(s.stats().await.unwrap(), want);
+}
+
+async fn list_jobs_filters_and_pages_newest_first(s: Arc<dyn Store>) {
+    let a = enqueue_one(&s, job("a")).await;
+    let b = enqueue_one(&s, job("b")).await;
+    let a2 = enqueue_one(&s, job("a")).await;
+    let a3 = enqueue_one(&s, job("a")).await;
+    let all = s.list_jobs(list(None, None, 10, 0)).await.unwrap();
+    assert_eq!(ids(&all), [a3, a2, b, a]);
+    let page = s.list_jobs(list(None, None, 2, 1)).await.unwrap();
+    assert_eq!(ids(&page), [a2, b]);
+    assert!(s
+        .list_jobs(list(None, None, 10, 4))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .list_jobs(list(None, None, 0, 0))
+        .await
+        .unwrap()
+        .is_empty());
+    let pending_a = s
+        .list_jobs(list(Some(StatusCode::Pending), Some("a"), 10, 0))
+        .await
+        .unwrap();
+    assert_eq!(ids(&pending_a), [a3, a2, a]);
+
+    // Claimed in order a, b: a completes, b stays running.
+    let got = s.claim(req("w", 2, 0)).await.unwrap();
+    assert_eq!(got.iter().map(|c| c.id).collect::<Vec<_>>(), [a, b]);
+    s.settle(vec![complete(&got[0], "1")]).await.unwrap();
+    let done = s
+        .list_jobs(list(Some(StatusCode::Complete), None, 10, 0))
+        .await
+        .unwrap();
+    assert_eq!(ids(&done), [a]);
+    assert_eq!(done[0].result.as_deref(), Some("1"));
+    let running = s
+        .list_jobs(list(Some(StatusCode::Running), None, 10, 0))
+        .await
+        .unwrap();
+    assert_eq!(ids(&running), [b]);
+    let pending_a = s
+        .list_jobs(list(Some(StatusCode::Pending), Some("a"), 1, 1))
+        .await
+        .unwrap();
+    assert_eq!(ids(&pending_a), [a2]);
+    assert!(s
+        .list_jobs(list(Some(StatusCode::Dead), None, 10, 0))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(s
+        .list_jobs(list(None, Some("zzz"), 10, 0))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn dead_letters_page_newest_first(s: Arc<dyn Store>) {
+    assert!(s.dead_letters(10, 0).await.unwrap().is_empty());
+    let dead = make_dead(&s, "d", 3).await;
+    let all = s.dead_letters(10, 0).await.unwrap();
+    let job_ids: Vec<i64> = all.iter().map(|d| d.job_id).collect();
+    assert_eq!(job_ids, [dead[2], dead[1], dead[0]]);
+    assert_eq!(all[0].error, "Error: dead 2");
+    assert_eq!(all[2].args, "[0]");
+    let page = |limit, offset| {
+        let s = s.clone();
+        async move {
+            let rows = s.dead_letters(limit, offset).await.unwrap();
+            rows.iter().map(|d| d.job_id).collect::<Vec<i64>>()
+        }
+    };
+    assert_eq!(page(2, 0).await, [dead[2], dead[1]]);
+    assert_eq!(page(2, 2).await, [dead[0]]);
+    assert!(page(2, 3).await.is_empty());
+    assert!(page(0, 0).await.is_empty());
+}
+
+/// Nothing at all in the store: no job, no count.
+async fn assert_empty(s: &Arc<dyn Store>) {
+    assert_eq!(
+        s.stats().await.unwrap(),
+        Default::default(),
+        "nothing was written"
+    );
+    assert!(s
+        .list_jobs(list(None, None, 10, 0))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn a_bad_job_gets_the_policy_message_and_nothing_is_written(s: Arc<dyn Store>) {
+    // A bad job anywhere in a batch refuses the whole batch.
+    let mut bad = job("t");
+    bad.max_retries = -1;
+    let e = s.enqueue(vec![job("ok"), bad.clone()]).await.unwrap_err();
+    assert_eq!(e.code(), "INVALID_ARGUMENT");
+    assert_eq!(
+        e.message(),
+        "job 1: maxRetries must be a non-negative integer, got -1; nothing was enqueued"
+    );
+    assert_eq!(e, policy::validate_job(1, &bad).unwrap_err());
+    let mut nameless = job("");
+    nameless.queue = String::new();
+    let mut early = job("t");
+    early.delay_ms = Some(-1);
+    for bad in [nameless, early] {
+        let e = s.enqueue(vec![bad.clone()]).await.unwrap_err();
+        assert_eq!(e, policy::validate_job(0, &bad).unwrap_err());
+    }
+    assert_empty(&s).await;
+}
+
+async fn a_timeout_of_zero_is_refused(s: Arc<dyn Store>) {
+    for field in ["timeoutMs", "softTimeoutMs"] {
+        let mut zero = job("t");
+        if field == "timeoutMs" {
+            zero.timeout_ms = Some(0);
+        } else {
+            zero.soft_timeout_ms = Some(0);
+        }
+        let e = s.enqueue(vec![zero.clone()]).await.unwrap_err();
+        assert_eq!(e.code(), "INVALID_ARGUMENT");
+        assert_eq!(
+            e.message(),
+            format!(
+                "job 0: {field} must be null or a positive integer, got 0; nothing was enqueued"
+            )
+        );
+        assert_eq!(e, policy::validate_job(0, &zero).unwrap_err());
+    }
+    assert_empty(&s).await;
+}
+
+async fn an_empty_worker_id_is_refused(s: Arc<dyn Store>) {
+    enqueue_one(&s, job("t")).await;
+    let e = s.claim(req("", 1, 0)).await.unwrap_err();
+    assert_eq!(e.code(), "INVALID_ARGUMENT");
+    assert_eq!(e, policy::validate_worker_id("").unwrap_err());
+    assert_eq!(s.stats().await.unwrap().pending, 1, "nothing was claimed");
+    let e = s.register_worker("", 5_000).unwrap_err();
+    assert_eq!(e, policy::validate_worker_id("").unwrap_err());
+}
+
+async fn a_lease_of_5_ms_is_refused(s: Arc<dyn Store>) {
+    let e = s.register_worker("w", 5).unwrap_err();
+    assert_eq!(e.code(), "INVALID_ARGUMENT");
+    assert_eq!(e, policy::validate_lease(5).unwrap_err());
+    let longest = policy::MAX_LEASE_MS + 1;
+    assert_eq!(
+        s.register_worker("w", longest).unwrap_err(),
+        policy::validate_lease(longest).unwrap_err()
+    );
+    s.register_worker("w", policy::MIN_LEASE_MS).unwrap();
+    s.unregister_worker("w");
+}
+
+async fn bad_claims_progress_and_pages_are_refused(s: Arc<dyn Store>) {
+    for r in [
+        req("w", -1, 0),
+        ClaimRequest {
+            queues: Vec::new(),
+            ..req("w", 1, 0)
+        },
+        ClaimRequest {
+            queues: vec!["default".into(), String::new()],
+            ..req("w", 1, 0)
+        },
+    ] {
+        let e = s.claim(r.clone()).await.unwrap_err();
+        assert_eq!(e, policy::validate_claim(&r).unwrap_err());
+    }
+    let id = enqueue_one(&s, job("t")).await;
+    let c = claim_one(&s, "w", 0).await;
+    for bad in [f64::NAN, f64::INFINITY] {
+        let e = s.set_progress(id, c.token, bad).await.unwrap_err();
+        assert_eq!(e, policy::validate_progress(bad).unwrap_err());
+    }
+    assert_eq!(row(&s, id).await.progress, None);
+    let e = s.list_jobs(list(None, None, -1, 0)).await.unwrap_err();
+    assert_eq!(e, policy::validate_page(-1, 0).unwrap_err());
+    let e = s.dead_letters(10, -1).await.unwrap_err();
+    assert_eq!(e, policy::validate_page(10, -1).unwrap_err());
+}
+
+async fn the_reaper_retries_the_attempt_of_a_lost_worker(s: Arc<dyn Store>) {
+    let mut j = job("t");
+    j.max_retries = 1;
+    j.backoff_base_ms = 0;
+    let id = enqueue_one(&s, j).await;
+    // A worker claims with a short lease and dies: unregistered, nobody renews the lease.
+    s.register_worker("ghost", 100).unwrap();
+    let lost = claim_one(&s, "ghost", 0).await;
+    s.unregister_worker("ghost");
+    let t0 = Instant::now();
+    let again = claim_one(&s, "other", 10_000).await;
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    assert_eq!(
+        (again.id, again.attempt, again.token),
+        (id, 1, lost.token + 1)
+    );
+    let errors = s.job_errors(id).await.unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].attempt, 0);
+    assert_eq!(errors[0].error, policy::ReapReason::WorkerLost.message());
+    assert_eq!(errors[0].error, "worker lost while running (lease expired)");
+    // Taken only once the lease had ended REAP_GRACE_MS before.
+    let lease_end = policy::lease_end(lost.started_at, 100, None);
+    let grace = errors[0].failed_at - lease_end;
+    assert!(
+        grace >= policy::REAP_GRACE_MS,
+        "reaped {grace} ms after the lease ended"
+    );
+    // The lost attempt's late settle changes nothing; the retry's settles.
+    let out = s.settle(vec![complete(&lost, "\"late\"")]).await.unwrap();
+    assert_eq!(out[0].status, SettleStatus::Stale);
+    let out = s.settle(vec![complete(&again, "\"ok\"")]).await.unwrap();
+    assert_eq!(out[0].status, SettleStatus::Complete);
+    let r = row(&s, id).await;
+    assert_eq!((r.retry_count, r.result.as_deref()), (1, Some("\"ok\"")));
+}
+
+async fn the_reaper_fails_an_attempt_past_its_timeout(s: Arc<dyn Store>) {
+    let mut j = job("t");
+    j.max_retries = 1;
+    j.backoff_base_ms = 0;
+    j.timeout_ms = Some(200);
+    let id = enqueue_one(&s, j).await;
+    // A live worker: its heartbeat renews the lease, but never past the deadline.
+    s.register_worker("w1", 5_000).unwrap();
+    let c = claim_one(&s, "w1", 0).await;
+    let t0 = Instant::now();
+    let again = claim_one(&s, "w1", 10_000).await;
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(150),
+        "reaped before its deadline: {took:?}"
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert_eq!((again.id, again.attempt), (id, 1));
+    let errors = s.job_errors(id).await.unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(
+        errors[0].error,
+        "TaskTimeoutError: attempt exceeded its timeout of 200 ms"
+    );
+    assert_eq!(
+        errors[0].error,
+        policy::ReapReason::Timeout { timeout_ms: 200 }.message()
+    );
+    // Taken only once the deadline (where the lease ends) had passed REAP_GRACE_MS before: a
+    // worker timing its attempt out itself settles it first.
+    let grace = errors[0].failed_at - (c.started_at + 200);
+    assert!(
+        grace >= policy::REAP_GRACE_MS,
+        "reaped {grace} ms after the deadline"
+    );
+    let out = s.settle(vec![complete(&c, "\"late\"")]).await.unwrap();
+    assert_eq!(out[0].status, SettleStatus::Stale);
+    s.unregister_worker("w1");
+}
+
+async fn the_heartbeat_keeps_a_live_worker_s_lease(s: Arc<dyn Store>) {
+    let id = enqueue_one(&s, job("t")).await;
+    s.register_worker("w1", 300).unwrap();
+    let c = claim_one(&s, "w1", 0).await;
+    // Several lease lengths pass: only the heartbeat keeps the attempt from being reaped.
+    let r = s.wait_job(id, 1_200).await.unwrap().expect("exists");
+    assert_eq!(status(&r), StatusCode::Running);
+    assert!(s.job_errors(id).await.unwrap().is_empty());
+    let out = s.settle(vec![complete(&c, "1")]).await.unwrap();
+    assert_eq!(out[0].status, SettleStatus::Complete);
+    s.unregister_worker("w1");
+}
