@@ -35,6 +35,7 @@ mod conn;
 mod listen;
 mod migrate;
 mod sql;
+mod tls;
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -95,7 +96,7 @@ pub(crate) struct Inner {
     /// NOTIFY channel of the schema: `taskito_<schema>`; the payload is the namespace.
     channel: String,
     pool: Pool,
-    pg_config: tokio_postgres::Config,
+    pg_config: conn::PgConfig,
     rt: tokio::runtime::Handle,
     /// Jobs may have become ready (an enqueue here, a NOTIFY, a release, a retry).
     ready: Notify,
