@@ -2,8 +2,13 @@
 # A throw-away PostgreSQL cluster for taskito's tests and benchmarks.
 #
 #   scripts/pg-cluster.sh start   # create (first time) and start; prints `export TASKITO_PG_URL=...`
+#   scripts/pg-cluster.sh start --ssl
+#                                 # the same with TLS on: a throw-away CA and a server certificate
+#                                 # for `localhost` (made with the openssl CLI); also prints
+#                                 # `export TASKITO_PG_SSLROOTCERT=<the CA's PEM file>`
 #   scripts/pg-cluster.sh url     # prints the URL only
 #   scripts/pg-cluster.sh stop    # stops the server and removes its folder
+#   scripts/pg-cluster.sh check   # exit status 0 when the PostgreSQL server binaries are installed
 #
 #   eval "$(scripts/pg-cluster.sh start)" && cargo test -p taskito-core
 #
@@ -19,6 +24,8 @@ PORT="${TASKITO_PG_PORT:-54329}"
 BASE="${TMPDIR:-/tmp}/taskito-pg-${PORT}"
 DATA="${BASE}/data"
 URL="postgres://postgres@127.0.0.1:${PORT}/taskito"
+TLS="${BASE}/tls"
+SSL=0
 
 die() { echo "pg-cluster: $*" >&2; exit 1; }
 log() { echo "pg-cluster: $*" >&2; }
@@ -53,8 +60,36 @@ psql_admin() {
   as_owner "${BIN}/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "${PORT}" -U postgres -d postgres "$@"
 }
 
+# A CA and a server certificate signed by it, valid for the name `localhost` only (so a test can
+# reach the same server by a name that does not match: 127.0.0.1). EC P-256 keys: quick to make.
+make_certs() {
+  command -v openssl >/dev/null 2>&1 || die "openssl not found; install it: apt-get install -y openssl"
+  as_owner mkdir -p "${TLS}"
+  as_owner openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+    -keyout "${TLS}/ca.key" -out "${TLS}/ca.pem" -days 3650 -subj "/CN=taskito test CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    >"${BASE}/openssl.log" 2>&1 || { cat "${BASE}/openssl.log" >&2; die "openssl: CA failed"; }
+  as_owner openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+    -keyout "${TLS}/server.key" -out "${TLS}/server.csr" -subj "/CN=localhost" \
+    >"${BASE}/openssl.log" 2>&1 || { cat "${BASE}/openssl.log" >&2; die "openssl: request failed"; }
+  as_owner tee "${TLS}/server.ext" >/dev/null <<EOF
+subjectAltName = DNS:localhost
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+EOF
+  as_owner openssl x509 -req -in "${TLS}/server.csr" -CA "${TLS}/ca.pem" -CAkey "${TLS}/ca.key" \
+    -CAcreateserial -out "${TLS}/server.crt" -days 3650 -extfile "${TLS}/server.ext" \
+    >"${BASE}/openssl.log" 2>&1 || { cat "${BASE}/openssl.log" >&2; die "openssl: signing failed"; }
+  # PostgreSQL refuses a key file that others can read.
+  as_owner chmod 600 "${TLS}/server.key" "${TLS}/ca.key"
+}
+
 start() {
   BIN="$(bindir)" || die "PostgreSQL server binaries not found; install them: apt-get install -y postgresql"
+  if [ "${SSL}" = "1" ] && [ -f "${DATA}/PG_VERSION" ] && [ ! -f "${TLS}/ca.pem" ]; then
+    die "the cluster on port ${PORT} exists without TLS: stop it first (TASKITO_PG_PORT=${PORT} $0 stop)"
+  fi
   if ! running; then
     if [ ! -f "${DATA}/PG_VERSION" ]; then
       rm -rf "${BASE}"
@@ -82,6 +117,15 @@ EOF
 local all all              trust
 host  all all 127.0.0.1/32 trust
 EOF
+      if [ "${SSL}" = "1" ]; then
+        log "TLS: CA and server certificate in ${TLS}"
+        make_certs
+        as_owner tee -a "${DATA}/postgresql.conf" >/dev/null <<EOF
+ssl = on
+ssl_cert_file = '${TLS}/server.crt'
+ssl_key_file = '${TLS}/server.key'
+EOF
+      fi
     fi
     log "starting on 127.0.0.1:${PORT}"
     as_owner "${BIN}/pg_ctl" -D "${DATA}" -l "${BASE}/server.log" -w -t 60 start >/dev/null \
@@ -91,6 +135,7 @@ EOF
     psql_admin -c "create database taskito"
   fi
   echo "export TASKITO_PG_URL=${URL}"
+  if [ -f "${TLS}/ca.pem" ]; then echo "export TASKITO_PG_SSLROOTCERT=${TLS}/ca.pem"; fi
 }
 
 stop() {
@@ -102,8 +147,16 @@ stop() {
 }
 
 case "${1:-}" in
-  start) start ;;
+  start)
+    case "${2:-}" in
+      --ssl) SSL=1 ;;
+      "") ;;
+      *) echo "usage: $0 start [--ssl]" >&2; exit 2 ;;
+    esac
+    start
+    ;;
   stop) stop ;;
   url) echo "${URL}" ;;
-  *) echo "usage: $0 start|stop|url" >&2; exit 2 ;;
+  check) bindir >/dev/null ;;
+  *) echo "usage: $0 start [--ssl]|stop|url|check" >&2; exit 2 ;;
 esac

@@ -5,9 +5,9 @@ use std::time::Duration;
 use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
-use tokio_postgres::config::SslMode;
-use tokio_postgres::{Config, NoTls};
+use tokio_postgres::{Client, Config, Connection, Socket};
 
+use super::tls::{self, MakeRustls, TlsStream};
 use crate::error::{Error, Result};
 
 /// Connections per store. Claims wait for work without holding one, so a worker process needs
@@ -40,28 +40,46 @@ pub(crate) fn validate_schema(schema: &str) -> Result<()> {
     }
 }
 
+/// Where and how to connect: tokio-postgres's settings plus the TLS that `sslmode` and
+/// `sslrootcert` ask for (tokio-postgres knows neither verify mode nor root certificates).
+#[derive(Clone, Debug)]
+pub(crate) struct PgConfig {
+    pub(crate) pg: Config,
+    pub(crate) tls: MakeRustls,
+}
+
+impl PgConfig {
+    /// One connection outside the pool (the LISTEN connection).
+    pub(crate) async fn connect(
+        &self,
+    ) -> std::result::Result<(Client, Connection<Socket, TlsStream>), tokio_postgres::Error> {
+        self.pg.connect(self.tls.clone()).await
+    }
+}
+
 /// The connection settings of `url`, with search_path pinned to the taskito schema so the
 /// `.sql` files can name tables unqualified.
-pub(crate) fn config(url: &str, schema: &str) -> Result<Config> {
+pub(crate) fn config(url: &str, schema: &str) -> Result<PgConfig> {
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err(Error::invalid(format!(
             "url {} is not a PostgreSQL URL: pass postgres://user@host:port/database",
             redact(url)
         )));
     }
-    let mut cfg: Config = url.parse().map_err(|e| {
+    let (rest, tls) = tls::from_url(url).map_err(|e| {
+        Error::invalid(format!(
+            "url {} is not usable: {}",
+            redact(url),
+            e.message()
+        ))
+    })?;
+    let mut cfg: Config = rest.parse().map_err(|e| {
         Error::invalid(format!(
             "url {} cannot be parsed ({e}): pass postgres://user@host:port/database",
             redact(url)
         ))
     })?;
-    if cfg.get_ssl_mode() == SslMode::Require {
-        return Err(Error::invalid(format!(
-            "url {} asks for sslmode=require, but this build of taskito speaks PostgreSQL without \
-             TLS: drop sslmode (or use prefer/disable), or reach the server through a TLS tunnel",
-            redact(url)
-        )));
-    }
+    cfg.ssl_mode(tls.mode().negotiation());
     let search_path = format!("-c search_path={schema}");
     let options = match cfg.get_options() {
         Some(o) if !o.trim().is_empty() => format!("{o} {search_path}"),
@@ -76,7 +94,7 @@ pub(crate) fn config(url: &str, schema: &str) -> Result<Config> {
     }
     // A dead server or network shows up within a minute instead of the OS's two hours.
     cfg.keepalives_idle(Duration::from_secs(30));
-    Ok(cfg)
+    Ok(PgConfig { pg: cfg, tls })
 }
 
 /// Where a store works: the server, database and user of `cfg`, and the schema. Two URLs that
@@ -92,10 +110,10 @@ pub(crate) fn place(cfg: &Config, schema: &str) -> String {
     )
 }
 
-pub(crate) fn pool(cfg: Config) -> Result<Pool> {
+pub(crate) fn pool(cfg: PgConfig) -> Result<Pool> {
     let mgr = Manager::from_config(
-        cfg,
-        NoTls,
+        cfg.pg,
+        cfg.tls,
         ManagerConfig {
             // is_closed() is enough: a connection the server dropped fails its next statement,
             // which the store retries on a fresh one.
@@ -160,6 +178,9 @@ pub(crate) fn is_transient(e: &Error) -> bool {
 }
 
 pub(crate) fn from_pg(e: tokio_postgres::Error) -> Error {
+    if let Some(message) = tls_failure(&e) {
+        return Error::Unavailable(message);
+    }
     if is_connection_error(&e) {
         let detail = match std::error::Error::source(&e) {
             Some(s) => format!("{e}: {s}"),
@@ -178,6 +199,22 @@ pub(crate) fn from_pg(e: tokio_postgres::Error) -> Error {
         )),
         None => Error::Queue(format!("PostgreSQL error: {e}")),
     }
+}
+
+/// A TLS failure as a sentence naming the mode and the fix: a failed handshake says so itself
+/// (see [`tls::HandshakeError`]); a server without TLS is reported by tokio-postgres before the
+/// handshake, which happens only when sslmode is require, verify-ca or verify-full.
+fn tls_failure(e: &tokio_postgres::Error) -> Option<String> {
+    let source = std::error::Error::source(e)?;
+    if let Some(h) = source.downcast_ref::<tls::HandshakeError>() {
+        return Some(h.to_string());
+    }
+    (source.to_string() == "server does not support TLS").then(|| {
+        "the server does not offer TLS, which sslmode require, verify-ca and verify-full \
+         insist on: turn TLS on in the server (ssl = on, with a certificate), or pass \
+         sslmode=prefer to fall back to a plain connection"
+            .to_string()
+    })
 }
 
 impl From<tokio_postgres::Error> for Error {
@@ -213,6 +250,7 @@ pub(crate) fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio_postgres::config::SslMode;
 
     #[test]
     fn schema_names() {
@@ -240,15 +278,24 @@ mod tests {
         assert!(config("postgresql://u@localhost/db", "taskito").is_ok());
         let e = config("mysql://u@localhost/db", "taskito").unwrap_err();
         assert_eq!(e.code(), "INVALID_ARGUMENT");
-        let e = config("postgres://u@h/db?sslmode=require", "taskito").unwrap_err();
-        assert!(e.message().contains("TLS"), "{e}");
+        // sslmode=require was refused before TLS was supported; now it asks for TLS.
+        let cfg = config("postgres://u@h/db?sslmode=require", "taskito").unwrap();
+        assert_eq!(cfg.pg.get_ssl_mode(), SslMode::Require);
+        let cfg = config("postgres://u@h/db?sslmode=verify-full", "taskito").unwrap();
+        assert_eq!(cfg.pg.get_ssl_mode(), SslMode::Require);
+        let cfg = config("postgres://u@h/db", "taskito").unwrap();
+        assert_eq!(cfg.pg.get_ssl_mode(), SslMode::Prefer);
+        let e = config("postgres://u:secret@h/db?sslmode=bogus", "taskito").unwrap_err();
+        assert_eq!(e.code(), "INVALID_ARGUMENT");
+        assert!(e.message().contains("verify-full"), "{e}");
+        assert!(!e.message().contains("secret"), "{e}");
         let cfg = config(
             "postgres://u@h/db?options=-c%20statement_timeout%3D5000",
             "s1",
         )
         .unwrap();
         assert_eq!(
-            cfg.get_options(),
+            cfg.pg.get_options(),
             Some("-c statement_timeout=5000 -c search_path=s1")
         );
     }

@@ -8,9 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio_postgres::tls::NoTlsStream;
-use tokio_postgres::{AsyncMessage, Connection, NoTls, Socket};
+use tokio_postgres::{AsyncMessage, Connection, Socket};
 
+use super::tls::TlsStream;
 use super::{sql, Inner};
 
 const RECONNECT_MIN: Duration = Duration::from_millis(50);
@@ -23,7 +23,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
         if *shutdown.borrow() {
             return;
         }
-        if let Ok((client, mut connection)) = inner.pg_config.connect(NoTls).await {
+        if let Ok((client, mut connection)) = inner.pg_config.connect().await {
             let statement = sql::with_identifier(sql::LISTEN, "{channel}", &inner.channel);
             let listen = client.batch_execute(&statement);
             let listening = tokio::select! {
@@ -50,7 +50,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
 
 /// Polls the connection, waking claims on each notification for this namespace; returns when
 /// the connection ends.
-async fn drive(connection: &mut Connection<Socket, NoTlsStream>, inner: &Inner) {
+async fn drive(connection: &mut Connection<Socket, TlsStream>, inner: &Inner) {
     loop {
         match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
             Some(Ok(AsyncMessage::Notification(n))) => {

@@ -56,6 +56,7 @@ mod settle;
 mod sql;
 mod store;
 mod sweep;
+mod tls;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -79,7 +80,7 @@ pub(crate) struct Inner {
     /// NOTIFY channel of the schema: `taskito_<schema>`; the payload is the namespace.
     channel: String,
     pool: Pool,
-    pg_config: tokio_postgres::Config,
+    pg_config: conn::PgConfig,
     rt: tokio::runtime::Handle,
     /// Jobs may have become ready (an enqueue here, a NOTIFY, a release, a retry).
     ready: Notify,
@@ -132,7 +133,7 @@ pub async fn open(url: &str, schema: Option<&str>, namespace: &str) -> Result<Pg
     let (enqueue_tx, enqueue_rx) = mpsc::unbounded_channel();
     let inner = Arc::new(Inner {
         ns: namespace.to_string(),
-        place: conn::place(&pg_config, &schema),
+        place: conn::place(&pg_config.pg, &schema),
         enqueue_tx,
         channel: format!("taskito_{schema}"),
         schema,
