@@ -69,7 +69,7 @@ export async function openNative(options: OpenOptions): Promise<Core> {
     claimParts: options.url ? 1 : 2,
     enqueue: async (jobs: NewJob[]) => unpackEnqueued(await h.enqueueJson(packJobs(jobs))),
     claim: async (req: ClaimRequest) => unpackClaimed(await h.claimJson(req)),
-    settle: async (settles: Settle[]) => unpackOutcomes(settles, await h.settleJson(JSON.stringify(settles))),
+    settle: async (settles: Settle[]) => unpackOutcomes(settles, await h.settleJson(packJson(settles))),
     release: (jobs) => h.release(jobs),
     getJob: (id) => h.getJob(id),
     waitJob: (id, timeoutMs) => h.waitJob(id, timeoutMs),
@@ -92,9 +92,26 @@ export async function openNative(options: OpenOptions): Promise<Core> {
   }
 }
 
+/** A lone surrogate escape that JSON.stringify wrote (`\ud800`..`\udfff`, lower case), not preceded
+ * by an odd number of backslashes (which would make it literal text). */
+const LONE_SURROGATE = /(?<!\\)((?:\\\\)*)\\ud[89a-f][0-9a-f]{2}/g
+
+/**
+ * JSON of a batch for the binding. A string with a lone surrogate (half of an astral character: an
+ * error message cut in the wrong place, a custom serializer's output) is not Unicode; JSON.stringify
+ * escapes it and serde refuses the escape, which would refuse the whole batch, and a settle batch
+ * is retried until it commits. Each lone surrogate becomes U+FFFD instead, as N-API does for a
+ * string passed as a value. A paired surrogate is written as the character, never escaped, so the
+ * check finds nothing in well-formed text.
+ */
+function packJson(value: unknown): string {
+  const text = JSON.stringify(value)
+  return text.includes('\\ud') ? text.replace(LONE_SURROGATE, '$1\\ufffd') : text
+}
+
 /** NewJobs as arrays of their fields, in the order `unpack_jobs` reads them (crates/node/src/packing.rs). */
 function packJobs(jobs: NewJob[]): string {
-  return JSON.stringify(
+  return packJson(
     jobs.map((j) => [
       j.taskName,
       j.queue,
