@@ -13,18 +13,17 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare class NativeCore {
   /** Opens an SQLite file (`dbPath`) or a PostgreSQL database (`url`). */
   static open(opts: OpenOptions): Promise<NativeCore>
-  enqueue(jobs: Array<NewJob>): Promise<Enqueued[]>
-  claim(req: ClaimRequest): Promise<ClaimedJob[]>
-  settle(settles: Array<Settle>): Promise<SettleOutcome[]>
   /**
-   * `enqueue` with the jobs packed in (each NewJob as a JSON array of its fields in declaration
-   * order, which serde's derive reads as well as an object: about half the text of keyed
-   * objects to stringify and parse) and the ids packed out (see [`pack_enqueued`]).
+   * Enqueues a batch, all or nothing. Packed both ways (crates/node/src/packing.rs: `jobs` as
+   * `unpack_jobs` reads them, the ids as `pack_enqueued` writes them).
    */
   enqueueJson(jobs: string): Promise<string>
-  /** `claim`, packed: one flat JSON array (see [`pack_claimed`]), unpacked by `src/core/native.ts`. */
+  /** Claims ready jobs; the reply packed as `pack_claimed` (crates/node/src/packing.rs) writes it. */
   claimJson(req: ClaimRequest): Promise<string>
-  /** `settle` with a JSON array of Settle in and the outcomes out, packed (see [`pack_outcomes`]). */
+  /**
+   * Settles a batch: `settles` a JSON array of Settle, the outcomes packed as `pack_outcomes`
+   * (crates/node/src/packing.rs) writes them.
+   */
   settleJson(settles: string): Promise<string>
   release(jobs: Array<JobToken>): Promise<void>
   getJob(id: string): Promise<JobRow | null>
@@ -44,21 +43,6 @@ export declare class NativeCore {
   /** Ends every waiting claim of this core at once. */
   wake(): void
   close(): Promise<void>
-}
-
-export interface ClaimedJob {
-  id: string
-  taskName: string
-  queue: string
-  args: string
-  /** 0-indexed attempt number. */
-  attempt: number
-  /** The fencing token every settle of this attempt must carry. */
-  token: number
-  maxRetries: number
-  timeoutMs: number | null
-  softTimeoutMs: number | null
-  startedAt: number
 }
 
 export interface ClaimRequest {
@@ -83,16 +67,12 @@ export interface DeadLetterRow {
   replayedJobId: string | null
 }
 
-export interface Enqueued {
-  id: string
-  /** false when uniqueKey matched a live job and that job's id was returned instead. */
-  created: boolean
-}
-
 export interface ErrorRecordRow {
   id: string
   jobId: string
+  /** 0-indexed attempt number. */
   attempt: number
+  /** `Name: message` of what the attempt threw. */
   error: string
   traceback: string | null
   failedAt: number
@@ -102,6 +82,7 @@ export interface JobRow {
   id: string
   taskName: string
   queue: string
+  /** The stored status code, 0..5 (`StatusCode` in `src/core/types.ts` names them). */
   status: number
   priority: number
   args: string
@@ -123,39 +104,16 @@ export interface JobRow {
 
 export interface JobToken {
   id: string
+  /** The lease token of the claim being released. */
   token: number
 }
 
 export interface ListFilter {
+  /** A stored status code, 0..5. */
   status?: number
   taskName?: string
   limit: number
   offset: number
-}
-
-/**
- * Field order matters: `enqueueJson` takes each job as an array of these fields in this order
- * (`packJobs` in `src/core/native.ts`).
- */
-export interface NewJob {
-  taskName: string
-  queue: string
-  /** Serialized arguments. */
-  args: string
-  priority: number
-  /** Absolute time to run at (ms since the epoch); null with delayMs null means now. */
-  runAt: number | null
-  /** Relative delay on the core's clock; wins over runAt. */
-  delayMs: number | null
-  maxRetries: number
-  timeoutMs: number | null
-  softTimeoutMs: number | null
-  /** How long a finished job is kept; null keeps it forever. */
-  resultTtlMs: number | null
-  backoffBaseMs: number
-  backoffMaxMs: number
-  backoffJitter: boolean
-  uniqueKey: string | null
 }
 
 /** How to open a core. Exactly one of `dbPath` / `url`. */
@@ -172,27 +130,11 @@ export interface OpenOptions {
   busyTimeoutMs?: number
 }
 
-export interface Settle {
-  id: string
-  token: number
-  /** 'complete' | 'fail' | 'cancel' */
-  kind: 'complete' | 'fail' | 'cancel'
-  result?: string
-  error?: string
-  traceback?: string
-  retryable?: boolean
-}
-
-export interface SettleOutcome {
-  id: string
-  status: 'complete' | 'failed' | 'dead' | 'cancelled' | 'stale'
-  runAt: number | null
-}
-
 export interface StatsRow {
   pending: number
   running: number
   completed: number
+  /** Awaiting a retry. */
   failed: number
   dead: number
   cancelled: number

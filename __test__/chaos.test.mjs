@@ -18,7 +18,8 @@ function runChaos(core) {
     child.stdout.on('data', (d) => (output += d))
     child.stderr.on('data', (d) => (output += d))
     child.on('error', reject)
-    child.on('exit', (code, signal) => resolve({ code, signal, output }))
+    // 'close', not 'exit': 'exit' can come before the last of the output has been read.
+    child.on('close', (code, signal) => resolve({ code, signal, output }))
   })
 }
 

@@ -66,10 +66,14 @@ export class SerializationError extends TaskitoError {
   static override readonly defaultCode = 'SERIALIZATION'
 }
 
+/** A circuit breaker is open for the task. Declared for the public API; nothing raises it yet
+ * (flow control comes with its own issue). */
 export class CircuitBreakerOpenError extends TaskitoError {
   static override readonly defaultCode = 'CIRCUIT_OPEN'
 }
 
+/** The task's rate limit is exhausted. Declared for the public API; nothing raises it yet (flow
+ * control comes with its own issue). */
 export class RateLimitExceededError extends TaskitoError {
   static override readonly defaultCode = 'RATE_LIMITED'
 }

@@ -2,8 +2,7 @@
  * The job handle: what `delay()` returns. Every method reads the job through the queue's core; the
  * handle itself holds only the id (and, in test mode, the attempt's outcome).
  */
-import type { Core, JobRow } from './core/types.js'
-import { StatusCode } from './core/types.js'
+import { type Core, type JobRow, type JobStatus, StatusCode } from './core/types.js'
 import {
   type ErrorRecord,
   JobNotFoundError,
@@ -15,9 +14,11 @@ import {
 import { checkInt } from './options.js'
 import type { Serializer } from './serializer.js'
 
-export type JobStatus = 'pending' | 'running' | 'complete' | 'failed' | 'dead' | 'cancelled'
+export type { JobStatus } from './core/types.js'
 
-const statusNames: JobStatus[] = ['pending', 'running', 'complete', 'failed', 'dead', 'cancelled']
+/** StatusCode read backwards: the name of each stored code. */
+const statusNames: JobStatus[] = []
+for (const [name, code] of Object.entries(StatusCode)) statusNames[code] = name as JobStatus
 
 export function statusName(code: number): JobStatus {
   const name = statusNames[code]
@@ -25,10 +26,11 @@ export function statusName(code: number): JobStatus {
   return name
 }
 
-export function statusCode(name: string): number {
-  const code = statusNames.indexOf(name as JobStatus)
-  if (code < 0) throw new TaskitoError(`unknown status "${name}": use one of ${statusNames.join(', ')}`, { code: 'INVALID_ARGUMENT' })
-  return code
+export function statusCode(name: string): StatusCode {
+  if (!Object.hasOwn(StatusCode, name)) {
+    throw new TaskitoError(`unknown status "${name}": use one of ${Object.keys(StatusCode).join(', ')}`, { code: 'INVALID_ARGUMENT' })
+  }
+  return StatusCode[name as JobStatus]
 }
 
 export interface JobInfo {
@@ -146,11 +148,11 @@ export class Job<R = unknown> {
       const left = Math.max(0, Math.min(WAIT_CHUNK_MS, deadline - Date.now()))
       const row = await callCore(() => core.waitJob(this.id, left))
       if (row === null) throw new JobNotFoundError(`job ${this.id} not found (never created here, or expired after its resultTtl)`)
-      if (row.status === StatusCode.Complete) {
+      if (row.status === StatusCode.complete) {
         return (row.result === null ? undefined : this.#source.serializer.deserialize(row.result)) as R
       }
-      if (row.status === StatusCode.Dead || row.status === StatusCode.Cancelled) {
-        const errors = row.status === StatusCode.Dead ? await this.errors() : []
+      if (row.status === StatusCode.dead || row.status === StatusCode.cancelled) {
+        const errors = row.status === StatusCode.dead ? await this.errors() : []
         return this.#settled(statusName(row.status), undefined, errors, row.error)
       }
       if (Date.now() >= deadline) {

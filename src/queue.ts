@@ -3,7 +3,7 @@
  * It owns the serializer, the hooks and test mode; storage is the core's business.
  */
 import { openCore } from './core/select.js'
-import type { Core, Enqueued, ListFilter, NewJob, OpenOptions } from './core/types.js'
+import type { Core, Enqueued, ListFilter, NewJob, OpenOptions, StatsRow } from './core/types.js'
 import { contextFor, runInContext } from './context.js'
 import {
   type ErrorRecord,
@@ -28,7 +28,7 @@ import {
 } from './options.js'
 import { type Serializer, defaultSerializer, guarded } from './serializer.js'
 import { type EnqueueEntry, type Handler, Task, type TaskHost } from './task.js'
-import { Worker, type WorkerOptions } from './worker.js'
+import { Worker, type WorkerHost, type WorkerOptions } from './worker.js'
 
 export interface QueueOptions {
   /** SQLite file (default ./taskito.db; parent folders are created). */
@@ -62,15 +62,8 @@ export interface DeadLetter {
   failedAt: number
 }
 
-export interface Stats {
-  pending: number
-  running: number
-  completed: number
-  /** Awaiting a retry. */
-  failed: number
-  dead: number
-  cancelled: number
-}
+/** How many jobs are in each status; `failed` = awaiting a retry. */
+export type Stats = StatsRow
 
 /** One test-mode run: the task ran once, at once, in-process. */
 export interface TestResult {
@@ -101,7 +94,7 @@ interface PendingEnqueue {
   reject(err: unknown): void
 }
 
-export class Queue implements TaskHost {
+export class Queue implements TaskHost, WorkerHost {
   readonly name: string
   readonly serializer: Serializer
   /** @internal */

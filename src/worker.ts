@@ -18,10 +18,21 @@ import {
   callCoreSync,
   describeError,
 } from './errors.js'
-import type { HookEvent } from './hooks.js'
+import type { HookEvent, Hooks, Logger } from './hooks.js'
 import { checkInt, checkName } from './options.js'
-import type { Queue } from './queue.js'
+import type { Serializer } from './serializer.js'
 import type { Task } from './task.js'
+
+/** What a worker needs from its queue (the Queue is one; the worker does not import it). */
+export interface WorkerHost {
+  core(): Promise<Core>
+  readonly serializer: Serializer
+  readonly hooks: Hooks
+  readonly logger: Logger
+  getTask(name: string): Task<never[], unknown> | undefined
+  /** The worker closed: the queue no longer closes it. */
+  forgetWorker(worker: Worker): void
+}
 
 export interface WorkerOptions {
   /** Most jobs running at once (default 32). */
@@ -54,7 +65,7 @@ const CANCEL_POLL_MS = 200
 
 export class Worker {
   readonly id: string = randomUUID()
-  readonly #queue: Queue
+  readonly #queue: WorkerHost
   readonly #concurrency: number
   readonly #queues: string[]
   readonly #leaseMs: number
@@ -84,7 +95,7 @@ export class Worker {
   #closing: Promise<void> | null = null
 
   /** @internal Workers come from queue.worker(). */
-  constructor(queue: Queue, options: WorkerOptions) {
+  constructor(queue: WorkerHost, options: WorkerOptions) {
     this.#queue = queue
     this.#concurrency = checkInt('concurrency', options.concurrency ?? 32, 1, 100_000)
     const queues = options.queues ?? ['default']

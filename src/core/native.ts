@@ -7,34 +7,60 @@
  * JS core off a file this core has open in this process, and the other way round.
  */
 import { join } from 'node:path'
+import type * as Binding from '../../index.js'
 import { nodeRequire, packageRoot } from '../internal/paths.js'
 import { canonicalPath } from './js/sqlite.js'
 import { checkFileOwner, claimFile, releaseFile } from './owners.js'
-import type { ClaimRequest, ClaimedJob, Core, Enqueued, NewJob, OpenOptions, Settle, SettleOutcome, SettleStatus } from './types.js'
+import type {
+  ClaimRequest,
+  ClaimedJob,
+  Core,
+  DeadLetterRow,
+  Enqueued,
+  ErrorRecordRow,
+  JobRow,
+  JobToken,
+  ListFilter,
+  NewJob,
+  OpenOptions,
+  Settle,
+  SettleOutcome,
+  SettleStatus,
+  StatsRow,
+} from './types.js'
 
-/** The NativeCore class of the binding (root index.d.ts), as this adapter uses it. */
-interface NativeHandle extends Omit<Core, 'kind'> {
-  enqueueJson(jobs: string): Promise<string>
-  claimJson(req: ClaimRequest): Promise<string>
-  settleJson(settles: string): Promise<string>
+/**
+ * The shapes that cross N-API as objects are declared twice: by the binding (crates/node/src/types.rs,
+ * generated into the root index.d.ts) and in types.ts, which both cores implement and which the
+ * published declarations reach (dist/ cannot import the root index.d.ts by a path that also holds in
+ * src/). This line stops the build when the two differ in any field, either way.
+ */
+type Same<A, B> = [A, keyof A] extends [B, keyof B] ? ([B, keyof B] extends [A, keyof A] ? true : false) : false
+true satisfies Same<Binding.OpenOptions, OpenOptions> &
+  Same<Binding.ClaimRequest, ClaimRequest> &
+  Same<Binding.JobToken, JobToken> &
+  Same<Binding.JobRow, JobRow> &
+  Same<Binding.ErrorRecordRow, ErrorRecordRow> &
+  Same<Binding.DeadLetterRow, DeadLetterRow> &
+  Same<Binding.StatsRow, StatsRow> &
+  Same<Binding.ListFilter, ListFilter>
+
+let binding: typeof Binding | undefined
+
+function native(): typeof Binding {
+  binding ??= nodeRequire(join(packageRoot, 'index.js')) as typeof Binding
+  return binding
 }
-
-interface Binding {
-  NativeCore: { open(options: OpenOptions): Promise<NativeHandle> }
-}
-
-let binding: Binding | undefined
 
 /** Loads the binary once; throws the loader's error when there is none for this platform. */
-export function loadBinding(): Binding {
-  binding ??= nodeRequire(join(packageRoot, 'index.js')) as Binding
-  return binding
+export function loadBinding(): void {
+  native()
 }
 
 export async function openNative(options: OpenOptions): Promise<Core> {
   const path = options.dbPath ? canonicalPath(options.dbPath) : undefined
   if (path !== undefined) checkFileOwner(path, 'native')
-  const h = await loadBinding().NativeCore.open(options)
+  const h = await native().NativeCore.open(options)
   let owned = path !== undefined
   if (path !== undefined) claimFile(path, 'native')
   return {
@@ -43,7 +69,7 @@ export async function openNative(options: OpenOptions): Promise<Core> {
     claimParts: options.url ? 1 : 2,
     enqueue: async (jobs: NewJob[]) => unpackEnqueued(await h.enqueueJson(packJobs(jobs))),
     claim: async (req: ClaimRequest) => unpackClaimed(await h.claimJson(req)),
-    settle: async (settles: Settle[]) => unpackOutcomes(settles, await h.settleJson(JSON.stringify(settles))),
+    settle: async (settles: Settle[]) => unpackOutcomes(settles, await h.settleJson(packJson(settles))),
     release: (jobs) => h.release(jobs),
     getJob: (id) => h.getJob(id),
     waitJob: (id, timeoutMs) => h.waitJob(id, timeoutMs),
@@ -66,9 +92,26 @@ export async function openNative(options: OpenOptions): Promise<Core> {
   }
 }
 
-/** NewJobs as arrays of their fields, in the order of the binding's NewJob struct (crates/node/src/lib.rs). */
+/** A lone surrogate escape that JSON.stringify wrote (`\ud800`..`\udfff`, lower case), not preceded
+ * by an odd number of backslashes (which would make it literal text). */
+const LONE_SURROGATE = /(?<!\\)((?:\\\\)*)\\ud[89a-f][0-9a-f]{2}/g
+
+/**
+ * JSON of a batch for the binding. A string with a lone surrogate (half of an astral character: an
+ * error message cut in the wrong place, a custom serializer's output) is not Unicode; JSON.stringify
+ * escapes it and serde refuses the escape, which would refuse the whole batch, and a settle batch
+ * is retried until it commits. Each lone surrogate becomes U+FFFD instead, as N-API does for a
+ * string passed as a value. A paired surrogate is written as the character, never escaped, so the
+ * check finds nothing in well-formed text.
+ */
+function packJson(value: unknown): string {
+  const text = JSON.stringify(value)
+  return text.includes('\\ud') ? text.replace(LONE_SURROGATE, '$1\\ufffd') : text
+}
+
+/** NewJobs as arrays of their fields, in the order `unpack_jobs` reads them (crates/node/src/packing.rs). */
 function packJobs(jobs: NewJob[]): string {
-  return JSON.stringify(
+  return packJson(
     jobs.map((j) => [
       j.taskName,
       j.queue,
@@ -88,7 +131,7 @@ function packJobs(jobs: NewJob[]): string {
   )
 }
 
-/** SettleStatus::ALL of the core, in its order. */
+/** SettleStatus::ALL of the core, in its order (a cargo test in crates/node/src/packing.rs checks this line). */
 const SETTLE_STATUSES: readonly SettleStatus[] = ['complete', 'failed', 'dead', 'cancelled', 'stale']
 
 /** The binding's packed settle reply (`pack_outcomes`): status index and runAt per settle, in order. */
@@ -105,8 +148,9 @@ function unpackEnqueued(text: string): Enqueued[] {
   })
 }
 
-/** The binding's packed claim reply (`pack_claimed` in crates/node/src/lib.rs): every job's args
- * joined into the first value, then ten values per job. */
+/** The binding's packed claim reply (`pack_claimed` in crates/node/src/packing.rs): every job's args
+ * joined into the first value, then ten values per job; each job's args are the next `argsLength`
+ * UTF-16 units of the joined string. */
 function unpackClaimed(text: string): ClaimedJob[] {
   const a = JSON.parse(text) as unknown[]
   const args = a[0] as string

@@ -17,6 +17,8 @@
  *   (the JS core, which is synchronous underneath, is the documented exception).
  */
 
+import type { ErrorRecord } from '../errors.js'
+
 /** Stable error codes a core may raise. */
 export type CoreErrorCode =
   | 'QUEUE_ERROR' // anything operational that has no finer code
@@ -29,29 +31,38 @@ export type CoreErrorCode =
   | 'INVALID_ARGUMENT' // a value the core cannot accept (negative limit, bad queue name, ...)
   | 'QUEUE_CLOSED' // the core was closed
 
-/** Job status codes as stored in `jobs.status`. */
-export const enum StatusCode {
-  Pending = 0,
-  Running = 1,
-  Complete = 2,
+/**
+ * Job status codes as stored in `jobs.status` (crates/core `StatusCode`), by the name the public
+ * API gives each status. The one place a status number is written in TypeScript.
+ */
+export const StatusCode = {
+  pending: 0,
+  running: 1,
+  complete: 2,
   /** The last attempt failed and a retry is scheduled (backoff). */
-  Failed = 3,
+  failed: 3,
   /** Retries exhausted or not retryable: final, with a dead letter. */
-  Dead = 4,
-  Cancelled = 5,
-}
+  dead: 4,
+  cancelled: 5,
+} as const
+
+/** A job's status, by name: `job.status()`, `JobInfo.status`, `queue.jobs({ status })`. */
+export type JobStatus = keyof typeof StatusCode
+
+/** A job's status as stored: 0..5. */
+export type StatusCode = (typeof StatusCode)[JobStatus]
 
 export interface OpenOptions {
   /** SQLite file path (parent folders created). Exactly one of dbPath/url. */
-  dbPath?: string | null
+  dbPath?: string
   /** postgres:// URL. */
-  url?: string | null
+  url?: string
   /** Namespace inside the database: every job, stat, dead letter and worker is scoped to it. */
   namespace: string
   /** PostgreSQL schema (default `taskito`). */
-  schema?: string | null
+  schema?: string
   /** SQLite busy timeout (default 5000). */
-  busyTimeoutMs?: number | null
+  busyTimeoutMs?: number
 }
 
 export interface NewJob {
@@ -145,6 +156,7 @@ export interface JobRow {
   id: string
   taskName: string
   queue: string
+  /** A {@link StatusCode}. */
   status: number
   priority: number
   args: string
@@ -164,14 +176,8 @@ export interface JobRow {
   uniqueKey: string | null
 }
 
-export interface ErrorRecordRow {
-  id: string
-  jobId: string
-  attempt: number
-  error: string
-  traceback: string | null
-  failedAt: number
-}
+/** A failed attempt, as `job.errors()` returns it. */
+export type ErrorRecordRow = ErrorRecord
 
 export interface DeadLetterRow {
   id: string
@@ -200,8 +206,9 @@ export interface StatsRow {
 export type CancelOutcome = 'cancelled' | 'requested' | 'final'
 
 export interface ListFilter {
-  status?: number | null
-  taskName?: string | null
+  /** A {@link StatusCode}. */
+  status?: number
+  taskName?: string
   limit: number
   offset: number
 }

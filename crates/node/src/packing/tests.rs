@@ -1,0 +1,301 @@
+//! Round trips of the packed formats. The decoders here read the packed replies the way
+//! `src/core/native.ts` does (JSON.parse, then UTF-16 slices of the joined args), so a wrong
+//! offset or a wrong field order fails here rather than in a worker.
+
+use serde_json::{json, Value};
+
+use super::*;
+
+/// Args that are hard to slice: astral-plane characters (4 bytes in UTF-8, a surrogate pair in
+/// UTF-16), BMP characters (2 and 3 bytes, one unit), JSON escapes, and nothing at all.
+const AWKWARD_ARGS: [&str; 8] = [
+    r#"["😀"]"#,
+    r#"[1,2]"#,
+    r#"["𝄞 clef","🇫🇷 flag"]"#,
+    "",
+    r#"["é","中文"]"#,
+    "[\"quote \\\" backslash \\\\ newline \\n tab \\t\"]",
+    "\u{1F600}\u{1F600}\u{1F600}",
+    "\u{0}\u{1f}\u{7f}\u{2028}",
+];
+
+fn claimed(id: i64, args: &str) -> core::ClaimedJob {
+    core::ClaimedJob {
+        id,
+        task_name: format!("task-{id}"),
+        queue: if id % 2 == 0 { "even" } else { "odd" }.into(),
+        args: args.into(),
+        attempt: id % 3,
+        token: 1000 + id,
+        max_retries: 3,
+        timeout_ms: (id % 2 == 0).then_some(30_000),
+        soft_timeout_ms: (id % 2 == 1).then_some(10_000),
+        started_at: 1_700_000_000_000 + id,
+        priority: 0,
+        run_at: 0,
+    }
+}
+
+/// An id as `String(a[i])` reads it in JavaScript.
+fn js_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn opt(v: &Value) -> Option<i64> {
+    v.as_i64()
+}
+
+/// `unpackClaimed` of `src/core/native.ts`: the fields of each job, its args sliced out of the
+/// joined string in UTF-16 units. A slice that cuts a surrogate pair does not decode.
+fn unpack_claimed(text: &str) -> Vec<core::ClaimedJob> {
+    let a: Vec<Value> = serde_json::from_str(text).expect("the claim reply is JSON");
+    let joined: Vec<u16> = a[0].as_str().expect("args first").encode_utf16().collect();
+    let mut at = 0;
+    let mut jobs = Vec::new();
+    assert_eq!((a.len() - 1) % 10, 0, "ten values per job");
+    for f in a[1..].chunks(10) {
+        let len = f[9].as_u64().expect("argsLength") as usize;
+        let args = String::from_utf16(&joined[at..at + len])
+            .expect("each job's slice holds whole characters");
+        at += len;
+        jobs.push(core::ClaimedJob {
+            id: js_string(&f[0]).parse().expect("id"),
+            token: f[1].as_i64().expect("token"),
+            attempt: f[2].as_i64().expect("attempt"),
+            max_retries: f[3].as_i64().expect("maxRetries"),
+            timeout_ms: opt(&f[4]),
+            soft_timeout_ms: opt(&f[5]),
+            started_at: f[6].as_i64().expect("startedAt"),
+            task_name: f[7].as_str().expect("taskName").into(),
+            queue: f[8].as_str().expect("queue").into(),
+            args,
+            priority: 0,
+            run_at: 0,
+        });
+    }
+    assert_eq!(at, joined.len(), "the slices cover the joined args exactly");
+    jobs
+}
+
+#[test]
+fn a_claim_reply_of_several_jobs_gives_each_job_its_own_astral_plane_args() {
+    let jobs: Vec<_> = AWKWARD_ARGS
+        .iter()
+        .enumerate()
+        .map(|(i, args)| claimed(i as i64 + 1, args))
+        .collect();
+    assert_eq!(unpack_claimed(&pack_claimed(&jobs)), jobs);
+}
+
+#[test]
+fn claim_reply_lengths_count_utf16_units_not_bytes_or_characters() {
+    let text = pack_claimed(&[claimed(1, "😀"), claimed(2, "é"), claimed(3, "ab")]);
+    let a: Vec<Value> = serde_json::from_str(&text).unwrap();
+    let lengths: Vec<u64> = a[1..].chunks(10).map(|f| f[9].as_u64().unwrap()).collect();
+    // 😀 is 4 bytes, 1 character, 2 units; é is 2 bytes, 1 unit.
+    assert_eq!(lengths, [2, 1, 2]);
+}
+
+#[test]
+fn an_empty_claim_reply_is_an_empty_args_string_and_no_jobs() {
+    assert_eq!(pack_claimed(&[]), r#"[""]"#);
+    assert!(unpack_claimed(&pack_claimed(&[])).is_empty());
+}
+
+#[test]
+fn ids_beyond_a_double_travel_as_strings() {
+    let big = (1_i64 << 53) + 1;
+    let jobs = [claimed(big, "[]"), claimed((1 << 53) - 1, "[]")];
+    let text = pack_claimed(&jobs);
+    let a: Vec<Value> = serde_json::from_str(&text).unwrap();
+    assert_eq!(a[1], json!(big.to_string()));
+    assert_eq!(a[11], json!((1_i64 << 53) - 1));
+    assert_eq!(unpack_claimed(&text), jobs);
+
+    let enqueued = [
+        core::Enqueued {
+            id: 7,
+            created: true,
+        },
+        core::Enqueued {
+            id: 8,
+            created: false,
+        },
+        core::Enqueued {
+            id: big,
+            created: true,
+        },
+        core::Enqueued {
+            id: big,
+            created: false,
+        },
+    ];
+    assert_eq!(
+        pack_enqueued(&enqueued),
+        format!(r#"[7,-8,"{big}","-{big}"]"#)
+    );
+}
+
+/// `packJobs` of `src/core/native.ts`: each NewJob as an array of its fields.
+fn pack_job(j: &core::NewJob) -> Value {
+    json!([
+        j.task_name,
+        j.queue,
+        j.args,
+        j.priority,
+        j.run_at,
+        j.delay_ms,
+        j.max_retries,
+        j.timeout_ms,
+        j.soft_timeout_ms,
+        j.result_ttl_ms,
+        j.backoff_base_ms,
+        j.backoff_max_ms,
+        j.backoff_jitter,
+        j.unique_key,
+    ])
+}
+
+#[test]
+fn an_enqueue_batch_unpacks_to_the_jobs_that_were_packed() {
+    let plain = core::NewJob::new("add", "[1,2]");
+    let full = core::NewJob {
+        task_name: "emoji 😀".into(),
+        queue: "q-𝄞".into(),
+        args: r#"["😀","\"quoted\""]"#.into(),
+        priority: -5,
+        run_at: Some(1_700_000_000_000),
+        delay_ms: Some(250),
+        max_retries: 0,
+        timeout_ms: Some(30_000),
+        soft_timeout_ms: Some(10_000),
+        result_ttl_ms: Some(3_600_000),
+        backoff_base_ms: 10,
+        backoff_max_ms: 20,
+        backoff_jitter: false,
+        unique_key: Some("key 🇫🇷".into()),
+    };
+    let text = Value::Array(vec![pack_job(&plain), pack_job(&full)]).to_string();
+    assert_eq!(unpack_jobs(&text).unwrap(), vec![plain, full]);
+    assert_eq!(unpack_jobs("[]").unwrap(), vec![]);
+}
+
+#[test]
+fn a_malformed_enqueue_batch_is_an_invalid_argument() {
+    let short = json!([["add", "default", "[]", 0]]).to_string();
+    for text in ["", "{}", "[1]", short.as_str()] {
+        let err = unpack_jobs(text).unwrap_err();
+        assert_eq!(err.code(), "INVALID_ARGUMENT", "{text:?}");
+        assert!(
+            err.message().starts_with("enqueue: malformed batch"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_settle_batch_unpacks_with_absent_and_null_fields_as_none() {
+    let text = json!([
+        { "id": "1", "token": 5, "kind": "complete", "result": "\"😀\"" },
+        { "id": "2", "token": 6, "kind": "fail", "error": "Error: x", "traceback": null, "retryable": false },
+        { "id": "3", "token": 7, "kind": "cancel" },
+    ])
+    .to_string();
+    let settles = unpack_settles(&text).unwrap();
+    assert_eq!(
+        settles,
+        vec![
+            core::Settle {
+                id: 1,
+                token: 5,
+                kind: core::SettleKind::Complete,
+                result: Some("\"😀\"".into()),
+                error: None,
+                traceback: None,
+                retryable: None,
+            },
+            core::Settle {
+                id: 2,
+                token: 6,
+                kind: core::SettleKind::Fail,
+                result: None,
+                error: Some("Error: x".into()),
+                traceback: None,
+                retryable: Some(false),
+            },
+            core::Settle {
+                id: 3,
+                token: 7,
+                kind: core::SettleKind::Cancel,
+                result: None,
+                error: None,
+                traceback: None,
+                retryable: None,
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_settle_batch_with_one_bad_settle_is_refused_whole() {
+    let bad_kind = json!([
+        { "id": "1", "token": 1, "kind": "complete" },
+        { "id": "2", "token": 1, "kind": "done" },
+    ])
+    .to_string();
+    let err = unpack_settles(&bad_kind).unwrap_err();
+    assert_eq!(err.code(), "INVALID_ARGUMENT");
+    assert!(err.message().contains("\"done\""), "{err}");
+
+    let bad_id = json!([{ "id": "x1", "token": 1, "kind": "complete" }]).to_string();
+    assert_eq!(unpack_settles(&bad_id).unwrap_err().code(), "JOB_NOT_FOUND");
+
+    let no_token = json!([{ "id": "1", "kind": "complete" }]).to_string();
+    assert_eq!(
+        unpack_settles(&no_token).unwrap_err().code(),
+        "INVALID_ARGUMENT"
+    );
+}
+
+#[test]
+fn settle_outcomes_pack_as_status_index_and_run_at() {
+    let out: Vec<_> = core::SettleStatus::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, status)| core::SettleOutcome {
+            id: i as i64,
+            status: *status,
+            run_at: (*status == core::SettleStatus::Failed).then_some(1_700_000_000_000),
+        })
+        .collect();
+    assert_eq!(
+        pack_outcomes(&out),
+        "[0,null,1,1700000000000,2,null,3,null,4,null]"
+    );
+    assert_eq!(pack_outcomes(&[]), "[]");
+}
+
+#[test]
+fn the_typescript_side_numbers_settle_statuses_in_the_same_order() {
+    let native_ts = include_str!("../../../../src/core/native.ts");
+    let names: Vec<String> = core::SettleStatus::ALL
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    let mirror = format!("[{}]", names.join(", "));
+    assert!(
+        native_ts.contains(&mirror),
+        "src/core/native.ts must list the settle statuses as {mirror}"
+    );
+}
+
+#[test]
+fn job_ids_that_do_not_parse_are_not_found() {
+    assert_eq!(parse_id("42").unwrap(), 42);
+    for id in ["", "abc", "1.5", "99999999999999999999"] {
+        assert_eq!(parse_id(id).unwrap_err().code(), "JOB_NOT_FOUND", "{id:?}");
+    }
+}

@@ -1,0 +1,246 @@
+//! The objects that cross N-API as objects, one napi type per shape, each with its conversion from
+//! or into the core model (`taskito_core::model`). napi-rs generates their declarations into the
+//! root `index.d.ts`, which `src/core/native.ts` checks against the Core interface of
+//! `src/core/types.ts`. The per-job batch calls carry no objects: see `packing.rs`.
+//!
+//! Ids become decimal strings here (`src/core/types.ts`), durations stay milliseconds.
+
+use napi_derive::napi;
+use taskito_core as core;
+
+use crate::packing::parse_id;
+
+/// A duration from JavaScript, where every number is a double.
+pub(crate) fn non_negative(name: &str, v: f64) -> core::Result<u64> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(v as u64)
+    } else {
+        Err(core::Error::InvalidArgument(format!(
+            "{name} must be a finite number of ms, 0 or more (got {v})"
+        )))
+    }
+}
+
+/// How to open a core. Exactly one of `dbPath` / `url`.
+#[napi(object)]
+pub struct OpenOptions {
+    /// SQLite file path (parent folders created).
+    pub db_path: Option<String>,
+    /// postgres:// URL.
+    pub url: Option<String>,
+    /// Namespace inside the database: every job, stat, dead letter and worker is scoped to it.
+    pub namespace: String,
+    /// PostgreSQL schema (default `taskito`).
+    pub schema: Option<String>,
+    /// SQLite busy timeout in ms (default 5000).
+    pub busy_timeout_ms: Option<f64>,
+}
+
+impl TryFrom<OpenOptions> for core::OpenOptions {
+    type Error = core::Error;
+
+    fn try_from(o: OpenOptions) -> core::Result<Self> {
+        Ok(core::OpenOptions {
+            busy_timeout_ms: o
+                .busy_timeout_ms
+                .map(|v| non_negative("busyTimeoutMs", v))
+                .transpose()?,
+            db_path: o.db_path,
+            url: o.url,
+            namespace: o.namespace,
+            schema: o.schema,
+        })
+    }
+}
+
+#[napi(object)]
+pub struct ClaimRequest {
+    pub worker_id: String,
+    pub queues: Vec<String>,
+    /// Most jobs to claim.
+    pub limit: i64,
+    /// How long to wait when none is ready (ms); 0 returns at once.
+    pub wait_ms: f64,
+}
+
+impl TryFrom<ClaimRequest> for core::ClaimRequest {
+    type Error = core::Error;
+
+    fn try_from(r: ClaimRequest) -> core::Result<Self> {
+        Ok(core::ClaimRequest {
+            wait_ms: non_negative("waitMs", r.wait_ms)?,
+            worker_id: r.worker_id,
+            queues: r.queues,
+            limit: r.limit,
+        })
+    }
+}
+
+#[napi(object)]
+pub struct JobToken {
+    pub id: String,
+    /// The lease token of the claim being released.
+    pub token: i64,
+}
+
+impl TryFrom<JobToken> for core::JobToken {
+    type Error = core::Error;
+
+    fn try_from(j: JobToken) -> core::Result<Self> {
+        Ok(core::JobToken {
+            id: parse_id(&j.id)?,
+            token: j.token,
+        })
+    }
+}
+
+#[napi(object, use_nullable = true)]
+pub struct JobRow {
+    pub id: String,
+    pub task_name: String,
+    pub queue: String,
+    /// The stored status code, 0..5 (`StatusCode` in `src/core/types.ts` names them).
+    pub status: i64,
+    pub priority: i64,
+    pub args: String,
+    pub max_retries: i64,
+    pub retry_count: i64,
+    pub timeout_ms: Option<i64>,
+    pub soft_timeout_ms: Option<i64>,
+    pub result_ttl_ms: Option<i64>,
+    pub progress: Option<f64>,
+    pub created_at: i64,
+    pub run_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub result: Option<String>,
+    pub error: Option<String>,
+    pub cancel_requested: bool,
+    pub unique_key: Option<String>,
+}
+
+impl From<core::JobRow> for JobRow {
+    fn from(r: core::JobRow) -> Self {
+        JobRow {
+            id: r.id.to_string(),
+            task_name: r.task_name,
+            queue: r.queue,
+            status: r.status,
+            priority: r.priority,
+            args: r.args,
+            max_retries: r.max_retries,
+            retry_count: r.retry_count,
+            timeout_ms: r.timeout_ms,
+            soft_timeout_ms: r.soft_timeout_ms,
+            result_ttl_ms: r.result_ttl_ms,
+            progress: r.progress,
+            created_at: r.created_at,
+            run_at: r.run_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            result: r.result,
+            error: r.error,
+            cancel_requested: r.cancel_requested,
+            unique_key: r.unique_key,
+        }
+    }
+}
+
+#[napi(object, use_nullable = true)]
+pub struct ErrorRecordRow {
+    pub id: String,
+    pub job_id: String,
+    /// 0-indexed attempt number.
+    pub attempt: i64,
+    /// `Name: message` of what the attempt threw.
+    pub error: String,
+    pub traceback: Option<String>,
+    pub failed_at: i64,
+}
+
+impl From<core::ErrorRecordRow> for ErrorRecordRow {
+    fn from(e: core::ErrorRecordRow) -> Self {
+        ErrorRecordRow {
+            id: e.id.to_string(),
+            job_id: e.job_id.to_string(),
+            attempt: e.attempt,
+            error: e.error,
+            traceback: e.traceback,
+            failed_at: e.failed_at,
+        }
+    }
+}
+
+#[napi(object, use_nullable = true)]
+pub struct DeadLetterRow {
+    pub id: String,
+    pub job_id: String,
+    pub task_name: String,
+    pub queue: String,
+    pub error: String,
+    pub retry_count: i64,
+    pub args: String,
+    pub failed_at: i64,
+    /// Id of the job a replay created, null until replayed.
+    pub replayed_job_id: Option<String>,
+}
+
+impl From<core::DeadLetterRow> for DeadLetterRow {
+    fn from(d: core::DeadLetterRow) -> Self {
+        DeadLetterRow {
+            id: d.id.to_string(),
+            job_id: d.job_id.to_string(),
+            task_name: d.task_name,
+            queue: d.queue,
+            error: d.error,
+            retry_count: d.retry_count,
+            args: d.args,
+            failed_at: d.failed_at,
+            replayed_job_id: d.replayed_job_id.map(|i| i.to_string()),
+        }
+    }
+}
+
+#[napi(object)]
+pub struct StatsRow {
+    pub pending: i64,
+    pub running: i64,
+    pub completed: i64,
+    /// Awaiting a retry.
+    pub failed: i64,
+    pub dead: i64,
+    pub cancelled: i64,
+}
+
+impl From<core::StatsRow> for StatsRow {
+    fn from(s: core::StatsRow) -> Self {
+        StatsRow {
+            pending: s.pending,
+            running: s.running,
+            completed: s.completed,
+            failed: s.failed,
+            dead: s.dead,
+            cancelled: s.cancelled,
+        }
+    }
+}
+
+#[napi(object)]
+pub struct ListFilter {
+    /// A stored status code, 0..5.
+    pub status: Option<i64>,
+    pub task_name: Option<String>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl From<ListFilter> for core::ListFilter {
+    fn from(f: ListFilter) -> Self {
+        core::ListFilter {
+            status: f.status,
+            task_name: f.task_name,
+            limit: f.limit,
+            offset: f.offset,
+        }
+    }
+}
