@@ -788,22 +788,6 @@ test('one file is never open in both cores in one process (two SQLite copies, un
   }
 })
 
-test('[js] backoff jitter draws whole milliseconds in [half, all] of the nominal wait', async (t) => {
-  const { backoffDelay } = await import(jsModule)
-  t.is(backoffDelay(1, 100, 10_000, false), 100)
-  t.is(backoffDelay(3, 100, 10_000, false), 400)
-  t.is(backoffDelay(500, 100, 10_000, false), 10_000, 'capped, no overflow')
-  t.is(backoffDelay(2, 0, 10_000, true), 0)
-  t.is(backoffDelay(3, 100, 10_000, true, () => 0), 200)
-  t.is(backoffDelay(3, 100, 10_000, true, () => 0.999999), 400)
-  const draws = Array.from({ length: 2000 }, () => backoffDelay(3, 100, 10_000, true))
-  t.deepEqual(
-    draws.filter((d) => !Number.isInteger(d) || d < 200 || d > 400),
-    [],
-  )
-  t.true(new Set(draws).size > 50, `jitter spreads: ${new Set(draws).size} distinct waits`)
-})
-
 // ---- one file, both cores ---------------------------------------------------------------------
 
 // Two SQLite libraries in one process (better-sqlite3's and the native core's rusqlite) do not see

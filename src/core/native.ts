@@ -8,7 +8,7 @@
  */
 import { join } from 'node:path'
 import { nodeRequire, packageRoot } from '../internal/paths.js'
-import { canonicalPath } from './js/sqlite.js'
+import { canonicalPath } from './files.js'
 import { checkFileOwner, claimFile, releaseFile } from './owners.js'
 import type { ClaimRequest, ClaimedJob, Core, Enqueued, NewJob, OpenOptions, Settle, SettleOutcome, SettleStatus } from './types.js'
 
