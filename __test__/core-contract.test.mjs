@@ -894,6 +894,32 @@ each('DB_LOCKED when another process holds the write lock past the busy timeout;
   t.is((await core.enqueue([job()])).length, 1)
 }, { sqliteOnly: true })
 
+test('[js] the JS core runs every statement file of crates/core/queries/sqlite and no query of its own', async (t) => {
+  const queries = new URL('../crates/core/queries/sqlite/', import.meta.url).pathname
+  const files = readdirSync(queries, { recursive: true })
+    .filter((f) => f.endsWith('.sql') && !f.startsWith('migrations'))
+    .sort()
+  const jsDir = new URL('../dist/esm/core/js/', import.meta.url).pathname
+  const source = readdirSync(jsDir)
+    .filter((f) => f.endsWith('.js'))
+    .map((f) => readFileSync(join(jsDir, f), 'utf8'))
+    .join('\n')
+  t.deepEqual(
+    files.filter((f) => !source.includes(`'${f}'`)),
+    [],
+    'statement files the JS core does not load',
+  )
+  // Statement text outside the files: only the group commit's transaction control is its own.
+  t.deepEqual(source.match(/\b(SELECT|INSERT|UPDATE|DELETE|PRAGMA|CREATE)\b/g) ?? [], [])
+  // Each file's named parameters become positional ones, in order; a colon in a comment does not.
+  const { toPositional } = await import(new URL('queries.js', `file://${jsDir}`))
+  t.deepEqual(toPositional("SELECT :a, @b, $c, ':d' -- :e\n + :a"), { sql: "SELECT ?, ?, ?, ':d' -- :e\n + ?", names: ['a', 'b', 'c', 'a'] })
+  for (const f of files) {
+    const { sql, names } = toPositional(readFileSync(join(queries, f), 'utf8'))
+    t.is((sql.replace(/--[^\n]*|'[^']*'/g, '').match(/\?/g) ?? []).length, names.length, f)
+  }
+})
+
 test('each engine loads only its own modules: the native path no module of src/core/js, the JS core not the native adapter', async (t) => {
   if (!openNative) return t.pass(`native core not loadable: ${nativeMissing}`)
   // In another process, through the CommonJS build, whose module cache lists every module loaded.
