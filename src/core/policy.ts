@@ -74,6 +74,8 @@ function shown(v: unknown): string {
 
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v)
 const absent = (v: unknown): v is null | undefined => v === null || v === undefined
+const nonNeg = (v: unknown): boolean => isInt(v) && v >= 0
+const positive = (v: unknown): boolean => isInt(v) && v > 0
 
 /**
  * A job as an enqueue receives it (job `i` of the batch): the JavaScript types first, then the
@@ -86,22 +88,13 @@ export function validateJob(i: number, j: NewJob): NewJob {
   if (typeof j.args !== 'string') throw badJob(i, 'args', 'a serialized string', j.args)
   if (!isInt(j.priority)) throw badJob(i, 'priority', 'an integer', j.priority)
   if (!absent(j.runAt) && !isInt(j.runAt)) throw badJob(i, 'runAt', 'null or a time in ms since the epoch', j.runAt)
-  const optNonNeg = (field: string, v: unknown): void => {
-    if (!absent(v) && !(isInt(v) && v >= 0)) throw badJob(i, field, 'null or a non-negative integer', v)
-  }
-  const nonNeg = (field: string, v: unknown): void => {
-    if (!(isInt(v) && v >= 0)) throw badJob(i, field, 'a non-negative integer', v)
-  }
-  const optPos = (field: string, v: unknown): void => {
-    if (!absent(v) && !(isInt(v) && v > 0)) throw badJob(i, field, 'null or a positive integer', v)
-  }
-  optNonNeg('delayMs', j.delayMs)
-  nonNeg('maxRetries', j.maxRetries)
-  optPos('timeoutMs', j.timeoutMs)
-  optPos('softTimeoutMs', j.softTimeoutMs)
-  optNonNeg('resultTtlMs', j.resultTtlMs)
-  nonNeg('backoffBaseMs', j.backoffBaseMs)
-  nonNeg('backoffMaxMs', j.backoffMaxMs)
+  if (!absent(j.delayMs) && !nonNeg(j.delayMs)) throw badJob(i, 'delayMs', 'null or a non-negative integer', j.delayMs)
+  if (!nonNeg(j.maxRetries)) throw badJob(i, 'maxRetries', 'a non-negative integer', j.maxRetries)
+  if (!absent(j.timeoutMs) && !positive(j.timeoutMs)) throw badJob(i, 'timeoutMs', 'null or a positive integer', j.timeoutMs)
+  if (!absent(j.softTimeoutMs) && !positive(j.softTimeoutMs)) throw badJob(i, 'softTimeoutMs', 'null or a positive integer', j.softTimeoutMs)
+  if (!absent(j.resultTtlMs) && !nonNeg(j.resultTtlMs)) throw badJob(i, 'resultTtlMs', 'null or a non-negative integer', j.resultTtlMs)
+  if (!nonNeg(j.backoffBaseMs)) throw badJob(i, 'backoffBaseMs', 'a non-negative integer', j.backoffBaseMs)
+  if (!nonNeg(j.backoffMaxMs)) throw badJob(i, 'backoffMaxMs', 'a non-negative integer', j.backoffMaxMs)
   if (typeof j.backoffJitter !== 'boolean') throw badJob(i, 'backoffJitter', 'a boolean', j.backoffJitter)
   if (!absent(j.uniqueKey) && typeof j.uniqueKey !== 'string') throw badJob(i, 'uniqueKey', 'null or a string', j.uniqueKey)
   return {

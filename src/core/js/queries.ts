@@ -80,24 +80,26 @@ export class Query {
   readonly path: string
   private readonly stmt: Statement
   private readonly names: readonly string[]
+  /** `p => [p.a, p.b, …]` for this file's names: a property read by a fixed name per parameter is
+   * several times cheaper than `p[name]` with the name varying (V8 inlines the former). */
+  private readonly pick: (p: Params) => unknown[]
 
   constructor(db: Database, path: string, { pluck = false, raw = false }: { pluck?: boolean; raw?: boolean } = {}) {
     const { sql, names } = toPositional(loadQuery(path))
     this.path = path
     this.names = names
+    // The names are identifiers (toPositional reads [A-Za-z_][A-Za-z0-9_]*), so this is plain code.
+    this.pick = new Function('p', `return [${names.map((n) => `p.${n}`).join(', ')}]`) as (p: Params) => unknown[]
     this.stmt = db.prepare(sql)
     if (pluck) this.stmt.pluck()
     if (raw) this.stmt.raw()
   }
 
   private args(p: Params): unknown[] {
-    const names = this.names
-    const out = new Array<unknown>(names.length)
-    for (let i = 0; i < names.length; i++) {
-      const v = p[names[i]!]
+    const out = this.pick(p)
+    for (let i = 0; i < out.length; i++) {
       // undefined is a missing parameter (null is SQL NULL): a bug here, said with the file's name.
-      if (v === undefined) throw coreError('QUEUE_ERROR', `query ${this.path} got no value for :${names[i]}`)
-      out[i] = v
+      if (out[i] === undefined) throw coreError('QUEUE_ERROR', `query ${this.path} got no value for :${this.names[i]}`)
     }
     return out
   }
