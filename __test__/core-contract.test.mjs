@@ -1,6 +1,8 @@
-// The Core contract (src/core/types.ts), case by case, against every core that loads: the JS core
-// always, the native core when its binary is built. Real SQLite files in temp folders; then the
-// same file worked by both cores, both ways.
+// The Core contract (src/core/types.ts), case by case, against every engine that runs here: the
+// JS core always, the native core on SQLite when its binary is built, and the native core on
+// PostgreSQL when TASKITO_PG_URL is set (TASKITO_TEST_CORES=native,js,pg picks, as in helpers.mjs).
+// Real SQLite files in temp folders, real PostgreSQL schemas; then the same SQLite file worked by
+// both cores, both ways.
 import test from 'ava'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
@@ -8,6 +10,7 @@ import { createRequire } from 'node:module'
 import { createInterface } from 'node:readline'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { cores, location } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const Database = require('better-sqlite3')
@@ -38,8 +41,9 @@ try {
   nativeMissing = String(err?.message ?? err).split('\n')[0]
 }
 
-const opener = { js: openJs, native: openNative }
-const kinds = openNative ? ['js', 'native'] : ['js']
+/** The opener of each engine: PostgreSQL runs on the native core. */
+const opener = { js: openJs, native: openNative, pg: openNative }
+const kinds = ['js', 'native', 'pg'].filter((k) => cores.includes(k) && (k === 'js' || openNative))
 
 if (!openNative) test.skip(`native core not loadable, its cases are skipped: ${nativeMissing}`, () => {})
 
@@ -49,12 +53,33 @@ function tempDir(t) {
   return dir
 }
 
-/** Opens a core of this kind on `dbPath` (a fresh file by default), closed after the test. */
-async function open(t, kind, { dbPath, namespace = 'default', busyTimeoutMs } = {}) {
+/** PostgreSQL schemas standing in for SQLite files: one per `dbPath` a test names. */
+const pgSchemas = new Map()
+
+/**
+ * Where an engine keeps the jobs of `dbPath` (a fresh file by default): that file, or on
+ * PostgreSQL a fresh schema per distinct `dbPath` (dropped after the test), so two handles a test
+ * opens on one "file" share it there too.
+ */
+function whereOf(t, kind, dbPath) {
   const path = dbPath ?? join(tempDir(t), 'jobs.db')
-  const core = await opener[kind]({ dbPath: path, namespace, busyTimeoutMs })
+  if (kind !== 'pg') return { dbPath: path }
+  let where = pgSchemas.get(path)
+  if (where === undefined) pgSchemas.set(path, (where = location(t, 'pg')))
+  return where
+}
+
+/** Opens a core of this kind on `dbPath` (a fresh file by default), closed after the test.
+ * `where`: its location options, for another process to open the same. The worker 'w1' that
+ * claimReq() claims for is registered with a long lease: a case that is not about leases must
+ * not see its attempts reaped because the whole suite, run at once on a busy machine, took
+ * longer than the 5 s lease of an unregistered worker (the lease cases register their own). */
+async function open(t, kind, { dbPath, namespace = 'default', busyTimeoutMs } = {}) {
+  const where = whereOf(t, kind, dbPath)
+  const core = await opener[kind]({ ...where, namespace, busyTimeoutMs })
   t.teardown(() => core.close())
-  return Object.assign(core, { path })
+  core.registerWorker('w1', 600_000)
+  return Object.assign(core, { path: where.dbPath, where })
 }
 
 function job(overrides = {}) {
@@ -133,18 +158,23 @@ function child(t, source) {
         else waiting.set(match, resolve)
       }),
     exited: new Promise((resolve) => proc.on('exit', resolve)),
+    kill: () => proc.kill('SIGKILL'),
   }
 }
 
-function each(title, fn) {
-  for (const kind of kinds) test(`[${kind}] ${title}`, (t) => fn(t, kind))
+/** Registers `title` once per engine. sqliteOnly: the case is about the SQLite file itself. */
+function each(title, fn, { sqliteOnly = false, serial = false } = {}) {
+  for (const kind of kinds) {
+    if (sqliteOnly && kind === 'pg') continue
+    ;(serial ? test.serial : test)(`[${kind}] ${title}`, (t) => fn(t, kind))
+  }
 }
 
 // ---- enqueue and claim ----------------------------------------------------------------------------
 
 each('claims ready jobs by priority desc, run_at, id; delayed jobs wait', async (t, kind) => {
   const core = await open(t, kind)
-  t.is(core.kind, kind)
+  t.is(core.kind, kind === 'pg' ? 'native' : kind)
   const now = Date.now()
   const ids = (
     await core.enqueue([
@@ -518,6 +548,73 @@ each('heartbeat keeps a lease alive past its length', async (t, kind) => {
   t.is((await core.settle([{ id, token: c.token, kind: 'complete', result: '1' }]))[0].status, 'complete')
 })
 
+/** Another process holding the file's write lock for `ms`: resolves `locked` and `released`. */
+function holdLock(t, dbPath, ms) {
+  const holder = child(
+    t,
+    `const Database = (await import('node:module')).createRequire(${JSON.stringify(import.meta.url)})('better-sqlite3')
+     const db = new Database(${JSON.stringify(dbPath)})
+     db.exec('BEGIN IMMEDIATE')
+     console.log('locked')
+     setTimeout(() => { db.exec('COMMIT'); db.close(); console.log('released') }, ${ms})`,
+  )
+  return { locked: holder.waitFor('locked'), released: holder.waitFor('released') }
+}
+
+each(
+  'heartbeat renews a lease that ran out while another process held the write lock; the attempt completes',
+  async (t, kind) => {
+    const core = await open(t, kind)
+    // A lease far shorter than the lock below, and still long enough that a busy machine stalling
+    // the event loop does not pass for a lost worker once the lock is gone.
+    core.registerWorker('w1', 600)
+    t.teardown(() => core.unregisterWorker('w1'))
+    const [{ id }] = await core.enqueue([job({ maxRetries: 0 })])
+    const [c] = await core.claim(claimReq())
+    const lock = holdLock(t, core.path, 1500)
+    await lock.locked
+    await lock.released
+    // The lease ran out under the lock. The worker is alive here: this process's reaper spares it,
+    // and its next beat renews it (waitJob returns the row as it is when its timeout runs out).
+    t.is((await core.waitJob(id, 800)).status, 1)
+    // Renewed, not merely spared: another process's reaper (which knows nothing of this worker)
+    // looks at it for longer than a lease and leaves it alone.
+    const other = child(
+      t,
+      `${childOpen(kind)}({ dbPath: ${JSON.stringify(core.path)}, namespace: 'other' })
+       await new Promise((r) => setTimeout(r, 1000))
+       await core.close()
+       console.log('looked')`,
+    )
+    await other.waitFor('looked')
+    t.deepEqual(await core.jobErrors(id), [], 'no "worker lost" record')
+    t.is((await core.settle([{ id, token: c.token, kind: 'complete', result: '1' }]))[0].status, 'complete')
+  },
+  { sqliteOnly: true, serial: true },
+)
+
+each('registerWorker and claim take the lease and worker id the shared policy allows', async (t, kind) => {
+  const core = await open(t, kind)
+  const refused = (fn, message) => {
+    const err = t.throws(fn)
+    t.is(err?.code, 'INVALID_ARGUMENT', err?.message)
+    t.is(err?.message, `INVALID_ARGUMENT: ${message}`)
+  }
+  for (const leaseMs of [9, 0, 3_600_001]) {
+    refused(
+      () => core.registerWorker('w1', leaseMs),
+      `leaseMs must be from 10 to 3600000 ms, got ${leaseMs}; a few seconds is typical (default 5000)`,
+    )
+  }
+  for (const leaseMs of [10, 3_600_000]) {
+    core.registerWorker('w1', leaseMs)
+    core.unregisterWorker('w1')
+  }
+  refused(() => core.registerWorker('', 1000), 'workerId is empty: pass the id of the worker (Worker.id)')
+  const err = await rejectsWithCode(t, core.claim(claimReq({ workerId: '' })), 'INVALID_ARGUMENT')
+  t.is(err.message, 'INVALID_ARGUMENT: workerId is empty: pass the id of the worker (Worker.id)')
+})
+
 // ---- waiting ----------------------------------------------------------------------------------
 
 each('waitJob resolves at the settle; returns the row as it is on timeout; null for unknown', async (t, kind) => {
@@ -575,7 +672,7 @@ each('a waiting claim wakes on a commit by another process', async (t, kind) => 
   const claiming = core.claim(claimReq({ waitMs: 30_000 }))
   const producer = child(
     t,
-    `${childOpen(kind)}({ dbPath: ${JSON.stringify(core.path)}, namespace: 'default' })
+    `${childOpen(kind)}({ ...${JSON.stringify(core.where)}, namespace: 'default' })
      await core.enqueue([${JSON.stringify(job({ args: '"from-child"' }))}])
      await core.close()`,
   )
@@ -640,8 +737,36 @@ each('finished jobs expire after their result TTL', async (t, kind) => {
   t.is((await core.getJob(kept)).status, 2)
 })
 
+each(
+  'the TTL sweep deletes complete and cancelled jobs only, whatever else carries an expiry',
+  async (t, kind) => {
+    const first = await open(t, kind)
+    const [{ id: pending }, { id: dead }] = await first.enqueue([job({ queue: 'later' }), job({ maxRetries: 0 })])
+    const [d] = await first.claim(claimReq())
+    await first.settle([{ id: dead, token: d.token, kind: 'fail', error: 'Error: x', retryable: true }])
+    await first.close()
+    // No statement of either core leaves an expiry on a job that is not complete or cancelled: a
+    // file from elsewhere (a hand edit, another tool, a later schema) can. The sweep must not take
+    // a pending job or a dead one (its dead letter would outlive it) for it. Written while no core
+    // has the file open (two SQLite libraries in one process do not share locks).
+    const raw = new Database(first.path)
+    raw.prepare('UPDATE jobs SET expires_at = 1 WHERE id IN (?, ?)').run(Number(pending), Number(dead))
+    raw.close()
+
+    const core = await open(t, kind, { dbPath: first.path })
+    const [{ id: swept }] = await core.enqueue([job({ resultTtlMs: 0 })])
+    const [c] = await core.claim(claimReq())
+    await core.settle([{ id: swept, token: c.token, kind: 'complete' }])
+    t.true(await eventually(async () => (await core.getJob(swept)) === null, 10_000), 'a sweep ran')
+    t.like(await core.getJob(pending), { status: 0 })
+    t.like(await core.getJob(dead), { status: 4 })
+    t.is((await core.claim(claimReq({ queues: ['later'] })))[0]?.id, pending)
+  },
+  { sqliteOnly: true },
+)
+
 each('after close every call rejects with QUEUE_CLOSED and a waiting claim ends', async (t, kind) => {
-  const core = await opener[kind]({ dbPath: join(tempDir(t), 'c.db'), namespace: 'default' })
+  const core = await opener[kind]({ ...whereOf(t, kind), namespace: 'default' })
   const claiming = core.claim(claimReq({ waitMs: 30_000 }))
   await new Promise((r) => setTimeout(r, 20))
   await core.close()
@@ -651,11 +776,11 @@ each('after close every call rejects with QUEUE_CLOSED and a waiting claim ends'
 })
 
 each('background timers never keep a process alive; a pending claim does until it resolves', async (t, kind) => {
-  const dbPath = join(tempDir(t), 'alive.db')
+  const where = JSON.stringify(whereOf(t, kind))
   // Left open on purpose: a worker registered (heartbeat), a lease to reap, a TTL to sweep.
   const idle = child(
     t,
-    `${childOpen(kind)}({ dbPath: ${JSON.stringify(dbPath)}, namespace: 'default' })
+    `${childOpen(kind)}({ ...${where}, namespace: 'default' })
      await core.enqueue([${JSON.stringify(job({ resultTtlMs: 60_000 }))}, ${JSON.stringify(job())}])
      core.registerWorker('w', 1000)
      const [c] = await core.claim({ workerId: 'w', queues: ['default'], limit: 1, waitMs: 0 })
@@ -670,7 +795,7 @@ each('background timers never keep a process alive; a pending claim does until i
 
   const waiting = child(
     t,
-    `${childOpen(kind)}({ dbPath: ${JSON.stringify(dbPath)}, namespace: 'other' })
+    `${childOpen(kind)}({ ...${where}, namespace: 'other' })
      const started = Date.now()
      core.claim({ workerId: 'w', queues: ['default'], limit: 1, waitMs: 400 }).then((jobs) => {
        console.log('claim ended ' + jobs.length + ' after ' + (Date.now() - started))
@@ -711,7 +836,7 @@ each('refuses a file that is not SQLite, another application\'s SQLite file, and
   const newerBefore = readFileSync(newer)
   await rejectsWithCode(t, opener[kind]({ dbPath: newer, namespace: 'default' }), 'DB_SCHEMA_TOO_NEW')
   t.deepEqual(readFileSync(newer), newerBefore)
-})
+}, { sqliteOnly: true })
 
 each('opens a version 1 file: migrates it, and counts every status of its namespace as before', async (t, kind) => {
   const dbPath = join(tempDir(t), 'v1.db')
@@ -741,7 +866,7 @@ each('opens a version 1 file: migrates it, and counts every status of its namesp
   t.is(after.prepare("SELECT value FROM taskito_meta WHERE key = 'schema_version'").pluck().get(), String(LATEST_SCHEMA))
   t.is(after.prepare("SELECT COUNT(*) FROM sqlite_master WHERE name = 'jobs_status'").pluck().get(), 0)
   after.close()
-})
+}, { sqliteOnly: true })
 
 each('creates parent folders; rejects bad options with INVALID_ARGUMENT', async (t, kind) => {
   const dir = tempDir(t)
@@ -749,7 +874,7 @@ each('creates parent folders; rejects bad options with INVALID_ARGUMENT', async 
   t.is((await core.enqueue([job()])).length, 1)
   await rejectsWithCode(t, opener[kind]({ dbPath: join(dir, 'x.db'), namespace: '' }), 'INVALID_ARGUMENT')
   await rejectsWithCode(t, core.claim(claimReq({ limit: -1 })), 'INVALID_ARGUMENT')
-})
+}, { sqliteOnly: true })
 
 each('DB_LOCKED when another process holds the write lock past the busy timeout; nothing half-written', async (t, kind) => {
   const core = await open(t, kind, { busyTimeoutMs: 100 })
@@ -762,16 +887,71 @@ each('DB_LOCKED when another process holds the write lock past the busy timeout;
      const db = new Database(${JSON.stringify(core.path)})
      db.exec('BEGIN IMMEDIATE')
      console.log('locked')
-     process.stdin.resume()
-     setTimeout(() => { db.exec('ROLLBACK'); db.close(); console.log('released'); process.exit(0) }, 1500)`,
+     setInterval(() => {}, 60_000)`,
   )
   await holder.waitFor('locked')
-  const started = Date.now()
+  // Held until the holder is killed below: the enqueue can only end by giving up (a core that
+  // waited for the lock would hang the test), however slow a busy machine makes this process.
   await rejectsWithCode(t, core.enqueue([job(), job()]), 'DB_LOCKED')
-  t.true(Date.now() - started < 1400, 'gave up after the busy timeout, before the lock was released')
-  await holder.waitFor('released')
+  holder.kill() // its open transaction dies with it, and the lock with it
+  await holder.exited
   t.is((await core.stats()).pending, 1)
   t.is((await core.enqueue([job()])).length, 1)
+}, { sqliteOnly: true })
+
+test('[js] the JS core runs every statement file of crates/core/queries/sqlite and no query of its own', async (t) => {
+  const queries = new URL('../crates/core/queries/sqlite/', import.meta.url).pathname
+  const files = readdirSync(queries, { recursive: true })
+    .filter((f) => f.endsWith('.sql') && !f.startsWith('migrations'))
+    .sort()
+  const jsDir = new URL('../dist/esm/core/js/', import.meta.url).pathname
+  const source = readdirSync(jsDir)
+    .filter((f) => f.endsWith('.js'))
+    .map((f) => readFileSync(join(jsDir, f), 'utf8'))
+    .join('\n')
+  t.deepEqual(
+    files.filter((f) => !source.includes(`'${f}'`)),
+    [],
+    'statement files the JS core does not load',
+  )
+  // Statement text outside the files: only the group commit's transaction control is its own.
+  t.deepEqual(source.match(/\b(SELECT|INSERT|UPDATE|DELETE|PRAGMA|CREATE)\b/g) ?? [], [])
+  // Each file's named parameters become positional ones, in order; a colon in a comment does not.
+  const { toPositional } = await import(new URL('queries.js', `file://${jsDir}`))
+  t.deepEqual(toPositional("SELECT :a, @b, $c, ':d' -- :e\n + :a"), { sql: "SELECT ?, ?, ?, ':d' -- :e\n + ?", names: ['a', 'b', 'c', 'a'] })
+  for (const f of files) {
+    const { sql, names } = toPositional(readFileSync(join(queries, f), 'utf8'))
+    t.is((sql.replace(/--[^\n]*|'[^']*'/g, '').match(/\?/g) ?? []).length, names.length, f)
+  }
+})
+
+test('each engine loads only its own modules: the native path no module of src/core/js, the JS core not the native adapter', async (t) => {
+  if (!openNative) return t.pass(`native core not loadable: ${nativeMissing}`)
+  // In another process, through the CommonJS build, whose module cache lists every module loaded.
+  const dist = new URL('../dist/cjs/', import.meta.url).pathname
+  const run = (core) =>
+    child(
+      t,
+      `import { createRequire } from 'node:module'
+       const require = createRequire(${JSON.stringify(dist)})
+       const { Queue } = require(${JSON.stringify(join(dist, 'index.js'))})
+       const queue = new Queue({ core: ${JSON.stringify(core)}, dbPath: ${JSON.stringify(join(tempDir(t), core + '.db'))} })
+       const add = queue.task('add', (a, b) => a + b)
+       await add.delay(1, 2)
+       await queue.close()
+       const loaded = Object.keys(require.cache).filter((f) => f.startsWith(${JSON.stringify(dist)}))
+       console.log('loaded ' + JSON.stringify(loaded.map((f) => f.slice(${dist.length}))))`,
+    )
+  const loaded = async (core) => JSON.parse((await run(core).waitFor('loaded ')).slice('loaded '.length))
+  const native = await loaded('native')
+  t.true(native.includes('core/native.js'), native.join(' '))
+  t.deepEqual(
+    native.filter((f) => f.startsWith('core/js/')),
+    [],
+  )
+  const js = await loaded('js')
+  t.true(js.includes('core/js/index.js'), js.join(' '))
+  t.false(js.includes('core/native.js'))
 })
 
 test('one file is never open in both cores in one process (two SQLite copies, unshared locks)', async (t) => {
@@ -786,22 +966,6 @@ test('one file is never open in both cores in one process (two SQLite copies, un
     t.deepEqual(await b.stats(), { pending: 0, running: 0, completed: 0, failed: 0, dead: 0, cancelled: 0 })
     await b.close()
   }
-})
-
-test('[js] backoff jitter draws whole milliseconds in [half, all] of the nominal wait', async (t) => {
-  const { backoffDelay } = await import(jsModule)
-  t.is(backoffDelay(1, 100, 10_000, false), 100)
-  t.is(backoffDelay(3, 100, 10_000, false), 400)
-  t.is(backoffDelay(500, 100, 10_000, false), 10_000, 'capped, no overflow')
-  t.is(backoffDelay(2, 0, 10_000, true), 0)
-  t.is(backoffDelay(3, 100, 10_000, true, () => 0), 200)
-  t.is(backoffDelay(3, 100, 10_000, true, () => 0.999999), 400)
-  const draws = Array.from({ length: 2000 }, () => backoffDelay(3, 100, 10_000, true))
-  t.deepEqual(
-    draws.filter((d) => !Number.isInteger(d) || d < 200 || d > 400),
-    [],
-  )
-  t.true(new Set(draws).size > 50, `jitter spreads: ${new Set(draws).size} distinct waits`)
 })
 
 // ---- one file, both cores ---------------------------------------------------------------------

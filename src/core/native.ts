@@ -9,7 +9,7 @@
 import { join } from 'node:path'
 import type * as Binding from '../../index.js'
 import { nodeRequire, packageRoot } from '../internal/paths.js'
-import { canonicalPath } from './js/sqlite.js'
+import { canonicalPath } from './files.js'
 import { checkFileOwner, claimFile, releaseFile } from './owners.js'
 import type {
   ClaimRequest,

@@ -4,7 +4,7 @@
  * both cores writing one file from one process could corrupt it: the second core is refused.
  * Kept on a global symbol so that the ESM and CommonJS builds, loaded side by side, share it.
  */
-import { coreError } from './js/errors.js'
+import { coreError } from './errors.js'
 
 export type CoreKind = 'js' | 'native'
 

@@ -7,36 +7,32 @@
  * alone), flushed on setImmediate. What a commit means to others (a job became claimable, a job
  * finished, a cancel was requested) is applied right after the commit: this is how an in-process
  * enqueue wakes an idle claim at once and how waitJob resolves at the commit. Commits by other
- * processes are noticed by polling `PRAGMA data_version` while anybody waits.
+ * processes are noticed by polling the file's data_version (meta/data_version.sql) while anybody waits.
  *
  * better-sqlite3 is synchronous: the SQL runs on the JS thread (the documented exception of types.ts).
  * Two consequences, both unlike the native core: waiting for another connection's write lock is
  * done here, asynchronously, in short retries up to the caller's busy timeout (SQLite itself only
  * ever blocks a couple of ms); and heartbeats run on the event loop, so a loop stalled for longer
- * than about two thirds of a worker's leaseMs lets the reaper take that worker's attempts (they are
- * retried; the late settle is refused as stale).
+ * than about two thirds of a worker's leaseMs lets another process's reaper take that worker's
+ * attempts (they are retried; the late settle is refused as stale). This process's reaper spares
+ * them, as the shared policy says (reapDecision): their worker is alive here.
  */
 import { checkFileOwner, claimFile, releaseFile } from '../owners.js'
+import { DEFAULT_LEASE_MS, REAP_GRACE_MS, heartbeatIntervalMs } from '../policy.js'
 import type { ClaimedJob, ClaimRequest, JobRow } from '../types.js'
 import { closedError, fromSqlite } from './errors.js'
 import { openDatabase, type Database } from './sqlite.js'
 import { type Effects, isFinal, key, newEffects, Store } from './store.js'
 
-/** Lease of a claim by a worker that never called registerWorker (nobody renews it). */
-export const DEFAULT_LEASE_MS = 5_000
 /** How often other processes' commits are looked for while somebody waits. */
 const POLL_MS = 10
-/** The reaper's regular scan; attempts with a known hard deadline also get a timer of their own. */
+/** The reaper's regular scan; the earliest lease end known here also gets a timer of its own. */
 const REAP_MS = 100
-/**
- * The reaper takes an attempt this long after its lease ran out: a worker in this process times
- * its attempts out with a timer of its own at the same deadline, and settling it itself (with the
- * stack, aborting the attempt's signal first) is better than the reaper racing it by a millisecond.
- */
-const REAP_GRACE_MS = 20
+/** Attempts the reaper reads per transaction (a full batch: it looks again at once). */
+const REAP_BATCH = 256
 /** The result-TTL sweep. */
 const SWEEP_MS = 1_000
-const SWEEP_BATCH = 1_000
+const SWEEP_BATCH = 500
 
 type Work<T> = (now: number, fx: Effects) => T
 
@@ -123,8 +119,9 @@ export class Engine {
   private lastDataVersion = 0
   private readonly reapTimer: NodeJS.Timeout
   private readonly sweepTimer: NodeJS.Timeout
-  private deadlineTimer: NodeJS.Timeout | undefined
-  private deadlineAt = Infinity
+  /** The reaper's look at the earliest lease end known here (a claim's, or the file's next). */
+  private leaseTimer: NodeJS.Timeout | undefined
+  private leaseTimerAt = Infinity
   private reaping = false
   private sweeping = false
 
@@ -133,7 +130,7 @@ export class Engine {
     this.db = db
     this.busyMs = busyMs
     this.store = new Store(db)
-    this.reapTimer = setInterval(() => this.reap(), REAP_MS).unref()
+    this.reapTimer = setInterval(() => void this.reap(), REAP_MS).unref()
     this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS).unref()
   }
 
@@ -258,20 +255,21 @@ export class Engine {
 
   /** What a commit means to the waiters and workers of this process. */
   private apply(fx: Effects): void {
-    if (fx.claimable.size > 0) {
+    if (fx.claimable.size > 0 || fx.claimableNs.size > 0) {
       for (const w of this.claimWaiters) {
-        if (w.req.queues.some((q) => fx.claimable.has(key(w.ns, q)))) this.poke(w)
+        if (fx.claimableNs.has(w.ns) || w.req.queues.some((q) => fx.claimable.has(key(w.ns, q)))) this.poke(w)
       }
     }
     for (const k of fx.finished) {
       const waiters = this.jobWaiters.get(k)
       if (waiters !== undefined) this.checkJobWaiters(waiters)
     }
-    for (const [k, ids] of fx.cancelRequests) {
-      const state = this.workers.get(k)
-      if (state !== undefined) this.learnCancels(state, ids, false)
+    // Which worker holds a job is not read (cancel/read_status.sql): every worker of the namespace
+    // hears it, and one not running the job ignores it.
+    for (const [ns, ids] of fx.cancelRequests) {
+      for (const state of this.workers.values()) if (state.ns === ns) this.learnCancels(state, ids, false)
     }
-    if (fx.deadline < this.deadlineAt) this.armDeadline(fx.deadline)
+    if (fx.leaseEnd < this.leaseTimerAt) this.armLeaseTimer(fx.leaseEnd)
   }
 
   // ---- claims that wait -------------------------------------------------------------------------
@@ -353,7 +351,7 @@ export class Engine {
   private armDue(w: ClaimWaiter): void {
     let due: number | null
     try {
-      due = this.store.nextDue(w.ns, w.req.queues, Date.now())
+      due = this.store.nextDue(w.ns, w.req.queues)
     } catch {
       return // the 10 ms poll and the timeout still end the wait
     }
@@ -426,7 +424,7 @@ export class Engine {
     w.resolve(row)
   }
 
-  // ---- other processes: PRAGMA data_version -----------------------------------------------------
+  // ---- other processes: the file's data_version ------------------------------------------------
 
   private dataVersion(): number {
     try {
@@ -480,7 +478,7 @@ export class Engine {
       seen: old?.seen ?? new Map(),
       pending: old?.pending ?? [],
     }
-    state.timer = setInterval(() => this.heartbeat(state), Math.max(1, Math.min(leaseMs / 3, 500))).unref()
+    state.timer = setInterval(() => this.heartbeat(state), heartbeatIntervalMs(leaseMs)).unref()
     this.workers.set(k, state)
   }
 
@@ -530,42 +528,49 @@ export class Engine {
 
   // ---- reaper and sweep -------------------------------------------------------------------------
 
-  private armDeadline(at: number): void {
-    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer)
-    this.deadlineAt = at
-    this.deadlineTimer = setTimeout(
+  /** Looks for expired attempts once the lease ending at `at` is past the reap grace. */
+  private armLeaseTimer(at: number): void {
+    if (this.leaseTimer !== undefined) clearTimeout(this.leaseTimer)
+    this.leaseTimerAt = at
+    this.leaseTimer = setTimeout(
       () => {
-        this.deadlineTimer = undefined
-        this.deadlineAt = Infinity
-        this.reap()
-        // The next hard deadline of a running attempt (claimed here or anywhere) gets the timer.
-        let next: number | null = null
-        try {
-          next = this.store.nextDeadline(Date.now())
-        } catch {
-          // the 100 ms scan still finds it
-        }
-        if (next !== null && next < this.deadlineAt) this.armDeadline(next)
+        this.leaseTimer = undefined
+        this.leaseTimerAt = Infinity
+        void this.reap().then(() => {
+          // Then the file's next lease end (claimed here or anywhere) gets the timer; one already
+          // past is a live worker's, spared until its heartbeat renews it: the scan covers it.
+          let next: number | null = null
+          try {
+            if (!this.closed) next = this.store.nextLease()
+          } catch {
+            // the 100 ms scan still finds it
+          }
+          if (next !== null && next > Date.now() && next < this.leaseTimerAt) this.armLeaseTimer(next)
+        })
       },
       Math.max(0, at - Date.now() + REAP_GRACE_MS + 1),
     ).unref()
   }
 
-  private reap(): void {
-    if (this.reaping || this.closed) return
-    let expired
+  /** Whether a worker is registered (and beating) on this file in this process. */
+  private readonly aliveHere = (ns: string, workerId: string): boolean => this.workers.has(key(ns, workerId))
+
+  /** Fails the attempts the policy takes: their lease ended at least REAP_GRACE_MS ago and their
+   * worker is not alive here, or they are past their deadline. Looks with a read first, so an idle
+   * file costs no write transaction; the write reads again under the lock. */
+  private reap(): Promise<void> {
+    if (this.reaping || this.closed) return Promise.resolve()
+    const now = Date.now()
     try {
-      expired = this.store.expired(Date.now() - REAP_GRACE_MS)
+      if (!this.store.expired(now, REAP_BATCH).some((e) => this.store.reapable(e, now, this.aliveHere) !== null)) return Promise.resolve()
     } catch {
-      return // busy or closing: the next scan retries
+      return Promise.resolve() // busy or closing: the next scan retries
     }
-    if (expired.length === 0) return
     this.reaping = true
-    this.submit((now, fx) => {
-      for (const e of expired) this.store.reapOne(e, now, fx)
-    }).then(
-      () => {
+    return this.submit((at, fx) => this.store.reap(at, REAP_BATCH, this.aliveHere, fx)).then(
+      (read) => {
         this.reaping = false
+        if (read >= REAP_BATCH) setImmediate(() => void this.reap())
       },
       () => {
         this.reaping = false
@@ -576,7 +581,8 @@ export class Engine {
   private sweep(): void {
     if (this.sweeping || this.closed) return
     try {
-      if (!this.store.sweepDue(Date.now())) return
+      const next = this.store.nextSweep()
+      if (next === null || next > Date.now()) return
     } catch {
       return
     }
@@ -621,7 +627,7 @@ export class Engine {
     this.closed = true
     clearInterval(this.reapTimer)
     clearInterval(this.sweepTimer)
-    if (this.deadlineTimer !== undefined) clearTimeout(this.deadlineTimer)
+    if (this.leaseTimer !== undefined) clearTimeout(this.leaseTimer)
     if (this.pollTimer !== undefined) clearInterval(this.pollTimer)
     for (const w of [...this.claimWaiters]) this.endClaimWaiter(w, [])
     for (const set of [...this.jobWaiters.values()]) for (const w of [...set]) this.endJobWaiter(w, null)

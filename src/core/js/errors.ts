@@ -1,18 +1,5 @@
-/**
- * Errors of the JS core: plain Errors carrying a CoreErrorCode in `code` and `CODE: text` as the
- * message, the same shape the native binding produces, so `fromCore()` treats both cores alike.
- */
-import type { CoreErrorCode } from '../types.js'
-
-export interface CoreError extends Error {
-  code: CoreErrorCode
-}
-
-export function coreError(code: CoreErrorCode, text: string, cause?: unknown): CoreError {
-  const err = new Error(`${code}: ${text}`, cause === undefined ? undefined : { cause }) as CoreError
-  err.code = code
-  return err
-}
+/** Errors of the JS core, in the shape of ../errors.ts (`coreError`). */
+import { coreError, type CoreError } from '../errors.js'
 
 export function invalid(text: string): CoreError {
   return coreError('INVALID_ARGUMENT', text)

@@ -5,7 +5,8 @@
  *
  * A JsCore is a handle: a namespace over a shared per-file {@link Engine}.
  */
-import { canonicalPath } from './sqlite.js'
+import { canonicalPath } from '../files.js'
+import { claimQueues, validateClaim, validateJob, validateLease, validatePage, validateProgress, validateWorkerId } from '../policy.js'
 import type {
   CancelOutcome,
   ClaimedJob,
@@ -27,8 +28,6 @@ import { acquireEngine, type Engine } from './engine.js'
 import { closedError, invalid, jobNotFound } from './errors.js'
 import { type Effects, parseId } from './store.js'
 
-export { backoffDelay } from './backoff.js'
-
 const DEFAULT_BUSY_TIMEOUT_MS = 5_000
 
 export async function openJs(opts: OpenOptions): Promise<Core> {
@@ -47,40 +46,7 @@ export async function openJs(opts: OpenOptions): Promise<Core> {
 }
 
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v)
-const isNullOr = (v: unknown, ok: (v: unknown) => boolean): boolean => v === null || v === undefined || ok(v)
-const nonNegInt = (v: unknown): boolean => isInt(v) && (v as number) >= 0
-const posInt = (v: unknown): boolean => isInt(v) && (v as number) > 0
-const isText = (v: unknown): v is string => typeof v === 'string' && v !== ''
-
-function checkNewJob(j: NewJob, i: number): NewJob {
-  const bad = (field: string, want: string, got: unknown): never => {
-    throw invalid(`job ${i}: ${field} must be ${want}, got ${JSON.stringify(got) ?? String(got)}`)
-  }
-  if (j === null || typeof j !== 'object') bad('the job', 'an object', j)
-  if (!isText(j.taskName)) bad('taskName', 'a non-empty string', j.taskName)
-  if (!isText(j.queue)) bad('queue', 'a non-empty string', j.queue)
-  if (typeof j.args !== 'string') bad('args', 'a serialized string', j.args)
-  if (!isInt(j.priority)) bad('priority', 'an integer', j.priority)
-  if (!isNullOr(j.runAt, isInt)) bad('runAt', 'null or a time in ms since the epoch', j.runAt)
-  if (!isNullOr(j.delayMs, nonNegInt)) bad('delayMs', 'null or a non-negative integer', j.delayMs)
-  if (!nonNegInt(j.maxRetries)) bad('maxRetries', 'a non-negative integer', j.maxRetries)
-  if (!isNullOr(j.timeoutMs, posInt)) bad('timeoutMs', 'null or a positive integer', j.timeoutMs)
-  if (!isNullOr(j.softTimeoutMs, posInt)) bad('softTimeoutMs', 'null or a positive integer', j.softTimeoutMs)
-  if (!isNullOr(j.resultTtlMs, nonNegInt)) bad('resultTtlMs', 'null or a non-negative integer', j.resultTtlMs)
-  if (!nonNegInt(j.backoffBaseMs)) bad('backoffBaseMs', 'a non-negative integer', j.backoffBaseMs)
-  if (!nonNegInt(j.backoffMaxMs)) bad('backoffMaxMs', 'a non-negative integer', j.backoffMaxMs)
-  if (typeof j.backoffJitter !== 'boolean') bad('backoffJitter', 'a boolean', j.backoffJitter)
-  if (!isNullOr(j.uniqueKey, (v) => typeof v === 'string')) bad('uniqueKey', 'null or a string', j.uniqueKey)
-  return {
-    ...j,
-    runAt: j.runAt ?? null,
-    delayMs: j.delayMs ?? null,
-    timeoutMs: j.timeoutMs ?? null,
-    softTimeoutMs: j.softTimeoutMs ?? null,
-    resultTtlMs: j.resultTtlMs ?? null,
-    uniqueKey: j.uniqueKey ?? null,
-  }
-}
+const nonNegInt = (v: unknown): boolean => isInt(v) && v >= 0
 
 function checkSettle(s: Settle, i: number): void {
   if (s === null || typeof s !== 'object') throw invalid(`settle ${i}: must be an object`)
@@ -124,7 +90,7 @@ export class JsCore implements Core {
   enqueue(jobs: NewJob[]): Promise<Enqueued[]> {
     return this.call(() => {
       if (!Array.isArray(jobs)) throw invalid('enqueue takes an array of jobs')
-      const checked = jobs.map(checkNewJob)
+      const checked = jobs.map((j, i) => validateJob(i, j))
       if (checked.length === 0) return []
       return this.submit((now, fx) => checked.map((j) => this.engine.store.enqueueOne(this.ns, j, now, fx)))
     })
@@ -132,15 +98,10 @@ export class JsCore implements Core {
 
   claim(req: ClaimRequest): Promise<ClaimedJob[]> {
     return this.call(() => {
-      if (req === null || typeof req !== 'object') throw invalid('claim takes a request object')
-      if (!isText(req.workerId)) throw invalid('claim: workerId must be a non-empty string')
-      if (!Array.isArray(req.queues) || req.queues.length === 0 || !req.queues.every(isText)) {
-        throw invalid('claim: queues must be a non-empty array of queue names')
-      }
-      if (!nonNegInt(req.limit)) throw invalid(`claim: limit must be a non-negative integer, got ${String(req.limit)}`)
+      validateClaim(req)
       if (!nonNegInt(req.waitMs)) throw invalid(`claim: waitMs must be a non-negative integer, got ${String(req.waitMs)}`)
       if (req.limit === 0) return []
-      return this.engine.claim(this, this.ns, { ...req, queues: [...new Set(req.queues)] }, this.busyMs)
+      return this.engine.claim(this, this.ns, { ...req, queues: claimQueues(req.queues) }, this.busyMs)
     })
   }
 
@@ -190,7 +151,7 @@ export class JsCore implements Core {
 
   setProgress(id: string, token: number, progress: number): Promise<boolean> {
     return this.call(() => {
-      if (typeof progress !== 'number' || !Number.isFinite(progress)) throw invalid(`setProgress: progress must be a finite number, got ${String(progress)}`)
+      validateProgress(progress)
       const n = parseId(id)
       if (n === null || !isInt(token)) return false
       return this.submit(() => this.engine.store.setProgress(this.ns, n, token, progress))
@@ -203,8 +164,7 @@ export class JsCore implements Core {
 
   deadLetters(limit: number, offset: number): Promise<DeadLetterRow[]> {
     return this.call(() => {
-      if (!nonNegInt(limit)) throw invalid(`deadLetters: limit must be a non-negative integer, got ${String(limit)}`)
-      if (!nonNegInt(offset)) throw invalid(`deadLetters: offset must be a non-negative integer, got ${String(offset)}`)
+      validatePage(limit, offset)
       return this.engine.read(() => this.engine.store.deadLetters(this.ns, limit, offset))
     })
   }
@@ -223,8 +183,7 @@ export class JsCore implements Core {
     return this.call(() => {
       if (filter === null || typeof filter !== 'object') throw invalid('listJobs takes a filter object')
       const { status = null, taskName = null, limit, offset } = filter
-      if (!nonNegInt(limit)) throw invalid(`listJobs: limit must be a non-negative integer, got ${String(limit)}`)
-      if (!nonNegInt(offset)) throw invalid(`listJobs: offset must be a non-negative integer, got ${String(offset)}`)
+      validatePage(limit, offset)
       if (status !== null && !(isInt(status) && status >= 0 && status <= 5)) throw invalid(`listJobs: status must be 0..5, got ${String(status)}`)
       return this.engine.read(() => this.engine.store.listJobs(this.ns, status, taskName, limit, offset))
     })
@@ -232,8 +191,8 @@ export class JsCore implements Core {
 
   registerWorker(workerId: string, leaseMs: number): void {
     this.guard()
-    if (!isText(workerId)) throw invalid('registerWorker: workerId must be a non-empty string')
-    if (!posInt(leaseMs)) throw invalid(`registerWorker: leaseMs must be a positive integer, got ${String(leaseMs)}`)
+    validateWorkerId(workerId)
+    validateLease(leaseMs)
     this.engine.registerWorker(this, this.ns, workerId, leaseMs)
   }
 

@@ -3,10 +3,12 @@
  * dependency), the file is checked before anything is written to it, and the shared migrations of
  * crates/core/queries/sqlite/migrations are applied exactly as the native core applies them.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs'
-import { basename, dirname, join, resolve } from 'node:path'
-import { nodeRequire, packageRoot } from '../../internal/paths.js'
-import { coreError, fromSqlite } from './errors.js'
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { nodeRequire } from '../../internal/paths.js'
+import { coreError } from '../errors.js'
+import { fromSqlite } from './errors.js'
+import { QUERIES_DIR, Query } from './queries.js'
 
 /** The part of better-sqlite3's API this core uses (the package ships no types of its own). */
 export interface RunResult {
@@ -52,19 +54,8 @@ function loadDriver(): DatabaseCtor {
 
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1')
 
-/** The native core's SQL files, shipped in the package: the migrations, and the statements whose
- * plan depends on the schema's partial indexes, which both cores must therefore run word for word. */
-const QUERIES_DIR = join(packageRoot, 'crates', 'core', 'queries', 'sqlite')
+/** The shared schema migrations, shipped in the package and applied exactly as the native core applies them. */
 export const MIGRATIONS_DIR = join(QUERIES_DIR, 'migrations')
-
-/** One query file, e.g. `read/stats.sql`. */
-export function loadQuery(path: string): string {
-  try {
-    return readFileSync(join(QUERIES_DIR, path), 'utf8')
-  } catch (err) {
-    throw coreError('QUEUE_ERROR', `cannot read the query ${path} at ${QUERIES_DIR} (${(err as Error).message}); reinstall taskito`, err)
-  }
-}
 
 interface Migration {
   version: number
@@ -93,23 +84,6 @@ function loadMigrations(): Migration[] {
   return found
 }
 
-/**
- * The path every handle on one file agrees on (the engine registry's key): parent folders created,
- * then the folder resolved through symlinks, as the native core does.
- */
-export function canonicalPath(dbPath: string): string {
-  const full = resolve(dbPath)
-  const parent = dirname(full)
-  try {
-    mkdirSync(parent, { recursive: true })
-  } catch (err) {
-    throw coreError('QUEUE_ERROR', `cannot create the folder ${parent} for the database: ${(err as Error).message}; create it or choose another dbPath`, err)
-  }
-  const path = join(realpathSync(parent), basename(full))
-  if (existsSync(path) && statSync(path).isDirectory()) throw coreError('INVALID_ARGUMENT', `${path} is a folder: pass a file path for dbPath`)
-  return path
-}
-
 /** Refuses a non-empty file that does not start with the SQLite header, without opening it. */
 function checkHeader(path: string): void {
   if (!existsSync(path)) return
@@ -134,10 +108,7 @@ function checkHeader(path: string): void {
 
 /** The schema version recorded in the file: 0 for a file with no tables at all. Reads only. */
 function schemaVersion(db: Database, path: string): number {
-  const tables = db
-    .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-    .pluck()
-    .all() as string[]
+  const tables = new Query(db, 'meta/list_tables.sql', { pluck: true }).all() as string[]
   if (tables.length === 0) return 0
   if (!tables.includes('taskito_meta')) {
     throw coreError(
@@ -146,7 +117,7 @@ function schemaVersion(db: Database, path: string): number {
         'taskito refuses to write to it: point dbPath at a new file (it was left unchanged)',
     )
   }
-  const value = db.prepare("SELECT value FROM taskito_meta WHERE key = 'schema_version'").pluck().get() as string | undefined
+  const value = new Query(db, 'meta/read_schema_version.sql', { pluck: true }).get() as string | undefined
   const version = value === undefined ? NaN : Number(value)
   if (!Number.isInteger(version) || version < 1) {
     throw coreError('DB_CORRUPT', `${path} has a taskito_meta table without a valid schema_version (${String(value)}); the file is damaged`)
@@ -201,9 +172,7 @@ function migrate(db: Database, path: string, all: Migration[]): void {
       const current = schemaVersion(db, path)
       if (current < m.version) {
         db.exec(m.sql)
-        db.prepare(
-          "INSERT INTO taskito_meta (key, value) VALUES ('schema_version', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        ).run(String(m.version))
+        new Query(db, 'meta/set_schema_version.sql').run({ version: String(m.version) })
       }
       db.exec('COMMIT')
     } catch (err) {

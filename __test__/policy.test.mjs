@@ -1,0 +1,144 @@
+// The shared table of policy cases (crates/core/tests/policy_cases.json), run against the
+// TypeScript twin (src/core/policy.ts): cargo test runs the same file against
+// crates/core/src/policy.rs, so both answer every case alike or the build is red. Every section
+// of the table has a runner here; a section without one fails, so a new Rust section cannot be
+// skipped silently.
+import test from 'ava'
+import { readFileSync } from 'node:fs'
+
+const policy = await import(new URL('../dist/esm/core/policy.js', import.meta.url))
+const table = JSON.parse(readFileSync(new URL('../crates/core/tests/policy_cases.json', import.meta.url), 'utf8'))
+
+/** Keys of the table that hold data for the sections, not cases. */
+const DATA = new Set(['$comment', 'job_defaults'])
+
+/** The message of the INVALID_ARGUMENT error `fn` throws, or null when it throws nothing. */
+function errorOf(fn) {
+  try {
+    fn()
+  } catch (err) {
+    if (err?.code !== 'INVALID_ARGUMENT') throw err
+    const prefix = 'INVALID_ARGUMENT: '
+    if (!err.message.startsWith(prefix)) throw err
+    return err.message.slice(prefix.length)
+  }
+  return null
+}
+
+const progressValue = (v) => ({ NaN: NaN, Infinity: Infinity, '-Infinity': -Infinity })[v] ?? v
+
+/** One runner per section: [what the twin answers, what the case expects]. */
+const runners = {
+  constants: (c) => [Object.fromEntries(Object.keys(c).map((name) => [name, policy[name]])), c],
+  validate_job: (c) => [errorOf(() => policy.validateJob(c.index, { ...table.job_defaults, ...c.job })), c.error],
+  validate_worker_id: (c) => [errorOf(() => policy.validateWorkerId(c.workerId)), c.error],
+  validate_lease: (c) => [errorOf(() => policy.validateLease(c.leaseMs)), c.error],
+  validate_claim: (c) => [errorOf(() => policy.validateClaim({ workerId: c.workerId, queues: c.queues, limit: c.limit, waitMs: 0 })), c.error],
+  claim_queues: (c) => [policy.claimQueues(c.queues), c.expect],
+  validate_page: (c) => [errorOf(() => policy.validatePage(c.limit, c.offset)), c.error],
+  validate_progress: (c) => [errorOf(() => policy.validateProgress(progressValue(c.progress))), c.error],
+  heartbeat_interval_ms: (c) => [policy.heartbeatIntervalMs(c.leaseMs), c.expect],
+  deadline_at: (c) => [policy.deadlineAt(c.startedAt, c.timeoutMs), c.expect],
+  lease_end: (c) => [policy.leaseEnd(c.now, c.leaseMs, c.deadlineAt), c.expect],
+  reap_cutoff: (c) => [policy.reapCutoff(c.now), c.expect],
+  run_at: (c) => [policy.runAt(c.now, c.delayMs, c.runAt), c.expect],
+  claim_order: (c) => [[...c.jobs].sort(policy.claimOrder).map((j) => j.id), c.expect],
+  decide_failure: (c) => {
+    const got = policy.decideFailure({ retryCount: c.retryCount, maxRetries: c.maxRetries, retryable: c.retryable, cancelRequested: c.cancelRequested })
+    return [got, c.expect === 'retry' ? { kind: 'retry', retry: c.retry } : { kind: c.expect }]
+  },
+  retry_delay_ms: (c) => [policy.retryDelayMs(c.n, { baseMs: c.baseMs, maxMs: c.maxMs, jitter: c.jitter }, c.draw), c.expect],
+  reap_decision: (c) => {
+    const got = policy.reapDecision({ now: c.now, deadlineAt: c.deadlineAt, timeoutMs: c.timeoutMs, workerAliveHere: c.workerAliveHere })
+    return [
+      { expect: got?.kind ?? null, message: got === null ? null : policy.reapMessage(got) },
+      { expect: c.expect, message: c.message },
+    ]
+  },
+  expires_at: (c) => [policy.expiresAt(c.finishedAt, c.resultTtlMs), c.expect],
+}
+
+test('every section of the table has a runner here', (t) => {
+  const sections = Object.keys(table).filter((k) => !DATA.has(k))
+  t.deepEqual(
+    sections.filter((s) => !(s in runners)),
+    [],
+    'sections of policy_cases.json that policy.test.mjs does not run: add a runner for each',
+  )
+  t.deepEqual(
+    Object.keys(runners).filter((s) => !(s in table)),
+    [],
+    'runners for sections the table no longer has',
+  )
+})
+
+for (const [section, cases] of Object.entries(table)) {
+  if (DATA.has(section)) continue
+  const run = runners[section]
+  test(`policy: ${section}`, (t) => {
+    if (run === undefined) return t.fail(`no runner for the section ${section}`)
+    const list = Array.isArray(cases) ? cases : [cases]
+    t.true(list.length > 0, `section ${section} has no cases`)
+    for (const c of list) {
+      const [got, want] = run(c)
+      t.deepEqual(got, want, `case ${JSON.stringify(c)}`)
+    }
+  })
+}
+
+// ---- the TypeScript twin's own checks: JavaScript types before the shared value rules ---------
+
+const job = (over) => ({ ...table.job_defaults, ...over })
+
+test('policy: JavaScript values of the wrong type are refused with the shared message shape', (t) => {
+  const cases = [
+    [job({ maxRetries: '3' }), 'job 0: maxRetries must be a non-negative integer, got "3"; nothing was enqueued'],
+    [job({ priority: 1.5 }), 'job 0: priority must be an integer, got 1.5; nothing was enqueued'],
+    [job({ timeoutMs: NaN }), 'job 0: timeoutMs must be null or a positive integer, got NaN; nothing was enqueued'],
+    [job({ taskName: 7 }), 'job 0: taskName must be a non-empty string, got 7; nothing was enqueued'],
+    [job({ args: undefined }), 'job 0: args must be a serialized string, got undefined; nothing was enqueued'],
+    [job({ backoffJitter: 1 }), 'job 0: backoffJitter must be a boolean, got 1; nothing was enqueued'],
+    [null, 'job 0: the job must be an object, got null; nothing was enqueued'],
+  ]
+  for (const [j, message] of cases) {
+    t.is(
+      errorOf(() => policy.validateJob(0, j)),
+      message,
+    )
+  }
+  t.is(
+    errorOf(() => policy.validateLease('5000')),
+    'leaseMs must be from 10 to 3600000 ms, got "5000"; a few seconds is typical (default 5000)',
+  )
+  t.is(
+    errorOf(() => policy.validateLease(10.5)),
+    'leaseMs must be from 10 to 3600000 ms, got 10.5; a few seconds is typical (default 5000)',
+  )
+  t.is(
+    errorOf(() => policy.validateWorkerId(undefined)),
+    'workerId is empty: pass the id of the worker (Worker.id)',
+  )
+  t.is(
+    errorOf(() => policy.validateClaim({ workerId: 'w', queues: 'default', limit: 1, waitMs: 0 })),
+    'claim needs at least one non-empty queue name, e.g. ["default"]',
+  )
+  t.is(
+    errorOf(() => policy.validatePage('10', 0)),
+    'limit and offset must be non-negative integers, got limit "10", offset 0',
+  )
+  t.is(
+    errorOf(() => policy.validateProgress('0.5')),
+    'progress must be a finite number such as 0.5, got "0.5"',
+  )
+  t.like(policy.validateJob(0, job({ runAt: undefined, uniqueKey: undefined })), { runAt: null, uniqueKey: null }, 'absent optional fields come back as null')
+})
+
+test('policy: retryDelayMs with Math.random() draws whole milliseconds in [half, all] of the nominal wait', (t) => {
+  const b = { baseMs: 100, maxMs: 10_000, jitter: true }
+  const draws = Array.from({ length: 2000 }, () => policy.retryDelayMs(3, b, Math.random()))
+  t.deepEqual(
+    draws.filter((d) => !Number.isInteger(d) || d < 200 || d > 400),
+    [],
+  )
+  t.true(new Set(draws).size > 50, `jitter spreads: ${new Set(draws).size} distinct waits`)
+})
