@@ -71,7 +71,9 @@ async function runWorker(values: Record<string, string | boolean | undefined>): 
     ...(values['lease-ms'] !== undefined ? { leaseMs: Number(values['lease-ms']) } : {}),
   })
   await worker.start()
-  process.stderr.write(`taskito: worker ${worker.id} running (${await queue.coreKind()} core); SIGTERM or Ctrl-C stops it gracefully\n`)
+  // The database first: a typo in a dbPath makes a new, empty file (parent folders included)
+  // rather than an error, and this line is where it shows.
+  process.stderr.write(`taskito: worker ${worker.id} running on ${queue.location} (${await queue.coreKind()} core); SIGTERM or Ctrl-C stops it gracefully\n`)
   await new Promise<void>((resolveStop) => {
     let signals = 0
     const stop = (signal: string) => {

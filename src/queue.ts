@@ -18,6 +18,7 @@ import {
 } from './errors.js'
 import { type Hook, Hooks, type Logger, consoleLogger } from './hooks.js'
 import { Job, type JobInfo, type JobStatus, jobInfo, statusCode } from './job.js'
+import { describeLocation } from './location.js'
 import {
   type ResolvedTaskOptions,
   type TaskOptions,
@@ -165,6 +166,12 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
   async open(): Promise<this> {
     await this.core()
     return this
+  }
+
+  /** Where the jobs are: the SQLite file's absolute path, or the PostgreSQL URL (without its
+   * password) and schema. */
+  get location(): string {
+    return describeLocation(this.#options)
   }
 
   /** Which core runs this queue: 'native' or 'js'. */
