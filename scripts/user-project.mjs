@@ -12,12 +12,13 @@ import { fileURLToPath } from 'node:url'
 
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 
-/** The compiler options of a user's strict ESM project. */
+/** The compiler options of a user's strict ESM project for Node (as @tsconfig/node20: no DOM). */
 export const userCompilerOptions = {
   strict: true,
   module: 'nodenext',
   moduleResolution: 'nodenext',
   target: 'es2022',
+  lib: ['es2023'],
   types: ['node'],
   skipLibCheck: false,
   noEmit: true,
