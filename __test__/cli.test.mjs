@@ -137,3 +137,68 @@ queue.task('slow', async (i) => {
   t.is(stats.completed + stats.pending, 6)
   t.is(await jobs[0].result({ timeout: 1000 }), 0)
 })
+
+eachCore('worker --app names its database on its first line (absolute path; URL without password)', async (t, core) => {
+  const dir = tempDir(t)
+  let where
+  let expected
+  let password
+  if (core === 'pg') {
+    // A password in the URL must not reach the log (the test server trusts local connections, so
+    // one is added when the URL has none).
+    const pg = location(t, core)
+    const url = new URL(pg.url)
+    if (url.password === '') url.password = 'hunter2'
+    password = url.password
+    where = { url: url.toString(), schema: pg.schema }
+    expected = [`@${url.host}${url.pathname}`, `(schema ${pg.schema})`]
+  } else {
+    // Relative, in folders that do not exist yet: the queue creates them, the log shows where.
+    where = { dbPath: join('nested', 'deeper', 'jobs.db') }
+    expected = [join(dir, 'nested', 'deeper', 'jobs.db')]
+  }
+  let lastLine = ''
+  const app = join(dir, 'tasks.mjs')
+  writeFileSync(app, `import { Queue } from ${JSON.stringify(entry)}\nexport const queue = new Queue(${JSON.stringify(where)})\n`)
+  const child = spawn(process.execPath, [cli, 'worker', '--app', app], {
+    cwd: dir,
+    env: { ...process.env, TASKITO_CORE: coreOf(core) },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
+  t.teardown(() => child.exitCode === null && child.kill('SIGKILL'))
+  const lines = createInterface({ input: child.stderr })
+  for await (const line of lines) {
+    lastLine = line
+    break
+  }
+  child.kill('SIGTERM')
+  await once(child, 'close')
+  for (const part of expected) t.true(lastLine.includes(part), `${JSON.stringify(part)} not in the first line: ${lastLine}`)
+  t.regex(lastLine, /^taskito: worker \S+ running on /)
+  if (password !== undefined) t.false(lastLine.includes(`:${password}@`), lastLine)
+})
+
+eachCore('worker --app with a TypeScript file: runs where Node strips types, else says what works', async (t, core) => {
+  const dir = tempDir(t)
+  const where = location(t, core)
+  const app = join(dir, 'tasks.ts')
+  writeFileSync(app, `import { Queue } from ${JSON.stringify(entry)}\nexport const queue: Queue = new Queue(${JSON.stringify(where)})\nqueue.task('add', (a: number, b: number): number => a + b)\n`)
+  const child = spawn(process.execPath, [cli, 'worker', '--app', app], {
+    env: { ...process.env, TASKITO_CORE: coreOf(core) },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
+  t.teardown(() => child.exitCode === null && child.kill('SIGKILL'))
+  const [first] = await Promise.race([once(createInterface({ input: child.stderr }), 'line'), once(child, 'close').then(() => [''])])
+  if (process.features.typescript) {
+    // Node >= 22.18 (or 23.6) runs the file as it is.
+    t.regex(first, /^taskito: worker \S+ running on /)
+    const producer = makeQueue(t, core, where)
+    t.is(await (await producer.enqueueMany([{ task: 'add', args: [2, 3] }]))[0].result({ timeout: 10_000 }), 5)
+    child.kill('SIGTERM')
+    t.is((await once(child, 'close'))[0], 0)
+  } else {
+    const [code] = child.exitCode === null ? await once(child, 'close') : [child.exitCode]
+    t.is(code, 2)
+    t.regex(first, /--app .*tasks\.ts: this Node \(v\d+[^)]*\) does not run TypeScript itself\. Compile it and give the \.js file, run with NODE_OPTIONS='--import tsx'/)
+  }
+})

@@ -1,8 +1,14 @@
 #!/usr/bin/env node
 /**
  * Builds src/ twice with the TypeScript compiler API, in one process:
+ *   dist/cjs  CommonJS     + .d.ts   (dist/cjs/package.json {"type":"commonjs"}): the implementation
  *   dist/esm  ES modules   + .d.ts   (dist/esm/package.json {"type":"module"})
- *   dist/cjs  CommonJS     + .d.ts   (dist/cjs/package.json {"type":"commonjs"})
+ *
+ * One implementation behind both entries: dist/esm/index.js (and its .d.ts) and dist/esm/cli.js do
+ * not hold a copy of the code, they re-export dist/cjs. Two copies would give a process that both
+ * requires and imports taskito two Queue classes, two TaskitoErrors (instanceof failing across
+ * them) and two sets of registered tasks. The rest of dist/esm is built for the repository's own
+ * tests of internal modules and is not packed (package.json "files").
  *
  * Why the API and not two `tsc` runs: both programs share the parsed lib and @types files, so the
  * second build costs a fraction of the first, and the CommonJS variant needs two substitutions
@@ -43,7 +49,11 @@ const quiet = process.argv.includes('--quiet')
 const pathsTs = join(srcDir, 'internal', 'paths.ts')
 const pathsCjsTs = join(srcDir, 'internal', 'paths.cjs.ts')
 const srcPackageJson = join(srcDir, 'package.json')
-const cliOut = join(distDir, 'esm', 'cli.js')
+const cliOut = join(distDir, 'cjs', 'cli.js')
+const esmEntry = join(distDir, 'esm', 'index.js')
+const esmEntryTypes = join(distDir, 'esm', 'index.d.ts')
+const esmCli = join(distDir, 'esm', 'cli.js')
+const esmCliTypes = join(distDir, 'esm', 'cli.d.ts')
 
 const log = (msg) => {
   if (!quiet) process.stdout.write(`build-ts: ${msg}\n`)
@@ -226,6 +236,19 @@ function createHost(options, format) {
   return host
 }
 
+/** The names src/index.ts exports as values (classes, functions), for the ESM entry's re-export. */
+function valueExports(program) {
+  const checker = program.getTypeChecker()
+  const entry = program.getSourceFile(join(srcDir, 'index.ts'))
+  if (entry === undefined) fail('src/index.ts is missing')
+  const names = []
+  for (const symbol of checker.getExportsOfModule(checker.getSymbolAtLocation(entry))) {
+    const target = symbol.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(symbol) : symbol
+    if (target.flags & ts.SymbolFlags.Value) names.push(symbol.name)
+  }
+  return names.sort()
+}
+
 /** Compiles one variant; returns Map<absolute output path, text>. */
 function compile(format) {
   const outDir = join(distDir, format)
@@ -238,6 +261,15 @@ function compile(format) {
   const result = program.emit(undefined, (fileName, text) => outputs.set(norm(fileName), text))
   if (result.emitSkipped || result.diagnostics.length > 0) reportAndExit(result.diagnostics)
   outputs.set(join(outDir, 'package.json'), `{"type":"${format === 'esm' ? 'module' : 'commonjs'}"}\n`)
+  if (format === 'esm') {
+    // Named re-exports, listed: Node finds a CommonJS module's names by scanning its source, and
+    // a missing name must fail here, at build time, not in a user's import.
+    const header = '// The ES module entry re-exports the CommonJS build: one copy of every class per process.\n'
+    outputs.set(esmEntry, `${header}export { ${valueExports(program).join(', ')} } from '../cjs/index.js'\n`)
+    outputs.set(esmEntryTypes, `${header}export * from '../cjs/index.js'\n`)
+    outputs.set(esmCli, `#!/usr/bin/env node\n// The \`taskito\` command runs the CommonJS build, the same copy its --app imports.\nimport '../cjs/cli.js'\n`)
+    outputs.delete(esmCliTypes)
+  }
   if (format === 'cjs') {
     // Guard against a silent ESM emit (if the host substitution ever stopped working).
     const sample = outputs.get(join(outDir, 'internal', 'paths.js')) ?? ''
@@ -291,11 +323,13 @@ function sync(outputs) {
 
 try {
   const outputs = new Map([...compile('esm'), ...compile('cjs')])
-  // The `taskito` bin: runnable directly, whether or not src/cli.ts carries the shebang.
+  // The `taskito` bin (dist/esm/cli.js imports it): runnable directly as well.
   const cli = outputs.get(cliOut)
   if (cli !== undefined && !cli.startsWith('#!')) outputs.set(cliOut, `#!/usr/bin/env node\n${cli}`)
   const { written, removed } = sync(outputs)
-  if (existsSync(cliOut) && (statSync(cliOut).mode & 0o111) !== 0o111) chmodSync(cliOut, 0o755)
+  for (const bin of [cliOut, esmCli]) {
+    if (existsSync(bin) && (statSync(bin).mode & 0o111) !== 0o111) chmodSync(bin, 0o755)
+  }
   const relOutputs = [...outputs.keys()].map((f) => relative(root, f)).sort()
   writeFileSync(stampFile, JSON.stringify({ hash, outputs: relOutputs }))
   const ms = Date.now() - started

@@ -14,6 +14,12 @@
  *  5. With NAPI_RS_NATIVE_LIBRARY_PATH pointing to a missing file, core: 'native' fails with
  *     the coded error NATIVE_BINARY_MISSING.
  *
+ * Also: scripts/release-check.mjs (the release workflow's matrices, versions and metadata; see
+ * there), the LICENSE and the metadata a user sees on npm (repository, homepage, bugs), both
+ * tarballs carry LICENSE, every relative link of a packed Markdown file (README.md, docs/) leads
+ * to a file in the package, and in the installed project `require('taskito')` and
+ * `import('taskito')` give the same classes.
+ *
  * Exits non-zero with the reason on the first failure; the temp folder is kept then (--keep keeps
  * it always).
  */
@@ -29,7 +35,7 @@ import {
   writeFileSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { delimiter, dirname, join, resolve } from 'node:path'
+import { delimiter, dirname, join, posix, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
@@ -87,6 +93,13 @@ for (const [file, fix] of need) {
 }
 ok(`build outputs present (${platform})`)
 
+step = 'release-check'
+{
+  const r = run(process.execPath, [join(root, 'scripts', 'release-check.mjs')], { allowFail: true })
+  process.stdout.write(r.stdout.replace(/^release-check: /gm, 'pack-check: release-check: '))
+  if (r.status !== 0) fail(`scripts/release-check.mjs failed:\n${r.stderr}`)
+}
+
 // ---- 1. the root tarball's contents -----------------------------------------------------------
 
 step = 'npm pack --dry-run'
@@ -94,6 +107,9 @@ const dry = JSON.parse(run('npm', ['pack', '--dry-run', '--json', '--ignore-scri
 const files = dry[0].files.map((f) => f.path)
 const mustHave = [
   'package.json',
+  'LICENSE',
+  'README.md',
+  'CHANGELOG.md',
   'index.js',
   'index.d.ts',
   'dist/esm/index.js',
@@ -124,11 +140,37 @@ for (const f of files) {
 }
 ok(`root tarball: ${files.length} files, ${sqlInTar.length} .sql, no sources/tests/target/binaries`)
 
+// What npm shows next to the README, and where it sends a user with a question or a bug.
+const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+for (const key of ['license', 'repository', 'homepage', 'bugs', 'description']) {
+  if (manifest[key] === undefined) fail(`package.json has no "${key}"`)
+}
+if (!readFileSync(join(root, 'LICENSE'), 'utf8').startsWith(`${manifest.license} License`)) fail(`LICENSE is not the ${manifest.license} license package.json names`)
+
+// Relative links of the packed Markdown must lead into the package: npm shows the README, and a
+// link to a file that was not packed is dead for every user.
+let links = 0
+for (const md of files.filter((f) => f.endsWith('.md'))) {
+  const text = readFileSync(join(root, md), 'utf8').replace(/```[\s\S]*?```/g, '')
+  const targets = [...text.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g), ...text.matchAll(/^\s*\[[^\]]+\]:\s*(\S+)/gm)].map((m) => m[1])
+  for (const target of targets) {
+    if (/^[a-z][a-z0-9+.-]*:/i.test(target) || target.startsWith('#')) continue
+    const path = posix.normalize(posix.join(posix.dirname(md), decodeURIComponent(target.split('#')[0])))
+    if (path.startsWith('..') || !(files.includes(path) || files.some((f) => f.startsWith(`${path.replace(/\/$/, '')}/`)))) {
+      fail(`${md} links to ${target}, which is not in the package (ship it, or link to it absolutely)`)
+    }
+    links++
+  }
+}
+ok(`every relative link of the packed Markdown resolves in the package (${links} links)`)
+
 // ---- 2. pack both packages --------------------------------------------------------------------
 
 step = 'npm pack'
 work = mkdtempSync(join(tmpdir(), 'taskito-pack-check-'))
 copyFileSync(join(root, binaryName), join(npmDir, binaryName))
+// The release workflow copies LICENSE into every platform package before publishing; so does this.
+copyFileSync(join(root, 'LICENSE'), join(npmDir, 'LICENSE'))
 const tarballs = join(work, 'tarballs')
 mkdirSync(tarballs)
 const packOne = (cwd) => {
@@ -140,6 +182,7 @@ const platformTgz = packOne(npmDir)
 const platformFiles = JSON.parse(run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: npmDir }).stdout)[0]
   .files.map((f) => f.path)
 if (!platformFiles.includes(binaryName)) fail(`the platform tarball lacks ${binaryName}`)
+if (!platformFiles.includes('LICENSE')) fail('the platform tarball lacks LICENSE')
 ok(`packed ${rootTgz.slice(tarballs.length + 1)} and ${platformTgz.slice(tarballs.length + 1)}`)
 
 // ---- 3. install into a new project, no toolchain, no scripts, no registry ----------------------
@@ -205,6 +248,17 @@ for (const file of ['job.mjs', 'job.cjs']) {
   ok(`${file}: ${r.stdout.trim()}`)
 }
 
+// One copy of the code: the ESM entry re-exports the CommonJS build.
+writeFileSync(join(app, 'identity.mjs'), `import { createRequire } from 'node:module'
+const cjs = createRequire(import.meta.url)('taskito')
+const esm = await import('taskito')
+const names = Object.keys(esm)
+const differ = names.filter((n) => esm[n] !== cjs[n])
+if (names.length < 10 || differ.length > 0) throw new Error('ESM and CommonJS differ: ' + differ.join(', '))
+console.log(names.length + ' exports, the same from require and import')
+`)
+ok(`identity.mjs: ${run('node', ['identity.mjs'], { cwd: app, env, timeout: 60_000 }).stdout.trim()}`)
+
 const cli = join(installed, '.bin', 'taskito')
 if (existsSync(join(installed, 'taskito', 'dist', 'esm', 'cli.js'))) {
   if (!existsSync(cli)) fail('the taskito bin was not linked into node_modules/.bin')
@@ -242,6 +296,7 @@ ok(`core: 'native' without a binary: NATIVE_BINARY_MISSING (${missing.stdout.spl
 if (existsSync(join(app, 'missing.db'))) fail('a database file was created although the core never opened')
 
 rmSync(join(npmDir, binaryName), { force: true })
+rmSync(join(npmDir, 'LICENSE'), { force: true })
 if (!keep) rmSync(work, { recursive: true, force: true })
 process.stdout.write(`pack-check: all checks passed${keep ? ` (files in ${work})` : ''}\n`)
 // The tarball's package.json is what users get: print its version for the log.

@@ -44,7 +44,19 @@ function print(json: boolean, value: unknown, human: () => string): void {
 async function loadApp(path: string): Promise<Queue> {
   const full = resolve(path)
   if (!existsSync(full)) throw new UsageError(`--app ${path}: no such file`)
-  const mod = (await import(pathToFileURL(full).href)) as Record<string, unknown>
+  let mod: Record<string, unknown>
+  try {
+    mod = (await import(pathToFileURL(full).href)) as Record<string, unknown>
+  } catch (err) {
+    // A TypeScript app on a Node that does not strip types: say what works instead.
+    if ((err as { code?: string }).code === 'ERR_UNKNOWN_FILE_EXTENSION' && /\.[cm]?ts$/.test(full)) {
+      throw new UsageError(
+        `--app ${path}: this Node (${process.version}) does not run TypeScript itself. Compile it and give the .js file, ` +
+          `run with NODE_OPTIONS='--import tsx' (tsx installed), or use Node >= 22.18`,
+      )
+    }
+    throw err
+  }
   const candidates = [mod.queue, mod.default, (mod.default as Record<string, unknown> | undefined)?.queue]
   // Duck-typed: an app written as CommonJS holds the CommonJS build's Queue class, not this one.
   const queue = candidates.find((c) => typeof (c as Queue | undefined)?.worker === 'function' && typeof (c as Queue).task === 'function')
@@ -71,7 +83,9 @@ async function runWorker(values: Record<string, string | boolean | undefined>): 
     ...(values['lease-ms'] !== undefined ? { leaseMs: Number(values['lease-ms']) } : {}),
   })
   await worker.start()
-  process.stderr.write(`taskito: worker ${worker.id} running (${await queue.coreKind()} core); SIGTERM or Ctrl-C stops it gracefully\n`)
+  // The database first: a typo in a dbPath makes a new, empty file (parent folders included)
+  // rather than an error, and this line is where it shows.
+  process.stderr.write(`taskito: worker ${worker.id} running on ${queue.location} (${await queue.coreKind()} core); SIGTERM or Ctrl-C stops it gracefully\n`)
   await new Promise<void>((resolveStop) => {
     let signals = 0
     const stop = (signal: string) => {

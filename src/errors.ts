@@ -22,9 +22,29 @@ export interface TaskitoErrorOptions {
   cause?: unknown
 }
 
+/**
+ * Each taskito error class marks its prototype with a registered symbol (`Symbol.for`), the same
+ * in every copy of the package: when one process holds two copies (two installed versions, or a
+ * bundled one next to node_modules), `err instanceof TaskitoError` still holds for an error of the
+ * other copy. Classes outside this module (a user's subclass) keep the ordinary instanceof.
+ */
+const brands = new WeakMap<object, symbol>()
+
+function brand(cls: abstract new (...args: never[]) => TaskitoError, name: string): void {
+  const mark = Symbol.for(`taskito.error.${name}`)
+  brands.set(cls, mark)
+  Object.defineProperty(cls.prototype, mark, { value: true })
+}
+
 /** Base of every error taskito throws. `code` is stable: match on it, not on the message. */
 export class TaskitoError extends Error {
   readonly code: string
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (Function.prototype[Symbol.hasInstance].call(this, value)) return true
+    const mark = brands.get(this)
+    return mark !== undefined && typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[mark] === true
+  }
 
   constructor(message: string, options: TaskitoErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
@@ -87,6 +107,17 @@ export class JobNotFoundError extends TaskitoError {
 export class QueueError extends TaskitoError {
   static override readonly defaultCode = 'QUEUE_ERROR'
 }
+
+brand(TaskitoError, 'TaskitoError')
+brand(TaskTimeoutError, 'TaskTimeoutError')
+brand(SoftTimeoutError, 'SoftTimeoutError')
+brand(TaskCancelledError, 'TaskCancelledError')
+brand(MaxRetriesExceededError, 'MaxRetriesExceededError')
+brand(SerializationError, 'SerializationError')
+brand(CircuitBreakerOpenError, 'CircuitBreakerOpenError')
+brand(RateLimitExceededError, 'RateLimitExceededError')
+brand(JobNotFoundError, 'JobNotFoundError')
+brand(QueueError, 'QueueError')
 
 /** Codes that are QueueErrors. Anything a core raises that is not listed here or below is a
  * QUEUE_ERROR too, so a new code in a core never escapes as a bare Error. */

@@ -5,7 +5,7 @@
 export { Queue } from './queue.js'
 export type { QueueOptions, DeadLetter, Stats, TestResult, ListJobsOptions } from './queue.js'
 export { Task } from './task.js'
-export type { EnqueueEntry } from './task.js'
+export type { EnqueueEntry, TaskSignatures, TaskRef, ArgsOf, ResultOf } from './task.js'
 export { Job } from './job.js'
 export type { JobInfo, JobStatus } from './job.js'
 export { Worker } from './worker.js'

@@ -18,6 +18,7 @@ import {
 } from './errors.js'
 import { type Hook, Hooks, type Logger, consoleLogger } from './hooks.js'
 import { Job, type JobInfo, type JobStatus, jobInfo, statusCode } from './job.js'
+import { describeLocation } from './location.js'
 import {
   type ResolvedTaskOptions,
   type TaskOptions,
@@ -27,7 +28,7 @@ import {
   resolveTaskOptions,
 } from './options.js'
 import { type Serializer, defaultSerializer, guarded } from './serializer.js'
-import { type EnqueueEntry, type Handler, Task, type TaskHost } from './task.js'
+import { type EnqueueEntry, type Handler, type ResultOf, Task, type TaskHost, type TaskRef, type TaskSignatures } from './task.js'
 import { Worker, type WorkerHost, type WorkerOptions } from './worker.js'
 
 export interface QueueOptions {
@@ -94,7 +95,8 @@ interface PendingEnqueue {
   reject(err: unknown): void
 }
 
-export class Queue implements TaskHost, WorkerHost {
+/** S: the signatures of the tasks by name, checked where tasks are named by a string (see TaskSignatures). */
+export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHost, WorkerHost {
   readonly name: string
   readonly serializer: Serializer
   /** @internal */
@@ -159,6 +161,12 @@ export class Queue implements TaskHost, WorkerHost {
     return this
   }
 
+  /** Where the jobs are: the SQLite file's absolute path, or the PostgreSQL URL (without its
+   * password) and schema. */
+  get location(): string {
+    return describeLocation(this.#options)
+  }
+
   /** Which core runs this queue: 'native' or 'js'. */
   async coreKind(): Promise<'native' | 'js'> {
     return (await this.core()).kind
@@ -179,10 +187,12 @@ export class Queue implements TaskHost, WorkerHost {
     return this.#tasks.get(name)
   }
 
-  /** Enqueues many jobs of any tasks in one transaction: all are written or none. */
-  async enqueueMany(entries: EnqueueEntry[]): Promise<Job[]> {
+  /** Enqueues many jobs of any tasks in one transaction: all are written or none. Jobs in input order. */
+  async enqueueMany<const E extends readonly TaskRef<S>[]>(
+    entries: { readonly [K in keyof E]: EnqueueEntry<E[K], S> },
+  ): Promise<{ -readonly [K in keyof E]: Job<ResultOf<E[K], S>> }> {
     if (!Array.isArray(entries)) throw invalidArgument('enqueueMany takes an array of { task, args, options }')
-    return this.enqueue(entries)
+    return (await this.enqueue(entries as readonly EnqueueEntry[] as EnqueueEntry[])) as { -readonly [K in keyof E]: Job<ResultOf<E[K], S>> }
   }
 
   /** @internal TaskHost: every enqueue path ends here. */
@@ -275,13 +285,14 @@ export class Queue implements TaskHost, WorkerHost {
     }
   }
 
-  /** A handle for a job by id; rejects with JobNotFoundError when there is none. */
-  async getJob(id: string): Promise<Job> {
+  /** A handle for a job by id; rejects with JobNotFoundError when there is none. R: what the job
+   * resolves to, which only the caller knows (`getJob<number>(id)`). */
+  async getJob<R = unknown>(id: string): Promise<Job<R>> {
     if (typeof id !== 'string' || id === '') throw invalidArgument(`getJob takes a job id string, got ${String(id)}`)
     const core = await this.core()
     const row = await callCore(() => core.getJob(id))
     if (row === null) throw new JobNotFoundError(`job ${id} not found in queue "${this.name}" (never created here, or expired after its resultTtl)`)
-    return new Job(this, id)
+    return new Job<R>(this, id)
   }
 
   /** Jobs by status and/or task, newest first (for inspection and the CLI). */

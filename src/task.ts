@@ -6,12 +6,46 @@
 import type { Job } from './job.js'
 import type { EnqueueOptions, ResolvedTaskOptions } from './options.js'
 
-/** One job to enqueue, by task (or task name) — for queue.enqueueMany. */
-export interface EnqueueEntry {
-  task: string | Task<never[], unknown>
-  args?: unknown[]
-  options?: EnqueueOptions
-}
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyTask = Task<any, any>
+
+/**
+ * The tasks of a queue by name, for code that enqueues by name without registering the handlers
+ * (a producer in another process): `new Queue<{ add: (a: number, b: number) => number }>()`, or
+ * `new Queue<{ add: typeof add }>()` with the worker's own Task. Names and arguments given as
+ * strings to enqueueMany are then checked, and the jobs' results typed. The default accepts any
+ * name with any arguments.
+ */
+export type TaskSignatures = Record<string, Handler | AnyTask>
+
+/** What names a task in an entry: a Task, or (checked against the queue's signatures) its name. */
+export type TaskRef<S extends TaskSignatures = TaskSignatures> = AnyTask | (keyof S & string)
+
+/** The arguments and result of one signature (a Task or a function); distributes over unions. */
+type SignatureArgs<F> = F extends Task<infer A, infer _R> ? A : F extends (...args: infer A) => unknown ? A : never
+type SignatureResult<F> = F extends Task<infer _A, infer R> ? R : F extends (...args: never[]) => infer R ? Awaited<R> : never
+
+/** The argument list of a task (or of a task name under the signatures S). */
+export type ArgsOf<T, S extends TaskSignatures = TaskSignatures> = T extends AnyTask
+  ? SignatureArgs<T>
+  : T extends keyof S
+    ? SignatureArgs<S[T]>
+    : never
+
+/** What a job of a task (or of a task name under the signatures S) resolves to. */
+export type ResultOf<T, S extends TaskSignatures = TaskSignatures> = T extends AnyTask
+  ? SignatureResult<T>
+  : T extends keyof S
+    ? SignatureResult<S[T]>
+    : never
+
+/**
+ * One job to enqueue, for queue.enqueueMany: `{ task: add, args: [1, 2] }` is checked against
+ * `add`'s parameters (args may be left out when the task takes none).
+ */
+export type EnqueueEntry<T = TaskRef, S extends TaskSignatures = TaskSignatures> = T extends unknown
+  ? { task: T; options?: EnqueueOptions } & ([] extends ArgsOf<T, S> ? { args?: ArgsOf<T, S> } : { args: ArgsOf<T, S> })
+  : never
 
 /** What a task needs from its queue. */
 export interface TaskHost {
