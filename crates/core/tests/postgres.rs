@@ -10,29 +10,12 @@ use std::time::{Duration, Instant};
 use taskito_core::policy::{self, ReapReason};
 use taskito_core::postgres::{self, PgStore};
 use taskito_core::{
-    ClaimRequest, ClaimedJob, JobToken, ListFilter, NewJob, OpenOptions, Settle, SettleKind,
-    SettleStatus, StatusCode, Store,
+    ListFilter, NewJob, OpenOptions, Settle, SettleKind, SettleStatus, StatusCode, Store,
 };
 use tokio_postgres::NoTls;
 
-fn pg_url() -> Option<String> {
-    match std::env::var("TASKITO_PG_URL") {
-        Ok(u) if !u.trim().is_empty() => Some(u),
-        _ => {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-            assert!(
-                !ci,
-                "TASKITO_PG_URL is unset in CI: the PostgreSQL tests must run there; start a \
-                 server with `eval \"$(scripts/pg-cluster.sh start)\"`"
-            );
-            eprintln!(
-                "SKIPPED: PostgreSQL test (TASKITO_PG_URL is unset; run \
-                 `eval \"$(scripts/pg-cluster.sh start)\"` to run it)"
-            );
-            None
-        }
-    }
-}
+mod common;
+use common::{complete, job, pg_url, req};
 
 /// A fresh schema for one test, dropped at the end (also when the test panics).
 struct TestDb {
@@ -128,45 +111,6 @@ macro_rules! db_or_skip {
     };
 }
 
-fn job(task: &str) -> NewJob {
-    let mut j = NewJob::new(task, "[]");
-    j.backoff_jitter = false;
-    j
-}
-
-fn req(worker: &str, limit: i64, wait_ms: u64) -> ClaimRequest {
-    ClaimRequest {
-        worker_id: worker.into(),
-        queues: vec!["default".into()],
-        limit,
-        wait_ms,
-    }
-}
-
-fn complete(j: &ClaimedJob, result: &str) -> Settle {
-    Settle {
-        id: j.id,
-        token: j.token,
-        kind: SettleKind::Complete,
-        result: Some(result.into()),
-        error: None,
-        traceback: None,
-        retryable: None,
-    }
-}
-
-fn fail(j: &ClaimedJob, error: &str) -> Settle {
-    Settle {
-        id: j.id,
-        token: j.token,
-        kind: SettleKind::Fail,
-        result: None,
-        error: Some(error.into()),
-        traceback: Some("at test".into()),
-        retryable: None,
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opens_through_open_with_url_and_schema() {
     let db = db_or_skip!();
@@ -185,39 +129,6 @@ async fn opens_through_open_with_url_and_schema() {
     store.close().await.unwrap();
     let e = store.stats().await.unwrap_err();
     assert_eq!(e.code(), "QUEUE_CLOSED");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn claim_order_is_priority_then_run_at_then_id() {
-    let db = db_or_skip!();
-    let s = db.open().await;
-    let mut low = job("low");
-    low.priority = -1;
-    let mut high = job("high");
-    high.priority = 5;
-    let mut later = job("later");
-    later.delay_ms = Some(60_000);
-    let mut earlier = job("earlier");
-    earlier.run_at = Some(1_000); // long past: first among priority 0
-    let ids = s
-        .enqueue(vec![job("first"), low, high, later, earlier, job("second")])
-        .await
-        .unwrap();
-    assert!(ids.iter().all(|e| e.created));
-    assert!(
-        ids.windows(2).all(|w| w[0].id < w[1].id),
-        "ids in input order"
-    );
-
-    let got = s.claim(req("w", 10, 0)).await.unwrap();
-    let names: Vec<&str> = got.iter().map(|j| j.task_name.as_str()).collect();
-    assert_eq!(names, ["high", "earlier", "first", "second", "low"]);
-    assert!(got.iter().all(|j| j.attempt == 0 && j.token == 1));
-    // The delayed job is not due.
-    assert!(s.claim(req("w", 10, 0)).await.unwrap().is_empty());
-    let row = s.get_job(ids[3].id).await.unwrap().unwrap();
-    assert_eq!(row.status, StatusCode::Pending as i64);
-    assert!(row.run_at >= row.created_at + 59_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -257,221 +168,6 @@ async fn concurrent_claimers_never_get_the_same_job() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stale_token_is_refused() {
-    let db = db_or_skip!();
-    let s = db.open().await;
-    let id = s.enqueue(vec![job("t")]).await.unwrap()[0].id;
-    let first = s.claim(req("w", 1, 0)).await.unwrap().remove(0);
-    s.release(vec![JobToken {
-        id,
-        token: first.token,
-    }])
-    .await
-    .unwrap();
-    assert_eq!(
-        s.get_job(id).await.unwrap().unwrap().status,
-        StatusCode::Pending as i64
-    );
-    let second = s.claim(req("w", 1, 0)).await.unwrap().remove(0);
-    assert_eq!(second.token, first.token + 1);
-
-    // The old attempt can neither settle, release, nor report progress.
-    let out = s.settle(vec![complete(&first, "\"old\"")]).await.unwrap();
-    assert_eq!(out[0].status, SettleStatus::Stale);
-    s.release(vec![JobToken {
-        id,
-        token: first.token,
-    }])
-    .await
-    .unwrap();
-    assert!(!s.set_progress(id, first.token, 0.5).await.unwrap());
-    let row = s.get_job(id).await.unwrap().unwrap();
-    assert_eq!((row.status, row.result), (StatusCode::Running as i64, None));
-
-    assert!(s.set_progress(id, second.token, 0.5).await.unwrap());
-    let out = s.settle(vec![complete(&second, "\"new\"")]).await.unwrap();
-    assert_eq!(out[0].status, SettleStatus::Complete);
-    let row = s.get_job(id).await.unwrap().unwrap();
-    assert_eq!(row.status, StatusCode::Complete as i64);
-    assert_eq!(row.result.as_deref(), Some("\"new\""));
-    assert_eq!(row.progress, Some(0.5));
-    // Settling again with the same token changes nothing.
-    let out = s.settle(vec![fail(&second, "Error: late")]).await.unwrap();
-    assert_eq!(out[0].status, SettleStatus::Stale);
-    assert!(s.job_errors(id).await.unwrap().is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retry_then_dead_then_replay_once() {
-    let db = db_or_skip!();
-    let s = db.open().await;
-    let mut j = job("flaky");
-    j.max_retries = 1;
-    j.backoff_base_ms = 0;
-    j.priority = 3;
-    j.timeout_ms = Some(60_000);
-    let id = s.enqueue(vec![j]).await.unwrap()[0].id;
-
-    let a0 = s.claim(req("w", 1, 0)).await.unwrap().remove(0);
-    assert_eq!(a0.attempt, 0);
-    let out = s.settle(vec![fail(&a0, "Error: one")]).await.unwrap();
-    assert_eq!(out[0].status, SettleStatus::Failed);
-    let row = s.get_job(id).await.unwrap().unwrap();
-    assert_eq!(
-        (row.status, row.retry_count),
-        (StatusCode::Failed as i64, 1)
-    );
-    assert_eq!(out[0].run_at, Some(row.run_at));
-    assert_eq!(s.stats().await.unwrap().failed, 1);
-
-    let a1 = s.claim(req("w", 1, 1000)).await.unwrap().remove(0);
-    assert_eq!((a1.id, a1.attempt), (id, 1));
-    let out = s.settle(vec![fail(&a1, "Error: two")]).await.unwrap();
-    assert_eq!(out[0].status, SettleStatus::Dead);
-
-    let errors = s.job_errors(id).await.unwrap();
-    let seen: Vec<(i64, &str)> = errors
-        .iter()
-        .map(|e| (e.attempt, e.error.as_str()))
-        .collect();
-    assert_eq!(seen, [(0, "Error: one"), (1, "Error: two")]);
-    assert_eq!(errors[0].traceback.as_deref(), Some("at test"));
-    let dead = s.dead_letters(10, 0).await.unwrap();
-    assert_eq!(dead.len(), 1);
-    assert_eq!((dead[0].job_id, dead[0].error.as_str()), (id, "Error: two"));
-    assert_eq!(dead[0].replayed_job_id, None);
-    let stats = s.stats().await.unwrap();
-    assert_eq!((stats.dead, stats.failed, stats.running), (1, 0, 0));
-
-    let again = s.replay(dead[0].id).await.unwrap();
-    assert_ne!(again, id);
-    assert_eq!(
-        s.replay(dead[0].id).await.unwrap(),
-        again,
-        "second replay: same job"
-    );
-    let row = s.get_job(again).await.unwrap().unwrap();
-    assert_eq!(
-        (row.status, row.priority, row.max_retries, row.retry_count),
-        (StatusCode::Pending as i64, 3, 1, 0)
-    );
-    assert_eq!(row.timeout_ms, Some(60_000));
-    assert_eq!(
-        s.dead_letters(10, 0).await.unwrap()[0].replayed_job_id,
-        Some(again)
-    );
-    let e = s.replay(999_999_999).await.unwrap_err();
-    assert_eq!(e.code(), "JOB_NOT_FOUND");
-
-    // Not retryable: straight to dead.
-    let id2 = s.enqueue(vec![job("strict")]).await.unwrap()[0].id;
-    let got = s.claim(req("w", 10, 0)).await.unwrap();
-    let a = got.iter().find(|j| j.id == id2).unwrap();
-    let mut f = fail(a, "ValueError: no");
-    f.retryable = Some(false);
-    assert_eq!(
-        s.settle(vec![f]).await.unwrap()[0].status,
-        SettleStatus::Dead
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_mixes_kinds_in_input_order() {
-    let db = db_or_skip!();
-    let s = db.open().await;
-    let mut jobs: Vec<NewJob> = (0..4).map(|_| job("t")).collect();
-    jobs[2].max_retries = 0;
-    s.enqueue(jobs).await.unwrap();
-    let got = s.claim(req("w", 4, 0)).await.unwrap();
-    let mut cancel = complete(&got[3], "");
-    cancel.kind = SettleKind::Cancel;
-    cancel.error = Some("TaskCancelledError: stop".into());
-    let mut stale = complete(&got[0], "\"x\"");
-    stale.token += 7;
-    let out = s
-        .settle(vec![
-            complete(&got[0], "1"),
-            fail(&got[1], "Error: retry me"),
-            fail(&got[2], "Error: die"),
-            cancel,
-            stale,
-        ])
-        .await
-        .unwrap();
-    let statuses: Vec<SettleStatus> = out.iter().map(|o| o.status).collect();
-    assert_eq!(
-        statuses,
-        [
-            SettleStatus::Complete,
-            SettleStatus::Failed,
-            SettleStatus::Dead,
-            SettleStatus::Cancelled,
-            SettleStatus::Stale
-        ]
-    );
-    let ids: Vec<i64> = out.iter().map(|o| o.id).collect();
-    assert_eq!(ids[..4], got.iter().map(|j| j.id).collect::<Vec<_>>()[..]);
-    let row = s.get_job(got[3].id).await.unwrap().unwrap();
-    assert_eq!(
-        (row.status, row.error.as_deref()),
-        (
-            StatusCode::Cancelled as i64,
-            Some("TaskCancelledError: stop")
-        )
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unique_key_returns_the_live_job() {
-    let db = db_or_skip!();
-    let s = db.open().await;
-    let mut k = job("u");
-    k.unique_key = Some("k1".into());
-    let out = s
-        .enqueue(vec![k.clone(), job("other"), k.clone()])
-        .await
-        .unwrap();
-    assert!(out[0].created && out[1].created);
-    assert_eq!((out[2].id, out[2].created), (out[0].id, false));
-    let again = s.enqueue(vec![k.clone()]).await.unwrap();
-    assert_eq!((again[0].id, again[0].created), (out[0].id, false));
-
-    // Running still holds the key; finished releases it.
-    let mut got = s.claim(req("w", 10, 0)).await.unwrap();
-    got.retain(|j| j.id == out[0].id);
-    assert_eq!(s.enqueue(vec![k.clone()]).await.unwrap()[0].id, out[0].id);
-    s.settle(vec![complete(&got[0], "null")]).await.unwrap();
-    let fresh = s.enqueue(vec![k]).await.unwrap();
-    assert!(fresh[0].created);
-    assert_ne!(fresh[0].id, out[0].id);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_input_writes_nothing() {
-    let db = db_or_skip!();
-    let s = db.open().await;
-    let mut bad = job("t");
-    bad.max_retries = -1;
-    let e = s.enqueue(vec![job("ok"), bad]).await.unwrap_err();
-    assert_eq!(e.code(), "INVALID_ARGUMENT");
-    assert!(e.message().contains("job 1"), "{e}");
-    assert_eq!(s.stats().await.unwrap().pending, 0);
-    let mut r = req("w", -1, 0);
-    assert_eq!(
-        s.claim(r.clone()).await.unwrap_err().code(),
-        "INVALID_ARGUMENT"
-    );
-    r.limit = 1;
-    r.queues.clear();
-    assert_eq!(s.claim(r).await.unwrap_err().code(), "INVALID_ARGUMENT");
-    assert_eq!(
-        s.cancel(123_456_789).await.unwrap_err().code(),
-        "JOB_NOT_FOUND"
-    );
-    assert!(s.get_job(123_456_789).await.unwrap().is_none());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_worker_is_reaped_when_its_lease_runs_out() {
     let db = db_or_skip!();
     let s = db.open().await;
@@ -493,40 +189,6 @@ async fn a_lost_worker_is_reaped_when_its_lease_runs_out() {
     let out = s.settle(vec![complete(&a, "\"late\"")]).await.unwrap();
     assert_eq!(out[0].status, SettleStatus::Stale);
     assert_eq!(s.get_job(id).await.unwrap().unwrap().result, None);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_heartbeat_keeps_a_lease_and_the_deadline_ends_it() {
-    let db = db_or_skip!();
-    let s = db.open().await;
-    let mut long = job("long");
-    long.max_retries = 0;
-    let mut timed = job("timed");
-    timed.max_retries = 0;
-    timed.timeout_ms = Some(300);
-    let ids = s.enqueue(vec![long, timed]).await.unwrap();
-    s.register_worker("w", 300).unwrap();
-    let got = s.claim(req("w", 2, 0)).await.unwrap();
-    let row = s.wait_job(ids[1].id, 10_000).await.unwrap().unwrap();
-    assert_eq!(row.status, StatusCode::Dead as i64);
-    assert_eq!(
-        row.error.as_deref(),
-        Some("TaskTimeoutError: attempt exceeded its timeout of 300 ms")
-    );
-    // The other job outlived several lease lengths thanks to the heartbeat.
-    let t = Instant::now();
-    let row = s.wait_job(ids[0].id, 1_200).await.unwrap().unwrap();
-    assert!(t.elapsed() >= Duration::from_millis(1_000));
-    assert_eq!(
-        row.status,
-        StatusCode::Running as i64,
-        "renewed, not reaped"
-    );
-    let long = got.iter().find(|j| j.id == ids[0].id).unwrap();
-    assert_eq!(
-        s.settle(vec![complete(long, "1")]).await.unwrap()[0].status,
-        SettleStatus::Complete
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1006,63 +668,6 @@ async fn terminated_connections_under_load_lose_nothing() {
 }
 
 // ---- the decided rules of `policy` ----------------------------------------------------------
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_timeout_of_zero_is_refused() {
-    let db = db_or_skip!();
-    let s = db.open().await;
-    for field in ["timeoutMs", "softTimeoutMs"] {
-        let mut j = job("t");
-        if field == "timeoutMs" {
-            j.timeout_ms = Some(0);
-        } else {
-            j.soft_timeout_ms = Some(0);
-        }
-        let e = s.enqueue(vec![j]).await.unwrap_err();
-        assert_eq!(e.code(), "INVALID_ARGUMENT");
-        assert_eq!(
-            e.message(),
-            format!(
-                "job 0: {field} must be null or a positive integer, got 0; nothing was enqueued"
-            )
-        );
-    }
-    assert_eq!(s.stats().await.unwrap().pending, 0, "nothing was written");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_empty_worker_id_is_refused() {
-    let db = db_or_skip!();
-    let s = db.open().await;
-    s.enqueue(vec![job("t")]).await.unwrap();
-    let want = policy::validate_worker_id("").unwrap_err();
-    let e = s.claim(req("", 1, 0)).await.unwrap_err();
-    assert_eq!((e.code(), e.message()), (want.code(), want.message()));
-    let e = s.register_worker("", 1000).unwrap_err();
-    assert_eq!((e.code(), e.message()), (want.code(), want.message()));
-    let stats = s.stats().await.unwrap();
-    assert_eq!(
-        (stats.pending, stats.running),
-        (1, 0),
-        "nothing was claimed"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lease_outside_10_ms_to_an_hour_is_refused() {
-    let db = db_or_skip!();
-    let s = db.open().await;
-    for lease in [0, 1, policy::MIN_LEASE_MS - 1, policy::MAX_LEASE_MS + 1] {
-        let e = s.register_worker("w", lease).unwrap_err();
-        assert_eq!(e.code(), "INVALID_ARGUMENT", "lease {lease}");
-        assert_eq!(
-            e.message(),
-            policy::validate_lease(lease).unwrap_err().message()
-        );
-    }
-    s.register_worker("w", policy::MIN_LEASE_MS).unwrap();
-    s.register_worker("w", policy::MAX_LEASE_MS).unwrap();
-}
 
 /// What a second connection sees of an attempt: its status, and whether its lease ends in the
 /// future on the database's clock.

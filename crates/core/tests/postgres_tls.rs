@@ -134,7 +134,7 @@ async fn connections(admin: &tokio_postgres::Client, app: &str) -> (i64, i64, i6
     let row = admin
         .query_one(
             "SELECT count(*), count(*) FILTER (WHERE s.ssl), \
-                    count(*) FILTER (WHERE a.query LIKE 'LISTEN%') \
+                    count(*) FILTER (WHERE a.query LIKE '%LISTEN \"%') \
              FROM pg_stat_activity a JOIN pg_stat_ssl s USING (pid) \
              WHERE a.application_name = $1",
             &[&app],

@@ -7,7 +7,7 @@
  * alone), flushed on setImmediate. What a commit means to others (a job became claimable, a job
  * finished, a cancel was requested) is applied right after the commit: this is how an in-process
  * enqueue wakes an idle claim at once and how waitJob resolves at the commit. Commits by other
- * processes are noticed by polling the file's data_version (meta/data_version.sql) while anybody waits.
+ * processes are noticed by polling the file's data_version (connection/data_version.sql) while anybody waits.
  *
  * better-sqlite3 is synchronous: the SQL runs on the JS thread (the documented exception of types.ts).
  * Two consequences, both unlike the native core: waiting for another connection's write lock is

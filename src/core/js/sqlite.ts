@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { nodeRequire } from '../../internal/paths.js'
 import { coreError } from '../errors.js'
 import { fromSqlite } from './errors.js'
-import { QUERIES_DIR, Query } from './queries.js'
+import { loadQuery, QUERIES_DIR, Query } from './queries.js'
 
 /** The part of better-sqlite3's API this core uses (the package ships no types of its own). */
 export interface RunResult {
@@ -150,8 +150,12 @@ export function openDatabase(path: string, busyTimeoutMs: number): Database {
       )
     }
     // First write: from here on the file is ours.
-    db.pragma('journal_mode = WAL')
-    db.pragma('synchronous = NORMAL')
+    // The native core's connection settings, from the same files: WAL mode, then what every
+    // connection sets. Not connection/writer.sql: its WAL bounds assume the native core's
+    // background checkpointer, which the JS core does not have (it keeps SQLite's automatic
+    // checkpoint); nor the reader's and checkpointer's files, connections it does not open.
+    db.exec(loadQuery('connection/wal.sql'))
+    db.exec(loadQuery('connection/common.sql'))
     db.pragma('foreign_keys = OFF')
     if (found < latest) migrate(db, path, all)
     // From here on SQLite only ever waits a slice for a lock; the engine waits out the rest of the

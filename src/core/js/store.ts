@@ -206,7 +206,7 @@ export class Store {
     this.releaseSavepoint = db.prepare('RELEASE op')
     this.rollbackToSavepoint = db.prepare('ROLLBACK TO op')
     const q = (path: string, opts?: { pluck?: boolean; raw?: boolean }): Query => new Query(db, path, opts)
-    this.dataVersion = q('meta/data_version.sql', { pluck: true })
+    this.dataVersion = q('connection/data_version.sql', { pluck: true })
 
     this.findLive = q('enqueue/find_live_unique.sql', { pluck: true })
     this.insert = q('enqueue/insert.sql')
