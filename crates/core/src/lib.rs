@@ -5,6 +5,7 @@
 
 pub mod backoff;
 pub mod error;
+mod json;
 pub mod model;
 pub mod policy;
 pub mod postgres;

@@ -11,7 +11,7 @@
 use std::cmp::Ordering;
 
 use crate::error::{Error, Result};
-use crate::model::{ClaimRequest, NewJob};
+use crate::model::{ClaimRequest, ClaimedJob, NewJob};
 
 // ---- leases ---------------------------------------------------------------------------------
 
@@ -65,21 +65,6 @@ fn bad_job(i: usize, field: &str, want: &str, got: impl std::fmt::Display) -> Er
     ))
 }
 
-fn json_text(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 fn opt(v: Option<i64>) -> String {
     v.map_or_else(|| "null".to_string(), |x| x.to_string())
 }
@@ -91,7 +76,7 @@ pub fn validate_job(i: usize, j: &NewJob) -> Result<()> {
             i,
             "taskName",
             "a non-empty string",
-            json_text(&j.task_name),
+            crate::json::quote(&j.task_name),
         ));
     }
     if j.queue.is_empty() {
@@ -99,7 +84,7 @@ pub fn validate_job(i: usize, j: &NewJob) -> Result<()> {
             i,
             "queue",
             "a non-empty string",
-            json_text(&j.queue),
+            crate::json::quote(&j.queue),
         ));
     }
     if matches!(j.delay_ms, Some(d) if d < 0) {
@@ -227,6 +212,21 @@ pub struct ClaimKey {
     pub priority: i64,
     pub run_at: i64,
     pub id: i64,
+}
+
+impl From<&ClaimedJob> for ClaimKey {
+    fn from(j: &ClaimedJob) -> Self {
+        ClaimKey {
+            priority: j.priority,
+            run_at: j.run_at,
+            id: j.id,
+        }
+    }
+}
+
+/// Puts claimed jobs (read from several queues, or in no order) into claim order.
+pub fn sort_claimed(jobs: &mut [ClaimedJob]) {
+    jobs.sort_by(|a, b| claim_order(&a.into(), &b.into()));
 }
 
 /// Claim order: higher priority first, then the earliest `run_at`, then the oldest job (the

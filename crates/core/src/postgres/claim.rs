@@ -11,7 +11,7 @@ use super::retry::{backoff_step, SETTLE_RETRY_BUDGET};
 use super::{ms, rows, sql, Inner};
 use crate::error::{Error, Result};
 use crate::model::*;
-use crate::policy::{self, ClaimKey};
+use crate::policy;
 
 /// The slow poll of a waiting claim: covers a lost notification.
 pub(super) const CLAIM_POLL: Duration = Duration::from_millis(1000);
@@ -122,15 +122,7 @@ impl Inner {
             return Ok((Vec::new(), due));
         }
         let mut jobs: Vec<ClaimedJob> = found.iter().map(rows::claimed_job).collect();
-        jobs.sort_by(|a, b| policy::claim_order(&claim_key(a), &claim_key(b)));
+        policy::sort_claimed(&mut jobs);
         Ok((jobs, None))
-    }
-}
-
-fn claim_key(j: &ClaimedJob) -> ClaimKey {
-    ClaimKey {
-        priority: j.priority,
-        run_at: j.run_at,
-        id: j.id,
     }
 }

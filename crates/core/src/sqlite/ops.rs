@@ -11,7 +11,7 @@ use crate::backoff;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::now_ms;
-use crate::policy::{self, ClaimKey, Failure, FailureDecision};
+use crate::policy::{self, Failure, FailureDecision};
 
 pub(crate) fn enqueue(
     conn: &Connection,
@@ -65,7 +65,7 @@ pub(crate) fn claim(
     }
     if queues.len() > 1 {
         // Each queue's jobs come in claim order; merged, they need sorting again.
-        jobs.sort_by(|a, b| policy::claim_order(&claim_key(a), &claim_key(b)));
+        policy::sort_claimed(&mut jobs);
         jobs.truncate(limit as usize);
     }
     let mut taker = queries::Taker::new(conn)?;
@@ -81,14 +81,6 @@ pub(crate) fn claim(
         fx.lease_hint = Some(fx.lease_hint.map_or(lease_until, |t| t.min(lease_until)));
     }
     Ok((jobs, None))
-}
-
-fn claim_key(j: &ClaimedJob) -> ClaimKey {
-    ClaimKey {
-        priority: j.priority,
-        run_at: j.run_at,
-        id: j.id,
-    }
 }
 
 pub(crate) fn settle(

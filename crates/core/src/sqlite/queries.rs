@@ -274,7 +274,7 @@ impl<'c> Taker<'c> {
 pub fn next_run_at(conn: &Connection, ns: &str, queues: &[String]) -> Result<Option<i64>> {
     let mut stmt = conn.prepare_cached(sql!("claim/next_run_at.sql"))?;
     Ok(stmt.query_row(
-        named_params! {":namespace": ns, ":queues": json_strings(queues)},
+        named_params! {":namespace": ns, ":queues": crate::json::array_of_strings(queues)},
         |r| r.get(0),
     )?)
 }
@@ -683,27 +683,6 @@ fn json_ids(ids: &[i64]) -> String {
     s
 }
 
-fn json_strings(items: &[String]) -> String {
-    let mut s = String::from("[");
-    for (i, item) in items.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push('"');
-        for c in item.chars() {
-            match c {
-                '"' => s.push_str("\\\""),
-                '\\' => s.push_str("\\\\"),
-                c if (c as u32) < 0x20 => s.push_str(&format!("\\u{:04x}", c as u32)),
-                c => s.push(c),
-            }
-        }
-        s.push('"');
-    }
-    s.push(']');
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -776,7 +755,7 @@ mod tests {
     fn json_helpers_escape() {
         assert_eq!(json_ids(&[1, 22, 333]), "[1,22,333]");
         assert_eq!(
-            json_strings(&["a\"b".into(), "c\\d\n".into()]),
+            crate::json::array_of_strings(&["a\"b".into(), "c\\d\n".into()]),
             r#"["a\"b","c\\d\u000a"]"#
         );
     }
