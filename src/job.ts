@@ -7,6 +7,7 @@ import {
   type ErrorRecord,
   JobNotFoundError,
   MaxRetriesExceededError,
+  SerializationError,
   TaskCancelledError,
   TaskitoError,
   callCore,
@@ -149,7 +150,7 @@ export class Job<R = unknown> {
       const row = await callCore(() => core.waitJob(this.id, left))
       if (row === null) throw new JobNotFoundError(`job ${this.id} not found (never created here, or expired after its resultTtl)`)
       if (row.status === StatusCode.complete) {
-        return (row.result === null ? undefined : this.#source.serializer.deserialize(row.result)) as R
+        return (row.result === null ? undefined : this.#readResult(row.result)) as R
       }
       if (row.status === StatusCode.dead || row.status === StatusCode.cancelled) {
         const errors = row.status === StatusCode.dead ? await this.errors() : []
@@ -160,6 +161,14 @@ export class Job<R = unknown> {
           code: 'RESULT_TIMEOUT',
         })
       }
+    }
+  }
+
+  #readResult(text: string): unknown {
+    try {
+      return this.#source.serializer.deserialize(text)
+    } catch (cause) {
+      throw new SerializationError(`job ${this.id}: cannot read its result: ${(cause as Error)?.message ?? String(cause)}`, { cause })
     }
   }
 
