@@ -12,7 +12,7 @@ import {
   TaskitoError,
   callCore,
 } from './errors.js'
-import { checkInt } from './options.js'
+import { checkInt, checkOptions } from './options.js'
 import type { Serializer } from './serializer.js'
 
 export type { JobStatus } from './core/types.js'
@@ -141,6 +141,7 @@ export class Job<R = unknown> {
    * TaskitoError with code RESULT_TIMEOUT when `timeout` ms pass first (the job is untouched).
    */
   async result(options: { timeout?: number } = {}): Promise<R> {
+    checkOptions('job.result(options): options', options)
     if (this.#local) return this.#settled(this.#local.info.status, this.#local.value, this.#local.errors)
     const timeout = options.timeout === undefined ? Infinity : checkInt('timeout', options.timeout, 0)
     const core = await this.#source.core()
