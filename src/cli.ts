@@ -2,15 +2,16 @@
  * The `taskito` command: run a worker for an app module, or inspect a database.
  *   taskito worker --app ./tasks.js [--concurrency N] [--queues a,b]
  *   taskito stats | jobs [--status dead] [--task NAME] | dlq list | dlq replay <id>
- * Every command takes --db PATH or --url URL [--schema S] (and --name NS); --json prints machine output.
- * On error: one line on stderr naming the reason, exit code 1 (2 for usage errors).
+ * Every inspection command takes --db PATH or --url URL [--schema S] (and --name NS); --json prints
+ * machine output. On error: one line on stderr naming the reason, exit code 1 (2 for usage errors,
+ * among them a flag with an empty or malformed value and a flag the command does not read).
  */
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { TaskitoError } from './errors.js'
-import type { JobStatus } from './job.js'
+import { type JobStatus, statusCode } from './job.js'
 import { Queue } from './queue.js'
 
 const usage = `usage:
@@ -21,6 +22,58 @@ const usage = `usage:
   taskito dlq replay <dead-letter id>         [same options]`
 
 class UsageError extends Error {}
+
+/** Where a command finds its jobs, and how it prints. */
+const locationFlags = ['db', 'url', 'schema', 'name', 'json']
+
+/** The flags each command reads and how many positionals it takes: any other flag is refused
+ * rather than ignored (`worker --db x` would otherwise run on the app's database, not x). */
+const commands: Record<string, { flags: string[]; positionals: number }> = {
+  worker: { flags: ['app', 'concurrency', 'queues', 'lease-ms'], positionals: 1 },
+  stats: { flags: locationFlags, positionals: 1 },
+  jobs: { flags: [...locationFlags, 'status', 'task', 'limit', 'offset'], positionals: 1 },
+  'dlq list': { flags: [...locationFlags, 'limit', 'offset'], positionals: 2 },
+  'dlq replay': { flags: locationFlags, positionals: 3 },
+}
+
+/** Flags that take a whole number, and the least each accepts. */
+const wholeFlags: Record<string, number> = { concurrency: 1, 'lease-ms': 1, limit: 1, offset: 0 }
+
+/** Refuses, as a usage error naming the flag, what would otherwise be ignored or misread: an empty
+ * value (`--name ''` used to fall back to the default namespace), a number that is not one, a
+ * flag the command does not read, a stray argument. */
+function checkArgs(positionals: string[], values: Record<string, string | boolean | undefined>): void {
+  const [command, sub] = positionals
+  const key = command === 'dlq' ? `dlq ${sub ?? ''}`.trim() : (command as string)
+  const spec = commands[key]
+  if (spec === undefined) throw new UsageError(`unknown command: ${positionals.join(' ')}`)
+  if (positionals.length > spec.positionals) throw new UsageError(`${key}: unexpected argument ${JSON.stringify(positionals[spec.positionals])}`)
+  for (const [flag, value] of Object.entries(values)) {
+    if (value === undefined || flag === 'help' || (flag === 'json' && value === false)) continue
+    if (!spec.flags.includes(flag)) {
+      const why = command === 'worker' ? " (the worker runs on the database of the app's Queue)" : ''
+      throw new UsageError(`--${flag} does not apply to ${key}${why}`)
+    }
+    if (typeof value !== 'string') continue
+    if (value.trim() === '') throw new UsageError(`--${flag} needs a value, got an empty one`)
+    const least = wholeFlags[flag]
+    if (least !== undefined && (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(Number(value)) || Number(value) < least)) {
+      throw new UsageError(`--${flag} must be a whole number${least > 0 ? ` from ${least}` : ''}, got ${JSON.stringify(value)}`)
+    }
+  }
+  if (values.db !== undefined && values.url !== undefined) throw new UsageError('give --db or --url, not both')
+  if (values.schema !== undefined && values.url === undefined) throw new UsageError('--schema is a PostgreSQL schema: give it with --url')
+  if (typeof values.queues === 'string' && values.queues.split(',').some((q) => q.trim() === '')) {
+    throw new UsageError(`--queues takes queue names separated by commas, got ${JSON.stringify(values.queues)} (an empty name)`)
+  }
+  if (typeof values.status === 'string') {
+    try {
+      statusCode(values.status)
+    } catch (err) {
+      throw new UsageError(`--status: ${(err as Error).message}`)
+    }
+  }
+}
 
 function table(rows: Record<string, unknown>[], columns: string[]): string {
   const cells = rows.map((r) => columns.map((c) => formatCell(r[c])))
@@ -147,6 +200,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   let queue: Queue | undefined
   try {
+    checkArgs(positionals, values)
     if (command === 'worker') {
       await runWorker(values)
       return 0

@@ -7,11 +7,12 @@ import {
   type ErrorRecord,
   JobNotFoundError,
   MaxRetriesExceededError,
+  SerializationError,
   TaskCancelledError,
   TaskitoError,
   callCore,
 } from './errors.js'
-import { checkInt } from './options.js'
+import { checkInt, checkOptions } from './options.js'
 import type { Serializer } from './serializer.js'
 
 export type { JobStatus } from './core/types.js'
@@ -140,6 +141,7 @@ export class Job<R = unknown> {
    * TaskitoError with code RESULT_TIMEOUT when `timeout` ms pass first (the job is untouched).
    */
   async result(options: { timeout?: number } = {}): Promise<R> {
+    checkOptions('job.result(options): options', options)
     if (this.#local) return this.#settled(this.#local.info.status, this.#local.value, this.#local.errors)
     const timeout = options.timeout === undefined ? Infinity : checkInt('timeout', options.timeout, 0)
     const core = await this.#source.core()
@@ -149,7 +151,7 @@ export class Job<R = unknown> {
       const row = await callCore(() => core.waitJob(this.id, left))
       if (row === null) throw new JobNotFoundError(`job ${this.id} not found (never created here, or expired after its resultTtl)`)
       if (row.status === StatusCode.complete) {
-        return (row.result === null ? undefined : this.#source.serializer.deserialize(row.result)) as R
+        return (row.result === null ? undefined : this.#readResult(row.result)) as R
       }
       if (row.status === StatusCode.dead || row.status === StatusCode.cancelled) {
         const errors = row.status === StatusCode.dead ? await this.errors() : []
@@ -160,6 +162,14 @@ export class Job<R = unknown> {
           code: 'RESULT_TIMEOUT',
         })
       }
+    }
+  }
+
+  #readResult(text: string): unknown {
+    try {
+      return this.#source.serializer.deserialize(text)
+    } catch (cause) {
+      throw new SerializationError(`job ${this.id}: cannot read its result: ${(cause as Error)?.message ?? String(cause)}`, { cause })
     }
   }
 

@@ -114,11 +114,41 @@ function checkClasses(name: string, value: unknown): ErrorClass[] | null {
   return value as ErrorClass[]
 }
 
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value)
-  if (typeof value === 'function') return 'a function'
-  if (Array.isArray(value)) return 'an array'
-  return String(value)
+/** A value as a message shows it: never throws (String() does for a null-prototype object). */
+export function describe(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return value.length > 60 ? `${JSON.stringify(value.slice(0, 57))}...` : JSON.stringify(value)
+    case 'function':
+      return 'a function'
+    case 'symbol':
+      return value.toString()
+    case 'bigint':
+      return `${value}n`
+    case 'object': {
+      if (value === null) return 'null'
+      if (Array.isArray(value)) return 'an array'
+      const name = (Object.getPrototypeOf(value) as { constructor?: { name?: unknown } } | null)?.constructor?.name
+      return typeof name === 'string' && name !== '' && name !== 'Object' ? `an instance of ${name}` : 'an object'
+    }
+    default:
+      return String(value)
+  }
+}
+
+/**
+ * The one check of every public options argument: a plain object, or undefined for none. Anything
+ * else used to pass as "no options" (a string's or an array's keys are no option names), so
+ * `apply(args, 'high')` enqueued a job with the defaults.
+ */
+export function checkOptions<T extends object>(name: string, value: T | undefined): T | undefined {
+  if (value === undefined) return undefined
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const proto: unknown = Object.getPrototypeOf(value)
+    // A plain object of this realm or of another (a vm context): its prototype's prototype is null.
+    if (proto === null || Object.getPrototypeOf(proto) === null) return value
+  }
+  throw invalidArgument(`${name} must be a plain object ({ ... }) or left out, got ${describe(value)}`)
 }
 
 /** Applies task options over a base (the queue's defaults over the built-in ones). */
@@ -126,11 +156,14 @@ export function resolveTaskOptions(options: TaskOptions | undefined, base: Resol
   if (options === undefined) return base
   const out = { ...base }
   if (options.maxRetries !== undefined) out.maxRetries = checkInt('maxRetries', options.maxRetries, 0, 1_000_000)
-  if (options.retryBackoff !== undefined) {
-    const b = options.retryBackoff
+  const b = checkOptions('retryBackoff', options.retryBackoff)
+  if (b !== undefined) {
     if (b.base !== undefined) out.backoffBaseMs = checkDuration('retryBackoff.base', b.base, false) as number
     if (b.max !== undefined) out.backoffMaxMs = checkDuration('retryBackoff.max', b.max, false) as number
-    if (b.jitter !== undefined) out.backoffJitter = Boolean(b.jitter)
+    if (b.jitter !== undefined) {
+      if (typeof b.jitter !== 'boolean') throw invalidArgument(`retryBackoff.jitter must be true or false, got ${describe(b.jitter)}`)
+      out.backoffJitter = b.jitter
+    }
   }
   if (options.retryOn !== undefined) out.retryOn = checkClasses('retryOn', options.retryOn)
   if (options.dontRetryOn !== undefined) out.dontRetryOn = checkClasses('dontRetryOn', options.dontRetryOn)

@@ -24,6 +24,8 @@ import {
   type TaskOptions,
   checkInt,
   checkName,
+  checkOptions,
+  describe,
   resolveEnqueueOptions,
   resolveTaskOptions,
 } from './options.js'
@@ -116,20 +118,33 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
   #offThread = false
 
   constructor(options: QueueOptions = {}) {
+    // Every field is checked here, where the mistake is made: a wrong type would otherwise surface
+    // at the first call, as a binding's conversion error that names no option.
+    checkOptions('new Queue(options): options', options)
     if (options.dbPath !== undefined && options.url !== undefined) throw invalidArgument('give dbPath or url, not both')
     if (options.dbPath !== undefined) checkName('dbPath', options.dbPath)
-    if (options.url !== undefined && !/^postgres(ql)?:\/\//.test(options.url)) {
-      throw invalidArgument(`url must start with postgres:// or postgresql://, got ${JSON.stringify(options.url)}`)
+    if (options.url !== undefined && (typeof options.url !== 'string' || !/^postgres(ql)?:\/\//.test(options.url))) {
+      throw invalidArgument(`url must be a string starting with postgres:// or postgresql://, got ${describe(options.url)}`)
+    }
+    if (options.core !== undefined && options.core !== 'native' && options.core !== 'js') {
+      throw invalidArgument(`core must be 'native' or 'js', got ${describe(options.core)}`)
+    }
+    if (options.schema !== undefined) {
+      checkName('schema', options.schema)
+      if (options.url === undefined) throw invalidArgument('schema is a PostgreSQL schema: give it with url, or leave it out for a SQLite file')
     }
     if (options.busyTimeout !== undefined) checkInt('busyTimeout', options.busyTimeout, 0)
     this.name = options.name === undefined ? 'default' : checkName('name', options.name)
     if (options.serializer !== undefined && (typeof options.serializer?.serialize !== 'function' || typeof options.serializer?.deserialize !== 'function')) {
-      throw invalidArgument('serializer must have serialize(value): string and deserialize(text): unknown')
+      throw invalidArgument(`serializer must have serialize(value): string and deserialize(text): unknown, got ${describe(options.serializer)}`)
+    }
+    if (options.logger !== undefined && typeof options.logger?.error !== 'function') {
+      throw invalidArgument(`logger must have error(message, err), as console does, got ${describe(options.logger)}`)
     }
     this.serializer = guarded(options.serializer ?? defaultSerializer)
     this.logger = options.logger ?? consoleLogger
     this.hooks = new Hooks(this.logger)
-    this.#defaults = resolveTaskOptions(options.defaults)
+    this.#defaults = resolveTaskOptions(checkOptions('defaults', options.defaults))
     this.#options = options
   }
 
@@ -176,6 +191,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
   task<A extends unknown[], R>(name: string, fn: (...args: A) => R, options?: TaskOptions): Task<A, Awaited<R>> {
     checkName('task name', name)
     if (typeof fn !== 'function') throw invalidArgument(`task ${name}: the handler must be a function`)
+    checkOptions(`task ${name}: options`, options)
     if (this.#tasks.has(name)) throw invalidArgument(`task ${name} is already registered on this queue: give each task its own name`)
     const task = new Task<A, Awaited<R>>(this, name, fn as Handler, resolveTaskOptions(options, this.#defaults))
     this.#tasks.set(name, task as unknown as Task<never[], unknown>)
@@ -255,7 +271,8 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     const task = this.#tasks.get(taskName as string)
     const args = entry.args ?? []
     if (!Array.isArray(args)) throw invalidArgument(`entry ${index} (${taskName}): args must be an array of arguments`)
-    const { settings, runAt, delayMs, uniqueKey } = resolveEnqueueOptions(task?.settings ?? this.#defaults, entry.options)
+    const options = checkOptions(`entry ${index} (${taskName}): options`, entry.options)
+    const { settings, runAt, delayMs, uniqueKey } = resolveEnqueueOptions(task?.settings ?? this.#defaults, options)
     let payload: string
     try {
       payload = this.serializer.serialize(args)
@@ -297,6 +314,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
 
   /** Jobs by status and/or task, newest first (for inspection and the CLI). */
   async jobs(options: ListJobsOptions = {}): Promise<JobInfo[]> {
+    checkOptions('jobs(options): options', options)
     const core = await this.core()
     const filter: ListFilter = {
       limit: checkInt('limit', options.limit ?? 100, 1, 100_000),
@@ -315,6 +333,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
 
   /** Dead letters, newest first. */
   async deadLetters(options: { limit?: number; offset?: number } = {}): Promise<DeadLetter[]> {
+    checkOptions('deadLetters(options): options', options)
     const limit = checkInt('limit', options.limit ?? 20, 1, 100_000)
     const offset = checkInt('offset', options.offset ?? 0, 0)
     const core = await this.core()
@@ -436,6 +455,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
 
   /** A worker for this queue; `await worker.start()` to run it. */
   worker(options: WorkerOptions = {}): Worker {
+    checkOptions('worker(options): options', options)
     const worker = new Worker(this, options)
     this.#workers.add(worker)
     return worker

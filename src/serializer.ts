@@ -9,7 +9,12 @@
  *
  * Round-trips: JSON values, undefined, NaN/±Infinity/-0, BigInt, Date, Map, Set, Buffer,
  * ArrayBuffer and every typed array. Refuses (SerializationError, naming where): functions,
- * symbols, class instances it does not know (sockets, streams, connections, ...), and cycles.
+ * symbols, class instances it does not know (sockets, streams, connections, ...), cycles, and
+ * nesting deeper than MAX_DEPTH.
+ *
+ * Reading trusts nothing: a payload changed in the database, or written by another program, is
+ * checked tag by tag (shape, types, lengths, known names), and every way it can fail is a
+ * SerializationError naming the path and the problem.
  */
 import { SerializationError } from './errors.js'
 
@@ -19,7 +24,13 @@ export interface Serializer {
   deserialize(text: string): unknown
 }
 
-type Tagged = { $t: string; v?: unknown }
+/**
+ * The deepest nesting of arrays, objects, Maps and Sets the default serializer writes or reads (a
+ * value at the top with 1000 levels inside is the most). Both walks recurse: a bound far below
+ * the stack's keeps a payload of 200,000 nested arrays (say, one written by hand) from ending in a
+ * RangeError, and no argument list of a job nests anywhere near this deep.
+ */
+export const MAX_DEPTH = 1000
 
 const typedArrays = {
   Int8Array,
@@ -34,14 +45,18 @@ const typedArrays = {
   BigInt64Array,
   BigUint64Array,
 } as const
-type TypedArrayName = keyof typeof typedArrays
 
 function bytesOf(view: ArrayBufferView): string {
   return Buffer.from(view.buffer, view.byteOffset, view.byteLength).toString('base64')
 }
 
 function fail(path: string, what: string, fix: string): never {
-  throw new SerializationError(`cannot serialize ${what} at ${path}: ${fix}`)
+  throw new SerializationError(`cannot serialize ${what} at ${shortPath(path)}: ${fix}`)
+}
+
+/** A path for a message: one thousand levels deep, it would be thousands of characters. */
+function shortPath(path: string): string {
+  return path.length <= 160 ? path : `${path.slice(0, 80)}...${path.slice(-60)}`
 }
 
 const plainFix = 'pass plain data (strings, numbers, arrays, plain objects) and rebuild the object inside the task'
@@ -76,7 +91,12 @@ function isPlainJson(value: unknown, depth: number): boolean {
   }
 }
 
-function encode(value: unknown, path: string, seen: Set<object>): unknown {
+/** How a path names an object's key: `.name`, or `["odd key"]`. */
+function step(key: string): string {
+  return /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`
+}
+
+function encode(value: unknown, path: string, seen: Set<object>, depth: number): unknown {
   switch (typeof value) {
     case 'string':
     case 'boolean':
@@ -98,31 +118,39 @@ function encode(value: unknown, path: string, seen: Set<object>): unknown {
   if (seen.has(obj)) fail(path, 'a cycle (an object that contains itself)', 'pass a tree, not a graph, or use a serializer that keeps cycles')
   seen.add(obj)
   try {
-    return encodeObject(obj, path, seen)
+    return encodeObject(obj, path, seen, depth)
   } finally {
     seen.delete(obj)
   }
 }
 
-function encodeObject(obj: object, path: string, seen: Set<object>): unknown {
+/** Refuses a container at the nesting bound (see MAX_DEPTH). */
+function nestable(path: string, depth: number): void {
+  if (depth >= MAX_DEPTH) fail(path, `a value nested deeper than ${MAX_DEPTH} levels`, 'pass a flatter value (a list, or ids to look up inside the task)')
+}
+
+function encodeObject(obj: object, path: string, seen: Set<object>, depth: number): unknown {
   if (Array.isArray(obj)) {
+    nestable(path, depth)
     const out = new Array<unknown>(obj.length)
-    for (let i = 0; i < obj.length; i++) out[i] = encode(obj[i], `${path}[${i}]`, seen)
+    for (let i = 0; i < obj.length; i++) out[i] = encode(obj[i], `${path}[${i}]`, seen, depth + 1)
     return out
   }
   if (obj instanceof Date) return { $t: 'Date', v: Number.isNaN(obj.getTime()) ? null : obj.getTime() }
   if (obj instanceof Map) {
+    nestable(path, depth)
     const entries: unknown[] = []
     let i = 0
     for (const [k, v] of obj) {
-      entries.push([encode(k, `${path}.<key ${i}>`, seen), encode(v, `${path}.get(${i})`, seen)])
+      entries.push([encode(k, `${path}.<key ${i}>`, seen, depth + 1), encode(v, `${path}.get(${i})`, seen, depth + 1)])
       i++
     }
     return { $t: 'Map', v: entries }
   }
   if (obj instanceof Set) {
+    nestable(path, depth)
     let i = 0
-    return { $t: 'Set', v: [...obj].map((v) => encode(v, `${path}.<item ${i++}>`, seen)) }
+    return { $t: 'Set', v: [...obj].map((v) => encode(v, `${path}.<item ${i++}>`, seen, depth + 1)) }
   }
   if (Buffer.isBuffer(obj)) return { $t: 'Buffer', v: obj.toString('base64') }
   if (ArrayBuffer.isView(obj)) {
@@ -137,9 +165,10 @@ function encodeObject(obj: object, path: string, seen: Set<object>): unknown {
     return fail(path, `an instance of ${name}`, plainFix)
   }
   if (Object.getOwnPropertySymbols(obj).length > 0) fail(path, 'an object with symbol keys', plainFix)
+  nestable(path, depth)
   const out: Record<string, unknown> = {}
   for (const key of Object.keys(obj)) {
-    setOwn(out, key, encode((obj as Record<string, unknown>)[key], `${path}.${key}`, seen))
+    setOwn(out, key, encode((obj as Record<string, unknown>)[key], `${path}${step(key)}`, seen, depth + 1))
   }
   return '$t' in out ? { $t: 'obj', v: out } : out
 }
@@ -150,68 +179,200 @@ function setOwn(target: Record<string, unknown>, key: string, value: unknown): v
   else target[key] = value
 }
 
-function decode(node: unknown): unknown {
-  if (node === null || typeof node !== 'object') return node
-  if (Array.isArray(node)) return node.map(decode)
-  const rec = node as Record<string, unknown>
-  if (typeof rec.$t === 'string') return decodeTagged(rec as Tagged)
-  return decodeFields(rec)
+/**
+ * A payload that does not read, on its way up from where the walk found it: each enclosing level
+ * adds its step, so the path costs nothing unless a payload fails.
+ */
+class Unreadable extends Error {
+  readonly steps: string[] = []
 }
 
-function decodeFields(rec: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {}
-  for (const key of Object.keys(rec)) setOwn(out, key, decode(rec[key]))
+function unreadable(problem: string): never {
+  throw new Unreadable(problem)
+}
+
+/** Adds the step `at` to a failure passing through this level. */
+function via(err: unknown, at: string): unknown {
+  if (err instanceof Unreadable) err.steps.push(at)
+  return err
+}
+
+/** Refuses a container at the nesting bound (see MAX_DEPTH). */
+function enter(depth: number): void {
+  if (depth >= MAX_DEPTH) unreadable(`nested deeper than ${MAX_DEPTH} levels, the most the default serializer reads`)
+}
+
+function decode(node: unknown, depth: number): unknown {
+  if (node === null || typeof node !== 'object') return node
+  if (Array.isArray(node)) return decodeItems(node, depth, '')
+  const rec = node as Record<string, unknown>
+  if (Object.hasOwn(rec, '$t')) return decodeTagged(rec, depth)
+  return decodeFields(rec, depth)
+}
+
+/** The items of an array (or a Set's), at steps `[i]` (or `<item i>`). */
+function decodeItems(items: unknown[], depth: number, setStep: string): unknown[] {
+  enter(depth)
+  const out = new Array<unknown>(items.length)
+  let i = 0
+  try {
+    for (; i < items.length; i++) out[i] = decode(items[i], depth + 1)
+  } catch (err) {
+    throw via(err, setStep === '' ? `[${i}]` : `.<${setStep} ${i}>`)
+  }
   return out
 }
 
-function decodeTagged(node: Tagged): unknown {
-  const v = node.v
-  switch (node.$t) {
-    case 'undef':
-      return undefined
-    case 'num':
-      return v === '-0' ? -0 : Number(v)
-    case 'bigint':
-      return BigInt(v as string)
-    case 'Date':
-      return new Date(v === null ? Number.NaN : (v as number))
-    case 'Map':
-      return new Map((v as [unknown, unknown][]).map(([k, val]) => [decode(k), decode(val)]))
-    case 'Set':
-      return new Set((v as unknown[]).map(decode))
-    case 'obj':
-      return decodeFields(v as Record<string, unknown>)
-    case 'Buffer':
-      return Buffer.from(v as string, 'base64')
-    case 'ArrayBuffer': {
-      const bytes = Buffer.from(v as string, 'base64')
-      return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)
+function decodeFields(rec: Record<string, unknown>, depth: number): Record<string, unknown> {
+  enter(depth)
+  const out: Record<string, unknown> = {}
+  for (const key of Object.keys(rec)) {
+    try {
+      setOwn(out, key, decode(rec[key], depth + 1))
+    } catch (err) {
+      throw via(err, step(key))
     }
   }
-  if (node.$t in typedArrays) {
-    const bytes = Buffer.from(v as string, 'base64')
-    const Ctor = typedArrays[node.$t as TypedArrayName]
+  return out
+}
+
+function decodeEntries(entries: unknown[], depth: number): Map<unknown, unknown> {
+  enter(depth)
+  const out = new Map<unknown, unknown>()
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i]
+    if (!Array.isArray(entry) || entry.length !== 2) {
+      throw via(new Unreadable(`a Map entry must be a [key, value] pair, got ${describeData(entry)}`), `.<entry ${i}>`)
+    }
+    let key: unknown
+    try {
+      key = decode(entry[0], depth + 1)
+    } catch (err) {
+      throw via(err, `.<key ${i}>`)
+    }
+    try {
+      out.set(key, decode(entry[1], depth + 1))
+    } catch (err) {
+      throw via(err, `.get(${i})`)
+    }
+  }
+  return out
+}
+
+function bytesFrom(tag: string, v: unknown): Buffer {
+  const bytes = typeof v === 'string' ? Buffer.from(v, 'base64') : null
+  // Buffer.from skips characters that are not base64: only text that encodes back to itself (as
+  // the serializer wrote it) is the whole of the bytes. Cheaper than a pattern over large buffers.
+  if (bytes === null || bytes.toString('base64') !== v) unreadable(`tag "${tag}" must hold its bytes as base64 text, got ${describeData(v)}`)
+  return bytes
+}
+
+/** What each tag's `v` must be, and the value it reads as. `undef` is the one tag without a `v`. */
+const readers = new Map<string, (v: unknown, depth: number) => unknown>([
+  ['num', (v) => {
+    switch (v) {
+      case '-0':
+        return -0
+      case 'NaN':
+        return Number.NaN
+      case 'Infinity':
+        return Number.POSITIVE_INFINITY
+      case '-Infinity':
+        return Number.NEGATIVE_INFINITY
+    }
+    return unreadable(`tag "num" must hold "-0", "NaN", "Infinity" or "-Infinity", got ${describeData(v)}`)
+  }],
+  ['bigint', (v) => {
+    if (typeof v !== 'string' || !/^-?[0-9]+$/.test(v)) unreadable(`tag "bigint" must hold decimal digits as text, got ${describeData(v)}`)
+    return BigInt(v)
+  }],
+  ['Date', (v) => {
+    if (v === null) return new Date(Number.NaN)
+    // ±8.64e15 ms is the range of a valid Date; an invalid one is written as null.
+    if (typeof v !== 'number' || !Number.isInteger(v) || Math.abs(v) > 8.64e15) {
+      unreadable(`tag "Date" must hold whole ms since the epoch (within ±8.64e15) or null, got ${describeData(v)}`)
+    }
+    return new Date(v)
+  }],
+  ['Map', (v, depth) => {
+    if (!Array.isArray(v)) unreadable(`tag "Map" must hold an array of [key, value] pairs, got ${describeData(v)}`)
+    return decodeEntries(v, depth)
+  }],
+  ['Set', (v, depth) => {
+    if (!Array.isArray(v)) unreadable(`tag "Set" must hold an array of items, got ${describeData(v)}`)
+    return new Set(decodeItems(v, depth, 'item'))
+  }],
+  ['obj', (v, depth) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) unreadable(`tag "obj" must hold an object, got ${describeData(v)}`)
+    return decodeFields(v as Record<string, unknown>, depth)
+  }],
+  ['Buffer', (v) => bytesFrom('Buffer', v)],
+  ['ArrayBuffer', (v) => {
+    const bytes = bytesFrom('ArrayBuffer', v)
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)
+  }],
+  ...Object.entries(typedArrays).map(([tag, Ctor]) => [tag, (v: unknown) => {
+    const bytes = bytesFrom(tag, v)
+    if (bytes.byteLength % Ctor.BYTES_PER_ELEMENT !== 0) {
+      unreadable(`tag "${tag}" holds ${bytes.byteLength} bytes, not a whole number of ${Ctor.BYTES_PER_ELEMENT}-byte elements`)
+    }
     // Copy into a fresh, aligned buffer: the decoded bytes may sit at any offset.
     const copy = new Uint8Array(bytes.byteLength)
     copy.set(bytes)
     return new Ctor(copy.buffer, 0, bytes.byteLength / Ctor.BYTES_PER_ELEMENT)
+  }] as const),
+])
+
+function decodeTagged(rec: Record<string, unknown>, depth: number): unknown {
+  const tag = rec.$t
+  if (typeof tag !== 'string') {
+    unreadable(`"$t" must be a tag name, got ${describeData(tag)} (an object of one's own with a "$t" key is written as tag "obj")`)
   }
-  throw new SerializationError(`cannot deserialize: unknown tag "${node.$t}" (written by a newer taskito, or not by taskito's serializer)`)
+  for (const key of Object.keys(rec)) {
+    if (key !== '$t' && key !== 'v') unreadable(`tag "${tag}" has an unexpected key ${JSON.stringify(key)} (a tagged value has only "$t" and "v")`)
+  }
+  if (tag === 'undef') {
+    if (Object.hasOwn(rec, 'v')) unreadable('tag "undef" holds no "v"')
+    return undefined
+  }
+  const read = readers.get(tag)
+  if (read === undefined) unreadable(`unknown tag "${tag}"`)
+  if (!Object.hasOwn(rec, 'v')) unreadable(`tag "${tag}" has no "v"`)
+  return read(rec.v, depth)
+}
+
+/** A short description of a piece of payload data, for messages. */
+function describeData(v: unknown): string {
+  // Never JSON.stringify a container here: it may be the very nesting that is being refused.
+  if (Array.isArray(v)) return `an array of ${v.length}`
+  if (v !== null && typeof v === 'object') return 'an object'
+  if (v === undefined) return 'nothing'
+  const text = JSON.stringify(v)
+  return text.length > 40 ? `${text.slice(0, 37)}...` : text
 }
 
 export const defaultSerializer: Serializer = {
   serialize(value: unknown): string {
     if (isPlainJson(value, 0)) return JSON.stringify(value)
-    return JSON.stringify(encode(value, 'value', new Set()))
+    return JSON.stringify(encode(value, 'value', new Set(), 0))
   },
   deserialize(text: string): unknown {
+    if (typeof text !== 'string') throw new SerializationError(`cannot deserialize: the payload is ${text === null ? 'null' : typeof text}, not text`)
     let parsed: unknown
     try {
       parsed = JSON.parse(text)
     } catch (err) {
       throw new SerializationError(`cannot deserialize: not valid JSON (${(err as Error).message})`, { cause: err })
     }
-    return decode(parsed)
+    try {
+      return decode(parsed, 0)
+    } catch (err) {
+      if (!(err instanceof Unreadable)) throw err
+      const path = shortPath(`value${err.steps.reverse().join('')}`)
+      throw new SerializationError(
+        `cannot deserialize the payload at ${path}: ${err.message} (written by another program or a newer taskito, or changed after it was written)`,
+      )
+    }
   },
 }
 

@@ -3,8 +3,9 @@
  * `queue.task('add', async (a: number, b: number) => a + b)` is a `Task<[number, number], number>`,
  * so `delay(1, 2)` is type-checked and `(await job.result())` is a number, with no casts.
  */
+import { invalidArgument } from './errors.js'
 import type { Job } from './job.js'
-import type { EnqueueOptions, ResolvedTaskOptions } from './options.js'
+import { type EnqueueOptions, type ResolvedTaskOptions, checkOptions, describe } from './options.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyTask = Task<any, any>
@@ -79,13 +80,16 @@ export class Task<Args extends unknown[] = unknown[], R = unknown> {
 
   /** Enqueues one job, overriding settings for this job only. */
   async apply(args: Args, options?: EnqueueOptions): Promise<Job<R>> {
-    const [job] = await this.#host.enqueue([{ task: this.name, args, ...(options ? { options } : {}) }])
+    checkOptions(`${this.name}.apply(args, options): options`, options)
+    const [job] = await this.#host.enqueue([{ task: this.name, args, ...(options === undefined ? {} : { options }) }])
     return job as Job<R>
   }
 
   /** One job per argument list, in one transaction: all are written or none. Jobs in input order. */
   async map(argsList: readonly Args[], options?: EnqueueOptions): Promise<Job<R>[]> {
-    const jobs = await this.#host.enqueue(argsList.map((args) => ({ task: this.name, args, ...(options ? { options } : {}) })))
+    if (!Array.isArray(argsList)) throw invalidArgument(`${this.name}.map takes an array of argument lists (e.g. [[1, 2], [3, 4]]), got ${describe(argsList)}`)
+    checkOptions(`${this.name}.map(argsList, options): options`, options)
+    const jobs = await this.#host.enqueue(argsList.map((args) => ({ task: this.name, args, ...(options === undefined ? {} : { options }) })))
     return jobs as Job<R>[]
   }
 

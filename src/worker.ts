@@ -227,10 +227,14 @@ export class Worker {
       return
     }
     try {
-      attempt.args = this.#queue.serializer.deserialize(job.args) as unknown[]
-    } catch (err) {
-      // The payload will not read any better next time: straight to dead.
-      this.#decide(attempt, { kind: 'fail', error: describeError(err), ...((err as Error).stack ? { traceback: (err as Error).stack } : {}), retryable: false }, err as Error)
+      const args = this.#queue.serializer.deserialize(job.args)
+      // Spread into the handler below: anything but a list would fail there as a TypeError.
+      if (!Array.isArray(args)) throw new SerializationError(`the payload is not a list of arguments (it reads as ${args === null ? 'null' : typeof args})`)
+      attempt.args = args
+    } catch (cause) {
+      // The payload will not read any better next time: straight to dead, saying which job it is.
+      const err = new SerializationError(`job ${job.id} (task ${job.taskName}): cannot read its arguments: ${(cause as Error)?.message ?? String(cause)}`, { cause })
+      this.#decide(attempt, { kind: 'fail', error: describeError(err), ...(err.stack ? { traceback: err.stack } : {}), retryable: false }, err)
       return
     }
     if (job.timeoutMs !== null) {
