@@ -1,7 +1,6 @@
 /**
  * The SQLite driver under the JS core: better-sqlite3 when the user's project installed it (an
- * optional peer dependency), else Node's built-in `node:sqlite` (Node >= 22.13, or 22.5 with
- * --experimental-sqlite), seen through the part of better-sqlite3's API the core uses. Same
+ * optional peer dependency), else Node's built-in `node:sqlite` (Node >= 22.13), seen through the part of better-sqlite3's API the core uses. Same
  * schema, same statements (queries.ts binds them positionally, so named-parameter rules of the two
  * drivers never matter), same errors: node:sqlite's are given better-sqlite3's `SQLITE_*` codes,
  * which errors.ts maps to core codes. TASKITO_SQLITE_DRIVER=better-sqlite3|node:sqlite forces one.
@@ -213,8 +212,7 @@ function nodeSqliteDatabase(Native: NodeDatabaseCtor): DatabaseCtor {
 }
 
 /**
- * node:sqlite, or undefined where this Node has none (Node 20, or 22.5–22.12 without
- * --experimental-sqlite). Node prints an ExperimentalWarning when the module first loads: taskito,
+ * node:sqlite, or undefined where this Node has none (Node 20, or --no-experimental-sqlite). Node prints an ExperimentalWarning when the module first loads: taskito,
  * not the user, chose the module, so that one warning is not passed on (every other is).
  */
 function loadNodeSqlite(): NodeDatabaseCtor | undefined {
@@ -243,12 +241,22 @@ export interface Driver {
 
 let chosen: Driver | undefined
 
+/** An error's message on one line, without a require stack (an addon built for another Node says
+ * so on its second line). */
 function firstLine(err: unknown): string {
-  return ((err as Error)?.message ?? String(err)).split('\n')[0]!
+  const text = ((err as Error)?.message ?? String(err)).split('\nRequire stack')[0]!.replace(/\s+/g, ' ').trim()
+  return text.length > 300 ? `${text.slice(0, 300)}…` : text
 }
 
 function noNodeSqlite(): string {
-  return `this Node (${process.version}) has no node:sqlite (Node >= 22.13 has it; 22.5–22.12 with --experimental-sqlite)`
+  return `this Node (${process.version}) has no node:sqlite that taskito can use (Node >= 22.13 has it)`
+}
+
+/** node:sqlite before Node 22.13 (23.4 on the odd line) sat behind --experimental-sqlite and had
+ * bugs the contract suite hits (22.5's get() returns a row of NULLs where there is no row). */
+function nodeSqliteUsable(): boolean {
+  const [major = 0, minor = 0] = process.versions.node.split('.').map(Number)
+  return major >= 24 || (major === 23 && minor >= 4) || (major === 22 && minor >= 13)
 }
 
 /** The driver, or (with none in auto mode) why neither loads; a forced driver that is missing throws. */
@@ -281,7 +289,7 @@ function findDriver(): Driver | string {
       }
     }
   }
-  const Native = loadNodeSqlite()
+  const Native = nodeSqliteUsable() ? loadNodeSqlite() : undefined
   if (Native !== undefined) {
     chosen = { name: 'node:sqlite', Database: nodeSqliteDatabase(Native) }
     return chosen
