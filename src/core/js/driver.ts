@@ -92,6 +92,8 @@ function sqliteError(err: unknown): unknown {
 class NodeSqliteStatement implements Statement {
   private plucked = false
   private arrays = false
+  /** Whether node:sqlite itself returns arrays (setReturnArrays: Node 22.23 has it, 22.13 not). */
+  private native = false
   constructor(private readonly stmt: NodeStatement) {}
 
   pluck(on = true): Statement {
@@ -108,8 +110,6 @@ class NodeSqliteStatement implements Statement {
     return this
   }
 
-  /** Arrays straight from SQLite where this Node can (setReturnArrays, Node >= 22.16 / 24.0). */
-  private native = false
   private returnArrays(on: boolean): void {
     if (this.stmt.setReturnArrays === undefined) return
     this.stmt.setReturnArrays(on)
@@ -165,9 +165,8 @@ function nodeSqliteDatabase(Native: NodeDatabaseCtor): DatabaseCtor {
       } catch (err) {
         throw sqliteError(err)
       }
-      // Node < 22.16 has no `timeout` option and Node < 22.12 no `readOnly`: the pragmas do both.
+      // Node 22.13 ignores a `timeout` option (22.23 takes it): the pragma works on both.
       this.pragma(`busy_timeout = ${Math.floor(options.timeout ?? 5000)}`)
-      if (options.readonly) this.pragma('query_only = 1')
     }
 
     prepare(sql: string): Statement {
@@ -198,8 +197,8 @@ function nodeSqliteDatabase(Native: NodeDatabaseCtor): DatabaseCtor {
 
     get inTransaction(): boolean {
       if (typeof this.db.isTransaction === 'boolean') return this.db.isTransaction
-      // Node < 22.16 cannot say: BEGIN fails exactly when a transaction is open, and a deferred
-      // BEGIN takes no lock, so trying it is both exact and free.
+      // Node 22.13 cannot say (no isTransaction): BEGIN fails exactly when a transaction is open,
+      // and a deferred BEGIN takes no lock, so trying it is both exact and free.
       try {
         this.db.exec('BEGIN')
       } catch {
@@ -212,8 +211,9 @@ function nodeSqliteDatabase(Native: NodeDatabaseCtor): DatabaseCtor {
 }
 
 /**
- * node:sqlite, or undefined where this Node has none (Node 20, or --no-experimental-sqlite). Node prints an ExperimentalWarning when the module first loads: taskito,
- * not the user, chose the module, so that one warning is not passed on (every other is).
+ * node:sqlite, or undefined where this Node has none (Node 20, or --no-experimental-sqlite). Node
+ * prints an ExperimentalWarning when the module first loads: taskito, not the user, chose the
+ * module, so that one warning is not passed on (every other is).
  */
 function loadNodeSqlite(): NodeDatabaseCtor | undefined {
   const emit = process.emitWarning
