@@ -6,14 +6,15 @@
 import test from 'ava'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { createInterface } from 'node:readline'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { cores, location } from './helpers.mjs'
 
-const require = createRequire(import.meta.url)
-const Database = require('better-sqlite3')
+/** A second SQLite client on the same files: the JS core's own driver (better-sqlite3, or
+ * node:sqlite when TASKITO_SQLITE_DRIVER says so or better-sqlite3 does not load). */
+const driverModule = new URL('../dist/esm/core/js/driver.js', import.meta.url)
+const { Database } = (await import(driverModule)).sqliteDriver()
 const MIGRATIONS = new URL('../crates/core/queries/sqlite/migrations/', import.meta.url).pathname
 /** The newest schema version: the highest numbered migration file, which both cores apply. */
 const LATEST_SCHEMA = Math.max(...readdirSync(MIGRATIONS).map((f) => Number(/^(\d+)_/.exec(f)?.[1] ?? 0)))
@@ -552,7 +553,7 @@ each('heartbeat keeps a lease alive past its length', async (t, kind) => {
 function holdLock(t, dbPath, ms) {
   const holder = child(
     t,
-    `const Database = (await import('node:module')).createRequire(${JSON.stringify(import.meta.url)})('better-sqlite3')
+    `const { Database } = (await import(${JSON.stringify(driverModule.href)})).sqliteDriver()
      const db = new Database(${JSON.stringify(dbPath)})
      db.exec('BEGIN IMMEDIATE')
      console.log('locked')
@@ -883,7 +884,7 @@ each('DB_LOCKED when another process holds the write lock past the busy timeout;
   // native core) do not see each other's POSIX locks.
   const holder = child(
     t,
-    `const Database = (await import('node:module')).createRequire(${JSON.stringify(import.meta.url)})('better-sqlite3')
+    `const { Database } = (await import(${JSON.stringify(driverModule.href)})).sqliteDriver()
      const db = new Database(${JSON.stringify(core.path)})
      db.exec('BEGIN IMMEDIATE')
      console.log('locked')

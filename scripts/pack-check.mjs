@@ -6,13 +6,16 @@
  *  1. The root tarball's file list: ships dist/, the napi loader, the SQLite .sql files; ships no
  *     sources, tests, Rust build output or binaries (the binary travels in the platform package).
  *  2. The built binary goes into npm/<platform>/; both packages are packed into a temp folder.
- *  3. A new project installs both tarballs with --ignore-scripts, --offline and an empty npm
- *     cache (nothing may come from the registry: better-sqlite3 is optional and omitted, so only
- *     the native core exists there), with a PATH that holds node and npm but no cargo or rustc.
+ *  3. A new project installs both tarballs as a user would (scripts allowed, optional packages
+ *     included), --offline with an empty npm cache (nothing may come from the registry), with a
+ *     PATH that holds node and npm but no cargo or rustc. No installed package has an install
+ *     script (so none ran), and better-sqlite3 is not installed: it is an optional peer dependency,
+ *     for those who choose the JS core.
  *  4. In that project, from ESM and from CommonJS: new Queue, a task, delay(), a worker, the result.
- *     The `taskito` bin answers `stats`.
+ *     The default core is the native one, chosen without a notice. The `taskito` bin answers `stats`.
  *  5. With NAPI_RS_NATIVE_LIBRARY_PATH pointing to a missing file, core: 'native' fails with
- *     the coded error NATIVE_BINARY_MISSING.
+ *     the coded error NATIVE_BINARY_MISSING; the default core then runs on node:sqlite where this
+ *     Node has it, else fails with the one message that says what to install.
  *
  * Also: scripts/release-check.mjs (the release workflow's matrices, versions and metadata; see
  * there), the LICENSE and the metadata a user sees on npm (repository, homepage, bugs), both
@@ -29,6 +32,7 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
   symlinkSync,
@@ -206,10 +210,17 @@ if (which) fail(`cargo/rustc still on PATH: ${which}`)
 const app = join(work, 'app')
 mkdirSync(app)
 writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'pack-check-app', version: '1.0.0', private: true }, null, 2))
-run(
+// better-sqlite3 reaches users only as an optional peer dependency: npm then neither installs it
+// nor compiles it (its install script builds from source where no prebuilt binary matches).
+if (manifest.peerDependenciesMeta?.['better-sqlite3']?.optional !== true) fail('better-sqlite3 is not an optional peer dependency')
+for (const key of ['dependencies', 'optionalDependencies']) {
+  if (manifest[key]?.['better-sqlite3'] !== undefined) fail(`better-sqlite3 is in ${key}: every user would install and compile it`)
+}
+const install = run(
   'npm',
-  // An empty cache with --offline proves that nothing comes from the registry.
-  ['install', '--ignore-scripts', '--offline', '--cache', join(work, 'empty-npm-cache'), '--omit=optional',
+  // As a user installs: scripts allowed, optional packages included. An empty cache with
+  // --offline proves that nothing comes from the registry.
+  ['install', '--offline', '--cache', join(work, 'empty-npm-cache'), '--foreground-scripts',
     '--no-audit', '--no-fund', '--no-package-lock', rootTgz, platformTgz],
   { cwd: app, env },
 )
@@ -217,7 +228,21 @@ const installed = join(app, 'node_modules')
 if (!existsSync(join(installed, 'taskito', 'dist', 'esm', 'index.js'))) fail('taskito is not installed in the app')
 if (!existsSync(join(installed, `taskito-${platform}`, binaryName))) fail(`taskito-${platform} is not installed in the app`)
 if (existsSync(join(installed, 'taskito', binaryName))) fail('the root package carries the binary itself')
-ok('installed both tarballs offline with --ignore-scripts and no cargo/rustc on PATH')
+if (existsSync(join(installed, 'better-sqlite3'))) fail('better-sqlite3 was installed: it must stay an optional peer dependency')
+// npm runs a package's preinstall/install/postinstall, and `node-gyp rebuild` for a binding.gyp
+// without an install script: none of the installed packages may have either.
+const installedPackages = readdirSync(installed).flatMap((n) => (n.startsWith('@') ? readdirSync(join(installed, n)).map((m) => `${n}/${m}`) : [n]))
+  .filter((n) => existsSync(join(installed, n, 'package.json')))
+for (const name of installedPackages) {
+  const scripts = JSON.parse(readFileSync(join(installed, name, 'package.json'), 'utf8')).scripts ?? {}
+  const hooks = ['preinstall', 'install', 'postinstall'].filter((h) => scripts[h] !== undefined)
+  if (hooks.length > 0) fail(`${name} has an install script (${hooks.join(', ')}): installing taskito would run it`)
+  if (existsSync(join(installed, name, 'binding.gyp'))) fail(`${name} has a binding.gyp: npm would compile it at install`)
+}
+if (/install script|allowScripts|node-gyp/i.test(`${install.stdout}${install.stderr}`)) {
+  fail(`npm install mentioned install scripts:\n${install.stdout}${install.stderr}`)
+}
+ok(`installed both tarballs offline, scripts allowed, no cargo/rustc on PATH: ${installedPackages.join(', ')}; no install script, no better-sqlite3`)
 
 // ---- 4. run a job there, from ESM and from CommonJS -------------------------------------------
 
@@ -259,6 +284,18 @@ console.log(names.length + ' exports, the same from require and import')
 `)
 ok(`identity.mjs: ${run('node', ['identity.mjs'], { cwd: app, env, timeout: 60_000 }).stdout.trim()}`)
 
+// The default core, with nothing chosen, is the native one, and says nothing about it.
+writeFileSync(join(app, 'default.mjs'), `import { Queue } from 'taskito'
+const queue = new Queue({ dbPath: 'default.db' })
+console.log(await queue.coreKind())
+await queue.close()
+`)
+{
+  const r = run('node', ['default.mjs'], { cwd: app, env, timeout: 60_000 })
+  if (r.stdout.trim() !== 'native' || r.stderr !== '') fail(`the default core: ${r.stdout}${r.stderr}`)
+  ok('the default core is native, without a notice')
+}
+
 const cli = join(installed, '.bin', 'taskito')
 if (existsSync(join(installed, 'taskito', 'dist', 'esm', 'cli.js'))) {
   if (!existsSync(cli)) fail('the taskito bin was not linked into node_modules/.bin')
@@ -294,6 +331,42 @@ if (!missing.stdout.includes('code=NATIVE_BINARY_MISSING')) {
 }
 ok(`core: 'native' without a binary: NATIVE_BINARY_MISSING (${missing.stdout.split('\n')[0].slice(0, 100)}...)`)
 if (existsSync(join(app, 'missing.db'))) fail('a database file was created although the core never opened')
+
+// The default core with no binary: node:sqlite where this Node has one taskito uses, else the one
+// message that names what to install (better-sqlite3 is not installed here).
+writeFileSync(join(app, 'nocore.mjs'), `import { Queue } from 'taskito'
+try {
+  const queue = new Queue({ dbPath: process.argv[2] })
+  const add = queue.task('add', (a, b) => a + b)
+  const job = await add.delay(2, 3)
+  await queue.worker().start()
+  console.log('ran=' + await job.result({ timeout: 20000 }) + ' core=' + await queue.coreKind())
+  await queue.close()
+} catch (e) {
+  console.log('code=' + e.code)
+  console.log(e.message)
+}
+`)
+const [major, minor] = process.versions.node.split('.').map(Number)
+const nodeSqlite = major >= 24 || (major === 23 && minor >= 4) || (major === 22 && minor >= 13)
+const nocore = run('node', ['nocore.mjs', join(app, 'nocore.db')], {
+  cwd: app,
+  env: { ...env, NAPI_RS_NATIVE_LIBRARY_PATH: join(work, 'no-such-binary.node') },
+  timeout: 60_000,
+})
+if (nodeSqlite) {
+  if (!nocore.stdout.includes('ran=5 core=js') || !/^taskito: using the JS core \(over node:sqlite\)/.test(nocore.stderr)) {
+    fail(`expected the JS core over node:sqlite, got:\n${nocore.stdout}${nocore.stderr}`)
+  }
+  ok(`no binary, Node ${process.version}: the default runs on the JS core over node:sqlite`)
+} else {
+  const text = nocore.stdout
+  const wants = ['code=NATIVE_BINARY_MISSING', 'taskito has no core that runs here', `npm install taskito-${platform}@`, '`npm install better-sqlite3@12`', 'Node >= 22.13']
+  const lacking = wants.filter((w) => !text.includes(w))
+  if (lacking.length > 0 || /build:native/.test(text) || nocore.stderr !== '') fail(`the no-core message lacks ${lacking.join(', ')}:\n${text}${nocore.stderr}`)
+  if (existsSync(join(app, 'nocore.db'))) fail('a database file was created although no core could open it')
+  ok(`no binary, no better-sqlite3, Node ${process.version}: one message names what to install`)
+}
 
 rmSync(join(npmDir, binaryName), { force: true })
 rmSync(join(npmDir, 'LICENSE'), { force: true })

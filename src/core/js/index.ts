@@ -1,7 +1,7 @@
 /**
- * The pure-TypeScript core over better-sqlite3: the fallback where no native binary loads and the
- * baseline the native core is benchmarked against. Same schema, same semantics as crates/core;
- * a file written by one core is worked by the other.
+ * The pure-TypeScript core over SQLite (better-sqlite3 or node:sqlite, see driver.ts): the
+ * fallback where no native binary loads and the baseline the native core is benchmarked against.
+ * Same schema, same semantics as crates/core; a file written by one core is worked by the other.
  *
  * A JsCore is a handle: a namespace over a shared per-file {@link Engine}.
  */

@@ -1,56 +1,19 @@
 /**
- * Opening a taskito SQLite file with better-sqlite3: the driver is loaded lazily (it is an optional
- * dependency), the file is checked before anything is written to it, and the shared migrations of
+ * Opening a taskito SQLite file with the JS core's driver (driver.ts: better-sqlite3 or node:sqlite,
+ * loaded lazily), the file is checked before anything is written to it, and the shared migrations of
  * crates/core/queries/sqlite/migrations are applied exactly as the native core applies them.
  */
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs'
 import { join } from 'node:path'
-import { nodeRequire } from '../../internal/paths.js'
 import { coreError } from '../errors.js'
+import { type Database, sqliteDriver } from './driver.js'
 import { fromSqlite } from './errors.js'
 import { loadQuery, QUERIES_DIR, Query } from './queries.js'
 
-/** The part of better-sqlite3's API this core uses (the package ships no types of its own). */
-export interface RunResult {
-  changes: number
-  lastInsertRowid: number | bigint
-}
-export interface Statement {
-  run(...params: unknown[]): RunResult
-  get(...params: unknown[]): unknown
-  all(...params: unknown[]): unknown[]
-  pluck(on?: boolean): Statement
-  /** Rows as arrays of column values (a query whose columns have no useful names). */
-  raw(on?: boolean): Statement
-}
-export interface Database {
-  prepare(sql: string): Statement
-  exec(sql: string): Database
-  pragma(source: string, options?: { simple?: boolean }): unknown
-  close(): void
-  readonly inTransaction: boolean
-}
-type DatabaseCtor = new (path: string, options?: { timeout?: number; fileMustExist?: boolean; readonly?: boolean }) => Database
-
-let driver: DatabaseCtor | undefined
+export type { Database, RunResult, Statement } from './driver.js'
 
 /** The longest SQLite itself blocks the JS thread waiting for a lock (see openDatabase). */
 export const BUSY_SLICE_MS = 2
-
-function loadDriver(): DatabaseCtor {
-  if (driver !== undefined) return driver
-  try {
-    driver = nodeRequire('better-sqlite3') as DatabaseCtor
-  } catch (err) {
-    throw coreError(
-      'QUEUE_ERROR',
-      `the JS core needs better-sqlite3, which could not be loaded (${(err as Error).message.split('\n')[0]}); ` +
-        "run `npm install better-sqlite3@12`, or use core: 'native'",
-      err,
-    )
-  }
-  return driver
-}
 
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1')
 
@@ -130,7 +93,7 @@ function schemaVersion(db: Database, path: string): number {
  * refuse the file runs before the first write, so a refused file is left byte-for-byte unchanged.
  */
 export function openDatabase(path: string, busyTimeoutMs: number): Database {
-  const Driver = loadDriver()
+  const Driver = sqliteDriver().Database
   checkHeader(path)
   const all = loadMigrations()
   const latest = all[all.length - 1]!.version
