@@ -56,6 +56,13 @@ const runners = {
     ]
   },
   expires_at: (c) => [policy.expiresAt(c.finishedAt, c.resultTtlMs), c.expect],
+  unreadable: (c) => {
+    const problems = c.problems.map((p) => policy.unreadableValue(p.column, p.found, p.want))
+    return [
+      { message: policy.unreadableJob(c.id, problems), placeholders: problems.map(policy.unreadablePlaceholder) },
+      { message: c.message, placeholders: c.placeholders },
+    ]
+  },
 }
 
 test('every section of the table has a runner here', (t) => {
