@@ -59,8 +59,8 @@ const runners = {
   unreadable: (c) => {
     const problems = c.problems.map((p) => policy.unreadableValue(p.column, p.found, p.want))
     return [
-      { message: policy.unreadableJob(c.id, problems), placeholders: problems.map(policy.unreadablePlaceholder) },
-      { message: c.message, placeholders: c.placeholders },
+      { message: policy.unreadableJob(c.id, problems), placeholders: problems.map(policy.unreadablePlaceholder), deadLetter: policy.unreadableDeadLetter(c.id, problems) },
+      { message: c.message, placeholders: c.placeholders, deadLetter: c.dead_letter },
     ]
   },
 }

@@ -292,6 +292,12 @@ export function unreadableJob(id: number, problems: readonly string[]): string {
   )
 }
 
+/** Why a dead letter holding values taskito cannot read is not replayed: it would only make a job
+ * that cannot run. */
+export function unreadableDeadLetter(id: number, problems: readonly string[]): string {
+  return `dead letter ${id}: ${problems.join('; ')}; it cannot be replayed: enqueue the job again`
+}
+
 /** What an inspection shows in place of a text value it cannot read. */
 export function unreadablePlaceholder(problem: string): string {
   return `<unreadable: ${problem}>`

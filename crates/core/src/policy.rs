@@ -414,6 +414,15 @@ pub fn unreadable_job(id: i64, problems: &[String]) -> String {
     )
 }
 
+/// Why a dead letter holding values taskito cannot read is not replayed: it would only make a
+/// job that cannot run.
+pub fn unreadable_dead_letter(id: i64, problems: &[String]) -> String {
+    format!(
+        "dead letter {id}: {}; it cannot be replayed: enqueue the job again",
+        problems.join("; ")
+    )
+}
+
 /// What an inspection shows in place of a text value it cannot read.
 pub fn unreadable_placeholder(problem: &str) -> String {
     format!("<unreadable: {problem}>")

@@ -233,6 +233,11 @@ fn lease_and_time_cases() {
             text(case, "message"),
             "case {case}"
         );
+        assert_eq!(
+            policy::unreadable_dead_letter(int(case, "id"), &problems),
+            text(case, "dead_letter"),
+            "case {case}"
+        );
         let placeholders: Vec<String> = problems
             .iter()
             .map(|p| policy::unreadable_placeholder(p))

@@ -538,10 +538,11 @@ async fn a_row_that_cannot_be_read_fails_only_its_own_job() {
         assert_eq!(row.status, Dead as i64, "job {id}");
         let errors = s.job_errors(*id).await.unwrap();
         let recorded = &errors.last().expect("an error record").error;
-        assert!(
-            recorded.starts_with(&format!("SerializationError: job {id}: {problem}")),
-            "{recorded}"
+        assert_eq!(
+            recorded,
+            &taskito_core::policy::unreadable_job(*id, &[problem.to_string()])
         );
+        assert!(recorded.starts_with(&format!("SerializationError: job {id}: {problem}; ")));
     }
     let dead = s.dead_letters(100, 0).await.unwrap();
     assert_eq!(dead.len(), 4);

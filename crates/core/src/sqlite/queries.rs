@@ -510,10 +510,9 @@ pub fn read_dead_letter(
         })
         .optional()?;
     match found {
-        Some((_, None, problems)) if !problems.is_empty() => Err(Error::Serialization(format!(
-            "dead letter {id}: {}; it cannot be replayed: enqueue the job again",
-            problems.join("; ")
-        ))),
+        Some((_, None, problems)) if !problems.is_empty() => Err(Error::Serialization(
+            policy::unreadable_dead_letter(id, &problems),
+        )),
         Some((job, replayed, _)) => Ok(Some((job, replayed))),
         None => Ok(None),
     }

@@ -81,10 +81,14 @@ impl<'a, 'r> Lenient<'a, 'r> {
 
     /// An integer, or 0 when the column holds something else.
     pub fn int(&mut self, i: usize) -> rusqlite::Result<i64> {
+        let noted = self.problems.len();
         Ok(match self.opt_int(i)? {
             Some(n) => n,
             None => {
-                self.problem(i, Some("NULL"), INTEGER);
+                // A NULL: a value of another type was noted by opt_int already.
+                if self.problems.len() == noted {
+                    self.problem(i, Some("NULL"), INTEGER);
+                }
                 0
             }
         })
