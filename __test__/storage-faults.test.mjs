@@ -90,6 +90,21 @@ test('[pg] a PostgreSQL row cannot hold what poisons an SQLite one: the server r
   t.is(await good.result({ timeout: 10_000 }), 5)
 })
 
+test('[pg] a PostgreSQL server that refuses writes is DB_READONLY naming the fix', async (t) => {
+  if (!PG_URL) return t.pass('TASKITO_PG_URL is unset: PostgreSQL not tested')
+  const where = location(t, 'pg')
+  const first = makeQueue(t, 'pg', where)
+  await first.task('t', () => 1).delay(1)
+  await first.close()
+  // As a standby would: every transaction read-only.
+  const url = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}options=-c%20default_transaction_read_only%3Don`
+  const queue = makeQueue(t, 'pg', { url, schema: where.schema })
+  const err = await t.throwsAsync(queue.task('t', () => 1).delay(2), { instanceOf: QueueError })
+  t.is(err.code, 'DB_READONLY', err.message)
+  t.regex(err.message, /primary/)
+  t.is((await queue.stats()).pending, 1, 'reads still work')
+})
+
 // ---- the file system ------------------------------------------------------------------------------
 
 /** A tmpfs of `size` mounted on a fresh folder, unmounted after the test; null (with the reason)

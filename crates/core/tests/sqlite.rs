@@ -553,3 +553,41 @@ async fn a_row_that_cannot_be_read_fails_only_its_own_job() {
     assert!(err.message().contains("args is a BLOB"), "{err}");
     s.close().await.unwrap();
 }
+
+/// A file cut short (a copy interrupted, a disk that lost its tail) is DB_CORRUPT, and the
+/// message says which file.
+#[tokio::test]
+async fn a_truncated_file_is_db_corrupt_naming_the_file() {
+    let dir = TempDir::new().unwrap();
+    let s = store(&dir).await;
+    let mut j = job("t");
+    j.args = format!("[\"{}\"]", "y".repeat(500));
+    s.enqueue(vec![j; 200]).await.unwrap();
+    s.close().await.unwrap();
+    let path = dir.path().join("sub/jobs.db");
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let err = match open(opts(&dir, "test")).await {
+        Err(e) => e,
+        Ok(s) => s
+            .list_jobs(taskito_core::ListFilter {
+                status: None,
+                task_name: None,
+                limit: 1000,
+                offset: 0,
+            })
+            .await
+            .unwrap_err(),
+    };
+    assert_eq!(err.code(), "DB_CORRUPT", "{err}");
+    let canonical = path.canonicalize().unwrap();
+    assert!(
+        err.message().contains(&*canonical.to_string_lossy()),
+        "{err}"
+    );
+}
