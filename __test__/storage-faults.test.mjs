@@ -3,7 +3,7 @@
 // error that names the file and the fix.
 import test from 'ava'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdtempSync, rmdirSync, statSync, truncateSync } from 'node:fs'
+import { chmodSync, chownSync, mkdtempSync, rmdirSync, statSync, truncateSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { MaxRetriesExceededError, QueueError, SerializationError } from 'taskito'
@@ -174,6 +174,34 @@ eachCore(
     t.regex(err.message, /read-write|writable/)
   },
   { sqliteOnly: true, serial: true },
+)
+
+eachCore(
+  'a file without write permission is DB_READONLY naming the file (as root: checked as user nobody)',
+  async (t, core) => {
+    const dir = tempDir(t)
+    const dbPath = join(dir, 'locked.db')
+    const first = makeQueue(t, core, { dbPath })
+    await first.task('t', () => 1).delay(1)
+    await first.close()
+    chmodSync(dbPath, 0o444)
+    // Root writes through file permissions: the check runs as nobody, who owns the folder.
+    const asRoot = process.getuid?.() === 0
+    if (asRoot) chownSync(dir, 65534, 65534)
+    const source = `import { Queue } from 'taskito'
+      const queue = new Queue({ dbPath: ${JSON.stringify(dbPath)}, core: ${JSON.stringify(core)} })
+      try { await queue.task('t', () => 1).delay(2); console.log('WROTE') } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }
+      await queue.close().catch(() => {})`
+    const cmd = asRoot ? ['setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath]] : [process.execPath, []]
+    const r = spawnSync(cmd[0], [...cmd[1], '--input-type=module', '-e', source], { encoding: 'utf8', cwd: process.cwd() })
+    if (asRoot && r.error !== undefined) return t.pass(`setpriv is not available (${r.error.message}): cannot check as a user other than root`)
+    const line = r.stdout.trim().split('\n').at(-1)
+    t.not(line, 'WROTE', 'a read-only file was written')
+    const err = JSON.parse(line)
+    t.is(err.code, 'DB_READONLY', err.message)
+    t.true(err.message.includes(dbPath), err.message)
+  },
+  { sqliteOnly: true },
 )
 
 eachCore(
