@@ -56,6 +56,13 @@ const runners = {
     ]
   },
   expires_at: (c) => [policy.expiresAt(c.finishedAt, c.resultTtlMs), c.expect],
+  unreadable: (c) => {
+    const problems = c.problems.map((p) => policy.unreadableValue(p.column, p.found, p.want))
+    return [
+      { message: policy.unreadableJob(c.id, problems), placeholders: problems.map(policy.unreadablePlaceholder), deadLetter: policy.unreadableDeadLetter(c.id, problems) },
+      { message: c.message, placeholders: c.placeholders, deadLetter: c.dead_letter },
+    ]
+  },
 }
 
 test('every section of the table has a runner here', (t) => {

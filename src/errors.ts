@@ -103,7 +103,8 @@ export class JobNotFoundError extends TaskitoError {
   static override readonly defaultCode = 'JOB_NOT_FOUND'
 }
 
-/** Operational failure of the queue; `code` says which (DB_LOCKED, DB_CORRUPT, ...). */
+/** Operational failure of the queue; `code` says which (DB_LOCKED, DB_CORRUPT, DB_READONLY,
+ * DB_FULL, ...). */
 export class QueueError extends TaskitoError {
   static override readonly defaultCode = 'QUEUE_ERROR'
 }
@@ -125,6 +126,8 @@ const queueCodes = new Set([
   'QUEUE_ERROR',
   'DB_LOCKED',
   'DB_CORRUPT',
+  'DB_READONLY',
+  'DB_FULL',
   'DB_NOT_TASKITO',
   'DB_SCHEMA_TOO_NEW',
   'DB_UNAVAILABLE',

@@ -272,6 +272,37 @@ export const CANCELLED = 'TaskCancelledError: cancelled'
 /** Recorded for a fail settle that carried no error text. */
 export const NO_MESSAGE = 'Error: (no message)'
 
+// ---- rows taskito cannot read ----------------------------------------------------------------
+
+/** What is wrong with one stored value: `column` holds `found` (an SQLite type name: NULL, INTEGER,
+ * REAL, TEXT, BLOB) where taskito writes `want` ('text', 'an integer', 'a number'), or text that is
+ * not UTF-8 (`found` null). */
+export function unreadableValue(column: string, found: string | null, want: string): string {
+  if (found === null) return `${column} is not valid UTF-8 text`
+  const a = /^[AEIOU]/.test(found) ? 'an' : 'a'
+  return `${column} is ${a} ${found}, not ${want}`
+}
+
+/** The error recorded (and dead-lettered) for a job whose row cannot be read: it fails alone, as a
+ * `SerializationError` naming the job and every problem, and never runs. */
+export function unreadableJob(id: number, problems: readonly string[]): string {
+  return (
+    `SerializationError: job ${id}: ${problems.join('; ')}; the row was not written by taskito (another tool ` +
+    'wrote or changed it), so the job cannot run: enqueue it again'
+  )
+}
+
+/** Why a dead letter holding values taskito cannot read is not replayed: it would only make a job
+ * that cannot run. */
+export function unreadableDeadLetter(id: number, problems: readonly string[]): string {
+  return `dead letter ${id}: ${problems.join('; ')}; it cannot be replayed: enqueue the job again`
+}
+
+/** What an inspection shows in place of a text value it cannot read. */
+export function unreadablePlaceholder(problem: string): string {
+  return `<unreadable: ${problem}>`
+}
+
 /** When a job that finished at `finishedAt` may be swept: `resultTtlMs` later, or never. */
 export function expiresAt(finishedAt: number, resultTtlMs: number | null): number | null {
   return resultTtlMs === null ? null : finishedAt + resultTtlMs

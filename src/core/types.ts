@@ -24,6 +24,9 @@ export type CoreErrorCode =
   | 'QUEUE_ERROR' // anything operational that has no finer code
   | 'DB_LOCKED' // SQLite busy timeout ran out (another writer held the lock)
   | 'DB_CORRUPT' // the file is not SQLite, or is damaged
+  | 'DB_READONLY' // the file, its folder or file system (or the PostgreSQL server) refuses writes
+  | 'DB_FULL' // the disk (or quota) holding the database is full
+  | 'SERIALIZATION' // a stored value the core cannot read (a row another tool wrote)
   | 'DB_NOT_TASKITO' // an SQLite file with tables that are not taskito's: refused, never written
   | 'DB_SCHEMA_TOO_NEW' // written by a newer taskito: upgrade the package
   | 'DB_UNAVAILABLE' // PostgreSQL cannot be reached (after the pool's retries)

@@ -385,6 +385,49 @@ pub const CANCELLED: &str = "TaskCancelledError: cancelled";
 /// Recorded for a fail settle that carried no error text.
 pub const NO_MESSAGE: &str = "Error: (no message)";
 
+// ---- rows taskito cannot read ----------------------------------------------------------------
+
+/// What is wrong with one stored value: `column` holds `found` (an SQLite type name: NULL,
+/// INTEGER, REAL, TEXT, BLOB) where taskito writes `want` ("text", "an integer", "a number"), or
+/// text that is not UTF-8 (`found` None).
+pub fn unreadable_value(column: &str, found: Option<&str>, want: &str) -> String {
+    match found {
+        Some(t) => {
+            let a = if t.starts_with(['A', 'E', 'I', 'O', 'U']) {
+                "an"
+            } else {
+                "a"
+            };
+            format!("{column} is {a} {t}, not {want}")
+        }
+        None => format!("{column} is not valid UTF-8 text"),
+    }
+}
+
+/// The error recorded (and dead-lettered) for a job whose row cannot be read: it fails alone,
+/// as a `SerializationError` naming the job and every problem, and never runs.
+pub fn unreadable_job(id: i64, problems: &[String]) -> String {
+    format!(
+        "SerializationError: job {id}: {}; the row was not written by taskito (another tool \
+         wrote or changed it), so the job cannot run: enqueue it again",
+        problems.join("; ")
+    )
+}
+
+/// Why a dead letter holding values taskito cannot read is not replayed: it would only make a
+/// job that cannot run.
+pub fn unreadable_dead_letter(id: i64, problems: &[String]) -> String {
+    format!(
+        "dead letter {id}: {}; it cannot be replayed: enqueue the job again",
+        problems.join("; ")
+    )
+}
+
+/// What an inspection shows in place of a text value it cannot read.
+pub fn unreadable_placeholder(problem: &str) -> String {
+    format!("<unreadable: {problem}>")
+}
+
 /// When a job that finished at `finished_at` may be swept: `result_ttl_ms` later, or never.
 pub fn expires_at(finished_at: i64, result_ttl_ms: Option<i64>) -> Option<i64> {
     result_ttl_ms.map(|t| finished_at.saturating_add(t))

@@ -219,6 +219,35 @@ fn lease_and_time_cases() {
         );
         assert_eq!(got, int(case, "expect"), "case {case}");
     }
+    for case in section(&all, "unreadable") {
+        let problems: Vec<String> = case["problems"]
+            .as_array()
+            .expect("problems")
+            .iter()
+            .map(|p| {
+                policy::unreadable_value(&text(p, "column"), p["found"].as_str(), &text(p, "want"))
+            })
+            .collect();
+        assert_eq!(
+            policy::unreadable_job(int(case, "id"), &problems),
+            text(case, "message"),
+            "case {case}"
+        );
+        assert_eq!(
+            policy::unreadable_dead_letter(int(case, "id"), &problems),
+            text(case, "dead_letter"),
+            "case {case}"
+        );
+        let placeholders: Vec<String> = problems
+            .iter()
+            .map(|p| policy::unreadable_placeholder(p))
+            .collect();
+        assert_eq!(
+            serde_json::to_value(placeholders).unwrap(),
+            case["placeholders"],
+            "case {case}"
+        );
+    }
     for case in section(&all, "expires_at") {
         let got = policy::expires_at(int(case, "finishedAt"), opt_int(case, "resultTtlMs"));
         assert_eq!(got, opt_int(case, "expect"), "case {case}");

@@ -882,3 +882,32 @@ async fn rough_figures() {
         lat[25], lat[49]
     );
 }
+
+/// A server that refuses writes (a standby, or default_transaction_read_only as here) is
+/// DB_READONLY with the fix, not a generic QUEUE_ERROR: first for a store that cannot migrate,
+/// then for an enqueue on a schema that exists.
+#[tokio::test]
+async fn a_read_only_server_is_db_readonly() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    s.close().await.unwrap();
+    let read_only = format!(
+        "{}&options=-c%20default_transaction_read_only%3Don",
+        db.url()
+    );
+    let fresh = postgres::open(&read_only, Some(&format!("{}_ro", db.schema)), "test").await;
+    let err = fresh
+        .err()
+        .expect("a read-only server cannot create a schema");
+    assert_eq!(err.code(), "DB_READONLY", "{err}");
+    let s = postgres::open(&read_only, Some(&db.schema), "test")
+        .await
+        .expect("an existing schema opens read-only");
+    let err = s.enqueue(vec![job("t")]).await.unwrap_err();
+    assert_eq!(err.code(), "DB_READONLY", "{err}");
+    assert!(
+        err.message().contains("25006") && err.message().contains("primary"),
+        "{err}"
+    );
+    s.close().await.unwrap();
+}

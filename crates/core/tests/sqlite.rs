@@ -474,3 +474,120 @@ async fn the_wal_stays_bounded_under_sustained_load() {
     assert_eq!(s.stats().await.unwrap().completed, 4000);
     s.close().await.unwrap();
 }
+
+/// Rows another tool wrote into the file, each wrong in one way SQLite allows: the job they
+/// belong to ends dead with a SerializationError naming it and the problem, every other job is
+/// claimed as usual, and inspections show them instead of failing.
+#[tokio::test]
+async fn a_row_that_cannot_be_read_fails_only_its_own_job() {
+    let dir = TempDir::new().unwrap();
+    let s = store(&dir).await;
+    let ids = s.enqueue(vec![job("t"); 40]).await.unwrap();
+    let path = dir.path().join("sub/jobs.db");
+    let other = rusqlite::Connection::open(&path).unwrap();
+    let bad = [
+        (ids[3].id, "args = x'00ff'", "args is a BLOB, not text"),
+        (
+            ids[10].id,
+            "task_name = CAST(x'ff' AS TEXT)",
+            "task_name is not valid UTF-8 text",
+        ),
+        (
+            ids[20].id,
+            "priority = 1.5",
+            "priority is a REAL, not an integer",
+        ),
+        (
+            ids[30].id,
+            "max_retries = 'three'",
+            "max_retries is a TEXT, not an integer",
+        ),
+    ];
+    for (id, set, _) in &bad {
+        other
+            .execute(&format!("UPDATE jobs SET {set} WHERE id = ?1"), [id])
+            .unwrap();
+    }
+    drop(other);
+
+    // Inspections first: the rows are shown, the problem in place of the value and in `error`.
+    let row = s.get_job(ids[3].id).await.unwrap().unwrap();
+    assert_eq!(row.args, "<unreadable: args is a BLOB, not text>");
+    let listed = s
+        .list_jobs(taskito_core::ListFilter {
+            status: None,
+            task_name: None,
+            limit: 100,
+            offset: 0,
+        })
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 40);
+
+    let mut claimed = Vec::new();
+    while let Ok(jobs) = s.claim(req("w", 7, 0)).await {
+        if jobs.is_empty() {
+            break;
+        }
+        claimed.extend(jobs);
+    }
+    assert_eq!(claimed.len(), 36, "every readable job was claimed");
+    for (id, _, problem) in &bad {
+        assert!(!claimed.iter().any(|c| c.id == *id));
+        let row = s.get_job(*id).await.unwrap().unwrap();
+        assert_eq!(row.status, Dead as i64, "job {id}");
+        let errors = s.job_errors(*id).await.unwrap();
+        let recorded = &errors.last().expect("an error record").error;
+        assert_eq!(
+            recorded,
+            &taskito_core::policy::unreadable_job(*id, &[problem.to_string()])
+        );
+        assert!(recorded.starts_with(&format!("SerializationError: job {id}: {problem}; ")));
+    }
+    let dead = s.dead_letters(100, 0).await.unwrap();
+    assert_eq!(dead.len(), 4);
+    let blob = dead.iter().find(|d| d.job_id == ids[3].id).unwrap();
+    assert_eq!(blob.args, "<unreadable: args is a BLOB, not text>");
+    let err = s.replay(blob.id).await.unwrap_err();
+    assert_eq!(err.code(), "SERIALIZATION", "{err}");
+    assert!(err.message().contains("args is a BLOB"), "{err}");
+    s.close().await.unwrap();
+}
+
+/// A file cut short (a copy interrupted, a disk that lost its tail) is DB_CORRUPT, and the
+/// message says which file.
+#[tokio::test]
+async fn a_truncated_file_is_db_corrupt_naming_the_file() {
+    let dir = TempDir::new().unwrap();
+    let s = store(&dir).await;
+    let mut j = job("t");
+    j.args = format!("[\"{}\"]", "y".repeat(500));
+    s.enqueue(vec![j; 200]).await.unwrap();
+    s.close().await.unwrap();
+    let path = dir.path().join("sub/jobs.db");
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let err = match open(opts(&dir, "test")).await {
+        Err(e) => e,
+        Ok(s) => s
+            .list_jobs(taskito_core::ListFilter {
+                status: None,
+                task_name: None,
+                limit: 1000,
+                offset: 0,
+            })
+            .await
+            .unwrap_err(),
+    };
+    assert_eq!(err.code(), "DB_CORRUPT", "{err}");
+    let canonical = path.canonicalize().unwrap();
+    assert!(
+        err.message().contains(&*canonical.to_string_lossy()),
+        "{err}"
+    );
+}

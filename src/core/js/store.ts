@@ -19,9 +19,12 @@ import {
   reapMessage,
   retryDelayMs,
   runAt,
+  unreadableDeadLetter,
+  unreadableJob,
 } from '../policy.js'
 import type { ClaimedJob, DeadLetterRow, ErrorRecordRow, JobRow, NewJob, Settle, SettleOutcome, StatsRow } from '../types.js'
 import { Query } from './queries.js'
+import { Lenient } from './rows.js'
 import type { Database, Statement } from './sqlite.js'
 
 /** What a write did that someone outside the transaction must hear about once it commits. */
@@ -69,29 +72,34 @@ interface RawJob {
   unique_key: string | null
 }
 
+/** A job as inspections show it. A value that cannot be read shows as a placeholder (text) or 0
+ * (numbers), and `error` says what is wrong, so one such row never fails a whole listing. */
 function toJobRow(r: RawJob): JobRow {
-  return {
+  const l = new Lenient(r)
+  const row: JobRow = {
     id: String(r.id),
-    taskName: r.task_name,
-    queue: r.queue,
-    status: r.status,
-    priority: r.priority,
-    args: r.args,
-    maxRetries: r.max_retries,
-    retryCount: r.retry_count,
-    timeoutMs: r.timeout_ms,
-    softTimeoutMs: r.soft_timeout_ms,
-    resultTtlMs: r.result_ttl_ms,
-    progress: r.progress,
-    createdAt: r.created_at,
-    runAt: r.run_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-    result: r.result,
-    error: r.error,
-    cancelRequested: r.cancel_requested !== 0,
-    uniqueKey: r.unique_key,
+    taskName: l.text('task_name'),
+    queue: l.text('queue'),
+    status: l.int('status'),
+    priority: l.int('priority'),
+    args: l.text('args'),
+    maxRetries: l.int('max_retries'),
+    retryCount: l.int('retry_count'),
+    timeoutMs: l.optInt('timeout_ms'),
+    softTimeoutMs: l.optInt('soft_timeout_ms'),
+    resultTtlMs: l.optInt('result_ttl_ms'),
+    progress: l.optReal('progress'),
+    createdAt: l.int('created_at'),
+    runAt: l.int('run_at'),
+    startedAt: l.optInt('started_at'),
+    finishedAt: l.optInt('finished_at'),
+    result: l.optText('result'),
+    error: l.optText('error'),
+    cancelRequested: l.flag('cancel_requested'),
+    uniqueKey: l.optText('unique_key'),
   }
+  if (l.problems.length > 0) row.error = unreadableJob(r.id, l.problems)
+  return row
 }
 
 /** claim/ready.sql. */
@@ -169,6 +177,7 @@ export class Store {
   private readonly insert: Query
   private readonly ready: Query
   private readonly take: Query
+  private readonly textBytes: Query
   private readonly nextRunAt: Query
   private readonly complete: Query
   private readonly cancelSettle: Query
@@ -212,6 +221,7 @@ export class Store {
     this.insert = q('enqueue/insert.sql')
     this.ready = q('claim/ready.sql')
     this.take = q('claim/take.sql')
+    this.textBytes = q('claim/text_bytes.sql')
     this.nextRunAt = q('claim/next_run_at.sql', { pluck: true })
     this.complete = q('settle/complete.sql')
     this.cancelSettle = q('settle/cancel.sql')
@@ -281,7 +291,7 @@ export class Store {
     // As the native core does (claim/ready.sql, claim/take.sql): each queue's best ready jobs by
     // index, the best of those, then one update by rowid each.
     let rows: RawClaimed[] = []
-    for (const queue of queues) rows = rows.concat(this.ready.all({ namespace: ns, queue, now, limit }) as RawClaimed[])
+    for (const queue of queues) rows = rows.concat(this.readableReady(ns, queue, now, limit, fx))
     if (queues.length > 1) {
       rows.sort((a, b) => claimOrder({ priority: a.priority, runAt: a.run_at, id: a.id }, { priority: b.priority, runAt: b.run_at, id: b.id }))
       rows.length = Math.min(rows.length, limit)
@@ -309,6 +319,55 @@ export class Store {
     })
   }
 
+  /** claim/ready.sql, with each job whose row cannot be read dead-lettered on the spot (see
+   * `bury`) and the read repeated, so the claim still gets the best readable jobs. */
+  private readableReady(ns: string, queue: string, now: number, limit: number, fx: Effects): RawClaimed[] {
+    for (;;) {
+      const rows: RawClaimed[] = []
+      let buried = 0
+      for (const r of this.ready.all({ namespace: ns, queue, now, limit }) as RawClaimed[]) {
+        const l = new Lenient(r, (column) => this.claimedBytes(r.id, column))
+        const job: RawClaimed = {
+          id: r.id,
+          task_name: l.text('task_name'),
+          queue: l.text('queue'),
+          args: l.text('args'),
+          retry_count: l.int('retry_count'),
+          lease_token: l.int('lease_token'),
+          max_retries: l.int('max_retries'),
+          timeout_ms: l.optInt('timeout_ms'),
+          soft_timeout_ms: l.optInt('soft_timeout_ms'),
+          priority: l.int('priority'),
+          run_at: l.int('run_at'),
+        }
+        if (l.problems.length === 0) {
+          rows.push(job)
+        } else {
+          this.bury(ns, r.id, job.retry_count, unreadableJob(r.id, l.problems), now, fx)
+          buried++
+        }
+      }
+      // Every pass buries at least one row or returns: the loop ends.
+      if (buried === 0 || rows.length >= limit) return rows
+    }
+  }
+
+  /** The stored bytes of one text column of a ready job (claim/text_bytes.sql). */
+  private claimedBytes(id: number, column: string): Uint8Array | null {
+    const r = this.textBytes.get({ id }) as Record<string, Uint8Array | null> | undefined
+    return r?.[column] ?? null
+  }
+
+  /** Ends a job that cannot be read: dead, with its error record and dead letter, in the claim's
+   * transaction. It never reaches a worker: a handler cannot take arguments nobody can read, and a
+   * retry would find the same row. */
+  private bury(ns: string, id: number, attempt: number, error: string, now: number, fx: Effects): void {
+    this.insertError.run({ job_id: id, attempt, error, traceback: null, now })
+    this.dead.run({ id, error, now })
+    this.insertDeadLetter.run({ id, error, now })
+    fx.finished.add(key(ns, String(id)))
+  }
+
   settleOne(ns: string, s: Settle, now: number, fx: Effects): SettleOutcome {
     const id = parseId(s.id)
     const stale: SettleOutcome = { id: s.id, status: 'stale', runAt: null }
@@ -333,13 +392,23 @@ export class Store {
    * token records nothing. */
   private fail(ns: string, id: number, token: number, error: string, traceback: string | null, retryable: boolean, now: number, fx: Effects): SettleOutcome {
     const sid = String(id)
-    const row = this.failRead.get({ id, namespace: ns, token }) as RawFailRead | undefined
-    if (row === undefined) return { id: sid, status: 'stale', runAt: null }
+    const raw = this.failRead.get({ id, namespace: ns, token }) as RawFailRead | undefined
+    if (raw === undefined) return { id: sid, status: 'stale', runAt: null }
+    const l = new Lenient(raw)
+    const row: RawFailRead = {
+      retry_count: l.int('retry_count'),
+      max_retries: l.int('max_retries'),
+      backoff_base_ms: l.int('backoff_base_ms'),
+      backoff_max_ms: l.int('backoff_max_ms'),
+      backoff_jitter: l.int('backoff_jitter'),
+      cancel_requested: l.int('cancel_requested'),
+    }
     this.insertError.run({ job_id: id, attempt: row.retry_count, error, traceback, now })
     const decision = decideFailure({
       retryCount: row.retry_count,
       maxRetries: row.max_retries,
-      retryable,
+      // Retry settings that cannot be read (another tool changed the row) cannot schedule one.
+      retryable: retryable && l.problems.length === 0,
       cancelRequested: row.cancel_requested !== 0,
     })
     if (decision.kind === 'cancel') {
@@ -390,9 +459,28 @@ export class Store {
 
   /** null: no such dead letter in this namespace. */
   replay(ns: string, deadId: number, now: number, fx: Effects): string | null {
-    const d = this.readDeadLetter.get({ id: deadId, namespace: ns }) as RawDeadLetter | undefined
-    if (d === undefined) return null
+    const raw = this.readDeadLetter.get({ id: deadId, namespace: ns }) as RawDeadLetter | undefined
+    if (raw === undefined) return null
+    const l = new Lenient(raw)
+    const d: RawDeadLetter = {
+      task_name: l.text('task_name'),
+      queue: l.text('queue'),
+      args: l.text('args'),
+      priority: l.int('priority'),
+      max_retries: l.int('max_retries'),
+      timeout_ms: l.optInt('timeout_ms'),
+      soft_timeout_ms: l.optInt('soft_timeout_ms'),
+      result_ttl_ms: l.optInt('result_ttl_ms'),
+      backoff_base_ms: l.int('backoff_base_ms'),
+      backoff_max_ms: l.int('backoff_max_ms'),
+      backoff_jitter: l.int('backoff_jitter'),
+      replayed_job_id: l.optInt('replayed_job_id'),
+    }
     if (d.replayed_job_id !== null) return String(d.replayed_job_id)
+    if (l.problems.length > 0) {
+      // It would only make a job that cannot run.
+      throw coreError('SERIALIZATION', unreadableDeadLetter(deadId, l.problems))
+    }
     const id = this.insertJob(
       ns,
       {
@@ -420,8 +508,8 @@ export class Store {
   /** Heartbeat of one worker: renews every lease it still holds (never past a deadline), also one
    * that ran out while the database was locked; returns its cancel requests. */
   heartbeat(ns: string, workerId: string, leaseMs: number, now: number): string[] {
-    const held = this.renew.all({ namespace: ns, worker_id: workerId, lease_ms: leaseMs, now }) as { id: number; cancel_requested: number }[]
-    return held.filter((r) => r.cancel_requested !== 0).map((r) => String(r.id))
+    const held = this.renew.all({ namespace: ns, worker_id: workerId, lease_ms: leaseMs, now }) as { id: number; cancel_requested: unknown }[]
+    return held.filter((r) => new Lenient(r).flag('cancel_requested')).map((r) => String(r.id))
   }
 
   /** Attempts whose lease ended at least the reap grace ago, any namespace, oldest first. */
@@ -480,7 +568,10 @@ export class Store {
         traceback: string | null
         failed_at: number
       }[]
-    ).map((r) => ({ id: String(r.id), jobId: String(r.job_id), attempt: r.attempt, error: r.error, traceback: r.traceback, failedAt: r.failed_at }))
+    ).map((r) => {
+      const l = new Lenient(r)
+      return { id: String(r.id), jobId: String(l.int('job_id')), attempt: l.int('attempt'), error: l.text('error'), traceback: l.optText('traceback'), failedAt: l.int('failed_at') }
+    })
   }
 
   stats(ns: string): StatsRow {
@@ -506,17 +597,24 @@ export class Store {
         failed_at: number
         replayed_job_id: number | null
       }[]
-    ).map((r) => ({
-      id: String(r.id),
-      jobId: String(r.job_id),
-      taskName: r.task_name,
-      queue: r.queue,
-      error: r.error,
-      retryCount: r.retry_count,
-      args: r.args,
-      failedAt: r.failed_at,
-      replayedJobId: r.replayed_job_id === null ? null : String(r.replayed_job_id),
-    }))
+    ).map((r) => {
+      const l = new Lenient(r)
+      const jobId = l.int('job_id')
+      const replayed = l.optInt('replayed_job_id')
+      const row: DeadLetterRow = {
+        id: String(r.id),
+        jobId: String(jobId),
+        taskName: l.text('task_name'),
+        queue: l.text('queue'),
+        error: l.text('error'),
+        retryCount: l.int('retry_count'),
+        args: l.text('args'),
+        failedAt: l.int('failed_at'),
+        replayedJobId: replayed === null ? null : String(replayed),
+      }
+      if (l.problems.length > 0) row.error = unreadableJob(jobId, l.problems)
+      return row
+    })
   }
 
   listJobs(ns: string, status: number | null, taskName: string | null, limit: number, offset: number): JobRow[] {

@@ -121,8 +121,35 @@ impl Inner {
             let due: Option<i64> = c.query_one(&st, &[&self.ns, &queues]).await?.get(0);
             return Ok((Vec::new(), due));
         }
-        let mut jobs: Vec<ClaimedJob> = found.iter().map(rows::claimed_job).collect();
+        let mut jobs = Vec::with_capacity(found.len());
+        let mut unreadable = Vec::new();
+        for r in &found {
+            match rows::claimed_job(r) {
+                Ok(job) => jobs.push(job),
+                Err(bad) => unreadable.push(bad),
+            }
+        }
+        drop(c);
+        for bad in unreadable {
+            self.bury(bad).await?;
+        }
         policy::sort_claimed(&mut jobs);
         Ok((jobs, None))
+    }
+
+    /// Ends a claimed job whose row cannot be read: dead, with its error record and dead letter
+    /// (fenced by the claim's token). It never reaches a worker: a handler cannot take arguments
+    /// nobody can read, and a retry would find the same row.
+    async fn bury(&self, bad: rows::Unreadable) -> Result<()> {
+        let bad = &bad;
+        self.retrying(SETTLE_RETRY_BUDGET, |mut c| async move {
+            let tx = c.transaction().await?;
+            super::settle::fail_in(&tx, None, bad.id, bad.token, &bad.error, None, false).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await?;
+        self.settled.notify_waiters();
+        Ok(())
     }
 }

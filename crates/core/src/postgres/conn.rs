@@ -192,6 +192,19 @@ pub(crate) fn from_pg(e: tokio_postgres::Error) -> Error {
         ));
     }
     match e.as_db_error() {
+        // disk_full: the server could not extend a table, index or WAL file.
+        Some(db) if db.code().code() == "53100" => Error::Full(format!(
+            "the PostgreSQL server's disk is full [53100]: {}; nothing was written: free space \
+             on the server's data volume (or raise its quota), then retry",
+            db.message()
+        )),
+        // read_only_sql_transaction: a standby, or default_transaction_read_only.
+        Some(db) if db.code().code() == "25006" => Error::ReadOnly(format!(
+            "the PostgreSQL database refuses writes [25006]: {}; nothing was written: point url \
+             at the primary server (not a standby), or turn default_transaction_read_only off \
+             for this database or user",
+            db.message()
+        )),
         Some(db) => Error::Queue(format!(
             "PostgreSQL error [{}]: {}",
             db.code().code(),

@@ -1,8 +1,10 @@
 //! Replay: a dead letter becomes a new pending job, once; replaying it again returns that job.
 
 use super::retry::ENQUEUE_RETRY_BUDGET;
+use super::rows::Lenient;
 use super::{sql, Inner};
 use crate::error::{Error, Result};
+use crate::policy;
 
 impl Inner {
     pub(super) async fn replay(&self, dead_id: i64) -> Result<i64> {
@@ -19,6 +21,17 @@ impl Inner {
                 };
                 if let Some(id) = r.get::<_, Option<i64>>(11) {
                     return Ok(id);
+                }
+                // What would make a job that cannot run (see rows.rs) is refused here.
+                let mut l = Lenient::new(&r);
+                for i in 0..3 {
+                    l.text(i);
+                }
+                if !l.problems.is_empty() {
+                    return Err(Error::Serialization(policy::unreadable_dead_letter(
+                        dead_id,
+                        &l.problems,
+                    )));
                 }
                 let st = tx.prepare_cached(sql::REPLAY_INSERT).await?;
                 let id: i64 = tx.query_one(&st, &[&self.ns, &dead_id]).await?.get(0);

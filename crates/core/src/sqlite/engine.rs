@@ -4,7 +4,7 @@
 //! wakes a worker of another on the same file).
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -97,6 +97,8 @@ impl Shared {
 
 pub(crate) struct Engine {
     pub shared: Arc<Shared>,
+    /// Named in every error the engine hands out.
+    path: PathBuf,
     writer_tx: Sender<Msg>,
     reader_tx: Mutex<Option<Sender<ReadJob>>>,
     writer_join: Mutex<Option<JoinHandle<()>>>,
@@ -106,6 +108,10 @@ pub(crate) struct Engine {
 impl Engine {
     /// Checks the file (read-only), opens and migrates it, and starts the threads. Blocking.
     pub fn start(path: &Path, busy_timeout_ms: u64) -> Result<Arc<Engine>> {
+        Self::start_on(path, busy_timeout_ms).map_err(|e| e.naming_file(path))
+    }
+
+    fn start_on(path: &Path, busy_timeout_ms: u64) -> Result<Arc<Engine>> {
         open::check_existing(path)?;
         let mut wconn = open::connect(path, busy_timeout_ms, true)?;
         open::migrate(&mut wconn, path)?;
@@ -172,6 +178,7 @@ impl Engine {
 
         Ok(Arc::new(Engine {
             shared,
+            path: path.to_path_buf(),
             writer_tx,
             reader_tx: Mutex::new(Some(reader_tx)),
             writer_join: Mutex::new(Some(writer_join)),
@@ -189,7 +196,9 @@ impl Engine {
         self.writer_tx
             .send(Msg::Cmd(cmd))
             .map_err(|_| Error::Closed)?;
-        rx.await.map_err(|_| Error::Closed)?
+        rx.await
+            .map_err(|_| Error::Closed)?
+            .map_err(|e| e.naming_file(&self.path))
     }
 
     /// Runs `f` on a reader connection.
@@ -210,7 +219,9 @@ impl Engine {
                 .send(job)
                 .map_err(|_| Error::Closed)?;
         }
-        rx.await.map_err(|_| Error::Closed)?
+        rx.await
+            .map_err(|_| Error::Closed)?
+            .map_err(|e| e.naming_file(&self.path))
     }
 
     /// A subscription to other processes' commits; the watcher polls only while one exists.

@@ -9,6 +9,7 @@ mod engine;
 mod open;
 mod ops;
 pub mod queries;
+mod rows;
 mod writer;
 
 use std::collections::{HashMap, HashSet};

@@ -58,7 +58,7 @@ pub(crate) fn claim(
     // The index is per queue: take each queue's best, then the best of those.
     let mut jobs = Vec::new();
     for q in queues {
-        jobs.extend(queries::ready_jobs(conn, &p, q)?);
+        jobs.extend(readable_ready_jobs(conn, fx, &p, q)?);
     }
     if jobs.is_empty() {
         return Ok((jobs, queries::next_run_at(conn, ns, queues)?));
@@ -81,6 +81,44 @@ pub(crate) fn claim(
         fx.lease_hint = Some(fx.lease_hint.map_or(lease_until, |t| t.min(lease_until)));
     }
     Ok((jobs, None))
+}
+
+/// `queries::ready_jobs`, with each job whose row cannot be read dead-lettered on the spot (see
+/// [`bury`]) and the read repeated, so the claim still gets the best readable jobs.
+fn readable_ready_jobs(
+    conn: &Connection,
+    fx: &mut Effects,
+    p: &ClaimParams<'_>,
+    queue: &str,
+) -> Result<Vec<ClaimedJob>> {
+    loop {
+        let mut jobs = Vec::new();
+        let mut buried = 0;
+        for found in queries::ready_jobs(conn, p, queue)? {
+            match found {
+                Ok(job) => jobs.push(job),
+                Err(bad) => {
+                    bury(conn, fx, &bad, p.now)?;
+                    buried += 1;
+                }
+            }
+        }
+        // Every pass buries at least one row or returns: the loop ends.
+        if buried == 0 || jobs.len() as i64 >= p.limit {
+            return Ok(jobs);
+        }
+    }
+}
+
+/// Ends a job that cannot be read: dead, with its error record and dead letter, in the claim's
+/// transaction. It never reaches a worker: a handler cannot take arguments nobody can read, and
+/// a retry would find the same row.
+fn bury(conn: &Connection, fx: &mut Effects, bad: &queries::Unreadable, now: i64) -> Result<()> {
+    queries::insert_error(conn, bad.id, bad.attempt, &bad.error, None, now)?;
+    queries::mark_dead(conn, bad.id, &bad.error, now)?;
+    queries::insert_dead_letter(conn, bad.id, &bad.error, now)?;
+    fx.finished.push(bad.id);
+    Ok(())
 }
 
 pub(crate) fn settle(
@@ -171,7 +209,8 @@ pub(crate) fn fail(
     let decision = policy::decide_failure(Failure {
         retry_count: info.retry_count,
         max_retries: info.max_retries,
-        retryable,
+        // Retry settings that cannot be read (another tool changed the row) cannot schedule one.
+        retryable: retryable && info.problems.is_empty(),
         cancel_requested: info.cancel_requested,
     });
     let (status, run_at) = match decision {

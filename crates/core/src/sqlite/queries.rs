@@ -5,7 +5,8 @@ use rusqlite::{named_params, CachedStatement, Connection, OptionalExtension, Row
 
 use std::sync::OnceLock;
 
-use crate::error::Result;
+use super::rows::Lenient;
+use crate::error::{Error, Result};
 use crate::model::*;
 use crate::policy;
 
@@ -189,21 +190,42 @@ impl<'c> JobInserter<'c> {
 
 // ---- claim ------------------------------------------------------------------------------------
 
-fn claimed(r: &Row<'_>, now: i64) -> rusqlite::Result<ClaimedJob> {
-    Ok(ClaimedJob {
-        id: r.get(0)?,
-        task_name: r.get(1)?,
-        queue: r.get(2)?,
-        args: r.get(3)?,
-        attempt: r.get(4)?,
-        token: r.get(5)?,
-        max_retries: r.get(6)?,
-        timeout_ms: r.get(7)?,
-        soft_timeout_ms: r.get(8)?,
-        priority: r.get(9)?,
-        run_at: r.get(10)?,
+/// A ready job whose row cannot be read as taskito writes it (see `rows`): it must not be handed
+/// out, nor stop the claim of the others.
+pub struct Unreadable {
+    pub id: i64,
+    /// Its retry_count, for the error record (0 when that too is unreadable).
+    pub attempt: i64,
+    /// `policy::unreadable_job`: what is recorded and dead-lettered.
+    pub error: String,
+}
+
+fn claimed(r: &Row<'_>, now: i64) -> rusqlite::Result<Result<ClaimedJob, Unreadable>> {
+    let mut l = Lenient::new(r);
+    // id is the rowid: always an integer.
+    let id: i64 = r.get(0)?;
+    let job = ClaimedJob {
+        id,
+        task_name: l.text(1)?,
+        queue: l.text(2)?,
+        args: l.text(3)?,
+        attempt: l.int(4)?,
+        token: l.int(5)?,
+        max_retries: l.int(6)?,
+        timeout_ms: l.opt_int(7)?,
+        soft_timeout_ms: l.opt_int(8)?,
+        priority: l.int(9)?,
+        run_at: l.int(10)?,
         started_at: now,
-    })
+    };
+    if l.problems.is_empty() {
+        return Ok(Ok(job));
+    }
+    Ok(Err(Unreadable {
+        id,
+        attempt: job.attempt,
+        error: policy::unreadable_job(id, &l.problems),
+    }))
 }
 
 pub struct ClaimParams<'a> {
@@ -215,8 +237,12 @@ pub struct ClaimParams<'a> {
 }
 
 /// The best ready jobs of one queue, in claim order, as a claim returns them (token still the
-/// current one: [`Taker::take`] moves it on).
-pub fn ready_jobs(conn: &Connection, p: &ClaimParams<'_>, queue: &str) -> Result<Vec<ClaimedJob>> {
+/// current one: [`Taker::take`] moves it on); a row that cannot be read comes as [`Unreadable`].
+pub fn ready_jobs(
+    conn: &Connection,
+    p: &ClaimParams<'_>,
+    queue: &str,
+) -> Result<Vec<Result<ClaimedJob, Unreadable>>> {
     let mut stmt = conn.prepare_cached(sql!("claim/ready.sql"))?;
     let rows = stmt.query_map(
         named_params! {":namespace": p.ns, ":queue": queue, ":now": p.now, ":limit": p.limit},
@@ -336,6 +362,8 @@ pub fn settle_cancel(
 
 /// What the failure path needs of a running job.
 pub struct FailInfo {
+    /// Values that could not be read (see `rows`): the job then ends dead, whatever they say.
+    pub problems: Vec<String>,
     pub retry_count: i64,
     pub max_retries: i64,
     pub backoff_base_ms: i64,
@@ -351,14 +379,18 @@ pub fn fail_read(conn: &Connection, ns: &str, id: i64, token: i64) -> Result<Opt
         .query_row(
             named_params! {":id": id, ":namespace": ns, ":token": token},
             |r| {
-                Ok(FailInfo {
-                    retry_count: r.get(0)?,
-                    max_retries: r.get(1)?,
-                    backoff_base_ms: r.get(2)?,
-                    backoff_max_ms: r.get(3)?,
-                    backoff_jitter: r.get(4)?,
-                    cancel_requested: r.get(5)?,
-                })
+                let mut l = Lenient::new(r);
+                let mut info = FailInfo {
+                    problems: Vec::new(),
+                    retry_count: l.int(0)?,
+                    max_retries: l.int(1)?,
+                    backoff_base_ms: l.int(2)?,
+                    backoff_max_ms: l.int(3)?,
+                    backoff_jitter: l.flag(4)?,
+                    cancel_requested: l.flag(5)?,
+                };
+                info.problems = l.problems;
+                Ok(info)
             },
         )
         .optional()?)
@@ -446,35 +478,44 @@ pub fn set_progress(
 // ---- replay -----------------------------------------------------------------------------------
 
 /// A dead letter's replay settings as a job to enqueue, and the job an earlier replay made.
+/// SERIALIZATION when the dead letter holds values taskito cannot read (it would only make a
+/// job that cannot run).
 pub fn read_dead_letter(
     conn: &Connection,
     ns: &str,
     id: i64,
 ) -> Result<Option<(NewJob, Option<i64>)>> {
     let mut stmt = conn.prepare_cached(sql!("replay/read_dead_letter.sql"))?;
-    Ok(stmt
+    let found = stmt
         .query_row(named_params! {":id": id, ":namespace": ns}, |r| {
-            Ok((
-                NewJob {
-                    task_name: r.get(0)?,
-                    queue: r.get(1)?,
-                    args: r.get(2)?,
-                    priority: r.get(3)?,
-                    max_retries: r.get(4)?,
-                    timeout_ms: r.get(5)?,
-                    soft_timeout_ms: r.get(6)?,
-                    result_ttl_ms: r.get(7)?,
-                    backoff_base_ms: r.get(8)?,
-                    backoff_max_ms: r.get(9)?,
-                    backoff_jitter: r.get(10)?,
-                    run_at: None,
-                    delay_ms: None,
-                    unique_key: None,
-                },
-                r.get(11)?,
-            ))
+            let mut l = Lenient::new(r);
+            let job = NewJob {
+                task_name: l.text(0)?,
+                queue: l.text(1)?,
+                args: l.text(2)?,
+                priority: l.int(3)?,
+                max_retries: l.int(4)?,
+                timeout_ms: l.opt_int(5)?,
+                soft_timeout_ms: l.opt_int(6)?,
+                result_ttl_ms: l.opt_int(7)?,
+                backoff_base_ms: l.int(8)?,
+                backoff_max_ms: l.int(9)?,
+                backoff_jitter: l.flag(10)?,
+                run_at: None,
+                delay_ms: None,
+                unique_key: None,
+            };
+            let replayed = l.opt_int(11)?;
+            Ok((job, replayed, l.problems))
         })
-        .optional()?)
+        .optional()?;
+    match found {
+        Some((_, None, problems)) if !problems.is_empty() => Err(Error::Serialization(
+            policy::unreadable_dead_letter(id, &problems),
+        )),
+        Some((job, replayed, _)) => Ok(Some((job, replayed))),
+        None => Ok(None),
+    }
 }
 
 pub fn mark_replayed(conn: &Connection, id: i64, job_id: i64) -> Result<()> {
@@ -496,7 +537,7 @@ pub fn renew_leases(
     let mut stmt = conn.prepare_cached(sql!("heartbeat/renew.sql"))?;
     let rows = stmt.query_map(
         named_params! {":namespace": ns, ":worker_id": worker_id, ":lease_ms": lease_ms, ":now": now},
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get(0)?, Lenient::new(r).flag(1)?)),
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -553,29 +594,37 @@ pub fn sweep_expired(conn: &Connection, now: i64, limit: i64) -> Result<usize> {
 
 // ---- reads ------------------------------------------------------------------------------------
 
+/// A job as inspections show it. A value that cannot be read shows as a placeholder (text) or 0
+/// (numbers), and `error` says what is wrong, so one such row never fails a whole listing.
 fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
-    Ok(JobRow {
-        id: r.get(0)?,
-        task_name: r.get(1)?,
-        queue: r.get(2)?,
-        status: r.get(3)?,
-        priority: r.get(4)?,
-        args: r.get(5)?,
-        max_retries: r.get(6)?,
-        retry_count: r.get(7)?,
-        timeout_ms: r.get(8)?,
-        soft_timeout_ms: r.get(9)?,
-        result_ttl_ms: r.get(10)?,
-        progress: r.get(11)?,
-        created_at: r.get(12)?,
-        run_at: r.get(13)?,
-        started_at: r.get(14)?,
-        finished_at: r.get(15)?,
-        result: r.get(16)?,
-        error: r.get(17)?,
-        cancel_requested: r.get(18)?,
-        unique_key: r.get(19)?,
-    })
+    let mut l = Lenient::new(r);
+    let id: i64 = r.get(0)?;
+    let mut row = JobRow {
+        id,
+        task_name: l.text(1)?,
+        queue: l.text(2)?,
+        status: l.int(3)?,
+        priority: l.int(4)?,
+        args: l.text(5)?,
+        max_retries: l.int(6)?,
+        retry_count: l.int(7)?,
+        timeout_ms: l.opt_int(8)?,
+        soft_timeout_ms: l.opt_int(9)?,
+        result_ttl_ms: l.opt_int(10)?,
+        progress: l.opt_real(11)?,
+        created_at: l.int(12)?,
+        run_at: l.int(13)?,
+        started_at: l.opt_int(14)?,
+        finished_at: l.opt_int(15)?,
+        result: l.opt_text(16)?,
+        error: l.opt_text(17)?,
+        cancel_requested: l.flag(18)?,
+        unique_key: l.opt_text(19)?,
+    };
+    if !l.problems.is_empty() {
+        row.error = Some(policy::unreadable_job(id, &l.problems));
+    }
+    Ok(row)
 }
 
 pub fn get_job(conn: &Connection, ns: &str, id: i64) -> Result<Option<JobRow>> {
@@ -610,13 +659,14 @@ pub fn list_jobs(conn: &Connection, ns: &str, f: &ListFilter) -> Result<Vec<JobR
 pub fn job_errors(conn: &Connection, ns: &str, id: i64) -> Result<Vec<ErrorRecordRow>> {
     let mut stmt = conn.prepare_cached(sql!("read/job_errors.sql"))?;
     let rows = stmt.query_map(named_params! {":id": id, ":namespace": ns}, |r| {
+        let mut l = Lenient::new(r);
         Ok(ErrorRecordRow {
             id: r.get(0)?,
-            job_id: r.get(1)?,
-            attempt: r.get(2)?,
-            error: r.get(3)?,
-            traceback: r.get(4)?,
-            failed_at: r.get(5)?,
+            job_id: l.int(1)?,
+            attempt: l.int(2)?,
+            error: l.text(3)?,
+            traceback: l.opt_text(4)?,
+            failed_at: l.int(5)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -652,17 +702,23 @@ pub fn dead_letters(
     let rows = stmt.query_map(
         named_params! {":namespace": ns, ":limit": limit, ":offset": offset},
         |r| {
-            Ok(DeadLetterRow {
+            let mut l = Lenient::new(r);
+            let job_id = l.int(1)?;
+            let mut row = DeadLetterRow {
                 id: r.get(0)?,
-                job_id: r.get(1)?,
-                task_name: r.get(2)?,
-                queue: r.get(3)?,
-                error: r.get(4)?,
-                retry_count: r.get(5)?,
-                args: r.get(6)?,
-                failed_at: r.get(7)?,
-                replayed_job_id: r.get(8)?,
-            })
+                job_id,
+                task_name: l.text(2)?,
+                queue: l.text(3)?,
+                error: l.text(4)?,
+                retry_count: l.int(5)?,
+                args: l.text(6)?,
+                failed_at: l.int(7)?,
+                replayed_job_id: l.opt_int(8)?,
+            };
+            if !l.problems.is_empty() {
+                row.error = policy::unreadable_job(job_id, &l.problems);
+            }
+            Ok(row)
         },
     )?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -55,6 +55,9 @@ pub(crate) trait Command: Send {
     /// Runs inside the transaction; returns whether it succeeded (kept) or must be rolled back.
     /// May run a second time, after the first run was rolled back.
     fn run(&mut self, conn: &Connection, fx: &mut Effects) -> bool;
+    /// Drops what an earlier run produced and makes `e` the reply: that run was rolled back and
+    /// this one could not happen.
+    fn reject(&mut self, e: Error);
     /// Replies; `commit` is the transaction's error if it could not commit.
     fn finish(self: Box<Self>, commit: Option<&Error>);
 }
@@ -78,6 +81,10 @@ impl<T: Send> Command for Op<T> {
         let ok = out.is_ok();
         self.out = Some(out);
         ok
+    }
+
+    fn reject(&mut self, e: Error) {
+        self.out = Some(Err(e));
     }
 
     fn finish(self: Box<Self>, commit: Option<&Error>) {
@@ -141,6 +148,20 @@ fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
+/// Opens a command's savepoint. Tests can make the nth one fail (see `tests::fail_savepoint`):
+/// SQLite refuses a SAVEPOINT only under pressure (out of memory, a full disk) that a test cannot
+/// arrange on demand.
+fn savepoint(conn: &Connection) -> rusqlite::Result<()> {
+    #[cfg(test)]
+    if tests::savepoint_should_fail() {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_NOMEM),
+            Some("injected SAVEPOINT failure".into()),
+        ));
+    }
+    exec(conn, tx::SAVEPOINT)
+}
+
 fn commit_batch(
     conn: &Connection,
     batch: &mut Vec<Box<dyn Command>>,
@@ -176,7 +197,10 @@ fn commit_batch(
         }
         for cmd in batch.iter_mut() {
             let mut fx = Effects::default();
-            if exec(conn, tx::SAVEPOINT).is_err() {
+            if let Err(e) = savepoint(conn) {
+                // Its first run was rolled back with the rest: without this, its reply would be
+                // that run's result, for work that is not in the commit.
+                cmd.reject(Error::from(e));
                 continue;
             }
             if cmd.run(conn, &mut fx) {
@@ -202,5 +226,98 @@ fn commit_batch(
                 cmd.finish(Some(&e));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+
+    thread_local! {
+        /// Savepoints to let through before one fails; None: none fails.
+        static FAIL_AFTER: Cell<Option<usize>> = const { Cell::new(None) };
+    }
+
+    /// Makes the savepoint after `n` more succeed fail, on this thread (commit_batch runs on the
+    /// caller's thread in these tests).
+    fn fail_savepoint(n: usize) {
+        FAIL_AFTER.with(|c| c.set(Some(n)));
+    }
+
+    pub(super) fn savepoint_should_fail() -> bool {
+        FAIL_AFTER.with(|c| match c.get() {
+            Some(0) => {
+                c.set(None);
+                true
+            }
+            Some(n) => {
+                c.set(Some(n - 1));
+                false
+            }
+            None => false,
+        })
+    }
+
+    fn table() -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (v INTEGER NOT NULL)")
+            .unwrap();
+        conn
+    }
+
+    fn insert(v: i64) -> (Box<dyn Command>, oneshot::Receiver<Result<i64>>) {
+        command(move |c: &Connection, _: &mut Effects| {
+            c.execute("INSERT INTO t (v) VALUES (?1)", [v])?;
+            Ok(v)
+        })
+    }
+
+    fn failing() -> (Box<dyn Command>, oneshot::Receiver<Result<i64>>) {
+        command(|_: &Connection, _: &mut Effects| Err(Error::invalid("refused")))
+    }
+
+    fn committed(conn: &Connection) -> Vec<i64> {
+        let mut st = conn.prepare("SELECT v FROM t ORDER BY v").unwrap();
+        let rows = st.query_map([], |r| r.get(0)).unwrap();
+        rows.map(|r| r.unwrap()).collect()
+    }
+
+    #[test]
+    fn a_failing_command_rolls_back_alone() {
+        let conn = table();
+        let (a, ra) = insert(1);
+        let (b, rb) = failing();
+        let (c, rc) = insert(3);
+        commit_batch(&conn, &mut vec![a, b, c], &|_| {});
+        assert_eq!(ra.blocking_recv().unwrap(), Ok(1));
+        assert_eq!(
+            rb.blocking_recv().unwrap().unwrap_err().code(),
+            "INVALID_ARGUMENT"
+        );
+        assert_eq!(rc.blocking_recv().unwrap(), Ok(3));
+        assert_eq!(committed(&conn), [1, 3]);
+    }
+
+    /// The re-run after a failure opens one savepoint per command; when the second command's
+    /// cannot be opened, that command never runs again, and its reply must say so rather than
+    /// carry its rolled-back first run's Ok.
+    #[test]
+    fn a_command_whose_savepoint_fails_is_told_so() {
+        let conn = table();
+        let (a, ra) = insert(1);
+        let (b, rb) = insert(2);
+        let (c, rc) = failing();
+        fail_savepoint(1);
+        commit_batch(&conn, &mut vec![a, b, c], &|_| {});
+        assert_eq!(ra.blocking_recv().unwrap(), Ok(1));
+        let b = rb.blocking_recv().unwrap();
+        assert!(b.is_err(), "told {b:?} for a row that was not committed");
+        assert_eq!(
+            rc.blocking_recv().unwrap().unwrap_err().code(),
+            "INVALID_ARGUMENT"
+        );
+        assert_eq!(committed(&conn), [1]);
     }
 }
