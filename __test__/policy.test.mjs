@@ -56,6 +56,10 @@ const runners = {
     ]
   },
   expires_at: (c) => [policy.expiresAt(c.finishedAt, c.resultTtlMs), c.expect],
+  validate_file_mode: (c) => [errorOf(() => policy.validateFileMode(c.mode)), c.error],
+  read_only_refusal: (c) => [policy.readOnlyRefusal(c.what), c.expect],
+  dir_mode: (c) => [policy.dirMode(c.fileMode), c.expect],
+  sweep_next: (c) => [policy.sweepNext(c.deleted, c.limit, c.nextExpiryInMs), c.expect],
 }
 
 test('every section of the table has a runner here', (t) => {
