@@ -13,9 +13,8 @@ use crate::error::{Error, Result};
 
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
-/// The path every handle on the same file agrees on: parent folders created (with `dir_mode`),
-/// then canonicalized (the file itself may not exist yet).
-pub fn canonical_path(db_path: &str, dir_mode: u32) -> Result<PathBuf> {
+/// The path a caller passes, before anything is resolved or created: a file's.
+fn check_db_path(db_path: &str) -> Result<()> {
     if db_path.is_empty() {
         return Err(Error::invalid(
             "dbPath is empty: pass a file path such as ./taskito.db",
@@ -26,6 +25,13 @@ pub fn canonical_path(db_path: &str, dir_mode: u32) -> Result<PathBuf> {
             "dbPath \":memory:\" cannot be shared by the writer and readers: pass a file path",
         ));
     }
+    Ok(())
+}
+
+/// The path every handle on the same file agrees on: parent folders created (with `dir_mode`),
+/// then canonicalized (the file itself may not exist yet).
+pub fn canonical_path(db_path: &str, dir_mode: u32) -> Result<PathBuf> {
+    check_db_path(db_path)?;
     let path = Path::new(db_path);
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
@@ -36,7 +42,7 @@ pub fn canonical_path(db_path: &str, dir_mode: u32) -> Result<PathBuf> {
         .mode(dir_mode)
         .create(&parent)
         .map_err(|e| {
-        Error::Queue(format!(
+            Error::Queue(format!(
                 "cannot create the folder {} for the database: {e}; create it or choose another dbPath",
                 parent.display()
             ))
@@ -58,9 +64,7 @@ pub fn canonical_path(db_path: &str, dir_mode: u32) -> Result<PathBuf> {
 /// The canonical path of an existing file, for a read-only open: nothing is created, and a
 /// missing file is `DB_NOT_TASKITO`.
 pub fn existing_path(db_path: &str) -> Result<PathBuf> {
-    if db_path.is_empty() || db_path == ":memory:" {
-        return canonical_path(db_path, 0o700);
-    }
+    check_db_path(db_path)?;
     match Path::new(db_path).canonicalize() {
         Ok(p) => Ok(p),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotTaskito(format!(
