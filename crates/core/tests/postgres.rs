@@ -704,7 +704,7 @@ async fn many_processes_migrate_one_new_schema_at_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(v, "1");
+    assert_eq!(v, "2");
 
     // Newer than this build: refused.
     admin
