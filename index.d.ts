@@ -128,6 +128,16 @@ export interface OpenOptions {
   schema?: string
   /** SQLite busy timeout in ms (default 5000). */
   busyTimeoutMs?: number
+  /**
+   * For inspection: never create, migrate or write; a missing, empty or foreign file or
+   * schema is `DB_NOT_TASKITO`, and every method that writes is refused.
+   */
+  readOnly?: boolean
+  /**
+   * Permission bits of a database file the core creates (SQLite; default 0o600, and 0o700 for
+   * folders it creates). An existing file keeps its mode.
+   */
+  fileMode?: number
 }
 
 export interface StatsRow {

@@ -63,6 +63,10 @@ const runners = {
       { message: c.message, placeholders: c.placeholders, deadLetter: c.dead_letter },
     ]
   },
+  validate_file_mode: (c) => [errorOf(() => policy.validateFileMode(c.mode)), c.error],
+  read_only_refusal: (c) => [policy.readOnlyRefusal(c.what), c.expect],
+  dir_mode: (c) => [policy.dirMode(c.fileMode), c.expect],
+  sweep_next: (c) => [policy.sweepNext(c.deleted, c.limit, c.nextExpiryInMs), c.expect],
 }
 
 test('every section of the table has a runner here', (t) => {

@@ -29,11 +29,15 @@ const PLAN = [
   // Only with --only: the producer in one process, the idle worker in another (the wake-up
   // across processes: adaptive poll on SQLite).
   { id: 'latency-xproc', optIn: true, params: { n: [300, 100], warmup: 10 } },
+  // Only with --only: produce and drain for `seconds` with a short resultTtl; the sweep must keep
+  // the finished rows and the file from growing (`--set seconds=60`).
+  { id: 'soak', optIn: true, live: true, params: { seconds: [60, 10], ttl: 2000, concurrency: 64, every: 5 } },
   // PostgreSQL (native core only), when TASKITO_PG_URL is set.
   { id: 'pg-drain-1', pg: true, params: { n: [50_000, 5000], procs: 1, concurrency: 64 } },
   { id: 'pg-drain-3', pg: true, params: { n: [50_000, 5000], procs: 3, concurrency: 64 } },
   { id: 'pg-delay-64', pg: true, params: { n: [50_000, 5000], inFlight: 64 } },
   { id: 'pg-latency', pg: true, params: { n: [1000, 200], warmup: 20 } },
+  { id: 'pg-soak', pg: true, optIn: true, live: true, params: { seconds: [60, 10], ttl: 2000, concurrency: 64, every: 5 } },
 ]
 
 function parseArgs(argv) {
@@ -172,7 +176,11 @@ function runChild(spec) {
       log = (log + d).slice(-4000)
     }
     proc.stdout.on('data', keep)
-    proc.stderr.on('data', keep)
+    proc.stderr.on('data', (d) => {
+      keep(d)
+      // A soak reports as it goes: its lines are the figures over time.
+      if (spec.live) process.stderr.write(d)
+    })
     let message = null
     proc.on('message', (m) => {
       message = m
@@ -234,6 +242,7 @@ async function parent(args) {
             // earlier runs have filled.
             schema: `taskito_bench_${process.pid}_${Date.now()}`,
             params,
+            live: w.live === true,
           }
           process.stderr.write(`  ${w.id} on ${core}${args.runs > 1 ? ` (run ${r + 1})` : ''} ...`)
           const res = await runChild(spec)

@@ -2,7 +2,7 @@
 // fresh database, and returns a list of metrics. Timings use performance.now(); throughput is
 // jobs / elapsed seconds of the timed part only (set-up such as pre-enqueueing is not timed).
 
-import { fork } from 'node:child_process'
+import { execFileSync, fork } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -298,6 +298,118 @@ async function retryHeavy(ctx) {
   ]
 }
 
+/**
+ * Retention under a steady load: one process produces and drains continuously for `seconds`
+ * (tasks with `resultTtl: ttl`), so finished jobs expire as fast as they are made and the sweep
+ * must keep up. Every `every` seconds it prints jobs/s since the last line, the finished rows
+ * still in the database and the size of the file (database + WAL) or of the schema's tables
+ * (PostgreSQL, with their dead tuples); the metrics are the overall and last-interval jobs/s and
+ * those figures at the start, middle and end.
+ */
+async function soak(ctx) {
+  const { seconds, ttl, concurrency, every } = ctx.params
+  const queue = new Queue(queueOptions(ctx))
+  const noop = queue.task('noop', async () => {}, { resultTtl: ttl })
+  let done = 0
+  queue.onSuccess(() => {
+    done += 1
+  })
+  const worker = queue.worker({ concurrency })
+  await worker.start()
+  const backlog = concurrency * 64
+  let enqueued = 0
+  let producing = true
+  const produce = (async () => {
+    while (producing) {
+      if (enqueued - done >= backlog) {
+        await sleep(1)
+        continue
+      }
+      const batch = []
+      for (let j = 0; j < 1000; j++) batch.push({ task: noop, args: [enqueued + j] })
+      await queue.enqueueMany(batch)
+      enqueued += batch.length
+    }
+  })()
+  const size = () => (ctx.backend === 'pg' ? pgSize(ctx) : sqliteSize(ctx.dbPath))
+  const sample = async (label) => {
+    const s = await queue.stats()
+    const sz = size()
+    return { label, finished: s.completed + s.cancelled, ...sz }
+  }
+  const t0 = performance.now()
+  const points = []
+  const rates = []
+  let lastDone = 0
+  let lastT = t0
+  const line = (p, r) =>
+    process.stderr.write(
+      `\n    soak ${ctx.core}${ctx.backend === 'pg' ? ' pg' : ''} t=${p.label}s ${Math.round(r).toLocaleString('en-US')} jobs/s, ` +
+        `finished rows ${p.finished.toLocaleString('en-US')}, ${p.mb.toFixed(1)} MB${p.dead === undefined ? '' : `, dead tuples ${p.dead.toLocaleString('en-US')}`}`,
+    )
+  points.push(await sample(0))
+  line(points[0], 0)
+  while (performance.now() - t0 < seconds * 1000) {
+    await sleep(Math.min(every * 1000, seconds * 1000 - (performance.now() - t0)))
+    const now = performance.now()
+    const r = rate(done - lastDone, now - lastT)
+    rates.push(r)
+    lastDone = done
+    lastT = now
+    const p = await sample(Math.round((now - t0) / 1000))
+    points.push(p)
+    line(p, r)
+  }
+  const ms = performance.now() - t0
+  producing = false
+  await produce
+  await worker.close()
+  await queue.close()
+  process.stderr.write('\n')
+  const mid = points[Math.floor((points.length - 1) / 2)]
+  const end = points[points.length - 1]
+  const what = `soak ${seconds} s, resultTtl ${ttl} ms`
+  return [
+    { key: 'soak-rate', label: `${what}: jobs/s overall`, unit: 'jobs/s', value: rate(done, ms) },
+    { key: 'soak-rate-last', label: `${what}: jobs/s, last ${every} s`, unit: 'jobs/s', value: rates[rates.length - 1] ?? 0 },
+    { key: 'soak-rows-mid', label: `${what}: finished rows at ${mid.label} s`, unit: 'rows', lowerIsBetter: true, value: mid.finished },
+    { key: 'soak-rows-end', label: `${what}: finished rows at the end`, unit: 'rows', lowerIsBetter: true, value: end.finished },
+    { key: 'soak-mb-start', label: `${what}: size at the start`, unit: 'MB', lowerIsBetter: true, value: points[0].mb },
+    { key: 'soak-mb-mid', label: `${what}: size at ${mid.label} s`, unit: 'MB', lowerIsBetter: true, value: mid.mb },
+    { key: 'soak-mb-end', label: `${what}: size at the end`, unit: 'MB', lowerIsBetter: true, value: end.mb },
+  ]
+}
+
+/** The database file and its WAL, in MB. */
+function sqliteSize(dbPath) {
+  let bytes = 0
+  for (const f of [dbPath, `${dbPath}-wal`]) {
+    try {
+      bytes += fs.statSync(f).size
+    } catch {
+      // no WAL right now
+    }
+  }
+  return { mb: bytes / 2 ** 20 }
+}
+
+/** The schema's tables with their indexes and TOAST, in MB, and their dead tuples. */
+function pgSize(ctx) {
+  const out = execFileSync(
+    'psql',
+    [
+      '-XAtF,',
+      '-c',
+      `SELECT COALESCE(SUM(pg_total_relation_size(relid)), 0), COALESCE(SUM(n_dead_tup), 0)
+       FROM pg_stat_user_tables WHERE schemaname = '${ctx.schema}'`,
+      ctx.url,
+    ],
+    { encoding: 'utf8' },
+  ).trim()
+  const [bytes, dead] = out.split(',').map(Number)
+  return { mb: bytes / 2 ** 20, dead }
+}
+
 // --- workloads whose workers live in other processes (Postgres) -------------------------------
 
 function spawnWorkerProc(ctx, extra) {
@@ -425,4 +537,6 @@ export const WORKLOADS = {
   'pg-delay-64': delayInFlight,
   'pg-latency': latencyProc,
   'latency-xproc': latencyProc,
+  soak,
+  'pg-soak': soak,
 }

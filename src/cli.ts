@@ -117,14 +117,17 @@ async function loadApp(path: string): Promise<Queue> {
   return queue as Queue
 }
 
-function openQueue(values: { db?: string; url?: string; schema?: string; name?: string }): Queue {
+/** The queue a command works on. Inspection (`readOnly`) never creates, migrates or writes: a
+ * missing, empty or foreign file or schema is refused (DB_NOT_TASKITO) and stays as it was. */
+function openQueue(values: { db?: string; url?: string; schema?: string; name?: string }, readOnly: boolean): Queue {
+  const common = { ...(values.name ? { name: values.name } : {}), ...(readOnly ? { readOnly } : {}) }
   if (values.url !== undefined) {
-    return new Queue({ url: values.url, ...(values.schema ? { schema: values.schema } : {}), ...(values.name ? { name: values.name } : {}) })
+    return new Queue({ url: values.url, ...(values.schema ? { schema: values.schema } : {}), ...common })
   }
   const dbPath = values.db ?? 'taskito.db'
-  // Inspection never creates a database: a typo in --db must not leave an empty file behind.
+  // A typo in --db must not leave an empty file behind, for replay too.
   if (!existsSync(dbPath)) throw new UsageError(`--db ${dbPath}: no such file (give the path of an existing taskito database)`)
-  return new Queue({ dbPath, ...(values.name ? { name: values.name } : {}) })
+  return new Queue({ dbPath, ...common })
 }
 
 async function runWorker(values: Record<string, string | boolean | undefined>): Promise<void> {
@@ -205,7 +208,8 @@ export async function main(argv: string[]): Promise<number> {
       await runWorker(values)
       return 0
     }
-    queue = openQueue(values)
+    // Only `dlq replay` writes; every other command inspects.
+    queue = openQueue(values, !(command === 'dlq' && sub === 'replay'))
     const json = values.json
     if (command === 'stats') {
       const stats = await queue.stats()

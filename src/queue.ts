@@ -2,6 +2,7 @@
  * The Queue: opens a core, registers tasks, enqueues, inspects, and makes workers.
  * It owns the serializer, the hooks and test mode; storage is the core's business.
  */
+import { validateFileMode } from './core/policy.js'
 import { openCore } from './core/select.js'
 import type { Core, Enqueued, ListFilter, NewJob, OpenOptions, StatsRow } from './core/types.js'
 import { contextFor, runInContext } from './context.js'
@@ -13,6 +14,7 @@ import {
   TaskCancelledError,
   TaskitoError,
   callCore,
+  callCoreSync,
   describeError,
   invalidArgument,
 } from './errors.js'
@@ -52,6 +54,15 @@ export interface QueueOptions {
   busyTimeout?: number
   /** Where hook failures and worker trouble are reported (default console.error). */
   logger?: Logger
+  /** Permission bits of the SQLite file this queue creates (default 0o600: the owner only, since
+   * job arguments and results are in it); its WAL and shared-memory files get the same, and the
+   * folders it creates 0o700 (0o750 for 0o640: search wherever the file is readable). Applied
+   * less the process umask. An existing file or folder keeps its mode. E.g. 0o640 for a group of readers. */
+  fileMode?: number
+  /** For inspection (the CLI's stats, jobs and dlq list): never create, migrate or write the
+   * database. A missing, empty or foreign file (or PostgreSQL schema) is refused with
+   * `DB_NOT_TASKITO` and left as it was; every method that writes is refused. */
+  readOnly?: boolean
 }
 
 export interface DeadLetter {
@@ -134,6 +145,10 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
       if (options.url === undefined) throw invalidArgument('schema is a PostgreSQL schema: give it with url, or leave it out for a SQLite file')
     }
     if (options.busyTimeout !== undefined) checkInt('busyTimeout', options.busyTimeout, 0)
+    if (options.fileMode !== undefined) callCoreSync(() => validateFileMode(options.fileMode))
+    if (options.readOnly !== undefined && typeof options.readOnly !== 'boolean') {
+      throw invalidArgument(`readOnly must be true or false, got ${JSON.stringify(options.readOnly)}`)
+    }
     this.name = options.name === undefined ? 'default' : checkName('name', options.name)
     if (options.serializer !== undefined && (typeof options.serializer?.serialize !== 'function' || typeof options.serializer?.deserialize !== 'function')) {
       throw invalidArgument(`serializer must have serialize(value): string and deserialize(text): unknown, got ${describe(options.serializer)}`)
@@ -158,6 +173,8 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
       else open.dbPath = o.dbPath ?? 'taskito.db'
       if (o.schema !== undefined) open.schema = o.schema
       if (o.busyTimeout !== undefined) open.busyTimeoutMs = o.busyTimeout
+      if (o.fileMode !== undefined) open.fileMode = o.fileMode
+      if (o.readOnly === true) open.readOnly = true
       const opening = openCore(open, o.core)
       this.#core = opening
       opening.then((core) => (this.#offThread = core.offThread), () => {})

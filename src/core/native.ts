@@ -9,7 +9,7 @@
 import { join } from 'node:path'
 import type * as Binding from '../../index.js'
 import { nodeRequire, packageRoot } from '../internal/paths.js'
-import { canonicalPath } from './files.js'
+import { canonicalPath, folderMode } from './files.js'
 import { checkFileOwner, claimFile, releaseFile } from './owners.js'
 import type {
   ClaimRequest,
@@ -58,7 +58,7 @@ export function loadBinding(): void {
 }
 
 export async function openNative(options: OpenOptions): Promise<Core> {
-  const path = options.dbPath ? canonicalPath(options.dbPath) : undefined
+  const path = options.dbPath ? canonicalPath(options.dbPath, folderMode(options)) : undefined
   if (path !== undefined) checkFileOwner(path, 'native')
   const h = await native().NativeCore.open(options)
   let owned = path !== undefined

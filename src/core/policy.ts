@@ -307,3 +307,60 @@ export function unreadablePlaceholder(problem: string): string {
 export function expiresAt(finishedAt: number, resultTtlMs: number | null): number | null {
   return resultTtlMs === null ? null : finishedAt + resultTtlMs
 }
+
+// ---- read-only stores -----------------------------------------------------------------------
+
+/** What a store opened read-only answers to `what` (a method that writes). */
+export function readOnlyRefusal(what: string): string {
+  return `${what} writes, and this queue was opened read-only (readOnly: true); nothing was written: open it without readOnly to write`
+}
+
+// ---- files ----------------------------------------------------------------------------------
+
+/** Permission bits of a database file taskito creates (and so of its WAL and shared-memory files). */
+export const DEFAULT_FILE_MODE = 0o600
+
+/** A `fileMode` as a caller passes it: permission bits that let the owner read and write. */
+export function validateFileMode(mode: unknown): asserts mode is number {
+  if (!isInt(mode) || mode < 0 || mode > 0o777 || (mode & 0o600) !== 0o600) {
+    const got = isInt(mode) && mode >= 0 ? `0o${mode.toString(8)}` : shown(mode)
+    throw invalid(
+      `fileMode must be permission bits from 0o600 to 0o777 that let the owner read and write (e.g. 0o640 for a group of readers), got ${got}`,
+    )
+  }
+}
+
+/** The mode of a folder taskito creates for a database file of `fileMode` (0o600 → 0o700, 0o640 → 0o750). */
+export function dirMode(fileMode: number): number {
+  return 0o700 | (fileMode & 0o077) | ((fileMode & 0o044) >> 2)
+}
+
+// ---- the result-TTL sweep -------------------------------------------------------------------
+
+/** The fewest expired jobs a sweep pass may delete. */
+export const SWEEP_MIN_BATCH = 500
+/** The most: a pass shares its write transaction with claims and settles, so it is kept short. */
+export const SWEEP_MAX_BATCH = 5_000
+/** The rest after a pass that deleted some but not a full batch. */
+export const SWEEP_BUSY_PAUSE_MS = 50
+/** The longest rest: a job expiring while nothing else is due waits at most this long. */
+export const SWEEP_IDLE_PAUSE_MS = 1_000
+
+/** What a sweep does next: delete up to `limit` expired jobs after `pauseMs`. */
+export interface SweepStep {
+  limit: number
+  pauseMs: number
+}
+
+/** After a pass that deleted `deleted` of at most `limit` expired jobs, with the earliest expiry
+ * `nextExpiryInMs` away when the pass began (null: no finished job has a TTL): the next step. A
+ * full batch runs again at once with twice the batch; see policy.rs `sweep_next`. */
+export function sweepNext(deleted: number, limit: number, nextExpiryInMs: number | null): SweepStep {
+  const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, v))
+  const nextLimit = clamp(deleted * 2, SWEEP_MIN_BATCH, SWEEP_MAX_BATCH)
+  let pauseMs: number
+  if (deleted >= limit && deleted > 0) pauseMs = 0
+  else if (deleted > 0) pauseMs = SWEEP_BUSY_PAUSE_MS
+  else pauseMs = clamp(nextExpiryInMs ?? SWEEP_IDLE_PAUSE_MS, SWEEP_BUSY_PAUSE_MS, SWEEP_IDLE_PAUSE_MS)
+  return { limit: nextLimit, pauseMs }
+}

@@ -9,6 +9,7 @@ mod json;
 pub mod model;
 pub mod policy;
 pub mod postgres;
+mod readonly;
 pub mod sqlite;
 pub mod store;
 
@@ -28,7 +29,18 @@ pub async fn open(opts: OpenOptions) -> Result<Arc<dyn Store>> {
         (None, None) => Err(Error::invalid(
             "neither dbPath nor url was given: pass dbPath (an SQLite file) or url (postgres://...)",
         )),
-        (Some(_), None) => sqlite::open(opts).await,
+        (Some(_), None) => {
+            let read_only = opts.read_only;
+            let store = sqlite::open(opts).await?;
+            Ok(if read_only {
+                readonly::ReadOnlyStore::wrap(store)
+            } else {
+                store
+            })
+        }
+        (None, Some(url)) if opts.read_only => Ok(readonly::ReadOnlyStore::wrap(Arc::new(
+            postgres::open_read_only(url, opts.schema.as_deref(), &opts.namespace).await?,
+        ))),
         (None, Some(url)) => Ok(Arc::new(
             postgres::open(url, opts.schema.as_deref(), &opts.namespace).await?,
         )),

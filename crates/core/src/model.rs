@@ -48,6 +48,16 @@ pub struct OpenOptions {
     pub schema: Option<String>,
     /// SQLite busy timeout (default 5000).
     pub busy_timeout_ms: Option<u64>,
+    /// For inspection: never create, migrate or write. SQLite: the file must already be a
+    /// taskito database (opened read-only; no writer, reaper, sweep or heartbeat). PostgreSQL: the
+    /// schema must exist (no schema creation or migration; no reaper or sweep). Every method that
+    /// writes is refused (`INVALID_ARGUMENT`). A missing, empty or foreign file or schema is
+    /// `DB_NOT_TASKITO`.
+    pub read_only: bool,
+    /// Permission bits of a database file this store creates (SQLite; its WAL and shared-memory
+    /// files take the same bits); default `policy::DEFAULT_FILE_MODE` (0o600). Folders it creates
+    /// get `policy::dir_mode` of it. An existing file or folder is left as it is.
+    pub file_mode: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -5,8 +5,9 @@
 //!
 //! What lives here: validation of what callers pass in (and its messages), when a new job runs,
 //! the lease and its renewal, the claim order, the failure decision (retry, dead or cancelled) and
-//! the backoff before a retry, when the reaper takes an attempt and what it records, and how long
-//! a finished job is kept. A rule that two engines would otherwise each write belongs here.
+//! the backoff before a retry, when the reaper takes an attempt and what it records, how long
+//! a finished job is kept and how the sweep paces its deletes. A rule that two engines would
+//! otherwise each write belongs here.
 
 use std::cmp::Ordering;
 
@@ -431,6 +432,86 @@ pub fn unreadable_placeholder(problem: &str) -> String {
 /// When a job that finished at `finished_at` may be swept: `result_ttl_ms` later, or never.
 pub fn expires_at(finished_at: i64, result_ttl_ms: Option<i64>) -> Option<i64> {
     result_ttl_ms.map(|t| finished_at.saturating_add(t))
+}
+
+// ---- read-only stores -----------------------------------------------------------------------
+
+/// What a store opened read-only answers to `what` (a method that writes).
+pub fn read_only_refusal(what: &str) -> String {
+    format!(
+        "{what} writes, and this queue was opened read-only (readOnly: true); nothing was \
+         written: open it without readOnly to write"
+    )
+}
+
+// ---- files ----------------------------------------------------------------------------------
+
+/// Permission bits of a database file taskito creates (and so of its WAL and shared-memory
+/// files): the owner only, since job arguments and results are in it.
+pub const DEFAULT_FILE_MODE: u32 = 0o600;
+
+/// A `fileMode` as a caller passes it: permission bits that let the owner read and write.
+pub fn validate_file_mode(mode: u32) -> Result<()> {
+    if mode > 0o777 || mode & 0o600 != 0o600 {
+        return Err(Error::invalid(format!(
+            "fileMode must be permission bits from 0o600 to 0o777 that let the owner read and \
+             write (e.g. 0o640 for a group of readers), got 0o{mode:o}"
+        )));
+    }
+    Ok(())
+}
+
+/// The mode of a folder taskito creates for a database file of `file_mode`: the owner's rwx, and
+/// for the group and others, what the file grants plus the search bit wherever it grants reading
+/// (0o600 → 0o700, 0o640 → 0o750).
+pub fn dir_mode(file_mode: u32) -> u32 {
+    0o700 | (file_mode & 0o077) | ((file_mode & 0o044) >> 2)
+}
+
+// ---- the result-TTL sweep -------------------------------------------------------------------
+
+/// The fewest expired jobs a sweep pass may delete.
+pub const SWEEP_MIN_BATCH: i64 = 500;
+/// The most: a pass shares its write transaction with claims and settles (SQLite has one writer),
+/// so a pass is kept short and a backlog is cleared in many passes instead of one long one.
+pub const SWEEP_MAX_BATCH: i64 = 5_000;
+/// The rest after a pass that deleted some but not a full batch: jobs are expiring now, and a
+/// short rest gathers the next batch instead of a transaction per few rows.
+pub const SWEEP_BUSY_PAUSE_MS: i64 = 50;
+/// The longest rest: a job expiring while nothing else is due waits at most this long.
+pub const SWEEP_IDLE_PAUSE_MS: i64 = 1_000;
+
+/// What a sweep does next: delete up to `limit` expired jobs after `pause_ms`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepStep {
+    pub limit: i64,
+    pub pause_ms: i64,
+}
+
+/// After a pass that deleted `deleted` of at most `limit` expired jobs, with the earliest expiry
+/// `next_expiry_in_ms` away when the pass began (None: no finished job has a TTL): the next step.
+/// A full batch means more are due: run again at once with twice the batch (up to
+/// [`SWEEP_MAX_BATCH`]), so the sweep outruns any rate of finishing jobs instead of deleting a
+/// fixed number per second. Otherwise the batch follows what was found (twice it, at least
+/// [`SWEEP_MIN_BATCH`]) and the sweep rests [`SWEEP_BUSY_PAUSE_MS`] if it found any, else until
+/// the next expiry, within [`SWEEP_BUSY_PAUSE_MS`]..=[`SWEEP_IDLE_PAUSE_MS`].
+pub fn sweep_next(deleted: i64, limit: i64, next_expiry_in_ms: Option<i64>) -> SweepStep {
+    let next_limit = deleted
+        .saturating_mul(2)
+        .clamp(SWEEP_MIN_BATCH, SWEEP_MAX_BATCH);
+    let pause_ms = if deleted >= limit && deleted > 0 {
+        0
+    } else if deleted > 0 {
+        SWEEP_BUSY_PAUSE_MS
+    } else {
+        next_expiry_in_ms
+            .unwrap_or(SWEEP_IDLE_PAUSE_MS)
+            .clamp(SWEEP_BUSY_PAUSE_MS, SWEEP_IDLE_PAUSE_MS)
+    };
+    SweepStep {
+        limit: next_limit,
+        pause_ms,
+    }
 }
 
 #[cfg(test)]

@@ -89,6 +89,14 @@ fn constants_match_the_table() {
     assert_eq!(int(c, "MAX_HEARTBEAT_MS") as u64, policy::MAX_HEARTBEAT_MS);
     assert_eq!(int(c, "REAP_GRACE_MS"), policy::REAP_GRACE_MS);
     assert_eq!(
+        int(c, "DEFAULT_FILE_MODE") as u32,
+        policy::DEFAULT_FILE_MODE
+    );
+    assert_eq!(int(c, "SWEEP_MIN_BATCH"), policy::SWEEP_MIN_BATCH);
+    assert_eq!(int(c, "SWEEP_MAX_BATCH"), policy::SWEEP_MAX_BATCH);
+    assert_eq!(int(c, "SWEEP_BUSY_PAUSE_MS"), policy::SWEEP_BUSY_PAUSE_MS);
+    assert_eq!(int(c, "SWEEP_IDLE_PAUSE_MS"), policy::SWEEP_IDLE_PAUSE_MS);
+    assert_eq!(
         text(c, "CANCELLED_BEFORE_RUN"),
         policy::CANCELLED_BEFORE_RUN
     );
@@ -301,5 +309,43 @@ fn reap_cases() {
             case["message"].as_str().map(str::to_string),
             "case {case}"
         );
+    }
+}
+
+#[test]
+fn sweep_cases() {
+    let all = cases();
+    for case in section(&all, "sweep_next") {
+        let got = policy::sweep_next(
+            int(case, "deleted"),
+            int(case, "limit"),
+            opt_int(case, "nextExpiryInMs"),
+        );
+        let want = &case["expect"];
+        assert_eq!(
+            got,
+            policy::SweepStep {
+                limit: int(want, "limit"),
+                pause_ms: int(want, "pauseMs"),
+            },
+            "case {case}"
+        );
+    }
+}
+
+#[test]
+fn file_mode_cases() {
+    let all = cases();
+    for case in section(&all, "validate_file_mode") {
+        let got = error_of(policy::validate_file_mode(int(case, "mode") as u32));
+        assert_eq!(got, expected_error(case), "case {case}");
+    }
+    for case in section(&all, "read_only_refusal") {
+        let got = policy::read_only_refusal(&text(case, "what"));
+        assert_eq!(got, text(case, "expect"), "case {case}");
+    }
+    for case in section(&all, "dir_mode") {
+        let got = policy::dir_mode(int(case, "fileMode") as u32);
+        assert_eq!(got as i64, int(case, "expect"), "case {case}");
     }
 }

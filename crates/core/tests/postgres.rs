@@ -366,7 +366,7 @@ async fn many_processes_migrate_one_new_schema_at_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(v, "1");
+    assert_eq!(v, "2");
 
     // Newer than this build: refused.
     admin
@@ -910,4 +910,111 @@ async fn a_read_only_server_is_db_readonly() {
         "{err}"
     );
     s.close().await.unwrap();
+}
+
+/// A backlog of expired finished jobs (60,000, written straight into the table) is deleted within
+/// a bounded time, and the sweep vacuums what it deleted instead of leaving the dead row versions
+/// to autovacuum's next visit (once a minute by default): the tables stop growing under a steady
+/// load. Migration 2 makes autovacuum trigger early and run unthrottled on these tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_catches_up_with_a_backlog_and_vacuums() {
+    const BACKLOG: i64 = 60_000;
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let keep = s.enqueue(vec![job("keep")]).await.unwrap()[0].id;
+    let admin = db.admin().await;
+    let options: Vec<String> = admin
+        .query_one(
+            "SELECT reloptions::text[] FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND c.relname = 'jobs'",
+            &[&db.schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        options.contains(&"autovacuum_vacuum_scale_factor=0.01".to_string()),
+        "{options:?}"
+    );
+    admin
+        .execute(
+            &format!(
+                "INSERT INTO \"{}\".jobs (namespace, queue, task_name, args, status, priority, \
+                 run_at, created_at, finished_at, max_retries, backoff_base_ms, backoff_max_ms, \
+                 backoff_jitter, result, result_ttl_ms, expires_at) \
+                 SELECT 'test', 'default', 'old', '[]', 2, 0, 1, 1, 1, 0, 0, 0, false, 'null', 1, 2 \
+                 FROM generate_series(1, $1::bigint)",
+                db.schema
+            ),
+            &[&BACKLOG],
+        )
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    while s.stats().await.unwrap().completed > 0 && t0.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = t0.elapsed();
+    assert_eq!(s.stats().await.unwrap().completed, 0, "all swept");
+    assert!(took < Duration::from_secs(5), "swept in {took:?}");
+    assert!(s.get_job(keep).await.unwrap().is_some(), "no TTL: kept");
+    // The statistics reach pg_stat_user_tables a little after the vacuum.
+    let mut vacuums = 0i64;
+    while vacuums == 0 && t0.elapsed() < Duration::from_secs(20) {
+        vacuums = admin
+            .query_one(
+                "SELECT vacuum_count FROM pg_stat_user_tables WHERE schemaname = $1 AND relname = 'jobs'",
+                &[&db.schema],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if vacuums == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    assert!(vacuums > 0, "the sweep vacuumed the jobs table");
+    s.close().await.unwrap();
+}
+
+/// A read-only open never creates or migrates: a missing schema is DB_NOT_TASKITO and stays
+/// missing; an existing one is read, and writes are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_open_never_creates_a_schema() {
+    let db = db_or_skip!();
+    let ro = |schema: &str| OpenOptions {
+        url: Some(db.url()),
+        schema: Some(schema.into()),
+        namespace: "test".into(),
+        read_only: true,
+        ..Default::default()
+    };
+    let err = taskito_core::open(ro(&db.schema))
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(err.code(), "DB_NOT_TASKITO");
+    assert!(err.message().contains(&db.schema), "{}", err.message());
+    let admin = db.admin().await;
+    let n: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+            &[&db.schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "no schema created");
+
+    let s = db.open().await;
+    let id = s.enqueue(vec![job("a")]).await.unwrap()[0].id;
+    s.close().await.unwrap();
+    let r = taskito_core::open(ro(&db.schema)).await.unwrap();
+    assert_eq!(r.stats().await.unwrap().pending, 1);
+    assert!(r.get_job(id).await.unwrap().is_some());
+    assert_eq!(
+        r.enqueue(vec![job("b")]).await.err().unwrap().code(),
+        "INVALID_ARGUMENT"
+    );
+    r.close().await.unwrap();
 }

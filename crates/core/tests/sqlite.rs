@@ -591,3 +591,165 @@ async fn a_truncated_file_is_db_corrupt_naming_the_file() {
         "{err}"
     );
 }
+
+/// A backlog of expired finished jobs (20,000, written straight into the file as another tool or
+/// an earlier process would leave them) is gone within a bounded time: the sweep runs again at
+/// once after a full batch, with a growing batch, instead of a fixed 500 rows per pass. (The old
+/// pace, 500 rows about every 100 ms, needed some 4 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_catches_up_with_a_backlog_of_expired_jobs() {
+    const BACKLOG: i64 = 20_000;
+    let dir = TempDir::new().unwrap();
+    let s = store(&dir).await;
+    let keep = enqueue_one(&s, job("keep")).await;
+    {
+        let mut c = rusqlite::Connection::open(dir.path().join("sub/jobs.db")).unwrap();
+        c.busy_timeout(Duration::from_secs(5)).unwrap();
+        let tx = c.transaction().unwrap();
+        tx.execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+             INSERT INTO jobs (namespace, queue, task_name, args, status, priority, run_at,
+                               created_at, finished_at, max_retries, backoff_base_ms,
+                               backoff_max_ms, backoff_jitter, result, result_ttl_ms, expires_at)
+             SELECT 'test', 'default', 'old', '[]', 2, 0, 1, 1, 1, 0, 0, 0, 0, 'null', 1, 2 FROM n",
+            [BACKLOG],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+    }
+    assert_eq!(s.stats().await.unwrap().completed, BACKLOG);
+    let t0 = Instant::now();
+    while s.stats().await.unwrap().completed > 0 && t0.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = t0.elapsed();
+    assert_eq!(s.stats().await.unwrap().completed, 0, "all swept");
+    assert!(took < Duration::from_millis(2_000), "swept in {took:?}");
+    assert!(s.get_job(keep).await.unwrap().is_some(), "no TTL: kept");
+    s.close().await.unwrap();
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Job arguments are in the file: a new database, its WAL and shared-memory files are the
+/// owner's only, and so are the folders created for it; `file_mode` widens both; an existing
+/// file keeps its mode.
+#[tokio::test]
+async fn new_files_are_private_unless_file_mode_widens_them() {
+    let dir = TempDir::new().unwrap();
+    let s = store(&dir).await;
+    enqueue_one(&s, job("t")).await;
+    let db = dir.path().join("sub/jobs.db");
+    assert_eq!(mode(&db), 0o600);
+    assert_eq!(mode(&dir.path().join("sub/jobs.db-wal")), 0o600);
+    assert_eq!(mode(&dir.path().join("sub/jobs.db-shm")), 0o600);
+    assert_eq!(mode(&dir.path().join("sub")), 0o700);
+    s.close().await.unwrap();
+
+    let wide = dir.path().join("group/jobs.db");
+    let s = open(OpenOptions {
+        db_path: Some(wide.to_string_lossy().into_owned()),
+        namespace: "x".into(),
+        file_mode: Some(0o640),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    enqueue_one(&s, job("t")).await;
+    // The process umask (typically 022) does not take the group's read bit.
+    assert_eq!(mode(&wide), 0o640);
+    assert_eq!(mode(&dir.path().join("group/jobs.db-wal")), 0o640);
+    assert_eq!(mode(&dir.path().join("group")), 0o750);
+    s.close().await.unwrap();
+
+    let existing = dir.path().join("mine.db");
+    std::fs::write(&existing, b"").unwrap();
+    std::fs::set_permissions(
+        &existing,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let s = open(OpenOptions {
+        db_path: Some(existing.to_string_lossy().into_owned()),
+        namespace: "x".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    enqueue_one(&s, job("t")).await;
+    assert_eq!(mode(&existing), 0o644, "an existing file keeps its mode");
+    s.close().await.unwrap();
+
+    let bad = open(OpenOptions {
+        db_path: Some(dir.path().join("never.db").to_string_lossy().into_owned()),
+        namespace: "x".into(),
+        file_mode: Some(0o444),
+        ..Default::default()
+    })
+    .await
+    .err()
+    .expect("refused");
+    assert_eq!(bad.code(), "INVALID_ARGUMENT");
+    assert!(!dir.path().join("never.db").exists());
+}
+
+fn read_only(path: &std::path::Path) -> OpenOptions {
+    OpenOptions {
+        db_path: Some(path.to_string_lossy().into_owned()),
+        namespace: "test".into(),
+        read_only: true,
+        ..Default::default()
+    }
+}
+
+/// Inspection never creates, migrates or writes: a missing, empty or foreign file is
+/// DB_NOT_TASKITO naming it and stays as it was; a taskito file is read, byte for byte unchanged,
+/// and every write is refused.
+#[tokio::test]
+async fn a_read_only_open_never_creates_or_writes() {
+    let dir = TempDir::new().unwrap();
+    let missing = dir.path().join("nope/typo.db");
+    let err = open(read_only(&missing)).await.err().expect("refused");
+    assert_eq!(err.code(), "DB_NOT_TASKITO");
+    assert!(err.message().contains("typo.db"), "{}", err.message());
+    assert!(!dir.path().join("nope").exists(), "no folder created");
+
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let err = open(read_only(&empty)).await.err().expect("refused");
+    assert_eq!(err.code(), "DB_NOT_TASKITO");
+    assert!(err.message().contains("empty.db") && err.message().contains("is empty"));
+    assert_eq!(std::fs::metadata(&empty).unwrap().len(), 0);
+
+    let other = dir.path().join("other.db");
+    rusqlite::Connection::open(&other)
+        .unwrap()
+        .execute_batch("CREATE TABLE users (id INTEGER PRIMARY KEY)")
+        .unwrap();
+    let before = std::fs::read(&other).unwrap();
+    let err = open(read_only(&other)).await.err().expect("refused");
+    assert_eq!(err.code(), "DB_NOT_TASKITO");
+    assert_eq!(std::fs::read(&other).unwrap(), before);
+
+    let s = store(&dir).await;
+    let id = enqueue_one(&s, job("t")).await;
+    s.close().await.unwrap();
+    let path = dir.path().join("sub/jobs.db");
+    let before = std::fs::read(&path).unwrap();
+    let r = open(read_only(&path)).await.unwrap();
+    assert_eq!(r.stats().await.unwrap().pending, 1);
+    assert_eq!(r.get_job(id).await.unwrap().unwrap().status, Pending as i64);
+    let refused = r.enqueue(vec![job("t")]).await.expect_err("refused");
+    assert_eq!(refused.code(), "INVALID_ARGUMENT");
+    assert!(refused.message().contains("read-only"));
+    assert_eq!(
+        r.cancel(id).await.expect_err("refused").code(),
+        "INVALID_ARGUMENT"
+    );
+    assert!(r.register_worker("w", 5_000).is_err());
+    r.close().await.unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), before, "byte-identical");
+}

@@ -34,6 +34,12 @@ pub struct OpenOptions {
     pub schema: Option<String>,
     /// SQLite busy timeout in ms (default 5000).
     pub busy_timeout_ms: Option<f64>,
+    /// For inspection: never create, migrate or write; a missing, empty or foreign file or
+    /// schema is `DB_NOT_TASKITO`, and every method that writes is refused.
+    pub read_only: Option<bool>,
+    /// Permission bits of a database file the core creates (SQLite; default 0o600, and 0o700 for
+    /// folders it creates). An existing file keeps its mode.
+    pub file_mode: Option<u32>,
 }
 
 impl TryFrom<OpenOptions> for core::OpenOptions {
@@ -49,6 +55,8 @@ impl TryFrom<OpenOptions> for core::OpenOptions {
             url: o.url,
             namespace: o.namespace,
             schema: o.schema,
+            read_only: o.read_only.unwrap_or(false),
+            file_mode: o.file_mode,
         })
     }
 }

@@ -18,7 +18,7 @@
  * them, as the shared policy says (reapDecision): their worker is alive here.
  */
 import { checkFileOwner, claimFile, releaseFile } from '../owners.js'
-import { DEFAULT_LEASE_MS, REAP_GRACE_MS, heartbeatIntervalMs } from '../policy.js'
+import { DEFAULT_LEASE_MS, REAP_GRACE_MS, SWEEP_MIN_BATCH, heartbeatIntervalMs, sweepNext } from '../policy.js'
 import type { ClaimedJob, ClaimRequest, JobRow } from '../types.js'
 import { closedError, fromSqlite } from './errors.js'
 import { openDatabase, type Database } from './sqlite.js'
@@ -30,9 +30,6 @@ const POLL_MS = 10
 const REAP_MS = 100
 /** Attempts the reaper reads per transaction (a full batch: it looks again at once). */
 const REAP_BATCH = 256
-/** The result-TTL sweep. */
-const SWEEP_MS = 1_000
-const SWEEP_BATCH = 500
 
 type Work<T> = (now: number, fx: Effects) => T
 
@@ -86,12 +83,21 @@ interface WorkerState {
 
 const engines = new Map<string, Engine>()
 
-/** The engine of this file, opened on first use. */
-export function acquireEngine(path: string, busyTimeoutMs: number): Engine {
+/** The engine of this file, opened on first use (creating the file with `fileMode`). `fileMode`
+ * null: a read-only engine of its own, outside the registry (it never joins, nor is joined by, an
+ * engine that writes), with no reaper or sweep. */
+export function acquireEngine(path: string, busyTimeoutMs: number, fileMode: number | null): Engine {
+  if (fileMode === null) {
+    checkFileOwner(path, 'js')
+    const engine = new Engine(path, openDatabase(path, busyTimeoutMs, null), busyTimeoutMs, true)
+    claimFile(path, 'js')
+    engine.refs++
+    return engine
+  }
   let engine = engines.get(path)
   if (engine === undefined) {
     checkFileOwner(path, 'js')
-    engine = new Engine(path, openDatabase(path, busyTimeoutMs), busyTimeoutMs)
+    engine = new Engine(path, openDatabase(path, busyTimeoutMs, fileMode), busyTimeoutMs, false)
     engines.set(path, engine)
     claimFile(path, 'js')
   }
@@ -117,21 +123,23 @@ export class Engine {
   private readonly workers = new Map<string, WorkerState>()
   private pollTimer: NodeJS.Timeout | undefined
   private lastDataVersion = 0
-  private readonly reapTimer: NodeJS.Timeout
-  private readonly sweepTimer: NodeJS.Timeout
+  private readonly reapTimer: NodeJS.Timeout | undefined
+  /** The sweep's next pass, at the pace policy.sweepNext sets. */
+  private sweepTimer: NodeJS.Timeout | undefined
+  private sweepLimit = SWEEP_MIN_BATCH
   /** The reaper's look at the earliest lease end known here (a claim's, or the file's next). */
   private leaseTimer: NodeJS.Timeout | undefined
   private leaseTimerAt = Infinity
   private reaping = false
-  private sweeping = false
 
-  constructor(path: string, db: Database, busyMs: number) {
+  constructor(path: string, db: Database, busyMs: number, readOnly: boolean) {
     this.path = path
     this.db = db
     this.busyMs = busyMs
     this.store = new Store(db)
-    this.reapTimer = setInterval(() => void this.reap(), REAP_MS).unref()
-    this.sweepTimer = setInterval(() => this.sweep(), SWEEP_MS).unref()
+    // A read-only engine only reads: no reaper, no sweep.
+    this.reapTimer = readOnly ? undefined : setInterval(() => void this.reap(), REAP_MS).unref()
+    if (!readOnly) this.scheduleSweep(0)
   }
 
   // ---- group commit -----------------------------------------------------------------------------
@@ -578,24 +586,34 @@ export class Engine {
     )
   }
 
+  private scheduleSweep(pauseMs: number): void {
+    if (this.closed) return
+    // A full batch runs again at once (setImmediate: claims and settles queued meanwhile still go first).
+    this.sweepTimer = undefined
+    if (pauseMs <= 0) setImmediate(() => this.sweep())
+    else this.sweepTimer = setTimeout(() => this.sweep(), pauseMs).unref()
+  }
+
+  /** One pass, if a job is due: deletes up to the policy's batch of expired jobs in the next
+   * group commit, then waits what the policy says. */
   private sweep(): void {
-    if (this.sweeping || this.closed) return
+    if (this.closed) return
+    const now = Date.now()
+    let nextIn: number | null
     try {
       const next = this.store.nextSweep()
-      if (next === null || next > Date.now()) return
+      nextIn = next === null ? null : next - now
     } catch {
-      return
+      return this.scheduleSweep(sweepNext(0, this.sweepLimit, null).pauseMs) // busy or closing: later
     }
-    this.sweeping = true
-    this.submit((now) => this.store.sweep(now, SWEEP_BATCH)).then(
-      (more) => {
-        this.sweeping = false
-        if (more) setImmediate(() => this.sweep())
-      },
-      () => {
-        this.sweeping = false
-      },
-    )
+    const after = (deleted: number): void => {
+      const step = sweepNext(deleted, this.sweepLimit, nextIn)
+      this.sweepLimit = step.limit
+      this.scheduleSweep(step.pauseMs)
+    }
+    if (nextIn === null || nextIn > 0) return after(0)
+    const limit = this.sweepLimit
+    this.submit((at) => this.store.sweep(at, limit)).then(after, () => after(0))
   }
 
   // ---- closing ----------------------------------------------------------------------------------
@@ -612,7 +630,7 @@ export class Engine {
   /** One handle less; the last one commits what is queued and closes the file. */
   release(): void {
     if (--this.refs > 0) return
-    engines.delete(this.path)
+    if (engines.get(this.path) === this) engines.delete(this.path)
     releaseFile(this.path, 'js')
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
     if (this.ops.length > 0) {
@@ -625,8 +643,8 @@ export class Engine {
       this.flush()
     }
     this.closed = true
-    clearInterval(this.reapTimer)
-    clearInterval(this.sweepTimer)
+    if (this.reapTimer !== undefined) clearInterval(this.reapTimer)
+    if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer)
     if (this.leaseTimer !== undefined) clearTimeout(this.leaseTimer)
     if (this.pollTimer !== undefined) clearInterval(this.pollTimer)
     for (const w of [...this.claimWaiters]) this.endClaimWaiter(w, [])

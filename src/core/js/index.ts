@@ -5,8 +5,8 @@
  *
  * A JsCore is a handle: a namespace over a shared per-file {@link Engine}.
  */
-import { canonicalPath } from '../files.js'
-import { claimQueues, validateClaim, validateJob, validateLease, validatePage, validateProgress, validateWorkerId } from '../policy.js'
+import { canonicalPath, folderMode } from '../files.js'
+import { claimQueues, DEFAULT_FILE_MODE, readOnlyRefusal, validateClaim, validateJob, validateLease, validatePage, validateProgress, validateWorkerId } from '../policy.js'
 import type {
   CancelOutcome,
   ClaimedJob,
@@ -42,7 +42,10 @@ export async function openJs(opts: OpenOptions): Promise<Core> {
   }
   const busy = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS
   if (!Number.isInteger(busy) || busy < 0) throw invalid(`busyTimeoutMs must be a non-negative integer, got ${String(busy)}`)
-  return new JsCore(acquireEngine(canonicalPath(opts.dbPath), busy), opts.namespace, busy)
+  const readOnly = opts.readOnly === true
+  const dir = folderMode(opts)
+  const engine = acquireEngine(canonicalPath(opts.dbPath, dir), busy, readOnly ? null : (opts.fileMode ?? DEFAULT_FILE_MODE))
+  return new JsCore(engine, opts.namespace, busy, readOnly)
 }
 
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v)
@@ -66,11 +69,14 @@ export class JsCore implements Core {
   /** This handle's busy timeout: how long its writes wait for another connection's lock. */
   private readonly busyMs: number
   private closed = false
+  /** Opened for inspection: every method that writes is refused (its engine cannot write either). */
+  private readonly readOnly: boolean
 
-  constructor(engine: Engine, namespace: string, busyMs: number) {
+  constructor(engine: Engine, namespace: string, busyMs: number, readOnly = false) {
     this.engine = engine
     this.ns = namespace
     this.busyMs = busyMs
+    this.readOnly = readOnly
   }
 
   private submit<T>(work: (now: number, fx: Effects) => T): Promise<T> {
@@ -81,9 +87,11 @@ export class JsCore implements Core {
     if (this.closed) throw closedError()
   }
 
-  /** Runs a synchronous body as a Promise, so every error reaches the caller as a rejection. */
-  private async call<T>(body: () => T | Promise<T>): Promise<T> {
+  /** Runs a synchronous body as a Promise, so every error reaches the caller as a rejection.
+   * `writes` names a method that writes, which a read-only handle refuses. */
+  private async call<T>(body: () => T | Promise<T>, writes?: string): Promise<T> {
     this.guard()
+    if (writes !== undefined && this.readOnly) throw invalid(readOnlyRefusal(writes))
     return body()
   }
 
@@ -93,7 +101,7 @@ export class JsCore implements Core {
       const checked = jobs.map((j, i) => validateJob(i, j))
       if (checked.length === 0) return []
       return this.submit((now, fx) => checked.map((j) => this.engine.store.enqueueOne(this.ns, j, now, fx)))
-    })
+    }, 'enqueue')
   }
 
   claim(req: ClaimRequest): Promise<ClaimedJob[]> {
@@ -102,7 +110,7 @@ export class JsCore implements Core {
       if (!nonNegInt(req.waitMs)) throw invalid(`claim: waitMs must be a non-negative integer, got ${String(req.waitMs)}`)
       if (req.limit === 0) return []
       return this.engine.claim(this, this.ns, { ...req, queues: claimQueues(req.queues) }, this.busyMs)
-    })
+    }, 'claim')
   }
 
   settle(settles: Settle[]): Promise<SettleOutcome[]> {
@@ -111,7 +119,7 @@ export class JsCore implements Core {
       settles.forEach(checkSettle)
       if (settles.length === 0) return []
       return this.submit((now, fx) => settles.map((s) => this.engine.store.settleOne(this.ns, s, now, fx)))
-    })
+    }, 'settle')
   }
 
   release(jobs: JobToken[]): Promise<void> {
@@ -121,7 +129,7 @@ export class JsCore implements Core {
       return this.submit((_now, fx) => {
         for (const j of jobs) this.engine.store.release(this.ns, j.id, j.token, fx)
       })
-    })
+    }, 'release')
   }
 
   getJob(id: string): Promise<JobRow | null> {
@@ -146,7 +154,7 @@ export class JsCore implements Core {
       const outcome = await this.submit((now, fx) => this.engine.store.cancel(this.ns, n, now, fx))
       if (outcome === null) throw jobNotFound(id)
       return outcome
-    })
+    }, 'cancel')
   }
 
   setProgress(id: string, token: number, progress: number): Promise<boolean> {
@@ -155,7 +163,7 @@ export class JsCore implements Core {
       const n = parseId(id)
       if (n === null || !isInt(token)) return false
       return this.submit(() => this.engine.store.setProgress(this.ns, n, token, progress))
-    })
+    }, 'setProgress')
   }
 
   stats(): Promise<StatsRow> {
@@ -176,7 +184,7 @@ export class JsCore implements Core {
       const id = await this.submit((now, fx) => this.engine.store.replay(this.ns, n, now, fx))
       if (id === null) throw coreNotFoundDead(deadId)
       return id
-    })
+    }, 'replay')
   }
 
   listJobs(filter: ListFilter): Promise<JobRow[]> {
@@ -191,6 +199,7 @@ export class JsCore implements Core {
 
   registerWorker(workerId: string, leaseMs: number): void {
     this.guard()
+    if (this.readOnly) throw invalid(readOnlyRefusal('a worker'))
     validateWorkerId(workerId)
     validateLease(leaseMs)
     this.engine.registerWorker(this, this.ns, workerId, leaseMs)

@@ -47,6 +47,40 @@ function loadMigrations(): Migration[] {
   return found
 }
 
+function notTaskito(path: string, what: string): Error {
+  return coreError(
+    'DB_NOT_TASKITO',
+    `${path} ${what}, not a taskito database; opened read-only, it was left untouched: give the path of an existing taskito database (a worker or a Queue creates one)`,
+  )
+}
+
+/** For a read-only open: the file must exist and hold something (the rest is checked as usual). */
+function checkReadable(path: string): void {
+  let size: number
+  try {
+    size = statSync(path).size
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw coreError('DB_NOT_TASKITO', `${path} does not exist; opened read-only, nothing was created: give the path of an existing taskito database`)
+    }
+    throw coreError('QUEUE_ERROR', `cannot read ${path} (${(err as Error).message})`, err)
+  }
+  if (size === 0) throw notTaskito(path, 'is empty')
+}
+
+/** Creates the database file with `mode` unless it exists (SQLite would make it 0644 less the umask):
+ * SQLite gives the WAL and shared-memory files the database file's permission bits, so all three
+ * get `mode`. An existing file keeps its mode. */
+function createFile(path: string, mode: number): void {
+  try {
+    closeSync(openSync(path, 'wx', mode))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+      throw coreError('QUEUE_ERROR', `cannot create the database file ${path} (${(err as Error).message}); check the folder's permissions or choose another dbPath`, err)
+    }
+  }
+}
+
 /** Refuses a non-empty file that does not start with the SQLite header, without opening it. */
 function checkHeader(path: string): void {
   if (!existsSync(path)) return
@@ -89,29 +123,35 @@ function schemaVersion(db: Database, path: string): number {
 }
 
 /**
- * Opens (creating it and its folders if needed) and migrates a taskito file. Everything that can
+ * Opens (creating it with `fileMode` if needed) and migrates a taskito file; `fileMode` null opens
+ * an existing taskito file read-only instead, creating and migrating nothing. Everything that can
  * refuse the file runs before the first write, so a refused file is left byte-for-byte unchanged.
  */
-export function openDatabase(path: string, busyTimeoutMs: number): Database {
+export function openDatabase(path: string, busyTimeoutMs: number, fileMode: number | null): Database {
   const Driver = sqliteDriver().Database
+  const readOnly = fileMode === null
+  if (readOnly) checkReadable(path)
   checkHeader(path)
   const all = loadMigrations()
   const latest = all[all.length - 1]!.version
   let db: Database
   try {
-    db = new Driver(path, { timeout: busyTimeoutMs })
+    if (!readOnly) createFile(path, fileMode)
+    db = new Driver(path, readOnly ? { timeout: busyTimeoutMs, readonly: true, fileMustExist: true } : { timeout: busyTimeoutMs })
   } catch (err) {
     throw fromSqlite(err, path)
   }
   try {
     db.pragma(`busy_timeout = ${Math.floor(busyTimeoutMs)}`)
     const found = schemaVersion(db, path)
+    if (readOnly && found === 0) throw notTaskito(path, 'is an SQLite database without tables')
     if (found > latest) {
       throw coreError(
         'DB_SCHEMA_TOO_NEW',
         `${path} has schema version ${found}, newer than this taskito knows (${latest}); upgrade the taskito package`,
       )
     }
+    if (readOnly) return db
     // First write: from here on the file is ours.
     // The native core's connection settings, from the same files: WAL mode, then what every
     // connection sets. Not connection/writer.sql: its WAL bounds assume the native core's

@@ -539,12 +539,12 @@ export class Store {
     return expired.length
   }
 
-  /** Deletes up to `limit` finished jobs past their result TTL and their error records; true when
-   * there may be more. */
-  sweep(now: number, limit: number): boolean {
+  /** Deletes up to `limit` finished jobs past their result TTL and their error records; how many
+   * jobs. */
+  sweep(now: number, limit: number): number {
     const ids = this.deleteJobs.all({ now, limit }) as number[]
     if (ids.length > 0) this.deleteErrors.run({ ids: JSON.stringify(ids) })
-    return ids.length >= limit
+    return ids.length
   }
 
   // ---- reads: outside any transaction -----------------------------------------------------------

@@ -51,6 +51,20 @@ pub(crate) async fn migrate(client: &mut Object, schema: &str) -> Result<()> {
     Ok(())
 }
 
+/// For a read-only open: the schema must hold taskito's tables at a version this build knows.
+/// Reads only; nothing is created or migrated.
+pub(crate) async fn check_readable(client: &Object, schema: &str) -> Result<()> {
+    match recorded_version(client, schema).await? {
+        None => Err(Error::NotTaskito(format!(
+            "schema {schema} holds no taskito tables (it is missing or empty); opened read-only, \
+             nothing was created: pass the schema of an existing taskito queue (the schema \
+             option, default \"taskito\")"
+        ))),
+        Some(v) if v > latest() => Err(too_new(schema, v)),
+        Some(_) => Ok(()),
+    }
+}
+
 /// The recorded version; None for a schema without taskito tables (absent or empty). Read
 /// unqualified: every connection's search_path names the schema, and PostgreSQL finds a schema
 /// created after the connection was opened.

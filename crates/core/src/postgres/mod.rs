@@ -113,6 +113,26 @@ pub struct PgStore {
 
 /// Opens (and migrates) the schema and starts the reaper, the TTL sweep and the listener.
 pub async fn open(url: &str, schema: Option<&str>, namespace: &str) -> Result<PgStore> {
+    open_mode(url, schema, namespace, false).await
+}
+
+/// Opens an existing taskito schema for reading only: nothing is created or migrated (a missing
+/// or empty schema is `DB_NOT_TASKITO`), and neither the reaper nor the sweep runs. Wrapped by
+/// the caller in a store that refuses writes.
+pub(crate) async fn open_read_only(
+    url: &str,
+    schema: Option<&str>,
+    namespace: &str,
+) -> Result<PgStore> {
+    open_mode(url, schema, namespace, true).await
+}
+
+async fn open_mode(
+    url: &str,
+    schema: Option<&str>,
+    namespace: &str,
+    read_only: bool,
+) -> Result<PgStore> {
     let schema = schema.unwrap_or(DEFAULT_SCHEMA).to_string();
     conn::validate_schema(&schema)?;
     let rt = tokio::runtime::Handle::try_current().map_err(|_| {
@@ -128,7 +148,11 @@ pub async fn open(url: &str, schema: Option<&str>, namespace: &str) -> Result<Pg
             )),
             other => other,
         })?;
-        migrate::migrate(&mut client, &schema).await?;
+        if read_only {
+            migrate::check_readable(&client, &schema).await?;
+        } else {
+            migrate::migrate(&mut client, &schema).await?;
+        }
     }
     let (enqueue_tx, enqueue_rx) = mpsc::unbounded_channel();
     let inner = Arc::new(Inner {
@@ -153,15 +177,19 @@ pub async fn open(url: &str, schema: Option<&str>, namespace: &str) -> Result<Pg
         workers: Mutex::new(HashMap::new()),
         tasks: Mutex::new(Vec::new()),
     });
-    let tasks = vec![
+    let mut tasks = vec![
         inner.rt.spawn(listen::run(inner.clone())),
-        inner.rt.spawn(reaper::run(inner.clone())),
-        inner.rt.spawn(sweep::run(inner.clone())),
         inner.rt.spawn(notify::run(inner.clone())),
         inner.rt.spawn(enqueue::combiner(inner.clone(), enqueue_rx)),
     ];
+    if !read_only {
+        tasks.push(inner.rt.spawn(reaper::run(inner.clone())));
+        tasks.push(inner.rt.spawn(sweep::run(inner.clone())));
+    }
     inner.tasks.lock().expect("tasks lock").extend(tasks);
-    heartbeat::enlist(&inner);
+    if !read_only {
+        heartbeat::enlist(&inner);
+    }
     Ok(PgStore { inner })
 }
 

@@ -27,13 +27,22 @@ pub(crate) fn with_identifier(template: &str, placeholder: &str, ident: &str) ->
 }
 
 /// Forward migrations in order: (version, SQL).
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/queries/postgres/migrations/001_init.sql"
-    )),
-)];
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/001_init.sql"
+        )),
+    ),
+    (
+        2,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/002_autovacuum.sql"
+        )),
+    ),
+];
 
 q!(META_LOCK, "meta/lock.sql");
 q!(META_SCHEMA_EXISTS, "meta/schema_exists.sql");
@@ -89,3 +98,4 @@ q!(REAPER_EXPIRED, "reaper/expired.sql");
 q!(REAPER_NEXT_LEASE, "reaper/next_lease.sql");
 q!(SWEEP_DELETE_EXPIRED, "sweep/delete_expired.sql");
 q!(SWEEP_NEXT_EXPIRY, "sweep/next_expiry.sql");
+q!(SWEEP_VACUUM, "sweep/vacuum.sql");

@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio::sync::{oneshot, watch};
 
+use super::open::{self, Role};
 use super::writer::{self, Effects, Msg};
-use super::{open, ops, queries};
+use super::{ops, queries};
 use crate::error::{Error, Result};
 use crate::now_ms;
 use crate::policy;
@@ -29,7 +30,6 @@ const REAPER_MAX_SLEEP_MS: i64 = 100;
 const REAP_BATCH: i64 = 256;
 /// How often the WAL is checkpointed while there are new commits.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
-const SWEEP_BATCH: i64 = 500;
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
@@ -106,53 +106,29 @@ pub(crate) struct Engine {
 }
 
 impl Engine {
-    /// Checks the file (read-only), opens and migrates it, and starts the threads. Blocking.
-    pub fn start(path: &Path, busy_timeout_ms: u64) -> Result<Arc<Engine>> {
-        Self::start_on(path, busy_timeout_ms).map_err(|e| e.naming_file(path))
+    /// Checks the file (read-only), creates it with `file_mode` if missing, opens and migrates
+    /// it, and starts the threads. Blocking. Every error names the file.
+    pub fn start(path: &Path, busy_timeout_ms: u64, file_mode: u32) -> Result<Arc<Engine>> {
+        Self::start_on(path, busy_timeout_ms, file_mode).map_err(|e| e.naming_file(path))
     }
 
-    fn start_on(path: &Path, busy_timeout_ms: u64) -> Result<Arc<Engine>> {
+    fn start_on(path: &Path, busy_timeout_ms: u64, file_mode: u32) -> Result<Arc<Engine>> {
         open::check_existing(path)?;
-        let mut wconn = open::connect(path, busy_timeout_ms, true)?;
+        open::create_file(path, file_mode)?;
+        let mut wconn = open::connect(path, busy_timeout_ms, Role::Writer)?;
         open::migrate(&mut wconn, path)?;
-        let mut readers = Vec::with_capacity(READERS);
-        for _ in 0..READERS {
-            readers.push(open::connect(path, busy_timeout_ms, false)?);
-        }
-        let reaper_conn = open::connect(path, busy_timeout_ms, false)?;
-        let watcher_conn = open::connect(path, busy_timeout_ms, false)?;
-        let checkpoint_conn = open::connect(path, busy_timeout_ms, false)?;
+        let reaper_conn = open::connect(path, busy_timeout_ms, Role::Reader)?;
+        let checkpoint_conn = open::connect(path, busy_timeout_ms, Role::Reader)?;
         queries::apply(&checkpoint_conn, queries::Settings::Checkpointer)?;
 
-        let shared = Arc::new(Shared {
-            ready: watch::channel(0).0,
-            external: watch::channel(0).0,
-            waiters: Mutex::new(HashMap::new()),
-            workers: Mutex::new(HashMap::new()),
-            shutdown: AtomicBool::new(false),
-            commits: AtomicU64::new(0),
-            reaper_covers: AtomicI64::new(0),
-            reaper: OnceLock::new(),
-            heartbeat: OnceLock::new(),
-            watcher: OnceLock::new(),
-        });
-
+        let shared = Arc::new(Self::new_shared());
+        let (reader_tx, mut joins) = start_readers(path, busy_timeout_ms, Role::Reader, &shared)?;
         let (writer_tx, writer_rx) = mpsc::channel::<Msg>();
         let s = shared.clone();
         let on_commit = move |fx: Effects| s.after_commit(fx);
         let writer_join = spawn("taskito-writer", move || {
             writer::run(wconn, writer_rx, on_commit)
         })?;
-
-        let (reader_tx, reader_rx) = mpsc::channel::<ReadJob>();
-        let reader_rx = Arc::new(Mutex::new(reader_rx));
-        let mut joins = Vec::new();
-        for (i, conn) in readers.into_iter().enumerate() {
-            let rx = reader_rx.clone();
-            joins.push(spawn(&format!("taskito-reader-{i}"), move || {
-                reader_loop(conn, rx)
-            })?);
-        }
 
         let s = shared.clone();
         let tx = writer_tx.clone();
@@ -171,11 +147,6 @@ impl Engine {
             checkpoint_loop(checkpoint_conn, s)
         })?);
 
-        let s = shared.clone();
-        let h = spawn("taskito-watcher", move || watcher_loop(watcher_conn, s))?;
-        let _ = shared.watcher.set(h.thread().clone());
-        joins.push(h);
-
         Ok(Arc::new(Engine {
             shared,
             path: path.to_path_buf(),
@@ -184,6 +155,40 @@ impl Engine {
             writer_join: Mutex::new(Some(writer_join)),
             joins: Mutex::new(joins),
         }))
+    }
+
+    /// A read-only engine: reader connections SQLite itself opens read-only and the cross-process
+    /// watcher (for waitJob), no writer, reaper, sweep, heartbeat or checkpointer. The caller has
+    /// checked the file (`open::check_readable`); writes end with `Error::Closed` (the read-only
+    /// store refuses them before they get here).
+    pub fn start_read_only(path: &Path, busy_timeout_ms: u64) -> Result<Arc<Engine>> {
+        let shared = Arc::new(Self::new_shared());
+        let (writer_tx, _) = mpsc::channel::<Msg>();
+        let (reader_tx, joins) = start_readers(path, busy_timeout_ms, Role::ReadOnly, &shared)
+            .map_err(|e| e.naming_file(path))?;
+        Ok(Arc::new(Engine {
+            shared,
+            path: path.to_path_buf(),
+            writer_tx,
+            reader_tx: Mutex::new(Some(reader_tx)),
+            writer_join: Mutex::new(None),
+            joins: Mutex::new(joins),
+        }))
+    }
+
+    fn new_shared() -> Shared {
+        Shared {
+            ready: watch::channel(0).0,
+            external: watch::channel(0).0,
+            waiters: Mutex::new(HashMap::new()),
+            workers: Mutex::new(HashMap::new()),
+            shutdown: AtomicBool::new(false),
+            commits: AtomicU64::new(0),
+            reaper_covers: AtomicI64::new(0),
+            reaper: OnceLock::new(),
+            heartbeat: OnceLock::new(),
+            watcher: OnceLock::new(),
+        }
     }
 
     /// Runs `f` on the writer thread inside the next group commit; resolves after the COMMIT.
@@ -323,6 +328,35 @@ where
     rx.blocking_recv().map_err(|_| Error::Closed)?
 }
 
+/// The reader threads, taking read jobs from one queue, and the cross-process watcher, each on a
+/// connection of `role`.
+fn start_readers(
+    path: &Path,
+    busy_timeout_ms: u64,
+    role: Role,
+    shared: &Arc<Shared>,
+) -> Result<(Sender<ReadJob>, Vec<JoinHandle<()>>)> {
+    let mut readers = Vec::with_capacity(READERS);
+    for _ in 0..READERS {
+        readers.push(open::connect(path, busy_timeout_ms, role)?);
+    }
+    let watcher_conn = open::connect(path, busy_timeout_ms, role)?;
+    let (reader_tx, reader_rx) = mpsc::channel::<ReadJob>();
+    let reader_rx = Arc::new(Mutex::new(reader_rx));
+    let mut joins = Vec::new();
+    for (i, conn) in readers.into_iter().enumerate() {
+        let rx = reader_rx.clone();
+        joins.push(spawn(&format!("taskito-reader-{i}"), move || {
+            reader_loop(conn, rx)
+        })?);
+    }
+    let s = shared.clone();
+    let h = spawn("taskito-watcher", move || watcher_loop(watcher_conn, s))?;
+    let _ = shared.watcher.set(h.thread().clone());
+    joins.push(h);
+    Ok((reader_tx, joins))
+}
+
 fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadJob>>>) {
     loop {
         let job = {
@@ -337,10 +371,11 @@ fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadJob>>>) {
 }
 
 /// Fails running attempts whose lease ended at least `policy::REAP_GRACE_MS` ago, and sweeps
-/// expired finished jobs. It looks on its own read connection first, so an idle file costs no
-/// write transaction.
+/// expired finished jobs at the pace `policy::sweep_next` sets. It looks on its own read
+/// connection first, so an idle file costs no write transaction.
 fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
     let mut next_sweep = 0i64;
+    let mut sweep_limit = policy::SWEEP_MIN_BATCH;
     while !shared.stopping() {
         let now = now_ms();
         let mut next_lease = queries::next_lease(&conn).ok().flatten();
@@ -362,32 +397,37 @@ fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
             next_lease = None;
         }
         if now >= next_sweep {
-            let due = matches!(queries::next_expiry(&conn), Ok(Some(t)) if t <= now);
-            let swept = if due {
-                write_blocking(&tx, |c, _| queries::sweep_expired(c, now_ms(), SWEEP_BATCH))
-                    .unwrap_or(0)
-            } else {
-                0
-            };
-            // A full batch means more are due: come back soon, but in small steps.
-            next_sweep = now
-                + if swept as i64 >= SWEEP_BATCH {
-                    50
-                } else {
-                    1000
-                };
+            let step = sweep(&conn, &tx, sweep_limit, now);
+            sweep_limit = step.limit;
+            next_sweep = now + step.pause_ms;
         }
         let now = now_ms();
-        let mut wait = REAPER_MAX_SLEEP_MS;
+        let mut wait = REAPER_MAX_SLEEP_MS.min(next_sweep - now);
         if let Some(t) = next_lease {
             // Until the cutoff reaches that lease's end.
             wait = wait.min((t - policy::reap_cutoff(now)).max(1));
         }
+        let wait = wait.max(0);
         shared
             .reaper_covers
             .store(policy::reap_cutoff(now + wait), Ordering::Relaxed);
-        std::thread::park_timeout(Duration::from_millis(wait as u64));
+        if wait > 0 {
+            std::thread::park_timeout(Duration::from_millis(wait as u64));
+        }
     }
+}
+
+/// One sweep pass, if a job is due: deletes up to `limit` expired jobs in the next write
+/// transaction. The next step comes from the policy.
+fn sweep(conn: &Connection, tx: &Sender<Msg>, limit: i64, now: i64) -> policy::SweepStep {
+    let next_in = queries::next_expiry(conn).ok().flatten().map(|t| t - now);
+    let deleted = if matches!(next_in, Some(t) if t <= 0) {
+        write_blocking(tx, move |c, _| queries::sweep_expired(c, now_ms(), limit))
+            .map_or(0, |n| n as i64)
+    } else {
+        0
+    };
+    policy::sweep_next(deleted, limit, next_in)
 }
 
 /// Renews the leases of every registered worker on its own schedule and collects their cancel

@@ -45,12 +45,19 @@ pub async fn open(opts: OpenOptions) -> Result<Arc<dyn Store>> {
         .ok_or_else(|| Error::invalid("dbPath is missing"))?;
     let busy = opts.busy_timeout_ms.unwrap_or(DEFAULT_BUSY_TIMEOUT_MS);
     let ns = opts.namespace.clone();
+    let file_mode = opts.file_mode.unwrap_or(policy::DEFAULT_FILE_MODE);
+    policy::validate_file_mode(file_mode)?;
+    let read_only = opts.read_only;
     // Opening does file I/O and may wait on the busy timeout: keep it off the caller's thread.
     let (tx, rx) = oneshot::channel();
     std::thread::Builder::new()
         .name("taskito-open".into())
         .spawn(move || {
-            let _ = tx.send(acquire(&db_path, busy));
+            let _ = tx.send(if read_only {
+                acquire_read_only(&db_path, busy)
+            } else {
+                acquire(&db_path, busy, file_mode)
+            });
         })
         .map_err(|e| Error::Queue(format!("cannot start a thread to open the database: {e}")))?;
     let (path, engine) = rx
@@ -64,19 +71,28 @@ pub async fn open(opts: OpenOptions) -> Result<Arc<dyn Store>> {
         closing: watch::channel(false).0,
         wake: watch::channel(0).0,
         my_workers: Mutex::new(HashSet::new()),
+        read_only,
     }))
 }
 
-fn acquire(db_path: &str, busy: u64) -> Result<(PathBuf, Arc<Engine>)> {
-    let path = open::canonical_path(db_path)?;
+fn acquire(db_path: &str, busy: u64, file_mode: u32) -> Result<(PathBuf, Arc<Engine>)> {
+    let path = open::canonical_path(db_path, policy::dir_mode(file_mode))?;
     let mut reg = registry().lock().expect("registry lock");
     if let Some((engine, count)) = reg.get_mut(&path) {
         *count += 1;
         return Ok((path, engine.clone()));
     }
-    let engine = Engine::start(&path, busy)?;
+    let engine = Engine::start(&path, busy, file_mode)?;
     reg.insert(path.clone(), (engine.clone(), 1));
     Ok((path, engine))
+}
+
+/// A read-only engine of its own, outside the registry: it never joins (nor is joined by) an
+/// engine that writes. The file must exist and be taskito's; nothing is created.
+fn acquire_read_only(db_path: &str, busy: u64) -> Result<(PathBuf, Arc<Engine>)> {
+    let path = open::existing_path(db_path)?;
+    open::check_readable(&path)?;
+    Ok((path.clone(), Engine::start_read_only(&path, busy)?))
 }
 
 /// Drops one handle's hold on the engine; the last one stops it. Blocking.
@@ -108,6 +124,8 @@ pub struct SqliteStore {
     /// Bumped by wake(): ends this handle's waiting claims.
     wake: watch::Sender<u64>,
     my_workers: Mutex<HashSet<String>>,
+    /// Opened read-only: its engine is its own (see `acquire_read_only`).
+    read_only: bool,
 }
 
 impl SqliteStore {
@@ -116,6 +134,19 @@ impl SqliteStore {
             Err(Error::Closed)
         } else {
             Ok(())
+        }
+    }
+
+    /// What releases this handle's hold on its engine (blocking): a read-only handle owns its
+    /// engine, the others share the registry's.
+    fn releaser(&self) -> impl FnOnce() + Send + 'static {
+        let (path, engine, read_only) = (self.path.clone(), self.engine.clone(), self.read_only);
+        move || {
+            if read_only {
+                engine.shutdown();
+            } else {
+                release_engine(&path);
+            }
         }
     }
 
@@ -141,11 +172,11 @@ impl SqliteStore {
 impl Drop for SqliteStore {
     fn drop(&mut self) {
         if self.shut() {
-            let path = self.path.clone();
+            let release = self.releaser();
             // Joining threads in a destructor could block an async runtime: do it aside.
             let _ = std::thread::Builder::new()
                 .name("taskito-close".into())
-                .spawn(move || release_engine(&path));
+                .spawn(release);
         }
     }
 }
@@ -407,12 +438,12 @@ impl Store for SqliteStore {
         if !self.shut() {
             return Ok(());
         }
-        let path = self.path.clone();
+        let release = self.releaser();
         let (tx, rx) = oneshot::channel();
         std::thread::Builder::new()
             .name("taskito-close".into())
             .spawn(move || {
-                release_engine(&path);
+                release();
                 let _ = tx.send(());
             })
             .map_err(|e| Error::Queue(format!("cannot start a thread to close: {e}")))?;

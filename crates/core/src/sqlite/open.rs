@@ -2,6 +2,7 @@
 //! connection settings and the forward migrations.
 
 use std::io::Read;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,9 +13,8 @@ use crate::error::{Error, Result};
 
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
-/// The path every handle on the same file agrees on: parent folders created, then canonicalized
-/// (the file itself may not exist yet).
-pub fn canonical_path(db_path: &str) -> Result<PathBuf> {
+/// The path a caller passes, before anything is resolved or created: a file's.
+fn check_db_path(db_path: &str) -> Result<()> {
     if db_path.is_empty() {
         return Err(Error::invalid(
             "dbPath is empty: pass a file path such as ./taskito.db",
@@ -25,17 +25,28 @@ pub fn canonical_path(db_path: &str) -> Result<PathBuf> {
             "dbPath \":memory:\" cannot be shared by the writer and readers: pass a file path",
         ));
     }
+    Ok(())
+}
+
+/// The path every handle on the same file agrees on: parent folders created (with `dir_mode`),
+/// then canonicalized (the file itself may not exist yet).
+pub fn canonical_path(db_path: &str, dir_mode: u32) -> Result<PathBuf> {
+    check_db_path(db_path)?;
     let path = Path::new(db_path);
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&parent).map_err(|e| {
-        Error::Queue(format!(
-            "cannot create the folder {} for the database: {e}; create it or choose another dbPath",
-            parent.display()
-        ))
-    })?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(dir_mode)
+        .create(&parent)
+        .map_err(|e| {
+            Error::Queue(format!(
+                "cannot create the folder {} for the database: {e}; create it or choose another dbPath",
+                parent.display()
+            ))
+        })?;
     let parent = parent.canonicalize().map_err(|e| {
         Error::Queue(format!(
             "cannot resolve the folder {}: {e}",
@@ -48,6 +59,66 @@ pub fn canonical_path(db_path: &str) -> Result<PathBuf> {
         ))
     })?;
     Ok(parent.join(name))
+}
+
+/// The canonical path of an existing file, for a read-only open: nothing is created, and a
+/// missing file is `DB_NOT_TASKITO`.
+pub fn existing_path(db_path: &str) -> Result<PathBuf> {
+    check_db_path(db_path)?;
+    match Path::new(db_path).canonicalize() {
+        Ok(p) => Ok(p),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::NotTaskito(format!(
+            "{db_path} does not exist; opened read-only, nothing was created: give the path of an \
+             existing taskito database"
+        ))),
+        Err(e) => Err(Error::Queue(format!("cannot resolve {db_path}: {e}"))),
+    }
+}
+
+/// Creates the database file with `mode` (SQLite would create it 0644 less the umask) unless it
+/// exists: SQLite gives the WAL and shared-memory files the database file's permission bits, so
+/// all three get `mode`. An existing file keeps its mode.
+pub fn create_file(path: &Path, mode: u32) -> Result<()> {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::Queue(format!(
+            "cannot create the database file {}: {e}; check the folder's permissions or choose \
+             another dbPath",
+            path.display()
+        ))),
+    }
+}
+
+/// For a read-only open: the file must be a taskito database already (an empty file, an SQLite
+/// file without tables, or another application's is `DB_NOT_TASKITO`). Reads only.
+pub fn check_readable(path: &Path) -> Result<()> {
+    let not_taskito = |what: &str| {
+        Error::NotTaskito(format!(
+            "{} {what}, not a taskito database; opened read-only, it was left untouched: give \
+             the path of an existing taskito database (a worker or a Queue creates one)",
+            path.display()
+        ))
+    };
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::Queue(format!("cannot read {}: {e}", path.display())))?;
+    if meta.len() == 0 {
+        return Err(not_taskito("is empty"));
+    }
+    check_existing(path)?;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    if queries::list_tables(&conn)?.is_empty() {
+        return Err(not_taskito("is an SQLite database without tables"));
+    }
+    Ok(())
 }
 
 /// Refuses a file that is not a taskito database, read-only, before anything may write to it.
@@ -116,13 +187,25 @@ fn check_version(path: &Path, value: Option<String>) -> Result<i64> {
     Ok(version)
 }
 
+/// What a connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The one writer: creates the file, sets WAL mode.
+    Writer,
+    /// The engine's other connections: read (they may still checkpoint the WAL).
+    Reader,
+    /// A read-only store's connections: SQLite refuses any write on them.
+    ReadOnly,
+}
+
 /// A connection with taskito's settings (`queries/sqlite/connection/`). The writer also sets WAL
 /// mode (persistent in the file).
-pub fn connect(path: &Path, busy_timeout_ms: u64, writer: bool) -> Result<Connection> {
-    let flags = if writer {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE
-    } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
+pub fn connect(path: &Path, busy_timeout_ms: u64, role: Role) -> Result<Connection> {
+    let writer = role == Role::Writer;
+    let flags = match role {
+        Role::Writer => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        Role::Reader => OpenFlags::SQLITE_OPEN_READ_WRITE,
+        Role::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
     } | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     let conn = Connection::open_with_flags(path, flags)?;
