@@ -8,6 +8,7 @@ pub mod error;
 pub mod model;
 pub mod policy;
 pub mod postgres;
+pub mod routing;
 pub mod sqlite;
 pub mod store;
 

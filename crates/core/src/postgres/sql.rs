@@ -27,13 +27,24 @@ pub(crate) fn with_identifier(template: &str, placeholder: &str, ident: &str) ->
 }
 
 /// Forward migrations in order: (version, SQL).
-pub(crate) const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/queries/postgres/migrations/001_init.sql"
-    )),
-)];
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/001_init.sql"
+        )),
+    ),
+    // Version 2 is SQLite's status index change, which PostgreSQL does not need: the numbers stay
+    // the same on both engines.
+    (
+        3,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/003_routing.sql"
+        )),
+    ),
+];
 
 q!(META_LOCK, "meta/lock.sql");
 q!(META_SCHEMA_EXISTS, "meta/schema_exists.sql");
@@ -87,5 +98,11 @@ q!(REPLAY_MARK, "replay/mark.sql");
 q!(HEARTBEAT_RENEW, "heartbeat/renew.sql");
 q!(REAPER_EXPIRED, "reaper/expired.sql");
 q!(REAPER_NEXT_LEASE, "reaper/next_lease.sql");
+q!(WORKERS_BEAT, "workers/beat.sql");
+q!(WORKERS_DELETE, "workers/delete.sql");
+q!(WORKERS_LIST, "workers/list.sql");
+q!(ROUTING_NOW, "routing/now.sql");
+q!(ROUTING_NEXT_GROUP, "routing/next_group.sql");
+q!(ROUTING_STALE_JOBS, "routing/stale_jobs.sql");
 q!(SWEEP_DELETE_EXPIRED, "sweep/delete_expired.sql");
 q!(SWEEP_NEXT_EXPIRY, "sweep/next_expiry.sql");
