@@ -97,7 +97,7 @@ function service(t, where, core, task, log, unroutableAfter) {
   })
 }
 
-for (const variant of cores.filter((c) => c !== 'js')) {
+for (const variant of cores) {
   test(`[${variant}] two worker processes on one database run only their own tasks`, async (t) => {
     const where = location(t, variant)
     const log = join(tempDir(t), 'services.log')

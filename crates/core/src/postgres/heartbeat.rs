@@ -147,9 +147,9 @@ impl Inner {
 /// their cancel requests. Ends when the worker is unregistered (or the store closes).
 async fn heartbeat(inner: Arc<Inner>, worker_id: String) {
     loop {
-        // The worker's row first (at once on registering): other processes read which tasks it
-        // has, and that it lives, from it.
-        let _ = inner.beat_worker(&worker_id).await;
+        // The worker's row (at once on registering): other processes read which tasks it has,
+        // and that it lives, from it. Aside, so a slow database never delays the renewal below.
+        inner.spawn_worker_beat(&worker_id);
         let Some(lease_ms) = inner
             .workers
             .lock()

@@ -22,8 +22,16 @@ const ROUTE_BATCH: i64 = 256;
 const DELETE_BUDGET: Duration = Duration::from_secs(2);
 
 impl Inner {
+    /// [`Self::beat_worker`] in the background (errors are the next beat's to fix).
+    pub(super) fn spawn_worker_beat(self: &Arc<Self>, worker_id: &str) {
+        let (inner, id) = (self.clone(), worker_id.to_string());
+        self.rt.spawn(async move {
+            let _ = inner.beat_worker(&id).await;
+        });
+    }
+
     /// Writes (or refreshes) this worker's row; nothing when it is no longer registered.
-    pub(super) async fn beat_worker(&self, worker_id: &str) -> Result<()> {
+    async fn beat_worker(&self, worker_id: &str) -> Result<()> {
         let Some(w) = self
             .workers
             .lock()
