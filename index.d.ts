@@ -35,8 +35,11 @@ export declare class NativeCore {
   deadLetters(limit: number, offset: number): Promise<DeadLetterRow[]>
   replay(deadId: string): Promise<string>
   listJobs(filter: ListFilter): Promise<JobRow[]>
-  /** Starts renewing this worker's leases on a core thread. */
-  registerWorker(workerId: string, leaseMs: number): void
+  /**
+   * Starts renewing this worker's leases on a core thread, and keeps its row in the workers
+   * table.
+   */
+  registerWorker(worker: WorkerInfo): void
   unregisterWorker(workerId: string): void
   /** Ids of this worker's running jobs whose cancel was requested since the last call. */
   takeCancelRequests(workerId: string): Array<string>
@@ -48,6 +51,8 @@ export declare class NativeCore {
 export interface ClaimRequest {
   workerId: string
   queues: Array<string>
+  /** The task names the worker has: only jobs of these tasks are handed out. */
+  tasks: Array<string>
   /** Most jobs to claim. */
   limit: number
   /** How long to wait when none is ready (ms); 0 returns at once. */
@@ -148,4 +153,18 @@ export interface StatsRow {
   failed: number
   dead: number
   cancelled: number
+}
+
+/** A worker as it registers: its lease, and its row in the workers table. */
+export interface WorkerInfo {
+  id: string
+  queues: Array<string>
+  tasks: Array<string>
+  concurrency: number
+  hostname: string
+  pid: number
+  /** Lease length in ms. */
+  leaseMs: number
+  /** How long (ms) a job may stay ready while no live worker of its namespace has its task. */
+  unroutableAfterMs: number
 }

@@ -159,7 +159,8 @@ eachCore('worker --app names its database on its first line (absolute path; URL 
   }
   let lastLine = ''
   const app = join(dir, 'tasks.mjs')
-  writeFileSync(app, `import { Queue } from ${JSON.stringify(entry)}\nexport const queue = new Queue(${JSON.stringify(where)})\n`)
+  // A worker runs only the tasks it has: the app registers one.
+  writeFileSync(app, `import { Queue } from ${JSON.stringify(entry)}\nexport const queue = new Queue(${JSON.stringify(where)})\nqueue.task('noop', () => {})\n`)
   const child = spawn(process.execPath, [cli, 'worker', '--app', app], {
     cwd: dir,
     env: { ...process.env, TASKITO_CORE: coreOf(core) },

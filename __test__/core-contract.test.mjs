@@ -79,7 +79,7 @@ async function open(t, kind, { dbPath, namespace = 'default', busyTimeoutMs } = 
   const where = whereOf(t, kind, dbPath)
   const core = await opener[kind]({ ...where, namespace, busyTimeoutMs })
   t.teardown(() => core.close())
-  core.registerWorker('w1', 600_000)
+  core.registerWorker(workerInfo('w1', 600_000))
   return Object.assign(core, { path: where.dbPath, where })
 }
 
@@ -103,7 +103,11 @@ function job(overrides = {}) {
   }
 }
 
-const claimReq = (overrides = {}) => ({ workerId: 'w1', queues: ['default'], limit: 10, waitMs: 0, ...overrides })
+/** The task names of this suite's jobs: what its workers have. */
+const TASKS = ['task', 'a', 'b', 'fatal', 'flaky', 'r']
+const claimReq = (overrides = {}) => ({ workerId: 'w1', queues: ['default'], tasks: TASKS, limit: 10, waitMs: 0, ...overrides })
+/** A worker's registration: every task of the suite, this lease. */
+const workerInfo = (id, leaseMs) => ({ id, queues: ['default'], tasks: TASKS, concurrency: 1, hostname: 'test', pid: process.pid, leaseMs, unroutableAfterMs: 300_000 })
 
 /** Claims until `n` jobs came back (a retry's backoff may make the first attempts empty). */
 async function claimN(core, n, overrides = {}) {
@@ -443,7 +447,7 @@ each('replay keeps the settings and is idempotent', async (t, kind) => {
 each('cancel: pending → cancelled, running → requested and learned by its worker once, final → final', async (t, kind) => {
   const core = await open(t, kind)
   const [{ id: waiting }, { id: running }] = await core.enqueue([job({ priority: 0 }), job({ priority: 9 })])
-  core.registerWorker('w1', 3000)
+  core.registerWorker(workerInfo('w1', 3000))
   t.teardown(() => core.unregisterWorker('w1'))
   const [c] = await core.claim(claimReq({ limit: 1 }))
   t.is(c.id, running)
@@ -492,7 +496,7 @@ each('a failed job awaiting its retry can be cancelled', async (t, kind) => {
 each('reaper: an expired lease (no heartbeat) fails the attempt as a lost worker', async (t, kind) => {
   const core = await open(t, kind)
   const [{ id }] = await core.enqueue([job({ maxRetries: 0 })])
-  core.registerWorker('short', 150)
+  core.registerWorker(workerInfo('short', 150))
   const [c] = await core.claim(claimReq({ workerId: 'short' }))
   core.unregisterWorker('short') // the lease of 150 ms stays; nobody renews it
   const row = await core.waitJob(id, 5000)
@@ -508,7 +512,7 @@ each('reaper: an expired lease (no heartbeat) fails the attempt as a lost worker
 each('reaper: a lost attempt with retries left is retried', async (t, kind) => {
   const core = await open(t, kind)
   const [{ id }] = await core.enqueue([job({ maxRetries: 1, backoffBaseMs: 1 })])
-  core.registerWorker('short', 120)
+  core.registerWorker(workerInfo('short', 120))
   const [c] = await core.claim(claimReq({ workerId: 'short' }))
   core.unregisterWorker('short')
   const [again] = await claimN(core, 1, { workerId: 'w2' })
@@ -521,7 +525,7 @@ each('reaper: a lost attempt with retries left is retried', async (t, kind) => {
 
 each('reaper: an attempt past its timeout fails with TaskTimeoutError even while heartbeating', async (t, kind) => {
   const core = await open(t, kind)
-  core.registerWorker('w1', 5000)
+  core.registerWorker(workerInfo('w1', 5000))
   t.teardown(() => core.unregisterWorker('w1'))
   const [{ id }] = await core.enqueue([job({ maxRetries: 0, timeoutMs: 200 })])
   const [c] = await core.claim(claimReq())
@@ -538,7 +542,7 @@ each('heartbeat keeps a lease alive past its length', async (t, kind) => {
   const core = await open(t, kind)
   // Long enough that a busy 2-core machine stalling the event loop (the JS core heartbeats on it)
   // does not pass for a lost worker; the wait below still spans three lease lengths.
-  core.registerWorker('w1', 1500)
+  core.registerWorker(workerInfo('w1', 1500))
   t.teardown(() => core.unregisterWorker('w1'))
   const [{ id }] = await core.enqueue([job({ maxRetries: 0 })])
   const [c] = await core.claim(claimReq())
@@ -568,7 +572,7 @@ each(
     const core = await open(t, kind)
     // A lease far shorter than the lock below, and still long enough that a busy machine stalling
     // the event loop does not pass for a lost worker once the lock is gone.
-    core.registerWorker('w1', 600)
+    core.registerWorker(workerInfo('w1', 600))
     t.teardown(() => core.unregisterWorker('w1'))
     const [{ id }] = await core.enqueue([job({ maxRetries: 0 })])
     const [c] = await core.claim(claimReq())
@@ -603,15 +607,15 @@ each('registerWorker and claim take the lease and worker id the shared policy al
   }
   for (const leaseMs of [9, 0, 3_600_001]) {
     refused(
-      () => core.registerWorker('w1', leaseMs),
+      () => core.registerWorker(workerInfo('w1', leaseMs)),
       `leaseMs must be from 10 to 3600000 ms, got ${leaseMs}; a few seconds is typical (default 5000)`,
     )
   }
   for (const leaseMs of [10, 3_600_000]) {
-    core.registerWorker('w1', leaseMs)
+    core.registerWorker(workerInfo('w1', leaseMs))
     core.unregisterWorker('w1')
   }
-  refused(() => core.registerWorker('', 1000), 'workerId is empty: pass the id of the worker (Worker.id)')
+  refused(() => core.registerWorker(workerInfo('', 1000)), 'workerId is empty: pass the id of the worker (Worker.id)')
   const err = await rejectsWithCode(t, core.claim(claimReq({ workerId: '' })), 'INVALID_ARGUMENT')
   t.is(err.message, 'INVALID_ARGUMENT: workerId is empty: pass the id of the worker (Worker.id)')
 })
@@ -783,10 +787,10 @@ each('background timers never keep a process alive; a pending claim does until i
     t,
     `${childOpen(kind)}({ ...${where}, namespace: 'default' })
      await core.enqueue([${JSON.stringify(job({ resultTtlMs: 60_000 }))}, ${JSON.stringify(job())}])
-     core.registerWorker('w', 1000)
-     const [c] = await core.claim({ workerId: 'w', queues: ['default'], limit: 1, waitMs: 0 })
+     core.registerWorker(${JSON.stringify(workerInfo('w', 1000))})
+     const [c] = await core.claim({ workerId: 'w', queues: ['default'], tasks: ['task'], limit: 1, waitMs: 0 })
      await core.settle([{ id: c.id, token: c.token, kind: 'complete', result: '1' }])
-     await core.claim({ workerId: 'w', queues: ['default'], limit: 1, waitMs: 0 })
+     await core.claim({ workerId: 'w', queues: ['default'], tasks: ['task'], limit: 1, waitMs: 0 })
      console.log('idle at ' + Date.now())`,
   )
   const started = Date.now()
@@ -798,7 +802,7 @@ each('background timers never keep a process alive; a pending claim does until i
     t,
     `${childOpen(kind)}({ ...${where}, namespace: 'other' })
      const started = Date.now()
-     core.claim({ workerId: 'w', queues: ['default'], limit: 1, waitMs: 400 }).then((jobs) => {
+     core.claim({ workerId: 'w', queues: ['default'], tasks: ['task'], limit: 1, waitMs: 400 }).then((jobs) => {
        console.log('claim ended ' + jobs.length + ' after ' + (Date.now() - started))
      })`,
   )

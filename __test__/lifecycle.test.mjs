@@ -252,15 +252,17 @@ eachCore('currentJob() describes the attempt, and its members work destructured'
   await worker.close()
 })
 
-eachCore('a job of an unregistered task fails with an error naming the task and the fix', async (t, core) => {
+eachCore('a job of a task no worker has ends dead with an error naming the task and the fix', async (t, core) => {
   const where = location(t, core)
   const producer = makeQueue(t, core, where)
-  const [job] = await producer.enqueueMany([{ task: 'reports.monthly', args: [], options: { maxRetries: 0 } }])
-  const worker = makeQueue(t, core, where)
+  const [job] = await producer.enqueueMany([{ task: 'reports.monthly', args: [], options: { maxRetries: 3 } }])
+  const worker = makeQueue(t, core, { ...where, unroutableAfter: 100 })
+  worker.task('reports.daily', () => 'daily')
   await worker.worker().start()
   const err = await t.throwsAsync(job.result({ timeout: 10_000 }), { instanceOf: MaxRetriesExceededError })
+  t.is(err.errors.length, 1, 'dead at once after the grace, its retries not burnt')
   t.regex(err.errors[0].error, /task not registered: reports\.monthly/)
-  t.regex(err.errors[0].error, /import the module that defines it before the worker starts/)
+  t.regex(err.errors[0].error, /register it with queue\.task\(\) in a worker that serves queue "default"/)
 })
 
 eachCore('a result that times out rejects with RESULT_TIMEOUT and leaves the job alone', async (t, core) => {

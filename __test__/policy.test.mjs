@@ -33,8 +33,13 @@ const runners = {
   validate_job: (c) => [errorOf(() => policy.validateJob(c.index, { ...table.job_defaults, ...c.job })), c.error],
   validate_worker_id: (c) => [errorOf(() => policy.validateWorkerId(c.workerId)), c.error],
   validate_lease: (c) => [errorOf(() => policy.validateLease(c.leaseMs)), c.error],
-  validate_claim: (c) => [errorOf(() => policy.validateClaim({ workerId: c.workerId, queues: c.queues, limit: c.limit, waitMs: 0 })), c.error],
+  validate_claim: (c) => [errorOf(() => policy.validateClaim({ workerId: c.workerId, queues: c.queues, tasks: c.tasks, limit: c.limit, waitMs: 0 })), c.error],
+  validate_worker: (c) => [
+    errorOf(() => policy.validateWorker({ id: c.id, leaseMs: c.leaseMs, queues: c.queues, tasks: c.tasks, concurrency: 1, hostname: 'h', pid: 1, unroutableAfterMs: 1000 })),
+    c.error,
+  ],
   claim_queues: (c) => [policy.claimQueues(c.queues), c.expect],
+  claim_tasks: (c) => [policy.claimTasks(c.tasks), c.expect],
   validate_page: (c) => [errorOf(() => policy.validatePage(c.limit, c.offset)), c.error],
   validate_progress: (c) => [errorOf(() => policy.validateProgress(progressValue(c.progress))), c.error],
   heartbeat_interval_ms: (c) => [policy.heartbeatIntervalMs(c.leaseMs), c.expect],
@@ -55,6 +60,9 @@ const runners = {
       { expect: c.expect, message: c.message },
     ]
   },
+  worker_alive: (c) => [policy.workerAlive(c.now, c.lastSeenAt, c.leaseMs), c.expect],
+  unroutable: (c) => [policy.unroutable({ now: c.now, readySince: c.readySince, taskLive: c.taskLive, workersSince: c.workersSince, graceMs: c.graceMs }), c.expect],
+  unroutable_message: (c) => [policy.unroutableMessage(c.taskName, c.queue, c.graceMs), c.expect],
   expires_at: (c) => [policy.expiresAt(c.finishedAt, c.resultTtlMs), c.expect],
   unreadable: (c) => {
     const problems = c.problems.map((p) => policy.unreadableValue(p.column, p.found, p.want))

@@ -63,6 +63,12 @@ export interface QueueOptions {
    * database. A missing, empty or foreign file (or PostgreSQL schema) is refused with
    * `DB_NOT_TASKITO` and left as it was; every method that writes is refused. */
   readOnly?: boolean
+  /**
+   * How long (ms) a job may stay ready while no live worker of this namespace has its task, before
+   * it ends dead with `task not registered` (default 300000 = 5 minutes); the default of this
+   * queue's workers (WorkerOptions.unroutableAfter). See docs/FAILURES.md.
+   */
+  unroutableAfter?: number
 }
 
 export interface DeadLetter {
@@ -119,6 +125,10 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
   readonly #options: QueueOptions
   readonly #defaults: ResolvedTaskOptions
   readonly #tasks = new Map<string, Task<never[], unknown>>()
+  /** The registered tasks' names, a new array per registration (workers compare by identity). */
+  #taskNames: readonly string[] = []
+  /** @internal */
+  readonly unroutableAfter: number | undefined
   readonly #workers = new Set<Worker>()
   #core: Promise<Core> | null = null
   #closed: Promise<void> | null = null
@@ -149,6 +159,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     if (options.readOnly !== undefined && typeof options.readOnly !== 'boolean') {
       throw invalidArgument(`readOnly must be true or false, got ${JSON.stringify(options.readOnly)}`)
     }
+    this.unroutableAfter = options.unroutableAfter === undefined ? undefined : checkInt('unroutableAfter', options.unroutableAfter, 0)
     this.name = options.name === undefined ? 'default' : checkName('name', options.name)
     if (options.serializer !== undefined && (typeof options.serializer?.serialize !== 'function' || typeof options.serializer?.deserialize !== 'function')) {
       throw invalidArgument(`serializer must have serialize(value): string and deserialize(text): unknown, got ${describe(options.serializer)}`)
@@ -212,12 +223,18 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     if (this.#tasks.has(name)) throw invalidArgument(`task ${name} is already registered on this queue: give each task its own name`)
     const task = new Task<A, Awaited<R>>(this, name, fn as Handler, resolveTaskOptions(options, this.#defaults))
     this.#tasks.set(name, task as unknown as Task<never[], unknown>)
+    this.#taskNames = [...this.#tasks.keys()]
     return task
   }
 
   /** @internal */
   getTask(name: string): Task<never[], unknown> | undefined {
     return this.#tasks.get(name)
+  }
+
+  /** @internal The names of the registered tasks (a new array whenever one is registered). */
+  taskNames(): readonly string[] {
+    return this.#taskNames
   }
 
   /** Enqueues many jobs of any tasks in one transaction: all are written or none. Jobs in input order. */

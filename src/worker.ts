@@ -7,8 +7,10 @@
  * it as failed at once; whatever the attempt does later is discarded by its lease token.
  */
 import { randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
 import { type AttemptState, abortAttempt, contextFor, runInContext } from './context.js'
-import type { ClaimedJob, Core, Settle, SettleOutcome } from './core/types.js'
+import { DEFAULT_UNROUTABLE_AFTER_MS } from './core/policy.js'
+import type { ClaimedJob, Core, Settle, SettleOutcome, WorkerInfo } from './core/types.js'
 import {
   SerializationError,
   TaskCancelledError,
@@ -30,6 +32,10 @@ export interface WorkerHost {
   readonly hooks: Hooks
   readonly logger: Logger
   getTask(name: string): Task<never[], unknown> | undefined
+  /** The names of the registered tasks: a new array whenever a task is registered. */
+  taskNames(): readonly string[]
+  /** The queue's `unroutableAfter`, if set. */
+  readonly unroutableAfter: number | undefined
   /** The worker closed: the queue no longer closes it. */
   forgetWorker(worker: Worker): void
 }
@@ -43,6 +49,13 @@ export interface WorkerOptions {
   leaseMs?: number
   /** Longest single claim wait, ms (default 1000). Enqueues end the wait at once regardless. */
   pollMs?: number
+  /**
+   * How long (ms) a job may stay ready while no live worker of this namespace has its task, before
+   * it ends dead with `task not registered` (default: the queue's, else 300000 = 5 minutes). A
+   * worker runs only jobs of the tasks its queue has registered; the others wait for a worker that
+   * has theirs. The namespace uses the longest grace among its live workers.
+   */
+  unroutableAfter?: number
 }
 
 interface Attempt {
@@ -70,6 +83,9 @@ export class Worker {
   readonly #queues: string[]
   readonly #leaseMs: number
   readonly #pollMs: number
+  readonly #unroutableAfter: number
+  /** The task names this worker registered with and claims (the queue's, as of the last claim). */
+  #tasks: readonly string[] = []
   #core: Core | null = null
   #state: 'new' | 'running' | 'closing' | 'closed' = 'new'
   readonly #active = new Map<string, Attempt>()
@@ -103,6 +119,21 @@ export class Worker {
     this.#queues = queues.map((q) => checkName('queues[]', q))
     this.#leaseMs = checkInt('leaseMs', options.leaseMs ?? 5000, 100, 3_600_000)
     this.#pollMs = checkInt('pollMs', options.pollMs ?? 1000, 0, 60_000)
+    this.#unroutableAfter = checkInt('unroutableAfter', options.unroutableAfter ?? queue.unroutableAfter ?? DEFAULT_UNROUTABLE_AFTER_MS, 0)
+  }
+
+  /** What the core registers: the lease, and the worker's row in the workers table. */
+  #info(): WorkerInfo {
+    return {
+      id: this.id,
+      queues: this.#queues,
+      tasks: [...this.#tasks],
+      concurrency: this.#concurrency,
+      hostname: hostname(),
+      pid: process.pid,
+      leaseMs: this.#leaseMs,
+      unroutableAfterMs: this.#unroutableAfter,
+    }
   }
 
   /** How many attempts are running right now. */
@@ -114,7 +145,9 @@ export class Worker {
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new TaskitoError(`worker ${this.id} was already started`, { code: 'INVALID_ARGUMENT' })
     const core = await this.#queue.core()
-    callCoreSync(() => core.registerWorker(this.id, this.#leaseMs))
+    this.#tasks = this.#queue.taskNames()
+    // Refused (INVALID_ARGUMENT) when the queue has no task: such a worker would never run a job.
+    callCoreSync(() => core.registerWorker(this.#info()))
     this.#core = core
     this.#chunk = Math.max(1, Math.ceil(this.#concurrency / core.claimParts))
     this.#state = 'running'
@@ -140,8 +173,18 @@ export class Worker {
 
   #startClaim(limit: number): void {
     const core = this.#core as Core
+    const tasks = this.#queue.taskNames()
+    if (tasks !== this.#tasks) {
+      // A task registered since: claim its jobs too, and tell the other processes (the row).
+      this.#tasks = tasks
+      try {
+        callCoreSync(() => core.registerWorker(this.#info()))
+      } catch (err) {
+        this.#queue.logger.error(`worker ${this.id}: updating its task names failed`, err)
+      }
+    }
     this.#claims++
-    const claimed = callCore(() => core.claim({ workerId: this.id, queues: this.#queues, limit, waitMs: this.#pollMs })).then(
+    const claimed = callCore(() => core.claim({ workerId: this.id, queues: this.#queues, tasks: this.#tasks as string[], limit, waitMs: this.#pollMs })).then(
       (jobs) => {
         this.#claims--
         this.#claimFailures = 0

@@ -27,6 +27,7 @@ import type {
   SettleOutcome,
   SettleStatus,
   StatsRow,
+  WorkerInfo,
 } from './types.js'
 
 /**
@@ -43,7 +44,8 @@ true satisfies Same<Binding.OpenOptions, OpenOptions> &
   Same<Binding.ErrorRecordRow, ErrorRecordRow> &
   Same<Binding.DeadLetterRow, DeadLetterRow> &
   Same<Binding.StatsRow, StatsRow> &
-  Same<Binding.ListFilter, ListFilter>
+  Same<Binding.ListFilter, ListFilter> &
+  Same<Binding.WorkerInfo, WorkerInfo>
 
 let binding: typeof Binding | undefined
 
@@ -80,7 +82,7 @@ export async function openNative(options: OpenOptions): Promise<Core> {
     deadLetters: (limit, offset) => h.deadLetters(limit, offset),
     replay: (deadId) => h.replay(deadId),
     listJobs: (filter) => h.listJobs(filter),
-    registerWorker: (workerId, leaseMs) => h.registerWorker(workerId, leaseMs),
+    registerWorker: (worker) => h.registerWorker(worker),
     unregisterWorker: (workerId) => h.unregisterWorker(workerId),
     takeCancelRequests: (workerId) => h.takeCancelRequests(workerId),
     wake: () => h.wake(),

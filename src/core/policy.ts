@@ -9,7 +9,7 @@
  * integer is expected, a fraction, NaN) and then apply the shared value rule with its shared message.
  */
 import { coreError, type CoreError } from './errors.js'
-import type { ClaimRequest, NewJob } from './types.js'
+import type { ClaimRequest, NewJob, WorkerInfo } from './types.js'
 
 // ---- leases ---------------------------------------------------------------------------------
 
@@ -133,12 +133,37 @@ export function validateClaim(req: ClaimRequest): void {
   if (!Array.isArray(req.queues) || req.queues.length === 0 || req.queues.some((q) => typeof q !== 'string' || q === '')) {
     throw invalid('claim needs at least one non-empty queue name, e.g. ["default"]')
   }
+  validateTasks("claim needs the worker's", req.tasks)
+}
+
+/** The task names of a claim or a registration: a worker runs only jobs of tasks it has, so one
+ * without any would wait forever. `needs` starts the message. */
+function validateTasks(needs: string, tasks: unknown): void {
+  if (!Array.isArray(tasks) || tasks.length === 0 || tasks.some((t) => typeof t !== 'string' || t === '')) {
+    throw invalid(`${needs} task names (at least one, none empty): a worker runs only jobs of tasks it has; register tasks with queue.task() before worker.start()`)
+  }
+}
+
+/** A worker as it registers (the lease as {@link validateLease} says). */
+export function validateWorker(w: WorkerInfo): void {
+  if (w === null || typeof w !== 'object') throw invalid('registerWorker takes a worker object')
+  validateWorkerId(w.id)
+  validateLease(w.leaseMs)
+  if (!Array.isArray(w.queues) || w.queues.length === 0 || w.queues.some((q) => typeof q !== 'string' || q === '')) {
+    throw invalid('a worker needs at least one non-empty queue name, e.g. ["default"]')
+  }
+  validateTasks('a worker needs its', w.tasks)
 }
 
 /** The queues a claim reads, each once, in a fixed order (code-unit order, as Rust sorts bytes
  * for the ASCII names queues have; either order is a valid fixed order for other names). */
 export function claimQueues(queues: readonly string[]): string[] {
   return [...new Set(queues)].sort()
+}
+
+/** The task names a claim reads, each once, in a fixed order (as {@link claimQueues}). */
+export function claimTasks(tasks: readonly string[]): string[] {
+  return claimQueues(tasks)
 }
 
 /** A page of a listing (jobs, dead letters). */
@@ -177,6 +202,48 @@ export interface ClaimKey {
  * of the ready index, so a claim reads it front to front). For Array.prototype.sort. */
 export function claimOrder(a: ClaimKey, b: ClaimKey): number {
   return b.priority - a.priority || a.runAt - b.runAt || a.id - b.id
+}
+
+// ---- routing: jobs whose task no live worker has -------------------------------------------
+
+/** How long a job may stay ready while no live worker of its namespace has its task before it ends
+ * dead as unroutable: long enough for a rolling deploy to bring the task's workers back, short
+ * enough that a task nobody registers shows up in the dead letters the same day. */
+export const DEFAULT_UNROUTABLE_AFTER_MS = 300_000
+
+/** Whether a worker's row in the `workers` table stands for a live worker at `now`: its heartbeat
+ * touched it within its lease. One that died without closing counts as gone after a whole lease. */
+export function workerAlive(now: number, lastSeenAt: number, leaseMs: number): boolean {
+  return now - lastSeenAt <= leaseMs
+}
+
+/** A ready job as the unroutable check sees it, with what the live workers of its namespace say. */
+export interface Routing {
+  now: number
+  /** When the job became ready (its run_at). */
+  readySince: number
+  /** Some live worker of the namespace has the job's task. */
+  taskLive: boolean
+  /** The earliest start of the namespace's live workers; null when none is live. */
+  workersSince: number | null
+  /** The namespace's grace: the longest `unroutableAfterMs` of its live workers. */
+  graceMs: number
+}
+
+/** Whether a ready job ends dead as unroutable: no live worker of its namespace has its task, it has
+ * been ready for the grace, and the namespace has had live workers for the grace too (with none
+ * live nothing is decided: an outage is not a routing mistake). */
+export function unroutable(r: Routing): boolean {
+  const cutoff = r.now - r.graceMs
+  return !r.taskLive && r.readySince <= cutoff && r.workersSince !== null && r.workersSince <= cutoff
+}
+
+/** The error recorded for a job that ended dead as unroutable (the seed's worker error, naming the fix). */
+export function unroutableMessage(taskName: string, queue: string, graceMs: number): string {
+  return (
+    `TaskitoError: task not registered: ${taskName} (no live worker has had it for ${graceMs} ms: ` +
+    `register it with queue.task() in a worker that serves queue ${JSON.stringify(queue)})`
+  )
 }
 
 // ---- failure --------------------------------------------------------------------------------

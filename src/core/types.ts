@@ -105,6 +105,9 @@ export interface Enqueued {
 export interface ClaimRequest {
   workerId: string
   queues: string[]
+  /** The task names the worker has: only jobs of these tasks are handed out (the others wait for a
+   * worker that has theirs, or end dead as unroutable after the grace: see WorkerInfo). */
+  tasks: string[]
   /** Most jobs to claim (the worker's free slots). */
   limit: number
   /**
@@ -113,6 +116,21 @@ export interface ClaimRequest {
    * scheduled job becomes due, or on {@link Core.wake}. 0 returns at once.
    */
   waitMs: number
+}
+
+/** A worker as it registers: its lease, and what the `workers` table says of it to every process
+ * (which tasks it has, for the unroutable rule; who and where it is, for inspection). */
+export interface WorkerInfo {
+  id: string
+  queues: string[]
+  tasks: string[]
+  concurrency: number
+  hostname: string
+  pid: number
+  leaseMs: number
+  /** How long a job may stay ready while no live worker of its namespace has its task before it ends
+   * dead (`task not registered`); the namespace uses the longest of its live workers'. */
+  unroutableAfterMs: number
 }
 
 export interface ClaimedJob {
@@ -256,8 +274,10 @@ export interface Core {
   replay(deadId: string): Promise<string>
   listJobs(filter: ListFilter): Promise<JobRow[]>
   /** Starts renewing the leases of this worker's running jobs on a core thread (every
-   * min(leaseMs/3, 500) ms) and learning their cancel requests. */
-  registerWorker(workerId: string, leaseMs: number): void
+   * min(leaseMs/3, 500) ms) and learning their cancel requests; the same beat keeps the worker's
+   * row in the `workers` table fresh (written here, removed by unregisterWorker). Registering an
+   * id again updates it (its task names, say). */
+  registerWorker(worker: WorkerInfo): void
   unregisterWorker(workerId: string): void
   /** Ids of this worker's running jobs whose cancel was requested, learned since the last call. */
   takeCancelRequests(workerId: string): string[]

@@ -10,6 +10,7 @@ pub mod model;
 pub mod policy;
 pub mod postgres;
 mod readonly;
+pub mod routing;
 pub mod sqlite;
 pub mod store;
 

@@ -116,10 +116,46 @@ pub struct Enqueued {
 pub struct ClaimRequest {
     pub worker_id: String,
     pub queues: Vec<String>,
+    /// The task names the worker has: only jobs of these tasks are handed out (the others wait
+    /// for a worker that has theirs; see `policy::unroutable`).
+    pub tasks: Vec<String>,
     /// Most jobs to claim.
     pub limit: i64,
     /// How long to wait for a job when none is ready; 0 returns at once.
     pub wait_ms: u64,
+}
+
+/// A worker as it registers: its lease, and what the `workers` table says of it to every process
+/// (which tasks it has, for the unroutable rule; who and where it is, for inspection).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerInfo {
+    pub id: String,
+    pub queues: Vec<String>,
+    pub tasks: Vec<String>,
+    pub concurrency: i64,
+    pub hostname: String,
+    pub pid: i64,
+    pub lease_ms: u64,
+    /// How long a job may stay ready while no live worker of its namespace has its task, before
+    /// it ends dead (`policy::DEFAULT_UNROUTABLE_AFTER_MS`).
+    pub unroutable_after_ms: u64,
+}
+
+impl WorkerInfo {
+    /// A worker of queue `default` with no tasks, this process's pid and the default grace;
+    /// handy in tests.
+    pub fn new(id: impl Into<String>, lease_ms: u64) -> Self {
+        WorkerInfo {
+            id: id.into(),
+            queues: vec!["default".into()],
+            tasks: Vec::new(),
+            concurrency: 1,
+            hostname: String::new(),
+            pid: i64::from(std::process::id()),
+            lease_ms,
+            unroutable_after_ms: crate::policy::DEFAULT_UNROUTABLE_AFTER_MS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -12,7 +12,7 @@
 use std::cmp::Ordering;
 
 use crate::error::{Error, Result};
-use crate::model::{ClaimRequest, ClaimedJob, NewJob};
+use crate::model::{ClaimRequest, ClaimedJob, NewJob, WorkerInfo};
 
 // ---- leases ---------------------------------------------------------------------------------
 
@@ -154,7 +154,31 @@ pub fn validate_claim(req: &ClaimRequest) -> Result<()> {
             "claim needs at least one non-empty queue name, e.g. [\"default\"]",
         ));
     }
+    validate_tasks("claim needs the worker's", &req.tasks)
+}
+
+/// The task names of a claim or a registration: a worker runs only jobs of tasks it has, so
+/// one without any would wait forever. `needs` starts the message ("claim needs the worker's").
+fn validate_tasks(needs: &str, tasks: &[String]) -> Result<()> {
+    if tasks.is_empty() || tasks.iter().any(|t| t.is_empty()) {
+        return Err(Error::invalid(format!(
+            "{needs} task names (at least one, none empty): a worker runs only \
+             jobs of tasks it has; register tasks with queue.task() before worker.start()"
+        )));
+    }
     Ok(())
+}
+
+/// A worker as it registers (the lease as [`validate_lease`] says).
+pub fn validate_worker(w: &WorkerInfo) -> Result<()> {
+    validate_worker_id(&w.id)?;
+    validate_lease(w.lease_ms)?;
+    if w.queues.is_empty() || w.queues.iter().any(|q| q.is_empty()) {
+        return Err(Error::invalid(
+            "a worker needs at least one non-empty queue name, e.g. [\"default\"]",
+        ));
+    }
+    validate_tasks("a worker needs its", &w.tasks)
 }
 
 /// The queues a claim reads, each once, in a fixed order.
@@ -163,6 +187,11 @@ pub fn claim_queues(queues: &[String]) -> Vec<String> {
     q.sort();
     q.dedup();
     q
+}
+
+/// The task names a claim reads, each once, in a fixed order (as [`claim_queues`]).
+pub fn claim_tasks(tasks: &[String]) -> Vec<String> {
+    claim_queues(tasks)
 }
 
 /// A page of a listing (jobs, dead letters).
@@ -237,6 +266,53 @@ pub fn claim_order(a: &ClaimKey, b: &ClaimKey) -> Ordering {
         .cmp(&a.priority)
         .then(a.run_at.cmp(&b.run_at))
         .then(a.id.cmp(&b.id))
+}
+
+// ---- routing: jobs whose task no live worker has -------------------------------------------
+
+/// How long a job may stay ready while no live worker of its namespace has its task before it
+/// ends dead as unroutable: long enough for a rolling deploy to bring the task's workers back,
+/// short enough that a task nobody registers shows up in the dead letters the same day.
+pub const DEFAULT_UNROUTABLE_AFTER_MS: u64 = 300_000;
+
+/// Whether a worker's row in the `workers` table stands for a live worker at `now`: its heartbeat
+/// (every third of its lease at most) touched it within its lease. A worker that died without
+/// closing counts as gone once a whole lease passed, as its claims do.
+pub fn worker_alive(now: i64, last_seen_at: i64, lease_ms: i64) -> bool {
+    now.saturating_sub(last_seen_at) <= lease_ms
+}
+
+/// A ready job as the unroutable check sees it, with what the live workers of its namespace say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routing {
+    pub now: i64,
+    /// When the job became ready (its run_at).
+    pub ready_since: i64,
+    /// Some live worker of the namespace has the job's task.
+    pub task_live: bool,
+    /// The earliest start of the namespace's live workers; None when none is live.
+    pub workers_since: Option<i64>,
+    /// The namespace's grace: the longest `unroutable_after_ms` of its live workers.
+    pub grace_ms: i64,
+}
+
+/// Whether a ready job ends dead as unroutable: no live worker of its namespace has its task, it
+/// has been ready for the grace, and the namespace has had live workers for the grace too. With
+/// no live worker at all nothing is decided (an outage, not a routing mistake), and workers that
+/// just came back get a grace to register before the backlog they find is judged.
+pub fn unroutable(r: Routing) -> bool {
+    let cutoff = r.now.saturating_sub(r.grace_ms);
+    !r.task_live && r.ready_since <= cutoff && r.workers_since.is_some_and(|s| s <= cutoff)
+}
+
+/// The error recorded for a job that ended dead as unroutable (the seed's worker error, naming
+/// the fix).
+pub fn unroutable_message(task_name: &str, queue: &str, grace_ms: i64) -> String {
+    format!(
+        "TaskitoError: task not registered: {task_name} (no live worker has had it for \
+         {grace_ms} ms: register it with queue.task() in a worker that serves queue {})",
+        crate::json::quote(queue)
+    )
 }
 
 // ---- failure --------------------------------------------------------------------------------

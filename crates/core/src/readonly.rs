@@ -67,7 +67,7 @@ impl Store for ReadOnlyStore {
     async fn list_jobs(&self, filter: ListFilter) -> Result<Vec<JobRow>> {
         self.inner.list_jobs(filter).await
     }
-    fn register_worker(&self, _: &str, _: u64) -> Result<()> {
+    fn register_worker(&self, _: &WorkerInfo) -> Result<()> {
         Err(refused("a worker"))
     }
     fn unregister_worker(&self, _: &str) {}

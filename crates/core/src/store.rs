@@ -12,7 +12,9 @@
 //! at least `policy::REAP_GRACE_MS` ago (its worker stopped renewing it, or its deadline passed),
 //! recording `policy::ReapReason::message`, then retries it or sends it dead as a failed settle
 //! would. Attempts of workers registered in the store's own process are left to their heartbeat
-//! unless past their deadline (`policy::reap_decision`).
+//! unless past their deadline (`policy::reap_decision`). The same background work ends dead the
+//! ready jobs whose task no live worker of their namespace has had for the grace
+//! (`policy::unroutable`, `crate::routing`), and drops the rows of workers that are gone.
 
 use async_trait::async_trait;
 
@@ -27,8 +29,9 @@ pub trait Store: Send + Sync {
     /// refuses fails the whole batch with its message (`INVALID_ARGUMENT`), nothing written. A
     /// `unique_key` held by a pending, running or failed job returns that job (`created: false`).
     async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<Enqueued>>;
-    /// Ready jobs (pending, or failed with run_at due) of these queues, in `policy::claim_order`
-    /// over all of them (the queues may repeat: each is read once), at most `limit` → running
+    /// Ready jobs (pending, or failed with run_at due) of these queues and of these tasks only, in
+    /// `policy::claim_order` over all of them (queues and tasks may repeat: each (queue, task) is
+    /// read once, by index, so jobs of other tasks cost nothing), at most `limit` → running
     /// with a fresh lease token, the worker's registered lease (else `policy::DEFAULT_LEASE_MS`)
     /// ending at `policy::lease_end`. Waits up to `wait_ms` when none is ready. Refused as
     /// `policy::validate_claim` says.
@@ -58,9 +61,11 @@ pub trait Store: Send + Sync {
     async fn list_jobs(&self, filter: ListFilter) -> Result<Vec<JobRow>>;
     /// Starts renewing this worker's leases every `policy::heartbeat_interval_ms(lease_ms)`;
     /// claims by this worker id use `lease_ms`. A beat renews every attempt the worker still
-    /// holds, also one whose lease already ran out. Refused: an empty id, a lease outside
-    /// `policy::validate_lease`.
-    fn register_worker(&self, worker_id: &str, lease_ms: u64) -> Result<()>;
+    /// holds, also one whose lease already ran out, and writes the worker's row in the `workers`
+    /// table (`last_seen_at`; the first beat is at once). Registering the same id again updates
+    /// it. Refused as `policy::validate_worker` says.
+    fn register_worker(&self, worker: &WorkerInfo) -> Result<()>;
+    /// Stops the heartbeat and deletes the worker's row.
     fn unregister_worker(&self, worker_id: &str);
     /// Ids of this worker's running jobs whose cancel was requested, learned since the last call.
     fn take_cancel_requests(&self, worker_id: &str) -> Vec<i64>;

@@ -3,8 +3,8 @@
 //! cannot drift: a case that one answers differently fails the build.
 
 use serde_json::{Map, Value};
-use taskito_core::policy::{self, Backoff, ClaimKey, Expired, Failure, FailureDecision};
-use taskito_core::{ClaimRequest, NewJob};
+use taskito_core::policy::{self, Backoff, ClaimKey, Expired, Failure, FailureDecision, Routing};
+use taskito_core::{ClaimRequest, NewJob, WorkerInfo};
 
 fn cases() -> Value {
     let text = std::fs::read_to_string(concat!(
@@ -97,6 +97,10 @@ fn constants_match_the_table() {
     assert_eq!(int(c, "SWEEP_BUSY_PAUSE_MS"), policy::SWEEP_BUSY_PAUSE_MS);
     assert_eq!(int(c, "SWEEP_IDLE_PAUSE_MS"), policy::SWEEP_IDLE_PAUSE_MS);
     assert_eq!(
+        int(c, "DEFAULT_UNROUTABLE_AFTER_MS") as u64,
+        policy::DEFAULT_UNROUTABLE_AFTER_MS
+    );
+    assert_eq!(
         text(c, "CANCELLED_BEFORE_RUN"),
         policy::CANCELLED_BEFORE_RUN
     );
@@ -130,10 +134,20 @@ fn validate_worker_lease_claim_page_progress_cases() {
         let req = ClaimRequest {
             worker_id: text(case, "workerId"),
             queues: strings(&case["queues"]),
+            tasks: strings(&case["tasks"]),
             limit: int(case, "limit"),
             wait_ms: 0,
         };
         let got = error_of(policy::validate_claim(&req));
+        assert_eq!(got, expected_error(case), "case {case}");
+    }
+    for case in section(&all, "validate_worker") {
+        let w = WorkerInfo {
+            queues: strings(&case["queues"]),
+            tasks: strings(&case["tasks"]),
+            ..WorkerInfo::new(text(case, "id"), int(case, "leaseMs") as u64)
+        };
+        let got = error_of(policy::validate_worker(&w));
         assert_eq!(got, expected_error(case), "case {case}");
     }
     for case in section(&all, "validate_page") {
@@ -168,6 +182,10 @@ fn claim_cases() {
     let all = cases();
     for case in section(&all, "claim_queues") {
         let got = policy::claim_queues(&strings(&case["queues"]));
+        assert_eq!(got, strings(&case["expect"]), "case {case}");
+    }
+    for case in section(&all, "claim_tasks") {
+        let got = policy::claim_tasks(&strings(&case["tasks"]));
         assert_eq!(got, strings(&case["expect"]), "case {case}");
     }
     for case in section(&all, "claim_order") {
@@ -347,5 +365,44 @@ fn file_mode_cases() {
     for case in section(&all, "dir_mode") {
         let got = policy::dir_mode(int(case, "fileMode") as u32);
         assert_eq!(got as i64, int(case, "expect"), "case {case}");
+    }
+}
+
+#[test]
+fn routing_cases() {
+    let all = cases();
+    for case in section(&all, "worker_alive") {
+        let got = policy::worker_alive(
+            int(case, "now"),
+            int(case, "lastSeenAt"),
+            int(case, "leaseMs"),
+        );
+        assert_eq!(
+            got,
+            case["expect"].as_bool().expect("expect"),
+            "case {case}"
+        );
+    }
+    for case in section(&all, "unroutable") {
+        let got = policy::unroutable(Routing {
+            now: int(case, "now"),
+            ready_since: int(case, "readySince"),
+            task_live: case["taskLive"].as_bool().expect("taskLive"),
+            workers_since: opt_int(case, "workersSince"),
+            grace_ms: int(case, "graceMs"),
+        });
+        assert_eq!(
+            got,
+            case["expect"].as_bool().expect("expect"),
+            "case {case}"
+        );
+    }
+    for case in section(&all, "unroutable_message") {
+        let got = policy::unroutable_message(
+            &text(case, "taskName"),
+            &text(case, "queue"),
+            int(case, "graceMs"),
+        );
+        assert_eq!(got, text(case, "expect"), "case {case}");
     }
 }

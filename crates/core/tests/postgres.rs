@@ -15,7 +15,7 @@ use taskito_core::{
 use tokio_postgres::NoTls;
 
 mod common;
-use common::{complete, job, pg_url, req};
+use common::{complete, job, pg_url, req, worker};
 
 /// A fresh schema for one test, dropped at the end (also when the test panics).
 struct TestDb {
@@ -174,7 +174,7 @@ async fn a_lost_worker_is_reaped_when_its_lease_runs_out() {
     let mut j = job("t");
     j.max_retries = 0;
     let id = s.enqueue(vec![j]).await.unwrap()[0].id;
-    s.register_worker("ghost", 300).unwrap();
+    s.register_worker(&worker("ghost", 300)).unwrap();
     let a = s.claim(req("ghost", 1, 0)).await.unwrap().remove(0);
     // The worker "dies": no more heartbeats.
     s.unregister_worker("ghost");
@@ -196,7 +196,7 @@ async fn cancel_pending_and_running() {
     let db = db_or_skip!();
     let s = db.open().await;
     let ids = s.enqueue(vec![job("a"), job("b")]).await.unwrap();
-    s.register_worker("w", 3000).unwrap();
+    s.register_worker(&worker("w", 3000)).unwrap();
     let running = s.claim(req("w", 1, 0)).await.unwrap().remove(0);
     let waiting = ids.iter().find(|e| e.id != running.id).unwrap().id;
 
@@ -366,7 +366,7 @@ async fn many_processes_migrate_one_new_schema_at_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(v, "2");
+    assert_eq!(v, "3", "the latest version");
 
     // Newer than this build: refused.
     admin
@@ -462,7 +462,7 @@ async fn a_settle_waits_out_an_outage() {
             .expect("open as the test role"),
     );
     let ids = s.enqueue(vec![job("a"), job("b")]).await.unwrap();
-    s.register_worker("w", 10_000).unwrap();
+    s.register_worker(&worker("w", 10_000)).unwrap();
     let a = s.claim(req("w", 1, 0)).await.unwrap().remove(0);
 
     let outage = |on: bool| {
@@ -529,7 +529,7 @@ async fn a_busy_worker_never_loses_its_leases() {
         let worker = format!("busy{w}");
         // Beats every 166 ms over a few hundred rows, so they keep landing on rows being
         // settled; the lease is long enough for any batch that is not stuck behind a lock.
-        s.register_worker(&worker, 500).unwrap();
+        s.register_worker(&common::worker(&worker, 500)).unwrap();
         handles.push(tokio::spawn(async move {
             loop {
                 let got = s.claim(req(&worker, 250, 0)).await.unwrap();
@@ -567,7 +567,7 @@ async fn terminated_connections_under_load_lose_nothing() {
     for w in 0..3 {
         let s = Arc::new(db.open().await);
         let worker = format!("w{w}");
-        s.register_worker(&worker, 1_000).unwrap();
+        s.register_worker(&common::worker(&worker, 1_000)).unwrap();
         let (stop, completes) = (stop.clone(), completes.clone());
         workers.push(tokio::spawn(async move {
             let mut claim_errors = 0;
@@ -701,7 +701,7 @@ async fn a_live_worker_keeps_an_attempt_whose_lease_ran_out_while_locked() {
     let mut j = job("t");
     j.max_retries = 0;
     let id = s.enqueue(vec![j]).await.unwrap()[0].id;
-    s.register_worker("w", 200).unwrap();
+    s.register_worker(&worker("w", 200)).unwrap();
     let a = s.claim(req("w", 1, 0)).await.unwrap().remove(0);
 
     let mut admin = db.admin().await;
@@ -756,14 +756,14 @@ async fn the_reaper_of_the_same_process_takes_attempts_nobody_holds() {
     let mut j = job("t");
     j.max_retries = 0;
     let ids = s.enqueue(vec![j.clone(), j]).await.unwrap();
-    s.register_worker("gone", 200).unwrap();
+    s.register_worker(&worker("gone", 200)).unwrap();
     s.claim(req("gone", 1, 0)).await.unwrap();
     s.unregister_worker("gone");
     // Registered again, but without the attempt it claimed before: like a lost claim reply.
-    s.register_worker("forgot", 200).unwrap();
+    s.register_worker(&worker("forgot", 200)).unwrap();
     s.claim(req("forgot", 1, 0)).await.unwrap();
     s.unregister_worker("forgot");
-    s.register_worker("forgot", 200).unwrap();
+    s.register_worker(&worker("forgot", 200)).unwrap();
     for e in ids {
         let row = s.wait_job(e.id, 10_000).await.unwrap().unwrap();
         assert_eq!(row.status, StatusCode::Dead as i64);
@@ -788,7 +788,7 @@ async fn the_reaper_waits_out_the_grace_after_a_deadline() {
     j.max_retries = 0;
     j.timeout_ms = Some(100);
     let id = s.enqueue(vec![j]).await.unwrap()[0].id;
-    s.register_worker("w", 5000).unwrap();
+    s.register_worker(&worker("w", 5000)).unwrap();
     s.claim(req("w", 1, 0)).await.unwrap();
     let row = s.wait_job(id, 10_000).await.unwrap().unwrap();
     assert_eq!(row.status, StatusCode::Dead as i64);

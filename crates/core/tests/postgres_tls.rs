@@ -306,6 +306,7 @@ async fn the_store_works_over_tls() {
             .claim(ClaimRequest {
                 worker_id: "w".into(),
                 queues: vec!["default".into()],
+                tasks: vec!["t".into()],
                 limit: 1,
                 wait_ms: 60_000,
             })

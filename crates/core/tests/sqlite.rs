@@ -8,7 +8,7 @@ use taskito_core::{open, ClaimedJob, NewJob, OpenOptions, Settle, SettleStatus, 
 use tempfile::TempDir;
 
 mod common;
-use common::{complete, enqueue_one, job, req};
+use common::{complete, enqueue_one, job, req, worker};
 
 fn opts(dir: &TempDir, ns: &str) -> OpenOptions {
     OpenOptions {
@@ -56,7 +56,7 @@ async fn a_short_lease_is_reaped_promptly() {
     let mut j = job("t");
     j.backoff_base_ms = 0;
     let id = enqueue_one(&s, j).await;
-    s.register_worker("ghost", 100).unwrap();
+    s.register_worker(&worker("ghost", 100)).unwrap();
     s.claim(req("ghost", 1, 0)).await.unwrap().remove(0);
     s.unregister_worker("ghost");
     let t0 = Instant::now();
@@ -304,7 +304,7 @@ async fn a_version_1_file_migrates_and_still_counts_every_status() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, "2");
+    assert_eq!(version, "3");
     let status_index: i64 = c
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE name = 'jobs_status'",
@@ -398,7 +398,7 @@ async fn a_lock_longer_than_the_lease_does_not_cost_a_live_worker_its_attempt() 
     o.busy_timeout_ms = Some(100);
     let s = open(o).await.unwrap();
     let id = enqueue_one(&s, job("t")).await;
-    s.register_worker("w1", 120).unwrap();
+    s.register_worker(&worker("w1", 120)).unwrap();
     let c = s.claim(req("w1", 1, 0)).await.unwrap().remove(0);
     let path = dir.path().join("sub/jobs.db");
     // Another tool holds the write lock for several lease lengths.
@@ -749,7 +749,7 @@ async fn a_read_only_open_never_creates_or_writes() {
         r.cancel(id).await.expect_err("refused").code(),
         "INVALID_ARGUMENT"
     );
-    assert!(r.register_worker("w", 5_000).is_err());
+    assert!(r.register_worker(&worker("w", 5_000)).is_err());
     r.close().await.unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), before, "byte-identical");
 }

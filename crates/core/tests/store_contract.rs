@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use taskito_core::policy;
 use taskito_core::{
     open, ClaimRequest, ClaimedJob, JobRow, JobToken, ListFilter, NewJob, OpenOptions, SettleKind,
-    SettleStatus, StatsRow, StatusCode, Store,
+    SettleStatus, StatsRow, StatusCode, Store, WorkerInfo,
 };
 use tempfile::TempDir;
 use tokio_postgres::NoTls;
@@ -145,6 +145,10 @@ contract!(
     the_reaper_retries_the_attempt_of_a_lost_worker,
     the_reaper_fails_an_attempt_past_its_timeout,
     the_heartbeat_keeps_a_live_worker_s_lease,
+    a_claim_takes_only_jobs_of_its_tasks_in_claim_order,
+    a_claim_without_task_names_is_refused,
+    a_job_no_live_worker_has_ends_dead_after_the_grace,
+    without_a_live_worker_no_job_is_judged_unroutable,
 );
 
 // ---- helpers --------------------------------------------------------------------------------
@@ -450,7 +454,7 @@ async fn cancel_pending_running_and_final(s: Arc<dyn Store>) {
     assert_eq!(status(&row(&s, failed).await), StatusCode::Cancelled);
 
     // Running: requested; the worker's heartbeat learns it, once; the attempt settles cancelled.
-    s.register_worker("w1", 300).unwrap();
+    s.register_worker(&worker("w1", 300)).unwrap();
     let running = enqueue_one(&s, job("t")).await;
     let c = claim_one(&s, "w1", 0).await;
     assert_eq!(s.cancel(running).await.unwrap().as_str(), "requested");
@@ -848,20 +852,21 @@ async fn an_empty_worker_id_is_refused(s: Arc<dyn Store>) {
     assert_eq!(e.code(), "INVALID_ARGUMENT");
     assert_eq!(e, policy::validate_worker_id("").unwrap_err());
     assert_eq!(s.stats().await.unwrap().pending, 1, "nothing was claimed");
-    let e = s.register_worker("", 5_000).unwrap_err();
+    let e = s.register_worker(&worker("", 5_000)).unwrap_err();
     assert_eq!(e, policy::validate_worker_id("").unwrap_err());
 }
 
 async fn a_lease_of_5_ms_is_refused(s: Arc<dyn Store>) {
-    let e = s.register_worker("w", 5).unwrap_err();
+    let e = s.register_worker(&worker("w", 5)).unwrap_err();
     assert_eq!(e.code(), "INVALID_ARGUMENT");
     assert_eq!(e, policy::validate_lease(5).unwrap_err());
     let longest = policy::MAX_LEASE_MS + 1;
     assert_eq!(
-        s.register_worker("w", longest).unwrap_err(),
+        s.register_worker(&worker("w", longest)).unwrap_err(),
         policy::validate_lease(longest).unwrap_err()
     );
-    s.register_worker("w", policy::MIN_LEASE_MS).unwrap();
+    s.register_worker(&worker("w", policy::MIN_LEASE_MS))
+        .unwrap();
     s.unregister_worker("w");
 }
 
@@ -899,7 +904,7 @@ async fn the_reaper_retries_the_attempt_of_a_lost_worker(s: Arc<dyn Store>) {
     j.backoff_base_ms = 0;
     let id = enqueue_one(&s, j).await;
     // A worker claims with a short lease and dies: unregistered, nobody renews the lease.
-    s.register_worker("ghost", 100).unwrap();
+    s.register_worker(&worker("ghost", 100)).unwrap();
     let lost = claim_one(&s, "ghost", 0).await;
     s.unregister_worker("ghost");
     let t0 = Instant::now();
@@ -937,7 +942,7 @@ async fn the_reaper_fails_an_attempt_past_its_timeout(s: Arc<dyn Store>) {
     j.timeout_ms = Some(200);
     let id = enqueue_one(&s, j).await;
     // A live worker: its heartbeat renews the lease, but never past the deadline.
-    s.register_worker("w1", 5_000).unwrap();
+    s.register_worker(&worker("w1", 5_000)).unwrap();
     let c = claim_one(&s, "w1", 0).await;
     let t0 = Instant::now();
     let again = claim_one(&s, "w1", 10_000).await;
@@ -972,7 +977,7 @@ async fn the_reaper_fails_an_attempt_past_its_timeout(s: Arc<dyn Store>) {
 
 async fn the_heartbeat_keeps_a_live_worker_s_lease(s: Arc<dyn Store>) {
     let id = enqueue_one(&s, job("t")).await;
-    s.register_worker("w1", 300).unwrap();
+    s.register_worker(&worker("w1", 300)).unwrap();
     let c = claim_one(&s, "w1", 0).await;
     // Several lease lengths pass: only the heartbeat keeps the attempt from being reaped.
     let r = s.wait_job(id, 1_200).await.unwrap().expect("exists");
@@ -981,4 +986,165 @@ async fn the_heartbeat_keeps_a_live_worker_s_lease(s: Arc<dyn Store>) {
     let out = s.settle(vec![complete(&c, "1")]).await.unwrap();
     assert_eq!(out[0].status, SettleStatus::Complete);
     s.unregister_worker("w1");
+}
+
+// ---- routing: several services on one database ---------------------------------------------
+
+/// A job of `task` in `queue` with this priority.
+fn routed(task: &str, queue: &str, priority: i64) -> NewJob {
+    let mut j = job(task);
+    j.queue = queue.into();
+    j.priority = priority;
+    j
+}
+
+async fn a_claim_takes_only_jobs_of_its_tasks_in_claim_order(s: Arc<dyn Store>) {
+    // Service A has resize-image, service B send-email; both share the queue "default".
+    let mut jobs = Vec::new();
+    for i in 0..6 {
+        jobs.push(routed("send-email", "default", i % 3));
+        jobs.push(routed("resize-image", "default", (i + 1) % 3));
+    }
+    let ids: Vec<i64> = s
+        .enqueue(jobs)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let a = s
+        .claim(req_tasks("a", &["resize-image"], 100, 0))
+        .await
+        .unwrap();
+    assert_eq!(a.len(), 6, "every resize-image job, nothing else");
+    assert!(a.iter().all(|j| j.task_name == "resize-image"));
+    let keys: Vec<(i64, i64)> = a.iter().map(|j| (j.priority, j.id)).collect();
+    let mut sorted = keys.clone();
+    sorted.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
+    assert_eq!(keys, sorted, "priority first, then the older job");
+    // B's jobs are untouched: pending, no attempt used.
+    for id in ids.iter().step_by(2) {
+        let r = row(&s, *id).await;
+        assert_eq!((status(&r), r.retry_count), (StatusCode::Pending, 0));
+    }
+    // A worker with both tasks (and a queue it does not serve) gets one order over the tasks.
+    s.enqueue(vec![
+        routed("resize-image", "default", 7),
+        routed("resize-image", "other", 9),
+    ])
+    .await
+    .unwrap();
+    let both = s
+        .claim(req_tasks(
+            "ab",
+            &["send-email", "resize-image", "send-email"],
+            3,
+            0,
+        ))
+        .await
+        .unwrap();
+    let got: Vec<(&str, i64)> = both
+        .iter()
+        .map(|j| (j.task_name.as_str(), j.priority))
+        .collect();
+    assert_eq!(
+        got,
+        [("resize-image", 7), ("send-email", 2), ("send-email", 2)],
+        "merged across tasks in claim order, queue other not asked for"
+    );
+    // A waiting claim of A's task is not handed B's jobs, and comes back empty.
+    let none = s
+        .claim(req_tasks("a", &["resize-image"], 10, 50))
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+    assert_eq!(
+        s.stats().await.unwrap().pending,
+        4 + 1,
+        "B's rest and queue other's"
+    );
+}
+
+async fn a_claim_without_task_names_is_refused(s: Arc<dyn Store>) {
+    enqueue_one(&s, job("t")).await;
+    for r in [req_tasks("w", &[], 1, 0), req_tasks("w", &["t", ""], 1, 0)] {
+        let e = s.claim(r.clone()).await.unwrap_err();
+        assert_eq!(e, policy::validate_claim(&r).unwrap_err());
+        assert_eq!(e.code(), "INVALID_ARGUMENT");
+    }
+    let e = s.register_worker(&WorkerInfo::new("w", 1_000)).unwrap_err();
+    assert!(e.message().contains("task names"), "{e}");
+    assert_eq!(s.stats().await.unwrap().pending, 1, "nothing was claimed");
+}
+
+/// A worker of the default queue with these tasks and this grace.
+fn service(id: &str, tasks: &[&str], grace_ms: u64) -> WorkerInfo {
+    WorkerInfo {
+        tasks: tasks.iter().map(|t| t.to_string()).collect(),
+        unroutable_after_ms: grace_ms,
+        ..WorkerInfo::new(id, 5_000)
+    }
+}
+
+async fn a_job_no_live_worker_has_ends_dead_after_the_grace(s: Arc<dyn Store>) {
+    const GRACE: u64 = 300;
+    s.register_worker(&service("a", &["resize-image"], GRACE))
+        .unwrap();
+    let ids: Vec<i64> = s
+        .enqueue(vec![job("send-email"), job("resize-image")])
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    let (email, resize) = (ids[0], ids[1]);
+    // Within the grace it waits (a worker with the task may still come).
+    let early = s.wait_job(email, 100).await.unwrap().unwrap();
+    assert_eq!(status(&early), StatusCode::Pending);
+    let dead = s.wait_job(email, 10_000).await.unwrap().unwrap();
+    assert_eq!(status(&dead), StatusCode::Dead, "{dead:?}");
+    let message = policy::unroutable_message("send-email", "default", GRACE as i64);
+    assert_eq!(dead.error.as_deref(), Some(message.as_str()));
+    assert!(message.starts_with("TaskitoError: task not registered: send-email"));
+    let waited = dead.finished_at.unwrap() - dead.created_at;
+    assert!(waited >= GRACE as i64, "dead after {waited} ms");
+    let errors = s.job_errors(email).await.unwrap();
+    assert_eq!((errors.len(), errors[0].attempt), (1, 0));
+    let letters = s.dead_letters(10, 0).await.unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(
+        (letters[0].job_id, letters[0].error.as_str()),
+        (email, message.as_str())
+    );
+    // The live worker's task is never judged: its job is still there for it.
+    let r = row(&s, resize).await;
+    assert_eq!(status(&r), StatusCode::Pending);
+    let got = s
+        .claim(req_tasks("a", &["resize-image"], 10, 0))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    s.unregister_worker("a");
+}
+
+async fn without_a_live_worker_no_job_is_judged_unroutable(s: Arc<dyn Store>) {
+    // A worker that has the task registers while the job waits (a deploy): it runs it.
+    s.register_worker(&service("a", &["resize-image"], 200))
+        .unwrap();
+    let id = enqueue_one(&s, job("send-email")).await;
+    s.register_worker(&service("b", &["send-email"], 200))
+        .unwrap();
+    let r = s.wait_job(id, 600).await.unwrap().unwrap();
+    assert_eq!(status(&r), StatusCode::Pending, "B has the task");
+    let got = s
+        .claim(req_tasks("b", &["send-email"], 1, 0))
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 1);
+    s.unregister_worker("a");
+    s.unregister_worker("b");
+    // No worker at all: an outage, not a routing mistake; nothing is judged.
+    let id = enqueue_one(&s, job("nobody")).await;
+    let r = s.wait_job(id, 600).await.unwrap().unwrap();
+    assert_eq!(status(&r), StatusCode::Pending);
 }

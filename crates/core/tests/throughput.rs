@@ -57,6 +57,7 @@ async fn throughput() {
             .claim(ClaimRequest {
                 worker_id: "w".into(),
                 queues: vec!["default".into()],
+                tasks: vec!["t".into()],
                 limit: 512,
                 wait_ms: 0,
             })
@@ -114,4 +115,56 @@ async fn single_enqueues() {
         20_000.0 / (cpu() - c0)
     );
     s.close().await.unwrap();
+}
+
+/// Claims of one service beside another service's backlog in the same queue: the claim reads the
+/// ready index per (queue, task), so the other task's rows cost it nothing. Prints the time per
+/// claim with no backlog and with one; asserts only that every claim got its own task's job.
+/// Release figures: cargo test --release -p taskito-core --test throughput -- --nocapture backlog
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_beside_another_service_s_backlog() {
+    const OWN: usize = 300;
+    const BACKLOG: usize = 50_000;
+    let mut per_claim = Vec::new();
+    for backlog in [0, BACKLOG] {
+        let dir = tempfile::TempDir::new().unwrap();
+        let s = fresh(&dir).await;
+        for _ in 0..backlog / 10_000 {
+            let jobs: Vec<NewJob> = (0..10_000)
+                .map(|_| NewJob::new("send-email", "[]"))
+                .collect();
+            s.enqueue(jobs).await.unwrap();
+        }
+        let own: Vec<NewJob> = (0..OWN)
+            .map(|_| NewJob::new("resize-image", "[]"))
+            .collect();
+        s.enqueue(own).await.unwrap();
+        let (t0, c0) = (Instant::now(), cpu());
+        for _ in 0..OWN {
+            let got = s
+                .claim(ClaimRequest {
+                    worker_id: "a".into(),
+                    queues: vec!["default".into()],
+                    tasks: vec!["resize-image".into()],
+                    limit: 1,
+                    wait_ms: 0,
+                })
+                .await
+                .unwrap();
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].task_name, "resize-image");
+        }
+        let us = t0.elapsed().as_secs_f64() * 1e6 / OWN as f64;
+        let cpu_us = (cpu() - c0) * 1e6 / OWN as f64;
+        println!(
+            "claim of 1 resize-image job beside {backlog} send-email jobs: {us:.0} µs wall, \
+             {cpu_us:.0} µs CPU per claim"
+        );
+        per_claim.push(us);
+        s.close().await.unwrap();
+    }
+    println!(
+        "with the backlog / without: {:.2}x",
+        per_claim[1] / per_claim[0]
+    );
 }

@@ -20,7 +20,7 @@ use taskito_core as core;
 use crate::packing::parse_id;
 use crate::types::{
     non_negative, ClaimRequest, DeadLetterRow, ErrorRecordRow, JobRow, JobToken, ListFilter,
-    OpenOptions, StatsRow,
+    OpenOptions, StatsRow, WorkerInfo,
 };
 
 /// A core error code as the napi error status, so the JS error's `code` is the CoreErrorCode.
@@ -203,13 +203,12 @@ impl NativeCore {
         coded(r, |v| v.into_iter().map(JobRow::from).collect())
     }
 
-    /// Starts renewing this worker's leases on a core thread.
+    /// Starts renewing this worker's leases on a core thread, and keeps its row in the workers
+    /// table.
     #[napi]
-    pub fn register_worker(&self, worker_id: String, lease_ms: f64) -> Result<(), Code> {
-        let lease = non_negative("leaseMs", lease_ms).map_err(map_error)?;
-        self.store
-            .register_worker(&worker_id, lease)
-            .map_err(map_error)
+    pub fn register_worker(&self, worker: WorkerInfo) -> Result<(), Code> {
+        let worker = core::WorkerInfo::try_from(worker).map_err(map_error)?;
+        self.store.register_worker(&worker).map_err(map_error)
     }
 
     #[napi]

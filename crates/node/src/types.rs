@@ -65,6 +65,8 @@ impl TryFrom<OpenOptions> for core::OpenOptions {
 pub struct ClaimRequest {
     pub worker_id: String,
     pub queues: Vec<String>,
+    /// The task names the worker has: only jobs of these tasks are handed out.
+    pub tasks: Vec<String>,
     /// Most jobs to claim.
     pub limit: i64,
     /// How long to wait when none is ready (ms); 0 returns at once.
@@ -79,7 +81,40 @@ impl TryFrom<ClaimRequest> for core::ClaimRequest {
             wait_ms: non_negative("waitMs", r.wait_ms)?,
             worker_id: r.worker_id,
             queues: r.queues,
+            tasks: r.tasks,
             limit: r.limit,
+        })
+    }
+}
+
+/// A worker as it registers: its lease, and its row in the workers table.
+#[napi(object)]
+pub struct WorkerInfo {
+    pub id: String,
+    pub queues: Vec<String>,
+    pub tasks: Vec<String>,
+    pub concurrency: i64,
+    pub hostname: String,
+    pub pid: i64,
+    /// Lease length in ms.
+    pub lease_ms: f64,
+    /// How long (ms) a job may stay ready while no live worker of its namespace has its task.
+    pub unroutable_after_ms: f64,
+}
+
+impl TryFrom<WorkerInfo> for core::WorkerInfo {
+    type Error = core::Error;
+
+    fn try_from(w: WorkerInfo) -> core::Result<Self> {
+        Ok(core::WorkerInfo {
+            lease_ms: non_negative("leaseMs", w.lease_ms)?,
+            unroutable_after_ms: non_negative("unroutableAfterMs", w.unroutable_after_ms)?,
+            id: w.id,
+            queues: w.queues,
+            tasks: w.tasks,
+            concurrency: w.concurrency,
+            hostname: w.hostname,
+            pid: w.pid,
         })
     }
 }

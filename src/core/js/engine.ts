@@ -19,7 +19,7 @@
  */
 import { checkFileOwner, claimFile, releaseFile } from '../owners.js'
 import { DEFAULT_LEASE_MS, REAP_GRACE_MS, SWEEP_MIN_BATCH, heartbeatIntervalMs, sweepNext } from '../policy.js'
-import type { ClaimedJob, ClaimRequest, JobRow } from '../types.js'
+import type { ClaimedJob, ClaimRequest, JobRow, WorkerInfo } from '../types.js'
 import { closedError, fromSqlite } from './errors.js'
 import { openDatabase, type Database } from './sqlite.js'
 import { type Effects, isFinal, key, newEffects, Store } from './store.js'
@@ -30,6 +30,9 @@ const POLL_MS = 10
 const REAP_MS = 100
 /** Attempts the reaper reads per transaction (a full batch: it looks again at once). */
 const REAP_BATCH = 256
+/** The unroutable check (a read; a write only when it finds jobs to end or gone workers' rows). */
+const ROUTE_MS = 250
+const ROUTE_BATCH = 256
 
 type Work<T> = (now: number, fx: Effects) => T
 
@@ -71,6 +74,8 @@ interface WorkerState {
   ns: string
   workerId: string
   leaseMs: number
+  /** Its row in the workers table. */
+  info: WorkerInfo
   timer: NodeJS.Timeout
   beating: boolean
   /** Heartbeat generation, to forget cancel requests once they are gone from the table. */
@@ -127,6 +132,8 @@ export class Engine {
   /** The sweep's next pass, at the pace policy.sweepNext sets. */
   private sweepTimer: NodeJS.Timeout | undefined
   private sweepLimit = SWEEP_MIN_BATCH
+  private readonly routeTimer: NodeJS.Timeout | undefined
+  private routing = false
   /** The reaper's look at the earliest lease end known here (a claim's, or the file's next). */
   private leaseTimer: NodeJS.Timeout | undefined
   private leaseTimerAt = Infinity
@@ -137,8 +144,9 @@ export class Engine {
     this.db = db
     this.busyMs = busyMs
     this.store = new Store(db)
-    // A read-only engine only reads: no reaper, no sweep.
+    // A read-only engine only reads: no reaper, no sweep, no unroutable check.
     this.reapTimer = readOnly ? undefined : setInterval(() => void this.reap(), REAP_MS).unref()
+    this.routeTimer = readOnly ? undefined : setInterval(() => this.route(), ROUTE_MS).unref()
     if (!readOnly) this.scheduleSweep(0)
   }
 
@@ -289,7 +297,7 @@ export class Engine {
   claim(owner: object, ns: string, req: ClaimRequest, busyMs: number): Promise<ClaimedJob[]> {
     if (req.waitMs <= 0) {
       const lease = this.leaseFor(ns, req.workerId)
-      return this.submit((now, fx) => this.store.claim(ns, req.workerId, req.queues, req.limit, lease, now, fx), busyMs)
+      return this.submit((now, fx) => this.store.claim(ns, req.workerId, req.queues, req.tasks, req.limit, lease, now, fx), busyMs)
     }
     // The waiter exists before the first attempt, so a commit in the same transaction as that
     // attempt (an enqueue right after it) still pokes it.
@@ -336,7 +344,7 @@ export class Engine {
     }
     const lease = this.leaseFor(w.ns, w.req.workerId)
     // A waiter ended (wake, close) before its turn in the transaction claims nothing.
-    this.submit((now, fx) => (w.done ? [] : this.store.claim(w.ns, w.req.workerId, w.req.queues, w.req.limit, lease, now, fx)), w.busyMs).then(
+    this.submit((now, fx) => (w.done ? [] : this.store.claim(w.ns, w.req.workerId, w.req.queues, w.req.tasks, w.req.limit, lease, now, fx)), w.busyMs).then(
       (jobs) => {
         w.busy = false
         if (w.done) {
@@ -359,7 +367,7 @@ export class Engine {
   private armDue(w: ClaimWaiter): void {
     let due: number | null
     try {
-      due = this.store.nextDue(w.ns, w.req.queues)
+      due = this.store.nextDue(w.ns, w.req.queues, w.req.tasks)
     } catch {
       return // the 10 ms poll and the timeout still end the wait
     }
@@ -471,7 +479,8 @@ export class Engine {
 
   // ---- workers: heartbeat and cancel requests ---------------------------------------------------
 
-  registerWorker(owner: object, ns: string, workerId: string, leaseMs: number): void {
+  registerWorker(owner: object, ns: string, info: WorkerInfo): void {
+    const { id: workerId, leaseMs } = info
     const k = key(ns, workerId)
     const old = this.workers.get(k)
     if (old !== undefined) clearInterval(old.timer)
@@ -480,6 +489,7 @@ export class Engine {
       ns,
       workerId,
       leaseMs,
+      info,
       timer: undefined as unknown as NodeJS.Timeout,
       beating: false,
       generation: 0,
@@ -488,6 +498,8 @@ export class Engine {
     }
     state.timer = setInterval(() => this.heartbeat(state), heartbeatIntervalMs(leaseMs)).unref()
     this.workers.set(k, state)
+    // The first beat at once: it writes the worker's row, which other processes read.
+    this.heartbeat(state)
   }
 
   unregisterWorker(owner: object, ns: string, workerId: string): void {
@@ -496,6 +508,8 @@ export class Engine {
     if (state === undefined || state.owner !== owner) return
     clearInterval(state.timer)
     this.workers.delete(k)
+    // Its row goes with the next commit (also when this was the last handle: release() flushes).
+    if (!this.closed) void this.submit(() => this.store.deleteWorker(ns, workerId)).catch(() => undefined)
   }
 
   takeCancelRequests(ns: string, workerId: string): string[] {
@@ -509,7 +523,12 @@ export class Engine {
   private heartbeat(state: WorkerState): void {
     if (state.beating || this.closed) return
     state.beating = true
-    this.submit((now) => this.store.heartbeat(state.ns, state.workerId, state.leaseMs, now)).then(
+    this.submit((now) => {
+      // The same beat tells every process this worker lives, and which tasks it has; not once it
+      // unregistered (its row's delete may be queued before this beat).
+      if (this.workers.get(key(state.ns, state.workerId)) === state) this.store.beatWorker(state.ns, state.info, now)
+      return this.store.heartbeat(state.ns, state.workerId, state.leaseMs, now)
+    }).then(
       (ids) => {
         state.beating = false
         state.generation++
@@ -586,6 +605,28 @@ export class Engine {
     )
   }
 
+  /** Ends dead the ready jobs whose task no live worker of their namespace has had for the grace,
+   * and drops gone workers' rows (policy unroutable, workerAlive). Looks with a read first. */
+  private route(): void {
+    if (this.routing || this.closed) return
+    try {
+      const plan = this.store.planRoute(Date.now(), ROUTE_BATCH)
+      if (plan.gone.length === 0 && plan.stale.length === 0) return
+    } catch {
+      return
+    }
+    this.routing = true
+    this.submit((now, fx) => this.store.route(now, ROUTE_BATCH, fx)).then(
+      (dead) => {
+        this.routing = false
+        if (dead >= ROUTE_BATCH) setImmediate(() => this.route())
+      },
+      () => {
+        this.routing = false
+      },
+    )
+  }
+
   private scheduleSweep(pauseMs: number): void {
     if (this.closed) return
     // A full batch runs again at once (setImmediate: claims and settles queued meanwhile still go first).
@@ -645,6 +686,7 @@ export class Engine {
     this.closed = true
     if (this.reapTimer !== undefined) clearInterval(this.reapTimer)
     if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer)
+    if (this.routeTimer !== undefined) clearInterval(this.routeTimer)
     if (this.leaseTimer !== undefined) clearTimeout(this.leaseTimer)
     if (this.pollTimer !== undefined) clearInterval(this.pollTimer)
     for (const w of [...this.claimWaiters]) this.endClaimWaiter(w, [])

@@ -6,7 +6,7 @@
  * A JsCore is a handle: a namespace over a shared per-file {@link Engine}.
  */
 import { canonicalPath, folderMode } from '../files.js'
-import { claimQueues, DEFAULT_FILE_MODE, readOnlyRefusal, validateClaim, validateJob, validateLease, validatePage, validateProgress, validateWorkerId } from '../policy.js'
+import { claimQueues, claimTasks, DEFAULT_FILE_MODE, readOnlyRefusal, validateClaim, validateJob, validatePage, validateProgress, validateWorker } from '../policy.js'
 import type {
   CancelOutcome,
   ClaimedJob,
@@ -23,6 +23,7 @@ import type {
   Settle,
   SettleOutcome,
   StatsRow,
+  WorkerInfo,
 } from '../types.js'
 import { acquireEngine, type Engine } from './engine.js'
 import { closedError, invalid, jobNotFound } from './errors.js'
@@ -109,7 +110,7 @@ export class JsCore implements Core {
       validateClaim(req)
       if (!nonNegInt(req.waitMs)) throw invalid(`claim: waitMs must be a non-negative integer, got ${String(req.waitMs)}`)
       if (req.limit === 0) return []
-      return this.engine.claim(this, this.ns, { ...req, queues: claimQueues(req.queues) }, this.busyMs)
+      return this.engine.claim(this, this.ns, { ...req, queues: claimQueues(req.queues), tasks: claimTasks(req.tasks) }, this.busyMs)
     }, 'claim')
   }
 
@@ -197,12 +198,12 @@ export class JsCore implements Core {
     })
   }
 
-  registerWorker(workerId: string, leaseMs: number): void {
+  registerWorker(worker: WorkerInfo): void {
     this.guard()
     if (this.readOnly) throw invalid(readOnlyRefusal('a worker'))
-    validateWorkerId(workerId)
-    validateLease(leaseMs)
-    this.engine.registerWorker(this, this.ns, workerId, leaseMs)
+    validateWorker(worker)
+    // A copy: the row is written from it on every beat, whatever the caller does with its object.
+    this.engine.registerWorker(this, this.ns, { ...worker, queues: [...worker.queues], tasks: [...worker.tasks] })
   }
 
   unregisterWorker(workerId: string): void {

@@ -21,8 +21,11 @@ import {
   runAt,
   unreadableDeadLetter,
   unreadableJob,
+  unroutable,
+  unroutableMessage,
+  workerAlive,
 } from '../policy.js'
-import type { ClaimedJob, DeadLetterRow, ErrorRecordRow, JobRow, NewJob, Settle, SettleOutcome, StatsRow } from '../types.js'
+import type { ClaimedJob, DeadLetterRow, ErrorRecordRow, JobRow, NewJob, Settle, SettleOutcome, StatsRow, WorkerInfo } from '../types.js'
 import { Query } from './queries.js'
 import { Lenient } from './rows.js'
 import type { Database, Statement } from './sqlite.js'
@@ -137,6 +140,41 @@ interface RawExpired {
   worker_id: string | null
 }
 
+/** workers/list.sql: a worker row, once per task it has. */
+interface RawWorkerTask {
+  namespace: string
+  id: string
+  task_name: string
+  lease_ms: number
+  unroutable_after_ms: number
+  started_at: number
+  last_seen_at: number
+}
+
+/** routing/next_group.sql: a (namespace, queue, task) group of ready jobs (a type, so it binds as
+ * the statements' parameters too). */
+type Group = {
+  namespace: string
+  queue: string
+  task_name: string
+}
+
+/** What the live workers of one namespace say (crates/core/src/routing.rs, the same bookkeeping). */
+interface LiveNamespace {
+  tasks: Set<string>
+  /** The earliest start among them. */
+  since: number
+  /** The longest grace among them. */
+  graceMs: number
+}
+
+/** What the unroutable check would do now: gone workers' rows to drop, and per unroutable group
+ * its ready jobs past the grace. */
+export interface RoutePlan {
+  gone: [string, string][]
+  stale: { group: Group; graceMs: number; jobs: { id: number; retry_count: number }[] }[]
+}
+
 /** replay/read_dead_letter.sql. */
 interface RawDeadLetter {
   task_name: string
@@ -178,6 +216,11 @@ export class Store {
   private readonly ready: Query
   private readonly take: Query
   private readonly textBytes: Query
+  private readonly workerBeat: Query
+  private readonly workerDelete: Query
+  private readonly workerList: Query
+  private readonly nextGroup: Query
+  private readonly staleJobs: Query
   private readonly nextRunAt: Query
   private readonly complete: Query
   private readonly cancelSettle: Query
@@ -222,6 +265,11 @@ export class Store {
     this.ready = q('claim/ready.sql')
     this.take = q('claim/take.sql')
     this.textBytes = q('claim/text_bytes.sql')
+    this.workerBeat = q('workers/beat.sql')
+    this.workerDelete = q('workers/delete.sql')
+    this.workerList = q('workers/list.sql')
+    this.nextGroup = q('routing/next_group.sql')
+    this.staleJobs = q('routing/stale_jobs.sql')
     this.nextRunAt = q('claim/next_run_at.sql', { pluck: true })
     this.complete = q('settle/complete.sql')
     this.cancelSettle = q('settle/cancel.sql')
@@ -286,13 +334,15 @@ export class Store {
     return String(r.lastInsertRowid)
   }
 
-  /** `queues`: each once (policy claimQueues). */
-  claim(ns: string, workerId: string, queues: readonly string[], limit: number, leaseMs: number, now: number, fx: Effects): ClaimedJob[] {
-    // As the native core does (claim/ready.sql, claim/take.sql): each queue's best ready jobs by
-    // index, the best of those, then one update by rowid each.
+  /** `queues`, `tasks`: each once (policy claimQueues, claimTasks). */
+  claim(ns: string, workerId: string, queues: readonly string[], tasks: readonly string[], limit: number, leaseMs: number, now: number, fx: Effects): ClaimedJob[] {
+    // As the native core does (claim/ready.sql, claim/take.sql): each (queue, task)'s best ready
+    // jobs by index, the best of those, then one update by rowid each.
     let rows: RawClaimed[] = []
-    for (const queue of queues) rows = rows.concat(this.readableReady(ns, queue, now, limit, fx))
-    if (queues.length > 1) {
+    for (const queue of queues) {
+      for (const task of tasks) rows = rows.concat(this.readableReady(ns, queue, task, now, limit, fx))
+    }
+    if (queues.length * tasks.length > 1) {
       rows.sort((a, b) => claimOrder({ priority: a.priority, runAt: a.run_at, id: a.id }, { priority: b.priority, runAt: b.run_at, id: b.id }))
       rows.length = Math.min(rows.length, limit)
     }
@@ -321,11 +371,11 @@ export class Store {
 
   /** claim/ready.sql, with each job whose row cannot be read dead-lettered on the spot (see
    * `bury`) and the read repeated, so the claim still gets the best readable jobs. */
-  private readableReady(ns: string, queue: string, now: number, limit: number, fx: Effects): RawClaimed[] {
+  private readableReady(ns: string, queue: string, task: string, now: number, limit: number, fx: Effects): RawClaimed[] {
     for (;;) {
       const rows: RawClaimed[] = []
       let buried = 0
-      for (const r of this.ready.all({ namespace: ns, queue, now, limit }) as RawClaimed[]) {
+      for (const r of this.ready.all({ namespace: ns, queue, task_name: task, now, limit }) as RawClaimed[]) {
         const l = new Lenient(r, (column) => this.claimedBytes(r.id, column))
         const job: RawClaimed = {
           id: r.id,
@@ -512,6 +562,85 @@ export class Store {
     return held.filter((r) => new Lenient(r).flag('cancel_requested')).map((r) => String(r.id))
   }
 
+  /** A worker's row in the workers table: written at registration and by every heartbeat. */
+  beatWorker(ns: string, w: WorkerInfo, now: number): void {
+    this.workerBeat.run({
+      namespace: ns,
+      id: w.id,
+      hostname: w.hostname,
+      pid: w.pid,
+      queues: JSON.stringify(w.queues),
+      tasks: JSON.stringify(w.tasks),
+      concurrency: w.concurrency,
+      lease_ms: w.leaseMs,
+      unroutable_after_ms: w.unroutableAfterMs,
+      now,
+    })
+  }
+
+  deleteWorker(ns: string, id: string): void {
+    this.workerDelete.run({ namespace: ns, id })
+  }
+
+  /** What the unroutable check would do at `now` (a read): the live workers by namespace
+   * (policy workerAlive), then the groups of ready jobs one index seek each, and in those whose
+   * task no live worker has, the jobs policy unroutable ends dead (at most `limit`). */
+  planRoute(now: number, limit: number): RoutePlan {
+    const live = new Map<string, LiveNamespace>()
+    const gone = new Map<string, [string, string]>()
+    for (const w of this.workerList.all() as RawWorkerTask[]) {
+      if (!workerAlive(now, w.last_seen_at, w.lease_ms)) {
+        gone.set(key(w.namespace, w.id), [w.namespace, w.id])
+        continue
+      }
+      const n = live.get(w.namespace)
+      if (n === undefined) live.set(w.namespace, { tasks: new Set([w.task_name]), since: w.started_at, graceMs: w.unroutable_after_ms })
+      else {
+        n.tasks.add(w.task_name)
+        n.since = Math.min(n.since, w.started_at)
+        n.graceMs = Math.max(n.graceMs, w.unroutable_after_ms)
+      }
+    }
+    const plan: RoutePlan = { gone: [...gone.values()], stale: [] }
+    let left = limit
+    let at: Group = { namespace: '', queue: '', task_name: '' }
+    while (left > 0) {
+      const group = this.nextGroup.get(at) as Group | undefined
+      if (group === undefined) break
+      at = group
+      const n = live.get(group.namespace)
+      if (n === undefined) continue
+      const routing = (readySince: number): boolean =>
+        unroutable({ now, readySince, taskLive: n.tasks.has(group.task_name), workersSince: n.since, graceMs: n.graceMs })
+      if (!routing(-Infinity)) continue
+      const found = this.staleJobs.all({ ...group, cutoff: now - n.graceMs, limit: left }) as { id: number; retry_count: number; run_at: number }[]
+      const jobs = found.filter((j) => routing(j.run_at))
+      if (jobs.length === 0) continue
+      left -= jobs.length
+      plan.stale.push({ group, graceMs: n.graceMs, jobs })
+    }
+    return plan
+  }
+
+  /** The unroutable check's write: drops gone workers' rows and ends dead the jobs of `planRoute`
+   * (read again here, under the write lock); how many jobs. */
+  route(now: number, limit: number, fx: Effects): number {
+    const plan = this.planRoute(now, limit)
+    for (const [ns, id] of plan.gone) this.deleteWorker(ns, id)
+    let dead = 0
+    for (const { group, graceMs, jobs } of plan.stale) {
+      const error = unroutableMessage(group.task_name, group.queue, graceMs)
+      for (const j of jobs) {
+        this.insertError.run({ job_id: j.id, attempt: j.retry_count, error, traceback: null, now })
+        this.dead.run({ id: j.id, error, now })
+        this.insertDeadLetter.run({ id: j.id, error, now })
+        fx.finished.add(key(group.namespace, String(j.id)))
+        dead++
+      }
+    }
+    return dead
+  }
+
   /** Attempts whose lease ended at least the reap grace ago, any namespace, oldest first. */
   expired(now: number, limit: number): RawExpired[] {
     return this.expiredLeases.all({ now: reapCutoff(now), limit }) as RawExpired[]
@@ -633,8 +762,8 @@ export class Store {
     return (this.nextExpiry.get() as number | null) ?? null
   }
 
-  /** The earliest run_at among these queues' waiting jobs (a JSON array of names), or null. */
-  nextDue(ns: string, queues: readonly string[]): number | null {
-    return (this.nextRunAt.get({ namespace: ns, queues: JSON.stringify(queues) }) as number | null) ?? null
+  /** The earliest run_at among the waiting jobs of these queues and tasks, or null. */
+  nextDue(ns: string, queues: readonly string[], tasks: readonly string[]): number | null {
+    return (this.nextRunAt.get({ namespace: ns, queues: JSON.stringify(queues), tasks: JSON.stringify(tasks) }) as number | null) ?? null
   }
 }

@@ -24,6 +24,7 @@ impl Inner {
             return Ok(Vec::new());
         }
         let queues = policy::claim_queues(&req.queues);
+        let tasks = policy::claim_tasks(&req.tasks);
         let lease_ms = self.lease_ms(&req.worker_id) as i64;
         let give_up = Instant::now() + Duration::from_millis(req.wait_ms);
         let mut wake = self.wake_epoch.subscribe();
@@ -36,7 +37,7 @@ impl Inner {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let pause = match self
-                .claim_once(&req.worker_id, &queues, req.limit, lease_ms)
+                .claim_once(&req.worker_id, &queues, &tasks, req.limit, lease_ms)
                 .await
             {
                 Ok((jobs, due)) => {
@@ -103,22 +104,26 @@ impl Inner {
     }
 
     /// One claim attempt: the claimed jobs in claim order, or (when none) how long until the
-    /// earliest scheduled job of these queues is due.
+    /// earliest scheduled job of these queues and tasks is due.
     async fn claim_once(
         &self,
         worker_id: &str,
         queues: &[String],
+        tasks: &[String],
         limit: i64,
         lease_ms: i64,
     ) -> Result<(Vec<ClaimedJob>, Option<i64>)> {
         let c = self.client().await?;
         let st = c.prepare_cached(sql::CLAIM).await?;
         let found = c
-            .query(&st, &[&self.ns, &queues, &limit, &worker_id, &lease_ms])
+            .query(
+                &st,
+                &[&self.ns, &queues, &limit, &worker_id, &lease_ms, &tasks],
+            )
             .await?;
         if found.is_empty() {
             let st = c.prepare_cached(sql::CLAIM_NEXT_RUN_AT).await?;
-            let due: Option<i64> = c.query_one(&st, &[&self.ns, &queues]).await?.get(0);
+            let due: Option<i64> = c.query_one(&st, &[&self.ns, &queues, &tasks]).await?.get(0);
             return Ok((Vec::new(), due));
         }
         let mut jobs = Vec::with_capacity(found.len());

@@ -17,6 +17,8 @@ use crate::policy;
 /// cancel requests the heartbeat learned.
 pub(super) struct WorkerState {
     pub(super) lease_ms: u64,
+    /// What its row in the workers table says (`workers.rs`).
+    pub(super) info: Arc<WorkerInfo>,
     held: HashMap<i64, i64>,
     pending_cancels: Vec<i64>,
     reported: HashSet<i64>,
@@ -96,21 +98,24 @@ impl Inner {
         }
     }
 
-    pub(super) fn register_worker(self: &Arc<Self>, worker_id: &str, lease_ms: u64) -> Result<()> {
+    pub(super) fn register_worker(self: &Arc<Self>, worker: &WorkerInfo) -> Result<()> {
         self.check_open()?;
-        policy::validate_worker_id(worker_id)?;
-        policy::validate_lease(lease_ms)?;
+        policy::validate_worker(worker)?;
+        let (worker_id, lease_ms) = (worker.id.as_str(), worker.lease_ms);
+        let info = Arc::new(worker.clone());
         let mut workers = self.workers.lock().expect("workers lock");
         let w = workers
             .entry(worker_id.to_string())
             .or_insert_with(|| WorkerState {
                 lease_ms,
+                info: info.clone(),
                 held: HashMap::new(),
                 pending_cancels: Vec::new(),
                 reported: HashSet::new(),
                 heartbeat: None,
             });
         w.lease_ms = lease_ms;
+        w.info = info;
         if w.heartbeat.is_none() {
             w.heartbeat = Some(
                 self.rt
@@ -120,10 +125,11 @@ impl Inner {
         Ok(())
     }
 
-    pub(super) fn unregister_worker(&self, worker_id: &str) {
+    pub(super) fn unregister_worker(self: &Arc<Self>, worker_id: &str) {
         let removed = self.workers.lock().expect("workers lock").remove(worker_id);
         if let Some(h) = removed.and_then(|w| w.heartbeat) {
             h.abort();
+            self.forget_worker(worker_id);
         }
     }
 
@@ -141,6 +147,9 @@ impl Inner {
 /// their cancel requests. Ends when the worker is unregistered (or the store closes).
 async fn heartbeat(inner: Arc<Inner>, worker_id: String) {
     loop {
+        // The worker's row (at once on registering): other processes read which tasks it has,
+        // and that it lives, from it. Aside, so a slow database never delays the renewal below.
+        inner.spawn_worker_beat(&worker_id);
         let Some(lease_ms) = inner
             .workers
             .lock()

@@ -33,7 +33,8 @@
 //! Where things are: `store.rs` is the [`Store`](crate::store::Store) trait, forwarding to
 //! `enqueue.rs`, `claim.rs` (and release), `settle.rs` (and the failure path the reaper shares),
 //! `read.rs`, `cancel.rs`, `progress.rs`, `replay.rs`; `heartbeat.rs` keeps this process's
-//! registered workers and renews their leases; `reaper.rs`, `sweep.rs`, `notify.rs` and
+//! registered workers and renews their leases; `workers.rs` their rows in the workers table and
+//! the unroutable check; `reaper.rs`, `sweep.rs`, `notify.rs` and
 //! `listen.rs` are the background tasks; `retry.rs` retries on a fresh connection, `conn.rs`
 //! makes connections, `migrate.rs` migrates the schema, `rows.rs` maps result rows, and `sql.rs`
 //! names the `.sql` files of `queries/postgres/`.
@@ -57,6 +58,7 @@ mod sql;
 mod store;
 mod sweep;
 mod tls;
+mod workers;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -179,6 +181,7 @@ async fn open_mode(
     });
     let mut tasks = vec![
         inner.rt.spawn(listen::run(inner.clone())),
+        inner.rt.spawn(workers::run(inner.clone())),
         inner.rt.spawn(notify::run(inner.clone())),
         inner.rt.spawn(enqueue::combiner(inner.clone(), enqueue_rx)),
     ];

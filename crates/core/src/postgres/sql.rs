@@ -42,6 +42,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
             "/queries/postgres/migrations/002_autovacuum.sql"
         )),
     ),
+    (
+        3,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/003_routing.sql"
+        )),
+    ),
 ];
 
 q!(META_LOCK, "meta/lock.sql");
@@ -96,6 +103,12 @@ q!(REPLAY_MARK, "replay/mark.sql");
 q!(HEARTBEAT_RENEW, "heartbeat/renew.sql");
 q!(REAPER_EXPIRED, "reaper/expired.sql");
 q!(REAPER_NEXT_LEASE, "reaper/next_lease.sql");
+q!(WORKERS_BEAT, "workers/beat.sql");
+q!(WORKERS_DELETE, "workers/delete.sql");
+q!(WORKERS_LIST, "workers/list.sql");
+q!(ROUTING_NOW, "routing/now.sql");
+q!(ROUTING_NEXT_GROUP, "routing/next_group.sql");
+q!(ROUTING_STALE_JOBS, "routing/stale_jobs.sql");
 q!(SWEEP_DELETE_EXPIRED, "sweep/delete_expired.sql");
 q!(SWEEP_NEXT_EXPIRY, "sweep/next_expiry.sql");
 q!(SWEEP_VACUUM, "sweep/vacuum.sql");

@@ -62,8 +62,8 @@ impl Store for PgStore {
         self.inner.list_jobs(filter).await
     }
 
-    fn register_worker(&self, worker_id: &str, lease_ms: u64) -> Result<()> {
-        self.inner.register_worker(worker_id, lease_ms)
+    fn register_worker(&self, worker: &WorkerInfo) -> Result<()> {
+        self.inner.register_worker(worker)
     }
 
     fn unregister_worker(&self, worker_id: &str) {
@@ -79,6 +79,9 @@ impl Store for PgStore {
     }
 
     async fn close(&self) -> Result<()> {
+        // Its workers' rows go before the pool does (bounded: a database away only leaves rows
+        // that count as gone once their lease passes).
+        self.inner.delete_own_workers().await;
         self.inner.stop();
         Ok(())
     }

@@ -18,6 +18,7 @@ use super::open::{self, Role};
 use super::writer::{self, Effects, Msg};
 use super::{ops, queries};
 use crate::error::{Error, Result};
+use crate::model::WorkerInfo;
 use crate::now_ms;
 use crate::policy;
 
@@ -30,12 +31,18 @@ const REAPER_MAX_SLEEP_MS: i64 = 100;
 const REAP_BATCH: i64 = 256;
 /// How often the WAL is checkpointed while there are new commits.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
+/// How often the reaper looks for unroutable jobs and gone workers' rows (a read; a write only
+/// when it finds some), and how many jobs one write ends.
+const ROUTE_INTERVAL_MS: i64 = 250;
+const ROUTE_BATCH: i64 = 256;
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
-/// A registered worker: its lease, and the cancel requests its heartbeat learned.
+/// A registered worker: its lease, its row in the workers table, and the cancel requests its
+/// heartbeat learned.
 pub(crate) struct WorkerState {
     pub lease_ms: u64,
+    info: Arc<WorkerInfo>,
     next_beat: Instant,
     pending_cancels: Vec<i64>,
     reported: HashSet<i64>,
@@ -238,18 +245,22 @@ impl Engine {
         rx
     }
 
-    pub fn register_worker(&self, ns: &str, worker_id: &str, lease_ms: u64) {
+    pub fn register_worker(&self, ns: &str, worker: &WorkerInfo) {
+        let info = Arc::new(worker.clone());
         let mut workers = self.shared.workers.lock().expect("workers lock");
         let w = workers
-            .entry((ns.to_string(), worker_id.to_string()))
+            .entry((ns.to_string(), worker.id.clone()))
             .or_insert_with(|| WorkerState {
-                lease_ms,
+                lease_ms: worker.lease_ms,
+                info: info.clone(),
                 next_beat: Instant::now(),
                 pending_cancels: Vec::new(),
                 reported: HashSet::new(),
             });
-        w.lease_ms = lease_ms;
-        w.next_beat = Instant::now() + heartbeat_interval(lease_ms);
+        w.lease_ms = worker.lease_ms;
+        w.info = info;
+        // The first beat at once: it writes the worker's row, which other processes read.
+        w.next_beat = Instant::now();
         drop(workers);
         if let Some(t) = self.shared.heartbeat.get() {
             t.unpark();
@@ -258,7 +269,18 @@ impl Engine {
 
     pub fn unregister_worker(&self, ns: &str, worker_id: &str) {
         let mut workers = self.shared.workers.lock().expect("workers lock");
-        workers.remove(&(ns.to_string(), worker_id.to_string()));
+        if workers
+            .remove(&(ns.to_string(), worker_id.to_string()))
+            .is_none()
+        {
+            return;
+        }
+        drop(workers);
+        // Its row goes with the next commit; nobody waits for it (a shutdown still runs it: the
+        // writer finishes what was queued before).
+        let (ns, id) = (ns.to_string(), worker_id.to_string());
+        let (cmd, _) = writer::command(move |c, _| queries::worker_delete(c, &ns, &id));
+        let _ = self.writer_tx.send(Msg::Cmd(cmd));
     }
 
     pub fn lease_ms(&self, ns: &str, worker_id: &str) -> u64 {
@@ -370,14 +392,30 @@ fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadJob>>>) {
     }
 }
 
-/// Fails running attempts whose lease ended at least `policy::REAP_GRACE_MS` ago, and sweeps
-/// expired finished jobs at the pace `policy::sweep_next` sets. It looks on its own read
-/// connection first, so an idle file costs no write transaction.
+/// Fails running attempts whose lease ended at least `policy::REAP_GRACE_MS` ago, sweeps
+/// expired finished jobs at the pace `policy::sweep_next` sets, and ends unroutable jobs
+/// (`ops::route`). It looks on its own read connection first, so an idle file costs no write
+/// transaction.
 fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
     let mut next_sweep = 0i64;
     let mut sweep_limit = policy::SWEEP_MIN_BATCH;
+    let mut next_route = 0i64;
     while !shared.stopping() {
         let now = now_ms();
+        if now >= next_route {
+            let due = ops::plan_route(&conn, now, ROUTE_BATCH).is_ok_and(|p| !p.is_empty());
+            let routed = if due {
+                write_blocking(&tx, |c, fx| ops::route(c, fx, ROUTE_BATCH, now_ms())).unwrap_or(0)
+            } else {
+                0
+            };
+            next_route = now
+                + if routed as i64 >= ROUTE_BATCH {
+                    0
+                } else {
+                    ROUTE_INTERVAL_MS
+                };
+        }
         let mut next_lease = queries::next_lease(&conn).ok().flatten();
         if matches!(next_lease, Some(t) if t <= policy::reap_cutoff(now)) {
             let live: HashSet<(String, String)> = shared
@@ -435,21 +473,28 @@ fn sweep(conn: &Connection, tx: &Sender<Msg>, limit: i64, now: i64) -> policy::S
 fn heartbeat_loop(tx: Sender<Msg>, shared: Arc<Shared>) {
     while !shared.stopping() {
         let now = Instant::now();
-        let due: Vec<(String, String, u64)> = {
+        let due: Vec<(String, String, u64, Arc<WorkerInfo>)> = {
             let mut workers = shared.workers.lock().expect("workers lock");
             workers
                 .iter_mut()
                 .filter(|(_, w)| w.next_beat <= now)
                 .map(|((ns, id), w)| {
                     w.next_beat = now + heartbeat_interval(w.lease_ms);
-                    (ns.clone(), id.clone(), w.lease_ms)
+                    (ns.clone(), id.clone(), w.lease_ms, w.info.clone())
                 })
                 .collect()
         };
-        for (ns, worker_id, lease_ms) in due {
-            let (n, w) = (ns.clone(), worker_id.clone());
+        for (ns, worker_id, lease_ms, info) in due {
+            let (n, w, s) = (ns.clone(), worker_id.clone(), shared.clone());
             let renewed = write_blocking(&tx, move |c, _| {
-                queries::renew_leases(c, &n, &w, lease_ms as i64, now_ms())
+                let now = now_ms();
+                // The same beat tells every process this worker lives, and which tasks it has;
+                // not once it unregistered (its row's delete may be queued before this beat).
+                let key = (n.clone(), w.clone());
+                if s.workers.lock().expect("workers lock").contains_key(&key) {
+                    queries::worker_beat(c, &n, &info, now)?;
+                }
+                queries::renew_leases(c, &n, &w, lease_ms as i64, now)
             });
             let Ok(held) = renewed else { continue };
             let mut workers = shared.workers.lock().expect("workers lock");

@@ -214,8 +214,8 @@ impl Store for SqliteStore {
         if req.limit == 0 {
             return Ok(Vec::new());
         }
-        let queues = policy::claim_queues(&req.queues);
-        let queues = Arc::new(queues);
+        let queues = Arc::new(policy::claim_queues(&req.queues));
+        let tasks = Arc::new(policy::claim_tasks(&req.tasks));
         let lease_ms = self.engine.lease_ms(&self.ns, &req.worker_id) as i64;
         let worker_id: Arc<str> = req.worker_id.as_str().into();
 
@@ -230,15 +230,16 @@ impl Store for SqliteStore {
             if self.closed.load(Ordering::Acquire) {
                 return Ok(Vec::new());
             }
-            let (ns, w, q, limit) = (
+            let (ns, w, q, t, limit) = (
                 self.ns.clone(),
                 worker_id.clone(),
                 queues.clone(),
+                tasks.clone(),
                 req.limit,
             );
             let (jobs, next_run_at) = self
                 .engine
-                .write(move |c, fx| ops::claim(c, fx, &ns, &w, &q, limit, lease_ms))
+                .write(move |c, fx| ops::claim(c, fx, &ns, &w, &q, &t, limit, lease_ms))
                 .await?;
             if !jobs.is_empty() || woken || req.wait_ms == 0 {
                 return Ok(jobs);
@@ -406,15 +407,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    fn register_worker(&self, worker_id: &str, lease_ms: u64) -> Result<()> {
+    fn register_worker(&self, worker: &WorkerInfo) -> Result<()> {
         self.check_open()?;
-        policy::validate_worker_id(worker_id)?;
-        policy::validate_lease(lease_ms)?;
+        policy::validate_worker(worker)?;
         self.my_workers
             .lock()
             .expect("workers lock")
-            .insert(worker_id.to_string());
-        self.engine.register_worker(&self.ns, worker_id, lease_ms);
+            .insert(worker.id.clone());
+        self.engine.register_worker(&self.ns, worker);
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::model::*;
 use crate::now_ms;
 use crate::policy::{self, Failure, FailureDecision};
+use crate::routing::{Group, Live, Waiting};
 
 pub(crate) fn enqueue(
     conn: &Connection,
@@ -37,13 +38,16 @@ pub(crate) fn enqueue(
     Ok(out)
 }
 
-/// Claimed jobs in claim order, and (when none) the earliest scheduled run_at of these queues.
+/// Claimed jobs in claim order, and (when none) the earliest scheduled run_at of these queues and
+/// tasks.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn claim(
     conn: &Connection,
     fx: &mut Effects,
     ns: &str,
     worker_id: &str,
     queues: &[String],
+    tasks: &[String],
     limit: i64,
     lease_ms: i64,
 ) -> Result<(Vec<ClaimedJob>, Option<i64>)> {
@@ -55,16 +59,18 @@ pub(crate) fn claim(
         lease_ms,
         limit,
     };
-    // The index is per queue: take each queue's best, then the best of those.
+    // The index is per queue and task: take each one's best, then the best of those.
     let mut jobs = Vec::new();
     for q in queues {
-        jobs.extend(readable_ready_jobs(conn, fx, &p, q)?);
+        for t in tasks {
+            jobs.extend(readable_ready_jobs(conn, fx, &p, q, t)?);
+        }
     }
     if jobs.is_empty() {
-        return Ok((jobs, queries::next_run_at(conn, ns, queues)?));
+        return Ok((jobs, queries::next_run_at(conn, ns, queues, tasks)?));
     }
-    if queues.len() > 1 {
-        // Each queue's jobs come in claim order; merged, they need sorting again.
+    if queues.len() * tasks.len() > 1 {
+        // Each (queue, task)'s jobs come in claim order; merged, they need sorting again.
         policy::sort_claimed(&mut jobs);
         jobs.truncate(limit as usize);
     }
@@ -90,11 +96,12 @@ fn readable_ready_jobs(
     fx: &mut Effects,
     p: &ClaimParams<'_>,
     queue: &str,
+    task: &str,
 ) -> Result<Vec<ClaimedJob>> {
     loop {
         let mut jobs = Vec::new();
         let mut buried = 0;
-        for found in queries::ready_jobs(conn, p, queue)? {
+        for found in queries::ready_jobs(conn, p, queue, task)? {
             match found {
                 Ok(job) => jobs.push(job),
                 Err(bad) => {
@@ -339,6 +346,66 @@ pub(crate) fn reap(
     Ok(reaped)
 }
 
+/// The unroutable check over the whole file, inside one write: drops the rows of gone workers and
+/// ends dead (`policy::unroutable_message`, a dead letter) up to `limit` ready jobs whose task no
+/// live worker of their namespace has had for the grace. How many jobs. `now` is a parameter so a
+/// test can set it.
+pub(crate) fn route(conn: &Connection, fx: &mut Effects, limit: i64, now: i64) -> Result<usize> {
+    let plan = plan_route(conn, now, limit)?;
+    for (ns, id) in &plan.live.gone {
+        queries::worker_delete(conn, ns, id)?;
+    }
+    let mut dead = 0;
+    for (g, jobs) in &plan.stale {
+        let error = policy::unroutable_message(&g.task_name, &g.queue, plan.live.grace_ms(g));
+        for j in jobs {
+            queries::insert_error(conn, j.id, j.retry_count, &error, None, now)?;
+            queries::mark_dead(conn, j.id, &error, now)?;
+            queries::insert_dead_letter(conn, j.id, &error, now)?;
+            fx.finished.push(j.id);
+            dead += 1;
+        }
+    }
+    Ok(dead)
+}
+
+/// What [`route`] would do at `now`: a read, so the reaper can look without a write transaction.
+pub(crate) struct RoutePlan {
+    pub live: Live,
+    /// Per group whose task is unroutable: its ready jobs past the grace.
+    pub stale: Vec<(Group, Vec<Waiting>)>,
+}
+
+impl RoutePlan {
+    pub fn is_empty(&self) -> bool {
+        self.live.gone.is_empty() && self.stale.is_empty()
+    }
+}
+
+pub(crate) fn plan_route(conn: &Connection, now: i64, limit: i64) -> Result<RoutePlan> {
+    let live = Live::new(now, &queries::list_workers(conn)?);
+    let mut stale = Vec::new();
+    let mut left = limit;
+    let mut at = Group::default();
+    while left > 0 {
+        let Some(g) = queries::next_ready_group(conn, &at)? else {
+            break;
+        };
+        if let Some(cutoff) = live.cutoff(&g) {
+            let jobs: Vec<_> = queries::stale_ready_jobs(conn, &g, cutoff, left)?
+                .into_iter()
+                .filter(|j| live.unroutable(&g, j.run_at))
+                .collect();
+            if !jobs.is_empty() {
+                left -= jobs.len() as i64;
+                stale.push((g.clone(), jobs));
+            }
+        }
+        at = g;
+    }
+    Ok(RoutePlan { live, stale })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,9 +413,10 @@ mod tests {
     /// `job` enqueued and claimed by `worker` with this lease: its id, token and lease end.
     fn claimed(conn: &Connection, job: NewJob, worker: &str, lease_ms: i64) -> (i64, i64, i64) {
         let mut fx = Effects::default();
-        let id = enqueue(conn, &mut fx, "ns", &[job]).unwrap()[0].id;
         let queues = ["default".to_string()];
-        let (jobs, _) = claim(conn, &mut fx, "ns", worker, &queues, 1, lease_ms).unwrap();
+        let tasks = [job.task_name.clone()];
+        let id = enqueue(conn, &mut fx, "ns", &[job]).unwrap()[0].id;
+        let (jobs, _) = claim(conn, &mut fx, "ns", worker, &queues, &tasks, 1, lease_ms).unwrap();
         assert_eq!(jobs[0].id, id);
         (id, jobs[0].token, fx.lease_hint.expect("a lease end"))
     }

@@ -9,6 +9,7 @@ use super::rows::Lenient;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::policy;
+use crate::routing::json_strings;
 
 macro_rules! sql {
     ($path:literal) => {
@@ -24,10 +25,11 @@ macro_rules! sql {
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, sql!("migrations/001_init.sql")),
     (2, sql!("migrations/002_status_index.sql")),
+    (3, sql!("migrations/003_routing.sql")),
 ];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 // ---- connection settings ----------------------------------------------------------------------
 
@@ -236,16 +238,21 @@ pub struct ClaimParams<'a> {
     pub limit: i64,
 }
 
-/// The best ready jobs of one queue, in claim order, as a claim returns them (token still the
-/// current one: [`Taker::take`] moves it on); a row that cannot be read comes as [`Unreadable`].
+/// The best ready jobs of one task in one queue, in claim order, as a claim returns them (token
+/// still the current one: [`Taker::take`] moves it on); a row that cannot be read comes as
+/// [`Unreadable`].
 pub fn ready_jobs(
     conn: &Connection,
     p: &ClaimParams<'_>,
     queue: &str,
+    task: &str,
 ) -> Result<Vec<Result<ClaimedJob, Unreadable>>> {
     let mut stmt = conn.prepare_cached(sql!("claim/ready.sql"))?;
     let rows = stmt.query_map(
-        named_params! {":namespace": p.ns, ":queue": queue, ":now": p.now, ":limit": p.limit},
+        named_params! {
+            ":namespace": p.ns, ":queue": queue, ":task_name": task, ":now": p.now,
+            ":limit": p.limit,
+        },
         |r| claimed(r, p.now),
     )?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -297,10 +304,19 @@ impl<'c> Taker<'c> {
     }
 }
 
-pub fn next_run_at(conn: &Connection, ns: &str, queues: &[String]) -> Result<Option<i64>> {
+pub fn next_run_at(
+    conn: &Connection,
+    ns: &str,
+    queues: &[String],
+    tasks: &[String],
+) -> Result<Option<i64>> {
     let mut stmt = conn.prepare_cached(sql!("claim/next_run_at.sql"))?;
     Ok(stmt.query_row(
-        named_params! {":namespace": ns, ":queues": crate::json::array_of_strings(queues)},
+        named_params! {
+            ":namespace": ns,
+            ":queues": crate::json::array_of_strings(queues),
+            ":tasks": crate::json::array_of_strings(tasks),
+        },
         |r| r.get(0),
     )?)
 }
@@ -592,6 +608,89 @@ pub fn sweep_expired(conn: &Connection, now: i64, limit: i64) -> Result<usize> {
     Ok(ids.len())
 }
 
+// ---- workers and routing ----------------------------------------------------------------------
+
+/// Writes (or refreshes) a worker's row; `now` is its last_seen_at (and started_at when new).
+pub fn worker_beat(conn: &Connection, ns: &str, w: &WorkerInfo, now: i64) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("workers/beat.sql"))?;
+    stmt.execute(named_params! {
+        ":namespace": ns, ":id": w.id, ":hostname": w.hostname, ":pid": w.pid,
+        ":queues": json_strings(&w.queues), ":tasks": json_strings(&w.tasks),
+        ":concurrency": w.concurrency, ":lease_ms": w.lease_ms as i64,
+        ":unroutable_after_ms": w.unroutable_after_ms as i64, ":now": now,
+    })?;
+    Ok(())
+}
+
+pub fn worker_delete(conn: &Connection, ns: &str, id: &str) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("workers/delete.sql"))?;
+    stmt.execute(named_params! {":namespace": ns, ":id": id})?;
+    Ok(())
+}
+
+/// Every worker row of the file, once per task (workers/list.sql).
+pub fn list_workers(conn: &Connection) -> Result<Vec<crate::routing::WorkerTask>> {
+    let mut stmt = conn.prepare_cached(sql!("workers/list.sql"))?;
+    let rows = stmt.query_map([], |r| {
+        Ok(crate::routing::WorkerTask {
+            namespace: r.get(0)?,
+            id: r.get(1)?,
+            task_name: r.get(2)?,
+            lease_ms: r.get(3)?,
+            unroutable_after_ms: r.get(4)?,
+            started_at: r.get(5)?,
+            last_seen_at: r.get(6)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The (namespace, queue, task) group of ready jobs after `after`, in index order.
+pub fn next_ready_group(
+    conn: &Connection,
+    after: &crate::routing::Group,
+) -> Result<Option<crate::routing::Group>> {
+    let mut stmt = conn.prepare_cached(sql!("routing/next_group.sql"))?;
+    Ok(stmt
+        .query_row(
+            named_params! {
+                ":namespace": after.namespace, ":queue": after.queue, ":task_name": after.task_name,
+            },
+            |r| {
+                Ok(crate::routing::Group {
+                    namespace: r.get(0)?,
+                    queue: r.get(1)?,
+                    task_name: r.get(2)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+/// Ready jobs of one group ready since `cutoff` or earlier.
+pub fn stale_ready_jobs(
+    conn: &Connection,
+    g: &crate::routing::Group,
+    cutoff: i64,
+    limit: i64,
+) -> Result<Vec<crate::routing::Waiting>> {
+    let mut stmt = conn.prepare_cached(sql!("routing/stale_jobs.sql"))?;
+    let rows = stmt.query_map(
+        named_params! {
+            ":namespace": g.namespace, ":queue": g.queue, ":task_name": g.task_name,
+            ":cutoff": cutoff, ":limit": limit,
+        },
+        |r| {
+            Ok(crate::routing::Waiting {
+                id: r.get(0)?,
+                retry_count: r.get(1)?,
+                run_at: r.get(2)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 // ---- reads ------------------------------------------------------------------------------------
 
 /// A job as inspections show it. A value that cannot be read shows as a placeholder (text) or 0
@@ -776,6 +875,47 @@ mod tests {
         assert!(!listed.contains("TEMP B-TREE"), "{listed}");
     }
 
+    /// The claim and the unroutable check read jobs_ready, never the table: a claim reads one
+    /// (queue, task) from the front in claim order (no sort), and the check steps through the
+    /// groups by seeks.
+    #[test]
+    fn routing_reads_use_the_ready_index() {
+        let conn = Connection::open_in_memory().unwrap();
+        for (_, sql) in MIGRATIONS {
+            conn.execute_batch(sql).unwrap();
+        }
+        let plan = |sql: &str, params: &[(&str, &dyn rusqlite::ToSql)]| -> String {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let rows = stmt.query_map(params, |r| r.get::<_, String>(3)).unwrap();
+            rows.map(|r| r.unwrap()).collect::<Vec<_>>().join(" | ")
+        };
+        let ready = plan(
+            sql!("claim/ready.sql"),
+            named_params! {
+                ":namespace": "n", ":queue": "q", ":task_name": "t", ":now": 1, ":limit": 1,
+            },
+        );
+        assert!(ready.contains("USING INDEX jobs_ready"), "{ready}");
+        assert!(ready.contains("task_name=?"), "{ready}");
+        assert!(!ready.contains("TEMP B-TREE"), "{ready}");
+        let next = plan(
+            sql!("routing/next_group.sql"),
+            named_params! {":namespace": "", ":queue": "", ":task_name": ""},
+        );
+        assert!(
+            next.contains("SEARCH jobs USING INDEX jobs_ready"),
+            "{next}"
+        );
+        assert!(!next.contains("TEMP B-TREE"), "{next}");
+        let stale = plan(
+            sql!("routing/stale_jobs.sql"),
+            named_params! {
+                ":namespace": "n", ":queue": "q", ":task_name": "t", ":cutoff": 1, ":limit": 1,
+            },
+        );
+        assert!(stale.contains("USING INDEX jobs_ready"), "{stale}");
+    }
+
     /// A statement SQLite re-prepares on every run costs its parse and plan each time: the hot
     /// statements with a LIMIT must be planned once, whatever limit is bound.
     #[test]
@@ -792,7 +932,7 @@ mod tests {
             limit,
         };
         for limit in [1, 64, 2] {
-            ready_jobs(&conn, &p(limit), "default").unwrap();
+            ready_jobs(&conn, &p(limit), "default", "t").unwrap();
             expired_leases(&conn, 1, limit).unwrap();
             sweep_expired(&conn, 1, limit).unwrap();
         }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use taskito_core::{ClaimRequest, ClaimedJob, NewJob, Settle, SettleKind, Store};
+use taskito_core::{ClaimRequest, ClaimedJob, NewJob, Settle, SettleKind, Store, WorkerInfo};
 
 /// `TASKITO_PG_URL`, or None after a note that the test skips; in CI (`CI=true`) an unset URL
 /// fails the test instead, so the PostgreSQL tests cannot silently stop running there.
@@ -34,13 +34,66 @@ pub fn job(task: &str) -> NewJob {
     j
 }
 
-/// A claim of the default queue.
+/// The task names the tests' jobs use: what their claims say the worker has.
+pub const TASKS: &[&str] = &[
+    "a",
+    "a1",
+    "a9",
+    "add",
+    "b",
+    "b1",
+    "b9",
+    "big",
+    "c20",
+    "d",
+    "earlier",
+    "elsewhere",
+    "ext",
+    "first",
+    "flaky",
+    "high",
+    "in_a",
+    "in_b",
+    "keep",
+    "later",
+    "long",
+    "low",
+    "ok",
+    "other",
+    "second",
+    "strict",
+    "t",
+    "timed",
+    "u",
+    "wake",
+    "x",
+    "y",
+];
+
+/// A claim of the default queue by a worker that has only these tasks.
+pub fn req_tasks(worker: &str, tasks: &[&str], limit: i64, wait_ms: u64) -> ClaimRequest {
+    ClaimRequest {
+        tasks: tasks.iter().map(|t| t.to_string()).collect(),
+        ..req(worker, limit, wait_ms)
+    }
+}
+
+/// A claim of the default queue by a worker that has every task of [`TASKS`].
 pub fn req(worker: &str, limit: i64, wait_ms: u64) -> ClaimRequest {
     ClaimRequest {
         worker_id: worker.into(),
         queues: vec!["default".into()],
+        tasks: TASKS.iter().map(|t| t.to_string()).collect(),
         limit,
         wait_ms,
+    }
+}
+
+/// A worker of the default queue with every task of [`TASKS`] and this lease.
+pub fn worker(id: &str, lease_ms: u64) -> WorkerInfo {
+    WorkerInfo {
+        tasks: TASKS.iter().map(|t| t.to_string()).collect(),
+        ..WorkerInfo::new(id, lease_ms)
     }
 }
 

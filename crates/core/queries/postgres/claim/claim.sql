@@ -4,7 +4,8 @@
 -- claim is taking instead of waiting for it, so no job is handed out twice and nobody queues up.
 -- The lease never runs past the deadline, so the reaper finds both lost workers and timeouts by
 -- lease_until alone. RETURNING order is unspecified: the caller sorts.
--- $1 namespace, $2 queues, $3 limit, $4 worker_id, $5 lease_ms.
+-- $1 namespace, $2 queues, $3 limit, $4 worker_id, $5 lease_ms, $6 tasks (the worker's task names:
+-- jobs of other tasks are never read, so a queue full of another service's jobs costs nothing).
 -- synchronous_commit off for this statement's own transaction: a claim lost in a server crash
 -- only means the attempt runs again (the job is back to its previous state and a late settle of
 -- it is stale), so it need not wait for the WAL flush; settles and enqueues still do.
@@ -12,15 +13,16 @@ WITH now AS MATERIALIZED (
     SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms,
            set_config('synchronous_commit', 'off', true) AS async_commit
 ),
--- Per queue, the best ready rows in index order (jobs_ready serves an ordered scan only for one
--- queue at a time: `queue = ANY(...)` would read and sort every ready row), locked with SKIP
--- LOCKED where they are found; then the best of those across the queues. Rows locked but not
--- picked are released when the statement ends.
+-- Per (queue, task), the best ready rows in index order (jobs_ready serves an ordered scan only for
+-- one queue and task at a time: `= ANY(...)` would read and sort every ready row), locked with SKIP
+-- LOCKED where they are found; then the best of those across them (policy::claim_order). Rows
+-- locked but not picked are released when the statement ends.
 picked AS (
     SELECT c.id FROM unnest($2::text[]) AS q(name)
+    CROSS JOIN unnest($6::text[]) AS t(name)
     CROSS JOIN LATERAL (
         SELECT id, priority, run_at FROM jobs
-        WHERE namespace = $1::text AND queue = q.name AND status IN (0, 3)
+        WHERE namespace = $1::text AND queue = q.name AND task_name = t.name AND status IN (0, 3)
           AND run_at <= (SELECT ms FROM now)
         ORDER BY priority DESC, run_at, id
         LIMIT $3::bigint

@@ -1,4 +1,5 @@
--- When nothing is ready: the earliest scheduled job of these queues (a JSON array), so a waiting
--- claim wakes when it becomes due.
+-- When nothing is ready: the earliest scheduled job of these queues and tasks (JSON arrays), so a
+-- waiting claim wakes when it becomes due.
 SELECT MIN(run_at) FROM jobs
-WHERE namespace = :namespace AND queue IN (SELECT value FROM json_each(:queues)) AND status IN (0, 3);
+WHERE namespace = :namespace AND queue IN (SELECT value FROM json_each(:queues))
+  AND task_name IN (SELECT value FROM json_each(:tasks)) AND status IN (0, 3);
