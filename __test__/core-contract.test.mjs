@@ -912,8 +912,10 @@ test('[js] the JS core runs every statement file of crates/core/queries/sqlite a
     .filter((f) => !['connection/writer.sql', 'connection/reader.sql', 'connection/checkpointer.sql', 'connection/checkpoint.sql'].includes(f))
     .sort()
   const jsDir = new URL('../dist/esm/core/js/', import.meta.url).pathname
+  // driver.js is left out: it gives node:sqlite better-sqlite3's API (its pragma() included),
+  // the driver's plumbing, not a statement of taskito's.
   const source = readdirSync(jsDir)
-    .filter((f) => f.endsWith('.js'))
+    .filter((f) => f.endsWith('.js') && f !== 'driver.js')
     .map((f) => readFileSync(join(jsDir, f), 'utf8'))
     .join('\n')
   t.deepEqual(
