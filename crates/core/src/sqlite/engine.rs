@@ -325,15 +325,52 @@ fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadJob>>>) {
     }
 }
 
+/// What the reaper knows of its own access to the write lock (see [`policy::blackout_after`]):
+/// its reads never wait for it, so only its writes tell.
+struct Sight {
+    /// When a write of the reaper last had the lock (at first: when it started).
+    seen: i64,
+    blackout: Option<policy::Blackout>,
+    /// The first try of the write under way (tries that failed with DB_LOCKED included).
+    trying_since: Option<i64>,
+}
+
+impl Sight {
+    /// Before a write: when this try for the lock began.
+    fn trying(&mut self) -> i64 {
+        *self.trying_since.get_or_insert_with(now_ms)
+    }
+
+    /// The blackout as of a write that had the lock at `now`, having tried since `since`.
+    fn after(&self, since: i64, now: i64) -> Option<policy::Blackout> {
+        policy::blackout_after(self.blackout, self.seen, now, now - since)
+    }
+
+    /// A write that had the lock at `now` (its blackout as [`Sight::after`] gave it).
+    fn had(&mut self, now: i64, blackout: Option<policy::Blackout>) {
+        self.seen = now;
+        self.blackout = blackout;
+        self.trying_since = None;
+    }
+}
+
 /// Fails running attempts whose lease ended at least `policy::REAP_GRACE_MS` ago, and sweeps
 /// expired finished jobs. It looks on its own read connection first, so an idle file costs no
-/// write transaction.
+/// write transaction. After a write of its own waited for the lock (another process held it
+/// longer than `policy::BLACKOUT_MS`), it leaves the leases that ran out meanwhile to their
+/// workers' heartbeats for `policy::RENEW_WINDOW_MS` (`policy::reap_cutoff_after`): the workers
+/// of other processes waited for the same lock, with their settles.
 fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
     let mut next_sweep = 0i64;
+    let mut sight = Sight {
+        seen: now_ms(),
+        blackout: None,
+        trying_since: None,
+    };
     while !shared.stopping() {
         let now = now_ms();
         let mut next_lease = queries::next_lease(&conn).ok().flatten();
-        if matches!(next_lease, Some(t) if t <= policy::reap_cutoff(now)) {
+        if matches!(next_lease, Some(t) if t <= policy::reap_cutoff_after(now, sight.blackout)) {
             let live: HashSet<(String, String)> = shared
                 .workers
                 .lock()
@@ -341,20 +378,38 @@ fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
                 .keys()
                 .cloned()
                 .collect();
+            let since = sight.trying();
+            let (seen, last) = (sight.seen, sight.blackout);
             let reaped = write_blocking(&tx, move |c, fx| {
-                ops::reap(c, fx, REAP_BATCH, &live, now_ms())
+                let now = now_ms();
+                let blackout = policy::blackout_after(last, seen, now, now - since);
+                let cutoff = policy::reap_cutoff_after(now, blackout);
+                let n = ops::reap(c, fx, REAP_BATCH, &live, cutoff, now)?;
+                Ok((n, now, blackout))
             });
-            if matches!(reaped, Ok(n) if n > 0) {
-                continue;
+            if let Ok((n, at, blackout)) = reaped {
+                sight.had(at, blackout);
+                if n > 0 {
+                    continue;
+                }
             }
-            // Only live in-process workers' leases are overdue: their heartbeat renews them.
+            // Only live in-process workers' leases are overdue (their heartbeat renews them),
+            // or the window after a blackout holds the rest back.
             next_lease = None;
         }
         if now >= next_sweep {
             let due = matches!(queries::next_expiry(&conn), Ok(Some(t)) if t <= now);
             let swept = if due {
-                write_blocking(&tx, |c, _| queries::sweep_expired(c, now_ms(), SWEEP_BATCH))
-                    .unwrap_or(0)
+                let since = sight.trying();
+                match write_blocking(&tx, |c, _| {
+                    Ok((queries::sweep_expired(c, now_ms(), SWEEP_BATCH)?, now_ms()))
+                }) {
+                    Ok((n, at)) => {
+                        sight.had(at, sight.after(since, at));
+                        n
+                    }
+                    Err(_) => 0,
+                }
             } else {
                 0
             };
@@ -368,14 +423,21 @@ fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
         }
         let now = now_ms();
         let mut wait = REAPER_MAX_SLEEP_MS;
-        if let Some(t) = next_lease {
+        let window_end = sight
+            .blackout
+            .map(policy::renew_window_end)
+            .filter(|&end| end > now);
+        if let Some(end) = window_end {
+            // What ran out since the blackout began waits for the window's end.
+            wait = wait.min(end - now);
+        } else if let Some(t) = next_lease {
             // Until the cutoff reaches that lease's end.
             wait = wait.min((t - policy::reap_cutoff(now)).max(1));
         }
         shared
             .reaper_covers
             .store(policy::reap_cutoff(now + wait), Ordering::Relaxed);
-        std::thread::park_timeout(Duration::from_millis(wait as u64));
+        std::thread::park_timeout(Duration::from_millis(wait.max(1) as u64));
     }
 }
 
