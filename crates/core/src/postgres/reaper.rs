@@ -127,8 +127,12 @@ async fn reap_once(inner: &Inner, sight: &mut Sight) -> Result<Pass> {
     // A look stalled inside the query (a server frozen, not gone) is a blackout found late:
     // it takes nothing this time.
     let late = sight.after_wait(tried.elapsed());
-    let rows = if late != blackout { &[][..] } else { &rows[..] };
-    let blackout = late;
+    let found_late = blackout == sight.blackout && late != sight.blackout;
+    let (rows, blackout) = if found_late {
+        (&[][..], late)
+    } else {
+        (&rows[..], blackout)
+    };
     let mut reaped = 0;
     let mut retried = false;
     let mut spared = 0;
