@@ -39,9 +39,9 @@ impl Inner {
         // unregisters, and then its leases run out.
         let (mut out, retried) = res?;
         self.unhold(settles.iter().map(|s| (s.id, s.token)));
-        // Also on a first try: the worker's own retry of a settle whose first call gave up may
-        // find that call's commit.
-        self.resolve_applied(&plan, &mut out).await?;
+        if attempt > 0 {
+            self.resolve_applied(&plan, &mut out).await?;
+        }
         let out: Vec<SettleOutcome> = out
             .into_iter()
             .zip(pre)
