@@ -46,6 +46,9 @@ const runners = {
   deadline_at: (c) => [policy.deadlineAt(c.startedAt, c.timeoutMs), c.expect],
   lease_end: (c) => [policy.leaseEnd(c.now, c.leaseMs, c.deadlineAt), c.expect],
   reap_cutoff: (c) => [policy.reapCutoff(c.now), c.expect],
+  blackout_after: (c) => [policy.blackoutAfter(c.last, c.seen, c.now, c.waitedMs), c.expect],
+  reap_cutoff_after: (c) => [policy.reapCutoffAfter(c.now, c.blackout), c.expect],
+  renew_window_end: (c) => [policy.renewWindowEnd(c.blackout), c.expect],
   run_at: (c) => [policy.runAt(c.now, c.delayMs, c.runAt), c.expect],
   claim_order: (c) => [[...c.jobs].sort(policy.claimOrder).map((j) => j.id), c.expect],
   decide_failure: (c) => {

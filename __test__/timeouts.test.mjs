@@ -1,7 +1,7 @@
 // Timeouts that stop work, leases that survive kill -9, cooperative cancellation, lock contention.
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
@@ -12,7 +12,7 @@ import {
   TaskCancelledError,
   TaskTimeoutError,
 } from 'taskito'
-import { eachCore, makeQueue, tempDir, deferred, location, coreOf } from './helpers.mjs'
+import { eachCore, makeQueue, tempDir, deferred, location, coreOf, until } from './helpers.mjs'
 
 const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url))
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
@@ -269,13 +269,19 @@ eachCore('a job that kills its worker every time ends dead after maxRetries', as
   t.is((await queue.deadLetters()).length, 1)
 })
 
-eachCore('an external write lock delays work but loses nothing; past the busy timeout, DB_LOCKED', async (t, core) => {
+/** Whether better-sqlite3 is there to hold the write lock from another process (else a pass). */
+async function haveSecondClient(t) {
   try {
     await import('better-sqlite3')
+    return true
   } catch {
     t.pass('better-sqlite3 is not installed: this test needs a second SQLite client')
-    return
+    return false
   }
+}
+
+eachCore('an external write lock delays work but loses nothing; past the busy timeout, DB_LOCKED', async (t, core) => {
+  if (!(await haveSecondClient(t))) return
   const dbPath = join(tempDir(t), 'locked.db')
   const queue = makeQueue(t, core, { dbPath, busyTimeout: 5000 })
   const add = queue.task('add', (a, b) => a + b)
@@ -298,4 +304,35 @@ eachCore('an external write lock delays work but loses nothing; past the busy ti
   t.regex(err.message, /busy ?timeout/i)
   await holder2.waitFor('released')
   t.like(await short.stats(), { completed: 50, pending: 0, running: 0 })
+}, { serial: true, sqliteOnly: true }) // serial: keep other tests' clocks out of a held lock
+
+eachCore('a write lock held past the lease by another process repeats no finished work in either worker process', async (t, core) => {
+  if (!(await haveSecondClient(t))) return
+  const dbPath = join(tempDir(t), 'held.db')
+  const log = join(tempDir(t), 'starts.log')
+  writeFileSync(log, '')
+  const LEASE = 500
+  // Two worker processes: this one and a child, each running some of the jobs.
+  const queue = makeQueue(t, core, { dbPath, busyTimeout: 5000 })
+  const nap = queue.task('nap', async (i, ms) => {
+    appendFileSync(log, `${i} ${process.pid}\n`)
+    await sleep(ms)
+  })
+  await queue.worker({ concurrency: 4, leaseMs: LEASE }).start()
+  const child = startProcess(t, 'worker.mjs', [JSON.stringify({ dbPath }), coreOf(core), String(LEASE)], { COUNT_LOG: log })
+  await child.ready
+  const jobs = await nap.map(Array.from({ length: 8 }, (_, i) => [i, 1000]))
+  const starts = () => readFileSync(log, 'utf8').split('\n').filter(Boolean)
+  await until(() => starts().length === 8, { what: 'all 8 jobs running' })
+  t.true(new Set(starts().map((l) => l.split(' ')[1])).size === 2, 'both processes run jobs')
+  // Another process holds the write lock for 5 leases: every lease runs out, the jobs finish
+  // meanwhile, and their settles wait, as do both processes' heartbeats and reapers.
+  const holder = startProcess(t, 'hold-lock.mjs', [dbPath, String(5 * LEASE)], {}, 'locked')
+  await holder.ready
+  await holder.waitFor('released')
+  await Promise.all(jobs.map((j) => j.result({ timeout: 15_000 })))
+  const byJob = new Map()
+  for (const l of starts()) byJob.set(l.split(' ')[0], (byJob.get(l.split(' ')[0]) ?? 0) + 1)
+  t.deepEqual([...byJob.values()], Array(8).fill(1), `each job ran once: ${starts().join(', ')}`)
+  for (const j of jobs) t.deepEqual(await j.errors(), [])
 }, { serial: true, sqliteOnly: true }) // serial: keep other tests' clocks out of a held lock

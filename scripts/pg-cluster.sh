@@ -8,6 +8,8 @@
 #                                 # `export TASKITO_PG_SSLROOTCERT=<the CA's PEM file>`
 #   scripts/pg-cluster.sh url     # prints the URL only
 #   scripts/pg-cluster.sh stop    # stops the server and removes its folder
+#   scripts/pg-cluster.sh down    # stops the server, keeps its folder (`start` brings it back with
+#                                 # its data: an outage, for the tests and the chaos run)
 #   scripts/pg-cluster.sh check   # exit status 0 when the PostgreSQL server binaries are installed
 #
 #   eval "$(scripts/pg-cluster.sh start)" && cargo test -p taskito-core
@@ -146,6 +148,13 @@ stop() {
   rm -rf "${BASE}"
 }
 
+down() {
+  if BIN="$(bindir)" && running; then
+    as_owner "${BIN}/pg_ctl" -D "${DATA}" -w -t 60 -m fast stop >/dev/null
+    log "down (data kept in ${DATA})"
+  fi
+}
+
 case "${1:-}" in
   start)
     case "${2:-}" in
@@ -156,7 +165,8 @@ case "${1:-}" in
     start
     ;;
   stop) stop ;;
+  down) down ;;
   url) echo "${URL}" ;;
   check) bindir >/dev/null ;;
-  *) echo "usage: $0 start [--ssl]|stop|url|check" >&2; exit 2 ;;
+  *) echo "usage: $0 start [--ssl]|stop|down|url|check" >&2; exit 2 ;;
 esac

@@ -50,6 +50,51 @@ export function reapCutoff(now: number): number {
   return now - REAP_GRACE_MS
 }
 
+// ---- the reaper's blackouts ------------------------------------------------------------------
+
+/** A look of the reaper that waited longer than this for the database (from its first try, failed
+ * tries included: the server away, or another connection holding SQLite's write lock) ends a
+ * blackout of the reaper. A live worker's lease runs out only when its heartbeat misses two thirds
+ * of a lease; a reaper that saw the database all along while that happened may trust it. */
+export const BLACKOUT_MS = 250
+/** After a blackout, how long the reaper leaves the leases that ran out since it began to their
+ * workers: three of the longest heartbeat interval, so a live worker in any process, whatever its
+ * lease, gets three beats after the database is back before the reaper would take its attempts. A
+ * dead worker's attempts come back that long after the database does. */
+export const RENEW_WINDOW_MS = 3 * MAX_HEARTBEAT_MS
+
+/** A stretch of time in which the reaper could not reach the database (or take its write lock):
+ * from its last look without such a wait to the look that had it again. */
+export interface Blackout {
+  from: number
+  back: number
+}
+
+/** The reaper's blackout after a look that had the database at `now`, having waited `waitedMs` for
+ * it; `seen` is when its previous look had the database, `last` the blackout it knew. Leases run out during
+ * a blackout for every worker that shares it, not only dead ones: the one that comes back first must
+ * not reap the others before their heartbeats can renew (a finished attempt's settle is then
+ * accepted instead of its job running again). A blackout that begins while the last one's window
+ * still runs keeps that one's start: the leases it spared are not renewed yet. */
+export function blackoutAfter(last: Blackout | null, seen: number, now: number, waitedMs: number): Blackout | null {
+  if (waitedMs <= BLACKOUT_MS) return last
+  const from = last !== null && seen < renewWindowEnd(last) ? last.from : seen
+  return { from, back: now }
+}
+
+/** The lease end up to which the reaper takes attempts at `now`: {@link reapCutoff}, except that for
+ * {@link RENEW_WINDOW_MS} after a blackout it takes none whose lease ran out after the blackout
+ * began (deadlines included: a worker's own timeout or its late settle waited out the same blackout). */
+export function reapCutoffAfter(now: number, blackout: Blackout | null): number {
+  const cutoff = reapCutoff(now)
+  return blackout !== null && now < renewWindowEnd(blackout) ? Math.min(cutoff, reapCutoff(blackout.from)) : cutoff
+}
+
+/** When the reaper's window after `blackout` ends (its next look that may take what it spared). */
+export function renewWindowEnd(blackout: Blackout): number {
+  return blackout.back + RENEW_WINDOW_MS
+}
+
 // ---- validation -----------------------------------------------------------------------------
 
 const invalid = (text: string): CoreError => coreError('INVALID_ARGUMENT', text)

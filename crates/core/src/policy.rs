@@ -56,6 +56,66 @@ pub fn reap_cutoff(now: i64) -> i64 {
     now.saturating_sub(REAP_GRACE_MS)
 }
 
+// ---- the reaper's blackouts ------------------------------------------------------------------
+
+/// A look of the reaper that waited longer than this for the database (from its first try, failed
+/// tries included: the server away, or another connection holding SQLite's write lock) ends a
+/// blackout of the reaper. A live worker's lease runs out only when its heartbeat misses two
+/// thirds of a lease; a reaper that saw the database all along while that happened may trust it.
+pub const BLACKOUT_MS: i64 = 250;
+/// After a blackout, how long the reaper leaves the leases that ran out since it began to their
+/// workers: three of the longest heartbeat interval, so a live worker in any process, whatever
+/// its lease, gets three beats after the database is back before the reaper would take its
+/// attempts. A dead worker's attempts come back that long after the database does.
+pub const RENEW_WINDOW_MS: i64 = 3 * MAX_HEARTBEAT_MS as i64;
+
+/// A stretch of time in which the reaper could not reach the database (or take its write lock):
+/// from its last look without such a wait to the look that had it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blackout {
+    pub from: i64,
+    pub back: i64,
+}
+
+/// The reaper's blackout after a look that had the database at `now`, having waited `waited_ms`
+/// for it; `seen` is when its previous look had the database, `last` the blackout it knew. Leases run
+/// out during a blackout for every worker that shares it, not only dead ones: the one that comes
+/// back first must not reap the others before their heartbeats can renew (a finished attempt's
+/// settle is then accepted instead of its job running again). A blackout that begins while the
+/// last one's window still runs keeps that one's start: the leases it spared are not renewed yet.
+pub fn blackout_after(
+    last: Option<Blackout>,
+    seen: i64,
+    now: i64,
+    waited_ms: i64,
+) -> Option<Blackout> {
+    if waited_ms <= BLACKOUT_MS {
+        return last;
+    }
+    let from = match last {
+        Some(b) if seen < renew_window_end(b) => b.from,
+        _ => seen,
+    };
+    Some(Blackout { from, back: now })
+}
+
+/// The lease end up to which the reaper takes attempts at `now`: [`reap_cutoff`], except that
+/// for [`RENEW_WINDOW_MS`] after a blackout it takes none whose lease ran out after the blackout
+/// began (deadlines included: a worker's own timeout or its late settle waited out the same
+/// blackout).
+pub fn reap_cutoff_after(now: i64, blackout: Option<Blackout>) -> i64 {
+    let cutoff = reap_cutoff(now);
+    match blackout {
+        Some(b) if now < renew_window_end(b) => cutoff.min(reap_cutoff(b.from)),
+        _ => cutoff,
+    }
+}
+
+/// When the reaper's window after `blackout` ends (its next look that may take what it spared).
+pub fn renew_window_end(blackout: Blackout) -> i64 {
+    blackout.back.saturating_add(RENEW_WINDOW_MS)
+}
+
 // ---- validation -----------------------------------------------------------------------------
 
 /// `job {i}: {field} must be {want}, got {got}; nothing was enqueued`: one message shape for

@@ -3,7 +3,9 @@
 //! cannot drift: a case that one answers differently fails the build.
 
 use serde_json::{Map, Value};
-use taskito_core::policy::{self, Backoff, ClaimKey, Expired, Failure, FailureDecision, Routing};
+use taskito_core::policy::{
+    self, Backoff, Blackout, ClaimKey, Expired, Failure, FailureDecision, Routing,
+};
 use taskito_core::{ClaimRequest, NewJob, WorkerInfo};
 
 fn cases() -> Value {
@@ -88,6 +90,8 @@ fn constants_match_the_table() {
     assert_eq!(int(c, "MAX_LEASE_MS") as u64, policy::MAX_LEASE_MS);
     assert_eq!(int(c, "MAX_HEARTBEAT_MS") as u64, policy::MAX_HEARTBEAT_MS);
     assert_eq!(int(c, "REAP_GRACE_MS"), policy::REAP_GRACE_MS);
+    assert_eq!(int(c, "BLACKOUT_MS"), policy::BLACKOUT_MS);
+    assert_eq!(int(c, "RENEW_WINDOW_MS"), policy::RENEW_WINDOW_MS);
     assert_eq!(
         int(c, "DEFAULT_FILE_MODE") as u32,
         policy::DEFAULT_FILE_MODE
@@ -169,6 +173,14 @@ fn validate_worker_lease_claim_page_progress_cases() {
     }
 }
 
+/// A blackout of the table (`{ "from", "back" }`), or None for null.
+fn blackout(v: &Value) -> Option<Blackout> {
+    (!v.is_null()).then(|| Blackout {
+        from: int(v, "from"),
+        back: int(v, "back"),
+    })
+}
+
 fn strings(v: &Value) -> Vec<String> {
     v.as_array()
         .expect("array")
@@ -233,6 +245,27 @@ fn lease_and_time_cases() {
     for case in section(&all, "reap_cutoff") {
         assert_eq!(
             policy::reap_cutoff(int(case, "now")),
+            int(case, "expect"),
+            "case {case}"
+        );
+    }
+    for case in section(&all, "blackout_after") {
+        let got = policy::blackout_after(
+            blackout(&case["last"]),
+            int(case, "seen"),
+            int(case, "now"),
+            int(case, "waitedMs"),
+        );
+        assert_eq!(got, blackout(&case["expect"]), "case {case}");
+    }
+    for case in section(&all, "reap_cutoff_after") {
+        let got = policy::reap_cutoff_after(int(case, "now"), blackout(&case["blackout"]));
+        assert_eq!(got, int(case, "expect"), "case {case}");
+    }
+    for case in section(&all, "renew_window_end") {
+        let b = blackout(&case["blackout"]).expect("a blackout");
+        assert_eq!(
+            policy::renew_window_end(b),
             int(case, "expect"),
             "case {case}"
         );

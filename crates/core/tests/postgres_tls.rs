@@ -1,123 +1,24 @@
-//! TLS to PostgreSQL (`sslmode`, `sslrootcert`) against throw-away servers of this test's own,
-//! each on a free loopback port (`scripts/pg-cluster.sh`), so the shared test server is left
-//! alone: one with TLS on (a CA and a server certificate naming `localhost` only), one without.
-//! Without the PostgreSQL server binaries the tests skip with a message, except in CI
-//! (`CI=true`), where they fail.
+//! TLS to PostgreSQL (`sslmode`, `sslrootcert`) against throw-away servers of this test's own
+//! (`common::cluster`): one with TLS on (a CA and a server certificate naming `localhost` only),
+//! one without.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::cluster::Cluster;
+
 use taskito_core::postgres::{self, PgStore};
 use taskito_core::{ClaimRequest, Error, NewJob, Settle, SettleKind, SettleStatus, Store};
-use tokio_postgres::NoTls;
 
 const SCHEMA: &str = "tls";
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/pg-cluster.sh")
-}
-
-/// A cluster of this test's own; stopped and removed when dropped (also when the test panics).
-struct Cluster {
-    port: u16,
-    /// The CA that signed the server's certificate (TLS clusters only).
-    ca: Option<PathBuf>,
-}
-
-impl Cluster {
-    fn start(ssl: bool) -> Option<Cluster> {
-        let have_pg = Command::new("bash")
-            .arg(script())
-            .arg("check")
-            .status()
-            .is_ok_and(|s| s.success());
-        let have_openssl = Command::new("openssl")
-            .arg("version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !(have_pg && have_openssl) {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-            assert!(
-                !ci,
-                "the PostgreSQL server binaries (or openssl) are missing in CI: the TLS tests must \
-                 run there; install them: apt-get install -y postgresql openssl"
-            );
-            eprintln!(
-                "SKIPPED: PostgreSQL TLS test (needs the PostgreSQL server binaries and openssl: \
-                 apt-get install -y postgresql openssl)"
-            );
-            return None;
-        }
-        // A port nobody listens on now; the cluster takes it a moment later.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut cmd = Command::new("bash");
-        cmd.arg(script())
-            .arg("start")
-            .env("TASKITO_PG_PORT", port.to_string());
-        if ssl {
-            cmd.arg("--ssl");
-        }
-        let out = cmd.output().expect("run scripts/pg-cluster.sh");
-        // Built before the checks: a half-started cluster is stopped too.
-        let mut cluster = Cluster { port, ca: None };
-        assert!(
-            out.status.success(),
-            "pg-cluster.sh start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        cluster.ca = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("export TASKITO_PG_SSLROOTCERT="))
-            .map(PathBuf::from);
-        assert_eq!(
-            cluster.ca.is_some(),
-            ssl,
-            "{}",
-            String::from_utf8_lossy(&out.stdout)
-        );
-        Some(cluster)
-    }
-
-    /// The URL at `host` (with user info, e.g. `postgres@localhost`) and these query parameters.
-    fn url(&self, host: &str, query: &str) -> String {
-        format!("postgres://{host}:{}/taskito?{query}", self.port)
-    }
-
-    fn ca(&self) -> String {
-        self.ca.as_ref().unwrap().display().to_string()
-    }
-
-    /// A plain connection for looking at the server's side of things.
-    async fn admin(&self) -> tokio_postgres::Client {
-        let url = self.url("postgres@127.0.0.1", "sslmode=disable");
-        let (client, conn) = tokio_postgres::connect(&url, NoTls)
-            .await
-            .expect("admin connection");
-        tokio::spawn(conn);
-        client
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(script())
-            .arg("stop")
-            .env("TASKITO_PG_PORT", self.port.to_string())
-            .status();
-    }
-}
-
 macro_rules! cluster_or_skip {
     ($ssl:expr) => {
-        match Cluster::start($ssl) {
+        match Cluster::start($ssl, "PostgreSQL TLS test") {
             Some(c) => c,
             None => return,
         }

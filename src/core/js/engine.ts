@@ -18,7 +18,7 @@
  * them, as the shared policy says (reapDecision): their worker is alive here.
  */
 import { checkFileOwner, claimFile, releaseFile } from '../owners.js'
-import { DEFAULT_LEASE_MS, REAP_GRACE_MS, SWEEP_MIN_BATCH, heartbeatIntervalMs, sweepNext } from '../policy.js'
+import { type Blackout, DEFAULT_LEASE_MS, REAP_GRACE_MS, SWEEP_MIN_BATCH, blackoutAfter, heartbeatIntervalMs, reapCutoffAfter, sweepNext } from '../policy.js'
 import type { ClaimedJob, ClaimRequest, JobRow, WorkerInfo } from '../types.js'
 import { closedError, fromSqlite } from './errors.js'
 import { openDatabase, type Database } from './sqlite.js'
@@ -138,6 +138,13 @@ export class Engine {
   private leaseTimer: NodeJS.Timeout | undefined
   private leaseTimerAt = Infinity
   private reaping = false
+  /** What the reaper knows of its own access to the write lock (see blackoutAfter): when a write of
+   * it last had the lock, its last blackout, and the first try of the write under way. */
+  private sight: { seen: number; blackout: Blackout | null; tryingSince: number | undefined } = {
+    seen: Date.now(),
+    blackout: null,
+    tryingSince: undefined,
+  }
 
   constructor(path: string, db: Database, busyMs: number, readOnly: boolean) {
     this.path = path
@@ -584,19 +591,32 @@ export class Engine {
 
   /** Fails the attempts the policy takes: their lease ended at least REAP_GRACE_MS ago and their
    * worker is not alive here, or they are past their deadline. Looks with a read first, so an idle
-   * file costs no write transaction; the write reads again under the lock. */
+   * file costs no write transaction; the write reads again under the lock. After a write of its own
+   * waited for the lock (another process held it longer than BLACKOUT_MS), it leaves the leases
+   * that ran out meanwhile to their workers' heartbeats for RENEW_WINDOW_MS (reapCutoffAfter): the
+   * workers of other processes waited for the same lock, with their settles. Its reads never wait
+   * for the lock, so only its writes tell. */
   private reap(): Promise<void> {
     if (this.reaping || this.closed) return Promise.resolve()
     const now = Date.now()
     try {
-      if (!this.store.expired(now, REAP_BATCH).some((e) => this.store.reapable(e, now, this.aliveHere) !== null)) return Promise.resolve()
+      const cutoff = reapCutoffAfter(now, this.sight.blackout)
+      if (!this.store.expired(cutoff, REAP_BATCH).some((e) => this.store.reapable(e, now, this.aliveHere) !== null)) return Promise.resolve()
     } catch {
       return Promise.resolve() // busy or closing: the next scan retries
     }
     this.reaping = true
-    return this.submit((at, fx) => this.store.reap(at, REAP_BATCH, this.aliveHere, fx)).then(
-      (read) => {
+    // Failed tries (DB_LOCKED past the busy timeout) count: the wait runs from the first.
+    const since = (this.sight.tryingSince ??= now)
+    const { seen, blackout: last } = this.sight
+    const write = (at: number, fx: Effects): { read: number; at: number; blackout: Blackout | null } => {
+      const blackout = blackoutAfter(last, seen, at, at - since)
+      return { read: this.store.reap(at, reapCutoffAfter(at, blackout), REAP_BATCH, this.aliveHere, fx), at, blackout }
+    }
+    return this.submit(write).then(
+      ({ read, at, blackout }) => {
         this.reaping = false
+        this.sight = { seen: at, blackout, tryingSince: undefined }
         if (read >= REAP_BATCH) setImmediate(() => void this.reap())
       },
       () => {

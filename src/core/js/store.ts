@@ -14,7 +14,6 @@ import {
   deadlineAt,
   decideFailure,
   leaseEnd,
-  reapCutoff,
   reapDecision,
   reapMessage,
   retryDelayMs,
@@ -641,9 +640,10 @@ export class Store {
     return dead
   }
 
-  /** Attempts whose lease ended at least the reap grace ago, any namespace, oldest first. */
-  expired(now: number, limit: number): RawExpired[] {
-    return this.expiredLeases.all({ now: reapCutoff(now), limit }) as RawExpired[]
+  /** Attempts whose lease ended at or before `cutoff` (the reaper's reapCutoffAfter: the reap grace
+   * ago, or before its last blackout began), any namespace, oldest first. */
+  expired(cutoff: number, limit: number): RawExpired[] {
+    return this.expiredLeases.all({ now: cutoff, limit }) as RawExpired[]
   }
 
   /** Whether the policy takes this expired attempt now; `alive` says whether its worker is
@@ -659,8 +659,8 @@ export class Store {
 
   /** The reaper's write: fails the expired attempts the policy takes; how many it read (a full
    * batch means there may be more). */
-  reap(now: number, limit: number, alive: (ns: string, workerId: string) => boolean, fx: Effects): number {
-    const expired = this.expired(now, limit)
+  reap(now: number, cutoff: number, limit: number, alive: (ns: string, workerId: string) => boolean, fx: Effects): number {
+    const expired = this.expired(cutoff, limit)
     for (const e of expired) {
       const reason = this.reapable(e, now, alive)
       if (reason !== null) this.fail(e.namespace, e.id, e.lease_token, reapMessage(reason), null, true, now, fx)

@@ -2,16 +2,21 @@
 //! passed their deadline), over every namespace of the schema, sharing the work with the reapers
 //! of other processes. Whether to take an attempt and what to record is
 //! [`policy::reap_decision`]: attempts that a worker alive in this process still holds are left
-//! to its heartbeat unless past their deadline.
+//! to its heartbeat unless past their deadline. After a blackout of its own (the server away
+//! longer than [`policy::BLACKOUT_MS`]) it leaves the leases that ran out meanwhile to the
+//! heartbeats of every process for [`policy::RENEW_WINDOW_MS`] ([`policy::reap_cutoff_after`]):
+//! the workers of other processes were cut off too, and their settles are on their way.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::settle::fail_in;
 use super::{ms, sql, Inner};
 use crate::error::Result;
 use crate::model::SettleStatus;
-use crate::policy::{self, Expired};
+use crate::policy::{self, Blackout, Expired};
 
 /// Small: the reaper holds the rows of a batch locked while it fails them one by one, and a late
 /// settle of one of them waits for that.
@@ -35,12 +40,43 @@ struct Pass {
     spared_deadline: Option<i64>,
     /// Ms until the earliest lease runs out (may be negative: one already did).
     next_lease: Option<i64>,
+    /// Ms until the window after a blackout ends, while it runs.
+    window_left: Option<i64>,
+}
+
+/// What the reaper knows of its own sight of the database, on the database's clock.
+#[derive(Default)]
+struct Sight {
+    /// The database's clock at the last look that had it, and when that was read here.
+    seen: Option<(i64, Instant)>,
+    blackout: Option<Blackout>,
+    /// The first try of the look under way (failed tries included).
+    trying_since: Option<Instant>,
+}
+
+impl Sight {
+    /// The database's clock now, from the last look and the time passed here since.
+    fn db_now(&self) -> Option<i64> {
+        self.seen
+            .map(|(ms, at)| ms.saturating_add(at.elapsed().as_millis() as i64))
+    }
+
+    /// The blackout as of a look that waited this long for the database.
+    fn after_wait(&self, waited: Duration) -> Option<Blackout> {
+        match (self.seen, self.db_now()) {
+            (Some((seen, _)), Some(now)) => {
+                policy::blackout_after(self.blackout, seen, now, waited.as_millis() as i64)
+            }
+            _ => self.blackout,
+        }
+    }
 }
 
 pub(super) async fn run(inner: Arc<Inner>) {
     let mut shutdown = inner.shutdown.subscribe();
+    let mut sight = Sight::default();
     loop {
-        let pause = match reap_once(&inner).await {
+        let pause = match reap_once(&inner, &mut sight).await {
             Ok(p) => pause_after(&p),
             Err(_) => ERROR_PAUSE,
         };
@@ -56,6 +92,10 @@ fn pause_after(p: &Pass) -> Duration {
     if p.seen as i64 >= REAP_BATCH && p.reaped > 0 {
         return Duration::ZERO;
     }
+    // After a blackout, nothing more is taken until the window ends.
+    if let Some(left) = p.window_left {
+        return ms(left).clamp(REAPER_MIN_SLEEP, REAPER_MAX_SLEEP);
+    }
     // With an attempt spared, the earliest lease is that one, already out: the next thing for
     // the reaper is its deadline (its worker's next beat needs no reaper).
     let next = if p.spared > 0 {
@@ -69,19 +109,35 @@ fn pause_after(p: &Pass) -> Duration {
 }
 
 /// Fails the running attempts whose lease ended at least the grace ago, unless their worker is
-/// alive here (see above), in one transaction.
-async fn reap_once(inner: &Inner) -> Result<Pass> {
+/// alive here or the reaper is just back from a blackout (see above), in one transaction.
+async fn reap_once(inner: &Inner, sight: &mut Sight) -> Result<Pass> {
+    let tried = *sight.trying_since.get_or_insert_with(Instant::now);
     let mut c = inner.client().await?;
     let tx = c.transaction().await?;
+    // The database in hand: a look that waited for it holds back what ran out meanwhile.
+    let blackout = sight.after_wait(tried.elapsed());
+    let cutoff = match (blackout, sight.db_now()) {
+        (Some(_), Some(now)) => Some(policy::reap_cutoff_after(now, blackout)),
+        _ => None,
+    };
     let st = tx.prepare_cached(sql::REAPER_EXPIRED).await?;
     let rows = tx
-        .query(&st, &[&REAP_BATCH, &policy::REAP_GRACE_MS])
+        .query(&st, &[&REAP_BATCH, &policy::REAP_GRACE_MS, &cutoff])
         .await?;
+    // A look stalled inside the query (a server frozen, not gone) is a blackout found late:
+    // it takes nothing this time.
+    let late = sight.after_wait(tried.elapsed());
+    let found_late = blackout == sight.blackout && late != sight.blackout;
+    let (rows, blackout) = if found_late {
+        (&[][..], late)
+    } else {
+        (&rows[..], blackout)
+    };
     let mut reaped = 0;
     let mut retried = false;
     let mut spared = 0;
     let mut spared_deadline: Option<i64> = None;
-    for r in &rows {
+    for r in rows {
         let id: i64 = r.get(0);
         let token: i64 = r.get(1);
         let worker_id: Option<&str> = r.get(5);
@@ -112,12 +168,20 @@ async fn reap_once(inner: &Inner) -> Result<Pass> {
         }
     }
     let st = c.prepare_cached(sql::REAPER_NEXT_LEASE).await?;
-    let next_lease: Option<i64> = c.query_one(&st, &[]).await?.get(0);
+    let row = c.query_one(&st, &[]).await?;
+    let (next_lease, now): (Option<i64>, i64) = (row.get(0), row.get(1));
+    sight.seen = Some((now, Instant::now()));
+    sight.trying_since = None;
+    sight.blackout = blackout;
+    let window_left = blackout
+        .map(|b| policy::renew_window_end(b) - now)
+        .filter(|&left| left > 0);
     Ok(Pass {
         seen: rows.len(),
         reaped,
         spared,
         spared_deadline,
         next_lease,
+        window_left,
     })
 }

@@ -31,11 +31,14 @@ impl Inner {
                 Err(e) => break Err(e),
             }
         };
-        // Whatever happened, the heartbeat stops renewing these attempts: settled, they are
-        // not running; unsettled after the retries, their leases run out and the reaper
-        // brings them back instead of a lease renewed forever for a finished handler.
-        self.unhold(settles.iter().map(|s| (s.id, s.token)));
+        // Settled (or found stale), they are not running: the heartbeat stops renewing them.
+        // Unsettled after the retries (the server away longer than the budget), they stay held:
+        // the worker tries the settle again, and the heartbeat keeps their leases until it
+        // commits, so a finished attempt is not reaped and run again after a long outage (the
+        // token still fences a settle that comes after all). A worker that stops for good
+        // unregisters, and then its leases run out.
         let (mut out, retried) = res?;
+        self.unhold(settles.iter().map(|s| (s.id, s.token)));
         if attempt > 0 {
             self.resolve_applied(&plan, &mut out).await?;
         }

@@ -392,14 +392,51 @@ fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadJob>>>) {
     }
 }
 
+/// What the reaper knows of its own access to the write lock (see [`policy::blackout_after`]):
+/// its reads never wait for it, so only its writes tell.
+struct Sight {
+    /// When a write of the reaper last had the lock (at first: when it started).
+    seen: i64,
+    blackout: Option<policy::Blackout>,
+    /// The first try of the write under way (tries that failed with DB_LOCKED included).
+    trying_since: Option<i64>,
+}
+
+impl Sight {
+    /// Before a write: when this try for the lock began.
+    fn trying(&mut self) -> i64 {
+        *self.trying_since.get_or_insert_with(now_ms)
+    }
+
+    /// The blackout as of a write that had the lock at `now`, having tried since `since`.
+    fn after(&self, since: i64, now: i64) -> Option<policy::Blackout> {
+        policy::blackout_after(self.blackout, self.seen, now, now - since)
+    }
+
+    /// A write that had the lock at `now` (its blackout as [`Sight::after`] gave it).
+    fn had(&mut self, now: i64, blackout: Option<policy::Blackout>) {
+        self.seen = now;
+        self.blackout = blackout;
+        self.trying_since = None;
+    }
+}
+
 /// Fails running attempts whose lease ended at least `policy::REAP_GRACE_MS` ago, sweeps
 /// expired finished jobs at the pace `policy::sweep_next` sets, and ends unroutable jobs
 /// (`ops::route`). It looks on its own read connection first, so an idle file costs no write
-/// transaction.
+/// transaction. After a write of its own waited for the lock (another process held it longer
+/// than `policy::BLACKOUT_MS`), it leaves the leases that ran out meanwhile to their workers'
+/// heartbeats for `policy::RENEW_WINDOW_MS` (`policy::reap_cutoff_after`): the workers of other
+/// processes waited for the same lock, with their settles.
 fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
     let mut next_sweep = 0i64;
     let mut sweep_limit = policy::SWEEP_MIN_BATCH;
     let mut next_route = 0i64;
+    let mut sight = Sight {
+        seen: now_ms(),
+        blackout: None,
+        trying_since: None,
+    };
     while !shared.stopping() {
         let now = now_ms();
         if now >= next_route {
@@ -417,7 +454,7 @@ fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
                 };
         }
         let mut next_lease = queries::next_lease(&conn).ok().flatten();
-        if matches!(next_lease, Some(t) if t <= policy::reap_cutoff(now)) {
+        if matches!(next_lease, Some(t) if t <= policy::reap_cutoff_after(now, sight.blackout)) {
             let live: HashSet<(String, String)> = shared
                 .workers
                 .lock()
@@ -425,23 +462,40 @@ fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
                 .keys()
                 .cloned()
                 .collect();
+            let since = sight.trying();
+            let (seen, last) = (sight.seen, sight.blackout);
             let reaped = write_blocking(&tx, move |c, fx| {
-                ops::reap(c, fx, REAP_BATCH, &live, now_ms())
+                let now = now_ms();
+                let blackout = policy::blackout_after(last, seen, now, now - since);
+                let cutoff = policy::reap_cutoff_after(now, blackout);
+                let n = ops::reap(c, fx, REAP_BATCH, &live, cutoff, now)?;
+                Ok((n, now, blackout))
             });
-            if matches!(reaped, Ok(n) if n > 0) {
-                continue;
+            if let Ok((n, at, blackout)) = reaped {
+                sight.had(at, blackout);
+                if n > 0 {
+                    continue;
+                }
             }
-            // Only live in-process workers' leases are overdue: their heartbeat renews them.
+            // Only live in-process workers' leases are overdue (their heartbeat renews them),
+            // or the window after a blackout holds the rest back.
             next_lease = None;
         }
         if now >= next_sweep {
-            let step = sweep(&conn, &tx, sweep_limit, now);
+            let step = sweep(&conn, &tx, sweep_limit, now, &mut sight);
             sweep_limit = step.limit;
             next_sweep = now + step.pause_ms;
         }
         let now = now_ms();
         let mut wait = REAPER_MAX_SLEEP_MS.min(next_sweep - now);
-        if let Some(t) = next_lease {
+        let window_end = sight
+            .blackout
+            .map(policy::renew_window_end)
+            .filter(|&end| end > now);
+        if let Some(end) = window_end {
+            // What ran out since the blackout began waits for the window's end.
+            wait = wait.min(end - now);
+        } else if let Some(t) = next_lease {
             // Until the cutoff reaches that lease's end.
             wait = wait.min((t - policy::reap_cutoff(now)).max(1));
         }
@@ -457,11 +511,26 @@ fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
 
 /// One sweep pass, if a job is due: deletes up to `limit` expired jobs in the next write
 /// transaction. The next step comes from the policy.
-fn sweep(conn: &Connection, tx: &Sender<Msg>, limit: i64, now: i64) -> policy::SweepStep {
+/// Its write tells the reaper's [`Sight`] whether it had to wait for the lock.
+fn sweep(
+    conn: &Connection,
+    tx: &Sender<Msg>,
+    limit: i64,
+    now: i64,
+    sight: &mut Sight,
+) -> policy::SweepStep {
     let next_in = queries::next_expiry(conn).ok().flatten().map(|t| t - now);
     let deleted = if matches!(next_in, Some(t) if t <= 0) {
-        write_blocking(tx, move |c, _| queries::sweep_expired(c, now_ms(), limit))
-            .map_or(0, |n| n as i64)
+        let since = sight.trying();
+        match write_blocking(tx, move |c, _| {
+            Ok((queries::sweep_expired(c, now_ms(), limit)?, now_ms()))
+        }) {
+            Ok((n, at)) => {
+                sight.had(at, sight.after(since, at));
+                n as i64
+            }
+            Err(_) => 0,
+        }
     } else {
         0
     };

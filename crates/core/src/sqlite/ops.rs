@@ -300,7 +300,8 @@ pub(crate) fn replay(conn: &Connection, fx: &mut Effects, ns: &str, dead_id: i64
     Ok(id)
 }
 
-/// Fails every running attempt whose lease ended at least `policy::REAP_GRACE_MS` ago, over every
+/// Fails every running attempt whose lease ended at or before `cutoff` (the reaper's
+/// `policy::reap_cutoff_after`: the grace ago, or before its last blackout began), over every
 /// namespace of the file; how many. `live` (namespace, worker id) are the workers registered in
 /// this process: `policy::reap_decision` leaves their attempts to their heartbeat unless past the
 /// deadline. `now` is the clock as the command runs (a parameter so a test can set it).
@@ -309,9 +310,10 @@ pub(crate) fn reap(
     fx: &mut Effects,
     limit: i64,
     live: &HashSet<(String, String)>,
+    cutoff: i64,
     now: i64,
 ) -> Result<usize> {
-    let expired = queries::expired_leases(conn, policy::reap_cutoff(now), limit)?;
+    let expired = queries::expired_leases(conn, cutoff, limit)?;
     let mut reaped = 0;
     for e in &expired {
         let worker_alive_here = e
@@ -434,7 +436,8 @@ mod tests {
             .iter()
             .map(|(ns, w)| (ns.to_string(), w.to_string()))
             .collect();
-        reap(conn, &mut Effects::default(), 100, &live, now).unwrap()
+        let cutoff = policy::reap_cutoff(now);
+        reap(conn, &mut Effects::default(), 100, &live, cutoff, now).unwrap()
     }
 
     fn last_error(conn: &Connection, id: i64) -> String {

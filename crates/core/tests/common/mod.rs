@@ -2,6 +2,8 @@
 //! tests build them, and the PostgreSQL URL rule. Each test file uses only some of them.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use std::sync::Arc;
 
 use taskito_core::{ClaimRequest, ClaimedJob, NewJob, Settle, SettleKind, Store, WorkerInfo};

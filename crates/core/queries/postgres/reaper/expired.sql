@@ -3,13 +3,16 @@
 -- schema, oldest first, with the worker that holds each: the reaper leaves attempts that a worker
 -- alive in its own process still holds to that worker's heartbeat (policy::reap_decision), and
 -- fails the others. SKIP LOCKED: the reapers of several processes share the work instead of
--- queueing behind each other. $1 limit, $2 grace (ms).
+-- queueing behind each other. $1 limit, $2 grace (ms), $3 null, or after a blackout of the reaper
+-- the lease end past which it takes nothing yet (policy::reap_cutoff_after): those rows are not
+-- even locked, so their workers' heartbeats renew them meanwhile.
 WITH now AS MATERIALIZED (
     SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms
 )
 SELECT id, lease_token, deadline_at, timeout_ms, (SELECT ms FROM now), worker_id
 FROM jobs
-WHERE status = 1 AND lease_until <= (SELECT ms FROM now) - $2::bigint
+-- LEAST ignores a null $3.
+WHERE status = 1 AND lease_until <= LEAST((SELECT ms FROM now) - $2::bigint, $3::bigint)
 ORDER BY lease_until
 LIMIT $1::bigint
 FOR UPDATE SKIP LOCKED;
