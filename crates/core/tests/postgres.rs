@@ -92,6 +92,17 @@ impl Drop for TestDb {
             rt.block_on(async {
                 if let Ok((client, conn)) = tokio_postgres::connect(&url, NoTls).await {
                     tokio::spawn(conn);
+                    // A store closed while one of its background looks was mid-transaction can
+                    // leave that connection idle in transaction (seen on a read-only server);
+                    // DROP SCHEMA would wait for it forever. End the test's own leftovers first
+                    // (its connections carry the schema as application_name).
+                    let _ = client
+                        .execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                            &[&schema],
+                        )
+                        .await;
                     let _ = client
                         .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
                         .await;

@@ -181,13 +181,13 @@ async fn open_mode(
     });
     let mut tasks = vec![
         inner.rt.spawn(listen::run(inner.clone())),
-        inner.rt.spawn(workers::run(inner.clone())),
         inner.rt.spawn(notify::run(inner.clone())),
         inner.rt.spawn(enqueue::combiner(inner.clone(), enqueue_rx)),
     ];
     if !read_only {
         tasks.push(inner.rt.spawn(reaper::run(inner.clone())));
         tasks.push(inner.rt.spawn(sweep::run(inner.clone())));
+        tasks.push(inner.rt.spawn(workers::run(inner.clone())));
     }
     inner.tasks.lock().expect("tasks lock").extend(tasks);
     if !read_only {
