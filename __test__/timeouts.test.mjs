@@ -319,7 +319,8 @@ eachCore('a write lock held past the lease by another process repeats no finishe
     await sleep(ms)
   })
   await queue.worker({ concurrency: 4, leaseMs: LEASE }).start()
-  const child = startProcess(t, 'worker.mjs', [JSON.stringify({ dbPath }), coreOf(core), String(LEASE)], { COUNT_LOG: log })
+  // Four slots each: eight jobs of a second running at once must be in both processes.
+  const child = startProcess(t, 'worker.mjs', [JSON.stringify({ dbPath }), coreOf(core), String(LEASE)], { COUNT_LOG: log, CONCURRENCY: '4' })
   await child.ready
   const jobs = await nap.map(Array.from({ length: 8 }, (_, i) => [i, 1000]))
   const starts = () => readFileSync(log, 'utf8').split('\n').filter(Boolean)

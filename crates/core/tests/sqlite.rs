@@ -487,10 +487,12 @@ async fn a_row_that_cannot_be_read_fails_only_its_own_job() {
     let other = rusqlite::Connection::open(&path).unwrap();
     let bad = [
         (ids[3].id, "args = x'00ff'", "args is a BLOB, not text"),
+        // (Not task_name: a claim reads only the tasks its worker has, so a job whose task name
+        // is not text is never claimed; it waits for the routing look instead.)
         (
             ids[10].id,
-            "task_name = CAST(x'ff' AS TEXT)",
-            "task_name is not valid UTF-8 text",
+            "args = CAST(x'ff' AS TEXT)",
+            "args is not valid UTF-8 text",
         ),
         (
             ids[20].id,

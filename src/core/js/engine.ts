@@ -121,6 +121,10 @@ export class Engine {
   /** Set while waiting to retry BEGIN after SQLITE_BUSY; new operations join that attempt. */
   private retryTimer: NodeJS.Timeout | undefined
   private retryDelay = 0
+  /** Since when BEGIN has been refused with SQLITE_BUSY (unset once it succeeds). */
+  private lockWaitSince: number | undefined
+  /** How long the running transaction's BEGIN waited for the lock. */
+  private lockWaitMs = 0
   /** Busy timeout of the engine's own work (reaper, sweep, heartbeats): the first opener's. */
   private readonly busyMs: number
   private readonly claimWaiters = new Set<ClaimWaiter>()
@@ -195,8 +199,15 @@ export class Engine {
     try {
       s.begin.run()
       this.retryDelay = 0
+      // How long this transaction waited for another connection's write lock: what a blackout
+      // is made of. Not the time its operations queued on a busy event loop, which no other
+      // process shares (counting that made a loaded process see blackouts without end, and its
+      // reaper spare a dead worker's attempts for as long as the load lasted).
+      this.lockWaitMs = this.lockWaitSince === undefined ? 0 : Date.now() - this.lockWaitSince
+      this.lockWaitSince = undefined
     } catch (err) {
       const e = fromSqlite(err, this.path)
+      if (e.code === 'DB_LOCKED') this.lockWaitSince ??= Date.now()
       if (e.code !== 'DB_LOCKED' || this.closed) {
         for (const op of ops) op.reject(e)
         return
@@ -606,11 +617,12 @@ export class Engine {
       return Promise.resolve() // busy or closing: the next scan retries
     }
     this.reaping = true
-    // Failed tries (DB_LOCKED past the busy timeout) count: the wait runs from the first.
-    const since = (this.sight.tryingSince ??= now)
+    // Failed tries (DB_LOCKED past the busy timeout) count: then the wait runs from the first.
+    const failedSince = this.sight.tryingSince
     const { seen, blackout: last } = this.sight
     const write = (at: number, fx: Effects): { read: number; at: number; blackout: Blackout | null } => {
-      const blackout = blackoutAfter(last, seen, at, at - since)
+      const waited = failedSince === undefined ? this.lockWaitMs : at - failedSince
+      const blackout = blackoutAfter(last, seen, at, waited)
       return { read: this.store.reap(at, reapCutoffAfter(at, blackout), REAP_BATCH, this.aliveHere, fx), at, blackout }
     }
     return this.submit(write).then(
@@ -621,6 +633,7 @@ export class Engine {
       },
       () => {
         this.reaping = false
+        this.sight.tryingSince ??= now
       },
     )
   }
