@@ -255,6 +255,9 @@ export function claimOrder(a: ClaimKey, b: ClaimKey): number {
  * dead as unroutable: long enough for a rolling deploy to bring the task's workers back, short
  * enough that a task nobody registers shows up in the dead letters the same day. */
 export const DEFAULT_UNROUTABLE_AFTER_MS = 300_000
+/** The unroutable look's pace (policy.rs ROUTE_INTERVAL_MS, ROUTE_BATCH): a full batch looks again at once. */
+export const ROUTE_INTERVAL_MS = 250
+export const ROUTE_BATCH = 256
 
 /** Whether a worker's row in the `workers` table stands for a live worker at `now`: its heartbeat
  * touched it within its lease. One that died without closing counts as gone after a whole lease. */

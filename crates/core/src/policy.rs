@@ -334,6 +334,11 @@ pub fn claim_order(a: &ClaimKey, b: &ClaimKey) -> Ordering {
 /// ends dead as unroutable: long enough for a rolling deploy to bring the task's workers back,
 /// short enough that a task nobody registers shows up in the dead letters the same day.
 pub const DEFAULT_UNROUTABLE_AFTER_MS: u64 = 300_000;
+/// The unroutable look's pace: every so often (a read; a write only when it finds work), and at
+/// most this many jobs ended per write; a full batch means more are waiting, so it looks again
+/// at once.
+pub const ROUTE_INTERVAL_MS: i64 = 250;
+pub const ROUTE_BATCH: i64 = 256;
 
 /// Whether a worker's row in the `workers` table stands for a live worker at `now`: its heartbeat
 /// (every third of its lease at most) touched it within its lease. A worker that died without

@@ -104,6 +104,8 @@ fn constants_match_the_table() {
         int(c, "DEFAULT_UNROUTABLE_AFTER_MS") as u64,
         policy::DEFAULT_UNROUTABLE_AFTER_MS
     );
+    assert_eq!(int(c, "ROUTE_INTERVAL_MS"), policy::ROUTE_INTERVAL_MS);
+    assert_eq!(int(c, "ROUTE_BATCH"), policy::ROUTE_BATCH);
     assert_eq!(
         text(c, "CANCELLED_BEFORE_RUN"),
         policy::CANCELLED_BEFORE_RUN

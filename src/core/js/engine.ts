@@ -18,7 +18,7 @@
  * them, as the shared policy says (reapDecision): their worker is alive here.
  */
 import { checkFileOwner, claimFile, releaseFile } from '../owners.js'
-import { type Blackout, DEFAULT_LEASE_MS, REAP_GRACE_MS, SWEEP_MIN_BATCH, blackoutAfter, heartbeatIntervalMs, reapCutoffAfter, sweepNext } from '../policy.js'
+import { type Blackout, DEFAULT_LEASE_MS, REAP_GRACE_MS, ROUTE_BATCH, ROUTE_INTERVAL_MS, SWEEP_MIN_BATCH, blackoutAfter, heartbeatIntervalMs, reapCutoffAfter, sweepNext } from '../policy.js'
 import type { ClaimedJob, ClaimRequest, JobRow, WorkerInfo } from '../types.js'
 import { closedError, fromSqlite } from './errors.js'
 import { openDatabase, type Database } from './sqlite.js'
@@ -30,9 +30,6 @@ const POLL_MS = 10
 const REAP_MS = 100
 /** Attempts the reaper reads per transaction (a full batch: it looks again at once). */
 const REAP_BATCH = 256
-/** The unroutable check (a read; a write only when it finds jobs to end or gone workers' rows). */
-const ROUTE_MS = 250
-const ROUTE_BATCH = 256
 
 type Work<T> = (now: number, fx: Effects) => T
 
@@ -157,7 +154,7 @@ export class Engine {
     this.store = new Store(db)
     // A read-only engine only reads: no reaper, no sweep, no unroutable check.
     this.reapTimer = readOnly ? undefined : setInterval(() => void this.reap(), REAP_MS).unref()
-    this.routeTimer = readOnly ? undefined : setInterval(() => this.route(), ROUTE_MS).unref()
+    this.routeTimer = readOnly ? undefined : setInterval(() => this.route(), ROUTE_INTERVAL_MS).unref()
     if (!readOnly) this.scheduleSweep(0)
   }
 

@@ -11,13 +11,11 @@ use deadpool_postgres::GenericClient;
 
 use super::{sql, Inner};
 use crate::error::Result;
-use crate::policy;
+use crate::policy::{self, ROUTE_BATCH, ROUTE_INTERVAL_MS};
 use crate::routing::{json_strings, Group, Live, WorkerTask};
 
 /// How often the unroutable check looks (a read of the workers and one index seek per group of
 /// ready jobs; a write only when it finds some), and how many jobs one transaction ends.
-const ROUTE_INTERVAL: Duration = Duration::from_millis(250);
-const ROUTE_BATCH: i64 = 256;
 /// How long closing waits to delete its workers' rows.
 const DELETE_BUDGET: Duration = Duration::from_secs(2);
 
@@ -100,7 +98,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
     loop {
         let pause = match route_once(&inner).await {
             Ok(n) if n >= ROUTE_BATCH => Duration::ZERO,
-            _ => ROUTE_INTERVAL,
+            _ => Duration::from_millis(ROUTE_INTERVAL_MS as u64),
         };
         tokio::select! {
             _ = shutdown.changed() => return,

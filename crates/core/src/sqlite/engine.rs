@@ -20,7 +20,7 @@ use super::{ops, queries};
 use crate::error::{Error, Result};
 use crate::model::WorkerInfo;
 use crate::now_ms;
-use crate::policy;
+use crate::policy::{self, ROUTE_BATCH, ROUTE_INTERVAL_MS};
 
 /// Reader connections for inspection; two cores on the target machine.
 const READERS: usize = 2;
@@ -31,10 +31,6 @@ const REAPER_MAX_SLEEP_MS: i64 = 100;
 const REAP_BATCH: i64 = 256;
 /// How often the WAL is checkpointed while there are new commits.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
-/// How often the reaper looks for unroutable jobs and gone workers' rows (a read; a write only
-/// when it finds some), and how many jobs one write ends.
-const ROUTE_INTERVAL_MS: i64 = 250;
-const ROUTE_BATCH: i64 = 256;
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
