@@ -842,19 +842,28 @@ fn json_ids(ids: &[i64]) -> String {
 mod tests {
     use super::*;
 
-    /// The plan of each statement that counts or lists jobs by status: from a partial index, never
-    /// a scan of the table or a sort of it (schema 2 has no index of every status).
-    #[test]
-    fn status_reads_use_the_partial_indexes() {
+    /// An in-memory database at the latest schema.
+    fn migrated() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
         for (_, sql) in MIGRATIONS {
             conn.execute_batch(sql).unwrap();
         }
-        let plan = |sql: &str, params: &[(&str, &dyn rusqlite::ToSql)]| -> String {
-            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let rows = stmt.query_map(params, |r| r.get::<_, String>(3)).unwrap();
-            rows.map(|r| r.unwrap()).collect::<Vec<_>>().join(" | ")
-        };
+        conn
+    }
+
+    /// SQLite's query plan of `sql`, its steps joined by " | ".
+    fn plan_of(conn: &Connection, sql: &str, params: &[(&str, &dyn rusqlite::ToSql)]) -> String {
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let rows = stmt.query_map(params, |r| r.get::<_, String>(3)).unwrap();
+        rows.map(|r| r.unwrap()).collect::<Vec<_>>().join(" | ")
+    }
+
+    /// The plan of each statement that counts or lists jobs by status: from a partial index, never
+    /// a scan of the table or a sort of it (schema 2 has no index of every status).
+    #[test]
+    fn status_reads_use_the_partial_indexes() {
+        let conn = migrated();
+        let plan = |sql: &str, params: &[(&str, &dyn rusqlite::ToSql)]| plan_of(&conn, sql, params);
         let stats = plan(sql!("read/stats.sql"), named_params! {":namespace": "n"});
         assert!(
             !stats.contains("SCAN jobs |") && !stats.ends_with("SCAN jobs"),
@@ -880,15 +889,8 @@ mod tests {
     /// groups by seeks.
     #[test]
     fn routing_reads_use_the_ready_index() {
-        let conn = Connection::open_in_memory().unwrap();
-        for (_, sql) in MIGRATIONS {
-            conn.execute_batch(sql).unwrap();
-        }
-        let plan = |sql: &str, params: &[(&str, &dyn rusqlite::ToSql)]| -> String {
-            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let rows = stmt.query_map(params, |r| r.get::<_, String>(3)).unwrap();
-            rows.map(|r| r.unwrap()).collect::<Vec<_>>().join(" | ")
-        };
+        let conn = migrated();
+        let plan = |sql: &str, params: &[(&str, &dyn rusqlite::ToSql)]| plan_of(&conn, sql, params);
         let ready = plan(
             sql!("claim/ready.sql"),
             named_params! {
