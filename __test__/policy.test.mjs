@@ -4,10 +4,20 @@
 // of the table has a runner here; a section without one fails, so a new Rust section cannot be
 // skipped silently.
 import test from 'ava'
-import { readFileSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 
 const policy = await import(new URL('../dist/esm/core/policy.js', import.meta.url))
-const table = JSON.parse(readFileSync(new URL('../crates/core/tests/policy_cases.json', import.meta.url), 'utf8'))
+const tables = new URL('../crates/core/tests/', import.meta.url)
+const readTable = (url) => JSON.parse(readFileSync(url, 'utf8'))
+/** policy_cases.json and every policy_cases/*.json (one per feature) merged, as cargo test does. */
+const table = readTable(new URL('policy_cases.json', tables))
+for (const name of readdirSync(new URL('policy_cases/', tables)).filter((n) => n.endsWith('.json')).sort()) {
+  for (const [section, cases] of Object.entries(readTable(new URL(`policy_cases/${name}`, tables)))) {
+    if (section === '$comment') continue
+    if (section in table) throw new Error(`section ${section} of policy_cases/${name} is already in the table`)
+    table[section] = cases
+  }
+}
 
 /** Keys of the table that hold data for the sections, not cases. */
 const DATA = new Set(['$comment', 'job_defaults'])

@@ -8,13 +8,38 @@ use taskito_core::policy::{
 };
 use taskito_core::{ClaimRequest, NewJob, WorkerInfo};
 
+/// The table: `policy_cases.json` and every `policy_cases/*.json` beside it (one file per feature,
+/// so features add their rules without touching each other's sections), merged into one object.
+/// A section named in two files is an error, not an override.
 fn cases() -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/policy_cases.json"
-    ))
-    .expect("read policy_cases.json");
-    serde_json::from_str(&text).expect("policy_cases.json is JSON")
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests");
+    let read = |path: &std::path::Path| -> Map<String, Value> {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        match serde_json::from_str(&text) {
+            Ok(Value::Object(map)) => map,
+            other => panic!("{path:?} is not a JSON object: {other:?}"),
+        }
+    };
+    let mut all = read(&std::path::Path::new(dir).join("policy_cases.json"));
+    let mut extra: Vec<_> = std::fs::read_dir(std::path::Path::new(dir).join("policy_cases"))
+        .map(|d| d.map(|e| e.expect("read policy_cases/").path()).collect())
+        .unwrap_or_default();
+    extra.sort();
+    for path in extra
+        .iter()
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+    {
+        for (name, value) in read(path) {
+            if name == "$comment" {
+                continue;
+            }
+            assert!(
+                all.insert(name.clone(), value).is_none(),
+                "section {name} of {path:?} is already in the table"
+            );
+        }
+    }
+    Value::Object(all)
 }
 
 fn section<'a>(all: &'a Value, name: &str) -> &'a Vec<Value> {
