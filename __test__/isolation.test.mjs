@@ -2,10 +2,11 @@
 // always, so what touches the store runs on every engine; the pool's own behaviour (memory limit,
 // closing) runs once.
 import test from 'ava'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
+import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 import {
   MaxRetriesExceededError,
   Queue,
@@ -279,4 +280,33 @@ test('worker.close() drains the running thread task, then ends the threads: the 
   t.is(signal, null, 'the process ended by itself, not by the 30 s kill')
   t.is(code, 0)
   t.is(out.trim(), 'closed complete', 'close() waited for the running attempt and its settle')
+})
+
+test('taskito worker --threads N sizes the pool of a CLI worker; a bad value is a usage error', async (t) => {
+  const root = fileURLToPath(new URL('..', import.meta.url))
+  const cli = join(root, 'dist/esm/cli.js')
+  const dir = tempDir(t)
+  const dbPath = join(dir, 'tasks.db')
+  const app = join(dir, 'tasks.mjs')
+  writeFileSync(
+    app,
+    `import { Queue } from ${JSON.stringify(pathToFileURL(join(root, 'dist/esm/index.js')).href)}
+export const queue = new Queue({ dbPath: ${JSON.stringify(dbPath)} })
+queue.task('echo', new URL(${JSON.stringify(fixture('echo.mjs').href)}), { isolate: 'thread' })
+`,
+  )
+  const bad = spawnSync(process.execPath, [cli, 'worker', '--app', app, '--threads', '0'], { encoding: 'utf8' })
+  t.is(bad.status, 2)
+  t.regex(bad.stderr, /--threads/)
+  const producer = new Queue({ dbPath })
+  t.teardown(() => producer.close())
+  const job = await producer.enqueueMany([{ task: 'echo', args: ['via cli'] }])
+  const child = spawn(process.execPath, [cli, 'worker', '--app', app, '--threads', '1'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  t.teardown(() => child.exitCode === null && child.kill('SIGKILL'))
+  const out = await job[0].result({ timeout: 30_000 })
+  t.deepEqual(out.args, ['via cli'])
+  t.false(out.isMainThread)
+  child.kill('SIGTERM')
+  const [code] = await once(child, 'exit')
+  t.is(code, 0, 'the worker closed its threads and exited')
 })

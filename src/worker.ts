@@ -347,7 +347,6 @@ export class Worker {
       setProgress: state.setProgress,
     })
     attempt.thread = run
-    if (state.cancelRequested) run.cancel()
     void run.outcome.then((outcome) => this.#threadEnded(attempt, outcome, custom))
   }
 
