@@ -15,8 +15,10 @@ import {
   TaskTimeoutError,
   defaultSerializer,
 } from 'taskito'
-import { eachCore, makeQueue, tempDir, until } from './helpers.mjs'
+import { deferred, eachCore, makeQueue, tempDir, until } from './helpers.mjs'
 
+// Results are awaited for up to a minute: a thread's start and its module's import take a few
+// hundred ms on an idle machine, and much longer beside a whole suite on two busy cores.
 const fixture = (name) => new URL(`./fixtures/threads/${name}`, import.meta.url)
 const thread = (options = {}) => ({ isolate: 'thread', ...options })
 
@@ -81,8 +83,8 @@ eachCore('a thread task runs off the main thread beside in-process tasks, its va
     -0,
   ]
   const [inThread, inProcess] = await Promise.all([echo.delay(...args), local.delay(...args)])
-  const a = await inThread.result({ timeout: 15_000 })
-  const b = await inProcess.result({ timeout: 15_000 })
+  const a = await inThread.result({ timeout: 60_000 })
+  const b = await inProcess.result({ timeout: 60_000 })
   t.false(a.isMainThread, 'the thread task ran in a worker thread')
   t.true(b.isMainThread)
   t.deepEqual(a.args, b.args, 'the same values reach a thread task and an in-process one')
@@ -99,7 +101,7 @@ eachCore('a stuck CPU loop is stopped at its timeout by terminating its thread; 
   const busy = queue.task('busy', fixture('busy.mjs'), thread())
   await queue.worker({ threads: 1 }).start()
   // The thread started and the module loaded before the main loop is watched.
-  await (await busy.delay(1)).result({ timeout: 15_000 })
+  await (await busy.delay(1)).result({ timeout: 60_000 })
   const loop = watchLoop()
   const t0 = Date.now()
   const job = await spin.delay()
@@ -114,7 +116,7 @@ eachCore('a stuck CPU loop is stopped at its timeout by terminating its thread; 
   t.true(err.cause instanceof TaskTimeoutError || /TaskTimeoutError/.test(String(err.cause?.message ?? err.message)))
   // The only thread was terminated twice: this job needs a fresh one.
   const next = await busy.delay(5)
-  t.true((await next.result({ timeout: 15_000 })) >= 5)
+  t.true((await next.result({ timeout: 60_000 })) >= 5)
   t.like(await queue.stats(), { completed: 2, dead: 1, running: 0 })
 }, { serial: true })
 
@@ -126,17 +128,17 @@ eachCore('cancel of a running thread task reaches a loop that never yields (chec
   const [loop, waiting] = await Promise.all([cancellable.delay('loop'), cancellable.delay('signal')])
   for (const job of [loop, waiting]) {
     // Progress 1 is set by the task before it starts waiting to be cancelled.
-    await until(async () => (await job.info()).progress === 1, { what: `job ${job.id} running in its thread` })
+    await until(async () => (await job.info()).progress === 1, { timeout: 60_000, what: `job ${job.id} running in its thread` })
     t.is(await job.status(), 'running')
     await job.cancel()
   }
   for (const job of [loop, waiting]) {
-    await t.throwsAsync(job.result({ timeout: 15_000 }), { instanceOf: TaskCancelledError })
+    await t.throwsAsync(job.result({ timeout: 60_000 }), { instanceOf: TaskCancelledError })
     t.is(await job.status(), 'cancelled')
     t.deepEqual(await job.errors(), [], 'a cancel is no failure, as in-process')
   }
   const after = await echo.delay('after')
-  t.deepEqual((await after.result({ timeout: 15_000 })).args, ['after'])
+  t.deepEqual((await after.result({ timeout: 60_000 })).args, ['after'])
 })
 
 eachCore('progress set in a thread is recorded on the job; a bad value is refused inside the thread', async (t, core) => {
@@ -144,7 +146,7 @@ eachCore('progress set in a thread is recorded on the job; a bad value is refuse
   const progress = queue.task('progress', fixture('progress.mjs'), thread())
   await queue.worker({ threads: 1 }).start()
   const job = await progress.delay(42)
-  t.deepEqual(await job.result({ timeout: 15_000 }), { refused: 'INVALID_ARGUMENT' })
+  t.deepEqual(await job.result({ timeout: 60_000 }), { refused: 'INVALID_ARGUMENT' })
   t.is((await job.info()).progress, 42)
 })
 
@@ -154,15 +156,15 @@ eachCore('a thread that crashes (process.exit, an uncaught error in a timer) fai
   const echo = queue.task('echo', fixture('echo.mjs'), thread())
   await queue.worker({ threads: 1 }).start()
   const exited = await crash.delay('exit')
-  await t.throwsAsync(exited.result({ timeout: 15_000 }), { instanceOf: MaxRetriesExceededError })
+  await t.throwsAsync(exited.result({ timeout: 60_000 }), { instanceOf: MaxRetriesExceededError })
   t.regex((await exited.errors())[0].error, /^TaskitoError: the worker thread exited \(code 3\) before the handler returned/)
   const timer = await crash.delay('timer')
-  await t.throwsAsync(timer.result({ timeout: 15_000 }), { instanceOf: MaxRetriesExceededError })
+  await t.throwsAsync(timer.result({ timeout: 60_000 }), { instanceOf: MaxRetriesExceededError })
   const [record] = await timer.errors()
   t.regex(record.error, /^TaskitoError: the worker thread crashed: uncaught TypeError: thrown in a timer/)
   t.regex(record.traceback, /crash\.mjs/, 'the stack of the uncaught error is kept')
   const after = await echo.delay('still serving')
-  t.deepEqual((await after.result({ timeout: 15_000 })).args, ['still serving'])
+  t.deepEqual((await after.result({ timeout: 60_000 })).args, ['still serving'])
   t.like(await queue.stats(), { dead: 2, completed: 1 })
 })
 
@@ -183,7 +185,7 @@ eachCore('errors thrown in a thread keep class name, message and stack; retryOn 
     notRetried.delay('string'),
   ])
   const settled = async (job) => {
-    await t.throwsAsync(job.result({ timeout: 15_000 }), { instanceOf: MaxRetriesExceededError })
+    await t.throwsAsync(job.result({ timeout: 60_000 }), { instanceOf: MaxRetriesExceededError })
     return job.errors()
   }
   const connectionErrors = await settled(connection)
@@ -206,10 +208,13 @@ test('taskito errors thrown in a thread come back as their own class; other erro
   const queue = new Queue({ dbPath: join(tempDir(t), 'tasks.db') })
   t.teardown(() => queue.close())
   const errors = queue.task('errors', fixture('errors.mjs'), thread({ maxRetries: 0 }))
+  // Hooks run after result() is answered: wait for them, not for the results.
   const seen = []
-  queue.onFailure(({ error }) => seen.push(error))
+  const bothSeen = deferred()
+  queue.onFailure(({ error }) => seen.push(error) === 2 && bothSeen.resolve())
   await queue.worker({ threads: 1 }).start()
-  for (const kind of ['soft', 'value']) await t.throwsAsync((await errors.delay(kind)).result({ timeout: 15_000 }))
+  for (const kind of ['soft', 'value']) await t.throwsAsync((await errors.delay(kind)).result({ timeout: 60_000 }))
+  await bothSeen.promise
   t.true(seen[0] instanceof SoftTimeoutError)
   t.is(seen[0].code, 'SOFT_TIMEOUT')
   t.is(seen[1].name, 'ValueError')
@@ -222,18 +227,20 @@ test.serial('a thread past its memoryLimitMb fails only its attempt (THREAD_OUT_
   const hog = queue.task('hog', fixture('hog.mjs'), thread({ memoryLimitMb: 32, maxRetries: 0 }))
   const echo = queue.task('echo', fixture('echo.mjs'), thread())
   const failures = []
-  queue.onFailure(({ error }) => failures.push(error))
+  const failed = deferred()
+  queue.onFailure(({ error }) => failures.push(error) && failed.resolve())
   await queue.worker({ threads: 1 }).start()
-  await (await echo.delay('warm')).result({ timeout: 15_000 })
+  await (await echo.delay('warm')).result({ timeout: 60_000 })
   const loop = watchLoop()
   const job = await hog.delay()
   await t.throwsAsync(job.result({ timeout: 60_000 }), { instanceOf: MaxRetriesExceededError })
   t.log(`main loop max gap while a thread filled 32 MB: ${loop.stop()} ms`)
   t.regex((await job.errors())[0].error, /^TaskitoError: the worker thread ran out of memory \(memoryLimitMb: 32\)/)
+  await failed.promise
   t.is(failures[0].code, 'THREAD_OUT_OF_MEMORY')
   // One thread: the echo (no limit) needs a thread of its own limit, started in the slot.
   const after = await echo.delay('after')
-  t.deepEqual((await after.result({ timeout: 15_000 })).args, ['after'])
+  t.deepEqual((await after.result({ timeout: 60_000 })).args, ['after'])
   t.is(failures.length, 1)
 })
 
@@ -243,8 +250,20 @@ test('a module without a default export fails its attempt saying so', async (t) 
   const bad = queue.task('bad', fixture('no-default.mjs'), thread({ maxRetries: 0 }))
   await queue.worker({ threads: 1 }).start()
   const job = await bad.delay()
-  await t.throwsAsync(job.result({ timeout: 15_000 }), { instanceOf: MaxRetriesExceededError })
+  await t.throwsAsync(job.result({ timeout: 60_000 }), { instanceOf: MaxRetriesExceededError })
   t.regex((await job.errors())[0].error, /^TaskitoError: the task module \S+no-default\.mjs has no default export function/)
+})
+
+test('a result the serializer refuses ends the job dead at once (SerializationError), as in-process', async (t) => {
+  const queue = new Queue({ dbPath: join(tempDir(t), 'tasks.db') })
+  t.teardown(() => queue.close())
+  const bad = queue.task('bad', fixture('returns-function.mjs'), thread({ maxRetries: 3 }))
+  await queue.worker({ threads: 1 }).start()
+  const job = await bad.delay()
+  await t.throwsAsync(job.result({ timeout: 60_000 }), { instanceOf: MaxRetriesExceededError })
+  const errors = await job.errors()
+  t.is(errors.length, 1, 'no retry: the value would not serialize next time either')
+  t.regex(errors[0].error, /^SerializationError: task bad returned a value that cannot be serialized: cannot serialize a function at value\.callback/)
 })
 
 test('a custom serializer: thread tasks get the values the default serializer carries', async (t) => {
@@ -254,7 +273,7 @@ test('a custom serializer: thread tasks get the values the default serializer ca
   const echo = queue.task('echo', fixture('echo.mjs'), thread())
   await queue.worker({ threads: 1 }).start()
   const job = await echo.delay(new Map([[1, 2n]]))
-  const out = await job.result({ timeout: 15_000 })
+  const out = await job.result({ timeout: 60_000 })
   t.deepEqual(out.args, [new Map([[1, 2n]])])
 })
 
