@@ -26,6 +26,10 @@ const PLAN = [
   { id: 'latency', params: { n: [1000, 200], warmup: 20, concurrency: 8 } },
   { id: 'retry', params: { n: [10_000, 1000], failures: 2, concurrency: 64 } },
   { id: 'loop-lag', params: { n: [20_000, 3000], warmup: 2000, batch: 100, everyMs: 10, concurrency: 64 } },
+  // isolate: 'thread' (docs/ISOLATION.md): a no-op's overhead, and CPU-bound jobs in-process vs
+  // pools of 1..availableParallelism threads.
+  { id: 'thread-noop', params: { n: [10_000, 1000], concurrency: 32 } },
+  { id: 'thread-cpu', params: { n: [2000, 200], ms: 5, concurrency: 16 } },
   // Only with --only: the producer in one process, the idle worker in another (the wake-up
   // across processes: adaptive poll on SQLite).
   { id: 'latency-xproc', optIn: true, params: { n: [300, 100], warmup: 10 } },

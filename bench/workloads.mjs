@@ -4,6 +4,7 @@
 
 import { execFileSync, fork } from 'node:child_process'
 import fs from 'node:fs'
+import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Queue } from 'taskito'
@@ -236,28 +237,121 @@ async function loopLag(ctx) {
   await produce(warmup)
   await done
   done = settleCounter(queue, n)
-  const lags = []
-  let probing = true
-  let last = performance.now()
-  const probe = () => {
-    const now = performance.now()
-    lags.push(Math.max(0, now - last - 1))
-    last = now
-    if (probing) setTimeout(probe, 1)
-  }
-  setTimeout(probe, 1)
+  const lag = lagProbe()
   await produce(n)
   await done
-  probing = false
+  const sorted = lag.stop()
   await worker.close()
   await expectCompleted(queue, n + warmup)
   await queue.close()
-  const sorted = lags.sort((a, b) => a - b)
   const what = `event-loop lag, ${Math.round((batch * 1000) / everyMs).toLocaleString('en-US')} jobs/s produced and run in one process`
   return [
     { key: 'lag-p99', label: `${what}, p99`, unit: 'ms', lowerIsBetter: true, value: percentile(sorted, 99) },
     { key: 'lag-max', label: `${what}, max`, unit: 'ms', lowerIsBetter: true, value: sorted[sorted.length - 1] },
   ]
+}
+
+/** Samples the event loop's lag: a 1 ms timer, re-armed as it fires; stop() returns the lags
+ * (how late each firing was, ms), sorted. */
+function lagProbe() {
+  const lags = []
+  let last = performance.now()
+  const probe = () => {
+    const now = performance.now()
+    lags.push(Math.max(0, now - last - 1))
+    last = now
+    timer = setTimeout(probe, 1)
+  }
+  let timer = setTimeout(probe, 1)
+  return {
+    stop() {
+      clearTimeout(timer)
+      return lags.sort((a, b) => a - b)
+    },
+  }
+}
+
+/**
+ * One drain of `n` pre-enqueued jobs of `task` in namespace `name` of the workload's database:
+ * jobs/s, CPU per job (every thread of the process, the pool's too) and the main loop's lag p99.
+ * `register(queue)` declares the task; `threads` sizes the worker's pool.
+ */
+async function drainOne(ctx, { name, task, register, n, args, concurrency, threads }) {
+  const queue = new Queue({ ...queueOptions(ctx), name })
+  register(queue)
+  for (let i = 0; i < n; i += 1000) {
+    await queue.enqueueMany(Array.from({ length: Math.min(1000, n - i) }, () => ({ task, args })))
+  }
+  const done = settleCounter(queue, n)
+  const worker = queue.worker({ concurrency, threads })
+  const lag = lagProbe()
+  const stop = await stopwatch(ctx)
+  await worker.start()
+  await done
+  const { ms, cpuUs } = await stop()
+  const lags = lag.stop()
+  await worker.close()
+  await expectCompleted(queue, n)
+  await queue.close()
+  return { rate: rate(n, ms), cpuUsPerJob: cpuUs / n, lagP99: percentile(lags, 99) }
+}
+
+const THREAD_MODULES = new URL('./threads/', import.meta.url)
+
+/** Per-job overhead of isolate: 'thread': the same no-op in-process and in a pool of one thread. */
+async function threadNoop(ctx) {
+  const { n, concurrency } = ctx.params
+  const label = `drain ${n.toLocaleString('en-US')} no-op jobs, concurrency ${concurrency}`
+  const local = await drainOne(ctx, { name: 'in-process', task: 'noop', n, args: [], concurrency, threads: 1, register: (q) => q.task('noop', async () => {}) })
+  const threaded = await drainOne(ctx, {
+    name: 'thread',
+    task: 'noop',
+    n,
+    args: [],
+    concurrency,
+    threads: 1,
+    register: (q) => q.task('noop', new URL('noop.mjs', THREAD_MODULES), { isolate: 'thread' }),
+  })
+  return [
+    { key: 'noop-in-process', label: `${label}, in-process`, unit: 'jobs/s', value: local.rate, cpuUsPerJob: local.cpuUsPerJob },
+    { key: 'noop-thread', label: `${label}, isolate: 'thread' (1 thread)`, unit: 'jobs/s', value: threaded.rate, cpuUsPerJob: threaded.cpuUsPerJob },
+  ]
+}
+
+/** CPU-bound jobs (~`ms` of hashing each) in-process, then in pools of 1..availableParallelism
+ * threads: jobs/s and the main loop's lag p99 of each. */
+async function threadCpu(ctx) {
+  const { n, ms, concurrency } = ctx.params
+  const { default: hash } = await import(new URL('hash.mjs', THREAD_MODULES))
+  // Rounds for about `ms` of hashing on this machine, measured here before anything runs, in CPU
+  // time (on a busy machine the wall clock counts other processes' turns as hashing), the least
+  // of five tries (the first ones pay for warming up).
+  let best = Infinity
+  for (let i = 0; i < 6; i++) {
+    const c0 = process.cpuUsage()
+    hash(2000)
+    const c = process.cpuUsage(c0)
+    if (i > 0) best = Math.min(best, c.user + c.system)
+  }
+  const rounds = Math.max(1, Math.round((2000 * ms * 1000) / best))
+  const label = `${n.toLocaleString('en-US')} CPU-bound jobs (~${ms} ms of SHA-256 each), concurrency ${concurrency}`
+  const metrics = []
+  const push = (key, what, r) => {
+    metrics.push({ key: `cpu-${key}`, label: `${label}, ${what}`, unit: 'jobs/s', value: r.rate, cpuUsPerJob: r.cpuUsPerJob })
+    metrics.push({ key: `cpu-${key}-lag-p99`, label: `${label}, ${what}: main-loop lag p99`, unit: 'ms', lowerIsBetter: true, value: r.lagP99 })
+  }
+  const common = { task: 'hash', n, args: [rounds], concurrency }
+  push('in-process', 'in-process', await drainOne(ctx, { ...common, name: 'in-process', threads: 1, register: (q) => q.task('hash', hash) }))
+  for (let threads = 1; threads <= os.availableParallelism(); threads++) {
+    const r = await drainOne(ctx, {
+      ...common,
+      name: `threads-${threads}`,
+      threads,
+      register: (q) => q.task('hash', new URL('hash.mjs', THREAD_MODULES), { isolate: 'thread' }),
+    })
+    push(`threads-${threads}`, `threads: ${threads}`, r)
+  }
+  return metrics
 }
 
 async function retryHeavy(ctx) {
@@ -532,6 +626,8 @@ export const WORKLOADS = {
   latency,
   retry: retryHeavy,
   'loop-lag': loopLag,
+  'thread-noop': threadNoop,
+  'thread-cpu': threadCpu,
   'pg-drain-1': drainProcs,
   'pg-drain-3': drainProcs,
   'pg-delay-64': delayInFlight,

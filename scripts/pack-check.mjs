@@ -122,6 +122,7 @@ const mustHave = [
   'dist/cjs/index.js',
   'dist/cjs/index.d.ts',
   'dist/cjs/package.json',
+  'dist/cjs/thread/entry.js', // the worker threads' entry (isolate: 'thread'), started by path
 ]
 for (const f of mustHave) if (!files.includes(f)) fail(`the root tarball lacks ${f}`)
 const rootSql = run('git', ['ls-files', 'crates/core/queries/sqlite/'], { allowFail: true })

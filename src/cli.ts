@@ -1,6 +1,6 @@
 /**
  * The `taskito` command: run a worker for an app module, or inspect a database.
- *   taskito worker --app ./tasks.js [--concurrency N] [--queues a,b]
+ *   taskito worker --app ./tasks.js [--concurrency N] [--queues a,b] [--threads N]
  *   taskito stats | jobs [--status dead] [--task NAME] | dlq list | dlq replay <id>
  * Every inspection command takes --db PATH or --url URL [--schema S] (and --name NS); --json prints
  * machine output. On error: one line on stderr naming the reason, exit code 1 (2 for usage errors,
@@ -15,7 +15,7 @@ import { type JobStatus, statusCode } from './job.js'
 import { Queue } from './queue.js'
 
 const usage = `usage:
-  taskito worker --app ./tasks.js [--concurrency N] [--queues a,b] [--lease-ms N]
+  taskito worker --app ./tasks.js [--concurrency N] [--queues a,b] [--lease-ms N] [--threads N]
   taskito stats                       [--db PATH | --url URL [--schema S]] [--name NS] [--json]
   taskito jobs [--status S] [--task T] [--limit N] [--offset N] [same options]
   taskito dlq list [--limit N] [--offset N]   [same options]
@@ -29,7 +29,7 @@ const locationFlags = ['db', 'url', 'schema', 'name', 'json']
 /** The flags each command reads and how many positionals it takes: any other flag is refused
  * rather than ignored (`worker --db x` would otherwise run on the app's database, not x). */
 const commands: Record<string, { flags: string[]; positionals: number }> = {
-  worker: { flags: ['app', 'concurrency', 'queues', 'lease-ms'], positionals: 1 },
+  worker: { flags: ['app', 'concurrency', 'queues', 'lease-ms', 'threads'], positionals: 1 },
   stats: { flags: locationFlags, positionals: 1 },
   jobs: { flags: [...locationFlags, 'status', 'task', 'limit', 'offset'], positionals: 1 },
   'dlq list': { flags: [...locationFlags, 'limit', 'offset'], positionals: 2 },
@@ -37,7 +37,7 @@ const commands: Record<string, { flags: string[]; positionals: number }> = {
 }
 
 /** Flags that take a whole number, and the least each accepts. */
-const wholeFlags: Record<string, number> = { concurrency: 1, 'lease-ms': 1, limit: 1, offset: 0 }
+const wholeFlags: Record<string, number> = { concurrency: 1, 'lease-ms': 1, threads: 1, limit: 1, offset: 0 }
 
 /** Refuses, as a usage error naming the flag, what would otherwise be ignored or misread: an empty
  * value (`--name ''` used to fall back to the default namespace), a number that is not one, a
@@ -137,6 +137,7 @@ async function runWorker(values: Record<string, string | boolean | undefined>): 
     ...(values.concurrency !== undefined ? { concurrency: Number(values.concurrency) } : {}),
     ...(typeof values.queues === 'string' ? { queues: values.queues.split(',').map((q) => q.trim()).filter(Boolean) } : {}),
     ...(values['lease-ms'] !== undefined ? { leaseMs: Number(values['lease-ms']) } : {}),
+    ...(values.threads !== undefined ? { threads: Number(values.threads) } : {}),
   })
   await worker.start()
   // The database first: a typo in a dbPath makes a new, empty file (parent folders included)
@@ -177,6 +178,7 @@ export async function main(argv: string[]): Promise<number> {
         concurrency: { type: 'string' },
         queues: { type: 'string' },
         'lease-ms': { type: 'string' },
+        threads: { type: 'string' },
         status: { type: 'string' },
         task: { type: 'string' },
         limit: { type: 'string' },

@@ -70,7 +70,11 @@ class AttemptContext implements JobContext {
     return state.controller.signal
   }
 
-  readonly setProgress = (progress: number): Promise<void> => this.#state.setProgress(progress)
+  /** Checked here, where the task calls it: a worker thread forwards the number to the main thread. */
+  readonly setProgress = (progress: number): Promise<void> => {
+    if (typeof progress !== 'number' || !Number.isFinite(progress)) return Promise.reject(new TaskitoError('setProgress takes a finite number', { code: 'INVALID_ARGUMENT' }))
+    return this.#state.setProgress(progress)
+  }
 
   readonly checkTimeout = (): void => {
     const state = this.#state

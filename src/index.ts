@@ -15,6 +15,7 @@ export type { JobContext } from './context.js'
 export { defaultSerializer } from './serializer.js'
 export type { Serializer } from './serializer.js'
 export type { TaskOptions, EnqueueOptions, RetryBackoff, ErrorClass } from './options.js'
+export type { ThreadTaskOptions } from './thread/options.js'
 export type { Hook, HookEvent, Logger } from './hooks.js'
 export {
   TaskitoError,

@@ -33,6 +33,7 @@ import {
 } from './options.js'
 import { type Serializer, defaultSerializer, guarded } from './serializer.js'
 import { type EnqueueEntry, type Handler, type ResultOf, Task, type TaskHost, type TaskRef, type TaskSignatures } from './task.js'
+import { type ThreadTaskOptions, moduleHandler, refuseThreadOptions, threadTask } from './thread/options.js'
 import { Worker, type WorkerHost, type WorkerOptions } from './worker.js'
 
 export interface QueueOptions {
@@ -216,12 +217,31 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
   }
 
   /** Registers a task under a name that workers and producers share. */
-  task<A extends unknown[], R>(name: string, fn: (...args: A) => R, options?: TaskOptions): Task<A, Awaited<R>> {
+  task<A extends unknown[], R>(name: string, fn: (...args: A) => R, options?: TaskOptions): Task<A, Awaited<R>>
+  /**
+   * Registers a task whose handler is the default export of `module` (a file URL or an absolute
+   * path), run in the worker's pool of threads: a hard timeout terminates the thread, and the main
+   * event loop stays free (docs/ISOLATION.md). Type it from the module:
+   * `queue.task<typeof import('./resize.js')['default']>('resize', new URL('./resize.js', import.meta.url), { isolate: 'thread' })`.
+   */
+  task<F extends Handler = Handler>(name: string, module: URL | string, options: ThreadTaskOptions): Task<Parameters<F>, Awaited<ReturnType<F>>>
+  task(name: string, fn: Handler | URL | string, options?: TaskOptions | ThreadTaskOptions): Task<unknown[], unknown> {
     checkName('task name', name)
-    if (typeof fn !== 'function') throw invalidArgument(`task ${name}: the handler must be a function`)
     checkOptions(`task ${name}: options`, options)
+    let handler: Handler
+    let thread = null
+    let taskOptions: TaskOptions | undefined = options
+    if (typeof fn === 'function') {
+      refuseThreadOptions(name, options)
+      handler = fn
+    } else if (fn instanceof URL || typeof fn === 'string') {
+      ;({ thread, options: taskOptions } = threadTask(name, fn, options as ThreadTaskOptions | undefined))
+      handler = moduleHandler(thread.module)
+    } else {
+      throw invalidArgument(`task ${name}: the handler must be a function (or, with isolate: 'thread', a module's URL), got ${describe(fn)}`)
+    }
     if (this.#tasks.has(name)) throw invalidArgument(`task ${name} is already registered on this queue: give each task its own name`)
-    const task = new Task<A, Awaited<R>>(this, name, fn as Handler, resolveTaskOptions(options, this.#defaults))
+    const task = new Task<unknown[], unknown>(this, name, handler, resolveTaskOptions(taskOptions, this.#defaults), thread)
     this.#tasks.set(name, task as unknown as Task<never[], unknown>)
     this.#taskNames = [...this.#tasks.keys()]
     return task

@@ -6,6 +6,8 @@
 import { invalidArgument } from './errors.js'
 import type { Job } from './job.js'
 import { type EnqueueOptions, type ResolvedTaskOptions, checkOptions, describe } from './options.js'
+import type { ThreadSettings } from './thread/options.js'
+import { isInstance } from './thread/wire.js'
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyTask = Task<any, any>
@@ -62,14 +64,17 @@ export class Task<Args extends unknown[] = unknown[], R = unknown> {
   readonly handler: Handler
   /** @internal The task's settings after the queue's defaults. */
   readonly settings: ResolvedTaskOptions
+  /** @internal Set for `isolate: 'thread'`: the worker runs the module in its thread pool. */
+  readonly thread: ThreadSettings | null
   readonly #host: TaskHost
 
   /** @internal Tasks come from queue.task(). */
-  constructor(host: TaskHost, name: string, handler: Handler, settings: ResolvedTaskOptions) {
+  constructor(host: TaskHost, name: string, handler: Handler, settings: ResolvedTaskOptions, thread: ThreadSettings | null = null) {
     this.#host = host
     this.name = name
     this.handler = handler
     this.settings = settings
+    this.thread = thread
   }
 
   /** Enqueues one job with the task's settings. */
@@ -93,11 +98,12 @@ export class Task<Args extends unknown[] = unknown[], R = unknown> {
     return jobs as Job<R>[]
   }
 
-  /** @internal Whether an error may be retried under retryOn / dontRetryOn. */
+  /** @internal Whether an error may be retried under retryOn / dontRetryOn (instanceof; for an
+   * error thrown in a worker thread, by class name along its chain: see thread/wire.ts). */
   isRetryable(err: unknown): boolean {
     const { retryOn, dontRetryOn } = this.settings
-    if (dontRetryOn?.some((c) => err instanceof c)) return false
-    if (retryOn) return retryOn.some((c) => err instanceof c)
+    if (dontRetryOn?.some((c) => isInstance(err, c))) return false
+    if (retryOn) return retryOn.some((c) => isInstance(err, c))
     return true
   }
 }

@@ -22,8 +22,10 @@ import {
 } from './errors.js'
 import type { HookEvent, Hooks, Logger } from './hooks.js'
 import { checkInt, checkName } from './options.js'
-import type { Serializer } from './serializer.js'
+import { type Serializer, defaultSerializer } from './serializer.js'
 import type { Task } from './task.js'
+import { resolveThreads } from './thread/options.js'
+import { type ThreadOutcome, ThreadPool, type ThreadRun } from './thread/pool.js'
 
 /** What a worker needs from its queue (the Queue is one; the worker does not import it). */
 export interface WorkerHost {
@@ -56,6 +58,12 @@ export interface WorkerOptions {
    * has theirs. The namespace uses the longest grace among its live workers.
    */
   unroutableAfter?: number
+  /**
+   * Size of the pool of worker threads that runs this worker's `isolate: 'thread'` tasks (default:
+   * the available parallelism minus one, at least 1). Threads start when a thread task first runs;
+   * `concurrency` still bounds the attempts claimed, so a thread task may wait here for a thread.
+   */
+  threads?: number
 }
 
 interface Attempt {
@@ -66,6 +74,8 @@ interface Attempt {
   /** Set once the attempt's outcome is decided (settled, timed out); later outcomes are dropped. */
   decided: boolean
   timer: NodeJS.Timeout | null
+  /** The attempt's run in the thread pool (isolate: 'thread'). */
+  thread: ThreadRun | null
 }
 
 interface PendingSettle {
@@ -84,6 +94,9 @@ export class Worker {
   readonly #leaseMs: number
   readonly #pollMs: number
   readonly #unroutableAfter: number
+  readonly #threads: number
+  /** Made when a thread task first runs here. */
+  #pool: ThreadPool | null = null
   /** The task names this worker registered with and claims (the queue's, as of the last claim). */
   #tasks: readonly string[] = []
   #core: Core | null = null
@@ -120,6 +133,7 @@ export class Worker {
     this.#leaseMs = checkInt('leaseMs', options.leaseMs ?? 5000, 100, 3_600_000)
     this.#pollMs = checkInt('pollMs', options.pollMs ?? 1000, 0, 60_000)
     this.#unroutableAfter = checkInt('unroutableAfter', options.unroutableAfter ?? queue.unroutableAfter ?? DEFAULT_UNROUTABLE_AFTER_MS, 0)
+    this.#threads = resolveThreads(options.threads)
   }
 
   /** What the core registers: the lease, and the worker's row in the workers table. */
@@ -254,11 +268,10 @@ export class Worker {
       abortReason: undefined,
       cancelRequested: false,
       setProgress: async (progress) => {
-        if (typeof progress !== 'number' || !Number.isFinite(progress)) throw new TaskitoError('setProgress takes a finite number', { code: 'INVALID_ARGUMENT' })
         await callCore(() => (this.#core as Core).setProgress(job.id, job.token, progress))
       },
     }
-    const attempt: Attempt = { job, task, args: [], state, decided: false, timer: null }
+    const attempt: Attempt = { job, task, args: [], state, decided: false, timer: null, thread: null }
     this.#active.set(job.id, attempt)
     if (task === undefined) {
       const err = new TaskitoError(
@@ -286,6 +299,10 @@ export class Worker {
       const elapsed = Math.min(job.timeoutMs, Math.max(0, Date.now() - job.startedAt))
       attempt.timer = setTimeout(() => this.#timedOut(attempt), job.timeoutMs - elapsed)
     }
+    if (task.thread !== null) {
+      this.#runInThread(attempt, task.thread.module, task.thread.memoryLimitMb)
+      return
+    }
     const context = contextFor(state)
     let out: unknown
     try {
@@ -304,6 +321,60 @@ export class Worker {
     }
   }
 
+  /**
+   * The attempt goes to the thread pool; this thread settles what comes back. Arguments and result
+   * cross as the default serializer's text: with the default serializer that is the stored payload
+   * itself (no work here), with another one the values are rewritten once each way.
+   */
+  #runInThread(attempt: Attempt, module: string, memoryLimitMb: number | null): void {
+    const { job, state } = attempt
+    const custom = this.#queue.serializer !== defaultSerializer
+    let args = job.args
+    if (custom) {
+      try {
+        args = defaultSerializer.serialize(attempt.args)
+      } catch (cause) {
+        this.#unserializable(attempt, `job ${job.id} (task ${job.taskName}): its arguments cannot cross to a worker thread (only what the default serializer writes does): ${(cause as Error).message}`, cause)
+        return
+      }
+    }
+    this.#pool ??= new ThreadPool(this.#threads, this.#queue.logger)
+    const run = this.#pool.run({
+      module,
+      memoryLimitMb,
+      args,
+      attempt: { id: job.id, taskName: job.taskName, queue: job.queue, attempt: job.attempt, startedAt: state.startedAt, softTimeoutMs: state.softTimeoutMs },
+      setProgress: state.setProgress,
+    })
+    attempt.thread = run
+    void run.outcome.then((outcome) => this.#threadEnded(attempt, outcome, custom))
+  }
+
+  #threadEnded(attempt: Attempt, outcome: ThreadOutcome, custom: boolean): void {
+    switch (outcome.kind) {
+      case 'done':
+        if (!custom || outcome.result === undefined) {
+          this.#completed(attempt, outcome.result)
+          return
+        }
+        try {
+          this.#succeeded(attempt, defaultSerializer.deserialize(outcome.result))
+        } catch (err) {
+          this.#unserializable(attempt, `task ${attempt.job.taskName}: its result could not be read back from the worker thread: ${(err as Error).message}`, err)
+        }
+        return
+      case 'unserializable':
+        this.#unserializable(attempt, `task ${attempt.job.taskName} returned a value that cannot be serialized: ${outcome.error.message}`, outcome.error)
+        return
+      case 'threw':
+      case 'crashed':
+        this.#failed(attempt, outcome.error)
+        return
+      case 'stopped':
+        return
+    }
+  }
+
   #succeeded(attempt: Attempt, value: unknown): void {
     if (attempt.decided) return
     let result: string | undefined
@@ -311,12 +382,23 @@ export class Worker {
       try {
         result = this.#queue.serializer.serialize(value)
       } catch (err) {
-        const e = new SerializationError(`task ${attempt.job.taskName} returned a value that cannot be serialized: ${(err as Error).message}`, { cause: err })
-        this.#decide(attempt, { kind: 'fail', error: describeError(e), ...(e.stack ? { traceback: e.stack } : {}), retryable: false }, e)
+        this.#unserializable(attempt, `task ${attempt.job.taskName} returned a value that cannot be serialized: ${(err as Error).message}`, err)
         return
       }
     }
+    this.#completed(attempt, result)
+  }
+
+  #completed(attempt: Attempt, result: string | undefined): void {
+    if (attempt.decided) return
     this.#decide(attempt, result === undefined ? { kind: 'complete' } : { kind: 'complete', result }, undefined)
+  }
+
+  /** A value that cannot be written will not be written next time either: straight to dead. */
+  #unserializable(attempt: Attempt, message: string, cause: unknown): void {
+    if (attempt.decided) return
+    const e = new SerializationError(message, { cause })
+    this.#decide(attempt, { kind: 'fail', error: describeError(e), ...(e.stack ? { traceback: e.stack } : {}), retryable: false }, e)
   }
 
   #failed(attempt: Attempt, err: unknown): void {
@@ -335,6 +417,8 @@ export class Worker {
     const ms = attempt.job.timeoutMs as number
     const err = new TaskTimeoutError(`attempt exceeded its timeout of ${ms} ms`)
     abortAttempt(attempt.state, err)
+    // A thread is terminated at its deadline: a CPU loop that never looks at the signal stops too.
+    attempt.thread?.stop()
     const retryable = (attempt.task as Task<never[], unknown>).isRetryable(err)
     this.#decide(attempt, { kind: 'fail', error: describeError(err), retryable }, err)
   }
@@ -436,6 +520,7 @@ export class Worker {
       if (attempt === undefined || attempt.state.cancelRequested) continue
       attempt.state.cancelRequested = true
       abortAttempt(attempt.state, new TaskCancelledError(`job ${id} was cancelled`))
+      attempt.thread?.cancel()
     }
   }
 
@@ -472,6 +557,9 @@ export class Worker {
     if (this.#flushQueued) this.#flush()
     while (this.#flushing.size > 0) await Promise.all(this.#flushing)
     if (this.#cancelTimer !== null) clearInterval(this.#cancelTimer)
+    // Drained, its threads are idle (or, after close({ timeout }), still running attempts that the
+    // lease brings back elsewhere): end them all, so none keeps the process alive.
+    await this.#pool?.close()
     callCoreSync(() => core.unregisterWorker(this.id))
     this.#state = 'closed'
     this.#queue.forgetWorker(this)
