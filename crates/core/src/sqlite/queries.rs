@@ -748,7 +748,7 @@ pub fn list_jobs(conn: &Connection, ns: &str, f: &ListFilter) -> Result<Vec<JobR
     let rows = stmt.query_map(
         named_params! {
             ":namespace": ns, ":status": f.status, ":task_name": f.task_name,
-            ":limit": f.limit, ":offset": f.offset,
+            ":queue": f.queue, ":limit": f.limit, ":offset": f.offset,
         },
         job_row,
     )?;
@@ -820,6 +820,23 @@ pub fn dead_letters(
             Ok(row)
         },
     )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn purge_dead_letters(conn: &Connection, ns: &str) -> Result<i64> {
+    let mut stmt = conn.prepare_cached(sql!("dead_letters/purge.sql"))?;
+    Ok(stmt.execute(named_params! {":namespace": ns})? as i64)
+}
+
+pub fn throughput(conn: &Connection, ns: &str, since_ms: i64) -> Result<Vec<ThroughputRow>> {
+    let mut stmt = conn.prepare_cached(sql!("read/throughput.sql"))?;
+    let rows = stmt.query_map(named_params! {":namespace": ns, ":since": since_ms}, |r| {
+        Ok(ThroughputRow {
+            minute: r.get(0)?,
+            completed: r.get(1)?,
+            dead: r.get(2)?,
+        })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
