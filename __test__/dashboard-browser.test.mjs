@@ -1,3 +1,4 @@
+/* global document, window -- functions passed to page.evaluate run in the browser */
 // The dashboard in a real browser: Debian's chromium driven by playwright-core (no browser
 // download; CI installs chromium in .ci/run). Goes through each page: content there, a replay
 // clicked and seen, a cancel, the XSS payload in args and errors shown as text and inert, the

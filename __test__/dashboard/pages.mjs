@@ -1,3 +1,4 @@
+/* global document, location -- functions passed to page.evaluate run in the browser */
 // Page objects for the dashboard's browser test: one per page, each knowing its selectors
 // (the data-testid attributes of assets/dashboard/app.js), so a new check (pause and resume once
 // queues exist, say) is a few lines in the test.
