@@ -124,7 +124,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
   readonly hooks: Hooks
   /** @internal */
   readonly logger: Logger
-  readonly #options: QueueOptions
+  #options: QueueOptions
   readonly #defaults: ResolvedTaskOptions
   readonly #tasks = new Map<string, Task<never[], unknown>>()
   /** The registered tasks' names, a new array per registration (workers compare by identity). */
@@ -198,6 +198,16 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
       })
     }
     return this.#core
+  }
+
+  /** @internal Points a queue that has not opened its storage yet at another database: the CLI's
+   * `worker --db/--url` over an app module whose Queue names its own. Refused once open. */
+  relocate(where: { dbPath: string } | { url: string; schema?: string }): void {
+    if (this.#core !== null) {
+      throw invalidArgument(`the queue already opened ${this.location} (at import?): it cannot move to another database now`)
+    }
+    const { dbPath: _d, url: _u, schema: _s, ...rest } = this.#options
+    this.#options = { ...rest, ...where }
   }
 
   /** Opens the storage now (otherwise the first call does); rejects with the reason it cannot. */
