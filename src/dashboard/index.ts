@@ -73,7 +73,7 @@ export async function serveDashboard(queue: Queue, options: DashboardOptions = {
   // The page learns its refresh pace from a meta tag (no inline script under the CSP).
   assets['index.html'] = Buffer.from(String(assets['index.html']).replace('{{refreshMs}}', String(refreshMs)))
   const guard = new Guard(token)
-  const ctx = { queue, features: features(queue), throughputCache: { at: 0, value: null as unknown } }
+  const ctx = { queue, features: features(queue), throughputCache: { at: 0, value: null as unknown, reading: null } }
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => send(res, 500, { error: (err as Error).message, code: 'INTERNAL' }))
