@@ -72,7 +72,7 @@ function checkArgs(positionals: string[], values: Record<string, string | boolea
   for (const [flag, value] of Object.entries(values)) {
     if (value === undefined || flag === 'help' || flag === 'version' || (typeof value === 'boolean' && value === false)) continue
     if (!spec.flags.includes(flag)) {
-      const why = command === 'worker' ? " (the worker runs on the database of the app's Queue)" : ''
+      const why = command === 'worker' ? " (the app's Queue decides it)" : ''
       throw new UsageError(`--${flag} does not apply to ${key}${why}`)
     }
     if (typeof value !== 'string') continue
