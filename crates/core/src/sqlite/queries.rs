@@ -899,6 +899,26 @@ mod tests {
         );
         assert!(listed.contains("USING INDEX jobs_settled"), "{listed}");
         assert!(!listed.contains("TEMP B-TREE"), "{listed}");
+        // The dashboard's filter by queue keeps that index and its order.
+        let by_queue = plan(
+            sql!("read/list_jobs_settled.sql"),
+            named_params! {
+                ":namespace": "n", ":status": 4, ":task_name": Option::<String>::None,
+                ":queue": "emails", ":limit": 10, ":offset": 0,
+            },
+        );
+        assert!(by_queue.contains("USING INDEX jobs_settled"), "{by_queue}");
+        assert!(!by_queue.contains("TEMP B-TREE"), "{by_queue}");
+        // The jobs page without a status reads the table newest first and stops at the page:
+        // no sort of it.
+        let newest = plan(
+            sql!("read/list_jobs.sql"),
+            named_params! {
+                ":namespace": "n", ":status": Option::<i64>::None, ":task_name": Option::<String>::None,
+                ":queue": Option::<String>::None, ":limit": 50, ":offset": 0,
+            },
+        );
+        assert!(!newest.contains("TEMP B-TREE"), "{newest}");
     }
 
     /// The claim and the unroutable check read jobs_ready, never the table: a claim reads one
