@@ -57,4 +57,9 @@ export default defineConfig(
     files: ['**/*.cjs'],
     languageOptions: { sourceType: 'commonjs' },
   },
+  {
+    // The dashboard's page script runs in the browser, as a classic script.
+    files: ['assets/dashboard/*.js'],
+    languageOptions: { sourceType: 'script', globals: { ...globals.browser } },
+  },
 )

@@ -35,6 +35,8 @@ export declare class NativeCore {
   deadLetters(limit: number, offset: number): Promise<DeadLetterRow[]>
   replay(deadId: string): Promise<string>
   listJobs(filter: ListFilter): Promise<JobRow[]>
+  purgeDeadLetters(): Promise<number>
+  throughput(sinceMs: number): Promise<ThroughputRow[]>
   /**
    * Starts renewing this worker's leases on a core thread, and keeps its row in the workers
    * table.
@@ -117,6 +119,7 @@ export interface ListFilter {
   /** A stored status code, 0..5. */
   status?: number
   taskName?: string
+  queue?: string
   limit: number
   offset: number
 }
@@ -153,6 +156,14 @@ export interface StatsRow {
   failed: number
   dead: number
   cancelled: number
+}
+
+/** Jobs that ended complete or dead in one minute. */
+export interface ThroughputRow {
+  /** Start of the minute, ms since the epoch. */
+  minute: number
+  completed: number
+  dead: number
 }
 
 /** A worker as it registers: its lease, and its row in the workers table. */

@@ -154,7 +154,9 @@ test('the CLI refuses empty, malformed and inapplicable flags with a usage error
     [['worker', '--app', app, '--queues', 'a,,b'], /^taskito: --queues takes queue names separated by commas, got "a,,b" \(an empty name\)$/],
     [['worker', '--app', app, '--queues', ''], /^taskito: --queues needs a value/],
     [['worker', '--app', ''], /^taskito: --app needs a value/],
-    [['worker', '--app', app, '--db', missing], /^taskito: --db does not apply to worker \(the worker runs on the database of the app's Queue\)$/],
+    [['worker', '--app', app, '--name', 'ns'], /^taskito: --name does not apply to worker \(the app's Queue decides it\)$/],
+    // --db is the worker's now (it runs the app's tasks there), but only once the app has loaded.
+    [['worker', '--app', app, '--db', missing], /^taskito: --app .*app\.mjs: no such file$/],
     [['stats', '--db', missing, '--name', ''], /^taskito: --name needs a value/],
   ]
   const results = await Promise.all(cases.map(([args]) => run(args)))

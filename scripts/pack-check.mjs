@@ -285,6 +285,26 @@ console.log(names.length + ' exports, the same from require and import')
 `)
 ok(`identity.mjs: ${run('node', ['identity.mjs'], { cwd: app, env, timeout: 60_000 }).stdout.trim()}`)
 
+// The dashboard from the installed package: its entry resolves from import and require, and its
+// page, script and stylesheet are in the tarball (assets/dashboard/), served offline.
+writeFileSync(join(app, 'dashboard.mjs'), `import { createRequire } from 'node:module'
+import { Queue } from 'taskito'
+import { serveDashboard } from 'taskito/dashboard'
+if (createRequire(import.meta.url)('taskito/dashboard').serveDashboard !== serveDashboard) throw new Error('two copies of taskito/dashboard')
+const queue = new Queue({ dbPath: 'dashboard.db' })
+const server = await serveDashboard(queue, { port: 0 })
+const sizes = []
+for (const path of ['', 'app.js', 'app.css', 'login', 'api/stats']) {
+  const res = await fetch(server.url + path)
+  if (res.status !== 200) throw new Error('/' + path + ': HTTP ' + res.status)
+  sizes.push('/' + path + ' ' + (await res.text()).length + ' B')
+}
+await server.close()
+await queue.close()
+console.log(sizes.join(', '))
+`)
+ok(`dashboard.mjs: ${run('node', ['dashboard.mjs'], { cwd: app, env, timeout: 60_000 }).stdout.trim()}`)
+
 // The default core, with nothing chosen, is the native one, and says nothing about it.
 writeFileSync(join(app, 'default.mjs'), `import { Queue } from 'taskito'
 const queue = new Queue({ dbPath: 'default.db' })

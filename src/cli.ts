@@ -1,27 +1,45 @@
 /**
- * The `taskito` command: run a worker for an app module, or inspect a database.
- *   taskito worker --app ./tasks.js [--concurrency N] [--queues a,b] [--threads N]
- *   taskito stats | jobs [--status dead] [--task NAME] | dlq list | dlq replay <id>
+ * The `taskito` command: run a worker for an app module, serve the dashboard, or inspect a database.
+ *   taskito worker --app ./tasks.js [--concurrency N] [--queues a,b] [--threads N] [--db PATH | --url URL] [--quiet | --json]
+ *   taskito stats | jobs [--status dead] [--task NAME] | job <id> | dlq list | dlq replay <id> | dashboard
  * Every inspection command takes --db PATH or --url URL [--schema S] (and --name NS); --json prints
  * machine output. On error: one line on stderr naming the reason, exit code 1 (2 for usage errors,
- * among them a flag with an empty or malformed value and a flag the command does not read).
+ * among them a flag with an empty or malformed value and a flag the command does not read). The
+ * command line is checked whole before any database is opened.
  */
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import { runDashboard } from './cli/dashboard.js'
+import { describeJob, logAttempts } from './cli/talk.js'
 import { TaskitoError } from './errors.js'
+import { nodeRequire, packageRoot } from './internal/paths.js'
 import { type JobStatus, statusCode } from './job.js'
 import { Queue } from './queue.js'
 
-const usage = `usage:
-  taskito worker --app ./tasks.js [--concurrency N] [--queues a,b] [--lease-ms N] [--threads N]
-  taskito stats                       [--db PATH | --url URL [--schema S]] [--name NS] [--json]
-  taskito jobs [--status S] [--task T] [--limit N] [--offset N] [same options]
-  taskito dlq list [--limit N] [--offset N]   [same options]
+const dlqUsage = `  taskito dlq list [--limit N] [--offset N]   [same options]
   taskito dlq replay <dead-letter id>         [same options]`
 
+const usage = `usage:
+  taskito worker --app ./tasks.js [--concurrency N] [--queues a,b] [--lease-ms N] [--threads N]
+                 [--db PATH | --url URL [--schema S]] [--quiet | --json]
+  taskito stats                       [--db PATH | --url URL [--schema S]] [--name NS] [--json]
+  taskito jobs [--status S] [--task T] [--limit N] [--offset N] [same options]
+  taskito job <job id>                        [same options]
+${dlqUsage}
+  taskito dashboard [--host 127.0.0.1] [--port 8080] [--token T] [--db PATH | --url URL [--schema S]] [--name NS]
+  taskito --version | --help
+
+worker: one line per finished attempt on stdout (time, job id, task, outcome, duration; --json:
+  JSON lines; --quiet: none); --db/--url run the app's tasks on that database instead of its own.
+dashboard: the token may come from TASKITO_DASHBOARD_TOKEN; a host other than loopback needs one.
+exit codes: 0 done, 1 failed (the reason on stderr), 2 usage error (bad command, flag or value)`
+
 class UsageError extends Error {}
+
+/** A failure whose whole message (several lines: a stack) is the point. */
+class AppError extends Error {}
 
 /** Where a command finds its jobs, and how it prints. */
 const locationFlags = ['db', 'url', 'schema', 'name', 'json']
@@ -29,29 +47,32 @@ const locationFlags = ['db', 'url', 'schema', 'name', 'json']
 /** The flags each command reads and how many positionals it takes: any other flag is refused
  * rather than ignored (`worker --db x` would otherwise run on the app's database, not x). */
 const commands: Record<string, { flags: string[]; positionals: number }> = {
-  worker: { flags: ['app', 'concurrency', 'queues', 'lease-ms', 'threads'], positionals: 1 },
+  worker: { flags: ['app', 'concurrency', 'queues', 'lease-ms', 'threads', 'db', 'url', 'schema', 'quiet', 'json'], positionals: 1 },
   stats: { flags: locationFlags, positionals: 1 },
   jobs: { flags: [...locationFlags, 'status', 'task', 'limit', 'offset'], positionals: 1 },
+  job: { flags: locationFlags, positionals: 2 },
   'dlq list': { flags: [...locationFlags, 'limit', 'offset'], positionals: 2 },
   'dlq replay': { flags: locationFlags, positionals: 3 },
+  dashboard: { flags: ['db', 'url', 'schema', 'name', 'host', 'port', 'token'], positionals: 1 },
 }
 
 /** Flags that take a whole number, and the least each accepts. */
-const wholeFlags: Record<string, number> = { concurrency: 1, 'lease-ms': 1, threads: 1, limit: 1, offset: 0 }
+const wholeFlags: Record<string, number> = { concurrency: 1, 'lease-ms': 1, threads: 1, limit: 1, offset: 0, port: 0 }
 
 /** Refuses, as a usage error naming the flag, what would otherwise be ignored or misread: an empty
  * value (`--name ''` used to fall back to the default namespace), a number that is not one, a
  * flag the command does not read, a stray argument. */
 function checkArgs(positionals: string[], values: Record<string, string | boolean | undefined>): void {
   const [command, sub] = positionals
+  if (command === 'dlq' && sub === undefined) throw new UsageError(`dlq needs a subcommand:\n${dlqUsage}`)
   const key = command === 'dlq' ? `dlq ${sub ?? ''}`.trim() : (command as string)
   const spec = commands[key]
-  if (spec === undefined) throw new UsageError(`unknown command: ${positionals.join(' ')}`)
+  if (spec === undefined) throw new UsageError(`unknown command: ${positionals.join(' ')} (taskito --help lists the commands)`)
   if (positionals.length > spec.positionals) throw new UsageError(`${key}: unexpected argument ${JSON.stringify(positionals[spec.positionals])}`)
   for (const [flag, value] of Object.entries(values)) {
-    if (value === undefined || flag === 'help' || (flag === 'json' && value === false)) continue
+    if (value === undefined || flag === 'help' || flag === 'version' || (typeof value === 'boolean' && value === false)) continue
     if (!spec.flags.includes(flag)) {
-      const why = command === 'worker' ? " (the worker runs on the database of the app's Queue)" : ''
+      const why = command === 'worker' ? " (the app's Queue decides it)" : ''
       throw new UsageError(`--${flag} does not apply to ${key}${why}`)
     }
     if (typeof value !== 'string') continue
@@ -63,6 +84,9 @@ function checkArgs(positionals: string[], values: Record<string, string | boolea
   }
   if (values.db !== undefined && values.url !== undefined) throw new UsageError('give --db or --url, not both')
   if (values.schema !== undefined && values.url === undefined) throw new UsageError('--schema is a PostgreSQL schema: give it with --url')
+  if (values.quiet === true && values.json === true) throw new UsageError('give --quiet or --json, not both')
+  if (typeof values.port === 'string' && Number(values.port) > 65_535) throw new UsageError(`--port must be a port number up to 65535, got ${values.port}`)
+  if (command === 'job' && positionals[1] === undefined) throw new UsageError('job needs the id of a job (see `taskito jobs`)')
   if (typeof values.queues === 'string' && values.queues.split(',').some((q) => q.trim() === '')) {
     throw new UsageError(`--queues takes queue names separated by commas, got ${JSON.stringify(values.queues)} (an empty name)`)
   }
@@ -105,10 +129,11 @@ async function loadApp(path: string): Promise<Queue> {
     if ((err as { code?: string }).code === 'ERR_UNKNOWN_FILE_EXTENSION' && /\.[cm]?ts$/.test(full)) {
       throw new UsageError(
         `--app ${path}: this Node (${process.version}) does not run TypeScript itself. Compile it and give the .js file, ` +
-          `run with NODE_OPTIONS='--import tsx' (tsx installed), or use Node >= 22.18`,
+          `run with NODE_OPTIONS='--import tsx' (tsx installed), or use Node >= 22.18 (22.6 to 22.17: node --experimental-strip-types)`,
       )
     }
-    throw err
+    // The app's own error: its whole stack, which names the line that failed.
+    throw new AppError(`--app ${path} failed to import:\n${(err as Error)?.stack ?? String(err)}`)
   }
   const candidates = [mod.queue, mod.default, (mod.default as Record<string, unknown> | undefined)?.queue]
   // Duck-typed: an app written as CommonJS holds the CommonJS build's Queue class, not this one.
@@ -133,6 +158,11 @@ function openQueue(values: { db?: string; url?: string; schema?: string; name?: 
 async function runWorker(values: Record<string, string | boolean | undefined>): Promise<void> {
   if (typeof values.app !== 'string') throw new UsageError('worker needs --app <module exporting the queue>')
   const queue = await loadApp(values.app)
+  if (typeof values.url === 'string') queue.relocate({ url: values.url, ...(typeof values.schema === 'string' ? { schema: values.schema } : {}) })
+  else if (typeof values.db === 'string') queue.relocate({ dbPath: values.db })
+  const tasks = queue.taskNames()
+  if (tasks.length === 0) throw new UsageError(`--app ${values.app} registers no task: a worker would have nothing to run`)
+  if (values.quiet !== true) logAttempts(queue, values.json === true, (line) => process.stdout.write(`${line}\n`))
   const worker = queue.worker({
     ...(values.concurrency !== undefined ? { concurrency: Number(values.concurrency) } : {}),
     ...(typeof values.queues === 'string' ? { queues: values.queues.split(',').map((q) => q.trim()).filter(Boolean) } : {}),
@@ -143,6 +173,7 @@ async function runWorker(values: Record<string, string | boolean | undefined>): 
   // The database first: a typo in a dbPath makes a new, empty file (parent folders included)
   // rather than an error, and this line is where it shows.
   process.stderr.write(`taskito: worker ${worker.id} running on ${queue.location} (${await queue.coreKind()} core); SIGTERM or Ctrl-C stops it gracefully\n`)
+  process.stderr.write(`taskito: tasks (${tasks.length}): ${tasks.join(', ')}\n`)
   await new Promise<void>((resolveStop) => {
     let signals = 0
     const stop = (signal: string) => {
@@ -183,6 +214,11 @@ export async function main(argv: string[]): Promise<number> {
         task: { type: 'string' },
         limit: { type: 'string' },
         offset: { type: 'string' },
+        quiet: { type: 'boolean', short: 'q', default: false },
+        host: { type: 'string' },
+        port: { type: 'string' },
+        token: { type: 'string' },
+        version: { type: 'boolean', short: 'v', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
     })
@@ -192,6 +228,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { values, positionals } = parsed
   const [command, sub, arg] = positionals
+  if (values.version) {
+    process.stdout.write(`taskito ${(nodeRequire(`${packageRoot}/package.json`) as { version: string }).version}\n`)
+    return 0
+  }
   if (values.help || command === undefined) {
     process.stdout.write(`${usage}\n`)
     return values.help ? 0 : 2
@@ -210,9 +250,21 @@ export async function main(argv: string[]): Promise<number> {
       await runWorker(values)
       return 0
     }
-    // Only `dlq replay` writes; every other command inspects.
-    queue = openQueue(values, !(command === 'dlq' && sub === 'replay'))
+    // `dlq replay` and the dashboard (cancel, replay, purge) write; every other command inspects.
+    queue = openQueue(values, !((command === 'dlq' && sub === 'replay') || command === 'dashboard'))
     const json = values.json
+    if (command === 'dashboard') {
+      await runDashboard(
+        queue,
+        {
+          ...(values.host !== undefined ? { host: values.host } : {}),
+          ...(values.port !== undefined ? { port: Number(values.port) } : {}),
+          ...(values.token !== undefined ? { token: values.token } : {}),
+        },
+        (line) => process.stderr.write(`${line}\n`),
+      )
+      return 0
+    }
     if (command === 'stats') {
       const stats = await queue.stats()
       print(json, stats, () => table([stats as unknown as Record<string, unknown>], Object.keys(stats)))
@@ -224,6 +276,9 @@ export async function main(argv: string[]): Promise<number> {
         offset: num('offset', 0),
       })
       print(json, jobs, () => table(jobs as unknown as Record<string, unknown>[], ['id', 'taskName', 'queue', 'status', 'retryCount', 'priority', 'createdAt', 'finishedAt']))
+    } else if (command === 'job') {
+      const job = await describeJob(queue, sub as string)
+      print(json, job.json, () => job.text)
     } else if (command === 'dlq' && sub === 'list') {
       const dead = await queue.deadLetters({ limit: num('limit', 20) || 20, offset: num('offset', 0) })
       print(json, dead, () => table(dead as unknown as Record<string, unknown>[], ['id', 'jobId', 'taskName', 'queue', 'retryCount', 'failedAt', 'error']))
@@ -239,6 +294,10 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof UsageError) {
       process.stderr.write(`taskito: ${err.message}\n`)
       return 2
+    }
+    if (err instanceof AppError) {
+      process.stderr.write(`taskito: ${err.message}\n`)
+      return 1
     }
     const code = err instanceof TaskitoError ? ` [${err.code}]` : ''
     process.stderr.write(`taskito: ${(err as Error).message.split('\n')[0]}${code}\n`)

@@ -12,6 +12,8 @@ export interface HookEvent {
   jobId: string
   /** 0-indexed attempt number. */
   attempt: number
+  /** How long the attempt ran, ms (from its start in this worker until its outcome was decided). */
+  durationMs: number
 }
 
 export type Hook = (event: HookEvent) => unknown

@@ -100,6 +100,8 @@ export interface TestResult {
 export interface ListJobsOptions {
   status?: JobStatus
   task?: string
+  /** The queue name jobs went to. */
+  queue?: string
   limit?: number
   offset?: number
 }
@@ -123,7 +125,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
   readonly hooks: Hooks
   /** @internal */
   readonly logger: Logger
-  readonly #options: QueueOptions
+  #options: QueueOptions
   readonly #defaults: ResolvedTaskOptions
   readonly #tasks = new Map<string, Task<never[], unknown>>()
   /** The registered tasks' names, a new array per registration (workers compare by identity). */
@@ -197,6 +199,16 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
       })
     }
     return this.#core
+  }
+
+  /** @internal Points a queue that has not opened its storage yet at another database: the CLI's
+   * `worker --db/--url` over an app module whose Queue names its own. Refused once open. */
+  relocate(where: { dbPath: string } | { url: string; schema?: string }): void {
+    if (this.#core !== null) {
+      throw invalidArgument(`the queue already opened ${this.location} (at import?): it cannot move to another database now`)
+    }
+    const { dbPath: _d, url: _u, schema: _s, ...rest } = this.#options
+    this.#options = { ...rest, ...where }
   }
 
   /** Opens the storage now (otherwise the first call does); rejects with the reason it cannot. */
@@ -376,8 +388,33 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     }
     if (options.status !== undefined) filter.status = statusCode(options.status)
     if (options.task !== undefined) filter.taskName = checkName('task', options.task)
+    if (options.queue !== undefined) filter.queue = checkName('queue', options.queue)
     const rows = await callCore(() => core.listJobs(filter))
     return rows.map(jobInfo)
+  }
+
+  /** Deletes every dead letter of this queue's namespace (the dead jobs stay, with their error
+   * history); resolves with how many went. */
+  async purgeDeadLetters(): Promise<number> {
+    const core = await this.core()
+    return callCore(() => core.purgeDeadLetters())
+  }
+
+  /** Jobs that ended complete or dead per minute over the last `minutes` (default 60), oldest
+   * first, one entry per minute (0 where none ended): the dashboard's chart. */
+  async throughput(options: { minutes?: number } = {}): Promise<{ minute: number; completed: number; dead: number }[]> {
+    checkOptions('throughput(options): options', options)
+    const minutes = checkInt('minutes', options.minutes ?? 60, 1, 24 * 60)
+    const core = await this.core()
+    const last = Math.floor(Date.now() / 60_000) * 60_000
+    const first = last - (minutes - 1) * 60_000
+    const rows = await callCore(() => core.throughput(first))
+    const byMinute = new Map(rows.map((r) => [r.minute, r]))
+    return Array.from({ length: minutes }, (_, i) => {
+      const minute = first + i * 60_000
+      const r = byMinute.get(minute)
+      return { minute, completed: r?.completed ?? 0, dead: r?.dead ?? 0 }
+    })
   }
 
   async stats(): Promise<Stats> {

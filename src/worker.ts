@@ -73,6 +73,8 @@ interface Attempt {
   state: AttemptState
   /** Set once the attempt's outcome is decided (settled, timed out); later outcomes are dropped. */
   decided: boolean
+  /** When the outcome was decided (Date.now()), for the hooks' durationMs. */
+  decidedAt: number
   timer: NodeJS.Timeout | null
   /** The attempt's run in the thread pool (isolate: 'thread'). */
   thread: ThreadRun | null
@@ -271,7 +273,7 @@ export class Worker {
         await callCore(() => (this.#core as Core).setProgress(job.id, job.token, progress))
       },
     }
-    const attempt: Attempt = { job, task, args: [], state, decided: false, timer: null, thread: null }
+    const attempt: Attempt = { job, task, args: [], state, decided: false, decidedAt: 0, timer: null, thread: null }
     this.#active.set(job.id, attempt)
     if (task === undefined) {
       const err = new TaskitoError(
@@ -427,6 +429,7 @@ export class Worker {
    * out rather than null: a settle crosses N-API as it is, and undefined is the cheap "none". */
   #decide(attempt: Attempt, settle: Omit<Settle, 'id' | 'token'>, error: Error | undefined): void {
     attempt.decided = true
+    attempt.decidedAt = Date.now()
     if (attempt.timer !== null) clearTimeout(attempt.timer)
     this.#active.delete(attempt.job.id)
     this.#settles.push({ settle: { id: attempt.job.id, token: attempt.job.token, ...settle }, attempt, error })
@@ -489,7 +492,13 @@ export class Worker {
       if (status === 'stale' || status === 'cancelled') continue
       // The common case (a success nobody listens to) builds no event at all.
       if (status === 'complete' && !hooks.has('success')) continue
-      const event: HookEvent = { taskName: attempt.job.taskName, args: attempt.args, jobId: attempt.job.id, attempt: attempt.job.attempt }
+      const event: HookEvent = {
+        taskName: attempt.job.taskName,
+        args: attempt.args,
+        jobId: attempt.job.id,
+        attempt: attempt.job.attempt,
+        durationMs: attempt.decidedAt - attempt.state.startedAt,
+      }
       if (status === 'complete') {
         hooks.fire('success', event)
         continue

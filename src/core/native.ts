@@ -27,6 +27,7 @@ import type {
   SettleOutcome,
   SettleStatus,
   StatsRow,
+  ThroughputRow,
   WorkerInfo,
 } from './types.js'
 
@@ -45,6 +46,7 @@ true satisfies Same<Binding.OpenOptions, OpenOptions> &
   Same<Binding.DeadLetterRow, DeadLetterRow> &
   Same<Binding.StatsRow, StatsRow> &
   Same<Binding.ListFilter, ListFilter> &
+  Same<Binding.ThroughputRow, ThroughputRow> &
   Same<Binding.WorkerInfo, WorkerInfo>
 
 let binding: typeof Binding | undefined
@@ -82,6 +84,8 @@ export async function openNative(options: OpenOptions): Promise<Core> {
     deadLetters: (limit, offset) => h.deadLetters(limit, offset),
     replay: (deadId) => h.replay(deadId),
     listJobs: (filter) => h.listJobs(filter),
+    purgeDeadLetters: () => h.purgeDeadLetters(),
+    throughput: (sinceMs) => h.throughput(sinceMs),
     registerWorker: (worker) => h.registerWorker(worker),
     unregisterWorker: (workerId) => h.unregisterWorker(workerId),
     takeCancelRequests: (workerId) => h.takeCancelRequests(workerId),

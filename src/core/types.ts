@@ -236,8 +236,18 @@ export interface ListFilter {
   /** A {@link StatusCode}. */
   status?: number
   taskName?: string
+  /** The queue name jobs went to. */
+  queue?: string
   limit: number
   offset: number
+}
+
+/** Jobs that ended complete or dead in one minute (the dashboard's throughput chart). */
+export interface ThroughputRow {
+  /** Start of the minute, ms since the epoch. */
+  minute: number
+  completed: number
+  dead: number
 }
 
 export interface Core {
@@ -273,6 +283,11 @@ export interface Core {
    * job the first one created. Unknown id rejects with JOB_NOT_FOUND. */
   replay(deadId: string): Promise<string>
   listJobs(filter: ListFilter): Promise<JobRow[]>
+  /** Deletes every dead letter of the namespace (the dead jobs stay); how many went. */
+  purgeDeadLetters(): Promise<number>
+  /** Jobs that ended complete or dead since `sinceMs`, per minute, oldest first (empty minutes
+   * left out). */
+  throughput(sinceMs: number): Promise<ThroughputRow[]>
   /** Starts renewing the leases of this worker's running jobs on a core thread (every
    * min(leaseMs/3, 500) ms) and learning their cancel requests; the same beat keeps the worker's
    * row in the `workers` table fresh (written here, removed by unregisterWorker). Registering an

@@ -313,6 +313,15 @@ pub struct StatsRow {
     pub cancelled: i64,
 }
 
+/// Jobs that finished in one minute: the dashboard's throughput chart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ThroughputRow {
+    /// Start of the minute (ms since the epoch, a multiple of 60 000).
+    pub minute: i64,
+    pub completed: i64,
+    pub dead: i64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelOutcome {
     /// Was pending/failed, now cancelled.
@@ -337,6 +346,8 @@ impl CancelOutcome {
 pub struct ListFilter {
     pub status: Option<i64>,
     pub task_name: Option<String>,
+    /// The queue name jobs went to (the dashboard's filter).
+    pub queue: Option<String>,
     pub limit: i64,
     pub offset: i64,
 }

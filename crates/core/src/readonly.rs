@@ -67,6 +67,12 @@ impl Store for ReadOnlyStore {
     async fn list_jobs(&self, filter: ListFilter) -> Result<Vec<JobRow>> {
         self.inner.list_jobs(filter).await
     }
+    async fn purge_dead_letters(&self) -> Result<i64> {
+        Err(refused("purgeDeadLetters"))
+    }
+    async fn throughput(&self, since_ms: i64) -> Result<Vec<ThroughputRow>> {
+        self.inner.throughput(since_ms).await
+    }
     fn register_worker(&self, _: &WorkerInfo) -> Result<()> {
         Err(refused("a worker"))
     }

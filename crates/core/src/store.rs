@@ -57,8 +57,13 @@ pub trait Store: Send + Sync {
     /// New job from a dead letter; a second replay returns the first one's job. Unknown id →
     /// `Error::JobNotFound`.
     async fn replay(&self, dead_id: i64) -> Result<i64>;
-    /// Newest first, by status and task name when given; paged as `dead_letters`.
+    /// Newest first, by status, task name and queue when given; paged as `dead_letters`.
     async fn list_jobs(&self, filter: ListFilter) -> Result<Vec<JobRow>>;
+    /// Deletes every dead letter of the namespace (the dead jobs stay, status dead); how many.
+    async fn purge_dead_letters(&self) -> Result<i64>;
+    /// Jobs that ended complete or dead since `since_ms` (finished_at), per minute, oldest first;
+    /// minutes with none are left out.
+    async fn throughput(&self, since_ms: i64) -> Result<Vec<ThroughputRow>>;
     /// Starts renewing this worker's leases every `policy::heartbeat_interval_ms(lease_ms)`;
     /// claims by this worker id use `lease_ms`. A beat renews every attempt the worker still
     /// holds, also one whose lease already ran out, and writes the worker's row in the `workers`

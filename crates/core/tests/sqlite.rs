@@ -517,10 +517,8 @@ async fn a_row_that_cannot_be_read_fails_only_its_own_job() {
     assert_eq!(row.args, "<unreadable: args is a BLOB, not text>");
     let listed = s
         .list_jobs(taskito_core::ListFilter {
-            status: None,
-            task_name: None,
             limit: 100,
-            offset: 0,
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -578,10 +576,8 @@ async fn a_truncated_file_is_db_corrupt_naming_the_file() {
         Err(e) => e,
         Ok(s) => s
             .list_jobs(taskito_core::ListFilter {
-                status: None,
-                task_name: None,
                 limit: 1000,
-                offset: 0,
+                ..Default::default()
             })
             .await
             .unwrap_err(),

@@ -137,6 +137,9 @@ contract!(
     stats_count_every_status,
     list_jobs_filters_and_pages_newest_first,
     dead_letters_page_newest_first,
+    list_jobs_by_queue_newest_first,
+    purge_dead_letters_deletes_the_letters_and_keeps_the_jobs,
+    throughput_counts_complete_and_dead_per_minute,
     a_bad_job_gets_the_policy_message_and_nothing_is_written,
     a_timeout_of_zero_is_refused,
     an_empty_worker_id_is_refused,
@@ -178,6 +181,7 @@ fn list(status: Option<StatusCode>, task: Option<&str>, limit: i64, offset: i64)
     ListFilter {
         status: status.map(|s| s as i64),
         task_name: task.map(String::from),
+        queue: None,
         limit,
         offset,
     }
@@ -787,6 +791,87 @@ async fn dead_letters_page_newest_first(s: Arc<dyn Store>) {
     assert_eq!(page(2, 2).await, [dead[0]]);
     assert!(page(2, 3).await.is_empty());
     assert!(page(0, 0).await.is_empty());
+}
+
+async fn list_jobs_by_queue_newest_first(s: Arc<dyn Store>) {
+    let in_queue = |task: &str, queue: &str| {
+        let mut j = job(task);
+        j.queue = queue.to_string();
+        j
+    };
+    let e1 = enqueue_one(&s, in_queue("a", "emails")).await;
+    let d1 = enqueue_one(&s, in_queue("a", "default")).await;
+    let e2 = enqueue_one(&s, in_queue("b", "emails")).await;
+    let by_queue = |status: Option<StatusCode>, task: Option<&str>, queue: &str| {
+        let mut f = list(status, task, 10, 0);
+        f.queue = Some(queue.to_string());
+        f
+    };
+    let emails = s.list_jobs(by_queue(None, None, "emails")).await.unwrap();
+    assert_eq!(ids(&emails), [e2, e1]);
+    let emails_a = s.list_jobs(by_queue(None, Some("a"), "emails")).await;
+    assert_eq!(ids(&emails_a.unwrap()), [e1]);
+    let pending = s.list_jobs(by_queue(Some(StatusCode::Pending), None, "default"));
+    assert_eq!(ids(&pending.await.unwrap()), [d1]);
+    // A settled status reads its own index (list_jobs_settled.sql): the queue filter holds there too.
+    let mut r = req("w", 1, 0);
+    r.queues = vec!["emails".into()];
+    let got = s.claim(r).await.unwrap();
+    s.settle(vec![complete(&got[0], "1")]).await.unwrap();
+    let done = s.list_jobs(by_queue(Some(StatusCode::Complete), None, "emails"));
+    assert_eq!(ids(&done.await.unwrap()), [got[0].id]);
+    let none = s.list_jobs(by_queue(Some(StatusCode::Complete), None, "default"));
+    assert!(none.await.unwrap().is_empty());
+    assert!(s
+        .list_jobs(by_queue(None, None, "nope"))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn purge_dead_letters_deletes_the_letters_and_keeps_the_jobs(s: Arc<dyn Store>) {
+    assert_eq!(s.purge_dead_letters().await.unwrap(), 0);
+    let dead = make_dead(&s, "d", 3).await;
+    let letter = s.dead_letters(1, 0).await.unwrap()[0].id;
+    assert_eq!(s.purge_dead_letters().await.unwrap(), 3);
+    assert!(s.dead_letters(10, 0).await.unwrap().is_empty());
+    // The jobs stay dead, with their error history.
+    assert_eq!(status(&row(&s, dead[0]).await), StatusCode::Dead);
+    assert_eq!(s.job_errors(dead[1]).await.unwrap().len(), 1);
+    assert_eq!(s.stats().await.unwrap().dead, 3);
+    // A purged dead letter is gone for replay too.
+    let gone = s.replay(letter).await.unwrap_err();
+    assert_eq!(gone.code(), "JOB_NOT_FOUND", "{gone}");
+}
+
+async fn throughput_counts_complete_and_dead_per_minute(s: Arc<dyn Store>) {
+    let before = taskito_core::now_ms() - 60_000;
+    assert!(s.throughput(before).await.unwrap().is_empty());
+    make_dead(&s, "d", 2).await;
+    for _ in 0..3 {
+        enqueue_one(&s, job("ok")).await;
+        let c = claim_one(&s, "w", 0).await;
+        s.settle(vec![complete(&c, "1")]).await.unwrap();
+    }
+    // One still pending and one still running count for nothing.
+    enqueue_one(&s, job("ok")).await;
+    enqueue_one(&s, job("ok")).await;
+    claim_one(&s, "w", 0).await;
+    let rows = s.throughput(before).await.unwrap();
+    assert!(rows.iter().all(|r| r.minute % 60_000 == 0), "{rows:?}");
+    assert!(
+        rows.windows(2).all(|w| w[0].minute < w[1].minute),
+        "{rows:?}"
+    );
+    let completed: i64 = rows.iter().map(|r| r.completed).sum();
+    let dead: i64 = rows.iter().map(|r| r.dead).sum();
+    assert_eq!((completed, dead), (3, 2), "{rows:?}");
+    // Nothing finished after now.
+    assert!(s
+        .throughput(taskito_core::now_ms() + 60_000)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 /// Nothing at all in the store: no job, no count.

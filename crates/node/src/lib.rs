@@ -20,7 +20,7 @@ use taskito_core as core;
 use crate::packing::parse_id;
 use crate::types::{
     non_negative, ClaimRequest, DeadLetterRow, ErrorRecordRow, JobRow, JobToken, ListFilter,
-    OpenOptions, StatsRow, WorkerInfo,
+    OpenOptions, StatsRow, ThroughputRow, WorkerInfo,
 };
 
 /// A core error code as the napi error status, so the JS error's `code` is the CoreErrorCode.
@@ -201,6 +201,17 @@ impl NativeCore {
     pub async fn list_jobs(&self, filter: ListFilter) -> Result<Coded<Vec<JobRow>>> {
         let r = self.store.list_jobs(filter.into()).await;
         coded(r, |v| v.into_iter().map(JobRow::from).collect())
+    }
+
+    #[napi(ts_return_type = "Promise<number>")]
+    pub async fn purge_dead_letters(&self) -> Result<Coded<i64>> {
+        coded(self.store.purge_dead_letters().await, |n| n)
+    }
+
+    #[napi(ts_return_type = "Promise<ThroughputRow[]>")]
+    pub async fn throughput(&self, since_ms: i64) -> Result<Coded<Vec<ThroughputRow>>> {
+        let r = self.store.throughput(since_ms).await;
+        coded(r, |v| v.into_iter().map(ThroughputRow::from).collect())
     }
 
     /// Starts renewing this worker's leases on a core thread, and keeps its row in the workers

@@ -268,11 +268,31 @@ impl From<core::StatsRow> for StatsRow {
     }
 }
 
+/// Jobs that ended complete or dead in one minute.
+#[napi(object)]
+pub struct ThroughputRow {
+    /// Start of the minute, ms since the epoch.
+    pub minute: i64,
+    pub completed: i64,
+    pub dead: i64,
+}
+
+impl From<core::ThroughputRow> for ThroughputRow {
+    fn from(t: core::ThroughputRow) -> Self {
+        ThroughputRow {
+            minute: t.minute,
+            completed: t.completed,
+            dead: t.dead,
+        }
+    }
+}
+
 #[napi(object)]
 pub struct ListFilter {
     /// A stored status code, 0..5.
     pub status: Option<i64>,
     pub task_name: Option<String>,
+    pub queue: Option<String>,
     pub limit: i64,
     pub offset: i64,
 }
@@ -282,6 +302,7 @@ impl From<ListFilter> for core::ListFilter {
         core::ListFilter {
             status: f.status,
             task_name: f.task_name,
+            queue: f.queue,
             limit: f.limit,
             offset: f.offset,
         }

@@ -23,6 +23,7 @@ import type {
   Settle,
   SettleOutcome,
   StatsRow,
+  ThroughputRow,
   WorkerInfo,
 } from '../types.js'
 import { acquireEngine, type Engine } from './engine.js'
@@ -191,10 +192,21 @@ export class JsCore implements Core {
   listJobs(filter: ListFilter): Promise<JobRow[]> {
     return this.call(() => {
       if (filter === null || typeof filter !== 'object') throw invalid('listJobs takes a filter object')
-      const { status = null, taskName = null, limit, offset } = filter
+      const { status = null, taskName = null, queue = null, limit, offset } = filter
       validatePage(limit, offset)
       if (status !== null && !(isInt(status) && status >= 0 && status <= 5)) throw invalid(`listJobs: status must be 0..5, got ${String(status)}`)
-      return this.engine.read(() => this.engine.store.listJobs(this.ns, status, taskName, limit, offset))
+      return this.engine.read(() => this.engine.store.listJobs(this.ns, { status, taskName, queue, limit, offset }))
+    })
+  }
+
+  purgeDeadLetters(): Promise<number> {
+    return this.call(() => this.submit(() => this.engine.store.purgeDeadLetters(this.ns)), 'purgeDeadLetters')
+  }
+
+  throughput(sinceMs: number): Promise<ThroughputRow[]> {
+    return this.call(() => {
+      if (!isInt(sinceMs)) throw invalid(`throughput: sinceMs must be an integer, got ${String(sinceMs)}`)
+      return this.engine.read(() => this.engine.store.throughput(this.ns, sinceMs))
     })
   }
 

@@ -24,7 +24,7 @@ import {
   unroutableMessage,
   workerAlive,
 } from '../policy.js'
-import type { ClaimedJob, DeadLetterRow, ErrorRecordRow, JobRow, NewJob, Settle, SettleOutcome, StatsRow, WorkerInfo } from '../types.js'
+import type { ClaimedJob, DeadLetterRow, ErrorRecordRow, JobRow, NewJob, Settle, SettleOutcome, StatsRow, ThroughputRow, WorkerInfo } from '../types.js'
 import { Query } from './queries.js'
 import { Lenient } from './rows.js'
 import type { Database, Statement } from './sqlite.js'
@@ -246,6 +246,8 @@ export class Store {
   private readonly jobErrorsQ: Query
   private readonly statsQ: Query
   private readonly deadLettersQ: Query
+  private readonly purgeDead: Query
+  private readonly throughputQ: Query
   private readonly list: Query
   private readonly listSettled: Query
 
@@ -297,6 +299,8 @@ export class Store {
     this.deadLettersQ = q('read/dead_letters.sql')
     this.list = q('read/list_jobs.sql')
     this.listSettled = q('read/list_jobs_settled.sql')
+    this.purgeDead = q('dead_letters/purge.sql')
+    this.throughputQ = q('read/throughput.sql')
   }
 
   // ---- writes: called inside the engine's transaction -------------------------------------------
@@ -746,10 +750,23 @@ export class Store {
     })
   }
 
-  listJobs(ns: string, status: number | null, taskName: string | null, limit: number, offset: number): JobRow[] {
+  listJobs(ns: string, f: { status: number | null; taskName: string | null; queue: string | null; limit: number; offset: number }): JobRow[] {
     // A status past running is listed from its own index, newest first (as the native core does).
-    const q = status !== null && status >= 2 && status <= 5 ? this.listSettled : this.list
-    return (q.all({ namespace: ns, status, task_name: taskName, limit, offset }) as RawJob[]).map(toJobRow)
+    const q = f.status !== null && f.status >= 2 && f.status <= 5 ? this.listSettled : this.list
+    const params = { namespace: ns, status: f.status, task_name: f.taskName, queue: f.queue, limit: f.limit, offset: f.offset }
+    return (q.all(params) as RawJob[]).map(toJobRow)
+  }
+
+  purgeDeadLetters(ns: string): number {
+    return Number(this.purgeDead.run({ namespace: ns }).changes)
+  }
+
+  throughput(ns: string, since: number): ThroughputRow[] {
+    return (this.throughputQ.all({ namespace: ns, since }) as { minute: number; completed: number; dead: number }[]).map((r) => ({
+      minute: r.minute,
+      completed: r.completed,
+      dead: r.dead,
+    }))
   }
 
   /** The earliest lease end of a running attempt, any namespace, or null. */

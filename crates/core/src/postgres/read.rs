@@ -90,10 +90,38 @@ impl Inner {
         self.check_open()?;
         policy::validate_page(filter.limit, filter.offset)?;
         let f = &filter;
-        let params: [&(dyn ToSql + Sync); 5] =
-            [&self.ns, &f.status, &f.task_name, &f.limit, &f.offset];
+        let params: [&(dyn ToSql + Sync); 6] = [
+            &self.ns,
+            &f.status,
+            &f.task_name,
+            &f.limit,
+            &f.offset,
+            &f.queue,
+        ];
         self.query_rows(sql::READ_LIST_JOBS, &params, rows::job)
             .await
+    }
+
+    pub(super) async fn throughput(&self, since_ms: i64) -> Result<Vec<ThroughputRow>> {
+        self.check_open()?;
+        self.query_rows(sql::READ_THROUGHPUT, &[&self.ns, &since_ms], |r| {
+            ThroughputRow {
+                minute: r.get(0),
+                completed: r.get(1),
+                dead: r.get(2),
+            }
+        })
+        .await
+    }
+
+    pub(super) async fn purge_dead_letters(&self) -> Result<i64> {
+        self.check_open()?;
+        // Safe to retry: a second delete finds what the first left.
+        self.retrying(READ_RETRY_BUDGET, |c| async move {
+            let st = c.prepare_cached(sql::DEAD_LETTERS_PURGE).await?;
+            Ok(c.execute(&st, &[&self.ns]).await? as i64)
+        })
+        .await
     }
 
     /// A read statement's rows, mapped; retried on a fresh connection when the connection fails.

@@ -89,6 +89,8 @@ q!(READ_JOB_ERRORS, "read/job_errors.sql");
 q!(READ_LIST_JOBS, "read/list_jobs.sql");
 q!(READ_STATS, "read/stats.sql");
 q!(READ_DEAD_LETTERS, "read/dead_letters.sql");
+q!(READ_THROUGHPUT, "read/throughput.sql");
+q!(DEAD_LETTERS_PURGE, "dead_letters/purge.sql");
 
 q!(CANCEL_READ_STATUS, "cancel/read_status.sql");
 q!(CANCEL_WAITING, "cancel/cancel_waiting.sql");

@@ -62,6 +62,14 @@ impl Store for PgStore {
         self.inner.list_jobs(filter).await
     }
 
+    async fn purge_dead_letters(&self) -> Result<i64> {
+        self.inner.purge_dead_letters().await
+    }
+
+    async fn throughput(&self, since_ms: i64) -> Result<Vec<ThroughputRow>> {
+        self.inner.throughput(since_ms).await
+    }
+
     fn register_worker(&self, worker: &WorkerInfo) -> Result<()> {
         self.inner.register_worker(worker)
     }

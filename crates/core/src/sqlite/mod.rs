@@ -407,6 +407,22 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn purge_dead_letters(&self) -> Result<i64> {
+        self.check_open()?;
+        let ns = self.ns.clone();
+        self.engine
+            .write(move |c, _| queries::purge_dead_letters(c, &ns))
+            .await
+    }
+
+    async fn throughput(&self, since_ms: i64) -> Result<Vec<ThroughputRow>> {
+        self.check_open()?;
+        let ns = self.ns.clone();
+        self.engine
+            .read(move |c| queries::throughput(c, &ns, since_ms))
+            .await
+    }
+
     fn register_worker(&self, worker: &WorkerInfo) -> Result<()> {
         self.check_open()?;
         policy::validate_worker(worker)?;

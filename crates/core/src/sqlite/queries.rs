@@ -748,7 +748,7 @@ pub fn list_jobs(conn: &Connection, ns: &str, f: &ListFilter) -> Result<Vec<JobR
     let rows = stmt.query_map(
         named_params! {
             ":namespace": ns, ":status": f.status, ":task_name": f.task_name,
-            ":limit": f.limit, ":offset": f.offset,
+            ":queue": f.queue, ":limit": f.limit, ":offset": f.offset,
         },
         job_row,
     )?;
@@ -823,6 +823,23 @@ pub fn dead_letters(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+pub fn purge_dead_letters(conn: &Connection, ns: &str) -> Result<i64> {
+    let mut stmt = conn.prepare_cached(sql!("dead_letters/purge.sql"))?;
+    Ok(stmt.execute(named_params! {":namespace": ns})? as i64)
+}
+
+pub fn throughput(conn: &Connection, ns: &str, since_ms: i64) -> Result<Vec<ThroughputRow>> {
+    let mut stmt = conn.prepare_cached(sql!("read/throughput.sql"))?;
+    let rows = stmt.query_map(named_params! {":namespace": ns, ":since": since_ms}, |r| {
+        Ok(ThroughputRow {
+            minute: r.get(0)?,
+            completed: r.get(1)?,
+            dead: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 // ---- JSON arrays for `json_each` ---------------------------------------------------------------
 
 fn json_ids(ids: &[i64]) -> String {
@@ -882,6 +899,26 @@ mod tests {
         );
         assert!(listed.contains("USING INDEX jobs_settled"), "{listed}");
         assert!(!listed.contains("TEMP B-TREE"), "{listed}");
+        // The dashboard's filter by queue keeps that index and its order.
+        let by_queue = plan(
+            sql!("read/list_jobs_settled.sql"),
+            named_params! {
+                ":namespace": "n", ":status": 4, ":task_name": Option::<String>::None,
+                ":queue": "emails", ":limit": 10, ":offset": 0,
+            },
+        );
+        assert!(by_queue.contains("USING INDEX jobs_settled"), "{by_queue}");
+        assert!(!by_queue.contains("TEMP B-TREE"), "{by_queue}");
+        // The jobs page without a status reads the table newest first and stops at the page:
+        // no sort of it.
+        let newest = plan(
+            sql!("read/list_jobs.sql"),
+            named_params! {
+                ":namespace": "n", ":status": Option::<i64>::None, ":task_name": Option::<String>::None,
+                ":queue": Option::<String>::None, ":limit": 50, ":offset": 0,
+            },
+        );
+        assert!(!newest.contains("TEMP B-TREE"), "{newest}");
     }
 
     /// The claim and the unroutable check read jobs_ready, never the table: a claim reads one

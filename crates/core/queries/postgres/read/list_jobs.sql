@@ -1,5 +1,5 @@
 -- Newest first; status and task_name filter when not null.
--- $1 namespace, $2 status, $3 task_name, $4 limit, $5 offset.
+-- $1 namespace, $2 status, $3 task_name, $4 limit, $5 offset, $6 queue.
 SELECT id, task_name, queue, status, priority, args, max_retries, retry_count, timeout_ms,
        soft_timeout_ms, result_ttl_ms, progress, created_at, run_at, started_at, finished_at,
        result, error, cancel_requested, unique_key
@@ -7,5 +7,6 @@ FROM jobs
 WHERE namespace = $1::text
   AND ($2::bigint IS NULL OR status = $2::bigint)
   AND ($3::text IS NULL OR task_name = $3::text)
+  AND ($6::text IS NULL OR queue = $6::text)
 ORDER BY id DESC
 LIMIT $4::bigint OFFSET $5::bigint;

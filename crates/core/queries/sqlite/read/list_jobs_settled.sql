@@ -9,5 +9,6 @@ FROM jobs
 WHERE namespace = :namespace
   AND status NOT IN (0, 1) AND status = :status
   AND (:task_name IS NULL OR task_name = :task_name)
+  AND (:queue IS NULL OR queue = :queue)
 ORDER BY id DESC
 LIMIT :limit OFFSET :offset;
