@@ -23,6 +23,7 @@ import type {
   ListFilter,
   NewJob,
   OpenOptions,
+  QueueRow,
   Settle,
   SettleOutcome,
   SettleStatus,
@@ -44,6 +45,7 @@ true satisfies Same<Binding.OpenOptions, OpenOptions> &
   Same<Binding.ErrorRecordRow, ErrorRecordRow> &
   Same<Binding.DeadLetterRow, DeadLetterRow> &
   Same<Binding.StatsRow, StatsRow> &
+  Same<Binding.QueueRow, QueueRow> &
   Same<Binding.ListFilter, ListFilter> &
   Same<Binding.WorkerInfo, WorkerInfo>
 
@@ -82,6 +84,10 @@ export async function openNative(options: OpenOptions): Promise<Core> {
     deadLetters: (limit, offset) => h.deadLetters(limit, offset),
     replay: (deadId) => h.replay(deadId),
     listJobs: (filter) => h.listJobs(filter),
+    pauseQueue: (name) => h.pauseQueue(name),
+    resumeQueue: (name) => h.resumeQueue(name),
+    pausedQueues: () => h.pausedQueues(),
+    queues: () => h.queues(),
     registerWorker: (worker) => h.registerWorker(worker),
     unregisterWorker: (workerId) => h.unregisterWorker(workerId),
     takeCancelRequests: (workerId) => h.takeCancelRequests(workerId),

@@ -67,6 +67,18 @@ impl Store for ReadOnlyStore {
     async fn list_jobs(&self, filter: ListFilter) -> Result<Vec<JobRow>> {
         self.inner.list_jobs(filter).await
     }
+    async fn pause_queue(&self, _: String) -> Result<()> {
+        Err(refused("pause"))
+    }
+    async fn resume_queue(&self, _: String) -> Result<()> {
+        Err(refused("resume"))
+    }
+    async fn paused_queues(&self) -> Result<Vec<String>> {
+        self.inner.paused_queues().await
+    }
+    async fn queues(&self) -> Result<Vec<QueueRow>> {
+        self.inner.queues().await
+    }
     fn register_worker(&self, _: &WorkerInfo) -> Result<()> {
         Err(refused("a worker"))
     }
