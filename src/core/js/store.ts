@@ -798,9 +798,8 @@ export class Store {
     return (this.nextExpiry.get() as number | null) ?? null
   }
 
-  /** The earliest run_at among the waiting jobs of these queues and tasks, or null. */
-  /** The earliest run_at of these queues' and tasks' waiting jobs, paused queues left out (as the
-   * claim leaves them out: their jobs would wake it for nothing; a resume wakes it). */
+  /** The earliest run_at among the waiting jobs of these queues and tasks, or null; paused queues
+   * left out, as the claim leaves them out (their jobs would wake it for nothing; a resume wakes it). */
   nextDue(ns: string, workerQueues: readonly string[], tasks: readonly string[]): number | null {
     const queues = claimable(workerQueues, this.pausedQueues(ns))
     if (queues.length === 0) return null
