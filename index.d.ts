@@ -37,6 +37,10 @@ export declare class NativeCore {
   listJobs(filter: ListFilter): Promise<JobRow[]>
   purgeDeadLetters(): Promise<number>
   throughput(sinceMs: number): Promise<ThroughputRow[]>
+  pauseQueue(name: string): Promise<void>
+  resumeQueue(name: string): Promise<void>
+  pausedQueues(): Promise<string[]>
+  queues(): Promise<QueueRow[]>
   /**
    * Starts renewing this worker's leases on a core thread, and keeps its row in the workers
    * table.
@@ -146,6 +150,14 @@ export interface OpenOptions {
    * folders it creates). An existing file keeps its mode.
    */
   fileMode?: number
+}
+
+/** A queue as `queues()` lists it: its jobs counted by status as `stats()` counts them. */
+export interface QueueRow {
+  name: string
+  /** No job of this queue starts while it is paused (running ones finish). */
+  paused: boolean
+  counts: StatsRow
 }
 
 export interface StatsRow {

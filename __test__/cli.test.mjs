@@ -203,3 +203,52 @@ eachCore('worker --app with a TypeScript file: runs where Node strips types, els
     t.regex(first, /--app .*tasks\.ts: this Node \(v\d+[^)]*\) does not run TypeScript itself\. Compile it and give the \.js file, run with NODE_OPTIONS='--import tsx'/)
   }
 })
+
+eachCore('queues lists every queue with its counts; queues pause and resume write, the listing never does', async (t, core) => {
+  const { at } = await seeded(t, core)
+  const empty = { pending: 0, running: 0, failed: 0, cancelled: 0 }
+  const list = async () => {
+    const r = await run(core, ['queues', ...at, '--json'])
+    t.is(r.code, 0, r.stderr)
+    return JSON.parse(r.stdout)
+  }
+  t.deepEqual(await list(), [{ name: 'default', paused: false, ...empty, completed: 2, dead: 1 }])
+
+  const paused = await run(core, ['queues', 'pause', 'emails', ...at])
+  t.is(paused.code, 0, paused.stderr)
+  t.regex(paused.stdout, /^paused queue "emails": no new job of it starts/)
+  const again = await run(core, ['queues', 'pause', 'emails', ...at, '--json'])
+  t.deepEqual(JSON.parse(again.stdout), { queue: 'emails', paused: true })
+  t.deepEqual(await list(), [
+    { name: 'default', paused: false, ...empty, completed: 2, dead: 1 },
+    { name: 'emails', paused: true, ...empty, completed: 0, dead: 0 },
+  ])
+  const table = await run(core, ['queues', ...at])
+  t.regex(table.stdout, /^name\s+paused\s+pending\s+running\s+completed\s+failed\s+dead\s+cancelled$/m)
+  t.regex(table.stdout, /^emails\s+true\s+0\s+0\s+0\s+0\s+0\s+0$/m)
+
+  const resumed = await run(core, ['queues', 'resume', 'emails', ...at])
+  t.is(resumed.code, 0, resumed.stderr)
+  t.regex(resumed.stdout, /^resumed queue "emails"/)
+  t.deepEqual((await list()).map((q) => q.name), ['default'])
+
+  // What the listing reads: nothing written (byte-identical file on SQLite).
+  if (at[0] === '--db') {
+    const bytes = readFileSync(at[1])
+    t.is((await run(core, ['queues', ...at])).code, 0)
+    t.true(readFileSync(at[1]).equals(bytes), 'the listing left the file as it was')
+  }
+})
+
+eachCore('queues pause without a name, or with an empty one, exits non-zero naming the fix', async (t, core) => {
+  const { at } = await seeded(t, core)
+  const missing = await run(core, ['queues', 'pause', ...at])
+  t.is(missing.code, 2)
+  t.regex(missing.stderr, /queues pause needs the name of a queue/)
+  const empty = await run(core, ['queues', 'resume', '', ...at])
+  t.is(empty.code, 1)
+  t.regex(empty.stderr, /resume needs the name of a queue, a non-empty string such as "emails".*\[INVALID_ARGUMENT\]/)
+  const unknown = await run(core, ['queues', 'stop', 'emails', ...at])
+  t.is(unknown.code, 2)
+  t.regex(unknown.stderr, /queues: unexpected argument "stop"/)
+})

@@ -1,7 +1,7 @@
 // Shared by the behaviour suite: every test runs once per variant — the native core and the JS core
 // on SQLite, and the native core on PostgreSQL when TASKITO_PG_URL is set — from one source of tests.
 import test from 'ava'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -80,4 +80,22 @@ export async function until(predicate, { timeout = 15_000, everyMs = 20, what = 
     if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}`)
     await new Promise((r) => setTimeout(r, everyMs))
   }
+}
+
+/** Starts `node __test__/fixtures/<fixture> ...args` with `env` added, killed after the test;
+ * resolves with { child, exited } once it prints "ready", rejects if it exits first. */
+export function startFixture(t, fixture, args, env = {}) {
+  const child = spawn(process.execPath, [join('__test__', 'fixtures', fixture), ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  t.teardown(() => {
+    child.kill('SIGKILL')
+    return exited
+  })
+  return new Promise((resolve, reject) => {
+    child.stdout.on('data', (d) => d.toString().includes('ready') && resolve({ child, exited }))
+    child.once('exit', (code) => reject(new Error(`${fixture} ${args.join(' ')} exited with ${code}`)))
+  })
 }

@@ -7,6 +7,7 @@ import test from 'ava'
 import { readFileSync, readdirSync } from 'node:fs'
 
 const policy = await import(new URL('../dist/esm/core/policy.js', import.meta.url))
+const queues = await import(new URL('../dist/esm/core/policy/queues.js', import.meta.url))
 const tables = new URL('../crates/core/tests/', import.meta.url)
 const readTable = (url) => JSON.parse(readFileSync(url, 'utf8'))
 /** policy_cases.json and every policy_cases/*.json (one per feature) merged, as cargo test does. */
@@ -88,6 +89,9 @@ const runners = {
   read_only_refusal: (c) => [policy.readOnlyRefusal(c.what), c.expect],
   dir_mode: (c) => [policy.dirMode(c.fileMode), c.expect],
   sweep_next: (c) => [policy.sweepNext(c.deleted, c.limit, c.nextExpiryInMs), c.expect],
+  validate_queue_name: (c) => [errorOf(() => queues.validateQueueName(c.what, c.name)), c.error],
+  claimable: (c) => [queues.claimable(c.queues, c.paused), c.expect],
+  queue_rows: (c) => [queues.queueRows(c.counts, c.paused), c.expect],
 }
 
 test('every section of the table has a runner here', (t) => {

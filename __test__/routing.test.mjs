@@ -2,11 +2,10 @@
 // task no live worker of the namespace has ends dead with "task not registered" after the grace
 // (unroutableAfter), never before and never while some live worker has the task.
 import test from 'ava'
-import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { MaxRetriesExceededError, Queue } from 'taskito'
-import { coreOf, cores, eachCore, location, makeQueue, tempDir } from './helpers.mjs'
+import { coreOf, cores, eachCore, location, makeQueue, startFixture, tempDir } from './helpers.mjs'
 
 eachCore('two services on one database run only their own jobs, and nothing dies', async (t, variant) => {
   const where = location(t, variant)
@@ -82,19 +81,7 @@ eachCore('a worker without tasks is refused at start, naming the fix', async (t,
 
 /** Starts a service process; resolves once it claims. */
 function service(t, where, core, task, log, unroutableAfter) {
-  const child = spawn(process.execPath, [join('__test__', 'fixtures', 'service.mjs'), JSON.stringify(where), core, task, ...(unroutableAfter ? [String(unroutableAfter)] : [])], {
-    env: { ...process.env, SERVICE_LOG: log },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  const exited = new Promise((resolve) => child.once('exit', resolve))
-  t.teardown(() => {
-    child.kill('SIGKILL')
-    return exited
-  })
-  return new Promise((resolve, reject) => {
-    child.stdout.on('data', (d) => d.toString().includes('ready') && resolve({ child, exited }))
-    child.once('exit', (code) => reject(new Error(`service ${task} exited with ${code}`)))
-  })
+  return startFixture(t, 'service.mjs', [JSON.stringify(where), core, task, ...(unroutableAfter ? [String(unroutableAfter)] : [])], { SERVICE_LOG: log })
 }
 
 for (const variant of cores) {

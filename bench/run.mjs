@@ -23,6 +23,7 @@ const PLAN = [
   { id: 'delay-1', params: { n: [10_000, 1000], inFlight: 1 } },
   { id: 'delay-64', params: { n: [50_000, 5000], inFlight: 64 } },
   { id: 'drain', params: { n: [50_000, 5000], concurrency: 64 } },
+  { id: 'drain-paused', params: { n: [50_000, 5000], concurrency: 64, paused: 1 } },
   { id: 'latency', params: { n: [1000, 200], warmup: 20, concurrency: 8 } },
   { id: 'retry', params: { n: [10_000, 1000], failures: 2, concurrency: 64 } },
   { id: 'loop-lag', params: { n: [20_000, 3000], warmup: 2000, batch: 100, everyMs: 10, concurrency: 64 } },

@@ -151,10 +151,13 @@ async function delayInFlight(ctx) {
 }
 
 async function drain(ctx) {
-  const { n, concurrency } = ctx.params
+  const { n, concurrency, paused = 0 } = ctx.params
   const setup = new Queue(queueOptions(ctx))
   setup.task('noop', async () => {})
   await preEnqueue(setup, 'noop', n)
+  // drain-paused: another queue is paused, so every claim finds a row in paused_queues and leaves
+  // it out (docs/QUEUES.md); with none paused the claim's look is a probe of an empty index.
+  for (let i = 0; i < paused; i++) await setup.pause(`paused-${i}`)
   await setup.close()
 
   const queue = new Queue(queueOptions(ctx))
@@ -170,8 +173,8 @@ async function drain(ctx) {
   await queue.close()
   return [
     {
-      key: 'drain',
-      label: `drain ${n.toLocaleString('en-US')} no-op jobs, 1 worker, concurrency ${concurrency}`,
+      key: paused ? 'drain-paused' : 'drain',
+      label: `drain ${n.toLocaleString('en-US')} no-op jobs, 1 worker, concurrency ${concurrency}${paused ? `, ${paused} other queue paused` : ''}`,
       unit: 'jobs/s',
       value: rate(n, ms),
       cpuUsPerJob: cpuUs / n,
@@ -623,6 +626,7 @@ export const WORKLOADS = {
   'delay-1': delayInFlight,
   'delay-64': delayInFlight,
   drain,
+  'drain-paused': drain,
   latency,
   retry: retryHeavy,
   'loop-lag': loopLag,

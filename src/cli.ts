@@ -2,6 +2,7 @@
  * The `taskito` command: run a worker for an app module, serve the dashboard, or inspect a database.
  *   taskito worker --app ./tasks.js [--concurrency N] [--queues a,b] [--threads N] [--db PATH | --url URL] [--quiet | --json]
  *   taskito stats | jobs [--status dead] [--task NAME] | job <id> | dlq list | dlq replay <id> | dashboard
+ *   taskito queues | queues pause <name> | queues resume <name>
  * Every inspection command takes --db PATH or --url URL [--schema S] (and --name NS); --json prints
  * machine output. On error: one line on stderr naming the reason, exit code 1 (2 for usage errors,
  * among them a flag with an empty or malformed value and a flag the command does not read). The
@@ -12,6 +13,7 @@ import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
 import { runDashboard } from './cli/dashboard.js'
+import { queuesCommand } from './cli/queues.js'
 import { describeJob, logAttempts } from './cli/talk.js'
 import { TaskitoError } from './errors.js'
 import { nodeRequire, packageRoot } from './internal/paths.js'
@@ -28,6 +30,7 @@ const usage = `usage:
   taskito jobs [--status S] [--task T] [--limit N] [--offset N] [same options]
   taskito job <job id>                        [same options]
 ${dlqUsage}
+  taskito queues [pause|resume <queue name>]  [same options]
   taskito dashboard [--host 127.0.0.1] [--port 8080] [--token T] [--db PATH | --url URL [--schema S]] [--name NS]
   taskito --version | --help
 
@@ -46,14 +49,18 @@ const locationFlags = ['db', 'url', 'schema', 'name', 'json']
 
 /** The flags each command reads and how many positionals it takes: any other flag is refused
  * rather than ignored (`worker --db x` would otherwise run on the app's database, not x). */
-const commands: Record<string, { flags: string[]; positionals: number }> = {
+const commands: Record<string, { flags: string[]; positionals: number; writes?: true }> = {
   worker: { flags: ['app', 'concurrency', 'queues', 'lease-ms', 'threads', 'db', 'url', 'schema', 'quiet', 'json'], positionals: 1 },
   stats: { flags: locationFlags, positionals: 1 },
   jobs: { flags: [...locationFlags, 'status', 'task', 'limit', 'offset'], positionals: 1 },
   job: { flags: locationFlags, positionals: 2 },
   'dlq list': { flags: [...locationFlags, 'limit', 'offset'], positionals: 2 },
-  'dlq replay': { flags: locationFlags, positionals: 3 },
-  dashboard: { flags: ['db', 'url', 'schema', 'name', 'host', 'port', 'token'], positionals: 1 },
+  'dlq replay': { flags: locationFlags, positionals: 3, writes: true },
+  // The dashboard cancels, replays and purges.
+  dashboard: { flags: ['db', 'url', 'schema', 'name', 'host', 'port', 'token'], positionals: 1, writes: true },
+  queues: { flags: locationFlags, positionals: 1 },
+  'queues pause': { flags: locationFlags, positionals: 3, writes: true },
+  'queues resume': { flags: locationFlags, positionals: 3, writes: true },
 }
 
 /** Flags that take a whole number, and the least each accepts. */
@@ -62,10 +69,11 @@ const wholeFlags: Record<string, number> = { concurrency: 1, 'lease-ms': 1, thre
 /** Refuses, as a usage error naming the flag, what would otherwise be ignored or misread: an empty
  * value (`--name ''` used to fall back to the default namespace), a number that is not one, a
  * flag the command does not read, a stray argument. */
-function checkArgs(positionals: string[], values: Record<string, string | boolean | undefined>): void {
+function checkArgs(positionals: string[], values: Record<string, string | boolean | undefined>): string {
   const [command, sub] = positionals
   if (command === 'dlq' && sub === undefined) throw new UsageError(`dlq needs a subcommand:\n${dlqUsage}`)
-  const key = command === 'dlq' ? `dlq ${sub ?? ''}`.trim() : (command as string)
+  // A command with subcommands has an entry per subcommand ('dlq list'); `queues` also stands alone.
+  const key = sub !== undefined && commands[`${command} ${sub}`] !== undefined ? `${command} ${sub}` : (command as string)
   const spec = commands[key]
   if (spec === undefined) throw new UsageError(`unknown command: ${positionals.join(' ')} (taskito --help lists the commands)`)
   if (positionals.length > spec.positionals) throw new UsageError(`${key}: unexpected argument ${JSON.stringify(positionals[spec.positionals])}`)
@@ -97,6 +105,7 @@ function checkArgs(positionals: string[], values: Record<string, string | boolea
       throw new UsageError(`--status: ${(err as Error).message}`)
     }
   }
+  return key
 }
 
 function table(rows: Record<string, unknown>[], columns: string[]): string {
@@ -245,13 +254,13 @@ export async function main(argv: string[]): Promise<number> {
   }
   let queue: Queue | undefined
   try {
-    checkArgs(positionals, values)
+    const key = checkArgs(positionals, values)
     if (command === 'worker') {
       await runWorker(values)
       return 0
     }
-    // `dlq replay` and the dashboard (cancel, replay, purge) write; every other command inspects.
-    queue = openQueue(values, !((command === 'dlq' && sub === 'replay') || command === 'dashboard'))
+    // Only the commands marked `writes` write; every other command inspects.
+    queue = openQueue(values, commands[key]?.writes !== true)
     const json = values.json
     if (command === 'dashboard') {
       await runDashboard(
@@ -286,6 +295,10 @@ export async function main(argv: string[]): Promise<number> {
       if (arg === undefined) throw new UsageError('dlq replay needs the id of a dead letter (see `taskito dlq list`)')
       const job = await queue.replay(arg)
       print(json, { deadLetterId: arg, jobId: job.id }, () => `replayed dead letter ${arg} as job ${job.id}`)
+    } else if (command === 'queues') {
+      if (sub !== undefined && arg === undefined) throw new UsageError(`queues ${sub} needs the name of a queue (see \`taskito queues\`)`)
+      const out = await queuesCommand(queue, sub, arg)
+      print(json, out.value, () => ('columns' in out ? table(out.value, out.columns) : out.text))
     } else {
       throw new UsageError(`unknown command: ${positionals.join(' ')}`)
     }

@@ -3,6 +3,7 @@
  * It owns the serializer, the hooks and test mode; storage is the core's business.
  */
 import { validateFileMode } from './core/policy.js'
+import { validateQueueName } from './core/policy/queues.js'
 import { openCore } from './core/select.js'
 import type { Core, Enqueued, ListFilter, NewJob, OpenOptions, StatsRow } from './core/types.js'
 import { contextFor, runInContext } from './context.js'
@@ -85,6 +86,9 @@ export interface DeadLetter {
 
 /** How many jobs are in each status; `failed` = awaiting a retry. */
 export type Stats = StatsRow
+/** A queue as `queues()` lists it: `{ name, paused, pending, running, completed, failed, dead,
+ * cancelled }`, the counts as `stats()` counts them (`failed`: awaiting a retry). */
+export type QueueInfo = { name: string; paused: boolean } & Stats
 
 /** One test-mode run: the task ran once, at once, in-process. */
 export interface TestResult {
@@ -420,6 +424,35 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
   async stats(): Promise<Stats> {
     const core = await this.core()
     return { ...(await callCore(() => core.stats())) }
+  }
+
+  /** Stops new starts of the jobs of queue `name` (the queue option of a task or of apply()), in
+   * every process that shares the database, from when the returned promise resolves; running jobs
+   * finish and settle as usual. It survives restarts. Pausing a paused queue, or a queue that has no
+   * job yet, is fine. */
+  async pause(name: string): Promise<void> {
+    callCoreSync(() => validateQueueName('pause', name))
+    const core = await this.core()
+    await callCore(() => core.pauseQueue(name))
+  }
+
+  /** Lets the jobs of queue `name` start again; idle workers in every process look at once. */
+  async resume(name: string): Promise<void> {
+    callCoreSync(() => validateQueueName('resume', name))
+    const core = await this.core()
+    await callCore(() => core.resumeQueue(name))
+  }
+
+  /** The paused queues of this namespace, by name. */
+  async pausedQueues(): Promise<string[]> {
+    const core = await this.core()
+    return [...(await callCore(() => core.pausedQueues()))]
+  }
+
+  /** Every queue that has jobs or is paused, by name, with its jobs counted by status. */
+  async queues(): Promise<QueueInfo[]> {
+    const core = await this.core()
+    return (await callCore(() => core.queues())).map((q) => ({ name: q.name, paused: q.paused, ...q.counts }))
   }
 
   /** Dead letters, newest first. */

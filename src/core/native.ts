@@ -23,6 +23,7 @@ import type {
   ListFilter,
   NewJob,
   OpenOptions,
+  QueueRow,
   Settle,
   SettleOutcome,
   SettleStatus,
@@ -45,6 +46,7 @@ true satisfies Same<Binding.OpenOptions, OpenOptions> &
   Same<Binding.ErrorRecordRow, ErrorRecordRow> &
   Same<Binding.DeadLetterRow, DeadLetterRow> &
   Same<Binding.StatsRow, StatsRow> &
+  Same<Binding.QueueRow, QueueRow> &
   Same<Binding.ListFilter, ListFilter> &
   Same<Binding.ThroughputRow, ThroughputRow> &
   Same<Binding.WorkerInfo, WorkerInfo>
@@ -86,6 +88,10 @@ export async function openNative(options: OpenOptions): Promise<Core> {
     listJobs: (filter) => h.listJobs(filter),
     purgeDeadLetters: () => h.purgeDeadLetters(),
     throughput: (sinceMs) => h.throughput(sinceMs),
+    pauseQueue: (name) => h.pauseQueue(name),
+    resumeQueue: (name) => h.resumeQueue(name),
+    pausedQueues: () => h.pausedQueues(),
+    queues: () => h.queues(),
     registerWorker: (worker) => h.registerWorker(worker),
     unregisterWorker: (workerId) => h.unregisterWorker(workerId),
     takeCancelRequests: (workerId) => h.takeCancelRequests(workerId),

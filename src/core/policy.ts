@@ -97,7 +97,7 @@ export function renewWindowEnd(blackout: Blackout): number {
 
 // ---- validation -----------------------------------------------------------------------------
 
-const invalid = (text: string): CoreError => coreError('INVALID_ARGUMENT', text)
+export const invalid = (text: string): CoreError => coreError('INVALID_ARGUMENT', text)
 
 /** `job {i}: {field} must be {want}, got {got}; nothing was enqueued`: one message shape for every
  * engine (the whole batch is refused, so the index says which job to fix). */
@@ -107,7 +107,7 @@ function badJob(i: number, field: string, want: string, got: unknown): CoreError
 
 /** A value as the messages show it: JSON where JSON can say it (strings quoted, as Rust's
  * `json_text` quotes them), else its JavaScript spelling (undefined, NaN, a function). */
-function shown(v: unknown): string {
+export function shown(v: unknown): string {
   if (typeof v === 'number' && !Number.isFinite(v)) return String(v)
   if (typeof v === 'bigint') return `${v}n`
   try {

@@ -228,6 +228,26 @@ export interface StatsRow {
   cancelled: number
 }
 
+/** The StatsRow field that counts each stored status, indexed by its {@link StatusCode}. */
+export const STATS_FIELDS: readonly (keyof StatsRow)[] = ['pending', 'running', 'completed', 'failed', 'dead', 'cancelled']
+
+/** One queue as queues() lists it: every queue that has jobs or is paused, with its jobs counted
+ * by status as stats() counts them (`failed`: awaiting a retry). */
+export interface QueueRow {
+  name: string
+  /** No job of this queue starts while it is paused (jobs already running finish). */
+  paused: boolean
+  counts: StatsRow
+}
+
+/** How many jobs of one queue have one stored status (a row of queues/counts.sql). */
+export interface QueueCount {
+  queue: string
+  /** A {@link StatusCode}. */
+  status: number
+  count: number
+}
+
 /** 'cancelled': was pending/failed, now cancelled; 'requested': running, cancel_requested set;
  * 'final': already complete/dead/cancelled, unchanged. Unknown id rejects with JOB_NOT_FOUND. */
 export type CancelOutcome = 'cancelled' | 'requested' | 'final'
@@ -288,6 +308,15 @@ export interface Core {
   /** Jobs that ended complete or dead since `sinceMs`, per minute, oldest first (empty minutes
    * left out). */
   throughput(sinceMs: number): Promise<ThroughputRow[]>
+  /** Pauses a queue of this namespace: from the commit on no claim of any process starts a job of
+   * it; running jobs finish. Idempotent; a queue without jobs may be paused; survives restarts. */
+  pauseQueue(name: string): Promise<void>
+  /** Resumes a queue (idempotent) and wakes waiting claims in every process at once. */
+  resumeQueue(name: string): Promise<void>
+  /** The paused queues of this namespace, by name. */
+  pausedQueues(): Promise<string[]>
+  /** Every queue of this namespace that has jobs or is paused, by name. */
+  queues(): Promise<QueueRow[]>
   /** Starts renewing the leases of this worker's running jobs on a core thread (every
    * min(leaseMs/3, 500) ms) and learning their cancel requests; the same beat keeps the worker's
    * row in the `workers` table fresh (written here, removed by unregisterWorker). Registering an

@@ -322,6 +322,38 @@ pub struct ThroughputRow {
     pub dead: i64,
 }
 
+impl StatsRow {
+    /// Where the count of jobs with this stored status code goes; None for a code that is none.
+    pub fn count_mut(&mut self, status: i64) -> Option<&mut i64> {
+        Some(match StatusCode::from_i64(status)? {
+            StatusCode::Pending => &mut self.pending,
+            StatusCode::Running => &mut self.running,
+            StatusCode::Complete => &mut self.completed,
+            StatusCode::Failed => &mut self.failed,
+            StatusCode::Dead => &mut self.dead,
+            StatusCode::Cancelled => &mut self.cancelled,
+        })
+    }
+}
+
+/// One queue of a namespace as `queues()` lists it: every queue that has jobs or is paused,
+/// with its jobs counted by status as `stats()` counts them (`failed`: awaiting a retry).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueRow {
+    pub name: String,
+    /// No job of this queue starts while it is paused (jobs already running finish).
+    pub paused: bool,
+    pub counts: StatsRow,
+}
+
+/// How many jobs of one queue have one stored status (a row of `read/queue_counts.sql`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueCount {
+    pub queue: String,
+    pub status: i64,
+    pub count: i64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelOutcome {
     /// Was pending/failed, now cancelled.

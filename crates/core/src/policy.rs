@@ -11,6 +11,8 @@
 
 use std::cmp::Ordering;
 
+pub mod queues;
+
 use crate::error::{Error, Result};
 use crate::model::{ClaimRequest, ClaimedJob, NewJob, WorkerInfo};
 

@@ -73,6 +73,18 @@ impl Store for ReadOnlyStore {
     async fn throughput(&self, since_ms: i64) -> Result<Vec<ThroughputRow>> {
         self.inner.throughput(since_ms).await
     }
+    async fn pause_queue(&self, _: String) -> Result<()> {
+        Err(refused("pause"))
+    }
+    async fn resume_queue(&self, _: String) -> Result<()> {
+        Err(refused("resume"))
+    }
+    async fn paused_queues(&self) -> Result<Vec<String>> {
+        self.inner.paused_queues().await
+    }
+    async fn queues(&self) -> Result<Vec<QueueRow>> {
+        self.inner.queues().await
+    }
     fn register_worker(&self, _: &WorkerInfo) -> Result<()> {
         Err(refused("a worker"))
     }

@@ -64,6 +64,17 @@ pub trait Store: Send + Sync {
     /// Jobs that ended complete or dead since `since_ms` (finished_at), per minute, oldest first;
     /// minutes with none are left out.
     async fn throughput(&self, since_ms: i64) -> Result<Vec<ThroughputRow>>;
+    /// Pauses the queue `name` of this namespace (`policy::queues::validate_queue_name`): from
+    /// the commit on, no claim of any process starts a job of it; running jobs go on and settle
+    /// as usual. Idempotent; a queue without jobs may be paused. It survives restarts.
+    async fn pause_queue(&self, name: String) -> Result<()>;
+    /// Resumes the queue `name` (idempotent) and wakes waiting claims in every process at once.
+    async fn resume_queue(&self, name: String) -> Result<()>;
+    /// The paused queues of this namespace, by name.
+    async fn paused_queues(&self) -> Result<Vec<String>>;
+    /// Every queue of this namespace that has jobs or is paused, by name, with its jobs counted
+    /// by status as [`Store::stats`] counts them (`policy::queues::queue_rows`).
+    async fn queues(&self) -> Result<Vec<QueueRow>>;
     /// Starts renewing this worker's leases every `policy::heartbeat_interval_ms(lease_ms)`;
     /// claims by this worker id use `lease_ms`. A beat renews every attempt the worker still
     /// holds, also one whose lease already ran out, and writes the worker's row in the `workers`

@@ -466,3 +466,56 @@ fn routing_cases() {
         assert_eq!(got, text(case, "expect"), "case {case}");
     }
 }
+
+#[test]
+fn queues_cases() {
+    use taskito_core::policy::queues;
+    use taskito_core::{QueueCount, QueueRow, StatsRow};
+    let all = cases();
+    for case in section(&all, "validate_queue_name") {
+        let got = error_of(queues::validate_queue_name(
+            &text(case, "what"),
+            &text(case, "name"),
+        ));
+        assert_eq!(got, expected_error(case), "case {case}");
+    }
+    for case in section(&all, "claimable") {
+        let (worker, paused) = (strings(&case["queues"]), strings(&case["paused"]));
+        let got = queues::claimable(&worker, &paused);
+        assert_eq!(*got, strings(&case["expect"]), "case {case}");
+    }
+    for case in section(&all, "queue_rows") {
+        let counts: Vec<QueueCount> = case["counts"]
+            .as_array()
+            .expect("counts")
+            .iter()
+            .map(|c| QueueCount {
+                queue: text(c, "queue"),
+                status: int(c, "status"),
+                count: int(c, "count"),
+            })
+            .collect();
+        let got = queues::queue_rows(&counts, &strings(&case["paused"]));
+        let want: Vec<QueueRow> = case["expect"]
+            .as_array()
+            .expect("expect")
+            .iter()
+            .map(|r| {
+                let c = &r["counts"];
+                QueueRow {
+                    name: text(r, "name"),
+                    paused: r["paused"].as_bool().expect("paused"),
+                    counts: StatsRow {
+                        pending: int(c, "pending"),
+                        running: int(c, "running"),
+                        completed: int(c, "completed"),
+                        failed: int(c, "failed"),
+                        dead: int(c, "dead"),
+                        cancelled: int(c, "cancelled"),
+                    },
+                }
+            })
+            .collect();
+        assert_eq!(got, want, "case {case}");
+    }
+}

@@ -313,6 +313,58 @@ async fn a_notify_wakes_a_waiting_claim_in_another_process() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_wakes_a_waiting_claim_in_another_process() {
+    let db = db_or_skip!();
+    let consumer = Arc::new(db.open().await);
+    let admin = db.open().await;
+    // Only NOTIFY can end this wait early: the slow poll is stretched past the test.
+    consumer.set_claim_poll(Duration::from_secs(120));
+    admin.pause_queue("default".into()).await.unwrap();
+    let id = admin.enqueue(vec![job("wake")]).await.unwrap()[0].id;
+    let c = consumer.clone();
+    let waiting = tokio::spawn(async move { c.claim(req("w", 1, 60_000)).await.unwrap() });
+    // Let the claim look once and reach its wait (a paused queue: it finds nothing).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!waiting.is_finished(), "a claim of a paused queue waits");
+    admin.resume_queue("default".into()).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(30), waiting)
+        .await
+        .expect("woken by the resume's NOTIFY, not by the 120 s poll")
+        .unwrap();
+    assert_eq!(got[0].id, id);
+}
+
+/// A pause takes paused_queues' lock first: it waits for every transaction that read the table
+/// (a claim in flight holds its lock until it ends), so no claim that began before the pause can
+/// start a job of the queue after pause() returned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_waits_for_the_claims_in_flight() {
+    let db = db_or_skip!();
+    let store = Arc::new(db.open().await);
+    let admin = db.admin().await;
+    // A claim in flight, as the lock manager sees it: a transaction that has read paused_queues.
+    admin.batch_execute("BEGIN").await.unwrap();
+    admin
+        .batch_execute(&format!("SELECT 1 FROM \"{}\".paused_queues", db.schema))
+        .await
+        .unwrap();
+    let s = store.clone();
+    let pause = tokio::spawn(async move { s.pause_queue("default".into()).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !pause.is_finished(),
+        "the pause waits for the claim in flight"
+    );
+    admin.batch_execute("COMMIT").await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), pause)
+        .await
+        .expect("the pause ends once the claim has")
+        .unwrap()
+        .unwrap();
+    assert_eq!(store.paused_queues().await.unwrap(), ["default"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_job_sees_another_process_settle() {
     let db = db_or_skip!();
     let a = db.open().await;
@@ -377,7 +429,11 @@ async fn many_processes_migrate_one_new_schema_at_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(v, "3", "the latest version");
+    assert_eq!(
+        v,
+        taskito_core::sqlite::queries::SCHEMA_VERSION.to_string(),
+        "the latest version (the same number on both engines)"
+    );
 
     // Newer than this build: refused.
     admin

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use taskito_core::policy;
 use taskito_core::{
-    open, ClaimRequest, ClaimedJob, JobRow, JobToken, ListFilter, NewJob, OpenOptions, SettleKind,
-    SettleStatus, StatsRow, StatusCode, Store, WorkerInfo,
+    open, ClaimRequest, ClaimedJob, JobRow, JobToken, ListFilter, NewJob, OpenOptions, QueueRow,
+    SettleKind, SettleStatus, StatsRow, StatusCode, Store, WorkerInfo,
 };
 use tempfile::TempDir;
 use tokio_postgres::NoTls;
@@ -152,6 +152,9 @@ contract!(
     a_claim_without_task_names_is_refused,
     a_job_no_live_worker_has_ends_dead_after_the_grace,
     without_a_live_worker_no_job_is_judged_unroutable,
+    a_paused_queue_starts_nothing_until_resumed,
+    a_resume_wakes_a_waiting_claim,
+    a_pause_needs_a_queue_name,
 );
 
 // ---- helpers --------------------------------------------------------------------------------
@@ -1232,4 +1235,111 @@ async fn without_a_live_worker_no_job_is_judged_unroutable(s: Arc<dyn Store>) {
     let id = enqueue_one(&s, job("nobody")).await;
     let r = s.wait_job(id, 600).await.unwrap().unwrap();
     assert_eq!(status(&r), StatusCode::Pending);
+}
+
+// ---- paused queues --------------------------------------------------------------------------
+
+fn of_queues(worker: &str, queues: &[&str], limit: i64, wait_ms: u64) -> ClaimRequest {
+    ClaimRequest {
+        queues: queues.iter().map(|q| q.to_string()).collect(),
+        ..req(worker, limit, wait_ms)
+    }
+}
+
+async fn a_paused_queue_starts_nothing_until_resumed(s: Arc<dyn Store>) {
+    let running = enqueue_one(&s, routed("a", "emails", 0)).await;
+    let started = s.claim(of_queues("w", &["emails"], 1, 0)).await.unwrap();
+    assert_eq!(started[0].id, running);
+    s.pause_queue("emails".into()).await.unwrap();
+    s.pause_queue("emails".into()).await.unwrap(); // idempotent
+    s.pause_queue("later".into()).await.unwrap(); // no job yet
+    let waiting = enqueue_one(&s, routed("a", "emails", 9)).await;
+    let other = enqueue_one(&s, routed("a", "default", 0)).await;
+    let later = enqueue_one(&s, routed("a", "later", 0)).await;
+    assert_eq!(s.paused_queues().await.unwrap(), ["emails", "later"]);
+
+    // Only the queue that is not paused is served, though the paused one's job ranks first.
+    let got = s
+        .claim(of_queues("w", &["emails", "default", "later"], 10, 0))
+        .await
+        .unwrap();
+    assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), [other]);
+    // Every queue paused: nothing, and a wait ends empty at its time.
+    let none = s
+        .claim(of_queues("w", &["emails", "later"], 10, 50))
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "{none:?}");
+    assert_eq!(status(&row(&s, waiting).await), StatusCode::Pending);
+    assert_eq!(row(&s, waiting).await.retry_count, 0);
+
+    // The job that was running when the pause came settles as usual.
+    let out = s.settle(vec![complete(&started[0], "1")]).await.unwrap();
+    assert_eq!(out[0].status, SettleStatus::Complete);
+
+    let queues = s.queues().await.unwrap();
+    let counts = |pending, running, completed| StatsRow {
+        pending,
+        running,
+        completed,
+        ..StatsRow::default()
+    };
+    let want = [
+        ("default", false, counts(0, 1, 0)),
+        ("emails", true, counts(1, 0, 1)),
+        ("later", true, counts(1, 0, 0)),
+    ]
+    .map(|(name, paused, counts)| QueueRow {
+        name: name.into(),
+        paused,
+        counts,
+    });
+    assert_eq!(queues, want);
+
+    // Resumed: its job starts; resuming again changes nothing.
+    s.resume_queue("emails".into()).await.unwrap();
+    s.resume_queue("emails".into()).await.unwrap();
+    s.resume_queue("never-paused".into()).await.unwrap();
+    assert_eq!(s.paused_queues().await.unwrap(), ["later"]);
+    let got = s
+        .claim(of_queues("w", &["emails", "later"], 10, 0))
+        .await
+        .unwrap();
+    assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), [waiting]);
+    assert_eq!(status(&row(&s, later).await), StatusCode::Pending);
+}
+
+async fn a_resume_wakes_a_waiting_claim(s: Arc<dyn Store>) {
+    s.pause_queue("emails".into()).await.unwrap();
+    let id = enqueue_one(&s, routed("a", "emails", 0)).await;
+    let waiter = {
+        let s = s.clone();
+        tokio::spawn(async move { s.claim(of_queues("w", &["emails"], 1, 30_000)).await })
+    };
+    // The claim has looked once and found the queue paused (it is waiting, not done).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiter.is_finished(), "a claim of a paused queue waits");
+    let resumed = Instant::now();
+    s.resume_queue("emails".into()).await.unwrap();
+    let got = waiter.await.unwrap().unwrap();
+    assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), [id]);
+    // Woken by the resume, not by the wait's end (PostgreSQL's NOTIFY, apart from its 1 s slow
+    // poll, is tested in postgres.rs).
+    assert!(
+        resumed.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        resumed.elapsed()
+    );
+}
+
+async fn a_pause_needs_a_queue_name(s: Arc<dyn Store>) {
+    for e in [
+        s.pause_queue(String::new()).await.unwrap_err(),
+        s.resume_queue(String::new()).await.unwrap_err(),
+    ] {
+        assert_eq!(e.code(), "INVALID_ARGUMENT");
+        assert!(e.to_string().contains("non-empty string"), "{e}");
+    }
+    assert!(s.paused_queues().await.unwrap().is_empty());
+    assert!(s.queues().await.unwrap().is_empty());
 }

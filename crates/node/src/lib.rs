@@ -20,7 +20,7 @@ use taskito_core as core;
 use crate::packing::parse_id;
 use crate::types::{
     non_negative, ClaimRequest, DeadLetterRow, ErrorRecordRow, JobRow, JobToken, ListFilter,
-    OpenOptions, StatsRow, ThroughputRow, WorkerInfo,
+    OpenOptions, QueueRow, StatsRow, ThroughputRow, WorkerInfo,
 };
 
 /// A core error code as the napi error status, so the JS error's `code` is the CoreErrorCode.
@@ -212,6 +212,28 @@ impl NativeCore {
     pub async fn throughput(&self, since_ms: i64) -> Result<Coded<Vec<ThroughputRow>>> {
         let r = self.store.throughput(since_ms).await;
         coded(r, |v| v.into_iter().map(ThroughputRow::from).collect())
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub async fn pause_queue(&self, name: String) -> Result<Coded<()>> {
+        coded(self.store.pause_queue(name).await, |_| ())
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub async fn resume_queue(&self, name: String) -> Result<Coded<()>> {
+        coded(self.store.resume_queue(name).await, |_| ())
+    }
+
+    #[napi(ts_return_type = "Promise<string[]>")]
+    pub async fn paused_queues(&self) -> Result<Coded<Vec<String>>> {
+        coded(self.store.paused_queues().await, |v| v)
+    }
+
+    #[napi(ts_return_type = "Promise<QueueRow[]>")]
+    pub async fn queues(&self) -> Result<Coded<Vec<QueueRow>>> {
+        coded(self.store.queues().await, |v| {
+            v.into_iter().map(QueueRow::from).collect()
+        })
     }
 
     /// Starts renewing this worker's leases on a core thread, and keeps its row in the workers

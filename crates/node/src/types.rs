@@ -287,6 +287,25 @@ impl From<core::ThroughputRow> for ThroughputRow {
     }
 }
 
+/// A queue as `queues()` lists it: its jobs counted by status as `stats()` counts them.
+#[napi(object)]
+pub struct QueueRow {
+    pub name: String,
+    /// No job of this queue starts while it is paused (running ones finish).
+    pub paused: bool,
+    pub counts: StatsRow,
+}
+
+impl From<core::QueueRow> for QueueRow {
+    fn from(q: core::QueueRow) -> Self {
+        QueueRow {
+            name: q.name,
+            paused: q.paused,
+            counts: q.counts.into(),
+        }
+    }
+}
+
 #[napi(object)]
 pub struct ListFilter {
     /// A stored status code, 0..5.

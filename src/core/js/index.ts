@@ -7,6 +7,7 @@
  */
 import { canonicalPath, folderMode } from '../files.js'
 import { claimQueues, claimTasks, DEFAULT_FILE_MODE, readOnlyRefusal, validateClaim, validateJob, validatePage, validateProgress, validateWorker } from '../policy.js'
+import { validateQueueName } from '../policy/queues.js'
 import type {
   CancelOutcome,
   ClaimedJob,
@@ -20,6 +21,7 @@ import type {
   ListFilter,
   NewJob,
   OpenOptions,
+  QueueRow,
   Settle,
   SettleOutcome,
   StatsRow,
@@ -208,6 +210,29 @@ export class JsCore implements Core {
       if (!isInt(sinceMs)) throw invalid(`throughput: sinceMs must be an integer, got ${String(sinceMs)}`)
       return this.engine.read(() => this.engine.store.throughput(this.ns, sinceMs))
     })
+  }
+
+  pauseQueue(name: string): Promise<void> {
+    return this.setPaused('pause', name, true)
+  }
+
+  resumeQueue(name: string): Promise<void> {
+    return this.setPaused('resume', name, false)
+  }
+
+  private setPaused(what: string, name: string, paused: boolean): Promise<void> {
+    return this.call(() => {
+      validateQueueName(what, name)
+      return this.submit((now, fx) => this.engine.store.setPaused(this.ns, name, paused, now, fx))
+    }, what)
+  }
+
+  pausedQueues(): Promise<string[]> {
+    return this.call(() => this.engine.read(() => this.engine.store.pausedQueues(this.ns)))
+  }
+
+  queues(): Promise<QueueRow[]> {
+    return this.call(() => this.engine.read(() => this.engine.store.queues(this.ns)))
   }
 
   registerWorker(worker: WorkerInfo): void {

@@ -24,7 +24,8 @@ import {
   unroutableMessage,
   workerAlive,
 } from '../policy.js'
-import type { ClaimedJob, DeadLetterRow, ErrorRecordRow, JobRow, NewJob, Settle, SettleOutcome, StatsRow, ThroughputRow, WorkerInfo } from '../types.js'
+import { claimable, queueRows } from '../policy/queues.js'
+import { STATS_FIELDS, type ClaimedJob, type DeadLetterRow, type ErrorRecordRow, type JobRow, type NewJob, type QueueRow, type Settle, type SettleOutcome, type StatsRow, type ThroughputRow, type WorkerInfo } from '../types.js'
 import { Query } from './queries.js'
 import { Lenient } from './rows.js'
 import type { Database, Statement } from './sqlite.js'
@@ -245,6 +246,10 @@ export class Store {
   private readonly getJobQ: Query
   private readonly jobErrorsQ: Query
   private readonly statsQ: Query
+  private readonly pausedQ: Query
+  private readonly pauseQ: Query
+  private readonly resumeQ: Query
+  private readonly queueCountsQ: Query
   private readonly deadLettersQ: Query
   private readonly purgeDead: Query
   private readonly throughputQ: Query
@@ -296,6 +301,10 @@ export class Store {
     this.getJobQ = q('read/get_job.sql')
     this.jobErrorsQ = q('read/job_errors.sql')
     this.statsQ = q('read/stats.sql', { raw: true })
+    this.pausedQ = q('queues/paused.sql', { pluck: true })
+    this.pauseQ = q('queues/pause.sql')
+    this.resumeQ = q('queues/resume.sql')
+    this.queueCountsQ = q('queues/counts.sql')
     this.deadLettersQ = q('read/dead_letters.sql')
     this.list = q('read/list_jobs.sql')
     this.listSettled = q('read/list_jobs_settled.sql')
@@ -337,8 +346,22 @@ export class Store {
     return String(r.lastInsertRowid)
   }
 
+  /** Pauses (`paused`) or resumes a queue. A resume wakes this process's waiting claims of the
+   * namespace at the commit; other processes' see it through their data_version watch. */
+  setPaused(ns: string, queue: string, paused: boolean, now: number, fx: Effects): void {
+    if (paused) {
+      this.pauseQ.run({ namespace: ns, queue, now })
+    } else {
+      this.resumeQ.run({ namespace: ns, queue })
+      fx.claimableNs.add(ns)
+    }
+  }
+
   /** `queues`, `tasks`: each once (policy claimQueues, claimTasks). */
-  claim(ns: string, workerId: string, queues: readonly string[], tasks: readonly string[], limit: number, leaseMs: number, now: number, fx: Effects): ClaimedJob[] {
+  claim(ns: string, workerId: string, workerQueues: readonly string[], tasks: readonly string[], limit: number, leaseMs: number, now: number, fx: Effects): ClaimedJob[] {
+    // Read in the claim's own transaction, under the write lock a pause also takes: a pause
+    // committed before this claim, by any process, holds for it.
+    const queues = claimable(workerQueues, this.pausedQueues(ns))
     // As the native core does (claim/ready.sql, claim/take.sql): each (queue, task)'s best ready
     // jobs by index, the best of those, then one update by rowid each.
     let rows: RawClaimed[] = []
@@ -709,12 +732,25 @@ export class Store {
 
   stats(ns: string): StatsRow {
     const s: StatsRow = { pending: 0, running: 0, completed: 0, failed: 0, dead: 0, cancelled: 0 }
-    const names: (keyof StatsRow)[] = ['pending', 'running', 'completed', 'failed', 'dead', 'cancelled']
     for (const [status, n] of this.statsQ.all({ namespace: ns }) as [number, number][]) {
-      const name = names[status]
+      const name = STATS_FIELDS[status]
       if (name !== undefined) s[name] = n
     }
     return s
+  }
+
+  /** The paused queues of a namespace, by name (queues/paused.sql). */
+  pausedQueues(ns: string): string[] {
+    return this.pausedQ.all({ namespace: ns }) as string[]
+  }
+
+  /** queues(): the counts by queue and status and the pauses, put together by the shared rule. */
+  queues(ns: string): QueueRow[] {
+    const counts = (this.queueCountsQ.all({ namespace: ns }) as { count: number }[]).map((r) => {
+      const l = new Lenient(r)
+      return { queue: l.text('queue'), status: l.int('status'), count: r.count }
+    })
+    return queueRows(counts, this.pausedQueues(ns))
   }
 
   deadLetters(ns: string, limit: number, offset: number): DeadLetterRow[] {
@@ -779,8 +815,11 @@ export class Store {
     return (this.nextExpiry.get() as number | null) ?? null
   }
 
-  /** The earliest run_at among the waiting jobs of these queues and tasks, or null. */
-  nextDue(ns: string, queues: readonly string[], tasks: readonly string[]): number | null {
+  /** The earliest run_at among the waiting jobs of these queues and tasks, or null; paused queues
+   * left out, as the claim leaves them out (their jobs would wake it for nothing; a resume wakes it). */
+  nextDue(ns: string, workerQueues: readonly string[], tasks: readonly string[]): number | null {
+    const queues = claimable(workerQueues, this.pausedQueues(ns))
+    if (queues.length === 0) return null
     return (this.nextRunAt.get({ namespace: ns, queues: JSON.stringify(queues), tasks: JSON.stringify(tasks) }) as number | null) ?? null
   }
 }

@@ -32,7 +32,7 @@
 //!
 //! Where things are: `store.rs` is the [`Store`](crate::store::Store) trait, forwarding to
 //! `enqueue.rs`, `claim.rs` (and release), `settle.rs` (and the failure path the reaper shares),
-//! `read.rs`, `cancel.rs`, `progress.rs`, `replay.rs`; `heartbeat.rs` keeps this process's
+//! `read.rs`, `cancel.rs`, `progress.rs`, `replay.rs`, `queues.rs` (pause and resume); `heartbeat.rs` keeps this process's
 //! registered workers and renews their leases; `workers.rs` their rows in the workers table and
 //! the unroutable check; `reaper.rs`, `sweep.rs`, `notify.rs` and
 //! `listen.rs` are the background tasks; `retry.rs` retries on a fresh connection, `conn.rs`
@@ -48,6 +48,7 @@ mod listen;
 mod migrate;
 mod notify;
 mod progress;
+mod queues;
 mod read;
 mod reaper;
 mod replay;

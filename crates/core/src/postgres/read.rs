@@ -62,14 +62,8 @@ impl Inner {
             .await?;
         let mut s = StatsRow::default();
         for (status, n) in counts {
-            match StatusCode::from_i64(status) {
-                Some(StatusCode::Pending) => s.pending = n,
-                Some(StatusCode::Running) => s.running = n,
-                Some(StatusCode::Complete) => s.completed = n,
-                Some(StatusCode::Failed) => s.failed = n,
-                Some(StatusCode::Dead) => s.dead = n,
-                Some(StatusCode::Cancelled) => s.cancelled = n,
-                None => {}
+            if let Some(count) = s.count_mut(status) {
+                *count = n;
             }
         }
         Ok(s)

@@ -49,6 +49,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
             "/queries/postgres/migrations/003_routing.sql"
         )),
     ),
+    (
+        5,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/005_queues.sql"
+        )),
+    ),
 ];
 
 q!(META_LOCK, "meta/lock.sql");
@@ -67,6 +74,11 @@ q!(NOTIFY, "notify/notify.sql");
 q!(LISTEN, "notify/listen.sql");
 
 q!(CLAIM, "claim/claim.sql");
+q!(QUEUES_LOCK, "queues/lock.sql");
+q!(QUEUES_PAUSE, "queues/pause.sql");
+q!(QUEUES_RESUME, "queues/resume.sql");
+q!(QUEUES_PAUSED, "queues/paused.sql");
+q!(QUEUES_COUNTS, "queues/counts.sql");
 q!(CLAIM_NEXT_RUN_AT, "claim/next_run_at.sql");
 
 q!(SETTLE_COMPLETE, "settle/complete.sql");

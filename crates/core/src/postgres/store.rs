@@ -70,6 +70,22 @@ impl Store for PgStore {
         self.inner.throughput(since_ms).await
     }
 
+    async fn pause_queue(&self, name: String) -> Result<()> {
+        self.inner.pause_queue(name).await
+    }
+
+    async fn resume_queue(&self, name: String) -> Result<()> {
+        self.inner.resume_queue(name).await
+    }
+
+    async fn paused_queues(&self) -> Result<Vec<String>> {
+        self.inner.paused_queues().await
+    }
+
+    async fn queues(&self) -> Result<Vec<QueueRow>> {
+        self.inner.queues().await
+    }
+
     fn register_worker(&self, worker: &WorkerInfo) -> Result<()> {
         self.inner.register_worker(worker)
     }

@@ -150,6 +150,15 @@ impl SqliteStore {
         }
     }
 
+    async fn set_paused(&self, name: String, paused: bool) -> Result<()> {
+        self.check_open()?;
+        policy::queues::validate_queue_name(if paused { "pause" } else { "resume" }, &name)?;
+        let ns = self.ns.clone();
+        self.engine
+            .write(move |c, fx| ops::set_paused(c, fx, &ns, &name, paused))
+            .await
+    }
+
     /// Releases this handle; true if it was still open.
     fn shut(&self) -> bool {
         if self.closed.swap(true, Ordering::AcqRel) {
@@ -420,6 +429,36 @@ impl Store for SqliteStore {
         let ns = self.ns.clone();
         self.engine
             .read(move |c| queries::throughput(c, &ns, since_ms))
+            .await
+    }
+
+    async fn pause_queue(&self, name: String) -> Result<()> {
+        self.set_paused(name, true).await
+    }
+
+    async fn resume_queue(&self, name: String) -> Result<()> {
+        self.set_paused(name, false).await
+    }
+
+    async fn paused_queues(&self) -> Result<Vec<String>> {
+        self.check_open()?;
+        let ns = self.ns.clone();
+        self.engine
+            .read(move |c| queries::paused_queues(c, &ns))
+            .await
+    }
+
+    async fn queues(&self) -> Result<Vec<QueueRow>> {
+        self.check_open()?;
+        let ns = self.ns.clone();
+        self.engine
+            .read(move |c| {
+                // One read transaction: the counts and the pauses are of the same moment.
+                let tx = c.unchecked_transaction()?;
+                let counts = queries::queue_counts(&tx, &ns)?;
+                let paused = queries::paused_queues(&tx, &ns)?;
+                Ok(policy::queues::queue_rows(&counts, &paused))
+            })
             .await
     }
 

@@ -59,6 +59,10 @@ pub(crate) fn claim(
         lease_ms,
         limit,
     };
+    // Read in the claim's own transaction, under the write lock a pause also takes: a pause
+    // committed before this claim, by any process, holds for it.
+    let paused = queries::paused_queues(conn, ns)?;
+    let queues = &*policy::queues::claimable(queues, &paused);
     // The index is per queue and task: take each one's best, then the best of those.
     let mut jobs = Vec::new();
     for q in queues {
@@ -67,7 +71,13 @@ pub(crate) fn claim(
         }
     }
     if jobs.is_empty() {
-        return Ok((jobs, queries::next_run_at(conn, ns, queues, tasks)?));
+        // Every queue paused: nothing comes due until a resume, which wakes the claim.
+        let due = if queues.is_empty() {
+            None
+        } else {
+            queries::next_run_at(conn, ns, queues, tasks)?
+        };
+        return Ok((jobs, due));
     }
     if queues.len() * tasks.len() > 1 {
         // Each (queue, task)'s jobs come in claim order; merged, they need sorting again.
@@ -87,6 +97,24 @@ pub(crate) fn claim(
         fx.lease_hint = Some(fx.lease_hint.map_or(lease_until, |t| t.min(lease_until)));
     }
     Ok((jobs, None))
+}
+
+/// Pauses (`paused`) or resumes a queue of the namespace. A resume wakes the waiting claims of
+/// this process at once; other processes' claims see the commit through their data_version watch.
+pub(crate) fn set_paused(
+    conn: &Connection,
+    fx: &mut Effects,
+    ns: &str,
+    queue: &str,
+    paused: bool,
+) -> Result<()> {
+    if paused {
+        queries::pause_queue(conn, ns, queue, now_ms())
+    } else {
+        queries::resume_queue(conn, ns, queue)?;
+        fx.ready = true;
+        Ok(())
+    }
 }
 
 /// `queries::ready_jobs`, with each job whose row cannot be read dead-lettered on the spot (see

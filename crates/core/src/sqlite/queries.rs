@@ -26,10 +26,11 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, sql!("migrations/001_init.sql")),
     (2, sql!("migrations/002_status_index.sql")),
     (3, sql!("migrations/003_routing.sql")),
+    (5, sql!("migrations/005_queues.sql")),
 ];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 5;
 
 // ---- connection settings ----------------------------------------------------------------------
 
@@ -319,6 +320,41 @@ pub fn next_run_at(
         },
         |r| r.get(0),
     )?)
+}
+
+// ---- paused queues ----------------------------------------------------------------------------
+
+/// The paused queues of a namespace, by name (queues/paused.sql).
+pub fn paused_queues(conn: &Connection, ns: &str) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(sql!("queues/paused.sql"))?;
+    let rows = stmt.query_map(named_params! {":namespace": ns}, |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn pause_queue(conn: &Connection, ns: &str, queue: &str, now: i64) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("queues/pause.sql"))?;
+    stmt.execute(named_params! {":namespace": ns, ":queue": queue, ":now": now})?;
+    Ok(())
+}
+
+pub fn resume_queue(conn: &Connection, ns: &str, queue: &str) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("queues/resume.sql"))?;
+    stmt.execute(named_params! {":namespace": ns, ":queue": queue})?;
+    Ok(())
+}
+
+/// Jobs counted by queue and status (queues/counts.sql).
+pub fn queue_counts(conn: &Connection, ns: &str) -> Result<Vec<QueueCount>> {
+    let mut stmt = conn.prepare_cached(sql!("queues/counts.sql"))?;
+    let rows = stmt.query_map(named_params! {":namespace": ns}, |r| {
+        let mut l = Lenient::new(r);
+        Ok(QueueCount {
+            queue: l.text(0)?,
+            status: l.int(1)?,
+            count: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 // ---- settle -----------------------------------------------------------------------------------
@@ -776,17 +812,9 @@ pub fn stats(conn: &Connection, ns: &str) -> Result<StatsRow> {
     let mut rows = stmt.query(named_params! {":namespace": ns})?;
     let mut s = StatsRow::default();
     while let Some(r) = rows.next()? {
-        let n: i64 = r.get(1)?;
-        let count = match StatusCode::from_i64(r.get(0)?) {
-            Some(StatusCode::Pending) => &mut s.pending,
-            Some(StatusCode::Running) => &mut s.running,
-            Some(StatusCode::Complete) => &mut s.completed,
-            Some(StatusCode::Failed) => &mut s.failed,
-            Some(StatusCode::Dead) => &mut s.dead,
-            Some(StatusCode::Cancelled) => &mut s.cancelled,
-            None => continue,
-        };
-        *count = n;
+        if let Some(count) = s.count_mut(r.get(0)?) {
+            *count = r.get(1)?;
+        }
     }
     Ok(s)
 }

@@ -13,12 +13,19 @@ WITH now AS MATERIALIZED (
     SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms,
            set_config('synchronous_commit', 'off', true) AS async_commit
 ),
+-- The worker's queues less the paused ones (policy::queues::claimable), read in this statement: a
+-- pause waits for running claims and claims wait for it (queues/lock.sql), so a committed pause
+-- holds for every claim after it. Nothing paused: one probe of an empty index per queue.
+open_queues AS (
+    SELECT q.name FROM unnest($2::text[]) AS q(name)
+    WHERE NOT EXISTS (SELECT 1 FROM paused_queues AS p WHERE p.namespace = $1::text AND p.queue = q.name)
+),
 -- Per (queue, task), the best ready rows in index order (jobs_ready serves an ordered scan only for
 -- one queue and task at a time: `= ANY(...)` would read and sort every ready row), locked with SKIP
 -- LOCKED where they are found; then the best of those across them (policy::claim_order). Rows
 -- locked but not picked are released when the statement ends.
 picked AS (
-    SELECT c.id FROM unnest($2::text[]) AS q(name)
+    SELECT c.id FROM open_queues AS q
     CROSS JOIN unnest($6::text[]) AS t(name)
     CROSS JOIN LATERAL (
         SELECT id, priority, run_at FROM jobs

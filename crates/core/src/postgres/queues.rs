@@ -1,0 +1,84 @@
+//! Pausing queues: pause and resume write `paused_queues`, which the claim statement reads
+//! (`claim/claim.sql`); the paused list and `queues()` read it.
+
+use super::retry::{ENQUEUE_RETRY_BUDGET, READ_RETRY_BUDGET};
+use super::{sql, Inner};
+use crate::error::Result;
+use crate::model::*;
+use crate::policy;
+
+impl Inner {
+    /// A pause takes the table's lock first (queues/lock.sql): it waits for the claims running
+    /// now, and the claims after it see it, so none starts a job of the queue once this returns.
+    pub(super) async fn pause_queue(&self, name: String) -> Result<()> {
+        self.check_open()?;
+        policy::queues::validate_queue_name("pause", &name)?;
+        let name = &name;
+        // Safe to run twice: pausing a paused queue changes nothing.
+        self.retrying(ENQUEUE_RETRY_BUDGET, |mut c| async move {
+            let tx = c.transaction().await?;
+            tx.batch_execute(sql::QUEUES_LOCK).await?;
+            let st = tx.prepare_cached(sql::QUEUES_PAUSE).await?;
+            tx.execute(&st, &[&self.ns, name]).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A resume NOTIFYs after its commit, as an enqueue does: idle claims of every process look
+    /// again at once.
+    pub(super) async fn resume_queue(&self, name: String) -> Result<()> {
+        self.check_open()?;
+        policy::queues::validate_queue_name("resume", &name)?;
+        let name = &name;
+        self.retrying(ENQUEUE_RETRY_BUDGET, |c| async move {
+            let st = c.prepare_cached(sql::QUEUES_RESUME).await?;
+            c.execute(&st, &[&self.ns, name]).await?;
+            Ok(())
+        })
+        .await?;
+        self.announce(false);
+        Ok(())
+    }
+
+    pub(super) async fn paused_queues(&self) -> Result<Vec<String>> {
+        self.check_open()?;
+        self.query_rows(sql::QUEUES_PAUSED, &[&self.ns], |r| r.get(0))
+            .await
+    }
+
+    pub(super) async fn queues(&self) -> Result<Vec<QueueRow>> {
+        self.check_open()?;
+        // One transaction (repeatable read): the counts and the pauses are of the same moment.
+        self.retrying(READ_RETRY_BUDGET, |mut c| async move {
+            let tx = c
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await?;
+            let st = tx.prepare_cached(sql::QUEUES_COUNTS).await?;
+            let counts: Vec<QueueCount> = tx
+                .query(&st, &[&self.ns])
+                .await?
+                .iter()
+                .map(|r| QueueCount {
+                    queue: r.get(0),
+                    status: r.get(1),
+                    count: r.get(2),
+                })
+                .collect();
+            let st = tx.prepare_cached(sql::QUEUES_PAUSED).await?;
+            let paused: Vec<String> = tx
+                .query(&st, &[&self.ns])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            tx.commit().await?;
+            Ok(policy::queues::queue_rows(&counts, &paused))
+        })
+        .await
+    }
+}
