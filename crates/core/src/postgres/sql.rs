@@ -49,6 +49,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
             "/queries/postgres/migrations/003_routing.sql"
         )),
     ),
+    (
+        4,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/004_flow.sql"
+        )),
+    ),
 ];
 
 q!(META_LOCK, "meta/lock.sql");
@@ -69,6 +76,14 @@ q!(LISTEN, "notify/listen.sql");
 q!(CLAIM, "claim/claim.sql");
 q!(CLAIM_NEXT_RUN_AT, "claim/next_run_at.sql");
 
+q!(FLOW_ENSURE, "flow/ensure.sql");
+q!(FLOW_READ, "flow/read.sql");
+q!(FLOW_WRITE, "flow/write.sql");
+q!(FLOW_RUNNING, "flow/running.sql");
+q!(FLOW_HOLD, "flow/hold.sql");
+q!(FLOW_BREAKERS, "flow/breakers.sql");
+q!(FLOW_JOB_TASK, "flow/job_task.sql");
+
 q!(SETTLE_COMPLETE, "settle/complete.sql");
 q!(SETTLE_CANCEL, "settle/cancel.sql");
 q!(SETTLE_FAIL_READ, "settle/fail_read.sql");
@@ -81,6 +96,7 @@ q!(
     "settle/cancel_after_failure.sql"
 );
 q!(SETTLE_APPLIED, "settle/applied.sql");
+q!(SETTLE_RATE_LIMITED, "settle/rate_limited.sql");
 
 q!(RELEASE, "release/release.sql");
 

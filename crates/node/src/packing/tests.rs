@@ -216,6 +216,8 @@ fn a_settle_batch_unpacks_with_absent_and_null_fields_as_none() {
                 error: None,
                 traceback: None,
                 retryable: None,
+                retry_after_ms: None,
+                breaker: false,
             },
             core::Settle {
                 id: 2,
@@ -225,6 +227,8 @@ fn a_settle_batch_unpacks_with_absent_and_null_fields_as_none() {
                 error: Some("Error: x".into()),
                 traceback: None,
                 retryable: Some(false),
+                retry_after_ms: None,
+                breaker: false,
             },
             core::Settle {
                 id: 3,
@@ -234,6 +238,8 @@ fn a_settle_batch_unpacks_with_absent_and_null_fields_as_none() {
                 error: None,
                 traceback: None,
                 retryable: None,
+                retry_after_ms: None,
+                breaker: false,
             },
         ]
     );
