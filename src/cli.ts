@@ -1,7 +1,7 @@
 /**
  * The `taskito` command: run a worker for an app module, or inspect a database.
  *   taskito worker --app ./tasks.js [--concurrency N] [--queues a,b]
- *   taskito stats | jobs [--status dead] [--task NAME] | dlq list | dlq replay <id>
+ *   taskito stats | jobs [--status dead] [--task NAME] | dlq list | dlq replay <id> | breakers
  * Every inspection command takes --db PATH or --url URL [--schema S] (and --name NS); --json prints
  * machine output. On error: one line on stderr naming the reason, exit code 1 (2 for usage errors,
  * among them a flag with an empty or malformed value and a flag the command does not read).
@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
+import { breakersCommand } from './cli/breakers.js'
 import { TaskitoError } from './errors.js'
 import { type JobStatus, statusCode } from './job.js'
 import { Queue } from './queue.js'
@@ -19,7 +20,8 @@ const usage = `usage:
   taskito stats                       [--db PATH | --url URL [--schema S]] [--name NS] [--json]
   taskito jobs [--status S] [--task T] [--limit N] [--offset N] [same options]
   taskito dlq list [--limit N] [--offset N]   [same options]
-  taskito dlq replay <dead-letter id>         [same options]`
+  taskito dlq replay <dead-letter id>         [same options]
+  taskito breakers                            [same options]`
 
 class UsageError extends Error {}
 
@@ -34,6 +36,7 @@ const commands: Record<string, { flags: string[]; positionals: number }> = {
   jobs: { flags: [...locationFlags, 'status', 'task', 'limit', 'offset'], positionals: 1 },
   'dlq list': { flags: [...locationFlags, 'limit', 'offset'], positionals: 2 },
   'dlq replay': { flags: locationFlags, positionals: 3 },
+  breakers: { flags: locationFlags, positionals: 1 },
 }
 
 /** Flags that take a whole number, and the least each accepts. */
@@ -229,6 +232,8 @@ export async function main(argv: string[]): Promise<number> {
       if (arg === undefined) throw new UsageError('dlq replay needs the id of a dead letter (see `taskito dlq list`)')
       const job = await queue.replay(arg)
       print(json, { deadLetterId: arg, jobId: job.id }, () => `replayed dead letter ${arg} as job ${job.id}`)
+    } else if (command === 'breakers') {
+      await breakersCommand(queue, (value, human) => print(json, value, human), table)
     } else {
       throw new UsageError(`unknown command: ${positionals.join(' ')}`)
     }

@@ -12,6 +12,7 @@ import { type AttemptState, abortAttempt, contextFor, runInContext } from './con
 import { DEFAULT_UNROUTABLE_AFTER_MS } from './core/policy.js'
 import type { ClaimedJob, Core, Settle, SettleOutcome, WorkerInfo } from './core/types.js'
 import {
+  RateLimitExceededError,
   SerializationError,
   TaskCancelledError,
   TaskTimeoutError,
@@ -38,6 +39,8 @@ export interface WorkerHost {
   readonly unroutableAfter: number | undefined
   /** The worker closed: the queue no longer closes it. */
   forgetWorker(worker: Worker): void
+  /** A settle of a task with a circuit breaker committed (the queue's listeners may look). */
+  breakerSettled(): void
 }
 
 export interface WorkerOptions {
@@ -133,6 +136,10 @@ export class Worker {
       pid: process.pid,
       leaseMs: this.#leaseMs,
       unroutableAfterMs: this.#unroutableAfter,
+      flow: this.#tasks.flatMap((name) => {
+        const flow = this.#queue.getTask(name)?.settings.flow
+        return flow ? [flow] : []
+      }),
     }
   }
 
@@ -316,7 +323,9 @@ export class Worker {
         return
       }
     }
-    this.#decide(attempt, result === undefined ? { kind: 'complete' } : { kind: 'complete', result }, undefined)
+    // A task with a breaker: the complete counts as its success (a half-open breaker closes).
+    const breaker = attempt.task?.settings.flow?.threshold !== undefined ? { breaker: true } : {}
+    this.#decide(attempt, result === undefined ? { kind: 'complete', ...breaker } : { kind: 'complete', result, ...breaker }, undefined)
   }
 
   #failed(attempt: Attempt, err: unknown): void {
@@ -324,6 +333,11 @@ export class Worker {
     const error = err instanceof Error ? err : new Error(String(err))
     if (err instanceof TaskCancelledError) {
       this.#decide(attempt, { kind: 'cancel', error: describeError(err) }, error)
+      return
+    }
+    if (err instanceof RateLimitExceededError) {
+      // Not a failure: back to pending, the task held on every worker until retryAfter.
+      this.#decide(attempt, { kind: 'rateLimited', retryAfter: err.retryAfter }, error)
       return
     }
     const retryable = (attempt.task as Task<never[], unknown>).isRetryable(err)
@@ -399,10 +413,12 @@ export class Worker {
 
   #fireHooks(batch: PendingSettle[], outcomes: SettleOutcome[]): void {
     const hooks = this.#queue.hooks
+    let breakers = false
     for (let i = 0; i < batch.length; i++) {
       const { attempt, error } = batch[i] as PendingSettle
       const status = (outcomes[i] as SettleOutcome).status
-      if (status === 'stale' || status === 'cancelled') continue
+      if (attempt.task?.settings.flow?.threshold !== undefined) breakers = true
+      if (status === 'stale' || status === 'cancelled' || status === 'pending') continue
       // The common case (a success nobody listens to) builds no event at all.
       if (status === 'complete' && !hooks.has('success')) continue
       const event: HookEvent = { taskName: attempt.job.taskName, args: attempt.args, jobId: attempt.job.id, attempt: attempt.job.attempt }
@@ -414,6 +430,7 @@ export class Worker {
       hooks.fire('failure', event)
       hooks.fire(status === 'dead' ? 'dead' : 'retry', event)
     }
+    if (breakers) this.#queue.breakerSettled()
   }
 
   #settled(count: number): void {

@@ -9,6 +9,7 @@
  * integer is expected, a fraction, NaN) and then apply the shared value rule with its shared message.
  */
 import { coreError, type CoreError } from './errors.js'
+import { validateTaskFlow } from './policy/flow.js'
 import type { ClaimRequest, NewJob, WorkerInfo } from './types.js'
 
 // ---- leases ---------------------------------------------------------------------------------
@@ -107,7 +108,7 @@ function badJob(i: number, field: string, want: string, got: unknown): CoreError
 
 /** A value as the messages show it: JSON where JSON can say it (strings quoted, as Rust's
  * `json_text` quotes them), else its JavaScript spelling (undefined, NaN, a function). */
-function shown(v: unknown): string {
+export function shown(v: unknown): string {
   if (typeof v === 'number' && !Number.isFinite(v)) return String(v)
   if (typeof v === 'bigint') return `${v}n`
   try {
@@ -198,6 +199,7 @@ export function validateWorker(w: WorkerInfo): void {
     throw invalid('a worker needs at least one non-empty queue name, e.g. ["default"]')
   }
   validateTasks('a worker needs its', w.tasks)
+  for (const f of w.flow ?? []) validateTaskFlow(f)
 }
 
 /** The queues a claim reads, each once, in a fixed order (code-unit order, as Rust sorts bytes
