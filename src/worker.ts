@@ -406,6 +406,9 @@ export class Worker {
         continue
       }
       this.#settled(batch.length)
+      // An attempt of a task under a concurrency cap or a breaker ended: a claim waiting here for
+      // its slot looks again now rather than at its next recheck (policy FLOW_RECHECK_MS).
+      if (batch.some((p) => p.attempt.task?.settings.flow?.concurrency !== undefined || p.attempt.task?.settings.flow?.threshold !== undefined)) core.wake()
       this.#fireHooks(batch, outcomes)
       return
     }
