@@ -80,6 +80,7 @@ export interface TaskGate {
 export class FlowStore {
   private readonly readQ: Query
   private readonly writeQ: Query
+  private readonly takeQ: Query
   private readonly runningQ: Query
   private readonly holdQ: Query
   private readonly breakersQ: Query
@@ -89,6 +90,7 @@ export class FlowStore {
   constructor(db: Database) {
     this.readQ = new Query(db, 'flow/read.sql')
     this.writeQ = new Query(db, 'flow/write.sql')
+    this.takeQ = new Query(db, 'flow/take.sql')
     this.runningQ = new Query(db, 'flow/running.sql', { pluck: true })
     this.holdQ = new Query(db, 'flow/hold.sql')
     this.breakersQ = new Query(db, 'flow/breakers.sql')
@@ -146,7 +148,11 @@ export class FlowStore {
     for (const g of gates) {
       if (!hasOptions(g.flow)) continue
       const started = jobs.reduce((n, j) => (j.taskName === g.flow.task ? n + 1 : n), 0)
-      if (started > 0 || g.dirty) this.write(ns, g.flow, took(g.flow, g.gate.state, started))
+      if (g.dirty) this.write(ns, g.flow, took(g.flow, g.gate.state, started))
+      else if (started > 0 && g.flow.rateLimit !== null) {
+        const s = took(g.flow, g.gate.state, started)
+        this.takeQ.run({ tokens: s.tokens, refilled_at: s.refilledAt, namespace: ns, task_name: g.flow.task })
+      }
     }
   }
 

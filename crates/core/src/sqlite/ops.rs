@@ -185,9 +185,12 @@ fn flow_gates(
 fn write_flows(conn: &Connection, ns: &str, gates: &[TaskGate], jobs: &[ClaimedJob]) -> Result<()> {
     for g in gates.iter().filter(|g| g.flow.has_options()) {
         let started = jobs.iter().filter(|j| j.task_name == g.flow.task).count() as i64;
-        if started > 0 || g.dirty {
+        if g.dirty {
             let state = flow::took(&g.flow, &g.gate.state, started);
             queries::flow_write(conn, ns, &g.flow, &state)?;
+        } else if started > 0 && g.flow.rate_limit.is_some() {
+            let state = flow::took(&g.flow, &g.gate.state, started);
+            queries::flow_take(conn, ns, &g.flow.task, &state)?;
         }
     }
     Ok(())

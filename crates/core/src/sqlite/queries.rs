@@ -393,6 +393,15 @@ pub fn flow_write(conn: &Connection, ns: &str, f: &TaskFlow, s: &FlowState) -> R
     Ok(())
 }
 
+/// The bucket of a task's row after a claim took tokens (flow/take.sql).
+pub fn flow_take(conn: &Connection, ns: &str, task: &str, s: &FlowState) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("flow/take.sql"))?;
+    stmt.execute(named_params! {
+        ":tokens": s.tokens, ":refilled_at": s.refilled_at, ":namespace": ns, ":task_name": task,
+    })?;
+    Ok(())
+}
+
 pub fn flow_running(conn: &Connection, ns: &str, task: &str) -> Result<i64> {
     let mut stmt = conn.prepare_cached(sql!("flow/running.sql"))?;
     Ok(
