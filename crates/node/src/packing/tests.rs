@@ -279,7 +279,7 @@ fn settle_outcomes_pack_as_status_index_and_run_at() {
         .collect();
     assert_eq!(
         pack_outcomes(&out),
-        "[0,null,1,1700000000000,2,null,3,null,4,null]"
+        "[0,null,1,1700000000000,2,null,3,null,4,null,5,null]"
     );
     assert_eq!(pack_outcomes(&[]), "[]");
 }
