@@ -32,6 +32,7 @@ export declare class NativeCore {
   cancel(id: string): Promise<'cancelled' | 'requested' | 'final'>
   setProgress(id: string, token: number, progress: number): Promise<boolean>
   stats(): Promise<StatsRow>
+  circuitBreakers(): Promise<BreakerRow[]>
   deadLetters(limit: number, offset: number): Promise<DeadLetterRow[]>
   replay(deadId: string): Promise<string>
   listJobs(filter: ListFilter): Promise<JobRow[]>
@@ -52,6 +53,16 @@ export declare class NativeCore {
   /** Ends every waiting claim of this core at once. */
   wake(): void
   close(): Promise<void>
+}
+
+/** A circuit breaker as `queue.circuitBreakers()` shows it. */
+export interface BreakerRow {
+  taskName: string
+  /** 'closed', 'open' or 'half-open'. */
+  state: string
+  failures: number
+  openedAt: number | null
+  closesAt: number | null
 }
 
 export interface ClaimRequest {
@@ -170,6 +181,21 @@ export interface StatsRow {
   cancelled: number
 }
 
+/**
+ * A task's flow options (`policy::flow`), one column each as the task_flow row keeps them;
+ * absent: not set. A rate limit needs both `rateLimit` and `ratePerMs`, a breaker all four.
+ */
+export interface TaskFlow {
+  task: string
+  rateLimit?: number
+  ratePerMs?: number
+  concurrency?: number
+  threshold?: number
+  windowMs?: number
+  cooldownMs?: number
+  halfOpenProbes?: number
+}
+
 /** Jobs that ended complete or dead in one minute. */
 export interface ThroughputRow {
   /** Start of the minute, ms since the epoch. */
@@ -190,4 +216,6 @@ export interface WorkerInfo {
   leaseMs: number
   /** How long (ms) a job may stay ready while no live worker of its namespace has its task. */
   unroutableAfterMs: number
+  /** The flow options of its tasks that have any. */
+  flow?: Array<TaskFlow>
 }

@@ -8,6 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs'
 
 const policy = await import(new URL('../dist/esm/core/policy.js', import.meta.url))
 const queues = await import(new URL('../dist/esm/core/policy/queues.js', import.meta.url))
+const flow = await import(new URL('../dist/esm/core/policy/flow.js', import.meta.url))
 const tables = new URL('../crates/core/tests/', import.meta.url)
 const readTable = (url) => JSON.parse(readFileSync(url, 'utf8'))
 /** policy_cases.json and every policy_cases/*.json (one per feature) merged, as cargo test does. */
@@ -92,7 +93,45 @@ const runners = {
   validate_queue_name: (c) => [errorOf(() => queues.validateQueueName(c.what, c.name)), c.error],
   claimable: (c) => [queues.claimable(c.queues, c.paused), c.expect],
   queue_rows: (c) => [queues.queueRows(c.counts, c.paused), c.expect],
+  // policy_cases/flow.json: flow control per task (src/core/policy/flow.ts).
+  flow_constants: (c) => [Object.fromEntries(Object.keys(c).map((name) => [name, flow[name]])), c],
+  flow_parse_rate_limit: (c) => [resultOf(() => flow.parseRateLimit(c.spec)), wanted(c)],
+  flow_rate_limit_of: (c) => [resultOf(() => flow.rateLimitOf(c.limit, c.per)), wanted(c)],
+  flow_concurrency_of: (c) => [resultOf(() => flow.concurrencyOf(c.value)), wanted(c)],
+  flow_breaker_of: (c) => [resultOf(() => flow.breakerOf(c.threshold, c.window, c.cooldown, c.probes)), wanted(c)],
+  flow_refill: (c) => [flow.refill(c.rate, c.tokens, c.refilledAt, c.now), c.expect],
+  flow_gate: (c) => {
+    const g = flow.gate({ task: 't', ...c.flow }, flowState(c.state), c.running, c.now)
+    return [{ allowed: g.allowed === flow.UNLIMITED ? null : g.allowed, nextAt: g.nextAt, tokens: g.state.tokens, breaker: g.state.breaker }, c.expect]
+  },
+  flow_took: (c) => [flow.took({ task: 't', ...c.flow }, flowState({ tokens: c.tokens }), c.started).tokens, c.expect],
+  flow_breaker: (c) => {
+    const s = flowState(c.state)
+    const got = c.event === 'failed' ? flow.breakerFailed(c.breaker, s, c.now) : flow.breakerSucceeded(c.breaker, s, c.now)
+    return [{ breaker: got.breaker, failures: got.failures, openedAt: got.openedAt, probeSuccesses: got.probeSuccesses }, c.expect]
+  },
+  flow_breaker_view: (c) => {
+    const { taskName: _, ...view } = flow.breakerRow('t', c.breaker, flowState(c.state), c.now)
+    return [view, c.expect]
+  },
+  flow_failures_text: (c) => [flow.failuresFromText(c.text), c.expect],
 }
+
+/** A flow row's state from a case (fields left out take the fresh row's). */
+function flowState(s) {
+  return { tokens: 0, refilledAt: 0, holdUntil: 0, breaker: 'closed', failures: [], openedAt: null, probeSuccesses: 0, ...s }
+}
+
+/** `{ ok }` of a validator, or `{ error }` with its INVALID_ARGUMENT message. */
+function resultOf(fn) {
+  let value
+  const error = errorOf(() => {
+    value = fn()
+  })
+  return error === null ? { ok: value } : { error }
+}
+
+const wanted = (c) => (c.error === undefined ? { ok: c.expect } : { error: c.error })
 
 test('every section of the table has a runner here', (t) => {
   const sections = Object.keys(table).filter((k) => !DATA.has(k))

@@ -36,6 +36,10 @@ const PLAN = [
   { id: 'latency-xproc', optIn: true, params: { n: [300, 100], warmup: 10 } },
   // Only with --only: produce and drain for `seconds` with a short resultTtl; the sweep must keep
   // the finished rows and the file from growing (`--set seconds=60`).
+  // Only with --only: flow control (docs/FLOW_CONTROL.md): its cost when used, and its accuracy
+  // across worker processes.
+  { id: 'flow-drain', optIn: true, params: { n: [50_000, 5000], concurrency: 64, pairs: 2 } },
+  { id: 'flow-rate', optIn: true, params: { rate: '200/s', seconds: [10, 3], procs: 3, concurrency: 64 } },
   { id: 'soak', optIn: true, live: true, params: { seconds: [60, 10], ttl: 2000, concurrency: 64, every: 5 } },
   // PostgreSQL (native core only), when TASKITO_PG_URL is set.
   { id: 'pg-drain-1', pg: true, params: { n: [50_000, 5000], procs: 1, concurrency: 64 } },

@@ -10,12 +10,14 @@ import { Queue } from 'taskito'
 process.on('disconnect', () => process.exit(1))
 
 const opts = JSON.parse(process.argv[2])
-const { concurrency, role, ...queueOpts } = opts
+const { concurrency, role, rateLimit, ...queueOpts } = opts
 const wallNow = () => performance.timeOrigin + performance.now()
 
 try {
   const queue = new Queue(queueOpts)
   queue.task('noop', async () => {})
+  // flow-rate: a task under a rate limit shared by every worker process.
+  if (rateLimit !== undefined) queue.task('limited', async () => {}, { rateLimit })
   queue.task('ping', async (t0) => {
     process.send({ type: 'started', latency: wallNow() - t0 })
   })

@@ -182,6 +182,93 @@ async function drain(ctx) {
   ]
 }
 
+/** One timed drain of `n` no-op jobs of task `flow`, declared with `options`, on a fresh database. */
+async function timedDrain(ctx, dbPath, n, concurrency, options) {
+  const where = { ...queueOptions(ctx), dbPath }
+  const setup = new Queue(where)
+  setup.task('flow', async () => {}, options)
+  await preEnqueue(setup, 'flow', n)
+  await setup.close()
+  const queue = new Queue(where)
+  queue.task('flow', async () => {}, options)
+  const done = settleCounter(queue, n)
+  const worker = queue.worker({ concurrency })
+  const stop = await stopwatch(ctx)
+  await worker.start()
+  await done
+  const { ms } = await stop()
+  await worker.close()
+  await expectCompleted(queue, n)
+  await queue.close()
+  return rate(n, ms)
+}
+
+/**
+ * The cost of flow control when used: the drain of `n` no-op jobs with no limits, and with limits
+ * that never bind (rateLimit '1000000/s', concurrency 1000), alternated in one process so the two
+ * see the same machine; each the best of `pairs` runs, each on a fresh file.
+ */
+async function flowDrain(ctx) {
+  const { n, concurrency, pairs } = ctx.params
+  const limits = { rateLimit: '1000000/s', concurrency: 1000 }
+  const best = { none: 0, limited: 0 }
+  for (let i = 0; i < pairs; i++) {
+    for (const kind of i % 2 === 0 ? ['none', 'limited'] : ['limited', 'none']) {
+      const value = await timedDrain(ctx, `${ctx.dbPath}-${kind}-${i}`, n, concurrency, kind === 'none' ? {} : limits)
+      best[kind] = Math.max(best[kind], value)
+    }
+  }
+  const label = `drain ${n.toLocaleString('en-US')} no-op jobs, concurrency ${concurrency}`
+  return [
+    { key: 'flow-drain-none', label: `${label}, no limits`, unit: 'jobs/s', value: best.none },
+    { key: 'flow-drain-limited', label: `${label}, rateLimit '1000000/s' + concurrency 1000`, unit: 'jobs/s', value: best.limited },
+    { key: 'flow-drain-ratio', label: 'limited / unlimited (aim >= 0.85)', unit: 'ratio', value: best.limited / best.none },
+  ]
+}
+
+/**
+ * Accuracy of a rate limit shared by worker processes: rateLimit `rate` over `seconds` with
+ * `procs` worker processes and a backlog larger than the limit allows; the starts (claim times,
+ * from the jobs' startedAt) counted per whole second, the first second left out (it holds the
+ * initial burst of a full bucket).
+ */
+async function flowRate(ctx) {
+  const { rate: spec, seconds, procs, concurrency } = ctx.params
+  const [limit] = spec.split('/').map(Number)
+  const n = limit * (seconds + 2)
+  const setup = new Queue(queueOptions(ctx))
+  setup.task('limited', async () => {}, { rateLimit: spec })
+  await preEnqueue(setup, 'limited', n)
+  const workers = Array.from({ length: procs }, () => spawnWorkerProc(ctx, { concurrency, role: 'drain', rateLimit: spec }))
+  await Promise.all(workers.map((w) => w.ready))
+  for (const w of workers) w.child.send({ type: 'go' })
+  await sleep((seconds + 1) * 1000)
+  const childRssKb = await stopWorkerProcs(workers)
+  const started = []
+  for (let offset = 0; ; offset += 10_000) {
+    const page = await setup.jobs({ status: 'complete', limit: 10_000, offset })
+    started.push(...page.map((j) => j.startedAt))
+    if (page.length < 10_000) break
+  }
+  await setup.close()
+  const t0 = Math.min(...started)
+  const perSecond = Array.from({ length: seconds }, () => 0)
+  for (const t of started) {
+    const s = Math.floor((t - t0) / 1000) - 1
+    if (s >= 0 && s < seconds) perSecond[s]++
+  }
+  const sorted = [...perSecond].sort((a, b) => a - b)
+  const label = `rateLimit '${spec}', ${procs} worker processes, starts per second over ${seconds} s`
+  return {
+    metrics: [
+      { key: 'flow-rate-min', label: `${label}: min`, unit: 'starts/s', value: sorted[0] },
+      { key: 'flow-rate-median', label: `${label}: median`, unit: 'starts/s', value: percentile(sorted, 50) },
+      { key: 'flow-rate-max', label: `${label}: max`, unit: 'starts/s', value: sorted[sorted.length - 1] },
+    ],
+    childRssKb,
+  }
+}
+
 async function latency(ctx) {
   const { n, warmup, concurrency } = ctx.params
   const queue = new Queue(queueOptions(ctx))
@@ -622,6 +709,8 @@ async function latencyProc(ctx) {
 }
 
 export const WORKLOADS = {
+  'flow-drain': flowDrain,
+  'flow-rate': flowRate,
   'enqueue-many': enqueueMany,
   'delay-1': delayInFlight,
   'delay-64': delayInFlight,

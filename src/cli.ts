@@ -2,7 +2,7 @@
  * The `taskito` command: run a worker for an app module, serve the dashboard, or inspect a database.
  *   taskito worker --app ./tasks.js [--concurrency N] [--queues a,b] [--threads N] [--db PATH | --url URL] [--quiet | --json]
  *   taskito stats | jobs [--status dead] [--task NAME] | job <id> | dlq list | dlq replay <id> | dashboard
- *   taskito queues | queues pause <name> | queues resume <name>
+ *   taskito queues | queues pause <name> | queues resume <name> | breakers
  * Every inspection command takes --db PATH or --url URL [--schema S] (and --name NS); --json prints
  * machine output. On error: one line on stderr naming the reason, exit code 1 (2 for usage errors,
  * among them a flag with an empty or malformed value and a flag the command does not read). The
@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util'
 import { runDashboard } from './cli/dashboard.js'
 import { queuesCommand } from './cli/queues.js'
 import { describeJob, logAttempts } from './cli/talk.js'
+import { breakersCommand } from './cli/breakers.js'
 import { TaskitoError } from './errors.js'
 import { nodeRequire, packageRoot } from './internal/paths.js'
 import { type JobStatus, statusCode } from './job.js'
@@ -31,6 +32,7 @@ const usage = `usage:
   taskito job <job id>                        [same options]
 ${dlqUsage}
   taskito queues [pause|resume <queue name>]  [same options]
+  taskito breakers                            [same options]
   taskito dashboard [--host 127.0.0.1] [--port 8080] [--token T] [--db PATH | --url URL [--schema S]] [--name NS]
   taskito --version | --help
 
@@ -61,6 +63,7 @@ const commands: Record<string, { flags: string[]; positionals: number; writes?: 
   queues: { flags: locationFlags, positionals: 1 },
   'queues pause': { flags: locationFlags, positionals: 3, writes: true },
   'queues resume': { flags: locationFlags, positionals: 3, writes: true },
+  breakers: { flags: locationFlags, positionals: 1 },
 }
 
 /** Flags that take a whole number, and the least each accepts. */
@@ -299,6 +302,8 @@ export async function main(argv: string[]): Promise<number> {
       if (sub !== undefined && arg === undefined) throw new UsageError(`queues ${sub} needs the name of a queue (see \`taskito queues\`)`)
       const out = await queuesCommand(queue, sub, arg)
       print(json, out.value, () => ('columns' in out ? table(out.value, out.columns) : out.text))
+    } else if (command === 'breakers') {
+      await breakersCommand(queue, (value, human) => print(json, value, human), table)
     } else {
       throw new UsageError(`unknown command: ${positionals.join(' ')}`)
     }

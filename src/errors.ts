@@ -92,10 +92,26 @@ export class CircuitBreakerOpenError extends TaskitoError {
   static override readonly defaultCode = 'CIRCUIT_OPEN'
 }
 
-/** The task's rate limit is exhausted. Declared for the public API; nothing raises it yet (flow
- * control comes with its own issue). */
+export interface RateLimitExceededOptions extends TaskitoErrorOptions {
+  /** How long (ms) the job and every job of its task wait before they may start (default 0). */
+  retryAfter?: number
+}
+
+/**
+ * Thrown by a handler when the service it calls said "too many requests" (a 429): the job goes
+ * back to pending to run after `retryAfter` ms, its retryCount untouched and no failure recorded,
+ * and no job of the task starts before then, on any worker (docs/FLOW_CONTROL.md).
+ */
 export class RateLimitExceededError extends TaskitoError {
   static override readonly defaultCode = 'RATE_LIMITED'
+  /** ms to wait before the task runs again. */
+  readonly retryAfter: number
+
+  constructor(message: string, options: RateLimitExceededOptions = {}) {
+    super(message, options)
+    const after = options.retryAfter ?? 0
+    this.retryAfter = typeof after === 'number' && Number.isFinite(after) && after > 0 ? Math.ceil(after) : 0
+  }
 }
 
 /** No job (or dead letter) with that id in this queue's namespace. */

@@ -3,7 +3,8 @@
  * See README.md for a tour and docs/ARCHITECTURE.md for how a job travels.
  */
 export { Queue } from './queue.js'
-export type { QueueOptions, DeadLetter, Stats, QueueInfo, TestResult, ListJobsOptions } from './queue.js'
+export type { QueueOptions, DeadLetter, Stats, QueueInfo, TestResult, ListJobsOptions, CircuitBreakerInfo } from './queue.js'
+export type { CircuitChange, CircuitListener } from './breakers.js'
 export { Task } from './task.js'
 export type { EnqueueEntry, TaskSignatures, TaskRef, ArgsOf, ResultOf } from './task.js'
 export { Job } from './job.js'
@@ -14,7 +15,7 @@ export { currentJob } from './context.js'
 export type { JobContext } from './context.js'
 export { defaultSerializer } from './serializer.js'
 export type { Serializer } from './serializer.js'
-export type { TaskOptions, EnqueueOptions, RetryBackoff, ErrorClass } from './options.js'
+export type { TaskOptions, EnqueueOptions, RetryBackoff, ErrorClass, CircuitBreakerOptions } from './options.js'
 export type { ThreadTaskOptions } from './thread/options.js'
 export type { Hook, HookEvent, Logger } from './hooks.js'
 export {
@@ -29,4 +30,4 @@ export {
   JobNotFoundError,
   QueueError,
 } from './errors.js'
-export type { ErrorRecord } from './errors.js'
+export type { ErrorRecord, RateLimitExceededOptions } from './errors.js'

@@ -2,7 +2,9 @@
  * Option types, their defaults, and their validation: one place, so the queue, the task and the
  * CLI agree on what a valid option is and every refusal names the option and the fix.
  */
-import { invalidArgument } from './errors.js'
+import { breakerOf, concurrencyOf, parseRateLimit, rateLimitOf } from './core/policy/flow.js'
+import type { TaskFlow } from './core/types.js'
+import { callCoreSync, invalidArgument } from './errors.js'
 
 /** An error class for retryOn / dontRetryOn, matched with instanceof. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -35,6 +37,27 @@ export interface TaskOptions {
   queue?: string
   /** How long a finished job and its result are kept, ms (default one day; null keeps forever). */
   resultTtl?: number | null
+  /** At most this many starts of the task, over every worker: '10/s', '100/m', '3600/h', or
+   * `{ limit, per }` (per in ms). A token bucket kept in the database (docs/FLOW_CONTROL.md). */
+  rateLimit?: string | { limit: number; per: number }
+  /** At most this many attempts of the task running at once, over every worker and process. */
+  concurrency?: number
+  /** Stops starting the task after `threshold` failures within `window` ms, for `cooldown` ms. */
+  circuitBreaker?: CircuitBreakerOptions
+}
+
+export interface CircuitBreakerOptions {
+  /** Failed attempts within `window` that open the breaker. */
+  threshold: number
+  /** ms. */
+  window: number
+  /** How long it stays open (ms) before `halfOpenProbes` jobs may start. */
+  cooldown: number
+  /** Jobs started while half-open; their success closes it (default 1). */
+  halfOpenProbes?: number
+  /** While open: 'hold' keeps new jobs pending (default); 'reject' makes delay()/apply() throw
+   * CircuitBreakerOpenError and write nothing. */
+  whenOpen?: 'hold' | 'reject'
 }
 
 export interface EnqueueOptions {
@@ -66,6 +89,10 @@ export interface ResolvedTaskOptions {
   priority: number
   queue: string
   resultTtlMs: number | null
+  /** Flow options (rate limit, concurrency, breaker), as the worker registers them; null: none. */
+  flow: TaskFlow | null
+  /** The breaker's whenOpen. */
+  rejectWhenOpen: boolean
 }
 
 export const DEFAULT_RESULT_TTL_MS = 86_400_000
@@ -82,6 +109,8 @@ const builtinDefaults: ResolvedTaskOptions = {
   priority: 0,
   queue: 'default',
   resultTtlMs: DEFAULT_RESULT_TTL_MS,
+  flow: null,
+  rejectWhenOpen: false,
 }
 
 export function checkInt(name: string, value: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -172,7 +201,36 @@ export function resolveTaskOptions(options: TaskOptions | undefined, base: Resol
   if (options.priority !== undefined) out.priority = checkInt('priority', options.priority, -2_147_483_648, 2_147_483_647)
   if (options.queue !== undefined) out.queue = checkName('queue', options.queue)
   if (options.resultTtl !== undefined) out.resultTtlMs = checkDuration('resultTtl', options.resultTtl, true)
+  if (options.rateLimit !== undefined || options.concurrency !== undefined || options.circuitBreaker !== undefined) {
+    Object.assign(out, resolveFlow(options, out.flow))
+  }
   return out
+}
+
+/** The flow options of a task (the policy's validators: the same messages on every engine), over
+ * those of its base. */
+function resolveFlow(options: TaskOptions, base: TaskFlow | null): { flow: TaskFlow; rejectWhenOpen?: boolean } {
+  const flow: TaskFlow = { ...(base ?? { task: '' }) }
+  let rejectWhenOpen: boolean | undefined
+  callCoreSync(() => {
+    const r = options.rateLimit
+    if (r !== undefined) {
+      const rate = typeof r === 'object' && r !== null ? rateLimitOf(r.limit, r.per) : parseRateLimit(r)
+      flow.rateLimit = rate.limit
+      flow.ratePerMs = rate.perMs
+    }
+    if (options.concurrency !== undefined) flow.concurrency = concurrencyOf(options.concurrency)
+    const cb = checkOptions('circuitBreaker', options.circuitBreaker)
+    if (cb !== undefined) {
+      const b = breakerOf(cb.threshold, cb.window, cb.cooldown, cb.halfOpenProbes ?? 1)
+      Object.assign(flow, { threshold: b.threshold, windowMs: b.windowMs, cooldownMs: b.cooldownMs, halfOpenProbes: b.halfOpenProbes })
+      if (cb.whenOpen !== undefined && cb.whenOpen !== 'hold' && cb.whenOpen !== 'reject') {
+        throw invalidArgument(`circuitBreaker.whenOpen must be 'hold' or 'reject', got ${describe(cb.whenOpen)}`)
+      }
+      rejectWhenOpen = cb.whenOpen === 'reject'
+    }
+  })
+  return rejectWhenOpen === undefined ? { flow } : { flow, rejectWhenOpen }
 }
 
 /** The per-enqueue overrides of one job; returns the job's settings and when it runs. */

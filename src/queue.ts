@@ -5,9 +5,11 @@
 import { validateFileMode } from './core/policy.js'
 import { validateQueueName } from './core/policy/queues.js'
 import { openCore } from './core/select.js'
-import type { Core, Enqueued, ListFilter, NewJob, OpenOptions, StatsRow } from './core/types.js'
+import { CircuitWatch, type CircuitListener } from './breakers.js'
+import type { BreakerRow, Core, Enqueued, ListFilter, NewJob, OpenOptions, StatsRow } from './core/types.js'
 import { contextFor, runInContext } from './context.js'
 import {
+  CircuitBreakerOpenError,
   type ErrorRecord,
   JobNotFoundError,
   QueueError,
@@ -90,6 +92,10 @@ export type Stats = StatsRow
  * cancelled }`, the counts as `stats()` counts them (`failed`: awaiting a retry). */
 export type QueueInfo = { name: string; paused: boolean } & Stats
 
+/** A task's circuit breaker: `state`, failures counted in its window, when it opened, and when an
+ * open one lets probes through (`closesAt`). */
+export type CircuitBreakerInfo = BreakerRow
+
 /** One test-mode run: the task ran once, at once, in-process. */
 export interface TestResult {
   taskName: string
@@ -132,6 +138,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
   #options: QueueOptions
   readonly #defaults: ResolvedTaskOptions
   readonly #tasks = new Map<string, Task<never[], unknown>>()
+  readonly #circuits: CircuitWatch
   /** The registered tasks' names, a new array per registration (workers compare by identity). */
   #taskNames: readonly string[] = []
   /** @internal */
@@ -177,6 +184,10 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     this.serializer = guarded(options.serializer ?? defaultSerializer)
     this.logger = options.logger ?? consoleLogger
     this.hooks = new Hooks(this.logger)
+    this.#circuits = new CircuitWatch(async () => {
+      const core = await this.core()
+      return callCore(() => core.circuitBreakers())
+    }, this.logger)
     this.#defaults = resolveTaskOptions(checkOptions('defaults', options.defaults))
     this.#options = options
   }
@@ -257,7 +268,10 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
       throw invalidArgument(`task ${name}: the handler must be a function (or, with isolate: 'thread', a module's URL), got ${describe(fn)}`)
     }
     if (this.#tasks.has(name)) throw invalidArgument(`task ${name} is already registered on this queue: give each task its own name`)
-    const task = new Task<unknown[], unknown>(this, name, handler, resolveTaskOptions(taskOptions, this.#defaults), thread)
+    const settings = resolveTaskOptions(taskOptions, this.#defaults)
+    // The flow options travel with the worker's registration, named by their task.
+    if (settings.flow !== null) settings.flow = { ...settings.flow, task: name }
+    const task = new Task<unknown[], unknown>(this, name, handler, settings, thread)
     this.#tasks.set(name, task as unknown as Task<never[], unknown>)
     this.#taskNames = [...this.#tasks.keys()]
     return task
@@ -287,6 +301,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     const prepared = entries.map((entry, i) => this.#prepare(entry, i))
     if (this.#testResults !== null) return this.#runInTestMode(prepared)
     if (prepared.length === 0) return []
+    if (prepared.some((p) => p.task?.settings.rejectWhenOpen === true)) await this.#refuseOpen(prepared)
     const enqueued = await this.#coalesced(prepared.map((p) => p.job))
     return enqueued.map((e) => new Job(this, e.id))
   }
@@ -455,6 +470,29 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     return (await callCore(() => core.queues())).map((q) => ({ name: q.name, paused: q.paused, ...q.counts }))
   }
 
+  /** The tasks with a circuit breaker, as the database says now (shared by every process). */
+  async circuitBreakers(): Promise<CircuitBreakerInfo[]> {
+    const core = await this.core()
+    const rows = await callCore(() => core.circuitBreakers())
+    this.#circuits.observe(rows)
+    return rows.map((r) => ({ ...r }))
+  }
+
+  /** Calls `listener` on every breaker transition this process observes (docs/FLOW_CONTROL.md);
+   * returns the function that removes it. */
+  onCircuitChange(listener: CircuitListener): () => void {
+    return this.#circuits.add(listener)
+  }
+
+  /** `whenOpen: 'reject'`: nothing is written while such a task's breaker is open. */
+  async #refuseOpen(prepared: { task: Task<never[], unknown> | undefined }[]): Promise<void> {
+    const open = new Set((await this.circuitBreakers()).filter((b) => b.state === 'open').map((b) => b.taskName))
+    const refused = prepared.find((p) => p.task?.settings.rejectWhenOpen === true && open.has(p.task.name))?.task
+    if (refused !== undefined) {
+      throw new CircuitBreakerOpenError(`the circuit breaker of task ${refused.name} is open (whenOpen: 'reject'): nothing was enqueued; see queue.circuitBreakers() for when it lets jobs through again`)
+    }
+  }
+
   /** Dead letters, newest first. */
   async deadLetters(options: { limit?: number; offset?: number } = {}): Promise<DeadLetter[]> {
     checkOptions('deadLetters(options): options', options)
@@ -585,6 +623,11 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     return worker
   }
 
+  /** @internal A settle here may have moved a breaker: listeners learn it now. */
+  breakerSettled(): void {
+    this.#circuits.look()
+  }
+
   /** @internal */
   forgetWorker(worker: Worker): void {
     this.#workers.delete(worker)
@@ -594,6 +637,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
   close(): Promise<void> {
     if (this.#closed === null) {
       this.#closed = (async () => {
+        this.#circuits.stop()
         await Promise.all([...this.#workers].map((w) => w.close()))
         if (this.#core !== null) {
           const core = await this.#core.catch(() => null)

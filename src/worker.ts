@@ -12,6 +12,7 @@ import { type AttemptState, abortAttempt, contextFor, runInContext } from './con
 import { DEFAULT_UNROUTABLE_AFTER_MS } from './core/policy.js'
 import type { ClaimedJob, Core, Settle, SettleOutcome, WorkerInfo } from './core/types.js'
 import {
+  RateLimitExceededError,
   SerializationError,
   TaskCancelledError,
   TaskTimeoutError,
@@ -40,6 +41,8 @@ export interface WorkerHost {
   readonly unroutableAfter: number | undefined
   /** The worker closed: the queue no longer closes it. */
   forgetWorker(worker: Worker): void
+  /** A settle of a task with a circuit breaker committed (the queue's listeners may look). */
+  breakerSettled(): void
 }
 
 export interface WorkerOptions {
@@ -149,6 +152,10 @@ export class Worker {
       pid: process.pid,
       leaseMs: this.#leaseMs,
       unroutableAfterMs: this.#unroutableAfter,
+      flow: this.#tasks.flatMap((name) => {
+        const flow = this.#queue.getTask(name)?.settings.flow
+        return flow ? [flow] : []
+      }),
     }
   }
 
@@ -393,7 +400,9 @@ export class Worker {
 
   #completed(attempt: Attempt, result: string | undefined): void {
     if (attempt.decided) return
-    this.#decide(attempt, result === undefined ? { kind: 'complete' } : { kind: 'complete', result }, undefined)
+    // A task with a breaker: the complete counts as its success (a half-open breaker closes).
+    const breaker = attempt.task?.settings.flow?.threshold !== undefined ? { breaker: true } : {}
+    this.#decide(attempt, result === undefined ? { kind: 'complete', ...breaker } : { kind: 'complete', result, ...breaker }, undefined)
   }
 
   /** A value that cannot be written will not be written next time either: straight to dead. */
@@ -408,6 +417,11 @@ export class Worker {
     const error = err instanceof Error ? err : new Error(String(err))
     if (err instanceof TaskCancelledError) {
       this.#decide(attempt, { kind: 'cancel', error: describeError(err) }, error)
+      return
+    }
+    if (err instanceof RateLimitExceededError) {
+      // Not a failure: back to pending, the task held on every worker until retryAfter.
+      this.#decide(attempt, { kind: 'rateLimited', retryAfter: err.retryAfter }, error)
       return
     }
     const retryable = (attempt.task as Task<never[], unknown>).isRetryable(err)
@@ -479,6 +493,9 @@ export class Worker {
         continue
       }
       this.#settled(batch.length)
+      // An attempt of a task under a concurrency cap or a breaker ended: a claim waiting here for
+      // its slot looks again now rather than at its next recheck (policy FLOW_RECHECK_MS).
+      if (batch.some((p) => p.attempt.task?.settings.flow?.concurrency !== undefined || p.attempt.task?.settings.flow?.threshold !== undefined)) core.wake()
       this.#fireHooks(batch, outcomes)
       return
     }
@@ -486,10 +503,12 @@ export class Worker {
 
   #fireHooks(batch: PendingSettle[], outcomes: SettleOutcome[]): void {
     const hooks = this.#queue.hooks
+    let breakers = false
     for (let i = 0; i < batch.length; i++) {
       const { attempt, error } = batch[i] as PendingSettle
       const status = (outcomes[i] as SettleOutcome).status
-      if (status === 'stale' || status === 'cancelled') continue
+      if (attempt.task?.settings.flow?.threshold !== undefined) breakers = true
+      if (status === 'stale' || status === 'cancelled' || status === 'pending') continue
       // The common case (a success nobody listens to) builds no event at all.
       if (status === 'complete' && !hooks.has('success')) continue
       const event: HookEvent = {
@@ -507,6 +526,7 @@ export class Worker {
       hooks.fire('failure', event)
       hooks.fire(status === 'dead' ? 'dead' : 'retry', event)
     }
+    if (breakers) this.#queue.breakerSettled()
   }
 
   #settled(count: number): void {

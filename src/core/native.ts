@@ -15,6 +15,7 @@ import type {
   ClaimRequest,
   ClaimedJob,
   Core,
+  BreakerRow,
   DeadLetterRow,
   Enqueued,
   ErrorRecordRow,
@@ -29,6 +30,7 @@ import type {
   SettleStatus,
   StatsRow,
   ThroughputRow,
+  TaskFlow,
   WorkerInfo,
 } from './types.js'
 
@@ -49,7 +51,10 @@ true satisfies Same<Binding.OpenOptions, OpenOptions> &
   Same<Binding.QueueRow, QueueRow> &
   Same<Binding.ListFilter, ListFilter> &
   Same<Binding.ThroughputRow, ThroughputRow> &
-  Same<Binding.WorkerInfo, WorkerInfo>
+  Same<Binding.WorkerInfo, WorkerInfo> &
+  Same<Binding.TaskFlow, TaskFlow> &
+  // state: the binding says string, the core's three names (BreakerState::as_str).
+  Same<Omit<Binding.BreakerRow, 'state'>, Omit<BreakerRow, 'state'>>
 
 let binding: typeof Binding | undefined
 
@@ -83,6 +88,7 @@ export async function openNative(options: OpenOptions): Promise<Core> {
     cancel: (id) => h.cancel(id),
     setProgress: (id, token, progress) => h.setProgress(id, token, progress),
     stats: () => h.stats(),
+    circuitBreakers: () => h.circuitBreakers() as Promise<BreakerRow[]>,
     deadLetters: (limit, offset) => h.deadLetters(limit, offset),
     replay: (deadId) => h.replay(deadId),
     listJobs: (filter) => h.listJobs(filter),
@@ -144,7 +150,7 @@ function packJobs(jobs: NewJob[]): string {
 }
 
 /** SettleStatus::ALL of the core, in its order (a cargo test in crates/node/src/packing.rs checks this line). */
-const SETTLE_STATUSES: readonly SettleStatus[] = ['complete', 'failed', 'dead', 'cancelled', 'stale']
+const SETTLE_STATUSES: readonly SettleStatus[] = ['complete', 'failed', 'dead', 'cancelled', 'pending', 'stale']
 
 /** The binding's packed settle reply (`pack_outcomes`): status index and runAt per settle, in order. */
 function unpackOutcomes(settles: Settle[], text: string): SettleOutcome[] {

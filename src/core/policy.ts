@@ -9,6 +9,7 @@
  * integer is expected, a fraction, NaN) and then apply the shared value rule with its shared message.
  */
 import { coreError, type CoreError } from './errors.js'
+import { validateTaskFlow } from './policy/flow.js'
 import type { ClaimRequest, NewJob, WorkerInfo } from './types.js'
 
 // ---- leases ---------------------------------------------------------------------------------
@@ -198,6 +199,7 @@ export function validateWorker(w: WorkerInfo): void {
     throw invalid('a worker needs at least one non-empty queue name, e.g. ["default"]')
   }
   validateTasks('a worker needs its', w.tasks)
+  for (const f of w.flow ?? []) validateTaskFlow(f)
 }
 
 /** The queues a claim reads, each once, in a fixed order (code-unit order, as Rust sorts bytes

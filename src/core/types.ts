@@ -131,6 +131,38 @@ export interface WorkerInfo {
   /** How long a job may stay ready while no live worker of its namespace has its task before it ends
    * dead (`task not registered`); the namespace uses the longest of its live workers'. */
   unroutableAfterMs: number
+  /** The flow options of its tasks that have any: its claims apply them (and write them to the
+   * task's flow row, where the settles and reapers of every process read the breaker's). */
+  flow?: TaskFlow[]
+}
+
+/**
+ * A task's flow options (crates/core/src/policy/flow.rs), one field per column of its task_flow
+ * row; absent: not set. A rate limit is `rateLimit` starts per `ratePerMs`; a breaker needs
+ * `threshold`, `windowMs`, `cooldownMs` and `halfOpenProbes`.
+ */
+export interface TaskFlow {
+  task: string
+  rateLimit?: number
+  ratePerMs?: number
+  concurrency?: number
+  threshold?: number
+  windowMs?: number
+  cooldownMs?: number
+  halfOpenProbes?: number
+}
+
+export type BreakerState = 'closed' | 'open' | 'half-open'
+
+/** A circuit breaker as `queue.circuitBreakers()` shows it. */
+export interface BreakerRow {
+  taskName: string
+  state: BreakerState
+  /** Failures counted within the window (while closed). */
+  failures: number
+  openedAt: number | null
+  /** When an open breaker lets probes through (goes half-open); null unless open. */
+  closesAt: number | null
 }
 
 export interface ClaimedJob {
@@ -149,7 +181,7 @@ export interface ClaimedJob {
   startedAt: number
 }
 
-export type SettleKind = 'complete' | 'fail' | 'cancel'
+export type SettleKind = 'complete' | 'fail' | 'cancel' | 'rateLimited'
 
 export interface Settle {
   id: string
@@ -163,13 +195,19 @@ export interface Settle {
   traceback?: string | null
   /** kind 'fail': false sends the job straight to dead (retryOn / dontRetryOn said no). */
   retryable?: boolean | null
+  /** kind 'rateLimited' (the handler threw RateLimitExceededError): back to pending this many ms
+   * from now, no retry used, no error recorded, and no job of the task starts before then. */
+  retryAfter?: number
+  /** The task has a circuit breaker: a complete counts as its success (failures always count). */
+  breaker?: boolean
 }
 
-export type SettleStatus = 'complete' | 'failed' | 'dead' | 'cancelled' | 'stale'
+export type SettleStatus = 'complete' | 'failed' | 'dead' | 'cancelled' | 'pending' | 'stale'
 
 export interface SettleOutcome {
   id: string
-  /** 'failed' = retry scheduled at runAt; 'stale' = the token was not current: nothing recorded. */
+  /** 'failed' = retry scheduled at runAt; 'pending' = back to pending until runAt (rateLimited);
+   * 'stale' = the token was not current: nothing recorded. */
   status: SettleStatus
   runAt: number | null
 }
@@ -298,6 +336,8 @@ export interface Core {
   /** false when the token is stale. */
   setProgress(id: string, token: number, progress: number): Promise<boolean>
   stats(): Promise<StatsRow>
+  /** The tasks with a circuit breaker, by name, as their flow rows say now. */
+  circuitBreakers(): Promise<BreakerRow[]>
   deadLetters(limit: number, offset: number): Promise<DeadLetterRow[]>
   /** New job from a dead letter's settings; a second replay of the same dead letter returns the
    * job the first one created. Unknown id rejects with JOB_NOT_FOUND. */

@@ -139,6 +139,9 @@ pub struct WorkerInfo {
     /// How long a job may stay ready while no live worker of its namespace has its task, before
     /// it ends dead (`policy::DEFAULT_UNROUTABLE_AFTER_MS`).
     pub unroutable_after_ms: u64,
+    /// The flow options of its tasks that have any (`policy::flow`): its claims apply them, and
+    /// write them to the task's flow row for the settles and reapers of every process.
+    pub flow: Vec<TaskFlow>,
 }
 
 impl WorkerInfo {
@@ -154,8 +157,92 @@ impl WorkerInfo {
             pid: i64::from(std::process::id()),
             lease_ms,
             unroutable_after_ms: crate::policy::DEFAULT_UNROUTABLE_AFTER_MS,
+            flow: Vec::new(),
         }
     }
+}
+
+// ---- flow control per task (rules in policy::flow) ----------------------------------------------
+
+/// `limit` starts per `per_ms`, with bursts of up to `limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub limit: i64,
+    pub per_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerOptions {
+    /// Failures within `window_ms` that open the breaker.
+    pub threshold: i64,
+    pub window_ms: i64,
+    /// How long it stays open before it lets probes through (half-open).
+    pub cooldown_ms: i64,
+    /// How many attempts run while half-open, and how many successes close it.
+    pub half_open_probes: i64,
+}
+
+/// A task's flow options, as its worker registers them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFlow {
+    pub task: String,
+    pub rate_limit: Option<RateLimit>,
+    pub concurrency: Option<i64>,
+    pub breaker: Option<BreakerOptions>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(i64)]
+pub enum BreakerState {
+    Closed = 0,
+    Open = 1,
+    HalfOpen = 2,
+}
+
+impl BreakerState {
+    pub fn from_i64(v: i64) -> Self {
+        match v {
+            1 => Self::Open,
+            2 => Self::HalfOpen,
+            _ => Self::Closed,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half-open",
+        }
+    }
+}
+
+impl TaskFlow {
+    /// A task without flow options.
+    pub fn none(task: &str) -> Self {
+        TaskFlow {
+            task: task.to_string(),
+            rate_limit: None,
+            concurrency: None,
+            breaker: None,
+        }
+    }
+
+    pub fn has_options(&self) -> bool {
+        self.rate_limit.is_some() || self.concurrency.is_some() || self.breaker.is_some()
+    }
+}
+
+/// A circuit breaker as `queue.circuitBreakers()` shows it (`policy::flow::breaker_view`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakerRow {
+    pub task_name: String,
+    pub state: BreakerState,
+    /// Failures counted within the window.
+    pub failures: i64,
+    pub opened_at: Option<i64>,
+    /// When an open breaker goes half-open (lets probes through).
+    pub closes_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -182,6 +269,9 @@ pub enum SettleKind {
     Complete,
     Fail,
     Cancel,
+    /// The handler threw `RateLimitExceededError`: back to pending after `retry_after_ms`, no
+    /// retry used, no error recorded, and the task held until then (`task_flow.hold_until`).
+    RateLimited,
 }
 
 impl SettleKind {
@@ -190,6 +280,7 @@ impl SettleKind {
             "complete" => Some(Self::Complete),
             "fail" => Some(Self::Fail),
             "cancel" => Some(Self::Cancel),
+            "rateLimited" => Some(Self::RateLimited),
             _ => None,
         }
     }
@@ -208,6 +299,11 @@ pub struct Settle {
     pub traceback: Option<String>,
     /// Fail: false sends the job straight to dead. None means true.
     pub retryable: Option<bool>,
+    /// RateLimited: how long the job and its task wait (ms, at least 0).
+    pub retry_after_ms: Option<i64>,
+    /// The task has a circuit breaker: a complete counts as its success (a failure is counted
+    /// whatever this says, by the task's flow row).
+    pub breaker: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -217,17 +313,20 @@ pub enum SettleStatus {
     Failed,
     Dead,
     Cancelled,
+    /// Back to pending (RateLimited), to run at `run_at`.
+    Pending,
     /// The token was not current: nothing recorded.
     Stale,
 }
 
 impl SettleStatus {
     /// Every status, in a fixed order (the packed settle reply of the binding numbers them so).
-    pub const ALL: [SettleStatus; 5] = [
+    pub const ALL: [SettleStatus; 6] = [
         Self::Complete,
         Self::Failed,
         Self::Dead,
         Self::Cancelled,
+        Self::Pending,
         Self::Stale,
     ];
 
@@ -237,6 +336,7 @@ impl SettleStatus {
             Self::Failed => "failed",
             Self::Dead => "dead",
             Self::Cancelled => "cancelled",
+            Self::Pending => "pending",
             Self::Stale => "stale",
         }
     }

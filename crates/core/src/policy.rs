@@ -9,6 +9,8 @@
 //! a finished job is kept and how the sweep paces its deletes. A rule that two engines would
 //! otherwise each write belongs here.
 
+pub mod flow;
+
 use std::cmp::Ordering;
 
 pub mod queues;
@@ -240,7 +242,8 @@ pub fn validate_worker(w: &WorkerInfo) -> Result<()> {
             "a worker needs at least one non-empty queue name, e.g. [\"default\"]",
         ));
     }
-    validate_tasks("a worker needs its", &w.tasks)
+    validate_tasks("a worker needs its", &w.tasks)?;
+    w.flow.iter().try_for_each(flow::validate_task_flow)
 }
 
 /// The queues a claim reads, each once, in a fixed order.

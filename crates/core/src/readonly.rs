@@ -58,6 +58,9 @@ impl Store for ReadOnlyStore {
     async fn stats(&self) -> Result<StatsRow> {
         self.inner.stats().await
     }
+    async fn circuit_breakers(&self) -> Result<Vec<BreakerRow>> {
+        self.inner.circuit_breakers().await
+    }
     async fn dead_letters(&self, limit: i64, offset: i64) -> Result<Vec<DeadLetterRow>> {
         self.inner.dead_letters(limit, offset).await
     }

@@ -52,6 +52,9 @@ pub trait Store: Send + Sync {
     /// false when the token is stale; a value that is not finite is refused.
     async fn set_progress(&self, id: i64, token: i64, progress: f64) -> Result<bool>;
     async fn stats(&self) -> Result<StatsRow>;
+    /// The tasks of this namespace with a circuit breaker (declared by a worker's claims), by
+    /// name, as `policy::flow::breaker_view` shows them now.
+    async fn circuit_breakers(&self) -> Result<Vec<BreakerRow>>;
     /// Newest first; `limit` and `offset` as `policy::validate_page` allows.
     async fn dead_letters(&self, limit: i64, offset: i64) -> Result<Vec<DeadLetterRow>>;
     /// New job from a dead letter; a second replay returns the first one's job. Unknown id →

@@ -519,3 +519,193 @@ fn queues_cases() {
         assert_eq!(got, want, "case {case}");
     }
 }
+
+// ---- flow control (policy_cases/flow.json) ----------------------------------------------------
+
+mod flow_cases {
+    use super::*;
+    use taskito_core::policy::flow::{self, FlowState};
+    use taskito_core::{BreakerOptions, BreakerState, RateLimit, TaskFlow};
+
+    fn state_name(s: BreakerState) -> &'static str {
+        s.as_str()
+    }
+
+    fn breaker_state(v: &Value) -> BreakerState {
+        match v.as_str().expect("breaker state") {
+            "open" => BreakerState::Open,
+            "half-open" => BreakerState::HalfOpen,
+            _ => BreakerState::Closed,
+        }
+    }
+
+    fn rate(v: &Value) -> Option<RateLimit> {
+        (!v.is_null()).then(|| RateLimit {
+            limit: int(v, "limit"),
+            per_ms: int(v, "perMs"),
+        })
+    }
+
+    fn breaker(v: &Value) -> Option<BreakerOptions> {
+        (!v.is_null()).then(|| BreakerOptions {
+            threshold: int(v, "threshold"),
+            window_ms: int(v, "windowMs"),
+            cooldown_ms: int(v, "cooldownMs"),
+            half_open_probes: int(v, "halfOpenProbes"),
+        })
+    }
+
+    fn task_flow(v: &Value) -> TaskFlow {
+        TaskFlow {
+            task: "t".into(),
+            rate_limit: rate(&v["rateLimit"]),
+            concurrency: opt_int(v, "concurrency"),
+            breaker: breaker(&v["breaker"]),
+        }
+    }
+
+    fn ints(v: &Value) -> Vec<i64> {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|x| x.as_i64().expect("int"))
+            .collect()
+    }
+
+    fn state(v: &Value) -> FlowState {
+        FlowState {
+            tokens: v["tokens"].as_f64().unwrap_or(0.0),
+            refilled_at: v["refilledAt"].as_i64().unwrap_or(0),
+            hold_until: v["holdUntil"].as_i64().unwrap_or(0),
+            breaker: breaker_state(&v["breaker"]),
+            failures: ints(&v["failures"]),
+            opened_at: opt_int(v, "openedAt"),
+            probe_successes: int(v, "probeSuccesses"),
+        }
+    }
+
+    fn rate_json(r: taskito_core::Result<RateLimit>) -> Result<Value, String> {
+        r.map(|r| serde_json::json!({ "limit": r.limit, "perMs": r.per_ms }))
+            .map_err(|e| e.message().to_string())
+    }
+
+    /// `expect` or `error` of a case, as the result of a validator.
+    fn want(case: &Value) -> Result<Value, String> {
+        match expected_error(case) {
+            Some(e) => Err(e),
+            None => Ok(case["expect"].clone()),
+        }
+    }
+
+    #[test]
+    fn constants() {
+        let all = cases();
+        let c = &all["flow_constants"];
+        assert_eq!(int(c, "FLOW_RECHECK_MS"), flow::FLOW_RECHECK_MS);
+        assert_eq!(int(c, "MAX_CONCURRENCY") as f64, flow::MAX_CONCURRENCY);
+    }
+
+    #[test]
+    fn validation() {
+        let all = cases();
+        for case in section(&all, "flow_parse_rate_limit") {
+            let got = rate_json(flow::parse_rate_limit(&text(case, "spec")));
+            assert_eq!(got, want(case), "case {case}");
+        }
+        for case in section(&all, "flow_rate_limit_of") {
+            let (l, p) = (case["limit"].as_f64(), case["per"].as_f64());
+            let got = rate_json(flow::rate_limit_of(l.unwrap(), p.unwrap()));
+            assert_eq!(got, want(case), "case {case}");
+        }
+        for case in section(&all, "flow_concurrency_of") {
+            let got = flow::concurrency_of(case["value"].as_f64().unwrap())
+                .map(|n| serde_json::json!(n))
+                .map_err(|e| e.message().to_string());
+            assert_eq!(got, want(case), "case {case}");
+        }
+        for case in section(&all, "flow_breaker_of") {
+            let f = |k: &str| case[k].as_f64().unwrap();
+            let got = flow::breaker_of(f("threshold"), f("window"), f("cooldown"), f("probes"))
+                .map(|b| {
+                    serde_json::json!({ "threshold": b.threshold, "windowMs": b.window_ms,
+                        "cooldownMs": b.cooldown_ms, "halfOpenProbes": b.half_open_probes })
+                })
+                .map_err(|e| e.message().to_string());
+            assert_eq!(got, want(case), "case {case}");
+        }
+    }
+
+    #[test]
+    fn bucket_and_gate() {
+        let all = cases();
+        for case in section(&all, "flow_refill") {
+            let r = rate(&case["rate"]).unwrap();
+            let got = flow::refill(
+                r,
+                case["tokens"].as_f64().unwrap(),
+                int(case, "refilledAt"),
+                int(case, "now"),
+            );
+            assert_eq!(got, case["expect"].as_f64().unwrap(), "case {case}");
+        }
+        for case in section(&all, "flow_gate") {
+            let g = flow::gate(
+                &task_flow(&case["flow"]),
+                &state(&case["state"]),
+                int(case, "running"),
+                int(case, "now"),
+            );
+            let e = &case["expect"];
+            let allowed = (g.allowed != i64::MAX).then_some(g.allowed);
+            assert_eq!(allowed, opt_int(e, "allowed"), "case {case}");
+            assert_eq!(g.next_at, opt_int(e, "nextAt"), "case {case}");
+            assert_eq!(g.state.tokens, e["tokens"].as_f64().unwrap(), "case {case}");
+            assert_eq!(
+                state_name(g.state.breaker),
+                text(e, "breaker"),
+                "case {case}"
+            );
+        }
+        for case in section(&all, "flow_took") {
+            let s = FlowState {
+                tokens: case["tokens"].as_f64().unwrap(),
+                ..FlowState::fresh(&TaskFlow::none("t"), 0)
+            };
+            let got = flow::took(&task_flow(&case["flow"]), &s, int(case, "started"));
+            assert_eq!(got.tokens, case["expect"].as_f64().unwrap(), "case {case}");
+        }
+    }
+
+    #[test]
+    fn breaker_transitions() {
+        let all = cases();
+        for case in section(&all, "flow_breaker") {
+            let b = breaker(&case["breaker"]).unwrap();
+            let s = state(&case["state"]);
+            let now = int(case, "now");
+            let got = match text(case, "event").as_str() {
+                "failed" => flow::breaker_failed(&b, &s, now),
+                _ => flow::breaker_succeeded(&b, &s, now),
+            };
+            let e = &case["expect"];
+            assert_eq!(state_name(got.breaker), text(e, "breaker"), "case {case}");
+            assert_eq!(got.failures, ints(&e["failures"]), "case {case}");
+            assert_eq!(got.opened_at, opt_int(e, "openedAt"), "case {case}");
+            assert_eq!(got.probe_successes, int(e, "probeSuccesses"), "case {case}");
+        }
+        for case in section(&all, "flow_breaker_view") {
+            let b = breaker(&case["breaker"]).unwrap();
+            let v = flow::breaker_view(&b, &state(&case["state"]), int(case, "now"));
+            let e = &case["expect"];
+            assert_eq!(state_name(v.state), text(e, "state"), "case {case}");
+            assert_eq!(v.failures, int(e, "failures"), "case {case}");
+            assert_eq!(v.opened_at, opt_int(e, "openedAt"), "case {case}");
+            assert_eq!(v.closes_at, opt_int(e, "closesAt"), "case {case}");
+        }
+        for case in section(&all, "flow_failures_text") {
+            let got = flow::failures_from_text(&text(case, "text"));
+            assert_eq!(got, ints(&case["expect"]), "case {case}");
+            assert_eq!(flow::failures_from_text(&flow::failures_to_text(&got)), got);
+        }
+    }
+}

@@ -236,6 +236,8 @@ async fn the_store_works_over_tls() {
             error: None,
             traceback: None,
             retryable: None,
+            retry_after_ms: None,
+            breaker: false,
         }])
         .await
         .unwrap();

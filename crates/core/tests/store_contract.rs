@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use taskito_core::policy;
 use taskito_core::{
-    open, ClaimRequest, ClaimedJob, JobRow, JobToken, ListFilter, NewJob, OpenOptions, QueueRow,
-    SettleKind, SettleStatus, StatsRow, StatusCode, Store, WorkerInfo,
+    open, BreakerOptions, BreakerState, ClaimRequest, ClaimedJob, JobRow, JobToken, ListFilter,
+    NewJob, OpenOptions, QueueRow, RateLimit, Settle, SettleKind, SettleStatus, StatsRow,
+    StatusCode, Store, TaskFlow, WorkerInfo,
 };
 use tempfile::TempDir;
 use tokio_postgres::NoTls;
@@ -155,6 +156,10 @@ contract!(
     a_paused_queue_starts_nothing_until_resumed,
     a_resume_wakes_a_waiting_claim,
     a_pause_needs_a_queue_name,
+    a_rate_limit_hands_out_its_tokens_and_no_more,
+    a_concurrency_cap_counts_running_attempts_of_every_worker,
+    a_rate_limited_settle_holds_the_task_and_uses_no_retry,
+    a_breaker_opens_at_its_threshold_and_a_probe_closes_it,
 );
 
 // ---- helpers --------------------------------------------------------------------------------
@@ -1342,4 +1347,177 @@ async fn a_pause_needs_a_queue_name(s: Arc<dyn Store>) {
     }
     assert!(s.paused_queues().await.unwrap().is_empty());
     assert!(s.queues().await.unwrap().is_empty());
+}
+
+// ---- flow control (policy::flow) ---------------------------------------------------------------
+
+/// A worker of every test task whose `flow` is this task's options.
+fn flow_worker(id: &str, flow: TaskFlow) -> WorkerInfo {
+    WorkerInfo {
+        flow: vec![flow],
+        ..worker(id, 60_000)
+    }
+}
+
+fn flow_of(task: &str) -> TaskFlow {
+    TaskFlow::none(task)
+}
+
+async fn a_rate_limit_hands_out_its_tokens_and_no_more(s: Arc<dyn Store>) {
+    // 3 per hour: a full bucket of 3, then nothing for 20 minutes.
+    let rate = RateLimit {
+        limit: 3,
+        per_ms: 3_600_000,
+    };
+    s.register_worker(&flow_worker(
+        "w",
+        TaskFlow {
+            rate_limit: Some(rate),
+            ..flow_of("t")
+        },
+    ))
+    .unwrap();
+    for _ in 0..5 {
+        enqueue_one(&s, job("t")).await;
+    }
+    let other = enqueue_one(&s, job("u")).await;
+    let got = s.claim(req("w", 10, 0)).await.unwrap();
+    let of_t = got.iter().filter(|j| j.task_name == "t").count();
+    assert_eq!(of_t, 3, "the bucket's 3 tokens");
+    assert!(
+        got.iter().any(|j| j.id == other),
+        "a task without a limit is not held"
+    );
+    // A second worker, in the same store, gets no token either: the bucket is the database's.
+    s.register_worker(&flow_worker(
+        "v",
+        TaskFlow {
+            rate_limit: Some(rate),
+            ..flow_of("t")
+        },
+    ))
+    .unwrap();
+    assert!(s.claim(req("v", 10, 0)).await.unwrap().is_empty());
+    assert_eq!(s.stats().await.unwrap().pending, 2, "no attempt used");
+    s.unregister_worker("w");
+    s.unregister_worker("v");
+}
+
+async fn a_concurrency_cap_counts_running_attempts_of_every_worker(s: Arc<dyn Store>) {
+    let capped = TaskFlow {
+        concurrency: Some(2),
+        ..flow_of("t")
+    };
+    s.register_worker(&flow_worker("w", capped.clone()))
+        .unwrap();
+    s.register_worker(&flow_worker("v", capped)).unwrap();
+    for _ in 0..5 {
+        enqueue_one(&s, job("t")).await;
+    }
+    let a = s.claim(req("w", 1, 0)).await.unwrap();
+    let b = s.claim(req("v", 10, 0)).await.unwrap();
+    assert_eq!((a.len(), b.len()), (1, 1), "2 running over both workers");
+    assert!(s.claim(req("w", 10, 0)).await.unwrap().is_empty());
+    // Every way an attempt ends gives its slot back: a settle, a release.
+    s.settle(vec![complete(&a[0], "1")]).await.unwrap();
+    let c = s.claim(req("w", 10, 0)).await.unwrap();
+    assert_eq!(c.len(), 1);
+    s.release(vec![JobToken {
+        id: b[0].id,
+        token: b[0].token,
+    }])
+    .await
+    .unwrap();
+    assert_eq!(s.claim(req("v", 10, 0)).await.unwrap().len(), 1);
+    s.unregister_worker("w");
+    s.unregister_worker("v");
+}
+
+async fn a_rate_limited_settle_holds_the_task_and_uses_no_retry(s: Arc<dyn Store>) {
+    s.register_worker(&worker("w", 60_000)).unwrap();
+    let first = enqueue_one(&s, job("t")).await;
+    let j = claim_one(&s, "w", 0).await;
+    assert_eq!(j.id, first);
+    enqueue_one(&s, job("t")).await;
+    let out = s
+        .settle(vec![Settle {
+            retry_after_ms: Some(60_000),
+            ..settle(&j, SettleKind::RateLimited)
+        }])
+        .await
+        .unwrap();
+    assert_eq!(out[0].status, SettleStatus::Pending);
+    let r = row(&s, first).await;
+    assert_eq!((status(&r), r.retry_count), (StatusCode::Pending, 0));
+    assert!(
+        s.job_errors(first).await.unwrap().is_empty(),
+        "not a failure"
+    );
+    // Held: neither job of the task starts, though nothing else limits it.
+    assert!(s.claim(req("w", 10, 0)).await.unwrap().is_empty());
+    // A stale token changes nothing.
+    let again = s
+        .settle(vec![settle(&j, SettleKind::RateLimited)])
+        .await
+        .unwrap();
+    assert_eq!(again[0].status, SettleStatus::Stale);
+    s.unregister_worker("w");
+}
+
+async fn a_breaker_opens_at_its_threshold_and_a_probe_closes_it(s: Arc<dyn Store>) {
+    let b = BreakerOptions {
+        threshold: 2,
+        window_ms: 60_000,
+        cooldown_ms: 300,
+        half_open_probes: 1,
+    };
+    s.register_worker(&flow_worker(
+        "w",
+        TaskFlow {
+            breaker: Some(b),
+            ..flow_of("flaky")
+        },
+    ))
+    .unwrap();
+    let no_retry = |t: &str| NewJob {
+        max_retries: 0,
+        ..job(t)
+    };
+    enqueue_one(&s, no_retry("flaky")).await;
+    enqueue_one(&s, no_retry("flaky")).await;
+    let got = s.claim(req("w", 10, 0)).await.unwrap();
+    assert_eq!(got.len(), 2);
+    s.settle(got.iter().map(|j| fail(j, "Error: down")).collect())
+        .await
+        .unwrap();
+    let view = s.circuit_breakers().await.unwrap();
+    assert_eq!(view.len(), 1);
+    assert_eq!(
+        (view[0].task_name.as_str(), view[0].state),
+        ("flaky", BreakerState::Open)
+    );
+    assert_eq!(view[0].closes_at.unwrap() - view[0].opened_at.unwrap(), 300);
+    // Open: a new job waits, no attempt used, until the cooldown ends; then one probe runs.
+    let probe = enqueue_one(&s, no_retry("flaky")).await;
+    enqueue_one(&s, no_retry("flaky")).await;
+    assert!(s.claim(req("w", 10, 0)).await.unwrap().is_empty());
+    let got = s.claim(req("w", 10, 2_000)).await.unwrap();
+    assert_eq!(got.len(), 1, "one probe while half-open");
+    assert_eq!(got[0].id, probe);
+    assert_eq!(
+        s.circuit_breakers().await.unwrap()[0].state,
+        BreakerState::HalfOpen
+    );
+    s.settle(vec![Settle {
+        breaker: true,
+        ..complete(&got[0], "1")
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.circuit_breakers().await.unwrap()[0].state,
+        BreakerState::Closed
+    );
+    assert_eq!(s.claim(req("w", 10, 0)).await.unwrap().len(), 1);
+    s.unregister_worker("w");
 }

@@ -77,6 +77,8 @@ async fn throughput() {
                 error: None,
                 traceback: None,
                 retryable: None,
+                retry_after_ms: None,
+                breaker: false,
             })
             .collect();
         s.settle(settles).await.unwrap();

@@ -19,8 +19,8 @@ use taskito_core as core;
 
 use crate::packing::parse_id;
 use crate::types::{
-    non_negative, ClaimRequest, DeadLetterRow, ErrorRecordRow, JobRow, JobToken, ListFilter,
-    OpenOptions, QueueRow, StatsRow, ThroughputRow, WorkerInfo,
+    non_negative, BreakerRow, ClaimRequest, DeadLetterRow, ErrorRecordRow, JobRow, JobToken,
+    ListFilter, OpenOptions, QueueRow, StatsRow, ThroughputRow, WorkerInfo,
 };
 
 /// A core error code as the napi error status, so the JS error's `code` is the CoreErrorCode.
@@ -180,6 +180,12 @@ impl NativeCore {
     #[napi(ts_return_type = "Promise<StatsRow>")]
     pub async fn stats(&self) -> Result<Coded<StatsRow>> {
         coded(self.store.stats().await, StatsRow::from)
+    }
+
+    #[napi(ts_return_type = "Promise<BreakerRow[]>")]
+    pub async fn circuit_breakers(&self) -> Result<Coded<Vec<BreakerRow>>> {
+        let r = self.store.circuit_breakers().await;
+        coded(r, |v| v.into_iter().map(BreakerRow::from).collect())
     }
 
     #[napi(ts_return_type = "Promise<DeadLetterRow[]>")]

@@ -80,6 +80,9 @@ struct PackedSettle {
     error: Option<String>,
     traceback: Option<String>,
     retryable: Option<bool>,
+    #[serde(rename = "retryAfter")]
+    retry_after: Option<f64>,
+    breaker: Option<bool>,
 }
 
 /// A settle batch: a JSON array of Settle objects. The whole batch is refused for one bad settle,
@@ -91,7 +94,7 @@ pub(crate) fn unpack_settles(text: &str) -> core::Result<Vec<core::Settle>> {
         .map(|s| {
             let kind = core::SettleKind::parse(&s.kind).ok_or_else(|| {
                 core::Error::InvalidArgument(format!(
-                    "settle kind {:?} is not one of complete, fail, cancel",
+                    "settle kind {:?} is not one of complete, fail, cancel, rateLimited",
                     s.kind
                 ))
             })?;
@@ -103,6 +106,11 @@ pub(crate) fn unpack_settles(text: &str) -> core::Result<Vec<core::Settle>> {
                 error: s.error,
                 traceback: s.traceback,
                 retryable: s.retryable,
+                retry_after_ms: s
+                    .retry_after
+                    .map(|ms| crate::types::non_negative("retryAfter", ms).map(|v| v as i64))
+                    .transpose()?,
+                breaker: s.breaker.unwrap_or(false),
             })
         })
         .collect()

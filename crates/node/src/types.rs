@@ -100,6 +100,72 @@ pub struct WorkerInfo {
     pub lease_ms: f64,
     /// How long (ms) a job may stay ready while no live worker of its namespace has its task.
     pub unroutable_after_ms: f64,
+    /// The flow options of its tasks that have any.
+    pub flow: Option<Vec<TaskFlow>>,
+}
+
+/// A task's flow options (`policy::flow`), one column each as the task_flow row keeps them;
+/// absent: not set. A rate limit needs both `rateLimit` and `ratePerMs`, a breaker all four.
+#[napi(object)]
+pub struct TaskFlow {
+    pub task: String,
+    pub rate_limit: Option<f64>,
+    pub rate_per_ms: Option<f64>,
+    pub concurrency: Option<f64>,
+    pub threshold: Option<f64>,
+    pub window_ms: Option<f64>,
+    pub cooldown_ms: Option<f64>,
+    pub half_open_probes: Option<f64>,
+}
+
+impl TryFrom<TaskFlow> for core::TaskFlow {
+    type Error = core::Error;
+
+    fn try_from(f: TaskFlow) -> core::Result<Self> {
+        use core::policy::flow;
+        let rate_limit = match (f.rate_limit, f.rate_per_ms) {
+            (None, None) => None,
+            (l, p) => Some(flow::rate_limit_of(l.unwrap_or(0.0), p.unwrap_or(0.0))?),
+        };
+        let breaker = match (f.threshold, f.window_ms, f.cooldown_ms, f.half_open_probes) {
+            (None, None, None, None) => None,
+            (t, w, c, p) => Some(flow::breaker_of(
+                t.unwrap_or(0.0),
+                w.unwrap_or(0.0),
+                c.unwrap_or(0.0),
+                p.unwrap_or(1.0),
+            )?),
+        };
+        Ok(core::TaskFlow {
+            concurrency: f.concurrency.map(flow::concurrency_of).transpose()?,
+            task: f.task,
+            rate_limit,
+            breaker,
+        })
+    }
+}
+
+/// A circuit breaker as `queue.circuitBreakers()` shows it.
+#[napi(object, use_nullable = true)]
+pub struct BreakerRow {
+    pub task_name: String,
+    /// 'closed', 'open' or 'half-open'.
+    pub state: String,
+    pub failures: i64,
+    pub opened_at: Option<i64>,
+    pub closes_at: Option<i64>,
+}
+
+impl From<core::BreakerRow> for BreakerRow {
+    fn from(b: core::BreakerRow) -> Self {
+        BreakerRow {
+            task_name: b.task_name,
+            state: b.state.as_str().to_string(),
+            failures: b.failures,
+            opened_at: b.opened_at,
+            closes_at: b.closes_at,
+        }
+    }
 }
 
 impl TryFrom<WorkerInfo> for core::WorkerInfo {
@@ -115,6 +181,12 @@ impl TryFrom<WorkerInfo> for core::WorkerInfo {
             concurrency: w.concurrency,
             hostname: w.hostname,
             pid: w.pid,
+            flow: w
+                .flow
+                .unwrap_or_default()
+                .into_iter()
+                .map(core::TaskFlow::try_from)
+                .collect::<core::Result<_>>()?,
         })
     }
 }

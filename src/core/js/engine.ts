@@ -19,7 +19,7 @@
  */
 import { checkFileOwner, claimFile, releaseFile } from '../owners.js'
 import { type Blackout, DEFAULT_LEASE_MS, REAP_GRACE_MS, ROUTE_BATCH, ROUTE_INTERVAL_MS, SWEEP_MIN_BATCH, blackoutAfter, heartbeatIntervalMs, reapCutoffAfter, sweepNext } from '../policy.js'
-import type { ClaimedJob, ClaimRequest, JobRow, WorkerInfo } from '../types.js'
+import type { ClaimedJob, ClaimRequest, JobRow, TaskFlow, WorkerInfo } from '../types.js'
 import { closedError, fromSqlite } from './errors.js'
 import { openDatabase, type Database } from './sqlite.js'
 import { type Effects, isFinal, key, newEffects, Store } from './store.js'
@@ -309,10 +309,16 @@ export class Engine {
     return this.workers.get(key(ns, workerId))?.leaseMs ?? DEFAULT_LEASE_MS
   }
 
+  /** The flow options of a registered worker's tasks (none for a worker never registered). */
+  flowsFor(ns: string, workerId: string): readonly TaskFlow[] {
+    return this.workers.get(key(ns, workerId))?.info.flow ?? []
+  }
+
   claim(owner: object, ns: string, req: ClaimRequest, busyMs: number): Promise<ClaimedJob[]> {
     if (req.waitMs <= 0) {
       const lease = this.leaseFor(ns, req.workerId)
-      return this.submit((now, fx) => this.store.claim(ns, req.workerId, req.queues, req.tasks, req.limit, lease, now, fx), busyMs)
+      const flows = this.flowsFor(ns, req.workerId)
+      return this.submit((now, fx) => this.store.claim(ns, req.workerId, req.queues, req.tasks, flows, req.limit, lease, now, fx), busyMs)
     }
     // The waiter exists before the first attempt, so a commit in the same transaction as that
     // attempt (an enqueue right after it) still pokes it.
@@ -358,8 +364,9 @@ export class Engine {
       w.dueTimer = undefined
     }
     const lease = this.leaseFor(w.ns, w.req.workerId)
+    const flows = this.flowsFor(w.ns, w.req.workerId)
     // A waiter ended (wake, close) before its turn in the transaction claims nothing.
-    this.submit((now, fx) => (w.done ? [] : this.store.claim(w.ns, w.req.workerId, w.req.queues, w.req.tasks, w.req.limit, lease, now, fx)), w.busyMs).then(
+    this.submit((now, fx) => (w.done ? [] : this.store.claim(w.ns, w.req.workerId, w.req.queues, w.req.tasks, flows, w.req.limit, lease, now, fx)), w.busyMs).then(
       (jobs) => {
         w.busy = false
         if (w.done) {
@@ -382,7 +389,7 @@ export class Engine {
   private armDue(w: ClaimWaiter): void {
     let due: number | null
     try {
-      due = this.store.nextDue(w.ns, w.req.queues, w.req.tasks)
+      due = this.store.nextDue(w.ns, w.req.queues, w.req.tasks, this.flowsFor(w.ns, w.req.workerId), Date.now())
     } catch {
       return // the 10 ms poll and the timeout still end the wait
     }

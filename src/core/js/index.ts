@@ -9,6 +9,7 @@ import { canonicalPath, folderMode } from '../files.js'
 import { claimQueues, claimTasks, DEFAULT_FILE_MODE, readOnlyRefusal, validateClaim, validateJob, validatePage, validateProgress, validateWorker } from '../policy.js'
 import { validateQueueName } from '../policy/queues.js'
 import type {
+  BreakerRow,
   CancelOutcome,
   ClaimedJob,
   ClaimRequest,
@@ -59,8 +60,11 @@ function checkSettle(s: Settle, i: number): void {
   if (s === null || typeof s !== 'object') throw invalid(`settle ${i}: must be an object`)
   if (typeof s.id !== 'string') throw invalid(`settle ${i}: id must be a job id string`)
   if (!isInt(s.token)) throw invalid(`settle ${i}: token must be the integer lease token of the claim`)
-  if (s.kind !== 'complete' && s.kind !== 'fail' && s.kind !== 'cancel') {
-    throw invalid(`settle ${i}: kind must be 'complete', 'fail' or 'cancel', got ${JSON.stringify(s.kind)}`)
+  if (s.kind !== 'complete' && s.kind !== 'fail' && s.kind !== 'cancel' && s.kind !== 'rateLimited') {
+    throw invalid(`settle ${i}: kind must be 'complete', 'fail', 'cancel' or 'rateLimited', got ${JSON.stringify(s.kind)}`)
+  }
+  if (s.retryAfter !== undefined && !(Number.isFinite(s.retryAfter) && s.retryAfter >= 0)) {
+    throw invalid(`settle ${i}: retryAfter must be a finite number of ms, 0 or more (got ${String(s.retryAfter)})`)
   }
 }
 
@@ -172,6 +176,10 @@ export class JsCore implements Core {
 
   stats(): Promise<StatsRow> {
     return this.call(() => this.engine.read(() => this.engine.store.stats(this.ns)))
+  }
+
+  circuitBreakers(): Promise<BreakerRow[]> {
+    return this.call(() => this.engine.read(() => this.engine.store.flow.breakers(this.ns, Date.now())))
   }
 
   deadLetters(limit: number, offset: number): Promise<DeadLetterRow[]> {

@@ -25,7 +25,8 @@ import {
   workerAlive,
 } from '../policy.js'
 import { claimable, queueRows } from '../policy/queues.js'
-import { STATS_FIELDS, type ClaimedJob, type DeadLetterRow, type ErrorRecordRow, type JobRow, type NewJob, type QueueRow, type Settle, type SettleOutcome, type StatsRow, type ThroughputRow, type WorkerInfo } from '../types.js'
+import { STATS_FIELDS, type ClaimedJob, type DeadLetterRow, type ErrorRecordRow, type JobRow, type NewJob, type QueueRow, type Settle, type SettleOutcome, type StatsRow, type TaskFlow, type ThroughputRow, type WorkerInfo } from '../types.js'
+import { FlowStore } from './flow.js'
 import { Query } from './queries.js'
 import { Lenient } from './rows.js'
 import type { Database, Statement } from './sqlite.js'
@@ -128,6 +129,7 @@ interface RawFailRead {
   backoff_max_ms: number
   backoff_jitter: number
   cancel_requested: number
+  task_name: string
 }
 
 /** reaper/expired.sql: a running attempt whose lease ran out. */
@@ -255,8 +257,11 @@ export class Store {
   private readonly throughputQ: Query
   private readonly list: Query
   private readonly listSettled: Query
+  /** Flow control per task (task_flow rows). */
+  readonly flow: FlowStore
 
   constructor(db: Database) {
+    this.flow = new FlowStore(db)
     this.begin = db.prepare('BEGIN IMMEDIATE')
     this.commit = db.prepare('COMMIT')
     this.rollback = db.prepare('ROLLBACK')
@@ -357,21 +362,43 @@ export class Store {
     }
   }
 
-  /** `queues`, `tasks`: each once (policy claimQueues, claimTasks). */
-  claim(ns: string, workerId: string, workerQueues: readonly string[], tasks: readonly string[], limit: number, leaseMs: number, now: number, fx: Effects): ClaimedJob[] {
+  /** `queues`, `tasks`: each once (policy claimQueues, claimTasks); `flows`: the worker's flow
+   * options (policy/flow.ts), gated in this same transaction. */
+  claim(ns: string, workerId: string, workerQueues: readonly string[], tasks: readonly string[], flows: readonly TaskFlow[], limit: number, leaseMs: number, now: number, fx: Effects): ClaimedJob[] {
     // Read in the claim's own transaction, under the write lock a pause also takes: a pause
     // committed before this claim, by any process, holds for it.
     const queues = claimable(workerQueues, this.pausedQueues(ns))
-    // As the native core does (claim/ready.sql, claim/take.sql): each (queue, task)'s best ready
-    // jobs by index, the best of those, then one update by rowid each.
+    // As the native core does (claim/ready.sql, claim/take.sql): each task's flow gate, then each
+    // (queue, task)'s best ready jobs by index, the best of those, then one update by rowid each.
+    const gates = this.flow.gates(ns, tasks, flows, now)
+    const open = tasks.filter((t) => gates.find((g) => g.flow.task === t)?.gate.allowed !== 0)
     let rows: RawClaimed[] = []
     for (const queue of queues) {
-      for (const task of tasks) rows = rows.concat(this.readableReady(ns, queue, task, now, limit, fx))
+      for (const task of open) {
+        const allowed = gates.find((g) => g.flow.task === task)?.gate.allowed ?? limit
+        rows = rows.concat(this.readableReady(ns, queue, task, now, Math.min(limit, allowed), fx))
+      }
     }
-    if (queues.length * tasks.length > 1) {
+    if (queues.length * open.length > 1) {
       rows.sort((a, b) => claimOrder({ priority: a.priority, runAt: a.run_at, id: a.id }, { priority: b.priority, runAt: b.run_at, id: b.id }))
+      if (gates.length > 0) {
+        // A task read in several queues may have brought more than its gate allows.
+        const left = new Map(gates.map((g) => [g.flow.task, g.gate.allowed]))
+        rows = rows.filter((r) => {
+          const n = left.get(r.task_name)
+          if (n === undefined) return true
+          left.set(r.task_name, n - 1)
+          return n > 0
+        })
+      }
       rows.length = Math.min(rows.length, limit)
     }
+    const jobs = this.takeAll(ns, workerId, rows, leaseMs, now, fx)
+    this.flow.writeGates(ns, gates, jobs)
+    return jobs
+  }
+
+  private takeAll(_ns: string, workerId: string, rows: RawClaimed[], leaseMs: number, now: number, fx: Effects): ClaimedJob[] {
     return rows.map((r) => {
       const token = r.lease_token + 1
       const deadline = deadlineAt(now, r.timeout_ms)
@@ -451,8 +478,15 @@ export class Store {
     if (s.kind === 'complete') {
       const r = this.complete.run({ result: s.result ?? null, now, id, namespace: ns, token: s.token })
       if (r.changes === 0) return stale
+      if (s.breaker === true) this.flow.succeeded(ns, id, now)
       fx.finished.add(key(ns, s.id))
       return { id: s.id, status: 'complete', runAt: null }
+    }
+    if (s.kind === 'rateLimited') {
+      const at = this.flow.rateLimited(ns, id, s.token, s.retryAfter ?? 0, now)
+      if (at === null) return stale
+      fx.claimableNs.add(ns)
+      return { id: s.id, status: 'pending', runAt: at }
     }
     if (s.kind === 'cancel') {
       const r = this.cancelSettle.run({ now, error: s.error ?? CANCELLED, id, namespace: ns, token: s.token })
@@ -478,8 +512,10 @@ export class Store {
       backoff_max_ms: l.int('backoff_max_ms'),
       backoff_jitter: l.int('backoff_jitter'),
       cancel_requested: l.int('cancel_requested'),
+      task_name: l.text('task_name'),
     }
     this.insertError.run({ job_id: id, attempt: row.retry_count, error, traceback, now })
+    if (row.cancel_requested === 0) this.flow.failed(ns, row.task_name, now)
     const decision = decideFailure({
       retryCount: row.retry_count,
       maxRetries: row.max_retries,
@@ -815,11 +851,17 @@ export class Store {
     return (this.nextExpiry.get() as number | null) ?? null
   }
 
-  /** The earliest run_at among the waiting jobs of these queues and tasks, or null; paused queues
-   * left out, as the claim leaves them out (their jobs would wake it for nothing; a resume wakes it). */
-  nextDue(ns: string, workerQueues: readonly string[], tasks: readonly string[]): number | null {
+  /** When a waiting claim should look again: the earliest scheduled job of its open tasks, or the
+   * earliest time a task its flow gate holds back may start. Paused queues are left out, as the
+   * claim leaves them out (their jobs would wake it for nothing; a resume wakes it). */
+  nextDue(ns: string, workerQueues: readonly string[], tasks: readonly string[], flows: readonly TaskFlow[], now: number): number | null {
     const queues = claimable(workerQueues, this.pausedQueues(ns))
-    if (queues.length === 0) return null
-    return (this.nextRunAt.get({ namespace: ns, queues: JSON.stringify(queues), tasks: JSON.stringify(tasks) }) as number | null) ?? null
+    const gates = this.flow.gates(ns, tasks, flows, now)
+    const open = tasks.filter((t) => gates.find((g) => g.flow.task === t)?.gate.allowed !== 0)
+    let due = open.length === 0 || queues.length === 0 ? null : ((this.nextRunAt.get({ namespace: ns, queues: JSON.stringify(queues), tasks: JSON.stringify(open) }) as number | null) ?? null)
+    for (const g of gates) {
+      if (g.gate.allowed === 0 && g.gate.nextAt !== null) due = due === null ? g.gate.nextAt : Math.min(due, g.gate.nextAt)
+    }
+    return due
   }
 }

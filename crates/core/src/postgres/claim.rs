@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::retry::{backoff_step, SETTLE_RETRY_BUDGET};
-use super::{ms, rows, sql, Inner};
+use super::{flow, ms, rows, sql, Inner};
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::policy;
@@ -26,6 +26,11 @@ impl Inner {
         let queues = policy::claim_queues(&req.queues);
         let tasks = policy::claim_tasks(&req.tasks);
         let lease_ms = self.lease_ms(&req.worker_id) as i64;
+        let flows: Vec<TaskFlow> = self
+            .flows(&req.worker_id)
+            .into_iter()
+            .filter(|f| tasks.contains(&f.task))
+            .collect();
         let give_up = Instant::now() + Duration::from_millis(req.wait_ms);
         let mut wake = self.wake_epoch.subscribe();
         wake.borrow_and_update();
@@ -37,7 +42,7 @@ impl Inner {
             tokio::pin!(notified);
             notified.as_mut().enable();
             let pause = match self
-                .claim_once(&req.worker_id, &queues, &tasks, req.limit, lease_ms)
+                .claim_once(&req.worker_id, &queues, &tasks, &flows, req.limit, lease_ms)
                 .await
             {
                 Ok((jobs, due)) => {
@@ -104,26 +109,87 @@ impl Inner {
     }
 
     /// One claim attempt: the claimed jobs in claim order, or (when none) how long until the
-    /// earliest scheduled job of these queues and tasks is due.
+    /// earliest scheduled job of these queues and tasks is due, or a task held back by its flow
+    /// gate may start. A worker with flow options claims in a transaction that locks its gated
+    /// tasks' flow rows; one without runs the claim statement alone.
     async fn claim_once(
         &self,
         worker_id: &str,
         queues: &[String],
         tasks: &[String],
+        flows: &[TaskFlow],
         limit: i64,
         lease_ms: i64,
     ) -> Result<(Vec<ClaimedJob>, Option<i64>)> {
-        let c = self.client().await?;
-        let st = c.prepare_cached(sql::CLAIM).await?;
-        let found = c
-            .query(
-                &st,
-                &[&self.ns, &queues, &limit, &worker_id, &lease_ms, &tasks],
-            )
-            .await?;
+        let mut c = self.client().await?;
+        let claim = c.prepare_cached(sql::CLAIM).await?;
+        let next_run_at = c.prepare_cached(sql::CLAIM_NEXT_RUN_AT).await?;
+        let (found, due) = if flows.is_empty() {
+            let limits: Vec<Option<i64>> = vec![None; tasks.len()];
+            let found = c
+                .query(
+                    &claim,
+                    &[
+                        &self.ns, &queues, &limit, &worker_id, &lease_ms, &tasks, &limits,
+                    ],
+                )
+                .await?;
+            let due: Option<i64> = if found.is_empty() {
+                c.query_one(&next_run_at, &[&self.ns, &queues, &tasks])
+                    .await?
+                    .get(0)
+            } else {
+                None
+            };
+            (found, due)
+        } else {
+            let tx = c.transaction().await?;
+            let now: i64 = tx
+                .query_one(&tx.prepare_cached(sql::ROUTING_NOW).await?, &[])
+                .await?
+                .get(0);
+            let gates = flow::gates(&tx, &self.ns, flows, now).await?;
+            let mut open = Vec::with_capacity(tasks.len());
+            let mut limits = Vec::with_capacity(tasks.len());
+            let mut held: Option<i64> = None;
+            for t in tasks {
+                match gates.iter().find(|g| &g.flow.task == t) {
+                    Some(g) if g.gate.allowed == 0 => {
+                        if let Some(at) = g.gate.next_at {
+                            held = Some(held.map_or(at - now, |d| d.min(at - now)));
+                        }
+                    }
+                    g => {
+                        open.push(t.clone());
+                        limits.push(g.map(|g| g.gate.allowed.min(limit)));
+                    }
+                }
+            }
+            let found = if open.is_empty() {
+                Vec::new()
+            } else {
+                let args: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+                    &self.ns, &queues, &limit, &worker_id, &lease_ms, &open, &limits,
+                ];
+                tx.query(&claim, &args).await?
+            };
+            let mut due: Option<i64> = None;
+            if found.is_empty() && !open.is_empty() {
+                due = tx
+                    .query_one(&next_run_at, &[&self.ns, &queues, &open])
+                    .await?
+                    .get(0);
+            }
+            let started: Vec<&str> = found.iter().map(|r| r.get(1)).collect();
+            flow::write_gates(&tx, &self.ns, &gates, &started).await?;
+            tx.commit().await?;
+            let due = match (due, held) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            (found, due)
+        };
         if found.is_empty() {
-            let st = c.prepare_cached(sql::CLAIM_NEXT_RUN_AT).await?;
-            let due: Option<i64> = c.query_one(&st, &[&self.ns, &queues, &tasks]).await?.get(0);
             return Ok((Vec::new(), due));
         }
         let mut jobs = Vec::with_capacity(found.len());

@@ -65,6 +65,16 @@ impl Inner {
         })
     }
 
+    /// The flow options of a registered worker's tasks (none for a worker never registered).
+    pub(super) fn flows(&self, worker_id: &str) -> Vec<TaskFlow> {
+        self.workers
+            .lock()
+            .expect("workers lock")
+            .get(worker_id)
+            .map(|w| w.info.flow.clone())
+            .unwrap_or_default()
+    }
+
     pub(super) fn lease_ms(&self, worker_id: &str) -> u64 {
         self.workers
             .lock()

@@ -43,6 +43,7 @@ mod cancel;
 mod claim;
 mod conn;
 mod enqueue;
+mod flow;
 mod heartbeat;
 mod listen;
 mod migrate;

@@ -9,7 +9,7 @@ use deadpool_postgres::Transaction;
 use tokio::time::Instant;
 
 use super::retry::SETTLE_RETRY_BUDGET;
-use super::{sql, Inner};
+use super::{flow, sql, Inner};
 use crate::backoff;
 use crate::error::Result;
 use crate::model::*;
@@ -63,8 +63,10 @@ impl Inner {
         let mut out: Vec<Option<SettleOutcome>> = vec![None; plan.len];
         let mut retried = false;
         let mut c = self.client().await?;
-        let single =
-            plan.fails.is_empty() && (plan.completes.is_empty() || plan.cancels.is_empty());
+        let single = plan.fails.is_empty()
+            && plan.limited.is_empty()
+            && !plan.breaker
+            && (plan.completes.is_empty() || plan.cancels.is_empty());
         if single {
             if !plan.completes.is_empty() {
                 let done = run_batch(&c, sql::SETTLE_COMPLETE, &self.ns, &plan.completes).await?;
@@ -80,10 +82,46 @@ impl Inner {
         if !plan.completes.is_empty() {
             let done = run_batch(&tx, sql::SETTLE_COMPLETE, &self.ns, &plan.completes).await?;
             fill(&mut out, &plan.completes, &done, SettleStatus::Complete);
+            if plan.breaker {
+                // Completes of tasks with a breaker: a half-open one counts the success.
+                let now: i64 = tx
+                    .query_one(&tx.prepare_cached(sql::ROUTING_NOW).await?, &[])
+                    .await?
+                    .get(0);
+                for i in plan.completes.iter().filter(|i| done.contains(&i.id)) {
+                    if plan.input[i.index].breaker {
+                        flow::succeeded(&tx, &self.ns, i.id, now).await?;
+                    }
+                }
+            }
         }
         if !plan.cancels.is_empty() {
             let done = run_batch(&tx, sql::SETTLE_CANCEL, &self.ns, &plan.cancels).await?;
             fill(&mut out, &plan.cancels, &done, SettleStatus::Cancelled);
+        }
+        for l in &plan.limited {
+            let st = tx.prepare_cached(sql::SETTLE_RATE_LIMITED).await?;
+            let row = tx
+                .query_opt(&st, &[&self.ns, &l.id, &l.token, &l.retry_after_ms])
+                .await?;
+            out[l.index] = Some(match row {
+                Some(r) => {
+                    let (task, run_at): (String, i64) = (r.get(0), r.get(1));
+                    let st = tx.prepare_cached(sql::FLOW_HOLD).await?;
+                    tx.execute(&st, &[&self.ns, &task, &run_at]).await?;
+                    retried = true;
+                    SettleOutcome {
+                        id: l.id,
+                        status: SettleStatus::Pending,
+                        run_at: Some(run_at),
+                    }
+                }
+                None => SettleOutcome {
+                    id: l.id,
+                    status: SettleStatus::Stale,
+                    run_at: None,
+                },
+            });
         }
         for f in &plan.fails {
             let o = fail_in(
@@ -144,6 +182,7 @@ impl Inner {
             let applied = match (s.kind, StatusCode::from_i64(*status)) {
                 (SettleKind::Complete, Some(StatusCode::Complete)) => Some(SettleStatus::Complete),
                 (SettleKind::Cancel, Some(StatusCode::Cancelled)) => Some(SettleStatus::Cancelled),
+                (SettleKind::RateLimited, Some(StatusCode::Pending)) => Some(SettleStatus::Pending),
                 (SettleKind::Fail, Some(StatusCode::Failed)) if failed_as_asked => {
                     Some(SettleStatus::Failed)
                 }
@@ -157,7 +196,8 @@ impl Inner {
             };
             if let Some(st) = applied {
                 o.status = st;
-                o.run_at = (st == SettleStatus::Failed).then_some(*run_at);
+                o.run_at =
+                    matches!(st, SettleStatus::Failed | SettleStatus::Pending).then_some(*run_at);
             }
         }
         Ok(())
@@ -181,12 +221,23 @@ struct FailItem<'a> {
     retryable: bool,
 }
 
+/// A settle of kind RateLimited.
+struct LimitedItem {
+    index: usize,
+    id: i64,
+    token: i64,
+    retry_after_ms: i64,
+}
+
 struct SettlePlan<'a> {
     input: &'a [Settle],
     len: usize,
     completes: Vec<BatchItem<'a>>,
     cancels: Vec<BatchItem<'a>>,
     fails: Vec<FailItem<'a>>,
+    limited: Vec<LimitedItem>,
+    /// Some complete is of a task with a circuit breaker.
+    breaker: bool,
 }
 
 impl<'a> SettlePlan<'a> {
@@ -200,6 +251,8 @@ impl<'a> SettlePlan<'a> {
             completes: Vec::new(),
             cancels: Vec::new(),
             fails: Vec::new(),
+            limited: Vec::new(),
+            breaker: false,
         };
         let mut pre = vec![None; input.len()];
         let mut seen = HashSet::new();
@@ -212,7 +265,14 @@ impl<'a> SettlePlan<'a> {
                 });
                 continue;
             }
+            plan.breaker |= s.breaker && s.kind == SettleKind::Complete;
             match s.kind {
+                SettleKind::RateLimited => plan.limited.push(LimitedItem {
+                    index,
+                    id: s.id,
+                    token: s.token,
+                    retry_after_ms: s.retry_after_ms.unwrap_or(0).max(0),
+                }),
                 SettleKind::Complete => plan.completes.push(BatchItem {
                     index,
                     id: s.id,
@@ -312,6 +372,10 @@ pub(super) async fn fail_in(
     let st = tx.prepare_cached(sql::SETTLE_INSERT_ERROR).await?;
     tx.execute(&st, &[&id, &failure.retry_count, &error, &traceback, &now])
         .await?;
+    if !failure.cancel_requested {
+        let (row_ns, task): (&str, &str) = (r.get(7), r.get(8));
+        flow::failed(tx, row_ns, task, now).await?;
+    }
     match policy::decide_failure(failure) {
         FailureDecision::Cancel => {
             let st = tx.prepare_cached(sql::SETTLE_CANCEL_AFTER_FAILURE).await?;

@@ -50,6 +50,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         )),
     ),
     (
+        4,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/004_flow.sql"
+        )),
+    ),
+    (
         5,
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -81,6 +88,14 @@ q!(QUEUES_PAUSED, "queues/paused.sql");
 q!(QUEUES_COUNTS, "queues/counts.sql");
 q!(CLAIM_NEXT_RUN_AT, "claim/next_run_at.sql");
 
+q!(FLOW_ENSURE, "flow/ensure.sql");
+q!(FLOW_READ, "flow/read.sql");
+q!(FLOW_WRITE, "flow/write.sql");
+q!(FLOW_RUNNING, "flow/running.sql");
+q!(FLOW_HOLD, "flow/hold.sql");
+q!(FLOW_BREAKERS, "flow/breakers.sql");
+q!(FLOW_JOB_TASK, "flow/job_task.sql");
+
 q!(SETTLE_COMPLETE, "settle/complete.sql");
 q!(SETTLE_CANCEL, "settle/cancel.sql");
 q!(SETTLE_FAIL_READ, "settle/fail_read.sql");
@@ -93,6 +108,7 @@ q!(
     "settle/cancel_after_failure.sql"
 );
 q!(SETTLE_APPLIED, "settle/applied.sql");
+q!(SETTLE_RATE_LIMITED, "settle/rate_limited.sql");
 
 q!(RELEASE, "release/release.sql");
 

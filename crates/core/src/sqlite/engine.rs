@@ -12,6 +12,8 @@ use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
+
+use crate::model::TaskFlow;
 use tokio::sync::{oneshot, watch};
 
 use super::open::{self, Role};
@@ -285,6 +287,15 @@ impl Engine {
             .get(&(ns.to_string(), worker_id.to_string()))
             .map(|w| w.lease_ms)
             .unwrap_or(policy::DEFAULT_LEASE_MS)
+    }
+
+    /// The flow options of a registered worker's tasks (none for a worker never registered).
+    pub fn flows(&self, ns: &str, worker_id: &str) -> Vec<TaskFlow> {
+        let workers = self.shared.workers.lock().expect("workers lock");
+        workers
+            .get(&(ns.to_string(), worker_id.to_string()))
+            .map(|w| w.info.flow.clone())
+            .unwrap_or_default()
     }
 
     pub fn take_cancel_requests(&self, ns: &str, worker_id: &str) -> Vec<i64> {

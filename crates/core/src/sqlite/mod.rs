@@ -226,6 +226,7 @@ impl Store for SqliteStore {
         let queues = Arc::new(policy::claim_queues(&req.queues));
         let tasks = Arc::new(policy::claim_tasks(&req.tasks));
         let lease_ms = self.engine.lease_ms(&self.ns, &req.worker_id) as i64;
+        let flows = Arc::new(self.engine.flows(&self.ns, &req.worker_id));
         let worker_id: Arc<str> = req.worker_id.as_str().into();
 
         let deadline = deadline_after(req.wait_ms);
@@ -239,16 +240,17 @@ impl Store for SqliteStore {
             if self.closed.load(Ordering::Acquire) {
                 return Ok(Vec::new());
             }
-            let (ns, w, q, t, limit) = (
+            let (ns, w, q, t, f, limit) = (
                 self.ns.clone(),
                 worker_id.clone(),
                 queues.clone(),
                 tasks.clone(),
+                flows.clone(),
                 req.limit,
             );
             let (jobs, next_run_at) = self
                 .engine
-                .write(move |c, fx| ops::claim(c, fx, &ns, &w, &q, &t, limit, lease_ms))
+                .write(move |c, fx| ops::claim(c, fx, &ns, &w, &q, &t, &f, limit, lease_ms))
                 .await?;
             if !jobs.is_empty() || woken || req.wait_ms == 0 {
                 return Ok(jobs);
@@ -388,6 +390,14 @@ impl Store for SqliteStore {
         self.check_open()?;
         let ns = self.ns.clone();
         self.engine.read(move |c| queries::stats(c, &ns)).await
+    }
+
+    async fn circuit_breakers(&self) -> Result<Vec<BreakerRow>> {
+        self.check_open()?;
+        let ns = self.ns.clone();
+        self.engine
+            .read(move |c| queries::flow_breakers(c, &ns, crate::now_ms()))
+            .await
     }
 
     async fn dead_letters(&self, limit: i64, offset: i64) -> Result<Vec<DeadLetterRow>> {

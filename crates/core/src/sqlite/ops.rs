@@ -11,6 +11,7 @@ use crate::backoff;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::now_ms;
+use crate::policy::flow::{self, FlowState};
 use crate::policy::{self, Failure, FailureDecision};
 use crate::routing::{Group, Live, Waiting};
 
@@ -38,8 +39,8 @@ pub(crate) fn enqueue(
     Ok(out)
 }
 
-/// Claimed jobs in claim order, and (when none) the earliest scheduled run_at of these queues and
-/// tasks.
+/// Claimed jobs in claim order, and (when none) when to look again: the earliest scheduled run_at
+/// of these queues and tasks, or the earliest time a task held back by its flow row may start.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn claim(
     conn: &Connection,
@@ -48,6 +49,7 @@ pub(crate) fn claim(
     worker_id: &str,
     queues: &[String],
     tasks: &[String],
+    flows: &[TaskFlow],
     limit: i64,
     lease_ms: i64,
 ) -> Result<(Vec<ClaimedJob>, Option<i64>)> {
@@ -63,25 +65,69 @@ pub(crate) fn claim(
     // committed before this claim, by any process, holds for it.
     let paused = queries::paused_queues(conn, ns)?;
     let queues = &*policy::queues::claimable(queues, &paused);
+    // The flow gate of every task first, in this transaction (the write lock: exact across
+    // processes); a task no attempt of which may start now is not read at all.
+    let gates = flow_gates(conn, ns, tasks, flows, now)?;
+    let mut open: Vec<&String> = Vec::with_capacity(tasks.len());
+    let mut flow_next: Option<i64> = None;
+    for t in tasks {
+        match gates.iter().find(|g| &g.flow.task == t) {
+            Some(g) if g.gate.allowed == 0 => {
+                if let Some(at) = g.gate.next_at {
+                    flow_next = Some(flow_next.map_or(at, |n| n.min(at)));
+                }
+            }
+            _ => open.push(t),
+        }
+    }
     // The index is per queue and task: take each one's best, then the best of those.
     let mut jobs = Vec::new();
     for q in queues {
-        for t in tasks {
+        for &t in &open {
+            let allowed = gates
+                .iter()
+                .find(|g| &g.flow.task == t)
+                .map_or(limit, |g| g.gate.allowed.min(limit));
+            let p = ClaimParams {
+                limit: allowed,
+                ..p
+            };
             jobs.extend(readable_ready_jobs(conn, fx, &p, q, t)?);
         }
     }
     if jobs.is_empty() {
-        // Every queue paused: nothing comes due until a resume, which wakes the claim.
-        let due = if queues.is_empty() {
+        let open: Vec<String> = open.into_iter().cloned().collect();
+        // Every queue paused, or no task may start: nothing comes due until a resume or the flow's
+        // next start (flow_next), which wake the claim.
+        let due = if queues.is_empty() || open.is_empty() {
             None
         } else {
-            queries::next_run_at(conn, ns, queues, tasks)?
+            queries::next_run_at(conn, ns, queues, &open)?
         };
-        return Ok((jobs, due));
+        write_flows(conn, ns, &gates, &jobs)?;
+        let next = match (due, flow_next) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        return Ok((jobs, next));
     }
-    if queues.len() * tasks.len() > 1 {
+    if queues.len() * open.len() > 1 {
         // Each (queue, task)'s jobs come in claim order; merged, they need sorting again.
         policy::sort_claimed(&mut jobs);
+        if !gates.is_empty() {
+            // A task read in several queues may have brought more than its gate allows.
+            let mut left: Vec<i64> = gates.iter().map(|g| g.gate.allowed).collect();
+            jobs.retain(
+                |j| match gates.iter().position(|g| g.flow.task == j.task_name) {
+                    Some(i) if left[i] == 0 => false,
+                    Some(i) => {
+                        left[i] -= 1;
+                        true
+                    }
+                    None => true,
+                },
+            );
+        }
         jobs.truncate(limit as usize);
     }
     let mut taker = queries::Taker::new(conn)?;
@@ -96,6 +142,7 @@ pub(crate) fn claim(
         // The reaper may need to wake earlier for the earliest lease handed out here.
         fx.lease_hint = Some(fx.lease_hint.map_or(lease_until, |t| t.min(lease_until)));
     }
+    write_flows(conn, ns, &gates, &jobs)?;
     Ok((jobs, None))
 }
 
@@ -115,6 +162,88 @@ pub(crate) fn set_paused(
         fx.ready = true;
         Ok(())
     }
+}
+
+/// One task's flow gate in a claim: the options it runs under and what `policy::flow::gate`
+/// said; `dirty` when the row must be written even if nothing starts (new row, options changed,
+/// the breaker moved on).
+struct TaskGate {
+    flow: TaskFlow,
+    gate: flow::Gate,
+    dirty: bool,
+}
+
+/// The gates of the claim's tasks that have a flow row or flow options (a task with neither costs
+/// one primary-key lookup). A row without options of this worker (another deploy's, or a hold
+/// only) gates by its hold alone and is not rewritten.
+fn flow_gates(
+    conn: &Connection,
+    ns: &str,
+    tasks: &[String],
+    flows: &[TaskFlow],
+    now: i64,
+) -> Result<Vec<TaskGate>> {
+    let mut gates = Vec::new();
+    for t in tasks {
+        let declared = flows.iter().find(|f| &f.task == t);
+        let row = queries::flow_read(conn, ns, t)?;
+        let (flow, state, dirty) = match (declared, row) {
+            (None, None) => continue,
+            (Some(f), None) => (f.clone(), FlowState::fresh(f, now), true),
+            (Some(f), Some((stored, s))) => (f.clone(), s, &stored != f),
+            (None, Some((_, s))) => (TaskFlow::none(t), s, false),
+        };
+        let running = if flow.concurrency.is_some() || flow.breaker.is_some() {
+            queries::flow_running(conn, ns, t)?
+        } else {
+            0
+        };
+        let gate = flow::gate(&flow, &state, running, now);
+        let dirty = dirty || gate.state.breaker != state.breaker;
+        gates.push(TaskGate { flow, gate, dirty });
+    }
+    Ok(gates)
+}
+
+/// Writes back the flow rows of the gated tasks that started attempts (their tokens) or changed.
+fn write_flows(conn: &Connection, ns: &str, gates: &[TaskGate], jobs: &[ClaimedJob]) -> Result<()> {
+    for g in gates.iter().filter(|g| g.flow.has_options()) {
+        let started = jobs.iter().filter(|j| j.task_name == g.flow.task).count() as i64;
+        if g.dirty {
+            let state = flow::took(&g.flow, &g.gate.state, started);
+            queries::flow_write(conn, ns, &g.flow, &state)?;
+        } else if started > 0 && g.flow.rate_limit.is_some() {
+            let state = flow::took(&g.flow, &g.gate.state, started);
+            queries::flow_take(conn, ns, &g.flow.task, &state)?;
+        }
+    }
+    Ok(())
+}
+
+/// A failed attempt of `task` (a throw, a hard timeout, a lost worker) counts toward its breaker.
+fn breaker_failed(conn: &Connection, ns: &str, task: &str, now: i64) -> Result<()> {
+    if let Some((f, s)) = queries::flow_read(conn, ns, task)? {
+        if let Some(b) = &f.breaker {
+            queries::flow_write(conn, ns, &f, &flow::breaker_failed(b, &s, now))?;
+        }
+    }
+    Ok(())
+}
+
+/// A completed attempt of job `id`, whose task has a breaker: a half-open one counts a success.
+fn breaker_succeeded(conn: &Connection, ns: &str, id: i64, now: i64) -> Result<()> {
+    let Some(task) = queries::job_task(conn, id)? else {
+        return Ok(());
+    };
+    if let Some((f, s)) = queries::flow_read(conn, ns, &task)? {
+        if let Some(b) = &f.breaker {
+            let next = flow::breaker_succeeded(b, &s, now);
+            if next != s {
+                queries::flow_write(conn, ns, &f, &next)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `queries::ready_jobs`, with each job whose row cannot be read dead-lettered on the spot (see
@@ -174,6 +303,9 @@ pub(crate) fn settle(
         let outcome = match s.kind {
             SettleKind::Complete => {
                 if completer.complete(ns, s.id, s.token, s.result.as_deref(), now)? {
+                    if s.breaker {
+                        breaker_succeeded(conn, ns, s.id, now)?;
+                    }
                     fx.finished.push(s.id);
                     SettleOutcome {
                         id: s.id,
@@ -195,6 +327,21 @@ pub(crate) fn settle(
                     }
                 } else {
                     stale
+                }
+            }
+            SettleKind::RateLimited => {
+                let run_at = now.saturating_add(s.retry_after_ms.unwrap_or(0).max(0));
+                match queries::settle_rate_limited(conn, ns, s.id, s.token, run_at)? {
+                    Some(task) => {
+                        queries::flow_hold(conn, ns, &task, run_at)?;
+                        fx.ready = true;
+                        SettleOutcome {
+                            id: s.id,
+                            status: SettleStatus::Pending,
+                            run_at: Some(run_at),
+                        }
+                    }
+                    None => stale,
                 }
             }
             SettleKind::Fail => {
@@ -241,6 +388,9 @@ pub(crate) fn fail(
         });
     };
     queries::insert_error(conn, id, info.retry_count, error, traceback, now)?;
+    if !info.cancel_requested {
+        breaker_failed(conn, ns, &info.task_name, now)?;
+    }
     let decision = policy::decide_failure(Failure {
         retry_count: info.retry_count,
         max_retries: info.max_retries,
@@ -446,7 +596,18 @@ mod tests {
         let queues = ["default".to_string()];
         let tasks = [job.task_name.clone()];
         let id = enqueue(conn, &mut fx, "ns", &[job]).unwrap()[0].id;
-        let (jobs, _) = claim(conn, &mut fx, "ns", worker, &queues, &tasks, 1, lease_ms).unwrap();
+        let (jobs, _) = claim(
+            conn,
+            &mut fx,
+            "ns",
+            worker,
+            &queues,
+            &tasks,
+            &[],
+            1,
+            lease_ms,
+        )
+        .unwrap();
         assert_eq!(jobs[0].id, id);
         (id, jobs[0].token, fx.lease_hint.expect("a lease end"))
     }

@@ -9,6 +9,7 @@ use super::rows::Lenient;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::policy;
+use crate::policy::flow::{self, FlowState};
 use crate::routing::json_strings;
 
 macro_rules! sql {
@@ -26,6 +27,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, sql!("migrations/001_init.sql")),
     (2, sql!("migrations/002_status_index.sql")),
     (3, sql!("migrations/003_routing.sql")),
+    (4, sql!("migrations/004_flow.sql")),
     (5, sql!("migrations/005_queues.sql")),
 ];
 
@@ -231,6 +233,7 @@ fn claimed(r: &Row<'_>, now: i64) -> rusqlite::Result<Result<ClaimedJob, Unreada
     }))
 }
 
+#[derive(Clone, Copy)]
 pub struct ClaimParams<'a> {
     pub ns: &'a str,
     pub worker_id: &'a str,
@@ -357,6 +360,148 @@ pub fn queue_counts(conn: &Connection, ns: &str) -> Result<Vec<QueueCount>> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+// ---- flow control (policy::flow) --------------------------------------------------------------
+
+/// A task's flow options from the columns at `at` (rate_limit, rate_per_ms, concurrency,
+/// threshold, window_ms, cooldown_ms, half_open_probes).
+fn flow_options(r: &Row<'_>, task: &str, at: usize) -> rusqlite::Result<TaskFlow> {
+    let get = |i: usize| r.get::<_, Option<i64>>(at + i);
+    let rate_limit = match (get(0)?, get(1)?) {
+        (Some(limit), Some(per_ms)) => Some(RateLimit { limit, per_ms }),
+        _ => None,
+    };
+    let breaker = match (get(3)?, get(4)?, get(5)?, get(6)?) {
+        (Some(threshold), Some(window_ms), Some(cooldown_ms), Some(half_open_probes)) => {
+            Some(BreakerOptions {
+                threshold,
+                window_ms,
+                cooldown_ms,
+                half_open_probes,
+            })
+        }
+        _ => None,
+    };
+    Ok(TaskFlow {
+        task: task.to_string(),
+        rate_limit,
+        concurrency: get(2)?,
+        breaker,
+    })
+}
+
+/// A flow row's state from the columns at `at` (tokens, refilled_at, hold_until, breaker_state,
+/// failures, opened_at, probe_successes).
+fn flow_state(r: &Row<'_>, at: usize) -> rusqlite::Result<FlowState> {
+    Ok(FlowState {
+        tokens: r.get(at)?,
+        refilled_at: r.get(at + 1)?,
+        hold_until: r.get(at + 2)?,
+        breaker: BreakerState::from_i64(r.get(at + 3)?),
+        failures: flow::failures_from_text(&r.get::<_, String>(at + 4)?),
+        opened_at: r.get(at + 5)?,
+        probe_successes: r.get(at + 6)?,
+    })
+}
+
+/// A task's flow row (flow/read.sql): its options as last written, and its state.
+pub fn flow_read(conn: &Connection, ns: &str, task: &str) -> Result<Option<(TaskFlow, FlowState)>> {
+    let mut stmt = conn.prepare_cached(sql!("flow/read.sql"))?;
+    Ok(stmt
+        .query_row(named_params! {":namespace": ns, ":task_name": task}, |r| {
+            Ok((flow_options(r, task, 0)?, flow_state(r, 7)?))
+        })
+        .optional()?)
+}
+
+pub fn flow_write(conn: &Connection, ns: &str, f: &TaskFlow, s: &FlowState) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("flow/write.sql"))?;
+    let b = f.breaker.as_ref();
+    stmt.execute(named_params! {
+        ":namespace": ns, ":task_name": f.task,
+        ":rate_limit": f.rate_limit.map(|r| r.limit), ":rate_per_ms": f.rate_limit.map(|r| r.per_ms),
+        ":concurrency": f.concurrency, ":threshold": b.map(|b| b.threshold),
+        ":window_ms": b.map(|b| b.window_ms), ":cooldown_ms": b.map(|b| b.cooldown_ms),
+        ":half_open_probes": b.map(|b| b.half_open_probes), ":tokens": s.tokens,
+        ":refilled_at": s.refilled_at, ":hold_until": s.hold_until,
+        ":breaker_state": s.breaker as i64, ":failures": flow::failures_to_text(&s.failures),
+        ":opened_at": s.opened_at, ":probe_successes": s.probe_successes,
+    })?;
+    Ok(())
+}
+
+/// The bucket of a task's row after a claim took tokens (flow/take.sql).
+pub fn flow_take(conn: &Connection, ns: &str, task: &str, s: &FlowState) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("flow/take.sql"))?;
+    stmt.execute(named_params! {
+        ":tokens": s.tokens, ":refilled_at": s.refilled_at, ":namespace": ns, ":task_name": task,
+    })?;
+    Ok(())
+}
+
+pub fn flow_running(conn: &Connection, ns: &str, task: &str) -> Result<i64> {
+    let mut stmt = conn.prepare_cached(sql!("flow/running.sql"))?;
+    Ok(
+        stmt.query_row(named_params! {":namespace": ns, ":task_name": task}, |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+pub fn flow_hold(conn: &Connection, ns: &str, task: &str, hold_until: i64) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("flow/hold.sql"))?;
+    stmt.execute(named_params! {":namespace": ns, ":task_name": task, ":hold_until": hold_until})?;
+    Ok(())
+}
+
+/// The circuit breakers of the namespace as of `now` (flow/breakers.sql).
+pub fn flow_breakers(conn: &Connection, ns: &str, now: i64) -> Result<Vec<BreakerRow>> {
+    let mut stmt = conn.prepare_cached(sql!("flow/breakers.sql"))?;
+    let rows = stmt.query_map(named_params! {":namespace": ns}, |r| {
+        let task: String = r.get(0)?;
+        let b = BreakerOptions {
+            threshold: r.get(1)?,
+            window_ms: r.get(2)?,
+            cooldown_ms: r.get(3)?,
+            half_open_probes: r.get(4)?,
+        };
+        let s = FlowState {
+            tokens: 0.0,
+            refilled_at: 0,
+            hold_until: 0,
+            breaker: BreakerState::from_i64(r.get(5)?),
+            failures: flow::failures_from_text(&r.get::<_, String>(6)?),
+            opened_at: r.get(7)?,
+            probe_successes: r.get(8)?,
+        };
+        Ok(flow::breaker_row(task, &b, &s, now))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn job_task(conn: &Connection, id: i64) -> Result<Option<String>> {
+    let mut stmt = conn.prepare_cached(sql!("flow/job_task.sql"))?;
+    Ok(stmt
+        .query_row(named_params! {":id": id}, |r| r.get(0))
+        .optional()?)
+}
+
+/// Fenced: the job's task when it went back to pending, None when the token is stale.
+pub fn settle_rate_limited(
+    conn: &Connection,
+    ns: &str,
+    id: i64,
+    token: i64,
+    run_at: i64,
+) -> Result<Option<String>> {
+    let mut stmt = conn.prepare_cached(sql!("settle/rate_limited.sql"))?;
+    Ok(stmt
+        .query_row(
+            named_params! {":id": id, ":namespace": ns, ":token": token, ":run_at": run_at},
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
 // ---- settle -----------------------------------------------------------------------------------
 
 /// Fenced completes with one prepared statement (settle/complete.sql).
@@ -422,6 +567,8 @@ pub struct FailInfo {
     pub backoff_max_ms: i64,
     pub backoff_jitter: bool,
     pub cancel_requested: bool,
+    /// For its breaker (policy::flow::breaker_failed).
+    pub task_name: String,
 }
 
 /// Fenced read; None when the token is stale.
@@ -440,6 +587,7 @@ pub fn fail_read(conn: &Connection, ns: &str, id: i64, token: i64) -> Result<Opt
                     backoff_max_ms: l.int(3)?,
                     backoff_jitter: l.flag(4)?,
                     cancel_requested: l.flag(5)?,
+                    task_name: l.text(6)?,
                 };
                 info.problems = l.problems;
                 Ok(info)

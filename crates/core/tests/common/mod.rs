@@ -113,6 +113,8 @@ pub fn settle(j: &ClaimedJob, kind: SettleKind) -> Settle {
         error: None,
         traceback: None,
         retryable: None,
+        retry_after_ms: None,
+        breaker: false,
     }
 }
 

@@ -216,6 +216,8 @@ fn a_settle_batch_unpacks_with_absent_and_null_fields_as_none() {
                 error: None,
                 traceback: None,
                 retryable: None,
+                retry_after_ms: None,
+                breaker: false,
             },
             core::Settle {
                 id: 2,
@@ -225,6 +227,8 @@ fn a_settle_batch_unpacks_with_absent_and_null_fields_as_none() {
                 error: Some("Error: x".into()),
                 traceback: None,
                 retryable: Some(false),
+                retry_after_ms: None,
+                breaker: false,
             },
             core::Settle {
                 id: 3,
@@ -234,6 +238,8 @@ fn a_settle_batch_unpacks_with_absent_and_null_fields_as_none() {
                 error: None,
                 traceback: None,
                 retryable: None,
+                retry_after_ms: None,
+                breaker: false,
             },
         ]
     );
@@ -273,7 +279,7 @@ fn settle_outcomes_pack_as_status_index_and_run_at() {
         .collect();
     assert_eq!(
         pack_outcomes(&out),
-        "[0,null,1,1700000000000,2,null,3,null,4,null]"
+        "[0,null,1,1700000000000,2,null,3,null,4,null,5,null]"
     );
     assert_eq!(pack_outcomes(&[]), "[]");
 }

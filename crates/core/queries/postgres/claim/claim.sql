@@ -5,7 +5,10 @@
 -- The lease never runs past the deadline, so the reaper finds both lost workers and timeouts by
 -- lease_until alone. RETURNING order is unspecified: the caller sorts.
 -- $1 namespace, $2 queues, $3 limit, $4 worker_id, $5 lease_ms, $6 tasks (the worker's task names:
--- jobs of other tasks are never read, so a queue full of another service's jobs costs nothing).
+-- jobs of other tasks are never read, so a queue full of another service's jobs costs nothing),
+-- $7 the most each task may start (policy::flow::gate, NULL for a task with no flow gate; the
+-- caller left out the tasks that may start none). A task held by a RateLimitExceededError
+-- (task_flow.hold_until) is skipped here too, so a worker without flow options honours it.
 -- synchronous_commit off for this statement's own transaction: a claim lost in a server crash
 -- only means the attempt runs again (the job is back to its previous state and a late settle of
 -- it is stale), so it need not wait for the WAL flush; settles and enqueues still do.
@@ -25,17 +28,25 @@ open_queues AS (
 -- LOCKED where they are found; then the best of those across them (policy::claim_order). Rows
 -- locked but not picked are released when the statement ends.
 picked AS (
-    SELECT c.id FROM open_queues AS q
-    CROSS JOIN unnest($6::text[]) AS t(name)
-    CROSS JOIN LATERAL (
-        SELECT id, priority, run_at FROM jobs
-        WHERE namespace = $1::text AND queue = q.name AND task_name = t.name AND status IN (0, 3)
-          AND run_at <= (SELECT ms FROM now)
-        ORDER BY priority DESC, run_at, id
-        LIMIT $3::bigint
-        FOR UPDATE SKIP LOCKED
-    ) AS c
-    ORDER BY c.priority DESC, c.run_at, c.id
+    SELECT id FROM (
+        SELECT c.id, c.priority, c.run_at, t.lim,
+               row_number() OVER (PARTITION BY t.name ORDER BY c.priority DESC, c.run_at, c.id) AS n
+        FROM open_queues AS q
+        CROSS JOIN unnest($6::text[], $7::bigint[]) AS t(name, lim)
+        CROSS JOIN LATERAL (
+            SELECT id, priority, run_at FROM jobs
+            WHERE namespace = $1::text AND queue = q.name AND task_name = t.name
+              AND status IN (0, 3) AND run_at <= (SELECT ms FROM now)
+              AND NOT EXISTS (SELECT 1 FROM task_flow f WHERE f.namespace = $1::text
+                              AND f.task_name = t.name AND f.hold_until > (SELECT ms FROM now))
+            ORDER BY priority DESC, run_at, id
+            LIMIT LEAST($3::bigint, t.lim)
+            FOR UPDATE SKIP LOCKED
+        ) AS c
+    ) AS per_task
+    -- A task read in several queues starts no more than its gate allows in all of them.
+    WHERE lim IS NULL OR n <= lim
+    ORDER BY priority DESC, run_at, id
     LIMIT $3::bigint
 )
 UPDATE jobs AS j

@@ -3,7 +3,7 @@
 -- a settle checks the namespace it returns).
 -- $1 id, $2 token.
 SELECT retry_count, max_retries, backoff_base_ms, backoff_max_ms, backoff_jitter, cancel_requested,
-       (extract(epoch FROM clock_timestamp()) * 1000)::bigint, namespace
+       (extract(epoch FROM clock_timestamp()) * 1000)::bigint, namespace, task_name
 FROM jobs
 WHERE id = $1::bigint AND lease_token = $2::bigint AND status = 1
 FOR UPDATE;
