@@ -53,6 +53,7 @@ mod reaper;
 mod replay;
 mod retry;
 mod rows;
+mod schedules;
 mod settle;
 mod sql;
 mod store;

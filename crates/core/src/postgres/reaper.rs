@@ -76,10 +76,17 @@ pub(super) async fn run(inner: Arc<Inner>) {
     let mut shutdown = inner.shutdown.subscribe();
     let mut sight = Sight::default();
     loop {
-        let pause = match reap_once(&inner, &mut sight).await {
+        let mut pause = match reap_once(&inner, &mut sight).await {
             Ok(p) => pause_after(&p),
             Err(_) => ERROR_PAUSE,
         };
+        // Jobs not started by their start-by time end cancelled (claims already pass them over);
+        // a full batch: again at once.
+        if let Ok(n) = inner.expire_due().await {
+            if n as i64 >= policy::schedules::EXPIRE_BATCH {
+                pause = Duration::ZERO;
+            }
+        }
         tokio::select! {
             _ = inner.reaper_kick.notified() => {}
             _ = shutdown.changed() => return,

@@ -24,6 +24,8 @@ picked AS (
         SELECT id, priority, run_at FROM jobs
         WHERE namespace = $1::text AND queue = q.name AND task_name = t.name AND status IN (0, 3)
           AND run_at <= (SELECT ms FROM now)
+          -- policy::schedules::expired: never handed out, even before the expiry sweep ends it.
+          AND (start_by IS NULL OR start_by > (SELECT ms FROM now))
         ORDER BY priority DESC, run_at, id
         LIMIT $3::bigint
         FOR UPDATE SKIP LOCKED
