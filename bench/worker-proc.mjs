@@ -10,12 +10,15 @@ import { Queue } from 'taskito'
 process.on('disconnect', () => process.exit(1))
 
 const opts = JSON.parse(process.argv[2])
-const { concurrency, role, ...queueOpts } = opts
+const { concurrency, role, periodic, ...queueOpts } = opts
 const wallNow = () => performance.timeOrigin + performance.now()
 
 try {
   const queue = new Queue(queueOpts)
   queue.task('noop', async () => {})
+  // periodic: every worker process declares the same schedule (the `schedule-ticks` workload).
+  const tick = queue.task('tick', async () => {})
+  if (periodic) queue.periodic('bench-tick', tick, { cron: periodic })
   queue.task('ping', async (t0) => {
     process.send({ type: 'started', latency: wallNow() - t0 })
   })

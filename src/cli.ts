@@ -13,13 +13,15 @@ import { parseArgs } from 'node:util'
 import { TaskitoError } from './errors.js'
 import { type JobStatus, statusCode } from './job.js'
 import { Queue } from './queue.js'
+import { listSchedules, SCHEDULE_COLUMNS } from './cli/schedules.js'
 
 const usage = `usage:
   taskito worker --app ./tasks.js [--concurrency N] [--queues a,b] [--lease-ms N]
   taskito stats                       [--db PATH | --url URL [--schema S]] [--name NS] [--json]
   taskito jobs [--status S] [--task T] [--limit N] [--offset N] [same options]
   taskito dlq list [--limit N] [--offset N]   [same options]
-  taskito dlq replay <dead-letter id>         [same options]`
+  taskito dlq replay <dead-letter id>         [same options]
+  taskito schedules                           [same options]`
 
 class UsageError extends Error {}
 
@@ -34,6 +36,7 @@ const commands: Record<string, { flags: string[]; positionals: number }> = {
   jobs: { flags: [...locationFlags, 'status', 'task', 'limit', 'offset'], positionals: 1 },
   'dlq list': { flags: [...locationFlags, 'limit', 'offset'], positionals: 2 },
   'dlq replay': { flags: locationFlags, positionals: 3 },
+  schedules: { flags: locationFlags, positionals: 1 },
 }
 
 /** Flags that take a whole number, and the least each accepts. */
@@ -229,6 +232,9 @@ export async function main(argv: string[]): Promise<number> {
       if (arg === undefined) throw new UsageError('dlq replay needs the id of a dead letter (see `taskito dlq list`)')
       const job = await queue.replay(arg)
       print(json, { deadLetterId: arg, jobId: job.id }, () => `replayed dead letter ${arg} as job ${job.id}`)
+    } else if (command === 'schedules') {
+      const { list, rows } = await listSchedules(queue)
+      print(json, list, () => table(rows, SCHEDULE_COLUMNS))
     } else {
       throw new UsageError(`unknown command: ${positionals.join(' ')}`)
     }

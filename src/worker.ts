@@ -22,6 +22,7 @@ import {
 } from './errors.js'
 import type { HookEvent, Hooks, Logger } from './hooks.js'
 import { checkInt, checkName } from './options.js'
+import { type Declared, Scheduler } from './schedules.js'
 import type { Serializer } from './serializer.js'
 import type { Task } from './task.js'
 
@@ -38,6 +39,8 @@ export interface WorkerHost {
   readonly unroutableAfter: number | undefined
   /** The worker closed: the queue no longer closes it. */
   forgetWorker(worker: Worker): void
+  /** The schedules declared with queue.periodic(): every worker of the queue fires them. */
+  declaredSchedules(): Map<string, Declared>
 }
 
 export interface WorkerOptions {
@@ -109,6 +112,7 @@ export class Worker {
   #claimPaused = false
   #wakeQueued = false
   #closing: Promise<void> | null = null
+  #scheduler: Scheduler | null = null
 
   /** @internal Workers come from queue.worker(). */
   constructor(queue: WorkerHost, options: WorkerOptions) {
@@ -154,6 +158,20 @@ export class Worker {
     this.#cancelTimer = setInterval(() => this.#pollCancels(), CANCEL_POLL_MS)
     this.#cancelTimer.unref()
     this.#tryClaim()
+    // Declared schedules replace the stored ones of the same name now; the worker then fires them.
+    const scheduler = new Scheduler(core, this.#queue.declaredSchedules(), this.#queue.logger, `worker ${this.id}`)
+    this.#scheduler = scheduler
+    try {
+      await scheduler.start()
+    } catch (err) {
+      await this.close()
+      throw err
+    }
+  }
+
+  /** How many schedule ticks this worker took (each made one job). */
+  get ticksFired(): number {
+    return this.#scheduler?.fired ?? 0
   }
 
   /**
@@ -457,6 +475,7 @@ export class Worker {
     }
     this.#state = 'closing'
     const core = this.#core as Core
+    await this.#scheduler?.stop()
     // Ends a waiting claim at once; what it still brings back is handed back.
     core.wake()
     while (this.#claiming.size > 0) await Promise.all(this.#claiming)

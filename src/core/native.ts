@@ -22,7 +22,9 @@ import type {
   JobToken,
   ListFilter,
   NewJob,
+  NewSchedule,
   OpenOptions,
+  ScheduleRow,
   Settle,
   SettleOutcome,
   SettleStatus,
@@ -45,7 +47,9 @@ true satisfies Same<Binding.OpenOptions, OpenOptions> &
   Same<Binding.DeadLetterRow, DeadLetterRow> &
   Same<Binding.StatsRow, StatsRow> &
   Same<Binding.ListFilter, ListFilter> &
-  Same<Binding.WorkerInfo, WorkerInfo>
+  Same<Binding.WorkerInfo, WorkerInfo> &
+  Same<Binding.NewSchedule, NewSchedule> &
+  Same<Binding.ScheduleRow, ScheduleRow>
 
 let binding: typeof Binding | undefined
 
@@ -82,6 +86,11 @@ export async function openNative(options: OpenOptions): Promise<Core> {
     deadLetters: (limit, offset) => h.deadLetters(limit, offset),
     replay: (deadId) => h.replay(deadId),
     listJobs: (filter) => h.listJobs(filter),
+    saveSchedules: (schedules) => h.saveSchedules(schedules),
+    schedules: () => h.schedules(),
+    fireSchedule: (t) => h.fireSchedule(t.name, t.expected, t.tick, t.next, packJobs([t.job])),
+    setSchedulePaused: (name, paused, nextRunAt) => h.setSchedulePaused(name, paused, nextRunAt),
+    removeSchedule: (name) => h.removeSchedule(name),
     registerWorker: (worker) => h.registerWorker(worker),
     unregisterWorker: (workerId) => h.unregisterWorker(workerId),
     takeCancelRequests: (workerId) => h.takeCancelRequests(workerId),
@@ -129,6 +138,7 @@ function packJobs(jobs: NewJob[]): string {
       j.backoffMaxMs,
       j.backoffJitter,
       j.uniqueKey,
+      j.expiresInMs,
     ]),
   )
 }

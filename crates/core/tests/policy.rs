@@ -498,8 +498,8 @@ fn schedule_cases() {
             .map(|a| (a[0].as_i64().unwrap(), a[1].as_i64().unwrap()));
         assert_eq!(got, want, "{case}");
     }
-    for case in section(&all, "schedule_claim_wait") {
-        let got = s::claim_wait_ms(
+    for case in section(&all, "schedule_sleep") {
+        let got = s::sleep_ms(
             int(case, "waitMs"),
             case["hasSchedules"].as_bool().expect("hasSchedules"),
             opt_int(case, "nextDue"),

@@ -321,7 +321,7 @@ impl From<NewSchedule> for core::NewSchedule {
 }
 
 /// A stored schedule.
-#[napi(object)]
+#[napi(object, use_nullable = true)]
 pub struct ScheduleRow {
     pub name: String,
     pub task_name: String,

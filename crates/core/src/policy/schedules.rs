@@ -12,7 +12,7 @@ use crate::model::{FireTick, NewSchedule};
 pub const EXPIRED_ERROR: &str = "JobExpired: not started before its expiry (the expires option)";
 /// Most expired jobs one pass of the expiry sweep ends; a full pass runs again at once.
 pub const EXPIRE_BATCH: i64 = 500;
-/// An idle worker reads the schedules again at least this often, so it learns of a schedule
+/// A worker reads its schedules again at least this often, so it learns of a schedule
 /// resumed, declared or moved by another process without a poll per claim.
 pub const SCHEDULE_REFRESH_MS: i64 = 5_000;
 
@@ -47,10 +47,10 @@ pub fn fire(
     Some((tick, following.max(now + 1)))
 }
 
-/// How long an idle worker's claim may wait: no longer than the claim asked, than the next due
-/// tick of its schedules (it wakes to fire it), nor than [`SCHEDULE_REFRESH_MS`] when it has
-/// schedules at all. `next_due` None: no schedule of this worker is active.
-pub fn claim_wait_ms(wait_ms: i64, has_schedules: bool, next_due: Option<i64>, now: i64) -> i64 {
+/// How long a worker's schedule timer sleeps: no longer than `wait_ms` (the longest it may), than
+/// the next due tick of its schedules (it wakes to fire it), nor than [`SCHEDULE_REFRESH_MS`]
+/// when it has schedules at all. `next_due` None: no schedule of this worker is active.
+pub fn sleep_ms(wait_ms: i64, has_schedules: bool, next_due: Option<i64>, now: i64) -> i64 {
     let mut wait = wait_ms;
     if has_schedules {
         wait = wait.min(SCHEDULE_REFRESH_MS);
