@@ -188,3 +188,37 @@ eachCore('expires: a job started before its expiry is unaffected; a Date works; 
   t.is((await queue.stats()).pending, 0, 'nothing written by the refused ones')
   await worker.close()
 })
+
+// ---- the CLI -----------------------------------------------------------------------------------
+
+function runCli(args, core) {
+  const cli = fileURLToPath(new URL('../dist/esm/cli.js', import.meta.url))
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, TASKITO_CORE: coreOf(core) }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    child.on('exit', (code) => resolve({ code, stdout, stderr }))
+  })
+}
+
+eachCore('taskito schedules lists the stored schedules (table and --json), read-only', async (t, variant) => {
+  const where = location(t, variant)
+  const queue = makeQueue(t, variant, where)
+  queue.periodic('nightly', queue.task('report', () => {}), { cron: '0 30 3 * * *', timezone: 'Europe/Berlin', args: ['daily'] })
+  const worker = queue.worker()
+  await worker.start()
+  await queue.pauseSchedule('nightly')
+  const loc = where.url ? ['--url', where.url, '--schema', where.schema] : ['--db', where.dbPath]
+  const table = await runCli(['schedules', ...loc], variant)
+  t.is(table.code, 0, table.stderr)
+  t.regex(table.stdout, /name\s+taskName\s+cron\s+timezone\s+nextRunAt\s+lastRunAt\s+paused/)
+  t.regex(table.stdout, /nightly\s+report\s+0 30 3 \* \* \*\s+Europe\/Berlin\s+\d{4}-\d\d-\d\dT0[12]:30:00\.000Z\s+-\s+true/)
+  const json = await runCli(['schedules', ...loc, '--json'], variant)
+  t.is(json.code, 0, json.stderr)
+  const [row] = JSON.parse(json.stdout)
+  t.like(row, { name: 'nightly', taskName: 'report', args: ['daily'], lastRunAt: null, paused: true })
+  t.is(new Date(row.nextRunAt).getUTCMinutes(), 30)
+  await worker.close()
+})
