@@ -1,6 +1,8 @@
 //! Schedules (the compare-and-set of a tick and its job in one transaction) and the expiry of
 //! jobs not started by their start-by time.
 
+use deadpool_postgres::Object;
+
 use super::enqueue::Columns;
 use super::retry::{ENQUEUE_RETRY_BUDGET, READ_RETRY_BUDGET};
 use super::{sql, Inner};
@@ -122,9 +124,9 @@ impl Inner {
         .await
     }
 
-    /// Ends up to a batch of expired pending jobs (every namespace); how many.
-    pub(super) async fn expire_due(&self) -> Result<usize> {
-        let c = self.client().await?;
+    /// Ends up to a batch of expired pending jobs (every namespace) on the reaper's connection
+    /// (no checkout of its own: the reaper's pass already holds one); how many.
+    pub(super) async fn expire_due(&self, c: &Object) -> Result<usize> {
         let st = c.prepare_cached(sql::EXPIRE_CANCEL).await?;
         let error = policy::schedules::EXPIRED_ERROR;
         let batch = policy::schedules::EXPIRE_BATCH;
