@@ -10,11 +10,19 @@
  * clocks jump from 02:00 to 03:00 fires at 03:00); a local time that a fall-back repeats fires once,
  * at its first occurrence; an expression that names every hour fires every real hour.
  */
-import { Cron } from 'croner'
+import type { Cron as CronClass } from 'croner'
 import { fire, SCHEDULE_REFRESH_MS, sleepMs } from './core/policy/schedules.js'
 import type { Core, FireTick, NewJob, NewSchedule, ScheduleRow } from './core/types.js'
 import { callCore, invalidArgument } from './errors.js'
 import type { Logger } from './hooks.js'
+import { nodeRequire } from './internal/paths.js'
+
+/** croner, loaded on the first cron expression: a process that declares no schedule never loads it. */
+let croner: typeof CronClass | undefined
+function makeCron(pattern: string, options: { timezone?: string; paused: boolean }): CronClass {
+  croner ??= (nodeRequire('croner') as { Cron: typeof CronClass }).Cron
+  return new croner(pattern, options)
+}
 
 /** What `queue.periodic(name, task, options)` takes. */
 export interface PeriodicOptions {
@@ -54,7 +62,7 @@ const FIELDS_6 = ['second', ...FIELDS_5] as const
 export class CronExpression {
   readonly source: string
   readonly timezone: string
-  readonly #cron: Cron
+  readonly #cron: CronClass
 
   constructor(what: string, source: unknown, timezone: unknown) {
     if (typeof source !== 'string' || source.trim() === '') {
@@ -72,7 +80,7 @@ export class CronExpression {
     this.source = source
     this.timezone = timezone
     try {
-      this.#cron = new Cron(source, { timezone, paused: true })
+      this.#cron = makeCron(source, { timezone, paused: true })
     } catch (err) {
       throw invalidArgument(`${what}: cron ${JSON.stringify(source)}: the ${badField(parts)} field is not valid (${(err as Error).message})`)
     }
@@ -104,7 +112,7 @@ function badField(parts: string[]): string {
   for (let i = 0; i < parts.length; i++) {
     const alone = parts.map((p, j) => (j === i ? p : '*')).join(' ')
     try {
-      new Cron(alone, { paused: true })
+      makeCron(alone, { paused: true })
     } catch {
       return names[i] as string
     }
