@@ -42,6 +42,15 @@ export declare class NativeCore {
   resumeQueue(name: string): Promise<void>
   pausedQueues(): Promise<string[]>
   queues(): Promise<QueueRow[]>
+  saveSchedules(schedules: Array<NewSchedule>): Promise<void>
+  schedules(): Promise<ScheduleRow[]>
+  /**
+   * Fires one tick: `job` is a one-job enqueue batch, packed as `unpack_jobs` reads it. The
+   * new job's id, or null when the tick was not taken here.
+   */
+  fireSchedule(name: string, expected: number, tick: number, next: number, job: string): Promise<string | null>
+  setSchedulePaused(name: string, paused: boolean, nextRunAt?: number | undefined | null): Promise<boolean>
+  removeSchedule(name: string): Promise<boolean>
   /**
    * Starts renewing this worker's leases on a core thread, and keeps its row in the workers
    * table.
@@ -139,6 +148,22 @@ export interface ListFilter {
   offset: number
 }
 
+/** A schedule as a worker declares it (see `Store::save_schedules`). */
+export interface NewSchedule {
+  name: string
+  taskName: string
+  queue: string
+  priority: number
+  /** The cron expression as declared. */
+  cron: string
+  /** IANA time zone the expression is read in. */
+  timezone: string
+  /** Serialized arguments of every job it makes. */
+  args: string
+  /** Its first tick after the declaration (ms since the epoch). */
+  nextRunAt: number
+}
+
 /** How to open a core. Exactly one of `dbPath` / `url`. */
 export interface OpenOptions {
   /** SQLite file path (parent folders created). */
@@ -169,6 +194,22 @@ export interface QueueRow {
   /** No job of this queue starts while it is paused (running ones finish). */
   paused: boolean
   counts: StatsRow
+}
+
+/** A stored schedule. */
+export interface ScheduleRow {
+  name: string
+  taskName: string
+  queue: string
+  priority: number
+  cron: string
+  timezone: string
+  args: string
+  /** The tick to fire next. */
+  nextRunAt: number
+  /** The tick that made the last job; null before the first. */
+  lastRunAt: number | null
+  paused: boolean
 }
 
 export interface StatsRow {

@@ -9,6 +9,7 @@ import { readFileSync, readdirSync } from 'node:fs'
 const policy = await import(new URL('../dist/esm/core/policy.js', import.meta.url))
 const queues = await import(new URL('../dist/esm/core/policy/queues.js', import.meta.url))
 const flow = await import(new URL('../dist/esm/core/policy/flow.js', import.meta.url))
+const schedules = await import(new URL('../dist/esm/core/policy/schedules.js', import.meta.url))
 const tables = new URL('../crates/core/tests/', import.meta.url)
 const readTable = (url) => JSON.parse(readFileSync(url, 'utf8'))
 /** policy_cases.json and every policy_cases/*.json (one per feature) merged, as cargo test does. */
@@ -115,6 +116,18 @@ const runners = {
     return [view, c.expect]
   },
   flow_failures_text: (c) => [flow.failuresFromText(c.text), c.expect],
+  // policy_cases/schedules.json: src/core/policy/schedules.ts
+  schedule_constants: (c) => [Object.fromEntries(Object.keys(c).map((name) => [name, schedules[name]])), c],
+  start_by: (c) => [schedules.startBy(c.now, c.expiresInMs), c.expect],
+  expired: (c) => [schedules.expired(c.startBy, c.now), c.expect],
+  schedule_fire: (c) => [schedules.fire(c.nextRunAt, c.paused, c.now, c.latest, c.following), c.expect],
+  schedule_sleep: (c) => [schedules.sleepMs(c.waitMs, c.hasSchedules, c.nextDue, c.now), c.expect],
+  schedule_next_on_redeclare: (c) => [schedules.nextOnRedeclare(c.stored, c.cron, c.timezone, c.declaredNext), c.expect],
+  validate_schedule: (c) => [
+    errorOf(() => schedules.validateSchedule({ name: 'nightly', taskName: 'report', queue: 'default', priority: 0, cron: '0 3 * * *', timezone: 'UTC', args: '[]', nextRunAt: 0, ...c.schedule })),
+    c.error,
+  ],
+  validate_job_expires: (c) => [errorOf(() => policy.validateJob(0, { ...table.job_defaults, ...c.job })), c.error],
 }
 
 /** A flow row's state from a case (fields left out take the fresh row's). */

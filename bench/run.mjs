@@ -41,11 +41,15 @@ const PLAN = [
   { id: 'flow-drain', optIn: true, params: { n: [50_000, 5000], concurrency: 64, pairs: 2 } },
   { id: 'flow-rate', optIn: true, params: { rate: '200/s', seconds: [10, 3], procs: 3, concurrency: 64 } },
   { id: 'soak', optIn: true, live: true, params: { seconds: [60, 10], ttl: 2000, concurrency: 64, every: 5 } },
+  // A schedule firing every second under a 3-process drain: jobs per tick (must be 1). About
+  // `seconds` + 5 s per core.
+  { id: 'schedule-ticks', params: { seconds: [60, 10], procs: 3, concurrency: 64 } },
   // PostgreSQL (native core only), when TASKITO_PG_URL is set.
   { id: 'pg-drain-1', pg: true, params: { n: [50_000, 5000], procs: 1, concurrency: 64 } },
   { id: 'pg-drain-3', pg: true, params: { n: [50_000, 5000], procs: 3, concurrency: 64 } },
   { id: 'pg-delay-64', pg: true, params: { n: [50_000, 5000], inFlight: 64 } },
   { id: 'pg-latency', pg: true, params: { n: [1000, 200], warmup: 20 } },
+  { id: 'pg-schedule-ticks', pg: true, params: { seconds: [60, 10], procs: 3, concurrency: 64 } },
   { id: 'pg-soak', pg: true, optIn: true, live: true, params: { seconds: [60, 10], ttl: 2000, concurrency: 64, every: 5 } },
 ]
 

@@ -10,7 +10,7 @@ import { Queue } from 'taskito'
 process.on('disconnect', () => process.exit(1))
 
 const opts = JSON.parse(process.argv[2])
-const { concurrency, role, rateLimit, ...queueOpts } = opts
+const { concurrency, role, rateLimit, periodic, ...queueOpts } = opts
 const wallNow = () => performance.timeOrigin + performance.now()
 
 try {
@@ -18,6 +18,9 @@ try {
   queue.task('noop', async () => {})
   // flow-rate: a task under a rate limit shared by every worker process.
   if (rateLimit !== undefined) queue.task('limited', async () => {}, { rateLimit })
+  // periodic: every worker process declares the same schedule (the `schedule-ticks` workload).
+  const tick = queue.task('tick', async () => {})
+  if (periodic) queue.periodic('bench-tick', tick, { cron: periodic })
   queue.task('ping', async (t0) => {
     process.send({ type: 'started', latency: wallNow() - t0 })
   })

@@ -679,6 +679,55 @@ async function drainProcs(ctx) {
   }
 }
 
+/**
+ * A schedule firing every second for `seconds` while `procs` worker processes (each declaring it)
+ * drain a steady stream of no-op jobs: how many jobs each tick made (must be 1 for every tick) and
+ * how many ticks of the window made none (a tick missed under load collapses into the next one).
+ */
+async function scheduleTicks(ctx) {
+  const { seconds, procs, concurrency } = ctx.params
+  const queue = new Queue(queueOptions(ctx))
+  const noop = queue.task('noop', async () => {})
+  queue.task('tick', async () => {})
+  const workers = Array.from({ length: procs }, () => spawnWorkerProc(ctx, { concurrency, role: 'drain', periodic: '* * * * * *' }))
+  await Promise.all(workers.map((w) => w.ready))
+  let settled = 0
+  workers.forEach((w) =>
+    w.child.on('message', (m) => {
+      if (m.type === 'count') w.settled = m.count + m.dead
+      settled = workers.reduce((a, x) => a + (x.settled ?? 0), 0)
+    }),
+  )
+  for (const w of workers) w.child.send({ type: 'go' })
+  const t0 = Date.now()
+  let enqueued = 0
+  const backlog = procs * concurrency * 16
+  while (Date.now() - t0 < seconds * 1000) {
+    if (enqueued - settled >= backlog) {
+      await sleep(2)
+      continue
+    }
+    const batch = []
+    for (let j = 0; j < 500; j++) batch.push({ task: noop, args: [] })
+    await queue.enqueueMany(batch)
+    enqueued += batch.length
+  }
+  const t1 = Date.now()
+  await stopWorkerProcs(workers)
+  const ticks = await queue.jobs({ task: 'tick', limit: 100_000 })
+  await queue.close()
+  const perTick = new Map()
+  for (const j of ticks) perTick.set(j.runAt, (perTick.get(j.runAt) ?? 0) + 1)
+  const window = Math.floor(t1 / 1000) - Math.ceil(t0 / 1000) + 1
+  const what = `schedule every 1 s for ${seconds} s, ${procs}-process drain`
+  return [
+    { key: 'ticks-max-jobs', label: `${what}: most jobs made by one tick (must be 1)`, unit: 'jobs', lowerIsBetter: true, value: Math.max(0, ...perTick.values()) },
+    { key: 'ticks-fired', label: `${what}: ticks that made a job`, unit: 'ticks', value: perTick.size },
+    { key: 'ticks-window', label: `${what}: ticks in the window`, unit: 'ticks', value: window },
+    { key: 'ticks-drained', label: `${what}: no-op jobs drained meanwhile`, unit: 'jobs/s', value: rate(settled, t1 - t0) },
+  ]
+}
+
 async function latencyProc(ctx) {
   const { n, warmup } = ctx.params
   const queue = new Queue(queueOptions(ctx))
@@ -721,6 +770,8 @@ export const WORKLOADS = {
   'loop-lag': loopLag,
   'thread-noop': threadNoop,
   'thread-cpu': threadCpu,
+  'schedule-ticks': scheduleTicks,
+  'pg-schedule-ticks': scheduleTicks,
   'pg-drain-1': drainProcs,
   'pg-drain-3': drainProcs,
   'pg-delay-64': delayInFlight,

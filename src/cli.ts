@@ -2,7 +2,7 @@
  * The `taskito` command: run a worker for an app module, serve the dashboard, or inspect a database.
  *   taskito worker --app ./tasks.js [--concurrency N] [--queues a,b] [--threads N] [--db PATH | --url URL] [--quiet | --json]
  *   taskito stats | jobs [--status dead] [--task NAME] | job <id> | dlq list | dlq replay <id> | dashboard
- *   taskito queues | queues pause <name> | queues resume <name> | breakers
+ *   taskito queues | queues pause <name> | queues resume <name> | breakers | schedules
  * Every inspection command takes --db PATH or --url URL [--schema S] (and --name NS); --json prints
  * machine output. On error: one line on stderr naming the reason, exit code 1 (2 for usage errors,
  * among them a flag with an empty or malformed value and a flag the command does not read). The
@@ -20,6 +20,7 @@ import { TaskitoError } from './errors.js'
 import { nodeRequire, packageRoot } from './internal/paths.js'
 import { type JobStatus, statusCode } from './job.js'
 import { Queue } from './queue.js'
+import { listSchedules, SCHEDULE_COLUMNS } from './cli/schedules.js'
 
 const dlqUsage = `  taskito dlq list [--limit N] [--offset N]   [same options]
   taskito dlq replay <dead-letter id>         [same options]`
@@ -33,6 +34,7 @@ const usage = `usage:
 ${dlqUsage}
   taskito queues [pause|resume <queue name>]  [same options]
   taskito breakers                            [same options]
+  taskito schedules                           [same options]
   taskito dashboard [--host 127.0.0.1] [--port 8080] [--token T] [--db PATH | --url URL [--schema S]] [--name NS]
   taskito --version | --help
 
@@ -64,6 +66,7 @@ const commands: Record<string, { flags: string[]; positionals: number; writes?: 
   'queues pause': { flags: locationFlags, positionals: 3, writes: true },
   'queues resume': { flags: locationFlags, positionals: 3, writes: true },
   breakers: { flags: locationFlags, positionals: 1 },
+  schedules: { flags: locationFlags, positionals: 1 },
 }
 
 /** Flags that take a whole number, and the least each accepts. */
@@ -304,6 +307,9 @@ export async function main(argv: string[]): Promise<number> {
       print(json, out.value, () => ('columns' in out ? table(out.value, out.columns) : out.text))
     } else if (command === 'breakers') {
       await breakersCommand(queue, (value, human) => print(json, value, human), table)
+    } else if (command === 'schedules') {
+      const { list, rows } = await listSchedules(queue)
+      print(json, list, () => table(rows, SCHEDULE_COLUMNS))
     } else {
       throw new UsageError(`unknown command: ${positionals.join(' ')}`)
     }

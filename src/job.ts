@@ -3,6 +3,7 @@
  * handle itself holds only the id (and, in test mode, the attempt's outcome).
  */
 import { type Core, type JobRow, type JobStatus, StatusCode } from './core/types.js'
+import { EXPIRED_NAME } from './core/policy/schedules.js'
 import {
   type ErrorRecord,
   JobNotFoundError,
@@ -175,7 +176,11 @@ export class Job<R = unknown> {
 
   #settled(status: JobStatus, value: unknown, errors: ErrorRecord[], lastError?: string | null): R {
     if (status === 'complete') return value as R
-    if (status === 'cancelled') throw new TaskCancelledError(`job ${this.id} was cancelled${lastError ? ` (${lastError})` : ''}`)
+    if (status === 'cancelled') {
+      // An expired job (apply's expires option) says so by its code; its error record holds the reason.
+      if (lastError?.startsWith(`${EXPIRED_NAME}:`)) throw new TaskCancelledError(`job ${this.id} expired: ${lastError}`, { code: 'JOB_EXPIRED' })
+      throw new TaskCancelledError(`job ${this.id} was cancelled${lastError ? ` (${lastError})` : ''}`)
+    }
     const last = errors.at(-1)?.error ?? lastError ?? 'unknown error'
     throw new MaxRetriesExceededError(`job ${this.id} is dead after ${errors.length} failed attempt(s); last error: ${last}`, errors, {
       cause: new Error(last),

@@ -74,6 +74,10 @@ export interface EnqueueOptions {
   /** While a job with this key is pending, running or awaiting a retry, enqueueing it again
    * returns that job instead of a new one. */
   uniqueKey?: string
+  /** A job not started by then never starts: it ends `cancelled` with an error record, and
+   * `result()` rejects with TaskCancelledError code `JOB_EXPIRED`. Ms from the enqueue (on the
+   * core's clock), or a Date (read on this process's clock). A job that started keeps running. */
+  expires?: number | Date
 }
 
 /** Task settings after defaults, as stored with each job. */
@@ -237,9 +241,9 @@ function resolveFlow(options: TaskOptions, base: TaskFlow | null): { flow: TaskF
 export function resolveEnqueueOptions(
   task: ResolvedTaskOptions,
   options: EnqueueOptions | undefined,
-): { settings: ResolvedTaskOptions; runAt: number | null; delayMs: number | null; uniqueKey: string | null } {
-  if (options === undefined) return { settings: task, runAt: null, delayMs: null, uniqueKey: null }
-  const { delay, eta, uniqueKey, ...rest } = options
+): { settings: ResolvedTaskOptions; runAt: number | null; delayMs: number | null; uniqueKey: string | null; expiresInMs: number | null } {
+  if (options === undefined) return { settings: task, runAt: null, delayMs: null, uniqueKey: null, expiresInMs: null }
+  const { delay, eta, uniqueKey, expires, ...rest } = options
   const settings = resolveTaskOptions(rest, task)
   let runAt: number | null = null
   let delayMs: number | null = null
@@ -256,5 +260,27 @@ export function resolveEnqueueOptions(
     runAt = Math.round(ms)
   }
   if (uniqueKey !== undefined) checkName('uniqueKey', uniqueKey)
-  return { settings, runAt, delayMs, uniqueKey: uniqueKey ?? null }
+  const expiresInMs = expires === undefined ? null : checkExpires(expires, delayMs, runAt)
+  return { settings, runAt, delayMs, uniqueKey: uniqueKey ?? null, expiresInMs }
+}
+
+/** `expires` as ms from the enqueue: positive, and not before the job may first run. */
+function checkExpires(expires: unknown, delayMs: number | null, runAt: number | null): number {
+  const now = Date.now()
+  let ms: number
+  if (expires instanceof Date) {
+    ms = expires.getTime() - now
+    if (!Number.isFinite(ms) || ms <= 0) throw invalidArgument(`expires must be a Date in the future (or ms from now), got ${describe(expires)}`)
+  } else {
+    if (typeof expires !== 'number' || !Number.isFinite(expires) || expires <= 0) {
+      throw invalidArgument(`expires must be a positive number of ms from the enqueue, or a Date, got ${describe(expires)}`)
+    }
+    ms = expires
+  }
+  ms = Math.ceil(ms)
+  const startsIn = delayMs ?? (runAt === null ? 0 : runAt - now)
+  if (startsIn >= ms) {
+    throw invalidArgument(`expires (${ms} ms from now) must come after the job may start (${Math.max(0, startsIn)} ms from now, its delay or eta): it could never run`)
+  }
+  return ms
 }

@@ -25,6 +25,7 @@ import { type Hook, Hooks, type Logger, consoleLogger } from './hooks.js'
 import { Job, type JobInfo, type JobStatus, jobInfo, statusCode } from './job.js'
 import { describeLocation } from './location.js'
 import {
+  type EnqueueOptions,
   type ResolvedTaskOptions,
   type TaskOptions,
   checkInt,
@@ -37,6 +38,7 @@ import {
 import { type Serializer, defaultSerializer, guarded } from './serializer.js'
 import { type EnqueueEntry, type Handler, type ResultOf, Task, type TaskHost, type TaskRef, type TaskSignatures } from './task.js'
 import { type ThreadTaskOptions, moduleHandler, refuseThreadOptions, threadTask } from './thread/options.js'
+import { CronExpression, type Declared, type PeriodicOptions, type ScheduleInfo } from './schedules.js'
 import { Worker, type WorkerHost, type WorkerOptions } from './worker.js'
 
 export interface QueueOptions {
@@ -144,6 +146,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
   /** @internal */
   readonly unroutableAfter: number | undefined
   readonly #workers = new Set<Worker>()
+  readonly #schedules = new Map<string, Declared>()
   #core: Promise<Core> | null = null
   #closed: Promise<void> | null = null
   #testResults: TestResult[] | null = null
@@ -357,7 +360,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     const args = entry.args ?? []
     if (!Array.isArray(args)) throw invalidArgument(`entry ${index} (${taskName}): args must be an array of arguments`)
     const options = checkOptions(`entry ${index} (${taskName}): options`, entry.options)
-    const { settings, runAt, delayMs, uniqueKey } = resolveEnqueueOptions(task?.settings ?? this.#defaults, options)
+    const { settings, runAt, delayMs, uniqueKey, expiresInMs } = resolveEnqueueOptions(task?.settings ?? this.#defaults, options)
     let payload: string
     try {
       payload = this.serializer.serialize(args)
@@ -383,6 +386,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
         backoffMaxMs: settings.backoffMaxMs,
         backoffJitter: settings.backoffJitter,
         uniqueKey,
+        expiresInMs,
       },
     }
   }
@@ -615,6 +619,79 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     return jobs
   }
 
+  /**
+   * Declares a periodic task: every tick of `cron` (in `timezone`, default UTC) makes one job of
+   * `task` with `args`, over every process of the database. The declaration replaces a stored
+   * schedule of the same name when a worker of this queue starts; any running worker of the queue
+   * fires it. A bad expression or time zone throws INVALID_ARGUMENT naming the field. See
+   * docs/SCHEDULES.md.
+   */
+  periodic<A extends unknown[], R>(name: string, task: Task<A, R> | string, options: PeriodicOptions): void {
+    checkName('schedule name', name)
+    const what = `periodic ${name}`
+    checkOptions(`${what}: options`, options)
+    if (options === undefined) throw invalidArgument(`${what}: options must give at least { cron }`)
+    const { cron, args = [], timezone = 'UTC', queue, priority, ...rest } = options
+    const unknown = Object.keys(rest)
+    if (unknown.length > 0) throw invalidArgument(`${what}: unknown option(s) ${unknown.join(', ')}; use cron, args, timezone, queue, priority`)
+    if (this.#schedules.has(name)) throw invalidArgument(`${what}: a schedule of that name is already declared on this queue`)
+    const expression = new CronExpression(what, cron, timezone)
+    const over: EnqueueOptions = {}
+    if (queue !== undefined) over.queue = queue
+    if (priority !== undefined) over.priority = priority
+    const { job } = this.#prepare({ task: task as TaskRef<S>, args: args as never, options: over } as EnqueueEntry, 0)
+    this.#schedules.set(name, { name, taskName: job.taskName, cron: expression, job })
+  }
+
+  /** @internal WorkerHost */
+  declaredSchedules(): Map<string, Declared> {
+    return this.#schedules
+  }
+
+  /** Every stored schedule of this queue's namespace (declared here or by another service), by name. */
+  async schedules(): Promise<ScheduleInfo[]> {
+    const core = await this.core()
+    const rows = await callCore(() => core.schedules())
+    return rows.map((r) => ({
+      name: r.name,
+      taskName: r.taskName,
+      cron: r.cron,
+      timezone: r.timezone,
+      args: this.#readArgs(r.args),
+      nextRunAt: new Date(r.nextRunAt),
+      lastRunAt: r.lastRunAt === null ? null : new Date(r.lastRunAt),
+      paused: r.paused,
+      queue: r.queue,
+      priority: r.priority,
+    }))
+  }
+
+  /** Stops a schedule firing, in every process, until resumeSchedule (a restart keeps the pause). */
+  async pauseSchedule(name: string): Promise<void> {
+    checkName('schedule name', name)
+    const core = await this.core()
+    if (!(await callCore(() => core.setSchedulePaused(name, true, null)))) throw noSchedule(name)
+  }
+
+  /** Fires a paused schedule again from its next tick: the ticks missed while paused are skipped. */
+  async resumeSchedule(name: string): Promise<void> {
+    checkName('schedule name', name)
+    const core = await this.core()
+    const row = (await callCore(() => core.schedules())).find((r) => r.name === name)
+    if (row === undefined) throw noSchedule(name)
+    const next = new CronExpression(`schedule ${name}`, row.cron, row.timezone).after(Date.now())
+    if (next === null) throw invalidArgument(`schedule ${name}: cron ${JSON.stringify(row.cron)} names no time from now on`)
+    if (!(await callCore(() => core.setSchedulePaused(name, false, next)))) throw noSchedule(name)
+  }
+
+  /** Deletes a stored schedule (the jobs it made stay). A worker that still declares it stores it
+   * again when it starts. */
+  async removeSchedule(name: string): Promise<void> {
+    checkName('schedule name', name)
+    const core = await this.core()
+    if (!(await callCore(() => core.removeSchedule(name)))) throw noSchedule(name)
+  }
+
   /** A worker for this queue; `await worker.start()` to run it. */
   worker(options: WorkerOptions = {}): Worker {
     checkOptions('worker(options): options', options)
@@ -647,4 +724,8 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     }
     return this.#closed
   }
+}
+
+function noSchedule(name: string): TaskitoError {
+  return invalidArgument(`no schedule named ${JSON.stringify(name)} in this queue's namespace (queue.schedules() lists them)`)
 }

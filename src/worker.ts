@@ -23,6 +23,7 @@ import {
 } from './errors.js'
 import type { HookEvent, Hooks, Logger } from './hooks.js'
 import { checkInt, checkName } from './options.js'
+import { type Declared, Scheduler } from './schedules.js'
 import { type Serializer, defaultSerializer } from './serializer.js'
 import type { Task } from './task.js'
 import { resolveThreads } from './thread/options.js'
@@ -43,6 +44,8 @@ export interface WorkerHost {
   forgetWorker(worker: Worker): void
   /** A settle of a task with a circuit breaker committed (the queue's listeners may look). */
   breakerSettled(): void
+  /** The schedules declared with queue.periodic(): every worker of the queue fires them. */
+  declaredSchedules(): Map<string, Declared>
 }
 
 export interface WorkerOptions {
@@ -127,6 +130,7 @@ export class Worker {
   #claimPaused = false
   #wakeQueued = false
   #closing: Promise<void> | null = null
+  #scheduler: Scheduler | null = null
 
   /** @internal Workers come from queue.worker(). */
   constructor(queue: WorkerHost, options: WorkerOptions) {
@@ -177,6 +181,20 @@ export class Worker {
     this.#cancelTimer = setInterval(() => this.#pollCancels(), CANCEL_POLL_MS)
     this.#cancelTimer.unref()
     this.#tryClaim()
+    // Declared schedules replace the stored ones of the same name now; the worker then fires them.
+    const scheduler = new Scheduler(core, this.#queue.declaredSchedules(), this.#queue.logger, `worker ${this.id}`)
+    this.#scheduler = scheduler
+    try {
+      await scheduler.start()
+    } catch (err) {
+      await this.close()
+      throw err
+    }
+  }
+
+  /** How many schedule ticks this worker took (each made one job). */
+  get ticksFired(): number {
+    return this.#scheduler?.fired ?? 0
   }
 
   /**
@@ -571,6 +589,7 @@ export class Worker {
     }
     this.#state = 'closing'
     const core = this.#core as Core
+    await this.#scheduler?.stop()
     // Ends a waiting claim at once; what it still brings back is handed back.
     core.wake()
     while (this.#claiming.size > 0) await Promise.all(this.#claiming)

@@ -23,8 +23,10 @@ import type {
   JobToken,
   ListFilter,
   NewJob,
+  NewSchedule,
   OpenOptions,
   QueueRow,
+  ScheduleRow,
   Settle,
   SettleOutcome,
   SettleStatus,
@@ -54,7 +56,9 @@ true satisfies Same<Binding.OpenOptions, OpenOptions> &
   Same<Binding.WorkerInfo, WorkerInfo> &
   Same<Binding.TaskFlow, TaskFlow> &
   // state: the binding says string, the core's three names (BreakerState::as_str).
-  Same<Omit<Binding.BreakerRow, 'state'>, Omit<BreakerRow, 'state'>>
+  Same<Omit<Binding.BreakerRow, 'state'>, Omit<BreakerRow, 'state'>> &
+  Same<Binding.NewSchedule, NewSchedule> &
+  Same<Binding.ScheduleRow, ScheduleRow>
 
 let binding: typeof Binding | undefined
 
@@ -98,6 +102,11 @@ export async function openNative(options: OpenOptions): Promise<Core> {
     resumeQueue: (name) => h.resumeQueue(name),
     pausedQueues: () => h.pausedQueues(),
     queues: () => h.queues(),
+    saveSchedules: (schedules) => h.saveSchedules(schedules),
+    schedules: () => h.schedules(),
+    fireSchedule: (t) => h.fireSchedule(t.name, t.expected, t.tick, t.next, packJobs([t.job])),
+    setSchedulePaused: (name, paused, nextRunAt) => h.setSchedulePaused(name, paused, nextRunAt),
+    removeSchedule: (name) => h.removeSchedule(name),
     registerWorker: (worker) => h.registerWorker(worker),
     unregisterWorker: (workerId) => h.unregisterWorker(workerId),
     takeCancelRequests: (workerId) => h.takeCancelRequests(workerId),
@@ -145,6 +154,7 @@ function packJobs(jobs: NewJob[]): string {
       j.backoffMaxMs,
       j.backoffJitter,
       j.uniqueKey,
+      j.expiresInMs,
     ]),
   )
 }

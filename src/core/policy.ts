@@ -143,6 +143,7 @@ export function validateJob(i: number, j: NewJob): NewJob {
   if (!nonNeg(j.backoffMaxMs)) throw badJob(i, 'backoffMaxMs', 'a non-negative integer', j.backoffMaxMs)
   if (typeof j.backoffJitter !== 'boolean') throw badJob(i, 'backoffJitter', 'a boolean', j.backoffJitter)
   if (!absent(j.uniqueKey) && typeof j.uniqueKey !== 'string') throw badJob(i, 'uniqueKey', 'null or a string', j.uniqueKey)
+  if (!absent(j.expiresInMs) && !positive(j.expiresInMs)) throw badJob(i, 'expiresInMs', 'null or a positive integer', j.expiresInMs)
   return {
     ...j,
     runAt: j.runAt ?? null,
@@ -151,6 +152,7 @@ export function validateJob(i: number, j: NewJob): NewJob {
     softTimeoutMs: j.softTimeoutMs ?? null,
     resultTtlMs: j.resultTtlMs ?? null,
     uniqueKey: j.uniqueKey ?? null,
+    expiresInMs: j.expiresInMs ?? null,
   }
 }
 

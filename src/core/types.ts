@@ -94,6 +94,9 @@ export interface NewJob {
   backoffJitter: boolean
   /** While a job with this key is pending, running or failed (awaiting retry), enqueue returns it. */
   uniqueKey: string | null
+  /** A job still pending this long after its enqueue (core clock) never starts: it ends cancelled,
+   * expired (policy EXPIRED_ERROR). null: it waits as long as it takes. */
+  expiresInMs: number | null
 }
 
 export interface Enqueued {
@@ -308,6 +311,41 @@ export interface ThroughputRow {
   dead: number
 }
 
+/** A schedule as a worker declares it (see {@link Core.saveSchedules}). */
+export interface NewSchedule {
+  name: string
+  taskName: string
+  queue: string
+  priority: number
+  /** The cron expression as declared. */
+  cron: string
+  /** IANA time zone the expression is read in. */
+  timezone: string
+  /** Serialized arguments of every job it makes. */
+  args: string
+  /** Its first tick after the declaration. */
+  nextRunAt: number
+}
+
+/** A stored schedule: the declaration as last saved, nextRunAt the tick to fire next. */
+export interface ScheduleRow extends NewSchedule {
+  /** The tick that made the last job; null before the first. */
+  lastRunAt: number | null
+  paused: boolean
+}
+
+/** One tick to fire: taken only if the stored nextRunAt is still `expected` (and the schedule is not
+ * paused), in the transaction that inserts `job`. */
+export interface FireTick {
+  name: string
+  expected: number
+  /** The tick the job stands for (policy/schedules fire): recorded as lastRunAt. */
+  tick: number
+  /** The new nextRunAt. */
+  next: number
+  job: NewJob
+}
+
 export interface Core {
   /** Which core this is. */
   readonly kind: 'native' | 'js'
@@ -357,6 +395,19 @@ export interface Core {
   pausedQueues(): Promise<string[]>
   /** Every queue of this namespace that has jobs or is paused, by name. */
   queues(): Promise<QueueRow[]>
+  /** Upserts schedules by name, one transaction. A schedule whose cron and timezone did not change
+   * keeps its stored nextRunAt, lastRunAt and paused (policy nextOnRedeclare); stored schedules not
+   * in the list are kept (another service may own them). */
+  saveSchedules(schedules: NewSchedule[]): Promise<void>
+  /** Every schedule of the namespace, by name. */
+  schedules(): Promise<ScheduleRow[]>
+  /** The compare-and-set of a tick and its job's insert, one transaction: the job's id, or null when
+   * the tick was taken elsewhere, or the schedule is paused or gone (nothing written). */
+  fireSchedule(tick: FireTick): Promise<string | null>
+  /** Pauses or resumes; nextRunAt (when not null) becomes the stored one. false: no such schedule. */
+  setSchedulePaused(name: string, paused: boolean, nextRunAt: number | null): Promise<boolean>
+  /** false: no such schedule. Its jobs already made are untouched. */
+  removeSchedule(name: string): Promise<boolean>
   /** Starts renewing the leases of this worker's running jobs on a core thread (every
    * min(leaseMs/3, 500) ms) and learning their cancel requests; the same beat keeps the worker's
    * row in the `workers` table fresh (written here, removed by unregisterWorker). Registering an

@@ -81,6 +81,9 @@ pub struct NewJob {
     pub backoff_jitter: bool,
     /// While a job with this key is pending, running or failed, enqueue returns it.
     pub unique_key: Option<String>,
+    /// A job still pending this long after its enqueue (core clock) never starts: it ends
+    /// cancelled, expired (`policy::schedules::EXPIRED_ERROR`). None: it waits as long as it takes.
+    pub expires_in_ms: Option<i64>,
 }
 
 impl NewJob {
@@ -101,6 +104,7 @@ impl NewJob {
             backoff_max_ms: 300_000,
             backoff_jitter: true,
             unique_key: None,
+            expires_in_ms: None,
         }
     }
 }
@@ -482,4 +486,53 @@ pub struct ListFilter {
     pub queue: Option<String>,
     pub limit: i64,
     pub offset: i64,
+}
+
+/// A schedule as a worker declares it: replaces the stored one of the same name (see
+/// `Store::save_schedules` for what a redeclaration keeps).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSchedule {
+    pub name: String,
+    pub task_name: String,
+    pub queue: String,
+    pub priority: i64,
+    /// The cron expression as declared (the TypeScript layer reads it; the store keeps it).
+    pub cron: String,
+    /// IANA time zone the expression is read in.
+    pub timezone: String,
+    /// Serialized arguments of every job it makes.
+    pub args: String,
+    /// Its first tick after the declaration.
+    pub next_run_at: i64,
+}
+
+/// A stored schedule, as `queue.schedules()` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleRow {
+    pub name: String,
+    pub task_name: String,
+    pub queue: String,
+    pub priority: i64,
+    pub cron: String,
+    pub timezone: String,
+    pub args: String,
+    /// The tick to fire next (the compare-and-set value of `Store::fire_schedule`).
+    pub next_run_at: i64,
+    /// The tick that made the last job, None before the first.
+    pub last_run_at: Option<i64>,
+    pub paused: bool,
+}
+
+/// One tick of a schedule to fire: taken only if the stored `next_run_at` is still `expected`
+/// (and the schedule is not paused), in the transaction that inserts `job`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FireTick {
+    pub name: String,
+    /// The stored `next_run_at` the firing worker read.
+    pub expected: i64,
+    /// The tick this job stands for (`policy::schedules::fire`): recorded as `last_run_at`.
+    pub tick: i64,
+    /// The tick after it: the new `next_run_at`.
+    pub next: i64,
+    pub job: NewJob,
 }

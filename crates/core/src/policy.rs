@@ -18,6 +18,8 @@ pub mod queues;
 use crate::error::{Error, Result};
 use crate::model::{ClaimRequest, ClaimedJob, NewJob, WorkerInfo};
 
+pub mod schedules;
+
 // ---- leases ---------------------------------------------------------------------------------
 
 /// The lease of a claim by a worker that never registered (nobody renews it).
@@ -179,6 +181,10 @@ pub fn validate_job(i: usize, j: &NewJob) -> Result<()> {
         if v < 0 {
             return Err(bad_job(i, field, "a non-negative integer", v));
         }
+    }
+    if matches!(j.expires_in_ms, Some(e) if e <= 0) {
+        let want = "null or a positive integer";
+        return Err(bad_job(i, "expiresInMs", want, opt(j.expires_in_ms)));
     }
     Ok(())
 }

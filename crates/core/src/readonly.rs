@@ -88,6 +88,21 @@ impl Store for ReadOnlyStore {
     async fn queues(&self) -> Result<Vec<QueueRow>> {
         self.inner.queues().await
     }
+    async fn save_schedules(&self, _: Vec<NewSchedule>) -> Result<()> {
+        Err(refused("saveSchedules"))
+    }
+    async fn schedules(&self) -> Result<Vec<ScheduleRow>> {
+        self.inner.schedules().await
+    }
+    async fn fire_schedule(&self, _: FireTick) -> Result<Option<i64>> {
+        Err(refused("fireSchedule"))
+    }
+    async fn set_schedule_paused(&self, _: &str, _: bool, _: Option<i64>) -> Result<bool> {
+        Err(refused("setSchedulePaused"))
+    }
+    async fn remove_schedule(&self, _: &str) -> Result<bool> {
+        Err(refused("removeSchedule"))
+    }
     fn register_worker(&self, _: &WorkerInfo) -> Result<()> {
         Err(refused("a worker"))
     }

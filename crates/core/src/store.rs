@@ -78,6 +78,28 @@ pub trait Store: Send + Sync {
     /// Every queue of this namespace that has jobs or is paused, by name, with its jobs counted
     /// by status as [`Store::stats`] counts them (`policy::queues::queue_rows`).
     async fn queues(&self) -> Result<Vec<QueueRow>>;
+    /// Upserts schedules by name, one transaction. A schedule whose cron and timezone did not
+    /// change keeps its stored `next_run_at`, `last_run_at` and `paused` (so a tick missed while no
+    /// worker ran still fires once, and a pause outlives a restart:
+    /// `policy::schedules::next_on_redeclare`); otherwise it takes the declared `next_run_at`.
+    /// Stored schedules not in the list are kept (another service may own them).
+    async fn save_schedules(&self, schedules: Vec<NewSchedule>) -> Result<()>;
+    /// Every schedule of the namespace, by name.
+    async fn schedules(&self) -> Result<Vec<ScheduleRow>>;
+    /// Takes the tick with one compare-and-set of `next_run_at` (= `expected`, not paused) and
+    /// inserts its job, in one transaction: the job's id, or None when another process took the
+    /// tick first, the schedule was paused or removed (nothing written).
+    async fn fire_schedule(&self, tick: FireTick) -> Result<Option<i64>>;
+    /// Pauses or resumes (`next_run_at` is set when given: a resume starts from the next tick,
+    /// the ticks missed while paused are skipped). false when no schedule has that name.
+    async fn set_schedule_paused(
+        &self,
+        name: &str,
+        paused: bool,
+        next_run_at: Option<i64>,
+    ) -> Result<bool>;
+    /// false when no schedule has that name. Its jobs already made are untouched.
+    async fn remove_schedule(&self, name: &str) -> Result<bool>;
     /// Starts renewing this worker's leases every `policy::heartbeat_interval_ms(lease_ms)`;
     /// claims by this worker id use `lease_ms`. A beat renews every attempt the worker still
     /// holds, also one whose lease already ran out, and writes the worker's row in the `workers`

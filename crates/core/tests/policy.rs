@@ -103,6 +103,7 @@ fn job_of(defaults: &Map<String, Value>, over: &Value) -> NewJob {
         backoff_max_ms: int(&j, "backoffMaxMs"),
         backoff_jitter: j["backoffJitter"].as_bool().expect("backoffJitter"),
         unique_key: j["uniqueKey"].as_str().map(str::to_string),
+        expires_in_ms: opt_int(&j, "expiresInMs"),
     }
 }
 
@@ -707,5 +708,83 @@ mod flow_cases {
             assert_eq!(got, ints(&case["expect"]), "case {case}");
             assert_eq!(flow::failures_from_text(&flow::failures_to_text(&got)), got);
         }
+    }
+}
+
+#[test]
+fn schedule_cases() {
+    use taskito_core::policy::schedules as s;
+    use taskito_core::NewSchedule;
+    let all = cases();
+    let c = &section(&all, "schedule_constants")[0];
+    assert_eq!(text(c, "EXPIRED_ERROR"), s::EXPIRED_ERROR);
+    assert_eq!(int(c, "EXPIRE_BATCH"), s::EXPIRE_BATCH);
+    assert_eq!(int(c, "SCHEDULE_REFRESH_MS"), s::SCHEDULE_REFRESH_MS);
+    for case in section(&all, "start_by") {
+        let got = s::start_by(int(case, "now"), opt_int(case, "expiresInMs"));
+        assert_eq!(got, opt_int(case, "expect"), "{case}");
+    }
+    for case in section(&all, "expired") {
+        let got = s::expired(opt_int(case, "startBy"), int(case, "now"));
+        assert_eq!(Some(got), case["expect"].as_bool(), "{case}");
+    }
+    for case in section(&all, "schedule_fire") {
+        let got = s::fire(
+            int(case, "nextRunAt"),
+            case["paused"].as_bool().expect("paused"),
+            int(case, "now"),
+            opt_int(case, "latest"),
+            int(case, "following"),
+        );
+        let want = case["expect"]
+            .as_array()
+            .map(|a| (a[0].as_i64().unwrap(), a[1].as_i64().unwrap()));
+        assert_eq!(got, want, "{case}");
+    }
+    for case in section(&all, "schedule_sleep") {
+        let got = s::sleep_ms(
+            int(case, "waitMs"),
+            case["hasSchedules"].as_bool().expect("hasSchedules"),
+            opt_int(case, "nextDue"),
+            int(case, "now"),
+        );
+        assert_eq!(got, int(case, "expect"), "{case}");
+    }
+    for case in section(&all, "schedule_next_on_redeclare") {
+        let stored = case["stored"].as_array().map(|a| {
+            (
+                a[0].as_str().unwrap(),
+                a[1].as_str().unwrap(),
+                a[2].as_i64().unwrap(),
+            )
+        });
+        let got = s::next_on_redeclare(
+            stored,
+            &text(case, "cron"),
+            &text(case, "timezone"),
+            int(case, "declaredNext"),
+        );
+        assert_eq!(got, int(case, "expect"), "{case}");
+    }
+    for case in section(&all, "validate_schedule") {
+        let o = &case["schedule"];
+        let field = |k: &str, d: &str| o[k].as_str().unwrap_or(d).to_string();
+        let sched = NewSchedule {
+            name: field("name", "nightly"),
+            task_name: field("taskName", "report"),
+            queue: field("queue", "default"),
+            priority: 0,
+            cron: field("cron", "0 3 * * *"),
+            timezone: field("timezone", "UTC"),
+            args: "[]".into(),
+            next_run_at: 0,
+        };
+        let got = error_of(s::validate_schedule(&sched));
+        assert_eq!(got, expected_error(case), "{case}");
+    }
+    let defaults = all["job_defaults"].as_object().expect("job_defaults");
+    for case in section(&all, "validate_job_expires") {
+        let got = error_of(policy::validate_job(0, &job_of(defaults, &case["job"])));
+        assert_eq!(got, expected_error(case), "{case}");
     }
 }

@@ -533,16 +533,25 @@ async fn a_settle_waits_out_an_outage() {
     let a = s.claim(req("w", 1, 0)).await.unwrap().remove(0);
 
     let outage = |on: bool| {
+        // Two batches: statements of one batch run in one transaction, so a backend that
+        // connected before the limit committed (the store's pool reconnecting at that moment)
+        // passed the limit check and would survive the terminate.
         let sql = if on {
-            format!(
-                "ALTER ROLE \"{role}\" CONNECTION LIMIT 0; \
-                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"
-            )
+            vec![
+                format!("ALTER ROLE \"{role}\" CONNECTION LIMIT 0"),
+                format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{role}'"
+                ),
+            ]
         } else {
-            format!("ALTER ROLE \"{role}\" CONNECTION LIMIT -1")
+            vec![format!("ALTER ROLE \"{role}\" CONNECTION LIMIT -1")]
         };
         let admin = &admin;
-        async move { admin.batch_execute(&sql).await.unwrap() }
+        async move {
+            for s in sql {
+                admin.batch_execute(&s).await.unwrap()
+            }
+        }
     };
     outage(true).await;
     let e = s.claim(req("w", 1, 0)).await.unwrap_err();

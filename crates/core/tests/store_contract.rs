@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use taskito_core::policy;
 use taskito_core::{
-    open, BreakerOptions, BreakerState, ClaimRequest, ClaimedJob, JobRow, JobToken, ListFilter,
-    NewJob, OpenOptions, QueueRow, RateLimit, Settle, SettleKind, SettleStatus, StatsRow,
-    StatusCode, Store, TaskFlow, WorkerInfo,
+    open, BreakerOptions, BreakerState, ClaimRequest, ClaimedJob, FireTick, JobRow, JobToken,
+    ListFilter, NewJob, NewSchedule, OpenOptions, QueueRow, RateLimit, Settle, SettleKind,
+    SettleStatus, StatsRow, StatusCode, Store, TaskFlow, WorkerInfo,
 };
 use tempfile::TempDir;
 use tokio_postgres::NoTls;
@@ -160,6 +160,11 @@ contract!(
     a_concurrency_cap_counts_running_attempts_of_every_worker,
     a_rate_limited_settle_holds_the_task_and_uses_no_retry,
     a_breaker_opens_at_its_threshold_and_a_probe_closes_it,
+    a_schedule_tick_makes_one_job_however_many_fire_it,
+    a_redeclared_schedule_keeps_its_tick_unless_its_cron_changed,
+    a_paused_or_removed_schedule_fires_nothing,
+    a_job_not_started_by_its_expiry_ends_cancelled_as_expired,
+    a_job_started_before_its_expiry_is_unaffected,
 );
 
 // ---- helpers --------------------------------------------------------------------------------
@@ -1520,4 +1525,175 @@ async fn a_breaker_opens_at_its_threshold_and_a_probe_closes_it(s: Arc<dyn Store
     );
     assert_eq!(s.claim(req("w", 10, 0)).await.unwrap().len(), 1);
     s.unregister_worker("w");
+}
+
+// ---- schedules and expiry -------------------------------------------------------------------
+
+fn schedule(name: &str, cron: &str, next_run_at: i64) -> NewSchedule {
+    NewSchedule {
+        name: name.into(),
+        task_name: "report".into(),
+        queue: "default".into(),
+        priority: 0,
+        cron: cron.into(),
+        timezone: "UTC".into(),
+        args: "[\"daily\"]".into(),
+        next_run_at,
+    }
+}
+
+fn tick(name: &str, expected: i64, tick: i64, next: i64) -> FireTick {
+    let mut job = job("report");
+    job.args = "[\"daily\"]".into();
+    FireTick {
+        name: name.into(),
+        expected,
+        tick,
+        next,
+        job,
+    }
+}
+
+async fn a_schedule_tick_makes_one_job_however_many_fire_it(s: Arc<dyn Store>) {
+    s.save_schedules(vec![schedule("nightly", "0 3 * * *", 1_000)])
+        .await
+        .unwrap();
+    // Eight firings of the same tick at once: the compare-and-set lets exactly one through.
+    let fired = futures_join(
+        (0..8)
+            .map(|_| {
+                let s = s.clone();
+                async move { s.fire_schedule(tick("nightly", 1_000, 1_000, 2_000)).await }
+            })
+            .collect(),
+    )
+    .await;
+    let made: Vec<i64> = fired.into_iter().filter_map(|r| r.unwrap()).collect();
+    assert_eq!(made.len(), 1, "one job for the tick");
+    let jobs = s
+        .list_jobs(list(None, Some("report"), 10, 0))
+        .await
+        .unwrap();
+    assert_eq!(ids(&jobs), made);
+    assert_eq!(jobs[0].args, "[\"daily\"]");
+    let listed = s.schedules().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (
+            listed[0].next_run_at,
+            listed[0].last_run_at,
+            listed[0].paused
+        ),
+        (2_000, Some(1_000), false)
+    );
+    // A process that read the old tick late takes nothing.
+    let late = s.fire_schedule(tick("nightly", 1_000, 1_000, 2_000)).await;
+    assert_eq!(late.unwrap(), None);
+    // A tick that does not move forward is refused.
+    let err = s
+        .fire_schedule(tick("nightly", 2_000, 2_000, 2_000))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "INVALID_ARGUMENT");
+}
+
+/// Runs the futures at once (each on the runtime), results in order.
+async fn futures_join<T: Send + 'static>(
+    futs: Vec<impl Future<Output = T> + Send + 'static>,
+) -> Vec<T> {
+    let handles: Vec<_> = futs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}
+
+async fn a_redeclared_schedule_keeps_its_tick_unless_its_cron_changed(s: Arc<dyn Store>) {
+    s.save_schedules(vec![schedule("a", "* * * * *", 1_000)])
+        .await
+        .unwrap();
+    s.set_schedule_paused("a", true, None).await.unwrap();
+    // A worker starts again, a minute later: the missed tick (1000) is still the one to fire,
+    // and the pause holds.
+    let mut again = schedule("a", "* * * * *", 61_000);
+    again.args = "[2]".into();
+    s.save_schedules(vec![again]).await.unwrap();
+    let a = &s.schedules().await.unwrap()[0];
+    assert_eq!(
+        (a.next_run_at, a.paused, a.args.as_str()),
+        (1_000, true, "[2]")
+    );
+    // A new expression takes the declared tick.
+    s.save_schedules(vec![schedule("a", "*/5 * * * *", 300_000)])
+        .await
+        .unwrap();
+    let a = &s.schedules().await.unwrap()[0];
+    assert_eq!((a.next_run_at, a.cron.as_str()), (300_000, "*/5 * * * *"));
+    let err = s
+        .save_schedules(vec![schedule("", "* * * * *", 1)])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "INVALID_ARGUMENT");
+}
+
+async fn a_paused_or_removed_schedule_fires_nothing(s: Arc<dyn Store>) {
+    s.save_schedules(vec![schedule("p", "* * * * *", 1_000)])
+        .await
+        .unwrap();
+    assert!(s.set_schedule_paused("p", true, None).await.unwrap());
+    let fired = s.fire_schedule(tick("p", 1_000, 1_000, 2_000)).await;
+    assert_eq!(fired.unwrap(), None, "paused");
+    // A resume starts from the tick it is given: what was missed while paused is skipped.
+    assert!(s
+        .set_schedule_paused("p", false, Some(5_000))
+        .await
+        .unwrap());
+    assert_eq!(s.schedules().await.unwrap()[0].next_run_at, 5_000);
+    let fired = s.fire_schedule(tick("p", 5_000, 5_000, 6_000)).await;
+    assert!(fired.unwrap().is_some());
+    assert!(s.remove_schedule("p").await.unwrap());
+    assert!(!s.remove_schedule("p").await.unwrap(), "already gone");
+    assert!(!s.set_schedule_paused("p", true, None).await.unwrap());
+    let fired = s.fire_schedule(tick("p", 6_000, 6_000, 7_000)).await;
+    assert_eq!(fired.unwrap(), None, "removed");
+    assert!(s.schedules().await.unwrap().is_empty());
+    // Its job stays.
+    assert_eq!(s.stats().await.unwrap().pending, 1);
+}
+
+async fn a_job_not_started_by_its_expiry_ends_cancelled_as_expired(s: Arc<dyn Store>) {
+    let mut j = job("late");
+    j.expires_in_ms = Some(100);
+    let id = enqueue_one(&s, j).await;
+    let mut bad = job("late");
+    bad.expires_in_ms = Some(0);
+    assert_eq!(
+        s.enqueue(vec![bad]).await.unwrap_err().code(),
+        "INVALID_ARGUMENT"
+    );
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Past its start-by time, before or after the sweep: never handed out.
+    let got = s.claim(req_tasks("w", &["late"], 10, 0)).await.unwrap();
+    assert!(got.is_empty(), "an expired job is never claimed");
+    let r = s.wait_job(id, 5_000).await.unwrap().unwrap();
+    assert_eq!(status(&r), StatusCode::Cancelled);
+    let expired = policy::schedules::EXPIRED_ERROR;
+    assert_eq!(r.error.as_deref(), Some(expired));
+    let errors = s.job_errors(id).await.unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!((errors[0].attempt, errors[0].error.as_str()), (0, expired));
+}
+
+async fn a_job_started_before_its_expiry_is_unaffected(s: Arc<dyn Store>) {
+    let mut j = job("quick");
+    j.expires_in_ms = Some(150);
+    let id = enqueue_one(&s, j).await;
+    let c = s.claim(req_tasks("w", &["quick"], 1, 0)).await.unwrap();
+    assert_eq!(c.len(), 1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let o = s.settle(vec![complete(&c[0], "1")]).await.unwrap();
+    assert_eq!(o[0].status, SettleStatus::Complete);
+    assert_eq!(status(&row(&s, id).await), StatusCode::Complete);
+    assert!(s.job_errors(id).await.unwrap().is_empty());
 }

@@ -20,7 +20,8 @@ use taskito_core as core;
 use crate::packing::parse_id;
 use crate::types::{
     non_negative, BreakerRow, ClaimRequest, DeadLetterRow, ErrorRecordRow, JobRow, JobToken,
-    ListFilter, OpenOptions, QueueRow, StatsRow, ThroughputRow, WorkerInfo,
+    ListFilter, NewSchedule, OpenOptions, QueueRow, ScheduleRow, StatsRow, ThroughputRow,
+    WorkerInfo,
 };
 
 /// A core error code as the napi error status, so the JS error's `code` is the CoreErrorCode.
@@ -240,6 +241,65 @@ impl NativeCore {
         coded(self.store.queues().await, |v| {
             v.into_iter().map(QueueRow::from).collect()
         })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub async fn save_schedules(&self, schedules: Vec<NewSchedule>) -> Result<Coded<()>> {
+        let schedules = schedules.into_iter().map(Into::into).collect();
+        coded(self.store.save_schedules(schedules).await, |_| ())
+    }
+
+    #[napi(ts_return_type = "Promise<ScheduleRow[]>")]
+    pub async fn schedules(&self) -> Result<Coded<Vec<ScheduleRow>>> {
+        let r = self.store.schedules().await;
+        coded(r, |v| v.into_iter().map(ScheduleRow::from).collect())
+    }
+
+    /// Fires one tick: `job` is a one-job enqueue batch, packed as `unpack_jobs` reads it. The
+    /// new job's id, or null when the tick was not taken here.
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub async fn fire_schedule(
+        &self,
+        name: String,
+        expected: i64,
+        tick: i64,
+        next: i64,
+        job: String,
+    ) -> Result<Coded<Option<String>>> {
+        let r = match packing::unpack_jobs(&job).map(|mut j| j.pop()) {
+            Ok(Some(job)) => {
+                let t = core::FireTick {
+                    name,
+                    expected,
+                    tick,
+                    next,
+                    job,
+                };
+                self.store.fire_schedule(t).await
+            }
+            Ok(None) => Err(core::Error::invalid("fireSchedule: job is missing")),
+            Err(e) => Err(e),
+        };
+        coded(r, |id| id.map(|i| i.to_string()))
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub async fn set_schedule_paused(
+        &self,
+        name: String,
+        paused: bool,
+        next_run_at: Option<i64>,
+    ) -> Result<Coded<bool>> {
+        let r = self
+            .store
+            .set_schedule_paused(&name, paused, next_run_at)
+            .await;
+        coded(r, |b| b)
+    }
+
+    #[napi(ts_return_type = "Promise<boolean>")]
+    pub async fn remove_schedule(&self, name: String) -> Result<Coded<bool>> {
+        coded(self.store.remove_schedule(&name).await, |b| b)
     }
 
     /// Starts renewing this worker's leases on a core thread, and keeps its row in the workers

@@ -43,6 +43,7 @@ type PackedJob = (
     i64,            // backoffMaxMs
     bool,           // backoffJitter
     Option<String>, // uniqueKey
+    Option<i64>,    // expiresInMs
 );
 
 /// An enqueue batch: a JSON array of [`PackedJob`]s.
@@ -65,6 +66,7 @@ pub(crate) fn unpack_jobs(text: &str) -> core::Result<Vec<core::NewJob>> {
             backoff_max_ms: j.11,
             backoff_jitter: j.12,
             unique_key: j.13,
+            expires_in_ms: j.14,
         })
         .collect())
 }

@@ -399,3 +399,69 @@ impl From<ListFilter> for core::ListFilter {
         }
     }
 }
+
+/// A schedule as a worker declares it (see `Store::save_schedules`).
+#[napi(object)]
+pub struct NewSchedule {
+    pub name: String,
+    pub task_name: String,
+    pub queue: String,
+    pub priority: i64,
+    /// The cron expression as declared.
+    pub cron: String,
+    /// IANA time zone the expression is read in.
+    pub timezone: String,
+    /// Serialized arguments of every job it makes.
+    pub args: String,
+    /// Its first tick after the declaration (ms since the epoch).
+    pub next_run_at: i64,
+}
+
+impl From<NewSchedule> for core::NewSchedule {
+    fn from(s: NewSchedule) -> Self {
+        core::NewSchedule {
+            name: s.name,
+            task_name: s.task_name,
+            queue: s.queue,
+            priority: s.priority,
+            cron: s.cron,
+            timezone: s.timezone,
+            args: s.args,
+            next_run_at: s.next_run_at,
+        }
+    }
+}
+
+/// A stored schedule.
+#[napi(object, use_nullable = true)]
+pub struct ScheduleRow {
+    pub name: String,
+    pub task_name: String,
+    pub queue: String,
+    pub priority: i64,
+    pub cron: String,
+    pub timezone: String,
+    pub args: String,
+    /// The tick to fire next.
+    pub next_run_at: i64,
+    /// The tick that made the last job; null before the first.
+    pub last_run_at: Option<i64>,
+    pub paused: bool,
+}
+
+impl From<core::ScheduleRow> for ScheduleRow {
+    fn from(r: core::ScheduleRow) -> Self {
+        ScheduleRow {
+            name: r.name,
+            task_name: r.task_name,
+            queue: r.queue,
+            priority: r.priority,
+            cron: r.cron,
+            timezone: r.timezone,
+            args: r.args,
+            next_run_at: r.next_run_at,
+            last_run_at: r.last_run_at,
+            paused: r.paused,
+        }
+    }
+}

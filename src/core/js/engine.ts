@@ -18,6 +18,7 @@
  * them, as the shared policy says (reapDecision): their worker is alive here.
  */
 import { checkFileOwner, claimFile, releaseFile } from '../owners.js'
+import { EXPIRE_BATCH } from '../policy/schedules.js'
 import { type Blackout, DEFAULT_LEASE_MS, REAP_GRACE_MS, ROUTE_BATCH, ROUTE_INTERVAL_MS, SWEEP_MIN_BATCH, blackoutAfter, heartbeatIntervalMs, reapCutoffAfter, sweepNext } from '../policy.js'
 import type { ClaimedJob, ClaimRequest, JobRow, TaskFlow, WorkerInfo } from '../types.js'
 import { closedError, fromSqlite } from './errors.js'
@@ -139,6 +140,7 @@ export class Engine {
   private leaseTimer: NodeJS.Timeout | undefined
   private leaseTimerAt = Infinity
   private reaping = false
+  private expiring = false
   /** What the reaper knows of its own access to the write lock (see blackoutAfter): when a write of
    * it last had the lock, its last blackout, and the first try of the write under way. */
   private sight: { seen: number; blackout: Blackout | null; tryingSince: number | undefined } = {
@@ -153,7 +155,12 @@ export class Engine {
     this.busyMs = busyMs
     this.store = new Store(db)
     // A read-only engine only reads: no reaper, no sweep, no unroutable check.
-    this.reapTimer = readOnly ? undefined : setInterval(() => void this.reap(), REAP_MS).unref()
+    this.reapTimer = readOnly
+      ? undefined
+      : setInterval(() => {
+          void this.reap()
+          this.expire()
+        }, REAP_MS).unref()
     this.routeTimer = readOnly ? undefined : setInterval(() => this.route(), ROUTE_INTERVAL_MS).unref()
     if (!readOnly) this.scheduleSweep(0)
   }
@@ -638,6 +645,28 @@ export class Engine {
       () => {
         this.reaping = false
         this.sight.tryingSince ??= now
+      },
+    )
+  }
+
+  /** Ends cancelled the pending jobs whose start-by time has come (claims already pass them over).
+   * Looks with a read first, so a file without such jobs costs no write. */
+  private expire(): void {
+    if (this.expiring || this.closed) return
+    try {
+      const next = this.store.nextStartByAt()
+      if (next === null || next > Date.now()) return
+    } catch {
+      return
+    }
+    this.expiring = true
+    this.submit((now, fx) => this.store.expire(now, EXPIRE_BATCH, fx)).then(
+      (n) => {
+        this.expiring = false
+        if (n >= EXPIRE_BATCH) setImmediate(() => this.expire())
+      },
+      () => {
+        this.expiring = false
       },
     )
   }

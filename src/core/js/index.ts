@@ -20,15 +20,19 @@ import type {
   JobRow,
   JobToken,
   ListFilter,
+  FireTick,
   NewJob,
+  NewSchedule,
   OpenOptions,
   QueueRow,
+  ScheduleRow,
   Settle,
   SettleOutcome,
   StatsRow,
   ThroughputRow,
   WorkerInfo,
 } from '../types.js'
+import { validateFire, validateSchedule } from '../policy/schedules.js'
 import { acquireEngine, type Engine } from './engine.js'
 import { closedError, invalid, jobNotFound } from './errors.js'
 import { type Effects, parseId } from './store.js'
@@ -241,6 +245,37 @@ export class JsCore implements Core {
 
   queues(): Promise<QueueRow[]> {
     return this.call(() => this.engine.read(() => this.engine.store.queues(this.ns)))
+  }
+
+  saveSchedules(schedules: NewSchedule[]): Promise<void> {
+    return this.call(() => {
+      if (!Array.isArray(schedules)) throw invalid('saveSchedules takes an array of schedules')
+      schedules.forEach(validateSchedule)
+      if (schedules.length === 0) return undefined
+      return this.submit(() => {
+        for (const s of schedules) this.engine.store.saveSchedule(this.ns, s)
+      })
+    }, 'saveSchedules')
+  }
+
+  schedules(): Promise<ScheduleRow[]> {
+    return this.call(() => this.engine.read(() => this.engine.store.schedules(this.ns)))
+  }
+
+  fireSchedule(tick: FireTick): Promise<string | null> {
+    return this.call(() => {
+      const job = validateJob(0, tick.job)
+      validateFire(tick)
+      return this.submit((now, fx) => this.engine.store.fireSchedule(this.ns, { ...tick, job }, now, fx))
+    }, 'fireSchedule')
+  }
+
+  setSchedulePaused(name: string, paused: boolean, nextRunAt: number | null): Promise<boolean> {
+    return this.call(() => this.submit(() => this.engine.store.setSchedulePaused(this.ns, name, paused, nextRunAt)), 'setSchedulePaused')
+  }
+
+  removeSchedule(name: string): Promise<boolean> {
+    return this.call(() => this.submit(() => this.engine.store.removeSchedule(this.ns, name)), 'removeSchedule')
   }
 
   registerWorker(worker: WorkerInfo): void {

@@ -25,7 +25,8 @@ import {
   workerAlive,
 } from '../policy.js'
 import { claimable, queueRows } from '../policy/queues.js'
-import { STATS_FIELDS, type ClaimedJob, type DeadLetterRow, type ErrorRecordRow, type JobRow, type NewJob, type QueueRow, type Settle, type SettleOutcome, type StatsRow, type TaskFlow, type ThroughputRow, type WorkerInfo } from '../types.js'
+import { STATS_FIELDS, type ClaimedJob, type DeadLetterRow, type ErrorRecordRow, type JobRow, type NewJob, type QueueRow, type Settle, type SettleOutcome, type StatsRow, type FireTick, type NewSchedule, type ScheduleRow, type TaskFlow, type ThroughputRow, type WorkerInfo } from '../types.js'
+import { EXPIRED_ERROR, startBy } from '../policy/schedules.js'
 import { FlowStore } from './flow.js'
 import { Query } from './queries.js'
 import { Lenient } from './rows.js'
@@ -259,6 +260,13 @@ export class Store {
   private readonly listSettled: Query
   /** Flow control per task (task_flow rows). */
   readonly flow: FlowStore
+  private readonly nextStartBy: Query
+  private readonly expireDue: Query
+  private readonly saveScheduleQ: Query
+  private readonly listSchedulesQ: Query
+  private readonly fireQ: Query
+  private readonly setPausedQ: Query
+  private readonly removeScheduleQ: Query
 
   constructor(db: Database) {
     this.flow = new FlowStore(db)
@@ -315,6 +323,13 @@ export class Store {
     this.listSettled = q('read/list_jobs_settled.sql')
     this.purgeDead = q('dead_letters/purge.sql')
     this.throughputQ = q('read/throughput.sql')
+    this.nextStartBy = q('expire/next.sql', { pluck: true })
+    this.expireDue = q('expire/cancel.sql')
+    this.saveScheduleQ = q('schedules/save.sql')
+    this.listSchedulesQ = q('schedules/list.sql')
+    this.fireQ = q('schedules/fire.sql')
+    this.setPausedQ = q('schedules/set_paused.sql')
+    this.removeScheduleQ = q('schedules/remove.sql')
   }
 
   // ---- writes: called inside the engine's transaction -------------------------------------------
@@ -347,6 +362,7 @@ export class Store {
       backoff_max_ms: job.backoffMaxMs,
       backoff_jitter: job.backoffJitter ? 1 : 0,
       unique_key: job.uniqueKey,
+      start_by: startBy(now, job.expiresInMs),
     })
     return String(r.lastInsertRowid)
   }
@@ -608,6 +624,7 @@ export class Store {
         backoffMaxMs: d.backoff_max_ms,
         backoffJitter: d.backoff_jitter !== 0,
         uniqueKey: null,
+        expiresInMs: null,
       },
       now,
       now,
@@ -739,7 +756,79 @@ export class Store {
     return ids.length
   }
 
+  /** Ends up to `limit` pending jobs whose start-by time has come cancelled, expired, each with its
+   * error record (expire/cancel.sql, any namespace); how many. */
+  expire(now: number, limit: number, fx: Effects): number {
+    const ended = this.expireDue.all({ error: EXPIRED_ERROR, now, limit }) as { id: number; retry_count: number; namespace: string }[]
+    for (const e of ended) {
+      this.insertError.run({ job_id: e.id, attempt: e.retry_count, error: EXPIRED_ERROR, traceback: null, now })
+      fx.finished.add(key(e.namespace, String(e.id)))
+    }
+    return ended.length
+  }
+
+  /** The earliest start-by time of a pending job, any namespace, or null. */
+  nextStartByAt(): number | null {
+    return (this.nextStartBy.get() as number | null) ?? null
+  }
+
+  saveSchedule(ns: string, s: NewSchedule): void {
+    this.saveScheduleQ.run({
+      namespace: ns,
+      name: s.name,
+      task_name: s.taskName,
+      queue: s.queue,
+      priority: s.priority,
+      cron: s.cron,
+      timezone: s.timezone,
+      args: s.args,
+      next_run_at: s.nextRunAt,
+    })
+  }
+
+  /** The compare-and-set of a tick, then its job, in the caller's transaction. */
+  fireSchedule(ns: string, t: FireTick, now: number, fx: Effects): string | null {
+    const taken = this.fireQ.run({ namespace: ns, name: t.name, next: t.next, tick: t.tick, expected: t.expected })
+    if (taken.changes !== 1) return null
+    return this.enqueueOne(ns, t.job, now, fx).id
+  }
+
+  setSchedulePaused(ns: string, name: string, paused: boolean, nextRunAt: number | null): boolean {
+    return this.setPausedQ.run({ namespace: ns, name, paused: paused ? 1 : 0, next_run_at: nextRunAt }).changes === 1
+  }
+
+  removeSchedule(ns: string, name: string): boolean {
+    return this.removeScheduleQ.run({ namespace: ns, name }).changes === 1
+  }
+
   // ---- reads: outside any transaction -----------------------------------------------------------
+
+  schedules(ns: string): ScheduleRow[] {
+    const rows = this.listSchedulesQ.all({ namespace: ns }) as {
+      name: string
+      task_name: string
+      queue: string
+      priority: number
+      cron: string
+      timezone: string
+      args: string
+      next_run_at: number
+      last_run_at: number | null
+      paused: number
+    }[]
+    return rows.map((r) => ({
+      name: r.name,
+      taskName: r.task_name,
+      queue: r.queue,
+      priority: r.priority,
+      cron: r.cron,
+      timezone: r.timezone,
+      args: r.args,
+      nextRunAt: r.next_run_at,
+      lastRunAt: r.last_run_at,
+      paused: r.paused !== 0,
+    }))
+  }
 
   getJob(ns: string, id: string): JobRow | null {
     const n = parseId(id)
@@ -858,7 +947,7 @@ export class Store {
     const queues = claimable(workerQueues, this.pausedQueues(ns))
     const gates = this.flow.gates(ns, tasks, flows, now)
     const open = tasks.filter((t) => gates.find((g) => g.flow.task === t)?.gate.allowed !== 0)
-    let due = open.length === 0 || queues.length === 0 ? null : ((this.nextRunAt.get({ namespace: ns, queues: JSON.stringify(queues), tasks: JSON.stringify(open) }) as number | null) ?? null)
+    let due = open.length === 0 || queues.length === 0 ? null : ((this.nextRunAt.get({ namespace: ns, queues: JSON.stringify(queues), tasks: JSON.stringify(open), now }) as number | null) ?? null)
     for (const g of gates) {
       if (g.gate.allowed === 0 && g.gate.nextAt !== null) due = due === null ? g.gate.nextAt : Math.min(due, g.gate.nextAt)
     }

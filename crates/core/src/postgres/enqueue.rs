@@ -46,20 +46,8 @@ impl Inner {
     async fn enqueue_now(&self, jobs: &[NewJob]) -> Result<Vec<Enqueued>> {
         self.check_open()?;
         let n = jobs.len() as i64;
-        let queue: Vec<&str> = jobs.iter().map(|j| j.queue.as_str()).collect();
-        let task: Vec<&str> = jobs.iter().map(|j| j.task_name.as_str()).collect();
-        let args: Vec<&str> = jobs.iter().map(|j| j.args.as_str()).collect();
-        let priority: Vec<i64> = jobs.iter().map(|j| j.priority).collect();
-        let run_at: Vec<Option<i64>> = jobs.iter().map(|j| j.run_at).collect();
-        let delay: Vec<Option<i64>> = jobs.iter().map(|j| j.delay_ms).collect();
-        let max_retries: Vec<i64> = jobs.iter().map(|j| j.max_retries).collect();
-        let timeout: Vec<Option<i64>> = jobs.iter().map(|j| j.timeout_ms).collect();
-        let soft: Vec<Option<i64>> = jobs.iter().map(|j| j.soft_timeout_ms).collect();
-        let ttl: Vec<Option<i64>> = jobs.iter().map(|j| j.result_ttl_ms).collect();
-        let base: Vec<i64> = jobs.iter().map(|j| j.backoff_base_ms).collect();
-        let max: Vec<i64> = jobs.iter().map(|j| j.backoff_max_ms).collect();
-        let jitter: Vec<bool> = jobs.iter().map(|j| j.backoff_jitter).collect();
-        let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.unique_key.as_deref()).collect();
+        let cols = Columns::of(jobs);
+        let keys = &cols.keys;
         let has_keys = keys.iter().any(|k| k.is_some());
 
         let give_up = Instant::now() + ENQUEUE_RETRY_BUDGET;
@@ -76,24 +64,7 @@ impl Inner {
                     .map(|r| r.get(0))
                     .collect();
                 ids.sort_unstable();
-                let params: [&(dyn ToSql + Sync); 16] = [
-                    &self.ns,
-                    &ids,
-                    &queue,
-                    &task,
-                    &args,
-                    &priority,
-                    &run_at,
-                    &delay,
-                    &max_retries,
-                    &timeout,
-                    &soft,
-                    &ttl,
-                    &base,
-                    &max,
-                    &jitter,
-                    &keys,
-                ];
+                let params = cols.params(&self.ns, &ids);
                 let all_created = || -> Vec<Enqueued> {
                     ids.iter()
                         .map(|&id| Enqueued { id, created: true })
@@ -131,7 +102,7 @@ impl Inner {
                 if inserted.len() < ids.len() {
                     let missing: Vec<&str> = out
                         .iter()
-                        .zip(&keys)
+                        .zip(keys)
                         .filter(|(e, _)| !e.created)
                         .filter_map(|(_, k)| *k)
                         .collect();
@@ -142,7 +113,7 @@ impl Inner {
                         .iter()
                         .map(|r| (r.get(0), r.get(1)))
                         .collect();
-                    for (e, k) in out.iter_mut().zip(&keys) {
+                    for (e, k) in out.iter_mut().zip(keys) {
                         if e.created {
                             continue;
                         }
@@ -193,6 +164,74 @@ impl Inner {
             Ok(c.query_one(&st, &[&probe]).await?.get::<_, bool>(0))
         })
         .await
+    }
+}
+
+/// A batch of jobs as the column arrays of enqueue/insert.sql, in input order.
+pub(super) struct Columns<'a> {
+    queue: Vec<&'a str>,
+    task: Vec<&'a str>,
+    args: Vec<&'a str>,
+    priority: Vec<i64>,
+    run_at: Vec<Option<i64>>,
+    delay: Vec<Option<i64>>,
+    max_retries: Vec<i64>,
+    timeout: Vec<Option<i64>>,
+    soft: Vec<Option<i64>>,
+    ttl: Vec<Option<i64>>,
+    base: Vec<i64>,
+    max: Vec<i64>,
+    jitter: Vec<bool>,
+    keys: Vec<Option<&'a str>>,
+    expires: Vec<Option<i64>>,
+}
+
+impl<'a> Columns<'a> {
+    pub(super) fn of(jobs: &'a [NewJob]) -> Self {
+        Columns {
+            queue: jobs.iter().map(|j| j.queue.as_str()).collect(),
+            task: jobs.iter().map(|j| j.task_name.as_str()).collect(),
+            args: jobs.iter().map(|j| j.args.as_str()).collect(),
+            priority: jobs.iter().map(|j| j.priority).collect(),
+            run_at: jobs.iter().map(|j| j.run_at).collect(),
+            delay: jobs.iter().map(|j| j.delay_ms).collect(),
+            max_retries: jobs.iter().map(|j| j.max_retries).collect(),
+            timeout: jobs.iter().map(|j| j.timeout_ms).collect(),
+            soft: jobs.iter().map(|j| j.soft_timeout_ms).collect(),
+            ttl: jobs.iter().map(|j| j.result_ttl_ms).collect(),
+            base: jobs.iter().map(|j| j.backoff_base_ms).collect(),
+            max: jobs.iter().map(|j| j.backoff_max_ms).collect(),
+            jitter: jobs.iter().map(|j| j.backoff_jitter).collect(),
+            keys: jobs.iter().map(|j| j.unique_key.as_deref()).collect(),
+            expires: jobs.iter().map(|j| j.expires_in_ms).collect(),
+        }
+    }
+
+    /// The parameters of enqueue/insert.sql for these jobs under pre-allocated `ids`.
+    pub(super) fn params<'p>(
+        &'p self,
+        ns: &'p String,
+        ids: &'p Vec<i64>,
+    ) -> [&'p (dyn ToSql + Sync); 17] {
+        [
+            ns,
+            ids,
+            &self.queue,
+            &self.task,
+            &self.args,
+            &self.priority,
+            &self.run_at,
+            &self.delay,
+            &self.max_retries,
+            &self.timeout,
+            &self.soft,
+            &self.ttl,
+            &self.base,
+            &self.max,
+            &self.jitter,
+            &self.keys,
+            &self.expires,
+        ]
     }
 }
 

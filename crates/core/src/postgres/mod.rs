@@ -55,6 +55,7 @@ mod reaper;
 mod replay;
 mod retry;
 mod rows;
+mod schedules;
 mod settle;
 mod sql;
 mod store;

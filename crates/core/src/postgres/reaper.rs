@@ -42,6 +42,8 @@ struct Pass {
     next_lease: Option<i64>,
     /// Ms until the window after a blackout ends, while it runs.
     window_left: Option<i64>,
+    /// Pending jobs ended as expired (a full batch means there may be more).
+    expired: usize,
 }
 
 /// What the reaper knows of its own sight of the database, on the database's clock.
@@ -89,7 +91,8 @@ pub(super) async fn run(inner: Arc<Inner>) {
 }
 
 fn pause_after(p: &Pass) -> Duration {
-    if p.seen as i64 >= REAP_BATCH && p.reaped > 0 {
+    let more_expired = p.expired as i64 >= policy::schedules::EXPIRE_BATCH;
+    if more_expired || (p.seen as i64 >= REAP_BATCH && p.reaped > 0) {
         return Duration::ZERO;
     }
     // After a blackout, nothing more is taken until the window ends.
@@ -167,6 +170,8 @@ async fn reap_once(inner: &Inner, sight: &mut Sight) -> Result<Pass> {
             inner.announce(true);
         }
     }
+    // Jobs not started by their start-by time end cancelled (claims already pass them over).
+    let expired = inner.expire_due(&c).await?;
     let st = c.prepare_cached(sql::REAPER_NEXT_LEASE).await?;
     let row = c.query_one(&st, &[]).await?;
     let (next_lease, now): (Option<i64>, i64) = (row.get(0), row.get(1));
@@ -183,5 +188,6 @@ async fn reap_once(inner: &Inner, sight: &mut Sight) -> Result<Pass> {
         spared_deadline,
         next_lease,
         window_left,
+        expired,
     })
 }

@@ -63,6 +63,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
             "/queries/postgres/migrations/005_queues.sql"
         )),
     ),
+    (
+        6,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/006_schedules.sql"
+        )),
+    ),
 ];
 
 q!(META_LOCK, "meta/lock.sql");
@@ -142,3 +149,10 @@ q!(ROUTING_STALE_JOBS, "routing/stale_jobs.sql");
 q!(SWEEP_DELETE_EXPIRED, "sweep/delete_expired.sql");
 q!(SWEEP_NEXT_EXPIRY, "sweep/next_expiry.sql");
 q!(SWEEP_VACUUM, "sweep/vacuum.sql");
+
+q!(EXPIRE_CANCEL, "expire/cancel.sql");
+q!(SCHEDULES_SAVE, "schedules/save.sql");
+q!(SCHEDULES_LIST, "schedules/list.sql");
+q!(SCHEDULES_FIRE, "schedules/fire.sql");
+q!(SCHEDULES_SET_PAUSED, "schedules/set_paused.sql");
+q!(SCHEDULES_REMOVE, "schedules/remove.sql");

@@ -90,6 +90,33 @@ impl Store for PgStore {
         self.inner.queues().await
     }
 
+    async fn save_schedules(&self, schedules: Vec<NewSchedule>) -> Result<()> {
+        self.inner.save_schedules(schedules).await
+    }
+
+    async fn schedules(&self) -> Result<Vec<ScheduleRow>> {
+        self.inner.schedules().await
+    }
+
+    async fn fire_schedule(&self, tick: FireTick) -> Result<Option<i64>> {
+        self.inner.fire_schedule(tick).await
+    }
+
+    async fn set_schedule_paused(
+        &self,
+        name: &str,
+        paused: bool,
+        next_run_at: Option<i64>,
+    ) -> Result<bool> {
+        self.inner
+            .set_schedule_paused(name, paused, next_run_at)
+            .await
+    }
+
+    async fn remove_schedule(&self, name: &str) -> Result<bool> {
+        self.inner.remove_schedule(name).await
+    }
+
     fn register_worker(&self, worker: &WorkerInfo) -> Result<()> {
         self.inner.register_worker(worker)
     }

@@ -488,6 +488,19 @@ fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
             // or the window after a blackout holds the rest back.
             next_lease = None;
         }
+        // Jobs not started by their start-by time end cancelled (the claim already passes them
+        // over); the read connection looks first, so a file without such jobs costs no write.
+        if queries::next_start_by(&conn)
+            .ok()
+            .flatten()
+            .is_some_and(|t| t <= now)
+        {
+            let batch = policy::schedules::EXPIRE_BATCH;
+            let ended = write_blocking(&tx, move |c, fx| ops::expire(c, fx, batch, now_ms()));
+            if matches!(ended, Ok(n) if n as i64 >= batch) {
+                continue;
+            }
+        }
         if now >= next_sweep {
             let step = sweep(&conn, &tx, sweep_limit, now, &mut sight);
             sweep_limit = step.limit;

@@ -472,6 +472,62 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn save_schedules(&self, schedules: Vec<NewSchedule>) -> Result<()> {
+        self.check_open()?;
+        for s in &schedules {
+            policy::schedules::validate_schedule(s)?;
+        }
+        if schedules.is_empty() {
+            return Ok(());
+        }
+        let ns = self.ns.clone();
+        self.engine
+            .write(move |c, _| {
+                schedules
+                    .iter()
+                    .try_for_each(|s| queries::save_schedule(c, &ns, s))
+            })
+            .await
+    }
+
+    async fn schedules(&self) -> Result<Vec<ScheduleRow>> {
+        self.check_open()?;
+        let ns = self.ns.clone();
+        self.engine
+            .read(move |c| queries::list_schedules(c, &ns))
+            .await
+    }
+
+    async fn fire_schedule(&self, tick: FireTick) -> Result<Option<i64>> {
+        self.check_open()?;
+        policy::schedules::validate_fire(&tick)?;
+        let ns = self.ns.clone();
+        self.engine
+            .write(move |c, fx| ops::fire_schedule(c, fx, &ns, &tick))
+            .await
+    }
+
+    async fn set_schedule_paused(
+        &self,
+        name: &str,
+        paused: bool,
+        next_run_at: Option<i64>,
+    ) -> Result<bool> {
+        self.check_open()?;
+        let (ns, name) = (self.ns.clone(), name.to_string());
+        self.engine
+            .write(move |c, _| queries::set_schedule_paused(c, &ns, &name, paused, next_run_at))
+            .await
+    }
+
+    async fn remove_schedule(&self, name: &str) -> Result<bool> {
+        self.check_open()?;
+        let (ns, name) = (self.ns.clone(), name.to_string());
+        self.engine
+            .write(move |c, _| queries::remove_schedule(c, &ns, &name))
+            .await
+    }
+
     fn register_worker(&self, worker: &WorkerInfo) -> Result<()> {
         self.check_open()?;
         policy::validate_worker(worker)?;

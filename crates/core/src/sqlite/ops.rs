@@ -102,7 +102,7 @@ pub(crate) fn claim(
         let due = if queues.is_empty() || open.is_empty() {
             None
         } else {
-            queries::next_run_at(conn, ns, queues, &open)?
+            queries::next_run_at(conn, ns, queues, &open, now)?
         };
         write_flows(conn, ns, &gates, &jobs)?;
         let next = match (due, flow_next) {
@@ -584,6 +584,29 @@ pub(crate) fn plan_route(conn: &Connection, now: i64, limit: i64) -> Result<Rout
         at = g;
     }
     Ok(RoutePlan { live, stale })
+}
+
+/// Ends up to `limit` pending jobs whose start-by time has come (cancelled, expired, with an
+/// error record); how many. Their result waiters learn it after the commit.
+pub(crate) fn expire(conn: &Connection, fx: &mut Effects, limit: i64, now: i64) -> Result<usize> {
+    let ids = queries::expire_due(conn, now, limit)?;
+    let n = ids.len();
+    fx.finished.extend(ids);
+    Ok(n)
+}
+
+/// Fires one tick of a schedule: the compare-and-set, then the job, in this one transaction.
+pub(crate) fn fire_schedule(
+    conn: &Connection,
+    fx: &mut Effects,
+    ns: &str,
+    tick: &FireTick,
+) -> Result<Option<i64>> {
+    if !queries::take_tick(conn, ns, tick)? {
+        return Ok(None);
+    }
+    let ids = enqueue(conn, fx, ns, std::slice::from_ref(&tick.job))?;
+    Ok(ids.first().map(|e| e.id))
 }
 
 #[cfg(test)]

@@ -29,10 +29,11 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (3, sql!("migrations/003_routing.sql")),
     (4, sql!("migrations/004_flow.sql")),
     (5, sql!("migrations/005_queues.sql")),
+    (6, sql!("migrations/006_schedules.sql")),
 ];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 // ---- connection settings ----------------------------------------------------------------------
 
@@ -139,12 +140,12 @@ fn cached_indexes<const N: usize>(
 pub struct JobInserter<'c> {
     conn: &'c Connection,
     stmt: CachedStatement<'c>,
-    idx: [usize; 15],
+    idx: [usize; 16],
 }
 
 impl<'c> JobInserter<'c> {
     pub fn new(conn: &'c Connection) -> Result<Self> {
-        static IDX: OnceLock<[usize; 15]> = OnceLock::new();
+        static IDX: OnceLock<[usize; 16]> = OnceLock::new();
         let stmt = conn.prepare_cached(sql!("enqueue/insert.sql"))?;
         let idx = cached_indexes(
             &IDX,
@@ -165,6 +166,7 @@ impl<'c> JobInserter<'c> {
                 ":backoff_max_ms",
                 ":backoff_jitter",
                 ":unique_key",
+                ":start_by",
             ],
         )?;
         Ok(JobInserter { conn, stmt, idx })
@@ -188,6 +190,8 @@ impl<'c> JobInserter<'c> {
         s.raw_bind_parameter(i[12], job.backoff_max_ms)?;
         s.raw_bind_parameter(i[13], job.backoff_jitter)?;
         s.raw_bind_parameter(i[14], &job.unique_key)?;
+        let start_by = policy::schedules::start_by(now, job.expires_in_ms);
+        s.raw_bind_parameter(i[15], start_by)?;
         s.raw_execute()?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -313,11 +317,12 @@ pub fn next_run_at(
     ns: &str,
     queues: &[String],
     tasks: &[String],
+    now: i64,
 ) -> Result<Option<i64>> {
     let mut stmt = conn.prepare_cached(sql!("claim/next_run_at.sql"))?;
     Ok(stmt.query_row(
         named_params! {
-            ":namespace": ns,
+            ":namespace": ns, ":now": now,
             ":queues": crate::json::array_of_strings(queues),
             ":tasks": crate::json::array_of_strings(tasks),
         },
@@ -704,6 +709,7 @@ pub fn read_dead_letter(
                 run_at: None,
                 delay_ms: None,
                 unique_key: None,
+                expires_in_ms: None,
             };
             let replayed = l.opt_int(11)?;
             Ok((job, replayed, l.problems))
@@ -790,6 +796,92 @@ pub fn sweep_expired(conn: &Connection, now: i64, limit: i64) -> Result<usize> {
         stmt.execute(named_params! {":ids": json_ids(&ids)})?;
     }
     Ok(ids.len())
+}
+
+// ---- expiry (jobs not started by their start-by time) -----------------------------------------
+
+/// The earliest start-by time of a pending job, if any (expire/next.sql).
+pub fn next_start_by(conn: &Connection) -> Result<Option<i64>> {
+    let mut stmt = conn.prepare_cached(sql!("expire/next.sql"))?;
+    Ok(stmt.query_row([], |r| r.get(0))?)
+}
+
+/// Ends up to `limit` pending jobs whose start-by time has come cancelled, each with its error
+/// record; their ids.
+pub fn expire_due(conn: &Connection, now: i64, limit: i64) -> Result<Vec<i64>> {
+    let error = policy::schedules::EXPIRED_ERROR;
+    let ended: Vec<(i64, i64)> = {
+        let mut stmt = conn.prepare_cached(sql!("expire/cancel.sql"))?;
+        let rows = stmt.query_map(
+            named_params! {":error": error, ":now": now, ":limit": limit},
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        rows.collect::<Result<_, _>>()?
+    };
+    for &(id, attempt) in &ended {
+        insert_error(conn, id, attempt, error, None, now)?;
+    }
+    Ok(ended.into_iter().map(|(id, _)| id).collect())
+}
+
+// ---- schedules --------------------------------------------------------------------------------
+
+pub fn save_schedule(conn: &Connection, ns: &str, s: &NewSchedule) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("schedules/save.sql"))?;
+    stmt.execute(named_params! {
+        ":namespace": ns, ":name": s.name, ":task_name": s.task_name, ":queue": s.queue,
+        ":priority": s.priority, ":cron": s.cron, ":timezone": s.timezone, ":args": s.args,
+        ":next_run_at": s.next_run_at,
+    })?;
+    Ok(())
+}
+
+pub fn list_schedules(conn: &Connection, ns: &str) -> Result<Vec<ScheduleRow>> {
+    let mut stmt = conn.prepare_cached(sql!("schedules/list.sql"))?;
+    let rows = stmt.query_map(named_params! {":namespace": ns}, |r| {
+        Ok(ScheduleRow {
+            name: r.get(0)?,
+            task_name: r.get(1)?,
+            queue: r.get(2)?,
+            priority: r.get(3)?,
+            cron: r.get(4)?,
+            timezone: r.get(5)?,
+            args: r.get(6)?,
+            next_run_at: r.get(7)?,
+            last_run_at: r.get(8)?,
+            paused: r.get::<_, i64>(9)? != 0,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The compare-and-set of a tick (schedules/fire.sql): true when this call took it.
+pub fn take_tick(conn: &Connection, ns: &str, t: &FireTick) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(sql!("schedules/fire.sql"))?;
+    let n = stmt.execute(named_params! {
+        ":namespace": ns, ":name": t.name, ":next": t.next, ":tick": t.tick,
+        ":expected": t.expected,
+    })?;
+    Ok(n == 1)
+}
+
+pub fn set_schedule_paused(
+    conn: &Connection,
+    ns: &str,
+    name: &str,
+    paused: bool,
+    next_run_at: Option<i64>,
+) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(sql!("schedules/set_paused.sql"))?;
+    let n = stmt.execute(named_params! {
+        ":namespace": ns, ":name": name, ":paused": paused, ":next_run_at": next_run_at,
+    })?;
+    Ok(n == 1)
+}
+
+pub fn remove_schedule(conn: &Connection, ns: &str, name: &str) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(sql!("schedules/remove.sql"))?;
+    Ok(stmt.execute(named_params! {":namespace": ns, ":name": name})? == 1)
 }
 
 // ---- workers and routing ----------------------------------------------------------------------

@@ -156,6 +156,7 @@ fn pack_job(j: &core::NewJob) -> Value {
         j.backoff_max_ms,
         j.backoff_jitter,
         j.unique_key,
+        j.expires_in_ms,
     ])
 }
 
@@ -177,6 +178,7 @@ fn an_enqueue_batch_unpacks_to_the_jobs_that_were_packed() {
         backoff_max_ms: 20,
         backoff_jitter: false,
         unique_key: Some("key 🇫🇷".into()),
+        expires_in_ms: Some(60_000),
     };
     let text = Value::Array(vec![pack_job(&plain), pack_job(&full)]).to_string();
     assert_eq!(unpack_jobs(&text).unwrap(), vec![plain, full]);

@@ -37,6 +37,8 @@ picked AS (
             SELECT id, priority, run_at FROM jobs
             WHERE namespace = $1::text AND queue = q.name AND task_name = t.name
               AND status IN (0, 3) AND run_at <= (SELECT ms FROM now)
+              -- policy::schedules::expired: never handed out, even before the expiry sweep ends it.
+              AND (start_by IS NULL OR start_by > (SELECT ms FROM now))
               AND NOT EXISTS (SELECT 1 FROM task_flow f WHERE f.namespace = $1::text
                               AND f.task_name = t.name AND f.hold_until > (SELECT ms FROM now))
             ORDER BY priority DESC, run_at, id

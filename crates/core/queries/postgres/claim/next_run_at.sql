@@ -9,6 +9,9 @@ FROM (
     SELECT task_name, MIN(run_at) AS due FROM jobs
     WHERE namespace = $1::text AND queue = ANY($2::text[]) AND task_name = ANY($3::text[])
       AND status IN (0, 3)
+      -- Expired jobs are never claimed (claim.sql): a claim would otherwise wake for them again and
+      -- again until the expiry sweep ends them.
+      AND (start_by IS NULL OR start_by > (extract(epoch FROM clock_timestamp()) * 1000)::bigint)
       AND NOT EXISTS (SELECT 1 FROM paused_queues AS p WHERE p.namespace = $1::text AND p.queue = jobs.queue)
     GROUP BY task_name
 ) AS j

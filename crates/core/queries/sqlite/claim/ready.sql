@@ -6,12 +6,14 @@
 -- One UPDATE … WHERE id IN (subquery) … RETURNING did the same in one statement, but SQLite runs
 -- it in two passes, copying every whole row into a temporary table first and the RETURNING rows
 -- into another: this select and a row-at-a-time update by rowid cost less.
+-- A job whose start-by time has come is never handed out (policy::schedules::expired), even
+-- before the expiry sweep ends it.
 -- LIMIT takes `:limit + 0`, not a bare parameter: SQLite plans a bare LIMIT parameter for its
 -- bound value and so re-prepares the statement on every run (a tenth of the writer's time).
 SELECT id, task_name, queue, args, retry_count, lease_token, max_retries, timeout_ms,
        soft_timeout_ms, priority, run_at
 FROM jobs
 WHERE namespace = :namespace AND queue = :queue AND task_name = :task_name AND status IN (0, 3)
-  AND run_at <= :now
+  AND run_at <= :now AND (start_by IS NULL OR start_by > :now)
 ORDER BY priority DESC, run_at, id
 LIMIT :limit + 0;

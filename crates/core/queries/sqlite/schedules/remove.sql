@@ -1,0 +1,2 @@
+-- Deletes a schedule; the jobs it already made are untouched.
+DELETE FROM schedules WHERE namespace = :namespace AND name = :name;

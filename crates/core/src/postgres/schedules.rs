@@ -1,0 +1,139 @@
+//! Schedules (the compare-and-set of a tick and its job in one transaction) and the expiry of
+//! jobs not started by their start-by time.
+
+use deadpool_postgres::Object;
+
+use super::enqueue::Columns;
+use super::retry::{ENQUEUE_RETRY_BUDGET, READ_RETRY_BUDGET};
+use super::{sql, Inner};
+use crate::error::Result;
+use crate::model::*;
+use crate::policy;
+
+impl Inner {
+    pub(super) async fn save_schedules(&self, schedules: Vec<NewSchedule>) -> Result<()> {
+        self.check_open()?;
+        for s in &schedules {
+            policy::schedules::validate_schedule(s)?;
+        }
+        if schedules.is_empty() {
+            return Ok(());
+        }
+        let schedules = &schedules;
+        // An upsert by name: running it twice leaves what running it once does.
+        self.retrying(ENQUEUE_RETRY_BUDGET, |mut c| async move {
+            let tx = c.transaction().await?;
+            let st = tx.prepare_cached(sql::SCHEDULES_SAVE).await?;
+            for s in schedules {
+                tx.execute(
+                    &st,
+                    &[
+                        &self.ns,
+                        &s.name,
+                        &s.task_name,
+                        &s.queue,
+                        &s.priority,
+                        &s.cron,
+                        &s.timezone,
+                        &s.args,
+                        &s.next_run_at,
+                    ],
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub(super) async fn schedules(&self) -> Result<Vec<ScheduleRow>> {
+        self.check_open()?;
+        self.query_rows(sql::SCHEDULES_LIST, &[&self.ns], |r| ScheduleRow {
+            name: r.get(0),
+            task_name: r.get(1),
+            queue: r.get(2),
+            priority: r.get(3),
+            cron: r.get(4),
+            timezone: r.get(5),
+            args: r.get(6),
+            next_run_at: r.get(7),
+            last_run_at: r.get(8),
+            paused: r.get(9),
+        })
+        .await
+    }
+
+    pub(super) async fn fire_schedule(&self, tick: FireTick) -> Result<Option<i64>> {
+        self.check_open()?;
+        policy::schedules::validate_fire(&tick)?;
+        let tick = &tick;
+        // Safe to retry after a lost COMMIT reply: the tick it took has moved next_run_at on, so
+        // the retry's compare-and-set changes nothing (and reports the tick as taken).
+        let id = self
+            .retrying(ENQUEUE_RETRY_BUDGET, |mut c| async move {
+                let tx = c.transaction().await?;
+                let st = tx.prepare_cached(sql::SCHEDULES_FIRE).await?;
+                let taken = tx
+                    .execute(
+                        &st,
+                        &[&self.ns, &tick.name, &tick.next, &tick.tick, &tick.expected],
+                    )
+                    .await?;
+                if taken != 1 {
+                    return Ok(None);
+                }
+                let st = tx.prepare_cached(sql::ENQUEUE_ALLOCATE_IDS).await?;
+                let ids: Vec<i64> = vec![tx.query_one(&st, &[&1i64]).await?.get(0)];
+                let jobs = std::slice::from_ref(&tick.job);
+                let cols = Columns::of(jobs);
+                let st = tx.prepare_cached(sql::ENQUEUE_INSERT).await?;
+                tx.query(&st, &cols.params(&self.ns, &ids)).await?;
+                tx.commit().await?;
+                Ok(Some(ids[0]))
+            })
+            .await?;
+        if id.is_some() {
+            self.announce(false);
+        }
+        Ok(id)
+    }
+
+    pub(super) async fn set_schedule_paused(
+        &self,
+        name: &str,
+        paused: bool,
+        next_run_at: Option<i64>,
+    ) -> Result<bool> {
+        self.check_open()?;
+        self.retrying(READ_RETRY_BUDGET, |c| async move {
+            let st = c.prepare_cached(sql::SCHEDULES_SET_PAUSED).await?;
+            Ok(c.execute(&st, &[&self.ns, &name, &paused, &next_run_at])
+                .await?
+                == 1)
+        })
+        .await
+    }
+
+    pub(super) async fn remove_schedule(&self, name: &str) -> Result<bool> {
+        self.check_open()?;
+        self.retrying(READ_RETRY_BUDGET, |c| async move {
+            let st = c.prepare_cached(sql::SCHEDULES_REMOVE).await?;
+            Ok(c.execute(&st, &[&self.ns, &name]).await? == 1)
+        })
+        .await
+    }
+
+    /// Ends up to a batch of expired pending jobs (every namespace) on the reaper's connection
+    /// (no checkout of its own: the reaper's pass already holds one); how many.
+    pub(super) async fn expire_due(&self, c: &Object) -> Result<usize> {
+        let st = c.prepare_cached(sql::EXPIRE_CANCEL).await?;
+        let error = policy::schedules::EXPIRED_ERROR;
+        let batch = policy::schedules::EXPIRE_BATCH;
+        let n = c.query(&st, &[&error, &batch]).await?.len();
+        if n > 0 {
+            self.settled.notify_waiters();
+        }
+        Ok(n)
+    }
+}
