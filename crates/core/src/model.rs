@@ -14,6 +14,9 @@ pub enum StatusCode {
     /// Retries exhausted or not retryable: final, with a dead letter.
     Dead = 4,
     Cancelled = 5,
+    /// Internal: waits for a dependency to complete (`policy::workflows`). Outside the ready
+    /// index; every reader shows it as pending.
+    Blocked = 6,
 }
 
 impl StatusCode {
@@ -25,6 +28,7 @@ impl StatusCode {
             3 => Self::Failed,
             4 => Self::Dead,
             5 => Self::Cancelled,
+            6 => Self::Blocked,
             _ => return None,
         })
     }
@@ -81,6 +85,41 @@ pub struct NewJob {
     pub backoff_jitter: bool,
     /// While a job with this key is pending, running or failed, enqueue returns it.
     pub unique_key: Option<String>,
+    /// Jobs this one waits for (`dependsOn`): it starts once all are complete.
+    pub depends_on: Vec<DependencyRef>,
+    /// Which of its dependencies' results the job takes as its first argument.
+    pub takes: Takes,
+}
+
+/// A dependency of a new job: a job that exists, or an earlier job of the same enqueue batch (a
+/// workflow is written in one batch, before any of its ids exist).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DependencyRef {
+    Job(i64),
+    Batch(usize),
+}
+
+/// What a step takes from its dependencies when it is released (`task.s` vs `task.si`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(i64)]
+pub enum Takes {
+    /// `.si`, or a plain job: its own arguments only.
+    #[default]
+    Nothing = 0,
+    /// `.s` after one step: that step's result.
+    One = 1,
+    /// `.s` after a group (a chord's callback): the array of the group's results, in order.
+    All = 2,
+}
+
+impl Takes {
+    pub fn from_i64(v: i64) -> Self {
+        match v {
+            1 => Self::One,
+            2 => Self::All,
+            _ => Self::Nothing,
+        }
+    }
 }
 
 impl NewJob {
@@ -101,6 +140,8 @@ impl NewJob {
             backoff_max_ms: 300_000,
             backoff_jitter: true,
             unique_key: None,
+            depends_on: Vec::new(),
+            takes: Takes::Nothing,
         }
     }
 }

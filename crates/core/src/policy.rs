@@ -11,6 +11,8 @@
 
 use std::cmp::Ordering;
 
+pub mod workflows;
+
 use crate::error::{Error, Result};
 use crate::model::{ClaimRequest, ClaimedJob, NewJob, WorkerInfo};
 
@@ -176,7 +178,7 @@ pub fn validate_job(i: usize, j: &NewJob) -> Result<()> {
             return Err(bad_job(i, field, "a non-negative integer", v));
         }
     }
-    Ok(())
+    workflows::validate_dependencies(i, j)
 }
 
 /// A worker id as a claim or a registration receives it.

@@ -49,6 +49,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
             "/queries/postgres/migrations/003_routing.sql"
         )),
     ),
+    (
+        7,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/007_dependencies.sql"
+        )),
+    ),
 ];
 
 q!(META_LOCK, "meta/lock.sql");
@@ -112,3 +119,4 @@ q!(ROUTING_STALE_JOBS, "routing/stale_jobs.sql");
 q!(SWEEP_DELETE_EXPIRED, "sweep/delete_expired.sql");
 q!(SWEEP_NEXT_EXPIRY, "sweep/next_expiry.sql");
 q!(SWEEP_VACUUM, "sweep/vacuum.sql");
+q!(WORKFLOWS_DEPENDS_ON, "workflows/depends_on.sql");

@@ -3,4 +3,6 @@ UPDATE jobs
 SET status = 2, result = :result, finished_at = :now,
     expires_at = CASE WHEN result_ttl_ms IS NULL THEN NULL ELSE :now + result_ttl_ms END,
     worker_id = NULL, lease_until = NULL, deadline_at = NULL
-WHERE id = :id AND namespace = :namespace AND lease_token = :token AND status = 1;
+WHERE id = :id AND namespace = :namespace AND lease_token = :token AND status = 1
+-- Whether dependents wait on it (policy::workflows): only then does the settle look for them.
+RETURNING has_dependents;
