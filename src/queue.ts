@@ -4,7 +4,7 @@
  */
 import { validateFileMode } from './core/policy.js'
 import { openCore } from './core/select.js'
-import type { Core, Enqueued, ListFilter, NewJob, OpenOptions, StatsRow } from './core/types.js'
+import type { Core, Dependencies, Enqueued, ListFilter, NewJob, OpenOptions, StatsRow } from './core/types.js'
 import { contextFor, runInContext } from './context.js'
 import {
   type ErrorRecord,
@@ -27,6 +27,7 @@ import {
   checkInt,
   checkName,
   checkOptions,
+  dependencyIds,
   describe,
   resolveEnqueueOptions,
   resolveTaskOptions,
@@ -34,6 +35,7 @@ import {
 import { type Serializer, defaultSerializer, guarded } from './serializer.js'
 import { type EnqueueEntry, type Handler, type ResultOf, Task, type TaskHost, type TaskRef, type TaskSignatures } from './task.js'
 import { Worker, type WorkerHost, type WorkerOptions } from './worker.js'
+import { deserializeArgs } from './workflow.js'
 
 export interface QueueOptions {
   /** SQLite file (default ./taskito.db; parent folders are created). */
@@ -246,9 +248,9 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
   }
 
   /** @internal TaskHost: every enqueue path ends here. */
-  async enqueue(entries: EnqueueEntry[]): Promise<Job[]> {
+  async enqueue(entries: EnqueueEntry[], dependencies?: (Dependencies | null)[]): Promise<Job[]> {
     // Everything is validated and serialized before the core sees anything: a bad entry writes nothing.
-    const prepared = entries.map((entry, i) => this.#prepare(entry, i))
+    const prepared = entries.map((entry, i) => this.#prepare(entry, i, dependencies?.[i] ?? null))
     if (this.#testResults !== null) return this.#runInTestMode(prepared)
     if (prepared.length === 0) return []
     const enqueued = await this.#coalesced(prepared.map((p) => p.job))
@@ -285,7 +287,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     const alone = (p: PendingEnqueue) => callCore(() => core.enqueue(p.jobs)).then(p.resolve, p.reject)
     if (batch.length === 1) return alone(batch[0] as PendingEnqueue)
     try {
-      const out = await callCore(() => core.enqueue(batch.flatMap((p) => p.jobs)))
+      const out = await callCore(() => core.enqueue(merged(batch)))
       let at = 0
       for (const p of batch) {
         p.resolve(out.slice(at, at + p.jobs.length))
@@ -293,12 +295,13 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
       }
     } catch (err) {
       const code = (err as TaskitoError).code
-      if (code === 'INVALID_ARGUMENT' || code === 'SERIALIZATION') await Promise.all(batch.map(alone))
+      // JOB_NOT_FOUND: one caller's dependsOn named a job that does not exist.
+      if (code === 'INVALID_ARGUMENT' || code === 'SERIALIZATION' || code === 'JOB_NOT_FOUND') await Promise.all(batch.map(alone))
       else for (const p of batch) p.reject(err)
     }
   }
 
-  #prepare(entry: EnqueueEntry, index: number): { job: NewJob; args: unknown[]; task: Task<never[], unknown> | undefined } {
+  #prepare(entry: EnqueueEntry, index: number, workflow: Dependencies | null = null): { job: NewJob; args: unknown[]; task: Task<never[], unknown> | undefined } {
     if (entry === null || typeof entry !== 'object') throw invalidArgument(`entry ${index}: expected { task, args, options }`)
     const taskName = typeof entry.task === 'string' ? entry.task : entry.task?.name
     checkName(`entry ${index}: task`, taskName)
@@ -307,6 +310,9 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     if (!Array.isArray(args)) throw invalidArgument(`entry ${index} (${taskName}): args must be an array of arguments`)
     const options = checkOptions(`entry ${index} (${taskName}): options`, entry.options)
     const { settings, runAt, delayMs, uniqueKey } = resolveEnqueueOptions(task?.settings ?? this.#defaults, options)
+    const ids = dependencyIds(options?.dependsOn)
+    const dependencies: Dependencies | null =
+      workflow === null ? (ids === null || ids.length === 0 ? null : { on: ids, takes: 0 }) : { ...workflow, on: [...workflow.on, ...(ids ?? [])] }
     let payload: string
     try {
       payload = this.serializer.serialize(args)
@@ -332,6 +338,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
         backoffMaxMs: settings.backoffMaxMs,
         backoffJitter: settings.backoffJitter,
         uniqueKey,
+        ...(dependencies === null ? {} : { dependencies }),
       },
     }
   }
@@ -357,7 +364,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     if (options.status !== undefined) filter.status = statusCode(options.status)
     if (options.task !== undefined) filter.taskName = checkName('task', options.task)
     const rows = await callCore(() => core.listJobs(filter))
-    return rows.map(jobInfo)
+    return Promise.all(rows.map(async (r) => jobInfo(r, await callCore(() => core.dependsOn(r.id)))))
   }
 
   async stats(): Promise<Stats> {
@@ -386,7 +393,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
 
   #readArgs(text: string): unknown {
     try {
-      return this.serializer.deserialize(text)
+      return deserializeArgs(this.serializer, text)
     } catch {
       return text // inspection must not fail on one unreadable payload: show it raw
     }
@@ -481,6 +488,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
         runAt: started,
         startedAt: started,
         finishedAt: Date.now(),
+        dependsOn: [],
       }
       jobs.push(new Job(this, id, { info, value: result.value, errors }))
     }
@@ -513,4 +521,18 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     }
     return this.#closed
   }
+}
+
+/** The jobs of several callers as one batch: each caller's batch indexes in dependsOn (a workflow's
+ * edges) shifted by where its jobs start. */
+function merged(batch: readonly { jobs: NewJob[] }[]): NewJob[] {
+  const out: NewJob[] = []
+  for (const p of batch) {
+    const at = out.length
+    for (const j of p.jobs) {
+      const d = j.dependencies
+      out.push(at === 0 || d == null ? j : { ...j, dependencies: { ...d, on: d.on.map((x) => (typeof x === 'number' ? x + at : x)) } })
+    }
+  }
+  return out
 }

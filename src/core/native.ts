@@ -76,6 +76,7 @@ export async function openNative(options: OpenOptions): Promise<Core> {
     getJob: (id) => h.getJob(id),
     waitJob: (id, timeoutMs) => h.waitJob(id, timeoutMs),
     jobErrors: (id) => h.jobErrors(id),
+    dependsOn: (id) => h.dependsOn(id),
     cancel: (id) => h.cancel(id),
     setProgress: (id, token, progress) => h.setProgress(id, token, progress),
     stats: () => h.stats(),
@@ -129,6 +130,7 @@ function packJobs(jobs: NewJob[]): string {
       j.backoffMaxMs,
       j.backoffJitter,
       j.uniqueKey,
+      j.dependencies == null ? null : [j.dependencies.on, j.dependencies.takes],
     ]),
   )
 }

@@ -10,6 +10,7 @@
  */
 import { coreError, type CoreError } from './errors.js'
 import type { ClaimRequest, NewJob, WorkerInfo } from './types.js'
+import { validateDependencies } from './policy/workflows.js'
 
 // ---- leases ---------------------------------------------------------------------------------
 
@@ -142,6 +143,7 @@ export function validateJob(i: number, j: NewJob): NewJob {
   if (!nonNeg(j.backoffMaxMs)) throw badJob(i, 'backoffMaxMs', 'a non-negative integer', j.backoffMaxMs)
   if (typeof j.backoffJitter !== 'boolean') throw badJob(i, 'backoffJitter', 'a boolean', j.backoffJitter)
   if (!absent(j.uniqueKey) && typeof j.uniqueKey !== 'string') throw badJob(i, 'uniqueKey', 'null or a string', j.uniqueKey)
+  validateDependencies(i, j)
   return {
     ...j,
     runAt: j.runAt ?? null,

@@ -94,6 +94,16 @@ export interface NewJob {
   backoffJitter: boolean
   /** While a job with this key is pending, running or failed (awaiting retry), enqueue returns it. */
   uniqueKey: string | null
+  /** dependsOn: the job starts once all of these are complete (crates/core `NewJob::depends_on`). */
+  dependencies?: Dependencies | null
+}
+
+/** A job's dependencies: `on` holds job ids (strings) and indexes of earlier jobs of the same
+ * batch (numbers); `takes` says which results it takes as its first argument (0 none, 1 the one
+ * result, 2 all of them in order: crates/core `Takes`). */
+export interface Dependencies {
+  on: (string | number)[]
+  takes: 0 | 1 | 2
 }
 
 export interface Enqueued {
@@ -264,6 +274,8 @@ export interface Core {
    * or with the row as it is when timeoutMs runs out; null for an unknown id. */
   waitJob(id: string, timeoutMs: number): Promise<JobRow | null>
   jobErrors(id: string): Promise<ErrorRecordRow[]>
+  /** The ids of the jobs this one depends on, in the order given; [] for none or an unknown id. */
+  dependsOn(id: string): Promise<string[]>
   cancel(id: string): Promise<CancelOutcome>
   /** false when the token is stale. */
   setProgress(id: string, token: number, progress: number): Promise<boolean>

@@ -25,6 +25,9 @@ import {
   workerAlive,
 } from '../policy.js'
 import type { ClaimedJob, DeadLetterRow, ErrorRecordRow, JobRow, NewJob, Settle, SettleOutcome, StatsRow, WorkerInfo } from '../types.js'
+import { BLOCKED, cancelledMessage, releasedRunAt, shownStatus, start, stepArgs, type Takes } from '../policy/workflows.js'
+import { StatusCode } from '../types.js'
+import { jobNotFound } from './errors.js'
 import { Query } from './queries.js'
 import { Lenient } from './rows.js'
 import type { Database, Statement } from './sqlite.js'
@@ -82,7 +85,7 @@ function toJobRow(r: RawJob): JobRow {
     id: String(r.id),
     taskName: l.text('task_name'),
     queue: l.text('queue'),
-    status: l.int('status'),
+    status: shownStatus(l.int('status')),
     priority: l.int('priority'),
     args: l.text('args'),
     maxRetries: l.int('max_retries'),
@@ -248,6 +251,19 @@ export class Store {
   private readonly deadLettersQ: Query
   private readonly list: Query
   private readonly listSettled: Query
+  private readonly markDependency: Query
+  private readonly insertEdge: Query
+  private readonly blockJob: Query
+  private readonly insertWait: Query
+  private readonly countDown: Query
+  private readonly releasedQ: Query
+  private readonly resultsQ: Query
+  private readonly releaseBlocked: Query
+  private readonly deleteWait: Query
+  private readonly blockedDependents: Query
+  private readonly cancelBlocked: Query
+  private readonly dependsOnQ: Query
+  private readonly deleteDependencies: Query
 
   constructor(db: Database) {
     this.begin = db.prepare('BEGIN IMMEDIATE')
@@ -297,18 +313,95 @@ export class Store {
     this.deadLettersQ = q('read/dead_letters.sql')
     this.list = q('read/list_jobs.sql')
     this.listSettled = q('read/list_jobs_settled.sql')
+    this.markDependency = q('workflows/mark_dependency.sql', { pluck: true })
+    this.insertEdge = q('workflows/insert_edge.sql')
+    this.blockJob = q('workflows/block.sql')
+    this.insertWait = q('workflows/insert_wait.sql')
+    this.countDown = q('workflows/count_down.sql')
+    this.releasedQ = q('workflows/released.sql')
+    this.resultsQ = q('workflows/results.sql', { pluck: true })
+    this.releaseBlocked = q('workflows/release.sql')
+    this.deleteWait = q('workflows/delete_wait.sql')
+    this.blockedDependents = q('workflows/blocked_dependents.sql', { pluck: true })
+    this.cancelBlocked = q('workflows/cancel_blocked.sql', { pluck: true })
+    this.dependsOnQ = q('workflows/depends_on.sql', { pluck: true })
+    this.deleteDependencies = q('sweep/delete_dependencies.sql')
   }
 
   // ---- writes: called inside the engine's transaction -------------------------------------------
 
-  enqueueOne(ns: string, job: NewJob, now: number, fx: Effects): { id: string; created: boolean } {
+  /** `batch`: the jobs of this enqueue before this one (what a dependency's batch index names). */
+  enqueueOne(ns: string, job: NewJob, now: number, fx: Effects, batch: readonly { id: string }[] = []): { id: string; created: boolean } {
     if (job.uniqueKey !== null) {
       const live = this.findLive.get({ namespace: ns, unique_key: job.uniqueKey }) as number | undefined
       if (live !== undefined) return { id: String(live), created: false }
     }
     const id = this.insertJob(ns, job, runAt(now, job.delayMs, job.runAt), now)
     fx.claimable.add(key(ns, job.queue))
+    if (job.dependencies != null && job.dependencies.on.length > 0) this.depend(ns, Number(id), job, batch, now, fx)
     return { id, created: true }
+  }
+
+  /** As ops::depend of the native core: the edges, then pending, blocked or cancelled as
+   * policy workflows start() says. An unknown dependency throws (the transaction rolls back). */
+  private depend(ns: string, id: number, job: NewJob, batch: readonly { id: string }[], now: number, fx: Effects): void {
+    const deps: [number, number][] = []
+    for (const ref of job.dependencies!.on) {
+      const dep = typeof ref === 'number' ? Number(batch[ref]!.id) : parseId(ref)
+      if (dep === null) throw jobNotFound(String(ref))
+      if (deps.some(([d]) => d === dep)) continue
+      const status = this.markDependency.get({ id: dep, namespace: ns }) as number | undefined
+      if (status === undefined) throw jobNotFound(String(dep))
+      this.insertEdge.run({ job_id: id, depends_on_id: dep, position: deps.length })
+      deps.push([dep, status])
+    }
+    this.blockJob.run({ id })
+    const takes = job.dependencies!.takes
+    const s = start(deps.map(([, st]) => st))
+    if (s.kind === 'ready') this.releaseOne(id, null, takes, now, fx, ns)
+    else if (s.kind === 'blocked') this.insertWait.run({ job_id: id, deps_left: s.left, delay_ms: job.delayMs, takes })
+    else {
+      const [dep, status] = deps[s.index]!
+      this.cancelOne(ns, id, cancelledMessage(dep, status), now, fx)
+    }
+  }
+
+  /** A blocked job whose last dependency completed: pending at releasedRunAt, with the results it takes in its args. */
+  private releaseOne(id: number, delayMs: number | null, takes: Takes, now: number, fx: Effects, ns: string): void {
+    const r = this.releasedQ.get({ id }) as { run_at: number; args: string } | undefined
+    if (r === undefined) return
+    const args = takes === 0 ? r.args : (stepArgs(takes, r.args, this.resultsQ.all({ id }) as (string | null)[]) ?? r.args)
+    this.releaseBlocked.run({ id, run_at: releasedRunAt(now, delayMs, r.run_at), args })
+    this.deleteWait.run({ id })
+    fx.claimableNs.add(ns)
+  }
+
+  /** `id` completed: releases each dependent that waited for it last, in the settle's transaction. */
+  private releaseDependents(ns: string, id: number, now: number, fx: Effects): void {
+    const waits = this.countDown.all({ id }) as { job_id: number; deps_left: number; delay_ms: number | null; takes: Takes }[]
+    for (const w of waits) if (w.deps_left <= 0) this.releaseOne(w.job_id, w.delay_ms, w.takes, now, fx, ns)
+  }
+
+  /** Cancels blocked job `id` with an error record; false when it was not blocked. */
+  private cancelOne(ns: string, id: number, error: string, now: number, fx: Effects): boolean {
+    const attempt = this.cancelBlocked.get({ id, error, now }) as number | undefined
+    if (attempt === undefined) return false
+    this.insertError.run({ job_id: id, attempt, error, traceback: null, now })
+    this.deleteWait.run({ id })
+    fx.finished.add(key(ns, String(id)))
+    return true
+  }
+
+  /** `id` just ended dead or cancelled: cancels its blocked dependents, transitively, each with an
+   * error record naming its dependency (ops::cascade of the native core). */
+  cascade(ns: string, id: number, status: number, now: number, fx: Effects): void {
+    const ended: [number, number][] = [[id, status]]
+    for (let e = ended.pop(); e !== undefined; e = ended.pop()) {
+      const [dep, st] = e
+      for (const d of this.blockedDependents.all({ id: dep }) as number[]) {
+        if (this.cancelOne(ns, d, cancelledMessage(dep, st), now, fx)) ended.push([d, StatusCode.cancelled])
+      }
+    }
   }
 
   /** enqueue/insert.sql, shared by enqueue and replay. */
@@ -415,6 +508,7 @@ export class Store {
     this.dead.run({ id, error, now })
     this.insertDeadLetter.run({ id, error, now })
     fx.finished.add(key(ns, String(id)))
+    this.cascade(ns, id, StatusCode.dead, now, fx)
   }
 
   settleOne(ns: string, s: Settle, now: number, fx: Effects): SettleOutcome {
@@ -422,8 +516,9 @@ export class Store {
     const stale: SettleOutcome = { id: s.id, status: 'stale', runAt: null }
     if (id === null) return stale
     if (s.kind === 'complete') {
-      const r = this.complete.run({ result: s.result ?? null, now, id, namespace: ns, token: s.token })
-      if (r.changes === 0) return stale
+      const r = this.complete.get({ result: s.result ?? null, now, id, namespace: ns, token: s.token }) as { has_dependents: number } | undefined
+      if (r === undefined) return stale
+      if (r.has_dependents !== 0) this.releaseDependents(ns, id, now, fx)
       fx.finished.add(key(ns, s.id))
       return { id: s.id, status: 'complete', runAt: null }
     }
@@ -431,6 +526,7 @@ export class Store {
       const r = this.cancelSettle.run({ now, error: s.error ?? CANCELLED, id, namespace: ns, token: s.token })
       if (r.changes === 0) return stale
       fx.finished.add(key(ns, s.id))
+      this.cascade(ns, id, StatusCode.cancelled, now, fx)
       return { id: s.id, status: 'cancelled', runAt: null }
     }
     return this.fail(ns, id, s.token, s.error ?? NO_MESSAGE, s.traceback ?? null, s.retryable !== false, now, fx)
@@ -463,6 +559,7 @@ export class Store {
     if (decision.kind === 'cancel') {
       this.cancelAfterFailure.run({ id, error, now })
       fx.finished.add(key(ns, sid))
+      this.cascade(ns, id, StatusCode.cancelled, now, fx)
       return { id: sid, status: 'cancelled', runAt: null }
     }
     if (decision.kind === 'retry') {
@@ -475,6 +572,7 @@ export class Store {
     this.dead.run({ id, error, now })
     this.insertDeadLetter.run({ id, error, now })
     fx.finished.add(key(ns, sid))
+    this.cascade(ns, id, StatusCode.dead, now, fx)
     return { id: sid, status: 'dead', runAt: null }
   }
 
@@ -490,6 +588,12 @@ export class Store {
     if (status === 0 || status === 3) {
       this.cancelWaiting.run({ now, id, namespace: ns, error: CANCELLED_BEFORE_RUN })
       fx.finished.add(key(ns, String(id)))
+      this.cascade(ns, id, StatusCode.cancelled, now, fx)
+      return 'cancelled'
+    }
+    if (status === BLOCKED) {
+      this.cancelOne(ns, id, CANCELLED_BEFORE_RUN, now, fx)
+      this.cascade(ns, id, StatusCode.cancelled, now, fx)
       return 'cancelled'
     }
     if (status === 1) {
@@ -634,6 +738,7 @@ export class Store {
         this.dead.run({ id: j.id, error, now })
         this.insertDeadLetter.run({ id: j.id, error, now })
         fx.finished.add(key(group.namespace, String(j.id)))
+        this.cascade(group.namespace, j.id, StatusCode.dead, now, fx)
         dead++
       }
     }
@@ -672,7 +777,11 @@ export class Store {
    * jobs. */
   sweep(now: number, limit: number): number {
     const ids = this.deleteJobs.all({ now, limit }) as number[]
-    if (ids.length > 0) this.deleteErrors.run({ ids: JSON.stringify(ids) })
+    if (ids.length > 0) {
+      const list = JSON.stringify(ids)
+      this.deleteErrors.run({ ids: list })
+      this.deleteDependencies.run({ ids: list })
+    }
     return ids.length
   }
 
@@ -683,6 +792,12 @@ export class Store {
     if (n === null) return null
     const r = this.getJobQ.get({ id: n, namespace: ns }) as RawJob | undefined
     return r === undefined ? null : toJobRow(r)
+  }
+
+  dependsOn(ns: string, id: string): string[] {
+    const n = parseId(id)
+    if (n === null) return []
+    return (this.dependsOnQ.all({ id: n, namespace: ns }) as number[]).map(String)
   }
 
   jobErrors(ns: string, id: string): ErrorRecordRow[] {
@@ -707,8 +822,8 @@ export class Store {
     const s: StatsRow = { pending: 0, running: 0, completed: 0, failed: 0, dead: 0, cancelled: 0 }
     const names: (keyof StatsRow)[] = ['pending', 'running', 'completed', 'failed', 'dead', 'cancelled']
     for (const [status, n] of this.statsQ.all({ namespace: ns }) as [number, number][]) {
-      const name = names[status]
-      if (name !== undefined) s[name] = n
+      const name = names[shownStatus(status)]
+      if (name !== undefined) s[name] += n
     }
     return s
   }

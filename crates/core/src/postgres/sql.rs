@@ -120,3 +120,18 @@ q!(SWEEP_DELETE_EXPIRED, "sweep/delete_expired.sql");
 q!(SWEEP_NEXT_EXPIRY, "sweep/next_expiry.sql");
 q!(SWEEP_VACUUM, "sweep/vacuum.sql");
 q!(WORKFLOWS_DEPENDS_ON, "workflows/depends_on.sql");
+q!(WORKFLOWS_MARK_DEPENDENCY, "workflows/mark_dependency.sql");
+q!(WORKFLOWS_INSERT_EDGE, "workflows/insert_edge.sql");
+q!(WORKFLOWS_BLOCK, "workflows/block.sql");
+q!(WORKFLOWS_INSERT_WAIT, "workflows/insert_wait.sql");
+q!(WORKFLOWS_COUNT_DOWN, "workflows/count_down.sql");
+q!(WORKFLOWS_RELEASED, "workflows/released.sql");
+q!(WORKFLOWS_RESULTS, "workflows/results.sql");
+q!(WORKFLOWS_RELEASE, "workflows/release.sql");
+q!(WORKFLOWS_DELETE_WAIT, "workflows/delete_wait.sql");
+q!(
+    WORKFLOWS_BLOCKED_DEPENDENTS,
+    "workflows/blocked_dependents.sql"
+);
+q!(WORKFLOWS_CANCEL_BLOCKED, "workflows/cancel_blocked.sql");
+q!(WORKFLOWS_COMPLETE_ONE, "workflows/complete_one.sql");
