@@ -1,6 +1,6 @@
 // Dependencies and workflows (dependsOn, cascade, chain / group / chord, .s / .si) on every engine,
 // through the public API (docs/WORKFLOWS.md).
-import { Queue, chain, group, chord, JobNotFoundError, TaskCancelledError, MaxRetriesExceededError } from 'taskito'
+import { chain, group, chord, JobNotFoundError, TaskCancelledError, MaxRetriesExceededError } from 'taskito'
 import { eachCore, makeQueue, deferred } from './helpers.mjs'
 
 const never = { maxRetries: 0 }
