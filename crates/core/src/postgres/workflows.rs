@@ -137,6 +137,10 @@ pub(super) async fn complete_one(
 
 /// Cancels blocked job `id` with an error record; false when it was not blocked.
 async fn cancel_one(tx: &impl GenericClient, id: i64, error: &str) -> Result<bool> {
+    // The wait row first, then the job: the order a release takes them (count_down.sql, then
+    // release.sql), so a cancel and a release of one job cannot deadlock.
+    let st = tx.prepare_cached(sql::WORKFLOWS_DELETE_WAIT).await?;
+    tx.execute(&st, &[&id]).await?;
     let st = tx.prepare_cached(sql::WORKFLOWS_CANCEL_BLOCKED).await?;
     let Some(r) = tx.query_opt(&st, &[&id, &error]).await? else {
         return Ok(false);
@@ -146,8 +150,6 @@ async fn cancel_one(tx: &impl GenericClient, id: i64, error: &str) -> Result<boo
     let st = tx.prepare_cached(sql::SETTLE_INSERT_ERROR).await?;
     tx.execute(&st, &[&id, &attempt, &error, &traceback, &now])
         .await?;
-    let st = tx.prepare_cached(sql::WORKFLOWS_DELETE_WAIT).await?;
-    tx.execute(&st, &[&id]).await?;
     Ok(true)
 }
 
