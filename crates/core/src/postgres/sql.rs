@@ -120,8 +120,11 @@ q!(SWEEP_DELETE_EXPIRED, "sweep/delete_expired.sql");
 q!(SWEEP_NEXT_EXPIRY, "sweep/next_expiry.sql");
 q!(SWEEP_VACUUM, "sweep/vacuum.sql");
 q!(WORKFLOWS_DEPENDS_ON, "workflows/depends_on.sql");
-q!(WORKFLOWS_MARK_DEPENDENCY, "workflows/mark_dependency.sql");
-q!(WORKFLOWS_INSERT_EDGE, "workflows/insert_edge.sql");
+q!(
+    WORKFLOWS_MARK_DEPENDENCIES,
+    "workflows/mark_dependencies.sql"
+);
+q!(WORKFLOWS_INSERT_EDGES, "workflows/insert_edges.sql");
 q!(WORKFLOWS_BLOCK, "workflows/block.sql");
 q!(WORKFLOWS_INSERT_WAIT, "workflows/insert_wait.sql");
 q!(WORKFLOWS_COUNT_DOWN, "workflows/count_down.sql");

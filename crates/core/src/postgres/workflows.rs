@@ -31,19 +31,19 @@ pub(super) async fn depend(
             deps.push(dep);
         }
     }
-    // Row locks in id order: two enqueues that share dependencies cannot deadlock.
-    let mut order: Vec<usize> = (0..deps.len()).collect();
-    order.sort_by_key(|&i| deps[i]);
-    let mut statuses = vec![0i64; deps.len()];
-    let mark = tx.prepare_cached(sql::WORKFLOWS_MARK_DEPENDENCY).await?;
-    for i in order {
-        let row = tx.query_opt(&mark, &[&deps[i], &ns]).await?;
-        statuses[i] = row.ok_or_else(|| Error::job_not_found(deps[i]))?.get(0);
-    }
-    let edge = tx.prepare_cached(sql::WORKFLOWS_INSERT_EDGE).await?;
-    for (pos, dep) in deps.iter().enumerate() {
-        tx.execute(&edge, &[&id, dep, &(pos as i64)]).await?;
-    }
+    let st = tx.prepare_cached(sql::WORKFLOWS_MARK_DEPENDENCIES).await?;
+    let found: std::collections::HashMap<i64, i64> = tx
+        .query(&st, &[&deps, &ns])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let statuses = deps
+        .iter()
+        .map(|d| found.get(d).copied().ok_or_else(|| Error::job_not_found(d)))
+        .collect::<Result<Vec<i64>>>()?;
+    let st = tx.prepare_cached(sql::WORKFLOWS_INSERT_EDGES).await?;
+    tx.execute(&st, &[&id, &deps]).await?;
     let st = tx.prepare_cached(sql::WORKFLOWS_BLOCK).await?;
     tx.execute(&st, &[&id]).await?;
     match workflows::start(&statuses) {
