@@ -304,7 +304,7 @@ async fn a_version_1_file_migrates_and_still_counts_every_status() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(version, "3");
+    assert_eq!(version, "7");
     let status_index: i64 = c
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE name = 'jobs_status'",
