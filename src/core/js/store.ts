@@ -252,6 +252,7 @@ export class Store {
   private readonly list: Query
   private readonly listSettled: Query
   private readonly markDependency: Query
+  private readonly completeWaited: Query
   private readonly insertEdge: Query
   private readonly blockJob: Query
   private readonly insertWait: Query
@@ -314,6 +315,7 @@ export class Store {
     this.list = q('read/list_jobs.sql')
     this.listSettled = q('read/list_jobs_settled.sql')
     this.markDependency = q('workflows/mark_dependency.sql', { pluck: true })
+    this.completeWaited = q('workflows/complete.sql')
     this.insertEdge = q('workflows/insert_edge.sql')
     this.blockJob = q('workflows/block.sql')
     this.insertWait = q('workflows/insert_wait.sql')
@@ -516,9 +518,12 @@ export class Store {
     const stale: SettleOutcome = { id: s.id, status: 'stale', runAt: null }
     if (id === null) return stale
     if (s.kind === 'complete') {
-      const r = this.complete.get({ result: s.result ?? null, now, id, namespace: ns, token: s.token }) as { has_dependents: number } | undefined
-      if (r === undefined) return stale
-      if (r.has_dependents !== 0) this.releaseDependents(ns, id, now, fx)
+      const params = { result: s.result ?? null, now, id, namespace: ns, token: s.token }
+      if (this.complete.run(params).changes === 0) {
+        // Stale, or a job with dependents (workflows/complete.sql), released in this transaction.
+        if (this.completeWaited.run(params).changes === 0) return stale
+        this.releaseDependents(ns, id, now, fx)
+      }
       fx.finished.add(key(ns, s.id))
       return { id: s.id, status: 'complete', runAt: null }
     }

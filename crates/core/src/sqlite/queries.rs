@@ -326,6 +326,7 @@ pub fn next_run_at(
 
 /// Fenced completes with one prepared statement (settle/complete.sql).
 pub struct Completer<'c> {
+    conn: &'c Connection,
     stmt: CachedStatement<'c>,
     idx: [usize; 5],
 }
@@ -339,7 +340,7 @@ impl<'c> Completer<'c> {
             &stmt,
             [":id", ":namespace", ":token", ":result", ":now"],
         )?;
-        Ok(Completer { stmt, idx })
+        Ok(Completer { conn, stmt, idx })
     }
 
     /// None when the token is stale, else whether the job has dependents (`has_dependents`).
@@ -357,11 +358,15 @@ impl<'c> Completer<'c> {
         s.raw_bind_parameter(i[2], token)?;
         s.raw_bind_parameter(i[3], result)?;
         s.raw_bind_parameter(i[4], now)?;
-        let mut rows = s.raw_query();
-        Ok(match rows.next()? {
-            Some(r) => Some(r.get::<_, i64>(0)? != 0),
-            None => None,
-        })
+        if s.raw_execute()? == 1 {
+            return Ok(Some(false));
+        }
+        // Stale, or a job with dependents (rare: one more statement).
+        let mut stmt = self.conn.prepare_cached(sql!("workflows/complete.sql"))?;
+        let n = stmt.execute(named_params! {
+            ":id": id, ":namespace": ns, ":token": token, ":result": result, ":now": now,
+        })?;
+        Ok((n == 1).then_some(true))
     }
 }
 
