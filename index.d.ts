@@ -29,6 +29,8 @@ export declare class NativeCore {
   getJob(id: string): Promise<JobRow | null>
   waitJob(id: string, timeoutMs: number): Promise<JobRow | null>
   jobErrors(id: string): Promise<ErrorRecordRow[]>
+  /** The ids of the jobs this one depends on, in the order given (empty for none). */
+  dependsOn(id: string): Promise<string[]>
   cancel(id: string): Promise<'cancelled' | 'requested' | 'final'>
   setProgress(id: string, token: number, progress: number): Promise<boolean>
   stats(): Promise<StatsRow>

@@ -10,6 +10,7 @@ const policy = await import(new URL('../dist/esm/core/policy.js', import.meta.ur
 const queues = await import(new URL('../dist/esm/core/policy/queues.js', import.meta.url))
 const flow = await import(new URL('../dist/esm/core/policy/flow.js', import.meta.url))
 const schedules = await import(new URL('../dist/esm/core/policy/schedules.js', import.meta.url))
+const workflows = await import(new URL('../dist/esm/core/policy/workflows.js', import.meta.url))
 const tables = new URL('../crates/core/tests/', import.meta.url)
 const readTable = (url) => JSON.parse(readFileSync(url, 'utf8'))
 /** policy_cases.json and every policy_cases/*.json (one per feature) merged, as cargo test does. */
@@ -90,6 +91,19 @@ const runners = {
   validate_file_mode: (c) => [errorOf(() => policy.validateFileMode(c.mode)), c.error],
   read_only_refusal: (c) => [policy.readOnlyRefusal(c.what), c.expect],
   dir_mode: (c) => [policy.dirMode(c.fileMode), c.expect],
+  workflow_start: (c) => [workflows.start(c.statuses), c.expect],
+  workflow_ends_dependents: (c) => [workflows.endsDependents(c.status), c.expect],
+  workflow_shown_status: (c) => [workflows.shownStatus(c.status), c.expect],
+  workflow_cancelled_message: (c) => [workflows.cancelledMessage(c.dependencyId, c.status), c.expect],
+  workflow_released_run_at: (c) => [workflows.releasedRunAt(c.now, c.delayMs, c.runAt), c.expect],
+  workflow_step_args: (c) => {
+    const text = workflows.stepArgs(c.takes, c.args, c.results)
+    return [text === null ? null : (t => (t.startsWith(workflows.STEP_ARGS_PREFIX) ? JSON.parse(t.slice(workflows.STEP_ARGS_PREFIX.length)) : t))(text), c.expect]
+  },
+  workflow_validate_dependencies: (c) => [
+    errorOf(() => workflows.validateDependencies(c.index, { ...table.job_defaults, dependencies: { on: c.dependsOn, takes: c.takes } })),
+    c.error,
+  ],
   sweep_next: (c) => [policy.sweepNext(c.deleted, c.limit, c.nextExpiryInMs), c.expect],
   validate_queue_name: (c) => [errorOf(() => queues.validateQueueName(c.what, c.name)), c.error],
   claimable: (c) => [queues.claimable(c.queues, c.paused), c.expect],

@@ -11,6 +11,7 @@ import {
   QueueError,
   TaskCancelledError,
   TaskTimeoutError,
+  chain,
 } from 'taskito'
 import { eachCore, makeQueue, tempDir, deferred, location, coreOf, until } from './helpers.mjs'
 
@@ -248,6 +249,28 @@ eachCore('kill -9 of a worker mid-job (no timeout): a new worker process finishe
   const errors = await job.errors()
   t.is(errors.length, 1)
   t.is(errors[0].error, 'worker lost while running (lease expired)')
+})
+
+eachCore('kill -9 of a worker mid-chain: the step is retried once, with a record, and the chain goes on', async (t, core) => {
+  const where = location(t, core)
+  const queue = makeQueue(t, core, where)
+  // Declared here only to build the workflow; the worker processes run them.
+  const hang = queue.task('maybe-hang', async () => '', { retryBackoff: { base: 1, jitter: false } })
+  const shout = queue.task('shout', async (text) => `${text}!`)
+  const last = await chain(hang.s(), shout.s(), shout.s()).apply()
+  const doomed = startProcess(t, 'worker.mjs', [JSON.stringify(where), coreOf(core), '800'], { HANG: '1' })
+  await doomed.waitFor('started')
+  doomed.child.kill('SIGKILL')
+  await doomed.exited
+  t.is(await last.status(), 'pending', 'the rest of the chain still waits')
+  const rescuer = startProcess(t, 'worker.mjs', [JSON.stringify(where), coreOf(core), '800'])
+  await rescuer.ready
+  t.is(await last.result({ timeout: 15_000 }), `done by ${rescuer.child.pid}!!`)
+  const jobs = await queue.jobs()
+  t.is(jobs.length, 3)
+  const records = await Promise.all(jobs.map((j) => queue.getJob(j.id).then((job) => job.errors())))
+  // Only the killed step ran twice, and its record says why.
+  t.deepEqual(records.map((r) => r.map((e) => e.error)).flat(), ['worker lost while running (lease expired)'])
 })
 
 eachCore('a job that kills its worker every time ends dead after maxRetries', async (t, core) => {

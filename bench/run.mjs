@@ -26,6 +26,9 @@ const PLAN = [
   { id: 'drain-paused', params: { n: [50_000, 5000], concurrency: 64, paused: 1 } },
   { id: 'latency', params: { n: [1000, 200], warmup: 20, concurrency: 8 } },
   { id: 'retry', params: { n: [10_000, 1000], failures: 2, concurrency: 64 } },
+  // Workflows: a 10,000-job group (in a chord) and a 1,000-step chain, enqueue and finish times.
+  { id: 'workflow-group', params: { n: [10_000, 1000], concurrency: 64 } },
+  { id: 'workflow-chain', params: { n: [1000, 100], concurrency: 64 } },
   { id: 'loop-lag', params: { n: [20_000, 3000], warmup: 2000, batch: 100, everyMs: 10, concurrency: 64 } },
   // isolate: 'thread' (docs/ISOLATION.md): a no-op's overhead, and CPU-bound jobs in-process vs
   // pools of 1..availableParallelism threads.
@@ -48,6 +51,8 @@ const PLAN = [
   { id: 'pg-drain-1', pg: true, params: { n: [50_000, 5000], procs: 1, concurrency: 64 } },
   { id: 'pg-drain-3', pg: true, params: { n: [50_000, 5000], procs: 3, concurrency: 64 } },
   { id: 'pg-delay-64', pg: true, params: { n: [50_000, 5000], inFlight: 64 } },
+  { id: 'pg-workflow-group', pg: true, params: { n: [10_000, 1000], concurrency: 64 } },
+  { id: 'pg-workflow-chain', pg: true, params: { n: [1000, 100], concurrency: 64 } },
   { id: 'pg-latency', pg: true, params: { n: [1000, 200], warmup: 20 } },
   { id: 'pg-schedule-ticks', pg: true, params: { seconds: [60, 10], procs: 3, concurrency: 64 } },
   { id: 'pg-soak', pg: true, optIn: true, live: true, params: { seconds: [60, 10], ttl: 2000, concurrency: 64, every: 5 } },

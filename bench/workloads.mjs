@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Queue } from 'taskito'
+import { Queue, chain, group, chord } from 'taskito'
 
 const WORKER_PROC = fileURLToPath(new URL('./worker-proc.mjs', import.meta.url))
 
@@ -757,9 +757,44 @@ async function latencyProc(ctx) {
   }
 }
 
+/** Workflows (docs/WORKFLOWS.md): an n-member group under a chord, and an n-step chain. Each
+ * enqueued in one apply() (one transaction), then drained by one worker: time to enqueue, time
+ * from the worker's start to the last step's result. */
+async function workflow(ctx) {
+  const { n, concurrency } = ctx.params
+  const queue = new Queue(queueOptions(ctx))
+  const one = queue.task('one', async () => 1)
+  const add = queue.task('add', async (x) => x + 1)
+  const sum = queue.task('sum', async (values) => values.length)
+  const shape = ctx.workload.endsWith('group') ? 'group' : 'chain'
+  const stopEnqueue = await stopwatch(ctx)
+  const last =
+    shape === 'group'
+      ? await chord(group(...Array.from({ length: n }, () => one.s())), sum.s()).apply()
+      : await chain(one.s(), ...Array.from({ length: n - 1 }, () => add.s())).apply()
+  const enq = await stopEnqueue()
+  const worker = queue.worker({ concurrency })
+  const stopRun = await stopwatch(ctx)
+  await worker.start()
+  const value = await last.result({ timeout: 600_000 })
+  const run = await stopRun()
+  await worker.close()
+  await queue.close()
+  if (value !== n) throw Object.assign(new Error(`${shape} gave ${value}, not ${n}`), { code: 'BENCH_INCOMPLETE' })
+  const what = shape === 'group' ? `a ${n.toLocaleString('en-US')}-job group (chord)` : `a ${n.toLocaleString('en-US')}-step chain`
+  return [
+    { key: `${shape}-enqueue`, label: `${what}: enqueue (one transaction)`, unit: 'ms', value: enq.ms, lowerIsBetter: true },
+    { key: `${shape}-finish`, label: `${what}: start of the worker to the last result`, unit: 'ms', value: run.ms, lowerIsBetter: true },
+  ]
+}
+
 export const WORKLOADS = {
   'flow-drain': flowDrain,
   'flow-rate': flowRate,
+  'workflow-group': workflow,
+  'workflow-chain': workflow,
+  'pg-workflow-group': workflow,
+  'pg-workflow-chain': workflow,
   'enqueue-many': enqueueMany,
   'delay-1': delayInFlight,
   'delay-64': delayInFlight,

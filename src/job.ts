@@ -51,9 +51,11 @@ export interface JobInfo {
   runAt: number
   startedAt: number | null
   finishedAt: number | null
+  /** The ids of the jobs it waits for or waited for (`dependsOn`, a workflow's edges). */
+  dependsOn: string[]
 }
 
-export function jobInfo(row: JobRow): JobInfo {
+export function jobInfo(row: JobRow, dependsOn: string[] = []): JobInfo {
   return {
     id: row.id,
     taskName: row.taskName,
@@ -70,6 +72,7 @@ export function jobInfo(row: JobRow): JobInfo {
     runAt: row.runAt,
     startedAt: row.startedAt,
     finishedAt: row.finishedAt,
+    dependsOn,
   }
 }
 
@@ -115,7 +118,9 @@ export class Job<R = unknown> {
 
   async info(): Promise<JobInfo> {
     if (this.#local) return { ...this.#local.info }
-    return jobInfo(await this.#row())
+    const row = await this.#row()
+    const core = await this.#source.core()
+    return jobInfo(row, await callCore(() => core.dependsOn(this.id)))
   }
 
   /** Every failed attempt, oldest first. */

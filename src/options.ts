@@ -78,6 +78,23 @@ export interface EnqueueOptions {
    * `result()` rejects with TaskCancelledError code `JOB_EXPIRED`. Ms from the enqueue (on the
    * core's clock), or a Date (read on this process's clock). A job that started keeps running. */
   expires?: number | Date
+  /** Starts only after every one of these jobs (Jobs or ids) is complete; `delay` counts from then.
+   * A dependency that ends dead or cancelled cancels this job (docs/WORKFLOWS.md). */
+  dependsOn?: DependencyLike | readonly DependencyLike[]
+}
+
+/** A job to depend on: a Job handle or its id. */
+export type DependencyLike = { readonly id: string } | string
+
+/** `dependsOn` as ids, checked. */
+export function dependencyIds(value: EnqueueOptions['dependsOn']): string[] | null {
+  if (value === undefined) return null
+  const list = Array.isArray(value) ? value : [value]
+  return list.map((d, i) => {
+    const id = typeof d === 'string' ? d : d !== null && typeof d === 'object' && typeof (d as { id?: unknown }).id === 'string' ? (d as { id: string }).id : null
+    if (id === null || id === '') throw invalidArgument(`dependsOn[${i}] must be a Job or a job id, got ${describe(d)}`)
+    return id
+  })
 }
 
 /** Task settings after defaults, as stored with each job. */
@@ -243,7 +260,7 @@ export function resolveEnqueueOptions(
   options: EnqueueOptions | undefined,
 ): { settings: ResolvedTaskOptions; runAt: number | null; delayMs: number | null; uniqueKey: string | null; expiresInMs: number | null } {
   if (options === undefined) return { settings: task, runAt: null, delayMs: null, uniqueKey: null, expiresInMs: null }
-  const { delay, eta, uniqueKey, expires, ...rest } = options
+  const { delay, eta, uniqueKey, expires, dependsOn: _dependsOn, ...rest } = options
   const settings = resolveTaskOptions(rest, task)
   let runAt: number | null = null
   let delayMs: number | null = null

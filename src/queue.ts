@@ -6,7 +6,7 @@ import { validateFileMode } from './core/policy.js'
 import { validateQueueName } from './core/policy/queues.js'
 import { openCore } from './core/select.js'
 import { CircuitWatch, type CircuitListener } from './breakers.js'
-import type { BreakerRow, Core, Enqueued, ListFilter, NewJob, OpenOptions, StatsRow } from './core/types.js'
+import type { BreakerRow, Core, Dependencies, Enqueued, ListFilter, NewJob, OpenOptions, StatsRow } from './core/types.js'
 import { contextFor, runInContext } from './context.js'
 import {
   CircuitBreakerOpenError,
@@ -31,6 +31,7 @@ import {
   checkInt,
   checkName,
   checkOptions,
+  dependencyIds,
   describe,
   resolveEnqueueOptions,
   resolveTaskOptions,
@@ -40,6 +41,7 @@ import { type EnqueueEntry, type Handler, type ResultOf, Task, type TaskHost, ty
 import { type ThreadTaskOptions, moduleHandler, refuseThreadOptions, threadTask } from './thread/options.js'
 import { CronExpression, type Declared, type PeriodicOptions, type ScheduleInfo } from './schedules.js'
 import { Worker, type WorkerHost, type WorkerOptions } from './worker.js'
+import { deserializeArgs } from './workflow.js'
 
 export interface QueueOptions {
   /** SQLite file (default ./taskito.db; parent folders are created). */
@@ -299,9 +301,9 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
   }
 
   /** @internal TaskHost: every enqueue path ends here. */
-  async enqueue(entries: EnqueueEntry[]): Promise<Job[]> {
+  async enqueue(entries: EnqueueEntry[], dependencies?: (Dependencies | null)[]): Promise<Job[]> {
     // Everything is validated and serialized before the core sees anything: a bad entry writes nothing.
-    const prepared = entries.map((entry, i) => this.#prepare(entry, i))
+    const prepared = entries.map((entry, i) => this.#prepare(entry, i, dependencies?.[i] ?? null))
     if (this.#testResults !== null) return this.#runInTestMode(prepared)
     if (prepared.length === 0) return []
     if (prepared.some((p) => p.task?.settings.rejectWhenOpen === true)) await this.#refuseOpen(prepared)
@@ -339,7 +341,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     const alone = (p: PendingEnqueue) => callCore(() => core.enqueue(p.jobs)).then(p.resolve, p.reject)
     if (batch.length === 1) return alone(batch[0] as PendingEnqueue)
     try {
-      const out = await callCore(() => core.enqueue(batch.flatMap((p) => p.jobs)))
+      const out = await callCore(() => core.enqueue(merged(batch)))
       let at = 0
       for (const p of batch) {
         p.resolve(out.slice(at, at + p.jobs.length))
@@ -347,12 +349,13 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
       }
     } catch (err) {
       const code = (err as TaskitoError).code
-      if (code === 'INVALID_ARGUMENT' || code === 'SERIALIZATION') await Promise.all(batch.map(alone))
+      // JOB_NOT_FOUND: one caller's dependsOn named a job that does not exist.
+      if (code === 'INVALID_ARGUMENT' || code === 'SERIALIZATION' || code === 'JOB_NOT_FOUND') await Promise.all(batch.map(alone))
       else for (const p of batch) p.reject(err)
     }
   }
 
-  #prepare(entry: EnqueueEntry, index: number): { job: NewJob; args: unknown[]; task: Task<never[], unknown> | undefined } {
+  #prepare(entry: EnqueueEntry, index: number, workflow: Dependencies | null = null): { job: NewJob; args: unknown[]; task: Task<never[], unknown> | undefined } {
     if (entry === null || typeof entry !== 'object') throw invalidArgument(`entry ${index}: expected { task, args, options }`)
     const taskName = typeof entry.task === 'string' ? entry.task : entry.task?.name
     checkName(`entry ${index}: task`, taskName)
@@ -361,6 +364,9 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     if (!Array.isArray(args)) throw invalidArgument(`entry ${index} (${taskName}): args must be an array of arguments`)
     const options = checkOptions(`entry ${index} (${taskName}): options`, entry.options)
     const { settings, runAt, delayMs, uniqueKey, expiresInMs } = resolveEnqueueOptions(task?.settings ?? this.#defaults, options)
+    const ids = dependencyIds(options?.dependsOn)
+    const dependencies: Dependencies | null =
+      workflow === null ? (ids === null || ids.length === 0 ? null : { on: ids, takes: 0 }) : { ...workflow, on: [...workflow.on, ...(ids ?? [])] }
     let payload: string
     try {
       payload = this.serializer.serialize(args)
@@ -387,6 +393,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
         backoffJitter: settings.backoffJitter,
         uniqueKey,
         expiresInMs,
+        ...(dependencies === null ? {} : { dependencies }),
       },
     }
   }
@@ -413,7 +420,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     if (options.task !== undefined) filter.taskName = checkName('task', options.task)
     if (options.queue !== undefined) filter.queue = checkName('queue', options.queue)
     const rows = await callCore(() => core.listJobs(filter))
-    return rows.map(jobInfo)
+    return Promise.all(rows.map(async (r) => jobInfo(r, await callCore(() => core.dependsOn(r.id)))))
   }
 
   /** Deletes every dead letter of this queue's namespace (the dead jobs stay, with their error
@@ -518,7 +525,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
 
   #readArgs(text: string): unknown {
     try {
-      return this.serializer.deserialize(text)
+      return deserializeArgs(this.serializer, text)
     } catch {
       return text // inspection must not fail on one unreadable payload: show it raw
     }
@@ -613,6 +620,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
         runAt: started,
         startedAt: started,
         finishedAt: Date.now(),
+        dependsOn: [],
       }
       jobs.push(new Job(this, id, { info, value: result.value, errors }))
     }
@@ -728,4 +736,18 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
 
 function noSchedule(name: string): TaskitoError {
   return invalidArgument(`no schedule named ${JSON.stringify(name)} in this queue's namespace (queue.schedules() lists them)`)
+}
+
+/** The jobs of several callers as one batch: each caller's batch indexes in dependsOn (a workflow's
+ * edges) shifted by where its jobs start. */
+function merged(batch: readonly { jobs: NewJob[] }[]): NewJob[] {
+  const out: NewJob[] = []
+  for (const p of batch) {
+    const at = out.length
+    for (const j of p.jobs) {
+      const d = j.dependencies
+      out.push(at === 0 || d == null ? j : { ...j, dependencies: { ...d, on: d.on.map((x) => (typeof x === 'number' ? x + at : x)) } })
+    }
+  }
+  return out
 }

@@ -4,7 +4,9 @@
  * so `delay(1, 2)` is type-checked and `(await job.result())` is a number, with no casts.
  */
 import { invalidArgument } from './errors.js'
+import type { Dependencies } from './core/types.js'
 import type { Job } from './job.js'
+import { Signature } from './workflow.js'
 import { type EnqueueOptions, type ResolvedTaskOptions, checkOptions, describe } from './options.js'
 import type { ThreadSettings } from './thread/options.js'
 import { isInstance } from './thread/wire.js'
@@ -52,8 +54,11 @@ export type EnqueueEntry<T = TaskRef, S extends TaskSignatures = TaskSignatures>
 
 /** What a task needs from its queue. */
 export interface TaskHost {
-  enqueue(entries: EnqueueEntry[]): Promise<Job[]>
+  enqueue(entries: EnqueueEntry[], dependencies?: (Dependencies | null)[]): Promise<Job[]>
 }
+
+/** The argument list without its first element: what `.s` is given when it takes the previous result. */
+export type DropFirst<A extends unknown[]> = A extends [unknown, ...infer Rest] ? Rest : A extends [(infer _F)?, ...infer Rest] ? Rest : []
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Handler = (...args: any[]) => unknown
@@ -96,6 +101,21 @@ export class Task<Args extends unknown[] = unknown[], R = unknown> {
     checkOptions(`${this.name}.map(argsList, options): options`, options)
     const jobs = await this.#host.enqueue(argsList.map((args) => ({ task: this.name, args, ...(options === undefined ? {} : { options }) })))
     return jobs as Job<R>[]
+  }
+
+  /**
+   * A step of a workflow (chain, group, chord) that takes the previous step's result as its first
+   * argument (`transform.s()` after `extract.s(url)`); given every argument, it is a first step.
+   */
+  s(...args: Args): Signature<R, unknown>
+  s(...args: DropFirst<Args>): Signature<R, Args[0]>
+  s(...args: unknown[]): Signature<R, unknown> {
+    return new Signature<R, unknown>(this, args, true, undefined, this.#host)
+  }
+
+  /** A step of a workflow that ignores the previous result: it runs with exactly these arguments. */
+  si(...args: Args): Signature<R, unknown> {
+    return new Signature<R, unknown>(this, args, false, undefined, this.#host)
   }
 
   /** @internal Whether an error may be retried under retryOn / dontRetryOn (instanceof; for an

@@ -28,6 +28,7 @@ import { type Serializer, defaultSerializer } from './serializer.js'
 import type { Task } from './task.js'
 import { resolveThreads } from './thread/options.js'
 import { type ThreadOutcome, ThreadPool, type ThreadRun } from './thread/pool.js'
+import { deserializeArgs } from './workflow.js'
 
 /** What a worker needs from its queue (the Queue is one; the worker does not import it). */
 export interface WorkerHost {
@@ -310,7 +311,7 @@ export class Worker {
       return
     }
     try {
-      const args = this.#queue.serializer.deserialize(job.args)
+      const args = deserializeArgs(this.#queue.serializer, job.args)
       // Spread into the handler below: anything but a list would fail there as a TypeError.
       if (!Array.isArray(args)) throw new SerializationError(`the payload is not a list of arguments (it reads as ${args === null ? 'null' : typeof args})`)
       attempt.args = args

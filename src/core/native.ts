@@ -89,6 +89,7 @@ export async function openNative(options: OpenOptions): Promise<Core> {
     getJob: (id) => h.getJob(id),
     waitJob: (id, timeoutMs) => h.waitJob(id, timeoutMs),
     jobErrors: (id) => h.jobErrors(id),
+    dependsOn: (id) => h.dependsOn(id),
     cancel: (id) => h.cancel(id),
     setProgress: (id, token, progress) => h.setProgress(id, token, progress),
     stats: () => h.stats(),
@@ -155,6 +156,7 @@ function packJobs(jobs: NewJob[]): string {
       j.backoffJitter,
       j.uniqueKey,
       j.expiresInMs,
+      j.dependencies == null ? null : [j.dependencies.on, j.dependencies.takes],
     ]),
   )
 }

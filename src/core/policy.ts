@@ -11,6 +11,7 @@
 import { coreError, type CoreError } from './errors.js'
 import { validateTaskFlow } from './policy/flow.js'
 import type { ClaimRequest, NewJob, WorkerInfo } from './types.js'
+import { validateDependencies } from './policy/workflows.js'
 
 // ---- leases ---------------------------------------------------------------------------------
 
@@ -144,6 +145,7 @@ export function validateJob(i: number, j: NewJob): NewJob {
   if (typeof j.backoffJitter !== 'boolean') throw badJob(i, 'backoffJitter', 'a boolean', j.backoffJitter)
   if (!absent(j.uniqueKey) && typeof j.uniqueKey !== 'string') throw badJob(i, 'uniqueKey', 'null or a string', j.uniqueKey)
   if (!absent(j.expiresInMs) && !positive(j.expiresInMs)) throw badJob(i, 'expiresInMs', 'null or a positive integer', j.expiresInMs)
+  validateDependencies(i, j)
   return {
     ...j,
     runAt: j.runAt ?? null,

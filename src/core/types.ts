@@ -97,6 +97,16 @@ export interface NewJob {
   /** A job still pending this long after its enqueue (core clock) never starts: it ends cancelled,
    * expired (policy EXPIRED_ERROR). null: it waits as long as it takes. */
   expiresInMs: number | null
+  /** dependsOn: the job starts once all of these are complete (crates/core `NewJob::depends_on`). */
+  dependencies?: Dependencies | null
+}
+
+/** A job's dependencies: `on` holds job ids (strings) and indexes of earlier jobs of the same
+ * batch (numbers); `takes` says which results it takes as its first argument (0 none, 1 the one
+ * result, 2 all of them in order: crates/core `Takes`). */
+export interface Dependencies {
+  on: (string | number)[]
+  takes: 0 | 1 | 2
 }
 
 export interface Enqueued {
@@ -269,8 +279,9 @@ export interface StatsRow {
   cancelled: number
 }
 
-/** The StatsRow field that counts each stored status, indexed by its {@link StatusCode}. */
-export const STATS_FIELDS: readonly (keyof StatsRow)[] = ['pending', 'running', 'completed', 'failed', 'dead', 'cancelled']
+/** The StatsRow field that counts each stored status, indexed by its {@link StatusCode}; a blocked
+ * job (6: waiting for its dependencies) shows as pending. */
+export const STATS_FIELDS: readonly (keyof StatsRow)[] = ['pending', 'running', 'completed', 'failed', 'dead', 'cancelled', 'pending']
 
 /** One queue as queues() lists it: every queue that has jobs or is paused, with its jobs counted
  * by status as stats() counts them (`failed`: awaiting a retry). */
@@ -370,6 +381,8 @@ export interface Core {
    * or with the row as it is when timeoutMs runs out; null for an unknown id. */
   waitJob(id: string, timeoutMs: number): Promise<JobRow | null>
   jobErrors(id: string): Promise<ErrorRecordRow[]>
+  /** The ids of the jobs this one depends on, in the order given; [] for none or an unknown id. */
+  dependsOn(id: string): Promise<string[]>
   cancel(id: string): Promise<CancelOutcome>
   /** false when the token is stale. */
   setProgress(id: string, token: number, progress: number): Promise<boolean>

@@ -14,6 +14,9 @@ pub enum StatusCode {
     /// Retries exhausted or not retryable: final, with a dead letter.
     Dead = 4,
     Cancelled = 5,
+    /// Internal: waits for a dependency to complete (`policy::workflows`). Outside the ready
+    /// index; every reader shows it as pending.
+    Blocked = 6,
 }
 
 impl StatusCode {
@@ -25,6 +28,7 @@ impl StatusCode {
             3 => Self::Failed,
             4 => Self::Dead,
             5 => Self::Cancelled,
+            6 => Self::Blocked,
             _ => return None,
         })
     }
@@ -84,6 +88,41 @@ pub struct NewJob {
     /// A job still pending this long after its enqueue (core clock) never starts: it ends
     /// cancelled, expired (`policy::schedules::EXPIRED_ERROR`). None: it waits as long as it takes.
     pub expires_in_ms: Option<i64>,
+    /// Jobs this one waits for (`dependsOn`): it starts once all are complete.
+    pub depends_on: Vec<DependencyRef>,
+    /// Which of its dependencies' results the job takes as its first argument.
+    pub takes: Takes,
+}
+
+/// A dependency of a new job: a job that exists, or an earlier job of the same enqueue batch (a
+/// workflow is written in one batch, before any of its ids exist).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DependencyRef {
+    Job(i64),
+    Batch(usize),
+}
+
+/// What a step takes from its dependencies when it is released (`task.s` vs `task.si`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(i64)]
+pub enum Takes {
+    /// `.si`, or a plain job: its own arguments only.
+    #[default]
+    Nothing = 0,
+    /// `.s` after one step: that step's result.
+    One = 1,
+    /// `.s` after a group (a chord's callback): the array of the group's results, in order.
+    All = 2,
+}
+
+impl Takes {
+    pub fn from_i64(v: i64) -> Self {
+        match v {
+            1 => Self::One,
+            2 => Self::All,
+            _ => Self::Nothing,
+        }
+    }
 }
 
 impl NewJob {
@@ -105,6 +144,8 @@ impl NewJob {
             backoff_jitter: true,
             unique_key: None,
             expires_in_ms: None,
+            depends_on: Vec::new(),
+            takes: Takes::Nothing,
         }
     }
 }
@@ -427,10 +468,12 @@ pub struct ThroughputRow {
 }
 
 impl StatsRow {
-    /// Where the count of jobs with this stored status code goes; None for a code that is none.
+    /// Where the count of jobs with this stored status code goes (a blocked job counts as pending,
+    /// so callers add to it); None for a code that is none.
     pub fn count_mut(&mut self, status: i64) -> Option<&mut i64> {
         Some(match StatusCode::from_i64(status)? {
-            StatusCode::Pending => &mut self.pending,
+            // A job waiting for its dependencies shows as pending.
+            StatusCode::Pending | StatusCode::Blocked => &mut self.pending,
             StatusCode::Running => &mut self.running,
             StatusCode::Complete => &mut self.completed,
             StatusCode::Failed => &mut self.failed,

@@ -14,6 +14,7 @@ pub mod flow;
 use std::cmp::Ordering;
 
 pub mod queues;
+pub mod workflows;
 
 use crate::error::{Error, Result};
 use crate::model::{ClaimRequest, ClaimedJob, NewJob, WorkerInfo};
@@ -186,7 +187,7 @@ pub fn validate_job(i: usize, j: &NewJob) -> Result<()> {
         let want = "null or a positive integer";
         return Err(bad_job(i, "expiresInMs", want, opt(j.expires_in_ms)));
     }
-    Ok(())
+    workflows::validate_dependencies(i, j)
 }
 
 /// A worker id as a claim or a registration receives it.

@@ -49,6 +49,9 @@ impl Store for ReadOnlyStore {
     async fn job_errors(&self, id: i64) -> Result<Vec<ErrorRecordRow>> {
         self.inner.job_errors(id).await
     }
+    async fn depends_on(&self, id: i64) -> Result<Vec<i64>> {
+        self.inner.depends_on(id).await
+    }
     async fn cancel(&self, _: i64) -> Result<CancelOutcome> {
         Err(refused("cancel"))
     }

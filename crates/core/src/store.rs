@@ -45,7 +45,11 @@ pub trait Store: Send + Sync {
     /// The row once the job is final, or as it is when `timeout_ms` runs out; None if unknown.
     async fn wait_job(&self, id: i64, timeout_ms: u64) -> Result<Option<JobRow>>;
     async fn job_errors(&self, id: i64) -> Result<Vec<ErrorRecordRow>>;
-    /// Pending or failed → cancelled now; running → cancel requested (its worker's heartbeat
+    /// The jobs this one depends on (`dependsOn`), in the order given; empty for none or an
+    /// unknown id.
+    async fn depends_on(&self, id: i64) -> Result<Vec<i64>>;
+    /// Pending (or blocked on a dependency) or failed → cancelled now, and its blocked
+    /// dependents with it, transitively (`policy::workflows`); running → cancel requested (its worker's heartbeat
     /// learns it, and a failure of that attempt ends cancelled); final → unchanged. Unknown id →
     /// `Error::JobNotFound`.
     async fn cancel(&self, id: i64) -> Result<CancelOutcome>;

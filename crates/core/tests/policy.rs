@@ -3,10 +3,11 @@
 //! cannot drift: a case that one answers differently fails the build.
 
 use serde_json::{Map, Value};
+use taskito_core::policy::workflows::{self, Start};
 use taskito_core::policy::{
     self, Backoff, Blackout, ClaimKey, Expired, Failure, FailureDecision, Routing,
 };
-use taskito_core::{ClaimRequest, NewJob, WorkerInfo};
+use taskito_core::{ClaimRequest, DependencyRef, NewJob, Takes, WorkerInfo};
 
 /// The table: `policy_cases.json` and every `policy_cases/*.json` beside it (one file per feature,
 /// so features add their rules without touching each other's sections), merged into one object.
@@ -104,6 +105,8 @@ fn job_of(defaults: &Map<String, Value>, over: &Value) -> NewJob {
         backoff_jitter: j["backoffJitter"].as_bool().expect("backoffJitter"),
         unique_key: j["uniqueKey"].as_str().map(str::to_string),
         expires_in_ms: opt_int(&j, "expiresInMs"),
+        depends_on: Vec::new(),
+        takes: Takes::Nothing,
     }
 }
 
@@ -786,5 +789,84 @@ fn schedule_cases() {
     for case in section(&all, "validate_job_expires") {
         let got = error_of(policy::validate_job(0, &job_of(defaults, &case["job"])));
         assert_eq!(got, expected_error(case), "{case}");
+    }
+}
+
+#[test]
+fn workflow_rules_match_the_table() {
+    let all = cases();
+    for c in section(&all, "workflow_start") {
+        let statuses: Vec<i64> = c["statuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
+        let e = &c["expect"];
+        let want = match e["kind"].as_str().unwrap() {
+            "ready" => Start::Ready,
+            "blocked" => Start::Blocked {
+                left: int(e, "left"),
+            },
+            _ => Start::Cancelled {
+                index: int(e, "index") as usize,
+            },
+        };
+        assert_eq!(workflows::start(&statuses), want, "{c}");
+    }
+    for c in section(&all, "workflow_ends_dependents") {
+        let want = c["expect"].as_bool().unwrap();
+        assert_eq!(workflows::ends_dependents(int(c, "status")), want, "{c}");
+    }
+    for c in section(&all, "workflow_shown_status") {
+        assert_eq!(
+            workflows::shown_status(int(c, "status")),
+            int(c, "expect"),
+            "{c}"
+        );
+    }
+    for c in section(&all, "workflow_cancelled_message") {
+        let got = workflows::cancelled_message(int(c, "dependencyId"), int(c, "status"));
+        assert_eq!(got, text(c, "expect"), "{c}");
+    }
+    for c in section(&all, "workflow_released_run_at") {
+        let got = workflows::released_run_at(int(c, "now"), opt_int(c, "delayMs"), int(c, "runAt"));
+        assert_eq!(got, int(c, "expect"), "{c}");
+    }
+    for c in section(&all, "workflow_step_args") {
+        let results: Vec<Option<String>> = c["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect();
+        let got =
+            workflows::step_args(Takes::from_i64(int(c, "takes")), &text(c, "args"), &results).map(
+                |t| {
+                    let body = t
+                        .strip_prefix(workflows::STEP_ARGS_PREFIX)
+                        .expect("the prefix");
+                    serde_json::from_str::<Value>(body).expect("JSON after the prefix")
+                },
+            );
+        assert_eq!(got.unwrap_or(Value::Null), c["expect"], "{c}");
+    }
+    for c in section(&all, "workflow_validate_dependencies") {
+        let mut job = NewJob::new("t", "[]");
+        job.takes = Takes::from_i64(int(c, "takes"));
+        job.depends_on = c["dependsOn"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => DependencyRef::Job(s.parse().unwrap()),
+                n => DependencyRef::Batch(n.as_u64().unwrap() as usize),
+            })
+            .collect();
+        let got = error_of(workflows::validate_dependencies(
+            int(c, "index") as usize,
+            &job,
+        ));
+        assert_eq!(got, expected_error(c), "{c}");
     }
 }

@@ -16,6 +16,7 @@ use taskito_core::{
     ListFilter, NewJob, NewSchedule, OpenOptions, QueueRow, RateLimit, Settle, SettleKind,
     SettleStatus, StatsRow, StatusCode, Store, TaskFlow, WorkerInfo,
 };
+use taskito_core::{DependencyRef, Takes};
 use tempfile::TempDir;
 use tokio_postgres::NoTls;
 
@@ -165,6 +166,10 @@ contract!(
     a_paused_or_removed_schedule_fires_nothing,
     a_job_not_started_by_its_expiry_ends_cancelled_as_expired,
     a_job_started_before_its_expiry_is_unaffected,
+    a_dependent_waits_for_every_dependency_and_takes_their_results,
+    a_dead_dependency_cancels_its_dependents_transitively,
+    an_unknown_dependency_writes_nothing,
+    two_dependencies_completing_at_once_release_the_dependent_once,
 );
 
 // ---- helpers --------------------------------------------------------------------------------
@@ -1696,4 +1701,159 @@ async fn a_job_started_before_its_expiry_is_unaffected(s: Arc<dyn Store>) {
     assert_eq!(o[0].status, SettleStatus::Complete);
     assert_eq!(status(&row(&s, id).await), StatusCode::Complete);
     assert!(s.job_errors(id).await.unwrap().is_empty());
+}
+
+// ---- dependencies (policy::workflows) --------------------------------------------------------
+
+fn after(task: &str, deps: &[DependencyRef], takes: Takes) -> NewJob {
+    let mut j = job(task);
+    j.depends_on = deps.to_vec();
+    j.takes = takes;
+    j
+}
+
+async fn a_dependent_waits_for_every_dependency_and_takes_their_results(s: Arc<dyn Store>) {
+    let out = s
+        .enqueue(vec![
+            job("a"),
+            job("b"),
+            after(
+                "c20",
+                &[DependencyRef::Batch(1), DependencyRef::Batch(0)],
+                Takes::All,
+            ),
+        ])
+        .await
+        .expect("enqueue");
+    let (a, b, c) = (out[0].id, out[1].id, out[2].id);
+    // Blocked: shown as pending, counted as pending, listed as pending, never claimed.
+    assert_eq!(status(&row(&s, c).await), StatusCode::Pending);
+    assert_eq!(s.stats().await.unwrap().pending, 3);
+    let pending = s
+        .list_jobs(list(Some(StatusCode::Pending), None, 10, 0))
+        .await;
+    assert_eq!(ids(&pending.unwrap()), vec![c, b, a]);
+    assert_eq!(s.depends_on(c).await.unwrap(), vec![b, a]);
+    let got = s.claim(req("w", 10, 0)).await.unwrap();
+    let mut claimed: Vec<i64> = got.iter().map(|j| j.id).collect();
+    claimed.sort_unstable();
+    assert_eq!(claimed, vec![a, b]);
+    let (ja, jb) = if got[0].id == a {
+        (&got[0], &got[1])
+    } else {
+        (&got[1], &got[0])
+    };
+    s.settle(vec![complete(ja, "\"from a\"")]).await.unwrap();
+    assert!(
+        s.claim(req("w", 10, 0)).await.unwrap().is_empty(),
+        "one dependency left"
+    );
+    s.settle(vec![complete(jb, "2")]).await.unwrap();
+    let jc = claim_one(&s, "w", 1_000).await;
+    assert_eq!(jc.id, c);
+    let want = policy::workflows::step_args(
+        Takes::All,
+        "[]",
+        &[Some("2".into()), Some("\"from a\"".into())],
+    )
+    .unwrap();
+    assert_eq!(jc.args, want, "the results in the order of dependsOn");
+}
+
+async fn a_dead_dependency_cancels_its_dependents_transitively(s: Arc<dyn Store>) {
+    let mut doomed = job("doomed");
+    doomed.max_retries = 0;
+    let out = s
+        .enqueue(vec![
+            doomed,
+            after("b", &[DependencyRef::Batch(0)], Takes::One),
+            after("c20", &[DependencyRef::Batch(1)], Takes::Nothing),
+            job("other"),
+        ])
+        .await
+        .unwrap();
+    let (a, b, c, other) = (out[0].id, out[1].id, out[2].id, out[3].id);
+    let got = s.claim(req("w", 10, 0)).await.unwrap();
+    assert_eq!(got.len(), 2, "the dependents are not claimable");
+    let ja = got.iter().find(|j| j.id == a).expect("a claimed");
+    let o = s.settle(vec![fail(ja, "Error: no")]).await.unwrap();
+    assert_eq!(o[0].status, SettleStatus::Dead);
+    for (id, dep, how) in [(b, a, StatusCode::Dead), (c, b, StatusCode::Cancelled)] {
+        assert_eq!(status(&row(&s, id).await), StatusCode::Cancelled);
+        let errors = s.job_errors(id).await.unwrap();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(
+            errors[0].error,
+            policy::workflows::cancelled_message(dep, how as i64)
+        );
+    }
+    assert_eq!(status(&row(&s, other).await), StatusCode::Running);
+    // A job that depends on a cancelled one is cancelled at once.
+    let late = enqueue_one(&s, after("late", &[DependencyRef::Job(c)], Takes::Nothing)).await;
+    assert_eq!(status(&row(&s, late).await), StatusCode::Cancelled);
+}
+
+async fn an_unknown_dependency_writes_nothing(s: Arc<dyn Store>) {
+    let err = s
+        .enqueue(vec![
+            job("a"),
+            after(
+                "b",
+                &[DependencyRef::Batch(0), DependencyRef::Job(987_654)],
+                Takes::Nothing,
+            ),
+        ])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "JOB_NOT_FOUND");
+    assert_empty(&s).await;
+    let err = s
+        .enqueue(vec![after("b", &[DependencyRef::Batch(0)], Takes::Nothing)])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        "INVALID_ARGUMENT",
+        "a batch index must name an earlier job"
+    );
+    assert_empty(&s).await;
+}
+
+/// Two dependencies settled by two concurrent settle calls (two connections on PostgreSQL): the
+/// dependent is released exactly once, never left blocked.
+async fn two_dependencies_completing_at_once_release_the_dependent_once(s: Arc<dyn Store>) {
+    for round in 0..10 {
+        let out = s
+            .enqueue(vec![
+                job("a"),
+                job("b"),
+                after(
+                    "c20",
+                    &[DependencyRef::Batch(0), DependencyRef::Batch(1)],
+                    Takes::All,
+                ),
+            ])
+            .await
+            .unwrap();
+        let got = s.claim(req("w", 10, 0)).await.unwrap();
+        assert_eq!(got.len(), 2, "round {round}");
+        let (s1, s2) = (s.clone(), s.clone());
+        let (x, y) = (got[0].clone(), got[1].clone());
+        let (r1, r2) = tokio::join!(
+            async move { s1.settle(vec![complete(&x, "1")]).await },
+            async move { s2.settle(vec![complete(&y, "1")]).await },
+        );
+        assert_eq!(r1.unwrap()[0].status, SettleStatus::Complete);
+        assert_eq!(r2.unwrap()[0].status, SettleStatus::Complete);
+        let jc = claim_one(&s, "w", 1_000).await;
+        assert_eq!(jc.id, out[2].id, "round {round}: released");
+        let want =
+            policy::workflows::step_args(Takes::All, "[]", &[Some("1".into()), Some("1".into())]);
+        assert_eq!(Some(jc.args.clone()), want, "round {round}: both results");
+        s.settle(vec![complete(&jc, "null")]).await.unwrap();
+        assert!(
+            s.claim(req("w", 10, 0)).await.unwrap().is_empty(),
+            "round {round}: once"
+        );
+    }
 }

@@ -160,6 +160,16 @@ impl NativeCore {
         coded(r, |v| v.into_iter().map(ErrorRecordRow::from).collect())
     }
 
+    /// The ids of the jobs this one depends on, in the order given (empty for none).
+    #[napi(ts_return_type = "Promise<string[]>")]
+    pub async fn depends_on(&self, id: String) -> Result<Coded<Vec<String>>> {
+        let r = match parse_id(&id) {
+            Ok(id) => self.store.depends_on(id).await,
+            Err(_) => Ok(Vec::new()),
+        };
+        coded(r, |v| v.into_iter().map(|d| d.to_string()).collect())
+    }
+
     #[napi(ts_return_type = "Promise<'cancelled' | 'requested' | 'final'>")]
     pub async fn cancel(&self, id: String) -> Result<Coded<String>> {
         let r = match parse_id(&id) {

@@ -44,31 +44,53 @@ type PackedJob = (
     bool,           // backoffJitter
     Option<String>, // uniqueKey
     Option<i64>,    // expiresInMs
+    // dependsOn and takes; null for a job with no dependencies.
+    Option<(Vec<PackedDependency>, i64)>,
 );
+
+/// A dependency as `packJobs` writes it: a job id (a decimal string), or the index of an earlier
+/// job of the same batch (a number).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum PackedDependency {
+    Job(String),
+    Batch(usize),
+}
 
 /// An enqueue batch: a JSON array of [`PackedJob`]s.
 pub(crate) fn unpack_jobs(text: &str) -> core::Result<Vec<core::NewJob>> {
     let jobs: Vec<PackedJob> = from_json("enqueue", text)?;
-    Ok(jobs
-        .into_iter()
-        .map(|j| core::NewJob {
-            task_name: j.0,
-            queue: j.1,
-            args: j.2,
-            priority: j.3,
-            run_at: j.4,
-            delay_ms: j.5,
-            max_retries: j.6,
-            timeout_ms: j.7,
-            soft_timeout_ms: j.8,
-            result_ttl_ms: j.9,
-            backoff_base_ms: j.10,
-            backoff_max_ms: j.11,
-            backoff_jitter: j.12,
-            unique_key: j.13,
-            expires_in_ms: j.14,
+    jobs.into_iter()
+        .map(|j| {
+            let (deps, takes) = j.15.unwrap_or_default();
+            let depends_on = deps
+                .into_iter()
+                .map(|d| match d {
+                    PackedDependency::Job(id) => parse_id(&id).map(core::DependencyRef::Job),
+                    PackedDependency::Batch(k) => Ok(core::DependencyRef::Batch(k)),
+                })
+                .collect::<core::Result<_>>()?;
+            Ok(core::NewJob {
+                task_name: j.0,
+                queue: j.1,
+                args: j.2,
+                priority: j.3,
+                run_at: j.4,
+                delay_ms: j.5,
+                max_retries: j.6,
+                timeout_ms: j.7,
+                soft_timeout_ms: j.8,
+                result_ttl_ms: j.9,
+                backoff_base_ms: j.10,
+                backoff_max_ms: j.11,
+                backoff_jitter: j.12,
+                unique_key: j.13,
+                expires_in_ms: j.14,
+                depends_on,
+                takes: core::Takes::from_i64(takes),
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// One settle of a settle batch, as the Settle of `src/core/types.ts` stringifies (absent fields

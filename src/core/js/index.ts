@@ -112,7 +112,11 @@ export class JsCore implements Core {
       if (!Array.isArray(jobs)) throw invalid('enqueue takes an array of jobs')
       const checked = jobs.map((j, i) => validateJob(i, j))
       if (checked.length === 0) return []
-      return this.submit((now, fx) => checked.map((j) => this.engine.store.enqueueOne(this.ns, j, now, fx)))
+      return this.submit((now, fx) => {
+        const out: Enqueued[] = []
+        for (const j of checked) out.push(this.engine.store.enqueueOne(this.ns, j, now, fx, out))
+        return out
+      })
     }, 'enqueue')
   }
 
@@ -153,6 +157,10 @@ export class JsCore implements Core {
       if (!nonNegInt(timeoutMs)) throw invalid(`waitJob: timeoutMs must be a non-negative integer, got ${String(timeoutMs)}`)
       return this.engine.waitJob(this, this.ns, id, timeoutMs)
     })
+  }
+
+  dependsOn(id: string): Promise<string[]> {
+    return this.call(() => this.engine.read(() => this.engine.store.dependsOn(this.ns, id)))
   }
 
   jobErrors(id: string): Promise<ErrorRecordRow[]> {

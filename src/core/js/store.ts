@@ -28,6 +28,9 @@ import { claimable, queueRows } from '../policy/queues.js'
 import { STATS_FIELDS, type ClaimedJob, type DeadLetterRow, type ErrorRecordRow, type JobRow, type NewJob, type QueueRow, type Settle, type SettleOutcome, type StatsRow, type FireTick, type NewSchedule, type ScheduleRow, type TaskFlow, type ThroughputRow, type WorkerInfo } from '../types.js'
 import { EXPIRED_ERROR, startBy } from '../policy/schedules.js'
 import { FlowStore } from './flow.js'
+import { BLOCKED, cancelledMessage, releasedRunAt, shownStatus, start, stepArgs, type Takes } from '../policy/workflows.js'
+import { StatusCode } from '../types.js'
+import { jobNotFound } from './errors.js'
 import { Query } from './queries.js'
 import { Lenient } from './rows.js'
 import type { Database, Statement } from './sqlite.js'
@@ -85,7 +88,7 @@ function toJobRow(r: RawJob): JobRow {
     id: String(r.id),
     taskName: l.text('task_name'),
     queue: l.text('queue'),
-    status: l.int('status'),
+    status: shownStatus(l.int('status')),
     priority: l.int('priority'),
     args: l.text('args'),
     maxRetries: l.int('max_retries'),
@@ -267,6 +270,20 @@ export class Store {
   private readonly fireQ: Query
   private readonly setPausedQ: Query
   private readonly removeScheduleQ: Query
+  private readonly markDependency: Query
+  private readonly completeWaited: Query
+  private readonly insertEdge: Query
+  private readonly blockJob: Query
+  private readonly insertWait: Query
+  private readonly countDown: Query
+  private readonly releasedQ: Query
+  private readonly resultsQ: Query
+  private readonly releaseBlocked: Query
+  private readonly deleteWait: Query
+  private readonly blockedDependents: Query
+  private readonly cancelBlocked: Query
+  private readonly dependsOnQ: Query
+  private readonly deleteDependencies: Query
 
   constructor(db: Database) {
     this.flow = new FlowStore(db)
@@ -330,18 +347,96 @@ export class Store {
     this.fireQ = q('schedules/fire.sql')
     this.setPausedQ = q('schedules/set_paused.sql')
     this.removeScheduleQ = q('schedules/remove.sql')
+    this.markDependency = q('workflows/mark_dependency.sql', { pluck: true })
+    this.completeWaited = q('workflows/complete.sql')
+    this.insertEdge = q('workflows/insert_edge.sql')
+    this.blockJob = q('workflows/block.sql')
+    this.insertWait = q('workflows/insert_wait.sql')
+    this.countDown = q('workflows/count_down.sql')
+    this.releasedQ = q('workflows/released.sql')
+    this.resultsQ = q('workflows/results.sql', { pluck: true })
+    this.releaseBlocked = q('workflows/release.sql')
+    this.deleteWait = q('workflows/delete_wait.sql')
+    this.blockedDependents = q('workflows/blocked_dependents.sql', { pluck: true })
+    this.cancelBlocked = q('workflows/cancel_blocked.sql', { pluck: true })
+    this.dependsOnQ = q('workflows/depends_on.sql', { pluck: true })
+    this.deleteDependencies = q('sweep/delete_dependencies.sql')
   }
 
   // ---- writes: called inside the engine's transaction -------------------------------------------
 
-  enqueueOne(ns: string, job: NewJob, now: number, fx: Effects): { id: string; created: boolean } {
+  /** `batch`: the jobs of this enqueue before this one (what a dependency's batch index names). */
+  enqueueOne(ns: string, job: NewJob, now: number, fx: Effects, batch: readonly { id: string }[] = []): { id: string; created: boolean } {
     if (job.uniqueKey !== null) {
       const live = this.findLive.get({ namespace: ns, unique_key: job.uniqueKey }) as number | undefined
       if (live !== undefined) return { id: String(live), created: false }
     }
     const id = this.insertJob(ns, job, runAt(now, job.delayMs, job.runAt), now)
     fx.claimable.add(key(ns, job.queue))
+    if (job.dependencies != null && job.dependencies.on.length > 0) this.depend(ns, Number(id), job, batch, now, fx)
     return { id, created: true }
+  }
+
+  /** As ops::depend of the native core: the edges, then pending, blocked or cancelled as
+   * policy workflows start() says. An unknown dependency throws (the transaction rolls back). */
+  private depend(ns: string, id: number, job: NewJob, batch: readonly { id: string }[], now: number, fx: Effects): void {
+    const deps: [number, number][] = []
+    for (const ref of job.dependencies!.on) {
+      const dep = typeof ref === 'number' ? Number(batch[ref]!.id) : parseId(ref)
+      if (dep === null) throw jobNotFound(String(ref))
+      if (deps.some(([d]) => d === dep)) continue
+      const status = this.markDependency.get({ id: dep, namespace: ns }) as number | undefined
+      if (status === undefined) throw jobNotFound(String(dep))
+      this.insertEdge.run({ job_id: id, depends_on_id: dep, position: deps.length })
+      deps.push([dep, status])
+    }
+    this.blockJob.run({ id })
+    const takes = job.dependencies!.takes
+    const s = start(deps.map(([, st]) => st))
+    if (s.kind === 'ready') this.releaseOne(id, null, takes, now, fx, ns)
+    else if (s.kind === 'blocked') this.insertWait.run({ job_id: id, deps_left: s.left, delay_ms: job.delayMs, takes })
+    else {
+      const [dep, status] = deps[s.index]!
+      this.cancelOne(ns, id, cancelledMessage(dep, status), now, fx)
+    }
+  }
+
+  /** A blocked job whose last dependency completed: pending at releasedRunAt, with the results it takes in its args. */
+  private releaseOne(id: number, delayMs: number | null, takes: Takes, now: number, fx: Effects, ns: string): void {
+    const r = this.releasedQ.get({ id }) as { run_at: number; args: string } | undefined
+    if (r === undefined) return
+    const args = takes === 0 ? r.args : (stepArgs(takes, r.args, this.resultsQ.all({ id }) as (string | null)[]) ?? r.args)
+    this.releaseBlocked.run({ id, run_at: releasedRunAt(now, delayMs, r.run_at), args })
+    this.deleteWait.run({ id })
+    fx.claimableNs.add(ns)
+  }
+
+  /** `id` completed: releases each dependent that waited for it last, in the settle's transaction. */
+  private releaseDependents(ns: string, id: number, now: number, fx: Effects): void {
+    const waits = this.countDown.all({ id }) as { job_id: number; deps_left: number; delay_ms: number | null; takes: Takes }[]
+    for (const w of waits) if (w.deps_left <= 0) this.releaseOne(w.job_id, w.delay_ms, w.takes, now, fx, ns)
+  }
+
+  /** Cancels blocked job `id` with an error record; false when it was not blocked. */
+  private cancelOne(ns: string, id: number, error: string, now: number, fx: Effects): boolean {
+    const attempt = this.cancelBlocked.get({ id, error, now }) as number | undefined
+    if (attempt === undefined) return false
+    this.insertError.run({ job_id: id, attempt, error, traceback: null, now })
+    this.deleteWait.run({ id })
+    fx.finished.add(key(ns, String(id)))
+    return true
+  }
+
+  /** `id` just ended dead or cancelled: cancels its blocked dependents, transitively, each with an
+   * error record naming its dependency (ops::cascade of the native core). */
+  cascade(ns: string, id: number, status: number, now: number, fx: Effects): void {
+    const ended: [number, number][] = [[id, status]]
+    for (let e = ended.pop(); e !== undefined; e = ended.pop()) {
+      const [dep, st] = e
+      for (const d of this.blockedDependents.all({ id: dep }) as number[]) {
+        if (this.cancelOne(ns, d, cancelledMessage(dep, st), now, fx)) ended.push([d, StatusCode.cancelled])
+      }
+    }
   }
 
   /** enqueue/insert.sql, shared by enqueue and replay. */
@@ -485,6 +580,7 @@ export class Store {
     this.dead.run({ id, error, now })
     this.insertDeadLetter.run({ id, error, now })
     fx.finished.add(key(ns, String(id)))
+    this.cascade(ns, id, StatusCode.dead, now, fx)
   }
 
   settleOne(ns: string, s: Settle, now: number, fx: Effects): SettleOutcome {
@@ -492,8 +588,12 @@ export class Store {
     const stale: SettleOutcome = { id: s.id, status: 'stale', runAt: null }
     if (id === null) return stale
     if (s.kind === 'complete') {
-      const r = this.complete.run({ result: s.result ?? null, now, id, namespace: ns, token: s.token })
-      if (r.changes === 0) return stale
+      const params = { result: s.result ?? null, now, id, namespace: ns, token: s.token }
+      if (this.complete.run(params).changes === 0) {
+        // Stale, or a job with dependents (workflows/complete.sql), released in this transaction.
+        if (this.completeWaited.run(params).changes === 0) return stale
+        this.releaseDependents(ns, id, now, fx)
+      }
       if (s.breaker === true) this.flow.succeeded(ns, id, now)
       fx.finished.add(key(ns, s.id))
       return { id: s.id, status: 'complete', runAt: null }
@@ -508,6 +608,7 @@ export class Store {
       const r = this.cancelSettle.run({ now, error: s.error ?? CANCELLED, id, namespace: ns, token: s.token })
       if (r.changes === 0) return stale
       fx.finished.add(key(ns, s.id))
+      this.cascade(ns, id, StatusCode.cancelled, now, fx)
       return { id: s.id, status: 'cancelled', runAt: null }
     }
     return this.fail(ns, id, s.token, s.error ?? NO_MESSAGE, s.traceback ?? null, s.retryable !== false, now, fx)
@@ -542,6 +643,7 @@ export class Store {
     if (decision.kind === 'cancel') {
       this.cancelAfterFailure.run({ id, error, now })
       fx.finished.add(key(ns, sid))
+      this.cascade(ns, id, StatusCode.cancelled, now, fx)
       return { id: sid, status: 'cancelled', runAt: null }
     }
     if (decision.kind === 'retry') {
@@ -554,6 +656,7 @@ export class Store {
     this.dead.run({ id, error, now })
     this.insertDeadLetter.run({ id, error, now })
     fx.finished.add(key(ns, sid))
+    this.cascade(ns, id, StatusCode.dead, now, fx)
     return { id: sid, status: 'dead', runAt: null }
   }
 
@@ -569,6 +672,12 @@ export class Store {
     if (status === 0 || status === 3) {
       this.cancelWaiting.run({ now, id, namespace: ns, error: CANCELLED_BEFORE_RUN })
       fx.finished.add(key(ns, String(id)))
+      this.cascade(ns, id, StatusCode.cancelled, now, fx)
+      return 'cancelled'
+    }
+    if (status === BLOCKED) {
+      this.cancelOne(ns, id, CANCELLED_BEFORE_RUN, now, fx)
+      this.cascade(ns, id, StatusCode.cancelled, now, fx)
       return 'cancelled'
     }
     if (status === 1) {
@@ -714,6 +823,7 @@ export class Store {
         this.dead.run({ id: j.id, error, now })
         this.insertDeadLetter.run({ id: j.id, error, now })
         fx.finished.add(key(group.namespace, String(j.id)))
+        this.cascade(group.namespace, j.id, StatusCode.dead, now, fx)
         dead++
       }
     }
@@ -752,7 +862,11 @@ export class Store {
    * jobs. */
   sweep(now: number, limit: number): number {
     const ids = this.deleteJobs.all({ now, limit }) as number[]
-    if (ids.length > 0) this.deleteErrors.run({ ids: JSON.stringify(ids) })
+    if (ids.length > 0) {
+      const list = JSON.stringify(ids)
+      this.deleteErrors.run({ ids: list })
+      this.deleteDependencies.run({ ids: list })
+    }
     return ids.length
   }
 
@@ -763,6 +877,8 @@ export class Store {
     for (const e of ended) {
       this.insertError.run({ job_id: e.id, attempt: e.retry_count, error: EXPIRED_ERROR, traceback: null, now })
       fx.finished.add(key(e.namespace, String(e.id)))
+      // An expired dependency cancels its dependents, as a cancelled one does.
+      this.cascade(e.namespace, e.id, StatusCode.cancelled, now, fx)
     }
     return ended.length
   }
@@ -837,6 +953,12 @@ export class Store {
     return r === undefined ? null : toJobRow(r)
   }
 
+  dependsOn(ns: string, id: string): string[] {
+    const n = parseId(id)
+    if (n === null) return []
+    return (this.dependsOnQ.all({ id: n, namespace: ns }) as number[]).map(String)
+  }
+
   jobErrors(ns: string, id: string): ErrorRecordRow[] {
     const n = parseId(id)
     if (n === null) return []
@@ -858,8 +980,9 @@ export class Store {
   stats(ns: string): StatsRow {
     const s: StatsRow = { pending: 0, running: 0, completed: 0, failed: 0, dead: 0, cancelled: 0 }
     for (const [status, n] of this.statsQ.all({ namespace: ns }) as [number, number][]) {
-      const name = STATS_FIELDS[status]
-      if (name !== undefined) s[name] = n
+      // A blocked job (waiting for its dependencies) shows as pending: the two add up.
+      const name = STATS_FIELDS[shownStatus(status)]
+      if (name !== undefined) s[name] += n
     }
     return s
   }

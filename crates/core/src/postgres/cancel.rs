@@ -3,7 +3,7 @@
 //! through the heartbeat; a finished one is left alone.
 
 use super::retry::READ_RETRY_BUDGET;
-use super::{sql, Inner};
+use super::{sql, workflows, Inner};
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::policy;
@@ -24,6 +24,11 @@ impl Inner {
                         let st = tx.prepare_cached(sql::CANCEL_WAITING).await?;
                         tx.execute(&st, &[&id, &policy::CANCELLED_BEFORE_RUN])
                             .await?;
+                        workflows::cascade(&tx, id, StatusCode::Cancelled).await?;
+                        CancelOutcome::Cancelled
+                    }
+                    Some(StatusCode::Blocked) => {
+                        workflows::cancel_blocked(&tx, id, policy::CANCELLED_BEFORE_RUN).await?;
                         CancelOutcome::Cancelled
                     }
                     Some(StatusCode::Running) => {

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 
 use super::retry::{ENQUEUE_RETRY_BUDGET, READ_RETRY_BUDGET};
-use super::{conn, sql, Inner};
+use super::{conn, sql, workflows, Inner};
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::policy;
@@ -30,7 +30,10 @@ impl Inner {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        if jobs.iter().any(|j| j.unique_key.is_some()) {
+        if jobs
+            .iter()
+            .any(|j| j.unique_key.is_some() || !j.depends_on.is_empty())
+        {
             return self.enqueue_now(&jobs).await;
         }
         // Without uniqueKeys, concurrent enqueues share one INSERT (and one WAL flush).
@@ -49,6 +52,8 @@ impl Inner {
         let cols = Columns::of(jobs);
         let keys = &cols.keys;
         let has_keys = keys.iter().any(|k| k.is_some());
+        // Dependencies are written after the insert, in its transaction.
+        let has_deps = jobs.iter().any(|j| !j.depends_on.is_empty());
 
         let give_up = Instant::now() + ENQUEUE_RETRY_BUDGET;
         let mut attempt = 0u32;
@@ -70,7 +75,7 @@ impl Inner {
                         .map(|&id| Enqueued { id, created: true })
                         .collect()
                 };
-                if !has_keys {
+                if !has_keys && !has_deps {
                     // One statement is atomic on its own and commits with one WAL flush.
                     let st = c.prepare_cached(sql::ENQUEUE_INSERT).await?;
                     return match c.query(&st, &params).await {
@@ -120,6 +125,14 @@ impl Inner {
                         match k.and_then(|k| live.get(k)) {
                             Some(&id) => e.id = id,
                             None => return Ok(Err(())),
+                        }
+                    }
+                }
+                if has_deps {
+                    let batch: Vec<i64> = out.iter().map(|e| e.id).collect();
+                    for ((j, e), i) in jobs.iter().zip(&out).zip(0..) {
+                        if e.created && !j.depends_on.is_empty() {
+                            workflows::depend(&tx, &self.ns, e.id, j, &batch[..i]).await?;
                         }
                     }
                 }

@@ -62,6 +62,7 @@ mod store;
 mod sweep;
 mod tls;
 mod workers;
+mod workflows;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -53,6 +53,12 @@ impl Inner {
             .await
     }
 
+    pub(super) async fn depends_on(&self, id: i64) -> Result<Vec<i64>> {
+        self.check_open()?;
+        self.query_rows(sql::WORKFLOWS_DEPENDS_ON, &[&id, &self.ns], |r| r.get(0))
+            .await
+    }
+
     pub(super) async fn stats(&self) -> Result<StatsRow> {
         self.check_open()?;
         let counts = self
@@ -63,7 +69,7 @@ impl Inner {
         let mut s = StatsRow::default();
         for (status, n) in counts {
             if let Some(count) = s.count_mut(status) {
-                *count = n;
+                *count += n;
             }
         }
         Ok(s)

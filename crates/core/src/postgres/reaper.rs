@@ -171,7 +171,9 @@ async fn reap_once(inner: &Inner, sight: &mut Sight) -> Result<Pass> {
         }
     }
     // Jobs not started by their start-by time end cancelled (claims already pass them over).
-    let expired = inner.expire_due(&c).await?;
+    let tx = c.transaction().await?;
+    let expired = inner.expire_due(&tx).await?;
+    tx.commit().await?;
     let st = c.prepare_cached(sql::REAPER_NEXT_LEASE).await?;
     let row = c.query_one(&st, &[]).await?;
     let (next_lease, now): (Option<i64>, i64) = (row.get(0), row.get(1));

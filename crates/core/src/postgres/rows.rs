@@ -88,7 +88,7 @@ pub(super) fn job(r: &Row) -> JobRow {
         id,
         task_name: l.text(1),
         queue: l.text(2),
-        status: l.int(3),
+        status: policy::workflows::shown_status(l.int(3)),
         priority: l.int(4),
         args: l.text(5),
         max_retries: l.int(6),

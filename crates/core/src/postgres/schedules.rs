@@ -1,7 +1,7 @@
 //! Schedules (the compare-and-set of a tick and its job in one transaction) and the expiry of
 //! jobs not started by their start-by time.
 
-use deadpool_postgres::Object;
+use deadpool_postgres::GenericClient;
 
 use super::enqueue::Columns;
 use super::retry::{ENQUEUE_RETRY_BUDGET, READ_RETRY_BUDGET};
@@ -124,13 +124,18 @@ impl Inner {
         .await
     }
 
-    /// Ends up to a batch of expired pending jobs (every namespace) on the reaper's connection
-    /// (no checkout of its own: the reaper's pass already holds one); how many.
-    pub(super) async fn expire_due(&self, c: &Object) -> Result<usize> {
-        let st = c.prepare_cached(sql::EXPIRE_CANCEL).await?;
+    /// Ends up to a batch of expired pending jobs (every namespace) in the reaper's transaction
+    /// (no checkout of its own: the reaper's pass already holds one), and their dependents with
+    /// them (an expired dependency cancels them, as a cancelled one does); how many.
+    pub(super) async fn expire_due(&self, tx: &impl GenericClient) -> Result<usize> {
+        let st = tx.prepare_cached(sql::EXPIRE_CANCEL).await?;
         let error = policy::schedules::EXPIRED_ERROR;
         let batch = policy::schedules::EXPIRE_BATCH;
-        let n = c.query(&st, &[&error, &batch]).await?.len();
+        let ended = tx.query(&st, &[&error, &batch]).await?;
+        for row in &ended {
+            super::workflows::cascade(tx, row.get(0), StatusCode::Cancelled).await?;
+        }
+        let n = ended.len();
         if n > 0 {
             self.settled.notify_waiters();
         }

@@ -63,24 +63,29 @@ impl Inner {
         let mut out: Vec<Option<SettleOutcome>> = vec![None; plan.len];
         let mut retried = false;
         let mut c = self.client().await?;
+        // Completes alone run as one statement; a job with dependents is left out of it and
+        // completed below in a transaction that releases its dependents. Cancels cascade to
+        // dependents, so they always take the transaction (they are rare), as do failures,
+        // rate-limited settles and completes that count toward a breaker.
         let single = plan.fails.is_empty()
             && plan.limited.is_empty()
             && !plan.breaker
-            && (plan.completes.is_empty() || plan.cancels.is_empty());
+            && plan.cancels.is_empty();
         if single {
-            if !plan.completes.is_empty() {
-                let done = run_batch(&c, sql::SETTLE_COMPLETE, &self.ns, &plan.completes).await?;
-                fill(&mut out, &plan.completes, &done, SettleStatus::Complete);
+            let (mut done, deferred) = run_completes(&c, &self.ns, &plan.completes).await?;
+            if !deferred.is_empty() {
+                let tx = c.transaction().await?;
+                complete_deferred(&tx, &self.ns, &plan.completes, &deferred, &mut done).await?;
+                tx.commit().await?;
             }
-            if !plan.cancels.is_empty() {
-                let done = run_batch(&c, sql::SETTLE_CANCEL, &self.ns, &plan.cancels).await?;
-                fill(&mut out, &plan.cancels, &done, SettleStatus::Cancelled);
-            }
-            return Ok((out, false));
+            fill(&mut out, &plan.completes, &done, SettleStatus::Complete);
+            return Ok((out, !deferred.is_empty()));
         }
         let tx = c.transaction().await?;
         if !plan.completes.is_empty() {
-            let done = run_batch(&tx, sql::SETTLE_COMPLETE, &self.ns, &plan.completes).await?;
+            let (mut done, deferred) = run_completes(&tx, &self.ns, &plan.completes).await?;
+            complete_deferred(&tx, &self.ns, &plan.completes, &deferred, &mut done).await?;
+            retried |= !deferred.is_empty();
             fill(&mut out, &plan.completes, &done, SettleStatus::Complete);
             if plan.breaker {
                 // Completes of tasks with a breaker: a half-open one counts the success.
@@ -97,6 +102,9 @@ impl Inner {
         }
         if !plan.cancels.is_empty() {
             let done = run_batch(&tx, sql::SETTLE_CANCEL, &self.ns, &plan.cancels).await?;
+            for id in &done {
+                super::workflows::cascade(&tx, *id, StatusCode::Cancelled).await?;
+            }
             fill(&mut out, &plan.cancels, &done, SettleStatus::Cancelled);
         }
         for l in &plan.limited {
@@ -314,6 +322,49 @@ async fn run_batch(
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
+/// complete.sql over a batch: the ids it completed, and the ids it left for
+/// [`complete_deferred`] (jobs with dependents, whose release must share their transaction).
+async fn run_completes(
+    c: &impl deadpool_postgres::GenericClient,
+    ns: &str,
+    items: &[BatchItem<'_>],
+) -> Result<(HashSet<i64>, Vec<i64>)> {
+    if items.is_empty() {
+        return Ok((HashSet::new(), Vec::new()));
+    }
+    let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
+    let tokens: Vec<i64> = items.iter().map(|i| i.token).collect();
+    let texts: Vec<Option<&str>> = items.iter().map(|i| i.text).collect();
+    let st = c.prepare_cached(sql::SETTLE_COMPLETE).await?;
+    let rows = c.query(&st, &[&ns, &ids, &tokens, &texts]).await?;
+    let mut done = HashSet::with_capacity(rows.len());
+    let mut deferred = Vec::new();
+    for r in &rows {
+        if r.get::<_, bool>(1) {
+            done.insert(r.get(0));
+        } else {
+            deferred.push(r.get(0));
+        }
+    }
+    Ok((done, deferred))
+}
+
+/// The completes complete.sql left out, each with the release of its dependents, in `tx`.
+async fn complete_deferred(
+    tx: &Transaction<'_>,
+    ns: &str,
+    items: &[BatchItem<'_>],
+    deferred: &[i64],
+    done: &mut HashSet<i64>,
+) -> Result<()> {
+    for i in items.iter().filter(|i| deferred.contains(&i.id)) {
+        if super::workflows::complete_one(tx, ns, i.id, i.token, i.text).await? {
+            done.insert(i.id);
+        }
+    }
+    Ok(())
+}
+
 fn fill(
     out: &mut [Option<SettleOutcome>],
     items: &[BatchItem<'_>],
@@ -380,6 +431,7 @@ pub(super) async fn fail_in(
         FailureDecision::Cancel => {
             let st = tx.prepare_cached(sql::SETTLE_CANCEL_AFTER_FAILURE).await?;
             tx.execute(&st, &[&id, &error, &now]).await?;
+            super::workflows::cascade(tx, id, StatusCode::Cancelled).await?;
             Ok(SettleOutcome {
                 id,
                 status: SettleStatus::Cancelled,
@@ -401,6 +453,7 @@ pub(super) async fn fail_in(
             tx.execute(&st, &[&id, &error, &now]).await?;
             let st = tx.prepare_cached(sql::SETTLE_INSERT_DEAD_LETTER).await?;
             tx.execute(&st, &[&id, &error, &now]).await?;
+            super::workflows::cascade(tx, id, StatusCode::Dead).await?;
             Ok(SettleOutcome {
                 id,
                 status: SettleStatus::Dead,

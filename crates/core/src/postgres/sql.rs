@@ -70,6 +70,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
             "/queries/postgres/migrations/006_schedules.sql"
         )),
     ),
+    (
+        7,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/007_dependencies.sql"
+        )),
+    ),
 ];
 
 q!(META_LOCK, "meta/lock.sql");
@@ -156,3 +163,22 @@ q!(SCHEDULES_LIST, "schedules/list.sql");
 q!(SCHEDULES_FIRE, "schedules/fire.sql");
 q!(SCHEDULES_SET_PAUSED, "schedules/set_paused.sql");
 q!(SCHEDULES_REMOVE, "schedules/remove.sql");
+q!(WORKFLOWS_DEPENDS_ON, "workflows/depends_on.sql");
+q!(
+    WORKFLOWS_MARK_DEPENDENCIES,
+    "workflows/mark_dependencies.sql"
+);
+q!(WORKFLOWS_INSERT_EDGES, "workflows/insert_edges.sql");
+q!(WORKFLOWS_BLOCK, "workflows/block.sql");
+q!(WORKFLOWS_INSERT_WAIT, "workflows/insert_wait.sql");
+q!(WORKFLOWS_COUNT_DOWN, "workflows/count_down.sql");
+q!(WORKFLOWS_RELEASED, "workflows/released.sql");
+q!(WORKFLOWS_RESULTS, "workflows/results.sql");
+q!(WORKFLOWS_RELEASE, "workflows/release.sql");
+q!(WORKFLOWS_DELETE_WAIT, "workflows/delete_wait.sql");
+q!(
+    WORKFLOWS_BLOCKED_DEPENDENTS,
+    "workflows/blocked_dependents.sql"
+);
+q!(WORKFLOWS_CANCEL_BLOCKED, "workflows/cancel_blocked.sql");
+q!(WORKFLOWS_COMPLETE_ONE, "workflows/complete_one.sql");

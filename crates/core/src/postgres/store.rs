@@ -37,6 +37,9 @@ impl Store for PgStore {
     async fn job_errors(&self, id: i64) -> Result<Vec<ErrorRecordRow>> {
         self.inner.job_errors(id).await
     }
+    async fn depends_on(&self, id: i64) -> Result<Vec<i64>> {
+        self.inner.depends_on(id).await
+    }
 
     async fn cancel(&self, id: i64) -> Result<CancelOutcome> {
         self.inner.cancel(id).await

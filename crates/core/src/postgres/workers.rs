@@ -11,6 +11,7 @@ use deadpool_postgres::GenericClient;
 
 use super::{sql, Inner};
 use crate::error::Result;
+use crate::model::StatusCode;
 use crate::policy::{self, ROUTE_BATCH, ROUTE_INTERVAL_MS};
 use crate::routing::{json_strings, Group, Live, WorkerTask};
 
@@ -190,5 +191,6 @@ async fn end_dead(
     tx.execute(&st, &[&id, &error, &now]).await?;
     let st = tx.prepare_cached(sql::SETTLE_INSERT_DEAD_LETTER).await?;
     tx.execute(&st, &[&id, &error, &now]).await?;
+    super::workflows::cascade(tx, id, StatusCode::Dead).await?;
     Ok(())
 }

@@ -369,6 +369,14 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn depends_on(&self, id: i64) -> Result<Vec<i64>> {
+        self.check_open()?;
+        let ns = self.ns.clone();
+        self.engine
+            .read(move |c| queries::depends_on(c, &ns, id))
+            .await
+    }
+
     async fn cancel(&self, id: i64) -> Result<CancelOutcome> {
         self.check_open()?;
         let ns = self.ns.clone();

@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::model::*;
 use crate::now_ms;
 use crate::policy::flow::{self, FlowState};
+use crate::policy::workflows::{self, Start};
 use crate::policy::{self, Failure, FailureDecision};
 use crate::routing::{Group, Live, Waiting};
 
@@ -33,14 +34,141 @@ pub(crate) fn enqueue(
         }
         let run_at = policy::run_at(now, job.delay_ms, job.run_at);
         let id = inserter.insert(ns, job, run_at, now)?;
+        if !job.depends_on.is_empty() {
+            depend(conn, fx, ns, id, job, &out, now)?;
+        }
         out.push(Enqueued { id, created: true });
     }
     fx.ready = true;
     Ok(out)
 }
 
-/// Claimed jobs in claim order, and (when none) when to look again: the earliest scheduled run_at
-/// of these queues and tasks, or the earliest time a task held back by its flow row may start.
+/// The dependencies of job `id`, just inserted as pending: its edges, then as
+/// `policy::workflows::start` says, pending (taking the results at once if it takes them),
+/// blocked, or cancelled. An unknown dependency fails the whole enqueue (nothing written).
+fn depend(
+    conn: &Connection,
+    fx: &mut Effects,
+    ns: &str,
+    id: i64,
+    job: &NewJob,
+    batch: &[Enqueued],
+    now: i64,
+) -> Result<()> {
+    let mut deps: Vec<(i64, i64)> = Vec::with_capacity(job.depends_on.len());
+    for r in &job.depends_on {
+        let dep = match *r {
+            DependencyRef::Job(d) => d,
+            // policy::validate_job checked it names an earlier job.
+            DependencyRef::Batch(k) => batch[k].id,
+        };
+        if deps.iter().any(|&(d, _)| d == dep) {
+            continue;
+        }
+        let status =
+            queries::mark_dependency(conn, ns, dep)?.ok_or_else(|| Error::job_not_found(dep))?;
+        queries::insert_edge(conn, id, dep, deps.len() as i64)?;
+        deps.push((dep, status));
+    }
+    let statuses: Vec<i64> = deps.iter().map(|&(_, s)| s).collect();
+    queries::block(conn, id)?;
+    match workflows::start(&statuses) {
+        Start::Ready => release_one(conn, fx, id, None, job.takes, now)?,
+        Start::Blocked { left } => {
+            let wait = queries::Wait {
+                job_id: id,
+                deps_left: left,
+                delay_ms: job.delay_ms,
+                takes: job.takes,
+            };
+            queries::insert_wait(conn, id, &wait)?;
+        }
+        Start::Cancelled { index } => {
+            let (dep, status) = deps[index];
+            cancel_one(
+                conn,
+                fx,
+                id,
+                &workflows::cancelled_message(dep, status),
+                now,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A blocked job whose last dependency completed: pending at `policy::workflows::released_run_at`,
+/// with the results it takes written into its arguments (`policy::workflows::step_args`).
+fn release_one(
+    conn: &Connection,
+    fx: &mut Effects,
+    id: i64,
+    delay_ms: Option<i64>,
+    takes: Takes,
+    now: i64,
+) -> Result<()> {
+    let Some((run_at, args)) = queries::released(conn, id)? else {
+        return Ok(());
+    };
+    let args = if takes == Takes::Nothing {
+        args
+    } else {
+        let results = queries::dependency_results(conn, id)?;
+        workflows::step_args(takes, &args, &results).unwrap_or(args)
+    };
+    let run_at = workflows::released_run_at(now, delay_ms, run_at);
+    queries::release_blocked(conn, id, run_at, &args)?;
+    queries::delete_wait(conn, id)?;
+    fx.ready = true;
+    Ok(())
+}
+
+/// `id` completed: releases each dependent that waited for it last. In the settle's transaction,
+/// so a dependent is never left blocked behind a completed dependency.
+fn release_dependents(conn: &Connection, fx: &mut Effects, id: i64, now: i64) -> Result<()> {
+    for w in queries::count_down(conn, id)? {
+        if w.deps_left <= 0 {
+            release_one(conn, fx, w.job_id, w.delay_ms, w.takes, now)?;
+        }
+    }
+    Ok(())
+}
+
+/// Cancels blocked job `id` with `error` (an error record too); false when it was not blocked.
+fn cancel_one(conn: &Connection, fx: &mut Effects, id: i64, error: &str, now: i64) -> Result<bool> {
+    let Some(attempt) = queries::cancel_blocked(conn, id, error, now)? else {
+        return Ok(false);
+    };
+    queries::insert_error(conn, id, attempt, error, None, now)?;
+    queries::delete_wait(conn, id)?;
+    fx.finished.push(id);
+    Ok(true)
+}
+
+/// `id` just ended dead or cancelled (`status`): cancels its blocked dependents, and theirs,
+/// each with an error record naming the dependency that ended it (`policy::workflows`), in the
+/// caller's transaction. Every path that ends a job dead or cancelled calls it (settle, the
+/// reaper, cancel, the unroutable check, an unreadable row); so can any other (an expiry).
+pub(crate) fn cascade(
+    conn: &Connection,
+    fx: &mut Effects,
+    id: i64,
+    status: StatusCode,
+    now: i64,
+) -> Result<()> {
+    let mut ended = vec![(id, status as i64)];
+    while let Some((dep, status)) = ended.pop() {
+        for d in queries::blocked_dependents(conn, dep)? {
+            if cancel_one(conn, fx, d, &workflows::cancelled_message(dep, status), now)? {
+                ended.push((d, StatusCode::Cancelled as i64));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Claimed jobs in claim order, and (when none) the earliest scheduled run_at of these queues and
+/// tasks.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn claim(
     conn: &Connection,
@@ -282,7 +410,7 @@ fn bury(conn: &Connection, fx: &mut Effects, bad: &queries::Unreadable, now: i64
     queries::mark_dead(conn, bad.id, &bad.error, now)?;
     queries::insert_dead_letter(conn, bad.id, &bad.error, now)?;
     fx.finished.push(bad.id);
-    Ok(())
+    cascade(conn, fx, bad.id, StatusCode::Dead, now)
 }
 
 pub(crate) fn settle(
@@ -302,9 +430,14 @@ pub(crate) fn settle(
         };
         let outcome = match s.kind {
             SettleKind::Complete => {
-                if completer.complete(ns, s.id, s.token, s.result.as_deref(), now)? {
+                if let Some(has_dependents) =
+                    completer.complete(ns, s.id, s.token, s.result.as_deref(), now)?
+                {
                     if s.breaker {
                         breaker_succeeded(conn, ns, s.id, now)?;
+                    }
+                    if has_dependents {
+                        release_dependents(conn, fx, s.id, now)?;
                     }
                     fx.finished.push(s.id);
                     SettleOutcome {
@@ -320,6 +453,7 @@ pub(crate) fn settle(
                 let error = s.error.as_deref().unwrap_or(policy::CANCELLED);
                 if queries::settle_cancel(conn, ns, s.id, s.token, error, now)? {
                     fx.finished.push(s.id);
+                    cascade(conn, fx, s.id, StatusCode::Cancelled, now)?;
                     SettleOutcome {
                         id: s.id,
                         status: SettleStatus::Cancelled,
@@ -402,6 +536,7 @@ pub(crate) fn fail(
         FailureDecision::Cancel => {
             queries::cancel_after_failure(conn, id, error, now)?;
             fx.finished.push(id);
+            cascade(conn, fx, id, StatusCode::Cancelled, now)?;
             (SettleStatus::Cancelled, None)
         }
         FailureDecision::Retry { retry } => {
@@ -420,6 +555,7 @@ pub(crate) fn fail(
             queries::mark_dead(conn, id, error, now)?;
             queries::insert_dead_letter(conn, id, error, now)?;
             fx.finished.push(id);
+            cascade(conn, fx, id, StatusCode::Dead, now)?;
             (SettleStatus::Dead, None)
         }
     };
@@ -450,8 +586,16 @@ pub(crate) fn cancel(
         queries::cancel_read_status(conn, ns, id)?.ok_or_else(|| Error::job_not_found(id))?;
     match StatusCode::from_i64(status) {
         Some(StatusCode::Pending | StatusCode::Failed) => {
-            queries::cancel_waiting(conn, ns, id, policy::CANCELLED_BEFORE_RUN, now_ms())?;
+            let now = now_ms();
+            queries::cancel_waiting(conn, ns, id, policy::CANCELLED_BEFORE_RUN, now)?;
             fx.finished.push(id);
+            cascade(conn, fx, id, StatusCode::Cancelled, now)?;
+            Ok(CancelOutcome::Cancelled)
+        }
+        Some(StatusCode::Blocked) => {
+            let now = now_ms();
+            cancel_one(conn, fx, id, policy::CANCELLED_BEFORE_RUN, now)?;
+            cascade(conn, fx, id, StatusCode::Cancelled, now)?;
             Ok(CancelOutcome::Cancelled)
         }
         Some(StatusCode::Running) => {
@@ -543,6 +687,7 @@ pub(crate) fn route(conn: &Connection, fx: &mut Effects, limit: i64, now: i64) -
             queries::mark_dead(conn, j.id, &error, now)?;
             queries::insert_dead_letter(conn, j.id, &error, now)?;
             fx.finished.push(j.id);
+            cascade(conn, fx, j.id, StatusCode::Dead, now)?;
             dead += 1;
         }
     }
@@ -591,6 +736,10 @@ pub(crate) fn plan_route(conn: &Connection, now: i64, limit: i64) -> Result<Rout
 pub(crate) fn expire(conn: &Connection, fx: &mut Effects, limit: i64, now: i64) -> Result<usize> {
     let ids = queries::expire_due(conn, now, limit)?;
     let n = ids.len();
+    for &id in &ids {
+        // An expired dependency cancels its dependents, as a cancelled one does.
+        cascade(conn, fx, id, StatusCode::Cancelled, now)?;
+    }
     fx.finished.extend(ids);
     Ok(n)
 }

@@ -30,10 +30,11 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (4, sql!("migrations/004_flow.sql")),
     (5, sql!("migrations/005_queues.sql")),
     (6, sql!("migrations/006_schedules.sql")),
+    (7, sql!("migrations/007_dependencies.sql")),
 ];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 // ---- connection settings ----------------------------------------------------------------------
 
@@ -511,6 +512,7 @@ pub fn settle_rate_limited(
 
 /// Fenced completes with one prepared statement (settle/complete.sql).
 pub struct Completer<'c> {
+    conn: &'c Connection,
     stmt: CachedStatement<'c>,
     idx: [usize; 5],
 }
@@ -524,10 +526,10 @@ impl<'c> Completer<'c> {
             &stmt,
             [":id", ":namespace", ":token", ":result", ":now"],
         )?;
-        Ok(Completer { stmt, idx })
+        Ok(Completer { conn, stmt, idx })
     }
 
-    /// false when the token is stale.
+    /// None when the token is stale, else whether the job has dependents (`has_dependents`).
     pub fn complete(
         &mut self,
         ns: &str,
@@ -535,14 +537,22 @@ impl<'c> Completer<'c> {
         token: i64,
         result: Option<&str>,
         now: i64,
-    ) -> Result<bool> {
+    ) -> Result<Option<bool>> {
         let (s, i) = (&mut self.stmt, &self.idx);
         s.raw_bind_parameter(i[0], id)?;
         s.raw_bind_parameter(i[1], ns)?;
         s.raw_bind_parameter(i[2], token)?;
         s.raw_bind_parameter(i[3], result)?;
         s.raw_bind_parameter(i[4], now)?;
-        Ok(s.raw_execute()? == 1)
+        if s.raw_execute()? == 1 {
+            return Ok(Some(false));
+        }
+        // Stale, or a job with dependents (rare: one more statement).
+        let mut stmt = self.conn.prepare_cached(sql!("workflows/complete.sql"))?;
+        let n = stmt.execute(named_params! {
+            ":id": id, ":namespace": ns, ":token": token, ":result": result, ":now": now,
+        })?;
+        Ok((n == 1).then_some(true))
     }
 }
 
@@ -640,6 +650,115 @@ pub fn insert_dead_letter(conn: &Connection, id: i64, error: &str, now: i64) -> 
     Ok(())
 }
 
+// ---- workflows (dependencies) -----------------------------------------------------------------
+
+/// Marks `id` as having a dependent; its status, or None for an id unknown in `ns`.
+pub fn mark_dependency(conn: &Connection, ns: &str, id: i64) -> Result<Option<i64>> {
+    let mut stmt = conn.prepare_cached(sql!("workflows/mark_dependency.sql"))?;
+    Ok(stmt
+        .query_row(named_params! {":id": id, ":namespace": ns}, |r| r.get(0))
+        .optional()?)
+}
+
+pub fn insert_edge(
+    conn: &Connection,
+    job_id: i64,
+    depends_on_id: i64,
+    position: i64,
+) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("workflows/insert_edge.sql"))?;
+    stmt.execute(named_params! {
+        ":job_id": job_id, ":depends_on_id": depends_on_id, ":position": position,
+    })?;
+    Ok(())
+}
+
+pub fn block(conn: &Connection, id: i64) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("workflows/block.sql"))?;
+    stmt.execute(named_params! {":id": id})?;
+    Ok(())
+}
+
+pub fn insert_wait(conn: &Connection, id: i64, w: &Wait) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("workflows/insert_wait.sql"))?;
+    stmt.execute(named_params! {
+        ":job_id": id, ":deps_left": w.deps_left, ":delay_ms": w.delay_ms, ":takes": w.takes as i64,
+    })?;
+    Ok(())
+}
+
+/// A blocked job's wait (`job_waits`).
+pub struct Wait {
+    pub job_id: i64,
+    pub deps_left: i64,
+    pub delay_ms: Option<i64>,
+    pub takes: Takes,
+}
+
+/// `id` completed: its blocked dependents' waits, each one dependency shorter.
+pub fn count_down(conn: &Connection, id: i64) -> Result<Vec<Wait>> {
+    let mut stmt = conn.prepare_cached(sql!("workflows/count_down.sql"))?;
+    let rows = stmt.query_map(named_params! {":id": id}, |r| {
+        Ok(Wait {
+            job_id: r.get(0)?,
+            deps_left: r.get(1)?,
+            delay_ms: r.get(2)?,
+            takes: Takes::from_i64(r.get(3)?),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A blocked job's run_at and args; None when it is not blocked.
+pub fn released(conn: &Connection, id: i64) -> Result<Option<(i64, String)>> {
+    let mut stmt = conn.prepare_cached(sql!("workflows/released.sql"))?;
+    Ok(stmt
+        .query_row(named_params! {":id": id}, |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+pub fn dependency_results(conn: &Connection, id: i64) -> Result<Vec<Option<String>>> {
+    let mut stmt = conn.prepare_cached(sql!("workflows/results.sql"))?;
+    let rows = stmt.query_map(named_params! {":id": id}, |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn release_blocked(conn: &Connection, id: i64, run_at: i64, args: &str) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("workflows/release.sql"))?;
+    stmt.execute(named_params! {":id": id, ":run_at": run_at, ":args": args})?;
+    Ok(())
+}
+
+pub fn delete_wait(conn: &Connection, id: i64) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("workflows/delete_wait.sql"))?;
+    stmt.execute(named_params! {":id": id})?;
+    Ok(())
+}
+
+pub fn blocked_dependents(conn: &Connection, id: i64) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(sql!("workflows/blocked_dependents.sql"))?;
+    let rows = stmt.query_map(named_params! {":id": id}, |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Cancels a blocked job; its retry_count (the attempt of its error record), None when it was
+/// not blocked.
+pub fn cancel_blocked(conn: &Connection, id: i64, error: &str, now: i64) -> Result<Option<i64>> {
+    let mut stmt = conn.prepare_cached(sql!("workflows/cancel_blocked.sql"))?;
+    Ok(stmt
+        .query_row(
+            named_params! {":id": id, ":error": error, ":now": now},
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+pub fn depends_on(conn: &Connection, ns: &str, id: i64) -> Result<Vec<i64>> {
+    let mut stmt = conn.prepare_cached(sql!("workflows/depends_on.sql"))?;
+    let rows = stmt.query_map(named_params! {":id": id, ":namespace": ns}, |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 // ---- release, cancel, progress ----------------------------------------------------------------
 
 pub fn release(conn: &Connection, ns: &str, id: i64, token: i64) -> Result<bool> {
@@ -710,6 +829,8 @@ pub fn read_dead_letter(
                 delay_ms: None,
                 unique_key: None,
                 expires_in_ms: None,
+                depends_on: Vec::new(),
+                takes: Takes::Nothing,
             };
             let replayed = l.opt_int(11)?;
             Ok((job, replayed, l.problems))
@@ -792,8 +913,11 @@ pub fn sweep_expired(conn: &Connection, now: i64, limit: i64) -> Result<usize> {
         rows.collect::<Result<_, _>>()?
     };
     if !ids.is_empty() {
+        let ids = json_ids(&ids);
         let mut stmt = conn.prepare_cached(sql!("sweep/delete_errors.sql"))?;
-        stmt.execute(named_params! {":ids": json_ids(&ids)})?;
+        stmt.execute(named_params! {":ids": ids})?;
+        let mut stmt = conn.prepare_cached(sql!("sweep/delete_dependencies.sql"))?;
+        stmt.execute(named_params! {":ids": ids})?;
     }
     Ok(ids.len())
 }
@@ -978,7 +1102,7 @@ fn job_row(r: &Row<'_>) -> rusqlite::Result<JobRow> {
         id,
         task_name: l.text(1)?,
         queue: l.text(2)?,
-        status: l.int(3)?,
+        status: policy::workflows::shown_status(l.int(3)?),
         priority: l.int(4)?,
         args: l.text(5)?,
         max_retries: l.int(6)?,
@@ -1053,7 +1177,7 @@ pub fn stats(conn: &Connection, ns: &str) -> Result<StatsRow> {
     let mut s = StatsRow::default();
     while let Some(r) = rows.next()? {
         if let Some(count) = s.count_mut(r.get(0)?) {
-            *count = r.get(1)?;
+            *count += r.get::<_, i64>(1)?;
         }
     }
     Ok(s)

@@ -157,6 +157,19 @@ fn pack_job(j: &core::NewJob) -> Value {
         j.backoff_jitter,
         j.unique_key,
         j.expires_in_ms,
+        if j.depends_on.is_empty() {
+            Value::Null
+        } else {
+            let deps: Vec<Value> = j
+                .depends_on
+                .iter()
+                .map(|d| match d {
+                    core::DependencyRef::Job(id) => json!(id.to_string()),
+                    core::DependencyRef::Batch(k) => json!(k),
+                })
+                .collect();
+            json!([deps, j.takes as i64])
+        },
     ])
 }
 
@@ -179,6 +192,8 @@ fn an_enqueue_batch_unpacks_to_the_jobs_that_were_packed() {
         backoff_jitter: false,
         unique_key: Some("key 🇫🇷".into()),
         expires_in_ms: Some(60_000),
+        depends_on: vec![core::DependencyRef::Job(42), core::DependencyRef::Batch(0)],
+        takes: core::Takes::All,
     };
     let text = Value::Array(vec![pack_job(&plain), pack_job(&full)]).to_string();
     assert_eq!(unpack_jobs(&text).unwrap(), vec![plain, full]);

@@ -5,7 +5,8 @@ SELECT id, task_name, queue, status, priority, args, max_retries, retry_count, t
        result, error, cancel_requested, unique_key
 FROM jobs
 WHERE namespace = $1::text
-  AND ($2::bigint IS NULL OR status = $2::bigint)
+  -- A blocked job (6) lists as pending.
+  AND ($2::bigint IS NULL OR status = $2::bigint OR ($2::bigint = 0 AND status = 6))
   AND ($3::text IS NULL OR task_name = $3::text)
   AND ($6::text IS NULL OR queue = $6::text)
 ORDER BY id DESC

@@ -1,4 +1,4 @@
--- A batch of finished jobs whose result TTL ran out, with their error records.
+-- A batch of finished jobs whose result TTL ran out, with their error records and dependency edges.
 -- $1 limit.
 WITH gone AS (
     DELETE FROM jobs
@@ -7,11 +7,17 @@ WITH gone AS (
         WHERE expires_at IS NOT NULL
           AND expires_at <= (extract(epoch FROM clock_timestamp()) * 1000)::bigint
           AND status IN (2, 5)
+          -- A result a blocked dependent will take is kept whatever its TTL (policy::workflows).
+          AND NOT (has_dependents = 1 AND EXISTS (
+              SELECT 1 FROM job_dependencies d JOIN jobs w ON w.id = d.job_id
+              WHERE d.depends_on_id = jobs.id AND w.status = 6))
         LIMIT $1::bigint
         FOR UPDATE SKIP LOCKED
     )
     RETURNING id
 ), errors AS (
     DELETE FROM job_errors WHERE job_id IN (SELECT id FROM gone)
+), edges AS (
+    DELETE FROM job_dependencies WHERE job_id IN (SELECT id FROM gone)
 )
 SELECT COUNT(*) FROM gone;

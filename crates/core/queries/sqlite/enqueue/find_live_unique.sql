@@ -1,3 +1,3 @@
--- uniqueKey: the live (pending, running or failed awaiting retry) job holding this key.
+-- uniqueKey: the live (pending, blocked, running or failed awaiting retry) job holding this key.
 SELECT id FROM jobs
-WHERE namespace = :namespace AND unique_key = :unique_key AND status IN (0, 1, 3);
+WHERE namespace = :namespace AND unique_key = :unique_key AND status IN (0, 1, 3, 6);

@@ -4,7 +4,8 @@ SELECT id, task_name, queue, status, priority, args, max_retries, retry_count, t
        result, error, cancel_requested, unique_key
 FROM jobs
 WHERE namespace = :namespace
-  AND (:status IS NULL OR status = :status)
+  -- A blocked job (6) lists as pending.
+  AND (:status IS NULL OR status = :status OR (:status = 0 AND status = 6))
   AND (:task_name IS NULL OR task_name = :task_name)
   AND (:queue IS NULL OR queue = :queue)
 ORDER BY id DESC

@@ -3,4 +3,8 @@ UPDATE jobs
 SET status = 2, result = :result, finished_at = :now,
     expires_at = CASE WHEN result_ttl_ms IS NULL THEN NULL ELSE :now + result_ttl_ms END,
     worker_id = NULL, lease_until = NULL, deadline_at = NULL
-WHERE id = :id AND namespace = :namespace AND lease_token = :token AND status = 1;
+WHERE id = :id AND namespace = :namespace AND lease_token = :token AND status = 1
+  -- A job that dependents wait on is completed by workflows/complete.sql, whose caller then
+  -- releases them (policy::workflows). No RETURNING here: SQLite runs a statement with RETURNING
+  -- through a temporary table, a cost every settle of a drain would pay.
+  AND has_dependents = 0;

@@ -1,0 +1,1 @@
+DELETE FROM job_waits WHERE job_id = $1::bigint;

@@ -1,0 +1,4 @@
+-- The dependents of :id that still wait: a dead or cancelled :id cancels them.
+SELECT d.job_id
+FROM job_dependencies d JOIN jobs j ON j.id = d.job_id
+WHERE d.depends_on_id = :id AND j.status = 6;

@@ -1,0 +1,185 @@
+//! Dependencies on PostgreSQL, inside the caller's transaction: what a new job with dependencies
+//! becomes, the release of dependents when a job completes, and the cascade when one ends dead or
+//! cancelled. The same steps as `crate::sqlite::ops` (the rules are `policy::workflows`); one
+//! statement each, so that in READ COMMITTED each sees what other transactions committed before it
+//! (a dependency another process completed a moment ago, after its row lock let us through).
+
+use deadpool_postgres::GenericClient;
+
+use super::sql;
+use crate::error::{Error, Result};
+use crate::model::*;
+use crate::policy::workflows::{self, Start};
+
+/// Job `id`, just inserted as pending, depends on `job.depends_on` (`batch`: the ids of the
+/// batch so far): its edges, then pending (its results taken at once), blocked or cancelled. An
+/// unknown dependency is `JOB_NOT_FOUND` (the caller rolls back: nothing written).
+pub(super) async fn depend(
+    tx: &impl GenericClient,
+    ns: &str,
+    id: i64,
+    job: &NewJob,
+    batch: &[i64],
+) -> Result<()> {
+    let mut deps: Vec<i64> = Vec::with_capacity(job.depends_on.len());
+    for r in &job.depends_on {
+        let dep = match *r {
+            DependencyRef::Job(d) => d,
+            DependencyRef::Batch(k) => batch[k],
+        };
+        if !deps.contains(&dep) {
+            deps.push(dep);
+        }
+    }
+    let st = tx.prepare_cached(sql::WORKFLOWS_MARK_DEPENDENCIES).await?;
+    let found: std::collections::HashMap<i64, i64> = tx
+        .query(&st, &[&deps, &ns])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let statuses = deps
+        .iter()
+        .map(|d| found.get(d).copied().ok_or_else(|| Error::job_not_found(d)))
+        .collect::<Result<Vec<i64>>>()?;
+    let st = tx.prepare_cached(sql::WORKFLOWS_INSERT_EDGES).await?;
+    tx.execute(&st, &[&id, &deps]).await?;
+    let st = tx.prepare_cached(sql::WORKFLOWS_BLOCK).await?;
+    tx.execute(&st, &[&id]).await?;
+    match workflows::start(&statuses) {
+        Start::Ready => release_one(tx, id, None, job.takes).await?,
+        Start::Blocked { left } => {
+            let st = tx.prepare_cached(sql::WORKFLOWS_INSERT_WAIT).await?;
+            let takes = job.takes as i64;
+            tx.execute(&st, &[&id, &left, &job.delay_ms, &takes])
+                .await?;
+        }
+        Start::Cancelled { index } => {
+            let msg = workflows::cancelled_message(deps[index], statuses[index]);
+            cancel_one(tx, id, &msg).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A blocked job whose last dependency completed: pending at `released_run_at`, with the results
+/// it takes written into its arguments.
+async fn release_one(
+    tx: &impl GenericClient,
+    id: i64,
+    delay_ms: Option<i64>,
+    takes: Takes,
+) -> Result<()> {
+    let st = tx.prepare_cached(sql::WORKFLOWS_RELEASED).await?;
+    let Some(r) = tx.query_opt(&st, &[&id]).await? else {
+        return Ok(());
+    };
+    let (run_at, args, now): (i64, String, i64) = (r.get(0), r.get(1), r.get(2));
+    let args = if takes == Takes::Nothing {
+        args
+    } else {
+        let st = tx.prepare_cached(sql::WORKFLOWS_RESULTS).await?;
+        let results: Vec<Option<String>> = tx
+            .query(&st, &[&id])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        workflows::step_args(takes, &args, &results).unwrap_or(args)
+    };
+    let run_at = workflows::released_run_at(now, delay_ms, run_at);
+    let st = tx.prepare_cached(sql::WORKFLOWS_RELEASE).await?;
+    tx.execute(&st, &[&id, &run_at, &args]).await?;
+    let st = tx.prepare_cached(sql::WORKFLOWS_DELETE_WAIT).await?;
+    tx.execute(&st, &[&id]).await?;
+    Ok(())
+}
+
+/// `id` completed in this transaction: releases each dependent that waited for it last. How many.
+pub(super) async fn release_dependents(tx: &impl GenericClient, id: i64) -> Result<usize> {
+    let st = tx.prepare_cached(sql::WORKFLOWS_COUNT_DOWN).await?;
+    let waits: Vec<(i64, i64, Option<i64>, i64)> = tx
+        .query(&st, &[&id])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let mut released = 0;
+    for (job, left, delay_ms, takes) in waits {
+        if left <= 0 {
+            release_one(tx, job, delay_ms, Takes::from_i64(takes)).await?;
+            released += 1;
+        }
+    }
+    Ok(released)
+}
+
+/// The complete of a job that has dependents, and their release, in this transaction; false
+/// when the token is stale.
+pub(super) async fn complete_one(
+    tx: &impl GenericClient,
+    ns: &str,
+    id: i64,
+    token: i64,
+    result: Option<&str>,
+) -> Result<bool> {
+    let st = tx.prepare_cached(sql::WORKFLOWS_COMPLETE_ONE).await?;
+    if tx
+        .query_opt(&st, &[&ns, &id, &token, &result])
+        .await?
+        .is_none()
+    {
+        return Ok(false);
+    }
+    release_dependents(tx, id).await?;
+    Ok(true)
+}
+
+/// Cancels blocked job `id` with an error record; false when it was not blocked.
+async fn cancel_one(tx: &impl GenericClient, id: i64, error: &str) -> Result<bool> {
+    // The wait row first, then the job: the order a release takes them (count_down.sql, then
+    // release.sql), so a cancel and a release of one job cannot deadlock.
+    let st = tx.prepare_cached(sql::WORKFLOWS_DELETE_WAIT).await?;
+    tx.execute(&st, &[&id]).await?;
+    let st = tx.prepare_cached(sql::WORKFLOWS_CANCEL_BLOCKED).await?;
+    let Some(r) = tx.query_opt(&st, &[&id, &error]).await? else {
+        return Ok(false);
+    };
+    let (attempt, now): (i64, i64) = (r.get(0), r.get(1));
+    let traceback: Option<&str> = None;
+    let st = tx.prepare_cached(sql::SETTLE_INSERT_ERROR).await?;
+    tx.execute(&st, &[&id, &attempt, &error, &traceback, &now])
+        .await?;
+    Ok(true)
+}
+
+/// `id` just ended dead or cancelled (`status`) in this transaction: cancels its blocked
+/// dependents and theirs, each with an error record naming the dependency that ended it. Every
+/// path that ends a job dead or cancelled calls it; so can any other (an expiry). How many.
+pub(super) async fn cascade(tx: &impl GenericClient, id: i64, status: StatusCode) -> Result<usize> {
+    let mut ended = vec![(id, status as i64)];
+    let mut n = 0;
+    let st = tx.prepare_cached(sql::WORKFLOWS_BLOCKED_DEPENDENTS).await?;
+    while let Some((dep, status)) = ended.pop() {
+        let dependents: Vec<i64> = tx
+            .query(&st, &[&dep])
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for d in dependents {
+            if cancel_one(tx, d, &workflows::cancelled_message(dep, status)).await? {
+                ended.push((d, StatusCode::Cancelled as i64));
+                n += 1;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// A blocked job cancelled from outside (`cancel()`), and its dependents.
+pub(super) async fn cancel_blocked(tx: &impl GenericClient, id: i64, error: &str) -> Result<()> {
+    cancel_one(tx, id, error).await?;
+    cascade(tx, id, StatusCode::Cancelled).await?;
+    Ok(())
+}
