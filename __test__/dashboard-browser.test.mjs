@@ -39,13 +39,14 @@ async function seeded(t, options = {}) {
   const queue = makeQueue(t, 'native')
   const boom = queue.task('boom', async (a) => {
     throw new Error(`bad input ${a}`)
-  }, { maxRetries: 0, queue: 'emails' })
+  }, { maxRetries: 0, queue: 'emails', circuitBreaker: { threshold: 5, window: 60_000, cooldown: 60_000 } })
   const ok = queue.task('ok', async (x) => {
     await currentJob().setProgress(100)
     return x * 2
   })
   const dead = await boom.delay(`${SCRIPT}${IMG}`)
   const done = await ok.delay(21)
+  queue.periodic('nightly-report', ok, { cron: '0 30 3 * * *', args: [1], timezone: 'Europe/Berlin' })
   const worker = queue.worker({ concurrency: 2, queues: ['default', 'emails'] })
   await worker.start()
   await done.result({ timeout: 10_000 })
@@ -127,16 +128,25 @@ browserTest('every page shows its content; replay and cancel work; the XSS paylo
   await letters.purge()
   t.deepEqual(await queue.deadLetters(), [])
 
+  // Pause and resume clicked: the database says so, and a job of the paused queue waits.
   const queues = await d.queues().open()
-  if (!(await queues.available())) t.regex(await d.text('[data-testid=queues]'), /not available in this version/)
+  t.true(await queues.available(), 'queues are available')
+  await queues.pause('emails')
+  t.deepEqual(await queue.pausedQueues(), ['emails'])
+  t.true((await queue.queues()).find((q) => q.name === 'emails')?.paused)
+  await d.screenshot('queues-paused')
+  await queues.resume('emails')
+  t.deepEqual(await queue.pausedQueues(), [])
   await d.screenshot('queues')
-  for (const [route, testid] of [
-    ['workers', 'workers'],
-    ['schedules', 'schedules'],
-    ['circuit-breakers', 'circuitBreakers'],
+  for (const [route, testid, shows] of [
+    ['workers', 'workers', null],
+    ['schedules', 'schedules', /nightly-report/],
+    ['circuit-breakers', 'circuitBreakers', /boom/],
   ]) {
     const p = await d.list(route, testid).open()
-    t.truthy(await p.text(), route)
+    const text = await p.text()
+    t.truthy(text, route)
+    if (shows !== null) t.regex(text, shows, route)
     await d.screenshot(route)
   }
 

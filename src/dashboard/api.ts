@@ -5,7 +5,7 @@
 import { invalidArgument, TaskitoError } from '../errors.js'
 import { type JobStatus, statusCode } from '../job.js'
 import type { Queue } from '../queue.js'
-import { available, dependsOn, type Features } from './features.js'
+import { available, type Features } from './features.js'
 
 export interface ApiContext {
   queue: Queue
@@ -104,7 +104,7 @@ const routes: [method: string, pattern: RegExp, handler: Handler][] = [
         result: readPayload(ctx.queue, row?.result ?? null),
         error: row?.error ?? null,
         errors,
-        dependsOn: dependsOn(info),
+        dependsOn: [...info.dependsOn],
       }
     },
   ],

@@ -28,21 +28,15 @@ export function features(queue: Queue): Features {
   return {
     metrics: method(queue, 'metrics'),
     workers: method(queue, 'workers'),
-    queues: method(queue, 'queues'),
-    pause: method(queue, 'pause'),
-    resume: method(queue, 'resume'),
-    schedules: method(queue, 'schedules'),
-    circuitBreakers: method(queue, 'circuitBreakers'),
+    queues: () => queue.queues(),
+    pause: (name) => queue.pause(name),
+    resume: (name) => queue.resume(name),
+    schedules: () => queue.schedules(),
+    circuitBreakers: () => queue.circuitBreakers(),
   }
 }
 
 /** Which of them this queue has: the page's menu greys out the others. */
 export function available(f: Features): Record<keyof Features, boolean> {
   return Object.fromEntries(Object.entries(f).map(([k, v]) => [k, v !== undefined])) as Record<keyof Features, boolean>
-}
-
-/** A job's dependencies, from `info().dependsOn` where the workflows feature added it. */
-export function dependsOn(info: object): string[] | null {
-  const deps = (info as { dependsOn?: unknown }).dependsOn
-  return Array.isArray(deps) ? deps.map(String) : null
 }
