@@ -174,12 +174,18 @@ async function conduct(args, where, pg, dir, logDir) {
   let stopping = false
   // slot → { child, ready }: ready resolves once the worker runs (and rejects if it dies first).
   const spawn = (slot) => {
-    const child = fork(SELF, ['--worker', spec], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const child = fork(SELF, ['--worker', spec], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'] })
+    // A worker's stderr, passed on and kept: a worker that dies on its own says why in the report.
+    let stderr = ''
+    child.stderr.on('data', (d) => {
+      process.stderr.write(d)
+      stderr = (stderr + d).slice(-2000)
+    })
     const ready = new Promise((resolve, reject) => {
       child.once('message', resolve)
       child.once('exit', (code, signal) => {
         if (signal !== 'SIGKILL' && !(stopping && code === 0)) {
-          failures.push(`worker ${child.pid} exited on its own (code ${code}, signal ${signal})`)
+          failures.push(`worker ${child.pid} exited on its own (code ${code}, signal ${signal})${stderr ? `: ${stderr.trim()}` : ''}`)
         }
         reject(new Error(`worker ${child.pid} exited before it was ready`))
       })
