@@ -42,6 +42,7 @@
 mod cancel;
 mod claim;
 mod conn;
+mod counters;
 mod enqueue;
 mod heartbeat;
 mod listen;
@@ -188,6 +189,7 @@ async fn open_mode(
         tasks.push(inner.rt.spawn(reaper::run(inner.clone())));
         tasks.push(inner.rt.spawn(sweep::run(inner.clone())));
         tasks.push(inner.rt.spawn(workers::run(inner.clone())));
+        tasks.push(inner.rt.spawn(counters::run(inner.clone())));
     }
     inner.tasks.lock().expect("tasks lock").extend(tasks);
     if !read_only {

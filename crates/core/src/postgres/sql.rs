@@ -49,6 +49,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
             "/queries/postgres/migrations/003_routing.sql"
         )),
     ),
+    (
+        8,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/008_observability.sql"
+        )),
+    ),
 ];
 
 q!(META_LOCK, "meta/lock.sql");
@@ -112,3 +119,5 @@ q!(ROUTING_STALE_JOBS, "routing/stale_jobs.sql");
 q!(SWEEP_DELETE_EXPIRED, "sweep/delete_expired.sql");
 q!(SWEEP_NEXT_EXPIRY, "sweep/next_expiry.sql");
 q!(SWEEP_VACUUM, "sweep/vacuum.sql");
+q!(COUNTERS_LOCK, "counters/lock.sql");
+q!(COUNTERS_COMPACT, "counters/compact.sql");
