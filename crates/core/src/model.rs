@@ -313,6 +313,32 @@ pub struct StatsRow {
     pub cancelled: i64,
 }
 
+/// One key of the `counters` table (migration 008), summed over its rows: `metric` and `label`
+/// as that migration describes them; `total` is a histogram's sum of observed ms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterRow {
+    pub metric: String,
+    pub queue: String,
+    pub task_name: String,
+    pub label: String,
+    pub n: i64,
+    pub total: i64,
+}
+
+/// A live worker (`policy::worker_alive`) of the namespace as its row in the `workers` table
+/// says, with how many attempts it is running now (its running jobs, whatever its process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerRow {
+    pub id: String,
+    pub hostname: String,
+    pub pid: i64,
+    pub queues: Vec<String>,
+    pub concurrency: i64,
+    pub running: i64,
+    pub started_at: i64,
+    pub last_seen_at: i64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelOutcome {
     /// Was pending/failed, now cancelled.

@@ -118,3 +118,27 @@ impl Live {
 pub(crate) fn json_strings(items: &[String]) -> String {
     crate::json::array_of_strings(items)
 }
+
+/// A worker row as `workers/live.sql` reads it: once per queue it takes jobs from, with its lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerQueue {
+    /// The worker, with this row's one queue in `queues`.
+    pub worker: crate::model::WorkerRow,
+    pub lease_ms: i64,
+}
+
+/// The live workers (`policy::worker_alive` at `now`) of `rows`, whose rows of one worker come
+/// together, each with all its queues in order.
+pub fn live_workers(now: i64, rows: Vec<WorkerQueue>) -> Vec<crate::model::WorkerRow> {
+    let mut out: Vec<crate::model::WorkerRow> = Vec::new();
+    for WorkerQueue { worker, lease_ms } in rows {
+        if !policy::worker_alive(now, worker.last_seen_at, lease_ms) {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if last.id == worker.id => last.queues.extend(worker.queues),
+            _ => out.push(worker),
+        }
+    }
+    out
+}

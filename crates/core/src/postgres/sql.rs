@@ -95,6 +95,7 @@ q!(READ_GET_JOB, "read/get_job.sql");
 q!(READ_JOB_ERRORS, "read/job_errors.sql");
 q!(READ_LIST_JOBS, "read/list_jobs.sql");
 q!(READ_STATS, "read/stats.sql");
+q!(READ_COUNTERS, "read/counters.sql");
 q!(READ_DEAD_LETTERS, "read/dead_letters.sql");
 
 q!(CANCEL_READ_STATUS, "cancel/read_status.sql");
@@ -113,6 +114,7 @@ q!(REAPER_NEXT_LEASE, "reaper/next_lease.sql");
 q!(WORKERS_BEAT, "workers/beat.sql");
 q!(WORKERS_DELETE, "workers/delete.sql");
 q!(WORKERS_LIST, "workers/list.sql");
+q!(WORKERS_LIVE, "workers/live.sql");
 q!(ROUTING_NOW, "routing/now.sql");
 q!(ROUTING_NEXT_GROUP, "routing/next_group.sql");
 q!(ROUTING_STALE_JOBS, "routing/stale_jobs.sql");

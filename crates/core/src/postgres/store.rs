@@ -49,6 +49,12 @@ impl Store for PgStore {
     async fn stats(&self) -> Result<StatsRow> {
         self.inner.stats().await
     }
+    async fn counters(&self) -> Result<Vec<CounterRow>> {
+        self.inner.counters().await
+    }
+    async fn workers(&self) -> Result<Vec<WorkerRow>> {
+        self.inner.workers().await
+    }
 
     async fn dead_letters(&self, limit: i64, offset: i64) -> Result<Vec<DeadLetterRow>> {
         self.inner.dead_letters(limit, offset).await

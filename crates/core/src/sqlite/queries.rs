@@ -772,6 +772,43 @@ pub fn job_errors(conn: &Connection, ns: &str, id: i64) -> Result<Vec<ErrorRecor
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The namespace's counters (read/counters.sql).
+pub fn counters(conn: &Connection, ns: &str) -> Result<Vec<CounterRow>> {
+    let mut stmt = conn.prepare_cached(sql!("read/counters.sql"))?;
+    let rows = stmt.query_map(named_params! {":namespace": ns}, |r| {
+        Ok(CounterRow {
+            metric: r.get(0)?,
+            queue: r.get(1)?,
+            task_name: r.get(2)?,
+            label: r.get(3)?,
+            n: r.get(4)?,
+            total: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The namespace's worker rows, once per queue (workers/live.sql).
+pub fn live_workers(conn: &Connection, ns: &str) -> Result<Vec<crate::routing::WorkerQueue>> {
+    let mut stmt = conn.prepare_cached(sql!("workers/live.sql"))?;
+    let rows = stmt.query_map(named_params! {":namespace": ns}, |r| {
+        Ok(crate::routing::WorkerQueue {
+            worker: WorkerRow {
+                id: r.get(0)?,
+                hostname: r.get(1)?,
+                pid: r.get(2)?,
+                queues: vec![r.get(3)?],
+                concurrency: r.get(4)?,
+                started_at: r.get(6)?,
+                last_seen_at: r.get(7)?,
+                running: r.get(8)?,
+            },
+            lease_ms: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub fn stats(conn: &Connection, ns: &str) -> Result<StatsRow> {
     let mut stmt = conn.prepare_cached(sql!("read/stats.sql"))?;
     let mut rows = stmt.query(named_params! {":namespace": ns})?;
