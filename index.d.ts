@@ -32,6 +32,8 @@ export declare class NativeCore {
   cancel(id: string): Promise<'cancelled' | 'requested' | 'final'>
   setProgress(id: string, token: number, progress: number): Promise<boolean>
   stats(): Promise<StatsRow>
+  counters(): Promise<CounterRow[]>
+  workers(): Promise<WorkerRow[]>
   deadLetters(limit: number, offset: number): Promise<DeadLetterRow[]>
   replay(deadId: string): Promise<string>
   listJobs(filter: ListFilter): Promise<JobRow[]>
@@ -57,6 +59,17 @@ export interface ClaimRequest {
   limit: number
   /** How long to wait when none is ready (ms); 0 returns at once. */
   waitMs: number
+}
+
+/** One key of the counters table, summed: see `CounterRow` in `src/core/types.ts`. */
+export interface CounterRow {
+  metric: string
+  queue: string
+  taskName: string
+  label: string
+  n: number
+  /** A histogram's sum of observed ms. */
+  total: number
 }
 
 export interface DeadLetterRow {
@@ -167,4 +180,17 @@ export interface WorkerInfo {
   leaseMs: number
   /** How long (ms) a job may stay ready while no live worker of its namespace has its task. */
   unroutableAfterMs: number
+}
+
+/** A live worker of the namespace, as `queue.workers()` lists it. */
+export interface WorkerRow {
+  id: string
+  hostname: string
+  pid: number
+  queues: Array<string>
+  concurrency: number
+  /** Attempts it is running now. */
+  running: number
+  startedAt: number
+  lastSeenAt: number
 }

@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url'
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const ROOT = path.resolve(HERE, '..')
 const SELF = fileURLToPath(import.meta.url)
-const CHILD_TIMEOUT_MS = 5 * 60_000
+// TASKITO_BENCH_TIMEOUT_MS: longer for a big stats-size (building 10M rows takes minutes).
+const CHILD_TIMEOUT_MS = Number(process.env.TASKITO_BENCH_TIMEOUT_MS ?? 5 * 60_000)
 
 // Counts: [full, --quick].
 const PLAN = [
@@ -23,6 +24,12 @@ const PLAN = [
   { id: 'delay-1', params: { n: [10_000, 1000], inFlight: 1 } },
   { id: 'delay-64', params: { n: [50_000, 5000], inFlight: 64 } },
   { id: 'drain', params: { n: [50_000, 5000], concurrency: 64 } },
+  // The cost of the metrics upkeep (migration 008's triggers): the same drain without them, and
+  // with a dashboard-like stats() every second.
+  { id: 'drain-bare', params: { n: [50_000, 5000], concurrency: 64, upkeep: 0 } },
+  { id: 'drain-poll', params: { n: [50_000, 5000], concurrency: 64, pollMs: 1000 } },
+  // Only with --only: stats() on a database of n jobs (`--set n=10000000`).
+  { id: 'stats-size', optIn: true, params: { n: [1_000_000, 50_000] } },
   { id: 'latency', params: { n: [1000, 200], warmup: 20, concurrency: 8 } },
   { id: 'retry', params: { n: [10_000, 1000], failures: 2, concurrency: 64 } },
   { id: 'loop-lag', params: { n: [20_000, 3000], warmup: 2000, batch: 100, everyMs: 10, concurrency: 64 } },
@@ -35,6 +42,9 @@ const PLAN = [
   // PostgreSQL (native core only), when TASKITO_PG_URL is set.
   { id: 'pg-drain-1', pg: true, params: { n: [50_000, 5000], procs: 1, concurrency: 64 } },
   { id: 'pg-drain-3', pg: true, params: { n: [50_000, 5000], procs: 3, concurrency: 64 } },
+  { id: 'pg-drain-3-bare', pg: true, params: { n: [50_000, 5000], procs: 3, concurrency: 64, upkeep: 0 } },
+  { id: 'pg-drain-3-poll', pg: true, params: { n: [50_000, 5000], procs: 3, concurrency: 64, pollMs: 1000 } },
+  { id: 'pg-stats-size', pg: true, optIn: true, params: { n: [1_000_000, 50_000] } },
   { id: 'pg-delay-64', pg: true, params: { n: [50_000, 5000], inFlight: 64 } },
   { id: 'pg-latency', pg: true, params: { n: [1000, 200], warmup: 20 } },
   { id: 'pg-soak', pg: true, optIn: true, live: true, params: { seconds: [60, 10], ttl: 2000, concurrency: 64, every: 5 } },

@@ -3,7 +3,8 @@
  * See README.md for a tour and docs/ARCHITECTURE.md for how a job travels.
  */
 export { Queue } from './queue.js'
-export type { QueueOptions, DeadLetter, Stats, TestResult, ListJobsOptions } from './queue.js'
+export type { QueueOptions, DeadLetter, Stats, WorkerStatus, TestResult, ListJobsOptions } from './queue.js'
+export type { MetricsRegistry } from './metrics.js'
 export { Task } from './task.js'
 export type { EnqueueEntry, TaskSignatures, TaskRef, ArgsOf, ResultOf } from './task.js'
 export { Job } from './job.js'

@@ -22,6 +22,7 @@ import {
 } from './errors.js'
 import type { HookEvent, Hooks, Logger } from './hooks.js'
 import { checkInt, checkName } from './options.js'
+import { type AttemptSpan, startAttemptSpan } from './otel.js'
 import type { Serializer } from './serializer.js'
 import type { Task } from './task.js'
 
@@ -66,6 +67,8 @@ interface Attempt {
   /** Set once the attempt's outcome is decided (settled, timed out); later outcomes are dropped. */
   decided: boolean
   timer: NodeJS.Timeout | null
+  /** Its OpenTelemetry span, when @opentelemetry/api is installed. */
+  span: AttemptSpan | null
 }
 
 interface PendingSettle {
@@ -258,7 +261,7 @@ export class Worker {
         await callCore(() => (this.#core as Core).setProgress(job.id, job.token, progress))
       },
     }
-    const attempt: Attempt = { job, task, args: [], state, decided: false, timer: null }
+    const attempt: Attempt = { job, task, args: [], state, decided: false, timer: null, span: startAttemptSpan(job) }
     this.#active.set(job.id, attempt)
     if (task === undefined) {
       const err = new TaskitoError(
@@ -289,7 +292,8 @@ export class Worker {
     const context = contextFor(state)
     let out: unknown
     try {
-      out = runInContext(context, () => task.handler(...attempt.args))
+      const run = () => runInContext(context, () => task.handler(...attempt.args))
+      out = attempt.span === null ? run() : attempt.span.run(run)
     } catch (err) {
       this.#failed(attempt, err)
       return
@@ -343,6 +347,10 @@ export class Worker {
    * out rather than null: a settle crosses N-API as it is, and undefined is the cheap "none". */
   #decide(attempt: Attempt, settle: Omit<Settle, 'id' | 'token'>, error: Error | undefined): void {
     attempt.decided = true
+    if (attempt.span !== null) {
+      const outcome = settle.kind === 'complete' ? 'complete' : settle.kind === 'cancel' ? 'cancelled' : error instanceof TaskTimeoutError ? 'timeout' : 'failed'
+      attempt.span.end(outcome, error)
+    }
     if (attempt.timer !== null) clearTimeout(attempt.timer)
     this.#active.delete(attempt.job.id)
     this.#settles.push({ settle: { id: attempt.job.id, token: attempt.job.token, ...settle }, attempt, error })

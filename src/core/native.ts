@@ -27,6 +27,8 @@ import type {
   SettleOutcome,
   SettleStatus,
   StatsRow,
+  CounterRow,
+  WorkerRow,
   WorkerInfo,
 } from './types.js'
 
@@ -44,6 +46,8 @@ true satisfies Same<Binding.OpenOptions, OpenOptions> &
   Same<Binding.ErrorRecordRow, ErrorRecordRow> &
   Same<Binding.DeadLetterRow, DeadLetterRow> &
   Same<Binding.StatsRow, StatsRow> &
+  Same<Binding.CounterRow, CounterRow> &
+  Same<Binding.WorkerRow, WorkerRow> &
   Same<Binding.ListFilter, ListFilter> &
   Same<Binding.WorkerInfo, WorkerInfo>
 
@@ -79,6 +83,8 @@ export async function openNative(options: OpenOptions): Promise<Core> {
     cancel: (id) => h.cancel(id),
     setProgress: (id, token, progress) => h.setProgress(id, token, progress),
     stats: () => h.stats(),
+    counters: () => h.counters(),
+    workers: () => h.workers(),
     deadLetters: (limit, offset) => h.deadLetters(limit, offset),
     replay: (deadId) => h.replay(deadId),
     listJobs: (filter) => h.listJobs(filter),
@@ -129,6 +135,7 @@ function packJobs(jobs: NewJob[]): string {
       j.backoffMaxMs,
       j.backoffJitter,
       j.uniqueKey,
+      j.traceContext ?? null,
     ]),
   )
 }
@@ -151,14 +158,14 @@ function unpackEnqueued(text: string): Enqueued[] {
 }
 
 /** The binding's packed claim reply (`pack_claimed` in crates/node/src/packing.rs): every job's args
- * joined into the first value, then ten values per job; each job's args are the next `argsLength`
+ * joined into the first value, then eleven values per job; each job's args are the next `argsLength`
  * UTF-16 units of the joined string. */
 function unpackClaimed(text: string): ClaimedJob[] {
   const a = JSON.parse(text) as unknown[]
   const args = a[0] as string
   const jobs: ClaimedJob[] = []
   let at = 0
-  for (let i = 1; i < a.length; i += 10) {
+  for (let i = 1; i < a.length; i += 11) {
     const len = a[i + 9] as number
     jobs.push({
       id: String(a[i]),
@@ -171,6 +178,7 @@ function unpackClaimed(text: string): ClaimedJob[] {
       taskName: a[i + 7] as string,
       queue: a[i + 8] as string,
       args: args.slice(at, at + len),
+      traceContext: a[i + 10] as string | null,
     })
     at += len
   }

@@ -81,6 +81,8 @@ pub struct NewJob {
     pub backoff_jitter: bool,
     /// While a job with this key is pending, running or failed, enqueue returns it.
     pub unique_key: Option<String>,
+    /// The enqueue's OpenTelemetry trace context (a W3C traceparent), handed back with each claim.
+    pub trace_context: Option<String>,
 }
 
 impl NewJob {
@@ -101,6 +103,7 @@ impl NewJob {
             backoff_max_ms: 300_000,
             backoff_jitter: true,
             unique_key: None,
+            trace_context: None,
         }
     }
 }
@@ -172,6 +175,8 @@ pub struct ClaimedJob {
     pub timeout_ms: Option<i64>,
     pub soft_timeout_ms: Option<i64>,
     pub started_at: i64,
+    /// The trace context stored at enqueue (OpenTelemetry), if any.
+    pub trace_context: Option<String>,
     /// Internal ordering keys (not part of the TypeScript shape).
     pub priority: i64,
     pub run_at: i64,

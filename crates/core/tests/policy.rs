@@ -103,6 +103,7 @@ fn job_of(defaults: &Map<String, Value>, over: &Value) -> NewJob {
         backoff_max_ms: int(&j, "backoffMaxMs"),
         backoff_jitter: j["backoffJitter"].as_bool().expect("backoffJitter"),
         unique_key: j["uniqueKey"].as_str().map(str::to_string),
+        trace_context: None,
     }
 }
 

@@ -151,6 +151,7 @@ contract!(
     without_a_live_worker_no_job_is_judged_unroutable,
     counters_follow_enqueues_attempts_and_their_times,
     workers_lists_the_live_ones_with_their_running_jobs,
+    the_trace_context_travels_from_enqueue_to_each_claim,
 );
 
 // ---- helpers --------------------------------------------------------------------------------
@@ -808,6 +809,24 @@ async fn counters_follow_enqueues_attempts_and_their_times(s: Arc<dyn Store>) {
         4
     );
     assert_eq!(s.stats().await.unwrap().pending, 2);
+}
+
+async fn the_trace_context_travels_from_enqueue_to_each_claim(s: Arc<dyn Store>) {
+    let traced = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let mut a = job("t");
+    a.trace_context = Some(traced.into());
+    a.backoff_base_ms = 1;
+    a.backoff_jitter = false;
+    s.enqueue(vec![a, job("t")]).await.unwrap();
+    let got = s.claim(req("w", 2, 0)).await.unwrap();
+    let mut traces: Vec<Option<&str>> = got.iter().map(|j| j.trace_context.as_deref()).collect();
+    traces.sort();
+    assert_eq!(traces, [None, Some(traced)]);
+    // A retry's claim carries it again.
+    let first = got.iter().find(|j| j.trace_context.is_some()).unwrap();
+    s.settle(vec![fail(first, "Error: again")]).await.unwrap();
+    let again = claim_one(&s, "w", 5_000).await;
+    assert_eq!(again.trace_context.as_deref(), Some(traced));
 }
 
 async fn workers_lists_the_live_ones_with_their_running_jobs(s: Arc<dyn Store>) {

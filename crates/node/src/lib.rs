@@ -19,8 +19,8 @@ use taskito_core as core;
 
 use crate::packing::parse_id;
 use crate::types::{
-    non_negative, ClaimRequest, DeadLetterRow, ErrorRecordRow, JobRow, JobToken, ListFilter,
-    OpenOptions, StatsRow, WorkerInfo,
+    non_negative, ClaimRequest, CounterRow, DeadLetterRow, ErrorRecordRow, JobRow, JobToken,
+    ListFilter, OpenOptions, StatsRow, WorkerInfo, WorkerRow,
 };
 
 /// A core error code as the napi error status, so the JS error's `code` is the CoreErrorCode.
@@ -180,6 +180,18 @@ impl NativeCore {
     #[napi(ts_return_type = "Promise<StatsRow>")]
     pub async fn stats(&self) -> Result<Coded<StatsRow>> {
         coded(self.store.stats().await, StatsRow::from)
+    }
+
+    #[napi(ts_return_type = "Promise<CounterRow[]>")]
+    pub async fn counters(&self) -> Result<Coded<Vec<CounterRow>>> {
+        let r = self.store.counters().await;
+        coded(r, |v| v.into_iter().map(CounterRow::from).collect())
+    }
+
+    #[napi(ts_return_type = "Promise<WorkerRow[]>")]
+    pub async fn workers(&self) -> Result<Coded<Vec<WorkerRow>>> {
+        let r = self.store.workers().await;
+        coded(r, |v| v.into_iter().map(WorkerRow::from).collect())
     }
 
     #[napi(ts_return_type = "Promise<DeadLetterRow[]>")]

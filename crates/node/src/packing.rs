@@ -43,6 +43,7 @@ type PackedJob = (
     i64,            // backoffMaxMs
     bool,           // backoffJitter
     Option<String>, // uniqueKey
+    Option<String>, // traceContext
 );
 
 /// An enqueue batch: a JSON array of [`PackedJob`]s.
@@ -65,6 +66,7 @@ pub(crate) fn unpack_jobs(text: &str) -> core::Result<Vec<core::NewJob>> {
             backoff_max_ms: j.11,
             backoff_jitter: j.12,
             unique_key: j.13,
+            trace_context: j.14,
         })
         .collect())
 }
@@ -119,7 +121,7 @@ pub(crate) fn pack_enqueued(out: &[core::Enqueued]) -> String {
 
 /// Claimed jobs as one flat JSON array: first every job's args joined into one string, then per
 /// job `id, token, attempt, maxRetries, timeoutMs, softTimeoutMs, startedAt, taskName, queue,
-/// argsLength` (the length in UTF-16 units, as JavaScript slices). V8's JSON.parse interns short
+/// argsLength, traceContext` (the length in UTF-16 units, as JavaScript slices). V8's JSON.parse interns short
 /// string values (a string-table lookup each, and entries that outlive the young generation), and
 /// ids and small args are short and all different; numbers and slices of one long string are not
 /// interned. Ids travel as numbers while a double holds them exactly, as strings beyond.
@@ -139,7 +141,11 @@ pub(crate) fn pack_claimed(jobs: &[core::ClaimedJob]) -> String {
         push_json_str(&mut out, &j.task_name);
         out.push(',');
         push_json_str(&mut out, &j.queue);
-        let _ = write!(out, ",{}", utf16_len(&j.args));
+        let _ = write!(out, ",{},", utf16_len(&j.args));
+        match &j.trace_context {
+            Some(t) => push_json_str(&mut out, t),
+            None => out.push_str("null"),
+        }
     }
     out.push(']');
     out

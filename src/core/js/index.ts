@@ -23,6 +23,8 @@ import type {
   Settle,
   SettleOutcome,
   StatsRow,
+  CounterRow,
+  WorkerRow,
   WorkerInfo,
 } from '../types.js'
 import { acquireEngine, type Engine } from './engine.js'
@@ -169,6 +171,14 @@ export class JsCore implements Core {
 
   stats(): Promise<StatsRow> {
     return this.call(() => this.engine.read(() => this.engine.store.stats(this.ns)))
+  }
+
+  counters(): Promise<CounterRow[]> {
+    return this.call(() => this.engine.read(() => this.engine.store.counters(this.ns)))
+  }
+
+  workers(): Promise<WorkerRow[]> {
+    return this.call(() => this.engine.read(() => this.engine.store.workers(this.ns, Date.now())))
   }
 
   deadLetters(limit: number, offset: number): Promise<DeadLetterRow[]> {

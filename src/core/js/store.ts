@@ -24,7 +24,7 @@ import {
   unroutableMessage,
   workerAlive,
 } from '../policy.js'
-import type { ClaimedJob, DeadLetterRow, ErrorRecordRow, JobRow, NewJob, Settle, SettleOutcome, StatsRow, WorkerInfo } from '../types.js'
+import type { ClaimedJob, CounterRow, DeadLetterRow, ErrorRecordRow, JobRow, NewJob, Settle, SettleOutcome, StatsRow, WorkerInfo, WorkerRow } from '../types.js'
 import { Query } from './queries.js'
 import { Lenient } from './rows.js'
 import type { Database, Statement } from './sqlite.js'
@@ -117,6 +117,7 @@ interface RawClaimed {
   soft_timeout_ms: number | null
   priority: number
   run_at: number
+  trace_context: string | null
 }
 
 /** settle/fail_read.sql: what the failure path needs of a running attempt. */
@@ -245,6 +246,8 @@ export class Store {
   private readonly getJobQ: Query
   private readonly jobErrorsQ: Query
   private readonly statsQ: Query
+  private readonly countersQ: Query
+  private readonly liveWorkersQ: Query
   private readonly deadLettersQ: Query
   private readonly list: Query
   private readonly listSettled: Query
@@ -294,6 +297,8 @@ export class Store {
     this.getJobQ = q('read/get_job.sql')
     this.jobErrorsQ = q('read/job_errors.sql')
     this.statsQ = q('read/stats.sql', { raw: true })
+    this.countersQ = q('read/counters.sql', { raw: true })
+    this.liveWorkersQ = q('workers/live.sql', { raw: true })
     this.deadLettersQ = q('read/dead_letters.sql')
     this.list = q('read/list_jobs.sql')
     this.listSettled = q('read/list_jobs_settled.sql')
@@ -329,6 +334,7 @@ export class Store {
       backoff_max_ms: job.backoffMaxMs,
       backoff_jitter: job.backoffJitter ? 1 : 0,
       unique_key: job.uniqueKey,
+      trace_context: job.traceContext ?? null,
     })
     return String(r.lastInsertRowid)
   }
@@ -364,6 +370,7 @@ export class Store {
         timeoutMs: r.timeout_ms,
         softTimeoutMs: r.soft_timeout_ms,
         startedAt: now,
+        traceContext: r.trace_context,
       }
     })
   }
@@ -388,6 +395,7 @@ export class Store {
           soft_timeout_ms: l.optInt('soft_timeout_ms'),
           priority: l.int('priority'),
           run_at: l.int('run_at'),
+          trace_context: l.optText('trace_context'),
         }
         if (l.problems.length === 0) {
           rows.push(job)
@@ -711,6 +719,31 @@ export class Store {
       if (name !== undefined) s[name] = n
     }
     return s
+  }
+
+  counters(ns: string): CounterRow[] {
+    return (this.countersQ.all({ namespace: ns }) as [string, string, string, string, number, number][]).map(([metric, queue, taskName, label, n, total]) => ({
+      metric,
+      queue,
+      taskName,
+      label,
+      n,
+      total,
+    }))
+  }
+
+  /** The live workers (policy workerAlive at `now`), each with all its queues: workers/live.sql
+   * reads one row per (worker, queue), a worker's rows together. */
+  workers(ns: string, now: number): WorkerRow[] {
+    const out: WorkerRow[] = []
+    type Raw = [string, string, number, string, number, number, number, number, number]
+    for (const [id, hostname, pid, queue, concurrency, leaseMs, startedAt, lastSeenAt, running] of this.liveWorkersQ.all({ namespace: ns }) as Raw[]) {
+      if (!workerAlive(now, lastSeenAt, leaseMs)) continue
+      const last = out[out.length - 1]
+      if (last !== undefined && last.id === id) last.queues.push(queue)
+      else out.push({ id, hostname, pid, queues: [queue], concurrency, running, startedAt, lastSeenAt })
+    }
+    return out
   }
 
   deadLetters(ns: string, limit: number, offset: number): DeadLetterRow[] {

@@ -60,6 +60,7 @@ impl Inner {
         let max: Vec<i64> = jobs.iter().map(|j| j.backoff_max_ms).collect();
         let jitter: Vec<bool> = jobs.iter().map(|j| j.backoff_jitter).collect();
         let keys: Vec<Option<&str>> = jobs.iter().map(|j| j.unique_key.as_deref()).collect();
+        let traces: Vec<Option<&str>> = jobs.iter().map(|j| j.trace_context.as_deref()).collect();
         let has_keys = keys.iter().any(|k| k.is_some());
 
         let give_up = Instant::now() + ENQUEUE_RETRY_BUDGET;
@@ -76,7 +77,7 @@ impl Inner {
                     .map(|r| r.get(0))
                     .collect();
                 ids.sort_unstable();
-                let params: [&(dyn ToSql + Sync); 16] = [
+                let params: [&(dyn ToSql + Sync); 17] = [
                     &self.ns,
                     &ids,
                     &queue,
@@ -93,6 +94,7 @@ impl Inner {
                     &max,
                     &jitter,
                     &keys,
+                    &traces,
                 ];
                 let all_created = || -> Vec<Enqueued> {
                     ids.iter()

@@ -137,12 +137,12 @@ fn cached_indexes<const N: usize>(
 pub struct JobInserter<'c> {
     conn: &'c Connection,
     stmt: CachedStatement<'c>,
-    idx: [usize; 15],
+    idx: [usize; 16],
 }
 
 impl<'c> JobInserter<'c> {
     pub fn new(conn: &'c Connection) -> Result<Self> {
-        static IDX: OnceLock<[usize; 15]> = OnceLock::new();
+        static IDX: OnceLock<[usize; 16]> = OnceLock::new();
         let stmt = conn.prepare_cached(sql!("enqueue/insert.sql"))?;
         let idx = cached_indexes(
             &IDX,
@@ -163,6 +163,7 @@ impl<'c> JobInserter<'c> {
                 ":backoff_max_ms",
                 ":backoff_jitter",
                 ":unique_key",
+                ":trace_context",
             ],
         )?;
         Ok(JobInserter { conn, stmt, idx })
@@ -186,6 +187,7 @@ impl<'c> JobInserter<'c> {
         s.raw_bind_parameter(i[12], job.backoff_max_ms)?;
         s.raw_bind_parameter(i[13], job.backoff_jitter)?;
         s.raw_bind_parameter(i[14], &job.unique_key)?;
+        s.raw_bind_parameter(i[15], &job.trace_context)?;
         s.raw_execute()?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -219,6 +221,7 @@ fn claimed(r: &Row<'_>, now: i64) -> rusqlite::Result<Result<ClaimedJob, Unreada
         soft_timeout_ms: l.opt_int(8)?,
         priority: l.int(9)?,
         run_at: l.int(10)?,
+        trace_context: l.opt_text(11)?,
         started_at: now,
     };
     if l.problems.is_empty() {
@@ -521,6 +524,7 @@ pub fn read_dead_letter(
                 run_at: None,
                 delay_ms: None,
                 unique_key: None,
+                trace_context: None,
             };
             let replayed = l.opt_int(11)?;
             Ok((job, replayed, l.problems))

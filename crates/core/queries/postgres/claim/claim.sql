@@ -43,4 +43,5 @@ SET status = 1,
 FROM picked, now
 WHERE j.id = picked.id
 RETURNING j.id, j.task_name, j.queue, j.args, j.retry_count, j.lease_token, j.max_retries,
-          j.timeout_ms, j.soft_timeout_ms, j.priority, j.run_at, j.started_at, j.deadline_at;
+          j.timeout_ms, j.soft_timeout_ms, j.priority, j.run_at, j.started_at, j.deadline_at,
+          j.trace_context;
