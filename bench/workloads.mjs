@@ -609,7 +609,7 @@ async function statsSize(ctx) {
     rawSql(ctx, `INSERT INTO jobs (namespace, queue, task_name, args, status, priority, run_at, created_at, finished_at,
         max_retries, backoff_base_ms, backoff_max_ms, backoff_jitter)
       SELECT 'default', 'default', 'noop', '[]', CASE WHEN i % 100 = 0 THEN 0 ELSE 2 END, 0, 0, 0, 0, 3, 1000, 300000, true
-      FROM generate_series(1, ${n}) AS i; VACUUM ANALYZE jobs;`)
+      FROM generate_series(1, ${n}) AS i; ANALYZE jobs;`)
   } else {
     rawSql(ctx, `WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ${n})
       INSERT INTO jobs (namespace, queue, task_name, args, status, priority, run_at, created_at, finished_at,
