@@ -124,7 +124,8 @@ eachCore('a running cancel and a reaped attempt of a dead worker are counted', a
   t.is(get(samples, 'taskito_job_attempts_total', { task: 'stop', outcome: 'cancelled' }), 1)
 
   // Reap: a process that dies mid-attempt; this process's reaper fails the attempt, a worker here retries it.
-  const child = spawnWorker(where, variant, { HANG: '1', CONCURRENCY: '1' })
+  // A lease long enough that a loaded machine's late heartbeat does not lose it before the kill.
+  const child = spawnWorker(where, variant, { HANG: '1', CONCURRENCY: '1' }, 4000)
   t.teardown(() => child.kill('SIGKILL'))
   await child.ready
   const hung = await queue.enqueueMany([{ task: 'maybe-hang', args: [] }])
@@ -196,8 +197,8 @@ eachCore('prometheusCollector() registers the same figures into a prom-client re
 })
 
 /** A worker process of fixtures/worker.mjs; `ready` and `started` resolve on its lines. */
-function spawnWorker(where, variant, env = {}) {
-  const child = spawn(process.execPath, [new URL('./fixtures/worker.mjs', import.meta.url).pathname, JSON.stringify(where), coreOf(variant), '1000'], {
+function spawnWorker(where, variant, env = {}, leaseMs = 1000) {
+  const child = spawn(process.execPath, [new URL('./fixtures/worker.mjs', import.meta.url).pathname, JSON.stringify(where), coreOf(variant), String(leaseMs)], {
     env: { ...process.env, COUNT_LOG: '/dev/null', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   })
