@@ -33,6 +33,8 @@ export declare class NativeCore {
   setProgress(id: string, token: number, progress: number): Promise<boolean>
   stats(): Promise<StatsRow>
   counters(): Promise<CounterRow[]>
+  /** The drift guard (`Store::recount`): the jobs recounted by (queue, status). */
+  recount(): Promise<CounterRow[]>
   workers(): Promise<WorkerRow[]>
   deadLetters(limit: number, offset: number): Promise<DeadLetterRow[]>
   replay(deadId: string): Promise<string>

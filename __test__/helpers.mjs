@@ -81,3 +81,16 @@ export async function until(predicate, { timeout = 15_000, everyMs = 20, what = 
     await new Promise((r) => setTimeout(r, everyMs))
   }
 }
+
+/**
+ * The drift guard: the `jobs` counters (n ≠ 0) equal the jobs recounted row by row by (queue,
+ * status). The engines count in code (policy/counters), so a path that changes a status without
+ * counting fails here.
+ */
+export async function assertNoDrift(t, queue) {
+  const core = await queue.core()
+  const key = (r) => `${r.queue}\0${r.label}\0${r.n}`
+  const counted = (await core.counters()).filter((r) => r.metric === 'jobs' && r.n !== 0).map(key).sort()
+  const recounted = (await core.recount()).map(key).sort()
+  t.deepEqual(counted, recounted, 'the counters (actual) drifted from the jobs (expected)')
+}

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 import { currentJob } from 'taskito'
-import { coreOf, deferred, eachCore, location, makeQueue, until } from './helpers.mjs'
+import { assertNoDrift, coreOf, deferred, eachCore, location, makeQueue, until } from './helpers.mjs'
 
 /** Prometheus text → Map of 'name{k="v",...}' (labels sorted) → value; checks every line's shape. */
 function parse(t, text) {
@@ -104,6 +104,7 @@ eachCore('stats() and metrics() follow enqueue, claim, complete, retry, dead, ti
   ;({ samples } = parse(t, await again.metrics()))
   t.is(get(samples, 'taskito_job_attempts_total', { task: 'ok', outcome: 'complete' }), 3)
   t.is(get(samples, 'taskito_jobs_enqueued_total', { task: dead.taskName }), dead.taskName === 'ok' ? 5 : 2)
+  await assertNoDrift(t, again)
 })
 
 eachCore('a running cancel and a reaped attempt of a dead worker are counted', async (t, variant) => {
@@ -141,6 +142,7 @@ eachCore('a running cancel and a reaped attempt of a dead worker are counted', a
   t.is(get(after, 'taskito_job_attempts_total', { task: 'maybe-hang', outcome: 'retried' }), 1)
   t.is(get(after, 'taskito_job_attempts_total', { task: 'maybe-hang', outcome: 'complete' }), 1)
   t.is((await queue.stats()).completed, 1)
+  await assertNoDrift(t, queue)
 })
 
 eachCore('the result sweep takes expired jobs out of the counts', async (t, variant) => {
@@ -159,6 +161,7 @@ eachCore('the result sweep takes expired jobs out of the counts', async (t, vari
   const { samples } = parse(t, await queue.metrics())
   t.is(get(samples, 'taskito_jobs', { queue: 'default', status: 'complete' }) ?? 0, 0)
   t.is(get(samples, 'taskito_jobs_enqueued_total', { task: 'ok' }), 2, 'a counter never goes down')
+  await assertNoDrift(t, queue)
 })
 
 eachCore('metrics() counts per queue and escapes label values', async (t, variant) => {

@@ -7,6 +7,7 @@ import test from 'ava'
 import { readFileSync, readdirSync } from 'node:fs'
 
 const policy = await import(new URL('../dist/esm/core/policy.js', import.meta.url))
+const counters = await import(new URL('../dist/esm/core/policy/counters.js', import.meta.url))
 const tables = new URL('../crates/core/tests/', import.meta.url)
 const readTable = (url) => JSON.parse(readFileSync(url, 'utf8'))
 /** policy_cases.json and every policy_cases/*.json (one per feature) merged, as cargo test does. */
@@ -88,6 +89,10 @@ const runners = {
   read_only_refusal: (c) => [policy.readOnlyRefusal(c.what), c.expect],
   dir_mode: (c) => [policy.dirMode(c.fileMode), c.expect],
   sweep_next: (c) => [policy.sweepNext(c.deleted, c.limit, c.nextExpiryInMs), c.expect],
+  counter_deltas: (c) => [
+    counters.deltas({ queue: c.queue, task: c.task, from: c.from, to: c.to, runAt: c.runAt ?? null, startedAt: c.startedAt ?? null, now: c.now, error: c.error ?? null }).map((d) => [d.metric, d.queue, d.task, d.label, d.n, d.total]),
+    c.expect,
+  ],
 }
 
 test('every section of the table has a runner here', (t) => {

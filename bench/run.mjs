@@ -24,7 +24,7 @@ const PLAN = [
   { id: 'delay-1', params: { n: [10_000, 1000], inFlight: 1 } },
   { id: 'delay-64', params: { n: [50_000, 5000], inFlight: 64 } },
   { id: 'drain', params: { n: [50_000, 5000], concurrency: 64 } },
-  // The cost of the metrics upkeep (migration 008's triggers): the same drain without them, and
+  // The cost of the metrics upkeep (migration 008's counters): the same drain without them, and
   // with a dashboard-like stats() every second.
   { id: 'drain-bare', params: { n: [50_000, 5000], concurrency: 64, upkeep: 0 } },
   { id: 'drain-poll', params: { n: [50_000, 5000], concurrency: 64, pollMs: 1000 } },

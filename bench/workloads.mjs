@@ -154,11 +154,13 @@ async function delayInFlight(ctx) {
 
 // ---- metrics upkeep (migration 008) --------------------------------------------------------------
 
-/** The triggers of migration 008 that keep the counters (stats(), metrics()). */
+/** The triggers of migration 008 that keep the counters on PostgreSQL (stats(), metrics()). SQLite
+ * counts in code: its baseline sets BENCH_OFF_ENV, which both SQLite engines read to skip writing
+ * the counts (they still compute them). */
 const UPKEEP_TRIGGERS = {
-  sqlite: ['jobs_counted_insert', 'jobs_counted_delete', 'jobs_counted_status', 'jobs_counted_claim', 'jobs_counted_attempt'],
   pg: ['jobs_counted_insert', 'jobs_counted_delete', 'jobs_counted_update'],
 }
+const BENCH_OFF_ENV = 'TASKITO_BENCH_NO_COUNTERS'
 
 /** SQL on the workload's database, outside taskito: better-sqlite3 on the file, psql on PostgreSQL
  * (its output, unaligned). */
@@ -176,10 +178,18 @@ function rawSql(ctx, sql) {
   return ''
 }
 
-/** The "without upkeep" baseline: the same build and schema less the counters' triggers. */
+/** The "without upkeep" baseline: the same build and schema less the counters' writes (SQLite:
+ * until `restoreUpkeep`) or triggers (PostgreSQL). */
 function dropUpkeep(ctx) {
-  const kind = ctx.backend === 'pg' ? 'pg' : 'sqlite'
-  rawSql(ctx, UPKEEP_TRIGGERS[kind].map((t) => `DROP TRIGGER ${t}${kind === 'pg' ? ' ON jobs' : ''};`).join(' '))
+  if (ctx.backend !== 'pg') {
+    process.env[BENCH_OFF_ENV] = '1'
+    return
+  }
+  rawSql(ctx, UPKEEP_TRIGGERS.pg.map((t) => `DROP TRIGGER ${t} ON jobs;`).join(' '))
+}
+
+function restoreUpkeep() {
+  delete process.env[BENCH_OFF_ENV]
 }
 
 /** Completed jobs counted from the rows (stats() reads the counters, which a bare run does not keep). */
@@ -232,6 +242,7 @@ async function drain(ctx) {
   if (upkeep) await expectCompleted(queue, n)
   else await expectCompletedRows(ctx, n)
   await queue.close()
+  restoreUpkeep()
   const variant = !upkeep ? ', without metrics upkeep' : pollMs ? `, stats() every ${pollMs} ms` : ''
   return [
     {

@@ -1,6 +1,6 @@
 /**
  * queue.metrics(): the Prometheus figures of the whole database (every worker of every process),
- * built from the counters the schema's triggers keep (migration 008_observability) and the live
+ * built from the counters kept with every change of a job (migration 008_observability) and the live
  * workers. One snapshot (two reads) makes every family; the text exposition and the prom-client
  * collector both render from it. prom-client is optional: the text is written here (its format is
  * a few lines of rules), and a collector only needs a registry's registerMetric, so prom-client is

@@ -84,6 +84,7 @@ export async function openNative(options: OpenOptions): Promise<Core> {
     setProgress: (id, token, progress) => h.setProgress(id, token, progress),
     stats: () => h.stats(),
     counters: () => h.counters(),
+    recount: () => h.recount(),
     workers: () => h.workers(),
     deadLetters: (limit, offset) => h.deadLetters(limit, offset),
     replay: (deadId) => h.replay(deadId),

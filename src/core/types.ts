@@ -302,10 +302,13 @@ export interface Core {
   cancel(id: string): Promise<CancelOutcome>
   /** false when the token is stale. */
   setProgress(id: string, token: number, progress: number): Promise<boolean>
-  /** Counts by status, from the counters the schema's triggers keep: a few rows at any size. */
+  /** Counts by status, from the counters kept with every change of a job: a few rows at any size. */
   stats(): Promise<StatsRow>
   /** Every key of the namespace's counters, as all processes on the database made them. */
   counters(): Promise<CounterRow[]>
+  /** The drift guard: the jobs recounted row by row by (queue, status), as `jobs` counter rows
+   * (a full scan, for tests and checks): equal to the `jobs` counters with n ≠ 0. */
+  recount(): Promise<CounterRow[]>
   /** The namespace's live workers (policy workerAlive on the core's clock), oldest first. */
   workers(): Promise<WorkerRow[]>
   deadLetters(limit: number, offset: number): Promise<DeadLetterRow[]>

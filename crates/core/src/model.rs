@@ -180,6 +180,8 @@ pub struct ClaimedJob {
     /// Internal ordering keys (not part of the TypeScript shape).
     pub priority: i64,
     pub run_at: i64,
+    /// Its status before the claim (pending or failed), for the counters.
+    pub status: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,6 +9,8 @@
 //! a finished job is kept and how the sweep paces its deletes. A rule that two engines would
 //! otherwise each write belongs here.
 
+pub mod counters;
+
 use std::cmp::Ordering;
 
 use crate::error::{Error, Result};

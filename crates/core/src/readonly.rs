@@ -61,6 +61,9 @@ impl Store for ReadOnlyStore {
     async fn counters(&self) -> Result<Vec<CounterRow>> {
         self.inner.counters().await
     }
+    async fn recount(&self) -> Result<Vec<CounterRow>> {
+        self.inner.recount().await
+    }
     async fn workers(&self) -> Result<Vec<WorkerRow>> {
         self.inner.workers().await
     }

@@ -35,6 +35,8 @@ pub struct Waiting {
     pub retry_count: i64,
     /// When it became ready.
     pub run_at: i64,
+    /// Its status (pending or failed), for the counters.
+    pub status: i64,
 }
 
 /// What the live workers of one namespace say.

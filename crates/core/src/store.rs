@@ -51,12 +51,16 @@ pub trait Store: Send + Sync {
     async fn cancel(&self, id: i64) -> Result<CancelOutcome>;
     /// false when the token is stale; a value that is not finite is refused.
     async fn set_progress(&self, id: i64, token: i64, progress: f64) -> Result<bool>;
-    /// Job counts by status, read from the counters the triggers keep (migration 008): a few rows
+    /// Job counts by status, read from the counters kept with every change (migration 008): a few rows
     /// whatever the number of jobs.
     async fn stats(&self) -> Result<StatsRow>;
     /// Every key of the counters table of this namespace (job counts by queue and status, and the
     /// figures `queue.metrics()` exposes), as all processes on the database made them.
     async fn counters(&self) -> Result<Vec<CounterRow>>;
+    /// The drift guard: the namespace's jobs counted row by row, by (queue, status), as `jobs`
+    /// counter rows (label the status). A full scan, for tests and checks: it must equal the
+    /// `jobs` rows of [`Store::counters`] with n ≠ 0, or a path changed a status without counting.
+    async fn recount(&self) -> Result<Vec<CounterRow>>;
     /// The namespace's live workers (`policy::worker_alive` on the store's clock), oldest first,
     /// each with its running attempts counted from the running jobs it holds.
     async fn workers(&self) -> Result<Vec<WorkerRow>>;

@@ -467,3 +467,27 @@ fn routing_cases() {
         assert_eq!(got, text(case, "expect"), "case {case}");
     }
 }
+
+#[test]
+fn counter_deltas() {
+    use taskito_core::policy::counters::{deltas, Change};
+    let all = cases();
+    for case in section(&all, "counter_deltas") {
+        let (queue, task) = (text(case, "queue"), text(case, "task"));
+        let error = case["error"].as_str();
+        let got: Vec<Value> = deltas(&Change {
+            queue: &queue,
+            task: &task,
+            from: opt_int(case, "from"),
+            to: opt_int(case, "to"),
+            run_at: opt_int(case, "runAt"),
+            started_at: opt_int(case, "startedAt"),
+            now: int(case, "now"),
+            error,
+        })
+        .into_iter()
+        .map(|d| serde_json::json!([d.metric, d.queue, d.task, d.label, d.n, d.total]))
+        .collect();
+        assert_eq!(Value::Array(got), case["expect"], "case {case}");
+    }
+}

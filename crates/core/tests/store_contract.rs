@@ -31,6 +31,7 @@ where
 {
     let store = open(opts).await.expect("open the store");
     case(store.clone()).await;
+    assert_no_drift(&store).await;
     store.close().await.expect("close");
 }
 

@@ -188,6 +188,13 @@ impl NativeCore {
         coded(r, |v| v.into_iter().map(CounterRow::from).collect())
     }
 
+    /// The drift guard (`Store::recount`): the jobs recounted by (queue, status).
+    #[napi(ts_return_type = "Promise<CounterRow[]>")]
+    pub async fn recount(&self) -> Result<Coded<Vec<CounterRow>>> {
+        let r = self.store.recount().await;
+        coded(r, |v| v.into_iter().map(CounterRow::from).collect())
+    }
+
     #[napi(ts_return_type = "Promise<WorkerRow[]>")]
     pub async fn workers(&self) -> Result<Coded<Vec<WorkerRow>>> {
         let r = self.store.workers().await;

@@ -177,6 +177,10 @@ export class JsCore implements Core {
     return this.call(() => this.engine.read(() => this.engine.store.counters(this.ns)))
   }
 
+  recount(): Promise<CounterRow[]> {
+    return this.call(() => this.engine.read(() => this.engine.store.recount(this.ns)))
+  }
+
   workers(): Promise<WorkerRow[]> {
     return this.call(() => this.engine.read(() => this.engine.store.workers(this.ns, Date.now())))
   }

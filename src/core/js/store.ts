@@ -25,6 +25,7 @@ import {
   workerAlive,
 } from '../policy.js'
 import type { ClaimedJob, CounterRow, DeadLetterRow, ErrorRecordRow, JobRow, NewJob, Settle, SettleOutcome, StatsRow, WorkerInfo, WorkerRow } from '../types.js'
+import { BENCH_OFF_ENV, type Change, Counts } from '../policy/counters.js'
 import { Query } from './queries.js'
 import { Lenient } from './rows.js'
 import type { Database, Statement } from './sqlite.js'
@@ -43,13 +44,21 @@ export interface Effects {
   cancelRequests: Map<string, string[]>
   /** Earliest lease end handed out by a claim here (Infinity if none): the reaper's next look. */
   leaseEnd: number
+  /** The counters' deltas of this operation's changes (policy/counters.ts): the engine writes the
+   * transaction's, folded, before its COMMIT. Every status change adds to it. */
+  counts: Counts
 }
 
 export function newEffects(): Effects {
-  return { claimable: new Set(), claimableNs: new Set(), finished: new Set(), cancelRequests: new Map(), leaseEnd: Infinity }
+  return { claimable: new Set(), claimableNs: new Set(), finished: new Set(), cancelRequests: new Map(), leaseEnd: Infinity, counts: new Counts() }
 }
 
 export const key = (a: string, b: string): string => `${a}\0${b}`
+
+/** The counters' change of an attempt (running) that ended with status `to`. */
+function attemptEnd(j: RawEnded, to: number, error: string | null, now: number): Change {
+  return { queue: j.queue, task: j.task_name, from: 1, to, startedAt: j.started_at ?? null, now, error }
+}
 
 interface RawJob {
   id: number
@@ -118,6 +127,14 @@ interface RawClaimed {
   priority: number
   run_at: number
   trace_context: string | null
+  status: number
+}
+
+/** A job a statement moved, as its RETURNING clause tells: what the counters need of it. */
+interface RawEnded {
+  queue: string
+  task_name: string
+  started_at?: number | null
 }
 
 /** settle/fail_read.sql: what the failure path needs of a running attempt. */
@@ -128,6 +145,9 @@ interface RawFailRead {
   backoff_max_ms: number
   backoff_jitter: number
   cancel_requested: number
+  queue: string
+  task_name: string
+  started_at: number | null
 }
 
 /** reaper/expired.sql: a running attempt whose lease ran out. */
@@ -172,7 +192,7 @@ interface LiveNamespace {
  * its ready jobs past the grace. */
 export interface RoutePlan {
   gone: [string, string][]
-  stale: { group: Group; graceMs: number; jobs: { id: number; retry_count: number }[] }[]
+  stale: { group: Group; graceMs: number; jobs: { id: number; retry_count: number; status: number }[] }[]
 }
 
 /** replay/read_dead_letter.sql. */
@@ -242,6 +262,8 @@ export class Store {
   private readonly nextLeaseEnd: Query
   private readonly nextExpiry: Query
   private readonly deleteJobs: Query
+  private readonly applyCount: Query
+  private readonly recountQ: Query
   private readonly deleteErrors: Query
   private readonly getJobQ: Query
   private readonly jobErrorsQ: Query
@@ -292,7 +314,9 @@ export class Store {
     this.expiredLeases = q('reaper/expired.sql')
     this.nextLeaseEnd = q('reaper/next_lease.sql', { pluck: true })
     this.nextExpiry = q('sweep/next_expiry.sql', { pluck: true })
-    this.deleteJobs = q('sweep/delete_jobs.sql', { pluck: true })
+    this.deleteJobs = q('sweep/delete_jobs.sql')
+    this.applyCount = q('counters/apply.sql')
+    this.recountQ = q('counters/recount.sql')
     this.deleteErrors = q('sweep/delete_errors.sql')
     this.getJobQ = q('read/get_job.sql')
     this.jobErrorsQ = q('read/job_errors.sql')
@@ -312,6 +336,7 @@ export class Store {
       if (live !== undefined) return { id: String(live), created: false }
     }
     const id = this.insertJob(ns, job, runAt(now, job.delayMs, job.runAt), now)
+    fx.counts.add(ns, { queue: job.queue, task: job.taskName, from: null, to: 0, now })
     fx.claimable.add(key(ns, job.queue))
     return { id, created: true }
   }
@@ -359,6 +384,7 @@ export class Store {
       const taken = this.take.run({ id: r.id, token, worker_id: workerId, now, deadline_at: deadline, lease_until: until })
       if (taken.changes !== 1) throw coreError('QUEUE_ERROR', `job ${r.id} changed between the claim's read and its update`)
       if (until < fx.leaseEnd) fx.leaseEnd = until
+      fx.counts.add(ns, { queue: r.queue, task: r.task_name, from: r.status, to: 1, runAt: r.run_at, startedAt: now, now })
       return {
         id: String(r.id),
         taskName: r.task_name,
@@ -396,11 +422,12 @@ export class Store {
           priority: l.int('priority'),
           run_at: l.int('run_at'),
           trace_context: l.optText('trace_context'),
+          status: r.status,
         }
         if (l.problems.length === 0) {
           rows.push(job)
         } else {
-          this.bury(ns, r.id, job.retry_count, unreadableJob(r.id, l.problems), now, fx)
+          this.bury(ns, r.id, r.status, job.retry_count, unreadableJob(r.id, l.problems), now, fx)
           buried++
         }
       }
@@ -418,9 +445,10 @@ export class Store {
   /** Ends a job that cannot be read: dead, with its error record and dead letter, in the claim's
    * transaction. It never reaches a worker: a handler cannot take arguments nobody can read, and a
    * retry would find the same row. */
-  private bury(ns: string, id: number, attempt: number, error: string, now: number, fx: Effects): void {
+  private bury(ns: string, id: number, status: number, attempt: number, error: string, now: number, fx: Effects): void {
     this.insertError.run({ job_id: id, attempt, error, traceback: null, now })
-    this.dead.run({ id, error, now })
+    const j = this.dead.get({ id, error, now }) as RawEnded
+    fx.counts.add(ns, { queue: j.queue, task: j.task_name, from: status, to: 4, now })
     this.insertDeadLetter.run({ id, error, now })
     fx.finished.add(key(ns, String(id)))
   }
@@ -430,14 +458,17 @@ export class Store {
     const stale: SettleOutcome = { id: s.id, status: 'stale', runAt: null }
     if (id === null) return stale
     if (s.kind === 'complete') {
-      const r = this.complete.run({ result: s.result ?? null, now, id, namespace: ns, token: s.token })
-      if (r.changes === 0) return stale
+      const j = this.complete.get({ result: s.result ?? null, now, id, namespace: ns, token: s.token }) as RawEnded | undefined
+      if (j === undefined) return stale
+      fx.counts.add(ns, attemptEnd(j, 2, null, now))
       fx.finished.add(key(ns, s.id))
       return { id: s.id, status: 'complete', runAt: null }
     }
     if (s.kind === 'cancel') {
-      const r = this.cancelSettle.run({ now, error: s.error ?? CANCELLED, id, namespace: ns, token: s.token })
-      if (r.changes === 0) return stale
+      const error = s.error ?? CANCELLED
+      const j = this.cancelSettle.get({ now, error, id, namespace: ns, token: s.token }) as RawEnded | undefined
+      if (j === undefined) return stale
+      fx.counts.add(ns, attemptEnd(j, 5, error, now))
       fx.finished.add(key(ns, s.id))
       return { id: s.id, status: 'cancelled', runAt: null }
     }
@@ -459,6 +490,9 @@ export class Store {
       backoff_max_ms: l.int('backoff_max_ms'),
       backoff_jitter: l.int('backoff_jitter'),
       cancel_requested: l.int('cancel_requested'),
+      queue: l.text('queue'),
+      task_name: l.text('task_name'),
+      started_at: l.optInt('started_at'),
     }
     this.insertError.run({ job_id: id, attempt: row.retry_count, error, traceback, now })
     const decision = decideFailure({
@@ -470,6 +504,7 @@ export class Store {
     })
     if (decision.kind === 'cancel') {
       this.cancelAfterFailure.run({ id, error, now })
+      fx.counts.add(ns, attemptEnd(row, 5, error, now))
       fx.finished.add(key(ns, sid))
       return { id: sid, status: 'cancelled', runAt: null }
     }
@@ -477,11 +512,13 @@ export class Store {
       const backoff = { baseMs: row.backoff_base_ms, maxMs: row.backoff_max_ms, jitter: row.backoff_jitter !== 0 }
       const at = now + retryDelayMs(decision.retry, backoff, Math.random())
       this.retry.run({ id, run_at: at, error })
+      fx.counts.add(ns, attemptEnd(row, 3, error, now))
       fx.claimableNs.add(ns)
       return { id: sid, status: 'failed', runAt: at }
     }
-    this.dead.run({ id, error, now })
+    this.dead.get({ id, error, now })
     this.insertDeadLetter.run({ id, error, now })
+    fx.counts.add(ns, attemptEnd(row, 4, error, now))
     fx.finished.add(key(ns, sid))
     return { id: sid, status: 'dead', runAt: null }
   }
@@ -489,14 +526,18 @@ export class Store {
   release(ns: string, id: string, token: number, fx: Effects): void {
     const n = parseId(id)
     if (n === null) return
-    if (this.releaseJob.run({ id: n, namespace: ns, token }).changes > 0) fx.claimableNs.add(ns)
+    const j = this.releaseJob.get({ id: n, namespace: ns, token }) as RawEnded | undefined
+    if (j === undefined) return
+    fx.counts.add(ns, { queue: j.queue, task: j.task_name, from: 1, to: 0, now: Date.now() })
+    fx.claimableNs.add(ns)
   }
 
   cancel(ns: string, id: number, now: number, fx: Effects): 'cancelled' | 'requested' | 'final' | null {
     const status = this.cancelReadStatus.get({ id, namespace: ns }) as number | undefined
     if (status === undefined) return null
     if (status === 0 || status === 3) {
-      this.cancelWaiting.run({ now, id, namespace: ns, error: CANCELLED_BEFORE_RUN })
+      const j = this.cancelWaiting.get({ now, id, namespace: ns, error: CANCELLED_BEFORE_RUN }) as RawEnded | undefined
+      if (j !== undefined) fx.counts.add(ns, { queue: j.queue, task: j.task_name, from: status, to: 5, now })
       fx.finished.add(key(ns, String(id)))
       return 'cancelled'
     }
@@ -557,6 +598,7 @@ export class Store {
       now,
       now,
     )
+    fx.counts.add(ns, { queue: d.queue, task: d.task_name, from: null, to: 0, now })
     this.markReplayed.run({ id: deadId, job_id: Number(id) })
     fx.claimable.add(key(ns, d.queue))
     return id
@@ -620,7 +662,7 @@ export class Store {
       const routing = (readySince: number): boolean =>
         unroutable({ now, readySince, taskLive: n.tasks.has(group.task_name), workersSince: n.since, graceMs: n.graceMs })
       if (!routing(-Infinity)) continue
-      const found = this.staleJobs.all({ ...group, cutoff: now - n.graceMs, limit: left }) as { id: number; retry_count: number; run_at: number }[]
+      const found = this.staleJobs.all({ ...group, cutoff: now - n.graceMs, limit: left }) as { id: number; retry_count: number; run_at: number; status: number }[]
       const jobs = found.filter((j) => routing(j.run_at))
       if (jobs.length === 0) continue
       left -= jobs.length
@@ -639,8 +681,9 @@ export class Store {
       const error = unroutableMessage(group.task_name, group.queue, graceMs)
       for (const j of jobs) {
         this.insertError.run({ job_id: j.id, attempt: j.retry_count, error, traceback: null, now })
-        this.dead.run({ id: j.id, error, now })
+        this.dead.get({ id: j.id, error, now })
         this.insertDeadLetter.run({ id: j.id, error, now })
+        fx.counts.add(group.namespace, { queue: group.queue, task: group.task_name, from: j.status, to: 4, now })
         fx.finished.add(key(group.namespace, String(j.id)))
         dead++
       }
@@ -678,10 +721,32 @@ export class Store {
 
   /** Deletes up to `limit` finished jobs past their result TTL and their error records; how many
    * jobs. */
-  sweep(now: number, limit: number): number {
-    const ids = this.deleteJobs.all({ now, limit }) as number[]
-    if (ids.length > 0) this.deleteErrors.run({ ids: JSON.stringify(ids) })
-    return ids.length
+  sweep(now: number, limit: number, fx: Effects): number {
+    const rows = this.deleteJobs.all({ now, limit }) as { id: number; namespace: string; queue: string; status: number }[]
+    if (rows.length > 0) this.deleteErrors.run({ ids: JSON.stringify(rows.map((r) => r.id)) })
+    for (const r of rows) fx.counts.add(r.namespace, { queue: r.queue, task: '', from: r.status, to: null, now })
+    return rows.length
+  }
+
+  /** Writes a transaction's folded counts: one upsert per key (counters/apply.sql). The engine
+   * calls it once per group commit, before the COMMIT. */
+  applyCounts(counts: Counts): void {
+    // The bench's "without upkeep" baseline (bench/workloads.mjs sets it; nothing else does).
+    if (process.env[BENCH_OFF_ENV] !== undefined) return
+    for (const r of counts.rows()) this.applyCount.run(r)
+  }
+
+  /** The drift guard: the namespace's jobs counted row by row, by (queue, status), as `jobs`
+   * counter rows: they must equal the `jobs` counters with n ≠ 0. */
+  recount(ns: string): CounterRow[] {
+    return (this.recountQ.all({ namespace: ns }) as { queue: string; status: string; n: number }[]).map((r) => ({
+      metric: 'jobs',
+      queue: r.queue,
+      taskName: '',
+      label: r.status,
+      n: r.n,
+      total: 0,
+    }))
   }
 
   // ---- reads: outside any transaction -----------------------------------------------------------

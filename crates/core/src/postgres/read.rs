@@ -75,6 +75,19 @@ impl Inner {
         Ok(s)
     }
 
+    pub(super) async fn recount(&self) -> Result<Vec<CounterRow>> {
+        self.check_open()?;
+        self.query_rows(sql::COUNTERS_RECOUNT, &[&self.ns], |r| CounterRow {
+            metric: "jobs".to_string(),
+            queue: r.get(0),
+            task_name: String::new(),
+            label: r.get(1),
+            n: r.get(2),
+            total: 0,
+        })
+        .await
+    }
+
     pub(super) async fn counters(&self) -> Result<Vec<CounterRow>> {
         self.check_open()?;
         self.query_rows(sql::READ_COUNTERS, &[&self.ns], |r| CounterRow {

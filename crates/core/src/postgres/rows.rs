@@ -136,6 +136,7 @@ pub(super) fn claimed_job(r: &Row) -> Result<ClaimedJob, Unreadable> {
         run_at: l.int(10),
         started_at: l.int(11),
         trace_context: l.opt_text(13),
+        status: l.int(14),
     };
     if l.problems.is_empty() {
         return Ok(job);

@@ -123,3 +123,4 @@ q!(SWEEP_NEXT_EXPIRY, "sweep/next_expiry.sql");
 q!(SWEEP_VACUUM, "sweep/vacuum.sql");
 q!(COUNTERS_LOCK, "counters/lock.sql");
 q!(COUNTERS_COMPACT, "counters/compact.sql");
+q!(COUNTERS_RECOUNT, "counters/recount.sql");

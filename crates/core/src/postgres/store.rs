@@ -52,6 +52,9 @@ impl Store for PgStore {
     async fn counters(&self) -> Result<Vec<CounterRow>> {
         self.inner.counters().await
     }
+    async fn recount(&self) -> Result<Vec<CounterRow>> {
+        self.inner.recount().await
+    }
     async fn workers(&self) -> Result<Vec<WorkerRow>> {
         self.inner.workers().await
     }

@@ -387,6 +387,12 @@ impl Store for SqliteStore {
         self.engine.read(move |c| queries::counters(c, &ns)).await
     }
 
+    async fn recount(&self) -> Result<Vec<CounterRow>> {
+        self.check_open()?;
+        let ns = self.ns.clone();
+        self.engine.read(move |c| queries::recount(c, &ns)).await
+    }
+
     async fn workers(&self) -> Result<Vec<WorkerRow>> {
         self.check_open()?;
         let ns = self.ns.clone();

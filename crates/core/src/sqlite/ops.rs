@@ -11,6 +11,7 @@ use crate::backoff;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::now_ms;
+use crate::policy::counters::Change;
 use crate::policy::{self, Failure, FailureDecision};
 use crate::routing::{Group, Live, Waiting};
 
@@ -32,6 +33,8 @@ pub(crate) fn enqueue(
         }
         let run_at = policy::run_at(now, job.delay_ms, job.run_at);
         let id = inserter.insert(ns, job, run_at, now)?;
+        fx.counts
+            .add(ns, &Change::inserted(&job.queue, &job.task_name, now));
         out.push(Enqueued { id, created: true });
     }
     fx.ready = true;
@@ -83,6 +86,10 @@ pub(crate) fn claim(
                 job.id
             )));
         };
+        let mut c = Change::moved(&job.queue, &job.task_name, Some(job.status), Some(1), now);
+        c.run_at = Some(job.run_at);
+        c.started_at = Some(now);
+        fx.counts.add(ns, &c);
         // The reaper may need to wake earlier for the earliest lease handed out here.
         fx.lease_hint = Some(fx.lease_hint.map_or(lease_until, |t| t.min(lease_until)));
     }
@@ -105,7 +112,7 @@ fn readable_ready_jobs(
             match found {
                 Ok(job) => jobs.push(job),
                 Err(bad) => {
-                    bury(conn, fx, &bad, p.now)?;
+                    bury(conn, fx, p.ns, &bad, p.now)?;
                     buried += 1;
                 }
             }
@@ -120,9 +127,20 @@ fn readable_ready_jobs(
 /// Ends a job that cannot be read: dead, with its error record and dead letter, in the claim's
 /// transaction. It never reaches a worker: a handler cannot take arguments nobody can read, and
 /// a retry would find the same row.
-fn bury(conn: &Connection, fx: &mut Effects, bad: &queries::Unreadable, now: i64) -> Result<()> {
+fn bury(
+    conn: &Connection,
+    fx: &mut Effects,
+    ns: &str,
+    bad: &queries::Unreadable,
+    now: i64,
+) -> Result<()> {
     queries::insert_error(conn, bad.id, bad.attempt, &bad.error, None, now)?;
-    queries::mark_dead(conn, bad.id, &bad.error, now)?;
+    let j = queries::mark_dead(conn, bad.id, &bad.error, now)?;
+    let status = Some(StatusCode::Dead as i64);
+    fx.counts.add(
+        ns,
+        &Change::moved(&j.queue, &j.task, Some(bad.status), status, now),
+    );
     queries::insert_dead_letter(conn, bad.id, &bad.error, now)?;
     fx.finished.push(bad.id);
     Ok(())
@@ -145,7 +163,9 @@ pub(crate) fn settle(
         };
         let outcome = match s.kind {
             SettleKind::Complete => {
-                if completer.complete(ns, s.id, s.token, s.result.as_deref(), now)? {
+                if let Some(j) = completer.complete(ns, s.id, s.token, s.result.as_deref(), now)? {
+                    fx.counts
+                        .add(ns, &attempt_end(&j, StatusCode::Complete, None, now));
                     fx.finished.push(s.id);
                     SettleOutcome {
                         id: s.id,
@@ -158,7 +178,11 @@ pub(crate) fn settle(
             }
             SettleKind::Cancel => {
                 let error = s.error.as_deref().unwrap_or(policy::CANCELLED);
-                if queries::settle_cancel(conn, ns, s.id, s.token, error, now)? {
+                if let Some(j) = queries::settle_cancel(conn, ns, s.id, s.token, error, now)? {
+                    fx.counts.add(
+                        ns,
+                        &attempt_end(&j, StatusCode::Cancelled, Some(error), now),
+                    );
                     fx.finished.push(s.id);
                     SettleOutcome {
                         id: s.id,
@@ -188,6 +212,25 @@ pub(crate) fn settle(
         out.push(outcome);
     }
     Ok(out)
+}
+
+/// The counters' change of an attempt that ended with `to`.
+fn attempt_end<'a>(
+    j: &'a queries::Ended,
+    to: StatusCode,
+    error: Option<&'a str>,
+    now: i64,
+) -> Change<'a> {
+    let mut c = Change::moved(
+        &j.queue,
+        &j.task,
+        Some(StatusCode::Running as i64),
+        Some(to as i64),
+        now,
+    );
+    c.started_at = j.started_at;
+    c.error = error;
+    c
 }
 
 /// The failure path shared by settle and the reaper: an error record, then a retry after
@@ -220,9 +263,18 @@ pub(crate) fn fail(
         retryable: retryable && info.problems.is_empty(),
         cancel_requested: info.cancel_requested,
     });
+    let ended = queries::Ended {
+        queue: info.queue.clone(),
+        task: info.task.clone(),
+        started_at: info.started_at,
+    };
     let (status, run_at) = match decision {
         FailureDecision::Cancel => {
             queries::cancel_after_failure(conn, id, error, now)?;
+            fx.counts.add(
+                ns,
+                &attempt_end(&ended, StatusCode::Cancelled, Some(error), now),
+            );
             fx.finished.push(id);
             (SettleStatus::Cancelled, None)
         }
@@ -235,12 +287,18 @@ pub(crate) fn fail(
             );
             let run_at = now.saturating_add(wait);
             queries::schedule_retry(conn, id, run_at, error)?;
+            fx.counts.add(
+                ns,
+                &attempt_end(&ended, StatusCode::Failed, Some(error), now),
+            );
             fx.ready = true;
             (SettleStatus::Failed, Some(run_at))
         }
         FailureDecision::Dead => {
             queries::mark_dead(conn, id, error, now)?;
             queries::insert_dead_letter(conn, id, error, now)?;
+            fx.counts
+                .add(ns, &attempt_end(&ended, StatusCode::Dead, Some(error), now));
             fx.finished.push(id);
             (SettleStatus::Dead, None)
         }
@@ -254,8 +312,14 @@ pub(crate) fn release(
     ns: &str,
     jobs: &[JobToken],
 ) -> Result<()> {
+    let now = now_ms();
     for j in jobs {
-        if queries::release(conn, ns, j.id, j.token)? {
+        if let Some(e) = queries::release(conn, ns, j.id, j.token)? {
+            let (running, pending) = (StatusCode::Running as i64, StatusCode::Pending as i64);
+            fx.counts.add(
+                ns,
+                &Change::moved(&e.queue, &e.task, Some(running), Some(pending), now),
+            );
             fx.ready = true;
         }
     }
@@ -272,7 +336,13 @@ pub(crate) fn cancel(
         queries::cancel_read_status(conn, ns, id)?.ok_or_else(|| Error::job_not_found(id))?;
     match StatusCode::from_i64(status) {
         Some(StatusCode::Pending | StatusCode::Failed) => {
-            queries::cancel_waiting(conn, ns, id, policy::CANCELLED_BEFORE_RUN, now_ms())?;
+            let now = now_ms();
+            let error = policy::CANCELLED_BEFORE_RUN;
+            if let Some(j) = queries::cancel_waiting(conn, ns, id, error, now)? {
+                let to = Some(StatusCode::Cancelled as i64);
+                fx.counts
+                    .add(ns, &Change::moved(&j.queue, &j.task, Some(status), to, now));
+            }
             fx.finished.push(id);
             Ok(CancelOutcome::Cancelled)
         }
@@ -295,6 +365,8 @@ pub(crate) fn replay(conn: &Connection, fx: &mut Effects, ns: &str, dead_id: i64
     }
     let now = now_ms();
     let id = queries::JobInserter::new(conn)?.insert(ns, &job, now, now)?;
+    fx.counts
+        .add(ns, &Change::inserted(&job.queue, &job.task_name, now));
     queries::mark_replayed(conn, dead_id, id)?;
     fx.ready = true;
     Ok(id)
@@ -363,6 +435,9 @@ pub(crate) fn route(conn: &Connection, fx: &mut Effects, limit: i64, now: i64) -
         for j in jobs {
             queries::insert_error(conn, j.id, j.retry_count, &error, None, now)?;
             queries::mark_dead(conn, j.id, &error, now)?;
+            let to = Some(StatusCode::Dead as i64);
+            let c = Change::moved(&g.queue, &g.task_name, Some(j.status), to, now);
+            fx.counts.add(&g.namespace, &c);
             queries::insert_dead_letter(conn, j.id, &error, now)?;
             fx.finished.push(j.id);
             dead += 1;

@@ -9,6 +9,7 @@ use super::rows::Lenient;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::policy;
+use crate::policy::counters::{Change, Counts};
 use crate::routing::json_strings;
 
 macro_rules! sql {
@@ -199,6 +200,8 @@ impl<'c> JobInserter<'c> {
 /// out, nor stop the claim of the others.
 pub struct Unreadable {
     pub id: i64,
+    /// Its status (pending or failed: it was ready).
+    pub status: i64,
     /// Its retry_count, for the error record (0 when that too is unreadable).
     pub attempt: i64,
     /// `policy::unreadable_job`: what is recorded and dead-lettered.
@@ -223,12 +226,14 @@ fn claimed(r: &Row<'_>, now: i64) -> rusqlite::Result<Result<ClaimedJob, Unreada
         run_at: l.int(10)?,
         trace_context: l.opt_text(11)?,
         started_at: now,
+        status: l.int(12)?,
     };
     if l.problems.is_empty() {
         return Ok(Ok(job));
     }
     Ok(Err(Unreadable {
         id,
+        status: job.status,
         attempt: job.attempt,
         error: policy::unreadable_job(id, &l.problems),
     }))
@@ -345,7 +350,7 @@ impl<'c> Completer<'c> {
         Ok(Completer { stmt, idx })
     }
 
-    /// false when the token is stale.
+    /// What the attempt was (for the counters); None when the token is stale.
     pub fn complete(
         &mut self,
         ns: &str,
@@ -353,18 +358,39 @@ impl<'c> Completer<'c> {
         token: i64,
         result: Option<&str>,
         now: i64,
-    ) -> Result<bool> {
+    ) -> Result<Option<Ended>> {
         let (s, i) = (&mut self.stmt, &self.idx);
         s.raw_bind_parameter(i[0], id)?;
         s.raw_bind_parameter(i[1], ns)?;
         s.raw_bind_parameter(i[2], token)?;
         s.raw_bind_parameter(i[3], result)?;
         s.raw_bind_parameter(i[4], now)?;
-        Ok(s.raw_execute()? == 1)
+        let mut rows = s.raw_query();
+        Ok(rows.next()?.map(ended).transpose()?)
     }
 }
 
-/// Fenced cancel; false when the token is stale.
+/// A job a statement moved, as its RETURNING clause tells (queue, task_name[, started_at]): what
+/// `policy::counters` needs of it.
+pub struct Ended {
+    pub queue: String,
+    pub task: String,
+    pub started_at: Option<i64>,
+}
+
+fn ended(r: &Row<'_>) -> rusqlite::Result<Ended> {
+    Ok(Ended {
+        queue: r.get(0)?,
+        task: r.get(1)?,
+        started_at: if r.as_ref().column_count() > 2 {
+            r.get(2)?
+        } else {
+            None
+        },
+    })
+}
+
+/// Fenced cancel; None when the token is stale.
 pub fn settle_cancel(
     conn: &Connection,
     ns: &str,
@@ -372,12 +398,16 @@ pub fn settle_cancel(
     token: i64,
     error: &str,
     now: i64,
-) -> Result<bool> {
+) -> Result<Option<Ended>> {
     let mut stmt = conn.prepare_cached(sql!("settle/cancel.sql"))?;
-    let n = stmt.execute(named_params! {
-        ":id": id, ":namespace": ns, ":token": token, ":error": error, ":now": now,
-    })?;
-    Ok(n == 1)
+    Ok(stmt
+        .query_row(
+            named_params! {
+                ":id": id, ":namespace": ns, ":token": token, ":error": error, ":now": now,
+            },
+            ended,
+        )
+        .optional()?)
 }
 
 /// What the failure path needs of a running job.
@@ -390,6 +420,9 @@ pub struct FailInfo {
     pub backoff_max_ms: i64,
     pub backoff_jitter: bool,
     pub cancel_requested: bool,
+    pub queue: String,
+    pub task: String,
+    pub started_at: Option<i64>,
 }
 
 /// Fenced read; None when the token is stale.
@@ -408,6 +441,9 @@ pub fn fail_read(conn: &Connection, ns: &str, id: i64, token: i64) -> Result<Opt
                     backoff_max_ms: l.int(3)?,
                     backoff_jitter: l.flag(4)?,
                     cancel_requested: l.flag(5)?,
+                    queue: l.text(6)?,
+                    task: l.text(7)?,
+                    started_at: l.opt_int(8)?,
                 };
                 info.problems = l.problems;
                 Ok(info)
@@ -437,10 +473,13 @@ pub fn schedule_retry(conn: &Connection, id: i64, run_at: i64, error: &str) -> R
     Ok(())
 }
 
-pub fn mark_dead(conn: &Connection, id: i64, error: &str, now: i64) -> Result<()> {
+/// Its queue and task (as text whatever the row holds: for the counters).
+pub fn mark_dead(conn: &Connection, id: i64, error: &str, now: i64) -> Result<Ended> {
     let mut stmt = conn.prepare_cached(sql!("settle/dead.sql"))?;
-    stmt.execute(named_params! {":id": id, ":error": error, ":now": now})?;
-    Ok(())
+    Ok(stmt.query_row(
+        named_params! {":id": id, ":error": error, ":now": now},
+        ended,
+    )?)
 }
 
 pub fn cancel_after_failure(conn: &Connection, id: i64, error: &str, now: i64) -> Result<()> {
@@ -457,9 +496,15 @@ pub fn insert_dead_letter(conn: &Connection, id: i64, error: &str, now: i64) -> 
 
 // ---- release, cancel, progress ----------------------------------------------------------------
 
-pub fn release(conn: &Connection, ns: &str, id: i64, token: i64) -> Result<bool> {
+/// None when the token is stale.
+pub fn release(conn: &Connection, ns: &str, id: i64, token: i64) -> Result<Option<Ended>> {
     let mut stmt = conn.prepare_cached(sql!("release/release.sql"))?;
-    Ok(stmt.execute(named_params! {":id": id, ":namespace": ns, ":token": token})? == 1)
+    Ok(stmt
+        .query_row(
+            named_params! {":id": id, ":namespace": ns, ":token": token},
+            ended,
+        )
+        .optional()?)
 }
 
 pub fn cancel_read_status(conn: &Connection, ns: &str, id: i64) -> Result<Option<i64>> {
@@ -469,12 +514,21 @@ pub fn cancel_read_status(conn: &Connection, ns: &str, id: i64) -> Result<Option
         .optional()?)
 }
 
-pub fn cancel_waiting(conn: &Connection, ns: &str, id: i64, error: &str, now: i64) -> Result<bool> {
+/// None when it was no longer waiting.
+pub fn cancel_waiting(
+    conn: &Connection,
+    ns: &str,
+    id: i64,
+    error: &str,
+    now: i64,
+) -> Result<Option<Ended>> {
     let mut stmt = conn.prepare_cached(sql!("cancel/cancel_waiting.sql"))?;
-    Ok(
-        stmt.execute(named_params! {":id": id, ":namespace": ns, ":error": error, ":now": now})?
-            == 1,
-    )
+    Ok(stmt
+        .query_row(
+            named_params! {":id": id, ":namespace": ns, ":error": error, ":now": now},
+            ended,
+        )
+        .optional()?)
 }
 
 pub fn cancel_request(conn: &Connection, ns: &str, id: i64) -> Result<bool> {
@@ -599,18 +653,30 @@ pub fn next_expiry(conn: &Connection) -> Result<Option<i64>> {
     Ok(stmt.query_row([], |r| r.get(0))?)
 }
 
-/// Deletes up to `limit` expired finished jobs and their error records; how many jobs.
-pub fn sweep_expired(conn: &Connection, now: i64, limit: i64) -> Result<usize> {
-    let ids: Vec<i64> = {
+/// Deletes up to `limit` expired finished jobs and their error records, counted into `counts`;
+/// how many jobs.
+pub fn sweep_expired(
+    conn: &Connection,
+    now: i64,
+    limit: i64,
+    counts: &mut Counts,
+) -> Result<usize> {
+    let rows: Vec<(i64, String, String, i64)> = {
         let mut stmt = conn.prepare_cached(sql!("sweep/delete_jobs.sql"))?;
-        let rows = stmt.query_map(named_params! {":now": now, ":limit": limit}, |r| r.get(0))?;
+        let rows = stmt.query_map(named_params! {":now": now, ":limit": limit}, |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
         rows.collect::<Result<_, _>>()?
     };
-    if !ids.is_empty() {
+    if !rows.is_empty() {
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
         let mut stmt = conn.prepare_cached(sql!("sweep/delete_errors.sql"))?;
         stmt.execute(named_params! {":ids": json_ids(&ids)})?;
     }
-    Ok(ids.len())
+    for (_, ns, queue, status) in &rows {
+        counts.add(ns, &Change::deleted(queue, *status, now));
+    }
+    Ok(rows.len())
 }
 
 // ---- workers and routing ----------------------------------------------------------------------
@@ -690,9 +756,45 @@ pub fn stale_ready_jobs(
                 id: r.get(0)?,
                 retry_count: r.get(1)?,
                 run_at: r.get(2)?,
+                status: r.get(3)?,
             })
         },
     )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+// ---- counters -----------------------------------------------------------------------------------
+
+/// Writes a transaction's folded counts: one upsert per key (counters/apply.sql). The writer calls
+/// it once per group commit, before the COMMIT.
+pub fn apply_counts(conn: &Connection, counts: &Counts) -> Result<()> {
+    // The bench's "without upkeep" baseline (bench/workloads.mjs sets it; nothing else does).
+    if counts.is_empty() || std::env::var_os(policy::counters::BENCH_OFF_ENV).is_some() {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare_cached(sql!("counters/apply.sql"))?;
+    for ((ns, metric, queue, task, label), n, total) in counts.rows() {
+        stmt.execute(named_params! {
+            ":namespace": ns, ":metric": metric, ":queue": queue, ":task_name": task,
+            ":label": label, ":n": n, ":total": total,
+        })?;
+    }
+    Ok(())
+}
+
+/// The drift guard: the namespace's jobs counted by (queue, status), as `jobs` counter rows.
+pub fn recount(conn: &Connection, ns: &str) -> Result<Vec<CounterRow>> {
+    let mut stmt = conn.prepare_cached(sql!("counters/recount.sql"))?;
+    let rows = stmt.query_map(named_params! {":namespace": ns}, |r| {
+        Ok(CounterRow {
+            metric: "jobs".to_string(),
+            queue: r.get(0)?,
+            task_name: String::new(),
+            label: r.get(1)?,
+            n: r.get(2)?,
+            total: 0,
+        })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -907,7 +1009,7 @@ mod tests {
         let conn = migrated();
         let plan = |sql: &str, params: &[(&str, &dyn rusqlite::ToSql)]| plan_of(&conn, sql, params);
         let stats = plan(sql!("read/stats.sql"), named_params! {":namespace": "n"});
-        // The counters kept by the triggers (008_observability.sql), by their primary key.
+        // The counters (008_observability.sql), by their primary key.
         assert!(!stats.contains("jobs"), "{stats}");
         assert!(
             stats.contains("SEARCH counters USING PRIMARY KEY"),
@@ -976,7 +1078,7 @@ mod tests {
         for limit in [1, 64, 2] {
             ready_jobs(&conn, &p(limit), "default", "t").unwrap();
             expired_leases(&conn, 1, limit).unwrap();
-            sweep_expired(&conn, 1, limit).unwrap();
+            sweep_expired(&conn, 1, limit, &mut Counts::default()).unwrap();
         }
         for sql in [
             sql!("claim/ready.sql"),
@@ -987,6 +1089,20 @@ mod tests {
             let n = stmt.get_status(rusqlite::StatementStatus::RePrepare);
             assert_eq!(n, 0, "re-prepared {n} times: {sql}");
         }
+    }
+
+    #[test]
+    fn the_bucket_table_is_the_policy_s_list() {
+        let conn = migrated();
+        let mut stmt = conn
+            .prepare("SELECT le_ms FROM metric_buckets ORDER BY le_ms")
+            .unwrap();
+        let table: Vec<i64> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(table, policy::counters::BUCKETS_MS);
     }
 
     #[test]

@@ -34,6 +34,7 @@ fn claimed(id: i64, args: &str) -> core::ClaimedJob {
         trace_context: (id % 2 == 0).then(|| format!("00-{id:032x}-{id:016x}-01")),
         priority: 0,
         run_at: 0,
+        status: 0,
     }
 }
 
@@ -76,6 +77,7 @@ fn unpack_claimed(text: &str) -> Vec<core::ClaimedJob> {
             trace_context: f[10].as_str().map(String::from),
             priority: 0,
             run_at: 0,
+            status: 0,
         });
     }
     assert_eq!(at, joined.len(), "the slices cover the joined args exactly");

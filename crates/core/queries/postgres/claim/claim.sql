@@ -18,10 +18,10 @@ WITH now AS MATERIALIZED (
 -- LOCKED where they are found; then the best of those across them (policy::claim_order). Rows
 -- locked but not picked are released when the statement ends.
 picked AS (
-    SELECT c.id FROM unnest($2::text[]) AS q(name)
+    SELECT c.id, c.status FROM unnest($2::text[]) AS q(name)
     CROSS JOIN unnest($6::text[]) AS t(name)
     CROSS JOIN LATERAL (
-        SELECT id, priority, run_at FROM jobs
+        SELECT id, priority, run_at, status FROM jobs
         WHERE namespace = $1::text AND queue = q.name AND task_name = t.name AND status IN (0, 3)
           AND run_at <= (SELECT ms FROM now)
         ORDER BY priority DESC, run_at, id
@@ -44,4 +44,4 @@ FROM picked, now
 WHERE j.id = picked.id
 RETURNING j.id, j.task_name, j.queue, j.args, j.retry_count, j.lease_token, j.max_retries,
           j.timeout_ms, j.soft_timeout_ms, j.priority, j.run_at, j.started_at, j.deadline_at,
-          j.trace_context;
+          j.trace_context, picked.status;

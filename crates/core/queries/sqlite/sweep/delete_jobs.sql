@@ -6,4 +6,4 @@ WHERE id IN (
     SELECT id FROM jobs WHERE expires_at IS NOT NULL AND expires_at <= :now AND status IN (2, 5)
     LIMIT :limit + 0
 )
-RETURNING id;
+RETURNING id, namespace, queue, status;
