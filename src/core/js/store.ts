@@ -25,7 +25,7 @@ import {
   workerAlive,
 } from '../policy.js'
 import type { ClaimedJob, CounterRow, DeadLetterRow, ErrorRecordRow, JobRow, NewJob, Settle, SettleOutcome, StatsRow, WorkerInfo, WorkerRow } from '../types.js'
-import { BENCH_OFF_ENV, type Change, Counts } from '../policy/counters.js'
+import { type Change, Counts } from '../policy/counters.js'
 import { Query } from './queries.js'
 import { Lenient } from './rows.js'
 import type { Database, Statement } from './sqlite.js'
@@ -731,8 +731,6 @@ export class Store {
   /** Writes a transaction's folded counts: one upsert per key (counters/apply.sql). The engine
    * calls it once per group commit, before the COMMIT. */
   applyCounts(counts: Counts): void {
-    // The bench's "without upkeep" baseline (bench/workloads.mjs sets it; nothing else does).
-    if (process.env[BENCH_OFF_ENV] !== undefined) return
     for (const r of counts.rows()) this.applyCount.run(r)
   }
 

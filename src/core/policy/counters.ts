@@ -12,9 +12,11 @@ export const BUCKETS_MS: readonly number[] = [5, 10, 25, 50, 100, 250, 500, 1000
 /** A timeout is told by its error: the worker and the reaper both write "TaskTimeoutError: ...". */
 export const TIMEOUT_PREFIX = 'TaskTimeoutError:'
 
-/** Set only by the bench (bench/workloads.mjs, the `-bare` rows): the engines then compute the
- * deltas but do not write them, the baseline the counters' cost is measured against. */
+/** Set only by the bench (bench/workloads.mjs, the `-bare` rows, before the process opens a
+ * store): `Counts.add` then adds nothing (read once per process), the baseline the counters' whole
+ * cost (deltas and upserts) is measured against. */
 export const BENCH_OFF_ENV = 'TASKITO_BENCH_NO_COUNTERS'
+let benchOff: boolean | undefined
 
 /** One change of one job. `from` null: inserted; `to` null: deleted. */
 export interface Change {
@@ -87,6 +89,8 @@ export class Counts {
 
   /** Adds the deltas of `c`, a change of a job of namespace `ns`. */
   add(ns: string, c: Change): void {
+    benchOff ??= process.env[BENCH_OFF_ENV] !== undefined
+    if (benchOff) return
     for (const d of deltas(c)) {
       const k = `${ns}\0${d.metric}\0${d.queue}\0${d.task}\0${d.label}`
       const row = this.m.get(k)

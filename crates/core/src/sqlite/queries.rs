@@ -768,8 +768,7 @@ pub fn stale_ready_jobs(
 /// Writes a transaction's folded counts: one upsert per key (counters/apply.sql). The writer calls
 /// it once per group commit, before the COMMIT.
 pub fn apply_counts(conn: &Connection, counts: &Counts) -> Result<()> {
-    // The bench's "without upkeep" baseline (bench/workloads.mjs sets it; nothing else does).
-    if counts.is_empty() || std::env::var_os(policy::counters::BENCH_OFF_ENV).is_some() {
+    if counts.is_empty() {
         return Ok(());
     }
     let mut stmt = conn.prepare_cached(sql!("counters/apply.sql"))?;
