@@ -35,6 +35,10 @@ export declare class NativeCore {
   setProgress(id: string, token: number, progress: number): Promise<boolean>
   stats(): Promise<StatsRow>
   circuitBreakers(): Promise<BreakerRow[]>
+  counters(): Promise<CounterRow[]>
+  /** The drift guard (`Store::recount`): the jobs recounted by (queue, status). */
+  recount(): Promise<CounterRow[]>
+  workers(): Promise<WorkerRow[]>
   deadLetters(limit: number, offset: number): Promise<DeadLetterRow[]>
   replay(deadId: string): Promise<string>
   listJobs(filter: ListFilter): Promise<JobRow[]>
@@ -85,6 +89,17 @@ export interface ClaimRequest {
   limit: number
   /** How long to wait when none is ready (ms); 0 returns at once. */
   waitMs: number
+}
+
+/** One key of the counters table, summed: see `CounterRow` in `src/core/types.ts`. */
+export interface CounterRow {
+  metric: string
+  queue: string
+  taskName: string
+  label: string
+  n: number
+  /** A histogram's sum of observed ms. */
+  total: number
 }
 
 export interface DeadLetterRow {
@@ -261,4 +276,17 @@ export interface WorkerInfo {
   unroutableAfterMs: number
   /** The flow options of its tasks that have any. */
   flow?: Array<TaskFlow>
+}
+
+/** A live worker of the namespace, as `queue.workers()` lists it. */
+export interface WorkerRow {
+  id: string
+  hostname: string
+  pid: number
+  queues: Array<string>
+  concurrency: number
+  /** Attempts it is running now. */
+  running: number
+  startedAt: number
+  lastSeenAt: number
 }

@@ -99,3 +99,16 @@ export function startFixture(t, fixture, args, env = {}) {
     child.once('exit', (code) => reject(new Error(`${fixture} ${args.join(' ')} exited with ${code}`)))
   })
 }
+
+/**
+ * The drift guard: the `jobs` counters (n ≠ 0) equal the jobs recounted row by row by (queue,
+ * status). The engines count in code (policy/counters), so a path that changes a status without
+ * counting fails here.
+ */
+export async function assertNoDrift(t, queue) {
+  const core = await queue.core()
+  const key = (r) => `${r.queue}\0${r.label}\0${r.n}`
+  const counted = (await core.counters()).filter((r) => r.metric === 'jobs' && r.n !== 0).map(key).sort()
+  const recounted = (await core.recount()).map(key).sort()
+  t.deepEqual(counted, recounted, 'the counters (actual) drifted from the jobs (expected)')
+}

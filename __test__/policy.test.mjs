@@ -11,6 +11,7 @@ const queues = await import(new URL('../dist/esm/core/policy/queues.js', import.
 const flow = await import(new URL('../dist/esm/core/policy/flow.js', import.meta.url))
 const schedules = await import(new URL('../dist/esm/core/policy/schedules.js', import.meta.url))
 const workflows = await import(new URL('../dist/esm/core/policy/workflows.js', import.meta.url))
+const counters = await import(new URL('../dist/esm/core/policy/counters.js', import.meta.url))
 const tables = new URL('../crates/core/tests/', import.meta.url)
 const readTable = (url) => JSON.parse(readFileSync(url, 'utf8'))
 /** policy_cases.json and every policy_cases/*.json (one per feature) merged, as cargo test does. */
@@ -142,6 +143,10 @@ const runners = {
     c.error,
   ],
   validate_job_expires: (c) => [errorOf(() => policy.validateJob(0, { ...table.job_defaults, ...c.job })), c.error],
+  counter_deltas: (c) => [
+    counters.deltas({ queue: c.queue, task: c.task, from: c.from, to: c.to, runAt: c.runAt ?? null, startedAt: c.startedAt ?? null, now: c.now, error: c.error ?? null }).map((d) => [d.metric, d.queue, d.task, d.label, d.n, d.total]),
+    c.expect,
+  ],
 }
 
 /** A flow row's state from a case (fields left out take the fresh row's). */

@@ -128,7 +128,9 @@ function runFixture(where, core, runMs) {
     let out = ''
     child.stdout.on('data', (d) => (out += d))
     child.on('error', reject)
-    child.on('exit', (code) => (code === 0 ? resolve(Number(/fired (\d+)/.exec(out)?.[1])) : reject(new Error(`schedule worker exited ${code}: ${out}`))))
+    // 'close', not 'exit': a loaded machine may end the process before its last stdout chunk
+    // ("fired N") has been read.
+    child.on('close', (code) => (code === 0 ? resolve(Number(/fired (\d+)/.exec(out)?.[1])) : reject(new Error(`schedule worker exited ${code}: ${out}`))))
   })
 }
 

@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url'
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const ROOT = path.resolve(HERE, '..')
 const SELF = fileURLToPath(import.meta.url)
-const CHILD_TIMEOUT_MS = 5 * 60_000
+// TASKITO_BENCH_TIMEOUT_MS: longer for a big stats-size (building 10M rows takes minutes).
+const CHILD_TIMEOUT_MS = Number(process.env.TASKITO_BENCH_TIMEOUT_MS ?? 5 * 60_000)
 
 // Counts: [full, --quick].
 const PLAN = [
@@ -24,6 +25,12 @@ const PLAN = [
   { id: 'delay-64', params: { n: [50_000, 5000], inFlight: 64 } },
   { id: 'drain', params: { n: [50_000, 5000], concurrency: 64 } },
   { id: 'drain-paused', params: { n: [50_000, 5000], concurrency: 64, paused: 1 } },
+  // The cost of the metrics upkeep (migration 008's counters): the same drain without them, and
+  // with a dashboard-like stats() every second.
+  { id: 'drain-bare', params: { n: [50_000, 5000], concurrency: 64, upkeep: 0 } },
+  { id: 'drain-poll', params: { n: [50_000, 5000], concurrency: 64, pollMs: 1000 } },
+  // Only with --only: stats() on a database of n jobs (`--set n=10000000`).
+  { id: 'stats-size', optIn: true, params: { n: [1_000_000, 50_000] } },
   { id: 'latency', params: { n: [1000, 200], warmup: 20, concurrency: 8 } },
   { id: 'retry', params: { n: [10_000, 1000], failures: 2, concurrency: 64 } },
   // Workflows: a 10,000-job group (in a chord) and a 1,000-step chain, enqueue and finish times.
@@ -50,6 +57,9 @@ const PLAN = [
   // PostgreSQL (native core only), when TASKITO_PG_URL is set.
   { id: 'pg-drain-1', pg: true, params: { n: [50_000, 5000], procs: 1, concurrency: 64 } },
   { id: 'pg-drain-3', pg: true, params: { n: [50_000, 5000], procs: 3, concurrency: 64 } },
+  { id: 'pg-drain-3-bare', pg: true, params: { n: [50_000, 5000], procs: 3, concurrency: 64, upkeep: 0 } },
+  { id: 'pg-drain-3-poll', pg: true, params: { n: [50_000, 5000], procs: 3, concurrency: 64, pollMs: 1000 } },
+  { id: 'pg-stats-size', pg: true, optIn: true, params: { n: [1_000_000, 50_000] } },
   { id: 'pg-delay-64', pg: true, params: { n: [50_000, 5000], inFlight: 64 } },
   { id: 'pg-workflow-group', pg: true, params: { n: [10_000, 1000], concurrency: 64 } },
   { id: 'pg-workflow-chain', pg: true, params: { n: [1000, 100], concurrency: 64 } },

@@ -5,9 +5,12 @@
 import { execFileSync, fork } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
+import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Queue, chain, group, chord } from 'taskito'
+
+const require = createRequire(import.meta.url)
 
 const WORKER_PROC = fileURLToPath(new URL('./worker-proc.mjs', import.meta.url))
 
@@ -150,8 +153,71 @@ async function delayInFlight(ctx) {
   return [{ key: `delay-${inFlight}`, label: `delay(), ${inFlight} in flight`, unit: 'jobs/s', value: rate(n, ms), cpuUsPerJob: cpuUs / n }]
 }
 
+// ---- metrics upkeep (migration 008) --------------------------------------------------------------
+
+/** The triggers of migration 008 that keep the counters on PostgreSQL (stats(), metrics()). SQLite
+ * counts in code: its baseline sets BENCH_OFF_ENV before any store opens (each workload runs in its
+ * own process, which reads it once), and both SQLite engines then neither compute nor write the
+ * counts. */
+const UPKEEP_TRIGGERS = {
+  pg: ['jobs_counted_insert', 'jobs_counted_delete', 'jobs_counted_update'],
+}
+const BENCH_OFF_ENV = 'TASKITO_BENCH_NO_COUNTERS'
+
+/** SQL on the workload's database, outside taskito: better-sqlite3 on the file, psql on PostgreSQL
+ * (its output, unaligned). */
+function rawSql(ctx, sql) {
+  if (ctx.backend === 'pg') {
+    return execFileSync('psql', ['-XAtq', '-v', 'ON_ERROR_STOP=1', '-c', `SET search_path TO "${ctx.schema}"`, '-c', sql, ctx.url], { encoding: 'utf8' })
+  }
+  const Database = require('better-sqlite3')
+  const db = new Database(ctx.dbPath)
+  try {
+    db.exec(sql)
+  } finally {
+    db.close()
+  }
+  return ''
+}
+
+/** The "without upkeep" baseline on PostgreSQL: the same build and schema less the counters'
+ * triggers (after the set-up). */
+function dropUpkeep(ctx) {
+  rawSql(ctx, UPKEEP_TRIGGERS.pg.map((t) => `DROP TRIGGER ${t} ON jobs;`).join(' '))
+}
+
+/** Completed jobs counted from the rows (stats() reads the counters, which a bare run does not keep). */
+async function expectCompletedRows(ctx, n) {
+  let got
+  if (ctx.backend === 'pg') {
+    got = Number(rawSql(ctx, 'SELECT count(*) FROM jobs WHERE status = 2').trim())
+  } else {
+    const Database = require('better-sqlite3')
+    const db = new Database(ctx.dbPath, { readonly: true })
+    got = db.prepare('SELECT count(*) AS n FROM jobs WHERE status = 2').get().n
+    db.close()
+  }
+  if (got !== n) throw Object.assign(new Error(`expected ${n} complete jobs, the rows say ${got}`), { code: 'BENCH_INCOMPLETE' })
+}
+
+/** A loop that calls stats() every `pollMs` (a dashboard), until stopped; how many calls it made. */
+function statsPoller(queue, pollMs) {
+  if (!pollMs) return () => 0
+  let calls = 0
+  const timer = setInterval(() => {
+    calls++
+    void queue.stats()
+  }, pollMs)
+  return () => {
+    clearInterval(timer)
+    return calls
+  }
+}
+
 async function drain(ctx) {
-  const { n, concurrency, paused = 0 } = ctx.params
+  const { n, concurrency, paused = 0, upkeep = 1, pollMs = 0 } = ctx.params
+  // The SQLite baseline: no counting in this process (its own, for this workload).
+  if (!upkeep) process.env[BENCH_OFF_ENV] = '1'
   const setup = new Queue(queueOptions(ctx))
   setup.task('noop', async () => {})
   await preEnqueue(setup, 'noop', n)
@@ -165,16 +231,20 @@ async function drain(ctx) {
   const done = settleCounter(queue, n)
   const worker = queue.worker({ concurrency })
   const stop = await stopwatch(ctx)
+  const stopPolling = statsPoller(queue, pollMs)
   await worker.start()
   await done
   const { ms, cpuUs } = await stop()
+  stopPolling()
   await worker.close()
-  await expectCompleted(queue, n)
+  if (upkeep) await expectCompleted(queue, n)
+  else await expectCompletedRows(ctx, n)
   await queue.close()
+  const variant = !upkeep ? ', without metrics upkeep' : pollMs ? `, stats() every ${pollMs} ms` : paused ? `, ${paused} other queue paused` : ''
   return [
     {
-      key: paused ? 'drain-paused' : 'drain',
-      label: `drain ${n.toLocaleString('en-US')} no-op jobs, 1 worker, concurrency ${concurrency}${paused ? `, ${paused} other queue paused` : ''}`,
+      key: ctx.workload,
+      label: `drain ${n.toLocaleString('en-US')} no-op jobs, 1 worker, concurrency ${concurrency}${variant}`,
       unit: 'jobs/s',
       value: rate(n, ms),
       cpuUsPerJob: cpuUs / n,
@@ -630,10 +700,12 @@ async function stopWorkerProcs(procs) {
 }
 
 async function drainProcs(ctx) {
-  const { n, procs, concurrency } = ctx.params
+  const { n, procs, concurrency, upkeep = 1, pollMs = 0 } = ctx.params
   const setup = new Queue(queueOptions(ctx))
   setup.task('noop', async () => {})
   await preEnqueue(setup, 'noop', n)
+  if (!upkeep) dropUpkeep(ctx)
+  const stopPolling = statsPoller(setup, pollMs)
 
   const workers = Array.from({ length: procs }, () => spawnWorkerProc(ctx, { concurrency, role: 'drain' }))
   await Promise.all(workers.map((w) => w.ready))
@@ -663,14 +735,17 @@ async function drainProcs(ctx) {
     clearInterval(watch)
   }
   const ms = performance.now() - t0
+  stopPolling()
   const childRssKb = await stopWorkerProcs(workers)
-  await expectCompleted(setup, n)
+  if (upkeep) await expectCompleted(setup, n)
+  else await expectCompletedRows(ctx, n)
   await setup.close()
+  const variant = !upkeep ? ', without metrics upkeep' : pollMs ? `, stats() every ${pollMs} ms` : ''
   return {
     metrics: [
       {
-        key: `drain-${procs}p`,
-        label: `drain ${n.toLocaleString('en-US')} no-op jobs, ${procs} worker process${procs > 1 ? 'es' : ''}, concurrency ${concurrency} each`,
+        key: ctx.workload.replace(/^pg-/, ''),
+        label: `drain ${n.toLocaleString('en-US')} no-op jobs, ${procs} worker process${procs > 1 ? 'es' : ''}, concurrency ${concurrency} each${variant}`,
         unit: 'jobs/s',
         value: rate(n, ms),
       },
@@ -788,6 +863,77 @@ async function workflow(ctx) {
   ]
 }
 
+/** stats() as the database grows: `n` jobs (99% complete, 1% pending) written by one INSERT … SELECT
+ * outside taskito (counted by PostgreSQL's triggers; on SQLite the same SQL counts them), then the median of 200 stats()
+ * calls; beside it, the median of 5 runs of the count that stats() made before migration 008 (by
+ * index, bench/stats-before-*.sql) on the same database. */
+async function statsSize(ctx) {
+  const { n, calls = 200 } = ctx.params
+  const first = new Queue(queueOptions(ctx))
+  await first.stats()
+  await first.close()
+  const t0 = performance.now()
+  if (ctx.backend === 'pg') {
+    rawSql(ctx, `INSERT INTO jobs (namespace, queue, task_name, args, status, priority, run_at, created_at, finished_at,
+        max_retries, backoff_base_ms, backoff_max_ms, backoff_jitter)
+      SELECT 'default', 'default', 'noop', '[]', CASE WHEN i % 100 = 0 THEN 0 ELSE 2 END, 0, 0, 0, 0, 3, 1000, 300000, true
+      FROM generate_series(1, ${n}) AS i; ANALYZE jobs;`)
+  } else {
+    rawSql(ctx, `WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ${n})
+      INSERT INTO jobs (namespace, queue, task_name, args, status, priority, run_at, created_at, finished_at,
+        max_retries, backoff_base_ms, backoff_max_ms, backoff_jitter)
+      SELECT 'default', 'default', 'noop', '[]', CASE WHEN i % 100 = 0 THEN 0 ELSE 2 END, 0, 0, 0, 0, 3, 1000, 300000, 1
+      FROM s;
+      -- Taskito counts in code on SQLite (migration 008): a tool that writes jobs counts them too.
+      INSERT INTO counters (namespace, metric, queue, task_name, label, n, total)
+      SELECT 'default', 'jobs', 'default', '', CAST(status AS TEXT), COUNT(*), 0 FROM jobs WHERE true GROUP BY status
+      ON CONFLICT (namespace, metric, queue, task_name, label) DO UPDATE SET n = n + excluded.n;
+      ANALYZE;`)
+  }
+  const buildS = (performance.now() - t0) / 1000
+  const queue = new Queue(queueOptions(ctx))
+  const s = await queue.stats()
+  if (s.completed + s.pending !== n) throw Object.assign(new Error(`stats() says ${JSON.stringify(s)} for ${n} jobs`), { code: 'BENCH_INCOMPLETE' })
+  const times = []
+  for (let i = 0; i < calls; i++) {
+    const c0 = performance.now()
+    await queue.stats()
+    times.push(performance.now() - c0)
+  }
+  await queue.close()
+  times.sort((a, b) => a - b)
+  const before = []
+  const old = fs.readFileSync(new URL(`./stats-before-${ctx.backend === 'pg' ? 'postgres' : 'sqlite'}.sql`, import.meta.url), 'utf8')
+  for (let i = 0; i < 5; i++) before.push(timeRawQuery(ctx, old))
+  before.sort((a, b) => a - b)
+  const size = n.toLocaleString('en-US')
+  return [
+    { key: 'stats', label: `stats() with ${size} jobs, median of ${calls} (built in ${buildS.toFixed(0)} s)`, unit: 'ms', lowerIsBetter: true, value: percentile(times, 50) },
+    { key: 'stats-before', label: `the count stats() made before migration 008, same ${size} jobs, median of 5`, unit: 'ms', lowerIsBetter: true, value: percentile(before, 50) },
+  ]
+}
+
+/** ms of one run of `sql` (:namespace / $1 = 'default'), outside taskito. */
+function timeRawQuery(ctx, sql) {
+  if (ctx.backend === 'pg') {
+    // psql's own timing of the statement on the server connection (no process start counted).
+    const out = execFileSync('psql', ['-XAt', '-c', `SET search_path TO "${ctx.schema}"`, '-c', '\\timing on', '-c', sql.replace(/\$1::text/g, "'default'"), ctx.url], { encoding: 'utf8' })
+    const m = /Time: ([0-9.]+) ms/.exec(out)
+    if (m === null) throw new Error(`no timing in psql's output: ${out}`)
+    return Number(m[1])
+  }
+  const Database = require('better-sqlite3')
+  const db = new Database(ctx.dbPath, { readonly: true })
+  try {
+    const stmt = db.prepare(sql)
+    const t0 = performance.now()
+    stmt.all({ namespace: 'default' })
+    return performance.now() - t0
+  } finally {
+    db.close()
+  }
+}
+
 export const WORKLOADS = {
   'flow-drain': flowDrain,
   'flow-rate': flowRate,
@@ -800,6 +946,12 @@ export const WORKLOADS = {
   'delay-64': delayInFlight,
   drain,
   'drain-paused': drain,
+  'drain-bare': drain,
+  'drain-poll': drain,
+  'stats-size': statsSize,
+  'pg-stats-size': statsSize,
+  'pg-drain-3-bare': drainProcs,
+  'pg-drain-3-poll': drainProcs,
   latency,
   retry: retryHeavy,
   'loop-lag': loopLag,

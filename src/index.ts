@@ -3,8 +3,9 @@
  * See README.md for a tour and docs/ARCHITECTURE.md for how a job travels.
  */
 export { Queue } from './queue.js'
-export type { QueueOptions, DeadLetter, Stats, QueueInfo, TestResult, ListJobsOptions, CircuitBreakerInfo } from './queue.js'
+export type { QueueOptions, DeadLetter, Stats, QueueInfo, WorkerStatus, TestResult, ListJobsOptions, CircuitBreakerInfo } from './queue.js'
 export type { CircuitChange, CircuitListener } from './breakers.js'
+export type { MetricsRegistry } from './metrics.js'
 export { Task } from './task.js'
 export type { EnqueueEntry, TaskSignatures, TaskRef, ArgsOf, ResultOf } from './task.js'
 export { chain, group, chord, Signature, Chain, Group, Chord } from './workflow.js'

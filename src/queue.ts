@@ -6,7 +6,8 @@ import { validateFileMode } from './core/policy.js'
 import { validateQueueName } from './core/policy/queues.js'
 import { openCore } from './core/select.js'
 import { CircuitWatch, type CircuitListener } from './breakers.js'
-import type { BreakerRow, Core, Dependencies, Enqueued, ListFilter, NewJob, OpenOptions, StatsRow } from './core/types.js'
+import type { BreakerRow, Core, Dependencies, Enqueued, ListFilter, NewJob, OpenOptions, StatsRow, WorkerRow } from './core/types.js'
+import { type MetricFamily, type MetricsRegistry, metricFamilies, registerCollector, renderText } from './metrics.js'
 import { contextFor, runInContext } from './context.js'
 import {
   CircuitBreakerOpenError,
@@ -24,6 +25,7 @@ import {
 import { type Hook, Hooks, type Logger, consoleLogger } from './hooks.js'
 import { Job, type JobInfo, type JobStatus, jobInfo, statusCode } from './job.js'
 import { describeLocation } from './location.js'
+import { captureTraceContext } from './otel.js'
 import {
   type EnqueueOptions,
   type ResolvedTaskOptions,
@@ -99,6 +101,10 @@ export type QueueInfo = { name: string; paused: boolean } & Stats
 /** A task's circuit breaker: `state`, failures counted in its window, when it opened, and when an
  * open one lets probes through (`closesAt`). */
 export type CircuitBreakerInfo = BreakerRow
+
+/** A live worker, as `queue.workers()` lists it: `running` is how many attempts it runs now;
+ * `startedAt` and `lastSeenAt` (its last heartbeat) are ms since the epoch. */
+export type WorkerStatus = WorkerRow
 
 /** One test-mode run: the task ran once, at once, in-process. */
 export interface TestResult {
@@ -394,6 +400,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
         uniqueKey,
         expiresInMs,
         ...(dependencies === null ? {} : { dependencies }),
+        traceContext: captureTraceContext(),
       },
     }
   }
@@ -502,6 +509,42 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     if (refused !== undefined) {
       throw new CircuitBreakerOpenError(`the circuit breaker of task ${refused.name} is open (whenOpen: 'reject'): nothing was enqueued; see queue.circuitBreakers() for when it lets jobs through again`)
     }
+  }
+
+  /**
+   * The Prometheus text exposition of the whole database's figures for this queue's namespace (every
+   * worker of every process): `taskito_jobs{queue,status}`, `taskito_jobs_enqueued_total{task}`,
+   * `taskito_job_attempts_total{task,outcome}`, the `taskito_job_duration_seconds{task}` and
+   * `taskito_job_wait_seconds{task}` histograms, `taskito_workers`. See docs/OBSERVABILITY.md.
+   */
+  async metrics(): Promise<string> {
+    return renderText(await this.#metricFamilies())
+  }
+
+  /**
+   * Registers the same figures into a prom-client registry (default: prom-client's global
+   * `register`, which needs the optional package prom-client), read from the database at each
+   * scrape. Returns `unregister()`.
+   */
+  prometheusCollector(registry?: MetricsRegistry): { unregister(): void } {
+    if (registry !== undefined && (typeof registry !== 'object' || registry === null || typeof registry.registerMetric !== 'function')) {
+      throw invalidArgument('prometheusCollector(registry): registry must be a prom-client Registry (with registerMetric), or left out for the global one')
+    }
+    return registerCollector(() => this.#metricFamilies(), registry)
+  }
+
+  async #metricFamilies(): Promise<MetricFamily[]> {
+    const core = await this.core()
+    const [rows, workers] = await Promise.all([callCore(() => core.counters()), callCore(() => core.workers())])
+    return metricFamilies(rows, workers.length)
+  }
+
+  /** The live workers of this queue's namespace in every process, oldest first: a worker drops out
+   * once it closes, or one lease after its last heartbeat when it died. */
+  async workers(): Promise<WorkerStatus[]> {
+    const core = await this.core()
+    const rows = await callCore(() => core.workers())
+    return rows.map((w) => ({ ...w, queues: [...w.queues] }))
   }
 
   /** Dead letters, newest first. */

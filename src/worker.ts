@@ -23,6 +23,7 @@ import {
 } from './errors.js'
 import type { HookEvent, Hooks, Logger } from './hooks.js'
 import { checkInt, checkName } from './options.js'
+import { type AttemptSpan, startAttemptSpan } from './otel.js'
 import { type Declared, Scheduler } from './schedules.js'
 import { type Serializer, defaultSerializer } from './serializer.js'
 import type { Task } from './task.js'
@@ -85,6 +86,8 @@ interface Attempt {
   timer: NodeJS.Timeout | null
   /** The attempt's run in the thread pool (isolate: 'thread'). */
   thread: ThreadRun | null
+  /** Its OpenTelemetry span, when @opentelemetry/api is installed. */
+  span: AttemptSpan | null
 }
 
 interface PendingSettle {
@@ -299,7 +302,7 @@ export class Worker {
         await callCore(() => (this.#core as Core).setProgress(job.id, job.token, progress))
       },
     }
-    const attempt: Attempt = { job, task, args: [], state, decided: false, decidedAt: 0, timer: null, thread: null }
+    const attempt: Attempt = { job, task, args: [], state, decided: false, decidedAt: 0, timer: null, thread: null, span: startAttemptSpan(job) }
     this.#active.set(job.id, attempt)
     if (task === undefined) {
       const err = new TaskitoError(
@@ -334,7 +337,8 @@ export class Worker {
     const context = contextFor(state)
     let out: unknown
     try {
-      out = runInContext(context, () => task.handler(...attempt.args))
+      const run = () => runInContext(context, () => task.handler(...attempt.args))
+      out = attempt.span === null ? run() : attempt.span.run(run)
     } catch (err) {
       this.#failed(attempt, err)
       return
@@ -463,6 +467,10 @@ export class Worker {
   #decide(attempt: Attempt, settle: Omit<Settle, 'id' | 'token'>, error: Error | undefined): void {
     attempt.decided = true
     attempt.decidedAt = Date.now()
+    if (attempt.span !== null) {
+      const outcome = settle.kind === 'complete' ? 'complete' : settle.kind === 'cancel' ? 'cancelled' : error instanceof TaskTimeoutError ? 'timeout' : 'failed'
+      attempt.span.end(outcome, error)
+    }
     if (attempt.timer !== null) clearTimeout(attempt.timer)
     this.#active.delete(attempt.job.id)
     this.#settles.push({ settle: { id: attempt.job.id, token: attempt.job.token, ...settle }, attempt, error })

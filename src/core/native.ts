@@ -33,6 +33,8 @@ import type {
   StatsRow,
   ThroughputRow,
   TaskFlow,
+  CounterRow,
+  WorkerRow,
   WorkerInfo,
 } from './types.js'
 
@@ -51,6 +53,8 @@ true satisfies Same<Binding.OpenOptions, OpenOptions> &
   Same<Binding.DeadLetterRow, DeadLetterRow> &
   Same<Binding.StatsRow, StatsRow> &
   Same<Binding.QueueRow, QueueRow> &
+  Same<Binding.CounterRow, CounterRow> &
+  Same<Binding.WorkerRow, WorkerRow> &
   Same<Binding.ListFilter, ListFilter> &
   Same<Binding.ThroughputRow, ThroughputRow> &
   Same<Binding.WorkerInfo, WorkerInfo> &
@@ -94,6 +98,9 @@ export async function openNative(options: OpenOptions): Promise<Core> {
     setProgress: (id, token, progress) => h.setProgress(id, token, progress),
     stats: () => h.stats(),
     circuitBreakers: () => h.circuitBreakers() as Promise<BreakerRow[]>,
+    counters: () => h.counters(),
+    recount: () => h.recount(),
+    workers: () => h.workers(),
     deadLetters: (limit, offset) => h.deadLetters(limit, offset),
     replay: (deadId) => h.replay(deadId),
     listJobs: (filter) => h.listJobs(filter),
@@ -155,7 +162,8 @@ function packJobs(jobs: NewJob[]): string {
       j.backoffMaxMs,
       j.backoffJitter,
       j.uniqueKey,
-      j.expiresInMs,
+      // crates/node packing.rs: [expiresInMs, traceContext], null for a job with neither.
+      j.expiresInMs == null && j.traceContext == null ? null : [j.expiresInMs, j.traceContext ?? null],
       j.dependencies == null ? null : [j.dependencies.on, j.dependencies.takes],
     ]),
   )
@@ -179,14 +187,14 @@ function unpackEnqueued(text: string): Enqueued[] {
 }
 
 /** The binding's packed claim reply (`pack_claimed` in crates/node/src/packing.rs): every job's args
- * joined into the first value, then ten values per job; each job's args are the next `argsLength`
+ * joined into the first value, then eleven values per job; each job's args are the next `argsLength`
  * UTF-16 units of the joined string. */
 function unpackClaimed(text: string): ClaimedJob[] {
   const a = JSON.parse(text) as unknown[]
   const args = a[0] as string
   const jobs: ClaimedJob[] = []
   let at = 0
-  for (let i = 1; i < a.length; i += 10) {
+  for (let i = 1; i < a.length; i += 11) {
     const len = a[i + 9] as number
     jobs.push({
       id: String(a[i]),
@@ -199,6 +207,7 @@ function unpackClaimed(text: string): ClaimedJob[] {
       taskName: a[i + 7] as string,
       queue: a[i + 8] as string,
       args: args.slice(at, at + len),
+      traceContext: a[i + 10] as string | null,
     })
     at += len
   }

@@ -99,6 +99,9 @@ export interface NewJob {
   expiresInMs: number | null
   /** dependsOn: the job starts once all of these are complete (crates/core `NewJob::depends_on`). */
   dependencies?: Dependencies | null
+  /** The enqueue's OpenTelemetry trace context (a W3C traceparent), stored with the job; absent
+   * when @opentelemetry/api is not installed or no span was active. */
+  traceContext?: string | null
 }
 
 /** A job's dependencies: `on` holds job ids (strings) and indexes of earlier jobs of the same
@@ -192,6 +195,8 @@ export interface ClaimedJob {
   softTimeoutMs: number | null
   /** When the claim was made (core clock). */
   startedAt: number
+  /** The trace context stored at enqueue, or null. */
+  traceContext: string | null
 }
 
 export type SettleKind = 'complete' | 'fail' | 'cancel' | 'rateLimited'
@@ -300,6 +305,36 @@ export interface QueueCount {
   count: number
 }
 
+/**
+ * One key of the `counters` table (migration 008_observability), summed over its rows. `metric`:
+ * 'jobs' (jobs now in `queue` with status code `label`), 'enqueued' (jobs ever enqueued of
+ * `taskName`), 'attempts' (attempts of `taskName` by outcome `label`), 'duration' and 'wait'
+ * (histograms of `taskName`: `label` is the bucket's upper bound in ms or '+Inf', `total` the sum
+ * of the observed ms), and 'bucket' (one row per histogram bucket of the schema, `label` its upper
+ * bound in ms, so every bucket is listed, empty ones too).
+ */
+export interface CounterRow {
+  metric: string
+  queue: string
+  taskName: string
+  label: string
+  n: number
+  total: number
+}
+
+/** A live worker of the namespace (its row in the `workers` table, seen within its lease). */
+export interface WorkerRow {
+  id: string
+  hostname: string
+  pid: number
+  queues: string[]
+  concurrency: number
+  /** Attempts it is running now (its running jobs, whatever its process). */
+  running: number
+  startedAt: number
+  lastSeenAt: number
+}
+
 /** 'cancelled': was pending/failed, now cancelled; 'requested': running, cancel_requested set;
  * 'final': already complete/dead/cancelled, unchanged. Unknown id rejects with JOB_NOT_FOUND. */
 export type CancelOutcome = 'cancelled' | 'requested' | 'final'
@@ -386,9 +421,17 @@ export interface Core {
   cancel(id: string): Promise<CancelOutcome>
   /** false when the token is stale. */
   setProgress(id: string, token: number, progress: number): Promise<boolean>
+  /** Counts by status, from the counters kept with every change of a job: a few rows at any size. */
   stats(): Promise<StatsRow>
   /** The tasks with a circuit breaker, by name, as their flow rows say now. */
   circuitBreakers(): Promise<BreakerRow[]>
+  /** Every key of the namespace's counters, as all processes on the database made them. */
+  counters(): Promise<CounterRow[]>
+  /** The drift guard: the jobs recounted row by row by (queue, status), as `jobs` counter rows
+   * (a full scan, for tests and checks): equal to the `jobs` counters with n ≠ 0. */
+  recount(): Promise<CounterRow[]>
+  /** The namespace's live workers (policy workerAlive on the core's clock), oldest first. */
+  workers(): Promise<WorkerRow[]>
   deadLetters(limit: number, offset: number): Promise<DeadLetterRow[]>
   /** New job from a dead letter's settings; a second replay of the same dead letter returns the
    * job the first one created. Unknown id rejects with JOB_NOT_FOUND. */

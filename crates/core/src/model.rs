@@ -92,6 +92,8 @@ pub struct NewJob {
     pub depends_on: Vec<DependencyRef>,
     /// Which of its dependencies' results the job takes as its first argument.
     pub takes: Takes,
+    /// The enqueue's OpenTelemetry trace context (a W3C traceparent), handed back with each claim.
+    pub trace_context: Option<String>,
 }
 
 /// A dependency of a new job: a job that exists, or an earlier job of the same enqueue batch (a
@@ -146,6 +148,7 @@ impl NewJob {
             expires_in_ms: None,
             depends_on: Vec::new(),
             takes: Takes::Nothing,
+            trace_context: None,
         }
     }
 }
@@ -304,9 +307,13 @@ pub struct ClaimedJob {
     pub timeout_ms: Option<i64>,
     pub soft_timeout_ms: Option<i64>,
     pub started_at: i64,
+    /// The trace context stored at enqueue (OpenTelemetry), if any.
+    pub trace_context: Option<String>,
     /// Internal ordering keys (not part of the TypeScript shape).
     pub priority: i64,
     pub run_at: i64,
+    /// Its status before the claim (pending or failed), for the counters.
+    pub status: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -499,6 +506,32 @@ pub struct QueueCount {
     pub queue: String,
     pub status: i64,
     pub count: i64,
+}
+
+/// One key of the `counters` table (migration 008), summed over its rows: `metric` and `label`
+/// as that migration describes them; `total` is a histogram's sum of observed ms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CounterRow {
+    pub metric: String,
+    pub queue: String,
+    pub task_name: String,
+    pub label: String,
+    pub n: i64,
+    pub total: i64,
+}
+
+/// A live worker (`policy::worker_alive`) of the namespace as its row in the `workers` table
+/// says, with how many attempts it is running now (its running jobs, whatever its process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerRow {
+    pub id: String,
+    pub hostname: String,
+    pub pid: i64,
+    pub queues: Vec<String>,
+    pub concurrency: i64,
+    pub running: i64,
+    pub started_at: i64,
+    pub last_seen_at: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

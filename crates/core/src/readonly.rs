@@ -64,6 +64,15 @@ impl Store for ReadOnlyStore {
     async fn circuit_breakers(&self) -> Result<Vec<BreakerRow>> {
         self.inner.circuit_breakers().await
     }
+    async fn counters(&self) -> Result<Vec<CounterRow>> {
+        self.inner.counters().await
+    }
+    async fn recount(&self) -> Result<Vec<CounterRow>> {
+        self.inner.recount().await
+    }
+    async fn workers(&self) -> Result<Vec<WorkerRow>> {
+        self.inner.workers().await
+    }
     async fn dead_letters(&self, limit: i64, offset: i64) -> Result<Vec<DeadLetterRow>> {
         self.inner.dead_letters(limit, offset).await
     }

@@ -35,6 +35,8 @@ pub struct Waiting {
     pub retry_count: i64,
     /// When it became ready.
     pub run_at: i64,
+    /// Its status (pending or failed), for the counters.
+    pub status: i64,
 }
 
 /// What the live workers of one namespace say.
@@ -117,4 +119,28 @@ impl Live {
 /// Names as a JSON array (the workers table's queues and tasks, SQLite's `json_each` arguments).
 pub(crate) fn json_strings(items: &[String]) -> String {
     crate::json::array_of_strings(items)
+}
+
+/// A worker row as `workers/live.sql` reads it: once per queue it takes jobs from, with its lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerQueue {
+    /// The worker, with this row's one queue in `queues`.
+    pub worker: crate::model::WorkerRow,
+    pub lease_ms: i64,
+}
+
+/// The live workers (`policy::worker_alive` at `now`) of `rows`, whose rows of one worker come
+/// together, each with all its queues in order.
+pub fn live_workers(now: i64, rows: Vec<WorkerQueue>) -> Vec<crate::model::WorkerRow> {
+    let mut out: Vec<crate::model::WorkerRow> = Vec::new();
+    for WorkerQueue { worker, lease_ms } in rows {
+        if !policy::worker_alive(now, worker.last_seen_at, lease_ms) {
+            continue;
+        }
+        match out.last_mut() {
+            Some(last) if last.id == worker.id => last.queues.extend(worker.queues),
+            _ => out.push(worker),
+        }
+    }
+    out
 }

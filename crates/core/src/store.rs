@@ -55,10 +55,22 @@ pub trait Store: Send + Sync {
     async fn cancel(&self, id: i64) -> Result<CancelOutcome>;
     /// false when the token is stale; a value that is not finite is refused.
     async fn set_progress(&self, id: i64, token: i64, progress: f64) -> Result<bool>;
+    /// Job counts by status, read from the counters kept with every change (migration 008): a few rows
+    /// whatever the number of jobs.
     async fn stats(&self) -> Result<StatsRow>;
     /// The tasks of this namespace with a circuit breaker (declared by a worker's claims), by
     /// name, as `policy::flow::breaker_view` shows them now.
     async fn circuit_breakers(&self) -> Result<Vec<BreakerRow>>;
+    /// Every key of the counters table of this namespace (job counts by queue and status, and the
+    /// figures `queue.metrics()` exposes), as all processes on the database made them.
+    async fn counters(&self) -> Result<Vec<CounterRow>>;
+    /// The drift guard: the namespace's jobs counted row by row, by (queue, status), as `jobs`
+    /// counter rows (label the status). A full scan, for tests and checks: it must equal the
+    /// `jobs` rows of [`Store::counters`] with n ≠ 0, or a path changed a status without counting.
+    async fn recount(&self) -> Result<Vec<CounterRow>>;
+    /// The namespace's live workers (`policy::worker_alive` on the store's clock), oldest first,
+    /// each with its running attempts counted from the running jobs it holds.
+    async fn workers(&self) -> Result<Vec<WorkerRow>>;
     /// Newest first; `limit` and `offset` as `policy::validate_page` allows.
     async fn dead_letters(&self, limit: i64, offset: i64) -> Result<Vec<DeadLetterRow>>;
     /// New job from a dead letter; a second replay returns the first one's job. Unknown id →

@@ -107,6 +107,7 @@ fn job_of(defaults: &Map<String, Value>, over: &Value) -> NewJob {
         expires_in_ms: opt_int(&j, "expiresInMs"),
         depends_on: Vec::new(),
         takes: Takes::Nothing,
+        trace_context: None,
     }
 }
 
@@ -868,5 +869,29 @@ fn workflow_rules_match_the_table() {
             &job,
         ));
         assert_eq!(got, expected_error(c), "{c}");
+    }
+}
+
+#[test]
+fn counter_deltas() {
+    use taskito_core::policy::counters::{deltas, Change};
+    let all = cases();
+    for case in section(&all, "counter_deltas") {
+        let (queue, task) = (text(case, "queue"), text(case, "task"));
+        let error = case["error"].as_str();
+        let got: Vec<Value> = deltas(&Change {
+            queue: &queue,
+            task: &task,
+            from: opt_int(case, "from"),
+            to: opt_int(case, "to"),
+            run_at: opt_int(case, "runAt"),
+            started_at: opt_int(case, "startedAt"),
+            now: int(case, "now"),
+            error,
+        })
+        .into_iter()
+        .map(|d| serde_json::json!([d.metric, d.queue, d.task, d.label, d.n, d.total]))
+        .collect();
+        assert_eq!(Value::Array(got), case["expect"], "case {case}");
     }
 }

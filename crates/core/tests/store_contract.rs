@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 
 use taskito_core::policy;
 use taskito_core::{
-    open, BreakerOptions, BreakerState, ClaimRequest, ClaimedJob, FireTick, JobRow, JobToken,
-    ListFilter, NewJob, NewSchedule, OpenOptions, QueueRow, RateLimit, Settle, SettleKind,
-    SettleStatus, StatsRow, StatusCode, Store, TaskFlow, WorkerInfo,
+    open, BreakerOptions, BreakerState, ClaimRequest, ClaimedJob, CounterRow, FireTick, JobRow,
+    JobToken, ListFilter, NewJob, NewSchedule, OpenOptions, QueueRow, RateLimit, Settle,
+    SettleKind, SettleStatus, StatsRow, StatusCode, Store, TaskFlow, WorkerInfo,
 };
 use taskito_core::{DependencyRef, Takes};
 use tempfile::TempDir;
@@ -33,6 +33,7 @@ where
 {
     let store = open(opts).await.expect("open the store");
     case(store.clone()).await;
+    assert_no_drift(&store).await;
     store.close().await.expect("close");
 }
 
@@ -170,6 +171,9 @@ contract!(
     a_dead_dependency_cancels_its_dependents_transitively,
     an_unknown_dependency_writes_nothing,
     two_dependencies_completing_at_once_release_the_dependent_once,
+    counters_follow_enqueues_attempts_and_their_times,
+    workers_lists_the_live_ones_with_their_running_jobs,
+    the_trace_context_travels_from_enqueue_to_each_claim,
 );
 
 // ---- helpers --------------------------------------------------------------------------------
@@ -731,6 +735,162 @@ async fn stats_count_every_status(s: Arc<dyn Store>) {
         cancelled: 2,
     };
     assert_eq!(s.stats().await.unwrap(), want);
+}
+
+/// The counter of a key, 0 when absent.
+fn counter(rows: &[CounterRow], metric: &str, queue: &str, task: &str, label: &str) -> i64 {
+    rows.iter()
+        .filter(|r| {
+            r.metric == metric && r.queue == queue && r.task_name == task && r.label == label
+        })
+        .map(|r| r.n)
+        .sum()
+}
+
+/// Every row of a metric for a task: (count, sum of ms) over its buckets.
+fn histogram(rows: &[CounterRow], metric: &str, task: &str) -> (i64, i64) {
+    rows.iter()
+        .filter(|r| r.metric == metric && r.task_name == task)
+        .fold((0, 0), |(n, t), r| (n + r.n, t + r.total))
+}
+
+async fn counters_follow_enqueues_attempts_and_their_times(s: Arc<dyn Store>) {
+    let mut jobs: Vec<NewJob> = (0..6).map(|_| job("t")).collect();
+    jobs[2].backoff_base_ms = 60_000;
+    jobs[3].max_retries = 0;
+    jobs[4].max_retries = 0;
+    jobs.push(NewJob {
+        queue: "other".into(),
+        ..job("u")
+    });
+    s.enqueue(jobs).await.unwrap();
+    let got = s.claim(req("w", 6, 0)).await.unwrap();
+    assert_eq!(got.len(), 6);
+    let c = s.counters().await.unwrap();
+    assert_eq!(counter(&c, "enqueued", "", "t", ""), 6);
+    assert_eq!(counter(&c, "enqueued", "", "u", ""), 1);
+    assert_eq!(counter(&c, "jobs", "default", "", "1"), 6);
+    assert_eq!(counter(&c, "jobs", "other", "", "0"), 1);
+    // Every claim observed its wait, in a bucket the bucket table names.
+    assert_eq!(histogram(&c, "wait", "t").0, 6);
+    let mut cancel = settle(&got[5], SettleKind::Cancel);
+    cancel.error = Some("TaskCancelledError: stop".into());
+    let batch = vec![
+        complete(&got[0], "1"),
+        complete(&got[1], "2"),
+        fail(&got[2], "Error: retry"),
+        fail(&got[3], "Error: dead"),
+        fail(
+            &got[4],
+            "TaskTimeoutError: attempt exceeded its timeout of 5 ms",
+        ),
+        cancel,
+    ];
+    s.settle(batch).await.unwrap();
+    let c = s.counters().await.unwrap();
+    let attempts = |o: &str| counter(&c, "attempts", "", "t", o);
+    assert_eq!(
+        [
+            attempts("complete"),
+            attempts("failed"),
+            attempts("timeout"),
+            attempts("cancelled"),
+            attempts("retried"),
+            attempts("dead")
+        ],
+        [2, 2, 1, 1, 1, 2]
+    );
+    let (n, total) = histogram(&c, "duration", "t");
+    assert_eq!(n, 6, "one duration per attempt");
+    assert!(total >= 0);
+    // The counts by (queue, status) sum to stats(); the release of a claim is not an attempt.
+    let st = s.stats().await.unwrap();
+    assert_eq!(
+        (st.running, st.completed, st.failed, st.dead, st.cancelled),
+        (0, 2, 1, 2, 1)
+    );
+    assert_eq!(counter(&c, "jobs", "default", "", "2"), 2);
+    assert_eq!(counter(&c, "jobs", "default", "", "1"), 0);
+    let dead = s.dead_letters(10, 0).await.unwrap();
+    s.replay(dead[0].id).await.unwrap();
+    let again = s.claim(req("w", 2, 0)).await.unwrap();
+    s.release(
+        again
+            .iter()
+            .map(|j| JobToken {
+                id: j.id,
+                token: j.token,
+            })
+            .collect(),
+    )
+    .await
+    .unwrap();
+    let c = s.counters().await.unwrap();
+    assert_eq!(counter(&c, "enqueued", "", "t", ""), 7, "a replay enqueues");
+    assert_eq!(
+        counter(&c, "attempts", "", "t", "complete") + counter(&c, "attempts", "", "t", "failed"),
+        4
+    );
+    assert_eq!(s.stats().await.unwrap().pending, 2);
+}
+
+async fn the_trace_context_travels_from_enqueue_to_each_claim(s: Arc<dyn Store>) {
+    let traced = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let mut a = job("t");
+    a.trace_context = Some(traced.into());
+    a.backoff_base_ms = 1;
+    a.backoff_jitter = false;
+    s.enqueue(vec![a, job("t")]).await.unwrap();
+    let got = s.claim(req("w", 2, 0)).await.unwrap();
+    let mut traces: Vec<Option<&str>> = got.iter().map(|j| j.trace_context.as_deref()).collect();
+    traces.sort();
+    assert_eq!(traces, [None, Some(traced)]);
+    // A retry's claim carries it again.
+    let first = got.iter().find(|j| j.trace_context.is_some()).unwrap();
+    s.settle(vec![fail(first, "Error: again")]).await.unwrap();
+    let again = claim_one(&s, "w", 5_000).await;
+    assert_eq!(again.trace_context.as_deref(), Some(traced));
+}
+
+async fn workers_lists_the_live_ones_with_their_running_jobs(s: Arc<dyn Store>) {
+    let mut w = worker("w1", 60_000);
+    w.queues = vec!["default".into(), "other".into()];
+    w.concurrency = 4;
+    w.hostname = "host-a".into();
+    s.register_worker(&w).unwrap();
+    s.enqueue(vec![job("t"), job("t"), job("t")]).await.unwrap();
+    // The first beat writes the row at once, off this thread.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.workers().await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the worker's row never appeared");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let got = s.claim(req("w1", 2, 0)).await.unwrap();
+    assert_eq!(got.len(), 2);
+    let ws = s.workers().await.unwrap();
+    assert_eq!(ws.len(), 1);
+    let one = &ws[0];
+    assert_eq!(
+        (
+            one.id.as_str(),
+            one.hostname.as_str(),
+            one.concurrency,
+            one.running
+        ),
+        ("w1", "host-a", 4, 2)
+    );
+    assert_eq!(one.queues, ["default", "other"]);
+    assert_eq!(one.pid, i64::from(std::process::id()));
+    assert!(one.started_at <= one.last_seen_at);
+    s.unregister_worker("w1");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.workers().await.unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the closed worker is still listed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 async fn list_jobs_filters_and_pages_newest_first(s: Arc<dyn Store>) {

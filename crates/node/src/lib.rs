@@ -19,9 +19,9 @@ use taskito_core as core;
 
 use crate::packing::parse_id;
 use crate::types::{
-    non_negative, BreakerRow, ClaimRequest, DeadLetterRow, ErrorRecordRow, JobRow, JobToken,
-    ListFilter, NewSchedule, OpenOptions, QueueRow, ScheduleRow, StatsRow, ThroughputRow,
-    WorkerInfo,
+    non_negative, BreakerRow, ClaimRequest, CounterRow, DeadLetterRow, ErrorRecordRow, JobRow,
+    JobToken, ListFilter, NewSchedule, OpenOptions, QueueRow, ScheduleRow, StatsRow, ThroughputRow,
+    WorkerInfo, WorkerRow,
 };
 
 /// A core error code as the napi error status, so the JS error's `code` is the CoreErrorCode.
@@ -197,6 +197,25 @@ impl NativeCore {
     pub async fn circuit_breakers(&self) -> Result<Coded<Vec<BreakerRow>>> {
         let r = self.store.circuit_breakers().await;
         coded(r, |v| v.into_iter().map(BreakerRow::from).collect())
+    }
+
+    #[napi(ts_return_type = "Promise<CounterRow[]>")]
+    pub async fn counters(&self) -> Result<Coded<Vec<CounterRow>>> {
+        let r = self.store.counters().await;
+        coded(r, |v| v.into_iter().map(CounterRow::from).collect())
+    }
+
+    /// The drift guard (`Store::recount`): the jobs recounted by (queue, status).
+    #[napi(ts_return_type = "Promise<CounterRow[]>")]
+    pub async fn recount(&self) -> Result<Coded<Vec<CounterRow>>> {
+        let r = self.store.recount().await;
+        coded(r, |v| v.into_iter().map(CounterRow::from).collect())
+    }
+
+    #[napi(ts_return_type = "Promise<WorkerRow[]>")]
+    pub async fn workers(&self) -> Result<Coded<Vec<WorkerRow>>> {
+        let r = self.store.workers().await;
+        coded(r, |v| v.into_iter().map(WorkerRow::from).collect())
     }
 
     #[napi(ts_return_type = "Promise<DeadLetterRow[]>")]

@@ -43,7 +43,9 @@ type PackedJob = (
     i64,            // backoffMaxMs
     bool,           // backoffJitter
     Option<String>, // uniqueKey
-    Option<i64>,    // expiresInMs
+    // expiresInMs and traceContext; null for a job with neither (most: one null to read). A
+    // pair rather than two elements: serde reads tuples of at most 16.
+    Option<(Option<i64>, Option<String>)>,
     // dependsOn and takes; null for a job with no dependencies.
     Option<(Vec<PackedDependency>, i64)>,
 );
@@ -63,6 +65,7 @@ pub(crate) fn unpack_jobs(text: &str) -> core::Result<Vec<core::NewJob>> {
     jobs.into_iter()
         .map(|j| {
             let (deps, takes) = j.15.unwrap_or_default();
+            let (expires_in_ms, trace_context) = j.14.unwrap_or_default();
             let depends_on = deps
                 .into_iter()
                 .map(|d| match d {
@@ -85,9 +88,10 @@ pub(crate) fn unpack_jobs(text: &str) -> core::Result<Vec<core::NewJob>> {
                 backoff_max_ms: j.11,
                 backoff_jitter: j.12,
                 unique_key: j.13,
-                expires_in_ms: j.14,
+                expires_in_ms,
                 depends_on,
                 takes: core::Takes::from_i64(takes),
+                trace_context,
             })
         })
         .collect()
@@ -151,7 +155,7 @@ pub(crate) fn pack_enqueued(out: &[core::Enqueued]) -> String {
 
 /// Claimed jobs as one flat JSON array: first every job's args joined into one string, then per
 /// job `id, token, attempt, maxRetries, timeoutMs, softTimeoutMs, startedAt, taskName, queue,
-/// argsLength` (the length in UTF-16 units, as JavaScript slices). V8's JSON.parse interns short
+/// argsLength, traceContext` (the length in UTF-16 units, as JavaScript slices). V8's JSON.parse interns short
 /// string values (a string-table lookup each, and entries that outlive the young generation), and
 /// ids and small args are short and all different; numbers and slices of one long string are not
 /// interned. Ids travel as numbers while a double holds them exactly, as strings beyond.
@@ -171,7 +175,11 @@ pub(crate) fn pack_claimed(jobs: &[core::ClaimedJob]) -> String {
         push_json_str(&mut out, &j.task_name);
         out.push(',');
         push_json_str(&mut out, &j.queue);
-        let _ = write!(out, ",{}", utf16_len(&j.args));
+        let _ = write!(out, ",{},", utf16_len(&j.args));
+        match &j.trace_context {
+            Some(t) => push_json_str(&mut out, t),
+            None => out.push_str("null"),
+        }
     }
     out.push(']');
     out

@@ -359,6 +359,31 @@ impl From<core::ThroughputRow> for ThroughputRow {
     }
 }
 
+/// One key of the counters table, summed: see `CounterRow` in `src/core/types.ts`.
+#[napi(object)]
+pub struct CounterRow {
+    pub metric: String,
+    pub queue: String,
+    pub task_name: String,
+    pub label: String,
+    pub n: i64,
+    /// A histogram's sum of observed ms.
+    pub total: i64,
+}
+
+impl From<core::CounterRow> for CounterRow {
+    fn from(c: core::CounterRow) -> Self {
+        CounterRow {
+            metric: c.metric,
+            queue: c.queue,
+            task_name: c.task_name,
+            label: c.label,
+            n: c.n,
+            total: c.total,
+        }
+    }
+}
+
 /// A queue as `queues()` lists it: its jobs counted by status as `stats()` counts them.
 #[napi(object)]
 pub struct QueueRow {
@@ -374,6 +399,35 @@ impl From<core::QueueRow> for QueueRow {
             name: q.name,
             paused: q.paused,
             counts: q.counts.into(),
+        }
+    }
+}
+
+/// A live worker of the namespace, as `queue.workers()` lists it.
+#[napi(object)]
+pub struct WorkerRow {
+    pub id: String,
+    pub hostname: String,
+    pub pid: i64,
+    pub queues: Vec<String>,
+    pub concurrency: i64,
+    /// Attempts it is running now.
+    pub running: i64,
+    pub started_at: i64,
+    pub last_seen_at: i64,
+}
+
+impl From<core::WorkerRow> for WorkerRow {
+    fn from(w: core::WorkerRow) -> Self {
+        WorkerRow {
+            id: w.id,
+            hostname: w.hostname,
+            pid: w.pid,
+            queues: w.queues,
+            concurrency: w.concurrency,
+            running: w.running,
+            started_at: w.started_at,
+            last_seen_at: w.last_seen_at,
         }
     }
 }

@@ -20,6 +20,7 @@
 import { checkFileOwner, claimFile, releaseFile } from '../owners.js'
 import { EXPIRE_BATCH } from '../policy/schedules.js'
 import { type Blackout, DEFAULT_LEASE_MS, REAP_GRACE_MS, ROUTE_BATCH, ROUTE_INTERVAL_MS, SWEEP_MIN_BATCH, blackoutAfter, heartbeatIntervalMs, reapCutoffAfter, sweepNext } from '../policy.js'
+import { Counts } from '../policy/counters.js'
 import type { ClaimedJob, ClaimRequest, JobRow, TaskFlow, WorkerInfo } from '../types.js'
 import { closedError, fromSqlite } from './errors.js'
 import { openDatabase, type Database } from './sqlite.js'
@@ -240,6 +241,8 @@ export class Engine {
       let result: unknown
       try {
         result = op.work(now, fx)
+        // The counters, in the same transaction as the changes they count: one upsert per key.
+        this.store.applyCounts(fx.counts)
         s.commit.run()
       } catch (err) {
         this.abandon()
@@ -250,11 +253,15 @@ export class Engine {
       this.apply(fx)
       return
     }
+    const counts = new Counts()
     for (let i = 0; i < ops.length; i++) {
+      // Each operation counts apart: a failed one's counts roll back with its savepoint.
+      fx.counts = new Counts()
       try {
         s.savepoint.run()
         results[i] = ops[i]!.work(now, fx)
         s.releaseSavepoint.run()
+        counts.merge(fx.counts)
       } catch (err) {
         failed[i] = true
         errors[i] = fromSqlite(err, this.path)
@@ -267,6 +274,7 @@ export class Engine {
       }
     }
     try {
+      this.store.applyCounts(counts)
       s.commit.run()
     } catch (err) {
       this.abandon()
@@ -720,7 +728,7 @@ export class Engine {
     }
     if (nextIn === null || nextIn > 0) return after(0)
     const limit = this.sweepLimit
-    this.submit((at) => this.store.sweep(at, limit)).then(after, () => after(0))
+    this.submit((at, fx) => this.store.sweep(at, limit, fx)).then(after, () => after(0))
   }
 
   // ---- closing ----------------------------------------------------------------------------------

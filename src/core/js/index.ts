@@ -30,6 +30,8 @@ import type {
   SettleOutcome,
   StatsRow,
   ThroughputRow,
+  CounterRow,
+  WorkerRow,
   WorkerInfo,
 } from '../types.js'
 import { validateFire, validateSchedule } from '../policy/schedules.js'
@@ -192,6 +194,18 @@ export class JsCore implements Core {
 
   circuitBreakers(): Promise<BreakerRow[]> {
     return this.call(() => this.engine.read(() => this.engine.store.flow.breakers(this.ns, Date.now())))
+  }
+
+  counters(): Promise<CounterRow[]> {
+    return this.call(() => this.engine.read(() => this.engine.store.counters(this.ns)))
+  }
+
+  recount(): Promise<CounterRow[]> {
+    return this.call(() => this.engine.read(() => this.engine.store.recount(this.ns)))
+  }
+
+  workers(): Promise<WorkerRow[]> {
+    return this.call(() => this.engine.read(() => this.engine.store.workers(this.ns, Date.now())))
   }
 
   deadLetters(limit: number, offset: number): Promise<DeadLetterRow[]> {

@@ -25,12 +25,13 @@ import {
   workerAlive,
 } from '../policy.js'
 import { claimable, queueRows } from '../policy/queues.js'
-import { STATS_FIELDS, type ClaimedJob, type DeadLetterRow, type ErrorRecordRow, type JobRow, type NewJob, type QueueRow, type Settle, type SettleOutcome, type StatsRow, type FireTick, type NewSchedule, type ScheduleRow, type TaskFlow, type ThroughputRow, type WorkerInfo } from '../types.js'
+import { STATS_FIELDS, type CounterRow, type WorkerRow, type ClaimedJob, type DeadLetterRow, type ErrorRecordRow, type JobRow, type NewJob, type QueueRow, type Settle, type SettleOutcome, type StatsRow, type FireTick, type NewSchedule, type ScheduleRow, type TaskFlow, type ThroughputRow, type WorkerInfo } from '../types.js'
 import { EXPIRED_ERROR, startBy } from '../policy/schedules.js'
 import { FlowStore } from './flow.js'
 import { BLOCKED, cancelledMessage, releasedRunAt, shownStatus, start, stepArgs, type Takes } from '../policy/workflows.js'
 import { StatusCode } from '../types.js'
 import { jobNotFound } from './errors.js'
+import { type Change, Counts } from '../policy/counters.js'
 import { Query } from './queries.js'
 import { Lenient } from './rows.js'
 import type { Database, Statement } from './sqlite.js'
@@ -49,13 +50,21 @@ export interface Effects {
   cancelRequests: Map<string, string[]>
   /** Earliest lease end handed out by a claim here (Infinity if none): the reaper's next look. */
   leaseEnd: number
+  /** The counters' deltas of this operation's changes (policy/counters.ts): the engine writes the
+   * transaction's, folded, before its COMMIT. Every status change adds to it. */
+  counts: Counts
 }
 
 export function newEffects(): Effects {
-  return { claimable: new Set(), claimableNs: new Set(), finished: new Set(), cancelRequests: new Map(), leaseEnd: Infinity }
+  return { claimable: new Set(), claimableNs: new Set(), finished: new Set(), cancelRequests: new Map(), leaseEnd: Infinity, counts: new Counts() }
 }
 
 export const key = (a: string, b: string): string => `${a}\0${b}`
+
+/** The counters' change of an attempt (running) that ended with status `to`. */
+function attemptEnd(j: RawEnded, to: number, error: string | null, now: number): Change {
+  return { queue: j.queue, task: j.task_name, from: 1, to, startedAt: j.started_at ?? null, now, error }
+}
 
 interface RawJob {
   id: number
@@ -123,6 +132,15 @@ interface RawClaimed {
   soft_timeout_ms: number | null
   priority: number
   run_at: number
+  trace_context: string | null
+  status: number
+}
+
+/** A job a statement moved, as its RETURNING clause tells: what the counters need of it. */
+interface RawEnded {
+  queue: string
+  task_name: string
+  started_at?: number | null
 }
 
 /** settle/fail_read.sql: what the failure path needs of a running attempt. */
@@ -133,7 +151,9 @@ interface RawFailRead {
   backoff_max_ms: number
   backoff_jitter: number
   cancel_requested: number
+  queue: string
   task_name: string
+  started_at: number | null
 }
 
 /** reaper/expired.sql: a running attempt whose lease ran out. */
@@ -178,7 +198,7 @@ interface LiveNamespace {
  * its ready jobs past the grace. */
 export interface RoutePlan {
   gone: [string, string][]
-  stale: { group: Group; graceMs: number; jobs: { id: number; retry_count: number }[] }[]
+  stale: { group: Group; graceMs: number; jobs: { id: number; retry_count: number; status: number }[] }[]
 }
 
 /** replay/read_dead_letter.sql. */
@@ -248,6 +268,8 @@ export class Store {
   private readonly nextLeaseEnd: Query
   private readonly nextExpiry: Query
   private readonly deleteJobs: Query
+  private readonly applyCount: Query
+  private readonly recountQ: Query
   private readonly deleteErrors: Query
   private readonly getJobQ: Query
   private readonly jobErrorsQ: Query
@@ -256,6 +278,8 @@ export class Store {
   private readonly pauseQ: Query
   private readonly resumeQ: Query
   private readonly queueCountsQ: Query
+  private readonly countersQ: Query
+  private readonly liveWorkersQ: Query
   private readonly deadLettersQ: Query
   private readonly purgeDead: Query
   private readonly throughputQ: Query
@@ -279,6 +303,7 @@ export class Store {
   private readonly releasedQ: Query
   private readonly resultsQ: Query
   private readonly releaseBlocked: Query
+  private readonly jobKeyQ: Query
   private readonly deleteWait: Query
   private readonly blockedDependents: Query
   private readonly cancelBlocked: Query
@@ -326,7 +351,9 @@ export class Store {
     this.expiredLeases = q('reaper/expired.sql')
     this.nextLeaseEnd = q('reaper/next_lease.sql', { pluck: true })
     this.nextExpiry = q('sweep/next_expiry.sql', { pluck: true })
-    this.deleteJobs = q('sweep/delete_jobs.sql', { pluck: true })
+    this.deleteJobs = q('sweep/delete_jobs.sql')
+    this.applyCount = q('counters/apply.sql')
+    this.recountQ = q('counters/recount.sql')
     this.deleteErrors = q('sweep/delete_errors.sql')
     this.getJobQ = q('read/get_job.sql')
     this.jobErrorsQ = q('read/job_errors.sql')
@@ -335,6 +362,8 @@ export class Store {
     this.pauseQ = q('queues/pause.sql')
     this.resumeQ = q('queues/resume.sql')
     this.queueCountsQ = q('queues/counts.sql')
+    this.countersQ = q('read/counters.sql', { raw: true })
+    this.liveWorkersQ = q('workers/live.sql', { raw: true })
     this.deadLettersQ = q('read/dead_letters.sql')
     this.list = q('read/list_jobs.sql')
     this.listSettled = q('read/list_jobs_settled.sql')
@@ -356,6 +385,7 @@ export class Store {
     this.releasedQ = q('workflows/released.sql')
     this.resultsQ = q('workflows/results.sql', { pluck: true })
     this.releaseBlocked = q('workflows/release.sql')
+    this.jobKeyQ = q('counters/job_key.sql')
     this.deleteWait = q('workflows/delete_wait.sql')
     this.blockedDependents = q('workflows/blocked_dependents.sql', { pluck: true })
     this.cancelBlocked = q('workflows/cancel_blocked.sql', { pluck: true })
@@ -372,6 +402,7 @@ export class Store {
       if (live !== undefined) return { id: String(live), created: false }
     }
     const id = this.insertJob(ns, job, runAt(now, job.delayMs, job.runAt), now)
+    fx.counts.add(ns, { queue: job.queue, task: job.taskName, from: null, to: 0, now })
     fx.claimable.add(key(ns, job.queue))
     if (job.dependencies != null && job.dependencies.on.length > 0) this.depend(ns, Number(id), job, batch, now, fx)
     return { id, created: true }
@@ -391,6 +422,7 @@ export class Store {
       deps.push([dep, status])
     }
     this.blockJob.run({ id })
+    this.countMove(id, StatusCode.pending, BLOCKED, now, fx)
     const takes = job.dependencies!.takes
     const s = start(deps.map(([, st]) => st))
     if (s.kind === 'ready') this.releaseOne(id, null, takes, now, fx, ns)
@@ -401,12 +433,21 @@ export class Store {
     }
   }
 
+  /** Counts (policy counters) job `id` moving from status `from` to `to` by a statement that only
+   * knew its id: the workflow, rate-limit and expiry paths, all rare, pay one lookup by key
+   * (ops::count_move of the native core). */
+  private countMove(id: number, from: number, to: number, now: number, fx: Effects): void {
+    const k = this.jobKeyQ.get({ id }) as { namespace: string; queue: string; task_name: string } | undefined
+    if (k !== undefined) fx.counts.add(k.namespace, { queue: k.queue, task: k.task_name, from, to, now })
+  }
+
   /** A blocked job whose last dependency completed: pending at releasedRunAt, with the results it takes in its args. */
   private releaseOne(id: number, delayMs: number | null, takes: Takes, now: number, fx: Effects, ns: string): void {
     const r = this.releasedQ.get({ id }) as { run_at: number; args: string } | undefined
     if (r === undefined) return
     const args = takes === 0 ? r.args : (stepArgs(takes, r.args, this.resultsQ.all({ id }) as (string | null)[]) ?? r.args)
     this.releaseBlocked.run({ id, run_at: releasedRunAt(now, delayMs, r.run_at), args })
+    this.countMove(id, BLOCKED, StatusCode.pending, now, fx)
     this.deleteWait.run({ id })
     fx.claimableNs.add(ns)
   }
@@ -421,6 +462,7 @@ export class Store {
   private cancelOne(ns: string, id: number, error: string, now: number, fx: Effects): boolean {
     const attempt = this.cancelBlocked.get({ id, error, now }) as number | undefined
     if (attempt === undefined) return false
+    this.countMove(id, BLOCKED, StatusCode.cancelled, now, fx)
     this.insertError.run({ job_id: id, attempt, error, traceback: null, now })
     this.deleteWait.run({ id })
     fx.finished.add(key(ns, String(id)))
@@ -458,6 +500,7 @@ export class Store {
       backoff_jitter: job.backoffJitter ? 1 : 0,
       unique_key: job.uniqueKey,
       start_by: startBy(now, job.expiresInMs),
+      trace_context: job.traceContext ?? null,
     })
     return String(r.lastInsertRowid)
   }
@@ -509,7 +552,7 @@ export class Store {
     return jobs
   }
 
-  private takeAll(_ns: string, workerId: string, rows: RawClaimed[], leaseMs: number, now: number, fx: Effects): ClaimedJob[] {
+  private takeAll(ns: string, workerId: string, rows: RawClaimed[], leaseMs: number, now: number, fx: Effects): ClaimedJob[] {
     return rows.map((r) => {
       const token = r.lease_token + 1
       const deadline = deadlineAt(now, r.timeout_ms)
@@ -518,6 +561,7 @@ export class Store {
       const taken = this.take.run({ id: r.id, token, worker_id: workerId, now, deadline_at: deadline, lease_until: until })
       if (taken.changes !== 1) throw coreError('QUEUE_ERROR', `job ${r.id} changed between the claim's read and its update`)
       if (until < fx.leaseEnd) fx.leaseEnd = until
+      fx.counts.add(ns, { queue: r.queue, task: r.task_name, from: r.status, to: 1, runAt: r.run_at, startedAt: now, now })
       return {
         id: String(r.id),
         taskName: r.task_name,
@@ -529,6 +573,7 @@ export class Store {
         timeoutMs: r.timeout_ms,
         softTimeoutMs: r.soft_timeout_ms,
         startedAt: now,
+        traceContext: r.trace_context,
       }
     })
   }
@@ -553,11 +598,13 @@ export class Store {
           soft_timeout_ms: l.optInt('soft_timeout_ms'),
           priority: l.int('priority'),
           run_at: l.int('run_at'),
+          trace_context: l.optText('trace_context'),
+          status: r.status,
         }
         if (l.problems.length === 0) {
           rows.push(job)
         } else {
-          this.bury(ns, r.id, job.retry_count, unreadableJob(r.id, l.problems), now, fx)
+          this.bury(ns, r.id, r.status, job.retry_count, unreadableJob(r.id, l.problems), now, fx)
           buried++
         }
       }
@@ -575,9 +622,10 @@ export class Store {
   /** Ends a job that cannot be read: dead, with its error record and dead letter, in the claim's
    * transaction. It never reaches a worker: a handler cannot take arguments nobody can read, and a
    * retry would find the same row. */
-  private bury(ns: string, id: number, attempt: number, error: string, now: number, fx: Effects): void {
+  private bury(ns: string, id: number, status: number, attempt: number, error: string, now: number, fx: Effects): void {
     this.insertError.run({ job_id: id, attempt, error, traceback: null, now })
-    this.dead.run({ id, error, now })
+    const j = this.dead.get({ id, error, now }) as RawEnded
+    fx.counts.add(ns, { queue: j.queue, task: j.task_name, from: status, to: 4, now })
     this.insertDeadLetter.run({ id, error, now })
     fx.finished.add(key(ns, String(id)))
     this.cascade(ns, id, StatusCode.dead, now, fx)
@@ -589,11 +637,14 @@ export class Store {
     if (id === null) return stale
     if (s.kind === 'complete') {
       const params = { result: s.result ?? null, now, id, namespace: ns, token: s.token }
-      if (this.complete.run(params).changes === 0) {
+      let j = this.complete.get(params) as RawEnded | undefined
+      if (j === undefined) {
         // Stale, or a job with dependents (workflows/complete.sql), released in this transaction.
-        if (this.completeWaited.run(params).changes === 0) return stale
+        j = this.completeWaited.get(params) as RawEnded | undefined
+        if (j === undefined) return stale
         this.releaseDependents(ns, id, now, fx)
       }
+      fx.counts.add(ns, attemptEnd(j, 2, null, now))
       if (s.breaker === true) this.flow.succeeded(ns, id, now)
       fx.finished.add(key(ns, s.id))
       return { id: s.id, status: 'complete', runAt: null }
@@ -601,12 +652,15 @@ export class Store {
     if (s.kind === 'rateLimited') {
       const at = this.flow.rateLimited(ns, id, s.token, s.retryAfter ?? 0, now)
       if (at === null) return stale
+      this.countMove(id, StatusCode.running, StatusCode.pending, now, fx)
       fx.claimableNs.add(ns)
       return { id: s.id, status: 'pending', runAt: at }
     }
     if (s.kind === 'cancel') {
-      const r = this.cancelSettle.run({ now, error: s.error ?? CANCELLED, id, namespace: ns, token: s.token })
-      if (r.changes === 0) return stale
+      const error = s.error ?? CANCELLED
+      const j = this.cancelSettle.get({ now, error, id, namespace: ns, token: s.token }) as RawEnded | undefined
+      if (j === undefined) return stale
+      fx.counts.add(ns, attemptEnd(j, 5, error, now))
       fx.finished.add(key(ns, s.id))
       this.cascade(ns, id, StatusCode.cancelled, now, fx)
       return { id: s.id, status: 'cancelled', runAt: null }
@@ -629,7 +683,9 @@ export class Store {
       backoff_max_ms: l.int('backoff_max_ms'),
       backoff_jitter: l.int('backoff_jitter'),
       cancel_requested: l.int('cancel_requested'),
+      queue: l.text('queue'),
       task_name: l.text('task_name'),
+      started_at: l.optInt('started_at'),
     }
     this.insertError.run({ job_id: id, attempt: row.retry_count, error, traceback, now })
     if (row.cancel_requested === 0) this.flow.failed(ns, row.task_name, now)
@@ -642,6 +698,7 @@ export class Store {
     })
     if (decision.kind === 'cancel') {
       this.cancelAfterFailure.run({ id, error, now })
+      fx.counts.add(ns, attemptEnd(row, 5, error, now))
       fx.finished.add(key(ns, sid))
       this.cascade(ns, id, StatusCode.cancelled, now, fx)
       return { id: sid, status: 'cancelled', runAt: null }
@@ -650,11 +707,13 @@ export class Store {
       const backoff = { baseMs: row.backoff_base_ms, maxMs: row.backoff_max_ms, jitter: row.backoff_jitter !== 0 }
       const at = now + retryDelayMs(decision.retry, backoff, Math.random())
       this.retry.run({ id, run_at: at, error })
+      fx.counts.add(ns, attemptEnd(row, 3, error, now))
       fx.claimableNs.add(ns)
       return { id: sid, status: 'failed', runAt: at }
     }
-    this.dead.run({ id, error, now })
+    this.dead.get({ id, error, now })
     this.insertDeadLetter.run({ id, error, now })
+    fx.counts.add(ns, attemptEnd(row, 4, error, now))
     fx.finished.add(key(ns, sid))
     this.cascade(ns, id, StatusCode.dead, now, fx)
     return { id: sid, status: 'dead', runAt: null }
@@ -663,14 +722,18 @@ export class Store {
   release(ns: string, id: string, token: number, fx: Effects): void {
     const n = parseId(id)
     if (n === null) return
-    if (this.releaseJob.run({ id: n, namespace: ns, token }).changes > 0) fx.claimableNs.add(ns)
+    const j = this.releaseJob.get({ id: n, namespace: ns, token }) as RawEnded | undefined
+    if (j === undefined) return
+    fx.counts.add(ns, { queue: j.queue, task: j.task_name, from: 1, to: 0, now: Date.now() })
+    fx.claimableNs.add(ns)
   }
 
   cancel(ns: string, id: number, now: number, fx: Effects): 'cancelled' | 'requested' | 'final' | null {
     const status = this.cancelReadStatus.get({ id, namespace: ns }) as number | undefined
     if (status === undefined) return null
     if (status === 0 || status === 3) {
-      this.cancelWaiting.run({ now, id, namespace: ns, error: CANCELLED_BEFORE_RUN })
+      const j = this.cancelWaiting.get({ now, id, namespace: ns, error: CANCELLED_BEFORE_RUN }) as RawEnded | undefined
+      if (j !== undefined) fx.counts.add(ns, { queue: j.queue, task: j.task_name, from: status, to: 5, now })
       fx.finished.add(key(ns, String(id)))
       this.cascade(ns, id, StatusCode.cancelled, now, fx)
       return 'cancelled'
@@ -738,6 +801,7 @@ export class Store {
       now,
       now,
     )
+    fx.counts.add(ns, { queue: d.queue, task: d.task_name, from: null, to: 0, now })
     this.markReplayed.run({ id: deadId, job_id: Number(id) })
     fx.claimable.add(key(ns, d.queue))
     return id
@@ -801,7 +865,7 @@ export class Store {
       const routing = (readySince: number): boolean =>
         unroutable({ now, readySince, taskLive: n.tasks.has(group.task_name), workersSince: n.since, graceMs: n.graceMs })
       if (!routing(-Infinity)) continue
-      const found = this.staleJobs.all({ ...group, cutoff: now - n.graceMs, limit: left }) as { id: number; retry_count: number; run_at: number }[]
+      const found = this.staleJobs.all({ ...group, cutoff: now - n.graceMs, limit: left }) as { id: number; retry_count: number; run_at: number; status: number }[]
       const jobs = found.filter((j) => routing(j.run_at))
       if (jobs.length === 0) continue
       left -= jobs.length
@@ -820,8 +884,9 @@ export class Store {
       const error = unroutableMessage(group.task_name, group.queue, graceMs)
       for (const j of jobs) {
         this.insertError.run({ job_id: j.id, attempt: j.retry_count, error, traceback: null, now })
-        this.dead.run({ id: j.id, error, now })
+        this.dead.get({ id: j.id, error, now })
         this.insertDeadLetter.run({ id: j.id, error, now })
+        fx.counts.add(group.namespace, { queue: group.queue, task: group.task_name, from: j.status, to: 4, now })
         fx.finished.add(key(group.namespace, String(j.id)))
         this.cascade(group.namespace, j.id, StatusCode.dead, now, fx)
         dead++
@@ -860,14 +925,34 @@ export class Store {
 
   /** Deletes up to `limit` finished jobs past their result TTL and their error records; how many
    * jobs. */
-  sweep(now: number, limit: number): number {
-    const ids = this.deleteJobs.all({ now, limit }) as number[]
-    if (ids.length > 0) {
-      const list = JSON.stringify(ids)
+  sweep(now: number, limit: number, fx: Effects): number {
+    const rows = this.deleteJobs.all({ now, limit }) as { id: number; namespace: string; queue: string; status: number }[]
+    if (rows.length > 0) {
+      const list = JSON.stringify(rows.map((r) => r.id))
       this.deleteErrors.run({ ids: list })
       this.deleteDependencies.run({ ids: list })
     }
-    return ids.length
+    for (const r of rows) fx.counts.add(r.namespace, { queue: r.queue, task: '', from: r.status, to: null, now })
+    return rows.length
+  }
+
+  /** Writes a transaction's folded counts: one upsert per key (counters/apply.sql). The engine
+   * calls it once per group commit, before the COMMIT. */
+  applyCounts(counts: Counts): void {
+    for (const r of counts.rows()) this.applyCount.run(r)
+  }
+
+  /** The drift guard: the namespace's jobs counted row by row, by (queue, status), as `jobs`
+   * counter rows: they must equal the `jobs` counters with n ≠ 0. */
+  recount(ns: string): CounterRow[] {
+    return (this.recountQ.all({ namespace: ns }) as { queue: string; status: string; n: number }[]).map((r) => ({
+      metric: 'jobs',
+      queue: r.queue,
+      taskName: '',
+      label: r.status,
+      n: r.n,
+      total: 0,
+    }))
   }
 
   /** Ends up to `limit` pending jobs whose start-by time has come cancelled, expired, each with its
@@ -876,6 +961,7 @@ export class Store {
     const ended = this.expireDue.all({ error: EXPIRED_ERROR, now, limit }) as { id: number; retry_count: number; namespace: string }[]
     for (const e of ended) {
       this.insertError.run({ job_id: e.id, attempt: e.retry_count, error: EXPIRED_ERROR, traceback: null, now })
+      this.countMove(e.id, StatusCode.pending, StatusCode.cancelled, now, fx)
       fx.finished.add(key(e.namespace, String(e.id)))
       // An expired dependency cancels its dependents, as a cancelled one does.
       this.cascade(e.namespace, e.id, StatusCode.cancelled, now, fx)
@@ -999,6 +1085,31 @@ export class Store {
       return { queue: l.text('queue'), status: l.int('status'), count: r.count }
     })
     return queueRows(counts, this.pausedQueues(ns))
+  }
+
+  counters(ns: string): CounterRow[] {
+    return (this.countersQ.all({ namespace: ns }) as [string, string, string, string, number, number][]).map(([metric, queue, taskName, label, n, total]) => ({
+      metric,
+      queue,
+      taskName,
+      label,
+      n,
+      total,
+    }))
+  }
+
+  /** The live workers (policy workerAlive at `now`), each with all its queues: workers/live.sql
+   * reads one row per (worker, queue), a worker's rows together. */
+  workers(ns: string, now: number): WorkerRow[] {
+    const out: WorkerRow[] = []
+    type Raw = [string, string, number, string, number, number, number, number, number]
+    for (const [id, hostname, pid, queue, concurrency, leaseMs, startedAt, lastSeenAt, running] of this.liveWorkersQ.all({ namespace: ns }) as Raw[]) {
+      if (!workerAlive(now, lastSeenAt, leaseMs)) continue
+      const last = out[out.length - 1]
+      if (last !== undefined && last.id === id) last.queues.push(queue)
+      else out.push({ id, hostname, pid, queues: [queue], concurrency, running, startedAt, lastSeenAt })
+    }
+    return out
   }
 
   deadLetters(ns: string, limit: number, offset: number): DeadLetterRow[] {

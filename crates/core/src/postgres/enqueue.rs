@@ -197,6 +197,7 @@ pub(super) struct Columns<'a> {
     jitter: Vec<bool>,
     keys: Vec<Option<&'a str>>,
     expires: Vec<Option<i64>>,
+    traces: Vec<Option<&'a str>>,
 }
 
 impl<'a> Columns<'a> {
@@ -217,6 +218,7 @@ impl<'a> Columns<'a> {
             jitter: jobs.iter().map(|j| j.backoff_jitter).collect(),
             keys: jobs.iter().map(|j| j.unique_key.as_deref()).collect(),
             expires: jobs.iter().map(|j| j.expires_in_ms).collect(),
+            traces: jobs.iter().map(|j| j.trace_context.as_deref()).collect(),
         }
     }
 
@@ -225,7 +227,7 @@ impl<'a> Columns<'a> {
         &'p self,
         ns: &'p String,
         ids: &'p Vec<i64>,
-    ) -> [&'p (dyn ToSql + Sync); 17] {
+    ) -> [&'p (dyn ToSql + Sync); 18] {
         [
             ns,
             ids,
@@ -244,6 +246,7 @@ impl<'a> Columns<'a> {
             &self.jitter,
             &self.keys,
             &self.expires,
+            &self.traces,
         ]
     }
 }

@@ -42,6 +42,7 @@
 mod cancel;
 mod claim;
 mod conn;
+mod counters;
 mod enqueue;
 mod flow;
 mod heartbeat;
@@ -192,6 +193,7 @@ async fn open_mode(
         tasks.push(inner.rt.spawn(reaper::run(inner.clone())));
         tasks.push(inner.rt.spawn(sweep::run(inner.clone())));
         tasks.push(inner.rt.spawn(workers::run(inner.clone())));
+        tasks.push(inner.rt.spawn(counters::run(inner.clone())));
     }
     inner.tasks.lock().expect("tasks lock").extend(tasks);
     if !read_only {

@@ -75,6 +75,60 @@ impl Inner {
         Ok(s)
     }
 
+    pub(super) async fn recount(&self) -> Result<Vec<CounterRow>> {
+        self.check_open()?;
+        self.query_rows(sql::COUNTERS_RECOUNT, &[&self.ns], |r| CounterRow {
+            metric: "jobs".to_string(),
+            queue: r.get(0),
+            task_name: String::new(),
+            label: r.get(1),
+            n: r.get(2),
+            total: 0,
+        })
+        .await
+    }
+
+    pub(super) async fn counters(&self) -> Result<Vec<CounterRow>> {
+        self.check_open()?;
+        self.query_rows(sql::READ_COUNTERS, &[&self.ns], |r| CounterRow {
+            metric: r.get(0),
+            queue: r.get(1),
+            task_name: r.get(2),
+            label: r.get(3),
+            n: r.get(4),
+            total: r.get(5),
+        })
+        .await
+    }
+
+    pub(super) async fn workers(&self) -> Result<Vec<WorkerRow>> {
+        self.check_open()?;
+        let rows = self
+            .query_rows(sql::WORKERS_LIVE, &[&self.ns], |r| {
+                let now: i64 = r.get(9);
+                let row = crate::routing::WorkerQueue {
+                    worker: WorkerRow {
+                        id: r.get(0),
+                        hostname: r.get(1),
+                        pid: r.get(2),
+                        queues: vec![r.get(3)],
+                        concurrency: r.get(4),
+                        started_at: r.get(6),
+                        last_seen_at: r.get(7),
+                        running: r.get(8),
+                    },
+                    lease_ms: r.get(5),
+                };
+                (now, row)
+            })
+            .await?;
+        let now = rows.first().map_or(0, |r| r.0);
+        Ok(crate::routing::live_workers(
+            now,
+            rows.into_iter().map(|r| r.1).collect(),
+        ))
+    }
+
     pub(super) async fn dead_letters(&self, limit: i64, offset: i64) -> Result<Vec<DeadLetterRow>> {
         self.check_open()?;
         policy::validate_page(limit, offset)?;

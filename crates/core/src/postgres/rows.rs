@@ -135,6 +135,8 @@ pub(super) fn claimed_job(r: &Row) -> Result<ClaimedJob, Unreadable> {
         priority: l.int(9),
         run_at: l.int(10),
         started_at: l.int(11),
+        trace_context: l.opt_text(13),
+        status: l.int(14),
     };
     if l.problems.is_empty() {
         return Ok(job);

@@ -77,6 +77,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
             "/queries/postgres/migrations/007_dependencies.sql"
         )),
     ),
+    (
+        8,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/008_observability.sql"
+        )),
+    ),
 ];
 
 q!(META_LOCK, "meta/lock.sql");
@@ -130,6 +137,7 @@ q!(READ_GET_JOB, "read/get_job.sql");
 q!(READ_JOB_ERRORS, "read/job_errors.sql");
 q!(READ_LIST_JOBS, "read/list_jobs.sql");
 q!(READ_STATS, "read/stats.sql");
+q!(READ_COUNTERS, "read/counters.sql");
 q!(READ_DEAD_LETTERS, "read/dead_letters.sql");
 q!(READ_THROUGHPUT, "read/throughput.sql");
 q!(DEAD_LETTERS_PURGE, "dead_letters/purge.sql");
@@ -150,6 +158,7 @@ q!(REAPER_NEXT_LEASE, "reaper/next_lease.sql");
 q!(WORKERS_BEAT, "workers/beat.sql");
 q!(WORKERS_DELETE, "workers/delete.sql");
 q!(WORKERS_LIST, "workers/list.sql");
+q!(WORKERS_LIVE, "workers/live.sql");
 q!(ROUTING_NOW, "routing/now.sql");
 q!(ROUTING_NEXT_GROUP, "routing/next_group.sql");
 q!(ROUTING_STALE_JOBS, "routing/stale_jobs.sql");
@@ -182,3 +191,6 @@ q!(
 );
 q!(WORKFLOWS_CANCEL_BLOCKED, "workflows/cancel_blocked.sql");
 q!(WORKFLOWS_COMPLETE_ONE, "workflows/complete_one.sql");
+q!(COUNTERS_LOCK, "counters/lock.sql");
+q!(COUNTERS_COMPACT, "counters/compact.sql");
+q!(COUNTERS_RECOUNT, "counters/recount.sql");

@@ -52,6 +52,15 @@ impl Store for PgStore {
     async fn stats(&self) -> Result<StatsRow> {
         self.inner.stats().await
     }
+    async fn counters(&self) -> Result<Vec<CounterRow>> {
+        self.inner.counters().await
+    }
+    async fn recount(&self) -> Result<Vec<CounterRow>> {
+        self.inner.recount().await
+    }
+    async fn workers(&self) -> Result<Vec<WorkerRow>> {
+        self.inner.workers().await
+    }
 
     async fn circuit_breakers(&self) -> Result<Vec<BreakerRow>> {
         self.inner.circuit_breakers().await

@@ -542,8 +542,9 @@ fn sweep(
     let next_in = queries::next_expiry(conn).ok().flatten().map(|t| t - now);
     let deleted = if matches!(next_in, Some(t) if t <= 0) {
         let since = sight.trying();
-        match write_blocking(tx, move |c, _| {
-            Ok((queries::sweep_expired(c, now_ms(), limit)?, now_ms()))
+        match write_blocking(tx, move |c, fx| {
+            let n = queries::sweep_expired(c, now_ms(), limit, &mut fx.counts)?;
+            Ok((n, now_ms()))
         }) {
             Ok((n, at)) => {
                 sight.had(at, sight.after(since, at));

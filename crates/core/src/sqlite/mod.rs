@@ -408,6 +408,28 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn counters(&self) -> Result<Vec<CounterRow>> {
+        self.check_open()?;
+        let ns = self.ns.clone();
+        self.engine.read(move |c| queries::counters(c, &ns)).await
+    }
+
+    async fn recount(&self) -> Result<Vec<CounterRow>> {
+        self.check_open()?;
+        let ns = self.ns.clone();
+        self.engine.read(move |c| queries::recount(c, &ns)).await
+    }
+
+    async fn workers(&self) -> Result<Vec<WorkerRow>> {
+        self.check_open()?;
+        let ns = self.ns.clone();
+        let rows = self
+            .engine
+            .read(move |c| queries::live_workers(c, &ns))
+            .await?;
+        Ok(crate::routing::live_workers(crate::now_ms(), rows))
+    }
+
     async fn dead_letters(&self, limit: i64, offset: i64) -> Result<Vec<DeadLetterRow>> {
         self.check_open()?;
         policy::validate_page(limit, offset)?;

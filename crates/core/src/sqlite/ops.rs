@@ -11,6 +11,7 @@ use crate::backoff;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::now_ms;
+use crate::policy::counters::Change;
 use crate::policy::flow::{self, FlowState};
 use crate::policy::workflows::{self, Start};
 use crate::policy::{self, Failure, FailureDecision};
@@ -34,6 +35,8 @@ pub(crate) fn enqueue(
         }
         let run_at = policy::run_at(now, job.delay_ms, job.run_at);
         let id = inserter.insert(ns, job, run_at, now)?;
+        fx.counts
+            .add(ns, &Change::inserted(&job.queue, &job.task_name, now));
         if !job.depends_on.is_empty() {
             depend(conn, fx, ns, id, job, &out, now)?;
         }
@@ -72,6 +75,14 @@ fn depend(
     }
     let statuses: Vec<i64> = deps.iter().map(|&(_, s)| s).collect();
     queries::block(conn, id)?;
+    count_move(
+        conn,
+        fx,
+        id,
+        StatusCode::Pending as i64,
+        StatusCode::Blocked as i64,
+        now,
+    )?;
     match workflows::start(&statuses) {
         Start::Ready => release_one(conn, fx, id, None, job.takes, now)?,
         Start::Blocked { left } => {
@@ -97,6 +108,25 @@ fn depend(
     Ok(())
 }
 
+/// Counts (policy::counters) job `id` moving from status `from` to `to` by a statement that only
+/// knew its id: the workflow, rate-limit and expiry paths, all rare, pay one lookup by key.
+fn count_move(
+    conn: &Connection,
+    fx: &mut Effects,
+    id: i64,
+    from: i64,
+    to: i64,
+    now: i64,
+) -> Result<()> {
+    if let Some((ns, queue, task)) = queries::job_key(conn, id)? {
+        fx.counts.add(
+            &ns,
+            &Change::moved(&queue, &task, Some(from), Some(to), now),
+        );
+    }
+    Ok(())
+}
+
 /// A blocked job whose last dependency completed: pending at `policy::workflows::released_run_at`,
 /// with the results it takes written into its arguments (`policy::workflows::step_args`).
 fn release_one(
@@ -118,6 +148,14 @@ fn release_one(
     };
     let run_at = workflows::released_run_at(now, delay_ms, run_at);
     queries::release_blocked(conn, id, run_at, &args)?;
+    count_move(
+        conn,
+        fx,
+        id,
+        StatusCode::Blocked as i64,
+        StatusCode::Pending as i64,
+        now,
+    )?;
     queries::delete_wait(conn, id)?;
     fx.ready = true;
     Ok(())
@@ -139,6 +177,14 @@ fn cancel_one(conn: &Connection, fx: &mut Effects, id: i64, error: &str, now: i6
     let Some(attempt) = queries::cancel_blocked(conn, id, error, now)? else {
         return Ok(false);
     };
+    count_move(
+        conn,
+        fx,
+        id,
+        StatusCode::Blocked as i64,
+        StatusCode::Cancelled as i64,
+        now,
+    )?;
     queries::insert_error(conn, id, attempt, error, None, now)?;
     queries::delete_wait(conn, id)?;
     fx.finished.push(id);
@@ -267,6 +313,10 @@ pub(crate) fn claim(
                 job.id
             )));
         };
+        let mut c = Change::moved(&job.queue, &job.task_name, Some(job.status), Some(1), now);
+        c.run_at = Some(job.run_at);
+        c.started_at = Some(now);
+        fx.counts.add(ns, &c);
         // The reaper may need to wake earlier for the earliest lease handed out here.
         fx.lease_hint = Some(fx.lease_hint.map_or(lease_until, |t| t.min(lease_until)));
     }
@@ -390,7 +440,7 @@ fn readable_ready_jobs(
             match found {
                 Ok(job) => jobs.push(job),
                 Err(bad) => {
-                    bury(conn, fx, &bad, p.now)?;
+                    bury(conn, fx, p.ns, &bad, p.now)?;
                     buried += 1;
                 }
             }
@@ -405,9 +455,20 @@ fn readable_ready_jobs(
 /// Ends a job that cannot be read: dead, with its error record and dead letter, in the claim's
 /// transaction. It never reaches a worker: a handler cannot take arguments nobody can read, and
 /// a retry would find the same row.
-fn bury(conn: &Connection, fx: &mut Effects, bad: &queries::Unreadable, now: i64) -> Result<()> {
+fn bury(
+    conn: &Connection,
+    fx: &mut Effects,
+    ns: &str,
+    bad: &queries::Unreadable,
+    now: i64,
+) -> Result<()> {
     queries::insert_error(conn, bad.id, bad.attempt, &bad.error, None, now)?;
-    queries::mark_dead(conn, bad.id, &bad.error, now)?;
+    let j = queries::mark_dead(conn, bad.id, &bad.error, now)?;
+    let status = Some(StatusCode::Dead as i64);
+    fx.counts.add(
+        ns,
+        &Change::moved(&j.queue, &j.task, Some(bad.status), status, now),
+    );
     queries::insert_dead_letter(conn, bad.id, &bad.error, now)?;
     fx.finished.push(bad.id);
     cascade(conn, fx, bad.id, StatusCode::Dead, now)
@@ -430,9 +491,11 @@ pub(crate) fn settle(
         };
         let outcome = match s.kind {
             SettleKind::Complete => {
-                if let Some(has_dependents) =
+                if let Some((j, has_dependents)) =
                     completer.complete(ns, s.id, s.token, s.result.as_deref(), now)?
                 {
+                    fx.counts
+                        .add(ns, &attempt_end(&j, StatusCode::Complete, None, now));
                     if s.breaker {
                         breaker_succeeded(conn, ns, s.id, now)?;
                     }
@@ -451,7 +514,11 @@ pub(crate) fn settle(
             }
             SettleKind::Cancel => {
                 let error = s.error.as_deref().unwrap_or(policy::CANCELLED);
-                if queries::settle_cancel(conn, ns, s.id, s.token, error, now)? {
+                if let Some(j) = queries::settle_cancel(conn, ns, s.id, s.token, error, now)? {
+                    fx.counts.add(
+                        ns,
+                        &attempt_end(&j, StatusCode::Cancelled, Some(error), now),
+                    );
                     fx.finished.push(s.id);
                     cascade(conn, fx, s.id, StatusCode::Cancelled, now)?;
                     SettleOutcome {
@@ -467,6 +534,8 @@ pub(crate) fn settle(
                 let run_at = now.saturating_add(s.retry_after_ms.unwrap_or(0).max(0));
                 match queries::settle_rate_limited(conn, ns, s.id, s.token, run_at)? {
                     Some(task) => {
+                        let (running, pending) = (StatusCode::Running, StatusCode::Pending);
+                        count_move(conn, fx, s.id, running as i64, pending as i64, now)?;
                         queries::flow_hold(conn, ns, &task, run_at)?;
                         fx.ready = true;
                         SettleOutcome {
@@ -499,6 +568,25 @@ pub(crate) fn settle(
     Ok(out)
 }
 
+/// The counters' change of an attempt that ended with `to`.
+fn attempt_end<'a>(
+    j: &'a queries::Ended,
+    to: StatusCode,
+    error: Option<&'a str>,
+    now: i64,
+) -> Change<'a> {
+    let mut c = Change::moved(
+        &j.queue,
+        &j.task,
+        Some(StatusCode::Running as i64),
+        Some(to as i64),
+        now,
+    );
+    c.started_at = j.started_at;
+    c.error = error;
+    c
+}
+
 /// The failure path shared by settle and the reaper: an error record, then a retry after
 /// backoff, or dead with a dead letter. A job whose cancel was requested ends cancelled instead
 /// of retrying: the user asked for it to stop. Fenced: a stale token records nothing.
@@ -523,7 +611,7 @@ pub(crate) fn fail(
     };
     queries::insert_error(conn, id, info.retry_count, error, traceback, now)?;
     if !info.cancel_requested {
-        breaker_failed(conn, ns, &info.task_name, now)?;
+        breaker_failed(conn, ns, &info.task, now)?;
     }
     let decision = policy::decide_failure(Failure {
         retry_count: info.retry_count,
@@ -532,9 +620,18 @@ pub(crate) fn fail(
         retryable: retryable && info.problems.is_empty(),
         cancel_requested: info.cancel_requested,
     });
+    let ended = queries::Ended {
+        queue: info.queue.clone(),
+        task: info.task.clone(),
+        started_at: info.started_at,
+    };
     let (status, run_at) = match decision {
         FailureDecision::Cancel => {
             queries::cancel_after_failure(conn, id, error, now)?;
+            fx.counts.add(
+                ns,
+                &attempt_end(&ended, StatusCode::Cancelled, Some(error), now),
+            );
             fx.finished.push(id);
             cascade(conn, fx, id, StatusCode::Cancelled, now)?;
             (SettleStatus::Cancelled, None)
@@ -548,12 +645,18 @@ pub(crate) fn fail(
             );
             let run_at = now.saturating_add(wait);
             queries::schedule_retry(conn, id, run_at, error)?;
+            fx.counts.add(
+                ns,
+                &attempt_end(&ended, StatusCode::Failed, Some(error), now),
+            );
             fx.ready = true;
             (SettleStatus::Failed, Some(run_at))
         }
         FailureDecision::Dead => {
             queries::mark_dead(conn, id, error, now)?;
             queries::insert_dead_letter(conn, id, error, now)?;
+            fx.counts
+                .add(ns, &attempt_end(&ended, StatusCode::Dead, Some(error), now));
             fx.finished.push(id);
             cascade(conn, fx, id, StatusCode::Dead, now)?;
             (SettleStatus::Dead, None)
@@ -568,8 +671,14 @@ pub(crate) fn release(
     ns: &str,
     jobs: &[JobToken],
 ) -> Result<()> {
+    let now = now_ms();
     for j in jobs {
-        if queries::release(conn, ns, j.id, j.token)? {
+        if let Some(e) = queries::release(conn, ns, j.id, j.token)? {
+            let (running, pending) = (StatusCode::Running as i64, StatusCode::Pending as i64);
+            fx.counts.add(
+                ns,
+                &Change::moved(&e.queue, &e.task, Some(running), Some(pending), now),
+            );
             fx.ready = true;
         }
     }
@@ -587,7 +696,12 @@ pub(crate) fn cancel(
     match StatusCode::from_i64(status) {
         Some(StatusCode::Pending | StatusCode::Failed) => {
             let now = now_ms();
-            queries::cancel_waiting(conn, ns, id, policy::CANCELLED_BEFORE_RUN, now)?;
+            let error = policy::CANCELLED_BEFORE_RUN;
+            if let Some(j) = queries::cancel_waiting(conn, ns, id, error, now)? {
+                let to = Some(StatusCode::Cancelled as i64);
+                fx.counts
+                    .add(ns, &Change::moved(&j.queue, &j.task, Some(status), to, now));
+            }
             fx.finished.push(id);
             cascade(conn, fx, id, StatusCode::Cancelled, now)?;
             Ok(CancelOutcome::Cancelled)
@@ -617,6 +731,8 @@ pub(crate) fn replay(conn: &Connection, fx: &mut Effects, ns: &str, dead_id: i64
     }
     let now = now_ms();
     let id = queries::JobInserter::new(conn)?.insert(ns, &job, now, now)?;
+    fx.counts
+        .add(ns, &Change::inserted(&job.queue, &job.task_name, now));
     queries::mark_replayed(conn, dead_id, id)?;
     fx.ready = true;
     Ok(id)
@@ -685,6 +801,9 @@ pub(crate) fn route(conn: &Connection, fx: &mut Effects, limit: i64, now: i64) -
         for j in jobs {
             queries::insert_error(conn, j.id, j.retry_count, &error, None, now)?;
             queries::mark_dead(conn, j.id, &error, now)?;
+            let to = Some(StatusCode::Dead as i64);
+            let c = Change::moved(&g.queue, &g.task_name, Some(j.status), to, now);
+            fx.counts.add(&g.namespace, &c);
             queries::insert_dead_letter(conn, j.id, &error, now)?;
             fx.finished.push(j.id);
             cascade(conn, fx, j.id, StatusCode::Dead, now)?;
@@ -737,6 +856,14 @@ pub(crate) fn expire(conn: &Connection, fx: &mut Effects, limit: i64, now: i64) 
     let ids = queries::expire_due(conn, now, limit)?;
     let n = ids.len();
     for &id in &ids {
+        count_move(
+            conn,
+            fx,
+            id,
+            StatusCode::Pending as i64,
+            StatusCode::Cancelled as i64,
+            now,
+        )?;
         // An expired dependency cancels its dependents, as a cancelled one does.
         cascade(conn, fx, id, StatusCode::Cancelled, now)?;
     }

@@ -9,6 +9,7 @@ use super::rows::Lenient;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::policy;
+use crate::policy::counters::{Change, Counts};
 use crate::policy::flow::{self, FlowState};
 use crate::routing::json_strings;
 
@@ -31,10 +32,11 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (5, sql!("migrations/005_queues.sql")),
     (6, sql!("migrations/006_schedules.sql")),
     (7, sql!("migrations/007_dependencies.sql")),
+    (8, sql!("migrations/008_observability.sql")),
 ];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 // ---- connection settings ----------------------------------------------------------------------
 
@@ -141,12 +143,12 @@ fn cached_indexes<const N: usize>(
 pub struct JobInserter<'c> {
     conn: &'c Connection,
     stmt: CachedStatement<'c>,
-    idx: [usize; 16],
+    idx: [usize; 17],
 }
 
 impl<'c> JobInserter<'c> {
     pub fn new(conn: &'c Connection) -> Result<Self> {
-        static IDX: OnceLock<[usize; 16]> = OnceLock::new();
+        static IDX: OnceLock<[usize; 17]> = OnceLock::new();
         let stmt = conn.prepare_cached(sql!("enqueue/insert.sql"))?;
         let idx = cached_indexes(
             &IDX,
@@ -168,6 +170,7 @@ impl<'c> JobInserter<'c> {
                 ":backoff_jitter",
                 ":unique_key",
                 ":start_by",
+                ":trace_context",
             ],
         )?;
         Ok(JobInserter { conn, stmt, idx })
@@ -193,6 +196,7 @@ impl<'c> JobInserter<'c> {
         s.raw_bind_parameter(i[14], &job.unique_key)?;
         let start_by = policy::schedules::start_by(now, job.expires_in_ms);
         s.raw_bind_parameter(i[15], start_by)?;
+        s.raw_bind_parameter(i[16], &job.trace_context)?;
         s.raw_execute()?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -204,6 +208,8 @@ impl<'c> JobInserter<'c> {
 /// out, nor stop the claim of the others.
 pub struct Unreadable {
     pub id: i64,
+    /// Its status (pending or failed: it was ready).
+    pub status: i64,
     /// Its retry_count, for the error record (0 when that too is unreadable).
     pub attempt: i64,
     /// `policy::unreadable_job`: what is recorded and dead-lettered.
@@ -226,13 +232,16 @@ fn claimed(r: &Row<'_>, now: i64) -> rusqlite::Result<Result<ClaimedJob, Unreada
         soft_timeout_ms: l.opt_int(8)?,
         priority: l.int(9)?,
         run_at: l.int(10)?,
+        trace_context: l.opt_text(11)?,
         started_at: now,
+        status: l.int(12)?,
     };
     if l.problems.is_empty() {
         return Ok(Ok(job));
     }
     Ok(Err(Unreadable {
         id,
+        status: job.status,
         attempt: job.attempt,
         error: policy::unreadable_job(id, &l.problems),
     }))
@@ -529,7 +538,8 @@ impl<'c> Completer<'c> {
         Ok(Completer { conn, stmt, idx })
     }
 
-    /// None when the token is stale, else whether the job has dependents (`has_dependents`).
+    /// What the attempt was (for the counters) and whether the job has dependents
+    /// (`has_dependents`: the caller releases them); None when the token is stale.
     pub fn complete(
         &mut self,
         ns: &str,
@@ -537,26 +547,52 @@ impl<'c> Completer<'c> {
         token: i64,
         result: Option<&str>,
         now: i64,
-    ) -> Result<Option<bool>> {
+    ) -> Result<Option<(Ended, bool)>> {
         let (s, i) = (&mut self.stmt, &self.idx);
         s.raw_bind_parameter(i[0], id)?;
         s.raw_bind_parameter(i[1], ns)?;
         s.raw_bind_parameter(i[2], token)?;
         s.raw_bind_parameter(i[3], result)?;
         s.raw_bind_parameter(i[4], now)?;
-        if s.raw_execute()? == 1 {
-            return Ok(Some(false));
+        {
+            let mut rows = s.raw_query();
+            if let Some(r) = rows.next()? {
+                return Ok(Some((ended(r)?, false)));
+            }
         }
         // Stale, or a job with dependents (rare: one more statement).
         let mut stmt = self.conn.prepare_cached(sql!("workflows/complete.sql"))?;
-        let n = stmt.execute(named_params! {
+        let mut rows = stmt.query(named_params! {
             ":id": id, ":namespace": ns, ":token": token, ":result": result, ":now": now,
         })?;
-        Ok((n == 1).then_some(true))
+        Ok(match rows.next()? {
+            Some(r) => Some((ended(r)?, true)),
+            None => None,
+        })
     }
 }
 
-/// Fenced cancel; false when the token is stale.
+/// A job a statement moved, as its RETURNING clause tells (queue, task_name[, started_at]): what
+/// `policy::counters` needs of it.
+pub struct Ended {
+    pub queue: String,
+    pub task: String,
+    pub started_at: Option<i64>,
+}
+
+fn ended(r: &Row<'_>) -> rusqlite::Result<Ended> {
+    Ok(Ended {
+        queue: r.get(0)?,
+        task: r.get(1)?,
+        started_at: if r.as_ref().column_count() > 2 {
+            r.get(2)?
+        } else {
+            None
+        },
+    })
+}
+
+/// Fenced cancel; None when the token is stale.
 pub fn settle_cancel(
     conn: &Connection,
     ns: &str,
@@ -564,12 +600,16 @@ pub fn settle_cancel(
     token: i64,
     error: &str,
     now: i64,
-) -> Result<bool> {
+) -> Result<Option<Ended>> {
     let mut stmt = conn.prepare_cached(sql!("settle/cancel.sql"))?;
-    let n = stmt.execute(named_params! {
-        ":id": id, ":namespace": ns, ":token": token, ":error": error, ":now": now,
-    })?;
-    Ok(n == 1)
+    Ok(stmt
+        .query_row(
+            named_params! {
+                ":id": id, ":namespace": ns, ":token": token, ":error": error, ":now": now,
+            },
+            ended,
+        )
+        .optional()?)
 }
 
 /// What the failure path needs of a running job.
@@ -582,8 +622,10 @@ pub struct FailInfo {
     pub backoff_max_ms: i64,
     pub backoff_jitter: bool,
     pub cancel_requested: bool,
-    /// For its breaker (policy::flow::breaker_failed).
-    pub task_name: String,
+    pub queue: String,
+    /// Also for its breaker (policy::flow::breaker_failed).
+    pub task: String,
+    pub started_at: Option<i64>,
 }
 
 /// Fenced read; None when the token is stale.
@@ -602,7 +644,9 @@ pub fn fail_read(conn: &Connection, ns: &str, id: i64, token: i64) -> Result<Opt
                     backoff_max_ms: l.int(3)?,
                     backoff_jitter: l.flag(4)?,
                     cancel_requested: l.flag(5)?,
-                    task_name: l.text(6)?,
+                    queue: l.text(6)?,
+                    task: l.text(7)?,
+                    started_at: l.opt_int(8)?,
                 };
                 info.problems = l.problems;
                 Ok(info)
@@ -632,10 +676,13 @@ pub fn schedule_retry(conn: &Connection, id: i64, run_at: i64, error: &str) -> R
     Ok(())
 }
 
-pub fn mark_dead(conn: &Connection, id: i64, error: &str, now: i64) -> Result<()> {
+/// Its queue and task (as text whatever the row holds: for the counters).
+pub fn mark_dead(conn: &Connection, id: i64, error: &str, now: i64) -> Result<Ended> {
     let mut stmt = conn.prepare_cached(sql!("settle/dead.sql"))?;
-    stmt.execute(named_params! {":id": id, ":error": error, ":now": now})?;
-    Ok(())
+    Ok(stmt.query_row(
+        named_params! {":id": id, ":error": error, ":now": now},
+        ended,
+    )?)
 }
 
 pub fn cancel_after_failure(conn: &Connection, id: i64, error: &str, now: i64) -> Result<()> {
@@ -685,6 +732,18 @@ pub fn insert_wait(conn: &Connection, id: i64, w: &Wait) -> Result<()> {
         ":job_id": id, ":deps_left": w.deps_left, ":delay_ms": w.delay_ms, ":takes": w.takes as i64,
     })?;
     Ok(())
+}
+
+/// A job's (namespace, queue, task) by id (counters/job_key.sql), for counting a status change
+/// made by a statement that only knows the id.
+pub fn job_key(conn: &Connection, id: i64) -> Result<Option<(String, String, String)>> {
+    let mut stmt = conn.prepare_cached(sql!("counters/job_key.sql"))?;
+    Ok(stmt
+        .query_row(named_params! {":id": id}, |r| {
+            let mut l = Lenient::new(r);
+            Ok((l.text(0)?, l.text(1)?, l.text(2)?))
+        })
+        .optional()?)
 }
 
 /// A blocked job's wait (`job_waits`).
@@ -761,9 +820,15 @@ pub fn depends_on(conn: &Connection, ns: &str, id: i64) -> Result<Vec<i64>> {
 
 // ---- release, cancel, progress ----------------------------------------------------------------
 
-pub fn release(conn: &Connection, ns: &str, id: i64, token: i64) -> Result<bool> {
+/// None when the token is stale.
+pub fn release(conn: &Connection, ns: &str, id: i64, token: i64) -> Result<Option<Ended>> {
     let mut stmt = conn.prepare_cached(sql!("release/release.sql"))?;
-    Ok(stmt.execute(named_params! {":id": id, ":namespace": ns, ":token": token})? == 1)
+    Ok(stmt
+        .query_row(
+            named_params! {":id": id, ":namespace": ns, ":token": token},
+            ended,
+        )
+        .optional()?)
 }
 
 pub fn cancel_read_status(conn: &Connection, ns: &str, id: i64) -> Result<Option<i64>> {
@@ -773,12 +838,21 @@ pub fn cancel_read_status(conn: &Connection, ns: &str, id: i64) -> Result<Option
         .optional()?)
 }
 
-pub fn cancel_waiting(conn: &Connection, ns: &str, id: i64, error: &str, now: i64) -> Result<bool> {
+/// None when it was no longer waiting.
+pub fn cancel_waiting(
+    conn: &Connection,
+    ns: &str,
+    id: i64,
+    error: &str,
+    now: i64,
+) -> Result<Option<Ended>> {
     let mut stmt = conn.prepare_cached(sql!("cancel/cancel_waiting.sql"))?;
-    Ok(
-        stmt.execute(named_params! {":id": id, ":namespace": ns, ":error": error, ":now": now})?
-            == 1,
-    )
+    Ok(stmt
+        .query_row(
+            named_params! {":id": id, ":namespace": ns, ":error": error, ":now": now},
+            ended,
+        )
+        .optional()?)
 }
 
 pub fn cancel_request(conn: &Connection, ns: &str, id: i64) -> Result<bool> {
@@ -831,6 +905,7 @@ pub fn read_dead_letter(
                 expires_in_ms: None,
                 depends_on: Vec::new(),
                 takes: Takes::Nothing,
+                trace_context: None,
             };
             let replayed = l.opt_int(11)?;
             Ok((job, replayed, l.problems))
@@ -905,21 +980,33 @@ pub fn next_expiry(conn: &Connection) -> Result<Option<i64>> {
     Ok(stmt.query_row([], |r| r.get(0))?)
 }
 
-/// Deletes up to `limit` expired finished jobs and their error records; how many jobs.
-pub fn sweep_expired(conn: &Connection, now: i64, limit: i64) -> Result<usize> {
-    let ids: Vec<i64> = {
+/// Deletes up to `limit` expired finished jobs and their error records, counted into `counts`;
+/// how many jobs.
+pub fn sweep_expired(
+    conn: &Connection,
+    now: i64,
+    limit: i64,
+    counts: &mut Counts,
+) -> Result<usize> {
+    let rows: Vec<(i64, String, String, i64)> = {
         let mut stmt = conn.prepare_cached(sql!("sweep/delete_jobs.sql"))?;
-        let rows = stmt.query_map(named_params! {":now": now, ":limit": limit}, |r| r.get(0))?;
+        let rows = stmt.query_map(named_params! {":now": now, ":limit": limit}, |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
         rows.collect::<Result<_, _>>()?
     };
-    if !ids.is_empty() {
+    if !rows.is_empty() {
+        let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
         let ids = json_ids(&ids);
         let mut stmt = conn.prepare_cached(sql!("sweep/delete_errors.sql"))?;
         stmt.execute(named_params! {":ids": ids})?;
         let mut stmt = conn.prepare_cached(sql!("sweep/delete_dependencies.sql"))?;
         stmt.execute(named_params! {":ids": ids})?;
     }
-    Ok(ids.len())
+    for (_, ns, queue, status) in &rows {
+        counts.add(ns, &Change::deleted(queue, *status, now));
+    }
+    Ok(rows.len())
 }
 
 // ---- expiry (jobs not started by their start-by time) -----------------------------------------
@@ -1085,9 +1172,44 @@ pub fn stale_ready_jobs(
                 id: r.get(0)?,
                 retry_count: r.get(1)?,
                 run_at: r.get(2)?,
+                status: r.get(3)?,
             })
         },
     )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+// ---- counters -----------------------------------------------------------------------------------
+
+/// Writes a transaction's folded counts: one upsert per key (counters/apply.sql). The writer calls
+/// it once per group commit, before the COMMIT.
+pub fn apply_counts(conn: &Connection, counts: &Counts) -> Result<()> {
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let mut stmt = conn.prepare_cached(sql!("counters/apply.sql"))?;
+    for ((ns, metric, queue, task, label), n, total) in counts.rows() {
+        stmt.execute(named_params! {
+            ":namespace": ns, ":metric": metric, ":queue": queue, ":task_name": task,
+            ":label": label, ":n": n, ":total": total,
+        })?;
+    }
+    Ok(())
+}
+
+/// The drift guard: the namespace's jobs counted by (queue, status), as `jobs` counter rows.
+pub fn recount(conn: &Connection, ns: &str) -> Result<Vec<CounterRow>> {
+    let mut stmt = conn.prepare_cached(sql!("counters/recount.sql"))?;
+    let rows = stmt.query_map(named_params! {":namespace": ns}, |r| {
+        Ok(CounterRow {
+            metric: "jobs".to_string(),
+            queue: r.get(0)?,
+            task_name: String::new(),
+            label: r.get(1)?,
+            n: r.get(2)?,
+            total: 0,
+        })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -1166,6 +1288,43 @@ pub fn job_errors(conn: &Connection, ns: &str, id: i64) -> Result<Vec<ErrorRecor
             error: l.text(3)?,
             traceback: l.opt_text(4)?,
             failed_at: l.int(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The namespace's counters (read/counters.sql).
+pub fn counters(conn: &Connection, ns: &str) -> Result<Vec<CounterRow>> {
+    let mut stmt = conn.prepare_cached(sql!("read/counters.sql"))?;
+    let rows = stmt.query_map(named_params! {":namespace": ns}, |r| {
+        Ok(CounterRow {
+            metric: r.get(0)?,
+            queue: r.get(1)?,
+            task_name: r.get(2)?,
+            label: r.get(3)?,
+            n: r.get(4)?,
+            total: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The namespace's worker rows, once per queue (workers/live.sql).
+pub fn live_workers(conn: &Connection, ns: &str) -> Result<Vec<crate::routing::WorkerQueue>> {
+    let mut stmt = conn.prepare_cached(sql!("workers/live.sql"))?;
+    let rows = stmt.query_map(named_params! {":namespace": ns}, |r| {
+        Ok(crate::routing::WorkerQueue {
+            worker: WorkerRow {
+                id: r.get(0)?,
+                hostname: r.get(1)?,
+                pid: r.get(2)?,
+                queues: vec![r.get(3)?],
+                concurrency: r.get(4)?,
+                started_at: r.get(6)?,
+                last_seen_at: r.get(7)?,
+                running: r.get(8)?,
+            },
+            lease_ms: r.get(5)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -1274,12 +1433,10 @@ mod tests {
         let conn = migrated();
         let plan = |sql: &str, params: &[(&str, &dyn rusqlite::ToSql)]| plan_of(&conn, sql, params);
         let stats = plan(sql!("read/stats.sql"), named_params! {":namespace": "n"});
+        // The counters (008_observability.sql), by their primary key.
+        assert!(!stats.contains("jobs"), "{stats}");
         assert!(
-            !stats.contains("SCAN jobs |") && !stats.ends_with("SCAN jobs"),
-            "{stats}"
-        );
-        assert!(
-            stats.contains("jobs_settled") && stats.contains("jobs_ready"),
+            stats.contains("SEARCH counters USING PRIMARY KEY"),
             "{stats}"
         );
         let listed = plan(
@@ -1365,7 +1522,7 @@ mod tests {
         for limit in [1, 64, 2] {
             ready_jobs(&conn, &p(limit), "default", "t").unwrap();
             expired_leases(&conn, 1, limit).unwrap();
-            sweep_expired(&conn, 1, limit).unwrap();
+            sweep_expired(&conn, 1, limit, &mut Counts::default()).unwrap();
         }
         for sql in [
             sql!("claim/ready.sql"),
@@ -1376,6 +1533,20 @@ mod tests {
             let n = stmt.get_status(rusqlite::StatementStatus::RePrepare);
             assert_eq!(n, 0, "re-prepared {n} times: {sql}");
         }
+    }
+
+    #[test]
+    fn the_bucket_table_is_the_policy_s_list() {
+        let conn = migrated();
+        let mut stmt = conn
+            .prepare("SELECT le_ms FROM metric_buckets ORDER BY le_ms")
+            .unwrap();
+        let table: Vec<i64> = stmt
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(table, policy::counters::BUCKETS_MS);
     }
 
     #[test]

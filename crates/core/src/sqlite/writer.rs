@@ -11,7 +11,9 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::queries;
 use crate::error::{Error, Result};
+use crate::policy::counters::Counts;
 
 /// The writer's transaction control. Kept here as words rather than `.sql` files: they are not
 /// statements on taskito's tables but the frame around them, used by this file alone, and the JS
@@ -38,12 +40,16 @@ pub(crate) struct Effects {
     pub finished: Vec<i64>,
     /// The earliest lease this command handed out: the reaper may need to wake earlier.
     pub lease_hint: Option<i64>,
+    /// The counters' deltas of this command's changes (`policy::counters`): the writer writes
+    /// the batch's, folded, before its COMMIT. Every status change adds to it.
+    pub counts: Counts,
 }
 
 impl Effects {
     fn merge(&mut self, other: Effects) {
         self.ready |= other.ready;
         self.finished.extend(other.finished);
+        self.counts.merge(other.counts);
         self.lease_hint = match (self.lease_hint, other.lease_hint) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -211,6 +217,14 @@ fn commit_batch(
                 let _ = exec(conn, tx::RELEASE);
             }
         }
+    }
+    // The counters, in the same transaction as the changes they count: one upsert per key.
+    if let Err(e) = queries::apply_counts(conn, &effects.counts) {
+        let _ = exec(conn, tx::ROLLBACK);
+        for cmd in batch.drain(..) {
+            cmd.finish(Some(&e));
+        }
+        return;
     }
     match exec(conn, tx::COMMIT) {
         Ok(()) => {

@@ -140,3 +140,31 @@ pub async fn enqueue_one(s: &Arc<dyn Store>, j: NewJob) -> i64 {
     assert!(out[0].created, "a new job");
     out[0].id
 }
+
+/// The drift guard: the `jobs` counters (n ≠ 0) equal the jobs recounted row by row, by (queue,
+/// status). Every contract case ends with it, so a path that changes a status without counting
+/// (`policy::counters`) fails the case that takes it.
+pub async fn assert_no_drift(s: &Arc<dyn Store>) {
+    let key = |r: &taskito_core::CounterRow| (r.queue.clone(), r.label.clone(), r.n);
+    let mut counted: Vec<_> = s
+        .counters()
+        .await
+        .expect("counters")
+        .iter()
+        .filter(|r| r.metric == "jobs" && r.n != 0)
+        .map(key)
+        .collect();
+    let mut recounted: Vec<_> = s
+        .recount()
+        .await
+        .expect("recount")
+        .iter()
+        .map(key)
+        .collect();
+    counted.sort();
+    recounted.sort();
+    assert_eq!(
+        counted, recounted,
+        "counters (left) drifted from the jobs (right)"
+    );
+}

@@ -31,8 +31,10 @@ fn claimed(id: i64, args: &str) -> core::ClaimedJob {
         timeout_ms: (id % 2 == 0).then_some(30_000),
         soft_timeout_ms: (id % 2 == 1).then_some(10_000),
         started_at: 1_700_000_000_000 + id,
+        trace_context: (id % 2 == 0).then(|| format!("00-{id:032x}-{id:016x}-01")),
         priority: 0,
         run_at: 0,
+        status: 0,
     }
 }
 
@@ -55,8 +57,8 @@ fn unpack_claimed(text: &str) -> Vec<core::ClaimedJob> {
     let joined: Vec<u16> = a[0].as_str().expect("args first").encode_utf16().collect();
     let mut at = 0;
     let mut jobs = Vec::new();
-    assert_eq!((a.len() - 1) % 10, 0, "ten values per job");
-    for f in a[1..].chunks(10) {
+    assert_eq!((a.len() - 1) % 11, 0, "eleven values per job");
+    for f in a[1..].chunks(11) {
         let len = f[9].as_u64().expect("argsLength") as usize;
         let args = String::from_utf16(&joined[at..at + len])
             .expect("each job's slice holds whole characters");
@@ -72,8 +74,10 @@ fn unpack_claimed(text: &str) -> Vec<core::ClaimedJob> {
             task_name: f[7].as_str().expect("taskName").into(),
             queue: f[8].as_str().expect("queue").into(),
             args,
+            trace_context: f[10].as_str().map(String::from),
             priority: 0,
             run_at: 0,
+            status: 0,
         });
     }
     assert_eq!(at, joined.len(), "the slices cover the joined args exactly");
@@ -94,7 +98,7 @@ fn a_claim_reply_of_several_jobs_gives_each_job_its_own_astral_plane_args() {
 fn claim_reply_lengths_count_utf16_units_not_bytes_or_characters() {
     let text = pack_claimed(&[claimed(1, "😀"), claimed(2, "é"), claimed(3, "ab")]);
     let a: Vec<Value> = serde_json::from_str(&text).unwrap();
-    let lengths: Vec<u64> = a[1..].chunks(10).map(|f| f[9].as_u64().unwrap()).collect();
+    let lengths: Vec<u64> = a[1..].chunks(11).map(|f| f[9].as_u64().unwrap()).collect();
     // 😀 is 4 bytes, 1 character, 2 units; é is 2 bytes, 1 unit.
     assert_eq!(lengths, [2, 1, 2]);
 }
@@ -112,7 +116,7 @@ fn ids_beyond_a_double_travel_as_strings() {
     let text = pack_claimed(&jobs);
     let a: Vec<Value> = serde_json::from_str(&text).unwrap();
     assert_eq!(a[1], json!(big.to_string()));
-    assert_eq!(a[11], json!((1_i64 << 53) - 1));
+    assert_eq!(a[12], json!((1_i64 << 53) - 1));
     assert_eq!(unpack_claimed(&text), jobs);
 
     let enqueued = [
@@ -156,7 +160,11 @@ fn pack_job(j: &core::NewJob) -> Value {
         j.backoff_max_ms,
         j.backoff_jitter,
         j.unique_key,
-        j.expires_in_ms,
+        if j.expires_in_ms.is_none() && j.trace_context.is_none() {
+            Value::Null
+        } else {
+            json!([j.expires_in_ms, j.trace_context])
+        },
         if j.depends_on.is_empty() {
             Value::Null
         } else {
@@ -194,6 +202,7 @@ fn an_enqueue_batch_unpacks_to_the_jobs_that_were_packed() {
         expires_in_ms: Some(60_000),
         depends_on: vec![core::DependencyRef::Job(42), core::DependencyRef::Batch(0)],
         takes: core::Takes::All,
+        trace_context: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
     };
     let text = Value::Array(vec![pack_job(&plain), pack_job(&full)]).to_string();
     assert_eq!(unpack_jobs(&text).unwrap(), vec![plain, full]);

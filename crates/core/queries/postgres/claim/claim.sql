@@ -28,13 +28,13 @@ open_queues AS (
 -- LOCKED where they are found; then the best of those across them (policy::claim_order). Rows
 -- locked but not picked are released when the statement ends.
 picked AS (
-    SELECT id FROM (
-        SELECT c.id, c.priority, c.run_at, t.lim,
+    SELECT id, status FROM (
+        SELECT c.id, c.status, c.priority, c.run_at, t.lim,
                row_number() OVER (PARTITION BY t.name ORDER BY c.priority DESC, c.run_at, c.id) AS n
         FROM open_queues AS q
         CROSS JOIN unnest($6::text[], $7::bigint[]) AS t(name, lim)
         CROSS JOIN LATERAL (
-            SELECT id, priority, run_at FROM jobs
+            SELECT id, priority, run_at, status FROM jobs
             WHERE namespace = $1::text AND queue = q.name AND task_name = t.name
               AND status IN (0, 3) AND run_at <= (SELECT ms FROM now)
               -- policy::schedules::expired: never handed out, even before the expiry sweep ends it.
@@ -63,4 +63,5 @@ SET status = 1,
 FROM picked, now
 WHERE j.id = picked.id
 RETURNING j.id, j.task_name, j.queue, j.args, j.retry_count, j.lease_token, j.max_retries,
-          j.timeout_ms, j.soft_timeout_ms, j.priority, j.run_at, j.started_at, j.deadline_at;
+          j.timeout_ms, j.soft_timeout_ms, j.priority, j.run_at, j.started_at, j.deadline_at,
+          j.trace_context, picked.status;

@@ -11,7 +11,7 @@
 -- LIMIT takes `:limit + 0`, not a bare parameter: SQLite plans a bare LIMIT parameter for its
 -- bound value and so re-prepares the statement on every run (a tenth of the writer's time).
 SELECT id, task_name, queue, args, retry_count, lease_token, max_retries, timeout_ms,
-       soft_timeout_ms, priority, run_at
+       soft_timeout_ms, priority, run_at, trace_context, status
 FROM jobs
 WHERE namespace = :namespace AND queue = :queue AND task_name = :task_name AND status IN (0, 3)
   AND run_at <= :now AND (start_by IS NULL OR start_by > :now)

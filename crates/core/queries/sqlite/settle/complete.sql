@@ -5,6 +5,7 @@ SET status = 2, result = :result, finished_at = :now,
     worker_id = NULL, lease_until = NULL, deadline_at = NULL
 WHERE id = :id AND namespace = :namespace AND lease_token = :token AND status = 1
   -- A job that dependents wait on is completed by workflows/complete.sql, whose caller then
-  -- releases them (policy::workflows). No RETURNING here: SQLite runs a statement with RETURNING
-  -- through a temporary table, a cost every settle of a drain would pay.
-  AND has_dependents = 0;
+  -- releases them (policy::workflows).
+  AND has_dependents = 0
+-- What the counters need (policy::counters): the attempt's queue, task and start.
+RETURNING queue, task_name, started_at;

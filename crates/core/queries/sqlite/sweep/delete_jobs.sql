@@ -10,4 +10,4 @@ WHERE id IN (
           WHERE d.depends_on_id = jobs.id AND w.status = 6))
     LIMIT :limit + 0
 )
-RETURNING id;
+RETURNING id, namespace, queue, status;
