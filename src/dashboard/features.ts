@@ -1,8 +1,8 @@
 /**
- * The queue methods the dashboard shows that other features bring (flow control, schedules,
- * circuit breakers, metrics, workers, dependencies). Detected here, in one place: a method the
- * queue does not have is `undefined` and its page says "not available in this version". Once a
- * feature has landed, its line here becomes a plain call.
+ * The queue methods behind the dashboard's feature pages (flow control, schedules, circuit
+ * breakers, metrics, workers), in one place. Every one is there in this version; a Features whose
+ * method is `undefined` (a serveDashboard test double, a trimmed build) shows its page as "not
+ * available in this version" rather than failing.
  */
 import type { Queue } from '../queue.js'
 
@@ -18,16 +18,10 @@ export interface Features {
   circuitBreakers: Call<[], unknown[]>
 }
 
-/** The method `name` of the queue, bound, or undefined where this version has none. */
-function method<A extends unknown[], R>(queue: Queue, name: string): Call<A, R> {
-  const fn = (queue as unknown as Record<string, unknown>)[name]
-  return typeof fn === 'function' ? (fn as (...args: A) => Promise<R>).bind(queue) : undefined
-}
-
 export function features(queue: Queue): Features {
   return {
-    metrics: method(queue, 'metrics'),
-    workers: method(queue, 'workers'),
+    metrics: () => queue.metrics(),
+    workers: () => queue.workers(),
     queues: () => queue.queues(),
     pause: (name) => queue.pause(name),
     resume: (name) => queue.resume(name),
