@@ -7,7 +7,8 @@
  *     sources, tests, Rust build output or binaries (the binary travels in the platform package).
  *  2. The built binary goes into npm/<platform>/; both packages are packed into a temp folder.
  *  3. A new project installs both tarballs as a user would (scripts allowed, optional packages
- *     included), --offline with an empty npm cache (nothing may come from the registry), with a
+ *     included), with the runtime dependencies' tarballs packed from node_modules beside them,
+ *     --offline with an empty npm cache (nothing may come from the registry), with a
  *     PATH that holds node and npm but no cargo or rustc. No installed package has an install
  *     script (so none ran), and better-sqlite3 is not installed: it is an optional peer dependency,
  *     for those who choose the JS core.
@@ -184,6 +185,10 @@ const packOne = (cwd) => {
 }
 const rootTgz = packOne(root)
 const platformTgz = packOne(npmDir)
+// The runtime dependencies (pure JavaScript, e.g. croner for cron expressions) as npm would fetch
+// them, packed from this checkout's node_modules: the install below stays offline, and each of them
+// is checked for install scripts like every other installed package.
+const dependencyTgzs = Object.keys(manifest.dependencies ?? {}).map((name) => packOne(join(root, 'node_modules', name)))
 const platformFiles = JSON.parse(run('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: npmDir }).stdout)[0]
   .files.map((f) => f.path)
 if (!platformFiles.includes(binaryName)) fail(`the platform tarball lacks ${binaryName}`)
@@ -222,7 +227,7 @@ const install = run(
   // As a user installs: scripts allowed, optional packages included. An empty cache with
   // --offline proves that nothing comes from the registry.
   ['install', '--offline', '--cache', join(work, 'empty-npm-cache'), '--foreground-scripts',
-    '--no-audit', '--no-fund', '--no-package-lock', rootTgz, platformTgz],
+    '--no-audit', '--no-fund', '--no-package-lock', rootTgz, platformTgz, ...dependencyTgzs],
   { cwd: app, env },
 )
 const installed = join(app, 'node_modules')
