@@ -114,7 +114,8 @@ eachCore('RateLimitExceededError: back to pending after retryAfter, no retry use
   const failures = []
   queue.onFailure((e) => failures.push(e))
   const task = queue.task('api', async (i) => {
-    if (i === 0 && thrown++ === 0) throw new RateLimitExceededError('upstream said 429', { retryAfter: 600 })
+    // A hold long enough that a loaded machine's status poll still sees the job pending in it.
+    if (i === 0 && thrown++ === 0) throw new RateLimitExceededError('upstream said 429', { retryAfter: 3000 })
     return i
   })
   const first = await task.delay(0)
