@@ -51,13 +51,13 @@ eachCore('a job whose task no live worker has ends dead after the grace, not bef
 
 eachCore('a worker that registers the task within the grace runs the waiting job', async (t, variant) => {
   const where = location(t, variant)
-  const a = makeQueue(t, variant, { ...where, unroutableAfter: 1500 })
+  const a = makeQueue(t, variant, { ...where, unroutableAfter: 10_000 })
   a.task('resize-image', () => 'ok')
   await a.worker().start()
   const [job] = await a.enqueueMany([{ task: 'send-email', args: ['late'] }])
   t.is(await job.status(), 'pending')
   // Service B comes up after the job was enqueued.
-  const b = makeQueue(t, variant, { ...where, unroutableAfter: 1500 })
+  const b = makeQueue(t, variant, { ...where, unroutableAfter: 10_000 })
   b.task('send-email', (to) => `sent ${to}`)
   await b.worker().start()
   t.is(await job.result({ timeout: 10_000 }), 'sent late')
