@@ -12,6 +12,7 @@ const flow = await import(new URL('../dist/esm/core/policy/flow.js', import.meta
 const schedules = await import(new URL('../dist/esm/core/policy/schedules.js', import.meta.url))
 const workflows = await import(new URL('../dist/esm/core/policy/workflows.js', import.meta.url))
 const counters = await import(new URL('../dist/esm/core/policy/counters.js', import.meta.url))
+const list = await import(new URL('../dist/esm/core/policy/list.js', import.meta.url))
 const tables = new URL('../crates/core/tests/', import.meta.url)
 const readTable = (url) => JSON.parse(readFileSync(url, 'utf8'))
 /** policy_cases.json and every policy_cases/*.json (one per feature) merged, as cargo test does. */
@@ -109,6 +110,9 @@ const runners = {
   validate_queue_name: (c) => [errorOf(() => queues.validateQueueName(c.what, c.name)), c.error],
   claimable: (c) => [queues.claimable(c.queues, c.paused), c.expect],
   queue_rows: (c) => [queues.queueRows(c.counts, c.paused), c.expect],
+  // policy_cases/list.json: which index a page of jobs is read from (src/core/policy/list.ts).
+  needs_estimates: (c) => [list.needsEstimates(c.task, c.queue), c.expect],
+  list_source: (c) => [list.listSource(c.status, c.want, { total: c.total, status: c.by_status, task: c.by_task, queue: c.by_queue }), c.expect],
   // policy_cases/flow.json: flow control per task (src/core/policy/flow.ts).
   flow_constants: (c) => [Object.fromEntries(Object.keys(c).map((name) => [name, flow[name]])), c],
   flow_parse_rate_limit: (c) => [resultOf(() => flow.parseRateLimit(c.spec)), wanted(c)],

@@ -11,6 +11,7 @@
 
 pub mod counters;
 pub mod flow;
+pub mod list;
 
 use std::cmp::Ordering;
 

@@ -473,6 +473,33 @@ fn routing_cases() {
 }
 
 #[test]
+fn list_cases() {
+    use taskito_core::policy::list::{self, ListEstimates};
+    let all = cases();
+    for case in section(&all, "needs_estimates") {
+        let got = list::needs_estimates(
+            case["task"].as_bool().expect("task"),
+            case["queue"].as_bool().expect("queue"),
+        );
+        assert_eq!(
+            got,
+            case["expect"].as_bool().expect("expect"),
+            "case {case}"
+        );
+    }
+    for case in section(&all, "list_source") {
+        let est = ListEstimates {
+            total: int(case, "total"),
+            status: opt_int(case, "by_status"),
+            task: opt_int(case, "by_task"),
+            queue: opt_int(case, "by_queue"),
+        };
+        let got = list::list_source(opt_int(case, "status"), int(case, "want"), &est);
+        assert_eq!(got.as_str(), text(case, "expect"), "case {case}");
+    }
+}
+
+#[test]
 fn queues_cases() {
     use taskito_core::policy::queues;
     use taskito_core::{QueueCount, QueueRow, StatsRow};

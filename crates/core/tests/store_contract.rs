@@ -141,6 +141,7 @@ contract!(
     list_jobs_filters_and_pages_newest_first,
     dead_letters_page_newest_first,
     list_jobs_by_queue_newest_first,
+    list_jobs_every_source_lists_the_same_jobs,
     purge_dead_letters_deletes_the_letters_and_keeps_the_jobs,
     throughput_counts_complete_and_dead_per_minute,
     a_bad_job_gets_the_policy_message_and_nothing_is_written,
@@ -1005,6 +1006,66 @@ async fn list_jobs_by_queue_newest_first(s: Arc<dyn Store>) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// Whatever index policy::list::list_source picks for a filter (the table, jobs_settled,
+/// jobs_leased, the task's or the queue's index), a page is the same: the newest matches of the
+/// whole list, filtered here. The jobs make every source win somewhere: a common task and a rare
+/// one, a common queue and a rare one, and jobs complete, dead, pending and running.
+async fn list_jobs_every_source_lists_the_same_jobs(s: Arc<dyn Store>) {
+    let put = |task: &str, queue: &str| {
+        let mut j = job(task);
+        j.queue = queue.to_string();
+        j.max_retries = 0;
+        j
+    };
+    for i in 0..12 {
+        let queue = if i == 3 { "rare-q" } else { "default" };
+        let task = if i == 5 { "rare" } else { "common" };
+        enqueue_one(&s, put(task, queue)).await;
+    }
+    // Claim in id order: 0-5 complete, 6-7 dead, 8 running; 9-11 stay pending.
+    let mut r = req_tasks("w", &["common", "rare"], 9, 0);
+    r.queues = vec!["default".into(), "rare-q".into()];
+    let got = s.claim(r).await.unwrap();
+    assert_eq!(got.len(), 9);
+    let mut settles: Vec<_> = got[..6].iter().map(|c| complete(c, "1")).collect();
+    settles.extend(got[6..8].iter().map(|c| fail(c, "Error: boom")));
+    s.settle(settles).await.unwrap();
+    let everything = s.list_jobs(list(None, None, 100, 0)).await.unwrap();
+    assert_eq!(everything.len(), 12);
+    let statuses = [
+        None,
+        Some(StatusCode::Pending),
+        Some(StatusCode::Running),
+        Some(StatusCode::Complete),
+        Some(StatusCode::Dead),
+        Some(StatusCode::Cancelled),
+    ];
+    for status in statuses {
+        for task in [None, Some("common"), Some("rare"), Some("nope")] {
+            for queue in [None, Some("default"), Some("rare-q"), Some("nope")] {
+                for (limit, offset) in [(100, 0), (2, 1)] {
+                    let mut f = list(status, task, limit, offset);
+                    f.queue = queue.map(String::from);
+                    let got = ids(&s.list_jobs(f).await.unwrap());
+                    let want: Vec<i64> = everything
+                        .iter()
+                        .filter(|j| status.map_or(true, |st| j.status == st as i64))
+                        .filter(|j| task.map_or(true, |t| j.task_name == t))
+                        .filter(|j| queue.map_or(true, |q| j.queue == q))
+                        .map(|j| j.id)
+                        .skip(offset as usize)
+                        .take(limit as usize)
+                        .collect();
+                    assert_eq!(
+                        got, want,
+                        "status {status:?} task {task:?} queue {queue:?} page {limit}+{offset}"
+                    );
+                }
+            }
+        }
+    }
 }
 
 async fn purge_dead_letters_deletes_the_letters_and_keeps_the_jobs(s: Arc<dyn Store>) {

@@ -25,6 +25,7 @@ import {
   workerAlive,
 } from '../policy.js'
 import { claimable, queueRows } from '../policy/queues.js'
+import { listSource, needsEstimates, type ListEstimates, type ListSource } from '../policy/list.js'
 import { STATS_FIELDS, type CounterRow, type WorkerRow, type ClaimedJob, type DeadLetterRow, type ErrorRecordRow, type JobRow, type NewJob, type QueueRow, type Settle, type SettleOutcome, type StatsRow, type FireTick, type NewSchedule, type ScheduleRow, type TaskFlow, type ThroughputRow, type WorkerInfo } from '../types.js'
 import { EXPIRED_ERROR, startBy } from '../policy/schedules.js'
 import { FlowStore } from './flow.js'
@@ -283,8 +284,8 @@ export class Store {
   private readonly deadLettersQ: Query
   private readonly purgeDead: Query
   private readonly throughputQ: Query
-  private readonly list: Query
-  private readonly listSettled: Query
+  private readonly listEstimates: Query
+  private readonly lists: Record<ListSource, Query>
   /** Flow control per task (task_flow rows). */
   readonly flow: FlowStore
   private readonly nextStartBy: Query
@@ -365,8 +366,14 @@ export class Store {
     this.countersQ = q('read/counters.sql', { raw: true })
     this.liveWorkersQ = q('workers/live.sql', { raw: true })
     this.deadLettersQ = q('read/dead_letters.sql')
-    this.list = q('read/list_jobs.sql')
-    this.listSettled = q('read/list_jobs_settled.sql')
+    this.listEstimates = q('read/list_estimates.sql', { raw: true })
+    this.lists = {
+      table: q('read/list_jobs.sql'),
+      settled: q('read/list_jobs_settled.sql'),
+      leased: q('read/list_jobs_leased.sql'),
+      task: q('read/list_jobs_task.sql'),
+      queue: q('read/list_jobs_queue.sql'),
+    }
     this.purgeDead = q('dead_letters/purge.sql')
     this.throughputQ = q('read/throughput.sql')
     this.nextStartBy = q('expire/next.sql', { pluck: true })
@@ -1146,10 +1153,14 @@ export class Store {
   }
 
   listJobs(ns: string, f: { status: number | null; taskName: string | null; queue: string | null; limit: number; offset: number }): JobRow[] {
-    // A status past running is listed from its own index, newest first (as the native core does).
-    const q = f.status !== null && f.status >= 2 && f.status <= 5 ? this.listSettled : this.list
+    // The index that walks the fewest entries for this filter (policy/list.ts, as the native core).
+    let est: ListEstimates = { total: 0, status: null, task: null, queue: null }
+    if (needsEstimates(f.taskName !== null, f.queue !== null)) {
+      const [total, byStatus, byTask, byQueue] = this.listEstimates.get({ namespace: ns, status: f.status, task_name: f.taskName, queue: f.queue }) as number[]
+      est = { total, status: f.status === null ? null : byStatus, task: f.taskName === null ? null : byTask, queue: f.queue === null ? null : byQueue }
+    }
     const params = { namespace: ns, status: f.status, task_name: f.taskName, queue: f.queue, limit: f.limit, offset: f.offset }
-    return (q.all(params) as RawJob[]).map(toJobRow)
+    return (this.lists[listSource(f.status, f.offset + f.limit, est)].all(params) as RawJob[]).map(toJobRow)
   }
 
   purgeDeadLetters(ns: string): number {

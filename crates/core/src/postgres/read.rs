@@ -141,9 +141,32 @@ impl Inner {
     }
 
     pub(super) async fn list_jobs(&self, filter: ListFilter) -> Result<Vec<JobRow>> {
+        use crate::policy::list::{self, ListEstimates, ListSource};
         self.check_open()?;
         policy::validate_page(filter.limit, filter.offset)?;
         let f = &filter;
+        let est = if list::needs_estimates(f.task_name.is_some(), f.queue.is_some()) {
+            let params: [&(dyn ToSql + Sync); 4] = [&self.ns, &f.status, &f.task_name, &f.queue];
+            let found = self
+                .query_rows(sql::READ_LIST_ESTIMATES, &params, |r| ListEstimates {
+                    total: r.get(0),
+                    status: f.status.map(|_| r.get(1)),
+                    task: f.task_name.as_ref().map(|_| r.get(2)),
+                    queue: f.queue.as_ref().map(|_| r.get(3)),
+                })
+                .await?;
+            found.into_iter().next().unwrap_or_default()
+        } else {
+            ListEstimates::default()
+        };
+        // A status past running has no index in id order here (jobs_status is not): the table
+        // by its primary key, whose planner weighs the status filter itself.
+        let sql_text = match list::list_source(f.status, f.offset.saturating_add(f.limit), &est) {
+            ListSource::Table | ListSource::Settled => sql::READ_LIST_JOBS,
+            ListSource::Leased => sql::READ_LIST_JOBS_LEASED,
+            ListSource::Task => sql::READ_LIST_JOBS_TASK,
+            ListSource::Queue => sql::READ_LIST_JOBS_QUEUE,
+        };
         let params: [&(dyn ToSql + Sync); 6] = [
             &self.ns,
             &f.status,
@@ -152,8 +175,7 @@ impl Inner {
             &f.offset,
             &f.queue,
         ];
-        self.query_rows(sql::READ_LIST_JOBS, &params, rows::job)
-            .await
+        self.query_rows(sql_text, &params, rows::job).await
     }
 
     pub(super) async fn throughput(&self, since_ms: i64) -> Result<Vec<ThroughputRow>> {

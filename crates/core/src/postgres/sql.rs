@@ -84,6 +84,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
             "/queries/postgres/migrations/008_observability.sql"
         )),
     ),
+    (
+        12,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/012_list_indexes.sql"
+        )),
+    ),
 ];
 
 q!(META_LOCK, "meta/lock.sql");
@@ -136,6 +143,10 @@ q!(RELEASE, "release/release.sql");
 q!(READ_GET_JOB, "read/get_job.sql");
 q!(READ_JOB_ERRORS, "read/job_errors.sql");
 q!(READ_LIST_JOBS, "read/list_jobs.sql");
+q!(READ_LIST_JOBS_TASK, "read/list_jobs_task.sql");
+q!(READ_LIST_JOBS_QUEUE, "read/list_jobs_queue.sql");
+q!(READ_LIST_JOBS_LEASED, "read/list_jobs_leased.sql");
+q!(READ_LIST_ESTIMATES, "read/list_estimates.sql");
 q!(READ_STATS, "read/stats.sql");
 q!(READ_COUNTERS, "read/counters.sql");
 q!(READ_DEAD_LETTERS, "read/dead_letters.sql");

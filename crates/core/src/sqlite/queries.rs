@@ -33,10 +33,11 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (6, sql!("migrations/006_schedules.sql")),
     (7, sql!("migrations/007_dependencies.sql")),
     (8, sql!("migrations/008_observability.sql")),
+    (12, sql!("migrations/012_list_indexes.sql")),
 ];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 12;
 
 // ---- connection settings ----------------------------------------------------------------------
 
@@ -1256,15 +1257,32 @@ pub fn get_job(conn: &Connection, ns: &str, id: i64) -> Result<Option<JobRow>> {
 }
 
 pub fn list_jobs(conn: &Connection, ns: &str, f: &ListFilter) -> Result<Vec<JobRow>> {
-    // A status past running is listed from its own index, newest first; the others from the table.
-    let settled = f
-        .status
-        .and_then(StatusCode::from_i64)
-        .is_some_and(|s| !matches!(s, StatusCode::Pending | StatusCode::Running));
-    let sql = if settled {
-        sql!("read/list_jobs_settled.sql")
+    use crate::policy::list::{self, ListEstimates, ListSource};
+    let est = if list::needs_estimates(f.task_name.is_some(), f.queue.is_some()) {
+        conn.prepare_cached(sql!("read/list_estimates.sql"))?
+            .query_row(
+                named_params! {
+                    ":namespace": ns, ":status": f.status, ":task_name": f.task_name,
+                    ":queue": f.queue,
+                },
+                |r| {
+                    Ok(ListEstimates {
+                        total: r.get(0)?,
+                        status: f.status.map(|_| r.get(1)).transpose()?,
+                        task: f.task_name.as_ref().map(|_| r.get(2)).transpose()?,
+                        queue: f.queue.as_ref().map(|_| r.get(3)).transpose()?,
+                    })
+                },
+            )?
     } else {
-        sql!("read/list_jobs.sql")
+        ListEstimates::default()
+    };
+    let sql = match list::list_source(f.status, f.offset.saturating_add(f.limit), &est) {
+        ListSource::Table => sql!("read/list_jobs.sql"),
+        ListSource::Settled => sql!("read/list_jobs_settled.sql"),
+        ListSource::Leased => sql!("read/list_jobs_leased.sql"),
+        ListSource::Task => sql!("read/list_jobs_task.sql"),
+        ListSource::Queue => sql!("read/list_jobs_queue.sql"),
     };
     let mut stmt = conn.prepare_cached(sql)?;
     let rows = stmt.query_map(
@@ -1468,6 +1486,44 @@ mod tests {
             },
         );
         assert!(!newest.contains("TEMP B-TREE"), "{newest}");
+    }
+
+    /// Each source policy::list::list_source may pick reads its own index, newest first without a
+    /// sort of the table (the lease index's few running jobs are sorted); queues() reads the
+    /// counters, not the jobs.
+    #[test]
+    fn list_sources_read_their_indexes() {
+        let conn = migrated();
+        let plan = |sql: &str| {
+            plan_of(
+                &conn,
+                sql,
+                named_params! {
+                    ":namespace": "n", ":status": Option::<i64>::None, ":task_name": "t",
+                    ":queue": "q", ":limit": 50, ":offset": 0,
+                },
+            )
+        };
+        for (file, index) in [
+            (sql!("read/list_jobs_task.sql"), "USING INDEX jobs_task"),
+            (sql!("read/list_jobs_queue.sql"), "USING INDEX jobs_queue"),
+        ] {
+            let got = plan(file);
+            assert!(got.contains(index), "{got}");
+            assert!(!got.contains("TEMP B-TREE"), "{got}");
+        }
+        let leased = plan(sql!("read/list_jobs_leased.sql"));
+        assert!(leased.contains("USING INDEX jobs_leased"), "{leased}");
+        let table = plan(sql!("read/list_jobs.sql"));
+        assert!(table.starts_with("SCAN jobs"), "{table}");
+        assert!(!table.contains("TEMP B-TREE"), "{table}");
+        let counts = plan_of(
+            &conn,
+            sql!("queues/counts.sql"),
+            named_params! {":namespace": "n"},
+        );
+        assert!(!counts.contains("jobs"), "{counts}");
+        assert!(counts.contains("counters"), "{counts}");
     }
 
     /// The claim and the unroutable check read jobs_ready, never the table: a claim reads one

@@ -1,8 +1,11 @@
--- Newest first; status and task_name filter when not null.
+-- Newest first; status, task_name and queue filter when not null. The table by its primary key
+-- (NOT INDEXED: an index led by namespace would read every job and sort them), stopping after
+-- offset + limit matches: policy::list::list_source picks it when the matches are close to the
+-- newest end (no filter, or common ones); the other read/list_jobs_*.sql files serve the rest.
 SELECT id, task_name, queue, status, priority, args, max_retries, retry_count, timeout_ms,
        soft_timeout_ms, result_ttl_ms, progress, created_at, run_at, started_at, finished_at,
        result, error, cancel_requested, unique_key
-FROM jobs
+FROM jobs NOT INDEXED
 WHERE namespace = :namespace
   -- A blocked job (6) lists as pending.
   AND (:status IS NULL OR status = :status OR (:status = 0 AND status = 6))

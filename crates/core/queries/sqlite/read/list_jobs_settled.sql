@@ -5,7 +5,7 @@
 SELECT id, task_name, queue, status, priority, args, max_retries, retry_count, timeout_ms,
        soft_timeout_ms, result_ttl_ms, progress, created_at, run_at, started_at, finished_at,
        result, error, cancel_requested, unique_key
-FROM jobs
+FROM jobs INDEXED BY jobs_settled
 WHERE namespace = :namespace
   AND status NOT IN (0, 1) AND status = :status
   AND (:task_name IS NULL OR task_name = :task_name)
