@@ -1,5 +1,6 @@
 // Dependencies and workflows (dependsOn, cascade, chain / group / chord, .s / .si) on every engine,
 // through the public API (docs/WORKFLOWS.md).
+import test from 'ava'
 import { chain, group, chord, JobNotFoundError, TaskCancelledError, MaxRetriesExceededError } from 'taskito'
 import { eachCore, makeQueue, deferred } from './helpers.mjs'
 
@@ -227,4 +228,40 @@ eachCore('a workflow is written in one transaction: a bad step writes nothing', 
   const ok = queue.task('ok', async () => 1)
   await t.throwsAsync(chain(ok.s(), ok.s(() => 'a function cannot be serialized')).apply())
   t.is((await queue.jobs()).length, 0)
+})
+
+test('test mode runs a workflow in dependency order, passes results, and cancels what a failure ends', async (t) => {
+  const queue = makeQueue(t, 'native')
+  const add = queue.task('add', (a, b) => a + b)
+  const double = queue.task('double', (x) => x * 2)
+  const sum = queue.task('sum', (xs) => xs.reduce((a, b) => a + b, 0))
+  const boom = queue.task('boom', () => {
+    throw new Error('boom')
+  }, never)
+  const after = queue.task('after', () => 'never runs')
+  await queue.testMode(async (results) => {
+    // A chain passes each result on; a chord gives its callback the group's results in order.
+    const last = await chain(add.s(1, 2), double.s(), add.s(10)).apply()
+    t.is(await last.result(), 16)
+    const merged = await chord(group(add.s(1, 1), double.s(5)), sum.s()).apply()
+    t.is(await merged.result(), 12)
+    t.deepEqual(results.map((r) => r.taskName), ['add', 'double', 'add', 'add', 'double', 'sum'])
+    t.deepEqual(results[1].args, [3])
+    // dependsOn an earlier test job, by handle or id.
+    const first = await add.delay(2, 2)
+    const next = await double.apply([21], { dependsOn: first })
+    t.is(await next.result(), 42)
+    t.deepEqual((await next.info()).dependsOn, [first.id])
+    // A failure ends its dependents cancelled, with the store's message, and runs nothing of them.
+    const ran = results.length
+    const tail = await chain(boom.si(), after.si(), after.si()).apply()
+    t.is(await tail.status(), 'cancelled')
+    await t.throwsAsync(tail.result(), { instanceOf: TaskCancelledError })
+    t.regex((await tail.errors())[0].error, /dependency test-\d+ ended cancelled, so this job never runs/)
+    t.deepEqual(results.slice(ran).map((r) => r.taskName), ['boom'])
+    // A dependency that is no job of this test mode: refused, nothing runs.
+    const before = results.length
+    await t.throwsAsync(chain(add.si(1, 1), add.si(2, 2).set({ dependsOn: '888888' })).apply(), { instanceOf: JobNotFoundError })
+    t.is(results.length, before)
+  })
 })

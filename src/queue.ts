@@ -44,6 +44,7 @@ import { type ThreadTaskOptions, moduleHandler, refuseThreadOptions, threadTask 
 import { CronExpression, type Declared, type PeriodicOptions, type ScheduleInfo } from './schedules.js'
 import { Worker, type WorkerHost, type WorkerOptions } from './worker.js'
 import { deserializeArgs } from './workflow.js'
+import { cancelledMessage, start, stepArgs } from './core/policy/workflows.js'
 
 export interface QueueOptions {
   /** SQLite file (default ./taskito.db; parent folders are created). */
@@ -158,6 +159,8 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
   #core: Promise<Core> | null = null
   #closed: Promise<void> | null = null
   #testResults: TestResult[] | null = null
+  /** Test mode's jobs by id: how each ended and its serialized result, for the jobs that depend on it. */
+  #testJobs = new Map<string, { status: JobStatus; result: string | null }>()
   #pendingEnqueues: PendingEnqueue[] = []
   #pendingJobs = 0
   /** The opened core's offThread (false until it is open). */
@@ -605,22 +608,50 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     if (this.#testResults !== null) throw new TaskitoError('test mode is already on for this queue: do not nest testMode()', { code: 'INVALID_ARGUMENT' })
     const results: TestResult[] = []
     this.#testResults = results
+    this.#testJobs = new Map()
     try {
       return await fn(results)
     } finally {
       this.#testResults = null
+      this.#testJobs = new Map()
     }
   }
 
   async #runInTestMode(prepared: { job: NewJob; args: unknown[]; task: Task<never[], unknown> | undefined }[]): Promise<Job[]> {
     const results = this.#testResults as TestResult[]
-    const jobs: Job[] = []
-    for (const { job, task } of prepared) {
+    const done = this.#testJobs
+    // Checked before anything runs, as a real enqueue writes nothing when one entry is wrong.
+    const ids = prepared.map((_, i) => `test-${done.size + i + 1}`)
+    const dependencyIdsOf = prepared.map(({ job, task }, i) => {
       if (task === undefined) throw new TaskitoError(`task not registered: ${job.taskName} (register it on this queue before test mode runs it)`, { code: 'TASK_NOT_REGISTERED' })
-      const id = `test-${results.length + 1}`
-      // Round-trip the arguments as a worker would see them.
-      const args = this.serializer.deserialize(job.args) as unknown[]
+      const on = (job.dependencies?.on ?? []).map((k) => (typeof k === 'number' ? ids[k]! : k))
+      for (const dep of on) {
+        if (!done.has(dep) && !ids.slice(0, i).includes(dep)) {
+          throw new JobNotFoundError(`job ${dep} not found in test mode (dependsOn names a job made inside this testMode() call); nothing was run`)
+        }
+      }
+      return on
+    })
+    const jobs: Job[] = []
+    for (const [i, { job, task }] of prepared.entries()) {
+      const id = ids[i]!
       const started = Date.now()
+      // The dependencies, as the store would release or cancel this job (policy/workflows.ts).
+      const deps = dependencyIdsOf[i]!.map((dep) => ({ dep, ...done.get(dep)! }))
+      const decided = start(deps.map((d) => statusCode(d.status)))
+      if (decided.kind === 'cancelled') {
+        const dep = deps[decided.index]!
+        const error = cancelledMessage(dep.dep, statusCode(dep.status))
+        done.set(id, { status: 'cancelled', result: null })
+        const errors: ErrorRecord[] = [{ id: `${id}-e0`, jobId: id, attempt: 0, error, traceback: null, failedAt: started }]
+        const info = testJobInfo(id, job, 'cancelled', started, null, dependencyIdsOf[i]!)
+        jobs.push(new Job(this, id, { info, value: undefined, errors }))
+        continue
+      }
+      // Round-trip the arguments as a worker would see them, with the results a step takes.
+      const takes = job.dependencies?.takes ?? 0
+      const text = stepArgs(takes, job.args, deps.map((d) => d.result)) ?? job.args
+      const args = deserializeArgs(this.serializer, text) as unknown[]
       const state = {
         id,
         taskName: job.taskName,
@@ -637,7 +668,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
       const errors: ErrorRecord[] = []
       let cancelled = false
       try {
-        result.value = await runInContext(contextFor(state), () => task.handler(...args))
+        result.value = await runInContext(contextFor(state), () => task!.handler(...args))
       } catch (err) {
         result.failed = true
         cancelled = err instanceof TaskCancelledError
@@ -647,24 +678,8 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
       }
       results.push(result)
       const status: JobStatus = !result.failed ? 'complete' : cancelled ? 'cancelled' : 'dead'
-      const info: JobInfo = {
-        id,
-        taskName: job.taskName,
-        queue: job.queue,
-        status,
-        priority: job.priority,
-        maxRetries: job.maxRetries,
-        retryCount: 0,
-        timeout: job.timeoutMs,
-        softTimeout: job.softTimeoutMs,
-        resultTtl: job.resultTtlMs,
-        progress: null,
-        createdAt: started,
-        runAt: started,
-        startedAt: started,
-        finishedAt: Date.now(),
-        dependsOn: [],
-      }
+      done.set(id, { status, result: result.failed ? null : this.serializer.serialize(result.value) })
+      const info = testJobInfo(id, job, status, started, started, dependencyIdsOf[i]!)
       jobs.push(new Job(this, id, { info, value: result.value, errors }))
     }
     return jobs
@@ -793,4 +808,26 @@ function merged(batch: readonly { jobs: NewJob[] }[]): NewJob[] {
     }
   }
   return out
+}
+
+/** The JobInfo of a test-mode job: it ran (or was cancelled by a dependency) at `started`. */
+function testJobInfo(id: string, job: NewJob, status: JobStatus, started: number, startedAt: number | null, dependsOn: string[]): JobInfo {
+  return {
+    id,
+    taskName: job.taskName,
+    queue: job.queue,
+    status,
+    priority: job.priority,
+    maxRetries: job.maxRetries,
+    retryCount: 0,
+    timeout: job.timeoutMs,
+    softTimeout: job.softTimeoutMs,
+    resultTtl: job.resultTtlMs,
+    progress: null,
+    createdAt: started,
+    runAt: started,
+    startedAt,
+    finishedAt: Date.now(),
+    dependsOn,
+  }
 }
