@@ -84,6 +84,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
             "/queries/postgres/migrations/008_observability.sql"
         )),
     ),
+    (
+        9,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/009_counters_in_code.sql"
+        )),
+    ),
 ];
 
 q!(META_LOCK, "meta/lock.sql");
@@ -194,3 +201,4 @@ q!(WORKFLOWS_COMPLETE_ONE, "workflows/complete_one.sql");
 q!(COUNTERS_LOCK, "counters/lock.sql");
 q!(COUNTERS_COMPACT, "counters/compact.sql");
 q!(COUNTERS_RECOUNT, "counters/recount.sql");
+q!(COUNTERS_APPEND, "counters/append.sql");
