@@ -55,6 +55,8 @@ const PLAN = [
   // `seconds` + 5 s per core.
   { id: 'schedule-ticks', params: { seconds: [60, 10], procs: 3, concurrency: 64 } },
   // PostgreSQL (native core only), when TASKITO_PG_URL is set.
+  // graphile-worker as the PostgreSQL yardstick (bench/pg.mjs): drain and bulk enqueue, ratios vs aims.
+  { id: 'pg-yardstick', pg: true, params: { n: [50_000, 5000], enqueueN: [100_000, 10_000], batch: 1000, concurrency: 64 } },
   { id: 'pg-drain-1', pg: true, params: { n: [50_000, 5000], procs: 1, concurrency: 64 } },
   { id: 'pg-drain-3', pg: true, params: { n: [50_000, 5000], procs: 3, concurrency: 64 } },
   { id: 'pg-drain-3-bare', pg: true, params: { n: [50_000, 5000], procs: 3, concurrency: 64, upkeep: 0 } },

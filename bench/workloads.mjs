@@ -9,6 +9,7 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Queue, chain, group, chord } from 'taskito'
+import { yardstick } from './pg.mjs'
 
 const require = createRequire(import.meta.url)
 
@@ -155,13 +156,10 @@ async function delayInFlight(ctx) {
 
 // ---- metrics upkeep (migration 008) --------------------------------------------------------------
 
-/** The triggers of migration 008 that keep the counters on PostgreSQL (stats(), metrics()). SQLite
- * counts in code: its baseline sets BENCH_OFF_ENV before any store opens (each workload runs in its
- * own process, which reads it once), and both SQLite engines then neither compute nor write the
- * counts. */
-const UPKEEP_TRIGGERS = {
-  pg: ['jobs_counted_insert', 'jobs_counted_delete', 'jobs_counted_update'],
-}
+/** Both engines count in code (migration 009 dropped PostgreSQL's triggers). A baseline sets
+ * BENCH_OFF_ENV in the process(es) that drain before any store opens there (each workload runs in
+ * its own process, which reads it once; worker processes inherit it), and the engines then neither
+ * compute nor write the counts. */
 const BENCH_OFF_ENV = 'TASKITO_BENCH_NO_COUNTERS'
 
 /** SQL on the workload's database, outside taskito: better-sqlite3 on the file, psql on PostgreSQL
@@ -178,12 +176,6 @@ function rawSql(ctx, sql) {
     db.close()
   }
   return ''
-}
-
-/** The "without upkeep" baseline on PostgreSQL: the same build and schema less the counters'
- * triggers (after the set-up). */
-function dropUpkeep(ctx) {
-  rawSql(ctx, UPKEEP_TRIGGERS.pg.map((t) => `DROP TRIGGER ${t} ON jobs;`).join(' '))
 }
 
 /** Completed jobs counted from the rows (stats() reads the counters, which a bare run does not keep). */
@@ -704,7 +696,8 @@ async function drainProcs(ctx) {
   const setup = new Queue(queueOptions(ctx))
   setup.task('noop', async () => {})
   await preEnqueue(setup, 'noop', n)
-  if (!upkeep) dropUpkeep(ctx)
+  // The worker processes inherit it (this process counted the enqueue: it read the flag before).
+  if (!upkeep) process.env[BENCH_OFF_ENV] = '1'
   const stopPolling = statsPoller(setup, pollMs)
 
   const workers = Array.from({ length: procs }, () => spawnWorkerProc(ctx, { concurrency, role: 'drain' }))
@@ -864,7 +857,7 @@ async function workflow(ctx) {
 }
 
 /** stats() as the database grows: `n` jobs (99% complete, 1% pending) written by one INSERT … SELECT
- * outside taskito (counted by PostgreSQL's triggers; on SQLite the same SQL counts them), then the median of 200 stats()
+ * outside taskito (the same SQL counts them), then the median of 200 stats()
  * calls; beside it, the median of 5 runs of the count that stats() made before migration 008 (by
  * index, bench/stats-before-*.sql) on the same database. */
 async function statsSize(ctx) {
@@ -877,7 +870,11 @@ async function statsSize(ctx) {
     rawSql(ctx, `INSERT INTO jobs (namespace, queue, task_name, args, status, priority, run_at, created_at, finished_at,
         max_retries, backoff_base_ms, backoff_max_ms, backoff_jitter)
       SELECT 'default', 'default', 'noop', '[]', CASE WHEN i % 100 = 0 THEN 0 ELSE 2 END, 0, 0, 0, 0, 3, 1000, 300000, true
-      FROM generate_series(1, ${n}) AS i; ANALYZE jobs;`)
+      FROM generate_series(1, ${n}) AS i;
+      -- Taskito counts in code on PostgreSQL too (migration 009): a tool that writes jobs counts them.
+      INSERT INTO counters (namespace, metric, queue, task_name, label, n, total)
+      SELECT 'default', 'jobs', 'default', '', status::text, COUNT(*), 0 FROM jobs GROUP BY status;
+      ANALYZE jobs;`)
   } else {
     rawSql(ctx, `WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < ${n})
       INSERT INTO jobs (namespace, queue, task_name, args, status, priority, run_at, created_at, finished_at,
@@ -960,6 +957,7 @@ export const WORKLOADS = {
   'schedule-ticks': scheduleTicks,
   'pg-schedule-ticks': scheduleTicks,
   'pg-drain-1': drainProcs,
+  'pg-yardstick': yardstick,
   'pg-drain-3': drainProcs,
   'pg-delay-64': delayInFlight,
   'pg-latency': latencyProc,

@@ -455,6 +455,70 @@ async fn expired_results_are_swept() {
     assert!(s.get_job(keep).await.unwrap().is_some(), "no TTL: kept");
 }
 
+/// A schema at version 8 (counters kept by triggers) with jobs in every status: migration 9 drops
+/// the triggers and the counts stay right, then the code keeps them right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_8_schema_keeps_its_counters_through_migration_9() {
+    let db = db_or_skip!();
+    let admin = db.admin().await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/queries/postgres/migrations");
+    let mut v8 = format!(
+        "BEGIN; CREATE SCHEMA \"{0}\"; SET LOCAL search_path TO \"{0}\";",
+        db.schema
+    );
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in files
+        .iter()
+        .filter(|f| f.file_name().unwrap().to_str().unwrap() < "009")
+    {
+        v8.push_str(&std::fs::read_to_string(f).unwrap());
+        v8.push(';');
+    }
+    // Jobs of two queues in pending, running (a lease far off: not reaped), complete and dead,
+    // counted by 008's triggers.
+    v8.push_str(
+        "INSERT INTO taskito_meta (key, value) VALUES ('schema_version', '8'); \
+         INSERT INTO jobs (namespace, queue, task_name, args, status, priority, run_at, \
+             created_at, started_at, max_retries, backoff_base_ms, backoff_max_ms, \
+             backoff_jitter, lease_until) \
+         SELECT 'test', CASE WHEN i % 2 = 0 THEN 'default' ELSE 'other' END, 't', '[]', i % 5, \
+             0, 0, 0, 0, 0, 1000, 1000, false, CASE WHEN i % 5 = 1 THEN 4102444800000 END \
+         FROM generate_series(1, 40) AS i WHERE i % 5 <> 3; COMMIT;",
+    );
+    admin.batch_execute(&v8).await.unwrap();
+    let s: Arc<dyn Store> = Arc::new(db.open().await);
+    common::assert_no_drift(&s).await;
+    let triggers: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+             JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = $1 AND NOT t.tgisinternal",
+            &[&db.schema],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(triggers, 0, "migration 9 dropped the counting triggers");
+    // Counted in code from here: an enqueue, a claim (an old pending job or the new one) and
+    // its complete.
+    s.enqueue(vec![job("t")]).await.unwrap();
+    let got = s.claim(req("w", 1, 0)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    common::assert_no_drift(&s).await;
+    s.settle(vec![complete(&got[0], "1")]).await.unwrap();
+    common::assert_no_drift(&s).await;
+    let stats = s.stats().await.unwrap();
+    // 8 of each status 0, 1, 2 and 4 before; one pending claimed and completed, one enqueued.
+    assert_eq!(
+        (stats.pending, stats.running, stats.completed, stats.dead),
+        (8, 8, 9, 8)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_processes_migrate_one_new_schema_at_once() {
     let db = db_or_skip!();
@@ -483,11 +547,11 @@ async fn many_processes_migrate_one_new_schema_at_once() {
         .await
         .unwrap()
         .get(0);
-    // The PostgreSQL migrations carry the same numbers as SQLite's (a version SQLite has alone
-    // has no PostgreSQL file), so the newest is the same.
+    // The PostgreSQL migrations carry the same numbers as SQLite's, but each engine may have a
+    // version alone (SQLite 009 has no PostgreSQL twin, PostgreSQL 009 no SQLite one).
     assert_eq!(
         v,
-        taskito_core::sqlite::queries::SCHEMA_VERSION.to_string(),
+        postgres::schema_version().to_string(),
         "the latest version"
     );
 

@@ -3,10 +3,11 @@
 //! through the heartbeat; a finished one is left alone.
 
 use super::retry::READ_RETRY_BUDGET;
-use super::{sql, workflows, Inner};
+use super::{counters, sql, workflows, Inner};
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::policy;
+use crate::policy::counters::{Change, Counts};
 
 impl Inner {
     pub(super) async fn cancel(&self, id: i64) -> Result<CancelOutcome> {
@@ -19,16 +20,22 @@ impl Inner {
                     return Err(Error::job_not_found(id));
                 };
                 let status: i64 = r.get(0);
+                let mut counts = Counts::default();
                 let outcome = match StatusCode::from_i64(status) {
                     Some(StatusCode::Pending | StatusCode::Failed) => {
                         let st = tx.prepare_cached(sql::CANCEL_WAITING).await?;
-                        tx.execute(&st, &[&id, &policy::CANCELLED_BEFORE_RUN])
-                            .await?;
-                        workflows::cascade(&tx, id, StatusCode::Cancelled).await?;
+                        let error = &policy::CANCELLED_BEFORE_RUN;
+                        if let Some(r) = tx.query_opt(&st, &[&id, error]).await? {
+                            let to = Some(StatusCode::Cancelled as i64);
+                            let c = Change::moved(r.get(0), r.get(1), Some(status), to, r.get(2));
+                            counts.add(&self.ns, &c);
+                        }
+                        workflows::cascade(&tx, &mut counts, id, StatusCode::Cancelled).await?;
                         CancelOutcome::Cancelled
                     }
                     Some(StatusCode::Blocked) => {
-                        workflows::cancel_blocked(&tx, id, policy::CANCELLED_BEFORE_RUN).await?;
+                        let error = policy::CANCELLED_BEFORE_RUN;
+                        workflows::cancel_blocked(&tx, &mut counts, id, error).await?;
                         CancelOutcome::Cancelled
                     }
                     Some(StatusCode::Running) => {
@@ -38,6 +45,7 @@ impl Inner {
                     }
                     _ => CancelOutcome::Final,
                 };
+                counters::append(&tx, &counts).await?;
                 tx.commit().await?;
                 Ok(outcome)
             })

@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::pipeline::Tx;
 use super::retry::{backoff_step, SETTLE_RETRY_BUDGET};
-use super::{flow, ms, rows, sql, Inner};
+use super::{counters, flow, ms, rows, sql, Inner};
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::policy;
+use crate::policy::counters::{Change, Counts};
 
 /// The slow poll of a waiting claim: covers a lost notification.
 pub(super) const CLAIM_POLL: Duration = Duration::from_millis(1000);
@@ -96,7 +98,20 @@ impl Inner {
                 let (ids, tokens) = (&ids, &tokens);
                 async move {
                     let st = c.prepare_cached(sql::RELEASE).await?;
-                    Ok(c.execute(&st, &[&self.ns, ids, tokens]).await?)
+                    let tx = Tx::new(c);
+                    let args: [&(dyn tokio_postgres::types::ToSql + Sync); 3] =
+                        [&self.ns, ids, tokens];
+                    let rows = tx
+                        .begin_with(async { Ok(tx.query(&st, &args).await?) })
+                        .await?;
+                    let mut counts = Counts::default();
+                    for r in &rows {
+                        // Running back to pending: no attempt ended, only the jobs counts move.
+                        let c = Change::moved(r.get(0), r.get(1), Some(1), Some(0), 0);
+                        counts.add(&self.ns, &c);
+                    }
+                    tx.commit(&counts).await?;
+                    Ok(rows.len())
                 }
             })
             .await;
@@ -121,21 +136,22 @@ impl Inner {
         limit: i64,
         lease_ms: i64,
     ) -> Result<(Vec<ClaimedJob>, Option<i64>)> {
-        let mut c = self.client().await?;
+        let c = self.client().await?;
         let claim = c.prepare_cached(sql::CLAIM).await?;
         let next_run_at = c.prepare_cached(sql::CLAIM_NEXT_RUN_AT).await?;
+        // A transaction, so that the claim's counts commit with it; its BEGIN goes with the
+        // first statement and its COMMIT with the counts (pipeline.rs).
+        let tx = Tx::new(c);
         let (found, due) = if flows.is_empty() {
             let limits: Vec<Option<i64>> = vec![None; tasks.len()];
-            let found = c
-                .query(
-                    &claim,
-                    &[
-                        &self.ns, &queues, &limit, &worker_id, &lease_ms, &tasks, &limits,
-                    ],
-                )
+            let args: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+                &self.ns, &queues, &limit, &worker_id, &lease_ms, &tasks, &limits,
+            ];
+            let found = tx
+                .begin_with(async { Ok(tx.query(&claim, &args).await?) })
                 .await?;
             let due: Option<i64> = if found.is_empty() {
-                c.query_one(&next_run_at, &[&self.ns, &queues, &tasks])
+                tx.query_one(&next_run_at, &[&self.ns, &queues, &tasks])
                     .await?
                     .get(0)
             } else {
@@ -143,12 +159,12 @@ impl Inner {
             };
             (found, due)
         } else {
-            let tx = c.transaction().await?;
+            let routing_now = tx.prepare_cached(sql::ROUTING_NOW).await?;
             let now: i64 = tx
-                .query_one(&tx.prepare_cached(sql::ROUTING_NOW).await?, &[])
+                .begin_with(async { Ok(tx.query_one(&routing_now, &[]).await?) })
                 .await?
                 .get(0);
-            let gates = flow::gates(&tx, &self.ns, flows, now).await?;
+            let gates = flow::gates(&*tx, &self.ns, flows, now).await?;
             let mut open = Vec::with_capacity(tasks.len());
             let mut limits = Vec::with_capacity(tasks.len());
             let mut held: Option<i64> = None;
@@ -181,14 +197,18 @@ impl Inner {
                     .get(0);
             }
             let started: Vec<&str> = found.iter().map(|r| r.get(1)).collect();
-            flow::write_gates(&tx, &self.ns, &gates, &started).await?;
-            tx.commit().await?;
+            flow::write_gates(&*tx, &self.ns, &gates, &started).await?;
             let due = match (due, held) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
             (found, due)
         };
+        let mut counts = Counts::default();
+        for r in &found {
+            counts.add(&self.ns, &claimed(r));
+        }
+        tx.commit(&counts).await?;
         if found.is_empty() {
             return Ok((Vec::new(), due));
         }
@@ -200,7 +220,6 @@ impl Inner {
                 Err(bad) => unreadable.push(bad),
             }
         }
-        drop(c);
         for bad in unreadable {
             self.bury(bad).await?;
         }
@@ -215,12 +234,29 @@ impl Inner {
         let bad = &bad;
         self.retrying(SETTLE_RETRY_BUDGET, |mut c| async move {
             let tx = c.transaction().await?;
-            super::settle::fail_in(&tx, None, bad.id, bad.token, &bad.error, None, false).await?;
+            let mut counts = Counts::default();
+            let job = JobToken {
+                id: bad.id,
+                token: bad.token,
+            };
+            super::settle::fail_in(&tx, &mut counts, None, job, &bad.error, None, false).await?;
+            counters::append(&tx, &counts).await?;
             tx.commit().await?;
             Ok(())
         })
         .await?;
         self.settled.notify_waiters();
         Ok(())
+    }
+}
+
+/// What a row of claim/claim.sql changed: its previous status (pending or failed) to running,
+/// waited from its run_at to the claim.
+fn claimed(r: &tokio_postgres::Row) -> Change<'_> {
+    let started_at: i64 = r.get(11);
+    Change {
+        run_at: Some(r.get(10)),
+        started_at: Some(started_at),
+        ..Change::moved(r.get(2), r.get(1), Some(r.get(14)), Some(1), started_at)
     }
 }

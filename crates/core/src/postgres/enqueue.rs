@@ -10,10 +10,11 @@ use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 
 use super::retry::{ENQUEUE_RETRY_BUDGET, READ_RETRY_BUDGET};
-use super::{conn, sql, workflows, Inner};
+use super::{conn, counters, sql, workflows, Inner};
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::policy;
+use crate::policy::counters::{Change, Counts};
 
 /// An enqueue call waiting for the combiner.
 pub(super) struct EnqueueRequest {
@@ -69,14 +70,18 @@ impl Inner {
                     .map(|r| r.get(0))
                     .collect();
                 ids.sort_unstable();
-                let params = cols.params(&self.ns, &ids);
+                let none = counters::Columns::default();
                 let all_created = || -> Vec<Enqueued> {
                     ids.iter()
                         .map(|&id| Enqueued { id, created: true })
                         .collect()
                 };
                 if !has_keys && !has_deps {
-                    // One statement is atomic on its own and commits with one WAL flush.
+                    // One statement is atomic on its own and commits with one WAL flush: every
+                    // row is inserted, so its counts are known and go in the same statement.
+                    let counted = Columns::of_counts(jobs, &self.ns);
+                    let counted = counters::Columns::of(&counted);
+                    let params = cols.params(&self.ns, &ids, &counted);
                     let st = c.prepare_cached(sql::ENQUEUE_INSERT).await?;
                     return match c.query(&st, &params).await {
                         Ok(_) => Ok(Ok(all_created())),
@@ -91,6 +96,7 @@ impl Inner {
                 }
                 let tx = c.transaction().await?;
                 let st = tx.prepare_cached(sql::ENQUEUE_INSERT).await?;
+                let params = cols.params(&self.ns, &ids, &none);
                 let inserted: HashSet<i64> = tx
                     .query(&st, &params)
                     .await?
@@ -128,14 +134,22 @@ impl Inner {
                         }
                     }
                 }
+                let mut counts = Counts::default();
+                for (j, e) in jobs.iter().zip(&out) {
+                    if e.created {
+                        counts.add(&self.ns, &Change::inserted(&j.queue, &j.task_name, 0));
+                    }
+                }
                 if has_deps {
                     let batch: Vec<i64> = out.iter().map(|e| e.id).collect();
                     for ((j, e), i) in jobs.iter().zip(&out).zip(0..) {
                         if e.created && !j.depends_on.is_empty() {
-                            workflows::depend(&tx, &self.ns, e.id, j, &batch[..i]).await?;
+                            let ns = &self.ns;
+                            workflows::depend(&tx, &mut counts, ns, e.id, j, &batch[..i]).await?;
                         }
                     }
                 }
+                counters::append(&tx, &counts).await?;
                 let probe = out.iter().find(|e| e.created).map(|e| e.id);
                 match tx.commit().await {
                     Ok(()) => Ok(Ok(out)),
@@ -201,6 +215,15 @@ pub(super) struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
+    /// What inserting all of `jobs` counts.
+    fn of_counts(jobs: &[NewJob], ns: &str) -> Counts {
+        let mut counts = Counts::default();
+        for j in jobs {
+            counts.add(ns, &Change::inserted(&j.queue, &j.task_name, 0));
+        }
+        counts
+    }
+
     pub(super) fn of(jobs: &'a [NewJob]) -> Self {
         Columns {
             queue: jobs.iter().map(|j| j.queue.as_str()).collect(),
@@ -222,12 +245,15 @@ impl<'a> Columns<'a> {
         }
     }
 
-    /// The parameters of enqueue/insert.sql for these jobs under pre-allocated `ids`.
+    /// The parameters of enqueue/insert.sql for these jobs under pre-allocated `ids`, with
+    /// `counts` to append in the same statement (empty: none).
     pub(super) fn params<'p>(
         &'p self,
         ns: &'p String,
         ids: &'p Vec<i64>,
-    ) -> [&'p (dyn ToSql + Sync); 18] {
+        counts: &'p counters::Columns<'p>,
+    ) -> [&'p (dyn ToSql + Sync); 25] {
+        let [c0, c1, c2, c3, c4, c5, c6] = counts.params();
         [
             ns,
             ids,
@@ -247,6 +273,13 @@ impl<'a> Columns<'a> {
             &self.keys,
             &self.expires,
             &self.traces,
+            c0,
+            c1,
+            c2,
+            c3,
+            c4,
+            c5,
+            c6,
         ]
     }
 }

@@ -49,6 +49,7 @@ mod heartbeat;
 mod listen;
 mod migrate;
 mod notify;
+mod pipeline;
 mod progress;
 mod queues;
 mod read;
@@ -116,6 +117,11 @@ pub(crate) struct Inner {
 /// one schema.
 pub struct PgStore {
     inner: Arc<Inner>,
+}
+
+/// The schema version this build migrates a PostgreSQL schema to (its newest migration).
+pub fn schema_version() -> i64 {
+    migrate::latest()
 }
 
 /// Opens (and migrates) the schema and starts the reaper, the TTL sweep and the listener.

@@ -13,9 +13,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::settle::fail_in;
-use super::{ms, sql, Inner};
+use super::{counters, ms, sql, Inner};
 use crate::error::Result;
-use crate::model::SettleStatus;
+use crate::model::{JobToken, SettleStatus};
+use crate::policy::counters::Counts;
 use crate::policy::{self, Blackout, Expired};
 
 /// Small: the reaper holds the rows of a batch locked while it fails them one by one, and a late
@@ -140,6 +141,7 @@ async fn reap_once(inner: &Inner, sight: &mut Sight) -> Result<Pass> {
     let mut retried = false;
     let mut spared = 0;
     let mut spared_deadline: Option<i64> = None;
+    let mut counts = Counts::default();
     for r in rows {
         let id: i64 = r.get(0);
         let token: i64 = r.get(1);
@@ -158,10 +160,20 @@ async fn reap_once(inner: &Inner, sight: &mut Sight) -> Result<Pass> {
             }
             continue;
         };
-        let o = fail_in(&tx, None, id, token, &reason.message(), None, true).await?;
+        let o = fail_in(
+            &tx,
+            &mut counts,
+            None,
+            JobToken { id, token },
+            &reason.message(),
+            None,
+            true,
+        )
+        .await?;
         reaped += 1;
         retried |= o.status == SettleStatus::Failed;
     }
+    counters::append(&tx, &counts).await?;
     tx.commit().await?;
     if reaped > 0 {
         inner.settled.notify_waiters();

@@ -2,9 +2,10 @@
 
 use super::retry::ENQUEUE_RETRY_BUDGET;
 use super::rows::Lenient;
-use super::{sql, Inner};
+use super::{counters, sql, Inner};
 use crate::error::{Error, Result};
 use crate::policy;
+use crate::policy::counters::{Change, Counts};
 
 impl Inner {
     pub(super) async fn replay(&self, dead_id: i64) -> Result<i64> {
@@ -34,9 +35,13 @@ impl Inner {
                     )));
                 }
                 let st = tx.prepare_cached(sql::REPLAY_INSERT).await?;
-                let id: i64 = tx.query_one(&st, &[&self.ns, &dead_id]).await?.get(0);
+                let r = tx.query_one(&st, &[&self.ns, &dead_id]).await?;
+                let id: i64 = r.get(0);
+                let mut counts = Counts::default();
+                counts.add(&self.ns, &Change::inserted(r.get(1), r.get(2), 0));
                 let st = tx.prepare_cached(sql::REPLAY_MARK).await?;
                 tx.execute(&st, &[&dead_id, &id]).await?;
+                counters::append(&tx, &counts).await?;
                 tx.commit().await?;
                 Ok(id)
             })

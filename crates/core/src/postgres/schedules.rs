@@ -5,10 +5,11 @@ use deadpool_postgres::GenericClient;
 
 use super::enqueue::Columns;
 use super::retry::{ENQUEUE_RETRY_BUDGET, READ_RETRY_BUDGET};
-use super::{sql, Inner};
+use super::{counters, sql, Inner};
 use crate::error::Result;
 use crate::model::*;
 use crate::policy;
+use crate::policy::counters::{Change, Counts};
 
 impl Inner {
     pub(super) async fn save_schedules(&self, schedules: Vec<NewSchedule>) -> Result<()> {
@@ -88,7 +89,14 @@ impl Inner {
                 let jobs = std::slice::from_ref(&tick.job);
                 let cols = Columns::of(jobs);
                 let st = tx.prepare_cached(sql::ENQUEUE_INSERT).await?;
-                tx.query(&st, &cols.params(&self.ns, &ids)).await?;
+                let none = counters::Columns::default();
+                let inserted = tx.query(&st, &cols.params(&self.ns, &ids, &none)).await?;
+                let mut counts = Counts::default();
+                if !inserted.is_empty() {
+                    let job = &tick.job;
+                    counts.add(&self.ns, &Change::inserted(&job.queue, &job.task_name, 0));
+                }
+                counters::append(&tx, &counts).await?;
                 tx.commit().await?;
                 Ok(Some(ids[0]))
             })
@@ -132,9 +140,20 @@ impl Inner {
         let error = policy::schedules::EXPIRED_ERROR;
         let batch = policy::schedules::EXPIRE_BATCH;
         let ended = tx.query(&st, &[&error, &batch]).await?;
+        let mut counts = Counts::default();
+        let (pending, cancelled) = (StatusCode::Pending as i64, StatusCode::Cancelled as i64);
         for row in &ended {
-            super::workflows::cascade(tx, row.get(0), StatusCode::Cancelled).await?;
+            let c = Change::moved(
+                row.get(2),
+                row.get(3),
+                Some(pending),
+                Some(cancelled),
+                row.get(4),
+            );
+            counts.add(row.get(1), &c);
+            super::workflows::cascade(tx, &mut counts, row.get(0), StatusCode::Cancelled).await?;
         }
+        counters::append(tx, &counts).await?;
         let n = ended.len();
         if n > 0 {
             self.settled.notify_waiters();

@@ -5,14 +5,16 @@
 
 use std::collections::{HashMap, HashSet};
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::GenericClient;
 use tokio::time::Instant;
 
+use super::pipeline::Tx;
 use super::retry::SETTLE_RETRY_BUDGET;
 use super::{flow, sql, Inner};
 use crate::backoff;
 use crate::error::Result;
 use crate::model::*;
+use crate::policy::counters::{Change, Counts};
 use crate::policy::{self, Failure, FailureDecision};
 
 impl Inner {
@@ -54,37 +56,27 @@ impl Inner {
         Ok(out)
     }
 
-    /// One attempt at a settle batch, in one transaction (one statement when it is only
-    /// completes or only cancels). Outcomes by input index; None for entries not run here.
+    /// One attempt at a settle batch, in one transaction, which appends the batch's counts
+    /// before it commits. Outcomes by input index; None for entries not run here.
     async fn settle_once(
         &self,
         plan: &SettlePlan<'_>,
     ) -> Result<(Vec<Option<SettleOutcome>>, bool)> {
         let mut out: Vec<Option<SettleOutcome>> = vec![None; plan.len];
         let mut retried = false;
-        let mut c = self.client().await?;
-        // Completes alone run as one statement; a job with dependents is left out of it and
-        // completed below in a transaction that releases its dependents. Cancels cascade to
-        // dependents, so they always take the transaction (they are rare), as do failures,
-        // rate-limited settles and completes that count toward a breaker.
-        let single = plan.fails.is_empty()
-            && plan.limited.is_empty()
-            && !plan.breaker
-            && plan.cancels.is_empty();
-        if single {
-            let (mut done, deferred) = run_completes(&c, &self.ns, &plan.completes).await?;
-            if !deferred.is_empty() {
-                let tx = c.transaction().await?;
-                complete_deferred(&tx, &self.ns, &plan.completes, &deferred, &mut done).await?;
-                tx.commit().await?;
-            }
-            fill(&mut out, &plan.completes, &done, SettleStatus::Complete);
-            return Ok((out, !deferred.is_empty()));
-        }
-        let tx = c.transaction().await?;
-        if !plan.completes.is_empty() {
-            let (mut done, deferred) = run_completes(&tx, &self.ns, &plan.completes).await?;
-            complete_deferred(&tx, &self.ns, &plan.completes, &deferred, &mut done).await?;
+        let c = self.client().await?;
+        let mut counts = Counts::default();
+        // The completes of a batch run as one statement (its BEGIN sent with it: pipeline.rs);
+        // a job with dependents is left out of it and completed below with the release of its
+        // dependents.
+        let tx = Tx::new(c);
+        if plan.completes.is_empty() {
+            tx.begin_with(async { Ok(()) }).await?;
+        } else {
+            let ns = &self.ns;
+            let first = run_completes(&*tx, &mut counts, ns, &plan.completes);
+            let (mut done, deferred) = tx.begin_with(first).await?;
+            complete_deferred(&*tx, &mut counts, ns, &plan.completes, &deferred, &mut done).await?;
             retried |= !deferred.is_empty();
             fill(&mut out, &plan.completes, &done, SettleStatus::Complete);
             if plan.breaker {
@@ -95,15 +87,15 @@ impl Inner {
                     .get(0);
                 for i in plan.completes.iter().filter(|i| done.contains(&i.id)) {
                     if plan.input[i.index].breaker {
-                        flow::succeeded(&tx, &self.ns, i.id, now).await?;
+                        flow::succeeded(&*tx, &self.ns, i.id, now).await?;
                     }
                 }
             }
         }
         if !plan.cancels.is_empty() {
-            let done = run_batch(&tx, sql::SETTLE_CANCEL, &self.ns, &plan.cancels).await?;
+            let done = run_cancels(&*tx, &mut counts, &self.ns, &plan.cancels).await?;
             for id in &done {
-                super::workflows::cascade(&tx, *id, StatusCode::Cancelled).await?;
+                super::workflows::cascade(&*tx, &mut counts, *id, StatusCode::Cancelled).await?;
             }
             fill(&mut out, &plan.cancels, &done, SettleStatus::Cancelled);
         }
@@ -115,6 +107,9 @@ impl Inner {
             out[l.index] = Some(match row {
                 Some(r) => {
                     let (task, run_at): (String, i64) = (r.get(0), r.get(1));
+                    // Running back to pending, held: not an attempt's end.
+                    let c = Change::moved(r.get(2), &task, Some(1), Some(0), run_at);
+                    counts.add(&self.ns, &c);
                     let st = tx.prepare_cached(sql::FLOW_HOLD).await?;
                     tx.execute(&st, &[&self.ns, &task, &run_at]).await?;
                     retried = true;
@@ -133,10 +128,13 @@ impl Inner {
         }
         for f in &plan.fails {
             let o = fail_in(
-                &tx,
+                &*tx,
+                &mut counts,
                 Some(&self.ns),
-                f.id,
-                f.token,
+                JobToken {
+                    id: f.id,
+                    token: f.token,
+                },
                 f.error,
                 f.traceback,
                 f.retryable,
@@ -145,7 +143,7 @@ impl Inner {
             retried |= o.status == SettleStatus::Failed;
             out[f.index] = Some(o);
         }
-        tx.commit().await?;
+        tx.commit(&counts).await?;
         Ok((out, retried))
     }
 
@@ -307,40 +305,66 @@ impl<'a> SettlePlan<'a> {
     }
 }
 
-/// complete.sql / cancel.sql over a batch: the ids whose token was current.
+/// complete.sql or cancel.sql over a batch: their rows.
 async fn run_batch(
-    c: &impl deadpool_postgres::GenericClient,
+    c: &impl GenericClient,
     sql_text: &str,
     ns: &str,
     items: &[BatchItem<'_>],
-) -> Result<HashSet<i64>> {
+) -> Result<Vec<tokio_postgres::Row>> {
     let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
     let tokens: Vec<i64> = items.iter().map(|i| i.token).collect();
     let texts: Vec<Option<&str>> = items.iter().map(|i| i.text).collect();
     let st = c.prepare_cached(sql_text).await?;
-    let rows = c.query(&st, &[&ns, &ids, &tokens, &texts]).await?;
+    Ok(c.query(&st, &[&ns, &ids, &tokens, &texts]).await?)
+}
+
+/// An attempt's end (running → `to`) from a settle statement's row whose columns `at..at + 4`
+/// are queue, task, started_at and the end's time.
+fn ended(r: &tokio_postgres::Row, at: usize, to: StatusCode) -> Change<'_> {
+    Change {
+        started_at: r.get(at + 2),
+        ..Change::moved(
+            r.get(at),
+            r.get(at + 1),
+            Some(1),
+            Some(to as i64),
+            r.get(at + 3),
+        )
+    }
+}
+
+/// cancel.sql over a batch: the ids whose token was current, counted.
+async fn run_cancels(
+    c: &impl GenericClient,
+    counts: &mut Counts,
+    ns: &str,
+    items: &[BatchItem<'_>],
+) -> Result<HashSet<i64>> {
+    let rows = run_batch(c, sql::SETTLE_CANCEL, ns, items).await?;
+    for r in &rows {
+        counts.add(ns, &ended(r, 1, StatusCode::Cancelled));
+    }
     Ok(rows.iter().map(|r| r.get(0)).collect())
 }
 
 /// complete.sql over a batch: the ids it completed, and the ids it left for
 /// [`complete_deferred`] (jobs with dependents, whose release must share their transaction).
 async fn run_completes(
-    c: &impl deadpool_postgres::GenericClient,
+    c: &impl GenericClient,
+    counts: &mut Counts,
     ns: &str,
     items: &[BatchItem<'_>],
 ) -> Result<(HashSet<i64>, Vec<i64>)> {
     if items.is_empty() {
         return Ok((HashSet::new(), Vec::new()));
     }
-    let ids: Vec<i64> = items.iter().map(|i| i.id).collect();
-    let tokens: Vec<i64> = items.iter().map(|i| i.token).collect();
-    let texts: Vec<Option<&str>> = items.iter().map(|i| i.text).collect();
-    let st = c.prepare_cached(sql::SETTLE_COMPLETE).await?;
-    let rows = c.query(&st, &[&ns, &ids, &tokens, &texts]).await?;
+    let rows = run_batch(c, sql::SETTLE_COMPLETE, ns, items).await?;
     let mut done = HashSet::with_capacity(rows.len());
     let mut deferred = Vec::new();
     for r in &rows {
         if r.get::<_, bool>(1) {
+            counts.add(ns, &ended(r, 2, StatusCode::Complete));
             done.insert(r.get(0));
         } else {
             deferred.push(r.get(0));
@@ -351,14 +375,15 @@ async fn run_completes(
 
 /// The completes complete.sql left out, each with the release of its dependents, in `tx`.
 async fn complete_deferred(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
+    counts: &mut Counts,
     ns: &str,
     items: &[BatchItem<'_>],
     deferred: &[i64],
     done: &mut HashSet<i64>,
 ) -> Result<()> {
     for i in items.iter().filter(|i| deferred.contains(&i.id)) {
-        if super::workflows::complete_one(tx, ns, i.id, i.token, i.text).await? {
+        if super::workflows::complete_one(tx, counts, ns, i.id, i.token, i.text).await? {
             done.insert(i.id);
         }
     }
@@ -389,14 +414,15 @@ fn fill(
 /// record, then what [`policy::decide_failure`] says (cancelled, a retry after the backoff, or
 /// dead with a dead letter). Fenced: a stale token records nothing.
 pub(super) async fn fail_in(
-    tx: &Transaction<'_>,
+    tx: &impl GenericClient,
+    counts: &mut Counts,
     ns: Option<&str>,
-    id: i64,
-    token: i64,
+    job: JobToken,
     error: &str,
     traceback: Option<&str>,
     retryable: bool,
 ) -> Result<SettleOutcome> {
+    let JobToken { id, token } = job;
     let st = tx.prepare_cached(sql::SETTLE_FAIL_READ).await?;
     let Some(r) = tx.query_opt(&st, &[&id, &token]).await? else {
         return Ok(SettleOutcome {
@@ -420,6 +446,15 @@ pub(super) async fn fail_in(
     };
     let (base, max, jitter): (i64, i64, bool) = (r.get(2), r.get(3), r.get(4));
     let now: i64 = r.get(6);
+    // The attempt's end, running → `to`, as the decision below ends it.
+    let mut count = |to: StatusCode| {
+        let c = Change {
+            started_at: r.get(10),
+            error: Some(error),
+            ..Change::moved(r.get(9), r.get(8), Some(1), Some(to as i64), now)
+        };
+        counts.add(r.get(7), &c);
+    };
     let st = tx.prepare_cached(sql::SETTLE_INSERT_ERROR).await?;
     tx.execute(&st, &[&id, &failure.retry_count, &error, &traceback, &now])
         .await?;
@@ -431,7 +466,8 @@ pub(super) async fn fail_in(
         FailureDecision::Cancel => {
             let st = tx.prepare_cached(sql::SETTLE_CANCEL_AFTER_FAILURE).await?;
             tx.execute(&st, &[&id, &error, &now]).await?;
-            super::workflows::cascade(tx, id, StatusCode::Cancelled).await?;
+            count(StatusCode::Cancelled);
+            super::workflows::cascade(tx, counts, id, StatusCode::Cancelled).await?;
             Ok(SettleOutcome {
                 id,
                 status: SettleStatus::Cancelled,
@@ -442,6 +478,7 @@ pub(super) async fn fail_in(
             let run_at = now + backoff::delay_ms(retry, base, max, jitter);
             let st = tx.prepare_cached(sql::SETTLE_RETRY).await?;
             tx.execute(&st, &[&id, &run_at, &error]).await?;
+            count(StatusCode::Failed);
             Ok(SettleOutcome {
                 id,
                 status: SettleStatus::Failed,
@@ -453,7 +490,8 @@ pub(super) async fn fail_in(
             tx.execute(&st, &[&id, &error, &now]).await?;
             let st = tx.prepare_cached(sql::SETTLE_INSERT_DEAD_LETTER).await?;
             tx.execute(&st, &[&id, &error, &now]).await?;
-            super::workflows::cascade(tx, id, StatusCode::Dead).await?;
+            count(StatusCode::Dead);
+            super::workflows::cascade(tx, counts, id, StatusCode::Dead).await?;
             Ok(SettleOutcome {
                 id,
                 status: SettleStatus::Dead,

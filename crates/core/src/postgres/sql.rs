@@ -85,10 +85,17 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         )),
     ),
     (
-        12,
+        9,
         include_str!(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/queries/postgres/migrations/012_list_indexes.sql"
+            "/queries/postgres/migrations/009_counters_in_code.sql"
+        )),
+    ),
+    (
+        10,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/010_list_indexes.sql"
         )),
     ),
 ];
@@ -205,3 +212,4 @@ q!(WORKFLOWS_COMPLETE_ONE, "workflows/complete_one.sql");
 q!(COUNTERS_LOCK, "counters/lock.sql");
 q!(COUNTERS_COMPACT, "counters/compact.sql");
 q!(COUNTERS_RECOUNT, "counters/recount.sql");
+q!(COUNTERS_APPEND, "counters/append.sql");

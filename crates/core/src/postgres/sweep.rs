@@ -14,9 +14,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{ms, sql, Inner};
+use super::{counters, ms, sql, Inner};
 use crate::error::Result;
 use crate::policy;
+use crate::policy::counters::{Change, Counts};
 
 /// Deleted jobs between two vacuums of the sweep: about three dead tuples each.
 const VACUUM_AFTER_DELETES: i64 = 50_000;
@@ -59,15 +60,22 @@ pub(super) async fn run(inner: Arc<Inner>) {
 /// One pass: (jobs deleted, ms until the earliest expiry as it stood before the pass). Nothing is
 /// deleted when nothing is due.
 async fn sweep_once(inner: &Inner, limit: i64) -> Result<(i64, Option<i64>)> {
-    let c = inner.client().await?;
+    let mut c = inner.client().await?;
     let st = c.prepare_cached(sql::SWEEP_NEXT_EXPIRY).await?;
     let next_in: Option<i64> = c.query_one(&st, &[]).await?.get(0);
     if !matches!(next_in, Some(t) if t <= 0) {
         return Ok((0, next_in));
     }
-    let st = c.prepare_cached(sql::SWEEP_DELETE_EXPIRED).await?;
-    let n: i64 = c.query_one(&st, &[&limit]).await?.get(0);
-    Ok((n, next_in))
+    let tx = c.transaction().await?;
+    let st = tx.prepare_cached(sql::SWEEP_DELETE_EXPIRED).await?;
+    let gone = tx.query(&st, &[&limit]).await?;
+    let mut counts = Counts::default();
+    for r in &gone {
+        counts.add(r.get(0), &Change::deleted(r.get(1), r.get(2), 0));
+    }
+    counters::append(&tx, &counts).await?;
+    tx.commit().await?;
+    Ok((gone.len() as i64, next_in))
 }
 
 async fn vacuum(inner: &Inner) -> Result<()> {

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
 
-use super::{sql, Inner};
+use super::{counters, sql, Inner};
 use crate::error::Result;
 use crate::model::StatusCode;
+use crate::policy::counters::{Change, Counts};
 use crate::policy::{self, ROUTE_BATCH, ROUTE_INTERVAL_MS};
 use crate::routing::{json_strings, Group, Live, WorkerTask};
 
@@ -140,6 +141,7 @@ async fn route_once(inner: &Inner) -> Result<i64> {
     let stale = tx.prepare_cached(sql::ROUTING_STALE_JOBS).await?;
     let mut dead = 0i64;
     let mut at = Group::default();
+    let mut counts = Counts::default();
     while dead < ROUTE_BATCH {
         let Some(r) = tx
             .query_opt(&next, &[&at.namespace, &at.queue, &at.task_name])
@@ -162,12 +164,16 @@ async fn route_once(inner: &Inner) -> Result<i64> {
                 if !live.unroutable(&g, run_at) {
                     continue;
                 }
-                end_dead(&tx, id, retry_count, &error, now).await?;
+                let to = Some(StatusCode::Dead as i64);
+                let c = Change::moved(&g.queue, &g.task_name, Some(j.get(3)), to, now);
+                counts.add(&g.namespace, &c);
+                end_dead(&tx, &mut counts, id, retry_count, &error, now).await?;
                 dead += 1;
             }
         }
         at = g;
     }
+    counters::append(&tx, &counts).await?;
     tx.commit().await?;
     if dead > 0 {
         inner.settled.notify_waiters();
@@ -179,6 +185,7 @@ async fn route_once(inner: &Inner) -> Result<i64> {
 /// job, its dead letter.
 async fn end_dead(
     tx: &impl GenericClient,
+    counts: &mut Counts,
     id: i64,
     attempt: i64,
     error: &str,
@@ -191,6 +198,6 @@ async fn end_dead(
     tx.execute(&st, &[&id, &error, &now]).await?;
     let st = tx.prepare_cached(sql::SETTLE_INSERT_DEAD_LETTER).await?;
     tx.execute(&st, &[&id, &error, &now]).await?;
-    super::workflows::cascade(tx, id, StatusCode::Dead).await?;
+    super::workflows::cascade(tx, counts, id, StatusCode::Dead).await?;
     Ok(())
 }

@@ -9,6 +9,7 @@ use deadpool_postgres::GenericClient;
 use super::sql;
 use crate::error::{Error, Result};
 use crate::model::*;
+use crate::policy::counters::{Change, Counts};
 use crate::policy::workflows::{self, Start};
 
 /// Job `id`, just inserted as pending, depends on `job.depends_on` (`batch`: the ids of the
@@ -16,6 +17,7 @@ use crate::policy::workflows::{self, Start};
 /// unknown dependency is `JOB_NOT_FOUND` (the caller rolls back: nothing written).
 pub(super) async fn depend(
     tx: &impl GenericClient,
+    counts: &mut Counts,
     ns: &str,
     id: i64,
     job: &NewJob,
@@ -45,9 +47,10 @@ pub(super) async fn depend(
     let st = tx.prepare_cached(sql::WORKFLOWS_INSERT_EDGES).await?;
     tx.execute(&st, &[&id, &deps]).await?;
     let st = tx.prepare_cached(sql::WORKFLOWS_BLOCK).await?;
-    tx.execute(&st, &[&id]).await?;
+    let r = tx.query_one(&st, &[&id]).await?;
+    count_move(counts, &r, StatusCode::Pending, StatusCode::Blocked);
     match workflows::start(&statuses) {
-        Start::Ready => release_one(tx, id, None, job.takes).await?,
+        Start::Ready => release_one(tx, counts, id, None, job.takes).await?,
         Start::Blocked { left } => {
             let st = tx.prepare_cached(sql::WORKFLOWS_INSERT_WAIT).await?;
             let takes = job.takes as i64;
@@ -56,7 +59,7 @@ pub(super) async fn depend(
         }
         Start::Cancelled { index } => {
             let msg = workflows::cancelled_message(deps[index], statuses[index]);
-            cancel_one(tx, id, &msg).await?;
+            cancel_one(tx, counts, id, &msg).await?;
         }
     }
     Ok(())
@@ -66,6 +69,7 @@ pub(super) async fn depend(
 /// it takes written into its arguments.
 async fn release_one(
     tx: &impl GenericClient,
+    counts: &mut Counts,
     id: i64,
     delay_ms: Option<i64>,
     takes: Takes,
@@ -89,14 +93,20 @@ async fn release_one(
     };
     let run_at = workflows::released_run_at(now, delay_ms, run_at);
     let st = tx.prepare_cached(sql::WORKFLOWS_RELEASE).await?;
-    tx.execute(&st, &[&id, &run_at, &args]).await?;
+    if let Some(r) = tx.query_opt(&st, &[&id, &run_at, &args]).await? {
+        count_move(counts, &r, StatusCode::Blocked, StatusCode::Pending);
+    }
     let st = tx.prepare_cached(sql::WORKFLOWS_DELETE_WAIT).await?;
     tx.execute(&st, &[&id]).await?;
     Ok(())
 }
 
 /// `id` completed in this transaction: releases each dependent that waited for it last. How many.
-pub(super) async fn release_dependents(tx: &impl GenericClient, id: i64) -> Result<usize> {
+pub(super) async fn release_dependents(
+    tx: &impl GenericClient,
+    counts: &mut Counts,
+    id: i64,
+) -> Result<usize> {
     let st = tx.prepare_cached(sql::WORKFLOWS_COUNT_DOWN).await?;
     let waits: Vec<(i64, i64, Option<i64>, i64)> = tx
         .query(&st, &[&id])
@@ -107,7 +117,7 @@ pub(super) async fn release_dependents(tx: &impl GenericClient, id: i64) -> Resu
     let mut released = 0;
     for (job, left, delay_ms, takes) in waits {
         if left <= 0 {
-            release_one(tx, job, delay_ms, Takes::from_i64(takes)).await?;
+            release_one(tx, counts, job, delay_ms, Takes::from_i64(takes)).await?;
             released += 1;
         }
     }
@@ -118,25 +128,33 @@ pub(super) async fn release_dependents(tx: &impl GenericClient, id: i64) -> Resu
 /// when the token is stale.
 pub(super) async fn complete_one(
     tx: &impl GenericClient,
+    counts: &mut Counts,
     ns: &str,
     id: i64,
     token: i64,
     result: Option<&str>,
 ) -> Result<bool> {
     let st = tx.prepare_cached(sql::WORKFLOWS_COMPLETE_ONE).await?;
-    if tx
-        .query_opt(&st, &[&ns, &id, &token, &result])
-        .await?
-        .is_none()
-    {
+    let Some(r) = tx.query_opt(&st, &[&ns, &id, &token, &result]).await? else {
         return Ok(false);
-    }
-    release_dependents(tx, id).await?;
+    };
+    let now: i64 = r.get(0);
+    let c = Change {
+        started_at: r.get(3),
+        ..Change::moved(r.get(1), r.get(2), Some(1), Some(2), now)
+    };
+    counts.add(ns, &c);
+    release_dependents(tx, counts, id).await?;
     Ok(true)
 }
 
 /// Cancels blocked job `id` with an error record; false when it was not blocked.
-async fn cancel_one(tx: &impl GenericClient, id: i64, error: &str) -> Result<bool> {
+async fn cancel_one(
+    tx: &impl GenericClient,
+    counts: &mut Counts,
+    id: i64,
+    error: &str,
+) -> Result<bool> {
     // The wait row first, then the job: the order a release takes them (count_down.sql, then
     // release.sql), so a cancel and a release of one job cannot deadlock.
     let st = tx.prepare_cached(sql::WORKFLOWS_DELETE_WAIT).await?;
@@ -146,6 +164,9 @@ async fn cancel_one(tx: &impl GenericClient, id: i64, error: &str) -> Result<boo
         return Ok(false);
     };
     let (attempt, now): (i64, i64) = (r.get(0), r.get(1));
+    let blocked = (StatusCode::Blocked as i64, StatusCode::Cancelled as i64);
+    let c = Change::moved(r.get(3), r.get(4), Some(blocked.0), Some(blocked.1), now);
+    counts.add(r.get(2), &c);
     let traceback: Option<&str> = None;
     let st = tx.prepare_cached(sql::SETTLE_INSERT_ERROR).await?;
     tx.execute(&st, &[&id, &attempt, &error, &traceback, &now])
@@ -156,7 +177,12 @@ async fn cancel_one(tx: &impl GenericClient, id: i64, error: &str) -> Result<boo
 /// `id` just ended dead or cancelled (`status`) in this transaction: cancels its blocked
 /// dependents and theirs, each with an error record naming the dependency that ended it. Every
 /// path that ends a job dead or cancelled calls it; so can any other (an expiry). How many.
-pub(super) async fn cascade(tx: &impl GenericClient, id: i64, status: StatusCode) -> Result<usize> {
+pub(super) async fn cascade(
+    tx: &impl GenericClient,
+    counts: &mut Counts,
+    id: i64,
+    status: StatusCode,
+) -> Result<usize> {
     let mut ended = vec![(id, status as i64)];
     let mut n = 0;
     let st = tx.prepare_cached(sql::WORKFLOWS_BLOCKED_DEPENDENTS).await?;
@@ -168,7 +194,7 @@ pub(super) async fn cascade(tx: &impl GenericClient, id: i64, status: StatusCode
             .map(|r| r.get(0))
             .collect();
         for d in dependents {
-            if cancel_one(tx, d, &workflows::cancelled_message(dep, status)).await? {
+            if cancel_one(tx, counts, d, &workflows::cancelled_message(dep, status)).await? {
                 ended.push((d, StatusCode::Cancelled as i64));
                 n += 1;
             }
@@ -178,8 +204,26 @@ pub(super) async fn cascade(tx: &impl GenericClient, id: i64, status: StatusCode
 }
 
 /// A blocked job cancelled from outside (`cancel()`), and its dependents.
-pub(super) async fn cancel_blocked(tx: &impl GenericClient, id: i64, error: &str) -> Result<()> {
-    cancel_one(tx, id, error).await?;
-    cascade(tx, id, StatusCode::Cancelled).await?;
+pub(super) async fn cancel_blocked(
+    tx: &impl GenericClient,
+    counts: &mut Counts,
+    id: i64,
+    error: &str,
+) -> Result<()> {
+    cancel_one(tx, counts, id, error).await?;
+    cascade(tx, counts, id, StatusCode::Cancelled).await?;
     Ok(())
+}
+
+/// Counts a status change of a row that returned its key (namespace, queue, task_name) and is
+/// no attempt's start or end.
+fn count_move(counts: &mut Counts, key: &tokio_postgres::Row, from: StatusCode, to: StatusCode) {
+    let c = Change::moved(
+        key.get(1),
+        key.get(2),
+        Some(from as i64),
+        Some(to as i64),
+        0,
+    );
+    counts.add(key.get(0), &c);
 }

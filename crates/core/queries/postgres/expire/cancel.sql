@@ -1,7 +1,8 @@
 -- Ends cancelled, as expired, up to $2 pending jobs of every namespace whose start-by time has
 -- come (by the jobs_start_by index: only those rows are read), each with its error record, in one
 -- statement. policy::schedules::expired: due at the millisecond itself. SKIP LOCKED: the reapers
--- of other processes share the work. $1 error, $2 limit. Returns the ids ended.
+-- of other processes share the work. $1 error, $2 limit. Returns the jobs ended: id, namespace,
+-- queue, task and the clock (counted: pending to cancelled).
 WITH now AS MATERIALIZED (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms),
 due AS (
     SELECT id FROM jobs
@@ -16,8 +17,10 @@ ended AS (
         expires_at = CASE WHEN j.result_ttl_ms IS NULL THEN NULL ELSE now.ms + j.result_ttl_ms END
     FROM due, now
     WHERE j.id = due.id
-    RETURNING j.id, j.retry_count, now.ms AS at
+    RETURNING j.id, j.retry_count, now.ms AS at, j.namespace, j.queue, j.task_name
+),
+errors AS (
+    INSERT INTO job_errors (job_id, attempt, error, traceback, failed_at)
+    SELECT id, retry_count, $1::text, NULL, at FROM ended
 )
-INSERT INTO job_errors (job_id, attempt, error, traceback, failed_at)
-SELECT id, retry_count, $1::text, NULL, at FROM ended
-RETURNING job_id;
+SELECT id, namespace, queue, task_name, at FROM ended;

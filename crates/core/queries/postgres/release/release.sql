@@ -1,6 +1,6 @@
 -- Claimed but never started: back to pending. Fenced, so a stale release changes nothing; one
 -- primary-key lookup per job, like settle/complete.sql.
--- $1 namespace; arrays: $2 ids, $3 tokens.
+-- $1 namespace; arrays: $2 ids, $3 tokens. Returns each released job's queue and task (counted).
 WITH mine AS MATERIALIZED (
     SELECT j.id FROM unnest($2::bigint[], $3::bigint[]) AS r(id, token)
     CROSS JOIN LATERAL (
@@ -14,4 +14,5 @@ WITH mine AS MATERIALIZED (
 UPDATE jobs AS j
 SET status = 0, worker_id = NULL, started_at = NULL, lease_until = NULL, deadline_at = NULL
 FROM mine
-WHERE j.id = mine.id;
+WHERE j.id = mine.id
+RETURNING j.queue, j.task_name;

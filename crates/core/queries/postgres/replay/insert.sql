@@ -1,5 +1,5 @@
 -- The replayed job: the dead letter's settings, a fresh attempt count, due now.
--- $1 namespace, $2 dead letter id.
+-- $1 namespace, $2 dead letter id. Returns its id, queue and task (counted).
 WITH now AS MATERIALIZED (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms)
 INSERT INTO jobs (
     namespace, queue, task_name, args, status, priority, run_at, created_at, max_retries,
@@ -10,4 +10,4 @@ SELECT $1::text, d.queue, d.task_name, d.args, 0, d.priority, now.ms, now.ms, d.
        d.backoff_jitter
 FROM dead_letters d CROSS JOIN now
 WHERE d.id = $2::bigint
-RETURNING id;
+RETURNING id, queue, task_name;

@@ -1,6 +1,6 @@
 -- Every 'cancel' of a settle batch in one statement (the attempt ended by TaskCancelledError).
 -- Fenced, and one primary-key lookup per settle, like complete.sql.
--- $1 namespace; arrays: $2 ids, $3 tokens, $4 errors.
+-- Returns what counts each row, as complete.sql. $1 namespace; arrays: $2 ids, $3 tokens, $4 errors.
 WITH now AS MATERIALIZED (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms),
 mine AS MATERIALIZED (
     SELECT j.id, s.error FROM unnest($2::bigint[], $3::bigint[], $4::text[]) AS s(id, token, error)
@@ -19,4 +19,4 @@ SET status = 5, error = mine.error, finished_at = now.ms,
     worker_id = NULL, lease_until = NULL, deadline_at = NULL
 FROM mine, now
 WHERE j.id = mine.id
-RETURNING j.id;
+RETURNING j.id, j.queue, j.task_name, j.started_at, now.ms;

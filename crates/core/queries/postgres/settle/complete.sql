@@ -5,6 +5,7 @@
 -- A job that has dependents is left for workflows/complete_one.sql in a transaction that also
 -- releases them (policy::workflows): returned with `false`. The others return `true`: done here,
 -- one statement, as before dependencies existed.
+-- The completed rows return what counts them (policy::counters): queue, task, start, end.
 -- $1 namespace; arrays: $2 ids, $3 tokens, $4 results.
 WITH now AS MATERIALIZED (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms),
 mine AS MATERIALIZED (
@@ -25,8 +26,9 @@ done AS (
         worker_id = NULL, lease_until = NULL, deadline_at = NULL
     FROM mine, now
     WHERE j.id = mine.id AND mine.has_dependents = 0
-    RETURNING j.id
+    RETURNING j.id, j.queue, j.task_name, j.started_at, now.ms AS at
 )
-SELECT id, true FROM done
+SELECT id, true, queue, task_name, started_at, at FROM done
 UNION ALL
-SELECT id, false FROM mine WHERE has_dependents <> 0;
+SELECT id, false, NULL::text, NULL::text, NULL::bigint, NULL::bigint FROM mine
+WHERE has_dependents <> 0;

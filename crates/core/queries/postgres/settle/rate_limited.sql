@@ -5,4 +5,4 @@ UPDATE jobs
 SET status = 0, run_at = (extract(epoch FROM clock_timestamp()) * 1000)::bigint + $4::bigint,
     worker_id = NULL, started_at = NULL, lease_until = NULL, deadline_at = NULL
 WHERE id = $2::bigint AND namespace = $1::text AND lease_token = $3::bigint AND status = 1
-RETURNING task_name, run_at;
+RETURNING task_name, run_at, queue;

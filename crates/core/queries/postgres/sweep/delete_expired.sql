@@ -1,5 +1,5 @@
 -- A batch of finished jobs whose result TTL ran out, with their error records and dependency edges.
--- $1 limit.
+-- Returns each deleted job's namespace, queue and status (counted). $1 limit.
 WITH gone AS (
     DELETE FROM jobs
     WHERE id IN (
@@ -14,10 +14,10 @@ WITH gone AS (
         LIMIT $1::bigint
         FOR UPDATE SKIP LOCKED
     )
-    RETURNING id
+    RETURNING id, namespace, queue, status
 ), errors AS (
     DELETE FROM job_errors WHERE job_id IN (SELECT id FROM gone)
 ), edges AS (
     DELETE FROM job_dependencies WHERE job_id IN (SELECT id FROM gone)
 )
-SELECT COUNT(*) FROM gone;
+SELECT namespace, queue, status FROM gone;

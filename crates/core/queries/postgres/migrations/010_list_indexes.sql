@@ -1,4 +1,4 @@
--- Version 12: listing the jobs of one task or one queue (listJobs, the dashboard's jobs page)
+-- Version 10: listing the jobs of one task or one queue (listJobs, the dashboard's jobs page)
 -- newest first without reading the table back to the oldest match: a backward scan of one
 -- (namespace, task_name) range of jobs_task is that task's jobs newest first.
 -- policy::list::list_source picks this index, jobs_settled-like filters or the table by the

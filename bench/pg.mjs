@@ -1,0 +1,153 @@
+// PostgreSQL against its yardstick, graphile-worker@0.17.3 (a dev dependency pinned for Node 20):
+// one-process drain and bulk enqueue, both queues in this one child process, on the same server
+// and the same database settings (graphile-worker in a schema of its own), each pair alternated
+// so that the machine's load weighs on both sides alike. Each ratio is printed against its aim
+// (issue #17 aim 1: both ≥ 1.5x). See docs/PERFORMANCE.md, "PostgreSQL: counters in code, and
+// graphile-worker".
+
+import { execFileSync } from 'node:child_process'
+import { createRequire } from 'node:module'
+import { Queue } from 'taskito'
+
+const require = createRequire(import.meta.url)
+
+/** Each ratio's aim (issue #17, aim 1). */
+const AIM = 1.5
+
+const queueOptions = (ctx) => ({ url: ctx.url, schema: ctx.schema, core: 'native' })
+const rate = (n, ms) => Math.round((n / ms) * 1000)
+
+async function timed(fn) {
+  const t0 = performance.now()
+  const c0 = process.cpuUsage()
+  await fn()
+  const c = process.cpuUsage(c0)
+  return { ms: performance.now() - t0, cpuUs: c.user + c.system }
+}
+
+function specs(from, to) {
+  const out = []
+  for (let j = from; j < to; j++) out.push({ identifier: 'noop', payload: { i: j } })
+  return out
+}
+
+function entries(from, to) {
+  const out = []
+  for (let j = from; j < to; j++) out.push({ task: 'noop', args: [j] })
+  return out
+}
+
+/** graphile-worker in its own schema of the bench's database, migrated once. */
+async function graphile(ctx) {
+  const { makeWorkerUtils } = require('graphile-worker')
+  const schema = `${ctx.schema}_gw`
+  const utils = await makeWorkerUtils({ connectionString: ctx.url, schema })
+  await utils.migrate()
+  return { schema, utils }
+}
+
+function dropSchema(ctx, schema) {
+  execFileSync('psql', ['-XAtqc', `DROP SCHEMA IF EXISTS "${schema}" CASCADE`, ctx.url])
+}
+
+/** Bulk enqueue: `n` jobs in batches of `batch`, awaited one after the other. */
+async function enqueueOurs(ctx, n, batch) {
+  const queue = new Queue(queueOptions(ctx))
+  queue.task('noop', async () => {})
+  await queue.stats() // opened and migrated before the clock starts
+  const t = await timed(async () => {
+    for (let i = 0; i < n; i += batch) await queue.enqueueMany(entries(i, Math.min(n, i + batch)))
+  })
+  const s = await queue.stats()
+  await queue.close()
+  if (s.pending < n) throw Object.assign(new Error(`pending ${s.pending} < ${n}`), { code: 'BENCH_INCOMPLETE' })
+  return t
+}
+
+async function enqueueGraphile(gw, n, batch) {
+  return timed(async () => {
+    for (let i = 0; i < n; i += batch) await gw.utils.addJobs(specs(i, Math.min(n, i + batch)))
+  })
+}
+
+/** One worker in this process draining `n` no-op jobs (enqueued untimed before). */
+async function drainOurs(ctx, n, concurrency) {
+  const queue = new Queue(queueOptions(ctx))
+  queue.task('noop', async () => {})
+  for (let i = 0; i < n; i += 1000) await queue.enqueueMany(entries(i, Math.min(n, i + 1000)))
+  let count = 0
+  let finish
+  const done = new Promise((resolve) => (finish = resolve))
+  queue.onSuccess(() => {
+    if (++count === n) finish()
+  })
+  const worker = queue.worker({ concurrency })
+  const t = await timed(async () => {
+    await worker.start()
+    await done
+  })
+  await worker.close()
+  await queue.close()
+  return t
+}
+
+async function drainGraphile(ctx, gw, n, concurrency) {
+  const { run } = require('graphile-worker')
+  for (let i = 0; i < n; i += 1000) await gw.utils.addJobs(specs(i, Math.min(n, i + 1000)))
+  let count = 0
+  let finish
+  const done = new Promise((resolve) => (finish = resolve))
+  let runner
+  const t = await timed(async () => {
+    runner = await run({
+      connectionString: ctx.url,
+      schema: gw.schema,
+      concurrency,
+      noHandleSignals: true,
+      pollInterval: 1000,
+      // Its batched mode (0.17): a local queue of locked jobs and completions sent in batches.
+      preset: { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+      logger: new (require('graphile-worker').Logger)(() => () => {}),
+      taskList: { noop: async () => {} },
+    })
+    runner.events.on('job:success', () => {
+      if (++count === n) finish()
+    })
+    await done
+  })
+  await runner.stop()
+  return t
+}
+
+/** The yardstick: each pair alternated (ours first, then graphile-worker; the drain the other way
+ * round), then the ratio against its aim. */
+export async function yardstick(ctx) {
+  const { n, enqueueN, batch, concurrency } = ctx.params
+  const gw = await graphile(ctx)
+  try {
+    const oursEnq = await enqueueOurs(ctx, enqueueN, batch)
+    const gwEnq = await enqueueGraphile(gw, enqueueN, batch)
+    // Empty both before the drains: the enqueue rows would sit under the drains' claims.
+    execFileSync('psql', ['-XAtqc', `TRUNCATE "${gw.schema}"._private_jobs CASCADE; TRUNCATE "${ctx.schema}".jobs CASCADE; TRUNCATE "${ctx.schema}".counters`, ctx.url])
+    // graphile-worker's batched mode: with its default options (one job per fetch and per
+    // complete) a --quick run drained 71 jobs/s here, so the yardstick is its best configuration.
+    const gwDrain = await drainGraphile(ctx, gw, n, concurrency)
+    const oursDrain = await drainOurs(ctx, n, concurrency)
+    const rows = [
+      { key: 'enqueue-ours', label: `taskito enqueueMany, batches of ${batch}`, unit: 'jobs/s', value: rate(enqueueN, oursEnq.ms), cpuUsPerJob: oursEnq.cpuUs / enqueueN },
+      { key: 'enqueue-gw', label: `graphile-worker addJobs, batches of ${batch}`, unit: 'jobs/s', value: rate(enqueueN, gwEnq.ms), cpuUsPerJob: gwEnq.cpuUs / enqueueN },
+      { key: 'enqueue-ratio', label: `bulk enqueue, taskito as % of graphile-worker (aim ≥ ${AIM * 100} %)`, unit: '%', value: (100 * gwEnq.ms) / oursEnq.ms },
+      { key: 'drain-ours', label: `taskito drain ${n.toLocaleString('en-US')} no-op jobs, 1 process, concurrency ${concurrency}`, unit: 'jobs/s', value: rate(n, oursDrain.ms), cpuUsPerJob: oursDrain.cpuUs / n },
+      { key: 'drain-gw', label: `graphile-worker drain, same, localQueue 500 + batched completes`, unit: 'jobs/s', value: rate(n, gwDrain.ms), cpuUsPerJob: gwDrain.cpuUs / n },
+      { key: 'drain-ratio', label: `one-process drain, taskito as % of graphile-worker (aim ≥ ${AIM * 100} %)`, unit: '%', value: (100 * gwDrain.ms) / oursDrain.ms },
+    ]
+    for (const r of rows.filter((r) => r.unit === '%')) {
+      const x = r.value / 100
+      process.stderr.write(`  aim: ${r.label}: ${x.toFixed(2)}x, ${x >= AIM ? 'met' : 'NOT met'}\n`)
+    }
+    return rows
+  } finally {
+    await gw.utils.release()
+    dropSchema(ctx, gw.schema)
+  }
+}
