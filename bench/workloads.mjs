@@ -9,6 +9,7 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Queue, chain, group, chord } from 'taskito'
+import { THROUGHPUT_WORKLOADS } from './throughput.mjs'
 
 const require = createRequire(import.meta.url)
 
@@ -966,4 +967,5 @@ export const WORKLOADS = {
   'latency-xproc': latencyProc,
   soak,
   'pg-soak': soak,
+  ...THROUGHPUT_WORKLOADS,
 }
