@@ -15,11 +15,15 @@ export declare class NativeCore {
   static open(opts: OpenOptions): Promise<NativeCore>
   /**
    * Enqueues a batch, all or nothing. Packed both ways (crates/node/src/packing.rs: `jobs` as
-   * `unpack_jobs` reads them, the ids as `pack_enqueued` writes them).
+   * `unpack_jobs` reads them, with `big` the args left out of them, the ids as `pack_enqueued`
+   * writes them).
    */
-  enqueueJson(jobs: string): Promise<string>
-  /** Claims ready jobs; the reply packed as `pack_claimed` (crates/node/src/packing.rs) writes it. */
-  claimJson(req: ClaimRequest): Promise<string>
+  enqueueJson(jobs: string, big?: Array<string> | undefined | null): Promise<string>
+  /**
+   * Claims ready jobs; the reply packed as `pack_claimed` (crates/node/src/packing.rs) writes
+   * it, or, when some args are larger than `BIG_ARGS`, an array of that reply and those args.
+   */
+  claimJson(req: ClaimRequest): Promise<string | string[]>
   /**
    * Settles a batch: `settles` a JSON array of Settle, the outcomes packed as `pack_outcomes`
    * (crates/node/src/packing.rs) writes them.
@@ -51,7 +55,8 @@ export declare class NativeCore {
   saveSchedules(schedules: Array<NewSchedule>): Promise<void>
   schedules(): Promise<ScheduleRow[]>
   /**
-   * Fires one tick: `job` is a one-job enqueue batch, packed as `unpack_jobs` reads it. The
+   * Fires one tick: `job` is a one-job enqueue batch, packed as `unpack_jobs` reads it (its
+   * args always in it, however large). The
    * new job's id, or null when the tick was not taken here.
    */
   fireSchedule(name: string, expected: number, tick: number, next: number, job: string): Promise<string | null>

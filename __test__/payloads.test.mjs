@@ -52,3 +52,24 @@ eachCore('a lone surrogate in an error message or a unique key neither stalls th
   t.is(await done.result({ timeout: 10_000 }), '😀', 'settled in the same batch as the bad one')
   t.is(await keyed.result({ timeout: 10_000 }), 'k')
 })
+
+// Args over 64 KiB cross N-API as strings of their own beside the packed batch, both ways
+// (BIG_ARGS in crates/node/src/packing.rs); mixed in one enqueue and one claim with small ones,
+// each handler must still get exactly its own, astral characters and all.
+eachCore('large arguments beside small ones in one enqueue and one claim reach each handler whole', async (t, core) => {
+  const queue = makeQueue(t, core)
+  const seen = new Map()
+  const echo = queue.task('echo', (...args) => {
+    seen.set(currentJob().id, args)
+    return args.map((a) => (typeof a === 'string' ? a.length : a))
+  })
+  const big = (c, n) => `😀${c.repeat(n)}🦀`
+  const ARGS = [['small 😀'], [big('x', 70_000)], [], [big('é', 200_000), 7], [big('y', 65_530)], ['𝄞']]
+  const jobs = await queue.enqueueMany(ARGS.map((args) => ({ task: echo, args })))
+  await queue.worker({ concurrency: 32 }).start()
+  const results = await Promise.all(jobs.map((job) => job.result({ timeout: 20_000 })))
+  jobs.forEach((job, i) => {
+    t.deepEqual(seen.get(job.id), ARGS[i], `job ${i}: the handler got its own args`)
+    t.deepEqual(results[i], ARGS[i].map((a) => (typeof a === 'string' ? a.length : a)), `job ${i}: its result`)
+  })
+})

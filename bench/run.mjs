@@ -11,6 +11,7 @@ import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { printAims } from './throughput.mjs'
 
 const HERE = path.dirname(fileURLToPath(import.meta.url))
 const ROOT = path.resolve(HERE, '..')
@@ -24,6 +25,9 @@ const PLAN = [
   { id: 'delay-1', params: { n: [10_000, 1000], inFlight: 1 } },
   { id: 'delay-64', params: { n: [50_000, 5000], inFlight: 64 } },
   { id: 'drain', params: { n: [50_000, 5000], concurrency: 64 } },
+  // bench/throughput.mjs: the raw better-sqlite3 reference loop (the yardstick of `drain`), and 500 jobs of 1 MB.
+  { id: 'reference', params: { n: [50_000, 5000], claim: 256 } },
+  { id: 'large-payload', params: { n: [500, 50], mb: 1, concurrency: 64 } },
   { id: 'drain-paused', params: { n: [50_000, 5000], concurrency: 64, paused: 1 } },
   // The cost of the metrics upkeep (migration 008's counters): the same drain without them, and
   // with a dashboard-like stats() every second.
@@ -307,6 +311,7 @@ async function parent(args) {
     fs.rmSync(tmp, { recursive: true, force: true })
   }
   printTable(plan, results)
+  printAims(results)
   const full = !args.quick && !args.only && args.cores.length === 2 && Object.keys(args.set).length === 0
   const out = args.out ?? path.join(HERE, full ? 'results.json' : 'results.tmp.json')
   fs.writeFileSync(out, JSON.stringify({ header: hdr, options: args, results }, null, 2) + '\n')

@@ -10,6 +10,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Queue, chain, group, chord } from 'taskito'
 import { yardstick } from './pg.mjs'
+import { THROUGHPUT_WORKLOADS } from './throughput.mjs'
 
 const require = createRequire(import.meta.url)
 
@@ -964,4 +965,5 @@ export const WORKLOADS = {
   'latency-xproc': latencyProc,
   soak,
   'pg-soak': soak,
+  ...THROUGHPUT_WORKLOADS,
 }

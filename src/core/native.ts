@@ -86,7 +86,11 @@ export async function openNative(options: OpenOptions): Promise<Core> {
     kind: 'native',
     offThread: true,
     claimParts: options.url ? 1 : 2,
-    enqueue: async (jobs: NewJob[]) => unpackEnqueued(await h.enqueueJson(packJobs(jobs))),
+    enqueue: async (jobs: NewJob[]) => {
+      const big: string[] = []
+      const text = packJobs(jobs, big)
+      return unpackEnqueued(await (big.length > 0 ? h.enqueueJson(text, big) : h.enqueueJson(text)))
+    },
     claim: async (req: ClaimRequest) => unpackClaimed(await h.claimJson(req)),
     settle: async (settles: Settle[]) => unpackOutcomes(settles, await h.settleJson(packJson(settles))),
     release: (jobs) => h.release(jobs),
@@ -144,13 +148,18 @@ function packJson(value: unknown): string {
   return text.includes('\\ud') ? text.replace(LONE_SURROGATE, '$1\\ufffd') : text
 }
 
-/** NewJobs as arrays of their fields, in the order `unpack_jobs` reads them (crates/node/src/packing.rs). */
-function packJobs(jobs: NewJob[]): string {
+/** Args longer than this many UTF-16 units cross N-API as strings of their own, not inside the
+ * packed batch (why: BIG_ARGS in crates/node/src/packing.rs). */
+const BIG_ARGS = 64 * 1024
+
+/** NewJobs as arrays of their fields, in the order `unpack_jobs` reads them (crates/node/src/packing.rs).
+ * With `big`, args longer than BIG_ARGS are pushed there and packed as null. */
+function packJobs(jobs: NewJob[], big?: string[]): string {
   return packJson(
     jobs.map((j) => [
       j.taskName,
       j.queue,
-      j.args,
+      big !== undefined && j.args.length > BIG_ARGS ? (big.push(j.args), null) : j.args,
       j.priority,
       j.runAt,
       j.delayMs,
@@ -188,12 +197,14 @@ function unpackEnqueued(text: string): Enqueued[] {
 
 /** The binding's packed claim reply (`pack_claimed` in crates/node/src/packing.rs): every job's args
  * joined into the first value, then eleven values per job; each job's args are the next `argsLength`
- * UTF-16 units of the joined string. */
-function unpackClaimed(text: string): ClaimedJob[] {
-  const a = JSON.parse(text) as unknown[]
+ * UTF-16 units of the joined string, or, for argsLength -1, the next of the large args that come
+ * beside the reply (the reply is then an array: the packed text, then those args). */
+function unpackClaimed(reply: string | string[]): ClaimedJob[] {
+  const a = JSON.parse(typeof reply === 'string' ? reply : (reply[0] as string)) as unknown[]
   const args = a[0] as string
   const jobs: ClaimedJob[] = []
   let at = 0
+  let nextBig = 1
   for (let i = 1; i < a.length; i += 11) {
     const len = a[i + 9] as number
     jobs.push({
@@ -206,10 +217,10 @@ function unpackClaimed(text: string): ClaimedJob[] {
       startedAt: a[i + 6] as number,
       taskName: a[i + 7] as string,
       queue: a[i + 8] as string,
-      args: args.slice(at, at + len),
+      args: len < 0 ? ((reply as string[])[nextBig++] as string) : args.slice(at, at + len),
       traceContext: a[i + 10] as string | null,
     })
-    at += len
+    if (len > 0) at += len
   }
   return jobs
 }

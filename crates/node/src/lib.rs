@@ -88,24 +88,41 @@ impl NativeCore {
     }
 
     /// Enqueues a batch, all or nothing. Packed both ways (crates/node/src/packing.rs: `jobs` as
-    /// `unpack_jobs` reads them, the ids as `pack_enqueued` writes them).
+    /// `unpack_jobs` reads them, with `big` the args left out of them, the ids as `pack_enqueued`
+    /// writes them).
     #[napi(ts_return_type = "Promise<string>")]
-    pub fn enqueue_json<'env>(&self, env: &'env Env, jobs: String) -> Result<Object<'env>> {
+    pub fn enqueue_json<'env>(
+        &self,
+        env: &'env Env,
+        jobs: String,
+        big: Option<Vec<String>>,
+    ) -> Result<Object<'env>> {
         let store = self.store.clone();
         self.promise(
             env,
-            async move { store.enqueue(packing::unpack_jobs(&jobs)?).await },
+            async move {
+                store
+                    .enqueue(packing::unpack_jobs(&jobs, big.unwrap_or_default())?)
+                    .await
+            },
             |out| Ok(packing::pack_enqueued(&out)),
         )
     }
 
-    /// Claims ready jobs; the reply packed as `pack_claimed` (crates/node/src/packing.rs) writes it.
-    #[napi(ts_return_type = "Promise<string>")]
+    /// Claims ready jobs; the reply packed as `pack_claimed` (crates/node/src/packing.rs) writes
+    /// it, or, when some args are larger than `BIG_ARGS`, an array of that reply and those args.
+    #[napi(ts_return_type = "Promise<string | string[]>")]
     pub fn claim_json<'env>(&self, env: &'env Env, req: ClaimRequest) -> Result<Object<'env>> {
         let store = self.store.clone();
         let req = core::ClaimRequest::try_from(req);
         self.promise(env, async move { store.claim(req?).await }, |out| {
-            Ok(packing::pack_claimed(&out))
+            let (text, mut big) = packing::split_claimed(out);
+            Ok(if big.is_empty() {
+                Either::A(text)
+            } else {
+                big.insert(0, text);
+                Either::B(big)
+            })
         })
     }
 
@@ -284,7 +301,8 @@ impl NativeCore {
         coded(r, |v| v.into_iter().map(ScheduleRow::from).collect())
     }
 
-    /// Fires one tick: `job` is a one-job enqueue batch, packed as `unpack_jobs` reads it. The
+    /// Fires one tick: `job` is a one-job enqueue batch, packed as `unpack_jobs` reads it (its
+    /// args always in it, however large). The
     /// new job's id, or null when the tick was not taken here.
     #[napi(ts_return_type = "Promise<string | null>")]
     pub async fn fire_schedule(
@@ -295,7 +313,7 @@ impl NativeCore {
         next: i64,
         job: String,
     ) -> Result<Coded<Option<String>>> {
-        let r = match packing::unpack_jobs(&job).map(|mut j| j.pop()) {
+        let r = match packing::unpack_jobs(&job, Vec::new()).map(|mut j| j.pop()) {
             Ok(Some(job)) => {
                 let t = core::FireTick {
                     name,

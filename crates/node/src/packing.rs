@@ -31,7 +31,7 @@ fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> core::Re
 type PackedJob = (
     String,         // taskName
     String,         // queue
-    String,         // args
+    Option<String>, // args; null for a large one, which travels beside the batch (BIG_ARGS)
     i64,            // priority
     Option<i64>,    // runAt
     Option<i64>,    // delayMs
@@ -59,11 +59,30 @@ enum PackedDependency {
     Batch(usize),
 }
 
-/// An enqueue batch: a JSON array of [`PackedJob`]s.
-pub(crate) fn unpack_jobs(text: &str) -> core::Result<Vec<core::NewJob>> {
+/// Args longer than this (bytes here, UTF-16 units in `src/core/native.ts`, `BIG_ARGS` there:
+/// the same for ASCII text) cross N-API as strings of their own, beside the packed batch, both
+/// ways. Packed, a megabyte of args is escaped into the batch's JSON, copied across, parsed by
+/// serde (and the other way round escaped by serde and parsed by V8): three more copies of the
+/// payload alive at once and two scans of it, where a string of its own is one copy. Small args
+/// stay packed: a string of their own would be a crossing per job.
+pub(crate) const BIG_ARGS: usize = 64 * 1024;
+
+/// An enqueue batch: a JSON array of [`PackedJob`]s, and the args of its jobs whose args are
+/// null there, in order (`big`).
+pub(crate) fn unpack_jobs(text: &str, big: Vec<String>) -> core::Result<Vec<core::NewJob>> {
     let jobs: Vec<PackedJob> = from_json("enqueue", text)?;
-    jobs.into_iter()
+    let mut big = big.into_iter();
+    let out = jobs
+        .into_iter()
         .map(|j| {
+            let args = match j.2 {
+                Some(args) => args,
+                None => big.next().ok_or_else(|| {
+                    core::Error::InvalidArgument(
+                        "enqueue: malformed batch (more jobs without args than large args)".into(),
+                    )
+                })?,
+            };
             let (deps, takes) = j.15.unwrap_or_default();
             let (expires_in_ms, trace_context) = j.14.unwrap_or_default();
             let depends_on = deps
@@ -76,7 +95,7 @@ pub(crate) fn unpack_jobs(text: &str) -> core::Result<Vec<core::NewJob>> {
             Ok(core::NewJob {
                 task_name: j.0,
                 queue: j.1,
-                args: j.2,
+                args,
                 priority: j.3,
                 run_at: j.4,
                 delay_ms: j.5,
@@ -94,7 +113,13 @@ pub(crate) fn unpack_jobs(text: &str) -> core::Result<Vec<core::NewJob>> {
                 trace_context,
             })
         })
-        .collect()
+        .collect::<core::Result<Vec<_>>>()?;
+    if big.next().is_some() {
+        return Err(core::Error::InvalidArgument(
+            "enqueue: malformed batch (more large args than jobs without args)".into(),
+        ));
+    }
+    Ok(out)
 }
 
 /// One settle of a settle batch, as the Settle of `src/core/types.ts` stringifies (absent fields
@@ -155,12 +180,18 @@ pub(crate) fn pack_enqueued(out: &[core::Enqueued]) -> String {
 
 /// Claimed jobs as one flat JSON array: first every job's args joined into one string, then per
 /// job `id, token, attempt, maxRetries, timeoutMs, softTimeoutMs, startedAt, taskName, queue,
-/// argsLength, traceContext` (the length in UTF-16 units, as JavaScript slices). V8's JSON.parse interns short
+/// argsLength, traceContext` (the length in UTF-16 units, as JavaScript slices). Args longer than
+/// [`BIG_ARGS`] are not in the joined string: their argsLength is -1 and they are the second
+/// value of the pair [`split_claimed`] makes, in order. V8's JSON.parse interns short
 /// string values (a string-table lookup each, and entries that outlive the young generation), and
 /// ids and small args are short and all different; numbers and slices of one long string are not
 /// interned. Ids travel as numbers while a double holds them exactly, as strings beyond.
 pub(crate) fn pack_claimed(jobs: &[core::ClaimedJob]) -> String {
-    let args: String = jobs.iter().map(|j| j.args.as_str()).collect();
+    let args: String = jobs
+        .iter()
+        .filter(|j| !is_big(&j.args))
+        .map(|j| j.args.as_str())
+        .collect();
     let mut out = String::with_capacity(args.len() + 16 + jobs.len() * 96);
     out.push('[');
     push_json_str(&mut out, &args);
@@ -175,7 +206,11 @@ pub(crate) fn pack_claimed(jobs: &[core::ClaimedJob]) -> String {
         push_json_str(&mut out, &j.task_name);
         out.push(',');
         push_json_str(&mut out, &j.queue);
-        let _ = write!(out, ",{},", utf16_len(&j.args));
+        if is_big(&j.args) {
+            out.push_str(",-1,");
+        } else {
+            let _ = write!(out, ",{},", utf16_len(&j.args));
+        }
         match &j.trace_context {
             Some(t) => push_json_str(&mut out, t),
             None => out.push_str("null"),
@@ -183,6 +218,22 @@ pub(crate) fn pack_claimed(jobs: &[core::ClaimedJob]) -> String {
     }
     out.push(']');
     out
+}
+
+fn is_big(args: &str) -> bool {
+    args.len() > BIG_ARGS
+}
+
+/// A claim's jobs as the binding returns them: the packed reply ([`pack_claimed`]) and, taken out
+/// of the jobs (moved, not copied), their args longer than [`BIG_ARGS`], in order.
+pub(crate) fn split_claimed(mut jobs: Vec<core::ClaimedJob>) -> (String, Vec<String>) {
+    let text = pack_claimed(&jobs);
+    let big = jobs
+        .iter_mut()
+        .filter(|j| is_big(&j.args))
+        .map(|j| std::mem::take(&mut j.args))
+        .collect();
+    (text, big)
 }
 
 /// Length in UTF-16 code units, the unit of JavaScript's `String.prototype.slice`: a character

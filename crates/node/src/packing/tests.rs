@@ -53,16 +53,28 @@ fn opt(v: &Value) -> Option<i64> {
 /// `unpackClaimed` of `src/core/native.ts`: the fields of each job, its args sliced out of the
 /// joined string in UTF-16 units. A slice that cuts a surrogate pair does not decode.
 fn unpack_claimed(text: &str) -> Vec<core::ClaimedJob> {
+    unpack_split(text, Vec::new())
+}
+
+/// The same with the large args that travel beside the reply (argsLength -1), in order.
+fn unpack_split(text: &str, big: Vec<String>) -> Vec<core::ClaimedJob> {
     let a: Vec<Value> = serde_json::from_str(text).expect("the claim reply is JSON");
     let joined: Vec<u16> = a[0].as_str().expect("args first").encode_utf16().collect();
+    let mut big = big.into_iter();
     let mut at = 0;
     let mut jobs = Vec::new();
     assert_eq!((a.len() - 1) % 11, 0, "eleven values per job");
     for f in a[1..].chunks(11) {
-        let len = f[9].as_u64().expect("argsLength") as usize;
-        let args = String::from_utf16(&joined[at..at + len])
-            .expect("each job's slice holds whole characters");
-        at += len;
+        let len = f[9].as_i64().expect("argsLength");
+        let args = if len < 0 {
+            big.next().expect("a large args per argsLength -1")
+        } else {
+            let len = len as usize;
+            let args = String::from_utf16(&joined[at..at + len])
+                .expect("each job's slice holds whole characters");
+            at += len;
+            args
+        };
         jobs.push(core::ClaimedJob {
             id: js_string(&f[0]).parse().expect("id"),
             token: f[1].as_i64().expect("token"),
@@ -81,7 +93,75 @@ fn unpack_claimed(text: &str) -> Vec<core::ClaimedJob> {
         });
     }
     assert_eq!(at, joined.len(), "the slices cover the joined args exactly");
+    assert!(big.next().is_none(), "every large args belongs to a job");
     jobs
+}
+
+/// Args just over the line, with astral characters, and exactly on it.
+fn big_args(fill: char, bytes: usize) -> String {
+    let mut s = String::from("[\"😀");
+    while s.len() < bytes - 2 {
+        s.push(fill);
+    }
+    s.push_str("\"]");
+    s
+}
+
+#[test]
+fn large_args_travel_beside_the_claim_reply_and_small_ones_in_it() {
+    let over = big_args('x', BIG_ARGS + 1);
+    let on = big_args('y', BIG_ARGS);
+    assert!(over.len() > BIG_ARGS && on.len() <= BIG_ARGS);
+    let jobs = vec![
+        claimed(1, r#"["😀"]"#),
+        claimed(2, &over),
+        claimed(3, &on),
+        claimed(4, &big_args('z', 3 * BIG_ARGS)),
+        claimed(5, "[]"),
+    ];
+    let (text, big) = split_claimed(jobs.clone());
+    assert_eq!(big.len(), 2, "the two args over the line");
+    assert!(
+        text.len() < 2 * BIG_ARGS,
+        "the reply holds the small args only"
+    );
+    assert_eq!(unpack_split(&text, big), jobs);
+    let (text, big) = split_claimed(
+        AWKWARD_ARGS
+            .iter()
+            .enumerate()
+            .map(|(i, a)| claimed(i as i64, a))
+            .collect(),
+    );
+    assert!(big.is_empty());
+    assert_eq!(unpack_claimed(&text).len(), AWKWARD_ARGS.len());
+}
+
+#[test]
+fn an_enqueue_batch_takes_the_args_left_out_of_it_in_order() {
+    let (a, b) = (big_args('a', BIG_ARGS + 10), big_args('b', BIG_ARGS + 20));
+    let mut first = core::NewJob::new("add", "");
+    first.args = a.clone();
+    let small = core::NewJob::new("add", "[1]");
+    let mut last = core::NewJob::new("add", "");
+    last.args = b.clone();
+    let mut packed = vec![pack_job(&first), pack_job(&small), pack_job(&last)];
+    packed[0][2] = Value::Null;
+    packed[2][2] = Value::Null;
+    let text = Value::Array(packed).to_string();
+    assert_eq!(
+        unpack_jobs(&text, vec![a.clone(), b.clone()]).unwrap(),
+        vec![first, small, last]
+    );
+    // One large args too few or too many: the batch is refused whole.
+    for big in [vec![a.clone()], vec![a, b.clone(), b]] {
+        let err = unpack_jobs(&text, big).unwrap_err();
+        assert_eq!(err.code(), "INVALID_ARGUMENT");
+        assert!(
+            err.message().starts_with("enqueue: malformed batch"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -205,15 +285,15 @@ fn an_enqueue_batch_unpacks_to_the_jobs_that_were_packed() {
         trace_context: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
     };
     let text = Value::Array(vec![pack_job(&plain), pack_job(&full)]).to_string();
-    assert_eq!(unpack_jobs(&text).unwrap(), vec![plain, full]);
-    assert_eq!(unpack_jobs("[]").unwrap(), vec![]);
+    assert_eq!(unpack_jobs(&text, vec![]).unwrap(), vec![plain, full]);
+    assert_eq!(unpack_jobs("[]", vec![]).unwrap(), vec![]);
 }
 
 #[test]
 fn a_malformed_enqueue_batch_is_an_invalid_argument() {
     let short = json!([["add", "default", "[]", 0]]).to_string();
     for text in ["", "{}", "[1]", short.as_str()] {
-        let err = unpack_jobs(text).unwrap_err();
+        let err = unpack_jobs(text, vec![]).unwrap_err();
         assert_eq!(err.code(), "INVALID_ARGUMENT", "{text:?}");
         assert!(
             err.message().starts_with("enqueue: malformed batch"),

@@ -1,0 +1,153 @@
+// Drains, bulk enqueues and large payloads (issue 16, aims 3-5): the raw better-sqlite3 reference
+// loop (the yardstick), the large-payload rows, and the aims printed against this run's figures.
+// Registered in bench/workloads.mjs (WORKLOADS) and bench/run.mjs (PLAN); see bench/README.md.
+
+import { createRequire } from 'node:module'
+import { Queue } from 'taskito'
+
+const require = createRequire(import.meta.url)
+
+const cpuNow = () => {
+  const c = process.cpuUsage()
+  return c.user + c.system
+}
+
+/**
+ * The simplest queue that could work, on our durability settings (WAL, synchronous = NORMAL, a
+ * 32 MiB page cache, temp_store MEMORY: connection/common.sql): one table, one partial index of
+ * the ready jobs, claims of 256, each claim's transaction also completing the jobs of the claim
+ * before it, and a no-op handler called per job through a promise. The same `n` jobs as `drain`
+ * (args `[i]`), enqueued untimed. It is the yardstick, not a product: no leases, no retries, no
+ * fencing, no counters, no second process.
+ */
+export async function reference(ctx) {
+  const { n, claim = 256 } = ctx.params
+  const Database = require('better-sqlite3')
+  const db = new Database(ctx.dbPath)
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = NORMAL')
+  db.pragma('cache_size = -32768')
+  db.pragma('temp_store = MEMORY')
+  db.exec(`CREATE TABLE jobs (id INTEGER PRIMARY KEY, status INTEGER NOT NULL, args TEXT NOT NULL);
+    CREATE INDEX jobs_ready ON jobs (id) WHERE status = 0;`)
+  const insert = db.prepare('INSERT INTO jobs (status, args) VALUES (0, ?)')
+  const fill = db.transaction((from, to) => {
+    for (let i = from; i < to; i++) insert.run(JSON.stringify([i]))
+  })
+  for (let i = 0; i < n; i += 1000) fill(i, Math.min(n, i + 1000))
+
+  const pick = db.prepare(`SELECT id, args FROM jobs WHERE status = 0 ORDER BY id LIMIT ${claim}`)
+  const take = db.prepare('UPDATE jobs SET status = 1 WHERE id = ?')
+  const complete = db.prepare('UPDATE jobs SET status = 2 WHERE id = ?')
+  const step = db.transaction((done) => {
+    for (const id of done) complete.run(id)
+    const rows = pick.all()
+    for (const r of rows) take.run(r.id)
+    return rows
+  })
+  const handler = async () => {}
+  const run = async (row) => {
+    await handler(...JSON.parse(row.args))
+    return row.id
+  }
+
+  const t0 = performance.now()
+  const c0 = cpuNow()
+  let done = []
+  let settled = 0
+  for (;;) {
+    const rows = step(done)
+    settled += done.length
+    if (rows.length === 0) break
+    done = await Promise.all(rows.map(run))
+  }
+  const ms = performance.now() - t0
+  const cpuUs = cpuNow() - c0
+  const left = db.prepare('SELECT count(*) AS c FROM jobs WHERE status <> 2').get().c
+  db.close()
+  if (settled !== n || left !== 0) throw Object.assign(new Error(`reference settled ${settled} of ${n}, ${left} left`), { code: 'BENCH_INCOMPLETE' })
+  return [
+    {
+      key: 'reference',
+      label: `reference: raw better-sqlite3 loop, ${n.toLocaleString('en-US')} no-op jobs, claims of ${claim} (the same on both columns)`,
+      unit: 'jobs/s',
+      value: n / (ms / 1000),
+      cpuUsPerJob: cpuUs / n,
+    },
+  ]
+}
+
+/**
+ * Large payloads: `n` jobs of `mb` MB of arguments each (a string of that many ASCII characters,
+ * different per job), enqueued at once (one enqueueMany), then drained by one worker at
+ * `concurrency`, the handler reading the argument's length. MB/s of payload both ways; the
+ * process's peak RSS is the table's own column.
+ */
+export async function largePayload(ctx) {
+  const { n, mb, concurrency } = ctx.params
+  const size = Math.round(mb * 2 ** 20)
+  const queue = new Queue({ dbPath: ctx.dbPath, core: ctx.core })
+  let bytes = 0
+  const big = queue.task('big', async (payload) => {
+    bytes += payload.length
+  })
+  await queue.stats()
+  // Distinct payloads, built before the clock starts: 'a'.. 'z' repeated, shifted per job.
+  const base = 'abcdefghijklmnopqrstuvwxyz'.repeat(Math.ceil(size / 26) + 1)
+  const entries = Array.from({ length: n }, (_, i) => ({ task: big, args: [base.slice(i % 26, (i % 26) + size)] }))
+  const t0 = performance.now()
+  await queue.enqueueMany(entries)
+  const enqueueMs = performance.now() - t0
+  entries.length = 0
+
+  let count = 0
+  let resolve
+  const all = new Promise((r) => (resolve = r))
+  queue.onSuccess(() => {
+    if (++count === n) resolve()
+  })
+  const worker = queue.worker({ concurrency })
+  const t1 = performance.now()
+  await worker.start()
+  await all
+  const drainMs = performance.now() - t1
+  await worker.close()
+  const s = await queue.stats()
+  await queue.close()
+  if (s.completed !== n || bytes !== n * size) {
+    throw Object.assign(new Error(`${s.completed} of ${n} complete, ${bytes} bytes read`), { code: 'BENCH_INCOMPLETE' })
+  }
+  const total = (n * size) / 2 ** 20
+  const what = `${n} jobs of ${mb} MB`
+  return [
+    { key: 'large-enqueue', label: `large payloads, ${what}: enqueueMany of all`, unit: 'MB/s', value: total / (enqueueMs / 1000) },
+    { key: 'large-drain', label: `large payloads, ${what}: drain, concurrency ${concurrency}`, unit: 'MB/s', value: total / (drainMs / 1000) },
+  ]
+}
+
+/** Issue 16's aims 3-5, against this run's figures (skipped when a row is missing). */
+export function printAims(results) {
+  const get = (workload, core, key) => results.find((r) => r.workload === workload && r.core === core)?.metrics?.find((m) => m.key === key)?.value
+  const rss = (workload, core) => results.find((r) => r.workload === workload && r.core === core)?.peakRssMb
+  const refs = ['native', 'js'].map((c) => get('reference', c, 'reference')).filter((v) => v !== undefined)
+  const ref = refs.length ? refs.reduce((a, b) => a + b, 0) / refs.length : undefined
+  const aims = []
+  const ratio = (label, a, b, aim) => {
+    if (a === undefined || b === undefined) return
+    const r = a / b
+    aims.push(`${label}: ${r.toFixed(2)}x (aim ≥ ${aim}x) ${r >= aim ? 'met' : 'NOT met'}`)
+  }
+  ratio('drain, native / JS core', get('drain', 'native', 'drain'), get('drain', 'js', 'drain'), 1.6)
+  ratio('drain, native / reference', get('drain', 'native', 'drain'), ref, 0.45)
+  const em = get('enqueue-many', 'native', 'enqueue-many')
+  if (em !== undefined) aims.push(`enqueueMany native: ${Math.round(em).toLocaleString('en-US')} jobs/s (aim ≥ 300,000) ${em >= 300_000 ? 'met' : 'NOT met'}`)
+  ratio('large payloads, enqueue MB/s native / JS core', get('large-payload', 'native', 'large-enqueue'), get('large-payload', 'js', 'large-enqueue'), 1)
+  ratio('large payloads, drain MB/s native / JS core', get('large-payload', 'native', 'large-drain'), get('large-payload', 'js', 'large-drain'), 1)
+  const rn = rss('large-payload', 'native')
+  const rj = rss('large-payload', 'js')
+  if (rn && rj) aims.push(`large payloads, peak RSS native / JS core: ${rn} / ${rj} MB = ${(rn / rj).toFixed(2)}x (aim ≤ 1.5x) ${rn / rj <= 1.5 ? 'met' : 'NOT met'}`)
+  if (aims.length) console.log(`\nAims (issue 16, 3-5):\n${aims.map((a) => `- ${a}`).join('\n')}`)
+}
+
+/** This file's workloads, spread into WORKLOADS (bench/workloads.mjs). */
+export const THROUGHPUT_WORKLOADS = { reference, 'large-payload': largePayload }
