@@ -9,6 +9,7 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Queue, chain, group, chord } from 'taskito'
+import { latencyXproc } from './wake.mjs'
 
 const require = createRequire(import.meta.url)
 
@@ -963,7 +964,7 @@ export const WORKLOADS = {
   'pg-drain-3': drainProcs,
   'pg-delay-64': delayInFlight,
   'pg-latency': latencyProc,
-  'latency-xproc': latencyProc,
+  'latency-xproc': latencyXproc,
   soak,
   'pg-soak': soak,
 }

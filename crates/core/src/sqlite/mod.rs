@@ -10,6 +10,7 @@ mod open;
 mod ops;
 pub mod queries;
 mod rows;
+mod wake;
 mod writer;
 
 use std::collections::{HashMap, HashSet};
