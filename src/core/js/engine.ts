@@ -24,7 +24,7 @@ import { checkFileOwner, claimFile, releaseFile } from '../owners.js'
 import { EXPIRE_BATCH } from '../policy/schedules.js'
 import { type Blackout, DEFAULT_LEASE_MS, REAP_GRACE_MS, ROUTE_BATCH, ROUTE_INTERVAL_MS, SWEEP_MIN_BATCH, blackoutAfter, heartbeatIntervalMs, reapCutoffAfter, sweepNext } from '../policy.js'
 import { Counts } from '../policy/counters.js'
-import { judge, pollMs, pollOverride, POLL_ENV, start as startTrust, type Trust, WATCH_ENV, watchEnabled } from '../policy/wake.js'
+import { judge, pollMs, pollOverride, POLL_ENV, RECHECK_MS, start as startTrust, type Trust, WATCH_ENV, watchEnabled } from '../policy/wake.js'
 import type { ClaimedJob, ClaimRequest, JobRow, TaskFlow, WorkerInfo } from '../types.js'
 import { closedError, fromSqlite } from './errors.js'
 import { openDatabase, type Database } from './sqlite.js'
@@ -144,6 +144,8 @@ export class Engine {
   /** Notifications so far, and as many as the poll's last look had seen: it judges the watcher by them. */
   private notified = 0
   private notifiedSeen = 0
+  /** A second look shortly after a notification that found nothing yet (RECHECK_MS). */
+  private recheckTimer: NodeJS.Timeout | undefined
   private trust: Trust
   private readonly reapTimer: NodeJS.Timeout | undefined
   /** The sweep's next pass, at the pace policy.sweepNext sets. */
@@ -571,11 +573,26 @@ export class Engine {
     if (event === 'rename') this.unwatch()
     this.notified++
     if (this.pollTimer === undefined) return // nobody waits: the next waiter reads the version anyway
-    // Our own commits notify too; they leave the data_version as it was, so they cost one read.
-    if (this.othersCommitted()) {
-      this.notifiedSeen = this.notified
-      this.trust = judge(this.trust, true, true)
-    }
+    // Our own commits notify too; they leave the data_version as it was, so they cost one read
+    // (and the second look below).
+    if (!this.sawNotifiedChange()) this.recheckSoon()
+  }
+
+  private sawNotifiedChange(): boolean {
+    if (!this.othersCommitted()) return false
+    this.notifiedSeen = this.notified
+    this.trust = judge(this.trust, true, true)
+    return true
+  }
+
+  /** The notification comes with the commit's first frame write, a moment before the commit is
+   * visible to this connection's read: look once more shortly (policy/wake.ts RECHECK_MS). */
+  private recheckSoon(): void {
+    if (this.recheckTimer !== undefined) return
+    this.recheckTimer = setTimeout(() => {
+      this.recheckTimer = undefined
+      if (this.pollTimer !== undefined) this.sawNotifiedChange()
+    }, RECHECK_MS).unref()
   }
 
   /** The notifications ended: the poll alone wakes, at its short interval from its next look. */
@@ -834,6 +851,7 @@ export class Engine {
     if (this.routeTimer !== undefined) clearInterval(this.routeTimer)
     if (this.leaseTimer !== undefined) clearTimeout(this.leaseTimer)
     if (this.pollTimer !== undefined) clearTimeout(this.pollTimer)
+    if (this.recheckTimer !== undefined) clearTimeout(this.recheckTimer)
     this.unwatch()
     for (const w of [...this.claimWaiters]) this.endClaimWaiter(w, [])
     for (const set of [...this.jobWaiters.values()]) for (const w of [...set]) this.endJobWaiter(w, null)

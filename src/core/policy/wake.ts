@@ -16,6 +16,10 @@ export const POLL_MS = 10
 /** The poll once the watcher reported the changes the poll saw (it only catches what a watcher missed). */
 export const TRUSTED_POLL_MS = 100
 
+/** A read woken by a notification looks once more after this: the notification comes with the
+ * commit's first frame write, a moment before the commit is visible to readers. */
+export const RECHECK_MS = 2
+
 /** What the poll has learned of the watcher. */
 export interface Trust {
   /** The watcher reported the last change the poll judged: the poll may look less often. */

@@ -20,6 +20,11 @@ pub const POLL_MS: u64 = 10;
 /// missed, so a missed notification costs at most this much latency, and demotes the watcher.
 pub const TRUSTED_POLL_MS: u64 = 100;
 
+/// A read woken by a notification looks once more after this: the notification comes with the
+/// commit's first frame write, a moment before the commit is visible to readers (a claim needs
+/// no second look: its BEGIN IMMEDIATE waits for the committing writer's lock).
+pub const RECHECK_MS: u64 = 2;
+
 /// What the poll has learned of the watcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Trust {
