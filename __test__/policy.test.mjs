@@ -13,6 +13,7 @@ const schedules = await import(new URL('../dist/esm/core/policy/schedules.js', i
 const workflows = await import(new URL('../dist/esm/core/policy/workflows.js', import.meta.url))
 const counters = await import(new URL('../dist/esm/core/policy/counters.js', import.meta.url))
 const list = await import(new URL('../dist/esm/core/policy/list.js', import.meta.url))
+const wake = await import(new URL('../dist/esm/core/policy/wake.js', import.meta.url))
 const tables = new URL('../crates/core/tests/', import.meta.url)
 const readTable = (url) => JSON.parse(readFileSync(url, 'utf8'))
 /** policy_cases.json and every policy_cases/*.json (one per feature) merged, as cargo test does. */
@@ -151,6 +152,13 @@ const runners = {
     counters.deltas({ queue: c.queue, task: c.task, from: c.from, to: c.to, runAt: c.runAt ?? null, startedAt: c.startedAt ?? null, now: c.now, error: c.error ?? null }).map((d) => [d.metric, d.queue, d.task, d.label, d.n, d.total]),
     c.expect,
   ],
+  // policy_cases/wake.json: src/core/policy/wake.ts
+  wake_constants: (c) => [Object.fromEntries(Object.keys(c).map((name) => [name, wake[name]])), c],
+  wake_start: (c) => [wake.start(c.watching), c.expect],
+  wake_watch_enabled: (c) => [wake.watchEnabled(c.env ?? undefined), c.expect],
+  wake_poll_override: (c) => [wake.pollOverride(c.env ?? undefined), c.expect],
+  wake_judge: (c) => [wake.judge(c.trust, c.changed, c.notified), c.expect],
+  wake_poll_ms: (c) => [wake.pollMs(c.watching, c.trust, c.override), c.expect],
 }
 
 /** A flow row's state from a case (fields left out take the fresh row's). */

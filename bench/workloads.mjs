@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url'
 import { Queue, chain, group, chord } from 'taskito'
 import { yardstick } from './pg.mjs'
 import { THROUGHPUT_WORKLOADS } from './throughput.mjs'
+import { latencyXproc } from './wake.mjs'
 
 const require = createRequire(import.meta.url)
 
@@ -962,7 +963,7 @@ export const WORKLOADS = {
   'pg-drain-3': drainProcs,
   'pg-delay-64': delayInFlight,
   'pg-latency': latencyProc,
-  'latency-xproc': latencyProc,
+  'latency-xproc': latencyXproc,
   soak,
   'pg-soak': soak,
   ...THROUGHPUT_WORKLOADS,

@@ -22,6 +22,7 @@ use crate::error::{Error, Result};
 use crate::model::{ClaimRequest, ClaimedJob, NewJob, WorkerInfo};
 
 pub mod schedules;
+pub mod wake;
 
 // ---- leases ---------------------------------------------------------------------------------
 

@@ -922,3 +922,45 @@ fn counter_deltas() {
         assert_eq!(Value::Array(got), case["expect"], "case {case}");
     }
 }
+
+#[test]
+fn wake_cases() {
+    use taskito_core::policy::wake::{self, Trust};
+    let all = cases();
+    let trust = |v: &Value| Trust {
+        trusted: v["trusted"].as_bool().expect("trusted"),
+        suspect: v["suspect"].as_bool().expect("suspect"),
+    };
+    let flag = |v: &Value, key: &str| v[key].as_bool().unwrap_or_else(|| panic!("{key} in {v}"));
+    let c = &section(&all, "wake_constants")[0];
+    assert_eq!(text(c, "WATCH_ENV"), wake::WATCH_ENV);
+    assert_eq!(text(c, "POLL_ENV"), wake::POLL_ENV);
+    assert_eq!(int(c, "POLL_MS") as u64, wake::POLL_MS);
+    assert_eq!(int(c, "TRUSTED_POLL_MS") as u64, wake::TRUSTED_POLL_MS);
+    assert_eq!(int(c, "RECHECK_MS") as u64, wake::RECHECK_MS);
+    for case in section(&all, "wake_start") {
+        let got = wake::start(flag(case, "watching"));
+        assert_eq!(got, trust(&case["expect"]), "{case}");
+    }
+    for case in section(&all, "wake_watch_enabled") {
+        let got = wake::watch_enabled(case["env"].as_str());
+        assert_eq!(got, flag(case, "expect"), "{case}");
+    }
+    for case in section(&all, "wake_poll_override") {
+        let got = wake::poll_override(case["env"].as_str()).map(|ms| ms as i64);
+        assert_eq!(got, opt_int(case, "expect"), "{case}");
+    }
+    for case in section(&all, "wake_judge") {
+        let got = wake::judge(
+            trust(&case["trust"]),
+            flag(case, "changed"),
+            flag(case, "notified"),
+        );
+        assert_eq!(got, trust(&case["expect"]), "{case}");
+    }
+    for case in section(&all, "wake_poll_ms") {
+        let over = opt_int(case, "override").map(|ms| ms as u64);
+        let got = wake::poll_ms(flag(case, "watching"), trust(&case["trust"]), over);
+        assert_eq!(got as i64, int(case, "expect"), "{case}");
+    }
+}

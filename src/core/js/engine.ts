@@ -7,7 +7,9 @@
  * alone), flushed on setImmediate. What a commit means to others (a job became claimable, a job
  * finished, a cancel was requested) is applied right after the commit: this is how an in-process
  * enqueue wakes an idle claim at once and how waitJob resolves at the commit. Commits by other
- * processes are noticed by polling the file's data_version (connection/data_version.sql) while anybody waits.
+ * processes are noticed by a file-change notification on the file's `-wal` (fs.watch: every commit
+ * appends to it) that looks at the file's data_version (connection/data_version.sql) at once, with
+ * a poll of data_version while anybody waits as the backstop (policy/wake.ts).
  *
  * better-sqlite3 is synchronous: the SQL runs on the JS thread (the documented exception of types.ts).
  * Two consequences, both unlike the native core: waiting for another connection's write lock is
@@ -17,17 +19,23 @@
  * attempts (they are retried; the late settle is refused as stale). This process's reaper spares
  * them, as the shared policy says (reapDecision): their worker is alive here.
  */
+import { type FSWatcher, watch as watchFile } from 'node:fs'
 import { checkFileOwner, claimFile, releaseFile } from '../owners.js'
 import { EXPIRE_BATCH } from '../policy/schedules.js'
 import { type Blackout, DEFAULT_LEASE_MS, REAP_GRACE_MS, ROUTE_BATCH, ROUTE_INTERVAL_MS, SWEEP_MIN_BATCH, blackoutAfter, heartbeatIntervalMs, reapCutoffAfter, sweepNext } from '../policy.js'
 import { Counts } from '../policy/counters.js'
+import { judge, pollMs, pollOverride, POLL_ENV, RECHECK_MS, start as startTrust, type Trust, WATCH_ENV, watchEnabled } from '../policy/wake.js'
 import type { ClaimedJob, ClaimRequest, JobRow, TaskFlow, WorkerInfo } from '../types.js'
 import { closedError, fromSqlite } from './errors.js'
 import { openDatabase, type Database } from './sqlite.js'
 import { type Effects, isFinal, key, newEffects, Store } from './store.js'
 
-/** How often other processes' commits are looked for while somebody waits. */
-const POLL_MS = 10
+/** The environment's say on the cross-process wake, read once per process (policy/wake.ts). */
+let wakeSettings: { watch: boolean; pollMs: number | null } | undefined
+function wakeSetting(): { watch: boolean; pollMs: number | null } {
+  wakeSettings ??= { watch: watchEnabled(process.env[WATCH_ENV]), pollMs: pollOverride(process.env[POLL_ENV]) }
+  return wakeSettings
+}
 /** The reaper's regular scan; the earliest lease end known here also gets a timer of its own. */
 const REAP_MS = 100
 /** Attempts the reaper reads per transaction (a full batch: it looks again at once). */
@@ -131,6 +139,14 @@ export class Engine {
   private readonly workers = new Map<string, WorkerState>()
   private pollTimer: NodeJS.Timeout | undefined
   private lastDataVersion = 0
+  /** The notification on the `-wal` file (undefined: the poll alone wakes). */
+  private fileWatch: FSWatcher | undefined
+  /** Notifications so far, and as many as the poll's last look had seen: it judges the watcher by them. */
+  private notified = 0
+  private notifiedSeen = 0
+  /** A second look shortly after a notification that found nothing yet (RECHECK_MS). */
+  private recheckTimer: NodeJS.Timeout | undefined
+  private trust: Trust
   private readonly reapTimer: NodeJS.Timeout | undefined
   /** The sweep's next pass, at the pace policy.sweepNext sets. */
   private sweepTimer: NodeJS.Timeout | undefined
@@ -164,6 +180,8 @@ export class Engine {
         }, REAP_MS).unref()
     this.routeTimer = readOnly ? undefined : setInterval(() => this.route(), ROUTE_INTERVAL_MS).unref()
     if (!readOnly) this.scheduleSweep(0)
+    this.fileWatch = this.watchWal()
+    this.trust = startTrust(this.fileWatch !== undefined)
   }
 
   // ---- group commit -----------------------------------------------------------------------------
@@ -406,7 +424,7 @@ export class Engine {
     try {
       due = this.store.nextDue(w.ns, w.req.queues, w.req.tasks, this.flowsFor(w.ns, w.req.workerId), Date.now())
     } catch {
-      return // the 10 ms poll and the timeout still end the wait
+      return // the poll (or a notification) and the timeout still end the wait
     }
     if (due === null || due >= w.deadline) return
     w.dueTimer = setTimeout(() => this.poke(w), Math.max(0, due - Date.now())).unref()
@@ -491,27 +509,97 @@ export class Engine {
   private startPolling(since?: number): void {
     if (this.pollTimer !== undefined) return
     this.lastDataVersion = since ?? this.dataVersion()
-    this.pollTimer = setInterval(() => this.pollOthers(), POLL_MS).unref()
+    this.notifiedSeen = this.notified
+    this.armPoll()
+  }
+
+  private armPoll(): void {
+    const every = pollMs(this.fileWatch !== undefined, this.trust, wakeSetting().pollMs)
+    this.pollTimer = setTimeout(() => this.pollOthers(), every).unref()
   }
 
   private stopPollingIfIdle(): void {
     if (this.pollTimer !== undefined && this.claimWaiters.size === 0 && this.jobWaiters.size === 0) {
-      clearInterval(this.pollTimer)
+      clearTimeout(this.pollTimer)
       this.pollTimer = undefined
     }
   }
 
+  /** The poll's look: wakes the waiters if the version moved, and judges the watcher by whether a
+   * notification came for it. */
   private pollOthers(): void {
+    this.pollTimer = undefined
+    const notified = this.notified !== this.notifiedSeen
+    this.notifiedSeen = this.notified
+    const changed = this.othersCommitted()
+    this.trust = judge(this.trust, changed, notified)
+    if (this.claimWaiters.size > 0 || this.jobWaiters.size > 0) this.armPoll()
+  }
+
+  /** True, and every waiter looks again, when the data_version moved since the last look (our own
+   * connection's commits never move it: only other processes' do). */
+  private othersCommitted(): boolean {
     let v: number
     try {
       v = this.store.dataVersion.get() as number
     } catch {
-      return
+      return false
     }
-    if (v === this.lastDataVersion) return
+    if (v === this.lastDataVersion) return false
     this.lastDataVersion = v
     for (const w of this.claimWaiters) this.poke(w)
     for (const waiters of [...this.jobWaiters.values()]) this.checkJobWaiters(waiters)
+    return true
+  }
+
+  /** fs.watch on the `-wal` file: every commit of any process appends to it. Unreferenced (it keeps
+   * no process alive), one per engine (so per file, whatever the number of handles), closed with
+   * the engine. Undefined when disabled or when the platform or file system refuses: the poll alone
+   * wakes then. */
+  private watchWal(): FSWatcher | undefined {
+    if (!wakeSetting().watch) return undefined
+    let watcher: FSWatcher
+    try {
+      watcher = watchFile(`${this.path}-wal`, { persistent: false }, (event) => this.onNotified(event))
+    } catch {
+      return undefined
+    }
+    watcher.on('error', () => this.unwatch())
+    return watcher
+  }
+
+  private onNotified(event: string): void {
+    // 'rename': the file went away (or was replaced), and its notifications with it.
+    if (event === 'rename') this.unwatch()
+    this.notified++
+    if (this.pollTimer === undefined) return // nobody waits: the next waiter reads the version anyway
+    // Our own commits notify too; they leave the data_version as it was, so they cost one read
+    // (and the second look below).
+    if (!this.sawNotifiedChange()) this.recheckSoon()
+  }
+
+  private sawNotifiedChange(): boolean {
+    if (!this.othersCommitted()) return false
+    this.notifiedSeen = this.notified
+    this.trust = judge(this.trust, true, true)
+    return true
+  }
+
+  /** The notification comes with the commit's first frame write, a moment before the commit is
+   * visible to this connection's read: look once more shortly (policy/wake.ts RECHECK_MS). */
+  private recheckSoon(): void {
+    if (this.recheckTimer !== undefined) return
+    this.recheckTimer = setTimeout(() => {
+      this.recheckTimer = undefined
+      if (this.pollTimer !== undefined) this.sawNotifiedChange()
+    }, RECHECK_MS).unref()
+  }
+
+  /** The notifications ended: the poll alone wakes, at its short interval from its next look. */
+  private unwatch(): void {
+    this.fileWatch?.close()
+    this.fileWatch = undefined
+    this.trust = startTrust(false)
   }
 
   // ---- workers: heartbeat and cancel requests ---------------------------------------------------
@@ -762,7 +850,9 @@ export class Engine {
     if (this.sweepTimer !== undefined) clearTimeout(this.sweepTimer)
     if (this.routeTimer !== undefined) clearInterval(this.routeTimer)
     if (this.leaseTimer !== undefined) clearTimeout(this.leaseTimer)
-    if (this.pollTimer !== undefined) clearInterval(this.pollTimer)
+    if (this.pollTimer !== undefined) clearTimeout(this.pollTimer)
+    if (this.recheckTimer !== undefined) clearTimeout(this.recheckTimer)
+    this.unwatch()
     for (const w of [...this.claimWaiters]) this.endClaimWaiter(w, [])
     for (const set of [...this.jobWaiters.values()]) for (const w of [...set]) this.endJobWaiter(w, null)
     for (const state of this.workers.values()) clearInterval(state.timer)

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
+use notify::RecommendedWatcher;
 use rusqlite::Connection;
 
 use crate::model::TaskFlow;
@@ -18,7 +19,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::open::{self, Role};
 use super::writer::{self, Effects, Msg};
-use super::{ops, queries};
+use super::{ops, queries, wake};
 use crate::error::{Error, Result};
 use crate::model::WorkerInfo;
 use crate::now_ms;
@@ -26,8 +27,6 @@ use crate::policy::{self, ROUTE_BATCH, ROUTE_INTERVAL_MS};
 
 /// Reader connections for inspection; two cores on the target machine.
 const READERS: usize = 2;
-/// How often a waiting claim or waitJob looks for another process's commit.
-const WATCH_INTERVAL: Duration = Duration::from_millis(10);
 /// The longest the reaper sleeps, so dead workers of other processes are found promptly.
 const REAPER_MAX_SLEEP_MS: i64 = 100;
 const REAP_BATCH: i64 = 256;
@@ -50,9 +49,13 @@ pub(crate) struct WorkerState {
 pub(crate) struct Shared {
     /// Bumped when jobs may have become ready in-process (and on another process's commit).
     pub ready: watch::Sender<u64>,
-    /// Bumped when another connection committed (PRAGMA data_version moved); watched only while
-    /// someone subscribes.
+    /// Bumped when another connection may have committed: a notification on the `-wal` file, or
+    /// the poll saw PRAGMA data_version move (it polls only while someone subscribes). See wake.rs.
     pub external: watch::Sender<u64>,
+    /// Notifications of a `-wal` write so far: the poll judges the watcher by them.
+    pub notified: AtomicU64,
+    /// The watched `-wal` file went away: its notifications ended.
+    pub watch_lost: AtomicBool,
     /// waitJob callers by job id, fired after the COMMIT that made the job final.
     pub waiters: Mutex<HashMap<i64, Vec<oneshot::Sender<()>>>>,
     /// Registered workers by (namespace, worker id).
@@ -95,7 +98,7 @@ impl Shared {
         }
     }
 
-    fn stopping(&self) -> bool {
+    pub(super) fn stopping(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
     }
 }
@@ -108,6 +111,8 @@ pub(crate) struct Engine {
     reader_tx: Mutex<Option<Sender<ReadJob>>>,
     writer_join: Mutex<Option<JoinHandle<()>>>,
     joins: Mutex<Vec<JoinHandle<()>>>,
+    /// The notification on the `-wal` file (None: the poll alone wakes); dropped at shutdown.
+    file_watch: Mutex<Option<RecommendedWatcher>>,
 }
 
 impl Engine {
@@ -127,11 +132,16 @@ impl Engine {
         queries::apply(&checkpoint_conn, queries::Settings::Checkpointer)?;
 
         let shared = Arc::new(Self::new_shared());
-        let (reader_tx, mut joins) = start_readers(path, busy_timeout_ms, Role::Reader, &shared)?;
+        let (reader_tx, mut joins, file_watch) =
+            start_readers(path, busy_timeout_ms, Role::Reader, &shared)?;
         let (writer_tx, writer_rx) = mpsc::channel::<Msg>();
         let s = shared.clone();
         let on_commit = move |fx: Effects| s.after_commit(fx);
         let writer_join = spawn("taskito-writer", move || {
+            // Its busy handler keeps its state on this thread (wake.rs, `wait_finely`).
+            if wake::wait_finely(&wconn, busy_timeout_ms).is_err() {
+                let _ = wconn.busy_timeout(Duration::from_millis(busy_timeout_ms));
+            }
             writer::run(wconn, writer_rx, on_commit)
         })?;
 
@@ -159,6 +169,7 @@ impl Engine {
             reader_tx: Mutex::new(Some(reader_tx)),
             writer_join: Mutex::new(Some(writer_join)),
             joins: Mutex::new(joins),
+            file_watch: Mutex::new(file_watch),
         }))
     }
 
@@ -169,8 +180,9 @@ impl Engine {
     pub fn start_read_only(path: &Path, busy_timeout_ms: u64) -> Result<Arc<Engine>> {
         let shared = Arc::new(Self::new_shared());
         let (writer_tx, _) = mpsc::channel::<Msg>();
-        let (reader_tx, joins) = start_readers(path, busy_timeout_ms, Role::ReadOnly, &shared)
-            .map_err(|e| e.naming_file(path))?;
+        let (reader_tx, joins, file_watch) =
+            start_readers(path, busy_timeout_ms, Role::ReadOnly, &shared)
+                .map_err(|e| e.naming_file(path))?;
         Ok(Arc::new(Engine {
             shared,
             path: path.to_path_buf(),
@@ -178,13 +190,16 @@ impl Engine {
             reader_tx: Mutex::new(Some(reader_tx)),
             writer_join: Mutex::new(None),
             joins: Mutex::new(joins),
+            file_watch: Mutex::new(file_watch),
         }))
     }
 
-    fn new_shared() -> Shared {
+    pub(super) fn new_shared() -> Shared {
         Shared {
             ready: watch::channel(0).0,
             external: watch::channel(0).0,
+            notified: AtomicU64::new(0),
+            watch_lost: AtomicBool::new(false),
             waiters: Mutex::new(HashMap::new()),
             workers: Mutex::new(HashMap::new()),
             shutdown: AtomicBool::new(false),
@@ -234,7 +249,7 @@ impl Engine {
             .map_err(|e| e.naming_file(&self.path))
     }
 
-    /// A subscription to other processes' commits; the watcher polls only while one exists.
+    /// A subscription to other processes' commits; the poll looks only while one exists.
     pub fn watch_external(&self) -> watch::Receiver<u64> {
         let rx = self.shared.external.subscribe();
         if let Some(t) = self.shared.watcher.get() {
@@ -310,6 +325,7 @@ impl Engine {
     /// writer, which finishes every command queued before this, then the readers. Blocking.
     pub fn shutdown(&self) {
         self.shared.shutdown.store(true, Ordering::Release);
+        self.file_watch.lock().expect("watch lock").take();
         for t in [
             &self.shared.reaper,
             &self.shared.heartbeat,
@@ -357,14 +373,21 @@ where
     rx.blocking_recv().map_err(|_| Error::Closed)?
 }
 
-/// The reader threads, taking read jobs from one queue, and the cross-process watcher, each on a
-/// connection of `role`.
+/// What `start_readers` starts: the readers' queue, the threads to join, the `-wal` watcher.
+type Readers = (
+    Sender<ReadJob>,
+    Vec<JoinHandle<()>>,
+    Option<RecommendedWatcher>,
+);
+
+/// The reader threads, taking read jobs from one queue, and the cross-process wake (the
+/// notification on the `-wal` file and the poll's thread), each on a connection of `role`.
 fn start_readers(
     path: &Path,
     busy_timeout_ms: u64,
     role: Role,
     shared: &Arc<Shared>,
-) -> Result<(Sender<ReadJob>, Vec<JoinHandle<()>>)> {
+) -> Result<Readers> {
     let mut readers = Vec::with_capacity(READERS);
     for _ in 0..READERS {
         readers.push(open::connect(path, busy_timeout_ms, role)?);
@@ -379,11 +402,14 @@ fn start_readers(
             reader_loop(conn, rx)
         })?);
     }
-    let s = shared.clone();
-    let h = spawn("taskito-watcher", move || watcher_loop(watcher_conn, s))?;
+    let file_watch = wake::watch_file(path, shared);
+    let (s, watching) = (shared.clone(), file_watch.is_some());
+    let h = spawn("taskito-watcher", move || {
+        wake::poll_loop(watcher_conn, s, watching)
+    })?;
     let _ = shared.watcher.set(h.thread().clone());
     joins.push(h);
-    Ok((reader_tx, joins))
+    Ok((reader_tx, joins, file_watch))
 }
 
 fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadJob>>>) {
@@ -620,25 +646,6 @@ fn checkpoint_loop(conn: Connection, shared: Arc<Shared>) {
         if commits != seen {
             seen = commits;
             let _ = queries::checkpoint(&conn);
-        }
-    }
-}
-
-/// Notices commits of other connections (other processes) while a claim or waitJob waits:
-/// the data version is a cheap read that changes when anyone else commits.
-fn watcher_loop(conn: Connection, shared: Arc<Shared>) {
-    let version = |c: &Connection| queries::data_version(c).ok();
-    let mut last = version(&conn);
-    while !shared.stopping() {
-        if shared.external.receiver_count() > 0 {
-            let v = version(&conn);
-            if v != last {
-                last = v;
-                shared.external.send_modify(|g| *g = g.wrapping_add(1));
-            }
-            std::thread::park_timeout(WATCH_INTERVAL);
-        } else {
-            std::thread::park_timeout(Duration::from_millis(100));
         }
     }
 }

@@ -10,6 +10,7 @@ mod open;
 mod ops;
 pub mod queries;
 mod rows;
+mod wake;
 mod writer;
 
 use std::collections::{HashMap, HashSet};
@@ -23,6 +24,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use self::engine::Engine;
+use self::wake::RECHECK as WAKE_RECHECK;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::policy;
@@ -329,6 +331,10 @@ impl Store for SqliteStore {
             .push(tx);
         let mut external = self.engine.watch_external();
         let mut closing = self.closing.subscribe();
+        // One more read shortly after each wake from another process: a -wal notification is
+        // raised as the commit writes its frames, so this read can run before the commit is
+        // visible (policy::wake::RECHECK_MS).
+        let mut recheck: Option<Instant> = None;
         let result = async {
             loop {
                 let row = self.get_job(id).await?;
@@ -340,9 +346,16 @@ impl Store for SqliteStore {
                 if Instant::now() >= deadline {
                     return Ok(row);
                 }
+                let again = async move {
+                    match recheck {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
                     _ = &mut rx => return self.get_job(id).await,
-                    _ = external.changed() => {}
+                    _ = external.changed() => recheck = Some(Instant::now() + WAKE_RECHECK),
+                    _ = again => recheck = None,
                     _ = closing.changed() => return Ok(row),
                     _ = tokio::time::sleep_until(deadline) => return self.get_job(id).await,
                 }

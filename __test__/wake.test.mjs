@@ -1,0 +1,70 @@
+// The wake across processes on SQLite (docs/PERFORMANCE.md, "Waking across processes"): an idle
+// worker in another process starts a job enqueued here through the notification on the -wal file
+// (its poll lengthened to 30 s, so only the notification can be in time), and through the
+// data_version poll alone when the watcher is off (the fallback for file systems without
+// notifications). The worker's claim waits 60 s, so its own retry never finds the job in time.
+import test from 'ava'
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Queue } from 'taskito'
+import { cores, eachCore, startFixture, tempDir } from './helpers.mjs'
+
+/** Well under the 30 s poll and the 60 s claim wait, well over what a loaded machine needs. */
+const IN_TIME_MS = 10_000
+
+async function idleWorkerStarts(t, variant, env) {
+  const dbPath = join(tempDir(t), 'wake.db')
+  const queue = new Queue({ dbPath, core: variant })
+  t.teardown(() => queue.close())
+  const echo = queue.task('echo', (x) => x)
+  await queue.stats() // the file exists before the worker opens it
+  const { child } = await startFixture(t, 'wake-worker.mjs', [dbPath, variant], env)
+  const started = Date.now()
+  const job = await echo.delay('hello')
+  const result = await job.result({ timeout: IN_TIME_MS })
+  t.is(result, `hello from ${child.pid}`)
+  t.true(Date.now() - started < IN_TIME_MS)
+}
+
+eachCore(
+  'an idle worker in another process starts a job through the -wal notification (its poll set to 30 s)',
+  (t, variant) => idleWorkerStarts(t, variant, { TASKITO_SQLITE_POLL_MS: '30000' }),
+  { sqliteOnly: true },
+)
+
+eachCore(
+  'with the watcher off, the data_version poll alone wakes an idle worker in another process',
+  (t, variant) => idleWorkerStarts(t, variant, { TASKITO_SQLITE_WATCH: 'off' }),
+  { sqliteOnly: true },
+)
+
+/** inotify watches this process holds (Linux: the "inotify wd:" lines of its fds' fdinfo). */
+function inotifyWatches() {
+  let n = 0
+  for (const fd of readdirSync('/proc/self/fdinfo')) {
+    try {
+      n += readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8').split('\n').filter((l) => l.startsWith('inotify wd:')).length
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n
+}
+
+// Serial: nothing else in this file runs meanwhile, so the count is this test's alone.
+for (const variant of cores.filter((c) => c !== 'pg')) {
+  const title = `[${variant}] many handles on one file share one watch, closed with the last handle`
+  if (process.platform !== 'linux') {
+    test.serial(title, (t) => t.pass('counted through /proc on Linux only'))
+    continue
+  }
+  test.serial(title, async (t) => {
+    const before = inotifyWatches()
+    const dbPath = join(tempDir(t), 'shared.db')
+    const queues = Array.from({ length: 5 }, () => new Queue({ dbPath, core: variant }))
+    for (const q of queues) await q.stats()
+    t.is(inotifyWatches() - before, 1, 'one watch for five handles')
+    for (const q of queues) await q.close()
+    t.is(inotifyWatches(), before, 'none left once the last handle closed')
+  })
+}
