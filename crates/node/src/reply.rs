@@ -22,7 +22,7 @@
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use napi::bindgen_prelude::*;
 use napi::sys;
@@ -36,17 +36,20 @@ struct Reply {
     settle: Settle,
 }
 
-struct Slot {
-    /// None before the first promise and after Node finalized the threadsafe function (its
-    /// environment is going away).
-    tsfn: Option<sys::napi_threadsafe_function>,
-    replies: Vec<Reply>,
-}
+/// The threadsafe function: None before the first promise and after Node finalized it (its
+/// environment is going away).
+#[derive(Clone, Copy)]
+struct Tsfn(Option<sys::napi_threadsafe_function>);
 
 /// The mailbox of one core. Shared by the core object, every call in flight, and (one reference)
 /// the threadsafe function, which gives it back in its finalizer.
 pub(crate) struct Mailbox {
-    slot: Mutex<Slot>,
+    /// Read-locked while a thread calls it (calls do not exclude each other), write-locked by
+    /// Node's finalizer, which clears it.
+    tsfn: RwLock<Tsfn>,
+    /// Replies not yet delivered. Its own lock, never held across a call into Node: the JS
+    /// thread that the call wakes takes it at once.
+    replies: Mutex<Vec<Reply>>,
     /// Promises created and not yet settled. Read and written on the JS thread only (ref/unref of
     /// the threadsafe function must be); atomic only so that the mailbox is `Sync`.
     pending: AtomicUsize,
@@ -56,7 +59,7 @@ pub(crate) struct Mailbox {
 
 // The raw pointers are napi handles: a `napi_deferred` is only used on the JS thread (in the
 // threadsafe function's callback), and a threadsafe function may be called from any thread, which
-// is its purpose; the lock above orders those calls against its finalizer.
+// is its purpose; the read-write lock orders those calls against its finalizer.
 #[allow(clippy::non_send_fields_in_send_ty)]
 unsafe impl Send for Mailbox {}
 unsafe impl Sync for Mailbox {}
@@ -82,17 +85,19 @@ fn check(status: sys::napi_status, what: &str) -> Result<()> {
 impl Mailbox {
     pub(crate) fn new() -> Arc<Mailbox> {
         Arc::new(Mailbox {
-            slot: Mutex::new(Slot {
-                tsfn: None,
-                replies: Vec::new(),
-            }),
+            tsfn: RwLock::new(Tsfn(None)),
+            replies: Mutex::new(Vec::new()),
             pending: AtomicUsize::new(0),
             orphan: AtomicBool::new(false),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Slot> {
-        self.slot.lock().unwrap_or_else(|p| p.into_inner())
+    fn replies(&self) -> MutexGuard<'_, Vec<Reply>> {
+        self.replies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn tsfn(&self) -> std::sync::RwLockReadGuard<'_, Tsfn> {
+        self.tsfn.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A new promise and the deferred that settles it. JS thread only.
@@ -101,15 +106,14 @@ impl Mailbox {
         env: &'env Env,
     ) -> Result<(Deferred, Object<'env>)> {
         let env = env.raw();
-        let tsfn = {
-            let mut slot = self.lock();
-            match slot.tsfn {
-                Some(t) => t,
-                None => {
-                    let t = self.create_tsfn(env)?;
-                    slot.tsfn = Some(t);
-                    t
-                }
+        let existing = self.tsfn().0;
+        let tsfn = match existing {
+            Some(t) => t,
+            None => {
+                // JS thread only, so no other thread creates one meanwhile.
+                let t = self.create_tsfn(env)?;
+                self.tsfn.write().unwrap_or_else(|p| p.into_inner()).0 = Some(t);
+                t
             }
         };
         let (mut raw, mut promise) = (ptr::null_mut(), ptr::null_mut());
@@ -171,21 +175,26 @@ impl Mailbox {
 
     /// Queues a reply; wakes the JS thread when it is the first one since the last delivery.
     fn push(&self, reply: Reply) {
-        let mut slot = self.lock();
-        let Some(tsfn) = slot.tsfn else {
-            // The environment is gone: nobody is left to resolve the promise for.
-            return;
+        let first = {
+            let mut replies = self.replies();
+            replies.push(reply);
+            replies.len() == 1
         };
-        slot.replies.push(reply);
-        if slot.replies.len() == 1 {
-            // Under the lock: `finalize` clears `tsfn` under it, so the handle is alive here.
-            unsafe {
-                sys::napi_call_threadsafe_function(
-                    tsfn,
-                    ptr::null_mut(),
-                    sys::ThreadsafeFunctionCallMode::nonblocking,
-                )
-            };
+        // A reply pushed behind others is delivered with them: the one that made the mailbox
+        // non-empty has signalled (or will), and its delivery takes the whole mailbox.
+        if first {
+            let tsfn = self.tsfn();
+            // Under the read lock: `finalize` clears the handle under the write lock, so it is
+            // alive here. When it is gone, the environment is too, and nobody is left to answer.
+            if let Some(t) = tsfn.0 {
+                unsafe {
+                    sys::napi_call_threadsafe_function(
+                        t,
+                        ptr::null_mut(),
+                        sys::ThreadsafeFunctionCallMode::nonblocking,
+                    )
+                };
+            }
         }
     }
 
@@ -199,8 +208,7 @@ impl Mailbox {
     }
 
     fn release(&self) {
-        let slot = self.lock();
-        if let Some(tsfn) = slot.tsfn {
+        if let Some(tsfn) = self.tsfn().0 {
             unsafe {
                 sys::napi_release_threadsafe_function(
                     tsfn,
@@ -249,7 +257,7 @@ unsafe extern "C" fn deliver(
     _data: *mut c_void,
 ) {
     let mailbox = unsafe { &*(context as *const Mailbox) };
-    let replies = std::mem::take(&mut mailbox.lock().replies);
+    let replies = std::mem::take(&mut *mailbox.replies());
     if env.is_null() {
         // Aborted while the environment tears down: nothing can be settled.
         return;
@@ -279,7 +287,7 @@ unsafe extern "C" fn deliver(
     if left == 0 {
         if mailbox.orphan.load(Ordering::Relaxed) {
             mailbox.release();
-        } else if let Some(tsfn) = mailbox.lock().tsfn {
+        } else if let Some(tsfn) = mailbox.tsfn().0 {
             // Nothing in flight: an idle core does not keep the process alive.
             unsafe { sys::napi_unref_threadsafe_function(env, tsfn) };
         }
@@ -290,7 +298,6 @@ unsafe extern "C" fn deliver(
 /// may call it any more, and its reference to the mailbox goes.
 unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
     let mailbox = unsafe { Arc::from_raw(data as *const Mailbox) };
-    let mut slot = mailbox.lock();
-    slot.tsfn = None;
-    slot.replies.clear();
+    mailbox.tsfn.write().unwrap_or_else(|p| p.into_inner()).0 = None;
+    mailbox.replies().clear();
 }
