@@ -121,6 +121,12 @@ impl Mailbox {
             unsafe { sys::napi_create_promise(env, &mut raw, &mut promise) },
             "napi_create_promise",
         )?;
+        // Made first, so that any failure below still settles it (its drop) and so counts it off.
+        let deferred = Deferred {
+            raw,
+            mailbox: self.clone(),
+            settled: false,
+        };
         if self.pending.fetch_add(1, Ordering::Relaxed) == 0 {
             // Something is in flight: the process waits for its reply.
             check(
@@ -128,11 +134,6 @@ impl Mailbox {
                 "napi_ref_threadsafe_function",
             )?;
         }
-        let deferred = Deferred {
-            raw,
-            mailbox: self.clone(),
-            settled: false,
-        };
         Ok((deferred, Object::from_raw(env, promise)))
     }
 
