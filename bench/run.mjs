@@ -40,6 +40,7 @@ const PLAN = [
   // Workflows: a 10,000-job group (in a chord) and a 1,000-step chain, enqueue and finish times.
   { id: 'workflow-group', params: { n: [10_000, 1000], concurrency: 64 } },
   { id: 'workflow-chain', params: { n: [1000, 100], concurrency: 64 } },
+  { id: 'http', params: { connections: 100, seconds: [10, 3], warmup: [2, 1], concurrency: 32 } },
   { id: 'loop-lag', params: { n: [20_000, 3000], warmup: 2000, batch: 100, everyMs: 10, concurrency: 64 } },
   // isolate: 'thread' (docs/ISOLATION.md): a no-op's overhead, and CPU-bound jobs in-process vs
   // pools of 1..availableParallelism threads.

@@ -163,6 +163,8 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
   #testJobs = new Map<string, { status: JobStatus; result: string | null }>()
   #pendingEnqueues: PendingEnqueue[] = []
   #pendingJobs = 0
+  /** Enqueue calls sent to the core and not yet answered. */
+  #enqueuesOut = 0
   /** The opened core's offThread (false until it is open). */
   #offThread = false
 
@@ -330,8 +332,14 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     return new Promise((resolve, reject) => {
       this.#pendingEnqueues.push({ jobs, resolve, reject })
       this.#pendingJobs += jobs.length
-      if (this.#pendingEnqueues.length === 1) queueMicrotask(() => void this.#flushEnqueues())
-      else if (this.#pendingJobs >= ENQUEUE_CHUNK && this.#offThread) void this.#flushEnqueues()
+      if (this.#pendingEnqueues.length === 1) {
+        // A lone call goes at the end of this turn's microtasks. While another enqueue is out (a
+        // web server under load: each request's handler runs in an I/O callback of its own, and
+        // microtasks run after each), wait for the check phase instead, so every request read
+        // in this poll phase crosses to the core, and commits, as one call.
+        if (this.#enqueuesOut === 0) queueMicrotask(() => void this.#flushEnqueues())
+        else setImmediate(() => void this.#flushEnqueues())
+      } else if (this.#pendingJobs >= ENQUEUE_CHUNK && this.#offThread) void this.#flushEnqueues()
     })
   }
 
@@ -347,10 +355,10 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
       for (const p of batch) p.reject(err)
       return
     }
-    const alone = (p: PendingEnqueue) => callCore(() => core.enqueue(p.jobs)).then(p.resolve, p.reject)
+    const alone = (p: PendingEnqueue) => this.#send(core, p.jobs).then(p.resolve, p.reject)
     if (batch.length === 1) return alone(batch[0] as PendingEnqueue)
     try {
-      const out = await callCore(() => core.enqueue(merged(batch)))
+      const out = await this.#send(core, merged(batch))
       let at = 0
       for (const p of batch) {
         p.resolve(out.slice(at, at + p.jobs.length))
@@ -361,6 +369,17 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
       // JOB_NOT_FOUND: one caller's dependsOn named a job that does not exist.
       if (code === 'INVALID_ARGUMENT' || code === 'SERIALIZATION' || code === 'JOB_NOT_FOUND') await Promise.all(batch.map(alone))
       else for (const p of batch) p.reject(err)
+    }
+  }
+
+  /** One enqueue call, counted while it is out (before its callers hear back, so that the next
+   * turn's lone call does not wait for the check phase). */
+  async #send(core: Core, jobs: NewJob[]): Promise<Enqueued[]> {
+    this.#enqueuesOut++
+    try {
+      return await callCore(() => core.enqueue(jobs))
+    } finally {
+      this.#enqueuesOut--
     }
   }
 

@@ -8,6 +8,7 @@
 
 mod direct;
 mod packing;
+mod reply;
 mod types;
 
 use std::future::Future;
@@ -72,6 +73,14 @@ pub struct NativeCore {
     store: Arc<dyn core::Store>,
     /// SQLite: the batch calls skip the tokio hop (see `direct.rs`).
     direct: bool,
+    /// Where the batch calls' replies wait for the JS thread (see `reply.rs`).
+    mailbox: Arc<reply::Mailbox>,
+}
+
+impl Drop for NativeCore {
+    fn drop(&mut self) {
+        self.mailbox.orphan();
+    }
 }
 
 #[napi]
@@ -84,7 +93,11 @@ impl NativeCore {
             Ok(opts) => core::open(opts).await,
             Err(e) => Err(e),
         };
-        coded(r, |store| NativeCore { store, direct })
+        coded(r, |store| NativeCore {
+            store,
+            direct,
+            mailbox: reply::Mailbox::new(),
+        })
     }
 
     /// Enqueues a batch, all or nothing. Packed both ways (crates/node/src/packing.rs: `jobs` as
@@ -387,19 +400,17 @@ impl NativeCore {
 impl NativeCore {
     /// A promise of `fut`'s result, converted by `convert` on the JS thread when it resolves.
     /// The batch calls return one of these rather than being `async fn`s so that SQLite can take
-    /// the direct path (`direct.rs`).
+    /// the direct path (`direct.rs`) and the replies share the core's mailbox (`reply.rs`).
     fn promise<'env, T, U, F, C>(&self, env: &'env Env, fut: F, convert: C) -> Result<Object<'env>>
     where
         T: Send + 'static,
-        U: ToNapiValue + 'static,
+        U: ToNapiValue + Send + 'static,
         F: Future<Output = core::Result<T>> + Send + 'static,
         C: FnOnce(T) -> core::Result<U> + Send + 'static,
     {
-        type Resolver<U> = Box<dyn FnOnce(Env) -> Result<Coded<U>>>;
-        let (deferred, promise) = env.create_deferred::<Coded<U>, Resolver<U>>()?;
+        let (deferred, promise) = self.mailbox.promise(env)?;
         let work = async move {
-            let r = fut.await;
-            deferred.resolve(Box::new(move |_env| Ok(Coded(r.and_then(convert)))));
+            deferred.settle(Coded(fut.await.and_then(convert)));
         };
         if self.direct {
             direct::Task::start(work);
