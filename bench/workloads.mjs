@@ -934,6 +934,8 @@ function timeRawQuery(ctx, sql) {
   }
 }
 
+export { expectCompleted, preEnqueue, settleCounter, stopwatch }
+
 export const WORKLOADS = {
   'flow-drain': flowDrain,
   'flow-rate': flowRate,
@@ -966,4 +968,7 @@ export const WORKLOADS = {
   'latency-xproc': latencyProc,
   soak,
   'pg-soak': soak,
+  'drain-50q': async (ctx) => (await import('./shapes.mjs')).drain50q(ctx),
+  'drain-delayed': async (ctx) => (await import('./shapes.mjs')).drainDelayed(ctx),
+  'drain-io': async (ctx) => (await import('./shapes.mjs')).drainIo(ctx),
 }
