@@ -12,6 +12,7 @@ const flow = await import(new URL('../dist/esm/core/policy/flow.js', import.meta
 const schedules = await import(new URL('../dist/esm/core/policy/schedules.js', import.meta.url))
 const workflows = await import(new URL('../dist/esm/core/policy/workflows.js', import.meta.url))
 const counters = await import(new URL('../dist/esm/core/policy/counters.js', import.meta.url))
+const claimPlan = await import(new URL('../dist/esm/core/policy/claim_plan.js', import.meta.url))
 const tables = new URL('../crates/core/tests/', import.meta.url)
 const readTable = (url) => JSON.parse(readFileSync(url, 'utf8'))
 /** policy_cases.json and every policy_cases/*.json (one per feature) merged, as cargo test does. */
@@ -108,6 +109,8 @@ const runners = {
   sweep_next: (c) => [policy.sweepNext(c.deleted, c.limit, c.nextExpiryInMs), c.expect],
   validate_queue_name: (c) => [errorOf(() => queues.validateQueueName(c.what, c.name)), c.error],
   claimable: (c) => [queues.claimable(c.queues, c.paused), c.expect],
+  claim_plan: (c) => [claimPlan.claimPlan(c.queues, c.tasks), c.expect],
+  scan_budget: (c) => [claimPlan.scanBudget(c.pairs, c.limit), c.expect],
   queue_rows: (c) => [queues.queueRows(c.counts, c.paused), c.expect],
   // policy_cases/flow.json: flow control per task (src/core/policy/flow.ts).
   flow_constants: (c) => [Object.fromEntries(Object.keys(c).map((name) => [name, flow[name]])), c],
