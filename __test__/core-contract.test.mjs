@@ -231,6 +231,62 @@ each('claim respects the limit across several queues in priority order', async (
   t.is((await core.getJob(got[1].id)).priority, 2)
 })
 
+// The claim of many (queue, task) pairs scans the namespace's due jobs in claim order and checks
+// each row (policy::claim_plan, docs/PERFORMANCE.md "Shapes"); past its budget of rows passed
+// over it reads per pair. Both ways must hand out exactly what the per-pair reads did.
+each('a claim of many queues takes only its queues and tasks, in claim order across them, with or without a backlog of others in front', async (t, kind) => {
+  const core = await open(t, kind)
+  const queues = Array.from({ length: 12 }, (_, i) => `tenant-${i}`)
+  await core.pauseQueue('tenant-3')
+  // One batch: every job has the same run_at, so claim order is priority, then id; the jobs the
+  // claim must pass over (another queue, another task, a paused queue, not due yet) sit among
+  // and in front of its own, in the same millisecond.
+  const batch = []
+  for (let i = 0; i < 60; i++) {
+    batch.push(job({ queue: queues[i % 12], priority: i % 3, args: String(i) }))
+    batch.push(job({ queue: 'elsewhere', priority: 2, args: '"elsewhere"' }))
+    if (i % 4 === 0) batch.push(job({ queue: queues[i % 12], taskName: 'not-ours', priority: 2, args: '"not-ours"' }))
+    if (i % 5 === 0) batch.push(job({ queue: queues[i % 12], priority: 9, delayMs: 60_000, args: '"later"' }))
+  }
+  const enqueued = await core.enqueue(batch)
+  const want = batch
+    .map((j, i) => ({ ...j, id: Number(enqueued[i].id) }))
+    .filter((j) => j.taskName === 'task' && j.queue !== 'elsewhere' && j.queue !== 'tenant-3' && j.delayMs === null)
+    .sort((a, b) => b.priority - a.priority || a.id - b.id)
+    .map((j) => j.args)
+  t.is(want.length, 55)
+  const got = []
+  for (let n = 0; n < 20; n++) {
+    const page = await core.claim(claimReq({ queues, limit: 4 }))
+    if (page.length === 0) break
+    got.push(...page.map((c) => c.args))
+  }
+  t.deepEqual(got, want)
+  // A backlog of another queue in front (more than the scan's budget passes over).
+  const front = await core.enqueue(Array.from({ length: 300 }, () => job({ queue: 'elsewhere', priority: 7 })))
+  const mine = await core.enqueue([job({ queue: 'tenant-0', args: '"a"' }), job({ queue: 'tenant-11', priority: 1, args: '"b"' })])
+  // 11 queues of one task: a budget of 10 x 10 rows, fewer than the 300 in front.
+  t.deepEqual((await core.claim(claimReq({ queues, tasks: ['task'], limit: 10 }))).map((c) => c.args), ['"b"', '"a"'])
+  t.is((await core.getJob(front[0].id)).status, 0)
+  t.is((await core.getJob(mine[0].id)).status, 1)
+  t.is((await core.stats()).pending, 60 + 15 + 12 + 300 + 5)
+})
+
+each('a claim of many queues passes over a delayed backlog of a higher priority, and waits for its earliest job', async (t, kind) => {
+  const core = await open(t, kind)
+  const queues = ['a', 'b', 'c']
+  await core.enqueue(Array.from({ length: 500 }, (_, i) => job({ queue: queues[i % 3], priority: 5, delayMs: 3_600_000 })))
+  await core.enqueue([job({ queue: 'b', args: '"low"' }), job({ queue: 'c', priority: 1, args: '"mid"' })])
+  t.deepEqual((await core.claim(claimReq({ queues, limit: 10 }))).map((c) => c.args), ['"mid"', '"low"'])
+  const before = Date.now()
+  const [{ id }] = await core.enqueue([job({ queue: 'a', priority: -3, delayMs: 200, args: '"soon"' })])
+  const { runAt } = await core.getJob(id)
+  const got = await core.claim(claimReq({ queues, waitMs: 20_000 }))
+  t.deepEqual(got.map((c) => c.args), ['"soon"'])
+  t.true(got[0].startedAt >= runAt, `claimed ${runAt - got[0].startedAt} ms before its run_at`)
+  t.true(Date.now() - before < 10_000, 'woken by the due time, not by the wait running out')
+})
+
 each('enqueue is all-or-nothing: one bad job writes nothing', async (t, kind) => {
   const core = await open(t, kind)
   await rejectsWithCode(t, core.enqueue([job(), job({ maxRetries: -1 })]), 'INVALID_ARGUMENT')
@@ -870,6 +926,32 @@ each('opens a version 1 file: migrates it, and counts every status of its namesp
   const after = new Database(dbPath, { readonly: true })
   t.is(after.prepare("SELECT value FROM taskito_meta WHERE key = 'schema_version'").pluck().get(), String(LATEST_SCHEMA))
   t.is(after.prepare("SELECT COUNT(*) FROM sqlite_master WHERE name = 'jobs_status'").pluck().get(), 0)
+  after.close()
+}, { sqliteOnly: true })
+
+each('opens a version 8 file: migrates it (jobs_due over the jobs already there), and claims them across queues in order', async (t, kind) => {
+  const dbPath = join(tempDir(t), 'v8.db')
+  const raw = new Database(dbPath)
+  for (const f of readdirSync(MIGRATIONS).filter((f) => Number(f.slice(0, 3)) <= 8).sort()) raw.exec(readFileSync(join(MIGRATIONS, f), 'utf8'))
+  raw.exec("INSERT INTO taskito_meta (key, value) VALUES ('schema_version', '8')")
+  const insert = raw.prepare(
+    `INSERT INTO jobs (namespace, queue, task_name, args, status, priority, run_at, created_at, max_retries,
+       backoff_base_ms, backoff_max_ms, backoff_jitter)
+     VALUES ('default', ?, 'task', ?, ?, ?, ?, 0, 3, 1000, 60000, 0)`,
+  )
+  insert.run('a', '"a1"', 0, 0, 1)
+  insert.run('b', '"b5"', 0, 5, 2)
+  insert.run('c', '"c-retry"', 3, 0, 0)
+  insert.run('a', '"later"', 0, 9, Number.MAX_SAFE_INTEGER)
+  raw.exec("INSERT INTO counters (namespace, metric, queue, task_name, label, n, total) SELECT namespace, 'jobs', queue, '', status, COUNT(*), 0 FROM jobs GROUP BY namespace, queue, status")
+  raw.close()
+
+  const core = await open(t, kind, { dbPath })
+  t.deepEqual((await core.claim(claimReq({ queues: ['a', 'b', 'c'], limit: 10 }))).map((c) => c.args), ['"b5"', '"c-retry"', '"a1"'])
+  await core.close()
+  const after = new Database(dbPath, { readonly: true })
+  t.is(after.prepare("SELECT value FROM taskito_meta WHERE key = 'schema_version'").pluck().get(), String(LATEST_SCHEMA))
+  t.is(after.prepare("SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'jobs_due'").pluck().get(), 1)
   after.close()
 }, { sqliteOnly: true })
 

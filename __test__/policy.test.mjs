@@ -14,6 +14,7 @@ const workflows = await import(new URL('../dist/esm/core/policy/workflows.js', i
 const counters = await import(new URL('../dist/esm/core/policy/counters.js', import.meta.url))
 const list = await import(new URL('../dist/esm/core/policy/list.js', import.meta.url))
 const wake = await import(new URL('../dist/esm/core/policy/wake.js', import.meta.url))
+const claimPlan = await import(new URL('../dist/esm/core/policy/claim_plan.js', import.meta.url))
 const tables = new URL('../crates/core/tests/', import.meta.url)
 const readTable = (url) => JSON.parse(readFileSync(url, 'utf8'))
 /** policy_cases.json and every policy_cases/*.json (one per feature) merged, as cargo test does. */
@@ -110,6 +111,8 @@ const runners = {
   sweep_next: (c) => [policy.sweepNext(c.deleted, c.limit, c.nextExpiryInMs), c.expect],
   validate_queue_name: (c) => [errorOf(() => queues.validateQueueName(c.what, c.name)), c.error],
   claimable: (c) => [queues.claimable(c.queues, c.paused), c.expect],
+  claim_plan: (c) => [claimPlan.claimPlan(c.queues, c.tasks), c.expect],
+  scan_budget: (c) => [claimPlan.scanBudget(c.pairs, c.limit), c.expect],
   queue_rows: (c) => [queues.queueRows(c.counts, c.paused), c.expect],
   // policy_cases/list.json: which index a page of jobs is read from (src/core/policy/list.ts).
   needs_estimates: (c) => [list.needsEstimates(c.task, c.queue), c.expect],

@@ -33,6 +33,9 @@ const PLAN = [
   // with a dashboard-like stats() every second.
   { id: 'drain-bare', params: { n: [50_000, 5000], concurrency: 64, upkeep: 0 } },
   { id: 'drain-poll', params: { n: [50_000, 5000], concurrency: 64, pollMs: 1000 } },
+  { id: 'drain-50q', params: { n: [50_000, 5000], concurrency: 64, queues: 50, pairs: 2 } },
+  { id: 'drain-delayed', params: { n: [50_000, 5000], concurrency: 64, delayed: [500_000, 50_000], pairs: 2 } },
+  { id: 'drain-io', params: { n: [10_000, 2000], concurrency: 1000, sleepMs: 100 } },
   // Only with --only: stats() on a database of n jobs (`--set n=10000000`).
   { id: 'stats-size', optIn: true, params: { n: [1_000_000, 50_000] } },
   { id: 'latency', params: { n: [1000, 200], warmup: 20, concurrency: 8 } },
@@ -340,6 +343,7 @@ function printHeader(h, args) {
 }
 
 function fmt(m) {
+  if (m.unit === 'ratio') return `${m.value.toFixed(2)}x`
   if (m.unit === 'ms') return `${m.value.toFixed(m.value < 10 ? 2 : 1)} ms`
   return `${Math.round(m.value).toLocaleString('en-US')} ${m.unit}`
 }

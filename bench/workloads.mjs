@@ -933,6 +933,8 @@ function timeRawQuery(ctx, sql) {
   }
 }
 
+export { expectCompleted, preEnqueue, settleCounter, stopwatch }
+
 export const WORKLOADS = {
   'flow-drain': flowDrain,
   'flow-rate': flowRate,
@@ -968,4 +970,7 @@ export const WORKLOADS = {
   'pg-soak': soak,
   ...THROUGHPUT_WORKLOADS,
   http: (ctx) => import('./latency.mjs').then((m) => m.httpServer(ctx)),
+  'drain-50q': async (ctx) => (await import('./shapes.mjs')).drain50q(ctx),
+  'drain-delayed': async (ctx) => (await import('./shapes.mjs')).drainDelayed(ctx),
+  'drain-io': async (ctx) => (await import('./shapes.mjs')).drainIo(ctx),
 }

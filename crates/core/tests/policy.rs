@@ -500,6 +500,24 @@ fn list_cases() {
 }
 
 #[test]
+fn claim_plan_cases() {
+    use taskito_core::policy::claim_plan::{self, Plan};
+    let all = cases();
+    for case in section(&all, "claim_plan") {
+        let got = match claim_plan::plan(int(case, "queues") as usize, int(case, "tasks") as usize)
+        {
+            Plan::ByPair => "byPair",
+            Plan::Scan => "scan",
+        };
+        assert_eq!(got, case["expect"], "{case}");
+    }
+    for case in section(&all, "scan_budget") {
+        let got = claim_plan::scan_budget(int(case, "pairs") as usize, int(case, "limit"));
+        assert_eq!(got, int(case, "expect"), "{case}");
+    }
+}
+
+#[test]
 fn queues_cases() {
     use taskito_core::policy::queues;
     use taskito_core::{QueueCount, QueueRow, StatsRow};

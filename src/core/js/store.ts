@@ -26,6 +26,7 @@ import {
 } from '../policy.js'
 import { claimable, queueRows } from '../policy/queues.js'
 import { listSource, needsEstimates, type ListEstimates, type ListSource } from '../policy/list.js'
+import { claimPlan, scanBudget } from '../policy/claim_plan.js'
 import { STATS_FIELDS, type CounterRow, type WorkerRow, type ClaimedJob, type DeadLetterRow, type ErrorRecordRow, type JobRow, type NewJob, type QueueRow, type Settle, type SettleOutcome, type StatsRow, type FireTick, type NewSchedule, type ScheduleRow, type TaskFlow, type ThroughputRow, type WorkerInfo } from '../types.js'
 import { EXPIRED_ERROR, startBy } from '../policy/schedules.js'
 import { FlowStore } from './flow.js'
@@ -241,6 +242,9 @@ export class Store {
   private readonly findLive: Query
   private readonly insert: Query
   private readonly ready: Query
+  private readonly topLevel: Query
+  private readonly level: Query
+  private readonly due: Query
   private readonly take: Query
   private readonly textBytes: Query
   private readonly workerBeat: Query
@@ -325,6 +329,9 @@ export class Store {
     this.findLive = q('enqueue/find_live_unique.sql', { pluck: true })
     this.insert = q('enqueue/insert.sql')
     this.ready = q('claim/ready.sql')
+    this.topLevel = q('claim/top_level.sql', { pluck: true })
+    this.level = q('claim/level.sql', { pluck: true })
+    this.due = q('claim/due.sql')
     this.take = q('claim/take.sql')
     this.textBytes = q('claim/text_bytes.sql')
     this.workerBeat = q('workers/beat.sql')
@@ -533,14 +540,16 @@ export class Store {
     // (queue, task)'s best ready jobs by index, the best of those, then one update by rowid each.
     const gates = this.flow.gates(ns, tasks, flows, now)
     const open = tasks.filter((t) => gates.find((g) => g.flow.task === t)?.gate.allowed !== 0)
-    let rows: RawClaimed[] = []
-    for (const queue of queues) {
-      for (const task of open) {
-        const allowed = gates.find((g) => g.flow.task === task)?.gate.allowed ?? limit
-        rows = rows.concat(this.readableReady(ns, queue, task, now, Math.min(limit, allowed), fx))
+    const allowed = (task: string): number => Math.min(limit, gates.find((g) => g.flow.task === task)?.gate.allowed ?? limit)
+    const scanned = claimPlan(queues.length, open.length) === 'scan' ? this.scanDue(ns, queues, open, allowed, limit, now, fx) : null
+    let rows: RawClaimed[] = scanned ?? []
+    if (scanned === null) {
+      // jobs_ready is per queue and task: take each one's best, then the best of those.
+      for (const queue of queues) {
+        for (const task of open) rows = rows.concat(this.readableReady(ns, queue, task, now, allowed(task), fx))
       }
     }
-    if (queues.length * open.length > 1) {
+    if (scanned === null && queues.length * open.length > 1) {
       rows.sort((a, b) => claimOrder({ priority: a.priority, runAt: a.run_at, id: a.id }, { priority: b.priority, runAt: b.run_at, id: b.id }))
       if (gates.length > 0) {
         // A task read in several queues may have brought more than its gate allows.
@@ -585,6 +594,43 @@ export class Store {
     })
   }
 
+  /** A claim by scan (policy/claim_plan.ts), as the native core's scan_due: the namespace's due
+   * jobs in claim order, one priority level and one page (claim/due.sql) at a time, taking those
+   * of `queues` and `tasks` while each task's allowance lasts. null when it passed over more rows
+   * than its budget: the claim then reads by pair. */
+  private scanDue(ns: string, queues: readonly string[], tasks: readonly string[], allowed: (task: string) => number, limit: number, now: number, fx: Effects): RawClaimed[] | null {
+    const left = new Map(tasks.map((t) => [t, allowed(t)]))
+    const served = new Set(queues)
+    let budget = scanBudget(queues.length * tasks.length, limit)
+    const rows: RawClaimed[] = []
+    // Each level's value as stored, bound again as it came (see claim/level.sql).
+    let level = this.topLevel.get({ namespace: ns })
+    while (level !== undefined) {
+      let after = [Number.MIN_SAFE_INTEGER, Number.MIN_SAFE_INTEGER]
+      for (;;) {
+        const want = limit - rows.length
+        const page = this.due.all({ namespace: ns, priority: level, after_run_at: after[0], after_id: after[1], now, limit: want }) as RawClaimed[]
+        for (const r of page) {
+          // Out of the index once buried: the next page cannot meet it again.
+          const job = this.readable(ns, r, now, fx)
+          if (job === null) continue
+          after = [job.run_at, job.id]
+          const n = left.get(job.task_name)
+          if (n !== undefined && n > 0 && served.has(job.queue)) {
+            left.set(job.task_name, n - 1)
+            rows.push(job)
+          } else if (--budget < 0) {
+            return null
+          }
+        }
+        if (rows.length >= limit) return rows
+        if (page.length < want) break
+      }
+      level = this.level.get({ namespace: ns, below: level })
+    }
+    return rows
+  }
+
   /** claim/ready.sql, with each job whose row cannot be read dead-lettered on the spot (see
    * `bury`) and the read repeated, so the claim still gets the best readable jobs. */
   private readableReady(ns: string, queue: string, task: string, now: number, limit: number, fx: Effects): RawClaimed[] {
@@ -592,32 +638,37 @@ export class Store {
       const rows: RawClaimed[] = []
       let buried = 0
       for (const r of this.ready.all({ namespace: ns, queue, task_name: task, now, limit }) as RawClaimed[]) {
-        const l = new Lenient(r, (column) => this.claimedBytes(r.id, column))
-        const job: RawClaimed = {
-          id: r.id,
-          task_name: l.text('task_name'),
-          queue: l.text('queue'),
-          args: l.text('args'),
-          retry_count: l.int('retry_count'),
-          lease_token: l.int('lease_token'),
-          max_retries: l.int('max_retries'),
-          timeout_ms: l.optInt('timeout_ms'),
-          soft_timeout_ms: l.optInt('soft_timeout_ms'),
-          priority: l.int('priority'),
-          run_at: l.int('run_at'),
-          trace_context: l.optText('trace_context'),
-          status: r.status,
-        }
-        if (l.problems.length === 0) {
-          rows.push(job)
-        } else {
-          this.bury(ns, r.id, r.status, job.retry_count, unreadableJob(r.id, l.problems), now, fx)
-          buried++
-        }
+        const job = this.readable(ns, r, now, fx)
+        if (job === null) buried++
+        else rows.push(job)
       }
       // Every pass buries at least one row or returns: the loop ends.
       if (buried === 0 || rows.length >= limit) return rows
     }
+  }
+
+  /** A ready row as read (claim/ready.sql, claim/due.sql), or null when it cannot be read: then
+   * it is dead-lettered on the spot (see `bury`). */
+  private readable(ns: string, r: RawClaimed, now: number, fx: Effects): RawClaimed | null {
+    const l = new Lenient(r, (column) => this.claimedBytes(r.id, column))
+    const job: RawClaimed = {
+      id: r.id,
+      task_name: l.text('task_name'),
+      queue: l.text('queue'),
+      args: l.text('args'),
+      retry_count: l.int('retry_count'),
+      lease_token: l.int('lease_token'),
+      max_retries: l.int('max_retries'),
+      timeout_ms: l.optInt('timeout_ms'),
+      soft_timeout_ms: l.optInt('soft_timeout_ms'),
+      priority: l.int('priority'),
+      run_at: l.int('run_at'),
+      trace_context: l.optText('trace_context'),
+      status: r.status,
+    }
+    if (l.problems.length === 0) return job
+    this.bury(ns, r.id, r.status, job.retry_count, unreadableJob(r.id, l.problems), now, fx)
+    return null
   }
 
   /** The stored bytes of one text column of a ready job (claim/text_bytes.sql). */

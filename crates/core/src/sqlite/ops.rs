@@ -11,6 +11,7 @@ use crate::backoff;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::now_ms;
+use crate::policy::claim_plan::{self, Plan};
 use crate::policy::counters::Change;
 use crate::policy::flow::{self, FlowState};
 use crate::policy::workflows::{self, Start};
@@ -254,19 +255,28 @@ pub(crate) fn claim(
             _ => open.push(t),
         }
     }
-    // The index is per queue and task: take each one's best, then the best of those.
-    let mut jobs = Vec::new();
-    for q in queues {
-        for &t in &open {
-            let allowed = gates
-                .iter()
-                .find(|g| &g.flow.task == t)
-                .map_or(limit, |g| g.gate.allowed.min(limit));
-            let p = ClaimParams {
-                limit: allowed,
-                ..p
-            };
-            jobs.extend(readable_ready_jobs(conn, fx, &p, q, t)?);
+    let allowed = |t: &str| {
+        gates
+            .iter()
+            .find(|g| g.flow.task == t)
+            .map_or(limit, |g| g.gate.allowed.min(limit))
+    };
+    let scanned = match claim_plan::plan(queues.len(), open.len()) {
+        Plan::Scan => scan_due(conn, fx, &p, queues, &open, &allowed)?,
+        Plan::ByPair => None,
+    };
+    let by_pair = scanned.is_none();
+    let mut jobs = scanned.unwrap_or_default();
+    if by_pair {
+        // jobs_ready is per queue and task: take each one's best, then the best of those.
+        for q in queues {
+            for &t in &open {
+                let p = ClaimParams {
+                    limit: allowed(t),
+                    ..p
+                };
+                jobs.extend(readable_ready_jobs(conn, fx, &p, q, t)?);
+            }
         }
     }
     if jobs.is_empty() {
@@ -285,7 +295,7 @@ pub(crate) fn claim(
         };
         return Ok((jobs, next));
     }
-    if queues.len() * open.len() > 1 {
+    if by_pair && queues.len() * open.len() > 1 {
         // Each (queue, task)'s jobs come in claim order; merged, they need sorting again.
         policy::sort_claimed(&mut jobs);
         if !gates.is_empty() {
@@ -422,6 +432,65 @@ fn breaker_succeeded(conn: &Connection, ns: &str, id: i64, now: i64) -> Result<(
         }
     }
     Ok(())
+}
+
+/// A claim by scan (policy::claim_plan): the namespace's due jobs in claim order, one priority
+/// level at a time and one page at a time, taking those of `queues` and `tasks` while each task's
+/// allowance (`allowed`) lasts. None when it passed over more rows than its budget: the claim
+/// then reads by pair.
+fn scan_due(
+    conn: &Connection,
+    fx: &mut Effects,
+    p: &ClaimParams<'_>,
+    queues: &[String],
+    tasks: &[&String],
+    allowed: &dyn Fn(&str) -> i64,
+) -> Result<Option<Vec<ClaimedJob>>> {
+    let mut left: Vec<i64> = tasks.iter().map(|t| allowed(t)).collect();
+    let mut budget = claim_plan::scan_budget(queues.len() * tasks.len(), p.limit);
+    let mut jobs: Vec<ClaimedJob> = Vec::new();
+    let mut level = queries::next_level(conn, p.ns, None)?;
+    while let Some(priority) = level {
+        let mut after = (i64::MIN, i64::MIN);
+        loop {
+            let want = p.limit - jobs.len() as i64;
+            let page =
+                queries::due_jobs(conn, &ClaimParams { limit: want, ..*p }, &priority, after)?;
+            let more = page.len() as i64 == want;
+            for found in page {
+                let job = match found {
+                    Ok(job) => job,
+                    // Out of the index once buried: the next page cannot meet it again.
+                    Err(bad) => {
+                        bury(conn, fx, p.ns, &bad, p.now)?;
+                        continue;
+                    }
+                };
+                after = (job.run_at, job.id);
+                let task = tasks.iter().position(|t| **t == job.task_name);
+                match task {
+                    Some(i) if left[i] > 0 && queues.contains(&job.queue) => {
+                        left[i] -= 1;
+                        jobs.push(job);
+                    }
+                    _ => {
+                        budget -= 1;
+                        if budget < 0 {
+                            return Ok(None);
+                        }
+                    }
+                }
+            }
+            if jobs.len() as i64 >= p.limit {
+                return Ok(Some(jobs));
+            }
+            if !more {
+                break;
+            }
+        }
+        level = queries::next_level(conn, p.ns, Some(&priority))?;
+    }
+    Ok(Some(jobs))
 }
 
 /// `queries::ready_jobs`, with each job whose row cannot be read dead-lettered on the spot (see

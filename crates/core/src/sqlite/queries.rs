@@ -1,6 +1,7 @@
 //! One function per SQL file of `queries/sqlite/`. The SQL is read as SQL there; these functions
 //! only bind named parameters and read rows, through each connection's statement cache.
 
+use rusqlite::types::Value;
 use rusqlite::{named_params, CachedStatement, Connection, OptionalExtension, Row, Statement};
 
 use std::sync::OnceLock;
@@ -33,11 +34,12 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (6, sql!("migrations/006_schedules.sql")),
     (7, sql!("migrations/007_dependencies.sql")),
     (8, sql!("migrations/008_observability.sql")),
-    (12, sql!("migrations/012_list_indexes.sql")),
+    (10, sql!("migrations/010_shapes.sql")),
+    (11, sql!("migrations/011_list_indexes.sql")),
 ];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 12;
+pub const SCHEMA_VERSION: i64 = 11;
 
 // ---- connection settings ----------------------------------------------------------------------
 
@@ -271,6 +273,41 @@ pub fn ready_jobs(
         named_params! {
             ":namespace": p.ns, ":queue": queue, ":task_name": task, ":now": p.now,
             ":limit": p.limit,
+        },
+        |r| claimed(r, p.now),
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The next priority level a scanning claim reads: the highest among the namespace's ready and
+/// scheduled jobs (`below` None, claim/top_level.sql), or the highest below `below`
+/// (claim/level.sql). The value as stored (see claim/level.sql).
+pub fn next_level(conn: &Connection, ns: &str, below: Option<&Value>) -> Result<Option<Value>> {
+    Ok(match below {
+        None => conn
+            .prepare_cached(sql!("claim/top_level.sql"))?
+            .query_row(named_params! {":namespace": ns}, |r| r.get(0))
+            .optional()?,
+        Some(b) => conn
+            .prepare_cached(sql!("claim/level.sql"))?
+            .query_row(named_params! {":namespace": ns, ":below": b}, |r| r.get(0))
+            .optional()?,
+    })
+}
+
+/// A scanning claim's next page: up to `p.limit` due jobs of one priority level of the namespace,
+/// of every queue and task, in claim order after the key `after` (run_at, id) (claim/due.sql).
+pub fn due_jobs(
+    conn: &Connection,
+    p: &ClaimParams<'_>,
+    priority: &Value,
+    after: (i64, i64),
+) -> Result<Vec<Result<ClaimedJob, Unreadable>>> {
+    let mut stmt = conn.prepare_cached(sql!("claim/due.sql"))?;
+    let rows = stmt.query_map(
+        named_params! {
+            ":namespace": p.ns, ":priority": priority, ":after_run_at": after.0,
+            ":after_id": after.1, ":now": p.now, ":limit": p.limit,
         },
         |r| claimed(r, p.now),
     )?;
@@ -1560,6 +1597,63 @@ mod tests {
         assert!(stale.contains("USING INDEX jobs_ready"), "{stale}");
     }
 
+    /// A scanning claim reads jobs_due by seeks and ranges in claim order (no sort, no other
+    /// index: jobs_ready would read every queue), and the wake-up time of a waiting claim seeks
+    /// per (queue, task) and priority level instead of reading every job of a pair.
+    #[test]
+    fn scanning_claims_and_wake_ups_seek() {
+        let conn = migrated();
+        let plan = |sql: &str, params: &[(&str, &dyn rusqlite::ToSql)]| plan_of(&conn, sql, params);
+        let top = plan(
+            sql!("claim/top_level.sql"),
+            named_params! {":namespace": "n"},
+        );
+        assert!(
+            top.contains("SEARCH jobs USING INDEX jobs_due (namespace=?)"),
+            "{top}"
+        );
+        assert!(!top.contains("TEMP B-TREE"), "{top}");
+        let level = plan(
+            sql!("claim/level.sql"),
+            named_params! {":namespace": "n", ":below": 0},
+        );
+        assert!(
+            level.contains("SEARCH jobs USING INDEX jobs_due (namespace=? AND priority<?)"),
+            "{level}"
+        );
+        assert!(!level.contains("TEMP B-TREE"), "{level}");
+        let due = plan(
+            sql!("claim/due.sql"),
+            named_params! {
+                ":namespace": "n", ":priority": 0, ":after_run_at": i64::MIN, ":after_id": i64::MIN,
+                ":now": 1, ":limit": 1,
+            },
+        );
+        assert!(
+            due.contains("SEARCH jobs USING INDEX jobs_due (namespace=? AND priority=? AND run_at>? AND run_at<?)"),
+            "{due}"
+        );
+        assert!(!due.contains("TEMP B-TREE"), "{due}");
+        let next = plan(
+            sql!("claim/next_run_at.sql"),
+            named_params! {":namespace": "n", ":queues": "[\"q\"]", ":tasks": "[\"t\"]", ":now": 1},
+        );
+        for step in [
+            "SEARCH j USING INDEX jobs_ready (namespace=? AND queue=? AND task_name=?)",
+            "SEARCH j USING INDEX jobs_ready (namespace=? AND queue=? AND task_name=? AND priority<?)",
+            "SEARCH j USING INDEX jobs_ready (namespace=? AND queue=? AND task_name=? AND priority=?)",
+        ] {
+            assert!(next.contains(step), "{next}");
+        }
+        assert!(
+            !next
+                .split(" | ")
+                .any(|s| s == "SCAN j" || s.starts_with("SCAN j ")),
+            "{next}"
+        );
+        assert!(!next.contains("TEMP B-TREE"), "{next}");
+    }
+
     /// A statement SQLite re-prepares on every run costs its parse and plan each time: the hot
     /// statements with a LIMIT must be planned once, whatever limit is bound.
     #[test]
@@ -1577,11 +1671,13 @@ mod tests {
         };
         for limit in [1, 64, 2] {
             ready_jobs(&conn, &p(limit), "default", "t").unwrap();
+            due_jobs(&conn, &p(limit), &Value::Integer(0), (i64::MIN, i64::MIN)).unwrap();
             expired_leases(&conn, 1, limit).unwrap();
             sweep_expired(&conn, 1, limit, &mut Counts::default()).unwrap();
         }
         for sql in [
             sql!("claim/ready.sql"),
+            sql!("claim/due.sql"),
             sql!("reaper/expired.sql"),
             sql!("sweep/delete_jobs.sql"),
         ] {

@@ -1,4 +1,4 @@
--- Version 12: listing the jobs of one task or one queue (listJobs, the dashboard's jobs page)
+-- Version 11: listing the jobs of one task or one queue (listJobs, the dashboard's jobs page)
 -- newest first without reading the table back to the oldest match. Each entry ends with the
 -- rowid (the job's id), so a backward scan of one (namespace, task_name) range is that task's jobs
 -- newest first. policy::list::list_source picks this index, jobs_settled or the table by the
