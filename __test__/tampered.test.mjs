@@ -12,16 +12,24 @@ const require = createRequire(import.meta.url)
 /** Sets a text column (args, result) of the given jobs directly in the database, as another tool would. */
 function tamper(where, argsById, column = 'args') {
   if (where.url === undefined) {
-    const Database = require('better-sqlite3')
-    const db = new Database(where.dbPath)
-    try {
-      const update = db.prepare(`UPDATE jobs SET ${column} = ? WHERE id = ?`)
-      for (const [id, args] of argsById) {
-        if (update.run(args, id).changes !== 1) throw new Error(`no job row ${id} to tamper with`)
+    // In a process of its own, as another program would: a second copy of SQLite in this process
+    // would share its POSIX locks with the native core's, could take itself for the file's only
+    // user and truncate the -shm index a native thread still maps (SIGBUS).
+    const script = `
+      const [modulePath, dbPath, column] = process.argv.slice(1)
+      const rows = require('node:fs').readFileSync(0, 'utf8')
+      const db = new (require(modulePath))(dbPath)
+      const update = db.prepare('UPDATE jobs SET ' + column + ' = ? WHERE id = ?')
+      for (const [id, args] of JSON.parse(rows)) {
+        if (update.run(args, id).changes !== 1) throw new Error('no job row ' + id + ' to tamper with')
       }
-    } finally {
-      db.close()
-    }
+      db.close()`
+    const out = spawnSync(process.execPath, ['-e', script, '--', require.resolve('better-sqlite3'), where.dbPath, column], {
+      input: JSON.stringify(argsById),
+      encoding: 'utf8',
+      maxBuffer: 64 << 20,
+    })
+    if (out.status !== 0) throw new Error(`tamper failed: ${out.error ?? out.stderr}`)
     return
   }
   const sql = argsById.map(([id, args]) => `UPDATE "${where.schema}".jobs SET ${column} = ${quote(args)} WHERE id = ${quote(id)};`).join('\n')
