@@ -138,10 +138,6 @@ impl Engine {
         let s = shared.clone();
         let on_commit = move |fx: Effects| s.after_commit(fx);
         let writer_join = spawn("taskito-writer", move || {
-            // Its busy handler keeps its state on this thread (wake.rs, `wait_finely`).
-            if wake::wait_finely(&wconn, busy_timeout_ms).is_err() {
-                let _ = wconn.busy_timeout(Duration::from_millis(busy_timeout_ms));
-            }
             writer::run(wconn, writer_rx, on_commit)
         })?;
 
