@@ -342,6 +342,11 @@ eachCore('a write lock held past the lease by another process repeats no finishe
     await sleep(ms)
   })
   await queue.worker({ concurrency: 4, leaseMs: LEASE }).start()
+  // A worker of a queue nothing is enqueued on, with a shorter lease: its row goes stale first while
+  // the lock is held, so this process's unroutable check tries to drop it, and that write waits out
+  // the lock before the reaper's does. The reaper must still know the lock was held (a reap that
+  // learned it only from its own write's wait took the other process's attempts).
+  await queue.worker({ queues: ['idle'], leaseMs: 100 }).start()
   // Four slots each: eight jobs of a second running at once must be in both processes.
   const child = startProcess(t, 'worker.mjs', [JSON.stringify({ dbPath }), coreOf(core), String(LEASE)], { COUNT_LOG: log, CONCURRENCY: '4' })
   await child.ready

@@ -130,8 +130,8 @@ export class Engine {
   private retryDelay = 0
   /** Since when BEGIN has been refused with SQLITE_BUSY (unset once it succeeds). */
   private lockWaitSince: number | undefined
-  /** How long the running transaction's BEGIN waited for the lock. */
-  private lockWaitMs = 0
+  /** The last of those refusals. */
+  private lockRefusedAt = 0
   /** Busy timeout of the engine's own work (reaper, sweep, heartbeats): the first opener's. */
   private readonly busyMs: number
   private readonly claimWaiters = new Set<ClaimWaiter>()
@@ -158,13 +158,12 @@ export class Engine {
   private leaseTimerAt = Infinity
   private reaping = false
   private expiring = false
-  /** What the reaper knows of its own access to the write lock (see blackoutAfter): when a write of
-   * it last had the lock, its last blackout, and the first try of the write under way. */
-  private sight: { seen: number; blackout: Blackout | null; tryingSince: number | undefined } = {
-    seen: Date.now(),
-    blackout: null,
-    tryingSince: undefined,
-  }
+  /** This process's access to the write lock (see blackoutAfter): when a transaction last had it,
+   * and its last blackout. Every transaction's BEGIN tells, whatever its operations: a heartbeat, a
+   * settle or the unroutable check that waited out another process's lock waited for the same lock
+   * as the reaper (when only the reaper's own writes told, a reap that came after such a wait in a
+   * transaction of its own saw none, and took attempts whose settles other processes still held). */
+  private sight: { seen: number; blackout: Blackout | null } = { seen: Date.now(), blackout: null }
 
   constructor(path: string, db: Database, busyMs: number, readOnly: boolean) {
     this.path = path
@@ -222,15 +221,22 @@ export class Engine {
     try {
       s.begin.run()
       this.retryDelay = 0
-      // How long this transaction waited for another connection's write lock: what a blackout
-      // is made of. Not the time its operations queued on a busy event loop, which no other
-      // process shares (counting that made a loaded process see blackouts without end, and its
-      // reaper spare a dead worker's attempts for as long as the load lasted).
-      this.lockWaitMs = this.lockWaitSince === undefined ? 0 : Date.now() - this.lockWaitSince
+      // How long another connection held the write lock against this one: from its first refusal
+      // to its last (failed tries included), what a blackout is made of. Not up to this BEGIN, nor
+      // the time operations queued on a busy event loop, which no other process shares (counting
+      // that made a loaded process see blackouts without end, and its reaper spare a dead worker's
+      // attempts for as long as the load lasted): a retry that a busy loop delayed may find the
+      // lock long free.
+      const at = Date.now()
+      const waited = this.lockWaitSince === undefined ? 0 : this.lockRefusedAt - this.lockWaitSince
+      this.sight = { seen: at, blackout: blackoutAfter(this.sight.blackout, this.sight.seen, at, waited) }
       this.lockWaitSince = undefined
     } catch (err) {
       const e = fromSqlite(err, this.path)
-      if (e.code === 'DB_LOCKED') this.lockWaitSince ??= Date.now()
+      if (e.code === 'DB_LOCKED') {
+        this.lockRefusedAt = Date.now()
+        this.lockWaitSince ??= this.lockRefusedAt
+      }
       if (e.code !== 'DB_LOCKED' || this.closed) {
         for (const op of ops) op.reject(e)
         return
@@ -724,23 +730,15 @@ export class Engine {
       return Promise.resolve() // busy or closing: the next scan retries
     }
     this.reaping = true
-    // Failed tries (DB_LOCKED past the busy timeout) count: then the wait runs from the first.
-    const failedSince = this.sight.tryingSince
-    const { seen, blackout: last } = this.sight
-    const write = (at: number, fx: Effects): { read: number; at: number; blackout: Blackout | null } => {
-      const waited = failedSince === undefined ? this.lockWaitMs : at - failedSince
-      const blackout = blackoutAfter(last, seen, at, waited)
-      return { read: this.store.reap(at, reapCutoffAfter(at, blackout), REAP_BATCH, this.aliveHere, fx), at, blackout }
-    }
+    // The blackout as of this transaction's BEGIN (flush just told the sight).
+    const write = (at: number, fx: Effects): number => this.store.reap(at, reapCutoffAfter(at, this.sight.blackout), REAP_BATCH, this.aliveHere, fx)
     return this.submit(write).then(
-      ({ read, at, blackout }) => {
+      (read) => {
         this.reaping = false
-        this.sight = { seen: at, blackout, tryingSince: undefined }
         if (read >= REAP_BATCH) setImmediate(() => void this.reap())
       },
       () => {
         this.reaping = false
-        this.sight.tryingSince ??= now
       },
     )
   }

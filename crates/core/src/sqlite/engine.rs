@@ -60,6 +60,8 @@ pub(crate) struct Shared {
     pub waiters: Mutex<HashMap<i64, Vec<oneshot::Sender<()>>>>,
     /// Registered workers by (namespace, worker id).
     pub workers: Mutex<HashMap<(String, String), WorkerState>>,
+    /// This process's access to the write lock, kept by the writer (the reaper's blackouts).
+    sight: Mutex<writer::Sight>,
     shutdown: AtomicBool,
     /// Commits so far: the checkpointer works only when there are new ones.
     commits: AtomicU64,
@@ -136,9 +138,9 @@ impl Engine {
             start_readers(path, busy_timeout_ms, Role::Reader, &shared)?;
         let (writer_tx, writer_rx) = mpsc::channel::<Msg>();
         let s = shared.clone();
-        let on_commit = move |fx: Effects| s.after_commit(fx);
         let writer_join = spawn("taskito-writer", move || {
-            writer::run(wconn, writer_rx, on_commit)
+            let on_commit = |fx: Effects| s.after_commit(fx);
+            writer::run(wconn, writer_rx, &s.sight, on_commit)
         })?;
 
         let s = shared.clone();
@@ -198,6 +200,7 @@ impl Engine {
             watch_lost: AtomicBool::new(false),
             waiters: Mutex::new(HashMap::new()),
             workers: Mutex::new(HashMap::new()),
+            sight: Mutex::new(writer::Sight::new(now_ms())),
             shutdown: AtomicBool::new(false),
             commits: AtomicU64::new(0),
             reaper_covers: AtomicI64::new(0),
@@ -421,51 +424,19 @@ fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadJob>>>) {
     }
 }
 
-/// What the reaper knows of its own access to the write lock (see [`policy::blackout_after`]):
-/// its reads never wait for it, so only its writes tell.
-struct Sight {
-    /// When a write of the reaper last had the lock (at first: when it started).
-    seen: i64,
-    blackout: Option<policy::Blackout>,
-    /// The first try of the write under way (tries that failed with DB_LOCKED included).
-    trying_since: Option<i64>,
-}
-
-impl Sight {
-    /// Before a write: when this try for the lock began.
-    fn trying(&mut self) -> i64 {
-        *self.trying_since.get_or_insert_with(now_ms)
-    }
-
-    /// The blackout as of a write that had the lock at `now`, having tried since `since`.
-    fn after(&self, since: i64, now: i64) -> Option<policy::Blackout> {
-        policy::blackout_after(self.blackout, self.seen, now, now - since)
-    }
-
-    /// A write that had the lock at `now` (its blackout as [`Sight::after`] gave it).
-    fn had(&mut self, now: i64, blackout: Option<policy::Blackout>) {
-        self.seen = now;
-        self.blackout = blackout;
-        self.trying_since = None;
-    }
-}
-
 /// Fails running attempts whose lease ended at least `policy::REAP_GRACE_MS` ago, sweeps
 /// expired finished jobs at the pace `policy::sweep_next` sets, and ends unroutable jobs
 /// (`ops::route`). It looks on its own read connection first, so an idle file costs no write
-/// transaction. After a write of its own waited for the lock (another process held it longer
-/// than `policy::BLACKOUT_MS`), it leaves the leases that ran out meanwhile to their workers'
-/// heartbeats for `policy::RENEW_WINDOW_MS` (`policy::reap_cutoff_after`): the workers of other
-/// processes waited for the same lock, with their settles.
+/// transaction. After a write of this process waited for the lock (another process held it longer
+/// than `policy::BLACKOUT_MS`: the writer's [`writer::Sight`]), it leaves the leases that ran out
+/// meanwhile to their workers' heartbeats for `policy::RENEW_WINDOW_MS`
+/// (`policy::reap_cutoff_after`): the workers of other processes waited for the same lock, with
+/// their settles.
 fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
     let mut next_sweep = 0i64;
     let mut sweep_limit = policy::SWEEP_MIN_BATCH;
     let mut next_route = 0i64;
-    let mut sight = Sight {
-        seen: now_ms(),
-        blackout: None,
-        trying_since: None,
-    };
+    let blackout = |s: &Shared| s.sight.lock().expect("sight lock").blackout;
     while !shared.stopping() {
         let now = now_ms();
         if now >= next_route {
@@ -483,7 +454,7 @@ fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
                 };
         }
         let mut next_lease = queries::next_lease(&conn).ok().flatten();
-        if matches!(next_lease, Some(t) if t <= policy::reap_cutoff_after(now, sight.blackout)) {
+        if matches!(next_lease, Some(t) if t <= policy::reap_cutoff_after(now, blackout(&shared))) {
             let live: HashSet<(String, String)> = shared
                 .workers
                 .lock()
@@ -491,20 +462,15 @@ fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
                 .keys()
                 .cloned()
                 .collect();
-            let since = sight.trying();
-            let (seen, last) = (sight.seen, sight.blackout);
+            let s = shared.clone();
             let reaped = write_blocking(&tx, move |c, fx| {
+                // The blackout as of this transaction's BEGIN (the writer just told the sight).
                 let now = now_ms();
-                let blackout = policy::blackout_after(last, seen, now, now - since);
-                let cutoff = policy::reap_cutoff_after(now, blackout);
-                let n = ops::reap(c, fx, REAP_BATCH, &live, cutoff, now)?;
-                Ok((n, now, blackout))
+                let cutoff = policy::reap_cutoff_after(now, blackout(&s));
+                ops::reap(c, fx, REAP_BATCH, &live, cutoff, now)
             });
-            if let Ok((n, at, blackout)) = reaped {
-                sight.had(at, blackout);
-                if n > 0 {
-                    continue;
-                }
+            if matches!(reaped, Ok(n) if n > 0) {
+                continue;
             }
             // Only live in-process workers' leases are overdue (their heartbeat renews them),
             // or the window after a blackout holds the rest back.
@@ -524,14 +490,13 @@ fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
             }
         }
         if now >= next_sweep {
-            let step = sweep(&conn, &tx, sweep_limit, now, &mut sight);
+            let step = sweep(&conn, &tx, sweep_limit, now);
             sweep_limit = step.limit;
             next_sweep = now + step.pause_ms;
         }
         let now = now_ms();
         let mut wait = REAPER_MAX_SLEEP_MS.min(next_sweep - now);
-        let window_end = sight
-            .blackout
+        let window_end = blackout(&shared)
             .map(policy::renew_window_end)
             .filter(|&end| end > now);
         if let Some(end) = window_end {
@@ -553,27 +518,13 @@ fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
 
 /// One sweep pass, if a job is due: deletes up to `limit` expired jobs in the next write
 /// transaction. The next step comes from the policy.
-/// Its write tells the reaper's [`Sight`] whether it had to wait for the lock.
-fn sweep(
-    conn: &Connection,
-    tx: &Sender<Msg>,
-    limit: i64,
-    now: i64,
-    sight: &mut Sight,
-) -> policy::SweepStep {
+fn sweep(conn: &Connection, tx: &Sender<Msg>, limit: i64, now: i64) -> policy::SweepStep {
     let next_in = queries::next_expiry(conn).ok().flatten().map(|t| t - now);
     let deleted = if matches!(next_in, Some(t) if t <= 0) {
-        let since = sight.trying();
-        match write_blocking(tx, move |c, fx| {
-            let n = queries::sweep_expired(c, now_ms(), limit, &mut fx.counts)?;
-            Ok((n, now_ms()))
-        }) {
-            Ok((n, at)) => {
-                sight.had(at, sight.after(since, at));
-                n as i64
-            }
-            Err(_) => 0,
-        }
+        write_blocking(tx, move |c, fx| {
+            queries::sweep_expired(c, now_ms(), limit, &mut fx.counts)
+        })
+        .map_or(0, |n| n as i64)
     } else {
         0
     };

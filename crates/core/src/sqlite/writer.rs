@@ -7,13 +7,15 @@
 //! that could still be rolled back.
 
 use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Mutex;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
 use super::queries;
 use crate::error::{Error, Result};
-use crate::policy::counters::Counts;
+use crate::now_ms;
+use crate::policy::{self, counters::Counts};
 
 /// The writer's transaction control. Kept here as words rather than `.sql` files: they are not
 /// statements on taskito's tables but the frame around them, used by this file alone, and the JS
@@ -55,6 +57,51 @@ impl Effects {
             (a, b) => a.or(b),
         };
     }
+}
+
+/// What this process knows of its access to SQLite's write lock (see [`policy::blackout_after`]).
+/// The writer keeps it: every transaction's BEGIN tells, whatever its commands, because a
+/// heartbeat, a settle or the unroutable check that waited out another process's lock waited for
+/// the same lock as the reaper. (When only the reaper's own writes told, a reaper stuck behind the
+/// unroutable check's write for the whole of a held lock tried its reap just after the lock came
+/// back, saw no wait, and took the attempts whose settles were still queued in other processes.)
+#[derive(Debug)]
+pub(crate) struct Sight {
+    /// When a transaction of this writer last had the lock (at first: when it started).
+    pub seen: i64,
+    pub blackout: Option<policy::Blackout>,
+    /// The first try of the BEGIN under way (tries that failed with DB_LOCKED included).
+    trying_since: Option<i64>,
+}
+
+impl Sight {
+    pub(crate) fn new(now: i64) -> Sight {
+        Sight {
+            seen: now,
+            blackout: None,
+            trying_since: None,
+        }
+    }
+
+    /// Before a BEGIN: when this try for the lock began.
+    fn trying(&mut self) -> i64 {
+        *self.trying_since.get_or_insert_with(now_ms)
+    }
+
+    /// A BEGIN that had the lock at `now`, having tried since `since`.
+    fn had(&mut self, since: i64, now: i64) {
+        self.blackout = policy::blackout_after(self.blackout, self.seen, now, now - since);
+        self.seen = now;
+        self.trying_since = None;
+    }
+}
+
+/// Opens the batch's transaction, telling `sight` how long it waited for the lock.
+fn begin(conn: &Connection, sight: &Mutex<Sight>) -> rusqlite::Result<()> {
+    let since = sight.lock().expect("sight lock").trying();
+    exec(conn, tx::BEGIN)?;
+    sight.lock().expect("sight lock").had(since, now_ms());
+    Ok(())
 }
 
 pub(crate) trait Command: Send {
@@ -121,7 +168,12 @@ where
 
 /// The writer thread's loop; `on_commit` gets the merged effects of every transaction that
 /// committed, before any of its commands replies.
-pub(crate) fn run(conn: Connection, rx: Receiver<Msg>, on_commit: impl Fn(Effects)) {
+pub(crate) fn run(
+    conn: Connection,
+    rx: Receiver<Msg>,
+    sight: &Mutex<Sight>,
+    on_commit: impl Fn(Effects),
+) {
     let mut batch: Vec<Box<dyn Command>> = Vec::with_capacity(MAX_BATCH);
     let mut stopping = false;
     loop {
@@ -146,7 +198,7 @@ pub(crate) fn run(conn: Connection, rx: Receiver<Msg>, on_commit: impl Fn(Effect
             }
             continue;
         }
-        commit_batch(&conn, &mut batch, &on_commit);
+        commit_batch(&conn, &mut batch, sight, &on_commit);
     }
 }
 
@@ -171,9 +223,10 @@ fn savepoint(conn: &Connection) -> rusqlite::Result<()> {
 fn commit_batch(
     conn: &Connection,
     batch: &mut Vec<Box<dyn Command>>,
+    sight: &Mutex<Sight>,
     on_commit: &impl Fn(Effects),
 ) {
-    if let Err(e) = exec(conn, tx::BEGIN) {
+    if let Err(e) = begin(conn, sight) {
         let e = Error::from(e);
         for cmd in batch.drain(..) {
             cmd.finish(Some(&e));
@@ -304,7 +357,12 @@ mod tests {
         let (a, ra) = insert(1);
         let (b, rb) = failing();
         let (c, rc) = insert(3);
-        commit_batch(&conn, &mut vec![a, b, c], &|_| {});
+        commit_batch(
+            &conn,
+            &mut vec![a, b, c],
+            &Mutex::new(Sight::new(0)),
+            &|_| {},
+        );
         assert_eq!(ra.blocking_recv().unwrap(), Ok(1));
         assert_eq!(
             rb.blocking_recv().unwrap().unwrap_err().code(),
@@ -324,7 +382,12 @@ mod tests {
         let (b, rb) = insert(2);
         let (c, rc) = failing();
         fail_savepoint(1);
-        commit_batch(&conn, &mut vec![a, b, c], &|_| {});
+        commit_batch(
+            &conn,
+            &mut vec![a, b, c],
+            &Mutex::new(Sight::new(0)),
+            &|_| {},
+        );
         assert_eq!(ra.blocking_recv().unwrap(), Ok(1));
         let b = rb.blocking_recv().unwrap();
         assert!(b.is_err(), "told {b:?} for a row that was not committed");
@@ -333,5 +396,65 @@ mod tests {
             "INVALID_ARGUMENT"
         );
         assert_eq!(committed(&conn), [1]);
+    }
+
+    /// Two connections on one WAL file, each waiting for the write lock up to 5 s.
+    fn two_on_a_file(dir: &tempfile::TempDir) -> (Connection, Connection) {
+        let path = dir.path().join("sight.db");
+        let open = || {
+            let c = Connection::open(&path).unwrap();
+            c.busy_timeout(std::time::Duration::from_millis(5000))
+                .unwrap();
+            c.execute_batch("PRAGMA journal_mode = WAL").unwrap();
+            c
+        };
+        let (a, b) = (open(), open());
+        a.execute_batch("CREATE TABLE IF NOT EXISTS t (v INTEGER NOT NULL)")
+            .unwrap();
+        (a, b)
+    }
+
+    /// Whatever a batch holds, a BEGIN that waited out another connection's write lock for
+    /// longer than `policy::BLACKOUT_MS` is a blackout from the last time the lock was had; a
+    /// BEGIN that did not wait keeps the blackout it knew.
+    #[test]
+    fn every_transaction_tells_the_sight_how_long_it_waited_for_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conn, other) = two_on_a_file(&dir);
+        let sight = Mutex::new(Sight::new(now_ms()));
+        let (a, _) = insert(1);
+        commit_batch(&conn, &mut vec![a], &sight, &|_| {});
+        let had = sight.lock().unwrap().seen;
+        assert_eq!(sight.lock().unwrap().blackout, None, "no wait, no blackout");
+
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let hold = 2 * policy::BLACKOUT_MS as u64;
+        let holder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(hold));
+            other.execute_batch("COMMIT").unwrap();
+        });
+        let (b, rb) = insert(2);
+        commit_batch(&conn, &mut vec![b], &sight, &|_| {});
+        holder.join().unwrap();
+        assert_eq!(rb.blocking_recv().unwrap(), Ok(2));
+        let after = sight.lock().unwrap();
+        let blackout = after
+            .blackout
+            .expect("a wait past BLACKOUT_MS is a blackout");
+        assert_eq!(
+            blackout.from, had,
+            "it runs from the last time the lock was had"
+        );
+        assert_eq!(blackout.back, after.seen);
+        assert!(blackout.back - had >= hold as i64);
+        drop(after);
+
+        let (c, _) = insert(3);
+        commit_batch(&conn, &mut vec![c], &sight, &|_| {});
+        assert_eq!(
+            sight.lock().unwrap().blackout,
+            Some(blackout),
+            "a quick BEGIN keeps it"
+        );
     }
 }
