@@ -1,7 +1,7 @@
 // Enqueue, claim, run, settle, result: the foundation, through the public API, on both cores.
 import test from 'ava'
 import { spawn } from 'node:child_process'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Queue, TaskitoError, SerializationError, QueueError, JobNotFoundError } from 'taskito'
 import { eachCore, makeQueue, tempDir, deferred, location, coreOf } from './helpers.mjs'
@@ -213,6 +213,37 @@ eachCore('close() drains: running jobs finish and settle, nothing is left runnin
   t.is(stats.completed + stats.pending, 20, 'the rest is pending, not lost')
   t.true(stats.completed >= 5)
 })
+
+/** What of the files under `dir` this process still has open or mapped (Linux: /proc/self). */
+function heldUnder(dir) {
+  const fds = readdirSync('/proc/self/fd').map((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`)
+    } catch {
+      return '' // the directory's own descriptor, gone while it was read
+    }
+  })
+  const maps = readFileSync('/proc/self/maps', 'utf8').split('\n').map((l) => l.split(/\s+/).slice(5).join(' '))
+  return [...new Set([...fds, ...maps].filter((f) => f.startsWith(dir)))]
+}
+
+// Another program (a backup, a copy, a second SQLite library in this process) may use the file as
+// soon as close() resolves: no thread of the core may still hold it, nor map its -shm index.
+eachCore('close() lets go of the database file before it resolves: no descriptor or mapping of it is left', async (t, core) => {
+  if (process.platform !== 'linux') return t.pass('reads /proc/self: Linux only')
+  const dir = tempDir(t)
+  const dbPath = join(dir, 'closed.db')
+  for (let round = 0; round < 3; round++) {
+    const queue = new Queue({ dbPath, core: coreOf(core) })
+    const echo = queue.task('echo', (x) => x)
+    await queue.worker().start()
+    t.is(await (await echo.delay(round)).result({ timeout: 10_000 }), round)
+    await queue.jobs()
+    t.true(heldUnder(dir).length > 0, 'open, it holds the file')
+    await queue.close()
+    t.deepEqual(heldUnder(dir), [], `round ${round}: nothing of the file is held after close()`)
+  }
+}, { sqliteOnly: true })
 
 eachCore('two workers in one process never run a job twice', async (t, core) => {
   const queue = makeQueue(t, core)

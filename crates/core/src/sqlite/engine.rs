@@ -139,6 +139,10 @@ impl Engine {
         let (writer_tx, writer_rx) = mpsc::channel::<Msg>();
         let s = shared.clone();
         let writer_join = spawn("taskito-writer", move || {
+            // Its busy handler keeps its state on this thread (wake.rs, `wait_finely`).
+            if wake::wait_finely(&wconn, busy_timeout_ms).is_err() {
+                let _ = wconn.busy_timeout(Duration::from_millis(busy_timeout_ms));
+            }
             let on_commit = |fx: Effects| s.after_commit(fx);
             writer::run(wconn, writer_rx, &s.sight, on_commit)
         })?;
