@@ -1564,9 +1564,11 @@ mod tests {
         assert!(counts.contains("counters"), "{counts}");
     }
 
-    /// The running attempts of a task (concurrency cap, half-open probes) are counted from
-    /// jobs_leased, the running jobs only, never from jobs_task (every job the task ever had):
-    /// migration 013 dropped the per-task index of running jobs to spare every claim and settle.
+    /// The statements on a namespace's running jobs read jobs_leased, the running jobs only,
+    /// never jobs_task or jobs_queue (every job the task, queue or namespace ever had): the
+    /// running count of a task (concurrency cap, half-open probes) and the heartbeat. Migration
+    /// 013 dropped the per-task index of running jobs to spare every claim and settle; the
+    /// heartbeat had used its namespace prefix.
     #[test]
     fn running_counts_read_the_lease_index() {
         let conn = migrated();
@@ -1576,6 +1578,12 @@ mod tests {
             named_params! {":namespace": "n", ":task_name": "t"},
         );
         assert!(got.contains("USING INDEX jobs_leased"), "{got}");
+        let beat = plan_of(
+            &conn,
+            sql!("heartbeat/renew.sql"),
+            named_params! {":namespace": "n", ":worker_id": "w", ":now": 0, ":lease_ms": 1},
+        );
+        assert!(beat.contains("USING INDEX jobs_leased"), "{beat}");
         let gone: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_master WHERE name = 'jobs_running'",
