@@ -4,7 +4,7 @@
 // drain-running-index: `drain` on a file that still has the index migration 013 dropped
 // (jobs_running): the A/B of that change inside one build and one run (SQLite keeps every index
 // of the schema, whichever core writes), so `--only drain,drain-running-index` reads as before /
-// after side by side.
+// after side by side; `--set index=0` runs the same set-up without the index (its control).
 
 import { createRequire } from 'node:module'
 import { Queue } from 'taskito'
@@ -18,11 +18,13 @@ export async function drainRunningIndex(ctx) {
   await setup.close()
   const Database = require('better-sqlite3')
   const db = new Database(ctx.dbPath)
-  db.exec('CREATE INDEX jobs_running ON jobs (namespace, task_name) WHERE status = 1')
+  // --set index=0: the same steps without the index (the control of this row's set-up).
+  const { index = 1 } = ctx.params
+  if (index) db.exec('CREATE INDEX jobs_running ON jobs (namespace, task_name) WHERE status = 1')
   db.close()
   const { WORKLOADS } = await import('./workloads.mjs')
   const rows = await WORKLOADS.drain(ctx)
-  return rows.map((r) => ({ ...r, label: `${r.label}, with jobs_running (before migration 013)` }))
+  return rows.map((r) => ({ ...r, label: `${r.label}, ${index ? 'with jobs_running (before migration 013)' : 'the same set-up without the index'}` }))
 }
 
 /**
