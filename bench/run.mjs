@@ -36,6 +36,9 @@ const PLAN = [
   { id: 'drain-50q', params: { n: [50_000, 5000], concurrency: 64, queues: 50, pairs: 2 } },
   { id: 'drain-delayed', params: { n: [50_000, 5000], concurrency: 64, delayed: [500_000, 50_000], pairs: 2 } },
   { id: 'drain-io', params: { n: [10_000, 2000], concurrency: 1000, sleepMs: 100 } },
+  // bench/hotpath.mjs: `drain` with the index migration 013 dropped put back (the A/B in one run).
+  { id: 'drain-running-index', optIn: true, params: { n: [50_000, 5000], concurrency: 64, index: 1 } },
+  { id: 'enqueue-floor', optIn: true, params: { n: [100_000, 10_000], batch: 1000 } },
   // Only with --only: stats() on a database of n jobs (`--set n=10000000`).
   { id: 'stats-size', optIn: true, params: { n: [1_000_000, 50_000] } },
   { id: 'latency', params: { n: [1000, 200], warmup: 20, concurrency: 8 } },

@@ -141,6 +141,11 @@ export function printAims(results) {
   ratio('drain, native / reference', get('drain', 'native', 'drain'), ref, 0.45)
   const em = get('enqueue-many', 'native', 'enqueue-many')
   if (em !== undefined) aims.push(`enqueueMany native: ${Math.round(em).toLocaleString('en-US')} jobs/s (aim ≥ 300,000) ${em >= 300_000 ? 'met' : 'NOT met'}`)
+  // bench/hotpath.mjs: the raw insert of the same rows, what no enqueueMany on these indexes passes.
+  for (const key of ['enqueue-floor-row', 'enqueue-floor-multi']) {
+    const f = get('enqueue-floor', 'native', key) ?? get('enqueue-floor', 'js', key)
+    if (f !== undefined) aims.push(`  floor, ${key === 'enqueue-floor-row' ? 'one INSERT per row' : 'multi-row INSERTs'} (raw better-sqlite3, same rows and indexes): ${Math.round(f).toLocaleString('en-US')} jobs/s${em === undefined ? '' : `; enqueueMany native at ${(em / f).toFixed(2)}x of it`}`)
+  }
   ratio('large payloads, enqueue MB/s native / JS core', get('large-payload', 'native', 'large-enqueue'), get('large-payload', 'js', 'large-enqueue'), 1)
   ratio('large payloads, drain MB/s native / JS core', get('large-payload', 'native', 'large-drain'), get('large-payload', 'js', 'large-drain'), 1)
   const rn = rss('large-payload', 'native')

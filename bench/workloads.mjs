@@ -973,4 +973,6 @@ export const WORKLOADS = {
   'drain-50q': async (ctx) => (await import('./shapes.mjs')).drain50q(ctx),
   'drain-delayed': async (ctx) => (await import('./shapes.mjs')).drainDelayed(ctx),
   'drain-io': async (ctx) => (await import('./shapes.mjs')).drainIo(ctx),
+  'drain-running-index': async (ctx) => (await import('./hotpath.mjs')).drainRunningIndex(ctx),
+  'enqueue-floor': async (ctx) => (await import('./hotpath.mjs')).enqueueFloor(ctx),
 }

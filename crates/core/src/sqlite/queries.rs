@@ -36,10 +36,11 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (8, sql!("migrations/008_observability.sql")),
     (10, sql!("migrations/010_shapes.sql")),
     (11, sql!("migrations/011_list_indexes.sql")),
+    (13, sql!("migrations/013_hot_path.sql")),
 ];
 
 /// The newest schema version this build knows.
-pub const SCHEMA_VERSION: i64 = 11;
+pub const SCHEMA_VERSION: i64 = 13;
 
 // ---- connection settings ----------------------------------------------------------------------
 
@@ -1561,6 +1562,36 @@ mod tests {
         );
         assert!(!counts.contains("jobs"), "{counts}");
         assert!(counts.contains("counters"), "{counts}");
+    }
+
+    /// The statements on a namespace's running jobs read jobs_leased, the running jobs only,
+    /// never jobs_task or jobs_queue (every job the task, queue or namespace ever had): the
+    /// running count of a task (concurrency cap, half-open probes) and the heartbeat. Migration
+    /// 013 dropped the per-task index of running jobs to spare every claim and settle; the
+    /// heartbeat had used its namespace prefix.
+    #[test]
+    fn running_counts_read_the_lease_index() {
+        let conn = migrated();
+        let got = plan_of(
+            &conn,
+            sql!("flow/running.sql"),
+            named_params! {":namespace": "n", ":task_name": "t"},
+        );
+        assert!(got.contains("USING INDEX jobs_leased"), "{got}");
+        let beat = plan_of(
+            &conn,
+            sql!("heartbeat/renew.sql"),
+            named_params! {":namespace": "n", ":worker_id": "w", ":now": 0, ":lease_ms": 1},
+        );
+        assert!(beat.contains("USING INDEX jobs_leased"), "{beat}");
+        let gone: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE name = 'jobs_running'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(gone, 0);
     }
 
     /// The claim and the unroutable check read jobs_ready, never the table: a claim reads one
