@@ -111,6 +111,9 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     workers: Mutex<HashMap<String, heartbeat::WorkerState>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Releases of jobs claimed ahead that their worker no longer takes (`claim.rs`): close
+    /// waits for them before the pool goes.
+    releasing: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// The PostgreSQL implementation of [`Store`](crate::store::Store), scoped to one namespace of
@@ -189,6 +192,7 @@ async fn open_mode(
         closed: AtomicBool::new(false),
         workers: Mutex::new(HashMap::new()),
         tasks: Mutex::new(Vec::new()),
+        releasing: Mutex::new(Vec::new()),
     });
     let mut tasks = vec![
         inner.rt.spawn(listen::run(inner.clone())),
