@@ -18,7 +18,8 @@
 //!   share expired leases with SKIP LOCKED;
 //! - enqueue, release, replay and retry scheduling `pg_notify` the schema's channel right after
 //!   their commit (not inside it: PostgreSQL serializes the commits of notifying transactions
-//!   through the WAL flush, one flush per enqueue with no group commit); a dedicated LISTEN
+//!   through the WAL flush, one flush per enqueue with no group commit; an enqueue without
+//!   uniqueKeys or dependencies pipelines its NOTIFY right behind its INSERT); a dedicated LISTEN
 //!   connection per store wakes waiting claims at once, reconnects when dropped, and a slow poll
 //!   (1 s, or the earliest scheduled run_at) covers any notification that is lost;
 //! - claims and lease renewals commit without waiting for the WAL flush (a claim lost in a server
