@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use std::sync::Arc;
 
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -35,7 +36,7 @@ use crate::policy::counters::{Change, Counts};
 pub(super) const CLAIM_POLL: Duration = Duration::from_millis(1000);
 
 impl Inner {
-    pub(super) async fn claim(&self, req: ClaimRequest) -> Result<Vec<ClaimedJob>> {
+    pub(super) async fn claim(self: &Arc<Self>, req: ClaimRequest) -> Result<Vec<ClaimedJob>> {
         self.check_open()?;
         policy::validate_claim(&req)?;
         if req.limit == 0 {
@@ -57,12 +58,26 @@ impl Inner {
         let mut woken = false;
         let ahead = flows.is_empty();
         if ahead {
-            let (jobs, stale) = self.take_ahead(&req.worker_id, &queues, &tasks, req.limit);
-            if !jobs.is_empty() {
-                return Ok(jobs);
-            }
-            if !stale.is_empty() {
-                self.release(stale).await?;
+            loop {
+                match self.take_ahead(&req.worker_id, &queues, &tasks, req.limit) {
+                    Took::Jobs(jobs, refill) => {
+                        if refill {
+                            self.refill(&req.worker_id, &queues, &tasks, lease_ms);
+                        }
+                        return Ok(jobs);
+                    }
+                    // None left, and a refill on its way: its jobs, rather than a claim of our own.
+                    Took::Wait(done) => tokio::select! {
+                        _ = done.notified() => {}
+                        _ = wake.changed() => return Ok(Vec::new()),
+                        _ = shutdown.changed() => return Ok(Vec::new()),
+                    },
+                    Took::Release(stale) => {
+                        self.release(stale).await?;
+                        break;
+                    }
+                    Took::Nothing => break,
+                }
             }
         }
         loop {
@@ -161,29 +176,100 @@ impl Inner {
     }
 
     /// Up to `limit` of the worker's jobs claimed ahead, in claim order, if it claims the same
-    /// queues and tasks as when they were claimed; otherwise (second) the ones to release.
-    fn take_ahead(
-        &self,
-        worker_id: &str,
-        queues: &[String],
-        tasks: &[String],
-        limit: i64,
-    ) -> (Vec<ClaimedJob>, Vec<JobToken>) {
+    /// queues and tasks as when they were claimed (and whether to refill them now); otherwise the
+    /// ones to release, or the refill to wait for.
+    fn take_ahead(&self, worker_id: &str, queues: &[String], tasks: &[String], limit: i64) -> Took {
         let mut workers = self.workers.lock().expect("workers lock");
         let Some(w) = workers.get_mut(worker_id) else {
-            return (Vec::new(), Vec::new());
+            return Took::Nothing;
         };
         let a = &mut w.ahead;
         if a.jobs.is_empty() {
-            return (Vec::new(), Vec::new());
+            return match &a.refill {
+                Some(done) if a.queues == queues && a.tasks == tasks => Took::Wait(done.clone()),
+                _ => Took::Nothing,
+            };
         }
         if a.queues != queues || a.tasks != tasks {
-            return (Vec::new(), a.take());
+            return Took::Release(a.take());
         }
         let n = (limit.max(0) as usize).min(a.jobs.len());
         let jobs: Vec<ClaimedJob> = a.jobs.drain(..n).collect();
         a.handed(jobs.len(), Instant::now());
-        (jobs, Vec::new())
+        // Half of what a claim takes ahead is left: the next ones are claimed while these run.
+        let target = ahead_size(a.per_ms);
+        let refill = a.refill.is_none() && target > 0 && (a.jobs.len() as i64) * 2 <= target;
+        if refill {
+            a.refill = Some(Arc::new(Notify::new()));
+        }
+        Took::Jobs(jobs, refill)
+    }
+
+    /// Claims the worker's next jobs ahead in the background (`take_ahead` marked it under
+    /// way); its jobs join the worker's [`Ahead`], or are released if the worker is gone or
+    /// claims other queues or tasks by then. Close waits for it ([`Self::release_ahead`]).
+    fn refill(
+        self: &Arc<Self>,
+        worker_id: &str,
+        queues: &[String],
+        tasks: &[String],
+        lease_ms: i64,
+    ) {
+        let inner = self.clone();
+        let (worker_id, queues, tasks) = (worker_id.to_string(), queues.to_vec(), tasks.to_vec());
+        let h = self.rt.spawn(async move {
+            let extra = inner.ahead_extra(&worker_id);
+            // A failure leaves the next claim to make its own (and meet the error itself).
+            let jobs = if extra == 0 {
+                Vec::new()
+            } else {
+                match inner
+                    .claim_once(&worker_id, &queues, &tasks, &[], extra, lease_ms)
+                    .await
+                {
+                    Ok((jobs, _)) => jobs,
+                    Err(_) => Vec::new(),
+                }
+            };
+            if !jobs.is_empty() {
+                inner.hold(&worker_id, &jobs);
+                if jobs.iter().any(|j| j.timeout_ms.is_some()) {
+                    inner.reaper_kick.notify_one();
+                }
+            }
+            let stranded: Vec<JobToken> = {
+                let mut workers = inner.workers.lock().expect("workers lock");
+                match workers.get_mut(&worker_id) {
+                    Some(w) => {
+                        let a = &mut w.ahead;
+                        let stranded = if a.queues == queues && a.tasks == tasks {
+                            a.jobs.extend(jobs);
+                            Vec::new()
+                        } else {
+                            jobs.iter().map(token).collect()
+                        };
+                        if let Some(done) = a.refill.take() {
+                            // One waiter at most (the worker's one claim); the permit waits
+                            // for it if it is not waiting yet.
+                            done.notify_one();
+                        }
+                        stranded
+                    }
+                    None => jobs.iter().map(token).collect(),
+                }
+            };
+            if !stranded.is_empty() {
+                let _ = inner.release(stranded).await;
+            }
+        });
+        self.track(h);
+    }
+
+    /// Keeps a background release or refill for close to wait for.
+    fn track(&self, h: JoinHandle<()>) {
+        let mut releasing = self.releasing.lock().expect("releasing lock");
+        releasing.retain(|h| !h.is_finished());
+        releasing.push(h);
     }
 
     /// How many jobs more than asked a claim of this worker takes: none for a worker not
@@ -233,13 +319,17 @@ impl Inner {
             // A failure (database away) leaves them to their leases, no longer renewed.
             let _ = inner.release(jobs).await;
         });
-        let mut releasing = self.releasing.lock().expect("releasing lock");
-        releasing.retain(|h| !h.is_finished());
-        releasing.push(h);
+        self.track(h);
     }
 
-    /// At close: releases every worker's jobs claimed ahead and waits for the releases under way.
+    /// At close: waits for the refills and releases under way, then releases every worker's
+    /// jobs claimed ahead.
     pub(super) async fn release_ahead(&self) {
+        let under_way: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.releasing.lock().expect("releasing lock"));
+        for h in under_way {
+            let _ = h.await;
+        }
         let jobs: Vec<JobToken> = self
             .workers
             .lock()
@@ -411,6 +501,19 @@ pub(super) struct Ahead {
     handed: usize,
     since: Option<Instant>,
     per_ms: f64,
+    /// A refill under way (`refill`): notified when its jobs are in.
+    refill: Option<Arc<Notify>>,
+}
+
+/// What a claim finds among its worker's jobs claimed ahead.
+enum Took {
+    /// Jobs to hand out, and whether to start a refill.
+    Jobs(Vec<ClaimedJob>, bool),
+    /// None, and a refill under way.
+    Wait(Arc<Notify>),
+    /// Claimed for other queues or tasks: to release.
+    Release(Vec<JobToken>),
+    Nothing,
 }
 
 impl Ahead {
