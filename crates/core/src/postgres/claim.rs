@@ -8,7 +8,8 @@
 //! takes more than it asked for, about [`AHEAD_MS`] of work at the pace the worker has been
 //! taking jobs, and keeps the rest here ([`Ahead`]): held like any claimed job (the heartbeat
 //! renews their leases, the reaper spares them, fencing is unchanged), handed out by the worker's
-//! next claims without a statement, and released (back to pending at once) when the worker
+//! next claims without a statement (and refilled in the background once half are handed out,
+//! so the drain does not stop for a claim), and released (back to pending at once) when the worker
 //! unregisters, changes its queues or tasks, or the store closes. Not for a worker with flow
 //! options (a gate counts starts at the claim). What it costs: a job claimed ahead waits up to
 //! about AHEAD_MS before it starts, with its attempt's clock (deadline, duration) running and
