@@ -1214,3 +1214,83 @@ async fn a_read_only_open_never_creates_a_schema() {
     );
     r.close().await.unwrap();
 }
+
+/// A busy worker's claims take more jobs than it asks for and keep the rest in the store
+/// (claim.rs, "claiming ahead"): every job still goes to the worker exactly once, the ones
+/// claimed ahead are held (running, leases renewed), and when the worker unregisters or its
+/// store closes they go back to pending at once, not when their leases run out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_claimed_ahead_go_out_once_and_back_at_once_when_the_worker_stops() {
+    let db = db_or_skip!();
+    const N: i64 = 4000;
+    let s = db.open().await;
+    let batch: Vec<NewJob> = (0..N).map(|i| NewJob::new("t", format!("[{i}]"))).collect();
+    s.enqueue(batch).await.unwrap();
+    // A long lease: only a release, never the reaper, can bring them back within this test.
+    s.register_worker(&worker("busy", 60_000)).unwrap();
+    let mut seen = HashSet::new();
+    let started = Instant::now();
+    // Claims of 16, settled at once, until the store holds jobs claimed ahead beyond the ones
+    // the worker was handed (its pace is measured over 100 ms windows).
+    let ahead = loop {
+        let got = s.claim(req("busy", 16, 0)).await.unwrap();
+        assert!(
+            got.len() <= 16,
+            "a claim hands out no more than it asked for"
+        );
+        assert!(!got.is_empty(), "jobs were left");
+        for j in &got {
+            assert!(seen.insert(j.id), "job {} handed out twice", j.id);
+        }
+        s.settle(got.iter().map(|j| complete(j, "1")).collect())
+            .await
+            .unwrap();
+        let running = s.stats().await.unwrap().running;
+        if running >= 24 && started.elapsed() > Duration::from_millis(250) {
+            break running;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never claimed ahead"
+        );
+    };
+    // 8 more handed out (a refill may be under way: then its jobs), none seen before.
+    let mut next = 0;
+    while next < 8 {
+        let got = s.claim(req("busy", 8 - next, 0)).await.unwrap();
+        assert!(!got.is_empty() && got.len() as i64 <= 8 - next);
+        for j in &got {
+            assert!(seen.insert(j.id), "job {} handed out twice", j.id);
+        }
+        next += got.len() as i64;
+    }
+    // The worker stops holding 8 attempts it never settles and `ahead - 8` (16 or more) never
+    // handed out.
+    assert!(ahead >= 24);
+    s.unregister_worker("busy");
+    s.close().await.unwrap();
+    let other = db.open().await;
+    let stats = other.stats().await.unwrap();
+    assert_eq!(stats.running, 8, "only the 8 handed out stay running");
+    assert_eq!(stats.completed + 8 + stats.pending, N);
+    assert_eq!(stats.pending, N - seen.len() as i64, "the rest is pending");
+    // Another worker gets every pending job, none of them handed out before.
+    other.register_worker(&worker("next", 60_000)).unwrap();
+    loop {
+        let got = other.claim(req("next", 64, 0)).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for j in &got {
+            assert!(seen.insert(j.id), "job {} handed out twice", j.id);
+        }
+        other
+            .settle(got.iter().map(|j| complete(j, "1")).collect())
+            .await
+            .unwrap();
+    }
+    assert_eq!(seen.len() as i64, N, "every job handed out exactly once");
+    // The second worker's store closes while it still holds jobs claimed ahead (none here:
+    // the queue is empty); the close itself releases whatever is left.
+    other.close().await.unwrap();
+}

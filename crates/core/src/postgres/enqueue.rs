@@ -3,6 +3,7 @@
 //! lets concurrent enqueue calls share one INSERT and so one WAL flush.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
@@ -58,7 +59,10 @@ impl Inner {
 
         let give_up = Instant::now() + ENQUEUE_RETRY_BUDGET;
         let mut attempt = 0u32;
+        // Whether the insert's own NOTIFY told the other processes.
+        let told = AtomicBool::new(false);
         loop {
+            told.store(false, Ordering::Relaxed);
             // Ok(Ok(result)) done; Ok(Err(())) the live holder of a key finished meanwhile: rerun.
             let res: Result<std::result::Result<Vec<Enqueued>, ()>> = async {
                 let mut c = self.client().await?;
@@ -83,7 +87,18 @@ impl Inner {
                     let counted = counters::Columns::of(&counted);
                     let params = cols.params(&self.ns, &ids, &counted);
                     let st = c.prepare_cached(sql::ENQUEUE_INSERT).await?;
-                    return match c.query(&st, &params).await {
+                    let wake = c.prepare_cached(sql::NOTIFY).await?;
+                    // The NOTIFY goes on the wire right behind the INSERT, as a transaction of
+                    // its own (each request ends with its own Sync; so not inside the insert's
+                    // commit, see notify.rs): other processes hear of the jobs as soon as they
+                    // are committed, not after this commit's reply, a task switch and a
+                    // statement of the notifier. An insert that fails wakes them for nothing.
+                    let insert = c.query(&st, &params);
+                    let wake_args: [&(dyn ToSql + Sync); 2] = [&self.channel, &self.ns];
+                    let notify = c.execute(&wake, &wake_args);
+                    let (inserted, notify) = tokio::join!(biased; insert, notify);
+                    told.store(inserted.is_ok() && notify.is_ok(), Ordering::Relaxed);
+                    return match inserted {
                         Ok(_) => Ok(Ok(all_created())),
                         Err(e) => match conn::from_pg(e) {
                             e @ Error::Unavailable(_) if self.landed(ids[0]).await? => {
@@ -167,7 +182,10 @@ impl Inner {
             .await;
             match res {
                 Ok(Ok(out)) => {
-                    if out.iter().any(|e| e.created) {
+                    if told.load(Ordering::Relaxed) {
+                        // Other processes were told with the insert: only this one's claims.
+                        self.ready.notify_waiters();
+                    } else if out.iter().any(|e| e.created) {
                         self.announce(false);
                     }
                     return Ok(out);

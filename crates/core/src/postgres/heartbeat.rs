@@ -20,6 +20,8 @@ pub(super) struct WorkerState {
     /// What its row in the workers table says (`workers.rs`).
     pub(super) info: Arc<WorkerInfo>,
     held: HashMap<i64, i64>,
+    /// Jobs claimed ahead for it and not handed out yet (held too: `claim.rs`).
+    pub(super) ahead: super::claim::Ahead,
     pending_cancels: Vec<i64>,
     reported: HashSet<i64>,
     pub(super) heartbeat: Option<JoinHandle<()>>,
@@ -120,6 +122,7 @@ impl Inner {
                 lease_ms,
                 info: info.clone(),
                 held: HashMap::new(),
+                ahead: Default::default(),
                 pending_cancels: Vec::new(),
                 reported: HashSet::new(),
                 heartbeat: None,
@@ -137,19 +140,28 @@ impl Inner {
 
     pub(super) fn unregister_worker(self: &Arc<Self>, worker_id: &str) {
         let removed = self.workers.lock().expect("workers lock").remove(worker_id);
-        if let Some(h) = removed.and_then(|w| w.heartbeat) {
-            h.abort();
-            self.forget_worker(worker_id);
+        if let Some(mut w) = removed {
+            // Its jobs claimed ahead were never handed out: back to pending at once.
+            self.release_aside(w.ahead.take());
+            if let Some(h) = w.heartbeat {
+                h.abort();
+                self.forget_worker(worker_id);
+            }
         }
     }
 
+    /// The cancel requests of attempts the worker runs. Those of jobs still claimed ahead wait
+    /// until the job is handed out (the worker knows only the attempts it started).
     pub(super) fn take_cancel_requests(&self, worker_id: &str) -> Vec<i64> {
-        self.workers
-            .lock()
-            .expect("workers lock")
-            .get_mut(worker_id)
-            .map(|w| std::mem::take(&mut w.pending_cancels))
-            .unwrap_or_default()
+        let mut workers = self.workers.lock().expect("workers lock");
+        let Some(w) = workers.get_mut(worker_id) else {
+            return Vec::new();
+        };
+        let (later, now): (Vec<i64>, Vec<i64>) = std::mem::take(&mut w.pending_cancels)
+            .into_iter()
+            .partition(|id| w.ahead.holds(*id));
+        w.pending_cancels = later;
+        now
     }
 }
 

@@ -18,7 +18,8 @@
 //!   share expired leases with SKIP LOCKED;
 //! - enqueue, release, replay and retry scheduling `pg_notify` the schema's channel right after
 //!   their commit (not inside it: PostgreSQL serializes the commits of notifying transactions
-//!   through the WAL flush, one flush per enqueue with no group commit); a dedicated LISTEN
+//!   through the WAL flush, one flush per enqueue with no group commit; an enqueue without
+//!   uniqueKeys or dependencies pipelines its NOTIFY right behind its INSERT); a dedicated LISTEN
 //!   connection per store wakes waiting claims at once, reconnects when dropped, and a slow poll
 //!   (1 s, or the earliest scheduled run_at) covers any notification that is lost;
 //! - claims and lease renewals commit without waiting for the WAL flush (a claim lost in a server
@@ -111,6 +112,9 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     workers: Mutex<HashMap<String, heartbeat::WorkerState>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// Releases of jobs claimed ahead that their worker no longer takes (`claim.rs`): close
+    /// waits for them before the pool goes.
+    releasing: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// The PostgreSQL implementation of [`Store`](crate::store::Store), scoped to one namespace of
@@ -189,6 +193,7 @@ async fn open_mode(
         closed: AtomicBool::new(false),
         workers: Mutex::new(HashMap::new()),
         tasks: Mutex::new(Vec::new()),
+        releasing: Mutex::new(Vec::new()),
     });
     let mut tasks = vec![
         inner.rt.spawn(listen::run(inner.clone())),

@@ -98,6 +98,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
             "/queries/postgres/migrations/010_list_indexes.sql"
         )),
     ),
+    (
+        11,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/011_fewer_indexes.sql"
+        )),
+    ),
 ];
 
 q!(META_LOCK, "meta/lock.sql");

@@ -148,6 +148,8 @@ impl Store for PgStore {
     async fn close(&self) -> Result<()> {
         // Its workers' rows go before the pool does (bounded: a database away only leaves rows
         // that count as gone once their lease passes).
+        // Jobs claimed ahead that no worker will take: back to pending before the pool goes.
+        self.inner.release_ahead().await;
         self.inner.delete_own_workers().await;
         self.inner.stop();
         Ok(())
