@@ -943,13 +943,25 @@ export class Store {
       const routing = (readySince: number): boolean =>
         unroutable({ now, readySince, taskLive: n.tasks.has(group.task_name), workersSince: n.since, graceMs: n.graceMs })
       if (!routing(-Infinity)) continue
-      const found = this.staleJobs.all({ ...group, cutoff: now - n.graceMs, limit: left }) as { id: number; retry_count: number; run_at: number; status: number }[]
+      const found = this.staleReady(group, now - n.graceMs, left)
       const jobs = found.filter((j) => routing(j.run_at))
       if (jobs.length === 0) continue
       left -= jobs.length
       plan.stale.push({ group, graceMs: n.graceMs, jobs })
     }
     return plan
+  }
+
+  /** Up to `limit` ready jobs of one group ready since `cutoff` or earlier, one priority level at a
+   * time (routing/stale_jobs.sql; the levels as a one-pair claim reads them), as the native core's
+   * stale_ready_jobs. */
+  private staleReady(group: Group, cutoff: number, limit: number): { id: number; retry_count: number; run_at: number; status: number }[] {
+    const pair = { namespace: group.namespace, queue: group.queue, task_name: group.task_name }
+    const jobs: { id: number; retry_count: number; run_at: number; status: number }[] = []
+    for (let level = this.pairTopLevel.get(pair); level !== undefined && jobs.length < limit; level = this.pairLevel.get({ ...pair, below: level })) {
+      jobs.push(...(this.staleJobs.all({ ...pair, priority: level, cutoff, limit: limit - jobs.length }) as typeof jobs))
+    }
+    return jobs
   }
 
   /** The unroutable check's write: drops gone workers' rows and ends dead the jobs of `planRoute`

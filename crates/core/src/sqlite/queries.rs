@@ -1215,10 +1215,35 @@ pub fn next_ready_group(
         .optional()?)
 }
 
-/// Ready jobs of one group ready since `cutoff` or earlier.
+/// Up to `limit` ready jobs of one group ready since `cutoff` or earlier, one priority level at
+/// a time (routing/stale_jobs.sql; the levels as a one-pair claim reads them).
 pub fn stale_ready_jobs(
     conn: &Connection,
     g: &crate::routing::Group,
+    cutoff: i64,
+    limit: i64,
+) -> Result<Vec<crate::routing::Waiting>> {
+    let from = Levels::Pair {
+        queue: &g.queue,
+        task: &g.task_name,
+    };
+    let mut jobs = Vec::new();
+    let mut level = next_level(conn, &g.namespace, from, None)?;
+    while let Some(priority) = level {
+        let left = limit - jobs.len() as i64;
+        if left <= 0 {
+            break;
+        }
+        jobs.extend(stale_level_jobs(conn, g, &priority, cutoff, left)?);
+        level = next_level(conn, &g.namespace, from, Some(&priority))?;
+    }
+    Ok(jobs)
+}
+
+fn stale_level_jobs(
+    conn: &Connection,
+    g: &crate::routing::Group,
+    priority: &Value,
     cutoff: i64,
     limit: i64,
 ) -> Result<Vec<crate::routing::Waiting>> {
@@ -1226,7 +1251,7 @@ pub fn stale_ready_jobs(
     let rows = stmt.query_map(
         named_params! {
             ":namespace": g.namespace, ":queue": g.queue, ":task_name": g.task_name,
-            ":cutoff": cutoff, ":limit": limit,
+            ":priority": priority, ":cutoff": cutoff, ":limit": limit,
         },
         |r| {
             Ok(crate::routing::Waiting {
@@ -1658,10 +1683,15 @@ mod tests {
         let stale = plan(
             sql!("routing/stale_jobs.sql"),
             named_params! {
-                ":namespace": "n", ":queue": "q", ":task_name": "t", ":cutoff": 1, ":limit": 1,
+                ":namespace": "n", ":queue": "q", ":task_name": "t", ":priority": 0,
+                ":cutoff": 1, ":limit": 1,
             },
         );
-        assert!(stale.contains("USING INDEX jobs_ready"), "{stale}");
+        // One level's range up to the cutoff: delayed jobs behind it are not read.
+        assert!(
+            stale.contains("SEARCH jobs USING INDEX jobs_ready (namespace=? AND queue=? AND task_name=? AND priority=? AND run_at<?)"),
+            "{stale}"
+        );
     }
 
     /// A scanning claim reads jobs_due by seeks and ranges in claim order (no sort, no other
