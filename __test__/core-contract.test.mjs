@@ -287,6 +287,33 @@ each('a claim of many queues passes over a delayed backlog of a higher priority,
   t.true(Date.now() - before < 10_000, 'woken by the due time, not by the wait running out')
 })
 
+each('a claim of one queue and one task reads level by level: delayed jobs of a level are passed over, pages and levels follow in claim order', async (t, kind) => {
+  const core = await open(t, kind)
+  const now = Date.now()
+  // Per level, due jobs then delayed ones: a level's due range ends at its first job not yet due.
+  const batch = []
+  for (const priority of [9, 4, 0, -2]) {
+    for (let i = 0; i < 3; i++) batch.push(job({ priority, runAt: now - 1000 + i, args: `"p${priority}-${i}"` }))
+    batch.push(job({ priority, delayMs: 3_600_000, args: '"later"' }))
+  }
+  // A level of delayed jobs only, above them all, and another task's and queue's due jobs.
+  batch.push(job({ priority: 20, delayMs: 3_600_000, args: '"later"' }))
+  batch.push(job({ priority: 9, taskName: 'a', args: '"other-task"' }))
+  batch.push(job({ priority: 9, queue: 'other', args: '"other-queue"' }))
+  await core.enqueue(batch)
+  const one = (limit, waitMs = 0) => core.claim(claimReq({ tasks: ['task'], limit, waitMs }))
+  const got = []
+  // Pages of 2 and 5: some end inside a level, some span two or three.
+  for (const limit of [2, 5, 2, 5]) got.push(...(await one(limit)).map((c) => c.args))
+  t.deepEqual(got, ['p9-0', 'p9-1', 'p9-2', 'p4-0', 'p4-1', 'p4-2', 'p0-0', 'p0-1', 'p0-2', 'p-2-0', 'p-2-1', 'p-2-2'].map((a) => `"${a}"`))
+  // Only delayed jobs left for this pair: nothing, and the other task's and queue's are untouched.
+  t.deepEqual(await one(10), [])
+  t.is((await core.stats()).pending, 5 + 2)
+  // A job due soon at a level below the delayed ones: a waiting claim takes it when due.
+  await core.enqueue([job({ priority: -5, delayMs: 150, args: '"soon"' })])
+  t.deepEqual((await one(10, 20_000)).map((c) => c.args), ['"soon"'])
+})
+
 each('enqueue is all-or-nothing: one bad job writes nothing', async (t, kind) => {
   const core = await open(t, kind)
   await rejectsWithCode(t, core.enqueue([job(), job({ maxRetries: -1 })]), 'INVALID_ARGUMENT')

@@ -155,6 +155,7 @@ contract!(
     a_claim_takes_only_jobs_of_its_tasks_in_claim_order,
     a_claim_without_task_names_is_refused,
     a_job_no_live_worker_has_ends_dead_after_the_grace,
+    an_unroutable_group_ends_dead_at_every_level_and_its_delayed_jobs_wait,
     without_a_live_worker_no_job_is_judged_unroutable,
     a_paused_queue_starts_nothing_until_resumed,
     a_resume_wakes_a_waiting_claim,
@@ -1448,6 +1449,41 @@ async fn a_job_no_live_worker_has_ends_dead_after_the_grace(s: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(got.len(), 1);
+    s.unregister_worker("a");
+}
+
+/// The unroutable check reads a group one priority level at a time (SQLite: only up to the
+/// cutoff in each): the stale jobs of every level end dead, the delayed ones of the top level and
+/// of the others wait, however the levels interleave.
+async fn an_unroutable_group_ends_dead_at_every_level_and_its_delayed_jobs_wait(s: Arc<dyn Store>) {
+    const GRACE: u64 = 200;
+    s.register_worker(&service("a", &["resize-image"], GRACE))
+        .unwrap();
+    let mut jobs = Vec::new();
+    for priority in [9, 5, 0, -3] {
+        let mut later = routed("send-email", "default", priority);
+        later.delay_ms = Some(3_600_000);
+        jobs.push(later);
+        jobs.push(routed("send-email", "default", priority));
+    }
+    let mut top = routed("send-email", "default", 20);
+    top.delay_ms = Some(3_600_000);
+    jobs.push(top);
+    let mut ids = Vec::new();
+    for j in jobs {
+        ids.push(enqueue_one(&s, j).await);
+    }
+    let (due, delayed): (Vec<_>, Vec<_>) = ids.iter().enumerate().partition(|(i, _)| i % 2 == 1);
+    // The last level's due job is read last: when it is dead, every level was read.
+    let last = *due.last().unwrap().1;
+    let dead = s.wait_job(last, 10_000).await.unwrap().unwrap();
+    assert_eq!(status(&dead), StatusCode::Dead, "{dead:?}");
+    for (_, id) in due {
+        assert_eq!(status(&row(&s, *id).await), StatusCode::Dead, "job {id}");
+    }
+    for (_, id) in delayed {
+        assert_eq!(status(&row(&s, *id).await), StatusCode::Pending, "job {id}");
+    }
     s.unregister_worker("a");
 }
 

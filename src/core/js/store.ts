@@ -33,7 +33,7 @@ import { FlowStore } from './flow.js'
 import { BLOCKED, cancelledMessage, releasedRunAt, shownStatus, start, stepArgs, type Takes } from '../policy/workflows.js'
 import { StatusCode } from '../types.js'
 import { jobNotFound } from './errors.js'
-import { type Change, Counts } from '../policy/counters.js'
+import { type Change, type CountRow, Counts } from '../policy/counters.js'
 import { Query } from './queries.js'
 import { Lenient } from './rows.js'
 import type { Database, Statement } from './sqlite.js'
@@ -121,7 +121,20 @@ function toJobRow(r: RawJob): JobRow {
   return row
 }
 
-/** claim/ready.sql. */
+/** The rows of one run of counters/apply.sql (named namespace0 … total7). */
+const APPLY_ROWS = 8
+/** A padding row of counters/apply.sql: n = 0 and total = 0, which it drops. */
+const PAD: CountRow = { namespace: '', metric: '', queue: '', task_name: '', label: '', n: 0, total: 0 }
+
+/** Where a claim reads one priority level at a time (policy/claim_plan.ts): the namespace's due
+ * jobs (null: jobs_due, a scan) or one (queue, task) pair's (jobs_ready). */
+type Levels = { queue: string; task: string } | null
+
+/** What a claim reading by level does with a row it read: takes it, passes over it (another
+ * queue's or task's, or its task's allowance is spent), or gives up (past the scan's budget). */
+type Found = 'take' | 'pass' | 'giveUp'
+
+/** claim/ready.sql, claim/due.sql. */
 interface RawClaimed {
   id: number
   task_name: string
@@ -243,6 +256,8 @@ export class Store {
   private readonly insert: Query
   private readonly ready: Query
   private readonly topLevel: Query
+  private readonly pairTopLevel: Query
+  private readonly pairLevel: Query
   private readonly level: Query
   private readonly due: Query
   private readonly take: Query
@@ -331,6 +346,8 @@ export class Store {
     this.ready = q('claim/ready.sql')
     this.topLevel = q('claim/top_level.sql', { pluck: true })
     this.level = q('claim/level.sql', { pluck: true })
+    this.pairTopLevel = q('claim/pair_top_level.sql', { pluck: true })
+    this.pairLevel = q('claim/pair_level.sql', { pluck: true })
     this.due = q('claim/due.sql')
     this.take = q('claim/take.sql')
     this.textBytes = q('claim/text_bytes.sql')
@@ -546,7 +563,7 @@ export class Store {
     if (scanned === null) {
       // jobs_ready is per queue and task: take each one's best, then the best of those.
       for (const queue of queues) {
-        for (const task of open) rows = rows.concat(this.readableReady(ns, queue, task, now, allowed(task), fx))
+        for (const task of open) rows = rows.concat(this.pairReady(ns, queue, task, now, allowed(task), fx))
       }
     }
     if (scanned === null && queues.length * open.length > 1) {
@@ -594,57 +611,60 @@ export class Store {
     })
   }
 
-  /** A claim by scan (policy/claim_plan.ts), as the native core's scan_due: the namespace's due
-   * jobs in claim order, one priority level and one page (claim/due.sql) at a time, taking those
-   * of `queues` and `tasks` while each task's allowance lasts. null when it passed over more rows
-   * than its budget: the claim then reads by pair. */
-  private scanDue(ns: string, queues: readonly string[], tasks: readonly string[], allowed: (task: string) => number, limit: number, now: number, fx: Effects): RawClaimed[] | null {
-    const left = new Map(tasks.map((t) => [t, allowed(t)]))
-    const served = new Set(queues)
-    let budget = scanBudget(queues.length * tasks.length, limit)
+  /** A claim's read one priority level and one page at a time from `from`, as the native core's
+   * read_levels: in claim order, due jobs only (each level's range ends at the first job not yet
+   * due, so delayed jobs are never read), up to `limit` rows that `found` takes. Each row that
+   * cannot be read is dead-lettered on the spot (see `bury`). null when `found` gave up. */
+  private readLevels(ns: string, from: Levels, limit: number, now: number, fx: Effects, found: (job: RawClaimed) => Found): RawClaimed[] | null {
+    const pair = from === null ? {} : { queue: from.queue, task_name: from.task }
+    const levels = from === null ? [this.topLevel, this.level] : [this.pairTopLevel, this.pairLevel]
+    const page = from === null ? this.due : this.ready
     const rows: RawClaimed[] = []
     // Each level's value as stored, bound again as it came (see claim/level.sql).
-    let level = this.topLevel.get({ namespace: ns })
+    let level = levels[0].get({ namespace: ns, ...pair })
     while (level !== undefined) {
       let after = [Number.MIN_SAFE_INTEGER, Number.MIN_SAFE_INTEGER]
       for (;;) {
         const want = limit - rows.length
-        const page = this.due.all({ namespace: ns, priority: level, after_run_at: after[0], after_id: after[1], now, limit: want }) as RawClaimed[]
-        for (const r of page) {
+        const read = page.all({ namespace: ns, ...pair, priority: level, after_run_at: after[0], after_id: after[1], now, limit: want }) as RawClaimed[]
+        for (const r of read) {
           // Out of the index once buried: the next page cannot meet it again.
           const job = this.readable(ns, r, now, fx)
           if (job === null) continue
           after = [job.run_at, job.id]
-          const n = left.get(job.task_name)
-          if (n !== undefined && n > 0 && served.has(job.queue)) {
-            left.set(job.task_name, n - 1)
-            rows.push(job)
-          } else if (--budget < 0) {
-            return null
-          }
+          const f = found(job)
+          if (f === 'giveUp') return null
+          if (f === 'take') rows.push(job)
         }
         if (rows.length >= limit) return rows
-        if (page.length < want) break
+        if (read.length < want) break
       }
-      level = this.level.get({ namespace: ns, below: level })
+      level = levels[1].get({ namespace: ns, ...pair, below: level })
     }
     return rows
   }
 
-  /** claim/ready.sql, with each job whose row cannot be read dead-lettered on the spot (see
-   * `bury`) and the read repeated, so the claim still gets the best readable jobs. */
-  private readableReady(ns: string, queue: string, task: string, now: number, limit: number, fx: Effects): RawClaimed[] {
-    for (;;) {
-      const rows: RawClaimed[] = []
-      let buried = 0
-      for (const r of this.ready.all({ namespace: ns, queue, task_name: task, now, limit }) as RawClaimed[]) {
-        const job = this.readable(ns, r, now, fx)
-        if (job === null) buried++
-        else rows.push(job)
+  /** A claim by scan (policy/claim_plan.ts), as the native core's scan_due: the namespace's due
+   * jobs in claim order (jobs_due), taking those of `queues` and `tasks` while each task's
+   * allowance lasts. null when it passed over more rows than its budget: the claim then reads by
+   * pair. */
+  private scanDue(ns: string, queues: readonly string[], tasks: readonly string[], allowed: (task: string) => number, limit: number, now: number, fx: Effects): RawClaimed[] | null {
+    const left = new Map(tasks.map((t) => [t, allowed(t)]))
+    const served = new Set(queues)
+    let budget = scanBudget(queues.length * tasks.length, limit)
+    return this.readLevels(ns, null, limit, now, fx, (job) => {
+      const n = left.get(job.task_name)
+      if (n !== undefined && n > 0 && served.has(job.queue)) {
+        left.set(job.task_name, n - 1)
+        return 'take'
       }
-      // Every pass buries at least one row or returns: the loop ends.
-      if (buried === 0 || rows.length >= limit) return rows
-    }
+      return --budget < 0 ? 'giveUp' : 'pass'
+    })
+  }
+
+  /** The best `limit` due jobs of one task in one queue (jobs_ready), in claim order. */
+  private pairReady(ns: string, queue: string, task: string, now: number, limit: number, fx: Effects): RawClaimed[] {
+    return this.readLevels(ns, { queue, task }, limit, now, fx, () => 'take') ?? []
   }
 
   /** A ready row as read (claim/ready.sql, claim/due.sql), or null when it cannot be read: then
@@ -923,13 +943,25 @@ export class Store {
       const routing = (readySince: number): boolean =>
         unroutable({ now, readySince, taskLive: n.tasks.has(group.task_name), workersSince: n.since, graceMs: n.graceMs })
       if (!routing(-Infinity)) continue
-      const found = this.staleJobs.all({ ...group, cutoff: now - n.graceMs, limit: left }) as { id: number; retry_count: number; run_at: number; status: number }[]
+      const found = this.staleReady(group, now - n.graceMs, left)
       const jobs = found.filter((j) => routing(j.run_at))
       if (jobs.length === 0) continue
       left -= jobs.length
       plan.stale.push({ group, graceMs: n.graceMs, jobs })
     }
     return plan
+  }
+
+  /** Up to `limit` ready jobs of one group ready since `cutoff` or earlier, one priority level at a
+   * time (routing/stale_jobs.sql; the levels as a one-pair claim reads them), as the native core's
+   * stale_ready_jobs. */
+  private staleReady(group: Group, cutoff: number, limit: number): { id: number; retry_count: number; run_at: number; status: number }[] {
+    const pair = { namespace: group.namespace, queue: group.queue, task_name: group.task_name }
+    const jobs: { id: number; retry_count: number; run_at: number; status: number }[] = []
+    for (let level = this.pairTopLevel.get(pair); level !== undefined && jobs.length < limit; level = this.pairLevel.get({ ...pair, below: level })) {
+      jobs.push(...(this.staleJobs.all({ ...pair, priority: level, cutoff, limit: limit - jobs.length }) as typeof jobs))
+    }
+    return jobs
   }
 
   /** The unroutable check's write: drops gone workers' rows and ends dead the jobs of `planRoute`
@@ -994,10 +1026,25 @@ export class Store {
     return rows.length
   }
 
-  /** Writes a transaction's folded counts: one upsert per key (counters/apply.sql). The engine
-   * calls it once per group commit, before the COMMIT. */
+  /** Writes a transaction's folded counts: one upsert per key, APPLY_ROWS keys per run of
+   * counters/apply.sql (the last run padded with rows it drops), as the native core's
+   * apply_counts. The engine calls it once per group commit, before the COMMIT. */
   applyCounts(counts: Counts): void {
-    for (const r of counts.rows()) this.applyCount.run(r)
+    const rows = counts.rows()
+    for (let at = 0; at < rows.length; at += APPLY_ROWS) {
+      const p: Record<string, string | number> = {}
+      for (let i = 0; i < APPLY_ROWS; i++) {
+        const r = rows[at + i] ?? PAD
+        p[`namespace${i}`] = r.namespace
+        p[`metric${i}`] = r.metric
+        p[`queue${i}`] = r.queue
+        p[`task_name${i}`] = r.task_name
+        p[`label${i}`] = r.label
+        p[`n${i}`] = r.n
+        p[`total${i}`] = r.total
+      }
+      this.applyCount.run(p)
+    }
   }
 
   /** The drift guard: the namespace's jobs counted row by row, by (queue, status), as `jobs`

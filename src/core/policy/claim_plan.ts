@@ -1,7 +1,8 @@
 /**
  * How a claim reads the ready jobs, so that it costs neither O(queues) nor O(delayed jobs)
- * (docs/PERFORMANCE.md, "Shapes"): one (queue, task) pair from jobs_ready, more by a scan of the
- * namespace's due jobs in claim order (jobs_due) that gives up past its budget. The TypeScript twin
+ * (docs/PERFORMANCE.md, "Shapes" and "Shapes, round 2"): one (queue, task) pair from jobs_ready,
+ * more by a scan of the namespace's due jobs in claim order (jobs_due) that gives up past its
+ * budget; both read one priority level at a time, due jobs only. The TypeScript twin
  * of crates/core/src/policy/claim_plan.rs; crates/core/tests/policy_cases/claim_plan.json holds
  * both to the same answers. Pure functions, no I/O, no clock.
  */

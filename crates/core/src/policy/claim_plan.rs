@@ -1,6 +1,7 @@
 //! How a claim reads the ready jobs, so that it costs neither O(queues) nor O(delayed jobs)
-//! (docs/PERFORMANCE.md, "Shapes"). A worker of one queue and one task reads its pair's range of
-//! `jobs_ready`, which holds nobody else's jobs. A worker of more (queue, task) pairs scans the
+//! (docs/PERFORMANCE.md, "Shapes" and "Shapes, round 2"). A worker of one queue and one task reads
+//! its pair's range of `jobs_ready`, which holds nobody else's jobs, one priority level at a time
+//! and due jobs only, as a scan reads. A worker of more (queue, task) pairs scans the
 //! namespace's due jobs in claim order instead (`jobs_due`, one priority level at a time, due
 //! jobs only) and takes the rows of its queues and tasks; reading each pair's range and merging
 //! them cost a 50-queue worker 0.4x (native) and 0.13x (JS core) of a one-queue drain. A scan

@@ -275,7 +275,7 @@ pub(crate) fn claim(
                     limit: allowed(t),
                     ..p
                 };
-                jobs.extend(readable_ready_jobs(conn, fx, &p, q, t)?);
+                jobs.extend(pair_ready(conn, fx, &p, q, t)?);
             }
         }
     }
@@ -434,10 +434,71 @@ fn breaker_succeeded(conn: &Connection, ns: &str, id: i64, now: i64) -> Result<(
     Ok(())
 }
 
-/// A claim by scan (policy::claim_plan): the namespace's due jobs in claim order, one priority
-/// level at a time and one page at a time, taking those of `queues` and `tasks` while each task's
-/// allowance (`allowed`) lasts. None when it passed over more rows than its budget: the claim
-/// then reads by pair.
+/// What a claim reading by level does with a row it read.
+enum Found {
+    Take,
+    /// Another queue's or task's, or its task's allowance is spent: passed over.
+    Pass,
+    /// Passed over more rows than the scan's budget: the claim reads by pair instead.
+    GiveUp,
+}
+
+/// A claim's read one priority level and one page at a time from `from`, in claim order, due jobs
+/// only (each level's range ends at the first job not yet due, so delayed jobs are never read):
+/// up to `p.limit` rows that `found` takes. Each row that cannot be read is dead-lettered on the
+/// spot (see [`bury`]), so the claim still gets the best readable jobs. None when `found` gave up.
+fn read_levels(
+    conn: &Connection,
+    fx: &mut Effects,
+    p: &ClaimParams<'_>,
+    from: queries::Levels<'_>,
+    found: &mut dyn FnMut(&ClaimedJob) -> Found,
+) -> Result<Option<Vec<ClaimedJob>>> {
+    let mut jobs: Vec<ClaimedJob> = Vec::new();
+    let mut level = queries::next_level(conn, p.ns, from, None)?;
+    while let Some(priority) = level {
+        let mut after = (i64::MIN, i64::MIN);
+        loop {
+            let want = p.limit - jobs.len() as i64;
+            let page = queries::level_jobs(
+                conn,
+                &ClaimParams { limit: want, ..*p },
+                from,
+                &priority,
+                after,
+            )?;
+            let more = page.len() as i64 == want;
+            for row in page {
+                let job = match row {
+                    Ok(job) => job,
+                    // Out of the index once buried: the next page cannot meet it again.
+                    Err(bad) => {
+                        bury(conn, fx, p.ns, &bad, p.now)?;
+                        continue;
+                    }
+                };
+                after = (job.run_at, job.id);
+                match found(&job) {
+                    Found::Take => jobs.push(job),
+                    Found::Pass => {}
+                    Found::GiveUp => return Ok(None),
+                }
+            }
+            if jobs.len() as i64 >= p.limit {
+                return Ok(Some(jobs));
+            }
+            if !more {
+                break;
+            }
+        }
+        level = queries::next_level(conn, p.ns, from, Some(&priority))?;
+    }
+    Ok(Some(jobs))
+}
+
+/// A claim by scan (policy::claim_plan): the namespace's due jobs in claim order (jobs_due),
+/// taking those of `queues` and `tasks` while each task's allowance (`allowed`) lasts. None when
+/// it passed over more rows than its budget: the claim then reads by pair.
 fn scan_due(
     conn: &Connection,
     fx: &mut Effects,
@@ -448,77 +509,38 @@ fn scan_due(
 ) -> Result<Option<Vec<ClaimedJob>>> {
     let mut left: Vec<i64> = tasks.iter().map(|t| allowed(t)).collect();
     let mut budget = claim_plan::scan_budget(queues.len() * tasks.len(), p.limit);
-    let mut jobs: Vec<ClaimedJob> = Vec::new();
-    let mut level = queries::next_level(conn, p.ns, None)?;
-    while let Some(priority) = level {
-        let mut after = (i64::MIN, i64::MIN);
-        loop {
-            let want = p.limit - jobs.len() as i64;
-            let page =
-                queries::due_jobs(conn, &ClaimParams { limit: want, ..*p }, &priority, after)?;
-            let more = page.len() as i64 == want;
-            for found in page {
-                let job = match found {
-                    Ok(job) => job,
-                    // Out of the index once buried: the next page cannot meet it again.
-                    Err(bad) => {
-                        bury(conn, fx, p.ns, &bad, p.now)?;
-                        continue;
-                    }
-                };
-                after = (job.run_at, job.id);
-                let task = tasks.iter().position(|t| **t == job.task_name);
-                match task {
-                    Some(i) if left[i] > 0 && queues.contains(&job.queue) => {
-                        left[i] -= 1;
-                        jobs.push(job);
-                    }
-                    _ => {
-                        budget -= 1;
-                        if budget < 0 {
-                            return Ok(None);
-                        }
-                    }
+    read_levels(
+        conn,
+        fx,
+        p,
+        queries::Levels::Namespace,
+        &mut |job| match tasks.iter().position(|t| **t == job.task_name) {
+            Some(i) if left[i] > 0 && queues.contains(&job.queue) => {
+                left[i] -= 1;
+                Found::Take
+            }
+            _ => {
+                budget -= 1;
+                if budget < 0 {
+                    Found::GiveUp
+                } else {
+                    Found::Pass
                 }
             }
-            if jobs.len() as i64 >= p.limit {
-                return Ok(Some(jobs));
-            }
-            if !more {
-                break;
-            }
-        }
-        level = queries::next_level(conn, p.ns, Some(&priority))?;
-    }
-    Ok(Some(jobs))
+        },
+    )
 }
 
-/// `queries::ready_jobs`, with each job whose row cannot be read dead-lettered on the spot (see
-/// [`bury`]) and the read repeated, so the claim still gets the best readable jobs.
-fn readable_ready_jobs(
+/// The best `p.limit` due jobs of one task in one queue (jobs_ready), in claim order.
+fn pair_ready(
     conn: &Connection,
     fx: &mut Effects,
     p: &ClaimParams<'_>,
     queue: &str,
     task: &str,
 ) -> Result<Vec<ClaimedJob>> {
-    loop {
-        let mut jobs = Vec::new();
-        let mut buried = 0;
-        for found in queries::ready_jobs(conn, p, queue, task)? {
-            match found {
-                Ok(job) => jobs.push(job),
-                Err(bad) => {
-                    bury(conn, fx, p.ns, &bad, p.now)?;
-                    buried += 1;
-                }
-            }
-        }
-        // Every pass buries at least one row or returns: the loop ends.
-        if buried == 0 || jobs.len() as i64 >= p.limit {
-            return Ok(jobs);
-        }
-    }
+    let from = queries::Levels::Pair { queue, task };
+    Ok(read_levels(conn, fx, p, from, &mut |_| Found::Take)?.unwrap_or_default())
 }
 
 /// Ends a job that cannot be read: dead, with its error record and dead letter, in the claim's

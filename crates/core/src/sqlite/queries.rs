@@ -260,62 +260,85 @@ pub struct ClaimParams<'a> {
     pub limit: i64,
 }
 
-/// The best ready jobs of one task in one queue, in claim order, as a claim returns them (token
-/// still the current one: [`Taker::take`] moves it on); a row that cannot be read comes as
-/// [`Unreadable`].
-pub fn ready_jobs(
-    conn: &Connection,
-    p: &ClaimParams<'_>,
-    queue: &str,
-    task: &str,
-) -> Result<Vec<Result<ClaimedJob, Unreadable>>> {
-    let mut stmt = conn.prepare_cached(sql!("claim/ready.sql"))?;
-    let rows = stmt.query_map(
-        named_params! {
-            ":namespace": p.ns, ":queue": queue, ":task_name": task, ":now": p.now,
-            ":limit": p.limit,
-        },
-        |r| claimed(r, p.now),
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+/// Where a claim reads its jobs one priority level at a time (policy::claim_plan): the
+/// namespace's due jobs of every queue and task (jobs_due, a scan), or one (queue, task) pair's
+/// (jobs_ready).
+#[derive(Clone, Copy)]
+pub enum Levels<'a> {
+    Namespace,
+    Pair { queue: &'a str, task: &'a str },
 }
 
-/// The next priority level a scanning claim reads: the highest among the namespace's ready and
-/// scheduled jobs (`below` None, claim/top_level.sql), or the highest below `below`
-/// (claim/level.sql). The value as stored (see claim/level.sql).
-pub fn next_level(conn: &Connection, ns: &str, below: Option<&Value>) -> Result<Option<Value>> {
-    Ok(match below {
-        None => conn
-            .prepare_cached(sql!("claim/top_level.sql"))?
-            .query_row(named_params! {":namespace": ns}, |r| r.get(0))
-            .optional()?,
-        Some(b) => conn
-            .prepare_cached(sql!("claim/level.sql"))?
-            .query_row(named_params! {":namespace": ns, ":below": b}, |r| r.get(0))
-            .optional()?,
-    })
+/// The next priority level a claim reads from `from`: the highest among its ready and scheduled
+/// jobs (`below` None: claim/top_level.sql, claim/pair_top_level.sql), or the highest below
+/// `below` (claim/level.sql, claim/pair_level.sql). The value as stored (see claim/level.sql).
+pub fn next_level(
+    conn: &Connection,
+    ns: &str,
+    from: Levels<'_>,
+    below: Option<&Value>,
+) -> Result<Option<Value>> {
+    let one = |sql: &str, params: &[(&str, &dyn rusqlite::ToSql)]| -> Result<Option<Value>> {
+        Ok(conn
+            .prepare_cached(sql)?
+            .query_row(params, |r| r.get(0))
+            .optional()?)
+    };
+    match (from, below) {
+        (Levels::Namespace, None) => one(
+            sql!("claim/top_level.sql"),
+            named_params! {":namespace": ns},
+        ),
+        (Levels::Namespace, Some(b)) => one(
+            sql!("claim/level.sql"),
+            named_params! {":namespace": ns, ":below": b},
+        ),
+        (Levels::Pair { queue, task }, None) => one(
+            sql!("claim/pair_top_level.sql"),
+            named_params! {":namespace": ns, ":queue": queue, ":task_name": task},
+        ),
+        (Levels::Pair { queue, task }, Some(b)) => one(
+            sql!("claim/pair_level.sql"),
+            named_params! {":namespace": ns, ":queue": queue, ":task_name": task, ":below": b},
+        ),
+    }
 }
 
-/// A scanning claim's next page: up to `p.limit` due jobs of one priority level of the namespace,
-/// of every queue and task, in claim order after the key `after` (run_at, id) (claim/due.sql).
-pub fn due_jobs(
+/// A claim's next page from `from`: up to `p.limit` due jobs of one priority level in claim
+/// order after the key `after` (run_at, id) (claim/due.sql: of every queue and task;
+/// claim/ready.sql: of one pair), as a claim returns them (token still the current one:
+/// [`Taker::take`] moves it on); a row that cannot be read comes as [`Unreadable`].
+pub fn level_jobs(
     conn: &Connection,
     p: &ClaimParams<'_>,
+    from: Levels<'_>,
     priority: &Value,
     after: (i64, i64),
 ) -> Result<Vec<Result<ClaimedJob, Unreadable>>> {
-    let mut stmt = conn.prepare_cached(sql!("claim/due.sql"))?;
-    let rows = stmt.query_map(
-        named_params! {
-            ":namespace": p.ns, ":priority": priority, ":after_run_at": after.0,
-            ":after_id": after.1, ":now": p.now, ":limit": p.limit,
-        },
-        |r| claimed(r, p.now),
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let page = |sql: &str, params: &[(&str, &dyn rusqlite::ToSql)]| -> Result<Vec<_>> {
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params, |r| claimed(r, p.now))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    };
+    match from {
+        Levels::Namespace => page(
+            sql!("claim/due.sql"),
+            named_params! {
+                ":namespace": p.ns, ":priority": priority, ":after_run_at": after.0,
+                ":after_id": after.1, ":now": p.now, ":limit": p.limit,
+            },
+        ),
+        Levels::Pair { queue, task } => page(
+            sql!("claim/ready.sql"),
+            named_params! {
+                ":namespace": p.ns, ":queue": queue, ":task_name": task, ":priority": priority,
+                ":after_run_at": after.0, ":after_id": after.1, ":now": p.now, ":limit": p.limit,
+            },
+        ),
+    }
 }
 
-/// Claims jobs read by [`ready_jobs`] in the same transaction (claim/take.sql).
+/// Claims jobs read by [`level_jobs`] in the same transaction (claim/take.sql).
 pub struct Taker<'c> {
     stmt: CachedStatement<'c>,
     idx: [usize; 6],
@@ -1193,10 +1216,35 @@ pub fn next_ready_group(
         .optional()?)
 }
 
-/// Ready jobs of one group ready since `cutoff` or earlier.
+/// Up to `limit` ready jobs of one group ready since `cutoff` or earlier, one priority level at
+/// a time (routing/stale_jobs.sql; the levels as a one-pair claim reads them).
 pub fn stale_ready_jobs(
     conn: &Connection,
     g: &crate::routing::Group,
+    cutoff: i64,
+    limit: i64,
+) -> Result<Vec<crate::routing::Waiting>> {
+    let from = Levels::Pair {
+        queue: &g.queue,
+        task: &g.task_name,
+    };
+    let mut jobs = Vec::new();
+    let mut level = next_level(conn, &g.namespace, from, None)?;
+    while let Some(priority) = level {
+        let left = limit - jobs.len() as i64;
+        if left <= 0 {
+            break;
+        }
+        jobs.extend(stale_level_jobs(conn, g, &priority, cutoff, left)?);
+        level = next_level(conn, &g.namespace, from, Some(&priority))?;
+    }
+    Ok(jobs)
+}
+
+fn stale_level_jobs(
+    conn: &Connection,
+    g: &crate::routing::Group,
+    priority: &Value,
     cutoff: i64,
     limit: i64,
 ) -> Result<Vec<crate::routing::Waiting>> {
@@ -1204,7 +1252,7 @@ pub fn stale_ready_jobs(
     let rows = stmt.query_map(
         named_params! {
             ":namespace": g.namespace, ":queue": g.queue, ":task_name": g.task_name,
-            ":cutoff": cutoff, ":limit": limit,
+            ":priority": priority, ":cutoff": cutoff, ":limit": limit,
         },
         |r| {
             Ok(crate::routing::Waiting {
@@ -1220,18 +1268,35 @@ pub fn stale_ready_jobs(
 
 // ---- counters -----------------------------------------------------------------------------------
 
-/// Writes a transaction's folded counts: one upsert per key (counters/apply.sql). The writer calls
-/// it once per group commit, before the COMMIT.
+/// The rows of one run of counters/apply.sql; each row binds 7 parameters in this order:
+/// namespace, metric, queue, task_name, label, n, total.
+const APPLY_ROWS: usize = 8;
+
+/// Writes a transaction's folded counts: one upsert per key, [`APPLY_ROWS`] keys per run of
+/// counters/apply.sql (the last run padded with rows it drops). The writer calls it once per group
+/// commit, before the COMMIT.
 pub fn apply_counts(conn: &Connection, counts: &Counts) -> Result<()> {
-    if counts.is_empty() {
+    let keys: Vec<_> = counts.rows().collect();
+    if keys.is_empty() {
         return Ok(());
     }
     let mut stmt = conn.prepare_cached(sql!("counters/apply.sql"))?;
-    for ((ns, metric, queue, task, label), n, total) in counts.rows() {
-        stmt.execute(named_params! {
-            ":namespace": ns, ":metric": metric, ":queue": queue, ":task_name": task,
-            ":label": label, ":n": n, ":total": total,
-        })?;
+    for chunk in keys.chunks(APPLY_ROWS) {
+        for i in 0..APPLY_ROWS {
+            let at = i * 7 + 1;
+            let (texts, n, total) = match chunk.get(i) {
+                Some(((ns, metric, queue, task, label), n, total)) => {
+                    ([ns.as_str(), metric, queue, task, label], *n, *total)
+                }
+                None => ([""; 5], 0, 0),
+            };
+            for (j, text) in texts.into_iter().enumerate() {
+                stmt.raw_bind_parameter(at + j, text)?;
+            }
+            stmt.raw_bind_parameter(at + 5, n)?;
+            stmt.raw_bind_parameter(at + 6, total)?;
+        }
+        stmt.raw_execute()?;
     }
     Ok(())
 }
@@ -1604,12 +1669,39 @@ mod tests {
         let ready = plan(
             sql!("claim/ready.sql"),
             named_params! {
-                ":namespace": "n", ":queue": "q", ":task_name": "t", ":now": 1, ":limit": 1,
+                ":namespace": "n", ":queue": "q", ":task_name": "t", ":priority": 0,
+                ":after_run_at": i64::MIN, ":after_id": i64::MIN, ":now": 1, ":limit": 1,
             },
         );
-        assert!(ready.contains("USING INDEX jobs_ready"), "{ready}");
-        assert!(ready.contains("task_name=?"), "{ready}");
+        // One level's due range: it ends at the first job not yet due.
+        assert!(
+            ready.contains("SEARCH jobs USING INDEX jobs_ready (namespace=? AND queue=? AND task_name=? AND priority=? AND run_at>? AND run_at<?)"),
+            "{ready}"
+        );
         assert!(!ready.contains("TEMP B-TREE"), "{ready}");
+        let pair: &[(&str, &dyn rusqlite::ToSql)] =
+            named_params! {":namespace": "n", ":queue": "q", ":task_name": "t"};
+        let below: &[(&str, &dyn rusqlite::ToSql)] =
+            named_params! {":namespace": "n", ":queue": "q", ":task_name": "t", ":below": 0};
+        for (sql, params, step) in [
+            (
+                sql!("claim/pair_top_level.sql"),
+                pair,
+                "(namespace=? AND queue=? AND task_name=?)",
+            ),
+            (
+                sql!("claim/pair_level.sql"),
+                below,
+                "(namespace=? AND queue=? AND task_name=? AND priority<?)",
+            ),
+        ] {
+            let level = plan(sql, params);
+            assert!(
+                level.contains(&format!("SEARCH jobs USING INDEX jobs_ready {step}")),
+                "{level}"
+            );
+            assert!(!level.contains("TEMP B-TREE"), "{level}");
+        }
         let next = plan(
             sql!("routing/next_group.sql"),
             named_params! {":namespace": "", ":queue": "", ":task_name": ""},
@@ -1622,10 +1714,15 @@ mod tests {
         let stale = plan(
             sql!("routing/stale_jobs.sql"),
             named_params! {
-                ":namespace": "n", ":queue": "q", ":task_name": "t", ":cutoff": 1, ":limit": 1,
+                ":namespace": "n", ":queue": "q", ":task_name": "t", ":priority": 0,
+                ":cutoff": 1, ":limit": 1,
             },
         );
-        assert!(stale.contains("USING INDEX jobs_ready"), "{stale}");
+        // One level's range up to the cutoff: delayed jobs behind it are not read.
+        assert!(
+            stale.contains("SEARCH jobs USING INDEX jobs_ready (namespace=? AND queue=? AND task_name=? AND priority=? AND run_at<?)"),
+            "{stale}"
+        );
     }
 
     /// A scanning claim reads jobs_due by seeks and ranges in claim order (no sort, no other
@@ -1701,8 +1798,20 @@ mod tests {
             limit,
         };
         for limit in [1, 64, 2] {
-            ready_jobs(&conn, &p(limit), "default", "t").unwrap();
-            due_jobs(&conn, &p(limit), &Value::Integer(0), (i64::MIN, i64::MIN)).unwrap();
+            let pair = Levels::Pair {
+                queue: "default",
+                task: "t",
+            };
+            for from in [pair, Levels::Namespace] {
+                level_jobs(
+                    &conn,
+                    &p(limit),
+                    from,
+                    &Value::Integer(0),
+                    (i64::MIN, i64::MIN),
+                )
+                .unwrap();
+            }
             expired_leases(&conn, 1, limit).unwrap();
             sweep_expired(&conn, 1, limit, &mut Counts::default()).unwrap();
         }
@@ -1716,6 +1825,47 @@ mod tests {
             let n = stmt.get_status(rusqlite::StatementStatus::RePrepare);
             assert_eq!(n, 0, "re-prepared {n} times: {sql}");
         }
+    }
+
+    /// apply_counts binds counters/apply.sql's parameters by position: the file lists
+    /// APPLY_ROWS rows of the seven names in that order.
+    #[test]
+    fn counters_apply_binds_its_rows_in_order() {
+        let conn = migrated();
+        let stmt = conn.prepare(sql!("counters/apply.sql")).unwrap();
+        assert_eq!(stmt.parameter_count(), APPLY_ROWS * 7);
+        let names = [
+            "namespace",
+            "metric",
+            "queue",
+            "task_name",
+            "label",
+            "n",
+            "total",
+        ];
+        for i in 0..APPLY_ROWS {
+            for (j, name) in names.iter().enumerate() {
+                let want = format!(":{name}{i}");
+                assert_eq!(stmt.parameter_name(i * 7 + j + 1), Some(want.as_str()));
+            }
+        }
+        // 19 keys: three runs, the last padded; a second apply adds to the same rows.
+        let mut counts = Counts::default();
+        for q in 0..19 {
+            let queue = format!("q\"{q}");
+            counts.add("ns", &Change::inserted(&queue, "t", 1));
+        }
+        apply_counts(&conn, &counts).unwrap();
+        apply_counts(&conn, &counts).unwrap();
+        let rows = counters(&conn, "ns").unwrap();
+        let jobs: Vec<_> = rows.iter().filter(|r| r.metric == "jobs").collect();
+        assert_eq!(jobs.len(), 19);
+        assert!(jobs.iter().all(|r| r.n == 2 && r.label == "0"));
+        let enqueued: Vec<_> = rows.iter().filter(|r| r.metric == "enqueued").collect();
+        assert_eq!(enqueued.len(), 1);
+        assert_eq!(enqueued[0].n, 38);
+        // The padding rows wrote nothing.
+        assert!(rows.iter().all(|r| !r.metric.is_empty()), "{rows:?}");
     }
 
     #[test]

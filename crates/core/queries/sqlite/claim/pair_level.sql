@@ -1,0 +1,8 @@
+-- The next priority level a one-pair claim reads (claim/ready.sql): the highest priority below
+-- :below among the ready and scheduled jobs of one task in one queue. One seek into jobs_ready;
+-- the value as stored, bound again as it came (see claim/level.sql).
+SELECT priority FROM jobs
+WHERE namespace = :namespace AND queue = :queue AND task_name = :task_name AND status IN (0, 3)
+  AND priority < :below
+ORDER BY priority DESC
+LIMIT 1;

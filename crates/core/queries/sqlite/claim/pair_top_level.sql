@@ -1,0 +1,7 @@
+-- The first priority level a one-pair claim reads (claim/ready.sql): the highest priority among
+-- the ready and scheduled jobs of one task in one queue (then claim/pair_level.sql). One seek
+-- into jobs_ready.
+SELECT priority FROM jobs
+WHERE namespace = :namespace AND queue = :queue AND task_name = :task_name AND status IN (0, 3)
+ORDER BY priority DESC
+LIMIT 1;
