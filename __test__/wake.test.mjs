@@ -7,7 +7,7 @@ import test from 'ava'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Queue } from 'taskito'
-import { cores, eachCore, startFixture, tempDir } from './helpers.mjs'
+import { cores, eachCore, startFixture, tempDir, until } from './helpers.mjs'
 
 /** Well under the 30 s poll and the 60 s claim wait, well over what a loaded machine needs. */
 const IN_TIME_MS = 10_000
@@ -53,7 +53,7 @@ function inotifyWatches() {
 
 // Serial: nothing else in this file runs meanwhile, so the count is this test's alone.
 for (const variant of cores.filter((c) => c !== 'pg')) {
-  const title = `[${variant}] many handles on one file share one watch, closed with the last handle`
+  const title = `[${variant}] many handles on one file share one watch while they wait, closed with the last handle`
   if (process.platform !== 'linux') {
     test.serial(title, (t) => t.pass('counted through /proc on Linux only'))
     continue
@@ -62,8 +62,20 @@ for (const variant of cores.filter((c) => c !== 'pg')) {
     const before = inotifyWatches()
     const dbPath = join(tempDir(t), 'shared.db')
     const queues = Array.from({ length: 5 }, () => new Queue({ dbPath, core: variant }))
-    for (const q of queues) await q.stats()
+    const workers = []
+    for (const q of queues) {
+      q.task('noop', () => {})
+      const worker = q.worker({ pollMs: 60_000 })
+      await worker.start() // nothing to do: its claim waits
+      workers.push(worker)
+    }
+    await until(() => inotifyWatches() - before === 1, { what: 'the watch of the waiting claims' })
     t.is(inotifyWatches() - before, 1, 'one watch for five handles')
+    if (variant === 'native') {
+      // Nobody waits any more: the watch ends after its linger (a second), the handles stay open.
+      for (const w of workers) await w.close()
+      await until(() => inotifyWatches() === before, { what: 'no watch once nobody waits' })
+    }
     for (const q of queues) await q.close()
     t.is(inotifyWatches(), before, 'none left once the last handle closed')
   })

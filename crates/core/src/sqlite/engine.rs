@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
-use notify::RecommendedWatcher;
 use rusqlite::Connection;
 
 use crate::model::TaskFlow;
@@ -113,8 +112,6 @@ pub(crate) struct Engine {
     reader_tx: Mutex<Option<Sender<ReadJob>>>,
     writer_join: Mutex<Option<JoinHandle<()>>>,
     joins: Mutex<Vec<JoinHandle<()>>>,
-    /// The notification on the `-wal` file (None: the poll alone wakes); dropped at shutdown.
-    file_watch: Mutex<Option<RecommendedWatcher>>,
 }
 
 impl Engine {
@@ -134,8 +131,7 @@ impl Engine {
         queries::apply(&checkpoint_conn, queries::Settings::Checkpointer)?;
 
         let shared = Arc::new(Self::new_shared());
-        let (reader_tx, mut joins, file_watch) =
-            start_readers(path, busy_timeout_ms, Role::Reader, &shared)?;
+        let (reader_tx, mut joins) = start_readers(path, busy_timeout_ms, Role::Reader, &shared)?;
         let (writer_tx, writer_rx) = mpsc::channel::<Msg>();
         let s = shared.clone();
         let writer_join = spawn("taskito-writer", move || {
@@ -171,7 +167,6 @@ impl Engine {
             reader_tx: Mutex::new(Some(reader_tx)),
             writer_join: Mutex::new(Some(writer_join)),
             joins: Mutex::new(joins),
-            file_watch: Mutex::new(file_watch),
         }))
     }
 
@@ -182,9 +177,8 @@ impl Engine {
     pub fn start_read_only(path: &Path, busy_timeout_ms: u64) -> Result<Arc<Engine>> {
         let shared = Arc::new(Self::new_shared());
         let (writer_tx, _) = mpsc::channel::<Msg>();
-        let (reader_tx, joins, file_watch) =
-            start_readers(path, busy_timeout_ms, Role::ReadOnly, &shared)
-                .map_err(|e| e.naming_file(path))?;
+        let (reader_tx, joins) = start_readers(path, busy_timeout_ms, Role::ReadOnly, &shared)
+            .map_err(|e| e.naming_file(path))?;
         Ok(Arc::new(Engine {
             shared,
             path: path.to_path_buf(),
@@ -192,7 +186,6 @@ impl Engine {
             reader_tx: Mutex::new(Some(reader_tx)),
             writer_join: Mutex::new(None),
             joins: Mutex::new(joins),
-            file_watch: Mutex::new(file_watch),
         }))
     }
 
@@ -328,7 +321,6 @@ impl Engine {
     /// writer, which finishes every command queued before this, then the readers. Blocking.
     pub fn shutdown(&self) {
         self.shared.shutdown.store(true, Ordering::Release);
-        self.file_watch.lock().expect("watch lock").take();
         for t in [
             &self.shared.reaper,
             &self.shared.heartbeat,
@@ -376,12 +368,8 @@ where
     rx.blocking_recv().map_err(|_| Error::Closed)?
 }
 
-/// What `start_readers` starts: the readers' queue, the threads to join, the `-wal` watcher.
-type Readers = (
-    Sender<ReadJob>,
-    Vec<JoinHandle<()>>,
-    Option<RecommendedWatcher>,
-);
+/// What `start_readers` starts: the readers' queue and the threads to join.
+type Readers = (Sender<ReadJob>, Vec<JoinHandle<()>>);
 
 /// The reader threads, taking read jobs from one queue, and the cross-process wake (the
 /// notification on the `-wal` file and the poll's thread), each on a connection of `role`.
@@ -405,14 +393,16 @@ fn start_readers(
             reader_loop(conn, rx)
         })?);
     }
-    let file_watch = wake::watch_file(path, shared);
-    let (s, watching) = (shared.clone(), file_watch.is_some());
+    // The poll thread owns the watch (it switches it on while somebody waits) and drops it when it
+    // ends at shutdown.
+    let file_watch = wake::FileWatch::new(path, shared);
+    let s = shared.clone();
     let h = spawn("taskito-watcher", move || {
-        wake::poll_loop(watcher_conn, s, watching)
+        wake::poll_loop(watcher_conn, s, file_watch)
     })?;
     let _ = shared.watcher.set(h.thread().clone());
     joins.push(h);
-    Ok((reader_tx, joins, file_watch))
+    Ok((reader_tx, joins))
 }
 
 fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadJob>>>) {

@@ -236,7 +236,10 @@ impl Store for SqliteStore {
         let mut ready = self.engine.shared.ready.subscribe();
         let mut wake = self.wake.subscribe();
         let mut closing = self.closing.subscribe();
-        let mut external = (req.wait_ms > 0).then(|| self.engine.watch_external());
+        // Other processes' commits: subscribed only once an attempt found nothing, then one more
+        // attempt before waiting (a commit between the two is seen by it). A subscription turns
+        // the `-wal` watch on (wake.rs): a busy worker's claims, which find jobs, keep it off.
+        let mut external: Option<watch::Receiver<u64>> = None;
         let mut woken = false;
         loop {
             if self.closed.load(Ordering::Acquire) {
@@ -256,6 +259,10 @@ impl Store for SqliteStore {
                 .await?;
             if !jobs.is_empty() || woken || req.wait_ms == 0 {
                 return Ok(jobs);
+            }
+            if external.is_none() {
+                external = Some(self.engine.watch_external());
+                continue;
             }
             let now = Instant::now();
             if now >= deadline {

@@ -7,7 +7,10 @@
 //!
 //! Our own commits write the same `-wal` file, so they notify too (inotify carries no writer);
 //! such a wake costs one claim attempt that finds nothing and writes nothing, and a waiting claim
-//! takes at most one per attempt (the watch channel coalesces).
+//! takes at most one per attempt (the watch channel coalesces). The file is watched only while
+//! somebody waits (a claim that found nothing, a waitJob) and for [`WATCH_LINGER`] after: every
+//! frame of every commit of ours notified the watcher's thread, about 10 µs of CPU per job of a
+//! drain whose claims never wait (measured: docs/PERFORMANCE.md).
 
 use std::cell::Cell;
 use std::ffi::OsString;
@@ -25,6 +28,9 @@ use crate::policy::wake;
 
 /// How long the poll thread sleeps while nobody waits (a new subscriber unparks it).
 const IDLE_PARK: Duration = Duration::from_millis(100);
+/// How long the `-wal` stays watched after the last waiter went: a worker between two waits
+/// keeps it (no watch and unwatch per claim).
+const WATCH_LINGER: Duration = Duration::from_secs(1);
 /// A read woken by a notification looks once more after this (`policy::wake::RECHECK_MS`).
 pub(super) const RECHECK: Duration = Duration::from_millis(wake::RECHECK_MS);
 
@@ -88,48 +94,94 @@ fn wal_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Starts the notification on the file's `-wal` (its connections are open, so it exists and
-/// stays: SQLite deletes it only when the last connection of any process closes). None when
-/// disabled or when the platform or file system refuses (an inotify watch limit, no `-wal` on a
-/// read-only directory): the poll alone wakes then. Dropping the watcher stops its thread.
-pub(super) fn watch_file(path: &Path, shared: &Arc<Shared>) -> Option<RecommendedWatcher> {
-    if !settings().0 {
-        return None;
-    }
-    let s = shared.clone();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        match event.map(|e| e.kind) {
-            // The file's removal ends its notifications: the poll takes over at its short interval.
-            Ok(EventKind::Remove(_)) => s.watch_lost.store(true, Ordering::Release),
-            // Opens, closes and reads of the file are not commits.
-            Ok(EventKind::Access(_)) => {}
-            // A write, or something the platform could not classify; an error (an overflowed
-            // event queue) may have lost one: wake, the claim looks and finds out.
-            _ => {
-                s.notified.fetch_add(1, Ordering::Release);
-                s.external.send_modify(|g| *g = g.wrapping_add(1));
-            }
+/// The notification on the file's `-wal` (its connections are open, so it exists and stays:
+/// SQLite deletes it only when the last connection of any process closes), switched on and off by
+/// the poll thread. Dropping it stops the watcher's thread.
+pub(super) struct FileWatch {
+    watcher: RecommendedWatcher,
+    wal: PathBuf,
+    on: bool,
+}
+
+impl FileWatch {
+    /// None when disabled or when the platform or file system refuses (an inotify watch limit,
+    /// no `-wal` on a read-only directory): the poll alone wakes then. A first watch is taken and
+    /// dropped at once, so a refusal shows here rather than when somebody waits.
+    pub(super) fn new(path: &Path, shared: &Arc<Shared>) -> Option<FileWatch> {
+        if !settings().0 {
+            return None;
         }
-    })
-    .ok()?;
-    watcher
-        .watch(&wal_path(path), RecursiveMode::NonRecursive)
+        let s = shared.clone();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            match event.map(|e| e.kind) {
+                // The file's removal ends its notifications: the poll takes over at its short
+                // interval.
+                Ok(EventKind::Remove(_)) => s.watch_lost.store(true, Ordering::Release),
+                // Opens, closes and reads of the file are not commits.
+                Ok(EventKind::Access(_)) => {}
+                // A write, or something the platform could not classify; an error (an overflowed
+                // event queue) may have lost one: wake, the claim looks and finds out.
+                _ => {
+                    s.notified.fetch_add(1, Ordering::Release);
+                    s.external.send_modify(|g| *g = g.wrapping_add(1));
+                }
+            }
+        })
         .ok()?;
-    Some(watcher)
+        let mut watch = FileWatch {
+            watcher,
+            wal: wal_path(path),
+            on: false,
+        };
+        if !watch.set(true) {
+            return None;
+        }
+        watch.set(false);
+        Some(watch)
+    }
+
+    /// Watches or stops watching; whether the file is watched now.
+    fn set(&mut self, on: bool) -> bool {
+        if on != self.on {
+            self.on = if on {
+                self.watcher
+                    .watch(&self.wal, RecursiveMode::NonRecursive)
+                    .is_ok()
+            } else {
+                self.watcher.unwatch(&self.wal).is_err()
+            };
+        }
+        self.on
+    }
 }
 
 /// The poll: looks at the data version while somebody subscribes to `external`, bumps it when the
-/// version moved, and judges the watcher by whether a notification came for what it saw.
-pub(super) fn poll_loop(conn: Connection, shared: Arc<Shared>, watching: bool) {
+/// version moved, and judges the watcher by whether a notification came for what it saw. It owns
+/// the `-wal` watch: on while somebody waits (each time it comes on, `external` is bumped once, so
+/// a waiter that subscribed just before misses no commit), off [`WATCH_LINGER`] after the last.
+pub(super) fn poll_loop(conn: Connection, shared: Arc<Shared>, mut watch: Option<FileWatch>) {
     let forced = settings().1;
     let version = |c: &Connection| queries::data_version(c).ok();
     let mut last = version(&conn);
     let mut seen = shared.notified.load(Ordering::Acquire);
-    let mut trust = wake::start(watching);
+    let mut trust = wake::start(watch.is_some());
+    let mut waited_last = Instant::now();
     while !shared.stopping() {
         if shared.external.receiver_count() == 0 {
+            if let Some(w) = watch.as_mut() {
+                if w.on && waited_last.elapsed() >= WATCH_LINGER {
+                    w.set(false);
+                }
+            }
             std::thread::park_timeout(IDLE_PARK);
             continue;
+        }
+        waited_last = Instant::now();
+        if let Some(w) = watch.as_mut() {
+            if !w.on && w.set(true) {
+                seen = shared.notified.load(Ordering::Acquire);
+                shared.external.send_modify(|g| *g = g.wrapping_add(1));
+            }
         }
         let v = version(&conn);
         let notified_now = shared.notified.load(Ordering::Acquire);
@@ -138,9 +190,12 @@ pub(super) fn poll_loop(conn: Connection, shared: Arc<Shared>, watching: bool) {
             last = v;
             shared.external.send_modify(|g| *g = g.wrapping_add(1));
         }
-        trust = wake::judge(trust, changed, notified_now != seen);
+        let live =
+            watch.as_ref().is_some_and(|w| w.on) && !shared.watch_lost.load(Ordering::Acquire);
+        if live {
+            trust = wake::judge(trust, changed, notified_now != seen);
+        }
         seen = notified_now;
-        let live = watching && !shared.watch_lost.load(Ordering::Acquire);
         std::thread::park_timeout(Duration::from_millis(wake::poll_ms(live, trust, forced)));
     }
 }
@@ -162,7 +217,8 @@ mod tests {
         ours.execute_batch("CREATE TABLE t (x)").expect("create");
         let shared = Arc::new(Engine::new_shared());
         let mut rx = shared.external.subscribe();
-        let watcher = watch_file(&path, &shared).expect("a watch on the -wal file");
+        let mut watcher = FileWatch::new(&path, &shared).expect("a watch on the -wal file");
+        assert!(watcher.set(true), "watching");
         let other = Connection::open(&path).expect("open another");
         other
             .execute("INSERT INTO t VALUES (1)", [])
