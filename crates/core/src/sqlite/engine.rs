@@ -18,7 +18,7 @@ use crate::model::TaskFlow;
 use tokio::sync::{oneshot, watch};
 
 use super::open::{self, Role};
-use super::writer::{self, Effects, Msg};
+use super::writer::{self, Effects, Writer, WriterTx};
 use super::{ops, queries, wake};
 use crate::error::{Error, Result};
 use crate::model::WorkerInfo;
@@ -107,7 +107,8 @@ pub(crate) struct Engine {
     pub shared: Arc<Shared>,
     /// Named in every error the engine hands out.
     path: PathBuf,
-    writer_tx: Sender<Msg>,
+    writer: Arc<Writer>,
+    writer_tx: WriterTx,
     reader_tx: Mutex<Option<Sender<ReadJob>>>,
     writer_join: Mutex<Option<JoinHandle<()>>>,
     joins: Mutex<Vec<JoinHandle<()>>>,
@@ -134,11 +135,12 @@ impl Engine {
         let shared = Arc::new(Self::new_shared());
         let (reader_tx, mut joins, file_watch) =
             start_readers(path, busy_timeout_ms, Role::Reader, &shared)?;
-        let (writer_tx, writer_rx) = mpsc::channel::<Msg>();
-        let s = shared.clone();
+        let writer = Writer::new(Some(wconn), Duration::from_millis(busy_timeout_ms));
+        let (writer_tx, writer_rx) = writer.channel();
+        let (s, w) = (shared.clone(), writer.clone());
         let on_commit = move |fx: Effects| s.after_commit(fx);
         let writer_join = spawn("taskito-writer", move || {
-            writer::run(wconn, writer_rx, on_commit)
+            writer::run(w, writer_rx, on_commit)
         })?;
 
         let s = shared.clone();
@@ -161,6 +163,7 @@ impl Engine {
         Ok(Arc::new(Engine {
             shared,
             path: path.to_path_buf(),
+            writer,
             writer_tx,
             reader_tx: Mutex::new(Some(reader_tx)),
             writer_join: Mutex::new(Some(writer_join)),
@@ -175,13 +178,15 @@ impl Engine {
     /// store refuses them before they get here).
     pub fn start_read_only(path: &Path, busy_timeout_ms: u64) -> Result<Arc<Engine>> {
         let shared = Arc::new(Self::new_shared());
-        let (writer_tx, _) = mpsc::channel::<Msg>();
+        let writer = Writer::new(None, Duration::from_millis(busy_timeout_ms));
+        let (writer_tx, _) = writer.channel();
         let (reader_tx, joins, file_watch) =
             start_readers(path, busy_timeout_ms, Role::ReadOnly, &shared)
                 .map_err(|e| e.naming_file(path))?;
         Ok(Arc::new(Engine {
             shared,
             path: path.to_path_buf(),
+            writer,
             writer_tx,
             reader_tx: Mutex::new(Some(reader_tx)),
             writer_join: Mutex::new(None),
@@ -207,6 +212,25 @@ impl Engine {
         }
     }
 
+    /// As [`Engine::write`], but a lone call on a caller's thread while the writer is idle
+    /// commits at once on that thread (`Writer::try_now`), with the same effects. For enqueues
+    /// only: a worker's claims and settles stay on the writer, so that a busy process (a web
+    /// server with its worker) keeps its SQL off the JS thread (measured: docs/PERFORMANCE.md
+    /// "One call, round 2").
+    pub async fn write_here<T, F>(&self, mut f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &mut Effects) -> Result<T> + Send + 'static,
+    {
+        if !self.shared.stopping() {
+            let shared = &self.shared;
+            if let Some(out) = self.writer.try_now(&mut f, |fx| shared.after_commit(fx)) {
+                return out.map_err(|e| e.naming_file(&self.path));
+            }
+        }
+        self.write(f).await
+    }
+
     /// Runs `f` on the writer thread inside the next group commit; resolves after the COMMIT.
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
@@ -214,9 +238,7 @@ impl Engine {
         F: FnMut(&Connection, &mut Effects) -> Result<T> + Send + 'static,
     {
         let (cmd, rx) = writer::command(f);
-        self.writer_tx
-            .send(Msg::Cmd(cmd))
-            .map_err(|_| Error::Closed)?;
+        self.writer_tx.send(cmd)?;
         rx.await
             .map_err(|_| Error::Closed)?
             .map_err(|e| e.naming_file(&self.path))
@@ -289,7 +311,7 @@ impl Engine {
         // writer finishes what was queued before).
         let (ns, id) = (ns.to_string(), worker_id.to_string());
         let (cmd, _) = writer::command(move |c, _| queries::worker_delete(c, &ns, &id));
-        let _ = self.writer_tx.send(Msg::Cmd(cmd));
+        let _ = self.writer_tx.send(cmd);
     }
 
     pub fn lease_ms(&self, ns: &str, worker_id: &str) -> u64 {
@@ -340,7 +362,7 @@ impl Engine {
         for j in joins.drain(..) {
             let _ = j.join();
         }
-        let _ = self.writer_tx.send(Msg::Shutdown);
+        self.writer_tx.shutdown();
         if let Some(j) = self.writer_join.lock().expect("writer lock").take() {
             let _ = j.join();
         }
@@ -359,13 +381,13 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 }
 
 /// Submits a command from a background thread and waits for its reply.
-fn write_blocking<T, F>(tx: &Sender<Msg>, f: F) -> Result<T>
+fn write_blocking<T, F>(tx: &WriterTx, f: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnMut(&Connection, &mut Effects) -> Result<T> + Send + 'static,
 {
     let (cmd, rx) = writer::command(f);
-    tx.send(Msg::Cmd(cmd)).map_err(|_| Error::Closed)?;
+    tx.send(cmd)?;
     rx.blocking_recv().map_err(|_| Error::Closed)?
 }
 
@@ -457,7 +479,7 @@ impl Sight {
 /// than `policy::BLACKOUT_MS`), it leaves the leases that ran out meanwhile to their workers'
 /// heartbeats for `policy::RENEW_WINDOW_MS` (`policy::reap_cutoff_after`): the workers of other
 /// processes waited for the same lock, with their settles.
-fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
+fn reaper_loop(conn: Connection, tx: WriterTx, shared: Arc<Shared>) {
     let mut next_sweep = 0i64;
     let mut sweep_limit = policy::SWEEP_MIN_BATCH;
     let mut next_route = 0i64;
@@ -556,7 +578,7 @@ fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
 /// Its write tells the reaper's [`Sight`] whether it had to wait for the lock.
 fn sweep(
     conn: &Connection,
-    tx: &Sender<Msg>,
+    tx: &WriterTx,
     limit: i64,
     now: i64,
     sight: &mut Sight,
@@ -582,7 +604,7 @@ fn sweep(
 
 /// Renews the leases of every registered worker on its own schedule and collects their cancel
 /// requests, each reported once.
-fn heartbeat_loop(tx: Sender<Msg>, shared: Arc<Shared>) {
+fn heartbeat_loop(tx: WriterTx, shared: Arc<Shared>) {
     while !shared.stopping() {
         let now = Instant::now();
         let due: Vec<(String, String, u64, Arc<WorkerInfo>)> = {
