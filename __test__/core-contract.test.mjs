@@ -167,6 +167,22 @@ function child(t, source) {
   }
 }
 
+/** Another process holding the write lock of `path` (an open BEGIN IMMEDIATE) until it is
+ * killed: two SQLite libraries in one process (better-sqlite3 here, rusqlite in the native core)
+ * do not see each other's POSIX locks. Resolves once the lock is held. */
+async function writeLockHolder(t, path) {
+  const holder = child(
+    t,
+    `const { Database } = (await import(${JSON.stringify(driverModule.href)})).sqliteDriver()
+     const db = new Database(${JSON.stringify(path)})
+     db.exec('BEGIN IMMEDIATE')
+     console.log('locked')
+     setInterval(() => {}, 60_000)`,
+  )
+  await holder.waitFor('locked')
+  return holder
+}
+
 /** Registers `title` once per engine. sqliteOnly: the case is about the SQLite file itself. */
 function each(title, fn, { sqliteOnly = false, serial = false } = {}) {
   for (const kind of kinds) {
@@ -995,17 +1011,7 @@ each('creates parent folders; rejects bad options with INVALID_ARGUMENT', async 
 each('DB_LOCKED when another process holds the write lock past the busy timeout; nothing half-written', async (t, kind) => {
   const core = await open(t, kind, { busyTimeoutMs: 100 })
   await core.enqueue([job()])
-  // Another process: two SQLite libraries in one process (better-sqlite3 here, rusqlite in the
-  // native core) do not see each other's POSIX locks.
-  const holder = child(
-    t,
-    `const { Database } = (await import(${JSON.stringify(driverModule.href)})).sqliteDriver()
-     const db = new Database(${JSON.stringify(core.path)})
-     db.exec('BEGIN IMMEDIATE')
-     console.log('locked')
-     setInterval(() => {}, 60_000)`,
-  )
-  await holder.waitFor('locked')
+  const holder = await writeLockHolder(t, core.path)
   // Held until the holder is killed below: the enqueue can only end by giving up (a core that
   // waited for the lock would hang the test), however slow a busy machine makes this process.
   await rejectsWithCode(t, core.enqueue([job(), job()]), 'DB_LOCKED')
@@ -1013,6 +1019,29 @@ each('DB_LOCKED when another process holds the write lock past the busy timeout;
   await holder.exited
   t.is((await core.stats()).pending, 1)
   t.is((await core.enqueue([job()])).length, 1)
+}, { sqliteOnly: true })
+
+// A lone call while the native writer is idle commits on the calling (JS) thread
+// (crates/core/src/sqlite/writer.rs, Writer::try_now): another process's lock must send it to the
+// writer thread, which waits, and not hold the event loop. The JS core waits for the lock in short
+// asynchronous retries (src/core/js/engine.ts): the same promise on both.
+each('a lone enqueue meeting another process\'s write lock waits off the event loop', async (t, kind) => {
+  const core = await open(t, kind, { busyTimeoutMs: 4000 })
+  await core.enqueue([job()]) // the writer is idle again, the next call may run on this thread
+  const holder = await writeLockHolder(t, core.path)
+  let settled = false
+  const called = Date.now()
+  const enqueued = core.enqueue([job({ args: '"behind the lock"' })]).finally(() => (settled = true))
+  // A call that waited for the lock on this thread would return only after the holder let go
+  // (never, here) or its busy timeout (4 s): this 50 ms timer would fire that late.
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.true(Date.now() - called < 4000, `the event loop was held ${Date.now() - called} ms`)
+  t.false(settled, 'the enqueue ended while another process held the write lock')
+  holder.kill() // its transaction dies with it: the waiting writer goes on
+  await holder.exited
+  const [{ id }] = await enqueued
+  t.is((await core.getJob(id)).args, '"behind the lock"')
+  t.is((await core.stats()).pending, 2)
 }, { sqliteOnly: true })
 
 test('[js] the JS core runs every statement file of crates/core/queries/sqlite and no query of its own', async (t) => {

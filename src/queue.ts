@@ -131,6 +131,10 @@ export interface ListJobsOptions {
  * jobs: the core commits one part while this thread prepares the next (measured: delay() with 64
  * in flight ~1.4x faster on the native core than one call per turn). */
 const ENQUEUE_CHUNK = 32
+/** Native core: most lone enqueues one chain of microtasks sends at once in one turn of the event
+ * loop (each may commit on this thread: a loop of awaited delay()s blocks it for ~16 commits at
+ * most before it lets the event loop turn). */
+const CHAIN_MAX = 16
 
 interface PendingEnqueue {
   jobs: NewJob[]
@@ -167,6 +171,13 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
   #enqueuesOut = 0
   /** The opened core's offThread (false until it is open). */
   #offThread = false
+  /** Off-thread core: enqueue calls sent in this turn of the event loop (cleared in its check
+   * phase), and whether the last one was sent from the microtasks still running (cleared by a
+   * tick once they ran out: the callback that made them has ended). A lone call on the native
+   * core may commit at once on this thread (the writer idle), so "another call out" no longer
+   * tells a web server's requests apart: these do (see #coalesced). */
+  #sentThisTurn = 0
+  #sentThisChain = false
 
   constructor(options: QueueOptions = {}) {
     // Every field is checked here, where the mistake is made: a wrong type would otherwise surface
@@ -337,7 +348,14 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
         // web server under load: each request's handler runs in an I/O callback of its own, and
         // microtasks run after each), wait for the check phase instead, so every request read
         // in this poll phase crosses to the core, and commits, as one call.
-        if (this.#enqueuesOut === 0) queueMicrotask(() => void this.#flushEnqueues())
+        // On the native core a lone call may commit at once on this thread, so the same after
+        // a call that an earlier callback of this turn sent: else the requests of one poll
+        // phase would each commit alone. Awaited calls one after another in one chain of
+        // microtasks (`for (...) await task.delay()`) still go at once, up to CHAIN_MAX a turn,
+        // then let the event loop turn.
+        const now =
+          this.#enqueuesOut === 0 && (this.#sentThisTurn === 0 || (this.#sentThisChain && this.#sentThisTurn < CHAIN_MAX))
+        if (now) queueMicrotask(() => void this.#flushEnqueues())
         else setImmediate(() => void this.#flushEnqueues())
       } else if (this.#pendingJobs >= ENQUEUE_CHUNK && this.#offThread) void this.#flushEnqueues()
     })
@@ -375,6 +393,13 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
   /** One enqueue call, counted while it is out (before its callers hear back, so that the next
    * turn's lone call does not wait for the check phase). */
   async #send(core: Core, jobs: NewJob[]): Promise<Enqueued[]> {
+    if (this.#offThread) {
+      if (this.#sentThisTurn++ === 0) setImmediate(() => (this.#sentThisTurn = 0))
+      if (!this.#sentThisChain) {
+        this.#sentThisChain = true
+        process.nextTick(() => (this.#sentThisChain = false))
+      }
+    }
     this.#enqueuesOut++
     try {
       return await callCore(() => core.enqueue(jobs))

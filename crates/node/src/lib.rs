@@ -413,7 +413,12 @@ impl NativeCore {
             deferred.settle(Coded(fut.await.and_then(convert)));
         };
         if self.direct {
-            direct::Task::start(work);
+            // A lone write while the writer is idle commits during this first poll, on this
+            // thread (`core::sqlite::as_caller`), and its promise is settled before it is
+            // returned: no thread hand-over either way.
+            reply::settling_now(env.raw(), || {
+                core::sqlite::as_caller(|| direct::Task::start(work))
+            });
         } else {
             napi::bindgen_prelude::spawn(work);
         }

@@ -19,6 +19,7 @@
 //! finalizer (which clears it under the same lock) has not run.
 #![allow(unsafe_code)]
 
+use std::cell::RefCell;
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -34,6 +35,29 @@ type Settle = Box<dyn FnOnce(sys::napi_env) -> Result<sys::napi_value> + Send>;
 struct Reply {
     deferred: sys::napi_deferred,
     settle: Settle,
+}
+
+/// Replies settled on the JS thread during a call, each with its mailbox.
+type SettledNow = Vec<(Arc<Mailbox>, Reply)>;
+
+thread_local! {
+    /// Replies settled on the JS thread during a call ([`settling_now`]): settled before the
+    /// call returns, not through the threadsafe function.
+    static NOW: RefCell<Option<SettledNow>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on the JS thread inside a call (`env` its environment); every reply settled on this
+/// thread meanwhile (a call that finished at once) settles its promise when `f` returns, instead
+/// of a loop turn later through the threadsafe function.
+pub(crate) fn settling_now<R>(env: sys::napi_env, f: impl FnOnce() -> R) -> R {
+    let outer = NOW.with(|n| n.replace(Some(Vec::new())));
+    let out = f();
+    let replies = NOW.with(|n| n.replace(outer)).unwrap_or_default();
+    for (mailbox, reply) in replies {
+        unsafe { settle(env, reply) };
+        mailbox.delivered(env, 1);
+    }
+    out
 }
 
 /// The threadsafe function: None before the first promise and after Node finalized it (its
@@ -199,6 +223,34 @@ impl Mailbox {
         }
     }
 
+    /// Hands a reply to the JS thread: at once when this is the JS thread inside a call
+    /// ([`settling_now`]), else through the mailbox.
+    fn send(self: &Arc<Self>, reply: Reply) {
+        let reply = NOW.with(|n| match n.borrow_mut().as_mut() {
+            Some(now) => {
+                now.push((self.clone(), reply));
+                None
+            }
+            None => Some(reply),
+        });
+        if let Some(reply) = reply {
+            self.push(reply);
+        }
+    }
+
+    /// `n` replies were settled (JS thread): once nothing is in flight, an idle core does not
+    /// keep the process alive.
+    fn delivered(&self, env: sys::napi_env, n: usize) {
+        let left = self.pending.fetch_sub(n, Ordering::Relaxed) - n;
+        if left == 0 {
+            if self.orphan.load(Ordering::Relaxed) {
+                self.release();
+            } else if let Some(tsfn) = self.tsfn().0 {
+                unsafe { sys::napi_unref_threadsafe_function(env, tsfn) };
+            }
+        }
+    }
+
     /// The core object was finalized (JS thread). Its threadsafe function goes once the calls in
     /// flight have replied: a promise may outlive the object that made it.
     pub(crate) fn orphan(&self) {
@@ -225,7 +277,7 @@ impl Deferred {
     /// conversion rejects it). Any thread.
     pub(crate) fn settle<V: ToNapiValue + Send + 'static>(mut self, value: V) {
         self.settled = true;
-        self.mailbox.push(Reply {
+        self.mailbox.send(Reply {
             deferred: self.raw,
             settle: Box::new(move |env| unsafe { V::to_napi_value(env, value) }),
         });
@@ -237,7 +289,7 @@ impl Drop for Deferred {
     /// the process would wait for it forever.
     fn drop(&mut self) {
         if !self.settled {
-            self.mailbox.push(Reply {
+            self.mailbox.send(Reply {
                 deferred: self.raw,
                 settle: Box::new(|_| {
                     Err(Error::new(
@@ -265,33 +317,29 @@ unsafe extern "C" fn deliver(
     }
     let n = replies.len();
     for reply in replies {
-        let mut scope = ptr::null_mut();
-        let opened =
-            unsafe { sys::napi_open_handle_scope(env, &mut scope) } == sys::Status::napi_ok;
-        match (reply.settle)(env) {
-            Ok(value) => unsafe {
-                sys::napi_resolve_deferred(env, reply.deferred, value);
-            },
-            Err(e) => {
-                // The error's own value when it carries one (a coded error built on this
-                // thread), else a new Error from its message.
-                if let Ok(value) = unsafe { ToNapiValue::to_napi_value(env, e) } {
-                    unsafe { sys::napi_reject_deferred(env, reply.deferred, value) };
-                }
+        unsafe { settle(env, reply) };
+    }
+    mailbox.delivered(env, n);
+}
+
+/// Resolves or rejects one reply's promise (JS thread).
+unsafe fn settle(env: sys::napi_env, reply: Reply) {
+    let mut scope = ptr::null_mut();
+    let opened = unsafe { sys::napi_open_handle_scope(env, &mut scope) } == sys::Status::napi_ok;
+    match (reply.settle)(env) {
+        Ok(value) => unsafe {
+            sys::napi_resolve_deferred(env, reply.deferred, value);
+        },
+        Err(e) => {
+            // The error's own value when it carries one (a coded error built on this
+            // thread), else a new Error from its message.
+            if let Ok(value) = unsafe { ToNapiValue::to_napi_value(env, e) } {
+                unsafe { sys::napi_reject_deferred(env, reply.deferred, value) };
             }
         }
-        if opened {
-            unsafe { sys::napi_close_handle_scope(env, scope) };
-        }
     }
-    let left = mailbox.pending.fetch_sub(n, Ordering::Relaxed) - n;
-    if left == 0 {
-        if mailbox.orphan.load(Ordering::Relaxed) {
-            mailbox.release();
-        } else if let Some(tsfn) = mailbox.tsfn().0 {
-            // Nothing in flight: an idle core does not keep the process alive.
-            unsafe { sys::napi_unref_threadsafe_function(env, tsfn) };
-        }
+    if opened {
+        unsafe { sys::napi_close_handle_scope(env, scope) };
     }
 }
 

@@ -17,7 +17,7 @@ use crate::model::TaskFlow;
 use tokio::sync::{oneshot, watch};
 
 use super::open::{self, Role};
-use super::writer::{self, Effects, Msg};
+use super::writer::{self, Effects, Writer, WriterTx};
 use super::{ops, queries, wake};
 use crate::error::{Error, Result};
 use crate::model::WorkerInfo;
@@ -108,7 +108,8 @@ pub(crate) struct Engine {
     pub shared: Arc<Shared>,
     /// Named in every error the engine hands out.
     path: PathBuf,
-    writer_tx: Sender<Msg>,
+    writer: Arc<Writer>,
+    writer_tx: WriterTx,
     reader_tx: Mutex<Option<Sender<ReadJob>>>,
     writer_join: Mutex<Option<JoinHandle<()>>>,
     joins: Mutex<Vec<JoinHandle<()>>>,
@@ -132,15 +133,22 @@ impl Engine {
 
         let shared = Arc::new(Self::new_shared());
         let (reader_tx, mut joins) = start_readers(path, busy_timeout_ms, Role::Reader, &shared)?;
-        let (writer_tx, writer_rx) = mpsc::channel::<Msg>();
-        let s = shared.clone();
+        // The writer waits for another process's lock with the finer wait (wake.rs), or with
+        // SQLite's busy timeout where that cannot be installed.
+        let busy = Duration::from_millis(busy_timeout_ms);
+        let fine = wake::wait_finely(&wconn).is_ok();
+        if !fine {
+            let _ = wconn.busy_timeout(busy);
+        }
+        let writer = Writer::new(Some(wconn), busy, fine);
+        let (writer_tx, writer_rx) = writer.channel();
+        let (s, w) = (shared.clone(), writer.clone());
         let writer_join = spawn("taskito-writer", move || {
-            // Its busy handler keeps its state on this thread (wake.rs, `wait_finely`).
-            if wake::wait_finely(&wconn, busy_timeout_ms).is_err() {
-                let _ = wconn.busy_timeout(Duration::from_millis(busy_timeout_ms));
-            }
+            // The finer wait's limit is this thread's: on any other thread (a lone call on the
+            // caller's) it gives up at once.
+            wake::wait_here(busy);
             let on_commit = |fx: Effects| s.after_commit(fx);
-            writer::run(wconn, writer_rx, &s.sight, on_commit)
+            writer::run(w, writer_rx, &s.sight, on_commit)
         })?;
 
         let s = shared.clone();
@@ -163,6 +171,7 @@ impl Engine {
         Ok(Arc::new(Engine {
             shared,
             path: path.to_path_buf(),
+            writer,
             writer_tx,
             reader_tx: Mutex::new(Some(reader_tx)),
             writer_join: Mutex::new(Some(writer_join)),
@@ -176,12 +185,14 @@ impl Engine {
     /// store refuses them before they get here).
     pub fn start_read_only(path: &Path, busy_timeout_ms: u64) -> Result<Arc<Engine>> {
         let shared = Arc::new(Self::new_shared());
-        let (writer_tx, _) = mpsc::channel::<Msg>();
+        let writer = Writer::new(None, Duration::from_millis(busy_timeout_ms), false);
+        let (writer_tx, _) = writer.channel();
         let (reader_tx, joins) = start_readers(path, busy_timeout_ms, Role::ReadOnly, &shared)
             .map_err(|e| e.naming_file(path))?;
         Ok(Arc::new(Engine {
             shared,
             path: path.to_path_buf(),
+            writer,
             writer_tx,
             reader_tx: Mutex::new(Some(reader_tx)),
             writer_join: Mutex::new(None),
@@ -207,6 +218,25 @@ impl Engine {
         }
     }
 
+    /// As [`Engine::write`], but a lone call on a caller's thread while the writer is idle
+    /// commits at once on that thread (`Writer::try_now`), with the same effects. For enqueues
+    /// only: a worker's claims and settles stay on the writer, so that a busy process (a web
+    /// server with its worker) keeps its SQL off the JS thread (measured: docs/PERFORMANCE.md
+    /// "One call, round 2").
+    pub async fn write_here<T, F>(&self, mut f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &mut Effects) -> Result<T> + Send + 'static,
+    {
+        if !self.shared.stopping() {
+            let shared = &self.shared;
+            if let Some(out) = self.writer.try_now(&mut f, |fx| shared.after_commit(fx)) {
+                return out.map_err(|e| e.naming_file(&self.path));
+            }
+        }
+        self.write(f).await
+    }
+
     /// Runs `f` on the writer thread inside the next group commit; resolves after the COMMIT.
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
@@ -214,9 +244,7 @@ impl Engine {
         F: FnMut(&Connection, &mut Effects) -> Result<T> + Send + 'static,
     {
         let (cmd, rx) = writer::command(f);
-        self.writer_tx
-            .send(Msg::Cmd(cmd))
-            .map_err(|_| Error::Closed)?;
+        self.writer_tx.send(cmd)?;
         rx.await
             .map_err(|_| Error::Closed)?
             .map_err(|e| e.naming_file(&self.path))
@@ -289,7 +317,7 @@ impl Engine {
         // writer finishes what was queued before).
         let (ns, id) = (ns.to_string(), worker_id.to_string());
         let (cmd, _) = writer::command(move |c, _| queries::worker_delete(c, &ns, &id));
-        let _ = self.writer_tx.send(Msg::Cmd(cmd));
+        let _ = self.writer_tx.send(cmd);
     }
 
     pub fn lease_ms(&self, ns: &str, worker_id: &str) -> u64 {
@@ -339,7 +367,7 @@ impl Engine {
         for j in joins.drain(..) {
             let _ = j.join();
         }
-        let _ = self.writer_tx.send(Msg::Shutdown);
+        self.writer_tx.shutdown();
         if let Some(j) = self.writer_join.lock().expect("writer lock").take() {
             let _ = j.join();
         }
@@ -358,13 +386,13 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
 }
 
 /// Submits a command from a background thread and waits for its reply.
-fn write_blocking<T, F>(tx: &Sender<Msg>, f: F) -> Result<T>
+fn write_blocking<T, F>(tx: &WriterTx, f: F) -> Result<T>
 where
     T: Send + 'static,
     F: FnMut(&Connection, &mut Effects) -> Result<T> + Send + 'static,
 {
     let (cmd, rx) = writer::command(f);
-    tx.send(Msg::Cmd(cmd)).map_err(|_| Error::Closed)?;
+    tx.send(cmd)?;
     rx.blocking_recv().map_err(|_| Error::Closed)?
 }
 
@@ -426,7 +454,7 @@ fn reader_loop(conn: Connection, rx: Arc<Mutex<Receiver<ReadJob>>>) {
 /// meanwhile to their workers' heartbeats for `policy::RENEW_WINDOW_MS`
 /// (`policy::reap_cutoff_after`): the workers of other processes waited for the same lock, with
 /// their settles.
-fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
+fn reaper_loop(conn: Connection, tx: WriterTx, shared: Arc<Shared>) {
     let mut next_sweep = 0i64;
     let mut sweep_limit = policy::SWEEP_MIN_BATCH;
     let mut next_route = 0i64;
@@ -512,7 +540,7 @@ fn reaper_loop(conn: Connection, tx: Sender<Msg>, shared: Arc<Shared>) {
 
 /// One sweep pass, if a job is due: deletes up to `limit` expired jobs in the next write
 /// transaction. The next step comes from the policy.
-fn sweep(conn: &Connection, tx: &Sender<Msg>, limit: i64, now: i64) -> policy::SweepStep {
+fn sweep(conn: &Connection, tx: &WriterTx, limit: i64, now: i64) -> policy::SweepStep {
     let next_in = queries::next_expiry(conn).ok().flatten().map(|t| t - now);
     let deleted = if matches!(next_in, Some(t) if t <= 0) {
         write_blocking(tx, move |c, fx| {
@@ -527,7 +555,7 @@ fn sweep(conn: &Connection, tx: &Sender<Msg>, limit: i64, now: i64) -> policy::S
 
 /// Renews the leases of every registered worker on its own schedule and collects their cancel
 /// requests, each reported once.
-fn heartbeat_loop(tx: Sender<Msg>, shared: Arc<Shared>) {
+fn heartbeat_loop(tx: WriterTx, shared: Arc<Shared>) {
     while !shared.stopping() {
         let now = Instant::now();
         let due: Vec<(String, String, u64, Arc<WorkerInfo>)> = {

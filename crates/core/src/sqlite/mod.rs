@@ -13,6 +13,8 @@ mod rows;
 mod wake;
 mod writer;
 
+pub use writer::as_caller;
+
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -213,10 +215,18 @@ impl Store for SqliteStore {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
+        let lone = jobs.len() == 1;
         let ns = self.ns.clone();
-        self.engine
-            .write(move |c, fx| ops::enqueue(c, fx, &ns, &jobs))
-            .await
+        let work = move |c: &rusqlite::Connection, fx: &mut writer::Effects| {
+            ops::enqueue(c, fx, &ns, &jobs)
+        };
+        // One job: a lone call (an awaited delay()), which may commit on the caller's thread.
+        // A batch (a turn's coalesced calls, enqueueMany) group-commits on the writer, off it.
+        if lone {
+            self.engine.write_here(work).await
+        } else {
+            self.engine.write(work).await
+        }
     }
 
     async fn claim(&self, req: ClaimRequest) -> Result<Vec<ClaimedJob>> {

@@ -47,11 +47,16 @@ thread_local! {
 /// limit): pauses of a quarter of the time waited so far, from 50 µs up to 25 ms. SQLite's own
 /// handler sleeps 1, 2, 5, 10 ... ms; a claim woken by a `-wal` notification arrives while the
 /// committing process still holds the lock (the notification comes with its first frame write),
-/// and a first sleep of 1 ms was most of the wake's latency. Call on the writer thread: the
-/// handler keeps its state there.
-pub(super) fn wait_finely(conn: &Connection, busy_timeout_ms: u64) -> rusqlite::Result<()> {
-    LOCK_WAIT.with(|w| w.set((Duration::from_millis(busy_timeout_ms), None)));
+/// and a first sleep of 1 ms was most of the wake's latency. The limit is kept per thread
+/// ([`wait_here`] on the writer thread): on any other thread, such as a caller's running a lone
+/// call on the same connection, the handler gives up at once (SQLITE_BUSY).
+pub(super) fn wait_finely(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_handler(Some(lock_busy))
+}
+
+/// Sets this thread's limit of the finer wait: the busy timeout. Call on the writer thread.
+pub(super) fn wait_here(limit: Duration) {
+    LOCK_WAIT.with(|w| w.set((limit, None)));
 }
 
 /// SQLite's busy handler: `tries` is 0 on the first call of a wait; false gives up (SQLITE_BUSY).

@@ -5,9 +5,17 @@
 //! is rolled back and the batch runs again with a SAVEPOINT per command. Commands are therefore
 //! re-runnable closures. Replies go out only after the COMMIT, so a caller never sees an effect
 //! that could still be rolled back.
+//!
+//! A lone call on a caller's thread while the writer is idle (nothing queued, nothing in flight)
+//! runs there instead ([`Writer::try_now`]): the same transaction, without the two thread
+//! hand-overs. It never waits for another process's lock (SQLITE_BUSY sends it to the writer,
+//! which waits as before), so the caller's thread waits for nothing but its own commit.
 
-use std::sync::mpsc::{Receiver, TryRecvError};
-use std::sync::Mutex;
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::oneshot;
@@ -151,6 +159,125 @@ impl<T: Send> Command for Op<T> {
     }
 }
 
+/// The writer connection, shared by the writer thread and by a lone call on a caller's thread.
+pub(crate) struct Writer {
+    /// Taken by the writer thread for each batch; tried (never waited for) by a lone call. None
+    /// once the writer thread ended: the connection closes with it, not with the last handle.
+    conn: Mutex<Option<Connection>>,
+    /// Commands sent to the writer thread and not yet answered: while any is, a call goes to
+    /// the writer too, so that group commit keeps working under load and every caller's calls
+    /// commit in the order they were made.
+    queued: AtomicUsize,
+    /// The connection's busy timeout, restored after a lone call's zero one.
+    busy_timeout: Duration,
+    /// The connection waits with the finer wait (wake.rs, `wait_finely`), whose limit is the
+    /// writer thread's alone: on a caller's thread it gives up at once, with nothing to set.
+    fine_wait: bool,
+}
+
+/// The writer thread's queue: counts what it sends (see [`Writer::queued`]).
+#[derive(Clone)]
+pub(crate) struct WriterTx {
+    tx: Sender<Msg>,
+    writer: Arc<Writer>,
+}
+
+impl WriterTx {
+    pub(crate) fn send(&self, cmd: Box<dyn Command>) -> Result<()> {
+        self.writer.queued.fetch_add(1, Ordering::AcqRel);
+        self.tx.send(Msg::Cmd(cmd)).map_err(|_| {
+            self.writer.queued.fetch_sub(1, Ordering::AcqRel);
+            Error::Closed
+        })
+    }
+
+    pub(crate) fn shutdown(&self) {
+        let _ = self.tx.send(Msg::Shutdown);
+    }
+}
+
+thread_local! {
+    /// Set while a caller's call starts on this thread (see [`as_caller`]).
+    static CALLER: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with this thread marked as a caller's: a write it starts may run here at once when
+/// the writer is idle ([`Writer::try_now`]). For a thread whose only other work is its own (the
+/// JS thread of the binding, polling a call's future for the first time); never a core thread,
+/// which would hold up the work of others.
+pub fn as_caller<R>(f: impl FnOnce() -> R) -> R {
+    let before = CALLER.with(|c| c.replace(true));
+    let out = f();
+    CALLER.with(|c| c.set(before));
+    out
+}
+
+impl Writer {
+    /// None: a read-only engine's, which has no writer connection (its queue goes nowhere).
+    pub(crate) fn new(
+        conn: Option<Connection>,
+        busy_timeout: Duration,
+        fine_wait: bool,
+    ) -> Arc<Writer> {
+        Arc::new(Writer {
+            conn: Mutex::new(conn),
+            queued: AtomicUsize::new(0),
+            busy_timeout,
+            fine_wait,
+        })
+    }
+
+    /// A queue to the writer thread and its receiving end.
+    pub(crate) fn channel(self: &Arc<Self>) -> (WriterTx, Receiver<Msg>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = self.clone();
+        (WriterTx { tx, writer }, rx)
+    }
+
+    /// Runs `work` alone in its own transaction on this thread, when this thread is a caller's
+    /// ([`as_caller`]) and the writer is idle; `on_commit` gets its effects after the COMMIT,
+    /// with the connection free again, as the writer's callback does. None: not run (a core
+    /// thread, the writer busy, or another process holding the write lock): send it to the
+    /// writer. A failure to begin other than the lock also goes to the writer, which reports it
+    /// as it always has.
+    pub(crate) fn try_now<T>(
+        &self,
+        work: &mut (dyn FnMut(&Connection, &mut Effects) -> Result<T> + Send),
+        on_commit: impl FnOnce(Effects),
+    ) -> Option<Result<T>> {
+        if !CALLER.with(Cell::get) || self.queued.load(Ordering::Acquire) != 0 {
+            return None;
+        }
+        let guard = self.conn.try_lock().ok()?;
+        let conn = guard.as_ref()?;
+        // Never wait for another process's lock on this thread: SQLITE_BUSY at once instead.
+        // (It does not tell the reaper's sight: it never waits, and a refusal goes to the writer,
+        // whose wait tells.)
+        let begun = if self.fine_wait {
+            exec(conn, tx::BEGIN)
+        } else {
+            conn.busy_timeout(Duration::ZERO).ok()?;
+            let begun = exec(conn, tx::BEGIN);
+            let _ = conn.busy_timeout(self.busy_timeout);
+            begun
+        };
+        begun.ok()?;
+        let mut fx = Effects::default();
+        let out = work(conn, &mut fx).and_then(|v| {
+            queries::apply_counts(conn, &fx.counts)?;
+            exec(conn, tx::COMMIT)?;
+            Ok(v)
+        });
+        if out.is_err() {
+            let _ = exec(conn, tx::ROLLBACK);
+            return Some(out);
+        }
+        drop(guard);
+        on_commit(fx);
+        Some(out)
+    }
+}
+
 /// Wraps a closure as a command and the receiver of its reply.
 pub(crate) fn command<T, F>(f: F) -> (Box<dyn Command>, oneshot::Receiver<Result<T>>)
 where
@@ -169,7 +296,7 @@ where
 /// The writer thread's loop; `on_commit` gets the merged effects of every transaction that
 /// committed, before any of its commands replies.
 pub(crate) fn run(
-    conn: Connection,
+    writer: Arc<Writer>,
     rx: Receiver<Msg>,
     sight: &Mutex<Sight>,
     on_commit: impl Fn(Effects),
@@ -198,8 +325,18 @@ pub(crate) fn run(
             }
             continue;
         }
-        commit_batch(&conn, &mut batch, sight, &on_commit);
+        let n = batch.len();
+        {
+            let guard = writer.conn.lock().unwrap_or_else(|p| p.into_inner());
+            match guard.as_ref() {
+                Some(conn) => commit_batch(conn, &mut batch, sight, &on_commit),
+                None => batch.clear(),
+            }
+        }
+        writer.queued.fetch_sub(n, Ordering::AcqRel);
     }
+    // The connection closes with the writer thread (close() waits for it).
+    writer.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
 }
 
 fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
