@@ -162,8 +162,7 @@ impl FileWatch {
 
 /// The poll: looks at the data version while somebody subscribes to `external`, bumps it when the
 /// version moved, and judges the watcher by whether a notification came for what it saw. It owns
-/// the `-wal` watch: on while somebody waits (each time it comes on, `external` is bumped once, so
-/// a waiter that subscribed just before misses no commit), off [`WATCH_LINGER`] after the last.
+/// the `-wal` watch: on while somebody waits, off [`WATCH_LINGER`] after the last.
 pub(super) fn poll_loop(conn: Connection, shared: Arc<Shared>, mut watch: Option<FileWatch>) {
     let forced = settings().1;
     let version = |c: &Connection| queries::data_version(c).ok();
@@ -183,9 +182,10 @@ pub(super) fn poll_loop(conn: Connection, shared: Arc<Shared>, mut watch: Option
         }
         waited_last = Instant::now();
         if let Some(w) = watch.as_mut() {
+            // A commit before the watch came on: the look below finds the data version moved
+            // (every waiter subscribed before its last read, so it gets that bump).
             if !w.on && w.set(true) {
                 seen = shared.notified.load(Ordering::Acquire);
-                shared.external.send_modify(|g| *g = g.wrapping_add(1));
             }
         }
         let v = version(&conn);
