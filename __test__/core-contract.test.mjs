@@ -892,12 +892,17 @@ each('background timers never keep a process alive; a pending claim does until i
      const [c] = await core.claim({ workerId: 'w', queues: ['default'], tasks: ['task'], limit: 1, waitMs: 0 })
      await core.settle([{ id: c.id, token: c.token, kind: 'complete', result: '1' }])
      await core.claim({ workerId: 'w', queues: ['default'], tasks: ['task'], limit: 1, waitMs: 0 })
+     console.log('timers ' + process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length)
      console.log('idle at ' + Date.now())`,
   )
-  const started = Date.now()
-  t.true((await idle.waitFor('idle at ')).length > 0)
+  // No referenced timer is left once the work is done (the JS core's timers are JS timers)...
+  t.is(await idle.waitFor('timers '), 'timers 0')
+  const idleAt = Number((await idle.waitFor('idle at ')).split(' ').pop())
   t.is(await idle.exited, 0)
-  t.true(Date.now() - started < 5000, 'exited on its own, not held by a heartbeat, reaper or sweep timer')
+  // ...and nothing else holds the process for long: the longest timer this child starts is the
+  // sweep of a 60 s TTL. The bound is far from the usual few milliseconds so a loaded machine,
+  // which delays the child's exit, does not fail it.
+  t.true(Date.now() - idleAt < 30_000, 'exited on its own, not held by a heartbeat, reaper or sweep timer')
 
   const waiting = child(
     t,

@@ -34,10 +34,18 @@ eachCore('a job whose task no live worker has ends dead after the grace, not bef
   queue.task('resize-image', () => 'ok')
   await queue.worker().start()
   const [job] = await queue.enqueueMany([{ task: 'send-email', args: ['x'] }])
-  // Within the grace it only waits: no attempt, no error, retries untouched.
-  await t.throwsAsync(job.result({ timeout: 100 }), { code: 'RESULT_TIMEOUT' })
-  t.is(await job.status(), 'pending')
-  t.deepEqual(await job.errors(), [])
+  // Within the grace it only waits: no attempt, no error, retries untouched. What was seen is
+  // judged only when all of it was seen within the grace (a stalled machine can take longer; the
+  // check after this one, of when it died, holds either way).
+  const early = await job.result({ timeout: 100 }).catch((e) => e)
+  const status = await job.status()
+  const errors = await job.errors()
+  const { createdAt } = await job.info()
+  if (Date.now() - createdAt < grace) {
+    t.is(early.code, 'RESULT_TIMEOUT')
+    t.is(status, 'pending')
+    t.deepEqual(errors, [])
+  } else t.log(`looked ${Date.now() - createdAt} ms after the enqueue: past the grace, the early look is not judged`)
   const err = await t.throwsAsync(job.result({ timeout: 10_000 }), { instanceOf: MaxRetriesExceededError })
   const info = await job.info()
   t.true(info.finishedAt - info.createdAt >= grace, `dead ${info.finishedAt - info.createdAt} ms after it was enqueued: not before the grace`)
