@@ -103,3 +103,66 @@ export async function enqueueFloor(ctx) {
     { key: 'enqueue-floor-multi', label: `${what}, one INSERT of ${rows} rows`, unit: 'jobs/s', ...b },
   ]
 }
+
+/**
+ * drain-floor: where a drain's floor is on this schema (issue 16 aim 3). The `reference` loop's
+ * shape (claims of `claim`, each claim's transaction also completing the jobs of the claim before
+ * it, a no-op handler per job through a promise) run with raw better-sqlite3 on a taskito file the
+ * core created and filled (every index, the whole rows `drain` drains), through the statements the
+ * cores run for each job: claim/ready.sql, claim/take.sql (status, fencing token, worker, lease,
+ * deadline) and settle/complete.sql (fenced; result, finish time, expiry). No counters, no
+ * heartbeat, no N-API, no engine: what no drain on these rows and indexes passes, so the gap
+ * between it and `reference` is the schema's (what a job carries and the indexes features read),
+ * and the gap between `drain` and it is the engine's.
+ */
+export async function drainFloor(ctx) {
+  // TASKITO_BENCH_FLOOR_DROP=jobs_due,jobs_settled: the same without those indexes (what each one
+  // costs here).
+  const { n, claim = 256 } = ctx.params
+  const drop = process.env.TASKITO_BENCH_FLOOR_DROP ?? ''
+  const fs = await import('node:fs')
+  const sql = (name) => fs.readFileSync(new URL(`../crates/core/queries/sqlite/${name}.sql`, import.meta.url), 'utf8')
+  const setup = new Queue({ dbPath: ctx.dbPath, core: ctx.core })
+  for (let i = 0; i < n; i += 1000) {
+    await setup.enqueueMany(Array.from({ length: Math.min(1000, n - i) }, (_, j) => ({ task: 'noop', args: [i + j] })))
+  }
+  await setup.close()
+  const Database = require('better-sqlite3')
+  const db = new Database(ctx.dbPath)
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = NORMAL')
+  db.pragma('cache_size = -32768')
+  db.pragma('temp_store = MEMORY')
+  const dropped = drop.split(',').filter(Boolean)
+  for (const index of dropped) db.exec(`DROP INDEX ${index}`)
+  const ready = db.prepare(sql('claim/ready'))
+  const take = db.prepare(sql('claim/take'))
+  const complete = db.prepare(sql('settle/complete'))
+  const leaseMs = 5000
+  const step = db.transaction((done) => {
+    const now = Date.now()
+    for (const r of done) {
+      if (!complete.get({ id: r.id, namespace: 'default', token: r.token, result: 'null', now })) throw new Error(`complete of ${r.id} refused`)
+    }
+    const rows = ready.all({ namespace: 'default', queue: 'default', task_name: 'noop', priority: 0, after_run_at: -1, after_id: -1, now, limit: claim })
+    for (const r of rows) {
+      r.token = r.lease_token + 1
+      take.run({ id: r.id, token: r.token, worker_id: 'floor', now, deadline_at: null, lease_until: now + leaseMs })
+    }
+    return rows
+  })
+  const { claimLoop } = await import('./throughput.mjs')
+  const { ms, cpuUs, settled } = await claimLoop(step, (row) => row)
+  const left = db.prepare('SELECT count(*) AS c FROM jobs WHERE status <> 2').get().c
+  db.close()
+  if (settled !== n || left !== 0) throw Object.assign(new Error(`drain-floor settled ${settled} of ${n}, ${left} left`), { code: 'BENCH_INCOMPLETE' })
+  return [
+    {
+      key: 'drain-floor',
+      label: `drain floor: raw better-sqlite3, ${n.toLocaleString('en-US')} no-op jobs of a taskito file, claims of ${claim}, the cores' claim and complete statements${dropped.length ? `, without ${dropped.join(', ')}` : ''}`,
+      unit: 'jobs/s',
+      value: n / (ms / 1000),
+      cpuUsPerJob: cpuUs / n,
+    },
+  ]
+}

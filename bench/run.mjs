@@ -39,6 +39,8 @@ const PLAN = [
   // bench/hotpath.mjs: `drain` with the index migration 013 dropped put back (the A/B in one run).
   { id: 'drain-running-index', optIn: true, params: { n: [50_000, 5000], concurrency: 64, index: 1 } },
   { id: 'enqueue-floor', optIn: true, params: { n: [100_000, 10_000], batch: 1000 } },
+  // The reference loop's shape on a taskito file through the cores' own claim and complete SQL.
+  { id: 'drain-floor', optIn: true, params: { n: [50_000, 5000], claim: 256 } },
   // Only with --only: stats() on a database of n jobs (`--set n=10000000`).
   { id: 'stats-size', optIn: true, params: { n: [1_000_000, 50_000] } },
   { id: 'latency', params: { n: [1000, 200], warmup: 20, concurrency: 8 } },

@@ -13,6 +13,31 @@ const cpuNow = () => {
 }
 
 /**
+ * The reference loop's drive (also `drain-floor`'s, bench/hotpath.mjs): `step(done)` runs one
+ * transaction that completes `done` and claims the next rows; each row's no-op handler is called
+ * through a promise with its args, and `doneOf(row)` is what the next step completes. Until a
+ * claim is empty; its time, CPU and the count of completed rows.
+ */
+export async function claimLoop(step, doneOf) {
+  const handler = async () => {}
+  const run = async (row) => {
+    await handler(...JSON.parse(row.args))
+    return doneOf(row)
+  }
+  const t0 = performance.now()
+  const c0 = cpuNow()
+  let done = []
+  let settled = 0
+  for (;;) {
+    const rows = step(done)
+    settled += done.length
+    if (rows.length === 0) break
+    done = await Promise.all(rows.map(run))
+  }
+  return { ms: performance.now() - t0, cpuUs: cpuNow() - c0, settled }
+}
+
+/**
  * The simplest queue that could work, on our durability settings (WAL, synchronous = NORMAL, a
  * 32 MiB page cache, temp_store MEMORY: connection/common.sql): one table, one partial index of
  * the ready jobs, claims of 256, each claim's transaction also completing the jobs of the claim
@@ -45,24 +70,7 @@ export async function reference(ctx) {
     for (const r of rows) take.run(r.id)
     return rows
   })
-  const handler = async () => {}
-  const run = async (row) => {
-    await handler(...JSON.parse(row.args))
-    return row.id
-  }
-
-  const t0 = performance.now()
-  const c0 = cpuNow()
-  let done = []
-  let settled = 0
-  for (;;) {
-    const rows = step(done)
-    settled += done.length
-    if (rows.length === 0) break
-    done = await Promise.all(rows.map(run))
-  }
-  const ms = performance.now() - t0
-  const cpuUs = cpuNow() - c0
+  const { ms, cpuUs, settled } = await claimLoop(step, (row) => row.id)
   const left = db.prepare('SELECT count(*) AS c FROM jobs WHERE status <> 2').get().c
   db.close()
   if (settled !== n || left !== 0) throw Object.assign(new Error(`reference settled ${settled} of ${n}, ${left} left`), { code: 'BENCH_INCOMPLETE' })
@@ -139,6 +147,12 @@ export function printAims(results) {
   }
   ratio('drain, native / JS core', get('drain', 'native', 'drain'), get('drain', 'js', 'drain'), 1.6)
   ratio('drain, native / reference', get('drain', 'native', 'drain'), ref, 0.45)
+  // bench/hotpath.mjs: the reference's loop through the cores' own statements on a taskito file.
+  const floor = get('drain-floor', 'native', 'drain-floor') ?? get('drain-floor', 'js', 'drain-floor')
+  const dn = get('drain', 'native', 'drain')
+  if (floor !== undefined) {
+    aims.push(`  floor, the reference's loop on this schema through the cores' statements (raw better-sqlite3): ${Math.round(floor).toLocaleString('en-US')} jobs/s${ref === undefined ? '' : ` = ${(floor / ref).toFixed(2)}x the reference`}${dn === undefined ? '' : `; drain native at ${(dn / floor).toFixed(2)}x of it`}`)
+  }
   const em = get('enqueue-many', 'native', 'enqueue-many')
   if (em !== undefined) aims.push(`enqueueMany native: ${Math.round(em).toLocaleString('en-US')} jobs/s (aim ≥ 300,000) ${em >= 300_000 ? 'met' : 'NOT met'}`)
   // bench/hotpath.mjs: the raw insert of the same rows, what no enqueueMany on these indexes passes.

@@ -975,4 +975,5 @@ export const WORKLOADS = {
   'drain-io': async (ctx) => (await import('./shapes.mjs')).drainIo(ctx),
   'drain-running-index': async (ctx) => (await import('./hotpath.mjs')).drainRunningIndex(ctx),
   'enqueue-floor': async (ctx) => (await import('./hotpath.mjs')).enqueueFloor(ctx),
+  'drain-floor': async (ctx) => (await import('./hotpath.mjs')).drainFloor(ctx),
 }
