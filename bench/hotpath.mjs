@@ -129,10 +129,8 @@ export async function drainFloor(ctx) {
   await setup.close()
   const Database = require('better-sqlite3')
   const db = new Database(ctx.dbPath)
-  db.pragma('journal_mode = WAL')
-  db.pragma('synchronous = NORMAL')
-  db.pragma('cache_size = -32768')
-  db.pragma('temp_store = MEMORY')
+  // The cores' own connection settings (the file is in WAL mode already: the core made it).
+  db.exec(sql('connection/common'))
   const dropped = drop.split(',').filter(Boolean)
   for (const index of dropped) db.exec(`DROP INDEX ${index}`)
   const ready = db.prepare(sql('claim/ready'))

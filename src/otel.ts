@@ -58,14 +58,16 @@ interface ProxyProvider {
   getDelegateTracer?: (name: string) => Otel.Tracer | undefined
 }
 
-/** Whether an SDK has registered a tracer provider. The API is often installed with none (many
- * libraries depend on it): its tracer then hands out non-recording spans, which cost a drain about a
- * microsecond of allocations per attempt for nothing. Asked per attempt, not cached, so a provider
- * registered after the worker started is used from its next attempt on. A provider the API did not
- * wrap in its proxy (no `getDelegateTracer`) counts as registered. */
-function tracing(o: typeof Otel): boolean {
+/** The tracer of an attempt's span, or null when no SDK has registered a tracer provider. The API
+ * is often installed with none (many libraries depend on it): its tracer then hands out
+ * non-recording spans, which cost a drain about 6 µs of CPU per attempt for nothing
+ * (docs/PERFORMANCE.md, "The drain's floor"). Asked per attempt, not cached, so a provider
+ * registered after the worker started is used from its next attempt on. A provider the API did
+ * not wrap in its proxy (no `getDelegateTracer`) counts as registered. */
+function attemptTracer(o: typeof Otel): Otel.Tracer | null {
   const provider = o.trace.getTracerProvider() as ProxyProvider
-  return typeof provider.getDelegateTracer !== 'function' || provider.getDelegateTracer('taskito') !== undefined
+  if (typeof provider.getDelegateTracer !== 'function') return o.trace.getTracer('taskito')
+  return provider.getDelegateTracer('taskito') ?? null
 }
 
 /** A span for one attempt, linked to the enqueue's trace context; null without the API or without
@@ -73,14 +75,15 @@ function tracing(o: typeof Otel): boolean {
  * tracer would have left it: its span would have been a non-recording copy of that context). */
 export function startAttemptSpan(job: AttemptInfo): AttemptSpan | null {
   const o = otel()
-  if (o === null || !tracing(o)) return null
+  const tracer = o === null ? null : attemptTracer(o)
+  if (o === null || tracer === null) return null
   const links: Otel.Link[] = []
   const m = job.traceContext === null ? null : TRACEPARENT.exec(job.traceContext)
   if (m !== null) {
     const linked = { traceId: m[1] as string, spanId: m[2] as string, traceFlags: parseInt(m[3] as string, 16), isRemote: true }
     if (o.isSpanContextValid(linked)) links.push({ context: linked })
   }
-  const span = o.trace.getTracer('taskito').startSpan(`taskito.run ${job.taskName}`, {
+  const span = tracer.startSpan(`taskito.run ${job.taskName}`, {
     kind: o.SpanKind.CONSUMER,
     links,
     attributes: {
