@@ -790,6 +790,39 @@ each('a waiting claim wakes on a commit by another process', async (t, kind) => 
   )
 })
 
+// The notification of another process's commit comes as it writes, and a native claim woken by it
+// first tries on the notification's thread, waiting only briefly for that process's lock
+// (sqlite/engine.rs, write_woken): a lock held on past the commit must send it to the writer,
+// which waits it out, and the job is still claimed.
+each(
+  'a claim woken by another process whose write lock is held on past its commit claims once it is free',
+  async (t, kind) => {
+    const core = await open(t, kind)
+    const claiming = core.claim(claimReq({ waitMs: 30_000 }))
+    const producer = child(
+      t,
+      `${childOpen(kind)}({ ...${JSON.stringify(core.where)}, namespace: 'default' })
+       const { Database } = (await import(${JSON.stringify(driverModule.href)})).sqliteDriver()
+       const holder = new Database(${JSON.stringify(core.where.dbPath)})
+       await core.enqueue([${JSON.stringify(job({ args: '"held"' }))}])
+       holder.exec('BEGIN IMMEDIATE')
+       console.log('locked')
+       await new Promise((r) => setTimeout(r, 300))
+       holder.exec('COMMIT')
+       console.log('released')
+       await core.close()`,
+    )
+    await producer.waitFor('locked')
+    const got = await claiming
+    t.deepEqual(
+      got.map((c) => c.args),
+      ['"held"'],
+    )
+    t.is(await producer.exited, 0)
+  },
+  { sqliteOnly: true },
+)
+
 // ---- progress, listing, TTL, close ------------------------------------------------------------
 
 each('listJobs filters by status and task, newest first; setProgress is fenced', async (t, kind) => {

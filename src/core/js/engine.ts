@@ -9,7 +9,9 @@
  * enqueue wakes an idle claim at once and how waitJob resolves at the commit. Commits by other
  * processes are noticed by a file-change notification on the file's `-wal` (fs.watch: every commit
  * appends to it) that looks at the file's data_version (connection/data_version.sql) at once, with
- * a poll of data_version while anybody waits as the backstop (policy/wake.ts).
+ * a poll of data_version while anybody waits as the backstop (policy/wake.ts). The file is watched
+ * only while somebody waits (a claim whose attempt found nothing, a waitJob) and WATCH_LINGER_MS
+ * after: a busy worker's claims, which find jobs, never pay for the notifications of its commits.
  *
  * better-sqlite3 is synchronous: the SQL runs on the JS thread (the documented exception of types.ts).
  * Two consequences, both unlike the native core: waiting for another connection's write lock is
@@ -40,6 +42,9 @@ function wakeSetting(): { watch: boolean; pollMs: number | null } {
 const REAP_MS = 100
 /** Attempts the reaper reads per transaction (a full batch: it looks again at once). */
 const REAP_BATCH = 256
+/** How long the `-wal` stays watched after the last waiter went: a worker between two claims keeps
+ * it (no watch and unwatch per claim). The native core's WATCH_LINGER (sqlite/wake.rs). */
+const WATCH_LINGER_MS = 1000
 
 type Work<T> = (now: number, fx: Effects) => T
 
@@ -139,8 +144,12 @@ export class Engine {
   private readonly workers = new Map<string, WorkerState>()
   private pollTimer: NodeJS.Timeout | undefined
   private lastDataVersion = 0
-  /** The notification on the `-wal` file (undefined: the poll alone wakes). */
+  /** The notification on the `-wal` file, while somebody waits (undefined: the poll alone wakes). */
   private fileWatch: FSWatcher | undefined
+  /** Whether the file may be watched: the environment allows it, and no watch has failed here. */
+  private watchable: boolean
+  /** Ends the watch WATCH_LINGER_MS after the last waiter went. */
+  private lingerTimer: NodeJS.Timeout | undefined
   /** Notifications so far, and as many as the poll's last look had seen: it judges the watcher by them. */
   private notified = 0
   private notifiedSeen = 0
@@ -179,8 +188,8 @@ export class Engine {
         }, REAP_MS).unref()
     this.routeTimer = readOnly ? undefined : setInterval(() => this.route(), ROUTE_INTERVAL_MS).unref()
     if (!readOnly) this.scheduleSweep(0)
-    this.fileWatch = this.watchWal()
-    this.trust = startTrust(this.fileWatch !== undefined)
+    this.watchable = wakeSetting().watch
+    this.trust = startTrust(this.watchable)
   }
 
   // ---- group commit -----------------------------------------------------------------------------
@@ -416,6 +425,9 @@ export class Engine {
         if (jobs.length > 0 || w.forced || w.expired || Date.now() >= w.deadline) return this.endClaimWaiter(w, jobs)
         if (w.again) return this.poke(w)
         this.armDue(w)
+        // It waits: other processes' commits now matter. The watch's first look catches one made
+        // since the poll's last (the waiter subscribed before its first attempt).
+        this.watchOn()
       },
       (err: unknown) => {
         w.busy = false
@@ -472,6 +484,7 @@ export class Engine {
       if (set === undefined) this.jobWaiters.set(k, (set = new Set()))
       set.add(w)
       this.startPolling(version)
+      this.watchOn()
     })
   }
 
@@ -528,6 +541,12 @@ export class Engine {
     if (this.pollTimer !== undefined && this.claimWaiters.size === 0 && this.jobWaiters.size === 0) {
       clearTimeout(this.pollTimer)
       this.pollTimer = undefined
+      if (this.fileWatch !== undefined && this.lingerTimer === undefined) {
+        this.lingerTimer = setTimeout(() => {
+          this.lingerTimer = undefined
+          if (this.pollTimer === undefined) this.unwatch()
+        }, WATCH_LINGER_MS).unref()
+      }
     }
   }
 
@@ -538,7 +557,8 @@ export class Engine {
     const notified = this.notified !== this.notifiedSeen
     this.notifiedSeen = this.notified
     const changed = this.othersCommitted()
-    this.trust = judge(this.trust, changed, notified)
+    // Judged only while watching: a change before the watch came on was never going to notify.
+    if (this.fileWatch !== undefined) this.trust = judge(this.trust, changed, notified)
     if (this.claimWaiters.size > 0 || this.jobWaiters.size > 0) this.armPoll()
   }
 
@@ -558,25 +578,33 @@ export class Engine {
     return true
   }
 
-  /** fs.watch on the `-wal` file: every commit of any process appends to it. Unreferenced (it keeps
-   * no process alive), one per engine (so per file, whatever the number of handles), closed with
-   * the engine. Undefined when disabled or when the platform or file system refuses: the poll alone
-   * wakes then. */
-  private watchWal(): FSWatcher | undefined {
-    if (!wakeSetting().watch) return undefined
+  /** Somebody waits: watch the `-wal` file (fs.watch: every commit of any process appends to it),
+   * unless it is watched already. Unreferenced (it keeps no process alive), one per engine (so per
+   * file, whatever the number of handles), closed WATCH_LINGER_MS after the last waiter went and
+   * with the engine. When disabled or when the platform or file system refuses, the poll alone
+   * wakes. The notification only makes the wake early: a commit before the watch came on gave
+   * none, and the look right after it comes on finds it (the poll's last version is from before
+   * the waiter's last read). */
+  private watchOn(): void {
+    if (this.lingerTimer !== undefined) clearTimeout(this.lingerTimer)
+    this.lingerTimer = undefined
+    if (this.fileWatch !== undefined || !this.watchable || this.closed || this.pollTimer === undefined) return
     let watcher: FSWatcher
     try {
       watcher = watchFile(`${this.path}-wal`, { persistent: false }, (event) => this.onNotified(event))
     } catch {
-      return undefined
+      this.watchFailed()
+      return
     }
-    watcher.on('error', () => this.unwatch())
-    return watcher
+    watcher.on('error', () => this.watchFailed())
+    this.fileWatch = watcher
+    this.notifiedSeen = this.notified
+    this.othersCommitted()
   }
 
   private onNotified(event: string): void {
     // 'rename': the file went away (or was replaced), and its notifications with it.
-    if (event === 'rename') this.unwatch()
+    if (event === 'rename') this.watchFailed()
     this.notified++
     if (this.pollTimer === undefined) return // nobody waits: the next waiter reads the version anyway
     // Our own commits notify too; they leave the data_version as it was, so they cost one read
@@ -601,10 +629,17 @@ export class Engine {
     }, RECHECK_MS).unref()
   }
 
-  /** The notifications ended: the poll alone wakes, at its short interval from its next look. */
+  /** Nobody waits any more (or the engine closes): no watch until somebody does. */
   private unwatch(): void {
     this.fileWatch?.close()
     this.fileWatch = undefined
+  }
+
+  /** The notifications ended or were refused: the poll alone wakes from now on, at its short
+   * interval from its next look. */
+  private watchFailed(): void {
+    this.unwatch()
+    this.watchable = false
     this.trust = startTrust(false)
   }
 
@@ -850,6 +885,7 @@ export class Engine {
     if (this.leaseTimer !== undefined) clearTimeout(this.leaseTimer)
     if (this.pollTimer !== undefined) clearTimeout(this.pollTimer)
     if (this.recheckTimer !== undefined) clearTimeout(this.recheckTimer)
+    if (this.lingerTimer !== undefined) clearTimeout(this.lingerTimer)
     this.unwatch()
     for (const w of [...this.claimWaiters]) this.endClaimWaiter(w, [])
     for (const set of [...this.jobWaiters.values()]) for (const w of [...set]) this.endJobWaiter(w, null)

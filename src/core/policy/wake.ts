@@ -17,8 +17,9 @@ export const POLL_MS = 10
 export const TRUSTED_POLL_MS = 100
 
 /** A read woken by a notification looks once more after this: the notification comes with the
- * commit's first frame write, a moment before the commit is visible to readers. */
-export const RECHECK_MS = 2
+ * commit's frame writes, a moment before the commit is visible to readers, and a committing process
+ * preempted between its last frame and the wal-index raises no further event. See wake.rs. */
+export const RECHECK_MS = 1
 
 /** What the poll has learned of the watcher. */
 export interface Trust {

@@ -21,9 +21,12 @@ pub const POLL_MS: u64 = 10;
 pub const TRUSTED_POLL_MS: u64 = 100;
 
 /// A read woken by a notification looks once more after this: the notification comes with the
-/// commit's first frame write, a moment before the commit is visible to readers (a claim needs
-/// no second look: its BEGIN IMMEDIATE waits for the committing writer's lock).
-pub const RECHECK_MS: u64 = 2;
+/// commit's frame writes, a moment before the commit is visible to readers, and a committing
+/// process preempted between its last frame and the wal-index (a loaded machine) raises no
+/// further event (a claim needs no second look: its BEGIN IMMEDIATE waits for the committing
+/// writer's lock). The shortest timer Node has: a fifth of the JS core's wakes took this path
+/// at load average 8 (docs/PERFORMANCE.md "Waking across processes, round 3").
+pub const RECHECK_MS: u64 = 1;
 
 /// What the poll has learned of the watcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

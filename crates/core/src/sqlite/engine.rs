@@ -237,6 +237,32 @@ impl Engine {
         self.write(f).await
     }
 
+    /// As [`Engine::write`], for a claim woken by another process's commit: it runs at once on
+    /// the thread that noticed the commit (the `-wal` notification's or the poll's), while the
+    /// writer is idle, waiting finely for the committing process's lock up to
+    /// [`wake::WOKEN_LOCK_WAIT`]; otherwise on the writer. That thread has nothing else to do
+    /// meanwhile (later notifications coalesce), and the claim saves the hand-over to the writer
+    /// thread, whose wake-up was a fifth of the wake (docs/PERFORMANCE.md "Waking across
+    /// processes, round 3"). A lock wait this short tells the reaper's sight nothing it needs.
+    pub async fn write_woken<T, F>(&self, mut f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &mut Effects) -> Result<T> + Send + 'static,
+    {
+        // Never on the JS thread (a claim's first poll, woken before it waited): its wait there
+        // would hold up the event loop.
+        if !self.shared.stopping() && self.writer.fine_wait() && !writer::on_caller() {
+            let shared = &self.shared;
+            let out = wake::waiting_up_to(wake::WOKEN_LOCK_WAIT, || {
+                writer::as_caller(|| self.writer.try_now(&mut f, |fx| shared.after_commit(fx)))
+            });
+            if let Some(out) = out {
+                return out.map_err(|e| e.naming_file(&self.path));
+            }
+        }
+        self.write(f).await
+    }
+
     /// Runs `f` on the writer thread inside the next group commit; resolves after the COMMIT.
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where

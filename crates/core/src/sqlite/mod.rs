@@ -251,6 +251,9 @@ impl Store for SqliteStore {
         // the `-wal` watch on (wake.rs): a busy worker's claims, which find jobs, keep it off.
         let mut external: Option<watch::Receiver<u64>> = None;
         let mut woken = false;
+        // Woken by another process's commit: the next attempt runs on the thread that noticed it
+        // (Engine::write_woken).
+        let mut by_external = false;
         loop {
             if self.closed.load(Ordering::Acquire) {
                 return Ok(Vec::new());
@@ -263,10 +266,14 @@ impl Store for SqliteStore {
                 flows.clone(),
                 req.limit,
             );
-            let (jobs, next_run_at) = self
-                .engine
-                .write(move |c, fx| ops::claim(c, fx, &ns, &w, &q, &t, &f, limit, lease_ms))
-                .await?;
+            let attempt = move |c: &rusqlite::Connection, fx: &mut writer::Effects| {
+                ops::claim(c, fx, &ns, &w, &q, &t, &f, limit, lease_ms)
+            };
+            let (jobs, next_run_at) = if std::mem::take(&mut by_external) {
+                self.engine.write_woken(attempt).await?
+            } else {
+                self.engine.write(attempt).await?
+            };
             if !jobs.is_empty() || woken || req.wait_ms == 0 {
                 return Ok(jobs);
             }
@@ -291,7 +298,7 @@ impl Store for SqliteStore {
             };
             tokio::select! {
                 _ = ready.changed() => {}
-                _ = external_changed => {}
+                _ = external_changed => by_external = true,
                 _ = wake.changed() => woken = true,
                 _ = closing.changed() => return Ok(Vec::new()),
                 _ = tokio::time::sleep_until(until) => {

@@ -59,6 +59,20 @@ pub(super) fn wait_here(limit: Duration) {
     LOCK_WAIT.with(|w| w.set((limit, None)));
 }
 
+/// How long a claim woken by another process's commit, run on the thread that noticed it, waits
+/// for that process's write lock before it goes to the writer thread instead: the notification
+/// comes with the commit's first frame write, and the rest of the commit takes tens of µs.
+pub(super) const WOKEN_LOCK_WAIT: Duration = Duration::from_millis(2);
+
+/// Runs `f` with this thread's finer wait limited to `limit` (a thread other than the writer's
+/// otherwise gives up at once), then as before.
+pub(super) fn waiting_up_to<R>(limit: Duration, f: impl FnOnce() -> R) -> R {
+    let before = LOCK_WAIT.with(|w| w.replace((limit, None)));
+    let out = f();
+    LOCK_WAIT.with(|w| w.set(before));
+    out
+}
+
 /// SQLite's busy handler: `tries` is 0 on the first call of a wait; false gives up (SQLITE_BUSY).
 fn lock_busy(tries: i32) -> bool {
     LOCK_WAIT.with(|w| {

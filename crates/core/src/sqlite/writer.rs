@@ -212,6 +212,11 @@ pub fn as_caller<R>(f: impl FnOnce() -> R) -> R {
     out
 }
 
+/// Whether this thread is a caller's, starting a call ([`as_caller`]).
+pub(crate) fn on_caller() -> bool {
+    CALLER.with(Cell::get)
+}
+
 impl Writer {
     /// None: a read-only engine's, which has no writer connection (its queue goes nowhere).
     pub(crate) fn new(
@@ -225,6 +230,11 @@ impl Writer {
             busy_timeout,
             fine_wait,
         })
+    }
+
+    /// Whether the connection waits with the finer wait, whose limit a thread can set.
+    pub(crate) fn fine_wait(&self) -> bool {
+        self.fine_wait
     }
 
     /// A queue to the writer thread and its receiving end.
