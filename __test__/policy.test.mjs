@@ -113,6 +113,9 @@ const runners = {
   claimable: (c) => [queues.claimable(c.queues, c.paused), c.expect],
   claim_plan: (c) => [claimPlan.claimPlan(c.queues, c.tasks), c.expect],
   scan_budget: (c) => [claimPlan.scanBudget(c.pairs, c.limit), c.expect],
+  spread_pairs: (c) => [claimPlan.SPREAD_PAIRS, c.expect],
+  spread_heads: (c) => [claimPlan.spreadHeads(c.limit), c.expect],
+  spread_shares: (c) => [claimPlan.spreadShares(c.heads, c.limit, c.most).map((s) => [s.queue, s.task, s.n]), c.expect],
   queue_rows: (c) => [queues.queueRows(c.counts, c.paused), c.expect],
   // policy_cases/list.json: which index a page of jobs is read from (src/core/policy/list.ts).
   needs_estimates: (c) => [list.needsEstimates(c.task, c.queue), c.expect],

@@ -515,6 +515,31 @@ fn claim_plan_cases() {
         let got = claim_plan::scan_budget(int(case, "pairs") as usize, int(case, "limit"));
         assert_eq!(got, int(case, "expect"), "{case}");
     }
+    for case in section(&all, "spread_pairs") {
+        assert_eq!(
+            claim_plan::SPREAD_PAIRS as i64,
+            int(case, "expect"),
+            "{case}"
+        );
+    }
+    for case in section(&all, "spread_heads") {
+        let got = claim_plan::spread_heads(int(case, "limit"));
+        assert_eq!(got, int(case, "expect"), "{case}");
+    }
+    for case in section(&all, "spread_shares") {
+        let heads: Vec<(&str, &str)> = case["heads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h[0].as_str().unwrap(), h[1].as_str().unwrap()))
+            .collect();
+        let got: Vec<serde_json::Value> =
+            claim_plan::spread_shares(&heads, int(case, "limit"), int(case, "most") as usize)
+                .into_iter()
+                .map(|s| serde_json::json!([s.queue, s.task, s.n]))
+                .collect();
+        assert_eq!(serde_json::Value::from(got), case["expect"], "{case}");
+    }
 }
 
 #[test]

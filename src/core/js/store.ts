@@ -26,7 +26,7 @@ import {
 } from '../policy.js'
 import { claimable, queueRows } from '../policy/queues.js'
 import { listSource, needsEstimates, type ListEstimates, type ListSource } from '../policy/list.js'
-import { claimPlan, scanBudget } from '../policy/claim_plan.js'
+import { claimPlan, scanBudget, spreadHeads, spreadShares, SPREAD_PAIRS } from '../policy/claim_plan.js'
 import { STATS_FIELDS, type CounterRow, type WorkerRow, type ClaimedJob, type DeadLetterRow, type ErrorRecordRow, type JobRow, type NewJob, type QueueRow, type Settle, type SettleOutcome, type StatsRow, type FireTick, type NewSchedule, type ScheduleRow, type TaskFlow, type ThroughputRow, type WorkerInfo } from '../types.js'
 import { EXPIRED_ERROR, startBy } from '../policy/schedules.js'
 import { FlowStore } from './flow.js'
@@ -260,6 +260,7 @@ export class Store {
   private readonly pairLevel: Query
   private readonly level: Query
   private readonly due: Query
+  private readonly heads: Query
   private readonly take: Query
   private readonly textBytes: Query
   private readonly workerBeat: Query
@@ -349,6 +350,7 @@ export class Store {
     this.pairTopLevel = q('claim/pair_top_level.sql', { pluck: true })
     this.pairLevel = q('claim/pair_level.sql', { pluck: true })
     this.due = q('claim/due.sql')
+    this.heads = q('claim/heads.sql', { raw: true })
     this.take = q('claim/take.sql')
     this.textBytes = q('claim/text_bytes.sql')
     this.workerBeat = q('workers/beat.sql')
@@ -558,7 +560,7 @@ export class Store {
     const gates = this.flow.gates(ns, tasks, flows, now)
     const open = tasks.filter((t) => gates.find((g) => g.flow.task === t)?.gate.allowed !== 0)
     const allowed = (task: string): number => Math.min(limit, gates.find((g) => g.flow.task === task)?.gate.allowed ?? limit)
-    const scanned = claimPlan(queues.length, open.length) === 'scan' ? this.scanDue(ns, queues, open, allowed, limit, now, fx) : null
+    const scanned = claimPlan(queues.length, open.length) === 'scan' ? (this.spreadDue(ns, queues, open, allowed, limit, now, fx) ?? this.scanDue(ns, queues, new Map(open.map((t) => [t, allowed(t)])), new Set(), limit, now, fx)) : null
     let rows: RawClaimed[] = scanned ?? []
     if (scanned === null) {
       // jobs_ready is per queue and task: take each one's best, then the best of those.
@@ -645,14 +647,15 @@ export class Store {
   }
 
   /** A claim by scan (policy/claim_plan.ts), as the native core's scan_due: the namespace's due
-   * jobs in claim order (jobs_due), taking those of `queues` and `tasks` while each task's
-   * allowance lasts. null when it passed over more rows than its budget: the claim then reads by
-   * pair. */
-  private scanDue(ns: string, queues: readonly string[], tasks: readonly string[], allowed: (task: string) => number, limit: number, now: number, fx: Effects): RawClaimed[] | null {
-    const left = new Map(tasks.map((t) => [t, allowed(t)]))
+   * jobs in claim order (jobs_due), taking those of `queues` and of the tasks of `left` while
+   * each task's allowance there lasts, and passing over the jobs a spread claim has `taken`
+   * already. null when it passed over more rows of others than its budget: the claim then reads
+   * by pair. */
+  private scanDue(ns: string, queues: readonly string[], left: Map<string, number>, taken: ReadonlySet<number>, limit: number, now: number, fx: Effects): RawClaimed[] | null {
     const served = new Set(queues)
-    let budget = scanBudget(queues.length * tasks.length, limit)
+    let budget = scanBudget(queues.length * left.size, limit)
     return this.readLevels(ns, null, limit, now, fx, (job) => {
+      if (taken.has(job.id)) return 'pass'
       const n = left.get(job.task_name)
       if (n !== undefined && n > 0 && served.has(job.queue)) {
         left.set(job.task_name, n - 1)
@@ -660,6 +663,50 @@ export class Store {
       }
       return --budget < 0 ? 'giveUp' : 'pass'
     })
+  }
+
+  /** A spread claim (policy/claim_plan.ts, spreadShares), as the native core's spread_due: the
+   * (queue, task) of the first due jobs of the highest level that has any, then each of the few
+   * pairs spreadShares picks reads its share of that level from jobs_ready; what they leave of
+   * `limit` comes from a scan in claim order (lower levels included). Every job a claim takes
+   * moves one entry of jobs_ready and one counters row per queue: a claim in claim order over 50
+   * queues enqueued in turn wrote 50 pages of jobs_ready per commit. null when none of the first
+   * due jobs is of the worker's pairs: the claim scans as before. */
+  private spreadDue(ns: string, queues: readonly string[], tasks: readonly string[], allowed: (task: string) => number, limit: number, now: number, fx: Effects): RawClaimed[] | null {
+    let level = this.topLevel.get({ namespace: ns })
+    let heads: [string, string][] = []
+    while (level !== undefined) {
+      heads = this.heads.all({ namespace: ns, priority: level, now, limit: spreadHeads(limit) }) as [string, string][]
+      if (heads.length > 0) break
+      level = this.level.get({ namespace: ns, below: level })
+    }
+    if (level === undefined) return []
+    const served = new Set(queues)
+    const left = new Map(tasks.map((t) => [t, allowed(t)]))
+    const mine = heads.filter(([queue, task]) => served.has(queue) && left.has(task))
+    if (mine.length === 0) return null
+    const rows: RawClaimed[] = []
+    for (const share of spreadShares(mine, limit, SPREAD_PAIRS)) {
+      const n = Math.min(share.n, left.get(share.task) ?? 0)
+      if (n <= 0) continue
+      const first = Number.MIN_SAFE_INTEGER
+      const read = this.ready.all({ namespace: ns, queue: share.queue, task_name: share.task, priority: level, after_run_at: first, after_id: first, now, limit: n }) as RawClaimed[]
+      for (const r of read) {
+        const job = this.readable(ns, r, now, fx)
+        if (job === null) continue
+        rows.push(job)
+        left.set(job.task_name, (left.get(job.task_name) ?? 0) - 1)
+      }
+    }
+    if (rows.length < limit) {
+      // Pairs beyond the first few, lower levels: in claim order, past the jobs already taken.
+      const more = this.scanDue(ns, queues, left, new Set(rows.map((r) => r.id)), limit - rows.length, now, fx)
+      // Nothing read (its rows were buried) and the scan gave up: by pair, as a scan's claim
+      // does, rather than an empty claim that would wait for a wake.
+      if (more === null && rows.length === 0) return null
+      if (more !== null) rows.push(...more)
+    }
+    return rows.sort((a, b) => claimOrder({ priority: a.priority, runAt: a.run_at, id: a.id }, { priority: b.priority, runAt: b.run_at, id: b.id }))
   }
 
   /** The best `limit` due jobs of one task in one queue (jobs_ready), in claim order. */

@@ -20,3 +20,50 @@ export function claimPlan(queues: number, tasks: number): ClaimPlan {
 export function scanBudget(pairs: number, limit: number): number {
   return Math.max(0, pairs - 1) * Math.max(0, limit)
 }
+
+/** Most (queue, task) pairs one spread claim takes from (docs/PERFORMANCE.md, "Shapes, round 3"). */
+export const SPREAD_PAIRS = 8
+
+/** How many of the first due jobs a spread claim of `limit` reads the pair of: twice the pairs it
+ * may take from, so that over queues enqueued in turn each pair is met twice. Each is a table
+ * lookup: 64 cost the JS core three times what 16 did. A pair that holds few of them still gets
+ * its even share of the rest, and the scan fills what the pairs cannot. */
+export function spreadHeads(limit: number): number {
+  return Math.min(Math.max(0, limit), 2 * SPREAD_PAIRS)
+}
+
+/** One pair's share of a spread claim: up to `n` of its due jobs of the level. */
+export interface SpreadShare {
+  queue: string
+  task: string
+  n: number
+}
+
+/** A spread claim's shares. `heads`: the (queue, task) of the first due jobs of the highest level
+ * that has any, in claim order, those of the worker's pairs only. The first `most` distinct pairs
+ * met are served; each takes as many as it holds among the heads, and what is left of `limit`
+ * is dealt evenly over them, the earlier pairs first. The head job's pair is always served, so
+ * every due job is taken by the claims that follow as the jobs before it go: no pair starves.
+ * Over 50 queues enqueued in turn, a claim of 64 writes to 8 queues' ends of the indexes and
+ * counters instead of 50. */
+export function spreadShares(heads: readonly (readonly [string, string])[], limit: number, most: number): SpreadShare[] {
+  const shares: SpreadShare[] = []
+  let held = 0
+  for (const [queue, task] of heads) {
+    let s = shares.find((x) => x.queue === queue && x.task === task)
+    if (s === undefined) {
+      if (shares.length >= most) continue
+      s = { queue, task, n: 0 }
+      shares.push(s)
+    }
+    if (held < limit) {
+      s.n++
+      held++
+    }
+  }
+  const rest = Math.max(0, limit - held)
+  shares.forEach((s, i) => {
+    s.n += Math.floor(rest / shares.length) + (i < rest % shares.length ? 1 : 0)
+  })
+  return shares
+}

@@ -33,3 +33,61 @@ pub fn plan(queues: usize, tasks: usize) -> Plan {
 pub fn scan_budget(pairs: usize, limit: i64) -> i64 {
     (pairs.saturating_sub(1) as i64).saturating_mul(limit.max(0))
 }
+
+/// Most (queue, task) pairs one spread claim takes from (docs/PERFORMANCE.md, "Shapes, round 3").
+pub const SPREAD_PAIRS: usize = 8;
+
+/// How many of the first due jobs a spread claim of `limit` reads the pair of: twice the pairs
+/// it may take from, so that over queues enqueued in turn each pair is met twice. Each is a
+/// table lookup: 64 cost the JS core three times what 16 did. A pair that holds few of them
+/// still gets its even share of the rest, and the scan fills what the pairs cannot.
+pub fn spread_heads(limit: i64) -> i64 {
+    limit.clamp(0, 2 * SPREAD_PAIRS as i64)
+}
+
+/// One pair's share of a spread claim: up to `n` of its due jobs of the level.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpreadShare {
+    pub queue: String,
+    pub task: String,
+    pub n: i64,
+}
+
+/// A spread claim's shares. `heads`: the (queue, task) of the first due jobs of the highest level
+/// that has any, in claim order, those of the worker's pairs only. The first `most` distinct pairs
+/// met are served; each takes as many as it holds among the heads, and what is left of `limit` is
+/// dealt evenly over them, the earlier pairs first. The head job's pair is always served, so every
+/// due job is taken by the claims that follow as the jobs before it go: no pair starves. Over 50
+/// queues enqueued in turn, a claim of 64 writes to 8 queues' ends of the indexes and counters
+/// instead of 50.
+pub fn spread_shares(heads: &[(&str, &str)], limit: i64, most: usize) -> Vec<SpreadShare> {
+    let mut shares: Vec<SpreadShare> = Vec::new();
+    let mut held = 0;
+    for &(queue, task) in heads {
+        let i = match shares
+            .iter()
+            .position(|s| s.queue == queue && s.task == task)
+        {
+            Some(i) => i,
+            None if shares.len() >= most => continue,
+            None => {
+                shares.push(SpreadShare {
+                    queue: queue.to_string(),
+                    task: task.to_string(),
+                    n: 0,
+                });
+                shares.len() - 1
+            }
+        };
+        if held < limit {
+            shares[i].n += 1;
+            held += 1;
+        }
+    }
+    let count = shares.len() as i64;
+    let rest = (limit - held).max(0);
+    for (i, s) in shares.iter_mut().enumerate() {
+        s.n += rest / count + i64::from((i as i64) < rest % count);
+    }
+    shares
+}

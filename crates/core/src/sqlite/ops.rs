@@ -262,7 +262,13 @@ pub(crate) fn claim(
             .map_or(limit, |g| g.gate.allowed.min(limit))
     };
     let scanned = match claim_plan::plan(queues.len(), open.len()) {
-        Plan::Scan => scan_due(conn, fx, &p, queues, &open, &allowed)?,
+        Plan::Scan => match spread_due(conn, fx, &p, queues, &open, &allowed)? {
+            Some(jobs) => Some(jobs),
+            None => {
+                let mut left: Vec<i64> = open.iter().map(|t| allowed(t)).collect();
+                scan_due(conn, fx, &p, queues, &open, &mut left, &[])?
+            }
+        },
         Plan::ByPair => None,
     };
     let by_pair = scanned.is_none();
@@ -497,17 +503,18 @@ fn read_levels(
 }
 
 /// A claim by scan (policy::claim_plan): the namespace's due jobs in claim order (jobs_due),
-/// taking those of `queues` and `tasks` while each task's allowance (`allowed`) lasts. None when
-/// it passed over more rows than its budget: the claim then reads by pair.
+/// taking those of `queues` and `tasks` while each task's allowance (`left`, by its index in
+/// `tasks`) lasts, and passing over the jobs a spread claim has `taken` already. None when it
+/// passed over more rows of others than its budget: the claim then reads by pair.
 fn scan_due(
     conn: &Connection,
     fx: &mut Effects,
     p: &ClaimParams<'_>,
     queues: &[String],
     tasks: &[&String],
-    allowed: &dyn Fn(&str) -> i64,
+    left: &mut [i64],
+    taken: &[i64],
 ) -> Result<Option<Vec<ClaimedJob>>> {
-    let mut left: Vec<i64> = tasks.iter().map(|t| allowed(t)).collect();
     let mut budget = claim_plan::scan_budget(queues.len() * tasks.len(), p.limit);
     read_levels(
         conn,
@@ -515,6 +522,7 @@ fn scan_due(
         p,
         queries::Levels::Namespace,
         &mut |job| match tasks.iter().position(|t| **t == job.task_name) {
+            _ if taken.contains(&job.id) => Found::Pass,
             Some(i) if left[i] > 0 && queues.contains(&job.queue) => {
                 left[i] -= 1;
                 Found::Take
@@ -529,6 +537,97 @@ fn scan_due(
             }
         },
     )
+}
+
+/// A spread claim (policy::claim_plan::spread_shares): the (queue, task) of the first due jobs of
+/// the highest level that has any, then each of the few pairs spread_shares picks reads its share
+/// of that level from jobs_ready; what they leave of `p.limit` comes from a scan in claim order
+/// (lower levels included). Every job a claim takes moves one entry of jobs_ready and one
+/// counters row of its queue: a claim in claim order over 50 queues enqueued in turn wrote 50
+/// pages of jobs_ready per commit. None when none of the first due jobs is of the worker's pairs:
+/// the claim scans as before.
+fn spread_due(
+    conn: &Connection,
+    fx: &mut Effects,
+    p: &ClaimParams<'_>,
+    queues: &[String],
+    tasks: &[&String],
+    allowed: &dyn Fn(&str) -> i64,
+) -> Result<Option<Vec<ClaimedJob>>> {
+    let from = queries::Levels::Namespace;
+    let mut level = queries::next_level(conn, p.ns, from, None)?;
+    let mut heads = Vec::new();
+    while let Some(priority) = &level {
+        heads = queries::heads(
+            conn,
+            p.ns,
+            priority,
+            p.now,
+            claim_plan::spread_heads(p.limit),
+        )?;
+        if !heads.is_empty() {
+            break;
+        }
+        level = queries::next_level(conn, p.ns, from, Some(priority))?;
+    }
+    let Some(priority) = level else {
+        return Ok(Some(Vec::new()));
+    };
+    let mut left: Vec<i64> = tasks.iter().map(|t| allowed(t)).collect();
+    let task_at = |name: &str| tasks.iter().position(|t| t.as_str() == name);
+    let mine: Vec<(&str, &str)> = heads
+        .iter()
+        .filter(|(q, t)| queues.contains(q) && task_at(t).is_some())
+        .map(|(q, t)| (q.as_str(), t.as_str()))
+        .collect();
+    if mine.is_empty() {
+        return Ok(None);
+    }
+    let mut jobs: Vec<ClaimedJob> = Vec::new();
+    for share in claim_plan::spread_shares(&mine, p.limit, claim_plan::SPREAD_PAIRS) {
+        let Some(ti) = task_at(&share.task) else {
+            continue;
+        };
+        let n = share.n.min(left[ti]);
+        if n <= 0 {
+            continue;
+        }
+        let pair = queries::Levels::Pair {
+            queue: &share.queue,
+            task: &share.task,
+        };
+        let page = queries::level_jobs(
+            conn,
+            &ClaimParams { limit: n, ..*p },
+            pair,
+            &priority,
+            (i64::MIN, i64::MIN),
+        )?;
+        for row in page {
+            match row {
+                Ok(job) => {
+                    left[ti] -= 1;
+                    jobs.push(job);
+                }
+                Err(bad) => bury(conn, fx, p.ns, &bad, p.now)?,
+            }
+        }
+    }
+    let want = p.limit - jobs.len() as i64;
+    if want > 0 {
+        // Pairs beyond the first few, lower levels: in claim order, past the jobs already taken.
+        let taken: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+        let rest = ClaimParams { limit: want, ..*p };
+        match scan_due(conn, fx, &rest, queues, tasks, &mut left, &taken)? {
+            Some(more) => jobs.extend(more),
+            // Nothing read (its rows were buried) and the scan gave up: by pair, as a scan's
+            // claim does, rather than an empty claim that would wait for a wake.
+            None if jobs.is_empty() => return Ok(None),
+            None => {}
+        }
+    }
+    policy::sort_claimed(&mut jobs);
+    Ok(Some(jobs))
 }
 
 /// The best `p.limit` due jobs of one task in one queue (jobs_ready), in claim order.

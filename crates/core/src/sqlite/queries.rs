@@ -338,6 +338,30 @@ pub fn level_jobs(
     }
 }
 
+/// The (queue, task) of the namespace's first `limit` due jobs of one priority level, in claim
+/// order (claim/heads.sql): what a spread claim picks its pairs from. A queue or task name whose
+/// bytes are not UTF-8 is nobody's pair here: left out (a scan meets and buries its job).
+pub fn heads(
+    conn: &Connection,
+    ns: &str,
+    priority: &Value,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<(String, String)>> {
+    let mut stmt = conn.prepare_cached(sql!("claim/heads.sql"))?;
+    let rows = stmt.query_map(
+        named_params! {":namespace": ns, ":priority": priority, ":now": now, ":limit": limit},
+        |r| Ok((r.get::<_, String>(0).ok(), r.get::<_, String>(1).ok())),
+    )?;
+    let mut out = Vec::new();
+    for row in rows {
+        if let (Some(q), Some(t)) = row? {
+            out.push((q, t));
+        }
+    }
+    Ok(out)
+}
+
 /// Claims jobs read by [`level_jobs`] in the same transaction (claim/take.sql).
 pub struct Taker<'c> {
     stmt: CachedStatement<'c>,
