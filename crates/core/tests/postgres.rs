@@ -1294,3 +1294,138 @@ async fn jobs_claimed_ahead_go_out_once_and_back_at_once_when_the_worker_stops()
     // the queue is empty); the close itself releases whatever is left.
     other.close().await.unwrap();
 }
+
+/// A batch without uniqueKeys (enqueue/insert_plain.sql: no ON CONFLICT, no RETURNING): every
+/// job is written as given, its id in input order, its times on the database's clock, and the
+/// counts appended in the same statement; concurrent calls combined into one statement still
+/// each get their own jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_enqueue_without_keys_writes_every_job_in_input_order() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let n = 1500;
+    let jobs: Vec<NewJob> = (0..n)
+        .map(|i| {
+            let mut j = NewJob::new(if i % 3 == 0 { "a" } else { "b" }, format!("[{i}]"));
+            j.queue = if i % 2 == 0 { "default" } else { "other" }.into();
+            j.priority = i % 5;
+            match i % 4 {
+                1 => j.delay_ms = Some(60_000),
+                2 => j.run_at = Some(1_000),
+                3 => j.expires_in_ms = Some(30_000),
+                _ => {}
+            }
+            j
+        })
+        .collect();
+    let out = s.enqueue(jobs.clone()).await.unwrap();
+    assert_eq!(out.len(), n as usize);
+    assert!(out.iter().all(|e| e.created));
+    assert!(
+        out.windows(2).all(|w| w[0].id < w[1].id),
+        "ids ascend in input order"
+    );
+    for (i, (e, j)) in out.iter().zip(&jobs).enumerate().step_by(7) {
+        let row = s.get_job(e.id).await.unwrap().expect("written");
+        assert_eq!(
+            (&row.task_name, &row.queue, &row.args, row.priority),
+            (&j.task_name, &j.queue, &j.args, j.priority),
+            "job {i}"
+        );
+        assert_eq!(row.status, StatusCode::Pending as i64);
+        match i % 4 {
+            1 => assert_eq!(row.run_at, row.created_at + 60_000, "delay_ms from now"),
+            2 => assert_eq!(row.run_at, 1_000, "run_at as given"),
+            _ => assert_eq!(row.run_at, row.created_at, "now"),
+        }
+    }
+    let admin = db.admin().await;
+    let start_by = format!(
+        "SELECT count(*) FROM \"{}\".jobs WHERE start_by = created_at + 30000",
+        db.schema
+    );
+    let expiring: i64 = admin.query_one(&start_by, &[]).await.unwrap().get(0);
+    assert_eq!(expiring, n / 4, "start_by is expires_in_ms from now");
+    assert_eq!(s.stats().await.unwrap().pending, n);
+
+    // Concurrent lone calls share statements (the combiner); each gets its own job back.
+    let s = Arc::new(s);
+    let calls: Vec<_> = (0..40)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let out = s
+                    .enqueue(vec![NewJob::new("c", format!("[{i}]"))])
+                    .await
+                    .unwrap();
+                (i, out[0].id)
+            })
+        })
+        .collect();
+    let mut seen = HashSet::new();
+    for c in calls {
+        let (i, id) = c.await.unwrap();
+        assert!(seen.insert(id), "one id per call");
+        let row = s.get_job(id).await.unwrap().expect("written");
+        assert_eq!(row.args, format!("[{i}]"), "each call gets its own job");
+    }
+    assert_eq!(s.stats().await.unwrap().pending, n + 40);
+}
+
+/// uniqueKeys in one batch (enqueue/insert.sql's ON CONFLICT path): a key a live job holds
+/// gives that job, a key twice in the batch gives its first job, the rest are created; a batch
+/// refused by the database (an unknown dependency) writes nothing, its keys included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_enqueue_with_keys_and_conflicts_is_correct_and_all_or_nothing() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let keyed = |task: &str, key: &str| {
+        let mut j = NewJob::new(task, "[]");
+        j.unique_key = Some(key.into());
+        j
+    };
+    let live = s.enqueue(vec![keyed("t", "a")]).await.unwrap()[0];
+    assert!(live.created);
+
+    let mut dependent = keyed("t", "d");
+    dependent.depends_on = vec![taskito_core::DependencyRef::Job(987_654_321)];
+    let err = s
+        .enqueue(vec![keyed("t", "b"), NewJob::new("t", "[]"), dependent])
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "JOB_NOT_FOUND");
+    assert_eq!(s.stats().await.unwrap().pending, 1, "nothing of it written");
+
+    let out = s
+        .enqueue(vec![
+            keyed("t", "a"),
+            keyed("t", "b"),
+            NewJob::new("t", "[]"),
+            keyed("t", "b"),
+            keyed("t", "d"),
+        ])
+        .await
+        .unwrap();
+    let got: Vec<(i64, bool)> = out.iter().map(|e| (e.id, e.created)).collect();
+    assert_eq!(got[0], (live.id, false), "the live job holds a");
+    assert!(
+        got[1].1 && got[2].1 && got[4].1,
+        "b, the keyless job and d are new"
+    );
+    assert_eq!(
+        got[3],
+        (got[1].0, false),
+        "b's second use gives its first job"
+    );
+    assert!(got[1].0 < got[2].0 && got[2].0 < got[4].0, "input order");
+    assert_eq!(s.stats().await.unwrap().pending, 4);
+    assert_eq!(
+        s.get_job(got[4].0)
+            .await
+            .unwrap()
+            .unwrap()
+            .unique_key
+            .as_deref(),
+        Some("d")
+    );
+}

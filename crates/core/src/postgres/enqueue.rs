@@ -67,12 +67,7 @@ impl Inner {
             let res: Result<std::result::Result<Vec<Enqueued>, ()>> = async {
                 let mut c = self.client().await?;
                 let st = c.prepare_cached(sql::ENQUEUE_ALLOCATE_IDS).await?;
-                let mut ids: Vec<i64> = c
-                    .query(&st, &[&n])
-                    .await?
-                    .iter()
-                    .map(|r| r.get(0))
-                    .collect();
+                let mut ids: Vec<i64> = c.query_one(&st, &[&n]).await?.get(0);
                 ids.sort_unstable();
                 let none = counters::Columns::default();
                 let all_created = || -> Vec<Enqueued> {
@@ -82,18 +77,19 @@ impl Inner {
                 };
                 if !has_keys && !has_deps {
                     // One statement is atomic on its own and commits with one WAL flush: every
-                    // row is inserted, so its counts are known and go in the same statement.
+                    // row is inserted, so its counts are known and go in the same statement, and
+                    // without keys it needs neither ON CONFLICT nor RETURNING (insert_plain.sql).
                     let counted = Columns::of_counts(jobs, &self.ns);
                     let counted = counters::Columns::of(&counted);
                     let params = cols.params(&self.ns, &ids, &counted);
-                    let st = c.prepare_cached(sql::ENQUEUE_INSERT).await?;
+                    let st = c.prepare_cached(sql::ENQUEUE_INSERT_PLAIN).await?;
                     let wake = c.prepare_cached(sql::NOTIFY).await?;
                     // The NOTIFY goes on the wire right behind the INSERT, as a transaction of
                     // its own (each request ends with its own Sync; so not inside the insert's
                     // commit, see notify.rs): other processes hear of the jobs as soon as they
                     // are committed, not after this commit's reply, a task switch and a
                     // statement of the notifier. An insert that fails wakes them for nothing.
-                    let insert = c.query(&st, &params);
+                    let insert = c.execute(&st, &params);
                     let wake_args: [&(dyn ToSql + Sync); 2] = [&self.channel, &self.ns];
                     let notify = c.execute(&wake, &wake_args);
                     let (inserted, notify) = tokio::join!(biased; insert, notify);
@@ -212,7 +208,8 @@ impl Inner {
     }
 }
 
-/// A batch of jobs as the column arrays of enqueue/insert.sql, in input order.
+/// A batch of jobs as the column arrays of enqueue/insert.sql (and insert_plain.sql), in input
+/// order.
 pub(super) struct Columns<'a> {
     queue: Vec<&'a str>,
     task: Vec<&'a str>,

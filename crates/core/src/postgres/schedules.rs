@@ -85,7 +85,7 @@ impl Inner {
                     return Ok(None);
                 }
                 let st = tx.prepare_cached(sql::ENQUEUE_ALLOCATE_IDS).await?;
-                let ids: Vec<i64> = vec![tx.query_one(&st, &[&1i64]).await?.get(0)];
+                let ids: Vec<i64> = tx.query_one(&st, &[&1i64]).await?.get(0);
                 let jobs = std::slice::from_ref(&tick.job);
                 let cols = Columns::of(jobs);
                 let st = tx.prepare_cached(sql::ENQUEUE_INSERT).await?;

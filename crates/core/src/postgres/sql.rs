@@ -116,7 +116,34 @@ q!(META_READ_VERSION, "meta/read_schema_version.sql");
 q!(META_SET_VERSION, "meta/set_schema_version.sql");
 
 q!(ENQUEUE_ALLOCATE_IDS, "enqueue/allocate_ids.sql");
-q!(ENQUEUE_INSERT, "enqueue/insert.sql");
+/// A statement made of two files: `rows` (the shared part), then `ending`.
+macro_rules! q2 {
+    ($name:ident, $rows:literal, $ending:literal) => {
+        pub(crate) const $name: &str = concat!(
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/queries/postgres/",
+                $rows
+            )),
+            include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/queries/postgres/",
+                $ending
+            ))
+        );
+    };
+}
+
+q2!(
+    ENQUEUE_INSERT,
+    "enqueue/insert_rows.sql",
+    "enqueue/insert.sql"
+);
+q2!(
+    ENQUEUE_INSERT_PLAIN,
+    "enqueue/insert_rows.sql",
+    "enqueue/insert_plain.sql"
+);
 q!(ENQUEUE_FIND_LIVE_UNIQUE, "enqueue/find_live_unique.sql");
 q!(ENQUEUE_EXISTS, "enqueue/exists.sql");
 q!(NOTIFY, "notify/notify.sql");
