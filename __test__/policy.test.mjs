@@ -63,6 +63,7 @@ const runners = {
   heartbeat_interval_ms: (c) => [policy.heartbeatIntervalMs(c.leaseMs), c.expect],
   deadline_at: (c) => [policy.deadlineAt(c.startedAt, c.timeoutMs), c.expect],
   lease_end: (c) => [policy.leaseEnd(c.now, c.leaseMs, c.deadlineAt), c.expect],
+  next_token: (c) => [policy.nextToken(c.last, c.now), c.expect],
   reap_cutoff: (c) => [policy.reapCutoff(c.now), c.expect],
   blackout_after: (c) => [policy.blackoutAfter(c.last, c.seen, c.now, c.waitedMs), c.expect],
   reap_cutoff_after: (c) => [policy.reapCutoffAfter(c.now, c.blackout), c.expect],

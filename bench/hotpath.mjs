@@ -144,8 +144,8 @@ export async function drainFloor(ctx) {
     }
     const rows = ready.all({ namespace: 'default', queue: 'default', task_name: 'noop', priority: 0, after_run_at: -1, after_id: -1, now, limit: claim })
     for (const r of rows) {
-      r.token = r.lease_token + 1
-      take.run({ id: r.id, token: r.token, worker_id: 'floor', now, deadline_at: null, lease_until: now + leaseMs })
+      r.token = Math.max(r.lease_token + 1, now) // policy::next_token
+      take.run({ id: r.id, token: r.token, last: r.lease_token, worker_id: 'floor', now, deadline_at: null, lease_until: now + leaseMs })
     }
     return rows
   })

@@ -47,6 +47,14 @@ export function leaseEnd(now: number, leaseMs: number, deadline: number | null):
   return deadline === null ? end : Math.min(end, deadline)
 }
 
+/** The fencing token of a claim at `now` of a job whose last token is `last`: one more than the
+ * last, or the clock in ms if that is later. Tokens of a job only grow, so a settle carrying an
+ * older one is stale; the clock keeps a token from coming back after a crash (or a restored backup)
+ * undid a claim whose worker got the job (see the Rust twin). */
+export function nextToken(last: number, now: number): number {
+  return Math.max(last + 1, now)
+}
+
 /** The lease end below which the reaper takes an attempt at `now` (see {@link REAP_GRACE_MS}). */
 export function reapCutoff(now: number): number {
   return now - REAP_GRACE_MS

@@ -62,6 +62,17 @@ pub fn lease_end(now: i64, lease_ms: i64, deadline_at: Option<i64>) -> i64 {
     }
 }
 
+/// The fencing token of a claim at `now` of a job whose last token is `last`: one more than the
+/// last, or the clock in ms if that is later. Tokens of a job only grow, so a settle carrying an
+/// older one is stale. The clock is what keeps a token from coming back: a claim that a crash
+/// undoes after its worker got the job (PostgreSQL commits claims without waiting for the WAL
+/// flush; a restored backup or snapshot does the same to any store) leaves the row at `last`, and
+/// a plain `last + 1` would hand the lost attempt's token to the next claim, whose work the lost
+/// attempt's late settle would then overwrite. The next claim comes at least a millisecond later.
+pub fn next_token(last: i64, now: i64) -> i64 {
+    last.saturating_add(1).max(now)
+}
+
 /// The lease end below which the reaper takes an attempt at `now` (see [`REAP_GRACE_MS`]).
 pub fn reap_cutoff(now: i64) -> i64 {
     now.saturating_sub(REAP_GRACE_MS)

@@ -274,6 +274,10 @@ fn lease_and_time_cases() {
         );
         assert_eq!(got, int(case, "expect"), "case {case}");
     }
+    for case in section(&all, "next_token") {
+        let got = policy::next_token(int(case, "last"), int(case, "now"));
+        assert_eq!(got, int(case, "expect"), "case {case}");
+    }
     for case in section(&all, "reap_cutoff") {
         assert_eq!(
             policy::reap_cutoff(int(case, "now")),

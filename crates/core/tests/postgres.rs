@@ -1429,3 +1429,63 @@ async fn a_bulk_enqueue_with_keys_and_conflicts_is_correct_and_all_or_nothing() 
         Some("d")
     );
 }
+
+/// A claim commits without waiting for the WAL flush, so a server crash can lose it after the
+/// worker got its job: the row comes back as it was before the claim, and the worker, still
+/// alive on another machine, runs the attempt. The next claim must hand out a token that attempt
+/// never had, or the lost attempt's late settle would land on the new one. The lost commit is
+/// played here by putting the row back as it was (what crash recovery leaves).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_lost_in_a_server_crash_never_shares_its_token_with_the_next() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let id = s.enqueue(vec![job("t")]).await.unwrap()[0].id;
+    let admin = db.admin().await;
+    let cols = "status, lease_token, worker_id, started_at, deadline_at, lease_until";
+    let before = admin
+        .query_one(
+            &format!("SELECT {cols} FROM \"{}\".jobs WHERE id = $1", db.schema),
+            &[&id],
+        )
+        .await
+        .unwrap();
+    s.register_worker(&worker("w", 5_000)).unwrap();
+    let lost = s.claim(req("w", 1, 0)).await.unwrap().remove(0);
+
+    // The crash: the claim's commit never reached the disk.
+    admin
+        .execute(
+            &format!(
+                "UPDATE \"{}\".jobs SET (status, lease_token, worker_id, started_at, \
+                 deadline_at, lease_until) = ($2, $3, $4, $5, $6, $7) WHERE id = $1",
+                db.schema
+            ),
+            &[
+                &id,
+                &before.get::<_, i64>(0),
+                &before.get::<_, i64>(1),
+                &before.get::<_, Option<String>>(2),
+                &before.get::<_, Option<i64>>(3),
+                &before.get::<_, Option<i64>>(4),
+                &before.get::<_, Option<i64>>(5),
+            ],
+        )
+        .await
+        .unwrap();
+
+    let next = s.claim(req("w", 1, 0)).await.unwrap().remove(0);
+    assert_eq!(next.id, id);
+    assert_ne!(next.token, lost.token, "the lost attempt's token came back");
+    let late = s.settle(vec![complete(&lost, "\"late\"")]).await.unwrap();
+    assert_eq!(late[0].status, SettleStatus::Stale);
+    assert_eq!(
+        s.get_job(id).await.unwrap().unwrap().status,
+        StatusCode::Running as i64
+    );
+    let out = s.settle(vec![complete(&next, "\"new\"")]).await.unwrap();
+    assert_eq!(out[0].status, SettleStatus::Complete);
+    assert_eq!(
+        s.get_job(id).await.unwrap().unwrap().result.as_deref(),
+        Some("\"new\"")
+    );
+}

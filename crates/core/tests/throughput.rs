@@ -295,7 +295,7 @@ async fn drain_floor() {
         settled += done.len();
         let mut read = tx.prepare_cached(ready).unwrap();
         // Every column the store reads of a claimed job, as it reads them.
-        let rows: Vec<(i64, i64)> = read
+        let mut rows: Vec<(i64, i64)> = read
             .query_map(
                 named_params! {":namespace": "default", ":queue": "default", ":task_name": "noop",
                   ":priority": 0, ":after_run_at": -1, ":after_id": -1, ":now": at, ":limit": CLAIM as i64},
@@ -304,18 +304,20 @@ async fn drain_floor() {
                         (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(6)?);
                     let _: (Option<i64>, Option<i64>, i64, i64, Option<String>, i64) =
                         (r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?, r.get(12)?);
-                    Ok((r.get(0)?, r.get::<_, i64>(5)? + 1))
+                    Ok((r.get(0)?, r.get::<_, i64>(5)?))
                 },
             )
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
         let mut claim = tx.prepare_cached(take).unwrap();
-        for (id, token) in &rows {
+        for (id, token) in rows.iter_mut() {
+            let last = *token;
+            *token = taskito_core::policy::next_token(last, at);
             let taken = claim
                 .execute(
-                    named_params! {":id": id, ":token": token, ":worker_id": "floor", ":now": at,
-                    ":deadline_at": None::<i64>, ":lease_until": at + 5000},
+                    named_params! {":id": *id, ":token": *token, ":last": last, ":worker_id": "floor",
+                    ":now": at, ":deadline_at": None::<i64>, ":lease_until": at + 5000},
                 )
                 .unwrap();
             assert_eq!(taken, 1);

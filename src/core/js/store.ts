@@ -14,6 +14,7 @@ import {
   deadlineAt,
   decideFailure,
   leaseEnd,
+  nextToken,
   reapDecision,
   reapMessage,
   retryDelayMs,
@@ -589,11 +590,11 @@ export class Store {
 
   private takeAll(ns: string, workerId: string, rows: RawClaimed[], leaseMs: number, now: number, fx: Effects): ClaimedJob[] {
     return rows.map((r) => {
-      const token = r.lease_token + 1
+      const token = nextToken(r.lease_token, now)
       const deadline = deadlineAt(now, r.timeout_ms)
       const until = leaseEnd(now, leaseMs, deadline)
       // Read in this same transaction, which holds the write lock: the row cannot have moved.
-      const taken = this.take.run({ id: r.id, token, worker_id: workerId, now, deadline_at: deadline, lease_until: until })
+      const taken = this.take.run({ id: r.id, token, last: r.lease_token, worker_id: workerId, now, deadline_at: deadline, lease_until: until })
       if (taken.changes !== 1) throw coreError('QUEUE_ERROR', `job ${r.id} changed between the claim's read and its update`)
       if (until < fx.leaseEnd) fx.leaseEnd = until
       fx.counts.add(ns, { queue: r.queue, task: r.task_name, from: r.status, to: 1, runAt: r.run_at, startedAt: now, now })

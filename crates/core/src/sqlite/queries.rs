@@ -365,12 +365,12 @@ pub fn heads(
 /// Claims jobs read by [`level_jobs`] in the same transaction (claim/take.sql).
 pub struct Taker<'c> {
     stmt: CachedStatement<'c>,
-    idx: [usize; 6],
+    idx: [usize; 7],
 }
 
 impl<'c> Taker<'c> {
     pub fn new(conn: &'c Connection) -> Result<Self> {
-        static IDX: OnceLock<[usize; 6]> = OnceLock::new();
+        static IDX: OnceLock<[usize; 7]> = OnceLock::new();
         let stmt = conn.prepare_cached(sql!("claim/take.sql"))?;
         let idx = cached_indexes(
             &IDX,
@@ -382,15 +382,16 @@ impl<'c> Taker<'c> {
                 ":now",
                 ":deadline_at",
                 ":lease_until",
+                ":last",
             ],
         )?;
         Ok(Taker { stmt, idx })
     }
 
-    /// Takes `job` for `p.worker_id` with the next token, which it writes into `job`; returns
+    /// Takes `job` for `p.worker_id` with the next token (policy::next_token), which it writes into `job`; returns
     /// the lease's end, or None if the row is no longer what was read.
     pub fn take(&mut self, p: &ClaimParams<'_>, job: &mut ClaimedJob) -> Result<Option<i64>> {
-        let token = job.token + 1;
+        let token = policy::next_token(job.token, p.now);
         let deadline = policy::deadline_at(p.now, job.timeout_ms);
         let lease_until = policy::lease_end(p.now, p.lease_ms, deadline);
         let (s, i) = (&mut self.stmt, &self.idx);
@@ -400,6 +401,7 @@ impl<'c> Taker<'c> {
         s.raw_bind_parameter(i[3], p.now)?;
         s.raw_bind_parameter(i[4], deadline)?;
         s.raw_bind_parameter(i[5], lease_until)?;
+        s.raw_bind_parameter(i[6], job.token)?;
         if s.raw_execute()? != 1 {
             return Ok(None);
         }

@@ -10,8 +10,10 @@
 -- caller left out the tasks that may start none). A task held by a RateLimitExceededError
 -- (task_flow.hold_until) is skipped here too, so a worker without flow options honours it.
 -- synchronous_commit off for this statement's own transaction: a claim lost in a server crash
--- only means the attempt runs again (the job is back to its previous state and a late settle of
--- it is stale), so it need not wait for the WAL flush; settles and enqueues still do.
+-- only means the attempt runs again (the job is back to its previous state), so it need not wait
+-- for the WAL flush; settles and enqueues still do. The lost attempt's worker may still run it and
+-- settle late: the token (policy::next_token, the later of the last token + 1 and the clock in ms)
+-- keeps the next claim from handing out the lost claim's token again, so that settle is stale.
 WITH now AS MATERIALIZED (
     SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms,
            set_config('synchronous_commit', 'off', true) AS async_commit
@@ -53,7 +55,7 @@ picked AS (
 )
 UPDATE jobs AS j
 SET status = 1,
-    lease_token = j.lease_token + 1,
+    lease_token = GREATEST(j.lease_token + 1, now.ms),
     worker_id = $4::text,
     started_at = now.ms,
     -- policy::deadline_at, and policy::lease_end (lease_ms from now, never past the deadline).
