@@ -151,3 +151,75 @@ export async function yardstick(ctx) {
     dropSchema(ctx, gw.schema)
   }
 }
+
+/**
+ * The floor of `pg-latency` on this server (issue #17 aim 1: enqueue→start p50 ≤ 2 ms): the
+ * fewest steps any PostgreSQL queue with a durable enqueue can take from an enqueue to a start,
+ * with raw `pg` (graphile-worker's copy) on a one-table queue of this run's own: one statement
+ * that inserts the job and NOTIFYs (a commit that waits for the WAL flush, as every enqueue must),
+ * and, on the notification, one claim statement on a second connection (committed without the
+ * flush, as our claim is). Both connections in this one process, so no process wake-up is counted
+ * either. The second pair of rows is the same with the enqueue committed without the flush: not a
+ * queue anyone should run, only to show how much of the floor the flush is.
+ */
+export async function pgLatencyFloor(ctx) {
+  const { n, warmup } = ctx.params
+  const { Client } = createRequire(require.resolve('graphile-worker'))('pg')
+  const schema = `${ctx.schema}_floor`
+  const producer = new Client({ connectionString: ctx.url })
+  const claimer = new Client({ connectionString: ctx.url })
+  await producer.connect()
+  await claimer.connect()
+  try {
+    await producer.query(`CREATE SCHEMA "${schema}"; CREATE TABLE "${schema}".jobs (id bigserial PRIMARY KEY,
+      status int NOT NULL DEFAULT 0, lease_token bigint NOT NULL DEFAULT 0, args text NOT NULL);
+      CREATE INDEX ON "${schema}".jobs (id) WHERE status = 0`)
+    const channel = `${schema}_ready`
+    await claimer.query(`LISTEN "${channel}"`)
+    const claim = {
+      name: 'floor-claim',
+      text: `UPDATE "${schema}".jobs SET status = 1, lease_token = lease_token + 1
+             WHERE id = (SELECT id FROM "${schema}".jobs WHERE status = 0 ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
+             RETURNING id, (SELECT set_config('synchronous_commit', 'off', true))`,
+    }
+    let started
+    claimer.on('notification', () => {
+      claimer.query(claim).then((r) => started.resolve(r.rowCount), started.reject)
+    })
+    const enqueue = { name: 'floor-enqueue', text: `WITH i AS (INSERT INTO "${schema}".jobs (args) VALUES ($1) RETURNING id)
+      SELECT pg_notify('${channel}', id::text) FROM i`, values: ['[]'] }
+    const round = async (syncCommit) => {
+      await producer.query(`SET synchronous_commit = ${syncCommit ? 'on' : 'off'}`)
+      const samples = []
+      for (let i = 0; i < warmup + n; i++) {
+        started = deferred()
+        const t0 = performance.now()
+        await producer.query(enqueue)
+        if ((await started.promise) !== 1) throw Object.assign(new Error('the floor claim found no job'), { code: 'BENCH_INCOMPLETE' })
+        if (i >= warmup) samples.push(performance.now() - t0)
+        await new Promise((r) => setTimeout(r, 2))
+      }
+      return samples.sort((a, b) => a - b)
+    }
+    const durable = await round(true)
+    const unflushed = await round(false)
+    const at = (s, p) => s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]
+    const what = 'floor: raw pg, one-statement durable enqueue + NOTIFY, one claim on the notification'
+    return [
+      { key: 'floor-p50', label: `${what}, p50`, unit: 'ms', lowerIsBetter: true, value: at(durable, 50) },
+      { key: 'floor-p99', label: `${what}, p99`, unit: 'ms', lowerIsBetter: true, value: at(durable, 99) },
+      { key: 'floor-noflush-p50', label: 'the same, the enqueue committed without the WAL flush (not durable), p50', unit: 'ms', lowerIsBetter: true, value: at(unflushed, 50) },
+      { key: 'floor-noflush-p99', label: 'the same, the enqueue committed without the WAL flush (not durable), p99', unit: 'ms', lowerIsBetter: true, value: at(unflushed, 99) },
+    ]
+  } finally {
+    await producer.end()
+    await claimer.end()
+    dropSchema(ctx, schema)
+  }
+}
+
+function deferred() {
+  let resolve, reject
+  const promise = new Promise((a, b) => ((resolve = a), (reject = b)))
+  return { promise, resolve, reject }
+}

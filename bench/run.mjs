@@ -79,6 +79,8 @@ const PLAN = [
   { id: 'pg-workflow-group', pg: true, params: { n: [10_000, 1000], concurrency: 64 } },
   { id: 'pg-workflow-chain', pg: true, params: { n: [1000, 100], concurrency: 64 } },
   { id: 'pg-latency', pg: true, params: { n: [1000, 200], warmup: 20 } },
+  // Only with --only: the floor of pg-latency on this server (raw pg, one table; bench/pg.mjs).
+  { id: 'pg-latency-floor', pg: true, optIn: true, params: { n: [1000, 200], warmup: 20 } },
   { id: 'pg-schedule-ticks', pg: true, params: { seconds: [60, 10], procs: 3, concurrency: 64 } },
   { id: 'pg-soak', pg: true, optIn: true, live: true, params: { seconds: [60, 10], ttl: 2000, concurrency: 64, every: 5 } },
 ]

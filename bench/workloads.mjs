@@ -976,4 +976,5 @@ export const WORKLOADS = {
   'drain-running-index': async (ctx) => (await import('./hotpath.mjs')).drainRunningIndex(ctx),
   'enqueue-floor': async (ctx) => (await import('./hotpath.mjs')).enqueueFloor(ctx),
   'drain-floor': async (ctx) => (await import('./hotpath.mjs')).drainFloor(ctx),
+  'pg-latency-floor': async (ctx) => (await import('./pg.mjs')).pgLatencyFloor(ctx),
 }
