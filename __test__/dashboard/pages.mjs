@@ -30,9 +30,19 @@ export class Dashboard {
     return this.page.locator(selector).first().innerText()
   }
 
-  /** The toast a button's action shows. */
-  async toast() {
-    await this.page.waitForSelector('#toast:not([hidden])')
+  /** Runs `action` (a click) and returns the toast it shows: a toast of an earlier action may still
+   * be up (its timer runs late on a loaded machine), so this waits for a shown toast whose text is
+   * not the one shown before the action. */
+  async toast(action) {
+    const before = await this.page.evaluate(() => {
+      const el = document.querySelector('#toast')
+      return el && !el.hidden ? el.innerText : null
+    })
+    await action()
+    await this.page.waitForFunction((was) => {
+      const el = document.querySelector('#toast')
+      return el !== null && !el.hidden && el.innerText !== was
+    }, before)
     return this.page.locator('#toast').innerText()
   }
 
@@ -132,8 +142,7 @@ export class DeadLetters {
   }
   /** Clicks Replay on the first dead letter; the toast's text. */
   async replayFirst() {
-    await this.d.page.click('[data-testid=replay]')
-    return this.d.toast()
+    return this.d.toast(() => this.d.page.click('[data-testid=replay]'))
   }
   async purge() {
     await this.d.page.click('[data-testid=purge]')
