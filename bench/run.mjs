@@ -57,6 +57,8 @@ const PLAN = [
   // Only with --only: the producer in one process, the idle worker in another (the wake-up
   // across processes on SQLite: the -wal notification, and the poll alone), bench/wake.mjs.
   { id: 'latency-xproc', optIn: true, live: true, params: { n: [300, 100], warmup: 10, rounds: 2, idleMs: [2000, 1000] } },
+  // Only with --only: the floor of latency-xproc on this machine (raw better-sqlite3; bench/wake-floor.mjs).
+  { id: 'latency-xproc-floor', optIn: true, live: true, params: { n: [300, 100], warmup: 10 } },
   // Only with --only: produce and drain for `seconds` with a short resultTtl; the sweep must keep
   // the finished rows and the file from growing (`--set seconds=60`).
   // Only with --only: flow control (docs/FLOW_CONTROL.md): its cost when used, and its accuracy

@@ -977,4 +977,5 @@ export const WORKLOADS = {
   'enqueue-floor': async (ctx) => (await import('./hotpath.mjs')).enqueueFloor(ctx),
   'drain-floor': async (ctx) => (await import('./hotpath.mjs')).drainFloor(ctx),
   'pg-latency-floor': async (ctx) => (await import('./pg.mjs')).pgLatencyFloor(ctx),
+  'latency-xproc-floor': async (ctx) => (await import('./wake-floor.mjs')).latencyXprocFloor(ctx),
 }
