@@ -85,7 +85,6 @@ export async function openNative(options: OpenOptions): Promise<Core> {
   return {
     kind: 'native',
     offThread: true,
-    claimParts: options.url ? 1 : 2,
     enqueue: async (jobs: NewJob[]) => {
       const big: string[] = []
       const text = packJobs(jobs, big)
