@@ -252,6 +252,31 @@ eachCore('currentJob() describes the attempt, and its members work destructured'
   await worker.close()
 })
 
+eachCore('currentJob() is one object per attempt across awaits, each attempt its own; a handler keeps its task as this', async (t, core) => {
+  const queue = makeQueue(t, core)
+  let release
+  const gate = new Promise((resolve) => (release = resolve))
+  let started = 0
+  let allStarted
+  const running = new Promise((resolve) => (allStarted = resolve))
+  const probe = queue.task('probe', async function (n) {
+    const before = currentJob()
+    if (++started === 3) allStarted()
+    // All three attempts are inside their handlers at once before any goes on.
+    await gate
+    const after = currentJob()
+    return { n, same: before === after, id: after.id, isTask: this === probe }
+  })
+  const worker = queue.worker({ concurrency: 3 })
+  await worker.start()
+  const jobs = await Promise.all([1, 2, 3].map((n) => probe.delay(n)))
+  await running
+  release()
+  const results = await Promise.all(jobs.map((j) => j.result({ timeout: 10_000 })))
+  t.deepEqual(results, jobs.map((j, i) => ({ n: i + 1, same: true, id: j.id, isTask: true })))
+  await worker.close()
+})
+
 eachCore('a job of a task no worker has ends dead with an error naming the task and the fix', async (t, core) => {
   const where = location(t, core)
   const producer = makeQueue(t, core, where)

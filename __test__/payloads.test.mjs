@@ -25,8 +25,8 @@ eachCore('one claim of several jobs with astral-plane arguments gives each handl
     seen.set(currentJob().id, args)
     return args
   })
-  // All ready before the worker starts, and fewer than one claim asks for (32 slots split into at
-  // most two claims of 16): the first claim returns them together.
+  // All ready before the worker starts, and fewer than one claim asks for (all 32 free slots):
+  // the first claim returns them together, and their completes (with results) settle in one batch.
   const jobs = await echo.map(AWKWARD_ARGS)
   await queue.worker({ concurrency: 32 }).start()
   const results = await Promise.all(jobs.map((job) => job.result({ timeout: 10_000 })))

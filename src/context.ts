@@ -35,10 +35,13 @@ export interface AttemptState {
   /** Why the attempt was aborted (TaskTimeoutError, TaskCancelledError), once it was. */
   abortReason: unknown
   cancelRequested: boolean
+  /** The attempt's currentJob(), made at its first call: most tasks never ask. */
+  context: JobContext | null
   setProgress(progress: number): Promise<void>
 }
 
-const storage = new AsyncLocalStorage<JobContext>()
+/** Holds the attempt's state, not its context: entering it costs no object per attempt. */
+const storage = new AsyncLocalStorage<AttemptState>()
 
 /**
  * A class rather than an object literal: a literal with a getter cost a microsecond per attempt
@@ -88,9 +91,6 @@ class AttemptContext implements JobContext {
   }
 }
 
-export function contextFor(state: AttemptState): JobContext {
-  return new AttemptContext(state)
-}
 
 /** Aborts the attempt's signal (now, or when it is first asked for). */
 export function abortAttempt(state: AttemptState, reason: unknown): void {
@@ -99,17 +99,20 @@ export function abortAttempt(state: AttemptState, reason: unknown): void {
   state.controller?.abort(reason)
 }
 
-export function runInContext<T>(context: JobContext, fn: () => T): T {
-  return storage.run(context, fn)
+/** Calls `fn` (`this` = `self`) with `args` as the attempt of `state` (what currentJob() then
+ * describes). Passed through rather than closed over: no closure per attempt. */
+export function runInContext<T>(state: AttemptState, fn: (...args: never[]) => T, self: unknown, args: readonly unknown[]): T {
+  return storage.run(state, Reflect.apply, fn, self, args) as T
 }
 
-/** The running job. Outside a task it throws: there is no job to describe. */
+/** The running job. Outside a task it throws: there is no job to describe. The same object for
+ * every call of one attempt. */
 export function currentJob(): JobContext {
-  const context = storage.getStore()
-  if (context === undefined) {
+  const state = storage.getStore()
+  if (state === undefined) {
     throw new TaskitoError('currentJob() was called outside a running task: call it inside a task handler (or code it awaits)', {
       code: 'NO_CURRENT_JOB',
     })
   }
-  return context
+  return (state.context ??= new AttemptContext(state))
 }

@@ -8,7 +8,7 @@ import { openCore } from './core/select.js'
 import { CircuitWatch, type CircuitListener } from './breakers.js'
 import type { BreakerRow, Core, Dependencies, Enqueued, ListFilter, NewJob, OpenOptions, StatsRow, WorkerRow } from './core/types.js'
 import { type MetricFamily, type MetricsRegistry, metricFamilies, registerCollector, renderText } from './metrics.js'
-import { contextFor, runInContext } from './context.js'
+import { runInContext } from './context.js'
 import {
   CircuitBreakerOpenError,
   type ErrorRecord,
@@ -706,13 +706,14 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
         controller: null,
         abortReason: undefined,
         cancelRequested: false,
+        context: null,
         setProgress: async () => {},
       }
       const result: TestResult = { taskName: job.taskName, args, value: undefined, failed: false, error: null, traceback: null }
       const errors: ErrorRecord[] = []
       let cancelled = false
       try {
-        result.value = await runInContext(contextFor(state), () => task!.handler(...args))
+        result.value = await runInContext(state, task!.handler, task, args)
       } catch (err) {
         result.failed = true
         cancelled = err instanceof TaskCancelledError

@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { hostname } from 'node:os'
-import { type AttemptState, abortAttempt, contextFor, runInContext } from './context.js'
+import { type AttemptState, type JobContext, abortAttempt, runInContext } from './context.js'
 import { DEFAULT_UNROUTABLE_AFTER_MS } from './core/policy.js'
 import type { ClaimedJob, Core, Settle, SettleOutcome, WorkerInfo } from './core/types.js'
 import {
@@ -90,6 +90,37 @@ interface Attempt {
   span: AttemptSpan | null
 }
 
+/** What currentJob() reads of a running attempt. A class, so that setProgress is one method rather
+ * than a closure made for every attempt. */
+class RunningState implements AttemptState {
+  readonly id: string
+  readonly taskName: string
+  readonly queue: string
+  readonly attempt: number
+  readonly startedAt: number = Date.now()
+  readonly softTimeoutMs: number | null
+  controller: AbortController | null = null
+  abortReason: unknown = undefined
+  cancelRequested = false
+  context: JobContext | null = null
+  readonly #token: number
+  readonly #core: Core
+
+  constructor(job: ClaimedJob, core: Core) {
+    this.id = job.id
+    this.taskName = job.taskName
+    this.queue = job.queue
+    this.attempt = job.attempt
+    this.softTimeoutMs = job.softTimeoutMs
+    this.#token = job.token
+    this.#core = core
+  }
+
+  async setProgress(progress: number): Promise<void> {
+    await callCore(() => this.#core.setProgress(this.id, this.#token, progress))
+  }
+}
+
 interface PendingSettle {
   settle: Settle
   attempt: Attempt
@@ -127,8 +158,6 @@ export class Worker {
   readonly #claiming = new Set<Promise<void>>()
   /** Jobs just claimed, about to start: they hold slots while the next claim is sized. */
   #starting = 0
-  /** Most jobs one claim asks for: the slots split into the core's claimParts. */
-  #chunk = 1
   #claimFailures = 0
   /** A claim failed: no claim until its backoff timer ends the pause. */
   #claimPaused = false
@@ -180,7 +209,6 @@ export class Worker {
     // Refused (INVALID_ARGUMENT) when the queue has no task: such a worker would never run a job.
     callCoreSync(() => core.registerWorker(this.#info()))
     this.#core = core
-    this.#chunk = Math.max(1, Math.ceil(this.#concurrency / core.claimParts))
     this.#state = 'running'
     this.#cancelTimer = setInterval(() => this.#pollCancels(), CANCEL_POLL_MS)
     this.#cancelTimer.unref()
@@ -202,10 +230,15 @@ export class Worker {
   }
 
   /**
-   * One claim is out at a time, for at most 1/claimParts of the slots (half, on SQLite), and the
-   * next one leaves as soon as a claim returns, before its jobs run: the core claims the next jobs
-   * (and commits the last settles) while this thread runs the current ones. Event-driven: a freed
-   * slot, a committed settle or a returned claim looks again (once per turn).
+   * One claim is out at a time, for every free slot. A claim that fills them is followed by the
+   * next once its jobs free slots: their settle batch and that claim then leave in the same turn
+   * (both from setImmediate callbacks, the flush first) and reach the native core's writer
+   * together, so one transaction commits the settles and takes the next jobs. Measured against
+   * claims of half the slots that left as a claim returned (the writer claiming while this thread
+   * ran jobs): the writer's CPU per drained job fell more than the overlap had saved
+   * (docs/PERFORMANCE.md "The drain's JavaScript side"). A claim that brings fewer jobs than
+   * it asked for leaves free slots: the next claim goes out at once, before these jobs run.
+   * Event-driven: a freed slot, a committed settle or a returned claim looks again (once per turn).
    */
   #tryClaim(): void {
     if (this.#state !== 'running' || this.#claims > 0 || this.#claimPaused) return
@@ -213,7 +246,7 @@ export class Worker {
     // past `concurrency` of them, they hold slots too, so a crash repeats at most 2 x concurrency.
     const free = this.#concurrency - this.#active.size - this.#starting - Math.max(0, this.#unsettled - this.#concurrency)
     if (free <= 0) return
-    this.#startClaim(Math.min(free, this.#chunk))
+    this.#startClaim(free)
   }
 
   #startClaim(limit: number): void {
@@ -238,7 +271,8 @@ export class Worker {
           if (jobs.length > 0) return this.#release(jobs)
           return
         }
-        // The next claim goes out before these jobs run (they hold their slots meanwhile).
+        // Slots this claim left free: the next claim goes out before these jobs run (they hold
+        // their slots meanwhile).
         this.#starting = jobs.length
         this.#tryClaim()
         this.#starting = 0
@@ -288,20 +322,7 @@ export class Worker {
 
   #run(job: ClaimedJob): void {
     const task = this.#queue.getTask(job.taskName)
-    const state: AttemptState = {
-      id: job.id,
-      taskName: job.taskName,
-      queue: job.queue,
-      attempt: job.attempt,
-      startedAt: Date.now(),
-      softTimeoutMs: job.softTimeoutMs,
-      controller: null,
-      abortReason: undefined,
-      cancelRequested: false,
-      setProgress: async (progress) => {
-        await callCore(() => (this.#core as Core).setProgress(job.id, job.token, progress))
-      },
-    }
+    const state = new RunningState(job, this.#core as Core)
     const attempt: Attempt = { job, task, args: [], state, decided: false, decidedAt: 0, timer: null, thread: null, span: startAttemptSpan(job) }
     this.#active.set(job.id, attempt)
     if (task === undefined) {
@@ -334,11 +355,10 @@ export class Worker {
       this.#runInThread(attempt, task.thread.module, task.thread.memoryLimitMb)
       return
     }
-    const context = contextFor(state)
     let out: unknown
     try {
-      const run = () => runInContext(context, () => task.handler(...attempt.args))
-      out = attempt.span === null ? run() : attempt.span.run(run)
+      const span = attempt.span
+      out = span === null ? runInContext(state, task.handler, task, attempt.args) : span.run(() => runInContext(state, task.handler, task, attempt.args))
     } catch (err) {
       this.#failed(attempt, err)
       return
@@ -376,7 +396,7 @@ export class Worker {
       memoryLimitMb,
       args,
       attempt: { id: job.id, taskName: job.taskName, queue: job.queue, attempt: job.attempt, startedAt: state.startedAt, softTimeoutMs: state.softTimeoutMs },
-      setProgress: state.setProgress,
+      setProgress: (progress) => state.setProgress(progress),
     })
     attempt.thread = run
     void run.outcome.then((outcome) => this.#threadEnded(attempt, outcome, custom))
@@ -423,9 +443,11 @@ export class Worker {
 
   #completed(attempt: Attempt, result: string | undefined): void {
     if (attempt.decided) return
+    const { id, token } = attempt.job
+    const settle: Settle = result === undefined ? { id, token, kind: 'complete' } : { id, token, kind: 'complete', result }
     // A task with a breaker: the complete counts as its success (a half-open breaker closes).
-    const breaker = attempt.task?.settings.flow?.threshold !== undefined ? { breaker: true } : {}
-    this.#decide(attempt, result === undefined ? { kind: 'complete', ...breaker } : { kind: 'complete', result, ...breaker }, undefined)
+    if (attempt.task?.settings.flow?.threshold !== undefined) settle.breaker = true
+    this.#decided(attempt, settle, undefined)
   }
 
   /** A value that cannot be written will not be written next time either: straight to dead. */
@@ -465,6 +487,11 @@ export class Worker {
   /** The attempt's outcome is final here: free its slot and queue its settle. Absent fields are left
    * out rather than null: a settle crosses N-API as it is, and undefined is the cheap "none". */
   #decide(attempt: Attempt, settle: Omit<Settle, 'id' | 'token'>, error: Error | undefined): void {
+    this.#decided(attempt, { id: attempt.job.id, token: attempt.job.token, ...settle }, error)
+  }
+
+  /** As #decide, with the settle whole (a complete builds it without a spread). */
+  #decided(attempt: Attempt, settle: Settle, error: Error | undefined): void {
     attempt.decided = true
     attempt.decidedAt = Date.now()
     if (attempt.span !== null) {
@@ -473,7 +500,7 @@ export class Worker {
     }
     if (attempt.timer !== null) clearTimeout(attempt.timer)
     this.#active.delete(attempt.job.id)
-    this.#settles.push({ settle: { id: attempt.job.id, token: attempt.job.token, ...settle }, attempt, error })
+    this.#settles.push({ settle, attempt, error })
     this.#unsettled++
     if (!this.#flushQueued) {
       this.#flushQueued = true

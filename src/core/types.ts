@@ -398,10 +398,6 @@ export interface Core {
   /** Storage work runs on other threads, so calls overlap with this thread's work: the queue then
    * sends a large turn of enqueues in parts rather than in one call (the JS core: false). */
   readonly offThread: boolean
-  /** Into how many claims a worker splits its free slots. 2 where the core claims one part while
-   * the JS thread runs the other's jobs (SQLite on the native core); 1 where a round trip costs
-   * more than the overlap saves (PostgreSQL) or nothing overlaps (the JS core). */
-  readonly claimParts: number
   /** All-or-nothing, one transaction; ids in input order. */
   enqueue(jobs: NewJob[]): Promise<Enqueued[]>
   /** Atomically: ready jobs (pending, or failed with run_at due) of these queues, by priority desc,

@@ -9,7 +9,7 @@
  */
 import { pathToFileURL } from 'node:url'
 import { parentPort, workerData } from 'node:worker_threads'
-import { type AttemptState, abortAttempt, contextFor, runInContext } from '../context.js'
+import { type AttemptState, abortAttempt, runInContext } from '../context.js'
 import { SerializationError, TaskCancelledError, TaskitoError } from '../errors.js'
 import { defaultSerializer } from '../serializer.js'
 import { type FromThread, type ToThread, fromWire, toWire } from './wire.js'
@@ -64,6 +64,7 @@ async function run(message: Extract<ToThread, { type: 'run' }>): Promise<void> {
     ...attempt,
     controller: null,
     abortReason: undefined,
+    context: null,
     get cancelRequested() {
       return Atomics.load(flags, 0) === 1
     },
@@ -78,7 +79,7 @@ async function run(message: Extract<ToThread, { type: 'run' }>): Promise<void> {
   try {
     const handler = await load(message.module)
     const args = defaultSerializer.deserialize(message.args) as unknown[]
-    value = await runInContext(contextFor(state), () => handler(...args))
+    value = await runInContext(state, handler, undefined, args)
   } catch (err) {
     current = null
     post({ type: 'threw', error: toWire(err) })

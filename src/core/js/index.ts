@@ -77,7 +77,6 @@ function checkSettle(s: Settle, i: number): void {
 export class JsCore implements Core {
   readonly kind = 'js' as const
   readonly offThread = false
-  readonly claimParts = 1
   private readonly engine: Engine
   private readonly ns: string
   /** This handle's busy timeout: how long its writes wait for another connection's lock. */
