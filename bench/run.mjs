@@ -352,6 +352,8 @@ function printHeader(h, args) {
 }
 
 function fmt(m) {
+  // A ratio with an aim (bench/shapes.mjs): the verdict of the value shown, the median.
+  if (m.unit === 'ratio' && m.aim !== undefined) return `${m.value.toFixed(2)}x, ${m.value >= m.aim ? 'meets' : 'misses'} the aim`
   if (m.unit === 'ratio') return `${m.value.toFixed(2)}x`
   if (m.unit === 'ms') return `${m.value.toFixed(m.value < 10 ? 2 : 1)} ms`
   return `${Math.round(m.value).toLocaleString('en-US')} ${m.unit}`

@@ -1,8 +1,8 @@
 // The shapes of real deployments (issue #17 aim 2), on the SQLite cores: a drain with the jobs
 // spread over 50 queues, a drain beside a large delayed backlog, and I/O-bound handlers. Each
 // shaped drain runs in the same child process as the one-queue `drain` it is compared with,
-// alternated on fresh files (best of `pairs` each), so the ratio printed against its aim comes
-// from one run on one machine state. docs/PERFORMANCE.md ("Shapes") has the figures.
+// alternated on fresh files (best of `pairs` each), so each run's ratio comes from one machine
+// state; the verdict against the aim is read from the median of those ratios (bench/run.mjs). docs/PERFORMANCE.md ("Shapes") has the figures.
 
 import path from 'node:path'
 import { Queue } from 'taskito'
@@ -56,7 +56,7 @@ async function backlog(ctx, dbPath, n, delayed) {
 }
 
 /** The best of `pairs` one-queue drains and `pairs` shaped ones, alternated, each on a fresh file
- * written by `prepare(dbPath, shaped)`; the metrics, the ratio printed against `aim`. */
+ * written by `prepare(dbPath, shaped)`; the metrics, the ratio with its `aim`. */
 async function versus(ctx, { key, what, aim, pairs, n, concurrency, prepare, queues }) {
   const best = { base: null, shaped: null }
   for (let i = 0; i < pairs; i++) {
@@ -73,7 +73,9 @@ async function versus(ctx, { key, what, aim, pairs, n, concurrency, prepare, que
   return [
     { key: `${key}-one-queue`, label: `${label}, one queue (best of ${pairs})`, unit: 'jobs/s', value: best.base.rate, cpuUsPerJob: best.base.cpuUsPerJob },
     { key, label: `${label}, ${what} (best of ${pairs})`, unit: 'jobs/s', value: best.shaped.rate, cpuUsPerJob: best.shaped.cpuUsPerJob },
-    { key: `${key}-ratio`, label: `${what} / one queue: ${ratio >= aim ? 'meets' : 'misses'} the aim >= ${aim}x`, unit: 'ratio', value: ratio },
+    // The verdict is not in the label: bench/run.mjs reads it from the median over the runs, the
+    // figure it prints, not from this one run's ratio.
+    { key: `${key}-ratio`, label: `${what} / one queue (aim >= ${aim}x)`, unit: 'ratio', value: ratio, aim },
   ]
 }
 

@@ -21,8 +21,11 @@ export function scanBudget(pairs: number, limit: number): number {
   return Math.max(0, pairs - 1) * Math.max(0, limit)
 }
 
-/** Most (queue, task) pairs one spread claim takes from (docs/PERFORMANCE.md, "Shapes, round 3"). */
-export const SPREAD_PAIRS = 8
+/** Most (queue, task) pairs one spread claim takes from (docs/PERFORMANCE.md, "Shapes, round 3"
+ * and "round 4"): every pair served moves its own end of jobs_ready and its own counters rows,
+ * so fewer pairs write less per commit, while the jobs of a pair enqueued in turn with others sit
+ * a table page apart. Over 50 queues, 4 drained faster than 8 on both cores (claims of 32 and 64). */
+export const SPREAD_PAIRS = 4
 
 /** How many of the first due jobs a spread claim of `limit` reads the pair of: twice the pairs it
  * may take from, so that over queues enqueued in turn each pair is met twice. Each is a table
@@ -44,7 +47,7 @@ export interface SpreadShare {
  * met are served; each takes as many as it holds among the heads, and what is left of `limit`
  * is dealt evenly over them, the earlier pairs first. The head job's pair is always served, so
  * every due job is taken by the claims that follow as the jobs before it go: no pair starves.
- * Over 50 queues enqueued in turn, a claim of 64 writes to 8 queues' ends of the indexes and
+ * Over 50 queues enqueued in turn, a claim of 64 writes to 4 queues' ends of the indexes and
  * counters instead of 50. */
 export function spreadShares(heads: readonly (readonly [string, string])[], limit: number, most: number): SpreadShare[] {
   const shares: SpreadShare[] = []
