@@ -6,6 +6,7 @@
 // graphile-worker".
 
 import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import { Queue } from 'taskito'
 
@@ -125,14 +126,23 @@ export async function yardstick(ctx) {
   const { n, enqueueN, batch, concurrency } = ctx.params
   const gw = await graphile(ctx)
   try {
+    // The server's CPU around each part (its processes on this machine; undefined otherwise).
+    const server = [await pgServerCpuMs(ctx)]
     const oursEnq = await enqueueOurs(ctx, enqueueN, batch)
+    server.push(await pgServerCpuMs(ctx))
     const gwEnq = await enqueueGraphile(gw, enqueueN, batch)
+    server.push(await pgServerCpuMs(ctx))
     // Empty both before the drains: the enqueue rows would sit under the drains' claims.
     execFileSync('psql', ['-XAtqc', `TRUNCATE "${gw.schema}"._private_jobs CASCADE; TRUNCATE "${ctx.schema}".jobs CASCADE; TRUNCATE "${ctx.schema}".counters`, ctx.url])
     // graphile-worker's batched mode: with its default options (one job per fetch and per
     // complete) a --quick run drained 71 jobs/s here, so the yardstick is its best configuration.
+    server.push(await pgServerCpuMs(ctx))
     const gwDrain = await drainGraphile(ctx, gw, n, concurrency)
+    server.push(await pgServerCpuMs(ctx))
     const oursDrain = await drainOurs(ctx, n, concurrency)
+    server.push(await pgServerCpuMs(ctx))
+    const serverUs = (i, jobs) => (server[i] === undefined ? undefined : ((server[i + 1] - server[i]) * 1000) / jobs)
+    const serverRow = (key, label, us) => (us === undefined ? [] : [{ key, label, unit: 'µs', lowerIsBetter: true, value: us }])
     const rows = [
       { key: 'enqueue-ours', label: `taskito enqueueMany, batches of ${batch}`, unit: 'jobs/s', value: rate(enqueueN, oursEnq.ms), cpuUsPerJob: oursEnq.cpuUs / enqueueN },
       { key: 'enqueue-gw', label: `graphile-worker addJobs, batches of ${batch}`, unit: 'jobs/s', value: rate(enqueueN, gwEnq.ms), cpuUsPerJob: gwEnq.cpuUs / enqueueN },
@@ -140,6 +150,10 @@ export async function yardstick(ctx) {
       { key: 'drain-ours', label: `taskito drain ${n.toLocaleString('en-US')} no-op jobs, 1 process, concurrency ${concurrency}`, unit: 'jobs/s', value: rate(n, oursDrain.ms), cpuUsPerJob: oursDrain.cpuUs / n },
       { key: 'drain-gw', label: `graphile-worker drain, same, localQueue 500 + batched completes`, unit: 'jobs/s', value: rate(n, gwDrain.ms), cpuUsPerJob: gwDrain.cpuUs / n },
       { key: 'drain-ratio', label: `one-process drain, taskito as % of graphile-worker (aim ≥ ${AIM * 100} %)`, unit: '%', value: (100 * gwDrain.ms) / oursDrain.ms },
+      ...serverRow('enqueue-ours-server-cpu', 'taskito enqueueMany: the server\'s CPU per job', serverUs(0, enqueueN)),
+      ...serverRow('enqueue-gw-server-cpu', 'graphile-worker addJobs: the server\'s CPU per job', serverUs(1, enqueueN)),
+      ...serverRow('drain-gw-server-cpu', 'graphile-worker drain: the server\'s CPU per job', serverUs(3, n)),
+      ...serverRow('drain-ours-server-cpu', 'taskito drain: the server\'s CPU per job', serverUs(4, n)),
     ]
     for (const r of rows.filter((r) => r.unit === '%')) {
       const x = r.value / 100
@@ -222,4 +236,46 @@ function deferred() {
   let resolve, reject
   const promise = new Promise((a, b) => ((resolve = a), (reject = b)))
   return { promise, resolve, reject }
+}
+
+/**
+ * CPU time (ms) of the PostgreSQL server's processes so far (the postmaster and its children:
+ * backends, WAL writer, checkpointer, autovacuum, the ones gone included), read from /proc; undefined when the server is
+ * not on this machine (or not Linux). The drains divide it by their jobs: the server's share of a
+ * job, which on a machine that runs both bounds what any number of worker processes can reach.
+ */
+export async function pgServerCpuMs(ctx) {
+  const { Client } = createRequire(require.resolve('graphile-worker'))('pg')
+  const client = new Client({ connectionString: ctx.url })
+  await client.connect()
+  try {
+    const { rows } = await client.query('SELECT pg_backend_pid() AS pid')
+    const stat = (pid) => {
+      const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+      return s.slice(s.lastIndexOf(')') + 2).split(' ')
+    }
+    let postmaster
+    try {
+      postmaster = Number(stat(rows[0].pid)[1])
+    } catch {
+      return undefined
+    }
+    let ticks = 0
+    for (const d of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue
+      try {
+        const f = stat(d)
+        // The postmaster's own time with its reaped children's (a backend that exited between
+        // two looks moves from the live sum to the postmaster's cutime and cstime).
+        if (Number(d) === postmaster) ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])
+        else if (Number(f[1]) === postmaster) ticks += Number(f[11]) + Number(f[12])
+      } catch {
+        // gone meanwhile
+      }
+    }
+    // /proc counts in clock ticks of 1/100 s on Linux (USER_HZ).
+    return ticks * 10
+  } finally {
+    await client.end()
+  }
 }

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Queue, chain, group, chord } from 'taskito'
-import { yardstick } from './pg.mjs'
+import { pgServerCpuMs, yardstick } from './pg.mjs'
 import { THROUGHPUT_WORKLOADS } from './throughput.mjs'
 import { latencyXproc } from './wake.mjs'
 
@@ -718,6 +718,7 @@ async function drainProcs(ctx) {
   const watch = setInterval(() => {
     if (performance.now() - last > STALL_MS) done.reject(stalled(`${settled.reduce((a, b) => a + b, 0)} of ${n} jobs settled`))
   }, 1000)
+  const server0 = await pgServerCpuMs(ctx)
   const t0 = performance.now()
   for (const w of workers) w.child.send({ type: 'go' })
   try {
@@ -730,6 +731,7 @@ async function drainProcs(ctx) {
     clearInterval(watch)
   }
   const ms = performance.now() - t0
+  const server1 = server0 === undefined ? undefined : await pgServerCpuMs(ctx)
   stopPolling()
   const childRssKb = await stopWorkerProcs(workers)
   if (upkeep) await expectCompleted(setup, n)
@@ -744,6 +746,17 @@ async function drainProcs(ctx) {
         unit: 'jobs/s',
         value: rate(n, ms),
       },
+      ...(server1 === undefined
+        ? []
+        : [
+            {
+              key: `${ctx.workload.replace(/^pg-/, '')}-server-cpu`,
+              label: `the same: the PostgreSQL server's CPU per job (its processes on this machine)`,
+              unit: 'µs',
+              lowerIsBetter: true,
+              value: ((server1 - server0) * 1000) / n,
+            },
+          ]),
     ],
     childRssKb,
   }
