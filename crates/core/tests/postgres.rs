@@ -1489,3 +1489,90 @@ async fn a_claim_lost_in_a_server_crash_never_shares_its_token_with_the_next() {
         Some("\"new\"")
     );
 }
+
+/// The claim runs on a generic plan (claim/begin.sql), which does not know the limit: it must
+/// still reach `jobs` only through its indexes (no scan of the whole table, which an UPDATE
+/// joined to the picked rows by id alone became), and a store claiming through it hands out the
+/// best jobs in order, one and many at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_claim_on_its_generic_plan_reads_jobs_only_through_indexes() {
+    let db = db_or_skip!();
+    const N: i64 = 5000;
+    let s = db.open().await;
+    let batch: Vec<NewJob> = (0..N)
+        .map(|i| {
+            let mut j = NewJob::new("t", format!("[{i}]"));
+            j.priority = i % 7;
+            j
+        })
+        .collect();
+    s.enqueue(batch).await.unwrap();
+    let admin = db.admin().await;
+    admin
+        .batch_execute(&format!(
+            "SET search_path = \"{0}\"; ANALYZE \"{0}\".jobs",
+            db.schema
+        ))
+        .await
+        .unwrap();
+    let claim = include_str!("../queries/postgres/claim/claim.sql").trim_end();
+    let claim = claim.strip_suffix(';').unwrap_or(claim);
+    admin
+        .batch_execute(include_str!("../queries/postgres/claim/begin.sql"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!(
+            "PREPARE c(text, text[], bigint, text, bigint, text[], bigint[]) AS {claim}"
+        ))
+        .await
+        .unwrap();
+    for limit in [1, 64, 448] {
+        let rows = admin
+            .simple_query(&format!(
+                "EXPLAIN (FORMAT JSON) EXECUTE c('test', '{{default}}', {limit}, 'w', 30000, \
+                 '{{t}}', '{{NULL}}')"
+            ))
+            .await
+            .unwrap();
+        let plan = rows
+            .iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            })
+            .expect("a plan");
+        let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+        let mut nodes = vec![&plan[0]["Plan"]];
+        let mut scans = Vec::new();
+        while let Some(n) = nodes.pop() {
+            let kind = n["Node Type"].as_str().unwrap();
+            if n["Relation Name"] == "jobs" && kind.ends_with("Scan") {
+                scans.push(kind.to_string());
+            }
+            if let Some(kids) = n["Plans"].as_array() {
+                nodes.extend(kids);
+            }
+        }
+        assert!(
+            !scans.is_empty() && scans.iter().all(|t| t.starts_with("Index")),
+            "limit {limit}: jobs read by {scans:?}"
+        );
+    }
+    admin.batch_execute("ROLLBACK").await.unwrap();
+    // Through the store: the highest priority first, then by id, one and then many at a time.
+    s.register_worker(&worker("w", 60_000)).unwrap();
+    let one = s.claim(req("w", 1, 0)).await.unwrap();
+    assert_eq!((one[0].id, one[0].priority), (7, 6));
+    let many = s.claim(req("w", 64, 0)).await.unwrap();
+    let ids: Vec<i64> = many.iter().map(|j| j.id).collect();
+    let want: Vec<i64> = (0..N)
+        .filter(|i| i % 7 == 6)
+        .map(|i| i + 1)
+        .skip(1)
+        .take(64)
+        .collect();
+    assert_eq!(ids, want);
+    s.unregister_worker("w");
+    s.close().await.unwrap();
+}

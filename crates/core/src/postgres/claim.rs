@@ -373,7 +373,9 @@ impl Inner {
                 &self.ns, &queues, &limit, &worker_id, &lease_ms, &tasks, &limits,
             ];
             let found = tx
-                .begin_with(async { Ok(tx.query(&claim, &args).await?) })
+                .begin_as(&self.claim_begin, async {
+                    Ok(tx.query(&claim, &args).await?)
+                })
                 .await?;
             let due: Option<i64> = if found.is_empty() {
                 tx.query_one(&next_run_at, &[&self.ns, &queues, &tasks])

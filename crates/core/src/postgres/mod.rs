@@ -105,6 +105,9 @@ pub(crate) struct Inner {
     reaper_kick: Notify,
     /// Bumped by wake(): ends every waiting claim.
     wake_epoch: watch::Sender<u64>,
+    /// The BEGIN of a claim without flow options: `claim/begin.sql` (the claim on a generic
+    /// plan) on PostgreSQL 12 or newer, a plain BEGIN before.
+    claim_begin: String,
     /// The slow poll of waiting claims (ms); see [`PgStore::set_claim_poll`].
     claim_poll_ms: AtomicU64,
     /// Becomes true once, at close.
@@ -157,7 +160,7 @@ async fn open_mode(
     })?;
     let pg_config = conn::config(url, &schema)?;
     let pool = conn::pool(pg_config.clone())?;
-    {
+    let claim_begin = {
         let mut client = conn::get(&pool).await.map_err(|e| match e {
             Error::Unavailable(m) => Error::Unavailable(format!(
                 "cannot open the queue at {}: {m}",
@@ -170,7 +173,21 @@ async fn open_mode(
         } else {
             migrate::migrate(&mut client, &schema).await?;
         }
-    }
+        let version: i32 = client
+            .query_one(sql::META_SERVER_VERSION, &[])
+            .await?
+            .get(0);
+        if version >= 120_000 {
+            // Its statements only: a simple query is sent whole at every claim.
+            sql::CLAIM_BEGIN
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            "BEGIN".to_string()
+        }
+    };
     let (enqueue_tx, enqueue_rx) = mpsc::unbounded_channel();
     let inner = Arc::new(Inner {
         ns: namespace.to_string(),
@@ -188,6 +205,7 @@ async fn open_mode(
         notify_all: AtomicBool::new(false),
         notifier: Notify::new(),
         wake_epoch: watch::channel(0).0,
+        claim_begin,
         claim_poll_ms: AtomicU64::new(claim::CLAIM_POLL.as_millis() as u64),
         shutdown: watch::channel(false).0,
         closed: AtomicBool::new(false),

@@ -38,9 +38,19 @@ impl Tx {
     /// `first` may prepare its statement before it sends it (a round trip on a new connection),
     /// its statement still comes after the BEGIN.
     pub(super) async fn begin_with<T>(&self, first: impl Future<Output = Result<T>>) -> Result<T> {
+        self.begin_as("BEGIN", first).await
+    }
+
+    /// [`Self::begin_with`] with `begin` for the BEGIN: a simple query that opens the
+    /// transaction and may set it up (`SET LOCAL`), in the same message.
+    pub(super) async fn begin_as<T>(
+        &self,
+        begin: &str,
+        first: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
         self.open.store(true, Ordering::Relaxed);
         let c = self.conn();
-        let begin = async { c.batch_execute("BEGIN").await.map_err(Error::from) };
+        let begin = async { c.batch_execute(begin).await.map_err(Error::from) };
         let (_, t) = tokio::try_join!(biased; begin, first)?;
         Ok(t)
     }

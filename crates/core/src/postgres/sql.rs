@@ -113,6 +113,7 @@ q!(META_CREATE_SCHEMA, "meta/create_schema.sql");
 q!(META_SET_SEARCH_PATH, "meta/set_search_path.sql");
 q!(META_LIST_TABLES, "meta/list_tables.sql");
 q!(META_READ_VERSION, "meta/read_schema_version.sql");
+q!(META_SERVER_VERSION, "meta/server_version.sql");
 q!(META_SET_VERSION, "meta/set_schema_version.sql");
 
 q!(ENQUEUE_ALLOCATE_IDS, "enqueue/allocate_ids.sql");
@@ -150,6 +151,7 @@ q!(NOTIFY, "notify/notify.sql");
 q!(LISTEN, "notify/listen.sql");
 
 q!(CLAIM, "claim/claim.sql");
+q!(CLAIM_BEGIN, "claim/begin.sql");
 q!(QUEUES_LOCK, "queues/lock.sql");
 q!(QUEUES_PAUSE, "queues/pause.sql");
 q!(QUEUES_RESUME, "queues/resume.sql");
