@@ -1507,57 +1507,16 @@ async fn the_claim_on_its_generic_plan_reads_jobs_only_through_indexes() {
         })
         .collect();
     s.enqueue(batch).await.unwrap();
-    let admin = db.admin().await;
-    admin
-        .batch_execute(&format!(
-            "SET search_path = \"{0}\"; ANALYZE \"{0}\".jobs",
-            db.schema
-        ))
-        .await
-        .unwrap();
-    let claim = include_str!("../queries/postgres/claim/claim.sql").trim_end();
-    let claim = claim.strip_suffix(';').unwrap_or(claim);
-    admin
-        .batch_execute(include_str!("../queries/postgres/claim/begin.sql"))
-        .await
-        .unwrap();
-    admin
-        .batch_execute(&format!(
-            "PREPARE c(text, text[], bigint, text, bigint, text[], bigint[]) AS {claim}"
-        ))
-        .await
-        .unwrap();
+    let admin = prepared_on_generic_plan(
+        &db,
+        include_str!("../queries/postgres/claim/claim.sql"),
+        "text, text[], bigint, text, bigint, text[], bigint[]",
+    )
+    .await;
     for limit in [1, 64, 448] {
-        let rows = admin
-            .simple_query(&format!(
-                "EXPLAIN (FORMAT JSON) EXECUTE c('test', '{{default}}', {limit}, 'w', 30000, \
-                 '{{t}}', '{{NULL}}')"
-            ))
-            .await
-            .unwrap();
-        let plan = rows
-            .iter()
-            .find_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
-                _ => None,
-            })
-            .expect("a plan");
-        let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
-        let mut nodes = vec![&plan[0]["Plan"]];
-        let mut scans = Vec::new();
-        while let Some(n) = nodes.pop() {
-            let kind = n["Node Type"].as_str().unwrap();
-            if n["Relation Name"] == "jobs" && kind.ends_with("Scan") {
-                scans.push(kind.to_string());
-            }
-            if let Some(kids) = n["Plans"].as_array() {
-                nodes.extend(kids);
-            }
-        }
-        assert!(
-            !scans.is_empty() && scans.iter().all(|t| t.starts_with("Index")),
-            "limit {limit}: jobs read by {scans:?}"
-        );
+        let execute =
+            format!("EXECUTE c('test', '{{default}}', {limit}, 'w', 30000, '{{t}}', '{{NULL}}')");
+        reads_jobs_by_index(&admin, &execute, &format!("limit {limit}")).await;
     }
     admin.batch_execute("ROLLBACK").await.unwrap();
     // Through the store: the highest priority first, then by id, one and then many at a time.
@@ -1573,6 +1532,134 @@ async fn the_claim_on_its_generic_plan_reads_jobs_only_through_indexes() {
         .take(64)
         .collect();
     assert_eq!(ids, want);
+    s.unregister_worker("w");
+    s.close().await.unwrap();
+}
+
+/// A connection in the test's schema, its statistics fresh, inside a transaction begun as the
+/// store begins a claim (claim/begin.sql: generic plans), with `statement` prepared as `c`.
+async fn prepared_on_generic_plan(
+    db: &TestDb,
+    statement: &str,
+    params: &str,
+) -> tokio_postgres::Client {
+    let admin = db.admin().await;
+    admin
+        .batch_execute(&format!(
+            "SET search_path = \"{0}\"; ANALYZE \"{0}\".jobs",
+            db.schema
+        ))
+        .await
+        .unwrap();
+    let statement = statement.trim_end();
+    let statement = statement.strip_suffix(';').unwrap_or(statement);
+    admin
+        .batch_execute(include_str!("../queries/postgres/claim/begin.sql"))
+        .await
+        .unwrap();
+    admin
+        .batch_execute(&format!("PREPARE c({params}) AS {statement}"))
+        .await
+        .unwrap();
+    admin
+}
+
+/// Asserts that `execute` (an EXECUTE of a prepared statement) reads the table `jobs` and only
+/// through indexes: the node types of its scans of it, from EXPLAIN.
+async fn reads_jobs_by_index(admin: &tokio_postgres::Client, execute: &str, what: &str) {
+    let rows = admin
+        .simple_query(&format!("EXPLAIN (FORMAT JSON) {execute}"))
+        .await
+        .unwrap();
+    let plan = rows
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .expect("a plan");
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    let mut nodes = vec![&plan[0]["Plan"]];
+    let mut scans = Vec::new();
+    while let Some(n) = nodes.pop() {
+        let kind = n["Node Type"].as_str().unwrap();
+        if n["Relation Name"] == "jobs" && kind.ends_with("Scan") {
+            scans.push(kind.to_string());
+        }
+        if let Some(kids) = n["Plans"].as_array() {
+            nodes.extend(kids);
+        }
+    }
+    assert!(
+        !scans.is_empty() && scans.iter().all(|t| t.starts_with("Index")),
+        "{what}: jobs read by {scans:?}"
+    );
+}
+
+/// A settle batch of completes only runs on the generic plan (claim/begin.sql), which must read
+/// `jobs` by index for any batch size; and a batch whose complete leaves a job with dependents
+/// (the workflow statements run after it, with the server's own plans) still releases them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completes_on_their_generic_plan_read_jobs_by_index_and_release_dependents() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let batch: Vec<NewJob> = (0..3000)
+        .map(|i| NewJob::new("t", format!("[{i}]")))
+        .collect();
+    s.enqueue(batch).await.unwrap();
+    s.register_worker(&worker("w", 60_000)).unwrap();
+    let running = s.claim(req("w", 64, 0)).await.unwrap();
+    let admin = prepared_on_generic_plan(
+        &db,
+        include_str!("../queries/postgres/settle/complete.sql"),
+        "text, bigint[], bigint[], text[]",
+    )
+    .await;
+    for n in [1, 64] {
+        let list = |f: &dyn Fn(&taskito_core::ClaimedJob) -> String| {
+            running[..n].iter().map(f).collect::<Vec<_>>().join(",")
+        };
+        let ids = list(&|j| j.id.to_string());
+        let tokens = list(&|j| j.token.to_string());
+        let results = list(&|_| "1".to_string());
+        let execute = format!("EXECUTE c('test', '{{{ids}}}', '{{{tokens}}}', '{{{results}}}')");
+        reads_jobs_by_index(&admin, &execute, &format!("{n} completes")).await;
+    }
+    admin.batch_execute("ROLLBACK").await.unwrap();
+
+    let out = s
+        .settle(running.iter().map(|j| complete(j, "1")).collect())
+        .await
+        .unwrap();
+    assert!(out.iter().all(|o| o.status == SettleStatus::Complete));
+
+    // A job with a dependent, completed in a batch of completes only.
+    let parent = s.enqueue(vec![job("a")]).await.unwrap()[0].id;
+    let mut child = job("b");
+    child.depends_on = vec![taskito_core::DependencyRef::Job(parent)];
+    let child = s.enqueue(vec![child]).await.unwrap()[0].id;
+    let mut claimed = Vec::new();
+    while !claimed
+        .iter()
+        .any(|j: &taskito_core::ClaimedJob| j.id == parent)
+    {
+        claimed = s.claim(req("w", 1000, 0)).await.unwrap();
+        let others: Vec<_> = claimed
+            .iter()
+            .filter(|j| j.id != parent)
+            .map(|j| complete(j, "1"))
+            .collect();
+        if !others.is_empty() {
+            s.settle(others).await.unwrap();
+        }
+    }
+    let a = claimed.into_iter().find(|j| j.id == parent).unwrap();
+    let out = s.settle(vec![complete(&a, "\"done\"")]).await.unwrap();
+    assert_eq!(out[0].status, SettleStatus::Complete);
+    assert_eq!(
+        s.get_job(child).await.unwrap().unwrap().status,
+        StatusCode::Pending as i64
+    );
     s.unregister_worker("w");
     s.close().await.unwrap();
 }

@@ -373,7 +373,7 @@ impl Inner {
                 &self.ns, &queues, &limit, &worker_id, &lease_ms, &tasks, &limits,
             ];
             let found = tx
-                .begin_as(&self.claim_begin, async {
+                .begin_as(&self.generic_begin, async {
                     Ok(tx.query(&claim, &args).await?)
                 })
                 .await?;

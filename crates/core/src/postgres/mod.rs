@@ -105,9 +105,10 @@ pub(crate) struct Inner {
     reaper_kick: Notify,
     /// Bumped by wake(): ends every waiting claim.
     wake_epoch: watch::Sender<u64>,
-    /// The BEGIN of a claim without flow options: `claim/begin.sql` (the claim on a generic
-    /// plan) on PostgreSQL 12 or newer, a plain BEGIN before.
-    claim_begin: String,
+    /// The BEGIN of a claim without flow options and of a settle batch of completes only:
+    /// `claim/begin.sql` (their statements on generic plans, planned once per connection) on
+    /// PostgreSQL 12 or newer, a plain BEGIN before.
+    generic_begin: String,
     /// The slow poll of waiting claims (ms); see [`PgStore::set_claim_poll`].
     claim_poll_ms: AtomicU64,
     /// Becomes true once, at close.
@@ -160,7 +161,7 @@ async fn open_mode(
     })?;
     let pg_config = conn::config(url, &schema)?;
     let pool = conn::pool(pg_config.clone())?;
-    let claim_begin = {
+    let generic_begin = {
         let mut client = conn::get(&pool).await.map_err(|e| match e {
             Error::Unavailable(m) => Error::Unavailable(format!(
                 "cannot open the queue at {}: {m}",
@@ -205,7 +206,7 @@ async fn open_mode(
         notify_all: AtomicBool::new(false),
         notifier: Notify::new(),
         wake_epoch: watch::channel(0).0,
-        claim_begin,
+        generic_begin,
         claim_poll_ms: AtomicU64::new(claim::CLAIM_POLL.as_millis() as u64),
         shutdown: watch::channel(false).0,
         closed: AtomicBool::new(false),

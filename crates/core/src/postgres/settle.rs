@@ -75,7 +75,18 @@ impl Inner {
         } else {
             let ns = &self.ns;
             let first = run_completes(&*tx, &mut counts, ns, &plan.completes);
-            let (mut done, deferred) = tx.begin_with(first).await?;
+            // Completes alone (a drain's batches): on their generic plan (claim/begin.sql), not
+            // planned anew at every batch. Whatever else the transaction runs (a job with
+            // dependents) goes back to the server's own choice of plans first.
+            let generic = plan.completes_only();
+            let (mut done, deferred) = if generic {
+                tx.begin_as(&self.generic_begin, first).await?
+            } else {
+                tx.begin_with(first).await?
+            };
+            if generic && !deferred.is_empty() {
+                tx.batch_execute(sql::PLANS_AUTO).await?;
+            }
             complete_deferred(&*tx, &mut counts, ns, &plan.completes, &deferred, &mut done).await?;
             retried |= !deferred.is_empty();
             fill(&mut out, &plan.completes, &done, SettleStatus::Complete);
@@ -247,6 +258,15 @@ struct SettlePlan<'a> {
 }
 
 impl<'a> SettlePlan<'a> {
+    /// Completes and nothing else, none of a task with a breaker.
+    fn completes_only(&self) -> bool {
+        !self.completes.is_empty()
+            && self.cancels.is_empty()
+            && self.fails.is_empty()
+            && self.limited.is_empty()
+            && !self.breaker
+    }
+
     /// Splits a batch by kind. A second settle of one id in the same batch is stale by
     /// construction (the first one ends the attempt), so it is answered without touching the
     /// database.
