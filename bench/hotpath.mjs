@@ -9,6 +9,9 @@
 import { createRequire } from 'node:module'
 import { Queue } from 'taskito'
 
+// The cores' fencing-token rule (policy::next_token), so the floor's claim writes what theirs do.
+const { nextToken } = await import(new URL('../dist/esm/core/policy.js', import.meta.url))
+
 const require = createRequire(import.meta.url)
 
 export async function drainRunningIndex(ctx) {
@@ -144,7 +147,7 @@ export async function drainFloor(ctx) {
     }
     const rows = ready.all({ namespace: 'default', queue: 'default', task_name: 'noop', priority: 0, after_run_at: -1, after_id: -1, now, limit: claim })
     for (const r of rows) {
-      r.token = Math.max(r.lease_token + 1, now) // policy::next_token
+      r.token = nextToken(r.lease_token, now)
       take.run({ id: r.id, token: r.token, last: r.lease_token, worker_id: 'floor', now, deadline_at: null, lease_until: now + leaseMs })
     }
     return rows

@@ -9,6 +9,7 @@ import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import { Queue } from 'taskito'
+import { deferred, percentile, sleep } from './workloads.mjs'
 
 const require = createRequire(import.meta.url)
 
@@ -211,31 +212,24 @@ export async function pgLatencyFloor(ctx) {
         await producer.query(enqueue)
         if ((await started.promise) !== 1) throw Object.assign(new Error('the floor claim found no job'), { code: 'BENCH_INCOMPLETE' })
         if (i >= warmup) samples.push(performance.now() - t0)
-        await new Promise((r) => setTimeout(r, 2))
+        await sleep(2)
       }
       return samples.sort((a, b) => a - b)
     }
     const durable = await round(true)
     const unflushed = await round(false)
-    const at = (s, p) => s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))]
     const what = 'floor: raw pg, one-statement durable enqueue + NOTIFY, one claim on the notification'
     return [
-      { key: 'floor-p50', label: `${what}, p50`, unit: 'ms', lowerIsBetter: true, value: at(durable, 50) },
-      { key: 'floor-p99', label: `${what}, p99`, unit: 'ms', lowerIsBetter: true, value: at(durable, 99) },
-      { key: 'floor-noflush-p50', label: 'the same, the enqueue committed without the WAL flush (not durable), p50', unit: 'ms', lowerIsBetter: true, value: at(unflushed, 50) },
-      { key: 'floor-noflush-p99', label: 'the same, the enqueue committed without the WAL flush (not durable), p99', unit: 'ms', lowerIsBetter: true, value: at(unflushed, 99) },
+      { key: 'floor-p50', label: `${what}, p50`, unit: 'ms', lowerIsBetter: true, value: percentile(durable, 50) },
+      { key: 'floor-p99', label: `${what}, p99`, unit: 'ms', lowerIsBetter: true, value: percentile(durable, 99) },
+      { key: 'floor-noflush-p50', label: 'the same, the enqueue committed without the WAL flush (not durable), p50', unit: 'ms', lowerIsBetter: true, value: percentile(unflushed, 50) },
+      { key: 'floor-noflush-p99', label: 'the same, the enqueue committed without the WAL flush (not durable), p99', unit: 'ms', lowerIsBetter: true, value: percentile(unflushed, 99) },
     ]
   } finally {
     await producer.end()
     await claimer.end()
     dropSchema(ctx, schema)
   }
-}
-
-function deferred() {
-  let resolve, reject
-  const promise = new Promise((a, b) => ((resolve = a), (reject = b)))
-  return { promise, resolve, reject }
 }
 
 /**

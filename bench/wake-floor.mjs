@@ -3,8 +3,8 @@
 // raw better-sqlite3 on a one-table file of its own in WAL mode with the cores' connection
 // settings. The producer (this process) commits one INSERT; the claimer (a child process) watches
 // the -wal with fs.watch and, on an event, claims one job in a BEGIN IMMEDIATE transaction (looking
-// again 1 ms later when the commit was not visible yet, as the cores do), then reports. No queue
-// logic, no N-API, no worker loop: what is left above this is ours.
+// again after the cores' RECHECK_MS when the commit was not visible yet, as they do), then
+// reports. No queue logic, no N-API, no worker loop: what is left above this is ours.
 //
 // Also the child of itself: `node bench/wake-floor.mjs <db path>` is the claimer.
 
@@ -13,12 +13,13 @@ import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { percentile, sleep, wallNow } from './workloads.mjs'
 
 const require = createRequire(import.meta.url)
 const SELF = fileURLToPath(import.meta.url)
 const COMMON = fileURLToPath(new URL('../crates/core/queries/sqlite/connection/common.sql', import.meta.url))
-const wallNow = () => performance.timeOrigin + performance.now()
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+// The cores' own second look after a notification that found nothing (policy::wake::RECHECK_MS).
+const { RECHECK_MS } = await import(new URL('../dist/esm/core/policy/wake.js', import.meta.url))
 
 function openDb(dbPath) {
   const Database = require('better-sqlite3')
@@ -52,7 +53,7 @@ function claimer(dbPath) {
     // A notification comes with the frames' writes, a moment before the commit is visible.
     if (!rechecked) {
       rechecked = true
-      setTimeout(look, 1)
+      setTimeout(look, RECHECK_MS)
     }
   }
   fs.watch(`${dbPath}-wal`, () => {
@@ -65,10 +66,6 @@ function claimer(dbPath) {
   })
   process.on('disconnect', () => process.exit(0))
   process.send({ type: 'ready' })
-}
-
-function percentile(sorted, p) {
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]
 }
 
 export async function latencyXprocFloor(ctx) {

@@ -946,7 +946,7 @@ function timeRawQuery(ctx, sql) {
   }
 }
 
-export { expectCompleted, preEnqueue, settleCounter, stopwatch }
+export { deferred, expectCompleted, percentile, preEnqueue, settleCounter, sleep, stopwatch }
 
 export const WORKLOADS = {
   'flow-drain': flowDrain,
