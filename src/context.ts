@@ -91,7 +91,6 @@ class AttemptContext implements JobContext {
   }
 }
 
-
 /** Aborts the attempt's signal (now, or when it is first asked for). */
 export function abortAttempt(state: AttemptState, reason: unknown): void {
   if (state.abortReason !== undefined) return
