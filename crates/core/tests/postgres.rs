@@ -1490,7 +1490,7 @@ async fn a_claim_lost_in_a_server_crash_never_shares_its_token_with_the_next() {
     );
 }
 
-/// The claim runs on a generic plan (claim/begin.sql), which does not know the limit: it must
+/// The claim runs on a generic plan (plans/generic_begin.sql), which does not know the limit: it must
 /// still reach `jobs` only through its indexes (no scan of the whole table, which an UPDATE
 /// joined to the picked rows by id alone became), and a store claiming through it hands out the
 /// best jobs in order, one and many at a time.
@@ -1537,7 +1537,7 @@ async fn the_claim_on_its_generic_plan_reads_jobs_only_through_indexes() {
 }
 
 /// A connection in the test's schema, its statistics fresh, inside a transaction begun as the
-/// store begins a claim (claim/begin.sql: generic plans), with `statement` prepared as `c`.
+/// store begins a claim (plans/generic_begin.sql: generic plans), with `statement` prepared as `c`.
 async fn prepared_on_generic_plan(
     db: &TestDb,
     statement: &str,
@@ -1554,7 +1554,7 @@ async fn prepared_on_generic_plan(
     let statement = statement.trim_end();
     let statement = statement.strip_suffix(';').unwrap_or(statement);
     admin
-        .batch_execute(include_str!("../queries/postgres/claim/begin.sql"))
+        .batch_execute(include_str!("../queries/postgres/plans/generic_begin.sql"))
         .await
         .unwrap();
     admin
@@ -1596,7 +1596,7 @@ async fn reads_jobs_by_index(admin: &tokio_postgres::Client, execute: &str, what
     );
 }
 
-/// A settle batch of completes only runs on the generic plan (claim/begin.sql), which must read
+/// A settle batch of completes only runs on the generic plan (plans/generic_begin.sql), which must read
 /// `jobs` by index for any batch size; and a batch whose complete leaves a job with dependents
 /// (the workflow statements run after it, with the server's own plans) still releases them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -106,7 +106,7 @@ pub(crate) struct Inner {
     /// Bumped by wake(): ends every waiting claim.
     wake_epoch: watch::Sender<u64>,
     /// The BEGIN of a claim without flow options and of a settle batch of completes only:
-    /// `claim/begin.sql` (their statements on generic plans, planned once per connection) on
+    /// `plans/generic_begin.sql` (their statements on generic plans, planned once per connection) on
     /// PostgreSQL 12 or newer, a plain BEGIN before.
     generic_begin: String,
     /// The slow poll of waiting claims (ms); see [`PgStore::set_claim_poll`].
@@ -180,7 +180,7 @@ async fn open_mode(
             .get(0);
         if version >= 120_000 {
             // Its statements only: a simple query is sent whole at every claim.
-            sql::CLAIM_BEGIN
+            sql::PLANS_GENERIC_BEGIN
                 .lines()
                 .filter(|l| !l.trim_start().starts_with("--"))
                 .collect::<Vec<_>>()

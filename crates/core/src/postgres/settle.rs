@@ -75,7 +75,7 @@ impl Inner {
         } else {
             let ns = &self.ns;
             let first = run_completes(&*tx, &mut counts, ns, &plan.completes);
-            // Completes alone (a drain's batches): on their generic plan (claim/begin.sql), not
+            // Completes alone (a drain's batches): on their generic plan (plans/generic_begin.sql), not
             // planned anew at every batch. Whatever else the transaction runs (a job with
             // dependents) goes back to the server's own choice of plans first.
             let generic = plan.completes_only();

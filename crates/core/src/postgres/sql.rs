@@ -151,8 +151,8 @@ q!(NOTIFY, "notify/notify.sql");
 q!(LISTEN, "notify/listen.sql");
 
 q!(CLAIM, "claim/claim.sql");
-q!(CLAIM_BEGIN, "claim/begin.sql");
-q!(PLANS_AUTO, "claim/plans_auto.sql");
+q!(PLANS_GENERIC_BEGIN, "plans/generic_begin.sql");
+q!(PLANS_AUTO, "plans/auto.sql");
 q!(QUEUES_LOCK, "queues/lock.sql");
 q!(QUEUES_PAUSE, "queues/pause.sql");
 q!(QUEUES_RESUME, "queues/resume.sql");

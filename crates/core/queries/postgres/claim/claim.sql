@@ -63,10 +63,11 @@ SET status = 1,
     lease_until = CASE WHEN j.timeout_ms IS NULL THEN now.ms + $5::bigint
                        ELSE now.ms + LEAST($5::bigint, j.timeout_ms) END
 FROM picked, now
--- The ids as an array besides the join: the claim runs on a generic plan (claim/begin.sql), which
--- does not know the limit ($3) and so expects thousands of picked rows; joined on `picked.id`
--- alone, it hashes every row of jobs to find them. `= ANY` of the array is an index condition on
--- the primary key whatever the estimate, so jobs is read at the picked rows only.
+-- The ids as an array besides the join: the claim runs on a generic plan
+-- (plans/generic_begin.sql), which does not know the limit ($3) and so expects thousands of picked
+-- rows; joined on `picked.id` alone, it hashes every row of jobs to find them. `= ANY` of the
+-- array is an index condition on the primary key whatever the estimate, so jobs is read at the
+-- picked rows only.
 WHERE j.id = ANY (ARRAY(SELECT id FROM picked)) AND j.id = picked.id
 RETURNING j.id, j.task_name, j.queue, j.args, j.retry_count, j.lease_token, j.max_retries,
           j.timeout_ms, j.soft_timeout_ms, j.priority, j.run_at, j.started_at, j.deadline_at,

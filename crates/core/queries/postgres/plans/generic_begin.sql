@@ -1,4 +1,4 @@
--- The BEGIN of a claim (claim.sql), with the claim's plan taken from the plan cache: left to
+-- The BEGIN of a claim (claim/claim.sql), with the claim's plan taken from the plan cache: left to
 -- itself, PostgreSQL keeps choosing a custom plan for claim.sql (its generic plan's estimate is
 -- far above a custom plan's for a small limit) and so plans it anew at every execution, 0.4-0.7
 -- ms of the server's time per claim against about 0.2 ms of execution: most of the wait between
