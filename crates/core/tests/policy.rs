@@ -985,6 +985,7 @@ fn wake_cases() {
     assert_eq!(int(c, "POLL_MS") as u64, wake::POLL_MS);
     assert_eq!(int(c, "TRUSTED_POLL_MS") as u64, wake::TRUSTED_POLL_MS);
     assert_eq!(int(c, "RECHECK_MS") as u64, wake::RECHECK_MS);
+    assert_eq!(int(c, "WATCH_LINGER_MS") as u64, wake::WATCH_LINGER_MS);
     for case in section(&all, "wake_start") {
         let got = wake::start(flag(case, "watching"));
         assert_eq!(got, trust(&case["expect"]), "{case}");

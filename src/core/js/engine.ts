@@ -26,7 +26,7 @@ import { checkFileOwner, claimFile, releaseFile } from '../owners.js'
 import { EXPIRE_BATCH } from '../policy/schedules.js'
 import { type Blackout, DEFAULT_LEASE_MS, REAP_GRACE_MS, ROUTE_BATCH, ROUTE_INTERVAL_MS, SWEEP_MIN_BATCH, blackoutAfter, heartbeatIntervalMs, reapCutoffAfter, sweepNext } from '../policy.js'
 import { Counts } from '../policy/counters.js'
-import { judge, pollMs, pollOverride, POLL_ENV, RECHECK_MS, start as startTrust, type Trust, WATCH_ENV, watchEnabled } from '../policy/wake.js'
+import { judge, pollMs, pollOverride, POLL_ENV, RECHECK_MS, start as startTrust, type Trust, WATCH_ENV, WATCH_LINGER_MS, watchEnabled } from '../policy/wake.js'
 import type { ClaimedJob, ClaimRequest, JobRow, TaskFlow, WorkerInfo } from '../types.js'
 import { closedError, fromSqlite } from './errors.js'
 import { openDatabase, type Database } from './sqlite.js'
@@ -42,9 +42,6 @@ function wakeSetting(): { watch: boolean; pollMs: number | null } {
 const REAP_MS = 100
 /** Attempts the reaper reads per transaction (a full batch: it looks again at once). */
 const REAP_BATCH = 256
-/** How long the `-wal` stays watched after the last waiter went: a worker between two claims keeps
- * it (no watch and unwatch per claim). The native core's WATCH_LINGER (sqlite/wake.rs). */
-const WATCH_LINGER_MS = 1000
 
 type Work<T> = (now: number, fx: Effects) => T
 

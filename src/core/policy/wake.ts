@@ -21,6 +21,9 @@ export const TRUSTED_POLL_MS = 100
  * preempted between its last frame and the wal-index raises no further event. See wake.rs. */
 export const RECHECK_MS = 1
 
+/** How long the `-wal` stays watched after the last waiter went (see wake.rs). */
+export const WATCH_LINGER_MS = 1_000
+
 /** What the poll has learned of the watcher. */
 export interface Trust {
   /** The watcher reported the last change the poll judged: the poll may look less often. */

@@ -28,6 +28,11 @@ pub const TRUSTED_POLL_MS: u64 = 100;
 /// at load average 8 (docs/PERFORMANCE.md "Waking across processes, round 3").
 pub const RECHECK_MS: u64 = 1;
 
+/// How long the `-wal` stays watched after the last waiter (a claim that found nothing, a
+/// waitJob) went: a worker between two waits keeps it, no watch and unwatch per claim, while a
+/// busy worker, whose claims find jobs, stops paying for the notifications of its own commits.
+pub const WATCH_LINGER_MS: u64 = 1_000;
+
 /// What the poll has learned of the watcher.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Trust {

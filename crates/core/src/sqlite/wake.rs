@@ -28,9 +28,8 @@ use crate::policy::wake;
 
 /// How long the poll thread sleeps while nobody waits (a new subscriber unparks it).
 const IDLE_PARK: Duration = Duration::from_millis(100);
-/// How long the `-wal` stays watched after the last waiter went: a worker between two waits
-/// keeps it (no watch and unwatch per claim).
-const WATCH_LINGER: Duration = Duration::from_secs(1);
+/// How long the `-wal` stays watched after the last waiter went (`policy::wake::WATCH_LINGER_MS`).
+const WATCH_LINGER: Duration = Duration::from_millis(wake::WATCH_LINGER_MS);
 /// A read woken by a notification looks once more after this (`policy::wake::RECHECK_MS`).
 pub(super) const RECHECK: Duration = Duration::from_millis(wake::RECHECK_MS);
 
