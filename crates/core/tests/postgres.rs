@@ -1536,6 +1536,95 @@ async fn the_claim_on_its_generic_plan_reads_jobs_only_through_indexes() {
     s.close().await.unwrap();
 }
 
+/// Version 12 dropped jobs_running: the running attempts of a task (the concurrency cap, the
+/// half-open probes) are counted through jobs_leased, which holds only the running rows, not
+/// through jobs_task, which holds every job the task ever had. Checked on the plans the server
+/// would choose for the statement with fresh statistics, custom and generic, and by the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn running_attempts_of_a_task_are_counted_through_jobs_leased() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let batch: Vec<NewJob> = (0..5000)
+        .map(|i| NewJob::new("t", format!("[{i}]")))
+        .collect();
+    s.enqueue(batch).await.unwrap();
+    let admin = db.admin().await;
+    let schema = &db.schema;
+    // Most of the task's jobs finished long ago; a few still to run.
+    admin
+        .batch_execute(&format!(
+            "UPDATE \"{schema}\".jobs SET status = 2, finished_at = created_at WHERE id <= 4900"
+        ))
+        .await
+        .unwrap();
+    s.register_worker(&worker("w", 60_000)).unwrap();
+    let running = s.claim(req("w", 7, 0)).await.unwrap();
+    assert_eq!(running.len(), 7);
+    let statement = include_str!("../queries/postgres/flow/running.sql").trim_end();
+    let statement = statement.strip_suffix(';').unwrap_or(statement);
+    admin
+        .batch_execute(&format!(
+            "SET search_path = \"{schema}\"; ANALYZE jobs; PREPARE r(text, text) AS {statement}"
+        ))
+        .await
+        .unwrap();
+    for mode in ["force_custom_plan", "force_generic_plan"] {
+        admin
+            .batch_execute(&format!("SET plan_cache_mode = {mode}"))
+            .await
+            .unwrap();
+        let indexes = indexes_read(&admin, "EXECUTE r('test', 't')").await;
+        assert_eq!(indexes, ["jobs_leased"], "{mode}");
+        let n: i64 = admin
+            .query_one("EXECUTE r('test', 't')", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 7, "{mode}");
+    }
+    s.unregister_worker("w");
+    s.close().await.unwrap();
+}
+
+/// The indexes through which `execute` (an EXECUTE of a prepared statement) reads `jobs`, from
+/// EXPLAIN; a scan of the table without an index shows as "(table)".
+async fn indexes_read(admin: &tokio_postgres::Client, execute: &str) -> Vec<String> {
+    let mut indexes = Vec::new();
+    for n in plan_nodes(admin, execute).await {
+        let kind = n["Node Type"].as_str().unwrap_or_default();
+        if n["Relation Name"] == "jobs" && kind.ends_with("Scan") {
+            let index = n["Index Name"].as_str().unwrap_or("(table)");
+            indexes.push(index.to_string());
+        }
+    }
+    indexes
+}
+
+/// Every node of the plan of `execute`, from EXPLAIN (FORMAT JSON).
+async fn plan_nodes(admin: &tokio_postgres::Client, execute: &str) -> Vec<serde_json::Value> {
+    let rows = admin
+        .simple_query(&format!("EXPLAIN (FORMAT JSON) {execute}"))
+        .await
+        .unwrap();
+    let plan = rows
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .expect("a plan");
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    let mut nodes = vec![plan[0]["Plan"].clone()];
+    let mut all = Vec::new();
+    while let Some(n) = nodes.pop() {
+        if let Some(kids) = n["Plans"].as_array() {
+            nodes.extend(kids.iter().cloned());
+        }
+        all.push(n);
+    }
+    all
+}
+
 /// A connection in the test's schema, its statistics fresh, inside a transaction begun as the
 /// store begins a claim (plans/generic_begin.sql: generic plans), with `statement` prepared as `c`.
 async fn prepared_on_generic_plan(
@@ -1567,27 +1656,11 @@ async fn prepared_on_generic_plan(
 /// Asserts that `execute` (an EXECUTE of a prepared statement) reads the table `jobs` and only
 /// through indexes: the node types of its scans of it, from EXPLAIN.
 async fn reads_jobs_by_index(admin: &tokio_postgres::Client, execute: &str, what: &str) {
-    let rows = admin
-        .simple_query(&format!("EXPLAIN (FORMAT JSON) {execute}"))
-        .await
-        .unwrap();
-    let plan = rows
-        .iter()
-        .find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
-            _ => None,
-        })
-        .expect("a plan");
-    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
-    let mut nodes = vec![&plan[0]["Plan"]];
     let mut scans = Vec::new();
-    while let Some(n) = nodes.pop() {
-        let kind = n["Node Type"].as_str().unwrap();
+    for n in plan_nodes(admin, execute).await {
+        let kind = n["Node Type"].as_str().unwrap_or_default();
         if n["Relation Name"] == "jobs" && kind.ends_with("Scan") {
             scans.push(kind.to_string());
-        }
-        if let Some(kids) = n["Plans"].as_array() {
-            nodes.extend(kids);
         }
     }
     assert!(

@@ -105,6 +105,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
             "/queries/postgres/migrations/011_fewer_indexes.sql"
         )),
     ),
+    (
+        12,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/012_hot_path.sql"
+        )),
+    ),
 ];
 
 q!(META_LOCK, "meta/lock.sql");
