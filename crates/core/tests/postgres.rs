@@ -1372,6 +1372,47 @@ async fn a_bulk_enqueue_without_keys_writes_every_job_in_input_order() {
     assert_eq!(s.stats().await.unwrap().pending, n + 40);
 }
 
+/// A small enqueue takes the ids its store's previous one allocated on the wire behind its insert
+/// (enqueue.rs, `SpareIds`): each id is used once, a store's jobs keep ascending ids, a spare id
+/// older than SPARE_IDS_FRESH (250 ms) is not taken, so a job enqueued after another store's has
+/// the higher id; and every job is written with its own arguments.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_enqueues_use_spare_ids_once_and_in_order() {
+    let db = db_or_skip!();
+    let a = db.open().await;
+    let b = db.open().await;
+    let one = |s: &'static str| vec![NewJob::new("t", format!("[\"{s}\"]"))];
+    let mut mine = Vec::new();
+    for i in 0..20 {
+        let arg = if i % 2 == 0 { "even" } else { "odd" };
+        mine.push((a.enqueue(one(arg)).await.unwrap()[0].id, arg));
+    }
+    // A batch takes as many spare ids as it has jobs, or allocates its own.
+    let pair = vec![NewJob::new("t", "[1]"), NewJob::new("t", "[2]")];
+    let two = a.enqueue(pair.clone()).await.unwrap();
+    let two_more = a.enqueue(pair).await.unwrap();
+    assert!(
+        mine.windows(2).all(|w| w[0].0 < w[1].0),
+        "ascending: {mine:?}"
+    );
+    assert!(mine.last().unwrap().0 < two[0].id && two[0].id < two[1].id);
+    assert!(two[1].id < two_more[0].id && two_more[0].id < two_more[1].id);
+    for (id, arg) in &mine {
+        let row = a.get_job(*id).await.unwrap().expect("written");
+        assert_eq!(row.args, format!("[\"{arg}\"]"));
+    }
+    // The other store's job, then ours once our spare ids have gone stale: after it.
+    let theirs = b.enqueue(one("theirs")).await.unwrap()[0].id;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let later = a.enqueue(one("later")).await.unwrap()[0].id;
+    assert!(later > theirs, "{later} after {theirs}");
+    let all: HashSet<i64> = mine.iter().map(|m| m.0).chain([theirs, later]).collect();
+    assert_eq!(all.len(), 22, "each id once");
+    assert_eq!(a.stats().await.unwrap().pending, 26);
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
 /// uniqueKeys in one batch (enqueue/insert.sql's ON CONFLICT path): a key a live job holds
 /// gives that job, a key twice in the batch gives its first job, the rest are created; a batch
 /// refused by the database (an unknown dependency) writes nothing, its keys included.

@@ -2,10 +2,11 @@
 //! involved), retried on a fresh connection when the connection fails; and the combiner, which
 //! lets concurrent enqueue calls share one INSERT and so one WAL flush.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
@@ -66,16 +67,25 @@ impl Inner {
             // Ok(Ok(result)) done; Ok(Err(())) the live holder of a key finished meanwhile: rerun.
             let res: Result<std::result::Result<Vec<Enqueued>, ()>> = async {
                 let mut c = self.client().await?;
-                let st = c.prepare_cached(sql::ENQUEUE_ALLOCATE_IDS).await?;
-                let mut ids: Vec<i64> = c.query_one(&st, &[&n]).await?.get(0);
+                let allocate = c.prepare_cached(sql::ENQUEUE_ALLOCATE_IDS).await?;
+                let plain = !has_keys && !has_deps;
+                let spare = plain.then(|| self.take_spare_ids(jobs.len())).flatten();
+                let took_spare = spare.is_some();
+                let mut ids: Vec<i64> = match spare {
+                    Some(ids) => ids,
+                    None => c.query_one(&allocate, &[&n]).await?.get(0),
+                };
                 ids.sort_unstable();
+                if !took_spare {
+                    self.used_ids(&ids);
+                }
                 let none = counters::Columns::default();
                 let all_created = || -> Vec<Enqueued> {
                     ids.iter()
                         .map(|&id| Enqueued { id, created: true })
                         .collect()
                 };
-                if !has_keys && !has_deps {
+                if plain {
                     // One statement is atomic on its own and commits with one WAL flush: every
                     // row is inserted, so its counts are known and go in the same statement, and
                     // without keys it needs neither ON CONFLICT nor RETURNING (insert_plain.sql).
@@ -92,7 +102,19 @@ impl Inner {
                     let insert = c.execute(&st, &params);
                     let wake_args: [&(dyn ToSql + Sync); 2] = [&self.channel, &self.ns];
                     let notify = c.execute(&wake, &wake_args);
-                    let (inserted, notify) = tokio::join!(biased; insert, notify);
+                    // The ids of this store's next enqueue of this size go on the wire behind
+                    // them: that enqueue then starts with its insert, not with a round trip to
+                    // allocate ids (the reply comes in the same read as the NOTIFY's).
+                    let refill = async {
+                        if jobs.len() > SPARE_IDS_MAX {
+                            return None;
+                        }
+                        c.query_one(&allocate, &[&n]).await.ok()
+                    };
+                    let (inserted, notify, spare) = tokio::join!(biased; insert, notify, refill);
+                    if let Some(row) = spare {
+                        self.keep_spare_ids(row.get(0));
+                    }
                     told.store(inserted.is_ok() && notify.is_ok(), Ordering::Relaxed);
                     return match inserted {
                         Ok(_) => Ok(Ok(all_created())),
@@ -198,6 +220,47 @@ impl Inner {
         }
     }
 
+    /// `n` spare ids allocated within [`SPARE_IDS_FRESH`] and above every id this store used,
+    /// lowest first, if there are that many.
+    fn take_spare_ids(&self, n: usize) -> Option<Vec<i64>> {
+        let mut spare = self.spare_ids.lock().expect("spare ids");
+        let now = Instant::now();
+        let used = spare.used;
+        while spare
+            .ids
+            .front()
+            .is_some_and(|&(id, at)| id <= used || now - at > SPARE_IDS_FRESH)
+        {
+            spare.ids.pop_front();
+        }
+        if spare.ids.len() < n {
+            return None;
+        }
+        let ids: Vec<i64> = spare.ids.drain(..n).map(|(id, _)| id).collect();
+        spare.used = spare.used.max(ids[n - 1]);
+        Some(ids)
+    }
+
+    /// Ids this store allocated for itself: spare ids below them are never taken.
+    fn used_ids(&self, ids: &[i64]) {
+        let mut spare = self.spare_ids.lock().expect("spare ids");
+        spare.used = ids.iter().copied().fold(spare.used, i64::max);
+    }
+
+    /// Keeps freshly allocated ids for the next small enqueues (at most [`SPARE_IDS_MAX`]; the
+    /// rest are never used: ids have gaps anyway, and are never reused).
+    fn keep_spare_ids(&self, mut ids: Vec<i64>) {
+        ids.sort_unstable();
+        let mut spare = self.spare_ids.lock().expect("spare ids");
+        let now = Instant::now();
+        let room = SPARE_IDS_MAX.saturating_sub(spare.ids.len());
+        spare
+            .ids
+            .extend(ids.into_iter().take(room).map(|id| (id, now)));
+        // Allocated together by concurrent enqueues, they may arrive out of order.
+        spare.ids.make_contiguous().sort_unstable();
+    }
+
     /// After a lost reply: did the statement that inserted this pre-allocated id commit?
     async fn landed(&self, probe: i64) -> Result<bool> {
         self.retrying(READ_RETRY_BUDGET, |c| async move {
@@ -207,6 +270,27 @@ impl Inner {
         .await
     }
 }
+
+/// Ids allocated ahead for this store's next enqueues of at most [`SPARE_IDS_MAX`] jobs without
+/// uniqueKeys or dependencies: each such enqueue asks for the next one's ids on the wire behind
+/// its own insert, so a lone `delay()` is one round trip (its insert), not two. An id is taken
+/// once or never (a gap, as a rolled-back insert leaves). Only ids allocated within
+/// [`SPARE_IDS_FRESH`] are taken, and none below an id the store already used: a store's jobs
+/// get ascending ids, and ids follow the order of enqueues across processes to within that
+/// window, as newest-first listings expect.
+#[derive(Default)]
+pub(crate) struct SpareIds {
+    /// Lowest first, with when each was allocated.
+    ids: VecDeque<(i64, Instant)>,
+    /// The highest id this store used.
+    used: i64,
+}
+
+/// The largest enqueue that takes spare ids and asks for its successor's (a bulk enqueue pays its
+/// allocation once for many jobs).
+const SPARE_IDS_MAX: usize = 64;
+/// How long an allocated id stays usable.
+const SPARE_IDS_FRESH: Duration = Duration::from_millis(250);
 
 /// A batch of jobs as the column arrays of enqueue/insert.sql (and insert_plain.sql), in input
 /// order.

@@ -97,6 +97,8 @@ pub(crate) struct Inner {
     settled: Notify,
     /// Enqueue calls without uniqueKeys, for the combiner.
     enqueue_tx: mpsc::UnboundedSender<enqueue::EnqueueRequest>,
+    /// Ids allocated for this store's next small enqueues (see [`enqueue::SpareIds`]).
+    spare_ids: Mutex<enqueue::SpareIds>,
     /// Pending announcements for the notifier: this namespace / every namespace.
     notify_ns: AtomicBool,
     notify_all: AtomicBool,
@@ -194,6 +196,7 @@ async fn open_mode(
         ns: namespace.to_string(),
         place: conn::place(&pg_config.pg, &schema),
         enqueue_tx,
+        spare_ids: Mutex::new(enqueue::SpareIds::default()),
         channel: format!("taskito_{schema}"),
         schema,
         pool,
