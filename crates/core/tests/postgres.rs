@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 use taskito_core::policy::{self, ReapReason};
 use taskito_core::postgres::{self, PgStore};
 use taskito_core::{
-    ListFilter, NewJob, OpenOptions, Settle, SettleKind, SettleStatus, StatusCode, Store,
+    JobRow, ListFilter, NewJob, OpenOptions, Settle, SettleKind, SettleStatus, StatusCode, Store,
 };
 use tokio_postgres::NoTls;
 
 mod common;
-use common::{complete, job, pg_url, req, worker};
+use common::{complete, fail, job, pg_url, req, req_tasks, worker};
 
 /// A fresh schema for one test, dropped at the end (also when the test panics).
 struct TestDb {
@@ -455,17 +455,12 @@ async fn expired_results_are_swept() {
     assert!(s.get_job(keep).await.unwrap().is_some(), "no TTL: kept");
 }
 
-/// A schema at version 8 (counters kept by triggers) with jobs in every status: migration 9 drops
-/// the triggers and the counts stay right, then the code keeps them right.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_version_8_schema_keeps_its_counters_through_migration_9() {
-    let db = db_or_skip!();
-    let admin = db.admin().await;
+/// The statements that open a transaction and create `schema` as the migrations whose file names
+/// sort before `first_left_out` leave it; the caller appends its rows and the COMMIT.
+fn schema_before(schema: &str, first_left_out: &str) -> String {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/queries/postgres/migrations");
-    let mut v8 = format!(
-        "BEGIN; CREATE SCHEMA \"{0}\"; SET LOCAL search_path TO \"{0}\";",
-        db.schema
-    );
+    let mut sql =
+        format!("BEGIN; CREATE SCHEMA \"{schema}\"; SET LOCAL search_path TO \"{schema}\";");
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -473,11 +468,21 @@ async fn a_version_8_schema_keeps_its_counters_through_migration_9() {
     files.sort();
     for f in files
         .iter()
-        .filter(|f| f.file_name().unwrap().to_str().unwrap() < "009")
+        .filter(|f| f.file_name().unwrap().to_str().unwrap() < first_left_out)
     {
-        v8.push_str(&std::fs::read_to_string(f).unwrap());
-        v8.push(';');
+        sql.push_str(&std::fs::read_to_string(f).unwrap());
+        sql.push(';');
     }
+    sql
+}
+
+/// A schema at version 8 (counters kept by triggers) with jobs in every status: migration 9 drops
+/// the triggers and the counts stay right, then the code keeps them right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_8_schema_keeps_its_counters_through_migration_9() {
+    let db = db_or_skip!();
+    let admin = db.admin().await;
+    let mut v8 = schema_before(&db.schema, "009");
     // Jobs of two queues in pending, running (a lease far off: not reaped), complete and dead,
     // counted by 008's triggers.
     v8.push_str(
@@ -681,10 +686,10 @@ async fn a_settle_waits_out_an_outage() {
         tokio::spawn(async move { s.settle(vec![complete(&a, "\"done\"")]).await })
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(
-        !settling.is_finished(),
-        "the settle gave up during the outage"
-    );
+    if settling.is_finished() {
+        let out = settling.await.unwrap();
+        panic!("the settle ended during the outage: {out:?}");
+    }
     outage(false).await;
     let out = settling
         .await
@@ -1577,6 +1582,114 @@ async fn the_claim_on_its_generic_plan_reads_jobs_only_through_indexes() {
     s.close().await.unwrap();
 }
 
+/// Version 13 moved the listing keys out of `jobs` into job_listing: a schema at version 12 with
+/// jobs migrates with every job listed; listing by task or by queue reads job_listing newest first
+/// (a rare task among thousands: through its index); every insert (a plain batch, a batch with
+/// keys, a replay) lists its jobs, and the sweep's delete unlists them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listings_by_task_or_queue_read_job_listing_which_follows_inserts_and_deletes() {
+    let db = db_or_skip!();
+    let admin = db.admin().await;
+    let schema = &db.schema;
+    let mut v12 = schema_before(schema, "013");
+    // 3,000 jobs of a common task in queue q1, then 3 of a rare one in q2, written at version 12.
+    v12.push_str(
+        "INSERT INTO taskito_meta (key, value) VALUES ('schema_version', '12'); \
+         INSERT INTO jobs (namespace, queue, task_name, args, status, priority, run_at, \
+             created_at, max_retries, backoff_base_ms, backoff_max_ms, backoff_jitter) \
+         SELECT 'test', CASE WHEN i > 3000 THEN 'q2' ELSE 'q1' END, \
+             CASE WHEN i > 3000 THEN 'rare' ELSE 'common' END, '[]', 2, 0, 0, 0, 0, 1000, \
+             1000, false \
+         FROM generate_series(1, 3003) AS i; COMMIT;",
+    );
+    admin.batch_execute(&v12).await.unwrap();
+    let s = db.open().await;
+    let list = |task: Option<&str>, queue: Option<&str>| ListFilter {
+        task_name: task.map(str::to_string),
+        queue: queue.map(str::to_string),
+        limit: 10,
+        ..Default::default()
+    };
+    let ids = |jobs: Vec<JobRow>| jobs.iter().map(|j| j.id).collect::<Vec<_>>();
+    let rare = ids(s.list_jobs(list(Some("rare"), None)).await.unwrap());
+    assert_eq!(
+        rare,
+        [3003, 3002, 3001],
+        "the old jobs were listed by the migration"
+    );
+    assert_eq!(
+        ids(s.list_jobs(list(None, Some("q2"))).await.unwrap()),
+        rare
+    );
+
+    // The server reads the rare task's few entries through job_listing_task.
+    let statement = include_str!("../queries/postgres/read/list_jobs_task.sql").trim_end();
+    let statement = statement.strip_suffix(';').unwrap_or(statement);
+    admin
+        .batch_execute(&format!(
+            "SET search_path = \"{schema}\"; ANALYZE jobs; ANALYZE job_listing; \
+             PREPARE l(text, bigint, text, bigint, bigint, text) AS {statement}"
+        ))
+        .await
+        .unwrap();
+    let mut used = Vec::new();
+    for n in plan_nodes(&admin, "EXECUTE l('test', NULL, 'rare', 10, 0, NULL)").await {
+        if let Some(index) = n["Index Name"].as_str() {
+            used.push(index.to_string());
+        }
+    }
+    used.sort();
+    assert_eq!(used, ["job_listing_task", "jobs_pkey"]);
+    admin.batch_execute("RESET search_path").await.unwrap();
+
+    // New jobs, a keyed one, one by a replay: listed. One with a result TTL of 0: swept.
+    let mut doomed = job("rare");
+    doomed.max_retries = 0;
+    let mut keyed = job("rare");
+    keyed.unique_key = Some("k".into());
+    let mut brief = job("rare");
+    brief.result_ttl_ms = Some(0);
+    let new = s.enqueue(vec![doomed]).await.unwrap()[0].id;
+    let keyed = s.enqueue(vec![keyed]).await.unwrap()[0].id;
+    let brief = s.enqueue(vec![brief]).await.unwrap()[0].id;
+    s.register_worker(&worker("w", 60_000)).unwrap();
+    let got = s.claim(req_tasks("w", &["rare"], 10, 0)).await.unwrap();
+    assert_eq!(got.len(), 3);
+    let mine = got.iter().find(|j| j.id == new).expect("claimed").clone();
+    let others: Vec<_> = got
+        .iter()
+        .filter(|j| j.id != new)
+        .map(|j| complete(j, "1"))
+        .collect();
+    s.settle(others).await.unwrap();
+    s.settle(vec![fail(&mine, "boom")]).await.unwrap();
+    let letter = s.dead_letters(10, 0).await.unwrap()[0].id;
+    let replayed = s.replay(letter).await.unwrap();
+    let t = Instant::now();
+    while s.get_job(brief).await.unwrap().is_some() {
+        assert!(t.elapsed() < Duration::from_secs(30), "not swept");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rare = ids(s.list_jobs(list(Some("rare"), None)).await.unwrap());
+    assert_eq!(rare, [replayed, keyed, new, 3003, 3002, 3001]);
+    let default = ids(s.list_jobs(list(None, Some("default"))).await.unwrap());
+    assert_eq!(default, [replayed, keyed, new]);
+    let listed: i64 = admin
+        .query_one(
+            &format!("SELECT count(*) FROM \"{schema}\".job_listing"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        listed, 3006,
+        "one row per job in the table, none for the swept one"
+    );
+    s.unregister_worker("w");
+    s.close().await.unwrap();
+}
+
 /// Version 12 dropped jobs_running: the running attempts of a task (the concurrency cap, the
 /// half-open probes) are counted through jobs_leased, which holds only the running rows, not
 /// through jobs_task, which holds every job the task ever had. Checked on the plans the server
@@ -1753,15 +1866,14 @@ async fn completes_on_their_generic_plan_read_jobs_by_index_and_release_dependen
     child.depends_on = vec![taskito_core::DependencyRef::Job(parent)];
     let child = s.enqueue(vec![child]).await.unwrap()[0].id;
     let mut claimed = Vec::new();
-    // 2,936 jobs are ahead of it: a few claims of 1,000, never an endless loop.
-    for _ in 0..10 {
-        if claimed
-            .iter()
-            .any(|j: &taskito_core::ClaimedJob| j.id == parent)
-        {
-            break;
-        }
+    // 2,936 jobs are ahead of it: claims until it comes (a claim may bring fewer than it asks
+    // for, from the jobs claimed ahead); one that brings nothing ends the loop.
+    while !claimed
+        .iter()
+        .any(|j: &taskito_core::ClaimedJob| j.id == parent)
+    {
         claimed = s.claim(req("w", 1000, 0)).await.unwrap();
+        assert!(!claimed.is_empty(), "every job claimed, the parent never");
         let others: Vec<_> = claimed
             .iter()
             .filter(|j| j.id != parent)
@@ -1774,7 +1886,7 @@ async fn completes_on_their_generic_plan_read_jobs_by_index_and_release_dependen
     let a = claimed
         .into_iter()
         .find(|j| j.id == parent)
-        .expect("the parent claimed within 10 claims of 1,000");
+        .expect("the parent, claimed");
     let out = s.settle(vec![complete(&a, "\"done\"")]).await.unwrap();
     assert_eq!(out[0].status, SettleStatus::Complete);
     assert_eq!(

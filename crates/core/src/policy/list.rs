@@ -17,9 +17,11 @@ pub enum ListSource {
     /// `jobs_leased`: the running jobs, read whole and sorted (`list_jobs_leased.sql`). They are
     /// bounded by the workers' concurrency, so this is never large.
     Leased,
-    /// `jobs_task`: the jobs of one task, newest first (`list_jobs_task.sql`).
+    /// `jobs_task`: the jobs of one task, newest first (`list_jobs_task.sql`; on PostgreSQL
+    /// `job_listing_task`, the listing keys kept out of `jobs` since its schema 13).
     Task,
-    /// `jobs_queue`: the jobs of one queue, newest first (`list_jobs_queue.sql`).
+    /// `jobs_queue`: the jobs of one queue, newest first (`list_jobs_queue.sql`; on PostgreSQL
+    /// `job_listing_queue`).
     Queue,
 }
 

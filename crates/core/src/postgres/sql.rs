@@ -112,6 +112,13 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
             "/queries/postgres/migrations/012_hot_path.sql"
         )),
     ),
+    (
+        13,
+        include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/queries/postgres/migrations/013_job_listing.sql"
+        )),
+    ),
 ];
 
 q!(META_LOCK, "meta/lock.sql");

@@ -1,4 +1,5 @@
--- A batch of finished jobs whose result TTL ran out, with their error records and dependency edges.
+-- A batch of finished jobs whose result TTL ran out, with their error records, dependency edges
+-- and listing keys (job_listing).
 -- Returns each deleted job's namespace, queue and status (counted). $1 limit.
 WITH gone AS (
     DELETE FROM jobs
@@ -19,5 +20,9 @@ WITH gone AS (
     DELETE FROM job_errors WHERE job_id IN (SELECT id FROM gone)
 ), edges AS (
     DELETE FROM job_dependencies WHERE job_id IN (SELECT id FROM gone)
+), unlisted AS (
+    -- Found through job_listing_queue: the namespace, queue and id are the deleted row's.
+    DELETE FROM job_listing AS l USING gone AS g
+    WHERE l.namespace = g.namespace AND l.queue = g.queue AND l.id = g.id
 )
 SELECT namespace, queue, status FROM gone;
