@@ -191,6 +191,39 @@ eachCore('the concurrency limit is never exceeded', async (t, core) => {
   t.is(peak, 7)
 })
 
+eachCore('jobs enqueued one at a time into an idle worker each start, up to its concurrency and no further', async (t, core) => {
+  // Each claim here brings one job of the three it asked for: the worker runs it, then sends the
+  // next claim for the slots still free, which waits for the next enqueue.
+  const queue = makeQueue(t, core)
+  let running = 0
+  let peak = 0
+  const gate = deferred()
+  const starts = Array.from({ length: 5 }, () => deferred())
+  const hold = queue.task('hold', async (i) => {
+    running++
+    peak = Math.max(peak, running)
+    starts[i].resolve()
+    await gate.promise
+    running--
+  })
+  await queue.worker({ concurrency: 3 }).start()
+  const jobs = []
+  for (let i = 0; i < 3; i++) {
+    jobs.push(await hold.delay(i))
+    await starts[i].promise
+  }
+  jobs.push(await hold.delay(3), await hold.delay(4))
+  // A job that must not start gives no event to await: the worker gets 300 ms to start it wrongly
+  // (it starts one of the first three within milliseconds of its enqueue).
+  const early = await Promise.race([starts[3].promise.then(() => true), new Promise((r) => setTimeout(r, 300, false))])
+  const runningThen = running
+  gate.resolve()
+  t.false(early, 'the fourth job waits for a free slot')
+  t.is(runningThen, 3, 'three slots, three jobs running')
+  await Promise.all(jobs.map((j) => j.result({ timeout: 10_000 })))
+  t.is(peak, 3)
+})
+
 eachCore('close() drains: running jobs finish and settle, nothing is left running', async (t, core) => {
   const queue = makeQueue(t, core)
   const started = []

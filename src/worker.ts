@@ -156,8 +156,6 @@ export class Worker {
   /** Claims on their way to the core (at most one), including their hand-back when closing. */
   #claims = 0
   readonly #claiming = new Set<Promise<void>>()
-  /** Jobs just claimed, about to start: they hold slots while the next claim is sized. */
-  #starting = 0
   #claimFailures = 0
   /** A claim failed: no claim until its backoff timer ends the pause. */
   #claimPaused = false
@@ -237,14 +235,18 @@ export class Worker {
    * claims of half the slots that left as a claim returned (the writer claiming while this thread
    * ran jobs): the writer's CPU per drained job fell more than the overlap had saved
    * (docs/PERFORMANCE.md "The drain's JavaScript side"). A claim that brings fewer jobs than
-   * it asked for leaves free slots: the next claim goes out at once, before these jobs run.
+   * it asked for leaves free slots: the next claim goes out in the same turn, right after these
+   * jobs start (their handlers' synchronous part): the queue had no more ready, so that claim
+   * most likely waits, and a job woken out of an idle worker starts without the next claim's
+   * call in front of it (a tenth to a fifth of a millisecond of the cross-process wake:
+   * docs/PERFORMANCE.md "Waking across processes, round 4").
    * Event-driven: a freed slot, a committed settle or a returned claim looks again (once per turn).
    */
   #tryClaim(): void {
     if (this.#state !== 'running' || this.#claims > 0 || this.#claimPaused) return
     // Attempts that ended but whose settle has not committed yet would run again after a crash:
     // past `concurrency` of them, they hold slots too, so a crash repeats at most 2 x concurrency.
-    const free = this.#concurrency - this.#active.size - this.#starting - Math.max(0, this.#unsettled - this.#concurrency)
+    const free = this.#concurrency - this.#active.size - Math.max(0, this.#unsettled - this.#concurrency)
     if (free <= 0) return
     this.#startClaim(free)
   }
@@ -271,12 +273,10 @@ export class Worker {
           if (jobs.length > 0) return this.#release(jobs)
           return
         }
-        // Slots this claim left free: the next claim goes out before these jobs run (they hold
-        // their slots meanwhile).
-        this.#starting = jobs.length
-        this.#tryClaim()
-        this.#starting = 0
+        // These jobs first (each holds its slot from here), then the next claim for the slots
+        // this one left free.
         for (const job of jobs) this.#run(job)
+        this.#tryClaim()
         return
       },
       (err: unknown) => {
