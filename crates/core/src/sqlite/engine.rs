@@ -19,6 +19,7 @@ use tokio::sync::{oneshot, watch};
 use super::open::{self, Role};
 use super::writer::{self, Effects, Writer, WriterTx};
 use super::{ops, queries, wake};
+use crate::ahead::Ahead;
 use crate::error::{Error, Result};
 use crate::model::WorkerInfo;
 use crate::now_ms;
@@ -42,6 +43,8 @@ pub(crate) struct WorkerState {
     next_beat: Instant,
     pending_cancels: Vec<i64>,
     reported: HashSet<i64>,
+    /// Jobs claimed ahead for it and not handed out yet (leased to it too: ahead.rs).
+    pub(super) ahead: Ahead,
 }
 
 /// State the engine's threads and handles share.
@@ -109,7 +112,7 @@ pub(crate) struct Engine {
     /// Named in every error the engine hands out.
     path: PathBuf,
     writer: Arc<Writer>,
-    writer_tx: WriterTx,
+    pub(super) writer_tx: WriterTx,
     reader_tx: Mutex<Option<Sender<ReadJob>>>,
     writer_join: Mutex<Option<JoinHandle<()>>>,
     joins: Mutex<Vec<JoinHandle<()>>>,
@@ -319,6 +322,7 @@ impl Engine {
                 next_beat: Instant::now(),
                 pending_cancels: Vec::new(),
                 reported: HashSet::new(),
+                ahead: Ahead::default(),
             });
         w.lease_ms = worker.lease_ms;
         w.info = info;
@@ -332,17 +336,23 @@ impl Engine {
 
     pub fn unregister_worker(&self, ns: &str, worker_id: &str) {
         let mut workers = self.shared.workers.lock().expect("workers lock");
-        if workers
-            .remove(&(ns.to_string(), worker_id.to_string()))
-            .is_none()
-        {
+        let Some(mut w) = workers.remove(&(ns.to_string(), worker_id.to_string())) else {
             return;
-        }
+        };
         drop(workers);
-        // Its row goes with the next commit; nobody waits for it (a shutdown still runs it: the
-        // writer finishes what was queued before).
+        // Its jobs claimed ahead were never handed out: back to pending at once, with its row,
+        // in the next commit; nobody waits for it (a shutdown still runs it: the writer finishes
+        // what was queued before).
+        let ahead = w.ahead.take();
+        if let Some(done) = w.ahead.end_refill() {
+            // A claim waiting for the refill finds nothing now.
+            done.notify_one();
+        }
         let (ns, id) = (ns.to_string(), worker_id.to_string());
-        let (cmd, _) = writer::command(move |c, _| queries::worker_delete(c, &ns, &id));
+        let (cmd, _) = writer::command(move |c, fx| {
+            ops::release(c, fx, &ns, &ahead)?;
+            queries::worker_delete(c, &ns, &id)
+        });
         let _ = self.writer_tx.send(cmd);
     }
 
@@ -363,12 +373,13 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// The cancel requests of attempts the worker runs ([`Ahead::cancels_now`]).
     pub fn take_cancel_requests(&self, ns: &str, worker_id: &str) -> Vec<i64> {
         let mut workers = self.shared.workers.lock().expect("workers lock");
-        workers
-            .get_mut(&(ns.to_string(), worker_id.to_string()))
-            .map(|w| std::mem::take(&mut w.pending_cancels))
-            .unwrap_or_default()
+        let Some(w) = workers.get_mut(&(ns.to_string(), worker_id.to_string())) else {
+            return Vec::new();
+        };
+        w.ahead.cancels_now(&mut w.pending_cancels)
     }
 
     /// Stops the threads: background ones first (they may still need the writer), then the
