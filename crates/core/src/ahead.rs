@@ -68,6 +68,11 @@ pub(crate) fn keep(
 }
 
 impl Ahead {
+    /// The ids of the jobs held.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = i64> + '_ {
+        self.jobs.iter().map(|j| j.id)
+    }
+
     pub(crate) fn holds(&self, id: i64) -> bool {
         self.jobs.iter().any(|j| j.id == id)
     }

@@ -73,7 +73,18 @@ impl Engine {
         limit: i64,
     ) -> Took {
         with_ahead(&self.shared, ns, worker_id, |a| {
-            a.hand_out(queues, tasks, limit, Some(now_ms()))
+            let took = a.hand_out(queues, tasks, limit, Some(now_ms()));
+            if let Took::Jobs(jobs, _) = &took {
+                // Until their new deadline is written, the reaper spares them (still under the
+                // workers lock, which the reaper's look takes too: never seen in neither place).
+                let timed = jobs.iter().filter(|j| j.timeout_ms.is_some()).map(|j| j.id);
+                self.shared
+                    .starting
+                    .lock()
+                    .expect("starting lock")
+                    .extend(timed);
+            }
+            took
         })
         .unwrap_or(Took::Nothing)
     }
@@ -136,12 +147,18 @@ impl Engine {
         if timed.is_empty() {
             return;
         }
+        let shared = self.shared.clone();
         let (cmd, _) = writer::command(move |c: &Connection, fx: &mut Effects| {
             let now = now_ms();
             for j in &timed {
                 if let Some(until) = queries::start_ahead(c, j, lease_ms, now)? {
                     fx.lease_hint = Some(fx.lease_hint.map_or(until, |t| t.min(until)));
                 }
+            }
+            // In this transaction, before any later reap's: the reaper needs not spare them.
+            let mut starting = shared.starting.lock().expect("starting lock");
+            for j in &timed {
+                starting.remove(&j.id);
             }
             Ok(())
         });

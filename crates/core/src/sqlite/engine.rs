@@ -62,6 +62,10 @@ pub(crate) struct Shared {
     pub waiters: Mutex<HashMap<i64, Vec<oneshot::Sender<()>>>>,
     /// Registered workers by (namespace, worker id).
     pub workers: Mutex<HashMap<(String, String), WorkerState>>,
+    /// Jobs with a timeout handed out from a worker's jobs claimed ahead whose new deadline is
+    /// not written yet (ahead.rs, `Engine::start_ahead`): the reaper spares them, as it spares
+    /// the jobs still held. Locked after `workers` when both are.
+    pub starting: Mutex<HashSet<i64>>,
     /// This process's access to the write lock, kept by the writer (the reaper's blackouts).
     sight: Mutex<writer::Sight>,
     shutdown: AtomicBool,
@@ -100,6 +104,15 @@ impl Shared {
                 }
             }
         }
+    }
+
+    /// Claimed jobs whose attempt has not started: those held ahead for a worker of this
+    /// process, and those handed out whose deadline is still the claim's (`starting`).
+    pub(super) fn unstarted(&self) -> HashSet<i64> {
+        let workers = self.workers.lock().expect("workers lock");
+        let mut ids: HashSet<i64> = workers.values().flat_map(|w| w.ahead.ids()).collect();
+        ids.extend(self.starting.lock().expect("starting lock").iter());
+        ids
     }
 
     pub(super) fn stopping(&self) -> bool {
@@ -211,6 +224,7 @@ impl Engine {
             watch_lost: AtomicBool::new(false),
             waiters: Mutex::new(HashMap::new()),
             workers: Mutex::new(HashMap::new()),
+            starting: Mutex::new(HashSet::new()),
             sight: Mutex::new(writer::Sight::new(now_ms())),
             shutdown: AtomicBool::new(false),
             commits: AtomicU64::new(0),
@@ -526,7 +540,9 @@ fn reaper_loop(conn: Connection, tx: WriterTx, shared: Arc<Shared>) {
                 // The blackout as of this transaction's BEGIN (the writer just told the sight).
                 let now = now_ms();
                 let cutoff = policy::reap_cutoff_after(now, blackout(&s));
-                ops::reap(c, fx, REAP_BATCH, &live, cutoff, now)
+                // Attempts not started yet (ahead.rs): their deadline runs from the hand-out.
+                let unstarted = s.unstarted();
+                ops::reap(c, fx, REAP_BATCH, &live, &unstarted, cutoff, now)
             });
             if matches!(reaped, Ok(n) if n > 0) {
                 continue;
