@@ -107,7 +107,7 @@ impl Engine {
     }
 
     /// Claims the worker's next jobs ahead on the writer, in the background (`take_ahead`
-    /// marked it under way): its jobs join the worker's [`Ahead`] after the commit, or are
+    /// marked it under way), in the transaction of the next settle batch: its jobs join the worker's [`Ahead`] after the commit, or are
     /// released if the worker is gone or claims other queues or tasks by then.
     pub fn refill(
         &self,
@@ -129,10 +129,9 @@ impl Engine {
             shared: self.shared.clone(),
             tx: self.writer_tx.clone(),
         });
-        if let Err(e) = self.writer_tx.send(cmd) {
-            // Closed: nothing was claimed; a waiting claim must not wait for it.
-            Refill::ended(&self.shared, ns, worker_id, (&[], &[]), Err(e));
-        }
+        // It goes with the next settle batch (`Engine::write_with_refills`), whose transaction
+        // then takes the next jobs too, or when a claim finds none left to hand out.
+        self.deferred.lock().expect("deferred lock").push(cmd);
     }
 
     /// Jobs handed out from the worker's [`Ahead`] start their attempt now: those with a timeout

@@ -129,6 +129,9 @@ pub(crate) struct Engine {
     reader_tx: Mutex<Option<Sender<ReadJob>>>,
     writer_join: Mutex<Option<JoinHandle<()>>>,
     joins: Mutex<Vec<JoinHandle<()>>>,
+    /// Refills of jobs claimed ahead (ahead.rs) waiting to go to the writer right behind the next
+    /// settle batch, so that both commit in one transaction.
+    pub(super) deferred: Mutex<Vec<Box<dyn writer::Command>>>,
 }
 
 impl Engine {
@@ -192,6 +195,7 @@ impl Engine {
             reader_tx: Mutex::new(Some(reader_tx)),
             writer_join: Mutex::new(Some(writer_join)),
             joins: Mutex::new(joins),
+            deferred: Mutex::new(Vec::new()),
         }))
     }
 
@@ -213,6 +217,7 @@ impl Engine {
             reader_tx: Mutex::new(Some(reader_tx)),
             writer_join: Mutex::new(None),
             joins: Mutex::new(joins),
+            deferred: Mutex::new(Vec::new()),
         }))
     }
 
@@ -291,6 +296,30 @@ impl Engine {
         rx.await
             .map_err(|_| Error::Closed)?
             .map_err(|e| e.naming_file(&self.path))
+    }
+
+    /// As [`Engine::write`], with the deferred refills (ahead.rs) sent right behind it: the writer
+    /// takes them into the same transaction (it takes every command queued when it wakes).
+    pub async fn write_with_refills<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &mut Effects) -> Result<T> + Send + 'static,
+    {
+        let (cmd, rx) = writer::command(f);
+        self.writer_tx.send(cmd)?;
+        self.send_refills();
+        rx.await
+            .map_err(|_| Error::Closed)?
+            .map_err(|e| e.naming_file(&self.path))
+    }
+
+    /// Sends the deferred refills to the writer now.
+    pub fn send_refills(&self) {
+        let due = std::mem::take(&mut *self.deferred.lock().expect("deferred lock"));
+        for cmd in due {
+            // Closed: the store is closing, and so are the claims that wait for it.
+            let _ = self.writer_tx.send(cmd);
+        }
     }
 
     /// Runs `f` on a reader connection.

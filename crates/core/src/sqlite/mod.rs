@@ -287,12 +287,16 @@ impl Store for SqliteStore {
                         self.engine.start_ahead(&jobs, lease_ms);
                         return Ok(jobs);
                     }
-                    // None left, and a refill on its way: its jobs, rather than a claim of our own.
-                    Took::Wait(done) => tokio::select! {
-                        _ = done.notified() => {}
-                        _ = wake.changed() => return Ok(Vec::new()),
-                        _ = closing.changed() => return Ok(Vec::new()),
-                    },
+                    // None left, and a refill on its way: its jobs, rather than a claim of our own
+                    // (sent now if it still waits for a settle batch to ride with).
+                    Took::Wait(done) => {
+                        self.engine.send_refills();
+                        tokio::select! {
+                            _ = done.notified() => {}
+                            _ = wake.changed() => return Ok(Vec::new()),
+                            _ = closing.changed() => return Ok(Vec::new()),
+                        }
+                    }
                     Took::Release(stale) => {
                         self.release(stale).await?;
                         break;
@@ -379,7 +383,7 @@ impl Store for SqliteStore {
         }
         let ns = self.ns.clone();
         self.engine
-            .write(move |c, fx| ops::settle(c, fx, &ns, &settles))
+            .write_with_refills(move |c, fx| ops::settle(c, fx, &ns, &settles))
             .await
     }
 
