@@ -291,11 +291,7 @@ impl Engine {
         T: Send + 'static,
         F: FnMut(&Connection, &mut Effects) -> Result<T> + Send + 'static,
     {
-        let (cmd, rx) = writer::command(f);
-        self.writer_tx.send(cmd)?;
-        rx.await
-            .map_err(|_| Error::Closed)?
-            .map_err(|e| e.naming_file(&self.path))
+        self.write_then(f, false).await
     }
 
     /// As [`Engine::write`], with the deferred refills (ahead.rs) sent right behind it: the writer
@@ -305,9 +301,19 @@ impl Engine {
         T: Send + 'static,
         F: FnMut(&Connection, &mut Effects) -> Result<T> + Send + 'static,
     {
+        self.write_then(f, true).await
+    }
+
+    async fn write_then<T, F>(&self, f: F, refills: bool) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &mut Effects) -> Result<T> + Send + 'static,
+    {
         let (cmd, rx) = writer::command(f);
         self.writer_tx.send(cmd)?;
-        self.send_refills();
+        if refills {
+            self.send_refills();
+        }
         rx.await
             .map_err(|_| Error::Closed)?
             .map_err(|e| e.naming_file(&self.path))
