@@ -304,14 +304,18 @@ each('a claim of many queues enqueued in turn takes from 4 of them, those of the
   const queues = Array.from({ length: 12 }, (_, i) => `tenant-${i}`)
   const enqueued = await core.enqueue(Array.from({ length: 192 }, (_, i) => job({ queue: queues[i % 12], args: String(i) })))
   const left = enqueued.map((e) => Number(e.id))
-  const first = await core.claim(claimReq({ queues, limit: 50 }))
+  // A worker never registered: the native store claims ahead only for a registered one (whose
+  // later claims, on a slow machine, would be served from the jobs held for it, in the order of
+  // the claim that took them), and this case is about the store's claim itself.
+  const unregistered = (overrides) => claimReq({ workerId: 'unregistered', ...overrides })
+  const first = await core.claim(unregistered({ queues, limit: 50 }))
   t.is(first.length, 50)
   // The first 8 due jobs (spread_heads): tenant-0..7 once each; the first 4 queues take theirs
   // and the 46 left are dealt 12, 12, 11, 11.
   const per = (page) => Object.fromEntries(queues.map((q) => [q, page.filter((c) => c.queue === q).length]).filter(([, n]) => n > 0))
   t.deepEqual(per(first), { 'tenant-0': 13, 'tenant-1': 13, 'tenant-2': 12, 'tenant-3': 12 })
   const served = new Set()
-  for (let page = first; page.length > 0; page = await core.claim(claimReq({ queues, limit: 50 }))) {
+  for (let page = first; page.length > 0; page = await core.claim(unregistered({ queues, limit: 50 }))) {
     const ids = page.map((c) => Number(c.id))
     t.is(ids[0], left[0], 'the oldest job left is in every claim')
     t.deepEqual(ids, [...ids].sort((a, b) => a - b))
@@ -1126,6 +1130,9 @@ test('[js] the JS core runs every statement file of crates/core/queries/sqlite a
     .filter((f) => f.endsWith('.sql') && !f.startsWith('migrations'))
     // Connections of the native core's that the JS core does not open (see openDatabase).
     .filter((f) => !['connection/writer.sql', 'connection/reader.sql', 'connection/checkpointer.sql', 'connection/checkpoint.sql'].includes(f))
+    // The native store's claim ahead (crates/core/src/sqlite/ahead.rs): the JS core claims no
+    // more than a worker asks for, so it never hands out a job claimed earlier.
+    .filter((f) => f !== 'claim/start_ahead.sql')
     .sort()
   const jsDir = new URL('../dist/esm/core/js/', import.meta.url).pathname
   // driver.js is left out: it gives node:sqlite better-sqlite3's API (its pragma() included),

@@ -17,7 +17,7 @@ import {
   QueueError,
   currentJob,
 } from 'taskito'
-import { eachCore, makeQueue, tempDir, until, location } from './helpers.mjs'
+import { deferred, eachCore, makeQueue, tempDir, until, location } from './helpers.mjs'
 
 class ConnectionError extends Error {}
 class ValueError extends Error {}
@@ -349,3 +349,57 @@ test('a closed queue refuses work with QUEUE_CLOSED', async (t) => {
   const err = await t.throwsAsync(queue.stats(), { instanceOf: QueueError })
   t.is(err.code, 'QUEUE_CLOSED')
 })
+
+// The native SQLite store claims ahead for a busy worker (crates/core/src/sqlite/ahead.rs): jobs
+// claimed, leased to the worker and held in the store until its next claims. None of them may run
+// twice, run while its queue is paused, or wait for its lease after the worker's close (a cancel
+// of a held job: crates/core/tests/sqlite.rs). The JS core claims only what it asks for: the same
+// rules hold trivially.
+eachCore('jobs a busy worker claimed ahead run once, not while paused, and go back at its close', async (t, core) => {
+  const queue = makeQueue(t, core)
+  const n = 20_000
+  const ran = new Map()
+  let count = 0
+  let paused = false
+  let startedWhilePaused = 0
+  const at = new Map()
+  const reach = (k) => {
+    if (!at.has(k)) at.set(k, deferred())
+    return at.get(k).promise
+  }
+  queue.task('noop', () => {
+    const id = currentJob().id
+    ran.set(id, (ran.get(id) ?? 0) + 1)
+    if (paused) startedWhilePaused++
+    count++
+    at.get(count)?.resolve()
+  })
+  for (let i = 0; i < n; i += 5000) await queue.enqueueMany(Array.from({ length: 5000 }, () => ({ task: 'noop', args: [] })))
+  // A long lease: only a release, never the reaper, brings a job back within this test.
+  const leaseMs = 60_000
+  const first = queue.worker({ concurrency: 64, leaseMs })
+  const busy = reach(8000)
+  await first.start()
+  await busy
+  await queue.pause('default')
+  paused = true
+  // The attempts under way when the pause returned (one claim's worth, and the jobs it brought)
+  // may start; the jobs held ahead may not.
+  await until(async () => (await queue.stats()).running === 0, { what: 'the attempts under way to end' })
+  t.true(startedWhilePaused <= 128, `${startedWhilePaused} attempts started after the pause`)
+  t.is((await queue.stats()).pending, n - count, 'every job not run is pending')
+  paused = false
+  const more = reach(count + 4000)
+  await queue.resume('default')
+  await more
+  await first.close()
+  // Released at the close, not at the end of their 60 s leases.
+  await until(async () => (await queue.stats()).running === 0, { what: 'the jobs held ahead to be released', timeout: 10_000 })
+  const all = reach(n)
+  await queue.worker({ concurrency: 64, leaseMs }).start()
+  await all
+  t.is(ran.size, n)
+  t.true([...ran.values()].every((c) => c === 1), 'no job ran twice')
+  await until(async () => (await queue.stats()).running === 0, { what: 'the last settles' })
+  t.like(await queue.stats(), { completed: n, running: 0, pending: 0 })
+}, { sqliteOnly: true })

@@ -3,6 +3,7 @@
 //!
 //! A backend implements [`Store`]; [`open`] picks one from the options.
 
+mod ahead;
 pub mod backoff;
 pub mod error;
 mod json;

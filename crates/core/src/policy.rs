@@ -9,6 +9,7 @@
 //! a finished job is kept and how the sweep paces its deletes. A rule that two engines would
 //! otherwise each write belongs here.
 
+pub mod ahead;
 pub mod claim_plan;
 pub mod counters;
 pub mod flow;

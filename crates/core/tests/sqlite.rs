@@ -766,3 +766,201 @@ async fn a_read_only_open_never_creates_or_writes() {
     r.close().await.unwrap();
     assert_eq!(std::fs::read(&path).unwrap(), before, "byte-identical");
 }
+
+/// Claims of 16 by `w`, settled at once, until the store holds jobs claimed ahead beyond the
+/// ones handed out (the worker's pace is measured over 100 ms windows); the ids handed out, and
+/// how many are held ahead (running, never handed out).
+async fn claim_until_held_ahead(
+    s: &Arc<dyn Store>,
+    w: &str,
+    seen: &mut std::collections::HashSet<i64>,
+) -> i64 {
+    let started = Instant::now();
+    loop {
+        let got = s.claim(req(w, 16, 0)).await.unwrap();
+        assert!(got.len() <= 16, "a claim hands out no more than it asked");
+        assert!(!got.is_empty(), "jobs were left");
+        for j in &got {
+            assert!(seen.insert(j.id), "job {} handed out twice", j.id);
+        }
+        s.settle(got.iter().map(|j| complete(j, "1")).collect())
+            .await
+            .unwrap();
+        let running = s.stats().await.unwrap().running;
+        if running >= 24 && started.elapsed() > Duration::from_millis(250) {
+            return running;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never claimed ahead"
+        );
+    }
+}
+
+/// A busy worker's claims take more than they ask and keep the rest in the engine (ahead.rs):
+/// every job goes out once; held ones are running and leased to the worker; when the worker
+/// unregisters and the store closes they are pending again at once (not when their leases end),
+/// and the next worker gets each of them once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_claimed_ahead_go_out_once_and_back_at_once_when_the_worker_stops() {
+    const N: i64 = 4000;
+    let dir = TempDir::new().unwrap();
+    let s = store(&dir).await;
+    let batch: Vec<NewJob> = (0..N).map(|i| NewJob::new("t", format!("[{i}]"))).collect();
+    s.enqueue(batch).await.unwrap();
+    // A long lease: only a release, never the reaper, can bring them back within this test.
+    s.register_worker(&worker("busy", 60_000)).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let ahead = claim_until_held_ahead(&s, "busy", &mut seen).await;
+    // 8 more handed out (a refill may be under way: then its jobs), none seen before.
+    let mut kept = Vec::new();
+    while kept.len() < 8 {
+        let got = s
+            .claim(req("busy", 8 - kept.len() as i64, 0))
+            .await
+            .unwrap();
+        assert!(!got.is_empty() && got.len() <= 8 - kept.len());
+        for j in &got {
+            assert!(seen.insert(j.id), "job {} handed out twice", j.id);
+        }
+        kept.extend(got);
+    }
+    assert!(ahead >= 24);
+    s.unregister_worker("busy");
+    s.close().await.unwrap();
+    let other = store(&dir).await;
+    let stats = other.stats().await.unwrap();
+    assert_eq!(stats.running, 8, "only the 8 handed out stay running");
+    assert_eq!(stats.pending, N - seen.len() as i64, "the rest is pending");
+    other.register_worker(&worker("next", 60_000)).unwrap();
+    loop {
+        let got = other.claim(req("next", 64, 0)).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for j in &got {
+            assert!(seen.insert(j.id), "job {} handed out twice", j.id);
+        }
+        other
+            .settle(got.iter().map(|j| complete(j, "1")).collect())
+            .await
+            .unwrap();
+    }
+    assert_eq!(seen.len() as i64, N, "every job handed out exactly once");
+    // The first worker's attempts are still theirs: fenced, they settle.
+    let out = other
+        .settle(kept.iter().map(|j| complete(j, "1")).collect())
+        .await
+        .unwrap();
+    assert!(out.iter().all(|o| o.status == SettleStatus::Complete));
+    other.unregister_worker("next");
+    other.close().await.unwrap();
+}
+
+/// A job held ahead is not run once cancelled (it ends cancelled before it ran, at once), nor
+/// while its queue is paused (the pause puts the held jobs of that queue back to pending).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_held_ahead_is_not_run_once_cancelled_or_paused() {
+    const N: i64 = 4000;
+    let dir = TempDir::new().unwrap();
+    let s = store(&dir).await;
+    let batch: Vec<NewJob> = (0..N).map(|i| NewJob::new("t", format!("[{i}]"))).collect();
+    s.enqueue(batch).await.unwrap();
+    s.register_worker(&worker("busy", 60_000)).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    claim_until_held_ahead(&s, "busy", &mut seen).await;
+    // Every running job now is held ahead: all handed out were settled.
+    let held = s
+        .list_jobs(taskito_core::ListFilter {
+            status: Some(Running as i64),
+            task_name: None,
+            queue: None,
+            limit: 1000,
+            offset: 0,
+        })
+        .await
+        .unwrap();
+    let victim = held.last().expect("jobs held ahead").id;
+    assert!(!seen.contains(&victim));
+    assert_eq!(
+        s.cancel(victim).await.unwrap(),
+        taskito_core::CancelOutcome::Cancelled,
+        "never handed out: cancelled outright"
+    );
+    let row = s.get_job(victim).await.unwrap().unwrap();
+    assert_eq!(row.status, Cancelled as i64);
+    s.pause_queue("default".into()).await.unwrap();
+    assert_eq!(
+        s.stats().await.unwrap().running,
+        0,
+        "the pause released them"
+    );
+    assert!(s.claim(req("busy", 16, 0)).await.unwrap().is_empty());
+    s.resume_queue("default".into()).await.unwrap();
+    loop {
+        let got = s.claim(req("busy", 64, 0)).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for j in &got {
+            assert_ne!(j.id, victim, "the cancelled job never runs");
+            assert!(seen.insert(j.id), "job {} handed out twice", j.id);
+        }
+        s.settle(got.iter().map(|j| complete(j, "1")).collect())
+            .await
+            .unwrap();
+    }
+    assert_eq!(seen.len() as i64, N - 1, "every other job handed out once");
+    let stats = s.stats().await.unwrap();
+    assert_eq!((stats.completed, stats.cancelled), (N - 1, 1));
+    s.unregister_worker("busy");
+    s.close().await.unwrap();
+}
+
+/// A job with a timeout held ahead gets its deadline when it is handed out, not at the claim
+/// that took it ahead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_held_ahead_starts_its_deadline_when_handed_out() {
+    const N: i64 = 4000;
+    let dir = TempDir::new().unwrap();
+    let s = store(&dir).await;
+    let batch: Vec<NewJob> = (0..N)
+        .map(|i| {
+            let mut j = NewJob::new("t", format!("[{i}]"));
+            j.timeout_ms = Some(600_000);
+            j
+        })
+        .collect();
+    s.enqueue(batch).await.unwrap();
+    s.register_worker(&worker("busy", 60_000)).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    claim_until_held_ahead(&s, "busy", &mut seen).await;
+    // Not an event to wait for: the clock must move on between the claim ahead and the hand-out.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let before = taskito_core::now_ms();
+    let got = s.claim(req("busy", 4, 0)).await.unwrap();
+    assert_eq!(got.len(), 4);
+    // The deadline's write follows the hand-out in the writer's next transaction: any write
+    // after it commits after it.
+    s.settle(vec![complete(&got[0], "1")]).await.unwrap();
+    let c = rusqlite::Connection::open(dir.path().join("sub/jobs.db")).unwrap();
+    for j in &got[1..] {
+        let row = s.get_job(j.id).await.unwrap().unwrap();
+        assert!(
+            row.started_at < Some(before),
+            "claimed ahead, before the hand-out"
+        );
+        assert!(j.started_at >= before, "its attempt starts at the hand-out");
+        let deadline: i64 = c
+            .query_row("SELECT deadline_at FROM jobs WHERE id = ?1", [j.id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(
+            deadline >= before + 600_000,
+            "deadline {deadline} from the hand-out at {before}"
+        );
+    }
+    s.unregister_worker("busy");
+    s.close().await.unwrap();
+}

@@ -5,7 +5,7 @@
 //! Claiming ahead: a worker asks for the slots it has free (64 at most in a drain of concurrency
 //! 64), and on PostgreSQL each claim is a statement, a transaction and its round trips, one claim
 //! out at a time per worker: a drain went at the pace of the claims. So a busy worker's claim
-//! takes more than it asked for, about [`AHEAD_MS`] of work at the pace the worker has been
+//! takes more than it asked for, about `policy::ahead::AHEAD_MS` of work at the pace the worker has been
 //! taking jobs, and keeps the rest here ([`Ahead`]): held like any claimed job (the heartbeat
 //! renews their leases, the reaper spares them, fencing is unchanged), handed out by the worker's
 //! next claims without a statement (and refilled in the background once half are handed out,
@@ -15,19 +15,18 @@
 //! about AHEAD_MS before it starts, with its attempt's clock (deadline, duration) running and
 //! after a higher-priority job enqueued meanwhile; `stats()` counts it running.
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use std::sync::Arc;
 
-use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::pipeline::Tx;
 use super::retry::{backoff_step, SETTLE_RETRY_BUDGET};
 use super::{counters, flow, ms, rows, sql, Inner};
+use crate::ahead::{self, token, Took};
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::policy;
@@ -181,29 +180,11 @@ impl Inner {
     /// ones to release, or the refill to wait for.
     fn take_ahead(&self, worker_id: &str, queues: &[String], tasks: &[String], limit: i64) -> Took {
         let mut workers = self.workers.lock().expect("workers lock");
-        let Some(w) = workers.get_mut(worker_id) else {
-            return Took::Nothing;
-        };
-        let a = &mut w.ahead;
-        if a.jobs.is_empty() {
-            return match &a.refill {
-                Some(done) if a.queues == queues && a.tasks == tasks => Took::Wait(done.clone()),
-                _ => Took::Nothing,
-            };
+        match workers.get_mut(worker_id) {
+            // Its attempts' clock ran from the claim (the deadline in the row): startedAt too.
+            Some(w) => w.ahead.hand_out(queues, tasks, limit, None),
+            None => Took::Nothing,
         }
-        if a.queues != queues || a.tasks != tasks {
-            return Took::Release(a.take());
-        }
-        let n = (limit.max(0) as usize).min(a.jobs.len());
-        let jobs: Vec<ClaimedJob> = a.jobs.drain(..n).collect();
-        a.handed(jobs.len(), Instant::now());
-        // Half of what a claim takes ahead is left: the next ones are claimed while these run.
-        let target = ahead_size(a.per_ms);
-        let refill = a.refill.is_none() && target > 0 && (a.jobs.len() as i64) * 2 <= target;
-        if refill {
-            a.refill = Some(Arc::new(Notify::new()));
-        }
-        Took::Jobs(jobs, refill)
     }
 
     /// Claims the worker's next jobs ahead in the background (`take_ahead` marked it under
@@ -238,27 +219,19 @@ impl Inner {
                     inner.reaper_kick.notify_one();
                 }
             }
-            let stranded: Vec<JobToken> = {
+            let (stranded, done) = {
                 let mut workers = inner.workers.lock().expect("workers lock");
                 match workers.get_mut(&worker_id) {
-                    Some(w) => {
-                        let a = &mut w.ahead;
-                        let stranded = if a.queues == queues && a.tasks == tasks {
-                            a.jobs.extend(jobs);
-                            Vec::new()
-                        } else {
-                            jobs.iter().map(token).collect()
-                        };
-                        if let Some(done) = a.refill.take() {
-                            // One waiter at most (the worker's one claim); the permit waits
-                            // for it if it is not waiting yet.
-                            done.notify_one();
-                        }
-                        stranded
-                    }
-                    None => jobs.iter().map(token).collect(),
+                    Some(w) => w.ahead.land(&queues, &tasks, jobs),
+                    None => (jobs, None),
                 }
             };
+            if let Some(done) = done {
+                // One waiter at most (the worker's one claim); the permit waits for it if it is
+                // not waiting yet.
+                done.notify_one();
+            }
+            let stranded: Vec<JobToken> = stranded.iter().map(token).collect();
             if !stranded.is_empty() {
                 let _ = inner.release(stranded).await;
             }
@@ -280,7 +253,7 @@ impl Inner {
             .lock()
             .expect("workers lock")
             .get(worker_id)
-            .map_or(0, |w| ahead_size(w.ahead.per_ms))
+            .map_or(0, |w| w.ahead.extra())
     }
 
     /// Splits a claim's jobs (claim order): the first `limit` go to the worker, the rest wait in
@@ -290,23 +263,12 @@ impl Inner {
         worker_id: &str,
         queues: &[String],
         tasks: &[String],
-        mut jobs: Vec<ClaimedJob>,
+        jobs: Vec<ClaimedJob>,
         limit: i64,
     ) -> (Vec<ClaimedJob>, Vec<JobToken>) {
-        let n = (limit.max(0) as usize).min(jobs.len());
-        let rest = jobs.split_off(n);
         let mut workers = self.workers.lock().expect("workers lock");
-        let Some(w) = workers.get_mut(worker_id) else {
-            return (jobs, rest.iter().map(token).collect());
-        };
-        let a = &mut w.ahead;
-        a.handed(jobs.len(), Instant::now());
-        if !rest.is_empty() {
-            a.queues = queues.to_vec();
-            a.tasks = tasks.to_vec();
-            a.jobs.extend(rest);
-        }
-        (jobs, Vec::new())
+        let ahead = workers.get_mut(worker_id).map(|w| &mut w.ahead);
+        ahead::keep(ahead, queues, tasks, jobs, limit)
     }
 
     /// Releases jobs claimed ahead, in the background (from a call that cannot wait);
@@ -474,77 +436,6 @@ impl Inner {
         .await?;
         self.settled.notify_waiters();
         Ok(())
-    }
-}
-
-/// How long a worker's jobs claimed ahead last at its pace: long enough that a drain's claims
-/// take several hundred jobs each, short enough that a job claimed ahead starts soon after its
-/// claim (its attempt's clock runs from the claim).
-const AHEAD_MS: f64 = 25.0;
-
-/// The most jobs a claim takes ahead (graphile-worker's local queue holds 500).
-const AHEAD_MAX: i64 = 448;
-
-/// The window over which a worker's pace is measured.
-const PACE_WINDOW: Duration = Duration::from_millis(100);
-
-/// How many jobs to claim ahead at a pace of `per_ms` jobs handed out per ms.
-fn ahead_size(per_ms: f64) -> i64 {
-    ((per_ms * AHEAD_MS) as i64).clamp(0, AHEAD_MAX)
-}
-
-/// A worker's jobs claimed ahead (see the module's comment), and its pace.
-#[derive(Default)]
-pub(super) struct Ahead {
-    /// The queues and tasks of the claim that took them.
-    queues: Vec<String>,
-    tasks: Vec<String>,
-    jobs: VecDeque<ClaimedJob>,
-    /// Jobs handed to the worker since `since`, and the pace of the last whole window.
-    handed: usize,
-    since: Option<Instant>,
-    per_ms: f64,
-    /// A refill under way (`refill`): notified when its jobs are in.
-    refill: Option<Arc<Notify>>,
-}
-
-/// What a claim finds among its worker's jobs claimed ahead.
-enum Took {
-    /// Jobs to hand out, and whether to start a refill.
-    Jobs(Vec<ClaimedJob>, bool),
-    /// None, and a refill under way.
-    Wait(Arc<Notify>),
-    /// Claimed for other queues or tasks: to release.
-    Release(Vec<JobToken>),
-    Nothing,
-}
-
-impl Ahead {
-    pub(super) fn holds(&self, id: i64) -> bool {
-        self.jobs.iter().any(|j| j.id == id)
-    }
-
-    /// Takes every job out, to be released.
-    pub(super) fn take(&mut self) -> Vec<JobToken> {
-        self.jobs.drain(..).map(|j| token(&j)).collect()
-    }
-
-    fn handed(&mut self, n: usize, now: Instant) {
-        let since = *self.since.get_or_insert(now);
-        self.handed += n;
-        let window = now.saturating_duration_since(since);
-        if window >= PACE_WINDOW {
-            self.per_ms = self.handed as f64 / window.as_secs_f64() / 1000.0;
-            self.handed = 0;
-            self.since = Some(now);
-        }
-    }
-}
-
-fn token(j: &ClaimedJob) -> JobToken {
-    JobToken {
-        id: j.id,
-        token: j.token,
     }
 }
 

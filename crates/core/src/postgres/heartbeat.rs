@@ -21,7 +21,7 @@ pub(super) struct WorkerState {
     pub(super) info: Arc<WorkerInfo>,
     held: HashMap<i64, i64>,
     /// Jobs claimed ahead for it and not handed out yet (held too: `claim.rs`).
-    pub(super) ahead: super::claim::Ahead,
+    pub(super) ahead: crate::ahead::Ahead,
     pending_cancels: Vec<i64>,
     reported: HashSet<i64>,
     pub(super) heartbeat: Option<JoinHandle<()>>,
@@ -157,11 +157,7 @@ impl Inner {
         let Some(w) = workers.get_mut(worker_id) else {
             return Vec::new();
         };
-        let (later, now): (Vec<i64>, Vec<i64>) = std::mem::take(&mut w.pending_cancels)
-            .into_iter()
-            .partition(|id| w.ahead.holds(*id));
-        w.pending_cancels = later;
-        now
+        w.ahead.cancels_now(&mut w.pending_cancels)
     }
 }
 

@@ -19,6 +19,7 @@ use tokio::sync::{oneshot, watch};
 use super::open::{self, Role};
 use super::writer::{self, Effects, Writer, WriterTx};
 use super::{ops, queries, wake};
+use crate::ahead::Ahead;
 use crate::error::{Error, Result};
 use crate::model::WorkerInfo;
 use crate::now_ms;
@@ -42,6 +43,8 @@ pub(crate) struct WorkerState {
     next_beat: Instant,
     pending_cancels: Vec<i64>,
     reported: HashSet<i64>,
+    /// Jobs claimed ahead for it and not handed out yet (leased to it too: ahead.rs).
+    pub(super) ahead: Ahead,
 }
 
 /// State the engine's threads and handles share.
@@ -59,6 +62,10 @@ pub(crate) struct Shared {
     pub waiters: Mutex<HashMap<i64, Vec<oneshot::Sender<()>>>>,
     /// Registered workers by (namespace, worker id).
     pub workers: Mutex<HashMap<(String, String), WorkerState>>,
+    /// Jobs with a timeout handed out from a worker's jobs claimed ahead whose new deadline is
+    /// not written yet (ahead.rs, `Engine::start_ahead`): the reaper spares them, as it spares
+    /// the jobs still held. Locked after `workers` when both are.
+    pub starting: Mutex<HashSet<i64>>,
     /// This process's access to the write lock, kept by the writer (the reaper's blackouts).
     sight: Mutex<writer::Sight>,
     shutdown: AtomicBool,
@@ -99,6 +106,15 @@ impl Shared {
         }
     }
 
+    /// Claimed jobs whose attempt has not started: those held ahead for a worker of this
+    /// process, and those handed out whose deadline is still the claim's (`starting`).
+    pub(super) fn unstarted(&self) -> HashSet<i64> {
+        let workers = self.workers.lock().expect("workers lock");
+        let mut ids: HashSet<i64> = workers.values().flat_map(|w| w.ahead.ids()).collect();
+        ids.extend(self.starting.lock().expect("starting lock").iter());
+        ids
+    }
+
     pub(super) fn stopping(&self) -> bool {
         self.shutdown.load(Ordering::Acquire)
     }
@@ -109,10 +125,13 @@ pub(crate) struct Engine {
     /// Named in every error the engine hands out.
     path: PathBuf,
     writer: Arc<Writer>,
-    writer_tx: WriterTx,
+    pub(super) writer_tx: WriterTx,
     reader_tx: Mutex<Option<Sender<ReadJob>>>,
     writer_join: Mutex<Option<JoinHandle<()>>>,
     joins: Mutex<Vec<JoinHandle<()>>>,
+    /// Refills of jobs claimed ahead (ahead.rs) waiting to go to the writer right behind the next
+    /// settle batch, so that both commit in one transaction.
+    pub(super) deferred: Mutex<Vec<Box<dyn writer::Command>>>,
 }
 
 impl Engine {
@@ -176,6 +195,7 @@ impl Engine {
             reader_tx: Mutex::new(Some(reader_tx)),
             writer_join: Mutex::new(Some(writer_join)),
             joins: Mutex::new(joins),
+            deferred: Mutex::new(Vec::new()),
         }))
     }
 
@@ -197,6 +217,7 @@ impl Engine {
             reader_tx: Mutex::new(Some(reader_tx)),
             writer_join: Mutex::new(None),
             joins: Mutex::new(joins),
+            deferred: Mutex::new(Vec::new()),
         }))
     }
 
@@ -208,6 +229,7 @@ impl Engine {
             watch_lost: AtomicBool::new(false),
             waiters: Mutex::new(HashMap::new()),
             workers: Mutex::new(HashMap::new()),
+            starting: Mutex::new(HashSet::new()),
             sight: Mutex::new(writer::Sight::new(now_ms())),
             shutdown: AtomicBool::new(false),
             commits: AtomicU64::new(0),
@@ -269,11 +291,41 @@ impl Engine {
         T: Send + 'static,
         F: FnMut(&Connection, &mut Effects) -> Result<T> + Send + 'static,
     {
+        self.write_then(f, false).await
+    }
+
+    /// As [`Engine::write`], with the deferred refills (ahead.rs) sent right behind it: the writer
+    /// takes them into the same transaction (it takes every command queued when it wakes).
+    pub async fn write_with_refills<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &mut Effects) -> Result<T> + Send + 'static,
+    {
+        self.write_then(f, true).await
+    }
+
+    async fn write_then<T, F>(&self, f: F, refills: bool) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&Connection, &mut Effects) -> Result<T> + Send + 'static,
+    {
         let (cmd, rx) = writer::command(f);
         self.writer_tx.send(cmd)?;
+        if refills {
+            self.send_refills();
+        }
         rx.await
             .map_err(|_| Error::Closed)?
             .map_err(|e| e.naming_file(&self.path))
+    }
+
+    /// Sends the deferred refills to the writer now.
+    pub fn send_refills(&self) {
+        let due = std::mem::take(&mut *self.deferred.lock().expect("deferred lock"));
+        for cmd in due {
+            // Closed: the store is closing, and so are the claims that wait for it.
+            let _ = self.writer_tx.send(cmd);
+        }
     }
 
     /// Runs `f` on a reader connection.
@@ -319,6 +371,7 @@ impl Engine {
                 next_beat: Instant::now(),
                 pending_cancels: Vec::new(),
                 reported: HashSet::new(),
+                ahead: Ahead::default(),
             });
         w.lease_ms = worker.lease_ms;
         w.info = info;
@@ -332,17 +385,23 @@ impl Engine {
 
     pub fn unregister_worker(&self, ns: &str, worker_id: &str) {
         let mut workers = self.shared.workers.lock().expect("workers lock");
-        if workers
-            .remove(&(ns.to_string(), worker_id.to_string()))
-            .is_none()
-        {
+        let Some(mut w) = workers.remove(&(ns.to_string(), worker_id.to_string())) else {
             return;
-        }
+        };
         drop(workers);
-        // Its row goes with the next commit; nobody waits for it (a shutdown still runs it: the
-        // writer finishes what was queued before).
+        // Its jobs claimed ahead were never handed out: back to pending at once, with its row,
+        // in the next commit; nobody waits for it (a shutdown still runs it: the writer finishes
+        // what was queued before).
+        let ahead = w.ahead.take();
+        if let Some(done) = w.ahead.end_refill() {
+            // A claim waiting for the refill finds nothing now.
+            done.notify_one();
+        }
         let (ns, id) = (ns.to_string(), worker_id.to_string());
-        let (cmd, _) = writer::command(move |c, _| queries::worker_delete(c, &ns, &id));
+        let (cmd, _) = writer::command(move |c, fx| {
+            ops::release(c, fx, &ns, &ahead)?;
+            queries::worker_delete(c, &ns, &id)
+        });
         let _ = self.writer_tx.send(cmd);
     }
 
@@ -363,12 +422,13 @@ impl Engine {
             .unwrap_or_default()
     }
 
+    /// The cancel requests of attempts the worker runs ([`Ahead::cancels_now`]).
     pub fn take_cancel_requests(&self, ns: &str, worker_id: &str) -> Vec<i64> {
         let mut workers = self.shared.workers.lock().expect("workers lock");
-        workers
-            .get_mut(&(ns.to_string(), worker_id.to_string()))
-            .map(|w| std::mem::take(&mut w.pending_cancels))
-            .unwrap_or_default()
+        let Some(w) = workers.get_mut(&(ns.to_string(), worker_id.to_string())) else {
+            return Vec::new();
+        };
+        w.ahead.cancels_now(&mut w.pending_cancels)
     }
 
     /// Stops the threads: background ones first (they may still need the writer), then the
@@ -515,7 +575,9 @@ fn reaper_loop(conn: Connection, tx: WriterTx, shared: Arc<Shared>) {
                 // The blackout as of this transaction's BEGIN (the writer just told the sight).
                 let now = now_ms();
                 let cutoff = policy::reap_cutoff_after(now, blackout(&s));
-                ops::reap(c, fx, REAP_BATCH, &live, cutoff, now)
+                // Attempts not started yet (ahead.rs): their deadline runs from the hand-out.
+                let unstarted = s.unstarted();
+                ops::reap(c, fx, REAP_BATCH, &live, &unstarted, cutoff, now)
             });
             if matches!(reaped, Ok(n) if n > 0) {
                 continue;

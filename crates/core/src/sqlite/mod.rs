@@ -5,6 +5,7 @@
 //! (a registry keyed by canonical path, with a count of handles), so two Queue objects on one
 //! file share the writer, the wake-ups and the waiters; each handle sees only its namespace.
 
+mod ahead;
 mod engine;
 mod open;
 mod ops;
@@ -27,6 +28,7 @@ use tokio::time::Instant;
 
 use self::engine::Engine;
 use self::wake::RECHECK as WAKE_RECHECK;
+use crate::ahead::Took;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::policy;
@@ -158,9 +160,23 @@ impl SqliteStore {
         self.check_open()?;
         policy::queues::validate_queue_name(if paused { "pause" } else { "resume" }, &name)?;
         let ns = self.ns.clone();
+        let queue = name.clone();
         self.engine
             .write(move |c, fx| ops::set_paused(c, fx, &ns, &name, paused))
-            .await
+            .await?;
+        if paused {
+            // Jobs of the queue claimed ahead here were not handed out: they wait for the resume
+            // as pending ones do (a claim that committed before the pause has placed its jobs by
+            // now: a command's reply follows its transaction's).
+            let held = self.engine.take_ahead_of_queue(&self.ns, &queue);
+            if !held.is_empty() {
+                let ns = self.ns.clone();
+                self.engine
+                    .write(move |c, fx| ops::release(c, fx, &ns, &held))
+                    .await?;
+            }
+        }
+        Ok(())
     }
 
     /// Releases this handle; true if it was still open.
@@ -254,17 +270,57 @@ impl Store for SqliteStore {
         // Woken by another process's commit: the next attempt runs on the thread that noticed it
         // (Engine::write_woken).
         let mut by_external = false;
+        // Claiming ahead (ahead.rs): not for a worker with flow options, whose gates count
+        // starts at the claim.
+        let ahead = flows.is_empty();
+        if ahead {
+            loop {
+                match self
+                    .engine
+                    .take_ahead(&self.ns, &worker_id, &queues, &tasks, req.limit)
+                {
+                    Took::Jobs(jobs, refill) => {
+                        if refill {
+                            let (q, t) = (queues.clone(), tasks.clone());
+                            self.engine.refill(&self.ns, &worker_id, q, t, lease_ms);
+                        }
+                        self.engine.start_ahead(&jobs, lease_ms);
+                        return Ok(jobs);
+                    }
+                    // None left, and a refill on its way: its jobs, rather than a claim of our own
+                    // (sent now if it still waits for a settle batch to ride with).
+                    Took::Wait(done) => {
+                        self.engine.send_refills();
+                        tokio::select! {
+                            _ = done.notified() => {}
+                            _ = wake.changed() => return Ok(Vec::new()),
+                            _ = closing.changed() => return Ok(Vec::new()),
+                        }
+                    }
+                    Took::Release(stale) => {
+                        self.release(stale).await?;
+                        break;
+                    }
+                    Took::Nothing => break,
+                }
+            }
+        }
         loop {
             if self.closed.load(Ordering::Acquire) {
                 return Ok(Vec::new());
             }
+            let want = if ahead {
+                req.limit + self.engine.ahead_extra(&self.ns, &worker_id)
+            } else {
+                req.limit
+            };
             let (ns, w, q, t, f, limit) = (
                 self.ns.clone(),
                 worker_id.clone(),
                 queues.clone(),
                 tasks.clone(),
                 flows.clone(),
-                req.limit,
+                want,
             );
             let attempt = move |c: &rusqlite::Connection, fx: &mut writer::Effects| {
                 ops::claim(c, fx, &ns, &w, &q, &t, &f, limit, lease_ms)
@@ -274,7 +330,17 @@ impl Store for SqliteStore {
             } else {
                 self.engine.write(attempt).await?
             };
-            if !jobs.is_empty() || woken || req.wait_ms == 0 {
+            if !jobs.is_empty() {
+                let (jobs, stranded) = self
+                    .engine
+                    .keep_ahead(&self.ns, &worker_id, &queues, &tasks, jobs, req.limit);
+                if !stranded.is_empty() {
+                    // Its worker unregistered meanwhile: nobody takes them.
+                    self.release(stranded).await?;
+                }
+                return Ok(jobs);
+            }
+            if woken || req.wait_ms == 0 {
                 return Ok(jobs);
             }
             if external.is_none() {
@@ -317,7 +383,7 @@ impl Store for SqliteStore {
         }
         let ns = self.ns.clone();
         self.engine
-            .write(move |c, fx| ops::settle(c, fx, &ns, &settles))
+            .write_with_refills(move |c, fx| ops::settle(c, fx, &ns, &settles))
             .await
     }
 
@@ -417,9 +483,44 @@ impl Store for SqliteStore {
     async fn cancel(&self, id: i64) -> Result<CancelOutcome> {
         self.check_open()?;
         let ns = self.ns.clone();
-        self.engine
+        let outcome = self
+            .engine
             .write(move |c, fx| ops::cancel(c, fx, &ns, id))
+            .await?;
+        if outcome != CancelOutcome::Requested {
+            return Ok(outcome);
+        }
+        // Running, but perhaps only claimed ahead here, never handed out: then it ends now,
+        // cancelled before it ran, instead of starting to learn of the request.
+        let Some((worker_id, job)) = self.engine.take_ahead_job(&self.ns, id) else {
+            return Ok(outcome);
+        };
+        let settle = Settle {
+            id,
+            token: job.token,
+            kind: SettleKind::Cancel,
+            result: None,
+            error: Some(policy::CANCELLED_BEFORE_RUN.to_string()),
+            traceback: None,
+            retryable: None,
+            retry_after_ms: None,
+            breaker: false,
+        };
+        let ns = self.ns.clone();
+        match self
+            .engine
+            .write(move |c, fx| ops::settle(c, fx, &ns, std::slice::from_ref(&settle)))
             .await
+        {
+            Ok(out) if out.first().map(|o| o.status) == Some(SettleStatus::Cancelled) => {
+                Ok(CancelOutcome::Cancelled)
+            }
+            Ok(_) => Ok(outcome),
+            Err(e) => {
+                self.engine.put_back_ahead(&self.ns, &worker_id, job);
+                Err(e)
+            }
+        }
     }
 
     async fn set_progress(&self, id: i64, token: i64, progress: f64) -> Result<bool> {

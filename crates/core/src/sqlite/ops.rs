@@ -932,18 +932,24 @@ pub(crate) fn replay(conn: &Connection, fx: &mut Effects, ns: &str, dead_id: i64
 /// `policy::reap_cutoff_after`: the grace ago, or before its last blackout began), over every
 /// namespace of the file; how many. `live` (namespace, worker id) are the workers registered in
 /// this process: `policy::reap_decision` leaves their attempts to their heartbeat unless past the
-/// deadline. `now` is the clock as the command runs (a parameter so a test can set it).
+/// deadline; `unstarted`, their jobs claimed ahead and not started (`Shared::unstarted`), are
+/// left alone. `now` is the clock as the command runs (a parameter so a test can set it).
 pub(crate) fn reap(
     conn: &Connection,
     fx: &mut Effects,
     limit: i64,
     live: &HashSet<(String, String)>,
+    unstarted: &HashSet<i64>,
     cutoff: i64,
     now: i64,
 ) -> Result<usize> {
     let expired = queries::expired_leases(conn, cutoff, limit)?;
     let mut reaped = 0;
     for e in &expired {
+        if unstarted.contains(&e.id) {
+            // Claimed ahead for a live worker here, not started: no deadline has run yet.
+            continue;
+        }
         let worker_alive_here = e
             .worker_id
             .as_ref()
@@ -1110,12 +1116,48 @@ mod tests {
     }
 
     fn reap_at(conn: &Connection, live: &[(&str, &str)], now: i64) -> usize {
+        reap_sparing(conn, live, &[], now)
+    }
+
+    fn reap_sparing(
+        conn: &Connection,
+        live: &[(&str, &str)],
+        unstarted: &[i64],
+        now: i64,
+    ) -> usize {
         let live = live
             .iter()
             .map(|(ns, w)| (ns.to_string(), w.to_string()))
             .collect();
+        let unstarted = unstarted.iter().copied().collect();
         let cutoff = policy::reap_cutoff(now);
-        reap(conn, &mut Effects::default(), 100, &live, cutoff, now).unwrap()
+        reap(
+            conn,
+            &mut Effects::default(),
+            100,
+            &live,
+            &unstarted,
+            cutoff,
+            now,
+        )
+        .unwrap()
+    }
+
+    /// A job claimed ahead and not started (held, or its new deadline not written yet) is not
+    /// timed out by the deadline its claim wrote: its attempt has not begun.
+    #[test]
+    fn an_attempt_not_started_is_spared_past_the_claim_s_deadline() {
+        let conn = memory();
+        let mut job = NewJob::new("t", "[]");
+        job.timeout_ms = Some(500);
+        let (id, _, lease_end) = claimed(&conn, job, "alive", 60_000);
+        let after = lease_end + policy::REAP_GRACE_MS;
+        assert_eq!(reap_sparing(&conn, &[("ns", "alive")], &[id], after), 0);
+        assert_eq!(
+            reap_sparing(&conn, &[("ns", "alive")], &[], after),
+            1,
+            "once started"
+        );
     }
 
     fn last_error(conn: &Connection, id: i64) -> String {

@@ -410,6 +410,23 @@ impl<'c> Taker<'c> {
     }
 }
 
+/// Starts the deadline of a job claimed ahead at its hand-out (`now`): its deadline and lease as
+/// a claim at `now` would set them; the lease's end, or None if the token is no longer current.
+pub fn start_ahead(
+    conn: &Connection,
+    job: &ClaimedJob,
+    lease_ms: i64,
+    now: i64,
+) -> Result<Option<i64>> {
+    let deadline = policy::deadline_at(now, job.timeout_ms);
+    let lease_until = policy::lease_end(now, lease_ms, deadline);
+    let mut stmt = conn.prepare_cached(sql!("claim/start_ahead.sql"))?;
+    let n = stmt.execute(named_params! {
+        ":id": job.id, ":token": job.token, ":deadline_at": deadline, ":lease_until": lease_until,
+    })?;
+    Ok((n == 1).then_some(lease_until))
+}
+
 pub fn next_run_at(
     conn: &Connection,
     ns: &str,

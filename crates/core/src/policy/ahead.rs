@@ -1,0 +1,82 @@
+//! Claiming ahead: how many jobs more than it asked a busy worker's claim takes, kept by the
+//! store for its next claims (PostgreSQL's `postgres/claim.rs`, SQLite's `sqlite/ahead.rs`).
+//! The size follows the worker's pace, so a job claimed ahead starts soon after its claim; the
+//! JS core claims no more than it asked and has no twin of this.
+
+use std::time::{Duration, Instant};
+
+/// How long a worker's jobs claimed ahead last at its pace: long enough that a drain's claims
+/// take several hundred jobs each, short enough that a job claimed ahead starts soon after its
+/// claim (its lease, and on PostgreSQL its deadline, run from the claim).
+pub const AHEAD_MS: f64 = 25.0;
+
+/// The most jobs a claim takes ahead (graphile-worker's local queue holds 500).
+pub const AHEAD_MAX: i64 = 448;
+
+/// The window over which a worker's pace is measured.
+pub const PACE_WINDOW: Duration = Duration::from_millis(100);
+
+/// How many jobs to claim ahead at a pace of `per_ms` jobs handed out per ms.
+pub fn ahead_size(per_ms: f64) -> i64 {
+    ((per_ms * AHEAD_MS) as i64).clamp(0, AHEAD_MAX)
+}
+
+/// Whether to claim the next jobs ahead now: none under way, and half of what a claim takes
+/// ahead (`target`) or less is left, so the next ones are claimed while these run.
+pub fn refill_due(left: usize, target: i64, under_way: bool) -> bool {
+    !under_way && target > 0 && (left as i64) * 2 <= target
+}
+
+/// A worker's pace: the jobs handed to it per ms over the last whole [`PACE_WINDOW`].
+#[derive(Debug, Default, Clone)]
+pub struct Pace {
+    handed: usize,
+    since: Option<Instant>,
+    per_ms: f64,
+}
+
+impl Pace {
+    /// `n` jobs handed out at `now`.
+    pub fn handed(&mut self, n: usize, now: Instant) {
+        let since = *self.since.get_or_insert(now);
+        self.handed += n;
+        let window = now.saturating_duration_since(since);
+        if window >= PACE_WINDOW {
+            self.per_ms = self.handed as f64 / window.as_secs_f64() / 1000.0;
+            self.handed = 0;
+            self.since = Some(now);
+        }
+    }
+
+    /// How many jobs more than asked a claim takes at this pace ([`ahead_size`]).
+    pub fn ahead(&self) -> i64 {
+        ahead_size(self.per_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_size_follows_the_pace_within_its_bounds() {
+        assert_eq!(ahead_size(0.0), 0);
+        assert_eq!(ahead_size(2.0), 50);
+        assert_eq!(ahead_size(1000.0), AHEAD_MAX);
+        let mut p = Pace::default();
+        let t = Instant::now();
+        p.handed(64, t);
+        assert_eq!(p.ahead(), 0, "no whole window yet");
+        p.handed(136, t + PACE_WINDOW);
+        // 200 jobs over 100 ms: 2 per ms, 50 ahead.
+        assert_eq!(p.ahead(), 50);
+    }
+
+    #[test]
+    fn a_refill_starts_once_half_is_left() {
+        assert!(!refill_due(30, 50, false));
+        assert!(refill_due(25, 50, false));
+        assert!(!refill_due(0, 50, true), "one under way at a time");
+        assert!(!refill_due(0, 0, false), "not at a pace of nothing");
+    }
+}
