@@ -266,12 +266,7 @@ impl Command for Refill {
     }
 
     fn finish(self: Box<Self>, commit: Option<&Error>) {
-        let out = match (self.out, commit) {
-            (Some(Ok(jobs)), None) => Ok(jobs),
-            (Some(Err(e)), _) => Err(e),
-            (_, Some(e)) => Err(e.clone()),
-            (None, None) => Ok(Vec::new()),
-        };
+        let out = writer::outcome(self.out, commit).unwrap_or_else(|| Ok(Vec::new()));
         let claim = (self.queues.as_slice(), self.tasks.as_slice());
         let stranded = Self::ended(&self.shared, &self.ns, &self.worker_id, claim, out);
         release_aside(&self.tx, &self.ns, stranded);

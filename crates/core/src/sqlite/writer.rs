@@ -123,6 +123,16 @@ pub(crate) trait Command: Send {
     fn finish(self: Box<Self>, commit: Option<&Error>);
 }
 
+/// A command's outcome once its transaction ended: its own error first, then the commit's, else
+/// what its run produced; None if it never ran.
+pub(crate) fn outcome<T>(out: Option<Result<T>>, commit: Option<&Error>) -> Option<Result<T>> {
+    match (out, commit) {
+        (Some(Err(e)), _) => Some(Err(e)),
+        (_, Some(e)) => Some(Err(e.clone())),
+        (out, None) => out,
+    }
+}
+
 pub(crate) enum Msg {
     Cmd(Box<dyn Command>),
     Shutdown,
@@ -149,12 +159,8 @@ impl<T: Send> Command for Op<T> {
     }
 
     fn finish(self: Box<Self>, commit: Option<&Error>) {
-        let out = match (self.out, commit) {
-            (Some(Err(e)), _) => Err(e),
-            (_, Some(e)) => Err(e.clone()),
-            (Some(ok), None) => ok,
-            (None, None) => Err(Error::Queue("the command was never run".into())),
-        };
+        let out = outcome(self.out, commit)
+            .unwrap_or_else(|| Err(Error::Queue("the command was never run".into())));
         let _ = self.reply.send(out);
     }
 }
