@@ -70,15 +70,15 @@ impl Inner {
                 let allocate = c.prepare_cached(sql::ENQUEUE_ALLOCATE_IDS).await?;
                 let plain = !has_keys && !has_deps;
                 let spare = plain.then(|| self.take_spare_ids(jobs.len())).flatten();
-                let took_spare = spare.is_some();
                 let mut ids: Vec<i64> = match spare {
                     Some(ids) => ids,
-                    None => c.query_one(&allocate, &[&n]).await?.get(0),
+                    None => {
+                        let ids: Vec<i64> = c.query_one(&allocate, &[&n]).await?.get(0);
+                        self.used_ids(&ids);
+                        ids
+                    }
                 };
                 ids.sort_unstable();
-                if !took_spare {
-                    self.used_ids(&ids);
-                }
                 let none = counters::Columns::default();
                 let all_created = || -> Vec<Enqueued> {
                     ids.iter()
@@ -249,15 +249,15 @@ impl Inner {
 
     /// Keeps freshly allocated ids for the next small enqueues (at most [`SPARE_IDS_MAX`]; the
     /// rest are never used: ids have gaps anyway, and are never reused).
-    fn keep_spare_ids(&self, mut ids: Vec<i64>) {
-        ids.sort_unstable();
+    fn keep_spare_ids(&self, ids: Vec<i64>) {
         let mut spare = self.spare_ids.lock().expect("spare ids");
         let now = Instant::now();
         let room = SPARE_IDS_MAX.saturating_sub(spare.ids.len());
         spare
             .ids
             .extend(ids.into_iter().take(room).map(|id| (id, now)));
-        // Allocated together by concurrent enqueues, they may arrive out of order.
+        // Lowest first: an allocation's ids come in any order, and those of concurrent enqueues
+        // may land out of order.
         spare.ids.make_contiguous().sort_unstable();
     }
 
