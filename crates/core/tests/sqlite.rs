@@ -768,7 +768,8 @@ async fn a_read_only_open_never_creates_or_writes() {
 }
 
 /// Claims of 16 by `w`, settled at once, until the store holds jobs claimed ahead beyond the
-/// ones handed out (the worker's pace is measured over 100 ms windows); the ids handed out, and
+/// ones handed out (the worker's pace is measured over 100 ms windows, so the callers enqueue
+/// enough jobs to outlast 250 ms of claims on a fast machine); the ids handed out, and
 /// how many are held ahead (running, never handed out).
 async fn claim_until_held_ahead(
     s: &Arc<dyn Store>,
@@ -803,7 +804,7 @@ async fn claim_until_held_ahead(
 /// and the next worker gets each of them once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_claimed_ahead_go_out_once_and_back_at_once_when_the_worker_stops() {
-    const N: i64 = 4000;
+    const N: i64 = 40_000;
     let dir = TempDir::new().unwrap();
     let s = store(&dir).await;
     let batch: Vec<NewJob> = (0..N).map(|i| NewJob::new("t", format!("[{i}]"))).collect();
@@ -861,7 +862,7 @@ async fn jobs_claimed_ahead_go_out_once_and_back_at_once_when_the_worker_stops()
 /// while its queue is paused (the pause puts the held jobs of that queue back to pending).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_held_ahead_is_not_run_once_cancelled_or_paused() {
-    const N: i64 = 4000;
+    const N: i64 = 40_000;
     let dir = TempDir::new().unwrap();
     let s = store(&dir).await;
     let batch: Vec<NewJob> = (0..N).map(|i| NewJob::new("t", format!("[{i}]"))).collect();
@@ -921,7 +922,7 @@ async fn a_job_held_ahead_is_not_run_once_cancelled_or_paused() {
 /// that took it ahead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_held_ahead_starts_its_deadline_when_handed_out() {
-    const N: i64 = 4000;
+    const N: i64 = 40_000;
     let dir = TempDir::new().unwrap();
     let s = store(&dir).await;
     let batch: Vec<NewJob> = (0..N)
