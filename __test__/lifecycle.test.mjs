@@ -350,11 +350,11 @@ test('a closed queue refuses work with QUEUE_CLOSED', async (t) => {
   t.is(err.code, 'QUEUE_CLOSED')
 })
 
-// The native SQLite store claims ahead for a busy worker (crates/core/src/sqlite/ahead.rs): jobs
-// claimed, leased to the worker and held in the store until its next claims. None of them may run
-// twice, run while its queue is paused, or wait for its lease after the worker's close (a cancel
-// of a held job: crates/core/tests/sqlite.rs). The JS core claims only what it asks for: the same
-// rules hold trivially.
+// Both native stores claim ahead for a busy worker (crates/core/src/ahead.rs): jobs claimed,
+// leased to the worker and held in the store until its next claims. None of them may run twice,
+// run while its queue is paused, or wait for its lease after the worker's close (a cancel of a
+// held job: crates/core/tests/store_contract.rs). The JS core claims only what it asks for: the
+// same rules hold trivially.
 eachCore('jobs a busy worker claimed ahead run once, not while paused, and go back at its close', async (t, core) => {
   const queue = makeQueue(t, core)
   const n = 20_000
@@ -402,4 +402,4 @@ eachCore('jobs a busy worker claimed ahead run once, not while paused, and go ba
   t.true([...ran.values()].every((c) => c === 1), 'no job ran twice')
   await until(async () => (await queue.stats()).running === 0, { what: 'the last settles' })
   t.like(await queue.stats(), { completed: n, running: 0, pending: 0 })
-}, { sqliteOnly: true })
+})

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
-use crate::model::{ClaimedJob, JobToken};
+use crate::model::{ClaimedJob, JobToken, Settle, SettleKind};
+use crate::policy;
 use crate::policy::ahead::{refill_due, Pace};
 
 /// A worker's jobs claimed ahead and not handed out yet.
@@ -39,6 +40,22 @@ pub(crate) fn token(j: &ClaimedJob) -> JobToken {
     JobToken {
         id: j.id,
         token: j.token,
+    }
+}
+
+/// The settle that ends a job held ahead, never handed out, that is cancelled in this process:
+/// cancelled before it ran, as a waiting job would be (its worker never learns of it).
+pub(crate) fn cancel_unstarted(job: &ClaimedJob) -> Settle {
+    Settle {
+        id: job.id,
+        token: job.token,
+        kind: SettleKind::Cancel,
+        result: None,
+        error: Some(policy::CANCELLED_BEFORE_RUN.to_string()),
+        traceback: None,
+        retryable: None,
+        retry_after_ms: None,
+        breaker: false,
     }
 }
 

@@ -15,7 +15,7 @@ use taskito_core::{
 use tokio_postgres::NoTls;
 
 mod common;
-use common::{complete, fail, job, pg_url, req, req_tasks, worker};
+use common::{claim_until_held_ahead, complete, fail, job, pg_url, req, req_tasks, worker};
 
 /// A fresh schema for one test, dropped at the end (also when the test panics).
 struct TestDb {
@@ -1234,31 +1234,7 @@ async fn jobs_claimed_ahead_go_out_once_and_back_at_once_when_the_worker_stops()
     // A long lease: only a release, never the reaper, can bring them back within this test.
     s.register_worker(&worker("busy", 60_000)).unwrap();
     let mut seen = HashSet::new();
-    let started = Instant::now();
-    // Claims of 16, settled at once, until the store holds jobs claimed ahead beyond the ones
-    // the worker was handed (its pace is measured over 100 ms windows).
-    let ahead = loop {
-        let got = s.claim(req("busy", 16, 0)).await.unwrap();
-        assert!(
-            got.len() <= 16,
-            "a claim hands out no more than it asked for"
-        );
-        assert!(!got.is_empty(), "jobs were left");
-        for j in &got {
-            assert!(seen.insert(j.id), "job {} handed out twice", j.id);
-        }
-        s.settle(got.iter().map(|j| complete(j, "1")).collect())
-            .await
-            .unwrap();
-        let running = s.stats().await.unwrap().running;
-        if running >= 24 && started.elapsed() > Duration::from_millis(250) {
-            break running;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "never claimed ahead"
-        );
-    };
+    let ahead = claim_until_held_ahead(&s, "busy", &mut seen).await;
     // 8 more handed out (a refill may be under way: then its jobs), none seen before.
     let mut next = 0;
     while next < 8 {

@@ -8,7 +8,7 @@ use taskito_core::{open, ClaimedJob, NewJob, OpenOptions, Settle, SettleStatus, 
 use tempfile::TempDir;
 
 mod common;
-use common::{assert_no_drift, complete, enqueue_one, job, req, worker};
+use common::{assert_no_drift, claim_until_held_ahead, complete, enqueue_one, job, req, worker};
 
 fn opts(dir: &TempDir, ns: &str) -> OpenOptions {
     OpenOptions {
@@ -767,37 +767,6 @@ async fn a_read_only_open_never_creates_or_writes() {
     assert_eq!(std::fs::read(&path).unwrap(), before, "byte-identical");
 }
 
-/// Claims of 16 by `w`, settled at once, until the store holds jobs claimed ahead beyond the
-/// ones handed out (the worker's pace is measured over 100 ms windows, so the callers enqueue
-/// enough jobs to outlast 250 ms of claims on a fast machine); the ids handed out, and
-/// how many are held ahead (running, never handed out).
-async fn claim_until_held_ahead(
-    s: &Arc<dyn Store>,
-    w: &str,
-    seen: &mut std::collections::HashSet<i64>,
-) -> i64 {
-    let started = Instant::now();
-    loop {
-        let got = s.claim(req(w, 16, 0)).await.unwrap();
-        assert!(got.len() <= 16, "a claim hands out no more than it asked");
-        assert!(!got.is_empty(), "jobs were left");
-        for j in &got {
-            assert!(seen.insert(j.id), "job {} handed out twice", j.id);
-        }
-        s.settle(got.iter().map(|j| complete(j, "1")).collect())
-            .await
-            .unwrap();
-        let running = s.stats().await.unwrap().running;
-        if running >= 24 && started.elapsed() > Duration::from_millis(250) {
-            return running;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "never claimed ahead"
-        );
-    }
-}
-
 /// A busy worker's claims take more than they ask and keep the rest in the engine (ahead.rs):
 /// every job goes out once; held ones are running and leased to the worker; when the worker
 /// unregisters and the store closes they are pending again at once (not when their leases end),
@@ -812,7 +781,7 @@ async fn jobs_claimed_ahead_go_out_once_and_back_at_once_when_the_worker_stops()
     // A long lease: only a release, never the reaper, can bring them back within this test.
     s.register_worker(&worker("busy", 60_000)).unwrap();
     let mut seen = std::collections::HashSet::new();
-    let ahead = claim_until_held_ahead(&s, "busy", &mut seen).await;
+    let ahead = claim_until_held_ahead(&*s, "busy", &mut seen).await;
     // 8 more handed out (a refill may be under way: then its jobs), none seen before.
     let mut kept = Vec::new();
     while kept.len() < 8 {
@@ -858,66 +827,6 @@ async fn jobs_claimed_ahead_go_out_once_and_back_at_once_when_the_worker_stops()
     other.close().await.unwrap();
 }
 
-/// A job held ahead is not run once cancelled (it ends cancelled before it ran, at once), nor
-/// while its queue is paused (the pause puts the held jobs of that queue back to pending).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_job_held_ahead_is_not_run_once_cancelled_or_paused() {
-    const N: i64 = 40_000;
-    let dir = TempDir::new().unwrap();
-    let s = store(&dir).await;
-    let batch: Vec<NewJob> = (0..N).map(|i| NewJob::new("t", format!("[{i}]"))).collect();
-    s.enqueue(batch).await.unwrap();
-    s.register_worker(&worker("busy", 60_000)).unwrap();
-    let mut seen = std::collections::HashSet::new();
-    claim_until_held_ahead(&s, "busy", &mut seen).await;
-    // Every running job now is held ahead: all handed out were settled.
-    let held = s
-        .list_jobs(taskito_core::ListFilter {
-            status: Some(Running as i64),
-            task_name: None,
-            queue: None,
-            limit: 1000,
-            offset: 0,
-        })
-        .await
-        .unwrap();
-    let victim = held.last().expect("jobs held ahead").id;
-    assert!(!seen.contains(&victim));
-    assert_eq!(
-        s.cancel(victim).await.unwrap(),
-        taskito_core::CancelOutcome::Cancelled,
-        "never handed out: cancelled outright"
-    );
-    let row = s.get_job(victim).await.unwrap().unwrap();
-    assert_eq!(row.status, Cancelled as i64);
-    s.pause_queue("default".into()).await.unwrap();
-    assert_eq!(
-        s.stats().await.unwrap().running,
-        0,
-        "the pause released them"
-    );
-    assert!(s.claim(req("busy", 16, 0)).await.unwrap().is_empty());
-    s.resume_queue("default".into()).await.unwrap();
-    loop {
-        let got = s.claim(req("busy", 64, 0)).await.unwrap();
-        if got.is_empty() {
-            break;
-        }
-        for j in &got {
-            assert_ne!(j.id, victim, "the cancelled job never runs");
-            assert!(seen.insert(j.id), "job {} handed out twice", j.id);
-        }
-        s.settle(got.iter().map(|j| complete(j, "1")).collect())
-            .await
-            .unwrap();
-    }
-    assert_eq!(seen.len() as i64, N - 1, "every other job handed out once");
-    let stats = s.stats().await.unwrap();
-    assert_eq!((stats.completed, stats.cancelled), (N - 1, 1));
-    s.unregister_worker("busy");
-    s.close().await.unwrap();
-}
-
 /// A job with a timeout held ahead gets its deadline when it is handed out, not at the claim
 /// that took it ahead.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -935,7 +844,7 @@ async fn a_job_held_ahead_starts_its_deadline_when_handed_out() {
     s.enqueue(batch).await.unwrap();
     s.register_worker(&worker("busy", 60_000)).unwrap();
     let mut seen = std::collections::HashSet::new();
-    claim_until_held_ahead(&s, "busy", &mut seen).await;
+    claim_until_held_ahead(&*s, "busy", &mut seen).await;
     // Not an event to wait for: the clock must move on between the claim ahead and the hand-out.
     tokio::time::sleep(Duration::from_millis(5)).await;
     let before = taskito_core::now_ms();

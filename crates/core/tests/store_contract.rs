@@ -176,7 +176,65 @@ contract!(
     counters_follow_enqueues_attempts_and_their_times,
     workers_lists_the_live_ones_with_their_running_jobs,
     the_trace_context_travels_from_enqueue_to_each_claim,
+    a_job_held_ahead_is_not_run_once_cancelled_or_paused,
 );
+
+/// A busy worker's claims take more than they ask and hold the rest in the store (claiming
+/// ahead, `crates/core/src/ahead.rs`). A job held ahead is not run once cancelled (it ends cancelled before it ran, at once), nor
+/// while its queue is paused (the pause puts the held jobs of that queue back to pending).
+async fn a_job_held_ahead_is_not_run_once_cancelled_or_paused(s: Arc<dyn Store>) {
+    const N: i64 = 40_000;
+    let batch: Vec<NewJob> = (0..N).map(|i| NewJob::new("t", format!("[{i}]"))).collect();
+    s.enqueue(batch).await.unwrap();
+    s.register_worker(&worker("busy", 60_000)).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    claim_until_held_ahead(&*s, "busy", &mut seen).await;
+    // Every running job now is held ahead: all handed out were settled.
+    let held = s
+        .list_jobs(taskito_core::ListFilter {
+            status: Some(StatusCode::Running as i64),
+            task_name: None,
+            queue: None,
+            limit: 1000,
+            offset: 0,
+        })
+        .await
+        .unwrap();
+    let victim = held.last().expect("jobs held ahead").id;
+    assert!(!seen.contains(&victim));
+    assert_eq!(
+        s.cancel(victim).await.unwrap(),
+        taskito_core::CancelOutcome::Cancelled,
+        "never handed out: cancelled outright"
+    );
+    let row = s.get_job(victim).await.unwrap().unwrap();
+    assert_eq!(row.status, StatusCode::Cancelled as i64);
+    s.pause_queue("default".into()).await.unwrap();
+    assert_eq!(
+        s.stats().await.unwrap().running,
+        0,
+        "the pause released them"
+    );
+    assert!(s.claim(req("busy", 16, 0)).await.unwrap().is_empty());
+    s.resume_queue("default".into()).await.unwrap();
+    loop {
+        let got = s.claim(req("busy", 64, 0)).await.unwrap();
+        if got.is_empty() {
+            break;
+        }
+        for j in &got {
+            assert_ne!(j.id, victim, "the cancelled job never runs");
+            assert!(seen.insert(j.id), "job {} handed out twice", j.id);
+        }
+        s.settle(got.iter().map(|j| complete(j, "1")).collect())
+            .await
+            .unwrap();
+    }
+    assert_eq!(seen.len() as i64, N - 1, "every other job handed out once");
+    let stats = s.stats().await.unwrap();
+    assert_eq!((stats.completed, stats.cancelled), (N - 1, 1));
+    s.unregister_worker("busy");
+}
 
 // ---- helpers --------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 //! Cancel, asked from outside the attempt: a job that waits (pending or failed and due for a
 //! retry) ends cancelled at once; a running one gets a cancel request that its worker learns
-//! through the heartbeat; a finished one is left alone.
+//! through the heartbeat, unless it was claimed ahead in this process and never handed out: that
+//! one ends cancelled at once too; a finished one is left alone.
 
 use super::retry::READ_RETRY_BUDGET;
 use super::{counters, sql, workflows, Inner};
@@ -52,6 +53,10 @@ impl Inner {
             .await?;
         if outcome == CancelOutcome::Cancelled {
             self.settled.notify_waiters();
+        }
+        if outcome == CancelOutcome::Requested {
+            // Perhaps claimed ahead here and never handed out (`claim.rs`).
+            return self.cancel_ahead(id).await;
         }
         Ok(outcome)
     }

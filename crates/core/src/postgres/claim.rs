@@ -10,7 +10,8 @@
 //! renews their leases, the reaper spares them, fencing is unchanged), handed out by the worker's
 //! next claims without a statement (and refilled in the background once half are handed out,
 //! so the drain does not stop for a claim), and released (back to pending at once) when the worker
-//! unregisters, changes its queues or tasks, or the store closes. Not for a worker with flow
+//! unregisters, changes its queues or tasks, or the store closes, and when its queue is paused in
+//! this process; one cancelled in this process ends cancelled before it ran. Not for a worker with flow
 //! options (a gate counts starts at the claim). What it costs: a job claimed ahead waits up to
 //! about AHEAD_MS before it starts, with its attempt's clock (deadline, duration) running and
 //! after a higher-priority job enqueued meanwhile; `stats()` counts it running.
@@ -285,28 +286,88 @@ impl Inner {
         self.track(h);
     }
 
+    /// Waits for the refills and releases under way in the background ([`Self::track`]): after
+    /// it, every job a refill claimed is in its worker's [`Ahead`](crate::ahead::Ahead) or
+    /// released.
+    async fn background_done(&self) {
+        let under_way: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.releasing.lock().expect("releasing lock"));
+        for h in under_way {
+            let _ = h.await;
+        }
+    }
+
+    /// What `take` takes out of every worker's [`Ahead`](crate::ahead::Ahead), to be released.
+    fn take_ahead_all(
+        &self,
+        mut take: impl FnMut(&mut crate::ahead::Ahead) -> Vec<JobToken>,
+    ) -> Vec<JobToken> {
+        let mut workers = self.workers.lock().expect("workers lock");
+        workers
+            .values_mut()
+            .flat_map(|w| take(&mut w.ahead))
+            .collect()
+    }
+
     /// At close: waits for the refills and releases under way, then releases every worker's
     /// jobs claimed ahead.
     pub(super) async fn release_ahead(&self) {
-        let under_way: Vec<JoinHandle<()>> =
-            std::mem::take(&mut *self.releasing.lock().expect("releasing lock"));
-        for h in under_way {
-            let _ = h.await;
-        }
-        let jobs: Vec<JobToken> = self
-            .workers
-            .lock()
-            .expect("workers lock")
-            .values_mut()
-            .flat_map(|w| w.ahead.take())
-            .collect();
+        self.background_done().await;
+        let jobs = self.take_ahead_all(|a| a.take());
         if !jobs.is_empty() {
             let _ = self.release(jobs).await;
         }
-        let under_way: Vec<JoinHandle<()>> =
-            std::mem::take(&mut *self.releasing.lock().expect("releasing lock"));
-        for h in under_way {
-            let _ = h.await;
+        self.background_done().await;
+    }
+
+    /// After a pause of `queue` in this process: its jobs claimed ahead here, never handed out,
+    /// go back to pending (a refill under way first lands: its claim may have committed before
+    /// the pause), so none of them starts before the resume, as on SQLite.
+    pub(super) async fn release_ahead_of_queue(&self, queue: &str) -> Result<()> {
+        self.background_done().await;
+        let jobs = self.take_ahead_all(|a| a.take_queue(queue));
+        self.release(jobs).await
+    }
+
+    /// After a cancel request for job `id`: if the job is claimed ahead here and never handed
+    /// out (a refill under way first lands), it ends cancelled before it ran, at once, instead of
+    /// starting only to learn of the request; `Cancelled` then, else `Requested`.
+    pub(super) async fn cancel_ahead(&self, id: i64) -> Result<CancelOutcome> {
+        self.background_done().await;
+        let taken = self
+            .workers
+            .lock()
+            .expect("workers lock")
+            .iter_mut()
+            .find_map(|(w, s)| Some((w.clone(), s.ahead.take_job(id)?)));
+        let Some((worker_id, job)) = taken else {
+            return Ok(CancelOutcome::Requested);
+        };
+        match self.settle(vec![ahead::cancel_unstarted(&job)]).await {
+            Ok(out) if out.first().map(|o| o.status) == Some(SettleStatus::Cancelled) => {
+                Ok(CancelOutcome::Cancelled)
+            }
+            Ok(_) => Ok(CancelOutcome::Requested),
+            Err(e) => {
+                // Still held, first in line; released if its worker is gone meanwhile.
+                let t = token(&job);
+                let kept = match self
+                    .workers
+                    .lock()
+                    .expect("workers lock")
+                    .get_mut(&worker_id)
+                {
+                    Some(w) => {
+                        w.ahead.put_back(job);
+                        true
+                    }
+                    None => false,
+                };
+                if !kept {
+                    let _ = self.release(vec![t]).await;
+                }
+                Err(e)
+            }
         }
     }
 

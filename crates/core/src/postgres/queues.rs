@@ -9,7 +9,8 @@ use crate::policy;
 
 impl Inner {
     /// A pause takes the table's lock first (queues/lock.sql): it waits for the claims running
-    /// now, and the claims after it see it, so none starts a job of the queue once this returns.
+    /// now, and the claims after it see it, so none starts a job of the queue once this returns;
+    /// the queue's jobs claimed ahead in this process go back to pending (`claim.rs`).
     pub(super) async fn pause_queue(&self, name: String) -> Result<()> {
         self.check_open()?;
         policy::queues::validate_queue_name("pause", &name)?;
@@ -23,7 +24,8 @@ impl Inner {
             tx.commit().await?;
             Ok(())
         })
-        .await
+        .await?;
+        self.release_ahead_of_queue(name).await
     }
 
     /// A resume NOTIFYs after its commit, as an enqueue does: idle claims of every process look

@@ -495,17 +495,7 @@ impl Store for SqliteStore {
         let Some((worker_id, job)) = self.engine.take_ahead_job(&self.ns, id) else {
             return Ok(outcome);
         };
-        let settle = Settle {
-            id,
-            token: job.token,
-            kind: SettleKind::Cancel,
-            result: None,
-            error: Some(policy::CANCELLED_BEFORE_RUN.to_string()),
-            traceback: None,
-            retryable: None,
-            retry_after_ms: None,
-            breaker: false,
-        };
+        let settle = crate::ahead::cancel_unstarted(&job);
         let ns = self.ns.clone();
         match self
             .engine

@@ -168,3 +168,34 @@ pub async fn assert_no_drift(s: &Arc<dyn Store>) {
         "counters (left) drifted from the jobs (right)"
     );
 }
+
+/// Claims of 16 by `w`, settled at once, until the store holds jobs claimed ahead beyond the
+/// ones handed out (the worker's pace is measured over 100 ms windows, so the callers enqueue
+/// enough jobs to outlast 250 ms of claims on a fast machine); the ids handed out, and
+/// how many are held ahead (running, never handed out).
+pub async fn claim_until_held_ahead(
+    s: &dyn Store,
+    w: &str,
+    seen: &mut std::collections::HashSet<i64>,
+) -> i64 {
+    let started = std::time::Instant::now();
+    loop {
+        let got = s.claim(req(w, 16, 0)).await.unwrap();
+        assert!(got.len() <= 16, "a claim hands out no more than it asked");
+        assert!(!got.is_empty(), "jobs were left");
+        for j in &got {
+            assert!(seen.insert(j.id), "job {} handed out twice", j.id);
+        }
+        s.settle(got.iter().map(|j| complete(j, "1")).collect())
+            .await
+            .unwrap();
+        let running = s.stats().await.unwrap().running;
+        if running >= 24 && started.elapsed() > std::time::Duration::from_millis(250) {
+            return running;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "never claimed ahead"
+        );
+    }
+}
