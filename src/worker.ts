@@ -609,8 +609,9 @@ export class Worker {
 
   /**
    * Graceful stop: claims nothing more, waits for running attempts and their settles, and hands
-   * back what it had claimed but not started. With `timeout`, stops waiting after that many ms:
-   * attempts still running are then recovered by the lease (as "worker lost") elsewhere.
+   * back what it had claimed but not started (committed, pending again, before it resolves).
+   * With `timeout`, stops waiting after that many ms: attempts still running are then recovered
+   * by the lease (as "worker lost") elsewhere.
    */
   close(options: { timeout?: number } = {}): Promise<void> {
     if (this.#closing === null) this.#closing = this.#close(options.timeout)
@@ -644,7 +645,13 @@ export class Worker {
     // Drained, its threads are idle (or, after close({ timeout }), still running attempts that the
     // lease brings back elsewhere): end them all, so none keeps the process alive.
     await this.#pool?.close()
-    callCoreSync(() => core.unregisterWorker(this.id))
+    try {
+      // Resolves once the jobs the store held claimed ahead for this worker are pending again.
+      await callCore(() => core.unregisterWorker(this.id))
+    } catch (err) {
+      // Its heartbeat stopped all the same: the reaper takes them back when their leases end.
+      this.#queue.logger.error(`worker ${this.id}: handing back the jobs claimed ahead for it failed; their leases will run out`, err)
+    }
     this.#state = 'closed'
     this.#queue.forgetWorker(this)
   }

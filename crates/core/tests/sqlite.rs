@@ -798,6 +798,22 @@ async fn claim_until_held_ahead(
     }
 }
 
+/// A store of `n` jobs whose worker "busy" (a 60 s lease: only a release, never the reaper,
+/// brings a job back within a test) claimed until the store holds jobs ahead for it: the store,
+/// the jobs handed out (all settled), and how many run (the held ones).
+async fn busy_with_held_ahead(
+    dir: &TempDir,
+    n: i64,
+) -> (Arc<dyn Store>, std::collections::HashSet<i64>, i64) {
+    let s = store(dir).await;
+    let batch: Vec<NewJob> = (0..n).map(|i| NewJob::new("t", format!("[{i}]"))).collect();
+    s.enqueue(batch).await.unwrap();
+    s.register_worker(&worker("busy", 60_000)).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let held = claim_until_held_ahead(&s, "busy", &mut seen).await;
+    (s, seen, held)
+}
+
 /// A busy worker's claims take more than they ask and keep the rest in the engine (ahead.rs):
 /// every job goes out once; held ones are running and leased to the worker; when the worker
 /// unregisters and the store closes they are pending again at once (not when their leases end),
@@ -806,13 +822,7 @@ async fn claim_until_held_ahead(
 async fn jobs_claimed_ahead_go_out_once_and_back_at_once_when_the_worker_stops() {
     const N: i64 = 40_000;
     let dir = TempDir::new().unwrap();
-    let s = store(&dir).await;
-    let batch: Vec<NewJob> = (0..N).map(|i| NewJob::new("t", format!("[{i}]"))).collect();
-    s.enqueue(batch).await.unwrap();
-    // A long lease: only a release, never the reaper, can bring them back within this test.
-    s.register_worker(&worker("busy", 60_000)).unwrap();
-    let mut seen = std::collections::HashSet::new();
-    let ahead = claim_until_held_ahead(&s, "busy", &mut seen).await;
+    let (s, mut seen, ahead) = busy_with_held_ahead(&dir, N).await;
     // 8 more handed out (a refill may be under way: then its jobs), none seen before.
     let mut kept = Vec::new();
     while kept.len() < 8 {
@@ -858,18 +868,36 @@ async fn jobs_claimed_ahead_go_out_once_and_back_at_once_when_the_worker_stops()
     other.close().await.unwrap();
 }
 
+/// What a worker's unregister returns resolves once its held jobs are pending again and its row
+/// is gone: a close that awaits it hands them back before it returns (not "shortly after").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unregister_resolves_once_the_held_jobs_are_pending() {
+    const N: i64 = 40_000;
+    let dir = TempDir::new().unwrap();
+    // Every job handed out was settled: what still runs is held ahead.
+    let (s, seen, held) = busy_with_held_ahead(&dir, N).await;
+    assert!(held >= 24);
+    s.unregister_worker("busy").committed().await.unwrap();
+    let stats = s.stats().await.unwrap();
+    assert_eq!(stats.running, 0, "no held job is left running");
+    assert_eq!(
+        stats.pending,
+        N - seen.len() as i64,
+        "the held jobs are pending"
+    );
+    assert!(s.workers().await.unwrap().is_empty(), "its row is gone");
+    // A second unregister (a worker never registered, or gone) has nothing to wait for.
+    s.unregister_worker("busy").committed().await.unwrap();
+    s.close().await.unwrap();
+}
+
 /// A job held ahead is not run once cancelled (it ends cancelled before it ran, at once), nor
 /// while its queue is paused (the pause puts the held jobs of that queue back to pending).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_held_ahead_is_not_run_once_cancelled_or_paused() {
     const N: i64 = 40_000;
     let dir = TempDir::new().unwrap();
-    let s = store(&dir).await;
-    let batch: Vec<NewJob> = (0..N).map(|i| NewJob::new("t", format!("[{i}]"))).collect();
-    s.enqueue(batch).await.unwrap();
-    s.register_worker(&worker("busy", 60_000)).unwrap();
-    let mut seen = std::collections::HashSet::new();
-    claim_until_held_ahead(&s, "busy", &mut seen).await;
+    let (s, mut seen, _) = busy_with_held_ahead(&dir, N).await;
     // Every running job now is held ahead: all handed out were settled.
     let held = s
         .list_jobs(taskito_core::ListFilter {

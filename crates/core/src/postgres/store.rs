@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::PgStore;
 use crate::error::Result;
 use crate::model::*;
-use crate::store::Store;
+use crate::store::{Store, Unregistered};
 
 #[async_trait]
 impl Store for PgStore {
@@ -133,8 +133,10 @@ impl Store for PgStore {
         self.inner.register_worker(worker)
     }
 
-    fn unregister_worker(&self, worker_id: &str) {
-        self.inner.unregister_worker(worker_id)
+    fn unregister_worker(&self, worker_id: &str) -> Unregistered {
+        // Its row's delete runs in the background, unwaited (postgres/workers.rs).
+        self.inner.unregister_worker(worker_id);
+        Unregistered::done()
     }
 
     fn take_cancel_requests(&self, worker_id: &str) -> Vec<i64> {
