@@ -67,7 +67,11 @@ export declare class NativeCore {
    * table.
    */
   registerWorker(worker: WorkerInfo): void
-  unregisterWorker(workerId: string): void
+  /**
+   * Stops the worker's heartbeat now; resolves once the jobs the store held claimed ahead for
+   * it are back to pending and its row is deleted (committed).
+   */
+  unregisterWorker(workerId: string): Promise<void>
   /** Ids of this worker's running jobs whose cancel was requested since the last call. */
   takeCancelRequests(workerId: string): Array<string>
   /** Ends every waiting claim of this core at once. */

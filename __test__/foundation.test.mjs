@@ -247,6 +247,51 @@ eachCore('close() drains: running jobs finish and settle, nothing is left runnin
   t.true(stats.completed >= 5)
 })
 
+// A handler may wait on what holds no handle of its own (an unref'd timer or socket): close()
+// promised to wait for it, so it keeps the process alive meanwhile. It used not to: the process
+// ended under the close(), which never settled, and said nothing (exit code 0).
+eachCore('close() keeps the process alive until a running attempt returns, even one that holds no handle', async (t, core) => {
+  const where = location(t, core)
+  const child = spawn(process.execPath, [join('__test__', 'fixtures', 'close-waits.mjs'), JSON.stringify(where), coreOf(core)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  let out = ''
+  child.stdout.on('data', (d) => (out += d))
+  const code = await new Promise((resolve) => child.once('exit', resolve))
+  t.is(code, 0)
+  t.is(out, 'closed\n', 'close() resolved')
+  const queue = makeQueue(t, core, where)
+  t.like(await queue.stats(), { completed: 1, running: 0 }, 'the attempt ran to its end and settled')
+})
+
+// A handler that never returns keeps close() waiting (it is a graceful close): the worker says
+// every CLOSE_REPORT_MS which attempts it waits for, so a stuck shutdown names its cause.
+eachCore('a close() waiting for running attempts says which, until they return', async (t, core) => {
+  const reports = []
+  let finish = null
+  const logger = {
+    error(message) {
+      reports.push(message)
+      finish?.()
+    },
+  }
+  const queue = makeQueue(t, core, { logger })
+  const started = deferred()
+  const park = queue.task('park', () => {
+    started.resolve()
+    // Returns only once the worker said it waits for it.
+    return new Promise((resolve) => (finish = resolve))
+  })
+  const job = await park.delay()
+  const worker = queue.worker()
+  await worker.start()
+  await started.promise
+  await worker.close()
+  t.is(reports.length, 1)
+  t.regex(reports[0], new RegExp(`close\\(\\) has waited \\d+ s for 1 running attempt\\(s\\) whose handlers have not returned: job ${job.id} \\(task park, running \\d+ s\\)\\. .*close\\(\\{ timeout \\}\\)`))
+  t.is(await job.status(), 'complete', 'it settled once it returned')
+})
+
 /** What of the files under `dir` this process still has open or mapped (Linux: /proc/self). */
 function heldUnder(dir) {
   const fds = readdirSync('/proc/self/fd').map((fd) => {

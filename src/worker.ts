@@ -128,6 +128,10 @@ interface PendingSettle {
 }
 
 const CANCEL_POLL_MS = 200
+/** How often a close() still waiting for running attempts says which (through the logger). */
+export const CLOSE_REPORT_MS = 10_000
+/** How many of those attempts it names, the longest running first. */
+const CLOSE_REPORT_NAMED = 5
 
 export class Worker {
   readonly id: string = randomUUID()
@@ -609,8 +613,11 @@ export class Worker {
 
   /**
    * Graceful stop: claims nothing more, waits for running attempts and their settles, and hands
-   * back what it had claimed but not started. With `timeout`, stops waiting after that many ms:
-   * attempts still running are then recovered by the lease (as "worker lost") elsewhere.
+   * back what it had claimed but not started (committed, pending again, before it resolves).
+   * With `timeout`, stops waiting after that many ms: attempts still running are then recovered
+   * by the lease (as "worker lost") elsewhere. Without one, it waits as long as a handler runs:
+   * it keeps the process alive meanwhile, and every 10 s (CLOSE_REPORT_MS) logs which attempts it
+   * waits for.
    */
   close(options: { timeout?: number } = {}): Promise<void> {
     if (this.#closing === null) this.#closing = this.#close(options.timeout)
@@ -635,8 +642,16 @@ export class Worker {
       else this.#drained = resolve
     })
     const gaveUp = timeout === undefined ? null : new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))
+    // A referenced timer while it waits: an attempt whose handler waits only on what holds no
+    // handle (an unref'd timer or socket, a promise nothing else settles) would otherwise let the
+    // process end under this close(), its promise never settled and nothing said (the ava test
+    // of docs/PERFORMANCE.md "A hang and the release of held jobs" ended so). Each tick says
+    // what it waits for: a handler that never returns keeps it waiting.
+    const since = Date.now()
+    const report = this.#active.size === 0 ? null : setInterval(() => this.#reportWaiting(since), CLOSE_REPORT_MS)
     await (gaveUp === null ? drained : Promise.race([drained, gaveUp]))
     clearTimeout(timer)
+    if (report !== null) clearInterval(report)
     // Settles queued by the last attempts go out now rather than on the next turn.
     if (this.#flushQueued) this.#flush()
     while (this.#flushing.size > 0) await Promise.all(this.#flushing)
@@ -644,8 +659,29 @@ export class Worker {
     // Drained, its threads are idle (or, after close({ timeout }), still running attempts that the
     // lease brings back elsewhere): end them all, so none keeps the process alive.
     await this.#pool?.close()
-    callCoreSync(() => core.unregisterWorker(this.id))
+    try {
+      // Resolves once the jobs the store held claimed ahead for this worker are pending again.
+      await callCore(() => core.unregisterWorker(this.id))
+    } catch (err) {
+      // Its heartbeat stopped all the same: the reaper takes them back when their leases end.
+      this.#queue.logger.error(`worker ${this.id}: handing back the jobs claimed ahead for it failed; their leases will run out`, err)
+    }
     this.#state = 'closed'
     this.#queue.forgetWorker(this)
+  }
+
+  /** close() still waits for these attempts: says which, the longest running first. */
+  #reportWaiting(since: number): void {
+    const now = Date.now()
+    const attempts = [...this.#active.values()].sort((a, b) => a.state.startedAt - b.state.startedAt)
+    const named = attempts.slice(0, CLOSE_REPORT_NAMED).map((a) => {
+      const cancel = a.state.cancelRequested ? ', cancel requested' : ''
+      return `job ${a.job.id} (task ${a.job.taskName}, running ${Math.round((now - a.state.startedAt) / 1000)} s${cancel})`
+    })
+    const more = attempts.length > named.length ? ` and ${attempts.length - named.length} more` : ''
+    this.#queue.logger.error(
+      `worker ${this.id}: close() has waited ${Math.round((now - since) / 1000)} s for ${attempts.length} running attempt(s) whose handlers have not returned: ` +
+        `${named.join(', ')}${more}. It resolves when they do; close({ timeout }) stops waiting after that many ms (their leases then bring the jobs back).`,
+    )
   }
 }

@@ -465,7 +465,9 @@ export interface Core {
    * row in the `workers` table fresh (written here, removed by unregisterWorker). Registering an
    * id again updates it (its task names, say). */
   registerWorker(worker: WorkerInfo): void
-  unregisterWorker(workerId: string): void
+  /** Stops the worker's heartbeat at once; resolves once the jobs the store held claimed ahead
+   * for it (native SQLite) are back to pending and its row is deleted, committed. */
+  unregisterWorker(workerId: string): Promise<void>
   /** Ids of this worker's running jobs whose cancel was requested, learned since the last call. */
   takeCancelRequests(workerId: string): string[]
   /** Ends every waiting claim of this core at once (they resolve with what is ready, maybe []). */

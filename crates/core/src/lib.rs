@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 pub use error::{Error, Result};
 pub use model::*;
-pub use store::Store;
+pub use store::{Store, Unregistered};
 
 /// Opens a store: an SQLite file for `db_path`, PostgreSQL for `url` (exactly one of the two).
 pub async fn open(opts: OpenOptions) -> Result<Arc<dyn Store>> {

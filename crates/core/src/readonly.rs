@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::policy;
-use crate::store::Store;
+use crate::store::{Store, Unregistered};
 
 pub(crate) struct ReadOnlyStore {
     inner: Arc<dyn Store>,
@@ -118,7 +118,9 @@ impl Store for ReadOnlyStore {
     fn register_worker(&self, _: &WorkerInfo) -> Result<()> {
         Err(refused("a worker"))
     }
-    fn unregister_worker(&self, _: &str) {}
+    fn unregister_worker(&self, _: &str) -> Unregistered {
+        Unregistered::done()
+    }
     fn take_cancel_requests(&self, _: &str) -> Vec<i64> {
         Vec::new()
     }

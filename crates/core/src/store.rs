@@ -16,13 +16,44 @@
 //! ready jobs whose task no live worker of their namespace has had for the grace
 //! (`policy::unroutable`, `crate::routing`), and drops the rows of workers that are gone.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use async_trait::async_trait;
 
 use crate::error::Result;
 use crate::model::*;
 
+/// What [`Store::unregister_worker`] queued: [`Unregistered::committed`] waits for its commit, so
+/// that a worker's close returns with its held jobs already pending (a `stats()` or another
+/// worker right after sees them). Not a future itself, so not must-use: dropped, it waits for
+/// nothing and the write goes on.
+pub struct Unregistered(Option<Pin<Box<dyn Future<Output = Result<()>> + Send>>>);
+
+impl Unregistered {
+    /// Nothing to wait for: the store wrote nothing, or does not wait for what it wrote.
+    pub fn done() -> Self {
+        Self(None)
+    }
+
+    /// Waits for `commit`, the store's own.
+    pub fn pending(commit: impl Future<Output = Result<()>> + Send + 'static) -> Self {
+        Self(Some(Box::pin(commit)))
+    }
+
+    /// Resolves once the release and the delete committed (`Error::Closed` if the store shut
+    /// down without running them).
+    pub async fn committed(self) -> Result<()> {
+        match self.0 {
+            None => Ok(()),
+            Some(commit) => commit.await,
+        }
+    }
+}
+
 /// A job store scoped to one namespace. Every method that touches storage is async and does its
-/// work off the caller's thread; the four sync methods only touch in-memory state.
+/// work off the caller's thread; the four sync methods only touch in-memory state (what
+/// `unregister_worker` writes is queued, and awaitable through what it returns).
 #[async_trait]
 pub trait Store: Send + Sync {
     /// All-or-nothing, one transaction; results in input order. A job `policy::validate_job`
@@ -122,8 +153,10 @@ pub trait Store: Send + Sync {
     /// table (`last_seen_at`; the first beat is at once). Registering the same id again updates
     /// it. Refused as `policy::validate_worker` says.
     fn register_worker(&self, worker: &WorkerInfo) -> Result<()>;
-    /// Stops the heartbeat and deletes the worker's row.
-    fn unregister_worker(&self, worker_id: &str);
+    /// Stops the heartbeat at once and queues, in one command, the release of the jobs the store
+    /// holds claimed ahead for the worker (back to pending) and the delete of its row. The
+    /// returned [`Unregistered`] resolves once that committed; dropped, the command still runs.
+    fn unregister_worker(&self, worker_id: &str) -> Unregistered;
     /// Ids of this worker's running jobs whose cancel was requested, learned since the last call.
     fn take_cancel_requests(&self, worker_id: &str) -> Vec<i64>;
     /// Ends every waiting claim of this store at once.

@@ -177,18 +177,27 @@ contract!(
     workers_lists_the_live_ones_with_their_running_jobs,
     the_trace_context_travels_from_enqueue_to_each_claim,
     a_job_held_ahead_is_not_run_once_cancelled_or_paused,
+    an_unregister_resolves_once_the_held_jobs_are_pending,
 );
+
+/// `n` jobs, and a worker "busy" (a 60 s lease: only a release, never the reaper, brings a job
+/// back within a case) that claimed until the store holds jobs ahead for it: the jobs handed out
+/// (all settled), and how many run (the held ones).
+async fn busy_with_held_ahead(s: &Arc<dyn Store>, n: i64) -> (std::collections::HashSet<i64>, i64) {
+    let batch: Vec<NewJob> = (0..n).map(|i| NewJob::new("t", format!("[{i}]"))).collect();
+    s.enqueue(batch).await.unwrap();
+    s.register_worker(&worker("busy", 60_000)).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let held = claim_until_held_ahead(&**s, "busy", &mut seen).await;
+    (seen, held)
+}
 
 /// A busy worker's claims take more than they ask and hold the rest in the store (claiming
 /// ahead, `crates/core/src/ahead.rs`). A job held ahead is not run once cancelled (it ends cancelled before it ran, at once), nor
 /// while its queue is paused (the pause puts the held jobs of that queue back to pending).
 async fn a_job_held_ahead_is_not_run_once_cancelled_or_paused(s: Arc<dyn Store>) {
     const N: i64 = 40_000;
-    let batch: Vec<NewJob> = (0..N).map(|i| NewJob::new("t", format!("[{i}]"))).collect();
-    s.enqueue(batch).await.unwrap();
-    s.register_worker(&worker("busy", 60_000)).unwrap();
-    let mut seen = std::collections::HashSet::new();
-    claim_until_held_ahead(&*s, "busy", &mut seen).await;
+    let (mut seen, _) = busy_with_held_ahead(&s, N).await;
     // Every running job now is held ahead: all handed out were settled.
     let held = s
         .list_jobs(taskito_core::ListFilter {
@@ -234,6 +243,26 @@ async fn a_job_held_ahead_is_not_run_once_cancelled_or_paused(s: Arc<dyn Store>)
     let stats = s.stats().await.unwrap();
     assert_eq!((stats.completed, stats.cancelled), (N - 1, 1));
     s.unregister_worker("busy");
+}
+
+/// What a worker's unregister returns resolves once its held jobs are pending again and its row
+/// is gone: a close that awaits it hands them back before it returns (not "shortly after").
+async fn an_unregister_resolves_once_the_held_jobs_are_pending(s: Arc<dyn Store>) {
+    const N: i64 = 40_000;
+    // Every job handed out was settled: what still runs is held ahead.
+    let (seen, held) = busy_with_held_ahead(&s, N).await;
+    assert!(held >= 24);
+    s.unregister_worker("busy").committed().await.unwrap();
+    let stats = s.stats().await.unwrap();
+    assert_eq!(stats.running, 0, "no held job is left running");
+    assert_eq!(
+        stats.pending,
+        N - seen.len() as i64,
+        "the held jobs are pending"
+    );
+    assert!(s.workers().await.unwrap().is_empty(), "its row is gone");
+    // A second unregister (a worker never registered, or gone) has nothing to wait for.
+    s.unregister_worker("busy").committed().await.unwrap();
 }
 
 // ---- helpers --------------------------------------------------------------------------------

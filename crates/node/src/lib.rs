@@ -370,9 +370,16 @@ impl NativeCore {
         self.store.register_worker(&worker).map_err(map_error)
     }
 
-    #[napi]
-    pub fn unregister_worker(&self, worker_id: String) {
-        self.store.unregister_worker(&worker_id);
+    /// Stops the worker's heartbeat now; resolves once the jobs the store held claimed ahead for
+    /// it are back to pending and its row is deleted (committed).
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn unregister_worker<'env>(
+        &self,
+        env: &'env Env,
+        worker_id: String,
+    ) -> Result<Object<'env>> {
+        let unregistered = self.store.unregister_worker(&worker_id);
+        self.promise(env, unregistered.committed(), Ok)
     }
 
     /// Ids of this worker's running jobs whose cancel was requested since the last call.

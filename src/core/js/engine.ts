@@ -665,14 +665,16 @@ export class Engine {
     this.heartbeat(state)
   }
 
-  unregisterWorker(owner: object, ns: string, workerId: string): void {
+  /** Resolves once its row's delete committed (this core holds no job claimed ahead). */
+  unregisterWorker(owner: object, ns: string, workerId: string): Promise<void> {
     const k = key(ns, workerId)
     const state = this.workers.get(k)
-    if (state === undefined || state.owner !== owner) return
+    if (state === undefined || state.owner !== owner) return Promise.resolve()
     clearInterval(state.timer)
     this.workers.delete(k)
     // Its row goes with the next commit (also when this was the last handle: release() flushes).
-    if (!this.closed) void this.submit(() => this.store.deleteWorker(ns, workerId)).catch(() => undefined)
+    if (this.closed) return Promise.resolve()
+    return this.submit(() => this.store.deleteWorker(ns, workerId)).then(() => undefined)
   }
 
   takeCancelRequests(ns: string, workerId: string): string[] {
@@ -857,7 +859,9 @@ export class Engine {
     for (const set of [...this.jobWaiters.values()]) {
       for (const w of [...set]) if (w.owner === owner) this.endJobWaiter(w, this.currentRow(w))
     }
-    for (const state of [...this.workers.values()]) if (state.owner === owner) this.unregisterWorker(owner, state.ns, state.workerId)
+    // Unwaited: the handle's close commits what is queued before the file closes; a failed
+    // delete leaves a row that its beats no longer refresh (the reaper drops it).
+    for (const state of [...this.workers.values()]) if (state.owner === owner) void this.unregisterWorker(owner, state.ns, state.workerId).catch(() => undefined)
   }
 
   /** One handle less; the last one commits what is queued and closes the file. */

@@ -307,9 +307,9 @@ export class JsCore implements Core {
     this.engine.registerWorker(this, this.ns, { ...worker, queues: [...worker.queues], tasks: [...worker.tasks] })
   }
 
-  unregisterWorker(workerId: string): void {
-    if (this.closed) return
-    this.engine.unregisterWorker(this, this.ns, workerId)
+  unregisterWorker(workerId: string): Promise<void> {
+    if (this.closed) return Promise.resolve()
+    return this.engine.unregisterWorker(this, this.ns, workerId)
   }
 
   takeCancelRequests(workerId: string): string[] {

@@ -199,6 +199,7 @@ impl Inner {
         lease_ms: i64,
     ) {
         let inner = self.clone();
+        let owner = worker_id.to_string();
         let (worker_id, queues, tasks) = (worker_id.to_string(), queues.to_vec(), tasks.to_vec());
         let h = self.rt.spawn(async move {
             let extra = inner.ahead_extra(&worker_id);
@@ -237,14 +238,24 @@ impl Inner {
                 let _ = inner.release(stranded).await;
             }
         });
-        self.track(h);
+        self.track(Some(&owner), h);
     }
 
-    /// Keeps a background release or refill for close to wait for.
-    fn track(&self, h: JoinHandle<()>) {
+    /// Keeps a background release or refill (of worker `owner`) for close to wait for.
+    pub(super) fn track(&self, owner: Option<&str>, h: JoinHandle<()>) {
         let mut releasing = self.releasing.lock().expect("releasing lock");
-        releasing.retain(|h| !h.is_finished());
-        releasing.push(h);
+        releasing.retain(|(_, h)| !h.is_finished());
+        releasing.push((owner.map(str::to_string), h));
+    }
+
+    /// Takes out the background work of worker `owner` (its refill under way), to wait for.
+    pub(super) fn take_tracked_of(&self, owner: &str) -> Vec<JoinHandle<()>> {
+        let mut releasing = self.releasing.lock().expect("releasing lock");
+        let (mine, rest) = std::mem::take(&mut *releasing)
+            .into_iter()
+            .partition(|(o, _)| o.as_deref() == Some(owner));
+        *releasing = rest;
+        mine.into_iter().map(|(_, h)| h).collect()
     }
 
     /// How many jobs more than asked a claim of this worker takes: none for a worker not
@@ -272,27 +283,12 @@ impl Inner {
         ahead::keep(ahead, queues, tasks, jobs, limit)
     }
 
-    /// Releases jobs claimed ahead, in the background (from a call that cannot wait);
-    /// [`Self::release_ahead`] waits for it at close.
-    pub(super) fn release_aside(self: &Arc<Self>, jobs: Vec<JobToken>) {
-        if jobs.is_empty() {
-            return;
-        }
-        let inner = self.clone();
-        let h = self.rt.spawn(async move {
-            // A failure (database away) leaves them to their leases, no longer renewed.
-            let _ = inner.release(jobs).await;
-        });
-        self.track(h);
-    }
-
     /// Waits for the refills and releases under way in the background ([`Self::track`]): after
     /// it, every job a refill claimed is in its worker's [`Ahead`](crate::ahead::Ahead) or
     /// released.
     async fn background_done(&self) {
-        let under_way: Vec<JoinHandle<()>> =
-            std::mem::take(&mut *self.releasing.lock().expect("releasing lock"));
-        for h in under_way {
+        let under_way = std::mem::take(&mut *self.releasing.lock().expect("releasing lock"));
+        for (_, h) in under_way {
             let _ = h.await;
         }
     }

@@ -6,12 +6,14 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::{sql, Inner};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::*;
 use crate::policy;
+use crate::store::Unregistered;
 
 /// A registered worker: its lease, the attempts it holds (id → token) for the heartbeat, and the
 /// cancel requests the heartbeat learned.
@@ -138,16 +140,39 @@ impl Inner {
         Ok(())
     }
 
-    pub(super) fn unregister_worker(self: &Arc<Self>, worker_id: &str) {
+    /// Stops the worker's heartbeat, gives back its jobs claimed ahead (never handed out) and
+    /// deletes its row: what it returns resolves once both committed (after its refill under
+    /// way, whose jobs the refill releases itself when it finds the worker gone).
+    pub(super) fn unregister_worker(self: &Arc<Self>, worker_id: &str) -> Unregistered {
         let removed = self.workers.lock().expect("workers lock").remove(worker_id);
-        if let Some(mut w) = removed {
-            // Its jobs claimed ahead were never handed out: back to pending at once.
-            self.release_aside(w.ahead.take());
-            if let Some(h) = w.heartbeat {
-                h.abort();
-                self.forget_worker(worker_id);
-            }
+        let Some(mut w) = removed else {
+            return Unregistered::done();
+        };
+        if let Some(h) = w.heartbeat.take() {
+            h.abort();
         }
+        let held = w.ahead.take();
+        let refills = self.take_tracked_of(worker_id);
+        let (done, committed) = oneshot::channel();
+        let (inner, id) = (self.clone(), worker_id.to_string());
+        // A task of its own, tracked, so the store's close waits for it even if nobody awaits
+        // what this returns. A failure (database away) leaves the held jobs to their leases, no
+        // longer renewed, and the row to go stale.
+        let h = self.rt.spawn(async move {
+            for h in refills {
+                let _ = h.await;
+            }
+            // Unregistered after the store closed: nothing left to write with.
+            if inner.check_open().is_err() {
+                let _ = done.send(Ok(()));
+                return;
+            }
+            let released = inner.release(held).await;
+            let deleted = inner.delete_worker(&id).await;
+            let _ = done.send(released.and(deleted));
+        });
+        self.track(None, h);
+        Unregistered::pending(async move { committed.await.unwrap_or(Err(Error::Closed)) })
     }
 
     /// The cancel requests of attempts the worker runs. Those of jobs still claimed ahead wait

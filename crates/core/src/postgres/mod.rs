@@ -120,7 +120,7 @@ pub(crate) struct Inner {
     tasks: Mutex<Vec<JoinHandle<()>>>,
     /// Releases of jobs claimed ahead that their worker no longer takes (`claim.rs`): close
     /// waits for them before the pool goes.
-    releasing: Mutex<Vec<JoinHandle<()>>>,
+    releasing: Mutex<Vec<(Option<String>, JoinHandle<()>)>>,
 }
 
 /// The PostgreSQL implementation of [`Store`](crate::store::Store), scoped to one namespace of

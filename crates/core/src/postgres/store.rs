@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use super::PgStore;
 use crate::error::Result;
 use crate::model::*;
-use crate::store::Store;
+use crate::store::{Store, Unregistered};
 
 #[async_trait]
 impl Store for PgStore {
@@ -133,7 +133,7 @@ impl Store for PgStore {
         self.inner.register_worker(worker)
     }
 
-    fn unregister_worker(&self, worker_id: &str) {
+    fn unregister_worker(&self, worker_id: &str) -> Unregistered {
         self.inner.unregister_worker(worker_id)
     }
 

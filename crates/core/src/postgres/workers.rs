@@ -62,15 +62,8 @@ impl Inner {
         Ok(())
     }
 
-    /// Deletes an unregistered worker's row, in the background.
-    pub(super) fn forget_worker(self: &Arc<Self>, worker_id: &str) {
-        let (inner, id) = (self.clone(), worker_id.to_string());
-        self.rt.spawn(async move {
-            let _ = inner.delete_worker(&id).await;
-        });
-    }
-
-    async fn delete_worker(&self, worker_id: &str) -> Result<()> {
+    /// Deletes a worker's row (unregistered: `heartbeat.rs`).
+    pub(super) async fn delete_worker(&self, worker_id: &str) -> Result<()> {
         let c = self.client().await?;
         let st = c.prepare_cached(sql::WORKERS_DELETE).await?;
         c.execute(&st, &[&self.ns, &worker_id]).await?;

@@ -12,7 +12,9 @@
 //!   then (its `startedAt`), and so does the deadline the reaper enforces ([`Engine::start_ahead`]);
 //!   the row's `started_at` stays the claim's (the wait and duration figures count from it);
 //! - a worker that unregisters (close, stop) releases its jobs held here, back to pending at
-//!   once, in the command that deletes its row; a refill that lands after releases its own;
+//!   once, in the command that deletes its row, and its close waits for that commit; a refill
+//!   that runs after claims nothing, one that ran before and lands after releases its own (the
+//!   close waits for that too: [`Engine::unregister_worker`]);
 //! - a claim for other queues or tasks releases them first;
 //! - pausing a queue in this process releases the jobs of that queue held here (a pause by
 //!   another process is not seen: those run, as jobs already claimed do);
@@ -240,7 +242,15 @@ impl Refill {
 
 impl Command for Refill {
     fn run(&mut self, conn: &Connection, fx: &mut Effects) -> bool {
-        let out = if self.limit <= 0 {
+        // A worker that unregistered since (this refill waited for a settle batch) takes no
+        // more: nothing to claim only to release again.
+        let gone = !self
+            .shared
+            .workers
+            .lock()
+            .expect("workers lock")
+            .contains_key(&(self.ns.clone(), self.worker_id.clone()));
+        let out = if self.limit <= 0 || gone {
             Ok(Vec::new())
         } else {
             ops::claim(

@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::model::WorkerInfo;
 use crate::now_ms;
 use crate::policy::{self, ROUTE_BATCH, ROUTE_INTERVAL_MS};
+use crate::store::Unregistered;
 
 /// Reader connections for inspection; two cores on the target machine.
 const READERS: usize = 2;
@@ -383,26 +384,42 @@ impl Engine {
         }
     }
 
-    pub fn unregister_worker(&self, ns: &str, worker_id: &str) {
+    pub fn unregister_worker(&self, ns: &str, worker_id: &str) -> Unregistered {
         let mut workers = self.shared.workers.lock().expect("workers lock");
         let Some(mut w) = workers.remove(&(ns.to_string(), worker_id.to_string())) else {
-            return;
+            return Unregistered::done();
         };
         drop(workers);
         // Its jobs claimed ahead were never handed out: back to pending at once, with its row,
-        // in the next commit; nobody waits for it (a shutdown still runs it: the writer finishes
-        // what was queued before).
+        // in the next commit. The worker's close waits for it (a user reading stats() or
+        // starting another worker next expects them pending); a store's shutdown runs it too,
+        // unwaited: the writer finishes what was queued before.
         let ahead = w.ahead.take();
-        if let Some(done) = w.ahead.end_refill() {
+        let refilling = w.ahead.end_refill();
+        if let Some(done) = &refilling {
             // A claim waiting for the refill finds nothing now.
             done.notify_one();
         }
         let (ns, id) = (ns.to_string(), worker_id.to_string());
-        let (cmd, _) = writer::command(move |c, fx| {
+        let (cmd, rx) = writer::command(move |c, fx| {
             ops::release(c, fx, &ns, &ahead)?;
             queries::worker_delete(c, &ns, &id)
         });
+        // A writer already shut down drops the command, and with it the reply: Error::Closed.
         let _ = self.writer_tx.send(cmd);
+        let tx = self.writer_tx.clone();
+        Unregistered::pending(async move {
+            rx.await.map_err(|_| Error::Closed)??;
+            if refilling.is_some() {
+                // A refill that claimed for it before it left releases those jobs after its own
+                // commit (`Refill::finish`), which may be this command's: that release is queued
+                // before this reply, so an empty command queued now commits after it.
+                let (cmd, rx) = writer::command(|_, _| Ok(()));
+                tx.send(cmd)?;
+                rx.await.map_err(|_| Error::Closed)??;
+            }
+            Ok(())
+        })
     }
 
     pub fn lease_ms(&self, ns: &str, worker_id: &str) -> u64 {

@@ -32,7 +32,7 @@ use crate::ahead::Took;
 use crate::error::{Error, Result};
 use crate::model::*;
 use crate::policy;
-use crate::store::Store;
+use crate::store::{Store, Unregistered};
 
 const DEFAULT_BUSY_TIMEOUT_MS: u64 = 5000;
 
@@ -191,7 +191,8 @@ impl SqliteStore {
             .drain()
             .collect();
         for w in workers {
-            self.engine.unregister_worker(&self.ns, &w);
+            // Unwaited here: close() waits for the writer, which runs it first.
+            let _ = self.engine.unregister_worker(&self.ns, &w);
         }
         self.closing.send_replace(true);
         true
@@ -697,12 +698,12 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn unregister_worker(&self, worker_id: &str) {
+    fn unregister_worker(&self, worker_id: &str) -> Unregistered {
         self.my_workers
             .lock()
             .expect("workers lock")
             .remove(worker_id);
-        self.engine.unregister_worker(&self.ns, worker_id);
+        self.engine.unregister_worker(&self.ns, worker_id)
     }
 
     fn take_cancel_requests(&self, worker_id: &str) -> Vec<i64> {
