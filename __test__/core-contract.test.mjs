@@ -295,35 +295,61 @@ each('a claim of many queues takes only its queues and tasks, by priority, the o
   t.is((await core.stats()).pending, 60 + 15 + 12 + 300 + 5)
 })
 
+/**
+ * `perQueue` jobs in each of `count` queues, enqueued in turn, claimed `limit` at a time by a
+ * worker never registered (the native store claims ahead only for a registered one, whose later
+ * claims, on a slow machine, would be served from the jobs held for it, in the order of the claim
+ * that took them; these cases are about the store's claim itself). Each page is completed at once:
+ * an unregistered worker's lease is 5 s, and a suite run on a busy machine took longer than that
+ * between the first claim and the last, so that reaped jobs came back (retried, in a later claim
+ * out of id order). Checks that the oldest job left is in every claim, each claim in claim order,
+ * every job taken once and every queue served; returns the jobs per queue of the first claim.
+ */
+async function claimInTurn(t, core, count, perQueue, limit) {
+  const queues = Array.from({ length: count }, (_, i) => `tenant-${i}`)
+  const enqueued = await core.enqueue(Array.from({ length: count * perQueue }, (_, i) => job({ queue: queues[i % count], args: String(i) })))
+  const left = enqueued.map((e) => Number(e.id))
+  const claim = () => core.claim(claimReq({ workerId: 'unregistered', queues, limit }))
+  const first = await claim()
+  t.is(first.length, limit)
+  const served = new Set()
+  for (let page = first; page.length > 0; page = await claim()) {
+    const ids = page.map((c) => Number(c.id))
+    t.is(ids[0], left[0], 'the oldest job left is in every claim')
+    t.deepEqual(ids, [...ids].sort((a, b) => a - b))
+    await core.settle(page.map((c) => ({ id: c.id, token: c.token, kind: 'complete', result: 'null' })))
+    for (const c of page) served.add(c.queue)
+    for (const id of ids) {
+      t.true(left.includes(id), `job ${id} claimed twice`)
+      left.splice(left.indexOf(id), 1)
+    }
+  }
+  t.deepEqual(left, [])
+  t.is(served.size, count)
+  return Object.fromEntries(queues.map((q) => [q, first.filter((c) => c.queue === q).length]).filter(([, n]) => n > 0))
+}
+
 // A claim of many queues whose jobs were enqueued in turn takes from a few of them at a time
-// (policy::claim_plan::spread_shares: the first SPREAD_PAIRS pairs of the first due jobs), so that
+// (policy::claim_plan::spread_shares: the first spread_pairs pairs of the first due jobs), so that
 // a commit writes to a few queues' ends of jobs_ready and the counters; the queues of the oldest
 // jobs go first and every queue is served in turn, each claim in claim order.
 each('a claim of many queues enqueued in turn takes from 4 of them, those of the oldest jobs, and serves every queue in turn', async (t, kind) => {
   const core = await open(t, kind)
-  const queues = Array.from({ length: 12 }, (_, i) => `tenant-${i}`)
-  const enqueued = await core.enqueue(Array.from({ length: 192 }, (_, i) => job({ queue: queues[i % 12], args: String(i) })))
-  const left = enqueued.map((e) => Number(e.id))
-  // A worker never registered: the native store claims ahead only for a registered one (whose
-  // later claims, on a slow machine, would be served from the jobs held for it, in the order of
-  // the claim that took them), and this case is about the store's claim itself.
-  const unregistered = (overrides) => claimReq({ workerId: 'unregistered', ...overrides })
-  const first = await core.claim(unregistered({ queues, limit: 50 }))
-  t.is(first.length, 50)
   // The first 8 due jobs (spread_heads): tenant-0..7 once each; the first 4 queues take theirs
   // and the 46 left are dealt 12, 12, 11, 11.
-  const per = (page) => Object.fromEntries(queues.map((q) => [q, page.filter((c) => c.queue === q).length]).filter(([, n]) => n > 0))
-  t.deepEqual(per(first), { 'tenant-0': 13, 'tenant-1': 13, 'tenant-2': 12, 'tenant-3': 12 })
-  const served = new Set()
-  for (let page = first; page.length > 0; page = await core.claim(unregistered({ queues, limit: 50 }))) {
-    const ids = page.map((c) => Number(c.id))
-    t.is(ids[0], left[0], 'the oldest job left is in every claim')
-    t.deepEqual(ids, [...ids].sort((a, b) => a - b))
-    for (const c of page) served.add(c.queue)
-    for (const id of ids) left.splice(left.indexOf(id), 1)
-  }
-  t.deepEqual(left, [])
-  t.is(served.size, 12)
+  t.deepEqual(await claimInTurn(t, core, 12, 16, 50), { 'tenant-0': 13, 'tenant-1': 13, 'tenant-2': 12, 'tenant-3': 12 })
+}, { sqliteOnly: true })
+
+// A larger claim (the native store's claims ahead take several hundred) takes from one pair per 16 of
+// its jobs (policy::claim_plan::spread_pairs): over queues enqueued in turn its jobs then sit on
+// fewer table pages than 4 pairs' would, each pair's jobs being a page apart; the same rule
+// otherwise.
+each('a large claim of many queues enqueued in turn takes from one queue per 16 jobs, the oldest first', async (t, kind) => {
+  const core = await open(t, kind)
+  // 320 jobs: 20 pairs; the first 40 due jobs (spread_heads) are tenant-0..39 once each, so the
+  // first 20 queues take 16 each.
+  const want = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`tenant-${i}`, 16]))
+  t.deepEqual(await claimInTurn(t, core, 40, 24, 320), want)
 }, { sqliteOnly: true })
 
 each('a claim of many queues passes over a delayed backlog of a higher priority, and waits for its earliest job', async (t, kind) => {

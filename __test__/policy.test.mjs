@@ -114,7 +114,7 @@ const runners = {
   claimable: (c) => [queues.claimable(c.queues, c.paused), c.expect],
   claim_plan: (c) => [claimPlan.claimPlan(c.queues, c.tasks), c.expect],
   scan_budget: (c) => [claimPlan.scanBudget(c.pairs, c.limit), c.expect],
-  spread_pairs: (c) => [claimPlan.SPREAD_PAIRS, c.expect],
+  spread_pairs: (c) => [claimPlan.spreadPairs(c.limit), c.expect],
   spread_heads: (c) => [claimPlan.spreadHeads(c.limit), c.expect],
   spread_shares: (c) => [claimPlan.spreadShares(c.heads, c.limit, c.most).map((s) => [s.queue, s.task, s.n]), c.expect],
   queue_rows: (c) => [queues.queueRows(c.counts, c.paused), c.expect],

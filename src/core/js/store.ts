@@ -27,7 +27,7 @@ import {
 } from '../policy.js'
 import { claimable, queueRows } from '../policy/queues.js'
 import { listSource, needsEstimates, type ListEstimates, type ListSource } from '../policy/list.js'
-import { claimPlan, scanBudget, spreadHeads, spreadShares, SPREAD_PAIRS } from '../policy/claim_plan.js'
+import { claimPlan, scanBudget, spreadHeads, spreadPairs, spreadShares } from '../policy/claim_plan.js'
 import { STATS_FIELDS, type CounterRow, type WorkerRow, type ClaimedJob, type DeadLetterRow, type ErrorRecordRow, type JobRow, type NewJob, type QueueRow, type Settle, type SettleOutcome, type StatsRow, type FireTick, type NewSchedule, type ScheduleRow, type TaskFlow, type ThroughputRow, type WorkerInfo } from '../types.js'
 import { EXPIRED_ERROR, startBy } from '../policy/schedules.js'
 import { FlowStore } from './flow.js'
@@ -687,7 +687,7 @@ export class Store {
     const mine = heads.filter(([queue, task]) => served.has(queue) && left.has(task))
     if (mine.length === 0) return null
     const rows: RawClaimed[] = []
-    for (const share of spreadShares(mine, limit, SPREAD_PAIRS)) {
+    for (const share of spreadShares(mine, limit, spreadPairs(limit))) {
       const n = Math.min(share.n, left.get(share.task) ?? 0)
       if (n <= 0) continue
       const first = Number.MIN_SAFE_INTEGER

@@ -21,18 +21,30 @@ export function scanBudget(pairs: number, limit: number): number {
   return Math.max(0, pairs - 1) * Math.max(0, limit)
 }
 
-/** Most (queue, task) pairs one spread claim takes from (docs/PERFORMANCE.md, "Shapes, round 3"
- * and "round 4"): every pair served moves its own end of jobs_ready and its own counters rows,
- * so fewer pairs write less per commit, while the jobs of a pair enqueued in turn with others sit
- * a table page apart. Over 50 queues, 4 drained faster than 8 on both cores (claims of 32 and 64). */
+/** Fewest (queue, task) pairs one spread claim takes from (docs/PERFORMANCE.md, "Shapes, round 3"
+ * to "round 6"): every pair served moves its own end of jobs_ready and its own counters rows, so
+ * fewer pairs write less per commit, while the jobs of a pair enqueued in turn with others sit a
+ * table page apart. Over 50 queues, 4 drained faster than 8 on both cores (claims of 32 and 64). */
 export const SPREAD_PAIRS = 4
+
+/** The share of one pair that a spread claim aims at: a claim of more than `SPREAD_PAIRS` times
+ * this takes from more pairs (spreadPairs). */
+export const SPREAD_SHARE = 16
+
+/** Most (queue, task) pairs a spread claim of `limit` takes from: `SPREAD_PAIRS`, or one per
+ * `SPREAD_SHARE` jobs for a larger claim (the native store's claims ahead: several hundred). A claim of
+ * n jobs over p pairs of queues enqueued in turn dirties about n / p table pages and p ends of
+ * jobs_ready. */
+export function spreadPairs(limit: number): number {
+  return Math.max(SPREAD_PAIRS, Math.floor(Math.max(0, limit) / SPREAD_SHARE))
+}
 
 /** How many of the first due jobs a spread claim of `limit` reads the pair of: twice the pairs it
  * may take from, so that over queues enqueued in turn each pair is met twice. Each is a table
  * lookup: 64 cost the JS core three times what 16 did. A pair that holds few of them still gets
  * its even share of the rest, and the scan fills what the pairs cannot. */
 export function spreadHeads(limit: number): number {
-  return Math.min(Math.max(0, limit), 2 * SPREAD_PAIRS)
+  return Math.min(Math.max(0, limit), 2 * spreadPairs(limit))
 }
 
 /** One pair's share of a spread claim: up to `n` of its due jobs of the level. */

@@ -34,18 +34,32 @@ pub fn scan_budget(pairs: usize, limit: i64) -> i64 {
     (pairs.saturating_sub(1) as i64).saturating_mul(limit.max(0))
 }
 
-/// Most (queue, task) pairs one spread claim takes from (docs/PERFORMANCE.md, "Shapes, round 3"
-/// and "round 4"): every pair served moves its own end of jobs_ready and its own counters rows,
-/// so fewer pairs write less per commit, while the jobs of a pair enqueued in turn with others sit
-/// a table page apart. Over 50 queues, 4 drained faster than 8 on both cores (claims of 32 and 64).
+/// Fewest (queue, task) pairs one spread claim takes from (docs/PERFORMANCE.md, "Shapes, round 3"
+/// to "round 6"): every pair served moves its own end of jobs_ready and its own counters rows, so
+/// fewer pairs write less per commit, while the jobs of a pair enqueued in turn with others sit a
+/// table page apart. Over 50 queues, 4 drained faster than 8 on both cores (claims of 32 and 64).
 pub const SPREAD_PAIRS: usize = 4;
+
+/// The share of one pair that a spread claim aims at: a claim of more than `SPREAD_PAIRS` times
+/// this takes from more pairs ([`spread_pairs`]).
+pub const SPREAD_SHARE: i64 = 16;
+
+/// Most (queue, task) pairs a spread claim of `limit` takes from: `SPREAD_PAIRS`, or one per
+/// `SPREAD_SHARE` jobs for a larger claim (the native store's claims ahead: several hundred). A claim
+/// of n jobs over p pairs of queues enqueued in turn dirties about n / p table pages (each pair's
+/// jobs a page apart, the p pairs' neighbours together) and p ends of jobs_ready: 4 pairs of 128
+/// wrote a table page for every fourth job; 32 pairs of 16 write one for every sixteenth.
+pub fn spread_pairs(limit: i64) -> usize {
+    let by_share = usize::try_from(limit.max(0) / SPREAD_SHARE).unwrap_or(usize::MAX);
+    by_share.max(SPREAD_PAIRS)
+}
 
 /// How many of the first due jobs a spread claim of `limit` reads the pair of: twice the pairs
 /// it may take from, so that over queues enqueued in turn each pair is met twice. Each is a
 /// table lookup: 64 cost the JS core three times what 16 did. A pair that holds few of them
 /// still gets its even share of the rest, and the scan fills what the pairs cannot.
 pub fn spread_heads(limit: i64) -> i64 {
-    limit.clamp(0, 2 * SPREAD_PAIRS as i64)
+    limit.clamp(0, 2 * spread_pairs(limit) as i64)
 }
 
 /// One pair's share of a spread claim: up to `n` of its due jobs of the level.

@@ -584,7 +584,7 @@ fn spread_due(
         return Ok(None);
     }
     let mut jobs: Vec<ClaimedJob> = Vec::new();
-    for share in claim_plan::spread_shares(&mine, p.limit, claim_plan::SPREAD_PAIRS) {
+    for share in claim_plan::spread_shares(&mine, p.limit, claim_plan::spread_pairs(p.limit)) {
         let Some(ti) = task_at(&share.task) else {
             continue;
         };
