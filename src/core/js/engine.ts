@@ -606,7 +606,11 @@ export class Engine {
     if (this.pollTimer === undefined) return // nobody waits: the next waiter reads the version anyway
     // Our own commits notify too; they leave the data_version as it was, so they cost one read
     // (and the second look below).
-    if (!this.sawNotifiedChange()) this.recheckSoon()
+    this.sawNotifiedChange()
+    // The second look also when this one found a commit: one batch of notifications can cover a
+    // visible commit and another still writing its frames, which raises no event once visible
+    // (it would wait for the poll). As the native store's waits do (sqlite/mod.rs, wait_job).
+    this.recheckSoon()
   }
 
   private sawNotifiedChange(): boolean {
