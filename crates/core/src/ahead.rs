@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use tokio::sync::Notify;
 
-use crate::model::{ClaimedJob, JobToken, Settle, SettleKind};
+use crate::model::{
+    CancelOutcome, ClaimedJob, JobToken, Settle, SettleKind, SettleOutcome, SettleStatus,
+};
 use crate::policy;
 use crate::policy::ahead::{refill_due, Pace};
 
@@ -56,6 +58,15 @@ pub(crate) fn cancel_unstarted(job: &ClaimedJob) -> Settle {
         retryable: None,
         retry_after_ms: None,
         breaker: false,
+    }
+}
+
+/// What a cancel of a held job returns once its [`cancel_unstarted`] settle committed with `out`:
+/// cancelled, or (its attempt had ended or moved meanwhile) the request already recorded.
+pub(crate) fn cancel_outcome(out: &[SettleOutcome]) -> CancelOutcome {
+    match out.first().map(|o| o.status) {
+        Some(SettleStatus::Cancelled) => CancelOutcome::Cancelled,
+        _ => CancelOutcome::Requested,
     }
 }
 

@@ -153,9 +153,9 @@ pub trait Store: Send + Sync {
     /// table (`last_seen_at`; the first beat is at once). Registering the same id again updates
     /// it. Refused as `policy::validate_worker` says.
     fn register_worker(&self, worker: &WorkerInfo) -> Result<()>;
-    /// Stops the heartbeat at once and queues, in one command, the release of the jobs the store
-    /// holds claimed ahead for the worker (back to pending) and the delete of its row. The
-    /// returned [`Unregistered`] resolves once that committed; dropped, the command still runs.
+    /// Stops the heartbeat at once and starts the release of the jobs the store holds claimed
+    /// ahead for the worker (back to pending) and the delete of its row. The returned
+    /// [`Unregistered`] resolves once both committed; dropped, they still run.
     fn unregister_worker(&self, worker_id: &str) -> Unregistered;
     /// Ids of this worker's running jobs whose cancel was requested, learned since the last call.
     fn take_cancel_requests(&self, worker_id: &str) -> Vec<i64>;

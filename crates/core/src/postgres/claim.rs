@@ -329,6 +329,10 @@ impl Inner {
     /// out (a refill under way first lands), it ends cancelled before it ran, at once, instead of
     /// starting only to learn of the request; `Cancelled` then, else `Requested`.
     pub(super) async fn cancel_ahead(&self, id: i64) -> Result<CancelOutcome> {
+        // No worker here, no job held here (and no refill under way to wait for).
+        if self.workers.lock().expect("workers lock").is_empty() {
+            return Ok(CancelOutcome::Requested);
+        }
         self.background_done().await;
         let taken = self
             .workers
@@ -340,30 +344,32 @@ impl Inner {
             return Ok(CancelOutcome::Requested);
         };
         match self.settle(vec![ahead::cancel_unstarted(&job)]).await {
-            Ok(out) if out.first().map(|o| o.status) == Some(SettleStatus::Cancelled) => {
-                Ok(CancelOutcome::Cancelled)
-            }
-            Ok(_) => Ok(CancelOutcome::Requested),
+            Ok(out) => Ok(ahead::cancel_outcome(&out)),
             Err(e) => {
-                // Still held, first in line; released if its worker is gone meanwhile.
-                let t = token(&job);
-                let kept = match self
-                    .workers
-                    .lock()
-                    .expect("workers lock")
-                    .get_mut(&worker_id)
-                {
-                    Some(w) => {
-                        w.ahead.put_back(job);
-                        true
-                    }
-                    None => false,
-                };
-                if !kept {
-                    let _ = self.release(vec![t]).await;
-                }
+                self.put_back_ahead(&worker_id, job).await;
                 Err(e)
             }
+        }
+    }
+
+    /// Puts back a job [`Self::cancel_ahead`] took out (its cancel failed), first in line;
+    /// released if its worker is gone meanwhile.
+    async fn put_back_ahead(&self, worker_id: &str, job: ClaimedJob) {
+        let t = token(&job);
+        let gone = match self
+            .workers
+            .lock()
+            .expect("workers lock")
+            .get_mut(worker_id)
+        {
+            Some(w) => {
+                w.ahead.put_back(job);
+                false
+            }
+            None => true,
+        };
+        if gone {
+            let _ = self.release(vec![t]).await;
         }
     }
 

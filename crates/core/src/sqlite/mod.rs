@@ -503,10 +503,7 @@ impl Store for SqliteStore {
             .write(move |c, fx| ops::settle(c, fx, &ns, std::slice::from_ref(&settle)))
             .await
         {
-            Ok(out) if out.first().map(|o| o.status) == Some(SettleStatus::Cancelled) => {
-                Ok(CancelOutcome::Cancelled)
-            }
-            Ok(_) => Ok(outcome),
+            Ok(out) => Ok(crate::ahead::cancel_outcome(&out)),
             Err(e) => {
                 self.engine.put_back_ahead(&self.ns, &worker_id, job);
                 Err(e)
