@@ -383,8 +383,14 @@ each('a claim of one queue and one task reads level by level: delayed jobs of a 
   await core.enqueue(batch)
   // A worker never registered: the native store claims ahead only for a registered one, whose
   // later claims may then be served from the jobs held for it (fewer than asked, though more are
-  // ready), and this case is about the pages of the store's claim itself.
-  const one = (limit, waitMs = 0) => core.claim(claimReq({ workerId: 'unregistered', tasks: ['task'], limit, waitMs }))
+  // ready), and this case is about the pages of the store's claim itself. Each page is completed at
+  // once: an unregistered worker's lease is 5 s, and on a busy machine the case took longer, so
+  // that reaped jobs came back in the last claim (as in claimInTurn).
+  const one = async (limit, waitMs = 0) => {
+    const page = await core.claim(claimReq({ workerId: 'unregistered', tasks: ['task'], limit, waitMs }))
+    if (page.length > 0) await core.settle(page.map((c) => ({ id: c.id, token: c.token, kind: 'complete', result: 'null' })))
+    return page
+  }
   const got = []
   // Pages of 2 and 5: some end inside a level, some span two or three.
   for (const limit of [2, 5, 2, 5]) got.push(...(await one(limit)).map((c) => c.args))
@@ -1128,6 +1134,39 @@ each('DB_LOCKED when another process holds the write lock past the busy timeout;
   await holder.exited
   t.is((await core.stats()).pending, 1)
   t.is((await core.enqueue([job()])).length, 1)
+}, { sqliteOnly: true })
+
+// Worker processes started together on a new file: each switches it to WAL mode, and the switch
+// reads the file before it takes the write lock. A switch that met another's write lock between the
+// two got SQLITE_BUSY at once, SQLite's busy handler not being called for a read that turns into a
+// write (of two schedule worker processes started together on a new file, one exited with
+// DB_LOCKED). The switch is retried up to the busy timeout. The JS core's open is synchronous and
+// waits on its thread: the holder lets go by itself.
+each('an open waits for a new file another process holds locked, within the busy timeout', async (t, kind) => {
+  const dbPath = join(tempDir(t), 'new.db')
+  // A new SQLite file, no tables yet, still in its first journal mode, write-locked for a second as
+  // another process's WAL switch locks it.
+  const holder = child(
+    t,
+    `const { Database } = (await import(${JSON.stringify(driverModule.href)})).sqliteDriver()
+     const db = new Database(${JSON.stringify(dbPath)})
+     db.exec('PRAGMA user_version = 1')
+     db.exec('BEGIN IMMEDIATE')
+     console.log('locked')
+     setTimeout(() => { db.exec('COMMIT'); console.log('released') }, 1000)
+     setInterval(() => {}, 60_000)`,
+  )
+  await holder.waitFor('locked')
+  let failed = null
+  const opening = opener[kind]({ dbPath, namespace: 'default', busyTimeoutMs: 20_000 }).catch((e) => (failed = e))
+  // An open that does not wait fails within a few milliseconds.
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.is(failed, null, `the open did not wait for the lock: ${failed?.code} ${failed?.message}`)
+  const core = await opening
+  t.teardown(() => core.close())
+  t.is(failed, null)
+  t.is((await core.enqueue([job()])).length, 1)
+  t.is((await core.stats()).pending, 1)
 }, { sqliteOnly: true })
 
 // A lone call while the native writer is idle commits on the calling (JS) thread

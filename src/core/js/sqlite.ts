@@ -157,7 +157,7 @@ export function openDatabase(path: string, busyTimeoutMs: number, fileMode: numb
     // connection sets. Not connection/writer.sql: its WAL bounds assume the native core's
     // background checkpointer, which the JS core does not have (it keeps SQLite's automatic
     // checkpoint); nor the reader's and checkpointer's files, connections it does not open.
-    db.exec(loadQuery('connection/wal.sql'))
+    switchToWal(db, busyTimeoutMs)
     db.exec(loadQuery('connection/common.sql'))
     db.pragma('foreign_keys = OFF')
     if (found < latest) migrate(db, path, all)
@@ -168,6 +168,32 @@ export function openDatabase(path: string, busyTimeoutMs: number, fileMode: numb
   } catch (err) {
     db.close()
     throw fromSqlite(err, path)
+  }
+}
+
+/** The longest pause between two tries of the WAL switch. */
+const WAL_SWITCH_PAUSE_MAX_MS = 20
+
+/**
+ * Switches the file to WAL mode, waiting up to the busy timeout for another process's write lock.
+ * On a new file the switch reads it, then takes the write lock. SQLite calls no busy handler for a
+ * read turning into a write (two such connections would deadlock), so a switch that meets another
+ * process's switch or migration there fails at once with SQLITE_BUSY; it is tried again here
+ * instead, in pauses growing from 1 ms, until the busy timeout (as in the native core's
+ * open.rs). The open is synchronous: so are these pauses, as SQLite's own waits at open are.
+ */
+function switchToWal(db: Database, busyTimeoutMs: number): void {
+  const deadline = Date.now() + busyTimeoutMs
+  const sleeper = new Int32Array(new SharedArrayBuffer(4))
+  for (let pause = 1; ; pause = Math.min(pause * 2, WAL_SWITCH_PAUSE_MAX_MS)) {
+    try {
+      db.exec(loadQuery('connection/wal.sql'))
+      return
+    } catch (err) {
+      const left = deadline - Date.now()
+      if (!String((err as { code?: unknown }).code).startsWith('SQLITE_BUSY') || left <= 0) throw err
+      Atomics.wait(sleeper, 0, 0, Math.min(pause, left))
+    }
   }
 }
 

@@ -143,7 +143,7 @@ impl Engine {
     }
 
     fn start_on(path: &Path, busy_timeout_ms: u64, file_mode: u32) -> Result<Arc<Engine>> {
-        open::check_existing(path)?;
+        open::check_existing(path, busy_timeout_ms)?;
         open::create_file(path, file_mode)?;
         let mut wconn = open::connect(path, busy_timeout_ms, Role::Writer)?;
         open::migrate(&mut wconn, path)?;

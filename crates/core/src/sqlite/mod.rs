@@ -97,7 +97,7 @@ fn acquire(db_path: &str, busy: u64, file_mode: u32) -> Result<(PathBuf, Arc<Eng
 /// engine that writes. The file must exist and be taskito's; nothing is created.
 fn acquire_read_only(db_path: &str, busy: u64) -> Result<(PathBuf, Arc<Engine>)> {
     let path = open::existing_path(db_path)?;
-    open::check_readable(&path)?;
+    open::check_readable(&path, busy)?;
     Ok((path.clone(), Engine::start_read_only(&path, busy)?))
 }
 

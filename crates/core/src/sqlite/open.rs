@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -97,7 +97,7 @@ pub fn create_file(path: &Path, mode: u32) -> Result<()> {
 
 /// For a read-only open: the file must be a taskito database already (an empty file, an SQLite
 /// file without tables, or another application's is `DB_NOT_TASKITO`). Reads only.
-pub fn check_readable(path: &Path) -> Result<()> {
+pub fn check_readable(path: &Path, busy_timeout_ms: u64) -> Result<()> {
     let not_taskito = |what: &str| {
         Error::NotTaskito(format!(
             "{} {what}, not a taskito database; opened read-only, it was left untouched: give \
@@ -110,19 +110,27 @@ pub fn check_readable(path: &Path) -> Result<()> {
     if meta.len() == 0 {
         return Err(not_taskito("is empty"));
     }
-    check_existing(path)?;
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    if queries::list_tables(&conn)?.is_empty() {
+    check_existing(path, busy_timeout_ms)?;
+    if queries::list_tables(&check_connection(path, busy_timeout_ms)?)?.is_empty() {
         return Err(not_taskito("is an SQLite database without tables"));
     }
     Ok(())
 }
 
+/// A read-only connection for the checks before an open. It waits for a lock up to the busy
+/// timeout, as every other connection does (rusqlite's own default is 5 s, whatever the option):
+/// another process opening the same new file may be switching it to WAL mode.
+fn check_connection(path: &Path, busy_timeout_ms: u64) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_millis(busy_timeout_ms))?;
+    Ok(conn)
+}
+
 /// Refuses a file that is not a taskito database, read-only, before anything may write to it.
-pub fn check_existing(path: &Path) -> Result<()> {
+pub fn check_existing(path: &Path, busy_timeout_ms: u64) -> Result<()> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -149,10 +157,7 @@ pub fn check_existing(path: &Path) -> Result<()> {
             path.display()
         )));
     }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let conn = check_connection(path, busy_timeout_ms)?;
     let tables = queries::list_tables(&conn)?;
     if tables.is_empty() {
         return Ok(());
@@ -212,7 +217,7 @@ pub fn connect(path: &Path, busy_timeout_ms: u64, role: Role) -> Result<Connecti
     conn.busy_timeout(Duration::from_millis(busy_timeout_ms))?;
     conn.set_prepared_statement_cache_capacity(64);
     if writer {
-        let mode = queries::set_wal(&conn)?;
+        let mode = switch_to_wal(&conn, busy_timeout_ms)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(Error::Queue(format!(
                 "{} could not switch to WAL mode (got {mode}); is it on a network file system?",
@@ -225,6 +230,28 @@ pub fn connect(path: &Path, busy_timeout_ms: u64, role: Role) -> Result<Connecti
     }
     queries::apply(&conn, Settings::Common)?;
     Ok(conn)
+}
+
+/// The longest pause between two tries of the WAL switch.
+const WAL_SWITCH_PAUSE_MAX: Duration = Duration::from_millis(20);
+
+/// Switches the file to WAL mode, waiting up to the busy timeout for another process's write lock.
+/// On a new file the switch reads it, then takes the write lock. SQLite calls no busy handler for
+/// a read turning into a write (two such connections would deadlock), so a switch that meets
+/// another process's switch or migration there fails at once with SQLITE_BUSY; it is tried again
+/// here instead, in pauses growing from 1 ms, until the busy timeout. Returns the mode in force.
+fn switch_to_wal(conn: &Connection, busy_timeout_ms: u64) -> Result<String> {
+    let deadline = Instant::now() + Duration::from_millis(busy_timeout_ms);
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match queries::set_wal(conn) {
+            Err(Error::Locked(_)) if Instant::now() < deadline => {
+                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+                pause = (pause * 2).min(WAL_SWITCH_PAUSE_MAX);
+            }
+            done => return done,
+        }
+    }
 }
 
 /// Applies the migrations this file lacks, one transaction each, recording the version in the
@@ -252,4 +279,38 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another connection write-locks a new file, still in its first journal mode, as another
+    /// process's WAL switch or migration does, and lets go after a while: the writer's switch to
+    /// WAL waits for it (SQLite alone gave up at once), and gives up at the busy timeout.
+    #[test]
+    fn the_wal_switch_waits_for_another_write_lock_up_to_the_busy_timeout() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("new.db");
+        let holder = Connection::open(&path).expect("open");
+        holder
+            .execute_batch("PRAGMA user_version = 1; BEGIN IMMEDIATE")
+            .expect("lock");
+
+        let refused = connect(&path, 100, Role::Writer).expect_err("locked past the busy timeout");
+        assert_eq!(refused.code(), "DB_LOCKED");
+
+        let started = Instant::now();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            holder.execute_batch("COMMIT").expect("unlock");
+        });
+        let conn = connect(&path, 10_000, Role::Writer).expect("waited for the lock");
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("mode");
+        assert_eq!(mode, "wal");
+        release.join().expect("holder");
+    }
 }
