@@ -154,8 +154,11 @@ eachCore('circuitBreaker: opens at the threshold, holds jobs, lets a probe throu
   const bad = await task.map([[false], [false]])
   await Promise.all(bad.map((j) => j.result({ timeout: 10_000 }).catch(() => {})))
   const [b] = await queue.circuitBreakers()
+  const readBy = Date.now()
   t.is(b.taskName, 'flaky')
-  t.is(b.state, 'open')
+  // Open; half-open by time alone once the cooldown has passed, which a busy machine may reach
+  // before this read.
+  t.true(b.state === 'open' || (b.state === 'half-open' && readBy >= b.closesAt), `${b.state}, read ${readBy - b.closesAt} ms after closesAt`)
   t.is(b.closesAt - b.openedAt, 2000)
   // Held while open: it stays pending with no attempt used (its claim time says so exactly,
   // below), then runs as the probe.
