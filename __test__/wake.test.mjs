@@ -52,6 +52,31 @@ eachCore(
   { sqliteOnly: true },
 )
 
+// One commit of another process wakes two waiting claims of one process at once (on the JS core
+// they then claim in one transaction, in the notification's turn): both jobs start, each once.
+eachCore(
+  'two idle workers of one process (queues a and b) both start the jobs one enqueueMany of another process made ready (their poll set to 30 s)',
+  async (t, variant) => {
+    const dbPath = join(tempDir(t), 'wake-two.db')
+    const queue = new Queue({ dbPath, core: variant })
+    t.teardown(() => queue.close())
+    queue.task('echoA', (x) => x, { queue: 'a' })
+    queue.task('echoB', (x) => x, { queue: 'b' })
+    await queue.stats() // the file exists before the workers open it
+    const { child } = await startFixture(t, 'wake-workers.mjs', [dbPath, variant], { TASKITO_SQLITE_POLL_MS: '30000' })
+    for (let i = 0; i < 5; i++) {
+      const jobs = await queue.enqueueMany([
+        { task: 'echoA', args: [`a${i}`] },
+        { task: 'echoB', args: [`b${i}`] },
+      ])
+      const results = await Promise.all(jobs.map((j) => j.result({ timeout: IN_TIME_MS })))
+      t.deepEqual(results, [`a${i} from ${child.pid}`, `b${i} from ${child.pid}`])
+      for (const j of jobs) t.like(await j.info(), { status: 'complete', retryCount: 0 })
+    }
+  },
+  { sqliteOnly: true },
+)
+
 // Serial: nothing else in this file runs meanwhile, so the count is this test's alone.
 for (const variant of cores.filter((c) => c !== 'pg')) {
   const title = `[${variant}] many handles on one file share one watch while they wait, closed with the last handle`

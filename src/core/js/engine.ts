@@ -127,6 +127,8 @@ export class Engine {
   private closed = false
   private ops: PendingOp[] = []
   private flushScheduled = false
+  /** The setImmediate of the next flush, while one is scheduled (not a retry's timer). */
+  private flushImmediate: NodeJS.Immediate | undefined
   /** Set while waiting to retry BEGIN after SQLITE_BUSY; new operations join that attempt. */
   private retryTimer: NodeJS.Timeout | undefined
   private retryDelay = 0
@@ -198,7 +200,7 @@ export class Engine {
       this.ops.push({ work, deadline: Date.now() + busyMs, resolve: resolve as (v: unknown) => void, reject })
       if (!this.flushScheduled) {
         this.flushScheduled = true
-        setImmediate(() => this.flush())
+        this.flushImmediate = setImmediate(() => this.flush())
       }
     })
   }
@@ -216,6 +218,8 @@ export class Engine {
   private flush(): void {
     this.flushScheduled = false
     this.retryTimer = undefined
+    if (this.flushImmediate !== undefined) clearImmediate(this.flushImmediate)
+    this.flushImmediate = undefined
     const ops = this.ops
     if (ops.length === 0) return
     this.ops = []
@@ -554,6 +558,7 @@ export class Engine {
     const notified = this.notified !== this.notifiedSeen
     this.notifiedSeen = this.notified
     const changed = this.othersCommitted()
+    if (changed) this.flushWoken()
     // Judged only while watching: a change before the watch came on was never going to notify.
     if (this.fileWatch !== undefined) this.trust = judge(this.trust, changed, notified)
     if (this.claimWaiters.size > 0 || this.jobWaiters.size > 0) this.armPoll()
@@ -573,6 +578,18 @@ export class Engine {
     for (const w of this.claimWaiters) this.poke(w)
     for (const waiters of [...this.jobWaiters.values()]) this.checkJobWaiters(waiters)
     return true
+  }
+
+  /** Runs the claims another process's commit just woke now, in this turn, rather than on the
+   * setImmediate their submit scheduled: after an idle stretch that hop took ~0.08 ms of the wake
+   * (docs/PERFORMANCE.md, "Waking across processes, round 6"). Called from a notification's or a
+   * timer's callback, where nothing else of this turn would join their transaction but what is
+   * queued already, which goes with them; not from a claim's start (what its caller queues next in
+   * its turn joins the claim). Not while a retry waits out another connection's write lock: its
+   * timer keeps the pace. */
+  private flushWoken(): void {
+    if (this.flushImmediate === undefined || this.ops.length === 0) return
+    this.flush()
   }
 
   /** Somebody waits: watch the `-wal` file (fs.watch: every commit of any process appends to it),
@@ -615,6 +632,7 @@ export class Engine {
 
   private sawNotifiedChange(): boolean {
     if (!this.othersCommitted()) return false
+    this.flushWoken()
     this.notifiedSeen = this.notified
     this.trust = judge(this.trust, true, true)
     return true

@@ -108,6 +108,18 @@ export class Query {
     return this.stmt.run(...this.args(p))
   }
 
+  /** Runs with the values in this file's parameter order (`names`), for a caller that builds many
+   * of them per call: no object keyed by name in between. */
+  runValues(values: readonly unknown[]): RunResult {
+    if (values.length !== this.names.length) throw coreError('QUEUE_ERROR', `query ${this.path} takes ${this.names.length} values, got ${values.length}`)
+    return this.stmt.run(...values)
+  }
+
+  /** The parameter names, in the order runValues takes their values. */
+  get parameters(): readonly string[] {
+    return this.names
+  }
+
   get(p: Params = {}): unknown {
     return this.stmt.get(...this.args(p))
   }
