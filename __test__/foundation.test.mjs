@@ -265,21 +265,23 @@ eachCore('close() keeps the process alive until a running attempt returns, even 
 })
 
 // A handler that never returns keeps close() waiting (it is a graceful close): the worker says
-// every CLOSE_REPORT_MS which attempts it waits for, so a stuck shutdown names its cause.
-eachCore('a close() waiting for running attempts says which, until they return', async (t, core) => {
+// which attempts it waits for after CLOSE_REPORT_MS, then twice as long after each report, so a
+// stuck shutdown names its cause and a long one does not fill the log.
+eachCore('a close() waiting for running attempts says which, less and less often, until they return', async (t, core) => {
+  t.timeout(60_000)
   const reports = []
   let finish = null
   const logger = {
     error(message) {
       reports.push(message)
-      finish?.()
+      if (reports.length === 2) finish?.()
     },
   }
   const queue = makeQueue(t, core, { logger })
   const started = deferred()
   const park = queue.task('park', () => {
     started.resolve()
-    // Returns only once the worker said it waits for it.
+    // Returns only once the worker said twice that it waits for it.
     return new Promise((resolve) => (finish = resolve))
   })
   const job = await park.delay()
@@ -287,8 +289,14 @@ eachCore('a close() waiting for running attempts says which, until they return',
   await worker.start()
   await started.promise
   await worker.close()
-  t.is(reports.length, 1)
-  t.regex(reports[0], new RegExp(`close\\(\\) has waited \\d+ s for 1 running attempt\\(s\\) whose handlers have not returned: job ${job.id} \\(task park, running \\d+ s\\)\\. .*close\\(\\{ timeout \\}\\)`))
+  t.is(reports.length, 2)
+  const waited = reports.map((r) => {
+    t.regex(r, new RegExp(`close\\(\\) has waited \\d+ s for 1 running attempt\\(s\\) whose handlers have not returned: job ${job.id} \\(task park, running \\d+ s\\)\\. .*close\\(\\{ timeout \\}\\)`))
+    return Number(/has waited (\d+) s/.exec(r)[1])
+  })
+  // Timers fire late, never early: 10 s, then 20 s after that (whole seconds, rounded).
+  t.true(waited[0] >= 10, `first report after ${waited[0]} s`)
+  t.true(waited[1] - waited[0] >= 19, `second report ${waited[1] - waited[0]} s after the first`)
   t.is(await job.status(), 'complete', 'it settled once it returned')
 })
 

@@ -128,8 +128,11 @@ interface PendingSettle {
 }
 
 const CANCEL_POLL_MS = 200
-/** How often a close() still waiting for running attempts says which (through the logger). */
+/** When a close() still waiting for running attempts first says which (through the logger); each
+ * later report comes twice as long after the one before, at most CLOSE_REPORT_MAX_MS apart, so a
+ * long handler (an hour's encode) does not fill the log while a deploy waits for it. */
 export const CLOSE_REPORT_MS = 10_000
+const CLOSE_REPORT_MAX_MS = 300_000
 /** How many of those attempts it names, the longest running first. */
 const CLOSE_REPORT_NAMED = 5
 
@@ -616,8 +619,8 @@ export class Worker {
    * back what it had claimed but not started (committed, pending again, before it resolves).
    * With `timeout`, stops waiting after that many ms: attempts still running are then recovered
    * by the lease (as "worker lost") elsewhere. Without one, it waits as long as a handler runs:
-   * it keeps the process alive meanwhile, and every 10 s (CLOSE_REPORT_MS) logs which attempts it
-   * waits for.
+   * it keeps the process alive meanwhile, and logs which attempts it waits for after 10 s
+   * (CLOSE_REPORT_MS), then 20 s, 40 s ... later, at most 5 minutes apart.
    */
   close(options: { timeout?: number } = {}): Promise<void> {
     if (this.#closing === null) this.#closing = this.#close(options.timeout)
@@ -648,10 +651,17 @@ export class Worker {
     // of docs/PERFORMANCE.md "A hang and the release of held jobs" ended so). Each tick says
     // what it waits for: a handler that never returns keeps it waiting.
     const since = Date.now()
-    const report = this.#active.size === 0 ? null : setInterval(() => this.#reportWaiting(since), CLOSE_REPORT_MS)
+    let report: NodeJS.Timeout | undefined
+    const reportAfter = (ms: number): void => {
+      report = setTimeout(() => {
+        this.#reportWaiting(since)
+        reportAfter(Math.min(ms * 2, CLOSE_REPORT_MAX_MS))
+      }, ms)
+    }
+    if (this.#active.size > 0) reportAfter(CLOSE_REPORT_MS)
     await (gaveUp === null ? drained : Promise.race([drained, gaveUp]))
     clearTimeout(timer)
-    if (report !== null) clearInterval(report)
+    clearTimeout(report)
     // Settles queued by the last attempts go out now rather than on the next turn.
     if (this.#flushQueued) this.#flush()
     while (this.#flushing.size > 0) await Promise.all(this.#flushing)
