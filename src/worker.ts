@@ -648,7 +648,7 @@ export class Worker {
     // A referenced timer while it waits: an attempt whose handler waits only on what holds no
     // handle (an unref'd timer or socket, a promise nothing else settles) would otherwise let the
     // process end under this close(), its promise never settled and nothing said (the ava test
-    // of docs/PERFORMANCE.md "A hang and the release of held jobs" ended so). Each tick says
+    // of docs/PERFORMANCE.md "A hang and the release of held jobs" ended so). Each report says
     // what it waits for: a handler that never returns keeps it waiting.
     const since = Date.now()
     let report: NodeJS.Timeout | undefined

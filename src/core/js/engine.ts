@@ -29,7 +29,7 @@ import { Counts } from '../policy/counters.js'
 import { judge, pollMs, pollOverride, POLL_ENV, RECHECK_MS, start as startTrust, type Trust, WATCH_ENV, WATCH_LINGER_MS, watchEnabled } from '../policy/wake.js'
 import type { ClaimedJob, ClaimRequest, JobRow, TaskFlow, WorkerInfo } from '../types.js'
 import { closedError, fromSqlite } from './errors.js'
-import { openDatabase, type Database } from './sqlite.js'
+import { lockRetryMs, openDatabase, type Database } from './sqlite.js'
 import { type Effects, isFinal, key, newEffects, Store } from './store.js'
 
 /** The environment's say on the cross-process wake, read once per process (policy/wake.ts). */
@@ -261,7 +261,7 @@ export class Engine {
       }
       this.ops = waiting.concat(this.ops)
       if (this.ops.length > 0) {
-        this.retryDelay = Math.min(Math.max(1, this.retryDelay * 2), 20)
+        this.retryDelay = lockRetryMs(this.retryDelay)
         this.flushScheduled = true
         // Referenced: a pending operation keeps the process alive until it settles.
         this.retryTimer = setTimeout(() => this.flush(), this.retryDelay)

@@ -15,6 +15,13 @@ export type { Database, RunResult, Statement } from './driver.js'
 /** The longest SQLite itself blocks the JS thread waiting for a lock (see openDatabase). */
 export const BUSY_SLICE_MS = 2
 
+/** The pause before the next try after another connection refused the write lock again: 1 ms,
+ * doubling, at most 20 ms (`previous` 0 for the first). The engine's BEGIN and the open's WAL
+ * switch both wait so. */
+export function lockRetryMs(previous: number): number {
+  return Math.min(Math.max(1, previous * 2), 20)
+}
+
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1')
 
 /** The shared schema migrations, shipped in the package and applied exactly as the native core applies them. */
@@ -171,21 +178,18 @@ export function openDatabase(path: string, busyTimeoutMs: number, fileMode: numb
   }
 }
 
-/** The longest pause between two tries of the WAL switch. */
-const WAL_SWITCH_PAUSE_MAX_MS = 20
-
 /**
  * Switches the file to WAL mode, waiting up to the busy timeout for another process's write lock.
  * On a new file the switch reads it, then takes the write lock. SQLite calls no busy handler for a
  * read turning into a write (two such connections would deadlock), so a switch that meets another
  * process's switch or migration there fails at once with SQLITE_BUSY; it is tried again here
- * instead, in pauses growing from 1 ms, until the busy timeout (as in the native core's
+ * instead, in the engine's pauses (lockRetryMs), until the busy timeout (as in the native core's
  * open.rs). The open is synchronous: so are these pauses, as SQLite's own waits at open are.
  */
 function switchToWal(db: Database, busyTimeoutMs: number): void {
   const deadline = Date.now() + busyTimeoutMs
   const sleeper = new Int32Array(new SharedArrayBuffer(4))
-  for (let pause = 1; ; pause = Math.min(pause * 2, WAL_SWITCH_PAUSE_MAX_MS)) {
+  for (let pause = lockRetryMs(0); ; pause = lockRetryMs(pause)) {
     try {
       db.exec(loadQuery('connection/wal.sql'))
       return

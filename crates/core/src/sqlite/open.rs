@@ -110,8 +110,7 @@ pub fn check_readable(path: &Path, busy_timeout_ms: u64) -> Result<()> {
     if meta.len() == 0 {
         return Err(not_taskito("is empty"));
     }
-    check_existing(path, busy_timeout_ms)?;
-    if queries::list_tables(&check_connection(path, busy_timeout_ms)?)?.is_empty() {
+    if !check_existing(path, busy_timeout_ms)? {
         return Err(not_taskito("is an SQLite database without tables"));
     }
     Ok(())
@@ -130,10 +129,12 @@ fn check_connection(path: &Path, busy_timeout_ms: u64) -> Result<Connection> {
 }
 
 /// Refuses a file that is not a taskito database, read-only, before anything may write to it.
-pub fn check_existing(path: &Path, busy_timeout_ms: u64) -> Result<()> {
+/// True when the file holds taskito's tables; false when it is missing, empty, or an SQLite file
+/// without tables (a new file to create them in).
+pub fn check_existing(path: &Path, busy_timeout_ms: u64) -> Result<bool> {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
         Err(e) => {
             return Err(Error::Queue(format!("cannot read {}: {e}", path.display())));
         }
@@ -145,7 +146,7 @@ pub fn check_existing(path: &Path, busy_timeout_ms: u64) -> Result<()> {
         )));
     }
     if meta.len() == 0 {
-        return Ok(());
+        return Ok(false);
     }
     let mut header = [0u8; 16];
     let mut f = std::fs::File::open(path)
@@ -160,7 +161,7 @@ pub fn check_existing(path: &Path, busy_timeout_ms: u64) -> Result<()> {
     let conn = check_connection(path, busy_timeout_ms)?;
     let tables = queries::list_tables(&conn)?;
     if tables.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     if !tables.iter().any(|t| t == "taskito_meta") {
         return Err(Error::NotTaskito(format!(
@@ -171,7 +172,7 @@ pub fn check_existing(path: &Path, busy_timeout_ms: u64) -> Result<()> {
         )));
     }
     check_version(path, queries::read_schema_version(&conn)?)?;
-    Ok(())
+    Ok(true)
 }
 
 fn check_version(path: &Path, value: Option<String>) -> Result<i64> {
