@@ -245,7 +245,8 @@ function startWorker(t, loc, variant, env) {
     if (!seen.has(line)) seen.set(line, deferred())
     seen.get(line).resolve()
   })
-  child.on('exit', (code, signal) => {
+  // 'close', not 'exit': a line printed just before the exit may still be unread at 'exit'.
+  child.on('close', (code, signal) => {
     for (const d of seen.values()) d.reject(new Error(`worker exited (${code ?? signal})`))
   })
   return { child, ready: waitFor('ready'), waitFor }

@@ -257,7 +257,8 @@ eachCore('close() keeps the process alive until a running attempt returns, even 
   })
   let out = ''
   child.stdout.on('data', (d) => (out += d))
-  const code = await new Promise((resolve) => child.once('exit', resolve))
+  // 'close', not 'exit': 'exit' can come before the last of the output has been read.
+  const code = await new Promise((resolve) => child.once('close', resolve))
   t.is(code, 0)
   t.is(out, 'closed\n', 'close() resolved')
   const queue = makeQueue(t, core, where)

@@ -294,7 +294,8 @@ test('worker.close() drains the running thread task, then ends the threads: the 
   let out = ''
   child.stdout.on('data', (d) => (out += d))
   const killer = setTimeout(() => child.kill('SIGKILL'), 30_000)
-  const [code, signal] = await once(child, 'exit')
+  // 'close', not 'exit': 'exit' can come before the last of the output has been read.
+  const [code, signal] = await once(child, 'close')
   clearTimeout(killer)
   t.is(signal, null, 'the process ended by itself, not by the 30 s kill')
   t.is(code, 0)

@@ -202,7 +202,8 @@ function runCli(args, core) {
     let stderr = ''
     child.stdout.on('data', (d) => (stdout += d))
     child.stderr.on('data', (d) => (stderr += d))
-    child.on('exit', (code) => resolve({ code, stdout, stderr }))
+    // 'close', not 'exit': 'exit' can come before the last of the output has been read.
+    child.on('close', (code) => resolve({ code, stdout, stderr }))
   })
 }
 

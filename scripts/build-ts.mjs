@@ -20,7 +20,8 @@
  * Outputs are compared with what is on disk and only changed files are written, stale ones are
  * removed: other processes (a running ava, a worker) may be reading dist/ while this runs.
  * Nothing is written when there are type errors. When no input changed since the last successful
- * build and every output is still there, the build is skipped (`--force` rebuilds anyway).
+ * build and every output is still as that build wrote it (by content, not by file times), the
+ * build is skipped (`--force` rebuilds anyway).
  */
 import { createHash } from 'node:crypto'
 import {
@@ -137,6 +138,17 @@ function inputsHash() {
   return h.digest('hex')
 }
 
+/** The outputs' names and contents: a file in dist/ edited or deleted by hand (a debugging patch,
+ * a half-copied tree) makes the next build rewrite it, whatever the inputs say. */
+function outputsHash(files, read) {
+  const h = createHash('sha256')
+  for (const f of files) {
+    h.update(`\0${f}\0`)
+    h.update(read(f))
+  }
+  return h.digest('hex')
+}
+
 function upToDate(hash) {
   if (force) return false
   let stamp
@@ -145,8 +157,12 @@ function upToDate(hash) {
   } catch {
     return false
   }
-  if (stamp.hash !== hash || !Array.isArray(stamp.outputs)) return false
-  return stamp.outputs.every((f) => existsSync(join(root, f)))
+  if (stamp.hash !== hash || !Array.isArray(stamp.outputs) || typeof stamp.outputsHash !== 'string') return false
+  try {
+    return outputsHash(stamp.outputs, (f) => readFileSync(join(root, f))) === stamp.outputsHash
+  } catch {
+    return false // one is missing
+  }
 }
 
 const started = Date.now()
@@ -331,7 +347,8 @@ try {
     if (existsSync(bin) && (statSync(bin).mode & 0o111) !== 0o111) chmodSync(bin, 0o755)
   }
   const relOutputs = [...outputs.keys()].map((f) => relative(root, f)).sort()
-  writeFileSync(stampFile, JSON.stringify({ hash, outputs: relOutputs }))
+  const digest = outputsHash(relOutputs, (f) => outputs.get(join(root, f)))
+  writeFileSync(stampFile, JSON.stringify({ hash, outputs: relOutputs, outputsHash: digest }))
   const ms = Date.now() - started
   log(`${outputs.size} files in dist/esm and dist/cjs (${written} written, ${removed} removed) in ${ms} ms`)
 } finally {
