@@ -138,3 +138,56 @@ pgTest('a job enqueued by another process starts at once (NOTIFY) and its result
   t.is(await job.result({ timeout: 10_000 }), 42)
   t.is((await job.info()).status, 'complete')
 })
+
+pgTest('a worker sends one settle batch at a time: the attempts that end meanwhile all commit, once, and close() waits for them', async (t) => {
+  const queue = openQueue(t, freshSchema(t))
+  const N = 3000
+  queue.task('double', async (x) => x * 2)
+  const jobs = await queue.enqueueMany(Array.from({ length: N }, (_, i) => ({ task: 'double', args: [i] })))
+  const succeeded = new Map()
+  queue.onSuccess((e) => succeeded.set(e.jobId, (succeeded.get(e.jobId) ?? 0) + 1))
+  const worker = queue.worker({ concurrency: 32 })
+  await worker.start()
+  // Closed midway: the attempts that ended while a batch was committing are still queued here.
+  await until(() => succeeded.size >= N / 3, { timeout: 60_000, what: 'a third of the jobs settled' })
+  await worker.close()
+  const stats = await queue.stats()
+  t.is(stats.running, 0, 'every attempt that ended was settled before close() resolved')
+  t.is(stats.completed, succeeded.size)
+  t.is(stats.completed + stats.pending, N)
+  t.true([...succeeded.values()].every((n) => n === 1), 'each job settled once')
+  // The rest drain in a second worker; every result is readable.
+  const again = queue.worker({ concurrency: 32 })
+  await again.start()
+  await until(async () => (await queue.stats()).completed === N, { timeout: 60_000, what: `${N} completed` })
+  await again.close()
+  t.is(succeeded.size, N)
+  t.true([...succeeded.values()].every((n) => n === 1))
+  for (const i of [0, N / 2, N - 1]) t.is(await jobs[i].result({ timeout: 1000 }), 2 * i)
+})
+
+pgTest('attempts that end while a settle batch commits are sent when it commits, with nothing after them', async (t) => {
+  const queue = openQueue(t, freshSchema(t))
+  let firstEnded
+  const first = new Promise((resolve) => (firstEnded = resolve))
+  const turn = () => new Promise((resolve) => setImmediate(resolve))
+  queue.task('first', async () => {
+    firstEnded()
+    return 'first'
+  })
+  // Ends two turns after the first: its batch (sent at the first's next turn) is still committing.
+  queue.task('later', async (i) => {
+    await first
+    await turn()
+    await turn()
+    return i
+  })
+  const later = await queue.enqueueMany(Array.from({ length: 19 }, (_, i) => ({ task: 'later', args: [i] })))
+  const [head] = await queue.enqueueMany([{ task: 'first', args: [] }])
+  const worker = queue.worker({ concurrency: 20 })
+  await worker.start()
+  t.teardown(() => worker.close())
+  t.is(await head.result({ timeout: 10_000 }), 'first')
+  // No attempt ends after these: only the commit of the batch in flight sends them.
+  t.deepEqual(await Promise.all(later.map((j) => j.result({ timeout: 10_000 }))), Array.from({ length: 19 }, (_, i) => i))
+})

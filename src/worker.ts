@@ -136,6 +136,7 @@ const CLOSE_REPORT_MAX_MS = 300_000
 /** How many of those attempts it names, the longest running first. */
 const CLOSE_REPORT_NAMED = 5
 
+
 export class Worker {
   readonly id: string = randomUUID()
   readonly #queue: WorkerHost
@@ -159,6 +160,8 @@ export class Worker {
   #unsettled = 0
   /** Settle batches on their way to the core. */
   readonly #flushing = new Set<Promise<void>>()
+  /** How many of them at once (Core.settleBatchesInFlight; unbounded when the core merges them). */
+  #settleBatchesInFlight = Infinity
   #flushQueued = false
   /** Claims on their way to the core (at most one), including their hand-back when closing. */
   #claims = 0
@@ -214,6 +217,7 @@ export class Worker {
     // Refused (INVALID_ARGUMENT) when the queue has no task: such a worker would never run a job.
     callCoreSync(() => core.registerWorker(this.#info()))
     this.#core = core
+    this.#settleBatchesInFlight = core.settleBatchesInFlight ?? Infinity
     this.#state = 'running'
     this.#cancelTimer = setInterval(() => this.#pollCancels(), CANCEL_POLL_MS)
     this.#cancelTimer.unref()
@@ -518,10 +522,15 @@ export class Worker {
     if (this.#active.size === 0) this.#drained?.()
   }
 
-  /** Sends what was decided since the last batch. Batches do not wait for each other: the core
-   * commits one while this thread runs the next jobs (the unsettled rule above bounds them). */
+  /** Sends what was decided since the last batch. The core commits one while this thread runs the
+   * next jobs (the unsettled rule above bounds them); batches wait for each other only on a core
+   * that says so (Core.settleBatchesInFlight). */
   #flush(): void {
     this.#flushQueued = false
+    // A core that commits each batch on its own (PostgreSQL: a transaction and a WAL flush per
+    // batch) takes one at a time: what ends meanwhile waits and goes out as one larger batch when
+    // it commits (the handler below), fewer statements and flushes per job.
+    if (this.#flushing.size >= this.#settleBatchesInFlight) return
     const batch = this.#settles
     this.#settles = []
     if (batch.length === 0) return
@@ -529,7 +538,10 @@ export class Worker {
       this.#queue.logger.error(`worker ${this.id}: settling ${batch.length} job(s) failed unexpectedly; their leases will bring them back`, err)
     })
     this.#flushing.add(sent)
-    void sent.finally(() => this.#flushing.delete(sent))
+    void sent.finally(() => {
+      this.#flushing.delete(sent)
+      if (this.#settles.length > 0 && !this.#flushQueued) this.#flush()
+    })
   }
 
   async #settleBatch(batch: PendingSettle[]): Promise<void> {

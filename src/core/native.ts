@@ -85,6 +85,7 @@ export async function openNative(options: OpenOptions): Promise<Core> {
   return {
     kind: 'native',
     offThread: true,
+    ...(options.url !== undefined ? { settleBatchesInFlight: 1 } : {}),
     enqueue: async (jobs: NewJob[]) => {
       const big: string[] = []
       const text = packJobs(jobs, big)

@@ -398,6 +398,11 @@ export interface Core {
   /** Storage work runs on other threads, so calls overlap with this thread's work: the queue then
    * sends a large turn of enqueues in parts rather than in one call (the JS core: false). */
   readonly offThread: boolean
+  /** How many settle batches a worker sends before the first commits; absent: no bound (the SQLite
+   * cores merge concurrent batches into their group commit anyway). PostgreSQL: 1, as each batch is
+   * a transaction of its own with its own WAL flush (docs/PERFORMANCE.md "PostgreSQL: the server's
+   * floor"). */
+  readonly settleBatchesInFlight?: number
   /** All-or-nothing, one transaction; ids in input order. */
   enqueue(jobs: NewJob[]): Promise<Enqueued[]>
   /** Atomically: ready jobs (pending, or failed with run_at due) of these queues, by priority desc,
