@@ -136,7 +136,6 @@ const CLOSE_REPORT_MAX_MS = 300_000
 /** How many of those attempts it names, the longest running first. */
 const CLOSE_REPORT_NAMED = 5
 
-
 export class Worker {
   readonly id: string = randomUUID()
   readonly #queue: WorkerHost
