@@ -10,6 +10,9 @@ import { fileURLToPath } from 'node:url'
 import test from 'ava'
 import { coreOf, deferred, eachCore, location, makeQueue, tempDir } from './helpers.mjs'
 
+// The JS core's heartbeat module, for the rules its engine and thread share (below).
+const beat = await import(new URL('../dist/esm/core/js/heartbeat.js', import.meta.url))
+
 const FIXTURE = fileURLToPath(new URL('./fixtures/block-worker.mjs', import.meta.url))
 
 /** A block-worker process; `waitFor(line)` resolves once it printed that line. */
@@ -97,4 +100,44 @@ test('[js] without its heartbeat thread the JS core beats on the event loop, and
   t.deepEqual(await job.errors(), [])
   t.is(a.logged.length, 1, a.logged.join('\n'))
   t.regex(a.logged[0], /heartbeat thread .* is out \(it could not start: .*\); leases are renewed on the event loop/)
+})
+
+// Which cancel requests a worker was told of. Beats are numbered under the write lock; their results
+// reach the event loop late when it was busy, possibly after a request committed in this process.
+const fresh = () => ({ seen: new Map(), pending: [], lastBeat: 0 })
+
+test('a cancel request learned in-process is handed out once, whatever the order of the beats that report it', (t) => {
+  const s = fresh()
+  beat.learnFromBeat(s, 1, [])
+  // Committed here after beats 1 and 2 began: beat 2 did not see it, beat 3 did.
+  beat.learnInProcess(s, ['7'], 2)
+  t.deepEqual(s.pending.splice(0), ['7'])
+  beat.learnFromBeat(s, 2, [])
+  t.true(s.seen.has('7'), 'a beat that began before the request does not forget it')
+  beat.learnFromBeat(s, 3, ['7'])
+  t.deepEqual(s.pending, [], 'not handed out twice')
+  // The job settled: the next beat that does not report it forgets it.
+  beat.learnFromBeat(s, 4, [])
+  t.false(s.seen.has('7'))
+})
+
+test("a beat's result that arrives after a newer one's changes nothing", (t) => {
+  const s = fresh()
+  beat.learnFromBeat(s, 5, ['1'])
+  t.deepEqual(s.pending.splice(0), ['1'])
+  beat.learnFromBeat(s, 6, [])
+  t.false(s.seen.has('1'))
+  beat.learnFromBeat(s, 4, ['1'])
+  t.deepEqual(s.pending, [], 'an older beat brings back no request')
+  t.is(s.lastBeat, 6)
+})
+
+test("the thread's blackout reads back as written, none before", (t) => {
+  const shared = beat.sharedBlock()
+  t.is(beat.readBlackout(shared), null)
+  beat.publishBlackout(shared, { from: 1000, back: 2500 })
+  t.deepEqual(beat.readBlackout(shared), { from: 1000, back: 2500 })
+  const counter = new Int32Array(shared, 0, 2)
+  t.is(beat.nextBeat(counter), 1)
+  t.is(beat.beatsBegun(counter), 1)
 })

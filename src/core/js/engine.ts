@@ -752,9 +752,16 @@ export class Engine {
   }
 
   /** Starts the thread, with the first registered worker; its workers are beaten on this loop
-   * until it says it is ready. */
+   * until it says it is ready. Created on the next turn, not in registerWorker: creating a thread
+   * holds this loop for a few ms (3-38 ms measured on a loaded machine, docs/PERFORMANCE.md), which
+   * worker.start() and the worker's first claim need not wait for. */
   private startBeatThread(): void {
     this.beatMode = 'starting'
+    setImmediate(() => this.spawnBeatThread())
+  }
+
+  private spawnBeatThread(): void {
+    if (this.closed || this.beatMode !== 'starting') return
     try {
       this.beatThread = new BeatThread(
         { path: this.path, busyMs: this.busyMs, driver: sqliteDriver().name, shared: this.shared },
@@ -769,7 +776,10 @@ export class Engine {
       )
     } catch (err) {
       this.beatThreadLost(`it could not start: ${(err as Error)?.message ?? String(err)}`)
+      return
     }
+    // The workers registered meanwhile: beaten on this loop so far, at once by the thread.
+    for (const [k, state] of this.workers) this.beatThread.post({ type: 'register', key: k, ns: state.ns, info: state.info, stop: state.stop, beaten: false })
   }
 
   private beatThreadReady(): void {
