@@ -91,7 +91,10 @@ test('[js] without its heartbeat thread the JS core beats on the event loop, and
   const log = join(tempDir(t), 'runs.log')
   writeFileSync(log, '')
   const queue = makeQueue(t, 'js', where)
-  const flags = ['--experimental-permission', '--allow-fs-read=*', '--allow-fs-write=*', '--allow-addons', '--no-warnings']
+  // Node 23.5 named the flag --permission (the model itself is the same).
+  const [major, minor] = process.versions.node.split('.').map(Number)
+  const permission = major > 23 || (major === 23 && minor >= 5) ? '--permission' : '--experimental-permission'
+  const flags = [permission, '--allow-fs-read=*', '--allow-fs-write=*', '--allow-addons', '--no-warnings']
   const a = blockWorker(t, where, 'js', 300, 1500, log, flags)
   await a.waitFor('ready')
   // Five leases of waiting, on an event loop that is free to renew them: nobody takes the attempt.
