@@ -231,7 +231,7 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
       if (o.busyTimeout !== undefined) open.busyTimeoutMs = o.busyTimeout
       if (o.fileMode !== undefined) open.fileMode = o.fileMode
       if (o.readOnly === true) open.readOnly = true
-      const opening = openCore(open, o.core)
+      const opening = openCore(open, o.core, this.logger)
       this.#core = opening
       opening.then((core) => (this.#offThread = core.offThread), () => {})
       // A failed open (DB_LOCKED while another tool held the lock, say) is not remembered: the

@@ -6,6 +6,7 @@
 import { QueueError, fromCore, invalidArgument } from '../errors.js'
 import { join } from 'node:path'
 import { nodeRequire, packageRoot } from '../internal/paths.js'
+import type { Logger } from '../hooks.js'
 import type { Core, OpenOptions } from './types.js'
 
 export type CoreKind = 'native' | 'js'
@@ -85,7 +86,8 @@ async function openNativeCore(options: OpenOptions): Promise<Core> {
   }
 }
 
-export async function openCore(options: OpenOptions, coreOption?: string): Promise<Core> {
+/** `logger`: the queue's, for what a core says outside any call (the JS core's heartbeat thread). */
+export async function openCore(options: OpenOptions, coreOption?: string, logger?: Logger): Promise<Core> {
   const kind = requestedKind(coreOption)
   if (options.url) {
     if (kind === 'js') throw invalidArgument("core: 'js' works on SQLite files only: drop `url` or use core: 'native' for PostgreSQL")
@@ -108,7 +110,7 @@ export async function openCore(options: OpenOptions, coreOption?: string): Promi
   }
   try {
     const js = await import('./js/index.js')
-    return await js.openJs(options)
+    return await js.openJs(options, logger)
   } catch (err) {
     throw fromCore(err)
   }

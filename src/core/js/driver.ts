@@ -310,6 +310,16 @@ export function sqliteDriver(): Driver {
   throw coreError('QUEUE_ERROR', `the JS core has no SQLite driver: ${DRIVER_FIX} (${found})`)
 }
 
+/** The driver `name`, loaded in this thread: the heartbeat thread (heartbeat-thread.ts) opens its
+ * connection with the driver its engine chose, whatever the environment says. Throws where it
+ * does not load (the caller falls back). */
+export function driverNamed(name: DriverName): Driver {
+  if (name === 'better-sqlite3') return { name, Database: nodeRequire('better-sqlite3') as DatabaseCtor }
+  const Native = nodeSqliteUsable() ? loadNodeSqlite() : undefined
+  if (Native === undefined) throw new Error(noNodeSqlite())
+  return { name, Database: nodeSqliteDatabase(Native) }
+}
+
 /** Why the JS core cannot open a file here, or undefined when it can (select.ts asks before it
  * falls back to the JS core, so that a process with no core at all gets one message). */
 export function driverProblem(): string | undefined {

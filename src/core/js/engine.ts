@@ -14,12 +14,21 @@
  * after: a busy worker's claims, which find jobs, never pay for the notifications of its commits.
  *
  * better-sqlite3 is synchronous: the SQL runs on the JS thread (the documented exception of types.ts).
- * Two consequences, both unlike the native core: waiting for another connection's write lock is
- * done here, asynchronously, in short retries up to the caller's busy timeout (SQLite itself only
- * ever blocks a couple of ms); and heartbeats run on the event loop, so a loop stalled for longer
- * than about two thirds of a worker's leaseMs lets another process's reaper take that worker's
- * attempts (they are retried; the late settle is refused as stale). This process's reaper spares
- * them, as the shared policy says (reapDecision): their worker is alive here.
+ * So, unlike the native core, waiting for another connection's write lock is done here,
+ * asynchronously, in short retries up to the caller's busy timeout (SQLite itself only ever blocks
+ * a couple of ms).
+ *
+ * Heartbeats do not run here: a handler that blocks the event loop for longer than about two
+ * thirds of its worker's leaseMs would let another process's reaper take its attempt, and the job
+ * would run twice. They run on the engine's heartbeat thread (heartbeat.ts, heartbeat-thread.ts),
+ * started with the first registered worker, with its own connection; only a worker's first beat
+ * (its row, at registration) goes in this loop's group commit. Where the thread cannot run (it
+ * could not start, its connection failed, it died), this loop beats, as the engine did before the
+ * thread, and the queue's logger hears it once; while the thread starts, both may beat. This
+ * process's reaper spares the attempts of its own live workers either way, as the shared policy
+ * says (reapDecision), and reads the thread's waits for the write lock as its own (reapCutoff).
+ * The thread's commits move this connection's data_version like another process's: a waiting claim
+ * looks once more per beat and finds nothing, as the native core's waits do after its own commits.
  */
 import { type FSWatcher, watch as watchFile } from 'node:fs'
 import { checkFileOwner, claimFile, releaseFile } from '../owners.js'
@@ -28,7 +37,10 @@ import { type Blackout, DEFAULT_LEASE_MS, REAP_GRACE_MS, ROUTE_BATCH, ROUTE_INTE
 import { Counts } from '../policy/counters.js'
 import { judge, pollMs, pollOverride, POLL_ENV, RECHECK_MS, start as startTrust, type Trust, WATCH_ENV, WATCH_LINGER_MS, watchEnabled } from '../policy/wake.js'
 import type { ClaimedJob, ClaimRequest, JobRow, TaskFlow, WorkerInfo } from '../types.js'
+import { consoleLogger, type Logger } from '../../hooks.js'
 import { closedError, fromSqlite } from './errors.js'
+import { sqliteDriver } from './driver.js'
+import { BeatThread, beatsBegun, type CancelsSeen, learnFromBeat, learnInProcess, nextBeat, readBlackout, sharedBlock } from './heartbeat.js'
 import { lockRetryMs, openDatabase, type Database } from './sqlite.js'
 import { type Effects, isFinal, key, newEffects, Store } from './store.js'
 
@@ -78,22 +90,23 @@ interface JobWaiter {
   timer: NodeJS.Timeout | undefined
 }
 
-interface WorkerState {
+interface WorkerState extends CancelsSeen {
   owner: object
   ns: string
   workerId: string
   leaseMs: number
   /** Its row in the workers table. */
   info: WorkerInfo
-  timer: NodeJS.Timeout
+  /** The event loop's heartbeat, while the thread's does not run (yet, or any more). */
+  timer: NodeJS.Timeout | undefined
   beating: boolean
-  /** Heartbeat generation, to forget cancel requests once they are gone from the table. */
-  generation: number
-  /** Cancel requests already handed out (id → generation last seen). */
-  seen: Map<string, number>
-  /** Learned, not yet taken. */
-  pending: string[]
+  /** Shared with the heartbeat thread: [0] is 1 once unregistered (heartbeat.ts). */
+  stop: SharedArrayBuffer
 }
+
+/** Where the heartbeats of an engine's workers run: on its thread once that is ready; on the event
+ * loop while the thread starts, and for good once it could not start or ended. */
+type BeatMode = 'none' | 'starting' | 'thread' | 'loop'
 
 const engines = new Map<string, Engine>()
 
@@ -172,6 +185,15 @@ export class Engine {
    * as the reaper (when only the reaper's own writes told, a reap that came after such a wait in a
    * transaction of its own saw none, and took attempts whose settles other processes still held). */
   private sight: { seen: number; blackout: Blackout | null } = { seen: Date.now(), blackout: null }
+  /** What the heartbeat thread shares with this engine: the beat counter, the thread's blackout
+   * (heartbeat.ts), as one buffer. */
+  private readonly shared = sharedBlock()
+  private readonly beatCounter = new Int32Array(this.shared, 0, 2)
+  private beatMode: BeatMode = 'none'
+  private beatThread: BeatThread | undefined
+  /** The logger of the handle whose worker registered last: says once that the thread is out. */
+  private logger: Logger | undefined
+  private loopNoticeShown = false
 
   constructor(path: string, db: Database, busyMs: number, readOnly: boolean) {
     this.path = path
@@ -347,7 +369,8 @@ export class Engine {
     // Which worker holds a job is not read (cancel/read_status.sql): every worker of the namespace
     // hears it, and one not running the job ignores it.
     for (const [ns, ids] of fx.cancelRequests) {
-      for (const state of this.workers.values()) if (state.ns === ns) this.learnCancels(state, ids, false)
+      const begun = beatsBegun(this.beatCounter)
+      for (const state of this.workers.values()) if (state.ns === ns) learnInProcess(state, ids, begun)
     }
     if (fx.leaseEnd < this.leaseTimerAt) this.armLeaseTimer(fx.leaseEnd)
   }
@@ -664,27 +687,32 @@ export class Engine {
 
   // ---- workers: heartbeat and cancel requests ---------------------------------------------------
 
-  registerWorker(owner: object, ns: string, info: WorkerInfo): void {
+  registerWorker(owner: object, ns: string, info: WorkerInfo, logger?: Logger): void {
     const { id: workerId, leaseMs } = info
     const k = key(ns, workerId)
     const old = this.workers.get(k)
-    if (old !== undefined) clearInterval(old.timer)
+    if (old !== undefined) this.stopBeats(old)
+    if (logger !== undefined) this.logger = logger
     const state: WorkerState = {
       owner,
       ns,
       workerId,
       leaseMs,
       info,
-      timer: undefined as unknown as NodeJS.Timeout,
+      timer: undefined,
       beating: false,
-      generation: 0,
+      stop: new SharedArrayBuffer(4),
       seen: old?.seen ?? new Map(),
       pending: old?.pending ?? [],
+      lastBeat: old?.lastBeat ?? 0,
     }
-    state.timer = setInterval(() => this.heartbeat(state), heartbeatIntervalMs(leaseMs)).unref()
     this.workers.set(k, state)
-    // The first beat at once: it writes the worker's row, which other processes read.
+    // The first beat at once, in this turn's group commit (with the worker's first claim): it writes
+    // the worker's row, which other processes read, without waiting for the thread to start.
     this.heartbeat(state)
+    if (this.beatMode === 'none') this.startBeatThread()
+    if (this.beatMode !== 'thread') this.loopBeats(state)
+    this.beatThread?.post({ type: 'register', key: k, ns, info, stop: state.stop, beaten: this.beatMode === 'thread' })
   }
 
   /** Resolves once its row's delete committed (this core holds no job claimed ahead). */
@@ -692,8 +720,9 @@ export class Engine {
     const k = key(ns, workerId)
     const state = this.workers.get(k)
     if (state === undefined || state.owner !== owner) return Promise.resolve()
-    clearInterval(state.timer)
+    this.stopBeats(state)
     this.workers.delete(k)
+    this.beatThread?.post({ type: 'unregister', key: k })
     // Its row goes with the next commit (also when this was the last handle: release() flushes).
     if (this.closed) return Promise.resolve()
     return this.submit(() => this.store.deleteWorker(ns, workerId)).then(() => undefined)
@@ -707,37 +736,101 @@ export class Engine {
     return ids
   }
 
+  /** No beat of this worker from now on, on either side: set before its row's delete is queued,
+   * the flag is read by the thread under the write lock (heartbeat-thread.ts), so a beat that
+   * still writes the row commits before the delete can begin. */
+  private stopBeats(state: WorkerState): void {
+    Atomics.store(new Int32Array(state.stop), 0, 1)
+    if (state.timer !== undefined) clearInterval(state.timer)
+    state.timer = undefined
+  }
+
+  /** The event loop's heartbeat of one worker (while the thread does not beat). */
+  private loopBeats(state: WorkerState): void {
+    if (state.timer !== undefined) return
+    state.timer = setInterval(() => this.heartbeat(state), heartbeatIntervalMs(state.leaseMs)).unref()
+  }
+
+  /** Starts the thread, with the first registered worker; its workers are beaten on this loop
+   * until it says it is ready. Created on the next turn, not in registerWorker: creating a thread
+   * holds this loop for a few ms (3-38 ms measured on a loaded machine, docs/PERFORMANCE.md), which
+   * worker.start() and the worker's first claim need not wait for. */
+  private startBeatThread(): void {
+    this.beatMode = 'starting'
+    setImmediate(() => this.spawnBeatThread())
+  }
+
+  private spawnBeatThread(): void {
+    if (this.closed || this.beatMode !== 'starting') return
+    try {
+      this.beatThread = new BeatThread(
+        { path: this.path, busyMs: this.busyMs, driver: sqliteDriver().name, shared: this.shared },
+        {
+          ready: () => this.beatThreadReady(),
+          beat: (k, beat, ids) => {
+            const state = this.workers.get(k)
+            if (state !== undefined) learnFromBeat(state, beat, ids)
+          },
+          lost: (reason) => this.beatThreadLost(reason),
+        },
+      )
+    } catch (err) {
+      this.beatThreadLost(`it could not start: ${(err as Error)?.message ?? String(err)}`)
+      return
+    }
+    // The workers registered meanwhile: beaten on this loop so far, at once by the thread.
+    for (const [k, state] of this.workers) this.beatThread.post({ type: 'register', key: k, ns: state.ns, info: state.info, stop: state.stop, beaten: false })
+  }
+
+  private beatThreadReady(): void {
+    if (this.closed || this.beatMode !== 'starting') return
+    this.beatMode = 'thread'
+    for (const state of this.workers.values()) {
+      if (state.timer !== undefined) clearInterval(state.timer)
+      state.timer = undefined
+    }
+  }
+
+  /** The thread will not beat (it could not start, its connection failed, it died): this loop
+   * beats every worker from now on, at once, as before the thread existed, and says so once. */
+  private beatThreadLost(reason: string): void {
+    this.beatThread = undefined
+    if (this.closed) return
+    this.beatMode = 'loop'
+    for (const state of this.workers.values()) {
+      if (state.timer !== undefined) continue
+      this.loopBeats(state)
+      this.heartbeat(state)
+    }
+    if (this.loopNoticeShown) return
+    this.loopNoticeShown = true
+    ;(this.logger ?? consoleLogger).error(
+      `the JS core's heartbeat thread for ${this.path} is out (${reason}); leases are renewed on the event loop from now on, ` +
+        "so a handler that blocks the event loop for more than about two thirds of its worker's leaseMs loses its attempt to another process",
+    )
+  }
+
+  /** One beat of one worker in the group commit (the event loop's heartbeat). */
   private heartbeat(state: WorkerState): void {
     if (state.beating || this.closed) return
     state.beating = true
+    const stop = new Int32Array(state.stop)
     this.submit((now) => {
+      const beat = nextBeat(this.beatCounter)
       // The same beat tells every process this worker lives, and which tasks it has; not once it
       // unregistered (its row's delete may be queued before this beat).
-      if (this.workers.get(key(state.ns, state.workerId)) === state) this.store.beatWorker(state.ns, state.info, now)
-      return this.store.heartbeat(state.ns, state.workerId, state.leaseMs, now)
+      if (Atomics.load(stop, 0) === 0) this.store.beats.beatWorker(state.ns, state.info, now)
+      return { beat, ids: this.store.beats.heartbeat(state.ns, state.workerId, state.leaseMs, now) }
     }).then(
-      (ids) => {
+      ({ beat, ids }) => {
         state.beating = false
-        state.generation++
-        this.learnCancels(state, ids, true)
+        learnFromBeat(state, beat, ids)
       },
       () => {
         // A busy database delays this beat; the next one (well within the lease) tries again.
         state.beating = false
       },
     )
-  }
-
-  private learnCancels(state: WorkerState, ids: string[], fromHeartbeat: boolean): void {
-    for (const id of ids) {
-      if (!state.seen.has(id)) state.pending.push(id)
-      state.seen.set(id, state.generation)
-    }
-    if (fromHeartbeat) {
-      // Forget requests absent for two beats (job finished), keeping one of slack for a request
-      // learned in-process from a commit the last beat did not see yet.
-      for (const [id, gen] of state.seen) if (gen < state.generation - 1) state.seen.delete(id)
-    }
   }
 
   // ---- reaper and sweep -------------------------------------------------------------------------
@@ -780,14 +873,14 @@ export class Engine {
     if (this.reaping || this.closed) return Promise.resolve()
     const now = Date.now()
     try {
-      const cutoff = reapCutoffAfter(now, this.sight.blackout)
+      const cutoff = this.reapCutoff(now)
       if (!this.store.expired(cutoff, REAP_BATCH).some((e) => this.store.reapable(e, now, this.aliveHere) !== null)) return Promise.resolve()
     } catch {
       return Promise.resolve() // busy or closing: the next scan retries
     }
     this.reaping = true
     // The blackout as of this transaction's BEGIN (flush just told the sight).
-    const write = (at: number, fx: Effects): number => this.store.reap(at, reapCutoffAfter(at, this.sight.blackout), REAP_BATCH, this.aliveHere, fx)
+    const write = (at: number, fx: Effects): number => this.store.reap(at, this.reapCutoff(at), REAP_BATCH, this.aliveHere, fx)
     return this.submit(write).then(
       (read) => {
         this.reaping = false
@@ -797,6 +890,18 @@ export class Engine {
         this.reaping = false
       },
     )
+  }
+
+  /** The reaper's cutoff at `now` (policy reapCutoffAfter), after both blackouts this process knows:
+   * its event loop's transactions' (`sight`) and its heartbeat thread's, which waits for the same
+   * write lock on its own connection. The thread's must count: its beats are this process's most
+   * regular writes (every worker's, at least twice a lease), and when they alone waited out another
+   * process's lock (an idle loop, or one blocked by a handler), a reap right after it, whose own
+   * write waits for nothing, would take attempts whose settles and renewals in other processes
+   * waited for the same lock. The thread's is read from shared memory, not from a message that
+   * a busy loop would deliver after the reap. The stricter of the two cutoffs wins. */
+  private reapCutoff(now: number): number {
+    return Math.min(reapCutoffAfter(now, this.sight.blackout), reapCutoffAfter(now, readBlackout(this.shared)))
   }
 
   /** Ends cancelled the pending jobs whose start-by time has come (claims already pass them over).
@@ -886,9 +991,10 @@ export class Engine {
     for (const state of [...this.workers.values()]) if (state.owner === owner) void this.unregisterWorker(owner, state.ns, state.workerId).catch(() => undefined)
   }
 
-  /** One handle less; the last one commits what is queued and closes the file. */
-  release(): void {
-    if (--this.refs > 0) return
+  /** One handle less; the last one commits what is queued and closes the file. Resolves once
+   * nothing of this engine holds the file: its heartbeat thread has closed its connection too. */
+  release(): Promise<void> {
+    if (--this.refs > 0) return Promise.resolve()
     if (engines.get(this.path) === this) engines.delete(this.path)
     releaseFile(this.path, 'js')
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
@@ -912,8 +1018,12 @@ export class Engine {
     this.unwatch()
     for (const w of [...this.claimWaiters]) this.endClaimWaiter(w, [])
     for (const set of [...this.jobWaiters.values()]) for (const w of [...set]) this.endJobWaiter(w, null)
-    for (const state of this.workers.values()) clearInterval(state.timer)
+    for (const state of this.workers.values()) this.stopBeats(state)
     this.workers.clear()
+    // The thread closes its connection after its current beat, if any, and ends.
+    const thread = this.beatThread
+    this.beatThread = undefined
     this.db.close()
+    return thread?.close() ?? Promise.resolve()
   }
 }

@@ -35,13 +35,16 @@ import type {
   WorkerInfo,
 } from '../types.js'
 import { validateFire, validateSchedule } from '../policy/schedules.js'
+import type { Logger } from '../../hooks.js'
 import { acquireEngine, type Engine } from './engine.js'
 import { closedError, invalid, jobNotFound } from './errors.js'
 import { type Effects, parseId } from './store.js'
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5_000
 
-export async function openJs(opts: OpenOptions): Promise<Core> {
+/** `logger`: where the engine says what the user should know and no call returns (its heartbeat
+ * thread could not run). */
+export async function openJs(opts: OpenOptions, logger?: Logger): Promise<Core> {
   if (opts === null || typeof opts !== 'object') throw invalid('open options must be an object')
   if (opts.url !== undefined && opts.url !== null) {
     throw invalid("the JS core works on SQLite files only: drop `url`, or use core: 'native' for PostgreSQL")
@@ -56,7 +59,7 @@ export async function openJs(opts: OpenOptions): Promise<Core> {
   const readOnly = opts.readOnly === true
   const dir = folderMode(opts)
   const engine = acquireEngine(canonicalPath(opts.dbPath, dir), busy, readOnly ? null : (opts.fileMode ?? DEFAULT_FILE_MODE))
-  return new JsCore(engine, opts.namespace, busy, readOnly)
+  return new JsCore(engine, opts.namespace, busy, readOnly, logger)
 }
 
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v)
@@ -85,7 +88,10 @@ export class JsCore implements Core {
   /** Opened for inspection: every method that writes is refused (its engine cannot write either). */
   private readonly readOnly: boolean
 
-  constructor(engine: Engine, namespace: string, busyMs: number, readOnly = false) {
+  private readonly logger: Logger | undefined
+
+  constructor(engine: Engine, namespace: string, busyMs: number, readOnly = false, logger?: Logger) {
+    this.logger = logger
     this.engine = engine
     this.ns = namespace
     this.busyMs = busyMs
@@ -304,7 +310,7 @@ export class JsCore implements Core {
     if (this.readOnly) throw invalid(readOnlyRefusal('a worker'))
     validateWorker(worker)
     // A copy: the row is written from it on every beat, whatever the caller does with its object.
-    this.engine.registerWorker(this, this.ns, { ...worker, queues: [...worker.queues], tasks: [...worker.tasks] })
+    this.engine.registerWorker(this, this.ns, { ...worker, queues: [...worker.queues], tasks: [...worker.tasks] }, this.logger)
   }
 
   unregisterWorker(workerId: string): Promise<void> {
@@ -325,7 +331,7 @@ export class JsCore implements Core {
     if (this.closed) return
     this.closed = true
     this.engine.detach(this)
-    this.engine.release()
+    await this.engine.release()
   }
 }
 

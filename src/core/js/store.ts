@@ -28,13 +28,14 @@ import {
 import { claimable, queueRows } from '../policy/queues.js'
 import { listSource, needsEstimates, type ListEstimates, type ListSource } from '../policy/list.js'
 import { claimPlan, scanBudget, spreadHeads, spreadPairs, spreadShares } from '../policy/claim_plan.js'
-import { STATS_FIELDS, type CounterRow, type WorkerRow, type ClaimedJob, type DeadLetterRow, type ErrorRecordRow, type JobRow, type NewJob, type QueueRow, type Settle, type SettleOutcome, type StatsRow, type FireTick, type NewSchedule, type ScheduleRow, type TaskFlow, type ThroughputRow, type WorkerInfo } from '../types.js'
+import { STATS_FIELDS, type CounterRow, type WorkerRow, type ClaimedJob, type DeadLetterRow, type ErrorRecordRow, type JobRow, type NewJob, type QueueRow, type Settle, type SettleOutcome, type StatsRow, type FireTick, type NewSchedule, type ScheduleRow, type TaskFlow, type ThroughputRow } from '../types.js'
 import { EXPIRED_ERROR, startBy } from '../policy/schedules.js'
 import { FlowStore } from './flow.js'
 import { BLOCKED, cancelledMessage, releasedRunAt, shownStatus, start, stepArgs, type Takes } from '../policy/workflows.js'
 import { StatusCode } from '../types.js'
 import { jobNotFound } from './errors.js'
 import { type Change, type CountRow, Counts } from '../policy/counters.js'
+import { Beats } from './beats.js'
 import { Query } from './queries.js'
 import { Lenient } from './rows.js'
 import type { Database, Statement } from './sqlite.js'
@@ -267,7 +268,6 @@ export class Store {
   private readonly heads: Query
   private readonly take: Query
   private readonly textBytes: Query
-  private readonly workerBeat: Query
   private readonly workerDelete: Query
   private readonly workerList: Query
   private readonly nextGroup: Query
@@ -288,7 +288,8 @@ export class Store {
   private readonly progress: Query
   private readonly readDeadLetter: Query
   private readonly markReplayed: Query
-  private readonly renew: Query
+  /** A worker's beat (its row, its leases), also run by the heartbeat thread on its connection. */
+  readonly beats: Beats
   private readonly expiredLeases: Query
   private readonly nextLeaseEnd: Query
   private readonly nextExpiry: Query
@@ -357,7 +358,6 @@ export class Store {
     this.heads = q('claim/heads.sql', { raw: true })
     this.take = q('claim/take.sql')
     this.textBytes = q('claim/text_bytes.sql')
-    this.workerBeat = q('workers/beat.sql')
     this.workerDelete = q('workers/delete.sql')
     this.workerList = q('workers/list.sql')
     this.nextGroup = q('routing/next_group.sql')
@@ -378,7 +378,7 @@ export class Store {
     this.progress = q('progress/set.sql')
     this.readDeadLetter = q('replay/read_dead_letter.sql')
     this.markReplayed = q('replay/mark.sql')
-    this.renew = q('heartbeat/renew.sql')
+    this.beats = new Beats(db)
     this.expiredLeases = q('reaper/expired.sql')
     this.nextLeaseEnd = q('reaper/next_lease.sql', { pluck: true })
     this.nextExpiry = q('sweep/next_expiry.sql', { pluck: true })
@@ -936,29 +936,6 @@ export class Store {
     this.markReplayed.run({ id: deadId, job_id: Number(id) })
     fx.claimable.add(key(ns, d.queue))
     return id
-  }
-
-  /** Heartbeat of one worker: renews every lease it still holds (never past a deadline), also one
-   * that ran out while the database was locked; returns its cancel requests. */
-  heartbeat(ns: string, workerId: string, leaseMs: number, now: number): string[] {
-    const held = this.renew.all({ namespace: ns, worker_id: workerId, lease_ms: leaseMs, now }) as { id: number; cancel_requested: unknown }[]
-    return held.filter((r) => new Lenient(r).flag('cancel_requested')).map((r) => String(r.id))
-  }
-
-  /** A worker's row in the workers table: written at registration and by every heartbeat. */
-  beatWorker(ns: string, w: WorkerInfo, now: number): void {
-    this.workerBeat.run({
-      namespace: ns,
-      id: w.id,
-      hostname: w.hostname,
-      pid: w.pid,
-      queues: JSON.stringify(w.queues),
-      tasks: JSON.stringify(w.tasks),
-      concurrency: w.concurrency,
-      lease_ms: w.leaseMs,
-      unroutable_after_ms: w.unroutableAfterMs,
-      now,
-    })
   }
 
   deleteWorker(ns: string, id: string): void {
