@@ -5,12 +5,10 @@
 import { spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
 import { CircuitBreakerOpenError, RateLimitExceededError, TaskitoError } from 'taskito'
 import { once } from 'node:events'
-import { coreOf, deferred, eachCore, location, locationArgs, makeQueue, tempDir, until } from './helpers.mjs'
+import { coreOf, eachCore, fixtureProcess, location, locationArgs, makeQueue, tempDir, until } from './helpers.mjs'
 
-const FIXTURE = new URL('./fixtures/flow-worker.mjs', import.meta.url).pathname
 const CLI = new URL('../dist/esm/cli.js', import.meta.url).pathname
 
 /** Most starts in any span of `spanMs` among these claim times. */
@@ -228,28 +226,10 @@ eachCore('taskito breakers lists the circuit breakers as the database has them',
 
 // ---- several processes ----------------------------------------------------------------------
 
-/** Starts a flow-worker process; resolves once it claims. Killed after the test. */
+/** Starts a flow-worker process (fixtureProcess); `ready` once it claims. */
 function startWorker(t, loc, variant, env) {
-  const child = spawn(process.execPath, [FIXTURE, JSON.stringify(loc), coreOf(variant)], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  t.teardown(() => child.kill('SIGKILL'))
-  const lines = createInterface({ input: child.stdout })
-  const seen = new Map()
-  const waitFor = (line) => {
-    if (!seen.has(line)) seen.set(line, deferred())
-    return seen.get(line).promise
-  }
-  lines.on('line', (line) => {
-    if (!seen.has(line)) seen.set(line, deferred())
-    seen.get(line).resolve()
-  })
-  // 'close', not 'exit': a line printed just before the exit may still be unread at 'exit'.
-  child.on('close', (code, signal) => {
-    for (const d of seen.values()) d.reject(new Error(`worker exited (${code ?? signal})`))
-  })
-  return { child, ready: waitFor('ready'), waitFor }
+  const p = fixtureProcess(t, 'flow-worker.mjs', [JSON.stringify(loc), coreOf(variant)], { env })
+  return { child: p.child, ready: p.waitFor('ready'), waitFor: p.waitFor }
 }
 
 eachCore('two worker processes on one database: the rate limit and the cap hold, no job starts twice', async (t, variant) => {

@@ -1,46 +1,17 @@
 // Leases survive a blocked event loop: a handler that spins synchronously for longer than its
 // worker's lease keeps its attempt (the heartbeat runs off the event loop on every core), while an
 // attempt past its timeout is still taken at its deadline (renewals never pass it).
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import test from 'ava'
-import { coreOf, deferred, eachCore, location, makeQueue, tempDir } from './helpers.mjs'
+import { coreOf, eachCore, fixtureProcess, location, makeQueue, tempDir } from './helpers.mjs'
 
 // The JS core's heartbeat module, for the rules its engine and thread share (below).
 const beat = await import(new URL('../dist/esm/core/js/heartbeat.js', import.meta.url))
 
-const FIXTURE = fileURLToPath(new URL('./fixtures/block-worker.mjs', import.meta.url))
-
-/** A block-worker process; `waitFor(line)` resolves once it printed that line. */
+/** A block-worker process (fixtureProcess). */
 function blockWorker(t, where, core, leaseMs, blockMs, log, nodeFlags = []) {
-  const child = spawn(process.execPath, [...nodeFlags, FIXTURE, JSON.stringify(where), coreOf(core), String(leaseMs), String(blockMs)], {
-    env: { ...process.env, COUNT_LOG: log },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  const exited = once(child, 'exit')
-  t.teardown(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
-    return exited
-  })
-  const logged = []
-  const seen = new Map()
-  const waitFor = (line) => {
-    if (!seen.has(line)) seen.set(line, deferred())
-    return seen.get(line).promise
-  }
-  createInterface({ input: child.stdout }).on('line', (l) => {
-    if (l.startsWith('log: ')) logged.push(l)
-    if (!seen.has(l)) seen.set(l, deferred())
-    seen.get(l).resolve()
-  })
-  child.once('exit', (code) => {
-    for (const d of seen.values()) d.reject(new Error(`block-worker exited with ${code}`))
-  })
-  return { child, waitFor, logged }
+  return fixtureProcess(t, 'block-worker.mjs', [JSON.stringify(where), coreOf(core), String(leaseMs), String(blockMs)], { env: { COUNT_LOG: log }, nodeFlags })
 }
 
 const LEASE = 1000
@@ -101,8 +72,9 @@ test('[js] without its heartbeat thread the JS core beats on the event loop, and
   const [job] = await queue.enqueueMany([{ task: 'wait', options: { retryBackoff: { base: 1, jitter: false } } }])
   t.is(await job.result({ timeout: 20_000 }), `done by ${a.child.pid}`)
   t.deepEqual(await job.errors(), [])
-  t.is(a.logged.length, 1, a.logged.join('\n'))
-  t.regex(a.logged[0], /heartbeat thread .* is out \(it could not start: .*\); leases are renewed on the event loop/)
+  const logged = a.lines.filter((l) => l.startsWith('log: '))
+  t.is(logged.length, 1, logged.join('\n'))
+  t.regex(logged[0], /heartbeat thread .* is out \(it could not start: .*\); leases are renewed on the event loop/)
 })
 
 // Which cancel requests a worker was told of. Beats are numbered under the write lock; their results

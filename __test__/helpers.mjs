@@ -2,9 +2,11 @@
 // on SQLite, and the native core on PostgreSQL when TASKITO_PG_URL is set — from one source of tests.
 import test from 'ava'
 import { spawn, spawnSync } from 'node:child_process'
+import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { Queue } from 'taskito'
 
 export const PG_URL = process.env.TASKITO_PG_URL
@@ -80,6 +82,44 @@ export async function until(predicate, { timeout = 15_000, everyMs = 20, what = 
     if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}`)
     await new Promise((r) => setTimeout(r, everyMs))
   }
+}
+
+/**
+ * Starts `node [nodeFlags] __test__/fixtures/<fixture> ...args` with `env` added, killed after the
+ * test (which then waits for it to be gone). `waitFor(line)` resolves with that line once the
+ * process printed it, and rejects once the process ended without printing it; `lines` holds every
+ * line so far; `exited` resolves with [code, signal]. Both go by 'close', not 'exit': 'exit' can
+ * come before the last of the output has been read.
+ */
+export function fixtureProcess(t, fixture, args, { env = {}, nodeFlags = [] } = {}) {
+  const child = spawn(process.execPath, [...nodeFlags, join('__test__', 'fixtures', fixture), ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  const exited = once(child, 'close')
+  t.teardown(() => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    return exited
+  })
+  const lines = []
+  const seen = new Map()
+  const line = (text) => {
+    if (!seen.has(text)) {
+      const d = deferred()
+      // A wait nobody awaits (the process died, as a test may make it) is no unhandled rejection.
+      d.promise.catch(() => {})
+      seen.set(text, d)
+    }
+    return seen.get(text)
+  }
+  createInterface({ input: child.stdout }).on('line', (l) => {
+    lines.push(l)
+    line(l).resolve(l)
+  })
+  child.once('close', (code, signal) => {
+    for (const [text, d] of seen) d.reject(new Error(`${fixture} ended (${code ?? signal}) without printing "${text}"`))
+  })
+  return { child, lines, exited, waitFor: (text) => line(text).promise }
 }
 
 /** Starts `node __test__/fixtures/<fixture> ...args` with `env` added, killed after the test;

@@ -1,10 +1,7 @@
 // Timeouts that stop work, leases that survive kill -9, cooperative cancellation, lock contention.
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
-import { fileURLToPath } from 'node:url'
 import {
   currentJob,
   MaxRetriesExceededError,
@@ -13,30 +10,14 @@ import {
   TaskTimeoutError,
   chain,
 } from 'taskito'
-import { eachCore, makeQueue, tempDir, deferred, location, coreOf, until } from './helpers.mjs'
+import { eachCore, makeQueue, tempDir, deferred, location, coreOf, until, fixtureProcess } from './helpers.mjs'
 
-const fixtures = fileURLToPath(new URL('./fixtures/', import.meta.url))
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-/** Starts a fixture process; resolves once it printed `line` (e.g. "ready"). */
+/** A fixture process (fixtureProcess) and `ready`: once it printed `line` (e.g. "ready"). */
 function startProcess(t, script, args, env = {}, line = 'ready') {
-  const child = spawn(process.execPath, [join(fixtures, script), ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  t.teardown(() => child.exitCode === null && child.signalCode === null && child.kill('SIGKILL'))
-  const lines = createInterface({ input: child.stdout })
-  const seen = new Map()
-  const waitFor = (text) => {
-    if (!seen.has(text)) seen.set(text, deferred())
-    return seen.get(text).promise
-  }
-  lines.on('line', (l) => {
-    if (!seen.has(l)) seen.set(l, deferred())
-    seen.get(l).resolve(l)
-  })
-  const exited = once(child, 'exit')
-  return { child, waitFor, exited, ready: line ? waitFor(line) : Promise.resolve() }
+  const p = fixtureProcess(t, script, args, { env })
+  return { ...p, ready: line ? p.waitFor(line) : Promise.resolve() }
 }
 
 eachCore('hard timeout: the attempt is failed promptly, its signal aborted, its late return discarded', async (t, core) => {
