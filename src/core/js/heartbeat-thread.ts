@@ -15,8 +15,7 @@ import type { WorkerInfo } from '../types.js'
 import { Beats } from './beats.js'
 import { driverNamed } from './driver.js'
 import { type BeatThreadData, type FromBeatThread, type ToBeatThread, nextBeat, publishBlackout } from './heartbeat.js'
-import { loadQuery } from './queries.js'
-import type { Database, Statement } from './sqlite.js'
+import { applyCommonSettings, type Database, isBusy, type Statement } from './sqlite.js'
 
 const port = parentPort
 if (port === null) throw new Error('taskito: heartbeat-thread is the entry of a worker thread, not a module to import')
@@ -60,8 +59,7 @@ let opened: Database | undefined
 try {
   const db = (opened = new (driverNamed(data.driver).Database)(data.path, { timeout: data.busyMs, fileMustExist: true }))
   db.pragma(`busy_timeout = ${Math.floor(data.busyMs)}`)
-  db.exec(loadQuery('connection/common.sql'))
-  db.pragma('foreign_keys = OFF')
+  applyCommonSettings(db)
   conn = { db, beats: new Beats(db), begin: db.prepare('BEGIN IMMEDIATE'), commit: db.prepare('COMMIT'), rollback: db.prepare('ROLLBACK') }
 } catch (err) {
   fail(err)
@@ -84,8 +82,6 @@ function end(): void {
   }
   port?.close()
 }
-
-const busy = (err: unknown): boolean => String((err as { code?: unknown })?.code).startsWith('SQLITE_BUSY')
 
 port.on('message', (m: ToBeatThread) => {
   if (closed) return
@@ -134,7 +130,7 @@ function beat(due: [string, Entry][]): void {
   try {
     begin.run()
   } catch (err) {
-    if (!busy(err)) return working ? undefined : fail(err)
+    if (!isBusy(err)) return working ? undefined : fail(err)
     waitingSince ??= tried
     return
   }
@@ -162,7 +158,7 @@ function beat(due: [string, Entry][]): void {
     } catch {
       // nothing more to undo
     }
-    if (!working && !busy(err)) fail(err)
+    if (!working && !isBusy(err)) fail(err)
     return
   }
   working = true

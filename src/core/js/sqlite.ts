@@ -22,6 +22,18 @@ export function lockRetryMs(previous: number): number {
   return Math.min(Math.max(1, previous * 2), 20)
 }
 
+/** Whether better-sqlite3 (or node:sqlite) refused for another connection's lock (SQLITE_BUSY*). */
+export function isBusy(err: unknown): boolean {
+  return String((err as { code?: unknown } | null)?.code).startsWith('SQLITE_BUSY')
+}
+
+/** What every connection of the JS core sets once the file is in WAL mode: the native core's
+ * connection/common.sql, and foreign keys off. The engine's connection and its heartbeat thread's. */
+export function applyCommonSettings(db: Database): void {
+  db.exec(loadQuery('connection/common.sql'))
+  db.pragma('foreign_keys = OFF')
+}
+
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1')
 
 /** The shared schema migrations, shipped in the package and applied exactly as the native core applies them. */
@@ -165,8 +177,7 @@ export function openDatabase(path: string, busyTimeoutMs: number, fileMode: numb
     // background checkpointer, which the JS core does not have (it keeps SQLite's automatic
     // checkpoint); nor the reader's and checkpointer's files, connections it does not open.
     switchToWal(db, busyTimeoutMs)
-    db.exec(loadQuery('connection/common.sql'))
-    db.pragma('foreign_keys = OFF')
+    applyCommonSettings(db)
     if (found < latest) migrate(db, path, all)
     // From here on SQLite only ever waits a slice for a lock; the engine waits out the rest of the
     // busy timeout asynchronously, so a lock held by another process never freezes the event loop.
@@ -195,7 +206,7 @@ function switchToWal(db: Database, busyTimeoutMs: number): void {
       return
     } catch (err) {
       const left = deadline - Date.now()
-      if (!String((err as { code?: unknown }).code).startsWith('SQLITE_BUSY') || left <= 0) throw err
+      if (!isBusy(err) || left <= 0) throw err
       Atomics.wait(sleeper, 0, 0, Math.min(pause, left))
     }
   }
