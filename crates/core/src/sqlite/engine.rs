@@ -156,7 +156,7 @@ impl Engine {
         // The writer waits for another process's lock with the finer wait (wake.rs), or with
         // SQLite's busy timeout where that cannot be installed.
         let busy = Duration::from_millis(busy_timeout_ms);
-        let fine = wake::wait_finely(&wconn).is_ok();
+        let fine = wake::wait_finely(&mut wconn).is_ok();
         if !fine {
             let _ = wconn.busy_timeout(busy);
         }

@@ -217,6 +217,7 @@ pub fn connect(path: &Path, busy_timeout_ms: u64, role: Role) -> Result<Connecti
     let conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(Duration::from_millis(busy_timeout_ms))?;
     conn.set_prepared_statement_cache_capacity(64);
+    plan_once(&conn)?;
     if writer {
         let mode = switch_to_wal(&conn, busy_timeout_ms)?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -231,6 +232,21 @@ pub fn connect(path: &Path, busy_timeout_ms: u64, role: Role) -> Result<Connecti
     }
     queries::apply(&conn, Settings::Common)?;
     Ok(conn)
+}
+
+/// Every statement keeps the plan it was prepared with, whatever values are bound later (SQLite's
+/// query planner stability guarantee). Without it SQLite marks a parameter whose value might
+/// change the plan, and re-prepares the statement (parse and plan again) at every run that binds
+/// it anew, which is every run of a cached statement. Since SQLite 3.5x that includes the `=`
+/// parameters of an ordered query on a table with a partial index (the claim's page,
+/// claim/ready.sql, and most of the hot path): the partial index's predicate is compared with
+/// them. The plans are chosen for any value by design, and tests read them (queries.rs).
+pub(crate) fn plan_once(conn: &Connection) -> Result<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
 }
 
 /// The longest pause between two tries of the WAL switch.

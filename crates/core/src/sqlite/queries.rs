@@ -1574,9 +1574,10 @@ fn json_ids(ids: &[i64]) -> String {
 mod tests {
     use super::*;
 
-    /// An in-memory database at the latest schema.
+    /// An in-memory database at the latest schema, planning as the engine's connections do.
     fn migrated() -> Connection {
         let conn = Connection::open_in_memory().unwrap();
+        super::super::open::plan_once(&conn).unwrap();
         for (_, sql) in MIGRATIONS {
             conn.execute_batch(sql).unwrap();
         }
@@ -1830,6 +1831,7 @@ mod tests {
     #[test]
     fn limited_statements_are_not_reprepared() {
         let conn = Connection::open_in_memory().unwrap();
+        super::super::open::plan_once(&conn).unwrap();
         for (_, sql) in MIGRATIONS {
             conn.execute_batch(sql).unwrap();
         }

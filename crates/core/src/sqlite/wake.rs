@@ -49,7 +49,7 @@ thread_local! {
 /// and a first sleep of 1 ms was most of the wake's latency. The limit is kept per thread
 /// ([`wait_here`] on the writer thread): on any other thread, such as a caller's running a lone
 /// call on the same connection, the handler gives up at once (SQLITE_BUSY).
-pub(super) fn wait_finely(conn: &Connection) -> rusqlite::Result<()> {
+pub(super) fn wait_finely(conn: &mut Connection) -> rusqlite::Result<()> {
     conn.busy_handler(Some(lock_busy))
 }
 
