@@ -11,6 +11,7 @@ import { tempDir } from './helpers.mjs'
 const driverModule = new URL('../dist/esm/core/js/driver.js', import.meta.url)
 const { sqliteDriver } = await import(driverModule)
 const { name, Database } = sqliteDriver()
+const { hasWalResetBug, walResetWarning } = await import(new URL('../dist/esm/core/js/sqlite.js', import.meta.url))
 const forced = process.env.TASKITO_SQLITE_DRIVER
 
 test(`the driver is ${name}${forced ? ` (forced by TASKITO_SQLITE_DRIVER=${forced})` : ''}`, (t) => {
@@ -112,4 +113,29 @@ setInterval(() => {}, 1000)`],
   })
   t.regex(codeOf(t, () => db.exec('BEGIN IMMEDIATE')), /^SQLITE_BUSY/)
   t.false(db.inTransaction)
+})
+
+// SQLite 3.7.0-3.51.2 have the WAL-reset bug (stale reads, a checkpoint that can lose pages): the
+// JS core tells the queue's logger once when its driver's SQLite is one of them.
+
+test('the WAL-reset bug is in SQLite before 3.51.3 only', (t) => {
+  for (const v of ['3.7.0', '3.45.1', '3.50.2', '3.51.2', '2.8.17']) t.true(hasWalResetBug(v), v)
+  for (const v of ['3.51.3', '3.51.10', '3.52.0', '3.53.2', '3.54.1', '4.0.0']) t.false(hasWalResetBug(v), v)
+})
+
+test("the warning names the driver's fix, and is not given for a fixed SQLite", (t) => {
+  t.is(walResetWarning('3.54.1', 'node:sqlite'), undefined)
+  t.regex(walResetWarning('3.50.2', 'better-sqlite3'), /SQLite is 3\.50\.2 \(better-sqlite3\).*upgrade better-sqlite3 to 12\.8 or later/)
+  t.regex(walResetWarning('3.47.0', 'node:sqlite'), /install better-sqlite3@12\.8 or later.*or run a Node whose node:sqlite has SQLite 3\.51\.3/)
+})
+
+test("this process's driver has a fixed SQLite, so opening a queue logs nothing about it", async (t) => {
+  const { Queue } = await import('../dist/esm/index.js')
+  const version = new Database(':memory:').prepare('SELECT sqlite_version()').pluck().get()
+  const said = []
+  const queue = new Queue({ dbPath: join(tempDir(t), 'q.db'), core: 'js', logger: { error: (m) => said.push(m) } })
+  await queue.stats()
+  await queue.close()
+  t.false(hasWalResetBug(version), `${name} has SQLite ${version}`)
+  t.deepEqual(said.filter((m) => /WAL-reset/.test(m)), [])
 })

@@ -42,6 +42,7 @@ import { closedError, fromSqlite } from './errors.js'
 import { sqliteDriver } from './driver.js'
 import { BeatThread, beatsBegun, type CancelsSeen, learnFromBeat, learnInProcess, nextBeat, readBlackout, sharedBlock } from './heartbeat.js'
 import { lockRetryMs, openDatabase, type Database } from './sqlite.js'
+import { loadQuery } from './queries.js'
 import { type Effects, isFinal, key, newEffects, Store } from './store.js'
 
 /** The environment's say on the cross-process wake, read once per process (policy/wake.ts). */
@@ -195,9 +196,13 @@ export class Engine {
   private logger: Logger | undefined
   private loopNoticeShown = false
 
+  /** The driver's SQLite library version, as `sqlite_version()` gives it. */
+  readonly sqliteVersion: string
+
   constructor(path: string, db: Database, busyMs: number, readOnly: boolean) {
     this.path = path
     this.db = db
+    this.sqliteVersion = String(db.prepare(loadQuery('connection/sqlite_version.sql')).pluck().get())
     this.busyMs = busyMs
     this.store = new Store(db)
     // A read-only engine only reads: no reaper, no sweep, no unroutable check.

@@ -35,12 +35,17 @@ import type {
   WorkerInfo,
 } from '../types.js'
 import { validateFire, validateSchedule } from '../policy/schedules.js'
-import type { Logger } from '../../hooks.js'
+import { consoleLogger, type Logger } from '../../hooks.js'
+import { sqliteDriver } from './driver.js'
 import { acquireEngine, type Engine } from './engine.js'
 import { closedError, invalid, jobNotFound } from './errors.js'
 import { type Effects, parseId } from './store.js'
+import { walResetWarning } from './sqlite.js'
 
 const DEFAULT_BUSY_TIMEOUT_MS = 5_000
+
+/** The SQLite of the driver has the WAL-reset bug, and a logger was told (once per process). */
+let walResetWarned = false
 
 /** `logger`: where the engine says what the user should know and no call returns (its heartbeat
  * thread could not run). */
@@ -59,6 +64,11 @@ export async function openJs(opts: OpenOptions, logger?: Logger): Promise<Core> 
   const readOnly = opts.readOnly === true
   const dir = folderMode(opts)
   const engine = acquireEngine(canonicalPath(opts.dbPath, dir), busy, readOnly ? null : (opts.fileMode ?? DEFAULT_FILE_MODE))
+  const warning = walResetWarned ? undefined : walResetWarning(engine.sqliteVersion, sqliteDriver().name)
+  if (warning !== undefined) {
+    walResetWarned = true
+    ;(logger ?? consoleLogger).error(warning)
+  }
   return new JsCore(engine, opts.namespace, busy, readOnly, logger)
 }
 

@@ -34,6 +34,36 @@ export function applyCommonSettings(db: Database): void {
   db.pragma('foreign_keys = OFF')
 }
 
+/** The first SQLite release without the "WAL-reset bug" of 3.7.0 to 3.51.2: a checkpoint that runs
+ * while another connection's commit starts the WAL over can record the new WAL's frames as copied
+ * into the database file, so readers see older rows and a later checkpoint can lose them. The JS
+ * core's engine and its heartbeat thread are two connections that commit and checkpoint. */
+const WAL_RESET_FIXED = [3, 51, 3]
+
+/** Whether SQLite `version` ("3.50.2", as `sqlite_version()` gives it) has the WAL-reset bug. */
+export function hasWalResetBug(version: string): boolean {
+  const parts = version.split('.').map((p) => Number.parseInt(p, 10))
+  for (let i = 0; i < WAL_RESET_FIXED.length; i++) {
+    const have = Number.isFinite(parts[i]) ? parts[i]! : 0
+    if (have !== WAL_RESET_FIXED[i]) return have < WAL_RESET_FIXED[i]!
+  }
+  return false
+}
+
+/** What to tell the user when the driver's SQLite has the WAL-reset bug (undefined when not). */
+export function walResetWarning(version: string, driver: string): string | undefined {
+  if (!hasWalResetBug(version)) return undefined
+  const fix =
+    driver === 'node:sqlite'
+      ? 'install better-sqlite3@12.8 or later in your project (taskito then uses it), or run a Node whose node:sqlite has SQLite 3.51.3 or later'
+      : 'upgrade better-sqlite3 to 12.8 or later (`npm install better-sqlite3@12`)'
+  return (
+    `the JS core's SQLite is ${version} (${driver}), which has the WAL-reset bug fixed in 3.51.3: ` +
+    `rarely, readers see rows older than a commit and a later checkpoint can corrupt the file; ${fix}. ` +
+    `The native core bundles a fixed SQLite.`
+  )
+}
+
 const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1')
 
 /** The shared schema migrations, shipped in the package and applied exactly as the native core applies them. */
