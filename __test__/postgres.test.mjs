@@ -106,6 +106,88 @@ pgTest('3 worker processes and a producer process: 10,000 jobs, one worker kille
   await Promise.all(workers.slice(1).map((w) => w.exited))
 })
 
+/** Another session of the database with a transaction left open (as a report, pg_dump or a
+ * session idle in a transaction has): its snapshot keeps every row version the drain leaves
+ * behind, and their index entries, until the test ends. */
+async function holdSnapshot(t) {
+  const psql = spawn('psql', ['-XAtq', '-v', 'ON_ERROR_STOP=1', PG_URL], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const closed = new Promise((resolve) => psql.once('close', resolve))
+  t.teardown(async () => {
+    psql.stdin.end('ROLLBACK;\n')
+    await closed
+  })
+  const xid = new Promise((resolve) => psql.stdout.once('data', (d) => resolve(String(d).trim())))
+  psql.stdin.write('BEGIN ISOLATION LEVEL REPEATABLE READ;\nSELECT txid_current();\n')
+  return xid
+}
+
+pgTest('a drain while another session holds a snapshot: every job complete once', async (t) => {
+  t.timeout(120_000)
+  t.regex(await holdSnapshot(t), /^\d+$/)
+  const queue = openQueue(t, freshSchema(t))
+  const N = 4000
+  queue.task('double', async (x) => x * 2)
+  const jobs = await queue.enqueueMany(Array.from({ length: N }, (_, i) => ({ task: 'double', args: [i] })))
+  const succeeded = new Map()
+  queue.onSuccess((e) => succeeded.set(e.jobId, (succeeded.get(e.jobId) ?? 0) + 1))
+  const worker = queue.worker({ concurrency: 32 })
+  await worker.start()
+  t.teardown(() => worker.close())
+  await until(() => succeeded.size === N, { timeout: 100_000, what: `${N} jobs settled` })
+  const stats = await queue.stats()
+  t.is(stats.completed, N)
+  t.true([...succeeded.values()].every((n) => n === 1), 'each job ran once')
+  for (const i of [0, N / 2, N - 1]) t.is(await jobs[i].result({ timeout: 1000 }), 2 * i)
+})
+
+pgTest('claims past their cursors: a higher priority, a release by another store, a retry and a delayed job all run while a drain goes on', async (t) => {
+  t.timeout(120_000)
+  const schema = freshSchema(t)
+  const queue = openQueue(t, schema)
+  const N = 8000
+  let lowDone = 0
+  let lowDoneWhenHighRan
+  let failedOnce = false
+  const work = queue.task('work', async (kind) => {
+    if (kind === 'low') lowDone++
+    if (kind === 'high') lowDoneWhenHighRan = lowDone
+    if (kind === 'flaky' && !failedOnce) {
+      failedOnce = true
+      throw new Error('once')
+    }
+    return kind
+  }, { maxRetries: 1, retryBackoff: { base: 1, max: 1, jitter: false } })
+  await queue.enqueueMany(Array.from({ length: N }, () => ({ task: 'work', args: ['low'] })))
+  const succeeded = new Map()
+  queue.onSuccess((e) => succeeded.set(e.jobId, (succeeded.get(e.jobId) ?? 0) + 1))
+  // Another store of the same schema (as another process would be) whose worker claims ahead and
+  // closes midway: the jobs it held go back to pending behind this store's cursors.
+  const other = openQueue(t, schema)
+  const otherRan = new Map()
+  other.task('work', async (kind) => kind)
+  other.onSuccess((e) => otherRan.set(e.jobId, (otherRan.get(e.jobId) ?? 0) + 1))
+  const otherWorker = other.worker({ concurrency: 4 })
+  const worker = queue.worker({ concurrency: 8 })
+  await Promise.all([worker.start(), otherWorker.start()])
+  t.teardown(() => worker.close())
+  await until(() => succeeded.size >= 500, { timeout: 60_000, what: '500 jobs settled' })
+  const [high, flaky, delayed] = await Promise.all([
+    work.apply(['high'], { priority: 10 }),
+    work.apply(['flaky']),
+    work.apply(['delayed'], { delay: 50 }),
+  ])
+  await otherWorker.close()
+  t.is(await high.result({ timeout: 60_000 }), 'high')
+  t.true(lowDoneWhenHighRan < N - 2000, `the higher priority ran before the low drain ended (${lowDoneWhenHighRan} of ${N} done)`)
+  t.is(await flaky.result({ timeout: 60_000 }), 'flaky')
+  t.is(await delayed.result({ timeout: 60_000 }), 'delayed')
+  await until(async () => (await queue.stats()).completed === N + 3, { timeout: 60_000, what: `${N + 3} completed` })
+  const ran = [...succeeded.keys(), ...otherRan.keys()]
+  t.is(new Set(ran).size, ran.length, 'no job ran in both stores')
+  t.true([...succeeded.values(), ...otherRan.values()].every((n) => n === 1), 'each job succeeded once')
+  t.is((await flaky.info()).retryCount, 1)
+})
+
 pgTest('two schemas in one database are independent', async (t) => {
   const a = openQueue(t, freshSchema(t))
   const b = openQueue(t, freshSchema(t))

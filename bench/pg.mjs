@@ -5,7 +5,7 @@
 // (issue #17 aim 1: both ≥ 1.5x). See docs/PERFORMANCE.md, "PostgreSQL: counters in code, and
 // graphile-worker".
 
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import { Queue } from 'taskito'
@@ -121,11 +121,36 @@ async function drainGraphile(ctx, gw, n, concurrency) {
   return t
 }
 
+/**
+ * Another session of the bench's database that holds a snapshot until `release()`: a transaction
+ * left open (as a report, pg_dump or a session idle in a transaction does), so no row version any
+ * claim leaves behind can be cleaned up meanwhile (docs/PERFORMANCE.md, "PostgreSQL: claims past a
+ * held snapshot"). psql with its input kept open; the release rolls back and quits, so the session
+ * ends with the run.
+ */
+export async function holdSnapshot(ctx) {
+  const psql = spawn('psql', ['-XAtq', '-v', 'ON_ERROR_STOP=1', ctx.url], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const closed = new Promise((resolve) => psql.on('close', resolve))
+  const held = new Promise((resolve, reject) => {
+    psql.stdout.once('data', resolve)
+    closed.then(() => reject(new Error('psql ended before it held a snapshot')))
+  })
+  psql.stdin.write('BEGIN ISOLATION LEVEL REPEATABLE READ;\nSELECT txid_current();\n')
+  await held
+  return {
+    async release() {
+      psql.stdin.end('ROLLBACK;\n')
+      await closed
+    },
+  }
+}
+
 /** The yardstick: each pair alternated (ours first, then graphile-worker; the drain the other way
  * round), then the ratio against its aim. */
 export async function yardstick(ctx) {
-  const { n, enqueueN, batch, concurrency } = ctx.params
+  const { n, enqueueN, batch, concurrency, held = 0 } = ctx.params
   const gw = await graphile(ctx)
+  const holder = held ? await holdSnapshot(ctx) : undefined
   try {
     // The server's CPU around each part (its processes on this machine; undefined otherwise).
     const server = [await pgServerCpuMs(ctx)]
@@ -162,6 +187,7 @@ export async function yardstick(ctx) {
     }
     return rows
   } finally {
+    await holder?.release()
     await gw.utils.release()
     dropSchema(ctx, gw.schema)
   }

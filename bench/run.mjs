@@ -73,6 +73,7 @@ const PLAN = [
   // graphile-worker as the PostgreSQL yardstick (bench/pg.mjs): drain and bulk enqueue, ratios vs aims.
   { id: 'pg-yardstick', pg: true, params: { n: [50_000, 5000], enqueueN: [100_000, 10_000], batch: 1000, concurrency: 64 } },
   { id: 'pg-drain-1', pg: true, params: { n: [50_000, 5000], procs: 1, concurrency: 64 } },
+  { id: 'pg-drain-1-held', pg: true, params: { n: [50_000, 5000], procs: 1, concurrency: 64, held: 1 } },
   { id: 'pg-drain-3', pg: true, params: { n: [50_000, 5000], procs: 3, concurrency: 64 } },
   { id: 'pg-drain-3-bare', pg: true, params: { n: [50_000, 5000], procs: 3, concurrency: 64, upkeep: 0 } },
   { id: 'pg-drain-3-poll', pg: true, params: { n: [50_000, 5000], procs: 3, concurrency: 64, pollMs: 1000 } },

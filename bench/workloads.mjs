@@ -9,7 +9,7 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Queue, chain, group, chord } from 'taskito'
-import { pgServerCpuMs, yardstick } from './pg.mjs'
+import { holdSnapshot, pgServerCpuMs, yardstick } from './pg.mjs'
 import { THROUGHPUT_WORKLOADS } from './throughput.mjs'
 import { latencyXproc } from './wake.mjs'
 
@@ -694,7 +694,9 @@ async function stopWorkerProcs(procs) {
 }
 
 async function drainProcs(ctx) {
-  const { n, procs, concurrency, upkeep = 1, pollMs = 0 } = ctx.params
+  const { n, procs, concurrency, upkeep = 1, pollMs = 0, held = 0 } = ctx.params
+  // Before the enqueue: every row the run writes stays behind the held snapshot.
+  const holder = held ? await holdSnapshot(ctx) : undefined
   const setup = new Queue(queueOptions(ctx))
   setup.task('noop', async () => {})
   await preEnqueue(setup, 'noop', n)
@@ -729,6 +731,7 @@ async function drainProcs(ctx) {
     throw err
   } finally {
     clearInterval(watch)
+    await holder?.release()
   }
   const ms = performance.now() - t0
   const server1 = server0 === undefined ? undefined : await pgServerCpuMs(ctx)
@@ -737,7 +740,13 @@ async function drainProcs(ctx) {
   if (upkeep) await expectCompleted(setup, n)
   else await expectCompletedRows(ctx, n)
   await setup.close()
-  const variant = !upkeep ? ', without metrics upkeep' : pollMs ? `, stats() every ${pollMs} ms` : ''
+  const variant = !upkeep
+    ? ', without metrics upkeep'
+    : pollMs
+      ? `, stats() every ${pollMs} ms`
+      : held
+        ? ', a snapshot held by another session'
+        : ''
   return {
     metrics: [
       {
@@ -974,6 +983,7 @@ export const WORKLOADS = {
   'schedule-ticks': scheduleTicks,
   'pg-schedule-ticks': scheduleTicks,
   'pg-drain-1': drainProcs,
+  'pg-drain-1-held': drainProcs,
   'pg-yardstick': yardstick,
   'pg-drain-3': drainProcs,
   'pg-delay-64': delayInFlight,

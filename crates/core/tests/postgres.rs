@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use taskito_core::policy::{self, ReapReason};
 use taskito_core::postgres::{self, PgStore};
 use taskito_core::{
-    JobRow, ListFilter, NewJob, OpenOptions, Settle, SettleKind, SettleStatus, StatusCode, Store,
+    ClaimedJob, JobRow, JobToken, ListFilter, NewJob, OpenOptions, Settle, SettleKind,
+    SettleStatus, StatusCode, Store,
 };
 use tokio_postgres::NoTls;
 
@@ -1532,12 +1533,12 @@ async fn the_claim_on_its_generic_plan_reads_jobs_only_through_indexes() {
     let admin = prepared_on_generic_plan(
         &db,
         include_str!("../queries/postgres/claim/claim.sql"),
-        "text, text[], bigint, text, bigint, text[], bigint[]",
+        "text, text[], bigint, text, bigint, text[], bigint[], text[], text[], bigint[], bigint[], bigint[]",
     )
     .await;
     for limit in [1, 64, 448] {
         let execute =
-            format!("EXECUTE c('test', '{{default}}', {limit}, 'w', 30000, '{{t}}', '{{NULL}}')");
+            format!("EXECUTE c('test', '{{default}}', {limit}, 'w', 30000, '{{t}}', '{{NULL}}', '{{}}', '{{}}', '{{}}', '{{}}', '{{}}')");
         reads_jobs_by_index(&admin, &execute, &format!("limit {limit}")).await;
     }
     admin.batch_execute("ROLLBACK").await.unwrap();
@@ -1871,4 +1872,64 @@ async fn completes_on_their_generic_plan_read_jobs_by_index_and_release_dependen
     );
     s.unregister_worker("w");
     s.close().await.unwrap();
+}
+
+/// A worker's claims start where its last full claim stopped (postgres/cursor.rs), so that a held
+/// snapshot elsewhere does not make them walk every job drained since; claim order stays: a higher
+/// priority enqueued meanwhile comes first, a job released in this store comes back at once, and
+/// one released by another store behind the cursor comes back when nothing is left past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_past_a_cursor_keep_claim_order() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let other = db.open().await;
+    let jobs: Vec<NewJob> = (0..10)
+        .map(|i| NewJob::new("t", format!("[{i}]")))
+        .collect();
+    let ids: Vec<i64> = s
+        .enqueue(jobs)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id)
+        .collect();
+    s.register_worker(&worker("w", 60_000)).unwrap();
+    other.register_worker(&worker("o", 60_000)).unwrap();
+    let claim = |n: i64| s.claim(req("w", n, 0));
+    let taken = |js: &[ClaimedJob]| js.iter().map(|j| j.id).collect::<Vec<_>>();
+
+    let first = claim(3).await.unwrap();
+    assert_eq!(taken(&first), ids[0..3]);
+    // Above the cursor's priority: read from the front, so it comes first.
+    let mut high = NewJob::new("t", "[\"high\"]");
+    high.priority = 5;
+    let high = s.enqueue(vec![high]).await.unwrap()[0].id;
+    assert_eq!(taken(&claim(1).await.unwrap()), vec![high]);
+    assert_eq!(taken(&claim(2).await.unwrap()), ids[3..5]);
+    // Released here: behind the cursor, and the next claim scans from the front.
+    s.release(vec![JobToken {
+        id: first[0].id,
+        token: first[0].token,
+    }])
+    .await
+    .unwrap();
+    assert_eq!(taken(&claim(1).await.unwrap()), vec![ids[0]]);
+    // Released by another store behind this worker's cursor: taken once nothing is past it.
+    let theirs = other.claim(req("o", 1, 0)).await.unwrap();
+    assert_eq!(taken(&theirs), vec![ids[5]]);
+    assert_eq!(taken(&claim(3).await.unwrap()), ids[6..9]);
+    other
+        .release(vec![JobToken {
+            id: theirs[0].id,
+            token: theirs[0].token,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(taken(&claim(1).await.unwrap()), vec![ids[9]]);
+    assert_eq!(taken(&claim(1).await.unwrap()), vec![ids[5]]);
+    assert!(claim(1).await.unwrap().is_empty());
+    s.unregister_worker("w");
+    other.unregister_worker("o");
+    s.close().await.unwrap();
+    other.close().await.unwrap();
 }

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::cursor::CursorArgs;
 use super::pipeline::Tx;
 use super::retry::{backoff_step, SETTLE_RETRY_BUDGET};
 use super::{counters, flow, ms, rows, sql, Inner};
@@ -171,6 +172,7 @@ impl Inner {
         self.unhold(jobs.iter().map(|j| (j.id, j.token)));
         let released = res?;
         if released > 0 {
+            self.rewind_cursors();
             self.announce(false);
         }
         Ok(())
@@ -394,14 +396,25 @@ impl Inner {
         let tx = Tx::new(c);
         let (found, due) = if flows.is_empty() {
             let limits: Vec<Option<i64>> = vec![None; tasks.len()];
-            let args: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
-                &self.ns, &queues, &limit, &worker_id, &lease_ms, &tasks, &limits,
+            let cur = self.cursor_args(worker_id);
+            let [cq, ct, cp, cr, ci] = cur.as_params();
+            let args: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
+                &self.ns, &queues, &limit, &worker_id, &lease_ms, &tasks, &limits, cq, ct, cp, cr,
+                ci,
             ];
-            let found = tx
+            let mut found = tx
                 .begin_as(&self.generic_begin, async {
                     Ok(tx.query(&claim, &args).await?)
                 })
                 .await?;
+            if found.is_empty() && !cur.ids.is_empty() {
+                // Nothing past the cursors: what is left, if anything, came back behind them. A
+                // claim from the front now, rather than an empty answer while jobs are ready.
+                let none = CursorArgs::default();
+                let mut again = args;
+                again[7..].copy_from_slice(&none.as_params());
+                found = tx.query(&claim, &again).await?;
+            }
             let due: Option<i64> = if found.is_empty() {
                 tx.query_one(&next_run_at, &[&self.ns, &queues, &tasks])
                     .await?
@@ -436,8 +449,12 @@ impl Inner {
             let found = if open.is_empty() {
                 Vec::new()
             } else {
-                let args: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
-                    &self.ns, &queues, &limit, &worker_id, &lease_ms, &open, &limits,
+                // No cursors: a gate's limits would make its claims come short anyway.
+                let none = CursorArgs::default();
+                let [cq, ct, cp, cr, ci] = none.as_params();
+                let args: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
+                    &self.ns, &queues, &limit, &worker_id, &lease_ms, &open, &limits, cq, ct, cp,
+                    cr, ci,
                 ];
                 tx.query(&claim, &args).await?
             };
@@ -462,6 +479,9 @@ impl Inner {
         }
         tx.commit(&counts).await?;
         if found.is_empty() {
+            if flows.is_empty() {
+                self.advance_cursors(worker_id, limit, 0, &[]);
+            }
             return Ok((Vec::new(), due));
         }
         let mut jobs = Vec::with_capacity(found.len());
@@ -476,7 +496,38 @@ impl Inner {
             self.bury(bad).await?;
         }
         policy::sort_claimed(&mut jobs);
+        if flows.is_empty() {
+            // Every row the claim took counts, the buried ones too: they left jobs_ready.
+            self.advance_cursors(worker_id, limit, found.len(), &jobs);
+        }
         Ok((jobs, None))
+    }
+
+    /// The worker's claim cursors for its next claim (`cursor.rs`); none for a worker not
+    /// registered here.
+    fn cursor_args(&self, worker_id: &str) -> CursorArgs {
+        let mut workers = self.workers.lock().expect("workers lock");
+        match workers.get_mut(worker_id) {
+            Some(w) => w.cursors.args(std::time::Instant::now()),
+            None => CursorArgs::default(),
+        }
+    }
+
+    /// After a claim that asked for `asked` jobs and took `took` rows (`jobs` the readable ones).
+    fn advance_cursors(&self, worker_id: &str, asked: i64, took: usize, jobs: &[ClaimedJob]) {
+        let mut workers = self.workers.lock().expect("workers lock");
+        if let Some(w) = workers.get_mut(worker_id) {
+            w.cursors.advance(asked, took, jobs);
+        }
+    }
+
+    /// Jobs went back to pending behind where the claims stopped: every worker's next claim here
+    /// scans from the front.
+    pub(super) fn rewind_cursors(&self) {
+        let mut workers = self.workers.lock().expect("workers lock");
+        for w in workers.values_mut() {
+            w.cursors.clear();
+        }
     }
 
     /// Ends a claimed job whose row cannot be read: dead, with its error record and dead letter

@@ -24,6 +24,8 @@ pub(super) struct WorkerState {
     held: HashMap<i64, i64>,
     /// Jobs claimed ahead for it and not handed out yet (held too: `claim.rs`).
     pub(super) ahead: crate::ahead::Ahead,
+    /// Where its claims stopped in jobs_ready (`cursor.rs`).
+    pub(super) cursors: super::cursor::Cursors,
     pending_cancels: Vec<i64>,
     reported: HashSet<i64>,
     pub(super) heartbeat: Option<JoinHandle<()>>,
@@ -125,6 +127,7 @@ impl Inner {
                 info: info.clone(),
                 held: HashMap::new(),
                 ahead: Default::default(),
+                cursors: Default::default(),
                 pending_cancels: Vec::new(),
                 reported: HashSet::new(),
                 heartbeat: None,

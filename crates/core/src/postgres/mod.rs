@@ -44,6 +44,7 @@ mod cancel;
 mod claim;
 mod conn;
 mod counters;
+mod cursor;
 mod enqueue;
 mod flow;
 mod heartbeat;
