@@ -237,10 +237,12 @@ pub fn connect(path: &Path, busy_timeout_ms: u64, role: Role) -> Result<Connecti
 /// Every statement keeps the plan it was prepared with, whatever values are bound later (SQLite's
 /// query planner stability guarantee). Without it SQLite marks a parameter whose value might
 /// change the plan, and re-prepares the statement (parse and plan again) at every run that binds
-/// it anew, which is every run of a cached statement. Since SQLite 3.5x that includes the `=`
-/// parameters of an ordered query on a table with a partial index (the claim's page,
-/// claim/ready.sql, and most of the hot path): the partial index's predicate is compared with
-/// them. The plans are chosen for any value by design, and tests read them (queries.rs).
+/// it anew, which is every run of a cached statement. Since SQLite 3.54 that includes the
+/// parameter of every `column = :name` term a candidate plan leaves out of its index (it asks
+/// whether the value is 0 or 1 to guess the term's selectivity). The statement files write
+/// `column = +:name`, which SQLite does not look into, for the JS core, which cannot set this
+/// (claim/ready.sql); this keeps any other value-dependent path out of the native core's plans.
+/// The plans are chosen for any value by design, and tests read them (queries.rs).
 pub(crate) fn plan_once(conn: &Connection) -> Result<()> {
     conn.set_db_config(
         rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,

@@ -1872,6 +1872,94 @@ mod tests {
         }
     }
 
+    /// A realistic value for the parameter `name` (its `:` dropped) in `run` 0 or 1 of
+    /// statements_are_not_reprepared_without_the_planner_guarantee: the two runs bind different
+    /// values, as a worker's successive claims and settles do.
+    fn binding(name: &str, run: i64) -> Value {
+        let text = |a: &str, b: &str| Value::Text(if run == 0 { a } else { b }.to_string());
+        let int = |a: i64, b: i64| Value::Integer(if run == 0 { a } else { b });
+        let stem = name.trim_end_matches(|c: char| c.is_ascii_digit());
+        match stem {
+            "namespace" => text("default", "billing"),
+            "queue" => text("default", "emails"),
+            "task_name" => text("send", "resize"),
+            "queues" => text(r#"["default"]"#, r#"["default","emails"]"#),
+            "tasks" => text(r#"["send"]"#, r#"["send","resize"]"#),
+            "ids" => text("[1]", "[2,3]"),
+            "worker_id" | "hostname" | "name" | "label" | "metric" | "unique_key" => {
+                text(&format!("{stem}-a"), &format!("{stem}-b"))
+            }
+            "args" | "result" => text("[1]", r#"{"ok":true}"#),
+            "error" | "traceback" => text("boom", "bang"),
+            "cron" => text("* * * * *", "0 * * * *"),
+            "timezone" => text("UTC", "Europe/Paris"),
+            "trace_context" => Value::Null,
+            "status" => int(0, 4),
+            "priority" => int(0, 5),
+            "limit" => int(1, 64),
+            "offset" | "position" | "takes" | "paused" | "breaker_state" => int(0, 1),
+            "token" | "last" | "expected" => int(1, 2),
+            "id" | "job_id" | "depends_on_id" => int(1, 2),
+            _ => int(1_700_000_000_000, 1_700_000_000_250),
+        }
+    }
+
+    /// The JS core cannot set the planner guarantee (plan_once): better-sqlite3 and node:sqlite
+    /// expose no db_config, and both clear a statement's bindings at every run, which expires any
+    /// statement with a parameter SQLite marked as plan-dependent. SQLite 3.54 marks the parameter
+    /// of every `column = :parameter` term that some candidate plan leaves out of its index (it
+    /// asks whether the value is 0 or 1 to guess the term's selectivity, whereLoopOutputAdjust), so
+    /// the statement files write `column = +:parameter`, which it does not look into, and
+    /// `LIMIT :limit + 0`. Every statement file, run twice with different bindings on a
+    /// connection without the guarantee, must never be re-prepared.
+    #[test]
+    fn statements_are_not_reprepared_without_the_planner_guarantee() {
+        let conn = Connection::open_in_memory().unwrap();
+        for (_, sql) in MIGRATIONS {
+            conn.execute_batch(sql).unwrap();
+        }
+        // Only the plans are tested here: rows need not reference each other.
+        conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/queries/sqlite");
+        let mut files = Vec::new();
+        for dir in std::fs::read_dir(root).unwrap() {
+            let dir = dir.unwrap().path();
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            // Migrations and connection settings run once per connection, not per job.
+            if ["migrations", "connection", "meta"].contains(&name.as_str()) {
+                continue;
+            }
+            for file in std::fs::read_dir(&dir).unwrap() {
+                files.push(file.unwrap().path());
+            }
+        }
+        files.sort();
+        assert!(files.len() > 80, "{} statement files", files.len());
+        let mut reprepared = Vec::new();
+        for path in &files {
+            let sql = std::fs::read_to_string(path).unwrap();
+            let mut stmt = conn.prepare(&sql).unwrap();
+            for run in 0..2 {
+                for i in 1..=stmt.parameter_count() {
+                    let name = stmt.parameter_name(i).unwrap()[1..].to_string();
+                    stmt.raw_bind_parameter(i, binding(&name, run)).unwrap();
+                }
+                let mut rows = stmt.raw_query();
+                while rows.next().unwrap().is_some() {}
+                drop(rows);
+                stmt.clear_bindings();
+            }
+            let n = stmt.get_status(rusqlite::StatementStatus::RePrepare);
+            if n != 0 {
+                reprepared.push(format!(
+                    "{} ({n})",
+                    path.strip_prefix(root).unwrap().display()
+                ));
+            }
+        }
+        assert!(reprepared.is_empty(), "re-prepared: {reprepared:?}");
+    }
+
     /// apply_counts binds counters/apply.sql's parameters by position: the file lists
     /// APPLY_ROWS rows of the seven names in that order.
     #[test]

@@ -14,11 +14,19 @@
 -- before the expiry sweep ends it.
 -- LIMIT takes `:limit + 0`, not a bare parameter: SQLite plans a bare LIMIT parameter for its
 -- bound value and so re-prepares the statement on every run (a tenth of the writer's time).
+-- Each `column = +:name` is `column = :name` (a unary plus changes no value, type or affinity) that
+-- SQLite does not look into: 3.54 asks whether a bare parameter of an `=` term holds 0 or 1 to
+-- guess the term's selectivity for a plan that leaves the term out of its index
+-- (whereLoopOutputAdjust), marks it as able to change the plan, and re-prepares the statement
+-- when it is bound again. better-sqlite3 and node:sqlite clear the bindings at every run, so the
+-- JS core, which cannot set the native core's planner guarantee (open::plan_once), would parse
+-- and plan every hot statement at every run (queries.rs:
+-- statements_are_not_reprepared_without_the_planner_guarantee).
 SELECT id, task_name, queue, args, retry_count, lease_token, max_retries, timeout_ms,
        soft_timeout_ms, priority, run_at, trace_context, status
 FROM jobs
-WHERE namespace = :namespace AND queue = :queue AND task_name = :task_name AND status IN (0, 3)
-  AND priority = :priority AND (run_at, id) > (:after_run_at, :after_id) AND run_at <= :now
+WHERE namespace = +:namespace AND queue = +:queue AND task_name = +:task_name AND status IN (0, 3)
+  AND priority = +:priority AND (run_at, id) > (:after_run_at, :after_id) AND run_at <= :now
   AND (start_by IS NULL OR start_by > :now)
 ORDER BY run_at, id
 LIMIT :limit + 0;

@@ -1,13 +1,14 @@
 -- list_jobs.sql for a task filter when policy::list::list_source picks jobs_task: that task's jobs
 -- newest first straight from the index (its entries end with the id), the other filters checked
 -- per entry, so a rare task reads its own few entries, not the table back to its oldest job.
+-- `= +:name`, never `= :name`: see claim/ready.sql (SQLite 3.54 would re-prepare it at every run).
 SELECT id, task_name, queue, status, priority, args, max_retries, retry_count, timeout_ms,
        soft_timeout_ms, result_ttl_ms, progress, created_at, run_at, started_at, finished_at,
        result, error, cancel_requested, unique_key
 FROM jobs INDEXED BY jobs_task
-WHERE namespace = :namespace AND task_name = :task_name
+WHERE namespace = +:namespace AND task_name = +:task_name
   -- A blocked job (6) lists as pending.
-  AND (:status IS NULL OR status = :status OR (:status = 0 AND status = 6))
-  AND (:queue IS NULL OR queue = :queue)
+  AND (:status IS NULL OR status = +:status OR (:status = 0 AND status = 6))
+  AND (:queue IS NULL OR queue = +:queue)
 ORDER BY id DESC
-LIMIT :limit OFFSET :offset;
+LIMIT :limit + 0 OFFSET :offset;
