@@ -121,15 +121,22 @@ async function holdSnapshot(t) {
   return xid
 }
 
+/** A queue on a fresh schema with `n` jobs of a task that doubles its argument enqueued, and how
+ * many times each job succeeded (by id), counted by the success hook. */
+async function doubles(t, n) {
+  const queue = openQueue(t, freshSchema(t))
+  queue.task('double', async (x) => x * 2)
+  const jobs = await queue.enqueueMany(Array.from({ length: n }, (_, i) => ({ task: 'double', args: [i] })))
+  const succeeded = new Map()
+  queue.onSuccess((e) => succeeded.set(e.jobId, (succeeded.get(e.jobId) ?? 0) + 1))
+  return { queue, jobs, succeeded }
+}
+
 pgTest('a drain while another session holds a snapshot: every job complete once', async (t) => {
   t.timeout(120_000)
   t.regex(await holdSnapshot(t), /^\d+$/)
-  const queue = openQueue(t, freshSchema(t))
   const N = 4000
-  queue.task('double', async (x) => x * 2)
-  const jobs = await queue.enqueueMany(Array.from({ length: N }, (_, i) => ({ task: 'double', args: [i] })))
-  const succeeded = new Map()
-  queue.onSuccess((e) => succeeded.set(e.jobId, (succeeded.get(e.jobId) ?? 0) + 1))
+  const { queue, jobs, succeeded } = await doubles(t, N)
   const worker = queue.worker({ concurrency: 32 })
   await worker.start()
   t.teardown(() => worker.close())
@@ -222,12 +229,8 @@ pgTest('a job enqueued by another process starts at once (NOTIFY) and its result
 })
 
 pgTest('a worker sends one settle batch at a time: the attempts that end meanwhile all commit, once, and close() waits for them', async (t) => {
-  const queue = openQueue(t, freshSchema(t))
   const N = 3000
-  queue.task('double', async (x) => x * 2)
-  const jobs = await queue.enqueueMany(Array.from({ length: N }, (_, i) => ({ task: 'double', args: [i] })))
-  const succeeded = new Map()
-  queue.onSuccess((e) => succeeded.set(e.jobId, (succeeded.get(e.jobId) ?? 0) + 1))
+  const { queue, jobs, succeeded } = await doubles(t, N)
   const worker = queue.worker({ concurrency: 32 })
   await worker.start()
   // Closed midway: the attempts that ended while a batch was committing are still queued here.
