@@ -1,4 +1,4 @@
-/* global document, location -- functions passed to page.evaluate run in the browser */
+/* global document -- functions passed to page.evaluate run in the browser */
 // Page objects for the dashboard's browser test: one per page, each knowing its selectors
 // (the data-testid attributes of assets/dashboard/app.js), so a new check (pause and resume once
 // queues exist, say) is a few lines in the test.
@@ -18,8 +18,19 @@ export class Dashboard {
   /** Opens a page by its route (`overview`, `jobs?status=dead`, `job/12`) and waits for its data. */
   async open(route, ready) {
     await this.page.goto(`${this.base}#/${route}`)
+    await this.shown(route)
     await this.page.waitForSelector(ready)
     return this
+  }
+
+  /** Waits until the page of `route` shows its first data: the app marks `main` busy from the
+   * route's change until then, so the page before it, or this one built but not yet filled (an
+   * empty list), is never read as the answer. */
+  async shown(route) {
+    await this.page.waitForFunction((r) => {
+      const main = document.getElementById('main')
+      return main.dataset.route === r && !main.hasAttribute('aria-busy')
+    }, route)
   }
 
   async screenshot(name) {
@@ -100,11 +111,7 @@ export class Jobs {
   async filterStatus(status) {
     await this.d.page.selectOption('[data-testid=job-filters] select[name=status]', status)
     await this.d.page.click('[data-testid=job-filters] button[type=submit]')
-    await this.d.page.waitForFunction((s) => location.hash.includes(`status=${s}`), status)
-    await this.d.page.waitForFunction(
-      (s) => [...document.querySelectorAll('[data-testid=jobs] [data-status]')].every((e) => e.dataset.status === s),
-      status,
-    )
+    await this.d.shown(`jobs?status=${status}`)
   }
 }
 

@@ -364,20 +364,26 @@ function route() {
   const hash = location.hash.replace(/^#\/?/, '') || 'overview'
   const [path, query = ''] = hash.split('?')
   const [name, ...rest] = path.split('/')
-  return { name, arg: rest.length ? decodeURIComponent(rest.join('/')) : undefined, params: new URLSearchParams(query) }
+  return { hash, name, arg: rest.length ? decodeURIComponent(rest.join('/')) : undefined, params: new URLSearchParams(query) }
 }
 
 async function show() {
   if (current) clearTimeout(current.timer)
-  const { name, arg, params } = route()
+  const { hash, name, arg, params } = route()
   const page = pages[name] ?? pages.overview
   for (const a of document.querySelectorAll('#nav a')) {
     a.classList.toggle('active', a.dataset.page === (name === 'job' ? 'jobs' : name))
   }
   const mine = { refresh: null, timer: null }
   current = mine
+  // Until the page's first data is in, main says so (aria-busy), with the route it shows: a page
+  // built but not yet filled (an empty list) is then never mistaken for an answer, by a screen
+  // reader or by a test.
+  main.dataset.route = hash
+  main.setAttribute('aria-busy', 'true')
   mine.refresh = await page(params, arg)
   await refreshNow()
+  if (current === mine) main.removeAttribute('aria-busy')
 }
 
 async function refreshNow() {
