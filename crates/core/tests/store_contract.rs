@@ -177,6 +177,7 @@ contract!(
     workers_lists_the_live_ones_with_their_running_jobs,
     the_trace_context_travels_from_enqueue_to_each_claim,
     a_job_held_ahead_is_not_run_once_cancelled_or_paused,
+    a_job_held_ahead_is_timed_from_its_hand_out,
     an_unregister_resolves_once_the_held_jobs_are_pending,
 );
 
@@ -243,6 +244,83 @@ async fn a_job_held_ahead_is_not_run_once_cancelled_or_paused(s: Arc<dyn Store>)
     let stats = s.stats().await.unwrap();
     assert_eq!((stats.completed, stats.cancelled), (N - 1, 1));
     s.unregister_worker("busy");
+}
+
+/// A job claimed ahead waits in the store with its attempt not started. Held past the timeout it
+/// would have had from the claim, it is not failed, and it hides no other attempt from the
+/// reaper; handed out, its attempt (its `startedAt`, and the deadline the reaper enforces) has
+/// its whole timeout from then.
+async fn a_job_held_ahead_is_timed_from_its_hand_out(s: Arc<dyn Store>) {
+    const N: i64 = 40_000;
+    const TIMEOUT: i64 = 300;
+    let batch: Vec<NewJob> = (0..N)
+        .map(|i| {
+            let mut j = NewJob::new("t", format!("[{i}]"));
+            j.timeout_ms = Some(TIMEOUT);
+            j.max_retries = 0;
+            j
+        })
+        .collect();
+    s.enqueue(batch).await.unwrap();
+    s.register_worker(&worker("busy", 60_000)).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let held = claim_until_held_ahead(&*s, "busy", &mut seen).await;
+    // Not an event to wait for: the clock must pass the deadline the held jobs' claim wrote.
+    tokio::time::sleep(Duration::from_millis(
+        (TIMEOUT + policy::REAP_GRACE_MS + 50) as u64,
+    ))
+    .await;
+    // An attempt the reaper must take meanwhile, its lease ending after theirs: a worker that
+    // is not registered here claimed it.
+    let mut lost = NewJob::new("lost", "[]");
+    (lost.queue, lost.timeout_ms, lost.max_retries) = ("other".into(), Some(100), 0);
+    let lost = enqueue_one(&s, lost).await;
+    let mut r = req("gone", 1, 0);
+    (r.queues, r.tasks) = (vec!["other".into()], vec!["lost".into()]);
+    assert_eq!(s.claim(r).await.unwrap().len(), 1);
+    let row = s.wait_job(lost, 10_000).await.unwrap().expect("exists");
+    assert_eq!(
+        row.status,
+        StatusCode::Dead as i64,
+        "the reaper took the lost attempt"
+    );
+    let stats = s.stats().await.unwrap();
+    // A refill under way when the loop stopped may have added more since.
+    assert!(stats.running >= held, "no held job was reaped: {stats:?}");
+    assert_eq!((stats.failed, stats.dead), (0, 1), "no held job was reaped");
+
+    let before = taskito_core::now_ms();
+    let got = s.claim(req("busy", 2, 0)).await.unwrap();
+    assert_eq!(got.len(), 2);
+    assert!(
+        got.iter().all(|j| j.started_at >= before),
+        "started at the hand-out"
+    );
+    let out = s.settle(vec![complete(&got[0], "1")]).await.unwrap();
+    assert_eq!(
+        out[0].status,
+        SettleStatus::Complete,
+        "its attempt is current"
+    );
+    // The other runs on: the reaper takes it at its own deadline, from its hand-out.
+    let row = s
+        .wait_job(got[1].id, 10_000)
+        .await
+        .unwrap()
+        .expect("exists");
+    assert_eq!(row.status, StatusCode::Dead as i64);
+    let errors = s.job_errors(got[1].id).await.unwrap();
+    assert_eq!(errors.len(), 1);
+    assert_eq!(
+        errors[0].error,
+        policy::ReapReason::Timeout {
+            timeout_ms: TIMEOUT
+        }
+        .message()
+    );
+    let ran = errors[0].failed_at - got[1].started_at;
+    assert!(ran >= TIMEOUT, "reaped {ran} ms after its hand-out");
+    s.unregister_worker("busy").committed().await.unwrap();
 }
 
 /// What a worker's unregister returns resolves once its held jobs are pending again and its row

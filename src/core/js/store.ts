@@ -1018,7 +1018,8 @@ export class Store {
   /** Attempts whose lease ended at or before `cutoff` (the reaper's reapCutoffAfter: the reap grace
    * ago, or before its last blackout began), any namespace, oldest first. */
   expired(cutoff: number, limit: number): RawExpired[] {
-    return this.expiredLeases.all({ now: cutoff, limit }) as RawExpired[]
+    // This core never claims ahead: no attempt of its is left unstarted.
+    return this.expiredLeases.all({ now: cutoff, limit, unstarted: '[]' }) as RawExpired[]
   }
 
   /** Whether the policy takes this expired attempt now; `alive` says whether its worker is
@@ -1029,6 +1030,8 @@ export class Store {
       deadlineAt: e.deadline_at,
       timeoutMs: e.timeout_ms,
       workerAliveHere: e.worker_id !== null && alive(e.namespace, e.worker_id),
+      // This core never claims ahead: every attempt it reaps has started.
+      unstartedHere: false,
     })
   }
 
@@ -1301,7 +1304,8 @@ export class Store {
 
   /** The earliest lease end of a running attempt, any namespace, or null. */
   nextLease(): number | null {
-    return (this.nextLeaseEnd.get() as number | null) ?? null
+    // This core never claims ahead: no attempt of its is left unstarted.
+    return (this.nextLeaseEnd.get({ unstarted: '[]' }) as number | null) ?? null
   }
 
   /** The earliest result expiry, or null. */

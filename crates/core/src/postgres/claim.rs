@@ -12,9 +12,14 @@
 //! so the drain does not stop for a claim), and released (back to pending at once) when the worker
 //! unregisters, changes its queues or tasks, or the store closes, and when its queue is paused in
 //! this process; one cancelled in this process ends cancelled before it ran. Not for a worker with flow
-//! options (a gate counts starts at the claim). What it costs: a job claimed ahead waits up to
-//! about AHEAD_MS before it starts, with its attempt's clock (deadline, duration) running and
-//! after a higher-priority job enqueued meanwhile; `stats()` counts it running.
+//! options (a gate counts starts at the claim). A held job is not started: the reaper of this
+//! process leaves it alone whatever its row's deadline (the claim's) says. At its hand-out its
+//! attempt's clock starts again (its `startedAt`, and for a job with a hard timeout the deadline
+//! and lease cap the reaper enforces, [`Inner::start_ahead`]) when it waited a tenth of its
+//! timeout or more (`policy::ahead::restarts_clock`: that write per job is not free); a shorter
+//! wait keeps the claim's clock. What it costs: a job claimed ahead waits up to about AHEAD_MS
+//! before it starts (the row's `started_at`, and so its wait and duration figures, stay the
+//! claim's), after a higher-priority job enqueued meanwhile; `stats()` counts it running.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -36,6 +41,14 @@ use crate::policy::counters::{Change, Counts};
 
 /// The slow poll of a waiting claim: covers a lost notification.
 pub(super) const CLAIM_POLL: Duration = Duration::from_millis(1000);
+
+/// Hand-outs of jobs claimed ahead whose deadline is still to be written
+/// ([`Inner::start_ahead`]): (worker, job, the worker's lease in ms), and whether a write is out.
+#[derive(Default)]
+pub(super) struct Starts {
+    jobs: Vec<(String, JobToken, i64)>,
+    writing: bool,
+}
 
 impl Inner {
     pub(super) async fn claim(self: &Arc<Self>, req: ClaimRequest) -> Result<Vec<ClaimedJob>> {
@@ -66,6 +79,7 @@ impl Inner {
                         if refill {
                             self.refill(&req.worker_id, &queues, &tasks, lease_ms);
                         }
+                        self.start_ahead(&req.worker_id, &jobs, lease_ms);
                         return Ok(jobs);
                     }
                     // None left, and a refill on its way: its jobs, rather than a claim of our own.
@@ -183,10 +197,98 @@ impl Inner {
     /// ones to release, or the refill to wait for.
     fn take_ahead(&self, worker_id: &str, queues: &[String], tasks: &[String], limit: i64) -> Took {
         let mut workers = self.workers.lock().expect("workers lock");
-        match workers.get_mut(worker_id) {
-            // Its attempts' clock ran from the claim (the deadline in the row): startedAt too.
-            Some(w) => w.ahead.hand_out(queues, tasks, limit, None),
-            None => Took::Nothing,
+        let Some(w) = workers.get_mut(worker_id) else {
+            return Took::Nothing;
+        };
+        let mut took = w.ahead.hand_out(queues, tasks, limit, None);
+        if let Took::Jobs(jobs, _) = &mut took {
+            // The claim's `started_at` is the database's clock; this process's may differ by
+            // the skew between the two machines, which only moves where the tenth falls.
+            let now = crate::now_ms();
+            for j in jobs.iter_mut() {
+                // The claim's clock (the row's deadline) or a new one from now.
+                let restart = policy::ahead::restarts_clock(now - j.started_at, j.timeout_ms);
+                if restart || j.timeout_ms.is_none() {
+                    j.started_at = now;
+                }
+                if restart {
+                    // Not started for the reaper until its deadline from now is written, in
+                    // the same lock as it leaves `ahead`: never seen in neither place.
+                    w.starting.insert(j.id);
+                }
+            }
+        }
+        took
+    }
+
+    /// Jobs handed out of the worker's [`Ahead`] whose clock starts again
+    /// (`policy::ahead::restarts_clock`, marked `starting` by [`Self::take_ahead`]) get their
+    /// deadline and lease cap from the database's clock (`claim/start_ahead.sql`). The handler
+    /// does not wait for it: until it commits the row's deadline is only earlier, and the reaper
+    /// spares them as not started. One write per store is out at a time; the hand-outs meanwhile
+    /// go together in the next.
+    fn start_ahead(self: &Arc<Self>, worker_id: &str, jobs: &[ClaimedJob], lease_ms: i64) {
+        if jobs.iter().all(|j| j.timeout_ms.is_none()) {
+            return;
+        }
+        let timed: Vec<(String, JobToken, i64)> = {
+            let workers = self.workers.lock().expect("workers lock");
+            let Some(w) = workers.get(worker_id) else {
+                return;
+            };
+            jobs.iter()
+                .filter(|j| w.starting.contains(&j.id))
+                .map(|j| (worker_id.to_string(), token(j), lease_ms))
+                .collect()
+        };
+        if timed.is_empty() {
+            return;
+        }
+        let mut starts = self.starts.lock().expect("starts lock");
+        starts.jobs.extend(timed);
+        if !std::mem::replace(&mut starts.writing, true) {
+            self.rt.spawn(self.clone().write_starts());
+        }
+    }
+
+    /// Writes the hand-outs of [`Self::start_ahead`] until none is left.
+    async fn write_starts(self: Arc<Self>) {
+        loop {
+            let batch = {
+                let mut starts = self.starts.lock().expect("starts lock");
+                if starts.jobs.is_empty() {
+                    starts.writing = false;
+                    return;
+                }
+                std::mem::take(&mut starts.jobs)
+            };
+            let ids: Vec<i64> = batch.iter().map(|(_, j, _)| j.id).collect();
+            let tokens: Vec<i64> = batch.iter().map(|(_, j, _)| j.token).collect();
+            let leases: Vec<i64> = batch.iter().map(|(_, _, l)| *l).collect();
+            // A failure (the database gone past the budget, the store closing) leaves the claim's
+            // deadline in the row: earlier than the attempt's, never later.
+            let _ = self
+                .retrying(SETTLE_RETRY_BUDGET, |c| {
+                    let (ns, ids, tokens, leases) = (&self.ns, &ids, &tokens, &leases);
+                    async move {
+                        let st = c.prepare_cached(sql::CLAIM_START_AHEAD).await?;
+                        let args: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+                            [ns, ids, tokens, leases];
+                        c.execute(&st, &args).await?;
+                        Ok(())
+                    }
+                })
+                .await;
+            {
+                let mut workers = self.workers.lock().expect("workers lock");
+                for (worker_id, j, _) in &batch {
+                    if let Some(w) = workers.get_mut(worker_id) {
+                        w.starting.remove(&j.id);
+                    }
+                }
+            }
+            // Their leases and deadlines moved: the reaper plans its next look again.
+            self.reaper_kick.notify_one();
         }
     }
 

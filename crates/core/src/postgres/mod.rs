@@ -106,6 +106,8 @@ pub(crate) struct Inner {
     notifier: Notify,
     /// A claim took a lease that may end before the reaper's next planned look.
     reaper_kick: Notify,
+    /// Hand-outs of jobs claimed ahead waiting for their deadline's write (`claim.rs`).
+    starts: Mutex<claim::Starts>,
     /// Bumped by wake(): ends every waiting claim.
     wake_epoch: watch::Sender<u64>,
     /// The BEGIN of a claim without flow options and of a settle batch of completes only:
@@ -206,6 +208,7 @@ async fn open_mode(
         ready: Notify::new(),
         settled: Notify::new(),
         reaper_kick: Notify::new(),
+        starts: Mutex::new(claim::Starts::default()),
         notify_ns: AtomicBool::new(false),
         notify_all: AtomicBool::new(false),
         notifier: Notify::new(),

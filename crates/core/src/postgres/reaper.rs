@@ -125,8 +125,12 @@ async fn reap_once(inner: &Inner, sight: &mut Sight) -> Result<Pass> {
         _ => None,
     };
     let st = tx.prepare_cached(sql::REAPER_EXPIRED).await?;
+    let unstarted = inner.unstarted_here();
     let rows = tx
-        .query(&st, &[&REAP_BATCH, &policy::REAP_GRACE_MS, &cutoff])
+        .query(
+            &st,
+            &[&REAP_BATCH, &policy::REAP_GRACE_MS, &cutoff, &unstarted],
+        )
         .await?;
     // A look stalled inside the query (a server frozen, not gone) is a blackout found late:
     // it takes nothing this time.
@@ -146,15 +150,19 @@ async fn reap_once(inner: &Inner, sight: &mut Sight) -> Result<Pass> {
         let id: i64 = r.get(0);
         let token: i64 = r.get(1);
         let worker_id: Option<&str> = r.get(5);
+        let here = worker_id.map_or_else(Default::default, |w| inner.held_here(w, id, token));
         let expired = Expired {
             now: r.get(4),
             deadline_at: r.get(2),
             timeout_ms: r.get(3),
-            worker_alive_here: worker_id.is_some_and(|w| inner.held_here(w, id, token)),
+            worker_alive_here: here.alive,
+            unstarted_here: here.unstarted,
         };
         let Some(reason) = policy::reap_decision(expired) else {
             spared += 1;
-            if let Some(d) = expired.deadline_at {
+            // A held attempt's deadline is the claim's: the hand-out writes its own and kicks
+            // the reaper (`claim.rs`, `start_ahead`).
+            if let Some(d) = expired.deadline_at.filter(|_| !here.unstarted) {
                 let left = d - expired.now;
                 spared_deadline = Some(spared_deadline.map_or(left, |s| s.min(left)));
             }
@@ -187,7 +195,7 @@ async fn reap_once(inner: &Inner, sight: &mut Sight) -> Result<Pass> {
     let expired = inner.expire_due(&tx).await?;
     tx.commit().await?;
     let st = c.prepare_cached(sql::REAPER_NEXT_LEASE).await?;
-    let row = c.query_one(&st, &[]).await?;
+    let row = c.query_one(&st, &[&inner.unstarted_here()]).await?;
     let (next_lease, now): (Option<i64>, i64) = (row.get(0), row.get(1));
     sight.seen = Some((now, Instant::now()));
     sight.trying_since = None;

@@ -173,6 +173,7 @@ q!(QUEUES_RESUME, "queues/resume.sql");
 q!(QUEUES_PAUSED, "queues/paused.sql");
 q!(QUEUES_COUNTS, "queues/counts.sql");
 q!(CLAIM_NEXT_RUN_AT, "claim/next_run_at.sql");
+q!(CLAIM_START_AHEAD, "claim/start_ahead.sql");
 
 q!(FLOW_ENSURE, "flow/ensure.sql");
 q!(FLOW_READ, "flow/read.sql");

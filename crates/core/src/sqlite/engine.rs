@@ -578,7 +578,10 @@ fn reaper_loop(conn: Connection, tx: WriterTx, shared: Arc<Shared>) {
                     ROUTE_INTERVAL_MS
                 };
         }
-        let mut next_lease = queries::next_lease(&conn).ok().flatten();
+        // Attempts not started yet (ahead.rs) are the worker's, whatever their lease says.
+        let mut next_lease = queries::next_lease(&conn, &shared.unstarted())
+            .ok()
+            .flatten();
         if matches!(next_lease, Some(t) if t <= policy::reap_cutoff_after(now, blackout(&shared))) {
             let live: HashSet<(String, String)> = shared
                 .workers

@@ -943,13 +943,9 @@ pub(crate) fn reap(
     cutoff: i64,
     now: i64,
 ) -> Result<usize> {
-    let expired = queries::expired_leases(conn, cutoff, limit)?;
+    let expired = queries::expired_leases(conn, cutoff, limit, unstarted)?;
     let mut reaped = 0;
     for e in &expired {
-        if unstarted.contains(&e.id) {
-            // Claimed ahead for a live worker here, not started: no deadline has run yet.
-            continue;
-        }
         let worker_alive_here = e
             .worker_id
             .as_ref()
@@ -959,6 +955,7 @@ pub(crate) fn reap(
             deadline_at: e.deadline_at,
             timeout_ms: e.timeout_ms,
             worker_alive_here,
+            unstarted_here: unstarted.contains(&e.id),
         });
         let Some(reason) = decision else { continue };
         let error = reason.message();

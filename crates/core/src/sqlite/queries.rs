@@ -4,6 +4,7 @@
 use rusqlite::types::Value;
 use rusqlite::{named_params, CachedStatement, Connection, OptionalExtension, Row, Statement};
 
+use std::collections::HashSet;
 use std::sync::OnceLock;
 
 use super::rows::Lenient;
@@ -1049,9 +1050,15 @@ pub fn renew_leases(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn next_lease(conn: &Connection) -> Result<Option<i64>> {
+/// The earliest lease to run out, but for the `unstarted` attempts.
+pub fn next_lease(conn: &Connection, unstarted: &HashSet<i64>) -> Result<Option<i64>> {
     let mut stmt = conn.prepare_cached(sql!("reaper/next_lease.sql"))?;
-    Ok(stmt.query_row([], |r| r.get(0))?)
+    let unstarted: Vec<i64> = unstarted.iter().copied().collect();
+    Ok(
+        stmt.query_row(named_params! {":unstarted": json_ids(&unstarted)}, |r| {
+            r.get(0)
+        })?,
+    )
 }
 
 pub struct Expired {
@@ -1065,9 +1072,17 @@ pub struct Expired {
 
 /// Running attempts whose lease ended at or before `cutoff` (the reaper passes
 /// `policy::reap_cutoff(now)`), oldest lease first.
-pub fn expired_leases(conn: &Connection, cutoff: i64, limit: i64) -> Result<Vec<Expired>> {
+/// Running attempts whose lease ended by `cutoff`, oldest first, but for the `unstarted` ones.
+pub fn expired_leases(
+    conn: &Connection,
+    cutoff: i64,
+    limit: i64,
+    unstarted: &HashSet<i64>,
+) -> Result<Vec<Expired>> {
+    let unstarted = json_ids(&unstarted.iter().copied().collect::<Vec<i64>>());
     let mut stmt = conn.prepare_cached(sql!("reaper/expired.sql"))?;
-    let rows = stmt.query_map(named_params! {":now": cutoff, ":limit": limit}, |r| {
+    let params = named_params! {":now": cutoff, ":limit": limit, ":unstarted": unstarted};
+    let rows = stmt.query_map(params, |r| {
         Ok(Expired {
             id: r.get(0)?,
             namespace: r.get(1)?,
@@ -1857,7 +1872,7 @@ mod tests {
                 )
                 .unwrap();
             }
-            expired_leases(&conn, 1, limit).unwrap();
+            expired_leases(&conn, 1, limit, &HashSet::new()).unwrap();
             sweep_expired(&conn, 1, limit, &mut Counts::default()).unwrap();
         }
         for sql in [

@@ -5,7 +5,10 @@
 -- fails the others. SKIP LOCKED: the reapers of several processes share the work instead of
 -- queueing behind each other. $1 limit, $2 grace (ms), $3 null, or after a blackout of the reaper
 -- the lease end past which it takes nothing yet (policy::reap_cutoff_after): those rows are not
--- even locked, so their workers' heartbeats renew them meanwhile.
+-- even locked, so their workers' heartbeats renew them meanwhile. $4 the ids of the attempts claimed
+-- ahead for the workers of the reaper's process and not started (postgres/claim.rs): their row
+-- holds the claim's deadline, past while they wait, and policy::reap_decision spares them; left out
+-- here (nor locked), so a full batch of them never hides an attempt the reaper must take.
 WITH now AS MATERIALIZED (
     SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms
 )
@@ -13,6 +16,7 @@ SELECT id, lease_token, deadline_at, timeout_ms, (SELECT ms FROM now), worker_id
 FROM jobs
 -- LEAST ignores a null $3.
 WHERE status = 1 AND lease_until <= LEAST((SELECT ms FROM now) - $2::bigint, $3::bigint)
+  AND id <> ALL ($4::bigint[])
 ORDER BY lease_until
 LIMIT $1::bigint
 FOR UPDATE SKIP LOCKED;
