@@ -76,7 +76,7 @@ const runners = {
   },
   retry_delay_ms: (c) => [policy.retryDelayMs(c.n, { baseMs: c.baseMs, maxMs: c.maxMs, jitter: c.jitter }, c.draw), c.expect],
   reap_decision: (c) => {
-    const got = policy.reapDecision({ now: c.now, deadlineAt: c.deadlineAt, timeoutMs: c.timeoutMs, workerAliveHere: c.workerAliveHere, unstartedHere: c.unstartedHere })
+    const got = policy.reapDecision({ now: c.now, deadlineAt: c.deadlineAt, timeoutMs: c.timeoutMs, workerAliveHere: c.workerAliveHere })
     return [
       { expect: got?.kind ?? null, message: got === null ? null : policy.reapMessage(got) },
       { expect: c.expect, message: c.message },

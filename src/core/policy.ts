@@ -371,10 +371,6 @@ export interface Expired {
   timeoutMs: number | null
   /** Its worker is registered and beating in the reaper's own process. */
   workerAliveHere: boolean
-  /** Claimed ahead for a worker of the reaper's own process and not started (the native core
-   * claims ahead; the JS core never does, so for it always false). Its attempt has not begun, so
-   * no deadline of it has run: the one in the row is the claim's. */
-  unstartedHere: boolean
 }
 
 /** Why the reaper fails an attempt: past its hard deadline, or its worker stopped renewing. */
@@ -388,10 +384,8 @@ export function reapMessage(r: ReapReason): string {
 /** Whether the reaper takes an expired attempt, and why (null: it is spared). An attempt of a
  * worker alive in the reaper's own process is left to that worker's heartbeat unless past its
  * deadline: its lease can only have run out while the database was locked, and the worker is still
- * running it (its next beat renews the lease, see heartbeat/renew.sql). An attempt not started yet
- * (unstartedHere) is left alone whatever its row's deadline says: that deadline is the claim's. */
+ * running it (its next beat renews the lease, see heartbeat/renew.sql). */
 export function reapDecision(e: Expired): ReapReason | null {
-  if (e.unstartedHere) return null
   const pastDeadline = e.deadlineAt !== null && e.deadlineAt <= e.now
   if (e.workerAliveHere && !pastDeadline) return null
   if (e.timeoutMs !== null && pastDeadline) return { kind: 'timeout', timeoutMs: e.timeoutMs }

@@ -501,10 +501,6 @@ pub struct Expired {
     pub timeout_ms: Option<i64>,
     /// Its worker is registered and beating in the reaper's own process.
     pub worker_alive_here: bool,
-    /// Claimed ahead for a worker of the reaper's own process and not started: held, or handed
-    /// out with its new deadline not written yet (`crates/core/src/ahead.rs`). Its attempt has
-    /// not begun, so no deadline of it has run: the one in the row is the claim's.
-    pub unstarted_here: bool,
 }
 
 /// Why the reaper fails an attempt.
@@ -538,13 +534,8 @@ impl ReapReason {
 /// Whether the reaper takes an expired attempt, and why. An attempt of a worker alive in the
 /// reaper's own process is left to that worker's heartbeat unless past its deadline: its lease
 /// can only have run out while the database was locked or unreachable, and the worker is still
-/// running it (its next beat renews the lease, see `heartbeat/renew.sql`). An attempt not started
-/// yet (`unstarted_here`) is left alone whatever its row's deadline says: that deadline is the
-/// claim's, and the attempt's own starts at its hand-out.
+/// running it (its next beat renews the lease, see `heartbeat/renew.sql`).
 pub fn reap_decision(e: Expired) -> Option<ReapReason> {
-    if e.unstarted_here {
-        return None;
-    }
     let past_deadline = matches!(e.deadline_at, Some(d) if d <= e.now);
     if e.worker_alive_here && !past_deadline {
         return None;

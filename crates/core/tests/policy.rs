@@ -385,7 +385,6 @@ fn reap_cases() {
             deadline_at: opt_int(case, "deadlineAt"),
             timeout_ms: opt_int(case, "timeoutMs"),
             worker_alive_here: case["workerAliveHere"].as_bool().expect("alive"),
-            unstarted_here: case["unstartedHere"].as_bool().expect("unstarted"),
         });
         assert_eq!(
             got.map(|r| r.as_str().to_string()),

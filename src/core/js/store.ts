@@ -1030,8 +1030,6 @@ export class Store {
       deadlineAt: e.deadline_at,
       timeoutMs: e.timeout_ms,
       workerAliveHere: e.worker_id !== null && alive(e.namespace, e.worker_id),
-      // This core never claims ahead: every attempt it reaps has started.
-      unstartedHere: false,
     })
   }
 

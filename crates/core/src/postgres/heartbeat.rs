@@ -52,37 +52,25 @@ pub(super) fn delist(inner: &Inner) {
         .retain(|s| s.strong_count() > 0 && !std::ptr::eq(s.as_ptr(), inner));
 }
 
-/// How an attempt the reaper found expired stands in this process ([`Inner::held_here`]).
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct HeldHere {
-    /// A worker registered here holds it (the `worker_alive_here` of [`policy::reap_decision`]).
-    pub(super) alive: bool,
-    /// Held ahead for that worker and not started (its `unstarted_here`).
-    pub(super) unstarted: bool,
-}
-
 impl Inner {
     /// Whether a worker registered in this process holds this attempt (the id and token its
-    /// claim returned), so that worker's heartbeat renews it, and whether its attempt has not
-    /// started yet (claimed ahead: held, or handed out with its deadline not yet written). A
-    /// registered worker that never saw the claim (its reply was lost) does not hold it, and its
-    /// attempt goes to the reaper.
-    pub(super) fn held_here(&self, worker_id: &str, id: i64, token: i64) -> HeldHere {
-        self.stores_here()
-            .iter()
-            .find_map(|s| {
-                let workers = s.workers.lock().expect("workers lock");
-                let w = workers.get(worker_id)?;
-                (w.held.get(&id) == Some(&token)).then(|| HeldHere {
-                    alive: true,
-                    unstarted: w.ahead.holds(id) || w.starting.contains(&id),
-                })
-            })
-            .unwrap_or_default()
+    /// claim returned), so that worker's heartbeat renews it: the `worker_alive_here` of
+    /// [`policy::reap_decision`]. A registered worker that never saw the claim (its reply was
+    /// lost) does not hold it, and its attempt goes to the reaper.
+    pub(super) fn held_here(&self, worker_id: &str, id: i64, token: i64) -> bool {
+        self.stores_here().iter().any(|s| {
+            s.workers
+                .lock()
+                .expect("workers lock")
+                .get(worker_id)
+                .is_some_and(|w| w.held.get(&id) == Some(&token))
+        })
     }
 
     /// The ids of the attempts claimed ahead for the workers of this process (of every store in
-    /// this place) and not started: held, or handed out with their deadline not yet written.
+    /// this place) and not started: held, or handed out with their deadline not yet written. The
+    /// reaper leaves them out of its reads (`reaper/expired.sql`): their row holds the claim's
+    /// deadline.
     pub(super) fn unstarted_here(&self) -> Vec<i64> {
         let mut ids = Vec::new();
         for s in self.stores_here() {

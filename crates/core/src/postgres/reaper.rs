@@ -125,6 +125,8 @@ async fn reap_once(inner: &Inner, sight: &mut Sight) -> Result<Pass> {
         _ => None,
     };
     let st = tx.prepare_cached(sql::REAPER_EXPIRED).await?;
+    // Read once for the pass: an attempt starts being held with a fresh lease, and one held or
+    // starting now is left out until its own deadline is in its row.
     let unstarted = inner.unstarted_here();
     let rows = tx
         .query(
@@ -150,19 +152,15 @@ async fn reap_once(inner: &Inner, sight: &mut Sight) -> Result<Pass> {
         let id: i64 = r.get(0);
         let token: i64 = r.get(1);
         let worker_id: Option<&str> = r.get(5);
-        let here = worker_id.map_or_else(Default::default, |w| inner.held_here(w, id, token));
         let expired = Expired {
             now: r.get(4),
             deadline_at: r.get(2),
             timeout_ms: r.get(3),
-            worker_alive_here: here.alive,
-            unstarted_here: here.unstarted,
+            worker_alive_here: worker_id.is_some_and(|w| inner.held_here(w, id, token)),
         };
         let Some(reason) = policy::reap_decision(expired) else {
             spared += 1;
-            // A held attempt's deadline is the claim's: the hand-out writes its own and kicks
-            // the reaper (`claim.rs`, `start_ahead`).
-            if let Some(d) = expired.deadline_at.filter(|_| !here.unstarted) {
+            if let Some(d) = expired.deadline_at {
                 let left = d - expired.now;
                 spared_deadline = Some(spared_deadline.map_or(left, |s| s.min(left)));
             }
@@ -195,7 +193,7 @@ async fn reap_once(inner: &Inner, sight: &mut Sight) -> Result<Pass> {
     let expired = inner.expire_due(&tx).await?;
     tx.commit().await?;
     let st = c.prepare_cached(sql::REAPER_NEXT_LEASE).await?;
-    let row = c.query_one(&st, &[&inner.unstarted_here()]).await?;
+    let row = c.query_one(&st, &[&unstarted]).await?;
     let (next_lease, now): (Option<i64>, i64) = (row.get(0), row.get(1));
     sight.seen = Some((now, Instant::now()));
     sight.trying_since = None;

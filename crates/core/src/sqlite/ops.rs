@@ -933,7 +933,7 @@ pub(crate) fn replay(conn: &Connection, fx: &mut Effects, ns: &str, dead_id: i64
 /// namespace of the file; how many. `live` (namespace, worker id) are the workers registered in
 /// this process: `policy::reap_decision` leaves their attempts to their heartbeat unless past the
 /// deadline; `unstarted`, their jobs claimed ahead and not started (`Shared::unstarted`), are
-/// left alone. `now` is the clock as the command runs (a parameter so a test can set it).
+/// left out of the read (`reaper/expired.sql`): the deadline in their row is the claim's. `now` is the clock as the command runs (a parameter so a test can set it).
 pub(crate) fn reap(
     conn: &Connection,
     fx: &mut Effects,
@@ -955,7 +955,6 @@ pub(crate) fn reap(
             deadline_at: e.deadline_at,
             timeout_ms: e.timeout_ms,
             worker_alive_here,
-            unstarted_here: unstarted.contains(&e.id),
         });
         let Some(reason) = decision else { continue };
         let error = reason.message();

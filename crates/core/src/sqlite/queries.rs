@@ -1053,9 +1053,8 @@ pub fn renew_leases(
 /// The earliest lease to run out, but for the `unstarted` attempts.
 pub fn next_lease(conn: &Connection, unstarted: &HashSet<i64>) -> Result<Option<i64>> {
     let mut stmt = conn.prepare_cached(sql!("reaper/next_lease.sql"))?;
-    let unstarted: Vec<i64> = unstarted.iter().copied().collect();
     Ok(
-        stmt.query_row(named_params! {":unstarted": json_ids(&unstarted)}, |r| {
+        stmt.query_row(named_params! {":unstarted": json_ids(unstarted)}, |r| {
             r.get(0)
         })?,
     )
@@ -1079,7 +1078,7 @@ pub fn expired_leases(
     limit: i64,
     unstarted: &HashSet<i64>,
 ) -> Result<Vec<Expired>> {
-    let unstarted = json_ids(&unstarted.iter().copied().collect::<Vec<i64>>());
+    let unstarted = json_ids(unstarted);
     let mut stmt = conn.prepare_cached(sql!("reaper/expired.sql"))?;
     let params = named_params! {":now": cutoff, ":limit": limit, ":unstarted": unstarted};
     let rows = stmt.query_map(params, |r| {
@@ -1572,10 +1571,9 @@ pub fn throughput(conn: &Connection, ns: &str, since_ms: i64) -> Result<Vec<Thro
 
 // ---- JSON arrays for `json_each` ---------------------------------------------------------------
 
-fn json_ids(ids: &[i64]) -> String {
-    let mut s = String::with_capacity(ids.len() * 8 + 2);
-    s.push('[');
-    for (i, id) in ids.iter().enumerate() {
+fn json_ids<'a>(ids: impl IntoIterator<Item = &'a i64>) -> String {
+    let mut s = String::from("[");
+    for (i, id) in ids.into_iter().enumerate() {
         if i > 0 {
             s.push(',');
         }

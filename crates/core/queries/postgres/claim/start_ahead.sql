@@ -3,7 +3,7 @@
 -- new deadline as a claim caps it (claim/claim.sql: policy::deadline_at, policy::lease_end). Fenced
 -- by the claim's token: a job settled, released or reaped meanwhile is left alone. Only jobs with a
 -- timeout are sent. Until this commits the row holds the claim's deadline, earlier, never later, and
--- the reaper spares the attempt as not started (policy::reap_decision).
+-- the reaper of this process leaves it out of its reads as not started (reaper/expired.sql).
 -- synchronous_commit off, as for the claim: lost in a server crash, the deadline is the claim's.
 -- $1 namespace; arrays: $2 ids, $3 tokens, $4 the lease (ms) of each job's worker.
 WITH now AS MATERIALIZED (

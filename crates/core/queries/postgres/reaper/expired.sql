@@ -7,8 +7,8 @@
 -- the lease end past which it takes nothing yet (policy::reap_cutoff_after): those rows are not
 -- even locked, so their workers' heartbeats renew them meanwhile. $4 the ids of the attempts claimed
 -- ahead for the workers of the reaper's process and not started (postgres/claim.rs): their row
--- holds the claim's deadline, past while they wait, and policy::reap_decision spares them; left out
--- here (nor locked), so a full batch of them never hides an attempt the reaper must take.
+-- holds the claim's deadline, past while they wait: left out here (nor locked), so they are never
+-- timed out before they ran, and a full batch of them never hides an attempt the reaper must take.
 WITH now AS MATERIALIZED (
     SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms
 )

@@ -6,8 +6,8 @@
 -- bound value and so re-prepares the statement on every run.
 -- :unstarted, a JSON array of ids: attempts claimed ahead for a worker of the caller's process
 -- and not started (crates/core/src/ahead.rs; the JS core never claims ahead: '[]'). Their row
--- holds the claim's deadline, past while they wait, and policy::reap_decision spares them: left
--- out here, so a full batch of them never hides an attempt the reaper must take.
+-- holds the claim's deadline, past while they wait: left out here, so they are never timed out
+-- before they ran, and a full batch of them never hides an attempt the reaper must take.
 SELECT id, namespace, lease_token, deadline_at, timeout_ms, worker_id FROM jobs
 WHERE status = 1 AND lease_until <= :now
   AND id NOT IN (SELECT value FROM json_each(:unstarted))
