@@ -130,7 +130,7 @@ const runners = {
   flow_refill: (c) => [flow.refill(c.rate, c.tokens, c.refilledAt, c.now), c.expect],
   flow_gate: (c) => {
     const g = flow.gate({ task: 't', ...c.flow }, flowState(c.state), c.running, c.now)
-    return [{ allowed: g.allowed === flow.UNLIMITED ? null : g.allowed, nextAt: g.nextAt, tokens: g.state.tokens, breaker: g.state.breaker }, c.expect]
+    return [{ allowed: g.allowed === flow.UNLIMITED ? null : g.allowed, nextAt: g.nextAt, tokens: g.state.tokens, refilledAt: g.state.refilledAt, breaker: g.state.breaker }, c.expect]
   },
   flow_took: (c) => [flow.took({ task: 't', ...c.flow }, flowState({ tokens: c.tokens }), c.started).tokens, c.expect],
   flow_breaker: (c) => {

@@ -736,6 +736,7 @@ mod flow_cases {
             assert_eq!(allowed, opt_int(e, "allowed"), "case {case}");
             assert_eq!(g.next_at, opt_int(e, "nextAt"), "case {case}");
             assert_eq!(g.state.tokens, e["tokens"].as_f64().unwrap(), "case {case}");
+            assert_eq!(g.state.refilled_at, int(e, "refilledAt"), "case {case}");
             assert_eq!(
                 state_name(g.state.breaker),
                 text(e, "breaker"),

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use taskito_core::policy::{self, ReapReason};
 use taskito_core::postgres::{self, PgStore};
 use taskito_core::{
-    ClaimedJob, JobRow, JobToken, ListFilter, NewJob, OpenOptions, Settle, SettleKind,
-    SettleStatus, StatusCode, Store,
+    ClaimedJob, JobRow, JobToken, ListFilter, NewJob, OpenOptions, RateLimit, Settle, SettleKind,
+    SettleStatus, StatusCode, Store, TaskFlow, WorkerInfo,
 };
 use tokio_postgres::NoTls;
 
@@ -1533,12 +1533,12 @@ async fn the_claim_on_its_generic_plan_reads_jobs_only_through_indexes() {
     let admin = prepared_on_generic_plan(
         &db,
         include_str!("../queries/postgres/claim/claim.sql"),
-        "text, text[], bigint, text, bigint, text[], bigint[], text[], text[], bigint[], bigint[], bigint[]",
+        "text, text[], bigint, text, bigint, text[], bigint[], text[], text[], bigint[], bigint[], bigint[], bigint",
     )
     .await;
     for limit in [1, 64, 448] {
         let execute =
-            format!("EXECUTE c('test', '{{default}}', {limit}, 'w', 30000, '{{t}}', '{{NULL}}', '{{}}', '{{}}', '{{}}', '{{}}', '{{}}')");
+            format!("EXECUTE c('test', '{{default}}', {limit}, 'w', 30000, '{{t}}', '{{NULL}}', '{{}}', '{{}}', '{{}}', '{{}}', '{{}}', NULL)");
         reads_jobs_by_index(&admin, &execute, &format!("limit {limit}")).await;
     }
     admin.batch_execute("ROLLBACK").await.unwrap();
@@ -1932,4 +1932,104 @@ async fn claims_past_a_cursor_keep_claim_order() {
     other.unregister_worker("o");
     s.close().await.unwrap();
     other.close().await.unwrap();
+}
+
+/// A claim of a rate-limited task that waited for the task's flow row (locked here by another
+/// session; in the field by another process's slow claim) takes its tokens at the time it got
+/// the row, and stamps its starts with that time: over every span, starts stay within the
+/// bucket. The gate used to read the clock before the wait: a full bucket as of then, stamped a
+/// second later, and another claim right after refilled that same second again (20 starts at
+/// once at 10 per second; the flow test of two worker processes saw 13 within 250 ms in CI).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gated_claim_that_waited_for_the_flow_row_takes_its_tokens_when_it_got_it() {
+    let db = db_or_skip!();
+    let a = Arc::new(db.open().await);
+    let b = db.open().await;
+    let (limit, per_ms) = (10, 1000);
+    let flow = TaskFlow {
+        rate_limit: Some(RateLimit { limit, per_ms }),
+        ..TaskFlow::none("t")
+    };
+    for (s, id) in [(&*a, "wa"), (&b, "wb")] {
+        s.register_worker(&WorkerInfo {
+            flow: vec![flow.clone()],
+            ..worker(id, 60_000)
+        })
+        .unwrap();
+    }
+    // A claim with nothing to take writes the task's row: a full bucket.
+    assert!(b.claim(req("wb", 10, 0)).await.unwrap().is_empty());
+    a.enqueue((0..30).map(|_| job("t")).collect())
+        .await
+        .unwrap();
+    let admin = db.admin().await;
+    admin.batch_execute("BEGIN").await.unwrap();
+    admin
+        .batch_execute(&format!(
+            "SELECT 1 FROM \"{}\".task_flow WHERE task_name = 't' FOR UPDATE",
+            db.schema
+        ))
+        .await
+        .unwrap();
+    let s = a.clone();
+    let first = tokio::spawn(async move { s.claim(req("wa", 10, 0)).await });
+    // Until the claim waits for the row: then hold it a second, the span the old gate lost.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE application_name = $1 AND wait_event_type = 'Lock'",
+                &[&db.schema],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the claim never waited for the row"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    admin.batch_execute("COMMIT").await.unwrap();
+    let mut starts: Vec<i64> = first
+        .await
+        .unwrap()
+        .unwrap()
+        .iter()
+        .map(|j| j.started_at)
+        .collect();
+    assert_eq!(starts.len(), 10, "the full bucket");
+    starts.extend(
+        b.claim(req("wb", 10, 0))
+            .await
+            .unwrap()
+            .iter()
+            .map(|j| j.started_at),
+    );
+    starts.sort_unstable();
+    for span in [0, per_ms / 4, per_ms / 2, per_ms] {
+        let most = (0..starts.len())
+            .map(|i| {
+                starts[i..]
+                    .iter()
+                    .take_while(|&&t| t - starts[i] <= span)
+                    .count()
+            })
+            .max()
+            .unwrap();
+        let bound = (limit + limit * span / per_ms) as usize;
+        assert!(
+            most <= bound,
+            "{most} starts within {span} ms (limit {limit} per {per_ms} ms): {starts:?}"
+        );
+    }
+    a.unregister_worker("wa");
+    b.unregister_worker("wb");
+    a.close().await.unwrap();
+    b.close().await.unwrap();
 }

@@ -121,10 +121,12 @@ export function gate(f: Flow, state: FlowState, running: number, now: number): G
   }
   if (f.rateLimit !== null) {
     const r = f.rateLimit
-    s.tokens = refill(r, s.tokens, s.refilledAt, now)
-    s.refilledAt = now
+    // A clock behind the row's: the bucket as the row has it (flow.rs says why).
+    const at = Math.max(now, s.refilledAt)
+    s.tokens = refill(r, s.tokens, s.refilledAt, at)
+    s.refilledAt = at
     const whole = Math.floor(s.tokens)
-    if (whole === 0) block(now + Math.max(1, Math.ceil(((1 - s.tokens) * r.perMs) / r.limit)))
+    if (whole === 0) block(at + Math.max(1, Math.ceil(((1 - s.tokens) * r.perMs) / r.limit)))
     allowed = Math.min(allowed, whole)
   }
   return { allowed, nextAt: allowed === 0 ? next : null, state: s }

@@ -112,12 +112,16 @@ pub fn gate(flow: &TaskFlow, state: &FlowState, running: i64, now: i64) -> Gate 
         allowed = allowed.min(free);
     }
     if let Some(r) = flow.rate_limit {
-        s.tokens = refill(r, s.tokens, s.refilled_at, now);
-        s.refilled_at = now;
+        // A clock behind the row's (read before another claim wrote it, while this one waited
+        // for the row's lock; another machine's): the bucket as the row has it. Moving
+        // `refilled_at` back would refill that span twice, starts beyond the limit.
+        let at = now.max(s.refilled_at);
+        s.tokens = refill(r, s.tokens, s.refilled_at, at);
+        s.refilled_at = at;
         let whole = s.tokens.floor() as i64;
         if whole == 0 {
             let wait = ((1.0 - s.tokens) * r.per_ms as f64 / r.limit as f64).ceil() as i64;
-            block(now + wait.max(1));
+            block(at + wait.max(1));
         }
         allowed = allowed.min(whole);
     }

@@ -500,9 +500,10 @@ impl Inner {
             let limits: Vec<Option<i64>> = vec![None; tasks.len()];
             let cur = self.cursor_args(worker_id);
             let [cq, ct, cp, cr, ci] = cur.as_params();
-            let args: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
+            let ungated: Option<i64> = None;
+            let args: [&(dyn tokio_postgres::types::ToSql + Sync); 13] = [
                 &self.ns, &queues, &limit, &worker_id, &lease_ms, &tasks, &limits, cq, ct, cp, cr,
-                ci,
+                ci, &ungated,
             ];
             let mut found = tx
                 .begin_as(&self.generic_begin, async {
@@ -514,7 +515,7 @@ impl Inner {
                 // claim from the front now, rather than an empty answer while jobs are ready.
                 let none = CursorArgs::default();
                 let mut again = args;
-                again[7..].copy_from_slice(&none.as_params());
+                again[7..12].copy_from_slice(&none.as_params());
                 found = tx.query(&claim, &again).await?;
             }
             let due: Option<i64> = if found.is_empty() {
@@ -526,12 +527,7 @@ impl Inner {
             };
             (found, due)
         } else {
-            let routing_now = tx.prepare_cached(sql::ROUTING_NOW).await?;
-            let now: i64 = tx
-                .begin_with(async { Ok(tx.query_one(&routing_now, &[]).await?) })
-                .await?
-                .get(0);
-            let gates = flow::gates(&*tx, &self.ns, flows, now).await?;
+            let (gates, now) = tx.begin_with(flow::gates(&*tx, &self.ns, flows)).await?;
             let mut open = Vec::with_capacity(tasks.len());
             let mut limits = Vec::with_capacity(tasks.len());
             let mut held: Option<i64> = None;
@@ -554,9 +550,11 @@ impl Inner {
                 // No cursors: a gate's limits would make its claims come short anyway.
                 let none = CursorArgs::default();
                 let [cq, ct, cp, cr, ci] = none.as_params();
-                let args: [&(dyn tokio_postgres::types::ToSql + Sync); 12] = [
+                // Stamped with the gate's clock: the tokens were taken then.
+                let gated = Some(now);
+                let args: [&(dyn tokio_postgres::types::ToSql + Sync); 13] = [
                     &self.ns, &queues, &limit, &worker_id, &lease_ms, &open, &limits, cq, ct, cp,
-                    cr, ci,
+                    cr, ci, &gated,
                 ];
                 tx.query(&claim, &args).await?
             };

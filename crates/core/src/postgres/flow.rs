@@ -92,42 +92,47 @@ pub(super) struct TaskGate {
 }
 
 /// The gates of the tasks `flows` declares, each row locked in the caller's transaction (in task
-/// name order, so two claims lock in the same order). `now` is the database's clock.
+/// name order, so two claims lock in the same order), and the database's clock they were decided
+/// at: read once every row is locked, so a claim that waited for another's lock sees the bucket
+/// that claim left at a time after it (policy::flow::gate keeps a row's time that is later).
 pub(super) async fn gates(
     c: &impl GenericClient,
     ns: &str,
     flows: &[TaskFlow],
-    now: i64,
-) -> Result<Vec<TaskGate>> {
+) -> Result<(Vec<TaskGate>, i64)> {
     let mut sorted: Vec<&TaskFlow> = flows.iter().collect();
     sorted.sort_by(|a, b| a.task.cmp(&b.task));
     let ensure = c.prepare_cached(sql::FLOW_ENSURE).await?;
     let lock = c.prepare_cached(sql::FLOW_READ).await?;
     let running = c.prepare_cached(sql::FLOW_RUNNING).await?;
-    let mut out = Vec::with_capacity(sorted.len());
+    let mut rows = Vec::with_capacity(sorted.len());
     for f in sorted {
         let created = c.execute(&ensure, &[&ns, &f.task]).await?;
         let r = c.query_one(&lock, &[&ns, &f.task]).await?;
-        let (stored, s) = (options(&r, &f.task, 0), state(&r, 7));
-        let s = if created > 0 {
-            FlowState::fresh(f, now)
-        } else {
-            s
-        };
         let n: i64 = if f.concurrency.is_some() || f.breaker.is_some() {
             c.query_one(&running, &[&ns, &f.task]).await?.get(0)
         } else {
             0
         };
-        let gate = flow::gate(f, &s, n, now);
-        let dirty = created > 0 || &stored != f || gate.state.breaker != s.breaker;
-        out.push(TaskGate {
-            flow: f.clone(),
-            gate,
-            dirty,
-        });
+        rows.push((f, created > 0, r, n));
     }
-    Ok(out)
+    let clock = c.prepare_cached(sql::ROUTING_NOW).await?;
+    let now: i64 = c.query_one(&clock, &[]).await?.get(0);
+    let gates = rows
+        .into_iter()
+        .map(|(f, created, r, n)| {
+            let (stored, s) = (options(&r, &f.task, 0), state(&r, 7));
+            let s = if created { FlowState::fresh(f, now) } else { s };
+            let gate = flow::gate(f, &s, n, now);
+            let dirty = created || &stored != f || gate.state.breaker != s.breaker;
+            TaskGate {
+                flow: f.clone(),
+                gate,
+                dirty,
+            }
+        })
+        .collect();
+    Ok((gates, now))
 }
 
 /// Writes back the rows of the gated tasks that started attempts (their tokens) or changed.

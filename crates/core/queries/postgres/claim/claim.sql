@@ -17,8 +17,11 @@
 -- for the WAL flush; settles and enqueues still do. The lost attempt's worker may still run it and
 -- settle late: the token (policy::next_token, the later of the last token + 1 and the clock in ms)
 -- keeps the next claim from handing out the lost claim's token again, so that settle is stale.
+-- $13 the clock a flow gate decided at (postgres/flow.rs, read once its rows were locked), NULL
+-- without one: the starts are stamped with the time their tokens were taken, so the rate limit's
+-- bound holds for startedAt too, however long the claim took between the two.
 WITH now AS MATERIALIZED (
-    SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms,
+    SELECT COALESCE($13::bigint, (extract(epoch FROM clock_timestamp()) * 1000)::bigint) AS ms,
            set_config('synchronous_commit', 'off', true) AS async_commit
 ),
 -- The worker's queues less the paused ones (policy::queues::claimable), read in this statement: a
