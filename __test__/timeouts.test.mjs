@@ -217,6 +217,39 @@ eachCore('two worker processes on one file never run a job twice', async (t, cor
   t.log(`${pids.size} processes shared the work`)
 })
 
+// A busy native worker claims ahead (crates/core/src/ahead.rs): jobs held in its process whose rows
+// carry the claim's deadline, which another process's reaper enforces (it cannot tell a held job
+// from a lost attempt). Fast jobs build the worker's pace, so its claims take hundreds ahead; slow
+// ones then wait behind each other, the last far past its timeout. They used to be failed there as
+// timed out before they ran (dead here, with no retry); a job held half its timeout now goes back to
+// pending. The test's own queue is the other process, with its reaper.
+eachCore('jobs a busy worker holds ahead are never timed out by another process before they ran', async (t, core) => {
+  t.timeout(120_000)
+  const log = join(tempDir(t), 'count.log')
+  writeFileSync(log, '')
+  const where = location(t, core)
+  const queue = makeQueue(t, core, where)
+  const fast = await queue.enqueueMany(Array.from({ length: 8000 }, (_, i) => ({ task: 'count', args: [i] })))
+  // 100 ms each, 16 at a time: a claim ahead of 400 would hold the last 2.5 s, six times its timeout.
+  const options = { timeout: 400, maxRetries: 0 }
+  const slow = await queue.enqueueMany(Array.from({ length: 400 }, (_, i) => ({ task: 'nap', args: [`s${i}`, 100], options })))
+  const w = startProcess(t, 'worker.mjs', [JSON.stringify(where), coreOf(core)], { COUNT_LOG: log, CONCURRENCY: '16' })
+  await w.ready
+  const settled = await Promise.allSettled([...fast, ...slow].map((j) => j.result({ timeout: 90_000 })))
+  const rows = await Promise.all(slow.map((j) => j.info()))
+  const failed = rows.filter((r) => r.status !== 'complete' || r.retryCount > 0)
+  const errors = (await Promise.all(failed.slice(0, 3).map((r) => queue.getJob(r.id).then((j) => j.errors())))).flat()
+  t.deepEqual(
+    failed.map((r) => `${r.id} ${r.status}`),
+    [],
+    `${failed.length} of 400 not complete at the first try: ${errors.map((e) => e.error).join('; ')}`,
+  )
+  t.true(settled.every((s) => s.status === 'fulfilled'))
+  const ran = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')[0])
+  t.is(ran.length, 8400, 'each job ran once')
+  t.is(new Set(ran).size, 8400)
+})
+
 eachCore('kill -9 of a worker mid-job (no timeout): a new worker process finishes it', async (t, core) => {
   const where = location(t, core)
   const queue = makeQueue(t, core, where)

@@ -1,11 +1,13 @@
 //! A worker's jobs claimed ahead, as both stores keep them (PostgreSQL: `postgres/claim.rs`;
 //! SQLite: `sqlite/ahead.rs`, where each store's module comment says how they stay leased,
 //! fenced and released). This is the part with no I/O: the jobs in claim order, the claim they
-//! came from, the worker's pace ([`policy::ahead`]) and the refill under way.
+//! came from, the worker's pace ([`policy::ahead`]), the refill under way, and when each job's
+//! hold ends (`policy::ahead::hold_limit`): each store's reaper releases the jobs past it
+//! ([`Ahead::overdue`]), waking for the earliest ([`Ahead::next_due`]).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
@@ -13,7 +15,7 @@ use crate::model::{
     CancelOutcome, ClaimedJob, JobToken, Settle, SettleKind, SettleOutcome, SettleStatus,
 };
 use crate::policy;
-use crate::policy::ahead::{refill_due, Pace};
+use crate::policy::ahead::{hold_limit, refill_due, Pace};
 
 /// A worker's jobs claimed ahead and not handed out yet.
 #[derive(Default)]
@@ -21,10 +23,75 @@ pub(crate) struct Ahead {
     /// The queues and tasks of the claim that took them.
     queues: Vec<String>,
     tasks: Vec<String>,
-    jobs: VecDeque<ClaimedJob>,
+    jobs: VecDeque<Held>,
     pace: Pace,
     /// A refill under way: notified when its jobs are in (or it ended without any).
     refill: Option<Arc<Notify>>,
+}
+
+/// A job held, and when its hold ends (from when it was kept here).
+struct Held {
+    job: ClaimedJob,
+    until: Instant,
+}
+
+fn held(jobs: impl IntoIterator<Item = ClaimedJob>, now: Instant) -> impl Iterator<Item = Held> {
+    jobs.into_iter().map(move |job| Held {
+        until: now + hold_limit(job.timeout_ms),
+        job,
+    })
+}
+
+/// When a store's reaper wakes next, as the claims that hold jobs see it: a hold that ends
+/// sooner wakes it ([`ReaperWake::held`]), so it releases those jobs on time.
+#[derive(Default)]
+pub(crate) struct ReaperWake(Mutex<Wake>);
+
+#[derive(Default)]
+struct Wake {
+    /// The reaper is at work (it reads the holds before it sleeps).
+    awake: bool,
+    /// When it sleeps until; while awake, the earliest hold that began since it read them.
+    at: Option<Instant>,
+}
+
+impl ReaperWake {
+    /// The reaper is at work: holds that begin now are kept for [`Self::sleeps_until`], no wake.
+    pub(crate) fn awake(&self) {
+        *self.0.lock().expect("reaper wake lock") = Wake {
+            awake: true,
+            at: None,
+        };
+    }
+
+    /// The reaper goes to sleep until `at`, or until the earliest hold that began while it was
+    /// at work ends, if sooner: what it returns.
+    pub(crate) fn sleeps_until(&self, at: Instant) -> Instant {
+        let mut w = self.0.lock().expect("reaper wake lock");
+        let at = w.at.map_or(at, |due| due.min(at));
+        *w = Wake {
+            awake: false,
+            at: Some(at),
+        };
+        at
+    }
+
+    /// Jobs are held whose earliest hold ends at `due`: whether to wake the sleeping reaper for
+    /// it (it would sleep past it).
+    pub(crate) fn held(&self, due: Option<Instant>) -> bool {
+        let Some(due) = due else { return false };
+        let mut w = self.0.lock().expect("reaper wake lock");
+        if matches!(w.at, Some(at) if at <= due) {
+            return false;
+        }
+        w.at = Some(due);
+        !w.awake
+    }
+}
+
+/// How long a reaper that would sleep `pause` may sleep with holds ending at `due`.
+pub(crate) fn pause_for_holds(pause: Duration, due: Option<Instant>, now: Instant) -> Duration {
+    due.map_or(pause, |d| pause.min(d.saturating_duration_since(now)))
 }
 
 /// What a claim finds among its worker's jobs claimed ahead.
@@ -98,16 +165,34 @@ pub(crate) fn keep(
 impl Ahead {
     /// The ids of the jobs held.
     pub(crate) fn ids(&self) -> impl Iterator<Item = i64> + '_ {
-        self.jobs.iter().map(|j| j.id)
+        self.jobs.iter().map(|h| h.job.id)
     }
 
     pub(crate) fn holds(&self, id: i64) -> bool {
-        self.jobs.iter().any(|j| j.id == id)
+        self.jobs.iter().any(|h| h.job.id == id)
     }
 
     /// Takes every job out, to be released.
     pub(crate) fn take(&mut self) -> Vec<JobToken> {
-        self.jobs.drain(..).map(|j| token(&j)).collect()
+        self.jobs.drain(..).map(|h| token(&h.job)).collect()
+    }
+
+    /// Takes out the jobs whose hold ended by `now`, to be released.
+    pub(crate) fn overdue(&mut self, now: Instant) -> Vec<JobToken> {
+        let mut out = Vec::new();
+        self.jobs.retain(|h| {
+            let keep = h.until > now;
+            if !keep {
+                out.push(token(&h.job));
+            }
+            keep
+        });
+        out
+    }
+
+    /// When the earliest hold here ends.
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        self.jobs.iter().map(|h| h.until).min()
     }
 
     /// How many jobs more than asked the worker's next claim takes, at its pace.
@@ -144,7 +229,7 @@ impl Ahead {
             return Took::Release(self.take());
         }
         let n = (limit.max(0) as usize).min(self.jobs.len());
-        let mut jobs: Vec<ClaimedJob> = self.jobs.drain(..n).collect();
+        let mut jobs: Vec<ClaimedJob> = self.jobs.drain(..n).map(|h| h.job).collect();
         if let Some(now) = started_at {
             for j in &mut jobs {
                 j.started_at = now;
@@ -168,11 +253,12 @@ impl Ahead {
         limit: i64,
     ) -> Vec<ClaimedJob> {
         let (jobs, rest) = split(jobs, limit);
-        self.pace.handed(jobs.len(), Instant::now());
+        let now = Instant::now();
+        self.pace.handed(jobs.len(), now);
         if !rest.is_empty() {
             self.queues = queues.to_vec();
             self.tasks = tasks.to_vec();
-            self.jobs.extend(rest);
+            self.jobs.extend(held(rest, now));
         }
         jobs
     }
@@ -188,7 +274,7 @@ impl Ahead {
     ) -> (Vec<ClaimedJob>, Option<Arc<Notify>>) {
         let done = self.end_refill();
         if self.queues == queues && self.tasks == tasks {
-            self.jobs.extend(jobs);
+            self.jobs.extend(held(jobs, Instant::now()));
             (Vec::new(), done)
         } else {
             (jobs, done)
@@ -198,10 +284,10 @@ impl Ahead {
     /// Takes out the jobs of `queue`, to be released (it was paused).
     pub(crate) fn take_queue(&mut self, queue: &str) -> Vec<JobToken> {
         let mut out = Vec::new();
-        self.jobs.retain(|j| {
-            let keep = j.queue != queue;
+        self.jobs.retain(|h| {
+            let keep = h.job.queue != queue;
             if !keep {
-                out.push(token(j));
+                out.push(token(&h.job));
             }
             keep
         });
@@ -210,13 +296,18 @@ impl Ahead {
 
     /// Takes job `id` out, if held here.
     pub(crate) fn take_job(&mut self, id: i64) -> Option<ClaimedJob> {
-        let i = self.jobs.iter().position(|j| j.id == id)?;
-        self.jobs.remove(i)
+        let i = self.jobs.iter().position(|h| h.job.id == id)?;
+        self.jobs.remove(i).map(|h| h.job)
     }
 
-    /// Puts back a job [`Ahead::take_job`] took out, first in line.
+    /// Puts back a job [`Ahead::take_job`] took out, first in line; its hold ends at once (the
+    /// reaper releases it unless a claim takes it first): the time it was taken out for is not
+    /// added to its hold.
     pub(crate) fn put_back(&mut self, job: ClaimedJob) {
-        self.jobs.push_front(job);
+        self.jobs.push_front(Held {
+            job,
+            until: Instant::now(),
+        });
     }
 
     /// Takes out of the worker's cancel requests (`pending`) those of attempts it runs, to tell
@@ -228,5 +319,36 @@ impl Ahead {
             .partition(|id| self.holds(*id));
         *pending = later;
         now
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hold_that_ends_before_the_reaper_wakes_wakes_it_once_and_none_is_lost_while_it_works() {
+        let w = ReaperWake::default();
+        let now = Instant::now();
+        let ms = |n: u64| now + Duration::from_millis(n);
+        assert!(w.held(Some(ms(500))), "never planned: wake it");
+        assert_eq!(w.sleeps_until(ms(250)), ms(250));
+        assert!(!w.held(Some(ms(300))), "it wakes before that anyway");
+        assert!(w.held(Some(ms(100))), "sooner than its plan");
+        assert!(!w.held(Some(ms(150))), "already woken for an earlier one");
+        assert!(!w.held(None));
+        // At work: kept for its sleep, no wake (it would only run again at once).
+        w.awake();
+        assert!(!w.held(Some(ms(200))));
+        assert!(!w.held(Some(ms(120))));
+        assert_eq!(w.sleeps_until(ms(250)), ms(120), "the hold begun while it worked");
+        assert_eq!(
+            pause_for_holds(Duration::from_millis(250), Some(ms(40)), now),
+            Duration::from_millis(40)
+        );
+        assert_eq!(
+            pause_for_holds(Duration::from_millis(250), None, now),
+            Duration::from_millis(250)
+        );
     }
 }

@@ -177,7 +177,7 @@ contract!(
     workers_lists_the_live_ones_with_their_running_jobs,
     the_trace_context_travels_from_enqueue_to_each_claim,
     a_job_held_ahead_is_not_run_once_cancelled_or_paused,
-    a_job_held_ahead_is_timed_from_its_hand_out,
+    a_job_held_ahead_is_released_in_time_and_timed_from_its_hand_out,
     an_unregister_resolves_once_the_held_jobs_are_pending,
 );
 
@@ -246,11 +246,12 @@ async fn a_job_held_ahead_is_not_run_once_cancelled_or_paused(s: Arc<dyn Store>)
     s.unregister_worker("busy");
 }
 
-/// A job claimed ahead waits in the store with its attempt not started. Held past the timeout it
-/// would have had from the claim, it is not failed, and it hides no other attempt from the
-/// reaper; handed out, its attempt (its `startedAt`, and the deadline the reaper enforces) has
-/// its whole timeout from then.
-async fn a_job_held_ahead_is_timed_from_its_hand_out(s: Arc<dyn Store>) {
+/// A job claimed ahead waits in the store with its attempt not started, while its row carries
+/// the claim's deadline, which the reapers of other processes enforce. Held half its timeout
+/// (`policy::ahead::hold_limit`), it goes back to pending, no attempt used, before that deadline
+/// passes; the reaper meanwhile still takes a lost attempt. Handed out before that, its attempt
+/// (its `startedAt`, and the deadline the reaper enforces) has its whole timeout from then.
+async fn a_job_held_ahead_is_released_in_time_and_timed_from_its_hand_out(s: Arc<dyn Store>) {
     const N: i64 = 40_000;
     const TIMEOUT: i64 = 300;
     let batch: Vec<NewJob> = (0..N)
@@ -264,14 +265,13 @@ async fn a_job_held_ahead_is_timed_from_its_hand_out(s: Arc<dyn Store>) {
     s.enqueue(batch).await.unwrap();
     s.register_worker(&worker("busy", 60_000)).unwrap();
     let mut seen = std::collections::HashSet::new();
-    let held = claim_until_held_ahead(&*s, "busy", &mut seen).await;
+    claim_until_held_ahead(&*s, "busy", &mut seen).await;
     // Not an event to wait for: the clock must pass the deadline the held jobs' claim wrote.
     tokio::time::sleep(Duration::from_millis(
         (TIMEOUT + policy::REAP_GRACE_MS + 50) as u64,
     ))
     .await;
-    // An attempt the reaper must take meanwhile, its lease ending after theirs: a worker that
-    // is not registered here claimed it.
+    // An attempt the reaper must take meanwhile: a worker that is not registered here claimed it.
     let mut lost = NewJob::new("lost", "[]");
     (lost.queue, lost.timeout_ms, lost.max_retries) = ("other".into(), Some(100), 0);
     let lost = enqueue_one(&s, lost).await;
@@ -285,10 +285,16 @@ async fn a_job_held_ahead_is_timed_from_its_hand_out(s: Arc<dyn Store>) {
         "the reaper took the lost attempt"
     );
     let stats = s.stats().await.unwrap();
-    // A refill under way when the loop stopped may have added more since.
-    assert!(stats.running >= held, "no held job was reaped: {stats:?}");
+    assert_eq!(
+        (stats.running, stats.pending),
+        (0, N - seen.len() as i64),
+        "the held jobs are pending again: {stats:?}"
+    );
     assert_eq!((stats.failed, stats.dead), (0, 1), "no held job was reaped");
 
+    // Handed out after a wait shorter than the hold: timed from the hand-out.
+    claim_until_held_ahead(&*s, "busy", &mut seen).await;
+    tokio::time::sleep(Duration::from_millis((TIMEOUT / 10 + 10) as u64)).await;
     let before = taskito_core::now_ms();
     let got = s.claim(req("busy", 2, 0)).await.unwrap();
     assert_eq!(got.len(), 2);

@@ -45,6 +45,22 @@ pub fn restarts_clock(held_ms: i64, timeout_ms: Option<i64>) -> bool {
     matches!(timeout_ms, Some(t) if held_ms.saturating_mul(RESTART_SHARE) >= t)
 }
 
+/// The longest a job stays held ahead ([`hold_limit`]): a job held behind slow ones (the pace
+/// fell after the claim) goes back to pending, free for any worker with a slot, in this process
+/// or another, instead of waiting here for seconds.
+pub const HOLD_MAX: Duration = Duration::from_millis(1000);
+
+/// How long a job may stay held ahead before it is released (back to pending, no attempt used):
+/// [`HOLD_MAX`], and for a job with a hard timeout half of that timeout at most. Its row carries
+/// the claim's deadline, which the reapers of other processes enforce (nothing in the row says
+/// the job is held, and writing it would cost the write claiming ahead saves): released with
+/// half its timeout left, it is never timed out there before it ran.
+pub fn hold_limit(timeout_ms: Option<i64>) -> Duration {
+    let max = HOLD_MAX.as_millis() as i64;
+    let ms = timeout_ms.map_or(max, |t| (t / 2).clamp(0, max));
+    Duration::from_millis(ms as u64)
+}
+
 /// A worker's pace: the jobs handed to it per ms over the last whole [`PACE_WINDOW`].
 #[derive(Debug, Default, Clone)]
 pub struct Pace {
@@ -90,6 +106,15 @@ mod tests {
             "held past its whole timeout"
         );
         assert!(restarts_clock(i64::MAX, Some(1)), "no overflow");
+    }
+
+    #[test]
+    fn a_job_is_held_half_its_timeout_and_a_second_at_most() {
+        assert_eq!(hold_limit(None), HOLD_MAX);
+        assert_eq!(hold_limit(Some(60_000)), HOLD_MAX);
+        assert_eq!(hold_limit(Some(300)), Duration::from_millis(150));
+        assert_eq!(hold_limit(Some(1)), Duration::ZERO);
+        assert_eq!(hold_limit(Some(i64::MAX)), HOLD_MAX, "no overflow");
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //! unregisters, changes its queues or tasks, or the store closes, and when its queue is paused in
 //! this process; one cancelled in this process ends cancelled before it ran. Not for a worker with flow
 //! options (a gate counts starts at the claim). A held job is not started: the reaper of this
-//! process leaves it alone whatever its row's deadline (the claim's) says. At its hand-out its
+//! process leaves it alone whatever its row's deadline (the claim's) says; the reapers of other
+//! processes cannot know, so it is held `policy::ahead::hold_limit` at most (half its timeout)
+//! and then released by this process's reaper ([`Inner::release_overdue`]). At its hand-out its
 //! attempt's clock starts again (its `startedAt`, and for a job with a hard timeout the deadline
 //! and lease cap the reaper enforces, [`Inner::start_ahead`]) when it waited a tenth of its
 //! timeout or more (`policy::ahead::restarts_clock`: that write per job is not free); a shorter
@@ -325,13 +327,17 @@ impl Inner {
                     inner.reaper_kick.notify_one();
                 }
             }
-            let (stranded, done) = {
+            let (stranded, done, due) = {
                 let mut workers = inner.workers.lock().expect("workers lock");
                 match workers.get_mut(&worker_id) {
-                    Some(w) => w.ahead.land(&queues, &tasks, jobs),
-                    None => (jobs, None),
+                    Some(w) => {
+                        let (stranded, done) = w.ahead.land(&queues, &tasks, jobs);
+                        (stranded, done, w.ahead.next_due())
+                    }
+                    None => (jobs, None, None),
                 }
             };
+            inner.held_until(due);
             if let Some(done) = done {
                 // One waiter at most (the worker's one claim); the permit waits for it if it is
                 // not waiting yet.
@@ -382,9 +388,52 @@ impl Inner {
         jobs: Vec<ClaimedJob>,
         limit: i64,
     ) -> (Vec<ClaimedJob>, Vec<JobToken>) {
-        let mut workers = self.workers.lock().expect("workers lock");
-        let ahead = workers.get_mut(worker_id).map(|w| &mut w.ahead);
-        ahead::keep(ahead, queues, tasks, jobs, limit)
+        let (out, due) = {
+            let mut workers = self.workers.lock().expect("workers lock");
+            let ahead = workers.get_mut(worker_id).map(|w| &mut w.ahead);
+            let out = ahead::keep(ahead, queues, tasks, jobs, limit);
+            (out, workers.get(worker_id).and_then(|w| w.ahead.next_due()))
+        };
+        self.held_until(due);
+        out
+    }
+
+    /// Jobs are held here whose earliest hold ends at `due`: the reaper is woken if it would
+    /// sleep past it (it releases the jobs held too long, `reaper.rs`).
+    fn held_until(&self, due: Option<std::time::Instant>) {
+        if self.reaper_wake.held(due) {
+            self.reaper_kick.notify_one();
+        }
+    }
+
+    /// Releases the jobs held ahead here past their hold (`policy::ahead::hold_limit`): back to
+    /// pending before the claim's deadline in their rows passes, which another process's
+    /// reaper would enforce; and free for any worker with a slot. The reaper's pass calls it;
+    /// the release runs beside it (the reaper must not wait out an outage in it: its own looks
+    /// measure those), tracked as its worker's, so an unregister waits for it.
+    pub(super) fn release_overdue(self: &Arc<Self>) {
+        let now = std::time::Instant::now();
+        let due: Vec<(String, Vec<JobToken>)> = {
+            let mut workers = self.workers.lock().expect("workers lock");
+            workers
+                .iter_mut()
+                .map(|(id, w)| (id.clone(), w.ahead.overdue(now)))
+                .filter(|(_, jobs)| !jobs.is_empty())
+                .collect()
+        };
+        for (worker_id, jobs) in due {
+            let inner = self.clone();
+            let h = self.rt.spawn(async move {
+                let _ = inner.release(jobs).await;
+            });
+            self.track(Some(&worker_id), h);
+        }
+    }
+
+    /// When the earliest hold of the jobs held here ends.
+    pub(super) fn next_hold_end(&self) -> Option<std::time::Instant> {
+        let workers = self.workers.lock().expect("workers lock");
+        workers.values().filter_map(|w| w.ahead.next_due()).min()
     }
 
     /// Waits for the refills and releases under way in the background ([`Self::track`]): after

@@ -106,6 +106,8 @@ pub(crate) struct Inner {
     notifier: Notify,
     /// A claim took a lease that may end before the reaper's next planned look.
     reaper_kick: Notify,
+    /// When the reaper wakes next, for the claims that hold jobs ahead (`crate::ahead`).
+    reaper_wake: crate::ahead::ReaperWake,
     /// Hand-outs of jobs claimed ahead waiting for their deadline's write (`claim.rs`).
     starts: Mutex<claim::Starts>,
     /// Bumped by wake(): ends every waiting claim.
@@ -208,6 +210,7 @@ async fn open_mode(
         ready: Notify::new(),
         settled: Notify::new(),
         reaper_kick: Notify::new(),
+        reaper_wake: Default::default(),
         starts: Mutex::new(claim::Starts::default()),
         notify_ns: AtomicBool::new(false),
         notify_all: AtomicBool::new(false),

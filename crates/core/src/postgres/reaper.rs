@@ -79,10 +79,19 @@ pub(super) async fn run(inner: Arc<Inner>) {
     let mut shutdown = inner.shutdown.subscribe();
     let mut sight = Sight::default();
     loop {
+        inner.reaper_wake.awake();
+        // Jobs held ahead here too long go back to pending before anything else reads them.
+        inner.release_overdue();
         let pause = match reap_once(&inner, &mut sight).await {
             Ok(p) => pause_after(&p),
             Err(_) => ERROR_PAUSE,
         };
+        let now = std::time::Instant::now();
+        let pause = crate::ahead::pause_for_holds(pause, inner.next_hold_end(), now);
+        let pause = inner
+            .reaper_wake
+            .sleeps_until(now + pause)
+            .saturating_duration_since(now);
         tokio::select! {
             _ = inner.reaper_kick.notified() => {}
             _ = shutdown.changed() => return,

@@ -16,6 +16,9 @@
 //!   that runs after claims nothing, one that ran before and lands after releases its own (the
 //!   close waits for that too: [`Engine::unregister_worker`]);
 //! - a claim for other queues or tasks releases them first;
+//! - held `policy::ahead::hold_limit` (half its timeout, a second at most), it goes back to
+//!   pending: the reaper releases it (`release_overdue` in engine.rs), since the reaper of another
+//!   process sharing the file would take it by the claim's deadline in its row;
 //! - pausing a queue in this process releases the jobs of that queue held here (a pause by
 //!   another process is not seen: those run, as jobs already claimed do);
 //! - cancelling one in this process cancels it outright, as if it had never been claimed; a
@@ -102,10 +105,15 @@ impl Engine {
         jobs: Vec<ClaimedJob>,
         limit: i64,
     ) -> (Vec<ClaimedJob>, Vec<JobToken>) {
-        let mut workers = self.shared.workers.lock().expect("workers lock");
-        let key = (ns.to_string(), worker_id.to_string());
-        let ahead = workers.get_mut(&key).map(|w| &mut w.ahead);
-        crate::ahead::keep(ahead, queues, tasks, jobs, limit)
+        let (out, due) = {
+            let mut workers = self.shared.workers.lock().expect("workers lock");
+            let key = (ns.to_string(), worker_id.to_string());
+            let ahead = workers.get_mut(&key).map(|w| &mut w.ahead);
+            let out = crate::ahead::keep(ahead, queues, tasks, jobs, limit);
+            (out, workers.get(&key).and_then(|w| w.ahead.next_due()))
+        };
+        self.shared.held_until(due);
+        out
     }
 
     /// Claims the worker's next jobs ahead on the writer, in the background (`take_ahead`
@@ -223,14 +231,18 @@ impl Refill {
     ) -> Vec<JobToken> {
         // A failure leaves the next claim to make its own (and meet the error itself).
         let jobs = out.unwrap_or_default();
-        let (stranded, done) = {
+        let (stranded, done, due) = {
             let mut workers = shared.workers.lock().expect("workers lock");
             match workers.get_mut(&(ns.to_string(), worker_id.to_string())) {
-                Some(w) => w.ahead.land(claim.0, claim.1, jobs),
+                Some(w) => {
+                    let (stranded, done) = w.ahead.land(claim.0, claim.1, jobs);
+                    (stranded, done, w.ahead.next_due())
+                }
                 // Gone: it released its jobs held here when it unregistered.
-                None => (jobs, None),
+                None => (jobs, None, None),
             }
         };
+        shared.held_until(due);
         if let Some(done) = done {
             // One waiter at most (the worker's one claim); the permit waits for it if it is not
             // waiting yet.

@@ -75,6 +75,8 @@ pub(crate) struct Shared {
     /// The latest lease end the reaper's planned wake-up will take (its reap cutoff then, ms since
     /// epoch): a lease handed out that ends earlier wakes it sooner.
     reaper_covers: AtomicI64,
+    /// When the reaper wakes next, for the claims that hold jobs ahead (`crate::ahead`).
+    pub reaper_wake: crate::ahead::ReaperWake,
     reaper: OnceLock<Thread>,
     heartbeat: OnceLock<Thread>,
     watcher: OnceLock<Thread>,
@@ -103,6 +105,16 @@ impl Shared {
                 if let Some(t) = self.reaper.get() {
                     t.unpark();
                 }
+            }
+        }
+    }
+
+    /// Jobs are held ahead here whose earliest hold ends at `due`: the reaper is woken if it
+    /// would sleep past it (it releases the jobs held too long, [`reaper_loop`]).
+    pub(super) fn held_until(&self, due: Option<Instant>) {
+        if self.reaper_wake.held(due) {
+            if let Some(t) = self.reaper.get() {
+                t.unpark();
             }
         }
     }
@@ -235,6 +247,7 @@ impl Engine {
             shutdown: AtomicBool::new(false),
             commits: AtomicU64::new(0),
             reaper_covers: AtomicI64::new(0),
+            reaper_wake: Default::default(),
             reaper: OnceLock::new(),
             heartbeat: OnceLock::new(),
             watcher: OnceLock::new(),
@@ -563,6 +576,9 @@ fn reaper_loop(conn: Connection, tx: WriterTx, shared: Arc<Shared>) {
     let mut next_route = 0i64;
     let blackout = |s: &Shared| s.sight.lock().expect("sight lock").blackout;
     while !shared.stopping() {
+        shared.reaper_wake.awake();
+        // Jobs held ahead here too long go back to pending, queued before this pass's writes.
+        release_overdue(&shared, &tx);
         let now = now_ms();
         if now >= next_route {
             let due = ops::plan_route(&conn, now, ROUTE_BATCH).is_ok_and(|p| !p.is_empty());
@@ -636,14 +652,44 @@ fn reaper_loop(conn: Connection, tx: WriterTx, shared: Arc<Shared>) {
             // Until the cutoff reaches that lease's end.
             wait = wait.min((t - policy::reap_cutoff(now)).max(1));
         }
-        let wait = wait.max(0);
-        shared
-            .reaper_covers
-            .store(policy::reap_cutoff(now + wait), Ordering::Relaxed);
-        if wait > 0 {
-            std::thread::park_timeout(Duration::from_millis(wait as u64));
+        let wait = Duration::from_millis(wait.max(0) as u64);
+        let at = Instant::now();
+        let wait = crate::ahead::pause_for_holds(wait, next_hold_end(&shared), at);
+        let wait = shared
+            .reaper_wake
+            .sleeps_until(at + wait)
+            .saturating_duration_since(at);
+        shared.reaper_covers.store(
+            policy::reap_cutoff(now + wait.as_millis() as i64),
+            Ordering::Relaxed,
+        );
+        if !wait.is_zero() {
+            std::thread::park_timeout(wait);
         }
     }
+}
+
+/// Releases the jobs held ahead here past their hold (`policy::ahead::hold_limit`): back to
+/// pending before the claim's deadline in their rows passes, which another process's reaper
+/// would enforce; and free for any worker with a slot.
+fn release_overdue(shared: &Shared, tx: &WriterTx) {
+    let now = Instant::now();
+    let mut by_ns: HashMap<String, Vec<crate::model::JobToken>> = HashMap::new();
+    for ((ns, _), w) in shared.workers.lock().expect("workers lock").iter_mut() {
+        let jobs = w.ahead.overdue(now);
+        if !jobs.is_empty() {
+            by_ns.entry(ns.clone()).or_default().extend(jobs);
+        }
+    }
+    for (ns, jobs) in by_ns {
+        super::ahead::release_aside(tx, &ns, jobs);
+    }
+}
+
+/// When the earliest hold of the jobs held here ends.
+fn next_hold_end(shared: &Shared) -> Option<Instant> {
+    let workers = shared.workers.lock().expect("workers lock");
+    workers.values().filter_map(|w| w.ahead.next_due()).min()
 }
 
 /// One sweep pass, if a job is due: deletes up to `limit` expired jobs in the next write
