@@ -15,7 +15,7 @@ use crate::model::{
     CancelOutcome, ClaimedJob, JobToken, Settle, SettleKind, SettleOutcome, SettleStatus,
 };
 use crate::policy;
-use crate::policy::ahead::{hold_limit, refill_due, Pace};
+use crate::policy::ahead::{hold_limit, refill_due, Pace, HOLD_MAX};
 
 /// A worker's jobs claimed ahead and not handed out yet.
 #[derive(Default)]
@@ -25,6 +25,9 @@ pub(crate) struct Ahead {
     tasks: Vec<String>,
     jobs: VecDeque<Held>,
     pace: Pace,
+    /// The shortest hold of the jobs its last claim took (`policy::ahead::hold_limit`): the
+    /// next claim takes no more ahead than go out within half of it.
+    hold: Option<Duration>,
     /// A refill under way: notified when its jobs are in (or it ended without any).
     refill: Option<Arc<Notify>>,
 }
@@ -197,7 +200,14 @@ impl Ahead {
 
     /// How many jobs more than asked the worker's next claim takes, at its pace.
     pub(crate) fn extra(&self) -> i64 {
-        self.pace.ahead()
+        self.pace.ahead(self.hold.unwrap_or(HOLD_MAX))
+    }
+
+    /// A claim took `jobs`: their shortest hold bounds the next claims ahead.
+    fn claimed(&mut self, jobs: &[ClaimedJob]) {
+        if let Some(h) = jobs.iter().map(|j| hold_limit(j.timeout_ms)).min() {
+            self.hold = Some(h);
+        }
     }
 
     /// Ends the refill under way, if any: what to notify. Notify once no lock is held: a store
@@ -236,7 +246,7 @@ impl Ahead {
             }
         }
         self.pace.handed(jobs.len(), Instant::now());
-        let refill = refill_due(self.jobs.len(), self.pace.ahead(), self.refill.is_some());
+        let refill = refill_due(self.jobs.len(), self.extra(), self.refill.is_some());
         if refill {
             self.refill = Some(Arc::new(Notify::new()));
         }
@@ -252,6 +262,7 @@ impl Ahead {
         jobs: Vec<ClaimedJob>,
         limit: i64,
     ) -> Vec<ClaimedJob> {
+        self.claimed(&jobs);
         let (jobs, rest) = split(jobs, limit);
         let now = Instant::now();
         self.pace.handed(jobs.len(), now);
@@ -273,6 +284,7 @@ impl Ahead {
         jobs: Vec<ClaimedJob>,
     ) -> (Vec<ClaimedJob>, Option<Arc<Notify>>) {
         let done = self.end_refill();
+        self.claimed(&jobs);
         if self.queues == queues && self.tasks == tasks {
             self.jobs.extend(held(jobs, Instant::now()));
             (Vec::new(), done)
@@ -341,7 +353,11 @@ mod tests {
         w.awake();
         assert!(!w.held(Some(ms(200))));
         assert!(!w.held(Some(ms(120))));
-        assert_eq!(w.sleeps_until(ms(250)), ms(120), "the hold begun while it worked");
+        assert_eq!(
+            w.sleeps_until(ms(250)),
+            ms(120),
+            "the hold begun while it worked"
+        );
         assert_eq!(
             pause_for_holds(Duration::from_millis(250), Some(ms(40)), now),
             Duration::from_millis(40)

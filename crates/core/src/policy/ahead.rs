@@ -16,9 +16,13 @@ pub const AHEAD_MAX: i64 = 448;
 /// The window over which a worker's pace is measured.
 pub const PACE_WINDOW: Duration = Duration::from_millis(100);
 
-/// How many jobs to claim ahead at a pace of `per_ms` jobs handed out per ms.
-pub fn ahead_size(per_ms: f64) -> i64 {
-    ((per_ms * AHEAD_MS) as i64).clamp(0, AHEAD_MAX)
+/// How many jobs to claim ahead at a pace of `per_ms` jobs handed out per ms, when the jobs the
+/// worker claimed last may be held `hold` at most ([`hold_limit`]): what it hands out within
+/// [`AHEAD_MS`], or within half that hold if shorter, so the last of them goes out before its
+/// hold ends (a job released then is claimed again: two writes for nothing).
+pub fn ahead_size(per_ms: f64, hold: Duration) -> i64 {
+    let window = AHEAD_MS.min(hold.as_secs_f64() * 1000.0 / 2.0);
+    ((per_ms * window) as i64).clamp(0, AHEAD_MAX)
 }
 
 /// Whether to claim the next jobs ahead now: none under way, and half of what a claim takes
@@ -82,9 +86,10 @@ impl Pace {
         }
     }
 
-    /// How many jobs more than asked a claim takes at this pace ([`ahead_size`]).
-    pub fn ahead(&self) -> i64 {
-        ahead_size(self.per_ms)
+    /// How many jobs more than asked a claim takes at this pace, for jobs held `hold` at most
+    /// ([`ahead_size`]).
+    pub fn ahead(&self, hold: Duration) -> i64 {
+        ahead_size(self.per_ms, hold)
     }
 }
 
@@ -119,16 +124,19 @@ mod tests {
 
     #[test]
     fn the_size_follows_the_pace_within_its_bounds() {
-        assert_eq!(ahead_size(0.0), 0);
-        assert_eq!(ahead_size(2.0), 50);
-        assert_eq!(ahead_size(1000.0), AHEAD_MAX);
+        assert_eq!(ahead_size(0.0, HOLD_MAX), 0);
+        assert_eq!(ahead_size(2.0, HOLD_MAX), 50);
+        assert_eq!(ahead_size(1000.0, HOLD_MAX), AHEAD_MAX);
+        // Jobs of a 20 ms timeout are held 10 ms at most: what goes out in 5 ms.
+        assert_eq!(ahead_size(2.0, hold_limit(Some(20))), 10);
+        assert_eq!(ahead_size(2.0, Duration::ZERO), 0);
         let mut p = Pace::default();
         let t = Instant::now();
         p.handed(64, t);
-        assert_eq!(p.ahead(), 0, "no whole window yet");
+        assert_eq!(p.ahead(HOLD_MAX), 0, "no whole window yet");
         p.handed(136, t + PACE_WINDOW);
         // 200 jobs over 100 ms: 2 per ms, 50 ahead.
-        assert_eq!(p.ahead(), 50);
+        assert_eq!(p.ahead(HOLD_MAX), 50);
     }
 
     #[test]

@@ -417,16 +417,32 @@ impl Inner {
             let mut workers = self.workers.lock().expect("workers lock");
             workers
                 .iter_mut()
-                .map(|(id, w)| (id.clone(), w.ahead.overdue(now)))
-                .filter(|(_, jobs)| !jobs.is_empty())
+                .filter_map(|(id, w)| {
+                    let jobs = w.ahead.overdue(now);
+                    // Still not started for the reaper until the release commits: their lease
+                    // may run out meanwhile (a short timeout, a slow release).
+                    w.releasing.extend(jobs.iter().map(|j| j.id));
+                    (!jobs.is_empty()).then(|| (id.clone(), jobs))
+                })
                 .collect()
         };
         for (worker_id, jobs) in due {
             let inner = self.clone();
+            let owner = worker_id.clone();
             let h = self.rt.spawn(async move {
-                let _ = inner.release(jobs).await;
+                let _ = inner.release(jobs.clone()).await;
+                if let Some(w) = inner
+                    .workers
+                    .lock()
+                    .expect("workers lock")
+                    .get_mut(&worker_id)
+                {
+                    for j in &jobs {
+                        w.releasing.remove(&j.id);
+                    }
+                }
             });
-            self.track(Some(&worker_id), h);
+            self.track(Some(&owner), h);
         }
     }
 

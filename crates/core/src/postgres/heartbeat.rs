@@ -27,6 +27,9 @@ pub(super) struct WorkerState {
     /// Jobs handed out of `ahead` whose deadline from the hand-out is not written yet
     /// (`claim.rs`, `start_ahead`): not started for the reaper until then.
     pub(super) starting: HashSet<i64>,
+    /// Jobs taken out of `ahead` past their hold whose release is not committed yet
+    /// (`claim.rs`, `release_overdue`): not started for the reaper until then.
+    pub(super) releasing: HashSet<i64>,
     /// Where its claims stopped in jobs_ready (`cursor.rs`).
     pub(super) cursors: super::cursor::Cursors,
     pending_cancels: Vec<i64>,
@@ -68,7 +71,8 @@ impl Inner {
     }
 
     /// The ids of the attempts claimed ahead for the workers of this process (of every store in
-    /// this place) and not started: held, or handed out with their deadline not yet written. The
+    /// this place) and not started: held, handed out with their deadline not yet written, or
+    /// on their way back to pending after their hold. The
     /// reaper leaves them out of its reads (`reaper/expired.sql`): their row holds the claim's
     /// deadline.
     pub(super) fn unstarted_here(&self) -> Vec<i64> {
@@ -78,6 +82,7 @@ impl Inner {
             for w in workers.values() {
                 ids.extend(w.ahead.ids());
                 ids.extend(w.starting.iter().copied());
+                ids.extend(w.releasing.iter().copied());
             }
         }
         ids
@@ -151,6 +156,7 @@ impl Inner {
                 held: HashMap::new(),
                 ahead: Default::default(),
                 starting: HashSet::new(),
+                releasing: HashSet::new(),
                 cursors: Default::default(),
                 pending_cancels: Vec::new(),
                 reported: HashSet::new(),
