@@ -59,7 +59,7 @@ struct Wake {
 }
 
 impl ReaperWake {
-    /// The reaper is at work: holds that begin now are kept for [`Self::sleeps_until`], no wake.
+    /// The reaper is at work: holds that begin now are kept for [`Self::sleep`], no wake.
     pub(crate) fn awake(&self) {
         *self.0.lock().expect("reaper wake lock") = Wake {
             awake: true,
@@ -67,16 +67,14 @@ impl ReaperWake {
         };
     }
 
-    /// The reaper goes to sleep until `at`, or until the earliest hold that began while it was
-    /// at work ends, if sooner: what it returns.
-    pub(crate) fn sleeps_until(&self, at: Instant) -> Instant {
+    /// The reaper, which would sleep `pause`, goes to sleep: until the earliest hold ends if
+    /// sooner (`due`, as it read them, or one that began while it was at work). How long.
+    pub(crate) fn sleep(&self, pause: Duration, due: Option<Instant>) -> Duration {
+        let now = Instant::now();
         let mut w = self.0.lock().expect("reaper wake lock");
-        let at = w.at.map_or(at, |due| due.min(at));
-        *w = Wake {
-            awake: false,
-            at: Some(at),
-        };
-        at
+        let at = [Some(now + pause), due, w.at].into_iter().flatten().min();
+        *w = Wake { awake: false, at };
+        at.map_or(pause, |at| at.saturating_duration_since(now))
     }
 
     /// Jobs are held whose earliest hold ends at `due`: whether to wake the sleeping reaper for
@@ -90,11 +88,6 @@ impl ReaperWake {
         w.at = Some(due);
         !w.awake
     }
-}
-
-/// How long a reaper that would sleep `pause` may sleep with holds ending at `due`.
-pub(crate) fn pause_for_holds(pause: Duration, due: Option<Instant>, now: Instant) -> Duration {
-    due.map_or(pause, |d| pause.min(d.saturating_duration_since(now)))
 }
 
 /// What a claim finds among its worker's jobs claimed ahead.
@@ -343,8 +336,16 @@ mod tests {
         let w = ReaperWake::default();
         let now = Instant::now();
         let ms = |n: u64| now + Duration::from_millis(n);
+        // Within `n` ms and not much sooner: the test's own time passes meanwhile.
+        let about = |d: Duration, n: u64| {
+            assert!(d <= Duration::from_millis(n), "{d:?} past {n} ms");
+            assert!(
+                d + Duration::from_millis(50) >= Duration::from_millis(n),
+                "{d:?}"
+            );
+        };
         assert!(w.held(Some(ms(500))), "never planned: wake it");
-        assert_eq!(w.sleeps_until(ms(250)), ms(250));
+        about(w.sleep(Duration::from_millis(250), None), 250);
         assert!(!w.held(Some(ms(300))), "it wakes before that anyway");
         assert!(w.held(Some(ms(100))), "sooner than its plan");
         assert!(!w.held(Some(ms(150))), "already woken for an earlier one");
@@ -353,18 +354,11 @@ mod tests {
         w.awake();
         assert!(!w.held(Some(ms(200))));
         assert!(!w.held(Some(ms(120))));
-        assert_eq!(
-            w.sleeps_until(ms(250)),
-            ms(120),
-            "the hold begun while it worked"
-        );
-        assert_eq!(
-            pause_for_holds(Duration::from_millis(250), Some(ms(40)), now),
-            Duration::from_millis(40)
-        );
-        assert_eq!(
-            pause_for_holds(Duration::from_millis(250), None, now),
-            Duration::from_millis(250)
-        );
+        about(w.sleep(Duration::from_millis(250), Some(ms(180))), 120);
+        // The earliest hold it read, or its own pause.
+        w.awake();
+        about(w.sleep(Duration::from_millis(250), Some(ms(60))), 60);
+        w.awake();
+        about(w.sleep(Duration::from_millis(250), None), 250);
     }
 }

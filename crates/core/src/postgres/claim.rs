@@ -76,12 +76,13 @@ impl Inner {
         let ahead = flows.is_empty();
         if ahead {
             loop {
-                match self.take_ahead(&req.worker_id, &queues, &tasks, req.limit) {
+                let (took, restarted) = self.take_ahead(&req.worker_id, &queues, &tasks, req.limit);
+                match took {
                     Took::Jobs(jobs, refill) => {
                         if refill {
                             self.refill(&req.worker_id, &queues, &tasks, lease_ms);
                         }
-                        self.start_ahead(&req.worker_id, &jobs, lease_ms);
+                        self.start_ahead(&req.worker_id, restarted, lease_ms);
                         return Ok(jobs);
                     }
                     // None left, and a refill on its way: its jobs, rather than a claim of our own.
@@ -196,12 +197,20 @@ impl Inner {
 
     /// Up to `limit` of the worker's jobs claimed ahead, in claim order, if it claims the same
     /// queues and tasks as when they were claimed (and whether to refill them now); otherwise the
-    /// ones to release, or the refill to wait for.
-    fn take_ahead(&self, worker_id: &str, queues: &[String], tasks: &[String], limit: i64) -> Took {
+    /// ones to release, or the refill to wait for. With the jobs handed out whose clock starts
+    /// again, for [`Self::start_ahead`].
+    fn take_ahead(
+        &self,
+        worker_id: &str,
+        queues: &[String],
+        tasks: &[String],
+        limit: i64,
+    ) -> (Took, Vec<JobToken>) {
         let mut workers = self.workers.lock().expect("workers lock");
         let Some(w) = workers.get_mut(worker_id) else {
-            return Took::Nothing;
+            return (Took::Nothing, Vec::new());
         };
+        let mut restarted = Vec::new();
         let mut took = w.ahead.hand_out(queues, tasks, limit, None);
         if let Took::Jobs(jobs, _) = &mut took {
             // The claim's `started_at` is the database's clock; this process's may differ by
@@ -217,10 +226,11 @@ impl Inner {
                     // Not started for the reaper until its deadline from now is written, in
                     // the same lock as it leaves `ahead`: never seen in neither place.
                     w.starting.insert(j.id);
+                    restarted.push(token(j));
                 }
             }
         }
-        took
+        (took, restarted)
     }
 
     /// Jobs handed out of the worker's [`Ahead`] whose clock starts again
@@ -229,25 +239,16 @@ impl Inner {
     /// does not wait for it: until it commits the row's deadline is only earlier, and the reaper
     /// spares them as not started. One write per store is out at a time; the hand-outs meanwhile
     /// go together in the next.
-    fn start_ahead(self: &Arc<Self>, worker_id: &str, jobs: &[ClaimedJob], lease_ms: i64) {
-        if jobs.iter().all(|j| j.timeout_ms.is_none()) {
-            return;
-        }
-        let timed: Vec<(String, JobToken, i64)> = {
-            let workers = self.workers.lock().expect("workers lock");
-            let Some(w) = workers.get(worker_id) else {
-                return;
-            };
-            jobs.iter()
-                .filter(|j| w.starting.contains(&j.id))
-                .map(|j| (worker_id.to_string(), token(j), lease_ms))
-                .collect()
-        };
-        if timed.is_empty() {
+    fn start_ahead(self: &Arc<Self>, worker_id: &str, restarted: Vec<JobToken>, lease_ms: i64) {
+        if restarted.is_empty() {
             return;
         }
         let mut starts = self.starts.lock().expect("starts lock");
-        starts.jobs.extend(timed);
+        starts.jobs.extend(
+            restarted
+                .into_iter()
+                .map(|j| (worker_id.to_string(), j, lease_ms)),
+        );
         if !std::mem::replace(&mut starts.writing, true) {
             self.rt.spawn(self.clone().write_starts());
         }

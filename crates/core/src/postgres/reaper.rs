@@ -86,12 +86,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
             Ok(p) => pause_after(&p),
             Err(_) => ERROR_PAUSE,
         };
-        let now = std::time::Instant::now();
-        let pause = crate::ahead::pause_for_holds(pause, inner.next_hold_end(), now);
-        let pause = inner
-            .reaper_wake
-            .sleeps_until(now + pause)
-            .saturating_duration_since(now);
+        let pause = inner.reaper_wake.sleep(pause, inner.next_hold_end());
         tokio::select! {
             _ = inner.reaper_kick.notified() => {}
             _ = shutdown.changed() => return,

@@ -660,12 +660,7 @@ fn reaper_loop(conn: Connection, tx: WriterTx, shared: Arc<Shared>) {
             wait = wait.min((t - policy::reap_cutoff(now)).max(1));
         }
         let wait = Duration::from_millis(wait.max(0) as u64);
-        let at = Instant::now();
-        let wait = crate::ahead::pause_for_holds(wait, next_hold_end(&shared), at);
-        let wait = shared
-            .reaper_wake
-            .sleeps_until(at + wait)
-            .saturating_duration_since(at);
+        let wait = shared.reaper_wake.sleep(wait, next_hold_end(&shared));
         shared.reaper_covers.store(
             policy::reap_cutoff(now + wait.as_millis() as i64),
             Ordering::Relaxed,
