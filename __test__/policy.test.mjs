@@ -14,6 +14,7 @@ const workflows = await import(new URL('../dist/esm/core/policy/workflows.js', i
 const counters = await import(new URL('../dist/esm/core/policy/counters.js', import.meta.url))
 const list = await import(new URL('../dist/esm/core/policy/list.js', import.meta.url))
 const wake = await import(new URL('../dist/esm/core/policy/wake.js', import.meta.url))
+const checkpoint = await import(new URL('../dist/esm/core/policy/checkpoint.js', import.meta.url))
 const claimPlan = await import(new URL('../dist/esm/core/policy/claim_plan.js', import.meta.url))
 const tables = new URL('../crates/core/tests/', import.meta.url)
 const readTable = (url) => JSON.parse(readFileSync(url, 'utf8'))
@@ -166,6 +167,9 @@ const runners = {
   wake_poll_override: (c) => [wake.pollOverride(c.env ?? undefined), c.expect],
   wake_judge: (c) => [wake.judge(c.trust, c.changed, c.notified), c.expect],
   wake_poll_ms: (c) => [wake.pollMs(c.watching, c.trust, c.override), c.expect],
+  // policy_cases/checkpoint.json: src/core/policy/checkpoint.ts
+  checkpoint_constants: (c) => [Object.fromEntries(Object.keys(c).map((name) => [name, checkpoint[name]])), c],
+  checkpoint_due: (c) => [checkpoint.checkpointDue(c.commits, c.seen), c.expect],
 }
 
 /** A flow row's state from a case (fields left out take the fresh row's). */

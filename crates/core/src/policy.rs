@@ -10,6 +10,7 @@
 //! otherwise each write belongs here.
 
 pub mod ahead;
+pub mod checkpoint;
 pub mod claim_plan;
 pub mod counters;
 pub mod flow;

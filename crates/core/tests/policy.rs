@@ -1010,3 +1010,21 @@ fn wake_cases() {
         assert_eq!(got as i64, int(case, "expect"), "{case}");
     }
 }
+
+#[test]
+fn checkpoint_cases() {
+    use taskito_core::policy::checkpoint;
+    let all = cases();
+    let c = &section(&all, "checkpoint_constants")[0];
+    let interval = int(c, "CHECKPOINT_INTERVAL_MS") as u64;
+    assert_eq!(interval, checkpoint::CHECKPOINT_INTERVAL_MS);
+    assert_eq!(
+        int(c, "CHECKPOINT_COMMITS") as u64,
+        checkpoint::CHECKPOINT_COMMITS
+    );
+    for case in section(&all, "checkpoint_due") {
+        let (commits, seen) = (int(case, "commits") as u64, int(case, "seen") as u64);
+        let got = checkpoint::checkpoint_due(commits, seen);
+        assert_eq!(Value::Bool(got), case["expect"], "{case}");
+    }
+}

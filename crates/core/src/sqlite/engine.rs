@@ -23,6 +23,7 @@ use crate::ahead::Ahead;
 use crate::error::{Error, Result};
 use crate::model::WorkerInfo;
 use crate::now_ms;
+use crate::policy::checkpoint::{self, CHECKPOINT_INTERVAL_MS};
 use crate::policy::{self, ROUTE_BATCH, ROUTE_INTERVAL_MS};
 use crate::store::Unregistered;
 
@@ -31,15 +32,6 @@ const READERS: usize = 2;
 /// The longest the reaper sleeps, so dead workers of other processes are found promptly.
 const REAPER_MAX_SLEEP_MS: i64 = 100;
 const REAP_BATCH: i64 = 256;
-/// How often the checkpointer looks at the commits since its last checkpoint.
-const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
-/// How many commits of this process a checkpoint waits for. A checkpoint that catches up with
-/// the WAL makes the next commit start it over, and that commit syncs the new WAL's header (an
-/// fsync, 0.5-2 ms here): one checkpoint per look would put it on every commit of a producer that
-/// enqueues a job now and then (a lone `delay()` after 200 ms idle took 1.1 ms against 0.19 ms
-/// back to back). Under load a look finds many more; the writer's bound (4000 pages,
-/// connection/writer.sql) holds whatever comes.
-const CHECKPOINT_COMMITS: u64 = 32;
 
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
@@ -761,14 +753,17 @@ fn heartbeat_loop(tx: WriterTx, shared: Arc<Shared>) {
     }
 }
 
+/// How often the checkpointer looks (`policy::checkpoint`).
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(CHECKPOINT_INTERVAL_MS);
+
 /// Copies the WAL back into the database file in the background (PASSIVE: never waits for, nor
-/// blocks, the writer or readers), so no commit pays for a checkpoint's fsync.
+/// blocks, the writer or readers), so no commit pays for a checkpoint's fsync (`policy::checkpoint`).
 fn checkpoint_loop(conn: Connection, shared: Arc<Shared>) {
     let mut seen = 0u64;
     while !shared.stopping() {
         std::thread::park_timeout(CHECKPOINT_INTERVAL);
         let commits = shared.commits.load(Ordering::Relaxed);
-        if commits.saturating_sub(seen) >= CHECKPOINT_COMMITS {
+        if checkpoint::checkpoint_due(commits, seen) {
             seen = commits;
             let _ = queries::checkpoint(&conn);
         }
