@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
 import { Queue } from 'taskito'
-import { PG_URL, coreOf, eachCore, location, locationArgs, makeQueue, tempDir } from './helpers.mjs'
+import { PG_URL, coreOf, eachCore, location, locationArgs, makeQueue, tempDir, until } from './helpers.mjs'
 
 const cli = fileURLToPath(new URL('../dist/esm/cli.js', import.meta.url))
 
@@ -161,3 +161,35 @@ test('fileMode that would lock the owner out, or is not a mode, is refused at co
   t.false(existsSync('never-created.db'))
   t.throws(() => new Queue({ dbPath: 'x.db', readOnly: 'yes' }), { code: 'INVALID_ARGUMENT' })
 })
+
+/** The WAL's frames committed (mxFrame) and those copied back into the database file (nBackfill),
+ * read from the `-shm` wal-index as SQLite lays it out (sqlite.org/walformat.html: the header's
+ * mxFrame at byte 16, the checkpoint info's nBackfill at byte 96; native byte order). */
+function walFrames(dbPath) {
+  const shm = readFileSync(`${dbPath}-shm`)
+  return { committed: shm.readUInt32LE(16), copied: shm.readUInt32LE(96) }
+}
+
+eachCore(
+  'a producer that commits now and then has its WAL copied back into the database file in the background, not by a commit',
+  async (t, core) => {
+    const where = location(t, core)
+    const queue = makeQueue(t, core, where)
+    const task = queue.task('noop', async () => {})
+    // 40 commits of one job each: a few frames apiece, far below the 1000 pages at which SQLite's
+    // own checkpoint would run inside a commit. Only a background checkpoint copies them back.
+    for (let i = 0; i < 40; i++) await task.delay(i)
+    const first = walFrames(where.dbPath)
+    t.true(first.committed > 40, `frames: ${JSON.stringify(first)}`)
+    await until(
+      () => {
+        const f = walFrames(where.dbPath)
+        return f.copied > 0 && f.copied === f.committed
+      },
+      { timeout: 10_000, what: `the WAL checkpointed (now ${JSON.stringify(walFrames(where.dbPath))})` },
+    )
+    // What was copied is what was committed: another handle on the file reads every job.
+    t.is((await queue.stats()).pending, 40)
+  },
+  { sqliteOnly: true },
+)

@@ -34,13 +34,14 @@ import { type FSWatcher, watch as watchFile } from 'node:fs'
 import { checkFileOwner, claimFile, releaseFile } from '../owners.js'
 import { EXPIRE_BATCH } from '../policy/schedules.js'
 import { type Blackout, DEFAULT_LEASE_MS, REAP_GRACE_MS, ROUTE_BATCH, ROUTE_INTERVAL_MS, SWEEP_MIN_BATCH, blackoutAfter, heartbeatIntervalMs, reapCutoffAfter, sweepNext } from '../policy.js'
+import { CHECKPOINT_COMMITS } from '../policy/checkpoint.js'
 import { Counts } from '../policy/counters.js'
 import { judge, pollMs, pollOverride, POLL_ENV, RECHECK_MS, start as startTrust, type Trust, WATCH_ENV, WATCH_LINGER_MS, watchEnabled } from '../policy/wake.js'
 import type { ClaimedJob, ClaimRequest, JobRow, TaskFlow, WorkerInfo } from '../types.js'
 import { consoleLogger, type Logger } from '../../hooks.js'
 import { closedError, fromSqlite } from './errors.js'
 import { sqliteDriver } from './driver.js'
-import { BeatThread, beatsBegun, type CancelsSeen, learnFromBeat, learnInProcess, nextBeat, readBlackout, sharedBlock } from './heartbeat.js'
+import { BeatThread, beatsBegun, type CancelsSeen, countCommit, learnFromBeat, learnInProcess, nextBeat, readBlackout, sharedBlock } from './heartbeat.js'
 import { lockRetryMs, openDatabase, type Database } from './sqlite.js'
 import { loadQuery } from './queries.js'
 import { type Effects, isFinal, key, newEffects, Store } from './store.js'
@@ -189,7 +190,7 @@ export class Engine {
   /** What the heartbeat thread shares with this engine: the beat counter, the thread's blackout
    * (heartbeat.ts), as one buffer. */
   private readonly shared = sharedBlock()
-  private readonly beatCounter = new Int32Array(this.shared, 0, 2)
+  private readonly beatCounter = new Int32Array(this.shared)
   private beatMode: BeatMode = 'none'
   private beatThread: BeatThread | undefined
   /** The logger of the handle whose worker registered last: says once that the thread is out. */
@@ -305,6 +306,7 @@ export class Engine {
         // The counters, in the same transaction as the changes they count: one upsert per key.
         this.store.applyCounts(fx.counts)
         s.commit.run()
+        this.committed()
       } catch (err) {
         this.abandon()
         op.reject(fromSqlite(err, this.path))
@@ -337,6 +339,7 @@ export class Engine {
     try {
       this.store.applyCounts(counts)
       s.commit.run()
+      this.committed()
     } catch (err) {
       this.abandon()
       const e = fromSqlite(err, this.path)
@@ -756,7 +759,27 @@ export class Engine {
     state.timer = setInterval(() => this.heartbeat(state), heartbeatIntervalMs(state.leaseMs)).unref()
   }
 
-  /** Starts the thread, with the first registered worker; its workers are beaten on this loop
+  /** One more commit of this connection. The heartbeat thread checkpoints the WAL from the
+   * engine's commit count (policy/checkpoint.ts), so a process that commits without a worker
+   * (a producer) starts it too, at its CHECKPOINT_COMMITS-th commit: until then (and if the thread
+   * is out) SQLite's automatic checkpoint runs inside this connection's commits, on the event loop. */
+  private committed(): void {
+    if (countCommit(this.beatCounter) === CHECKPOINT_COMMITS && this.beatMode === 'none') this.startBeatThread()
+  }
+
+  /** Whether this connection checkpoints inside its own commits as SQLite does by default (1000
+   * pages), or leaves it to the thread and keeps only the writer's bound (connection/writer.sql:
+   * a checkpoint beside a busy writer never catches up, and the commit past the bound finishes it). */
+  private checkpointOnCommit(yes: boolean): void {
+    try {
+      if (yes) this.db.pragma('wal_autocheckpoint = 1000')
+      else this.db.exec(loadQuery('connection/writer.sql'))
+    } catch {
+      // A setting, not a write: the connection keeps the one it had.
+    }
+  }
+
+  /** Starts the thread, with the first registered worker or the CHECKPOINT_COMMITS-th commit; its workers are beaten on this loop
    * until it says it is ready. Created on the next turn, not in registerWorker: creating a thread
    * holds this loop for a few ms (3-38 ms measured on a loaded machine, docs/PERFORMANCE.md), which
    * worker.start() and the worker's first claim need not wait for. */
@@ -790,6 +813,7 @@ export class Engine {
   private beatThreadReady(): void {
     if (this.closed || this.beatMode !== 'starting') return
     this.beatMode = 'thread'
+    this.checkpointOnCommit(false)
     for (const state of this.workers.values()) {
       if (state.timer !== undefined) clearInterval(state.timer)
       state.timer = undefined
@@ -801,7 +825,9 @@ export class Engine {
   private beatThreadLost(reason: string): void {
     this.beatThread = undefined
     if (this.closed) return
+    const had = this.beatMode === 'thread'
     this.beatMode = 'loop'
+    if (had) this.checkpointOnCommit(true)
     for (const state of this.workers.values()) {
       if (state.timer !== undefined) continue
       this.loopBeats(state)
@@ -811,7 +837,8 @@ export class Engine {
     this.loopNoticeShown = true
     ;(this.logger ?? consoleLogger).error(
       `the JS core's heartbeat thread for ${this.path} is out (${reason}); leases are renewed on the event loop from now on, ` +
-        "so a handler that blocks the event loop for more than about two thirds of its worker's leaseMs loses its attempt to another process",
+        "so a handler that blocks the event loop for more than about two thirds of its worker's leaseMs loses its attempt to another process; " +
+        'and the WAL is checkpointed inside the commits, on the event loop',
     )
   }
 

@@ -8,19 +8,28 @@
  * the workers due at the same moment in one transaction, as the group commit would have put them.
  * Its connection may block while another connection holds the write lock: this thread has nothing
  * else to do, and what must not wait for it (an unregister) goes through shared memory.
+ *
+ * It also copies the WAL back into the database file: every CHECKPOINT_INTERVAL_MS it looks at
+ * the engine's commit count, and after CHECKPOINT_COMMITS of them runs a PASSIVE checkpoint
+ * (connection/checkpoint.sql: it never waits for, nor blocks, a writer or a reader), as the native
+ * engine's checkpointer thread does (policy/checkpoint.ts). The engine's connection then keeps
+ * only the writer's bound (connection/writer.sql), so its commits, on the event loop, no longer
+ * pay for checkpoints.
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { type Blackout, blackoutAfter, heartbeatIntervalMs } from '../policy.js'
+import { CHECKPOINT_INTERVAL_MS, checkpointDue } from '../policy/checkpoint.js'
 import type { WorkerInfo } from '../types.js'
 import { Beats } from './beats.js'
 import { driverNamed } from './driver.js'
-import { type BeatThreadData, type FromBeatThread, type ToBeatThread, nextBeat, publishBlackout } from './heartbeat.js'
+import { type BeatThreadData, commitsMade, type FromBeatThread, type ToBeatThread, nextBeat, publishBlackout } from './heartbeat.js'
+import { loadQuery } from './queries.js'
 import { applyCommonSettings, type Database, isBusy, type Statement } from './sqlite.js'
 
 const port = parentPort
 if (port === null) throw new Error('taskito: heartbeat-thread is the entry of a worker thread, not a module to import')
 const data = workerData as BeatThreadData
-const counter = new Int32Array(data.shared, 0, 2)
+const counter = new Int32Array(data.shared)
 
 interface Entry {
   ns: string
@@ -56,6 +65,9 @@ interface Connection {
 
 let conn: Connection | undefined
 let opened: Database | undefined
+/** The engine's commit count at this thread's last checkpoint. */
+let checkpointedAt = 0
+let checkpoints: NodeJS.Timeout | undefined
 try {
   const db = (opened = new (driverNamed(data.driver).Database)(data.path, { timeout: data.busyMs, fileMustExist: true }))
   db.pragma(`busy_timeout = ${Math.floor(data.busyMs)}`)
@@ -64,7 +76,10 @@ try {
 } catch (err) {
   fail(err)
 }
-if (!closed) post({ type: 'ready' })
+if (!closed) {
+  checkpoints = setInterval(checkpoint, CHECKPOINT_INTERVAL_MS).unref()
+  post({ type: 'ready' })
+}
 
 /** Ends the thread; the engine's event loop beats from now on. */
 function fail(err: unknown): void {
@@ -75,6 +90,7 @@ function fail(err: unknown): void {
 function end(): void {
   closed = true
   if (timer !== undefined) clearTimeout(timer)
+  if (checkpoints !== undefined) clearInterval(checkpoints)
   try {
     opened?.close()
   } catch {
@@ -163,4 +179,19 @@ function beat(due: [string, Entry][]): void {
   }
   working = true
   for (const [key, ids] of results) post({ type: 'beat', key, beat: number, ids })
+}
+
+/** The WAL back into the database file, once the engine made CHECKPOINT_COMMITS commits since the
+ * last time. A checkpoint that fails (another connection checkpoints, the disk refuses) is left to
+ * the next one; the engine's commits keep their bound meanwhile. */
+function checkpoint(): void {
+  if (conn === undefined || closed) return
+  const commits = commitsMade(counter)
+  if (!checkpointDue(commits, checkpointedAt)) return
+  checkpointedAt = commits
+  try {
+    conn.db.exec(loadQuery('connection/checkpoint.sql'))
+  } catch {
+    // the next look tries again
+  }
 }

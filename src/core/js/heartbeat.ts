@@ -11,7 +11,13 @@
  * - the thread's blackout (policy blackoutAfter): its waits for the write lock, read by the
  *   engine's reaper at once, without a message that a busy event loop would deliver late;
  * - per worker, a stop flag the engine sets before its row's delete is queued: the thread checks
- *   it under the write lock, so no beat writes the row back after the delete.
+ *   it under the write lock, so no beat writes the row back after the delete;
+ * - the engine's commit count, from which the thread decides its checkpoints (policy/checkpoint.ts).
+ *
+ * The same thread copies the WAL back into the database file (PASSIVE checkpoints on its own
+ * connection), as the native engine's checkpointer thread does, so that no commit of the event
+ * loop pays for a checkpoint's fsyncs: it is started for the first registered worker, or once the
+ * engine has made CHECKPOINT_COMMITS commits, whichever comes first.
  */
 import { join } from 'node:path'
 import { Worker as NodeWorker } from 'node:worker_threads'
@@ -45,12 +51,26 @@ export interface BeatThreadData {
   shared: SharedArrayBuffer
 }
 
-// ---- shared memory: [0] beat counter, [1] blackout seqlock (odd while written), then from, back.
+// ---- shared memory: Int32 [0] beat counter, [1] blackout seqlock (odd while written), then
+// Float64 from, back (bytes 8-23), then Int32 [6] the engine's commits (wrapping).
+
+/** Where the engine's commit count lives, in Int32 slots of the shared block. */
+const COMMITS_SLOT = 6
 
 export function sharedBlock(): SharedArrayBuffer {
-  const buffer = new SharedArrayBuffer(24)
+  const buffer = new SharedArrayBuffer(28)
   new Float64Array(buffer, 8, 2).fill(NaN)
   return buffer
+}
+
+/** The engine's side: one more commit of its connection; returns the count (wrapping at 2^32). */
+export function countCommit(shared: Int32Array): number {
+  return Atomics.add(shared, COMMITS_SLOT, 1) + 1
+}
+
+/** The thread's side: the engine's commits so far (policy/checkpoint.ts checkpointDue). */
+export function commitsMade(shared: Int32Array): number {
+  return Atomics.load(shared, COMMITS_SLOT)
 }
 
 /** The next beat's number: called inside the beat's transaction, with the write lock held. */

@@ -203,9 +203,10 @@ export function openDatabase(path: string, busyTimeoutMs: number, fileMode: numb
     if (readOnly) return db
     // First write: from here on the file is ours.
     // The native core's connection settings, from the same files: WAL mode, then what every
-    // connection sets. Not connection/writer.sql: its WAL bounds assume the native core's
-    // background checkpointer, which the JS core does not have (it keeps SQLite's automatic
-    // checkpoint); nor the reader's and checkpointer's files, connections it does not open.
+    // connection sets. Not connection/writer.sql yet: its WAL bounds assume a background
+    // checkpointer, which the engine applies once its heartbeat thread runs (engine.ts,
+    // checkpointOnCommit); until then SQLite's automatic checkpoint. Nor the reader's and
+    // checkpointer's files, connections the JS core does not open.
     switchToWal(db, busyTimeoutMs)
     applyCommonSettings(db)
     if (found < latest) migrate(db, path, all)
