@@ -88,6 +88,53 @@ interface Attempt {
   thread: ThreadRun | null
   /** Its OpenTelemetry span, when @opentelemetry/api is installed. */
   span: AttemptSpan | null
+  /** Its place in the worker's Running while it runs (-1 before). */
+  slot: number
+}
+
+/**
+ * The attempts running in a worker, each in a slot of an array that is reused in place. Not a Map
+ * keyed by job id: its size swings between 0 and `concurrency` with every claim and settle batch,
+ * and V8 moves a Map to a new table at each doubling and halving, leaving the old table linked to
+ * the new one (for iterators) with its entries still in it. Once one table of the chain had been
+ * promoted to the old generation, every later table and every attempt ever in one survived each
+ * scavenge until the next full GC: on a native drain, 2 MB copied per scavenge and pauses of 3-8 ms
+ * on the JS thread, growing between full GCs, during which the writer waited for settles
+ * (docs/PERFORMANCE.md "Scavenges of the native drain"). An array of slots is never rehashed, and
+ * a slot is emptied when its attempt is decided.
+ */
+class Running {
+  readonly #slots: (Attempt | undefined)[] = []
+  readonly #free: number[] = []
+  #size = 0
+
+  get size(): number {
+    return this.#size
+  }
+
+  add(attempt: Attempt): void {
+    const slot = this.#free.pop() ?? this.#slots.length
+    this.#slots[slot] = attempt
+    attempt.slot = slot
+    this.#size++
+  }
+
+  remove(attempt: Attempt): void {
+    if (attempt.slot < 0 || this.#slots[attempt.slot] !== attempt) return
+    this.#slots[attempt.slot] = undefined
+    this.#free.push(attempt.slot)
+    attempt.slot = -1
+    this.#size--
+  }
+
+  /** The running attempt of job `id`: a scan, for the rare cancel request. */
+  byJob(id: string): Attempt | undefined {
+    return this.#slots.find((a) => a !== undefined && a.job.id === id)
+  }
+
+  values(): Attempt[] {
+    return this.#slots.filter((a): a is Attempt => a !== undefined)
+  }
 }
 
 /** What currentJob() reads of a running attempt. A class, so that setProgress is one method rather
@@ -151,7 +198,7 @@ export class Worker {
   #tasks: readonly string[] = []
   #core: Core | null = null
   #state: 'new' | 'running' | 'closing' | 'closed' = 'new'
-  readonly #active = new Map<string, Attempt>()
+  readonly #active = new Running()
   #drained: (() => void) | null = null
   #cancelTimer: NodeJS.Timeout | null = null
   #settles: PendingSettle[] = []
@@ -333,8 +380,8 @@ export class Worker {
   #run(job: ClaimedJob): void {
     const task = this.#queue.getTask(job.taskName)
     const state = new RunningState(job, this.#core as Core)
-    const attempt: Attempt = { job, task, args: [], state, decided: false, decidedAt: 0, timer: null, thread: null, span: startAttemptSpan(job) }
-    this.#active.set(job.id, attempt)
+    const attempt: Attempt = { job, task, args: [], state, decided: false, decidedAt: 0, timer: null, thread: null, span: startAttemptSpan(job), slot: -1 }
+    this.#active.add(attempt)
     if (task === undefined) {
       const err = new TaskitoError(
         `task not registered: ${job.taskName} (import the module that defines it before the worker starts; ` +
@@ -509,7 +556,7 @@ export class Worker {
       attempt.span.end(outcome, error)
     }
     if (attempt.timer !== null) clearTimeout(attempt.timer)
-    this.#active.delete(attempt.job.id)
+    this.#active.remove(attempt)
     this.#settles.push({ settle, attempt, error })
     this.#unsettled++
     if (!this.#flushQueued) {
@@ -617,7 +664,7 @@ export class Worker {
       return
     }
     for (const id of ids) {
-      const attempt = this.#active.get(id)
+      const attempt = this.#active.byJob(id)
       if (attempt === undefined || attempt.state.cancelRequested) continue
       attempt.state.cancelRequested = true
       abortAttempt(attempt.state, new TaskCancelledError(`job ${id} was cancelled`))
@@ -694,7 +741,7 @@ export class Worker {
   /** close() still waits for these attempts: says which, the longest running first. */
   #reportWaiting(since: number): void {
     const now = Date.now()
-    const attempts = [...this.#active.values()].sort((a, b) => a.state.startedAt - b.state.startedAt)
+    const attempts = this.#active.values().sort((a, b) => a.state.startedAt - b.state.startedAt)
     const named = attempts.slice(0, CLOSE_REPORT_NAMED).map((a) => {
       const cancel = a.state.cancelRequested ? ', cancel requested' : ''
       return `job ${a.job.id} (task ${a.job.taskName}, running ${Math.round((now - a.state.startedAt) / 1000)} s${cancel})`
