@@ -8,7 +8,10 @@ use taskito_core::{open, ClaimedJob, NewJob, OpenOptions, Settle, SettleStatus, 
 use tempfile::TempDir;
 
 mod common;
-use common::{assert_no_drift, claim_until_held_ahead, complete, enqueue_one, job, req, worker};
+use common::{
+    assert_no_drift, busy_with_held_ahead, claim_until_held_ahead, complete, enqueue_one, job, req,
+    worker,
+};
 
 fn opts(dir: &TempDir, ns: &str) -> OpenOptions {
     OpenOptions {
@@ -770,22 +773,6 @@ async fn a_read_only_open_never_creates_or_writes() {
     assert_eq!(std::fs::read(&path).unwrap(), before, "byte-identical");
 }
 
-/// A store of `n` jobs whose worker "busy" (a 60 s lease: only a release, never the reaper,
-/// brings a job back within a test) claimed until the store holds jobs ahead for it: the store,
-/// the jobs handed out (all settled), and how many run (the held ones).
-async fn busy_with_held_ahead(
-    dir: &TempDir,
-    n: i64,
-) -> (Arc<dyn Store>, std::collections::HashSet<i64>, i64) {
-    let s = store(dir).await;
-    let batch: Vec<NewJob> = (0..n).map(|i| NewJob::new("t", format!("[{i}]"))).collect();
-    s.enqueue(batch).await.unwrap();
-    s.register_worker(&worker("busy", 60_000)).unwrap();
-    let mut seen = std::collections::HashSet::new();
-    let held = claim_until_held_ahead(&*s, "busy", &mut seen).await;
-    (s, seen, held)
-}
-
 /// A busy worker's claims take more than they ask and keep the rest in the engine (ahead.rs):
 /// every job goes out once; held ones are running and leased to the worker; when the worker
 /// unregisters and the store closes they are pending again at once (not when their leases end),
@@ -794,7 +781,8 @@ async fn busy_with_held_ahead(
 async fn jobs_claimed_ahead_go_out_once_and_back_at_once_when_the_worker_stops() {
     const N: i64 = 40_000;
     let dir = TempDir::new().unwrap();
-    let (s, mut seen, ahead) = busy_with_held_ahead(&dir, N).await;
+    let s = store(&dir).await;
+    let (mut seen, ahead) = busy_with_held_ahead(&s, N).await;
     // 8 more handed out (a refill may be under way: then its jobs), none seen before.
     let mut kept = Vec::new();
     while kept.len() < 8 {

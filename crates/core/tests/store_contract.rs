@@ -181,18 +181,6 @@ contract!(
     an_unregister_resolves_once_the_held_jobs_are_pending,
 );
 
-/// `n` jobs, and a worker "busy" (a 60 s lease: only a release, never the reaper, brings a job
-/// back within a case) that claimed until the store holds jobs ahead for it: the jobs handed out
-/// (all settled), and how many run (the held ones).
-async fn busy_with_held_ahead(s: &Arc<dyn Store>, n: i64) -> (std::collections::HashSet<i64>, i64) {
-    let batch: Vec<NewJob> = (0..n).map(|i| NewJob::new("t", format!("[{i}]"))).collect();
-    s.enqueue(batch).await.unwrap();
-    s.register_worker(&worker("busy", 60_000)).unwrap();
-    let mut seen = std::collections::HashSet::new();
-    let held = claim_until_held_ahead(&**s, "busy", &mut seen).await;
-    (seen, held)
-}
-
 /// A busy worker's claims take more than they ask and hold the rest in the store (claiming
 /// ahead, `crates/core/src/ahead.rs`). A job held ahead is not run once cancelled (it ends cancelled before it ran, at once), nor
 /// while its queue is paused (the pause puts the held jobs of that queue back to pending).

@@ -199,3 +199,18 @@ pub async fn claim_until_held_ahead(
         );
     }
 }
+
+/// `n` jobs, and a worker "busy" (a 60 s lease: only a release, never the reaper, brings a job
+/// back within a test) that claimed until the store holds jobs ahead for it: the jobs handed out
+/// (all settled), and how many run (the held ones).
+pub async fn busy_with_held_ahead(
+    s: &Arc<dyn Store>,
+    n: i64,
+) -> (std::collections::HashSet<i64>, i64) {
+    let batch: Vec<NewJob> = (0..n).map(|i| NewJob::new("t", format!("[{i}]"))).collect();
+    s.enqueue(batch).await.unwrap();
+    s.register_worker(&worker("busy", 60_000)).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    let held = claim_until_held_ahead(&**s, "busy", &mut seen).await;
+    (seen, held)
+}
