@@ -105,26 +105,25 @@ interface Attempt {
  */
 class Running {
   readonly #slots: (Attempt | undefined)[] = []
+  /** Empty slots, reused before the array grows. */
   readonly #free: number[] = []
-  #size = 0
 
   get size(): number {
-    return this.#size
+    return this.#slots.length - this.#free.length
   }
 
   add(attempt: Attempt): void {
     const slot = this.#free.pop() ?? this.#slots.length
     this.#slots[slot] = attempt
     attempt.slot = slot
-    this.#size++
   }
 
   remove(attempt: Attempt): void {
-    if (attempt.slot < 0 || this.#slots[attempt.slot] !== attempt) return
+    // Not running here (its slot -1, or already emptied): nothing to do.
+    if (this.#slots[attempt.slot] !== attempt) return
     this.#slots[attempt.slot] = undefined
     this.#free.push(attempt.slot)
     attempt.slot = -1
-    this.#size--
   }
 
   /** The running attempt of job `id`: a scan, for the rare cancel request. */
