@@ -177,18 +177,17 @@ eachCore(
     const queue = makeQueue(t, core, where)
     const task = queue.task('noop', async () => {})
     // 40 commits of one job each: a few frames apiece, far below the 1000 pages at which SQLite's
-    // own checkpoint would run inside a commit. Only a background checkpoint copies them back.
+    // own checkpoint would run inside a commit. Only a background checkpoint copies them back:
+    // one after 32 commits of the process (policy::checkpoint), looked for every 200 ms, so it
+    // may come before the last of the 40 (then the frames after it stay in the WAL).
     for (let i = 0; i < 40; i++) await task.delay(i)
     const first = walFrames(where.dbPath)
     t.true(first.committed > 40, `frames: ${JSON.stringify(first)}`)
-    await until(
-      () => {
-        const f = walFrames(where.dbPath)
-        return f.copied > 0 && f.copied === f.committed
-      },
-      { timeout: 10_000, what: `the WAL checkpointed (now ${JSON.stringify(walFrames(where.dbPath))})` },
-    )
-    // What was copied is what was committed: another handle on the file reads every job.
+    await until(() => walFrames(where.dbPath).copied > 0, {
+      timeout: 10_000,
+      what: () => `the WAL checkpointed (now ${JSON.stringify(walFrames(where.dbPath))})`,
+    })
+    // Nothing was lost on the way: another handle on the file reads every job.
     t.is((await queue.stats()).pending, 40)
   },
   { sqliteOnly: true },

@@ -74,12 +74,13 @@ export function deferred() {
 }
 
 /** Waits until `predicate()` (sync or async) is true, checking every `everyMs`: only for effects
- * of background work or of another process, where there is no event to await here. */
+ * of background work or of another process, where there is no event to await here. `what` names
+ * the condition in the timeout's error; a function is asked then, to say the state at the end. */
 export async function until(predicate, { timeout = 15_000, everyMs = 20, what = 'condition' } = {}) {
   const end = Date.now() + timeout
   for (;;) {
     if (await predicate()) return
-    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}`)
+    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${typeof what === 'function' ? what() : what}`)
     await new Promise((r) => setTimeout(r, everyMs))
   }
 }
