@@ -17,6 +17,7 @@ use crate::model::TaskFlow;
 use tokio::sync::{oneshot, watch};
 
 use super::open::{self, Role};
+use super::parked::{Claimed, Parked};
 use super::writer::{self, Effects, Writer, WriterTx};
 use super::{ops, queries, wake};
 use crate::ahead::Ahead;
@@ -362,6 +363,15 @@ impl Engine {
         rx.await
             .map_err(|_| Error::Closed)?
             .map_err(|e| e.naming_file(&self.path))
+    }
+
+    /// Parks an idle claim's attempt for the next transaction of this process that makes jobs
+    /// ready (parked.rs).
+    pub(super) fn park<F>(&self, attempt: F) -> Parked
+    where
+        F: FnMut(&Connection, &mut Effects) -> Result<Claimed> + Send + 'static,
+    {
+        self.writer.parking.park(attempt)
     }
 
     /// A subscription to other processes' commits; the poll looks only while one exists.

@@ -9,6 +9,7 @@ mod ahead;
 mod engine;
 mod open;
 mod ops;
+mod parked;
 pub mod queries;
 mod rows;
 mod wake;
@@ -35,6 +36,19 @@ use crate::policy;
 use crate::store::{Store, Unregistered};
 
 const DEFAULT_BUSY_TIMEOUT_MS: u64 = 5000;
+
+/// What ended a claim's wait.
+enum Woke {
+    /// A commit of this process made jobs ready (and may have run the parked attempt).
+    Ready,
+    /// Another process's commit, seen by the `-wal` notification or the poll.
+    External,
+    /// `wakeClaims()`: one more attempt, then the claim returns.
+    Wake,
+    Closing,
+    /// The wait's end, or the next delayed job's time.
+    Timer,
+}
 
 type Registry = Mutex<HashMap<PathBuf, (Arc<Engine>, usize)>>;
 
@@ -306,8 +320,11 @@ impl Store for SqliteStore {
                 }
             }
         }
+        // The result of an attempt parked in the commit that made jobs ready (parked.rs), taken
+        // in place of the next attempt.
+        let mut parked_out: Option<parked::Claimed> = None;
         loop {
-            if self.closed.load(Ordering::Acquire) {
+            if self.closed.load(Ordering::Acquire) && parked_out.is_none() {
                 return Ok(Vec::new());
             }
             let want = if ahead {
@@ -315,21 +332,24 @@ impl Store for SqliteStore {
             } else {
                 req.limit
             };
-            let (ns, w, q, t, f, limit) = (
-                self.ns.clone(),
-                worker_id.clone(),
-                queues.clone(),
-                tasks.clone(),
-                flows.clone(),
-                want,
-            );
-            let attempt = move |c: &rusqlite::Connection, fx: &mut writer::Effects| {
-                ops::claim(c, fx, &ns, &w, &q, &t, &f, limit, lease_ms)
+            let attempt = {
+                let (ns, w, q, t, f) = (
+                    self.ns.clone(),
+                    worker_id.clone(),
+                    queues.clone(),
+                    tasks.clone(),
+                    flows.clone(),
+                );
+                move |c: &rusqlite::Connection, fx: &mut writer::Effects| {
+                    ops::claim(c, fx, &ns, &w, &q, &t, &f, want, lease_ms)
+                }
             };
-            let (jobs, next_run_at) = if std::mem::take(&mut by_external) {
-                self.engine.write_woken(attempt).await?
+            let (jobs, next_run_at) = if let Some(out) = parked_out.take() {
+                out
+            } else if std::mem::take(&mut by_external) {
+                self.engine.write_woken(attempt.clone()).await?
             } else {
-                self.engine.write(attempt).await?
+                self.engine.write(attempt.clone()).await?
             };
             if !jobs.is_empty() {
                 let (jobs, stranded) = self
@@ -363,12 +383,30 @@ impl Store for SqliteStore {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
-                _ = ready.changed() => {}
-                _ = external_changed => by_external = true,
-                _ = wake.changed() => woken = true,
-                _ = closing.changed() => return Ok(Vec::new()),
-                _ = tokio::time::sleep_until(until) => {
+            let parked = self.engine.park(attempt);
+            let woke = tokio::select! {
+                _ = parked.ran() => Woke::Ready,
+                _ = ready.changed() => Woke::Ready,
+                _ = external_changed => Woke::External,
+                _ = wake.changed() => Woke::Wake,
+                _ = closing.changed() => Woke::Closing,
+                _ = tokio::time::sleep_until(until) => Woke::Timer,
+            };
+            // Whatever ended the wait, a commit that ran the parked attempt claimed its jobs for
+            // this claim; when it found none, that is the attempt a commit of this process calls
+            // for. (An error there: the next attempt runs as usual.)
+            if let Some(Ok(out)) = parked.withdraw().await {
+                if !out.0.is_empty() || matches!(woke, Woke::Ready) {
+                    parked_out = Some(out);
+                    continue;
+                }
+            }
+            match woke {
+                Woke::Ready => {}
+                Woke::External => by_external = true,
+                Woke::Wake => woken = true,
+                Woke::Closing => return Ok(Vec::new()),
+                Woke::Timer => {
                     if until >= deadline {
                         return Ok(Vec::new());
                     }

@@ -20,6 +20,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::parked::{Parking, Ran};
 use super::queries;
 use crate::error::{Error, Result};
 use crate::now_ms;
@@ -40,6 +41,11 @@ mod tx {
 /// Most commands in one transaction: bounds how long one commit keeps the others waiting.
 const MAX_BATCH: usize = 512;
 
+/// Most parked claims (parked.rs) a lone call runs on its caller's thread, the JS thread: a
+/// process's worker or few. More (many idle workers in one process) wake on the commit's signal
+/// and claim on the writer, keeping their statements off the event loop.
+const PARKED_ON_CALLER: usize = 4;
+
 /// What a committed command changes outside the database: handed to the writer's on-commit
 /// callback (the engine's) after the COMMIT.
 #[derive(Default)]
@@ -56,7 +62,7 @@ pub(crate) struct Effects {
 }
 
 impl Effects {
-    fn merge(&mut self, other: Effects) {
+    pub(crate) fn merge(&mut self, other: Effects) {
         self.ready |= other.ready;
         self.finished.extend(other.finished);
         self.counts.merge(other.counts);
@@ -176,6 +182,8 @@ pub(crate) struct Writer {
     queued: AtomicUsize,
     /// The connection's busy timeout, restored after a lone call's zero one.
     busy_timeout: Duration,
+    /// Idle claims of this process, run by the next transaction that makes jobs ready.
+    pub(crate) parking: Arc<Parking>,
     /// The connection waits with the finer wait (wake.rs, `wait_finely`), whose limit is the
     /// writer thread's alone: on a caller's thread it gives up at once, with nothing to set.
     fine_wait: bool,
@@ -234,6 +242,7 @@ impl Writer {
             conn: Mutex::new(conn),
             queued: AtomicUsize::new(0),
             busy_timeout,
+            parking: Arc::default(),
             fine_wait,
         })
     }
@@ -279,17 +288,23 @@ impl Writer {
         };
         begun.ok()?;
         let mut fx = Effects::default();
+        let mut ran = Ran::none();
         let out = work(conn, &mut fx).and_then(|v| {
+            if fx.ready {
+                ran = self.parking.run_all(conn, &mut fx, PARKED_ON_CALLER);
+            }
             queries::apply_counts(conn, &fx.counts)?;
             exec(conn, tx::COMMIT)?;
             Ok(v)
         });
-        if out.is_err() {
+        if let Err(e) = &out {
             let _ = exec(conn, tx::ROLLBACK);
+            Parking::finish(ran, Some(e));
             return Some(out);
         }
         drop(guard);
         on_commit(fx);
+        Parking::finish(ran, None);
         Some(out)
     }
 }
@@ -345,7 +360,7 @@ pub(crate) fn run(
         {
             let guard = writer.conn.lock().unwrap_or_else(|p| p.into_inner());
             match guard.as_ref() {
-                Some(conn) => commit_batch(conn, &mut batch, sight, &on_commit),
+                Some(conn) => commit_batch(conn, &mut batch, &writer.parking, sight, &on_commit),
                 None => batch.clear(),
             }
         }
@@ -376,6 +391,7 @@ fn savepoint(conn: &Connection) -> rusqlite::Result<()> {
 fn commit_batch(
     conn: &Connection,
     batch: &mut Vec<Box<dyn Command>>,
+    parking: &Parking,
     sight: &Mutex<Sight>,
     on_commit: &impl Fn(Effects),
 ) {
@@ -424,9 +440,16 @@ fn commit_batch(
             }
         }
     }
+    // Idle claims of this process take the jobs made ready in the same transaction.
+    let ran = if effects.ready {
+        parking.run_all(conn, &mut effects, usize::MAX)
+    } else {
+        Ran::none()
+    };
     // The counters, in the same transaction as the changes they count: one upsert per key.
     if let Err(e) = queries::apply_counts(conn, &effects.counts) {
         let _ = exec(conn, tx::ROLLBACK);
+        Parking::finish(ran, Some(&e));
         for cmd in batch.drain(..) {
             cmd.finish(Some(&e));
         }
@@ -435,6 +458,7 @@ fn commit_batch(
     match exec(conn, tx::COMMIT) {
         Ok(()) => {
             on_commit(effects);
+            Parking::finish(ran, None);
             for cmd in batch.drain(..) {
                 cmd.finish(None);
             }
@@ -442,6 +466,7 @@ fn commit_batch(
         Err(e) => {
             let _ = exec(conn, tx::ROLLBACK);
             let e = Error::from(e);
+            Parking::finish(ran, Some(&e));
             for cmd in batch.drain(..) {
                 cmd.finish(Some(&e));
             }
@@ -513,6 +538,7 @@ mod tests {
         commit_batch(
             &conn,
             &mut vec![a, b, c],
+            &Parking::default(),
             &Mutex::new(Sight::new(0)),
             &|_| {},
         );
@@ -538,6 +564,7 @@ mod tests {
         commit_batch(
             &conn,
             &mut vec![a, b, c],
+            &Parking::default(),
             &Mutex::new(Sight::new(0)),
             &|_| {},
         );
@@ -576,7 +603,7 @@ mod tests {
         let (conn, other) = two_on_a_file(&dir);
         let sight = Mutex::new(Sight::new(now_ms()));
         let (a, _) = insert(1);
-        commit_batch(&conn, &mut vec![a], &sight, &|_| {});
+        commit_batch(&conn, &mut vec![a], &Parking::default(), &sight, &|_| {});
         let had = sight.lock().unwrap().seen;
         assert_eq!(sight.lock().unwrap().blackout, None, "no wait, no blackout");
 
@@ -587,7 +614,7 @@ mod tests {
             other.execute_batch("COMMIT").unwrap();
         });
         let (b, rb) = insert(2);
-        commit_batch(&conn, &mut vec![b], &sight, &|_| {});
+        commit_batch(&conn, &mut vec![b], &Parking::default(), &sight, &|_| {});
         holder.join().unwrap();
         assert_eq!(rb.blocking_recv().unwrap(), Ok(2));
         let after = sight.lock().unwrap();
@@ -603,7 +630,7 @@ mod tests {
         drop(after);
 
         let (c, _) = insert(3);
-        commit_batch(&conn, &mut vec![c], &sight, &|_| {});
+        commit_batch(&conn, &mut vec![c], &Parking::default(), &sight, &|_| {});
         assert_eq!(
             sight.lock().unwrap().blackout,
             Some(blackout),
