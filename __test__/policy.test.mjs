@@ -170,6 +170,7 @@ const runners = {
   // policy_cases/checkpoint.json: src/core/policy/checkpoint.ts
   checkpoint_constants: (c) => [Object.fromEntries(Object.keys(c).map((name) => [name, checkpoint[name]])), c],
   checkpoint_due: (c) => [checkpoint.checkpointDue(c.commits, c.seen), c.expect],
+  full_checkpoint_due: (c) => [checkpoint.fullCheckpointDue(c.wal_frames), c.expect],
 }
 
 /** A flow row's state from a case (fields left out take the fresh row's). */

@@ -1022,9 +1022,21 @@ fn checkpoint_cases() {
         int(c, "CHECKPOINT_COMMITS") as u64,
         checkpoint::CHECKPOINT_COMMITS
     );
+    assert_eq!(
+        int(c, "CHECKPOINT_FULL_FRAMES"),
+        checkpoint::CHECKPOINT_FULL_FRAMES
+    );
+    assert_eq!(
+        int(c, "CHECKPOINT_FULL_WAIT_MS") as u64,
+        checkpoint::CHECKPOINT_FULL_WAIT_MS
+    );
     for case in section(&all, "checkpoint_due") {
         let (commits, seen) = (int(case, "commits") as u64, int(case, "seen") as u64);
         let got = checkpoint::checkpoint_due(commits, seen);
+        assert_eq!(Value::Bool(got), case["expect"], "{case}");
+    }
+    for case in section(&all, "full_checkpoint_due") {
+        let got = checkpoint::full_checkpoint_due(int(case, "wal_frames"));
         assert_eq!(Value::Bool(got), case["expect"], "{case}");
     }
 }

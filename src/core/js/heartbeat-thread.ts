@@ -11,19 +11,20 @@
  *
  * It also copies the WAL back into the database file: every CHECKPOINT_INTERVAL_MS it looks at
  * the engine's commit count, and after CHECKPOINT_COMMITS of them runs a PASSIVE checkpoint
- * (connection/checkpoint.sql: it never waits for, nor blocks, a writer or a reader), as the native
- * engine's checkpointer thread does (policy/checkpoint.ts). The engine's connection then keeps
+ * (connection/checkpoint.sql: it never waits for, nor blocks, a writer or a reader), followed by a
+ * FULL one when the WAL is still CHECKPOINT_FULL_FRAMES long, as the native engine's checkpointer
+ * thread does (policy/checkpoint.ts). The engine's connection then keeps
  * only the writer's bound (connection/writer.sql), so its commits, on the event loop, no longer
  * pay for checkpoints.
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { type Blackout, blackoutAfter, heartbeatIntervalMs } from '../policy.js'
-import { CHECKPOINT_INTERVAL_MS, checkpointDue } from '../policy/checkpoint.js'
+import { CHECKPOINT_FULL_WAIT_MS, CHECKPOINT_INTERVAL_MS, checkpointDue, fullCheckpointDue } from '../policy/checkpoint.js'
 import type { WorkerInfo } from '../types.js'
 import { Beats } from './beats.js'
 import { driverNamed } from './driver.js'
 import { type BeatThreadData, commitsMade, type FromBeatThread, type ToBeatThread, nextBeat, publishBlackout } from './heartbeat.js'
-import { loadQuery } from './queries.js'
+import { loadQuery, Query } from './queries.js'
 import { applyCommonSettings, type Database, isBusy, type Statement } from './sqlite.js'
 
 const port = parentPort
@@ -190,7 +191,17 @@ function checkpoint(): void {
   if (!checkpointDue(commits, checkpointedAt)) return
   checkpointedAt = commits
   try {
-    conn.db.exec(loadQuery('connection/checkpoint.sql'))
+    const frames = new Query(conn.db, 'connection/checkpoint.sql', { raw: true }).get() as number[]
+    if (fullCheckpointDue(frames[1])) {
+      // Only this one waits, and not for the heartbeats' busy timeout: a longer wait gives up
+      // until the next look.
+      conn.db.pragma(`busy_timeout = ${CHECKPOINT_FULL_WAIT_MS}`)
+      try {
+        conn.db.exec(loadQuery('connection/checkpoint_full.sql'))
+      } finally {
+        conn.db.pragma(`busy_timeout = ${Math.floor(data.busyMs)}`)
+      }
+    }
   } catch {
     // the next look tries again
   }

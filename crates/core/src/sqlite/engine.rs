@@ -767,15 +767,23 @@ fn heartbeat_loop(tx: WriterTx, shared: Arc<Shared>) {
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(CHECKPOINT_INTERVAL_MS);
 
 /// Copies the WAL back into the database file in the background (PASSIVE: never waits for, nor
-/// blocks, the writer or readers), so no commit pays for a checkpoint's fsync (`policy::checkpoint`).
+/// blocks, the writer or readers), so no commit pays for a checkpoint's fsync; a look that leaves
+/// the WAL long follows with a FULL checkpoint (`policy::checkpoint`).
 fn checkpoint_loop(conn: Connection, shared: Arc<Shared>) {
+    // Only the FULL checkpoint waits (for the writer's transaction, and readers of older
+    // snapshots): a wait longer than this gives up until the next look.
+    let _ = conn.busy_timeout(Duration::from_millis(checkpoint::CHECKPOINT_FULL_WAIT_MS));
     let mut seen = 0u64;
     while !shared.stopping() {
         std::thread::park_timeout(CHECKPOINT_INTERVAL);
         let commits = shared.commits.load(Ordering::Relaxed);
         if checkpoint::checkpoint_due(commits, seen) {
             seen = commits;
-            let _ = queries::checkpoint(&conn);
+            if let Ok(frames) = queries::checkpoint(&conn) {
+                if checkpoint::full_checkpoint_due(frames) {
+                    let _ = queries::checkpoint_full(&conn);
+                }
+            }
         }
     }
 }

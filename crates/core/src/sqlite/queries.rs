@@ -74,8 +74,15 @@ pub fn apply(conn: &Connection, settings: Settings) -> Result<()> {
 }
 
 /// A passive checkpoint (see connection/checkpoint.sql).
-pub fn checkpoint(conn: &Connection) -> Result<()> {
+/// A PASSIVE checkpoint; the WAL's length in frames after it.
+pub fn checkpoint(conn: &Connection) -> Result<i64> {
     let mut stmt = conn.prepare_cached(sql!("connection/checkpoint.sql"))?;
+    Ok(stmt.query_row([], |r| r.get(1))?)
+}
+
+/// A FULL checkpoint: waits for the writer (the busy handler) and copies the rest of the WAL.
+pub fn checkpoint_full(conn: &Connection) -> Result<()> {
+    let mut stmt = conn.prepare_cached(sql!("connection/checkpoint_full.sql"))?;
     stmt.query_row([], |_| Ok(()))?;
     Ok(())
 }
