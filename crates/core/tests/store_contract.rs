@@ -159,6 +159,7 @@ contract!(
     without_a_live_worker_no_job_is_judged_unroutable,
     a_paused_queue_starts_nothing_until_resumed,
     a_resume_wakes_a_waiting_claim,
+    two_waiting_claims_take_one_job_each_and_the_other_waits_on,
     a_pause_needs_a_queue_name,
     a_rate_limit_hands_out_its_tokens_and_no_more,
     a_concurrency_cap_counts_running_attempts_of_every_worker,
@@ -1766,6 +1767,33 @@ async fn a_resume_wakes_a_waiting_claim(s: Arc<dyn Store>) {
         "{:?}",
         resumed.elapsed()
     );
+}
+
+/// Two idle workers' claims wait (on SQLite, parked in the next commit that makes jobs ready,
+/// crates/core/src/sqlite/parked.rs): one job goes to one of them; the other, having found
+/// nothing in that commit, waits on (it does not return empty before its wait ends) and takes
+/// the next job.
+async fn two_waiting_claims_take_one_job_each_and_the_other_waits_on(s: Arc<dyn Store>) {
+    let waiting = |worker: &'static str| {
+        let s = s.clone();
+        tokio::spawn(async move { s.claim(of_queues(worker, &["emails"], 1, 30_000)).await })
+    };
+    let (mut one, mut two) = (waiting("w1"), waiting("w2"));
+    // Both have looked once and found nothing (they are waiting, not done).
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!one.is_finished() && !two.is_finished(), "idle claims wait");
+    let first = enqueue_one(&s, routed("a", "emails", 0)).await;
+    let (got, other) = tokio::select! {
+        got = &mut one => (got, two),
+        got = &mut two => (got, one),
+    };
+    let got = got.unwrap().unwrap();
+    assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), [first]);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!other.is_finished(), "the other claim waits on");
+    let second = enqueue_one(&s, routed("a", "emails", 0)).await;
+    let got = other.await.unwrap().unwrap();
+    assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), [second]);
 }
 
 async fn a_pause_needs_a_queue_name(s: Arc<dyn Store>) {
