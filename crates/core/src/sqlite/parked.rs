@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::Connection;
 use tokio::sync::Notify;
 
-use super::writer::Effects;
+use super::writer::{self, Effects};
 use crate::error::{Error, Result};
 use crate::model::ClaimedJob;
 
@@ -84,11 +84,14 @@ impl Parking {
         }
     }
 
-    /// Inside a transaction whose commands made jobs ready, before its counters and COMMIT:
-    /// runs every parked attempt, each in its own savepoint, its effects joining `fx`; none when
-    /// more than `at_most` are parked (they wake on the commit's signal and claim on the writer,
-    /// as any waiting claim does).
+    /// Inside a transaction, before its counters and COMMIT: when its commands made jobs ready
+    /// (`fx.ready`), runs every parked attempt, each in its own savepoint, its effects joining
+    /// `fx`; none when more than `at_most` are parked (they wake on the commit's signal and claim
+    /// on the writer, as any waiting claim does).
     pub(crate) fn run_all(&self, conn: &Connection, fx: &mut Effects, at_most: usize) -> Ran {
+        if !fx.ready {
+            return Ran::none();
+        }
         let taken = {
             let mut slots = self.slots();
             if slots.is_empty() || slots.len() > at_most {
@@ -132,22 +135,10 @@ impl Parking {
 
 /// One attempt in a savepoint: its changes and effects kept if it succeeds, rolled back if not.
 fn run_one(conn: &Connection, fx: &mut Effects, attempt: &mut Attempt) -> Result<Claimed> {
-    // The frame around the attempt, as the writer's own (writer.rs `tx`): not statements on
-    // taskito's tables.
-    let exec = |sql: &str| conn.prepare_cached(sql)?.execute([]).map(|_| ());
-    exec("SAVEPOINT parked")?;
     let mut own = Effects::default();
-    match attempt(conn, &mut own) {
-        Ok(out) => {
-            exec("RELEASE parked")?;
-            fx.merge(own);
-            Ok(out)
-        }
-        Err(e) => {
-            let _ = exec("ROLLBACK TO parked").and_then(|_| exec("RELEASE parked"));
-            Err(e)
-        }
-    }
+    let out = writer::in_savepoint(conn, || attempt(conn, &mut own))?;
+    fx.merge(own);
+    Ok(out)
 }
 
 /// A claim's parked attempt. Dropped without [`Parked::withdraw`] (its claim's future dropped),
@@ -194,12 +185,7 @@ impl Parked {
 
 impl Drop for Parked {
     fn drop(&mut self) {
-        let mut state = self.slot.state();
-        if matches!(&*state, State::Waiting(_)) {
-            *state = State::Gone;
-            drop(state);
-            self.parking.remove(&self.slot);
-        }
+        let _ = self.take();
     }
 }
 
@@ -212,6 +198,14 @@ mod tests {
         c.execute_batch("CREATE TABLE t (x INTEGER); BEGIN")
             .expect("table");
         c
+    }
+
+    /// The effects of a transaction whose commands made jobs ready.
+    fn made_ready() -> Effects {
+        Effects {
+            ready: true,
+            ..Effects::default()
+        }
     }
 
     fn rows(c: &Connection) -> i64 {
@@ -233,7 +227,7 @@ mod tests {
         let parking = Arc::new(Parking::default());
         let parked = parking.park(inserting(7));
         let c = conn();
-        let mut fx = Effects::default();
+        let mut fx = made_ready();
         let ran = parking.run_all(&c, &mut fx, usize::MAX);
         assert_eq!(fx.lease_hint, Some(7), "its effects join the transaction's");
         assert_eq!(rows(&c), 1);
@@ -241,8 +235,23 @@ mod tests {
         parked.ran().await;
         assert_eq!(parked.withdraw().await, Some(Ok((Vec::new(), Some(7)))));
         // Taken once: the next commit runs nothing.
+        let ran = parking.run_all(&c, &mut made_ready(), usize::MAX);
+        assert!(ran.0.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_transaction_that_made_nothing_ready_runs_none() {
+        let parking = Arc::new(Parking::default());
+        let parked = parking.park(inserting(1));
+        let c = conn();
         let ran = parking.run_all(&c, &mut Effects::default(), usize::MAX);
         assert!(ran.0.is_empty());
+        assert_eq!(rows(&c), 0);
+        assert_eq!(
+            parked.withdraw().await,
+            None,
+            "still parked until withdrawn"
+        );
     }
 
     #[tokio::test]
@@ -254,7 +263,7 @@ mod tests {
         });
         let c = conn();
         c.execute("INSERT INTO t VALUES (1)", []).expect("own row");
-        let mut fx = Effects::default();
+        let mut fx = made_ready();
         let ran = parking.run_all(&c, &mut fx, usize::MAX);
         assert_eq!(
             rows(&c),
@@ -272,11 +281,11 @@ mod tests {
         let first = parking.park(inserting(1));
         let second = parking.park(inserting(2));
         let c = conn();
-        let ran = parking.run_all(&c, &mut Effects::default(), 1);
+        let ran = parking.run_all(&c, &mut made_ready(), 1);
         assert!(ran.0.is_empty());
         assert_eq!(rows(&c), 0);
         assert_eq!(first.withdraw().await, None);
-        let ran = parking.run_all(&c, &mut Effects::default(), 1);
+        let ran = parking.run_all(&c, &mut made_ready(), 1);
         assert_eq!(ran.0.len(), 1, "one left parked: within the bound");
         Parking::finish(ran, None);
         assert_eq!(second.withdraw().await, Some(Ok((Vec::new(), Some(2)))));
@@ -286,7 +295,7 @@ mod tests {
     async fn a_commit_that_failed_tells_its_claims() {
         let parking = Arc::new(Parking::default());
         let parked = parking.park(inserting(1));
-        let ran = parking.run_all(&conn(), &mut Effects::default(), usize::MAX);
+        let ran = parking.run_all(&conn(), &mut made_ready(), usize::MAX);
         Parking::finish(ran, Some(&Error::Closed));
         assert_eq!(parked.withdraw().await, Some(Err(Error::Closed)));
     }
@@ -298,7 +307,7 @@ mod tests {
         assert_eq!(withdrawn.withdraw().await, None);
         drop(parking.park(inserting(2)));
         let c = conn();
-        let ran = parking.run_all(&c, &mut Effects::default(), usize::MAX);
+        let ran = parking.run_all(&c, &mut made_ready(), usize::MAX);
         assert!(ran.0.is_empty());
         assert_eq!(rows(&c), 0);
     }
@@ -310,7 +319,7 @@ mod tests {
         let parking = Arc::new(Parking::default());
         let parked = parking.park(inserting(3));
         let c = conn();
-        let ran = parking.run_all(&c, &mut Effects::default(), usize::MAX);
+        let ran = parking.run_all(&c, &mut made_ready(), usize::MAX);
         let withdraw = tokio::spawn(parked.withdraw());
         tokio::task::yield_now().await;
         assert!(!withdraw.is_finished(), "it waits for the commit");

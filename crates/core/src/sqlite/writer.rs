@@ -290,9 +290,7 @@ impl Writer {
         let mut fx = Effects::default();
         let mut ran = Ran::none();
         let out = work(conn, &mut fx).and_then(|v| {
-            if fx.ready {
-                ran = self.parking.run_all(conn, &mut fx, PARKED_ON_CALLER);
-            }
+            ran = self.parking.run_all(conn, &mut fx, PARKED_ON_CALLER);
             queries::apply_counts(conn, &fx.counts)?;
             exec(conn, tx::COMMIT)?;
             Ok(v)
@@ -370,6 +368,19 @@ pub(crate) fn run(
     writer.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
 }
 
+/// Runs `f` inside the open transaction in a savepoint of its own: kept if it succeeds, rolled
+/// back alone if not (the frame a parked claim runs in, parked.rs).
+pub(super) fn in_savepoint<T>(conn: &Connection, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    savepoint(conn)?;
+    let out = f();
+    if out.is_ok() {
+        exec(conn, tx::RELEASE)?;
+    } else {
+        let _ = exec(conn, tx::ROLLBACK_TO).and_then(|_| exec(conn, tx::RELEASE));
+    }
+    out
+}
+
 fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
@@ -441,11 +452,7 @@ fn commit_batch(
         }
     }
     // Idle claims of this process take the jobs made ready in the same transaction.
-    let ran = if effects.ready {
-        parking.run_all(conn, &mut effects, usize::MAX)
-    } else {
-        Ran::none()
-    };
+    let ran = parking.run_all(conn, &mut effects, usize::MAX);
     // The counters, in the same transaction as the changes they count: one upsert per key.
     if let Err(e) = queries::apply_counts(conn, &effects.counts) {
         let _ = exec(conn, tx::ROLLBACK);
