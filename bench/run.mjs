@@ -78,6 +78,7 @@ const PLAN = [
   { id: 'pg-drain-3-bare', pg: true, params: { n: [50_000, 5000], procs: 3, concurrency: 64, upkeep: 0 } },
   { id: 'pg-drain-3-poll', pg: true, params: { n: [50_000, 5000], procs: 3, concurrency: 64, pollMs: 1000 } },
   { id: 'pg-stats-size', pg: true, optIn: true, params: { n: [1_000_000, 50_000] } },
+  { id: 'pg-delay-1', pg: true, params: { n: [5000, 500], inFlight: 1 } },
   { id: 'pg-delay-64', pg: true, params: { n: [50_000, 5000], inFlight: 64 } },
   { id: 'pg-workflow-group', pg: true, params: { n: [10_000, 1000], concurrency: 64 } },
   { id: 'pg-workflow-chain', pg: true, params: { n: [1000, 100], concurrency: 64 } },

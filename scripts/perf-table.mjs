@@ -92,6 +92,7 @@ if (has('pg-yardstick')) {
   row('PostgreSQL: the same drain in one process against graphile-worker 0.17.3 (batched mode)', y('drain-ours', 'drain-gw'), '—')
   row("PostgreSQL: bulk enqueue against graphile-worker's `addJobs`", y('enqueue-ours', 'enqueue-gw'), '—')
 }
+if (has('pg-delay-1')) row('PostgreSQL: `delay()` awaited one at a time', `${n0(pg('pg-delay-1', 'delay-1'))} jobs/s`, '—')
 if (has('pg-delay-64')) row('PostgreSQL: `delay()`, 64 in flight', `${n0(pg('pg-delay-64', 'delay-64'))} jobs/s`, '—')
 if (has('pg-latency')) {
   row('PostgreSQL: enqueue → start, idle worker in another process (NOTIFY), p50 / p99', `${pair(ms, pg('pg-latency', 'latency-p50'), pg('pg-latency', 'latency-p99'))} ms`, '—')

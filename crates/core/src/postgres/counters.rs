@@ -92,7 +92,10 @@ pub(super) async fn run(inner: Arc<Inner>) {
 pub(super) async fn fold(inner: &Inner) -> Result<bool> {
     let mut c = inner.client().await?;
     let tx = c.transaction().await?;
-    let locked: bool = tx.query_one(sql::COUNTERS_LOCK, &[]).await?.get(0);
+    // NULL when the schema was dropped under this store (current_schema() is then NULL): no
+    // fold, rather than a panic of the task that folds.
+    let locked: Option<bool> = tx.query_one(sql::COUNTERS_LOCK, &[]).await?.get(0);
+    let locked = locked.unwrap_or(false);
     if locked {
         tx.execute(sql::COUNTERS_COMPACT, &[]).await?;
     }
