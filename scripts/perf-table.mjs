@@ -103,9 +103,18 @@ if (has('pg-latency-floor')) {
 
 const h = runs[0].header
 const load = h.machine.loadAverageAtStart?.[0]
+const when = (header) => `${header.date.slice(0, 16).replace('T', ' ')} UTC`
+// Follow-up runs of the same commit went right after the main run; a later commit's run (a change
+// measured since) is named with its workloads, date and commit, so no row passes for older than it is.
+const after = runs.slice(1).filter((r) => r.header.commit === h.commit).length
+const later = runs
+  .slice(1)
+  .filter((r) => r.header.commit !== h.commit)
+  .map((r) => `${r.options.only?.join(', ') ?? 'all rows'} from a run of ${when(r.header)}, commit ${r.header.commit}`)
 const table = [
-  `Made by \`node scripts/perf-table.mjs\` from a run of ${h.date.slice(0, 16).replace('T', ' ')} UTC, commit ${h.commit}` +
-    `${load !== undefined ? `, load average ${load} at its start` : ''}${files.length > 1 ? ` (and ${files.length - 1} opt-in run${files.length > 2 ? 's' : ''} right after)` : ''}.`,
+  `Made by \`node scripts/perf-table.mjs\` from a run of ${when(h)}, commit ${h.commit}` +
+    `${load !== undefined ? `, load average ${load} at its start` : ''}${after > 0 ? ` (and ${after} opt-in run${after > 1 ? 's' : ''} right after)` : ''}` +
+    `${later.length > 0 ? `; ${later.join('; ')}` : ''}.`,
   '',
   '| workload | native core | JS core | native/js |',
   '| --- | --: | --: | --: |',
