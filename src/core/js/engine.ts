@@ -669,10 +669,16 @@ export class Engine {
     return true
   }
 
-  /** The notification comes with the commit's first frame write, a moment before the commit is
-   * visible to this connection's read: look once more shortly (policy/wake.ts RECHECK_MS). */
+  /** The notification comes with the commit's frame writes, a moment before the commit is visible
+   * to this connection's read: look once more shortly after the last one (policy/wake.ts
+   * RECHECK_MS), as the native store's waits do. After the first one only, a commit of many frames
+   * (one event each) still being written when that look came was found by the poll alone (90 ms
+   * later at the watcher's trusted interval: docs/PERFORMANCE.md, "The JS core's slowest wakes"). */
   private recheckSoon(): void {
-    if (this.recheckTimer !== undefined) return
+    if (this.recheckTimer !== undefined) {
+      this.recheckTimer.refresh()
+      return
+    }
     this.recheckTimer = setTimeout(() => {
       this.recheckTimer = undefined
       if (this.pollTimer !== undefined) this.sawNotifiedChange()
