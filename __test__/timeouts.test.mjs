@@ -124,8 +124,12 @@ eachCore('cancel of a pending job: cancelled at once, never runs', async (t, cor
   // returns, so once this one has run, the cancelled one would have run too.
   const later = await task.apply(['later'], { delay: 150 })
   await queue.worker().start()
-  await other.result({ timeout: 5000 })
-  await later.result({ timeout: 5000 })
+  // Generous waits: this file's tests run at once in one process, and under load this one took
+  // 9-16 s from start to end (in CI once, 'other' was still running at a 5 s wait). A claim lost
+  // on the way would not pass for slowness: the reaper would retry it, and the errors below say so.
+  await other.result({ timeout: 30_000 })
+  await later.result({ timeout: 30_000 })
+  t.deepEqual([await other.errors(), await later.errors()], [[], []], 'each ran once, in its first attempt')
   await t.throwsAsync(job.result({ timeout: 5000 }), { instanceOf: TaskCancelledError })
   t.is(await job.status(), 'cancelled')
   t.is(await job.cancel(), 'cancelled', 'cancelling again changes nothing')
@@ -174,8 +178,10 @@ eachCore('a task that ignores cancel runs to completion and its result stands', 
   await started.promise
   await job.cancel()
   release.resolve()
-  t.is(await job.result({ timeout: 5000 }), 'finished anyway')
+  // A generous wait (see the next test); a settle lost on the way would show as a second attempt.
+  t.is(await job.result({ timeout: 30_000 }), 'finished anyway')
   t.is(await job.status(), 'complete')
+  t.deepEqual(await job.errors(), [], 'one attempt, never retried')
 })
 
 eachCore('cancel from a second process reaches the running task', async (t, core) => {
