@@ -62,6 +62,8 @@ interface Connection {
   begin: Statement
   commit: Statement
   rollback: Statement
+  /** connection/checkpoint.sql, its row as an array: busy, the WAL's frames, the frames copied. */
+  checkpoint: Query
 }
 
 let conn: Connection | undefined
@@ -73,7 +75,7 @@ try {
   const db = (opened = new (driverNamed(data.driver).Database)(data.path, { timeout: data.busyMs, fileMustExist: true }))
   db.pragma(`busy_timeout = ${Math.floor(data.busyMs)}`)
   applyCommonSettings(db)
-  conn = { db, beats: new Beats(db), begin: db.prepare('BEGIN IMMEDIATE'), commit: db.prepare('COMMIT'), rollback: db.prepare('ROLLBACK') }
+  conn = { db, beats: new Beats(db), begin: db.prepare('BEGIN IMMEDIATE'), commit: db.prepare('COMMIT'), rollback: db.prepare('ROLLBACK'), checkpoint: new Query(db, 'connection/checkpoint.sql', { raw: true }) }
 } catch (err) {
   fail(err)
 }
@@ -191,7 +193,7 @@ function checkpoint(): void {
   if (!checkpointDue(commits, checkpointedAt)) return
   checkpointedAt = commits
   try {
-    const frames = new Query(conn.db, 'connection/checkpoint.sql', { raw: true }).get() as number[]
+    const frames = conn.checkpoint.get() as number[]
     if (fullCheckpointDue(frames[1])) {
       // Only this one waits, and not for the heartbeats' busy timeout: a longer wait gives up
       // until the next look.

@@ -71,8 +71,9 @@ impl Inner {
         let mut attempt = 0u32;
         // Whether the insert's own NOTIFY told the other processes.
         let told = AtomicBool::new(false);
-        // Whether this process's idle claims were woken at the insert's commit (with `early`).
-        let woke = AtomicBool::new(false);
+        // Whether the caller is to hear at the insert's commit: then this process's idle claims
+        // heard then too (the reply taken out of `early` says it happened).
+        let answers_early = early.is_some();
         loop {
             told.store(false, Ordering::Relaxed);
             // Ok(Ok(result)) done; Ok(Err(())) the live holder of a key finished meanwhile: rerun.
@@ -116,7 +117,6 @@ impl Inner {
                             // Committed: the caller and this process's idle claims hear now,
                             // not a NOTIFY's and an id allocation's execution later (~0.1 ms).
                             self.ready.notify_waiters();
-                            woke.store(true, Ordering::Relaxed);
                             let _ = reply.send(Ok(all_created()));
                         }
                         r
@@ -224,7 +224,7 @@ impl Inner {
                     if told.load(Ordering::Relaxed) {
                         // Other processes were told with the insert: only this one's claims,
                         // unless they heard at the commit.
-                        if !woke.load(Ordering::Relaxed) {
+                        if !(answers_early && early.is_none()) {
                             self.ready.notify_waiters();
                         }
                     } else if out.iter().any(|e| e.created) {

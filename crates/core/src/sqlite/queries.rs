@@ -73,8 +73,7 @@ pub fn apply(conn: &Connection, settings: Settings) -> Result<()> {
     Ok(())
 }
 
-/// A passive checkpoint (see connection/checkpoint.sql).
-/// A PASSIVE checkpoint; the WAL's length in frames after it.
+/// A PASSIVE checkpoint (connection/checkpoint.sql); the WAL's length in frames after it.
 pub fn checkpoint(conn: &Connection) -> Result<i64> {
     let mut stmt = conn.prepare_cached(sql!("connection/checkpoint.sql"))?;
     Ok(stmt.query_row([], |r| r.get(1))?)
