@@ -461,3 +461,35 @@ test('options are checked at once, with the option named', (t) => {
   queue.task('dup', () => 1)
   t.throws(() => queue.task('dup', () => 2), { message: /already registered/ })
 })
+
+// A deadline for shutdown (a container's grace period): close({ timeout }) stops waiting for a
+// handler that never returns, and its attempt comes back after its lease, on another worker.
+eachCore('queue.close({ timeout }) gives up on a handler that never returns; its job runs again after the lease', async (t, core) => {
+  const where = location(t, core)
+  const queue = new Queue({ core: coreOf(core), ...where })
+  const started = deferred()
+  // A promise nothing settles, holding no handle: only the timeout ends this close().
+  const stuck = queue.task('stuck', () => {
+    started.resolve()
+    return new Promise(() => {})
+  })
+  const job = await stuck.delay()
+  await queue.worker({ leaseMs: 1000 }).start()
+  await started.promise
+  // Bad options reject, and close nothing: the queue still works and a corrected call closes it.
+  await t.throwsAsync(queue.close({ timeout: -1 }), { code: 'INVALID_ARGUMENT', message: /close\(options\): timeout must be an integer from 0/ })
+  await t.throwsAsync(queue.close('soon'), { code: 'INVALID_ARGUMENT', message: /close\(options\): options must be a plain object/ })
+  t.is(await job.status(), 'running')
+  const since = Date.now()
+  await queue.close({ timeout: 300 })
+  t.true(Date.now() - since < 10_000, `closed ${Date.now() - since} ms after the call`)
+  await t.throwsAsync(queue.stats(), { code: 'QUEUE_CLOSED' })
+  const other = makeQueue(t, core, where)
+  other.task('stuck', () => 'second attempt')
+  await other.worker().start()
+  const again = await other.getJob(job.id)
+  t.is(await again.result({ timeout: 30_000 }), 'second attempt')
+  const errors = await again.errors()
+  t.is(errors.length, 1)
+  t.regex(errors[0].error, /worker lost/)
+})

@@ -66,9 +66,12 @@ test('[js] without its heartbeat thread the JS core beats on the event loop, and
   const [major, minor] = process.versions.node.split('.').map(Number)
   const permission = major > 23 || (major === 23 && minor >= 5) ? '--permission' : '--experimental-permission'
   const flags = [permission, '--allow-fs-read=*', '--allow-fs-write=*', '--allow-addons', '--no-warnings']
-  const a = blockWorker(t, where, 'js', 300, 1500, log, flags)
+  // A lease of a second (renewed every third of it), not shorter: on a loaded test machine a beat
+  // waits its turn for the event loop and the write lock, and the reaper here would rightly take
+  // an attempt whose renewal came late.
+  const a = blockWorker(t, where, 'js', LEASE, 3 * LEASE, log, flags)
   await a.waitFor('ready')
-  // Five leases of waiting, on an event loop that is free to renew them: nobody takes the attempt.
+  // Three leases of waiting, on an event loop that is free to renew them: nobody takes the attempt.
   const [job] = await queue.enqueueMany([{ task: 'wait', options: { retryBackoff: { base: 1, jitter: false } } }])
   t.is(await job.result({ timeout: 20_000 }), `done by ${a.child.pid}`)
   t.deepEqual(await job.errors(), [])

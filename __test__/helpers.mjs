@@ -45,20 +45,67 @@ export function location(t, variant, file = 'tasks.db') {
 /** The CLI flags that point at a location. */
 export const locationArgs = (loc) => (loc.url ? ['--url', loc.url, '--schema', loc.schema] : ['--db', loc.dbPath])
 
+/** How long a test's teardown waits for its queue's running attempts (close({ timeout })). ava
+ * reports a test only once its teardowns ended: a failed test whose handler never returns (it
+ * waited for what the failure skipped) would otherwise hang its file, unreported, until ava's
+ * timeout ends the whole run and names no test. */
+const TEARDOWN_CLOSE_MS = 15_000
+/** The queues each test made (makeQueue): what a test past TEST_LIMIT_MS reports the state of. */
+const queuesOf = new WeakMap()
+
 /** A queue of this variant, on `options`' location or a fresh one, closed after the test. */
 export function makeQueue(t, variant, options = {}) {
   const where = options.dbPath || options.url ? {} : location(t, variant)
   const queue = new Queue({ core: coreOf(variant), ...where, ...options })
-  t.teardown(() => queue.close())
+  if (!queuesOf.has(t)) queuesOf.set(t, [])
+  queuesOf.get(t).push(queue)
+  t.teardown(async () => {
+    const since = Date.now()
+    await queue.close({ timeout: TEARDOWN_CLOSE_MS })
+    if (Date.now() - since >= TEARDOWN_CLOSE_MS) {
+      process.stderr.write(`${t.title}: the teardown's close() gave up after ${TEARDOWN_CLOSE_MS} ms on attempts still running\n`)
+    }
+  })
   return queue
 }
 
+/** The longest one test runs before it fails by itself with the state of its queues (below ava's
+ * own timeout, which ends the whole run when no test ended for its period). */
+const TEST_LIMIT_MS = 100_000
+
+/** What the queues of `t` hold, each read given 3 s: for a test that ran past its limit. */
+async function stateOf(t) {
+  const queues = queuesOf.get(t) ?? []
+  const states = await Promise.all(
+    queues.map((q) =>
+      Promise.race([
+        q.stats().then((s) => JSON.stringify(s), (err) => `stats() failed: ${err.message}`),
+        new Promise((r) => setTimeout(() => r('stats() did not answer within 3 s'), 3000)),
+      ]),
+    ),
+  )
+  return states.length === 0 ? 'no queue made by makeQueue' : states.map((s, i) => `queue ${i + 1}: ${s}`).join('; ')
+}
+
 /** Registers `title` once per variant: `[native] title`, `[js] title`, `[pg] title`.
- * sqliteOnly: the test is about the SQLite file itself. */
-export function eachCore(title, fn, { serial = false, sqliteOnly = false } = {}) {
+ * sqliteOnly: the test is about the SQLite file itself. Each fails by itself, with the state of
+ * its queues, once it ran limitMs (a test that sets a longer t.timeout passes as long a limit). */
+export function eachCore(title, fn, { serial = false, sqliteOnly = false, limitMs = TEST_LIMIT_MS } = {}) {
   for (const variant of cores) {
     if (sqliteOnly && variant === 'pg') continue
-    ;(serial ? test.serial : test)(`[${variant}] ${title}`, (t) => fn(t, variant))
+    ;(serial ? test.serial : test)(`[${variant}] ${title}`, async (t) => {
+      let timer
+      const limit = new Promise((resolve, reject) => {
+        timer = setTimeout(() => {
+          stateOf(t).then((state) => reject(new Error(`still running after ${limitMs / 1000} s; ${state}`)), reject)
+        }, limitMs)
+      })
+      try {
+        return await Promise.race([fn(t, variant), limit])
+      } finally {
+        clearTimeout(timer)
+      }
+    })
   }
 }
 

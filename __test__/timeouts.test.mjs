@@ -254,7 +254,7 @@ eachCore('jobs a busy worker holds ahead are never timed out by another process 
   const ran = readFileSync(log, 'utf8').trim().split('\n').map((l) => l.split(' ')[0])
   t.is(ran.length, 8400, 'each job ran once')
   t.is(new Set(ran).size, 8400)
-})
+}, { limitMs: 125_000 })
 
 eachCore('kill -9 of a worker mid-job (no timeout): a new worker process finishes it', async (t, core) => {
   const where = location(t, core)

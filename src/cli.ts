@@ -184,12 +184,10 @@ async function runWorker(values: Record<string, string | boolean | undefined>): 
     ...(values['lease-ms'] !== undefined ? { leaseMs: Number(values['lease-ms']) } : {}),
     ...(values.threads !== undefined ? { threads: Number(values.threads) } : {}),
   })
-  await worker.start()
-  // The database first: a typo in a dbPath makes a new, empty file (parent folders included)
-  // rather than an error, and this line is where it shows.
-  process.stderr.write(`taskito: worker ${worker.id} running on ${queue.location} (${await queue.coreKind()} core); SIGTERM or Ctrl-C stops it gracefully\n`)
-  process.stderr.write(`taskito: tasks (${tasks.length}): ${tasks.join(', ')}\n`)
-  await new Promise<void>((resolveStop) => {
+  // The handlers go in before the worker starts: a SIGTERM that comes as its first jobs begin
+  // (a deploy that stops what it just started) must drain them too, not kill them mid-run.
+  let started: Promise<void> = Promise.resolve()
+  const stopped = new Promise<void>((resolveStop) => {
     let signals = 0
     const stop = (signal: string) => {
       signals++
@@ -198,14 +196,25 @@ async function runWorker(values: Record<string, string | boolean | undefined>): 
         process.exit(130)
       }
       process.stderr.write(`taskito: ${signal}: finishing running jobs (again to force)\n`)
-      queue.close().then(resolveStop, (err: unknown) => {
-        process.stderr.write(`taskito: ${(err as Error).message}\n`)
-        process.exit(1)
-      })
+      // A start still under way is let finish (or fail) first: close() then drains what it began.
+      started
+        .catch(() => undefined)
+        .then(() => queue.close())
+        .then(resolveStop, (err: unknown) => {
+          process.stderr.write(`taskito: ${(err as Error).message}\n`)
+          process.exit(1)
+        })
     }
     process.on('SIGTERM', () => stop('SIGTERM'))
     process.on('SIGINT', () => stop('SIGINT'))
   })
+  started = worker.start()
+  await started
+  // The database first: a typo in a dbPath makes a new, empty file (parent folders included)
+  // rather than an error, and this line is where it shows.
+  process.stderr.write(`taskito: worker ${worker.id} running on ${queue.location} (${await queue.coreKind()} core); SIGTERM or Ctrl-C stops it gracefully\n`)
+  process.stderr.write(`taskito: tasks (${tasks.length}): ${tasks.join(', ')}\n`)
+  await stopped
 }
 
 export async function main(argv: string[]): Promise<number> {

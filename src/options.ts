@@ -201,6 +201,13 @@ export function checkOptions<T extends object>(name: string, value: T | undefine
   throw invalidArgument(`${name} must be a plain object ({ ... }) or left out, got ${describe(value)}`)
 }
 
+/** The options of queue.close() and worker.close(): `{ timeout }` in ms, or none. */
+export function closeTimeout(options: { timeout?: number } | undefined): { timeout?: number } {
+  const o = checkOptions('close(options): options', options)
+  if (o?.timeout === undefined) return {}
+  return { timeout: checkInt('close(options): timeout', o.timeout, 0) }
+}
+
 /** Applies task options over a base (the queue's defaults over the built-in ones). */
 export function resolveTaskOptions(options: TaskOptions | undefined, base: ResolvedTaskOptions = builtinDefaults): ResolvedTaskOptions {
   if (options === undefined) return base

@@ -33,6 +33,7 @@ import {
   checkInt,
   checkName,
   checkOptions,
+  closeTimeout,
   dependencyIds,
   describe,
   resolveEnqueueOptions,
@@ -821,12 +822,24 @@ export class Queue<S extends TaskSignatures = TaskSignatures> implements TaskHos
     this.#workers.delete(worker)
   }
 
-  /** Closes every worker of this queue (gracefully: they drain), then the storage. */
-  close(): Promise<void> {
+  /**
+   * Closes every worker of this queue (gracefully: they drain), then the storage. With `timeout`,
+   * each worker stops waiting for its running attempts after that many ms (worker.close): a
+   * deadline for shutdown, e.g. under a container's grace period; those attempts come back after
+   * their lease, as "worker lost", on another worker. Only the first call's options count.
+   */
+  close(options: { timeout?: number } = {}): Promise<void> {
     if (this.#closed === null) {
+      let timeout: { timeout?: number }
+      try {
+        timeout = closeTimeout(options)
+      } catch (err) {
+        // Nothing closed: the queue stays usable, and a corrected call closes it.
+        return Promise.reject(err as Error)
+      }
       this.#closed = (async () => {
         this.#circuits.stop()
-        await Promise.all([...this.#workers].map((w) => w.close()))
+        await Promise.all([...this.#workers].map((w) => w.close(timeout)))
         if (this.#core !== null) {
           const core = await this.#core.catch(() => null)
           if (core !== null) await callCore(() => core.close())

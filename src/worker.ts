@@ -22,7 +22,7 @@ import {
   describeError,
 } from './errors.js'
 import type { HookEvent, Hooks, Logger } from './hooks.js'
-import { checkInt, checkName } from './options.js'
+import { checkInt, checkName, closeTimeout } from './options.js'
 import { type AttemptSpan, startAttemptSpan } from './otel.js'
 import { type Declared, Scheduler } from './schedules.js'
 import { type Serializer, defaultSerializer } from './serializer.js'
@@ -680,7 +680,13 @@ export class Worker {
    * (CLOSE_REPORT_MS), then 20 s, 40 s ... later, at most 5 minutes apart.
    */
   close(options: { timeout?: number } = {}): Promise<void> {
-    if (this.#closing === null) this.#closing = this.#close(options.timeout)
+    if (this.#closing === null) {
+      try {
+        this.#closing = this.#close(closeTimeout(options).timeout)
+      } catch (err) {
+        return Promise.reject(err as Error)
+      }
+    }
     return this.#closing
   }
 
