@@ -1192,6 +1192,30 @@ each('a lone enqueue meeting another process\'s write lock waits off the event l
   t.is((await core.stats()).pending, 2)
 }, { sqliteOnly: true })
 
+// The JS core counts an operation's wait for the write lock as SQLite's busy handler counts its own:
+// the tries and the pauses between them, not the time its event loop was busy elsewhere. A loaded
+// process used to reject, at its first retry, an operation refused once by a lock held a moment
+// (a heartbeat's transaction): an enqueue lost, a settle lost and its job left running.
+test('[js] time the event loop spends on other work does not count as waiting for the write lock', async (t) => {
+  const core = await open(t, 'js', { busyTimeoutMs: 1000 })
+  await core.enqueue([job()])
+  const holder = await writeLockHolder(t, core.path)
+  const enqueued = core.enqueue([job({ args: '"behind the lock"' })])
+  // Its first try is refused; then this process is busy, for longer than the busy timeout, with
+  // other work on its event loop. Its retry comes after that, and is refused again.
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  const end = Date.now() + 1500
+  while (Date.now() < end) {
+    // other work
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  holder.kill() // its transaction dies with it: the waiting enqueue goes on
+  await holder.exited
+  const [{ id }] = await enqueued
+  t.is((await core.getJob(id)).args, '"behind the lock"')
+  t.is((await core.stats()).pending, 2)
+})
+
 test('[js] the JS core runs every statement file of crates/core/queries/sqlite and no query of its own', async (t) => {
   const queries = new URL('../crates/core/queries/sqlite/', import.meta.url).pathname
   const files = readdirSync(queries, { recursive: true })

@@ -62,7 +62,8 @@ export interface QueueOptions {
   defaults?: TaskOptions
   /** A namespace inside one database: jobs, stats, dead letters and workers are scoped to it. */
   name?: string
-  /** SQLite busy timeout, ms (default 5000): how long a writer waits for another's lock. */
+  /** SQLite busy timeout, ms (default 5000): how long a writer waits for another's lock (counted
+   * in its tries and pauses, as SQLite counts it, not by the clock). */
   busyTimeout?: number
   /** Where hook failures and worker trouble are reported (default console.error). */
   logger?: Logger

@@ -42,7 +42,7 @@ import { consoleLogger, type Logger } from '../../hooks.js'
 import { closedError, fromSqlite } from './errors.js'
 import { sqliteDriver } from './driver.js'
 import { BeatThread, beatsBegun, type CancelsSeen, countCommit, learnFromBeat, learnInProcess, nextBeat, readBlackout, sharedBlock } from './heartbeat.js'
-import { lockRetryMs, openDatabase, type Database } from './sqlite.js'
+import { BUSY_SLICE_MS, lockRetryMs, openDatabase, type Database } from './sqlite.js'
 import { loadQuery } from './queries.js'
 import { type Effects, isFinal, key, newEffects, Store } from './store.js'
 
@@ -61,8 +61,12 @@ type Work<T> = (now: number, fx: Effects) => T
 
 interface PendingOp {
   work: Work<unknown>
-  /** When waiting for the write lock must give up (DB_LOCKED): submit time + the handle's busy timeout. */
-  deadline: number
+  /** How long it may wait for another connection's write lock before DB_LOCKED: the handle's busy
+   * timeout. */
+  busyMs: number
+  /** How long it has waited so far, counted as SQLite's busy handler counts its own wait: the busy
+   * slice of each refused try and the pauses between tries (see flush). */
+  waited: number
   resolve(value: unknown): void
   reject(err: unknown): void
 }
@@ -225,7 +229,7 @@ export class Engine {
   submit<T>(work: Work<T>, busyMs: number = this.busyMs): Promise<T> {
     if (this.closed) return Promise.reject(closedError())
     return new Promise<T>((resolve, reject) => {
-      this.ops.push({ work, deadline: Date.now() + busyMs, resolve: resolve as (v: unknown) => void, reject })
+      this.ops.push({ work, busyMs, waited: 0, resolve: resolve as (v: unknown) => void, reject })
       if (!this.flushScheduled) {
         this.flushScheduled = true
         this.flushImmediate = setImmediate(() => this.flush())
@@ -280,11 +284,17 @@ export class Engine {
         return
       }
       // Another connection holds the write lock: those still within their busy timeout try again
-      // shortly, without blocking the event loop meanwhile.
-      const now = Date.now()
+      // shortly, without blocking the event loop meanwhile. Their wait is counted in tries and
+      // pauses, not by the clock: on a loaded process a retry can run long after its pause (the
+      // event loop busy with other work, or the thread not scheduled), and a clock counted that as
+      // lock wait, so one refusal from a lock held for a moment (a heartbeat's transaction) failed
+      // an operation that had waited for the lock a few ms: an enqueue rejected, a settle lost and
+      // its job left running until its lease ran out.
+      const waited = BUSY_SLICE_MS + this.retryDelay
       const waiting: PendingOp[] = []
       for (const op of ops) {
-        if (now >= op.deadline) op.reject(e)
+        op.waited += waited
+        if (op.waited >= op.busyMs) op.reject(e)
         else waiting.push(op)
       }
       this.ops = waiting.concat(this.ops)
