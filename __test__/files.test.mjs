@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import test from 'ava'
 import { Queue } from 'taskito'
-import { PG_URL, coreOf, eachCore, location, locationArgs, makeQueue, tempDir, until } from './helpers.mjs'
+import { PG_URL, coreOf, dropSchema, eachCore, location, locationArgs, makeQueue, tempDir, until } from './helpers.mjs'
 
 const cli = fileURLToPath(new URL('../dist/esm/cli.js', import.meta.url))
 
@@ -101,7 +101,7 @@ eachCore('a readOnly queue refuses a missing file and creates nothing, folders i
 if (PG_URL) {
   test('[pg] a readOnly queue on a missing schema: DB_NOT_TASKITO, and no schema is created', async (t) => {
     const schema = `ro_missing_${process.pid}_${Date.now() % 100_000}`
-    t.teardown(() => spawnSync('psql', [PG_URL, '-qXc', `DROP SCHEMA IF EXISTS "${schema}" CASCADE`], { stdio: 'ignore' }))
+    t.teardown(() => dropSchema(schema))
     const q = new Queue({ url: PG_URL, schema, readOnly: true })
     t.teardown(() => q.close())
     const err = await t.throwsAsync(q.stats())

@@ -1,12 +1,12 @@
 // PostgreSQL through the public API: several processes on one database. Needs TASKITO_PG_URL
 // (`eval "$(scripts/pg-cluster.sh start)"`); skipped with a message without it, except in CI.
 import test from 'ava'
-import { spawn, spawnSync } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Queue } from 'taskito'
-import { tempDir, until } from './helpers.mjs'
+import { dropSchema, tempDir, until } from './helpers.mjs'
 
 const PG_URL = process.env.TASKITO_PG_URL
 const CI = process.env.CI === 'true' || process.env.CI === '1'
@@ -28,9 +28,7 @@ let n = 0
  * throw-away one otherwise). */
 function freshSchema(t) {
   const schema = `node_${process.pid}_${Date.now() % 1_000_000}_${n++}`
-  t.teardown(() => {
-    spawnSync('psql', [PG_URL, '-qXc', `DROP SCHEMA IF EXISTS "${schema}" CASCADE`], { stdio: 'ignore' })
-  })
+  t.teardown(() => dropSchema(schema))
   return schema
 }
 
