@@ -813,6 +813,35 @@ each('waitJob resolves at the settle; returns the row as it is on timeout; null 
   t.is((await core.waitJob(id, 30_000)).status, 2, 'a final job resolves at once')
 })
 
+// Many results awaited at once (a batch enqueued, then every job's result): another process's commit
+// ends the waits of the jobs it finished or deleted, and leaves the others waiting. (The JS core
+// looks for them with one statement, read/ended_among.sql, not a read of each waited job.)
+each('many waitJob calls: another process\'s commit ends those of the jobs it finished or deleted, and only those', async (t, kind) => {
+  const core = await open(t, kind)
+  const ids = (await core.enqueue(Array.from({ length: 500 }, (_, i) => job({ args: String(i) })))).map((e) => e.id)
+  const started = Date.now()
+  const waits = new Map(ids.map((id) => [id, core.waitJob(id, 60_000)]))
+  // The waits still open at the end reject with QUEUE_CLOSED when the teardown closes the core.
+  for (const wait of waits.values()) wait.catch(() => {})
+  const done = ids.filter((_, i) => i % 7 === 0)
+  const gone = ids[1]
+  const writer = child(
+    t,
+    `const { Database } = (await import(${JSON.stringify(driverModule.href)})).sqliteDriver()
+     const db = new Database(${JSON.stringify(core.path)})
+     db.exec(\`UPDATE jobs SET status = 2, result = '"r"' WHERE id IN (${done.join(', ')}); DELETE FROM jobs WHERE id = ${gone}\`)
+     db.close()
+     console.log('written')`,
+  )
+  await writer.waitFor('written')
+  const ended = await Promise.all(done.map((id) => waits.get(id)))
+  t.true(ended.every((row) => row.status === 2 && row.result === '"r"'))
+  t.is(await waits.get(gone), null, 'a deleted job ends its wait with null')
+  t.true(Date.now() - started < 30_000, 'ended by the commit, not by the timeout')
+  const still = await Promise.race([waits.get(ids[2]), new Promise((resolve) => setTimeout(() => resolve('still waiting'), 300))])
+  t.is(still, 'still waiting', 'a job nobody finished is still waited for')
+}, { sqliteOnly: true })
+
 each('a waiting claim wakes on an enqueue from another handle on the same file, and on wake()', async (t, kind) => {
   const dir = tempDir(t)
   const a = await open(t, kind, { dbPath: join(dir, 'w.db') })

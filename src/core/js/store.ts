@@ -298,6 +298,7 @@ export class Store {
   private readonly recountQ: Query
   private readonly deleteErrors: Query
   private readonly getJobQ: Query
+  private readonly endedAmongQ: Query
   private readonly jobErrorsQ: Query
   private readonly statsQ: Query
   private readonly pausedQ: Query
@@ -389,6 +390,7 @@ export class Store {
     this.recountQ = q('counters/recount.sql')
     this.deleteErrors = q('sweep/delete_errors.sql')
     this.getJobQ = q('read/get_job.sql')
+    this.endedAmongQ = q('read/ended_among.sql', { pluck: true })
     this.jobErrorsQ = q('read/job_errors.sql')
     this.statsQ = q('read/stats.sql', { raw: true })
     this.pausedQ = q('queues/paused.sql', { pluck: true })
@@ -1162,6 +1164,12 @@ export class Store {
       lastRunAt: r.last_run_at,
       paused: r.paused !== 0,
     }))
+  }
+
+  /** Of `ids` (jobs of namespace `ns`), those that ended or are gone, in one statement. */
+  endedAmong(ns: string, ids: readonly string[]): string[] {
+    const numbers = ids.map(parseId).filter((n): n is number => n !== null)
+    return (this.endedAmongQ.all({ ids: JSON.stringify(numbers), namespace: ns }) as number[]).map(String)
   }
 
   getJob(ns: string, id: string): JobRow | null {
