@@ -5,6 +5,7 @@
 
 mod ahead;
 pub mod backoff;
+mod ended;
 pub mod error;
 mod json;
 pub mod model;

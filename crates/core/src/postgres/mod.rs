@@ -95,7 +95,7 @@ pub(crate) struct Inner {
     /// Jobs may have become ready (an enqueue here, a NOTIFY, a release, a retry).
     ready: Notify,
     /// A job may have become final (a settle, cancel or reap committed here).
-    settled: Notify,
+    settled: read::Settled,
     /// Enqueue calls without uniqueKeys, for the combiner.
     enqueue_tx: mpsc::UnboundedSender<enqueue::EnqueueRequest>,
     /// Ids allocated for this store's next small enqueues (see [`enqueue::SpareIds`]).
@@ -208,7 +208,7 @@ async fn open_mode(
         pg_config,
         rt,
         ready: Notify::new(),
-        settled: Notify::new(),
+        settled: read::Settled::default(),
         reaper_kick: Notify::new(),
         reaper_wake: Default::default(),
         starts: Mutex::new(claim::Starts::default()),

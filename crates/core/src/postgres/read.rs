@@ -2,20 +2,63 @@
 //! dead letters and the job listing. Each is retried on a fresh connection when the connection
 //! fails (reading twice is harmless).
 
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::retry::READ_RETRY_BUDGET;
 use super::{rows, sql, Inner};
+use crate::ended::EndedLooks;
 use crate::error::Result;
 use crate::model::*;
 use crate::policy;
 
 /// waitJob polls for settles made by other processes, doubling up to this.
 const WAIT_POLL_MAX: Duration = Duration::from_millis(250);
+
+/// A job may have become final here (a settle, cancel or reap committed in this process): the
+/// waitJob calls to wake, and what they share to learn which of their jobs ended.
+#[derive(Default)]
+pub(super) struct Settled {
+    notify: Notify,
+    /// Bumped before each wake: the look a woken waiter needs is one of this number or later.
+    generation: AtomicU64,
+    /// The ids waited for, with how many calls wait for each.
+    waited: Mutex<HashMap<i64, usize>>,
+    /// Which waited jobs ended, by settle generation (crate::ended).
+    looks: EndedLooks<u64>,
+}
+
+impl Settled {
+    pub(super) fn notify_waiters(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        self.notify.notify_waiters();
+    }
+}
+
+/// Takes `id` out of `Settled::waited` when its waitJob call ends, however it ends.
+struct Waiting<'a> {
+    settled: &'a Settled,
+    id: i64,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut waited = self.settled.waited.lock().expect("waited lock");
+        if let Some(n) = waited.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                waited.remove(&self.id);
+            }
+        }
+    }
+}
 
 impl Inner {
     pub(super) async fn get_job(&self, id: i64) -> Result<Option<JobRow>> {
@@ -27,24 +70,71 @@ impl Inner {
         self.check_open()?;
         let give_up = Instant::now() + Duration::from_millis(timeout_ms);
         let mut poll = Duration::from_millis(10);
+        *self
+            .settled
+            .waited
+            .lock()
+            .expect("waited lock")
+            .entry(id)
+            .or_default() += 1;
+        let _waiting = Waiting {
+            settled: &self.settled,
+            id,
+        };
+        // Woken by a settle here: which generation of looks it needs (None: read the row itself).
+        let mut woken: Option<u64> = None;
+        let mut last: Option<JobRow> = None;
         loop {
-            let notified = self.settled.notified();
+            let notified = self.settled.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let Some(row) = self.get_job_row(id).await? else {
-                return Ok(None);
+            let row = match (woken.take(), last.take()) {
+                // A settle here woke every waiter: one statement says whose jobs ended.
+                (Some(generation), Some(row)) if !self.ended_since(generation, id).await? => row,
+                _ => match self.get_job_row(id).await? {
+                    Some(row) => row,
+                    None => return Ok(None),
+                },
             };
             let left = give_up.saturating_duration_since(Instant::now());
-            if StatusCode::from_i64(row.status).is_some_and(|s| s.is_final()) || left.is_zero() {
+            if StatusCode::from_i64(row.status).is_some_and(|s| s.is_final()) {
                 return Ok(Some(row));
             }
+            if left.is_zero() {
+                // As it is now: a look that found it not ended did not read it.
+                return self.get_job_row(id).await;
+            }
+            last = Some(row);
             // In-process settles wake this at once; other processes' are found by the poll.
             tokio::select! {
-                _ = &mut notified => {}
+                _ = &mut notified => woken = Some(self.settled.generation.load(Ordering::Acquire)),
                 _ = tokio::time::sleep(left.min(poll)) => poll = (poll * 2).min(WAIT_POLL_MAX),
             }
             self.check_open()?;
         }
+    }
+
+    /// Whether job `id` ended (or is gone), by one look for every waiter of this store
+    /// (crate::ended) of settle generation `need` or later.
+    async fn ended_since(&self, need: u64, id: i64) -> Result<bool> {
+        let settled = &self.settled;
+        let generation = || settled.generation.load(Ordering::Acquire);
+        let read = || async {
+            let ids: Vec<i64> = settled
+                .waited
+                .lock()
+                .expect("waited lock")
+                .keys()
+                .copied()
+                .collect();
+            let ended = self
+                .query_rows(sql::READ_ENDED_AMONG, &[&ids, &self.ns], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .await?;
+            Ok(ended.into_iter().collect::<HashSet<i64>>())
+        };
+        settled.looks.ended(need, generation, id, read).await
     }
 
     pub(super) async fn job_errors(&self, id: i64) -> Result<Vec<ErrorRecordRow>> {

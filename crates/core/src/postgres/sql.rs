@@ -201,6 +201,7 @@ q!(RELEASE, "release/release.sql");
 
 q!(READ_GET_JOB, "read/get_job.sql");
 q!(READ_JOB_ERRORS, "read/job_errors.sql");
+q!(READ_ENDED_AMONG, "read/ended_among.sql");
 q!(READ_LIST_JOBS, "read/list_jobs.sql");
 q!(READ_LIST_JOBS_TASK, "read/list_jobs_task.sql");
 q!(READ_LIST_JOBS_QUEUE, "read/list_jobs_queue.sql");

@@ -61,6 +61,10 @@ pub(crate) struct Shared {
     pub watch_lost: AtomicBool,
     /// waitJob callers by job id, fired after the COMMIT that made the job final.
     pub waiters: Mutex<HashMap<i64, Vec<oneshot::Sender<()>>>>,
+    /// After another connection's commit, the waited jobs that ended, by namespace: one read of
+    /// `read/ended_among.sql` for every waiter the notification woke (mod.rs,
+    /// `SqliteStore::ended_since`).
+    pub(crate) ended_looks: Mutex<NamespaceLooks>,
     /// Registered workers by (namespace, worker id).
     pub workers: Mutex<HashMap<(String, String), WorkerState>>,
     /// Jobs with a timeout handed out from a worker's jobs claimed ahead whose new deadline is
@@ -81,6 +85,13 @@ pub(crate) struct Shared {
     heartbeat: OnceLock<Thread>,
     watcher: OnceLock<Thread>,
 }
+
+/// Which look at the waited jobs a waiter needs: the external notification's number, and 0 for
+/// the look at the notification, 1 for the recheck after it (mod.rs, `SqliteStore::ended_since`).
+pub(crate) type LookKey = (u64, u8);
+
+/// The looks at the waited jobs, one per namespace (crate::ended).
+pub(crate) type NamespaceLooks = HashMap<String, Arc<crate::ended::EndedLooks<LookKey>>>;
 
 impl Shared {
     pub(crate) fn after_commit(&self, fx: Effects) {
@@ -241,6 +252,7 @@ impl Engine {
             notified: AtomicU64::new(0),
             watch_lost: AtomicBool::new(false),
             waiters: Mutex::new(HashMap::new()),
+            ended_looks: Mutex::new(HashMap::new()),
             workers: Mutex::new(HashMap::new()),
             starting: Mutex::new(HashSet::new()),
             sight: Mutex::new(writer::Sight::new(now_ms())),

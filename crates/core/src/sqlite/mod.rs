@@ -149,6 +149,37 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Whether job `id` ended (or is gone), by one look for every waiter of this namespace
+    /// (crate::ended) for the notification `need` names or a later one. Keyed by the
+    /// notification, not by the clock: the waiters one notification wakes run one after another,
+    /// and a look that began before a later one's wake is still after that notification.
+    async fn ended_since(&self, need: LookKey, id: i64) -> Result<bool> {
+        let shared = &self.engine.shared;
+        let looks = shared
+            .ended_looks
+            .lock()
+            .expect("ended looks lock")
+            .entry(self.ns.clone())
+            .or_default()
+            .clone();
+        let read = || async {
+            let ids: Vec<i64> = shared
+                .waiters
+                .lock()
+                .expect("waiters lock")
+                .keys()
+                .copied()
+                .collect();
+            let ns = self.ns.clone();
+            let ended = self
+                .engine
+                .read(move |c| queries::ended_among(c, &ns, &ids))
+                .await?;
+            Ok(ended.into_iter().collect::<HashSet<i64>>())
+        };
+        looks.ended(need, || need, id, read).await
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             Err(Error::Closed)
@@ -231,6 +262,8 @@ const MAX_WAIT_MS: u64 = 30 * 24 * 3600 * 1000;
 fn deadline_after(ms: u64) -> Instant {
     Instant::now() + Duration::from_millis(ms.min(MAX_WAIT_MS))
 }
+
+use self::engine::LookKey;
 
 fn is_final(row: &JobRow) -> bool {
     StatusCode::from_i64(row.status).is_some_and(StatusCode::is_final)
@@ -464,16 +497,24 @@ impl Store for SqliteStore {
         // raised as the commit writes its frames, so this read can run before the commit is
         // visible (policy::wake::RECHECK_MS).
         let mut recheck: Option<Instant> = None;
+        // After the first read, another connection's commit is looked at once for all waiters of
+        // this namespace (ended_since): with thousands of results awaited, a read of each waited
+        // job at every such commit cost the process seconds of CPU.
         let result = async {
+            let mut row = self.get_job(id).await?;
+            // One timer for the whole wait, not one per wake: with thousands of waiters, each
+            // woken at every notification, re-arming it was a large share of their cost.
+            let until_deadline = tokio::time::sleep_until(deadline);
+            tokio::pin!(until_deadline);
             loop {
-                let row = self.get_job(id).await?;
                 match &row {
                     None => return Ok(None),
                     Some(r) if is_final(r) => return Ok(row),
                     _ => {}
                 }
                 if Instant::now() >= deadline {
-                    return Ok(row);
+                    // As it is now: a look that found it not ended did not read it.
+                    return self.get_job(id).await;
                 }
                 let again = async move {
                     match recheck {
@@ -481,12 +522,21 @@ impl Store for SqliteStore {
                         None => std::future::pending().await,
                     }
                 };
-                tokio::select! {
+                let look = tokio::select! {
                     _ = &mut rx => return self.get_job(id).await,
-                    _ = external.changed() => recheck = Some(Instant::now() + WAKE_RECHECK),
-                    _ = again => recheck = None,
+                    _ = external.changed() => {
+                        recheck = Some(Instant::now() + WAKE_RECHECK);
+                        (*external.borrow_and_update(), 0)
+                    }
+                    _ = again => {
+                        recheck = None;
+                        (*external.borrow(), 1)
+                    }
                     _ = closing.changed() => return Ok(row),
-                    _ = tokio::time::sleep_until(deadline) => return self.get_job(id).await,
+                    _ = &mut until_deadline => return self.get_job(id).await,
+                };
+                if self.ended_since(look, id).await? {
+                    row = self.get_job(id).await?;
                 }
             }
         }

@@ -1422,6 +1422,17 @@ pub fn get_job(conn: &Connection, ns: &str, id: i64) -> Result<Option<JobRow>> {
         .optional()?)
 }
 
+/// Of `ids` (jobs of namespace `ns`), those that ended or are gone, in one statement.
+pub fn ended_among(conn: &Connection, ns: &str, ids: &[i64]) -> Result<Vec<i64>> {
+    let json = format!(
+        "[{}]",
+        ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+    );
+    let mut stmt = conn.prepare_cached(sql!("read/ended_among.sql"))?;
+    let rows = stmt.query_map(named_params! {":ids": json, ":namespace": ns}, |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<i64>>>()?)
+}
+
 pub fn list_jobs(conn: &Connection, ns: &str, f: &ListFilter) -> Result<Vec<JobRow>> {
     use crate::policy::list::{self, ListEstimates, ListSource};
     let est = if list::needs_estimates(f.task_name.is_some(), f.queue.is_some()) {
