@@ -3,6 +3,7 @@
 // Registered in bench/workloads.mjs (WORKLOADS) and bench/run.mjs (PLAN); see bench/README.md.
 
 import { createRequire } from 'node:module'
+import path from 'node:path'
 import { Queue } from 'taskito'
 
 const require = createRequire(import.meta.url)
@@ -38,6 +39,53 @@ export async function claimLoop(step, doneOf) {
 }
 
 /**
+ * The reference loop's table on our durability settings (WAL, synchronous = NORMAL, a 32 MiB page
+ * cache, temp_store MEMORY: connection/common.sql), with `index` (its ready jobs' index), holding
+ * `n` pending jobs (args `[i]`) spread round robin over `queues` queues (`q0`, `q1`, ...; no
+ * queue column when `queues` is 0: the reference's own table), enqueued untimed in transactions
+ * of 1,000.
+ */
+function rawQueue(dbPath, n, queues, index) {
+  const Database = require('better-sqlite3')
+  const db = new Database(dbPath)
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = NORMAL')
+  db.pragma('cache_size = -32768')
+  db.pragma('temp_store = MEMORY')
+  const queue = queues === 0 ? '' : 'queue TEXT NOT NULL, '
+  db.exec(`CREATE TABLE jobs (id INTEGER PRIMARY KEY, ${queue}status INTEGER NOT NULL, args TEXT NOT NULL); ${index};`)
+  const insert = db.prepare(queues === 0 ? 'INSERT INTO jobs (status, args) VALUES (0, ?)' : 'INSERT INTO jobs (queue, status, args) VALUES (?, 0, ?)')
+  const fill = db.transaction((from, to) => {
+    for (let i = from; i < to; i++) {
+      if (queues === 0) insert.run(JSON.stringify([i]))
+      else insert.run(`q${i % queues}`, JSON.stringify([i]))
+    }
+  })
+  for (let i = 0; i < n; i += 1000) fill(i, Math.min(n, i + 1000))
+  return db
+}
+
+/**
+ * The reference loop over `db` (rawQueue): each transaction completes the jobs of the claim before
+ * it and claims the rows `pick()` reads; until a claim is empty. Closes `db`; its time and CPU.
+ */
+async function rawDrain(db, n, pick) {
+  const take = db.prepare('UPDATE jobs SET status = 1 WHERE id = ?')
+  const complete = db.prepare('UPDATE jobs SET status = 2 WHERE id = ?')
+  const step = db.transaction((done) => {
+    for (const id of done) complete.run(id)
+    const rows = pick()
+    for (const r of rows) take.run(r.id)
+    return rows
+  })
+  const { ms, cpuUs, settled } = await claimLoop(step, (row) => row.id)
+  const left = db.prepare('SELECT count(*) AS c FROM jobs WHERE status <> 2').get().c
+  db.close()
+  if (settled !== n || left !== 0) throw Object.assign(new Error(`reference settled ${settled} of ${n}, ${left} left`), { code: 'BENCH_INCOMPLETE' })
+  return { ms, cpuUs }
+}
+
+/**
  * The simplest queue that could work, on our durability settings (WAL, synchronous = NORMAL, a
  * 32 MiB page cache, temp_store MEMORY: connection/common.sql): one table, one partial index of
  * the ready jobs, claims of 256, each claim's transaction also completing the jobs of the claim
@@ -47,33 +95,9 @@ export async function claimLoop(step, doneOf) {
  */
 export async function reference(ctx) {
   const { n, claim = 256 } = ctx.params
-  const Database = require('better-sqlite3')
-  const db = new Database(ctx.dbPath)
-  db.pragma('journal_mode = WAL')
-  db.pragma('synchronous = NORMAL')
-  db.pragma('cache_size = -32768')
-  db.pragma('temp_store = MEMORY')
-  db.exec(`CREATE TABLE jobs (id INTEGER PRIMARY KEY, status INTEGER NOT NULL, args TEXT NOT NULL);
-    CREATE INDEX jobs_ready ON jobs (id) WHERE status = 0;`)
-  const insert = db.prepare('INSERT INTO jobs (status, args) VALUES (0, ?)')
-  const fill = db.transaction((from, to) => {
-    for (let i = from; i < to; i++) insert.run(JSON.stringify([i]))
-  })
-  for (let i = 0; i < n; i += 1000) fill(i, Math.min(n, i + 1000))
-
+  const db = rawQueue(ctx.dbPath, n, 0, 'CREATE INDEX jobs_ready ON jobs (id) WHERE status = 0')
   const pick = db.prepare(`SELECT id, args FROM jobs WHERE status = 0 ORDER BY id LIMIT ${claim}`)
-  const take = db.prepare('UPDATE jobs SET status = 1 WHERE id = ?')
-  const complete = db.prepare('UPDATE jobs SET status = 2 WHERE id = ?')
-  const step = db.transaction((done) => {
-    for (const id of done) complete.run(id)
-    const rows = pick.all()
-    for (const r of rows) take.run(r.id)
-    return rows
-  })
-  const { ms, cpuUs, settled } = await claimLoop(step, (row) => row.id)
-  const left = db.prepare('SELECT count(*) AS c FROM jobs WHERE status <> 2').get().c
-  db.close()
-  if (settled !== n || left !== 0) throw Object.assign(new Error(`reference settled ${settled} of ${n}, ${left} left`), { code: 'BENCH_INCOMPLETE' })
+  const { ms, cpuUs } = await rawDrain(db, n, () => pick.all())
   return [
     {
       key: 'reference',
@@ -82,6 +106,65 @@ export async function reference(ctx) {
       value: n / (ms / 1000),
       cpuUsPerJob: cpuUs / n,
     },
+  ]
+}
+
+/**
+ * reference-50q: the floor of `drain-50q` (issue 17 aim 2). The reference loop with a queue per
+ * job and the ready jobs indexed by (queue, id), the index a worker of one queue needs so that its
+ * claim does not walk the other queues' jobs. One queue, then `queues` queues enqueued in turn
+ * (drain-50q's layout) drained by a worker of them all whose claim takes up to `per` jobs from each
+ * queue in turn (as the cores' claims take a few pairs each), `claim` at most; alternated on fresh
+ * files, best of `pairs` each. Also the same spread under one index of every queue's ready jobs
+ * in id order (no queue in its key): the fastest claim for a worker of all queues, and one a
+ * worker of one queue could only use by walking past the other queues' jobs (O(queues)).
+ */
+export async function reference50q(ctx) {
+  const { n, claim = 256, queues = 50, per = 16, pairs = 3 } = ctx.params
+  const byQueue = 'CREATE INDEX jobs_ready ON jobs (queue, id) WHERE status = 0'
+  const shapes = {
+    one: () => {
+      const db = rawQueue(fresh('one'), n, 1, byQueue)
+      const pick = db.prepare(`SELECT id, args FROM jobs WHERE queue = 'q0' AND status = 0 ORDER BY id LIMIT ${claim}`)
+      return rawDrain(db, n, () => pick.all())
+    },
+    spread: () => {
+      const db = rawQueue(fresh('spread'), n, queues, byQueue)
+      const pick = db.prepare(`SELECT id, args FROM jobs WHERE queue = ? AND status = 0 ORDER BY id LIMIT ${per}`)
+      let next = 0
+      return rawDrain(db, n, () => {
+        const rows = []
+        for (let seen = 0; seen < queues && rows.length < claim; seen++) {
+          rows.push(...pick.all(`q${next}`))
+          next = (next + 1) % queues
+        }
+        return rows
+      })
+    },
+    global: () => {
+      const db = rawQueue(fresh('global'), n, queues, 'CREATE INDEX jobs_ready ON jobs (id) WHERE status = 0')
+      const pick = db.prepare(`SELECT id, args FROM jobs WHERE status = 0 ORDER BY id LIMIT ${claim}`)
+      return rawDrain(db, n, () => pick.all())
+    },
+  }
+  let round = 0
+  function fresh(shape) {
+    return path.join(path.dirname(ctx.dbPath), `reference-50q-${round}-${shape}.db`)
+  }
+  const best = { one: 0, spread: 0, global: 0 }
+  for (; round < pairs; round++) {
+    const order = round % 2 === 0 ? ['one', 'spread', 'global'] : ['global', 'spread', 'one']
+    for (const shape of order) {
+      const { ms } = await shapes[shape]()
+      best[shape] = Math.max(best[shape], n / (ms / 1000))
+    }
+  }
+  const what = `reference loop, ${n.toLocaleString('en-US')} no-op jobs, claims of ${claim} (best of ${pairs})`
+  return [
+    { key: 'reference-50q-one-queue', label: `${what}, one queue, ready jobs indexed by (queue, id)`, unit: 'jobs/s', value: best.one },
+    { key: 'reference-50q', label: `${what}, spread over ${queues} queues, up to ${per} a queue per claim, the same index`, unit: 'jobs/s', value: best.spread },
+    { key: 'reference-50q-ratio', label: `reference loop: ${queues} queues / one queue, a worker of one queue claiming without walking the others`, unit: 'ratio', value: best.spread / best.one },
+    { key: 'reference-50q-global-ratio', label: `reference loop: ${queues} queues under one index in id order (no queue in its key) / one queue`, unit: 'ratio', value: best.global / best.one },
   ]
 }
 
@@ -171,8 +254,15 @@ export function printAims(results) {
       if (m.aim !== undefined) aims.push(`${r.workload}, ${r.core}: ${m.value.toFixed(2)}x (aim ≥ ${m.aim}x) ${m.value >= m.aim ? 'met' : 'NOT met'}`)
     }
   }
+  // The layout's floor of drain-50q (reference-50q): the raw loop's own ratio on the same spread.
+  const floor50 = ['native', 'js'].map((c) => get('reference-50q', c, 'reference-50q-ratio')).filter((v) => v !== undefined)
+  if (floor50.length) {
+    const f = floor50.reduce((a, b) => a + b, 0) / floor50.length
+    const of = ['native', 'js'].map((c) => [c, get('drain-50q', c, 'drain-50q-ratio')]).filter(([, v]) => v !== undefined)
+    aims.push(`  floor, the reference loop over 50 queues with a (queue, id) ready index (raw better-sqlite3): ${f.toFixed(2)}x of its one queue${of.map(([c, v]) => `; drain-50q ${c} at ${(v / f).toFixed(2)}x of it`).join('')}`)
+  }
   if (aims.length) console.log(`\nAims (issue 16, 3-5; issue 17):\n${aims.map((a) => `- ${a}`).join('\n')}`)
 }
 
 /** This file's workloads, spread into WORKLOADS (bench/workloads.mjs). */
-export const THROUGHPUT_WORKLOADS = { reference, 'large-payload': largePayload }
+export const THROUGHPUT_WORKLOADS = { reference, 'reference-50q': reference50q, 'large-payload': largePayload }

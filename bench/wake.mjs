@@ -120,10 +120,13 @@ export async function latencyXproc(ctx) {
     // Part of every sample: the producer's own awaited delay() (its commit), before any wake.
     const enqueueP50 = percentile(got[mode.id].enqueues.sort((a, b) => a - b), 50)
     const what = `enqueue→start, idle worker in another process, ${mode.what}`
-    const aim = (v, max) => (mode.id === 'watch' ? ` (aim ≤ ${max} ms: ${v <= max ? 'met' : 'not met'})` : '')
+    // The verdict is not in the label: the label is one run's of one core, and bench/run.mjs
+    // prints each core's verdict from the value it shows (the median over the runs).
+    const aim = (max) => (mode.id === 'watch' ? { label: ` (aim ≤ ${max} ms)`, aimMax: max } : { label: '' })
+    const [a50, a99] = [aim(AIM_P50_MS), aim(AIM_P99_MS)]
     metrics.push(
-      { key: `xproc-${mode.id}-p50`, label: `${what}, p50${aim(p50, AIM_P50_MS)}`, unit: 'ms', lowerIsBetter: true, value: p50 },
-      { key: `xproc-${mode.id}-p99`, label: `${what}, p99${aim(p99, AIM_P99_MS)}`, unit: 'ms', lowerIsBetter: true, value: p99 },
+      { key: `xproc-${mode.id}-p50`, label: `${what}, p50${a50.label}`, unit: 'ms', lowerIsBetter: true, value: p50, aimMax: a50.aimMax },
+      { key: `xproc-${mode.id}-p99`, label: `${what}, p99${a99.label}`, unit: 'ms', lowerIsBetter: true, value: p99, aimMax: a99.aimMax },
       { key: `xproc-${mode.id}-enqueue-p50`, label: `${what}: of which the producer's awaited delay(), p50`, unit: 'ms', lowerIsBetter: true, value: enqueueP50 },
       {
         key: `xproc-${mode.id}-idle-cpu`,
