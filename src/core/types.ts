@@ -23,7 +23,7 @@ import type { ErrorRecord } from '../errors.js'
 export type CoreErrorCode =
   | 'QUEUE_ERROR' // anything operational that has no finer code
   | 'DB_LOCKED' // SQLite busy timeout ran out (another writer held the lock)
-  | 'DB_CORRUPT' // the file is not SQLite, or is damaged
+  | 'DB_CORRUPT' // the file is not SQLite or is damaged; PostgreSQL: a column or row changed by hand
   | 'DB_READONLY' // the file, its folder or file system (or the PostgreSQL server) refuses writes
   | 'DB_FULL' // the disk (or quota) holding the database is full
   | 'SERIALIZATION' // a stored value the core cannot read (a row another tool wrote)

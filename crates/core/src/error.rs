@@ -10,7 +10,8 @@ pub enum Error {
     Queue(String),
     /// The SQLite busy timeout ran out: another connection held the write lock.
     Locked(String),
-    /// The file is not SQLite, or is damaged.
+    /// The file is not SQLite, or is damaged; on PostgreSQL, a column of the schema that does not
+    /// hold what taskito writes there (its type altered, a NULL), which no retry mends.
     Corrupt(String),
     /// The database refuses writes: a read-only file, folder or file system (SQLite), or a
     /// read-only server or transaction (PostgreSQL).

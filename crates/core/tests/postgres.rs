@@ -2,6 +2,9 @@
 //! `eval "$(scripts/pg-cluster.sh start)"`). Without it the tests skip with a message, except in
 //! CI (`CI=true`), where they fail. Each test works in its own fresh schema and drops it.
 
+// The test's own reads of its admin queries may panic: that fails the test, as it should.
+#![allow(clippy::disallowed_methods)]
+
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -10,8 +13,8 @@ use std::time::{Duration, Instant};
 use taskito_core::policy::{self, ReapReason};
 use taskito_core::postgres::{self, PgStore};
 use taskito_core::{
-    ClaimedJob, JobRow, JobToken, ListFilter, NewJob, OpenOptions, RateLimit, Settle, SettleKind,
-    SettleStatus, StatusCode, Store, TaskFlow, WorkerInfo,
+    BreakerOptions, ClaimedJob, JobRow, JobToken, ListFilter, NewJob, OpenOptions, RateLimit,
+    Settle, SettleKind, SettleStatus, StatusCode, Store, TaskFlow, WorkerInfo,
 };
 use tokio_postgres::NoTls;
 
@@ -2032,4 +2035,67 @@ async fn a_gated_claim_that_waited_for_the_flow_row_takes_its_tokens_when_it_got
     b.unregister_worker("wb");
     a.close().await.unwrap();
     b.close().await.unwrap();
+}
+
+/// A row the store cannot read as taskito wrote it is an error of the call that read it,
+/// DB_CORRUPT naming the column, not a panic inside the store (which left the caller's promise
+/// unanswered, or aborted the process): here a column whose type was altered by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_altered_by_hand_is_db_corrupt_not_a_panic() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let id = s.enqueue(vec![job("a")]).await.unwrap()[0].id;
+    let admin = db.admin().await;
+    admin
+        .batch_execute(&format!(
+            "ALTER TABLE \"{}\".jobs ALTER COLUMN status TYPE integer",
+            db.schema
+        ))
+        .await
+        .unwrap();
+    let e = s.cancel(id).await.unwrap_err();
+    assert_eq!(e.code(), "DB_CORRUPT", "{e}");
+    assert!(e.message().contains("column status is of type INT4"), "{e}");
+    // The store goes on: the reads that do not meet the column still answer.
+    assert_eq!(s.stats().await.unwrap().pending, 1);
+    s.close().await.unwrap();
+}
+
+/// As above, for a NULL set by hand where taskito never leaves one: one of a breaker's options
+/// (taskito writes all four or none).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_null_set_by_hand_is_db_corrupt_not_a_panic() {
+    let db = db_or_skip!();
+    let s = db.open().await;
+    let breaker = BreakerOptions {
+        threshold: 3,
+        window_ms: 60_000,
+        cooldown_ms: 1_000,
+        half_open_probes: 1,
+    };
+    let flow = TaskFlow {
+        breaker: Some(breaker),
+        ..TaskFlow::none("a")
+    };
+    s.register_worker(&WorkerInfo {
+        flow: vec![flow],
+        ..worker("w", 60_000)
+    })
+    .unwrap();
+    // A claim with nothing to take writes the task's flow row.
+    assert!(s.claim(req("w", 1, 0)).await.unwrap().is_empty());
+    assert_eq!(s.circuit_breakers().await.unwrap().len(), 1);
+    let admin = db.admin().await;
+    admin
+        .batch_execute(&format!(
+            "UPDATE \"{}\".task_flow SET cooldown_ms = NULL",
+            db.schema
+        ))
+        .await
+        .unwrap();
+    let e = s.circuit_breakers().await.unwrap_err();
+    assert_eq!(e.code(), "DB_CORRUPT", "{e}");
+    assert!(e.message().contains("column cooldown_ms is NULL"), "{e}");
+    s.unregister_worker("w");
+    s.close().await.unwrap();
 }

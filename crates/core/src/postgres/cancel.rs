@@ -4,6 +4,7 @@
 //! one ends cancelled at once too; a finished one is left alone.
 
 use super::retry::READ_RETRY_BUDGET;
+use super::rows::Cell;
 use super::{counters, sql, workflows, Inner};
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -20,7 +21,7 @@ impl Inner {
                 let Some(r) = tx.query_opt(&st, &[&id, &self.ns]).await? else {
                     return Err(Error::job_not_found(id));
                 };
-                let status: i64 = r.get(0);
+                let status: i64 = r.cell(0)?;
                 let mut counts = Counts::default();
                 let outcome = match StatusCode::from_i64(status) {
                     Some(StatusCode::Pending | StatusCode::Failed) => {
@@ -28,7 +29,8 @@ impl Inner {
                         let error = &policy::CANCELLED_BEFORE_RUN;
                         if let Some(r) = tx.query_opt(&st, &[&id, error]).await? {
                             let to = Some(StatusCode::Cancelled as i64);
-                            let c = Change::moved(r.get(0), r.get(1), Some(status), to, r.get(2));
+                            let c =
+                                Change::moved(r.cell(0)?, r.cell(1)?, Some(status), to, r.cell(2)?);
                             counts.add(&self.ns, &c);
                         }
                         workflows::cascade(&tx, &mut counts, id, StatusCode::Cancelled).await?;

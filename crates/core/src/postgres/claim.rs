@@ -34,6 +34,7 @@ use tokio::time::Instant;
 use super::cursor::CursorArgs;
 use super::pipeline::Tx;
 use super::retry::{backoff_step, SETTLE_RETRY_BUDGET};
+use super::rows::Cell;
 use super::{counters, flow, ms, rows, sql, Inner};
 use crate::ahead::{self, token, Took};
 use crate::error::{Error, Result};
@@ -178,7 +179,7 @@ impl Inner {
                     let mut counts = Counts::default();
                     for r in &rows {
                         // Running back to pending: no attempt ended, only the jobs counts move.
-                        let c = Change::moved(r.get(0), r.get(1), Some(1), Some(0), 0);
+                        let c = Change::moved(r.cell(0)?, r.cell(1)?, Some(1), Some(0), 0);
                         counts.add(&self.ns, &c);
                     }
                     tx.commit(&counts).await?;
@@ -587,7 +588,7 @@ impl Inner {
             let due: Option<i64> = if found.is_empty() {
                 tx.query_one(&next_run_at, &[&self.ns, &queues, &tasks])
                     .await?
-                    .get(0)
+                    .cell(0)?
             } else {
                 None
             };
@@ -629,9 +630,9 @@ impl Inner {
                 due = tx
                     .query_one(&next_run_at, &[&self.ns, &queues, &open])
                     .await?
-                    .get(0);
+                    .cell(0)?;
             }
-            let started: Vec<&str> = found.iter().map(|r| r.get(1)).collect();
+            let started: Vec<&str> = found.iter().map(|r| r.cell(1)).collect::<Result<_>>()?;
             flow::write_gates(&*tx, &self.ns, &gates, &started).await?;
             let due = match (due, held) {
                 (Some(a), Some(b)) => Some(a.min(b)),
@@ -641,7 +642,7 @@ impl Inner {
         };
         let mut counts = Counts::default();
         for r in &found {
-            counts.add(&self.ns, &claimed(r));
+            counts.add(&self.ns, &claimed(r)?);
         }
         tx.commit(&counts).await?;
         if found.is_empty() {
@@ -721,11 +722,17 @@ impl Inner {
 
 /// What a row of claim/claim.sql changed: its previous status (pending or failed) to running,
 /// waited from its run_at to the claim.
-fn claimed(r: &tokio_postgres::Row) -> Change<'_> {
-    let started_at: i64 = r.get(11);
-    Change {
-        run_at: Some(r.get(10)),
+fn claimed(r: &tokio_postgres::Row) -> Result<Change<'_>> {
+    let started_at: i64 = r.cell(11)?;
+    Ok(Change {
+        run_at: Some(r.cell(10)?),
         started_at: Some(started_at),
-        ..Change::moved(r.get(2), r.get(1), Some(r.get(14)), Some(1), started_at)
-    }
+        ..Change::moved(
+            r.cell(2)?,
+            r.cell(1)?,
+            Some(r.cell(14)?),
+            Some(1),
+            started_at,
+        )
+    })
 }

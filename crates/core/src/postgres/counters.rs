@@ -12,6 +12,7 @@ use std::time::Duration;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::types::ToSql;
 
+use super::rows::Cell;
 use super::{sql, Inner};
 use crate::error::Result;
 use crate::policy::counters::Counts;
@@ -94,7 +95,7 @@ pub(super) async fn fold(inner: &Inner) -> Result<bool> {
     let tx = c.transaction().await?;
     // NULL when the schema was dropped under this store (current_schema() is then NULL): no
     // fold, rather than a panic of the task that folds.
-    let locked: Option<bool> = tx.query_one(sql::COUNTERS_LOCK, &[]).await?.get(0);
+    let locked: Option<bool> = tx.query_one(sql::COUNTERS_LOCK, &[]).await?.cell(0)?;
     let locked = locked.unwrap_or(false);
     if locked {
         tx.execute(sql::COUNTERS_COMPACT, &[]).await?;

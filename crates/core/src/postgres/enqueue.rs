@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 
 use super::retry::{ENQUEUE_RETRY_BUDGET, READ_RETRY_BUDGET};
+use super::rows::Cell;
 use super::{conn, counters, sql, workflows, Inner};
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -85,7 +86,7 @@ impl Inner {
                 let mut ids: Vec<i64> = match spare {
                     Some(ids) => ids,
                     None => {
-                        let ids: Vec<i64> = c.query_one(&allocate, &[&n]).await?.get(0);
+                        let ids: Vec<i64> = c.query_one(&allocate, &[&n]).await?.cell(0)?;
                         self.used_ids(&ids);
                         ids
                     }
@@ -133,8 +134,9 @@ impl Inner {
                         c.query_one(&allocate, &[&n]).await.ok()
                     };
                     let (inserted, notify, spare) = tokio::join!(biased; insert, notify, refill);
-                    if let Some(row) = spare {
-                        self.keep_spare_ids(row.get(0));
+                    // Unreadable ids go as a failed refill does: the insert stands.
+                    if let Some(ids) = spare.and_then(|row| row.cell(0).ok()) {
+                        self.keep_spare_ids(ids);
                     }
                     told.store(inserted.is_ok() && notify.is_ok(), Ordering::Relaxed);
                     return match inserted {
@@ -155,8 +157,8 @@ impl Inner {
                     .query(&st, &params)
                     .await?
                     .iter()
-                    .map(|r| r.get(0))
-                    .collect();
+                    .map(|r| r.cell(0))
+                    .collect::<Result<_>>()?;
                 let mut out: Vec<Enqueued> = ids
                     .iter()
                     .map(|&id| Enqueued {
@@ -176,8 +178,8 @@ impl Inner {
                         .query(&st, &[&self.ns, &missing])
                         .await?
                         .iter()
-                        .map(|r| (r.get(0), r.get(1)))
-                        .collect();
+                        .map(|r| Ok((r.cell(0)?, r.cell(1)?)))
+                        .collect::<Result<_>>()?;
                     for (e, k) in out.iter_mut().zip(keys) {
                         if e.created {
                             continue;
@@ -289,7 +291,7 @@ impl Inner {
     async fn landed(&self, probe: i64) -> Result<bool> {
         self.retrying(READ_RETRY_BUDGET, |c| async move {
             let st = c.prepare_cached(sql::ENQUEUE_EXISTS).await?;
-            Ok(c.query_one(&st, &[&probe]).await?.get::<_, bool>(0))
+            c.query_one(&st, &[&probe]).await?.cell::<bool>(0)
         })
         .await
     }

@@ -6,19 +6,20 @@
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
+use super::rows::Cell;
 use super::{sql, Inner};
 use crate::error::Result;
 use crate::model::*;
 use crate::policy::flow::{self, FlowState, Gate};
 
 /// A task's flow options from the columns at `at` (as flow/read.sql orders them).
-fn options(r: &Row, task: &str, at: usize) -> TaskFlow {
-    let get = |i: usize| r.get::<_, Option<i64>>(at + i);
-    let rate_limit = match (get(0), get(1)) {
+fn options(r: &Row, task: &str, at: usize) -> Result<TaskFlow> {
+    let get = |i: usize| r.cell::<Option<i64>>(at + i);
+    let rate_limit = match (get(0)?, get(1)?) {
         (Some(limit), Some(per_ms)) => Some(RateLimit { limit, per_ms }),
         _ => None,
     };
-    let breaker = match (get(3), get(4), get(5), get(6)) {
+    let breaker = match (get(3)?, get(4)?, get(5)?, get(6)?) {
         (Some(threshold), Some(window_ms), Some(cooldown_ms), Some(half_open_probes)) => {
             Some(BreakerOptions {
                 threshold,
@@ -29,25 +30,25 @@ fn options(r: &Row, task: &str, at: usize) -> TaskFlow {
         }
         _ => None,
     };
-    TaskFlow {
+    Ok(TaskFlow {
         task: task.to_string(),
         rate_limit,
-        concurrency: get(2),
+        concurrency: get(2)?,
         breaker,
-    }
+    })
 }
 
 /// A flow row's state from the columns at `at`.
-fn state(r: &Row, at: usize) -> FlowState {
-    FlowState {
-        tokens: r.get(at),
-        refilled_at: r.get(at + 1),
-        hold_until: r.get(at + 2),
-        breaker: BreakerState::from_i64(r.get(at + 3)),
-        failures: flow::failures_from_text(r.get(at + 4)),
-        opened_at: r.get(at + 5),
-        probe_successes: r.get(at + 6),
-    }
+fn state(r: &Row, at: usize) -> Result<FlowState> {
+    Ok(FlowState {
+        tokens: r.cell(at)?,
+        refilled_at: r.cell(at + 1)?,
+        hold_until: r.cell(at + 2)?,
+        breaker: BreakerState::from_i64(r.cell(at + 3)?),
+        failures: flow::failures_from_text(r.cell(at + 4)?),
+        opened_at: r.cell(at + 5)?,
+        probe_successes: r.cell(at + 6)?,
+    })
 }
 
 pub(super) async fn write(
@@ -110,28 +111,28 @@ pub(super) async fn gates(
         let created = c.execute(&ensure, &[&ns, &f.task]).await?;
         let r = c.query_one(&lock, &[&ns, &f.task]).await?;
         let n: i64 = if f.concurrency.is_some() || f.breaker.is_some() {
-            c.query_one(&running, &[&ns, &f.task]).await?.get(0)
+            c.query_one(&running, &[&ns, &f.task]).await?.cell(0)?
         } else {
             0
         };
         rows.push((f, created > 0, r, n));
     }
     let clock = c.prepare_cached(sql::ROUTING_NOW).await?;
-    let now: i64 = c.query_one(&clock, &[]).await?.get(0);
-    let gates = rows
+    let now: i64 = c.query_one(&clock, &[]).await?.cell(0)?;
+    let gates: Vec<TaskGate> = rows
         .into_iter()
         .map(|(f, created, r, n)| {
-            let (stored, s) = (options(&r, &f.task, 0), state(&r, 7));
+            let (stored, s) = (options(&r, &f.task, 0)?, state(&r, 7)?);
             let s = if created { FlowState::fresh(f, now) } else { s };
             let gate = flow::gate(f, &s, n, now);
             let dirty = created || &stored != f || gate.state.breaker != s.breaker;
-            TaskGate {
+            Ok(TaskGate {
                 flow: f.clone(),
                 gate,
                 dirty,
-            }
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     Ok((gates, now))
 }
 
@@ -155,9 +156,9 @@ pub(super) async fn write_gates(
 pub(super) async fn failed(c: &impl GenericClient, ns: &str, task: &str, now: i64) -> Result<()> {
     let st = c.prepare_cached(sql::FLOW_READ).await?;
     if let Some(r) = c.query_opt(&st, &[&ns, &task]).await? {
-        let f = options(&r, task, 0);
+        let f = options(&r, task, 0)?;
         if let Some(b) = &f.breaker {
-            write(c, ns, &f, &flow::breaker_failed(b, &state(&r, 7), now)).await?;
+            write(c, ns, &f, &flow::breaker_failed(b, &state(&r, 7)?, now)).await?;
         }
     }
     Ok(())
@@ -169,12 +170,12 @@ pub(super) async fn succeeded(c: &impl GenericClient, ns: &str, id: i64, now: i6
     let Some(r) = c.query_opt(&st, &[&id]).await? else {
         return Ok(());
     };
-    let task: String = r.get(0);
+    let task: String = r.cell(0)?;
     let st = c.prepare_cached(sql::FLOW_READ).await?;
     if let Some(r) = c.query_opt(&st, &[&ns, &task]).await? {
-        let f = options(&r, &task, 0);
+        let f = options(&r, &task, 0)?;
         if let Some(b) = &f.breaker {
-            let s = state(&r, 7);
+            let s = state(&r, 7)?;
             let next = flow::breaker_succeeded(b, &s, now);
             if next != s {
                 write(c, ns, &f, &next).await?;
@@ -189,21 +190,21 @@ impl Inner {
         self.check_open()?;
         self.query_rows(sql::FLOW_BREAKERS, &[&self.ns], |r| {
             let b = BreakerOptions {
-                threshold: r.get(1),
-                window_ms: r.get(2),
-                cooldown_ms: r.get(3),
-                half_open_probes: r.get(4),
+                threshold: r.cell(1)?,
+                window_ms: r.cell(2)?,
+                cooldown_ms: r.cell(3)?,
+                half_open_probes: r.cell(4)?,
             };
             let s = FlowState {
                 tokens: 0.0,
                 refilled_at: 0,
                 hold_until: 0,
-                breaker: BreakerState::from_i64(r.get(5)),
-                failures: flow::failures_from_text(r.get(6)),
-                opened_at: r.get(7),
-                probe_successes: r.get(8),
+                breaker: BreakerState::from_i64(r.cell(5)?),
+                failures: flow::failures_from_text(r.cell(6)?),
+                opened_at: r.cell(7)?,
+                probe_successes: r.cell(8)?,
             };
-            flow::breaker_row(r.get(0), &b, &s, r.get(9))
+            Ok(flow::breaker_row(r.cell(0)?, &b, &s, r.cell(9)?))
         })
         .await
     }

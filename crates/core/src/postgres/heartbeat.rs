@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::rows::Cell;
 use super::{sql, Inner};
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -276,9 +277,9 @@ async fn renew(
     let tokens: Vec<i64> = held.iter().map(|h| h.1).collect();
     let c = inner.client().await?;
     let st = c.prepare_cached(sql::HEARTBEAT_RENEW).await?;
-    Ok(c.query(&st, &[&worker_id, &lease_ms, &ids, &tokens])
+    c.query(&st, &[&worker_id, &lease_ms, &ids, &tokens])
         .await?
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect())
+        .map(|r| Ok((r.cell(0)?, r.cell(1)?)))
+        .collect()
 }

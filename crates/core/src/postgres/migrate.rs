@@ -4,6 +4,7 @@
 
 use deadpool_postgres::{GenericClient, Object};
 
+use super::rows::Cell;
 use super::sql;
 use crate::error::{Error, Result};
 
@@ -73,8 +74,8 @@ async fn recorded_version(c: &impl GenericClient, schema: &str) -> Result<Option
         .query(sql::META_LIST_TABLES, &[&schema])
         .await?
         .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .map(|r| r.cell(0))
+        .collect::<Result<_>>()?;
     if tables.is_empty() {
         return Ok(None);
     }
@@ -82,10 +83,8 @@ async fn recorded_version(c: &impl GenericClient, schema: &str) -> Result<Option
         return Err(not_taskito(schema, &tables));
     }
     let row = c.query_opt(sql::META_READ_VERSION, &[]).await?;
-    Ok(Some(parse_version(
-        schema,
-        row.map(|r| r.get::<_, String>(0)),
-    )?))
+    let version = row.map(|r| r.cell::<String>(0)).transpose()?;
+    Ok(Some(parse_version(schema, version)?))
 }
 
 fn parse_version(schema: &str, v: Option<String>) -> Result<i64> {

@@ -78,6 +78,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, Result};
+use rows::Cell;
 
 pub(crate) use conn::DEFAULT_SCHEMA;
 
@@ -184,7 +185,7 @@ async fn open_mode(
         let version: i32 = client
             .query_one(sql::META_SERVER_VERSION, &[])
             .await?
-            .get(0);
+            .cell(0)?;
         if version >= 120_000 {
             // Its statements only: a simple query is sent whole at every claim.
             sql::PLANS_GENERIC_BEGIN

@@ -2,6 +2,7 @@
 //! (`claim/claim.sql`); the paused list and `queues()` read it.
 
 use super::retry::{ENQUEUE_RETRY_BUDGET, READ_RETRY_BUDGET};
+use super::rows::Cell;
 use super::{sql, Inner};
 use crate::error::Result;
 use crate::model::*;
@@ -46,7 +47,7 @@ impl Inner {
 
     pub(super) async fn paused_queues(&self) -> Result<Vec<String>> {
         self.check_open()?;
-        self.query_rows(sql::QUEUES_PAUSED, &[&self.ns], |r| r.get(0))
+        self.query_rows(sql::QUEUES_PAUSED, &[&self.ns], |r| r.cell(0))
             .await
     }
 
@@ -65,19 +66,21 @@ impl Inner {
                 .query(&st, &[&self.ns])
                 .await?
                 .iter()
-                .map(|r| QueueCount {
-                    queue: r.get(0),
-                    status: r.get(1),
-                    count: r.get(2),
+                .map(|r| {
+                    Ok(QueueCount {
+                        queue: r.cell(0)?,
+                        status: r.cell(1)?,
+                        count: r.cell(2)?,
+                    })
                 })
-                .collect();
+                .collect::<Result<_>>()?;
             let st = tx.prepare_cached(sql::QUEUES_PAUSED).await?;
             let paused: Vec<String> = tx
                 .query(&st, &[&self.ns])
                 .await?
                 .iter()
-                .map(|r| r.get(0))
-                .collect();
+                .map(|r| r.cell(0))
+                .collect::<Result<_>>()?;
             tx.commit().await?;
             Ok(policy::queues::queue_rows(&counts, &paused))
         })

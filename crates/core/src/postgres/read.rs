@@ -13,7 +13,8 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
 
 use super::retry::READ_RETRY_BUDGET;
-use super::{rows, sql, Inner};
+use super::rows::{self, Cell};
+use super::{sql, Inner};
 use crate::ended::EndedLooks;
 use crate::error::Result;
 use crate::model::*;
@@ -129,7 +130,7 @@ impl Inner {
                 .collect();
             let ended = self
                 .query_rows(sql::READ_ENDED_AMONG, &[&ids, &self.ns], |r| {
-                    r.get::<_, i64>(0)
+                    r.cell::<i64>(0)
                 })
                 .await?;
             Ok(ended.into_iter().collect::<HashSet<i64>>())
@@ -139,13 +140,15 @@ impl Inner {
 
     pub(super) async fn job_errors(&self, id: i64) -> Result<Vec<ErrorRecordRow>> {
         self.check_open()?;
-        self.query_rows(sql::READ_JOB_ERRORS, &[&id, &self.ns], rows::error_record)
-            .await
+        self.query_rows(sql::READ_JOB_ERRORS, &[&id, &self.ns], |r| {
+            Ok(rows::error_record(r))
+        })
+        .await
     }
 
     pub(super) async fn depends_on(&self, id: i64) -> Result<Vec<i64>> {
         self.check_open()?;
-        self.query_rows(sql::WORKFLOWS_DEPENDS_ON, &[&id, &self.ns], |r| r.get(0))
+        self.query_rows(sql::WORKFLOWS_DEPENDS_ON, &[&id, &self.ns], |r| r.cell(0))
             .await
     }
 
@@ -153,7 +156,7 @@ impl Inner {
         self.check_open()?;
         let counts = self
             .query_rows(sql::READ_STATS, &[&self.ns], |r| {
-                (r.get::<_, i64>(0), r.get::<_, i64>(1))
+                Ok((r.cell::<i64>(0)?, r.cell::<i64>(1)?))
             })
             .await?;
         let mut s = StatsRow::default();
@@ -167,26 +170,30 @@ impl Inner {
 
     pub(super) async fn recount(&self) -> Result<Vec<CounterRow>> {
         self.check_open()?;
-        self.query_rows(sql::COUNTERS_RECOUNT, &[&self.ns], |r| CounterRow {
-            metric: "jobs".to_string(),
-            queue: r.get(0),
-            task_name: String::new(),
-            label: r.get(1),
-            n: r.get(2),
-            total: 0,
+        self.query_rows(sql::COUNTERS_RECOUNT, &[&self.ns], |r| {
+            Ok(CounterRow {
+                metric: "jobs".to_string(),
+                queue: r.cell(0)?,
+                task_name: String::new(),
+                label: r.cell(1)?,
+                n: r.cell(2)?,
+                total: 0,
+            })
         })
         .await
     }
 
     pub(super) async fn counters(&self) -> Result<Vec<CounterRow>> {
         self.check_open()?;
-        self.query_rows(sql::READ_COUNTERS, &[&self.ns], |r| CounterRow {
-            metric: r.get(0),
-            queue: r.get(1),
-            task_name: r.get(2),
-            label: r.get(3),
-            n: r.get(4),
-            total: r.get(5),
+        self.query_rows(sql::READ_COUNTERS, &[&self.ns], |r| {
+            Ok(CounterRow {
+                metric: r.cell(0)?,
+                queue: r.cell(1)?,
+                task_name: r.cell(2)?,
+                label: r.cell(3)?,
+                n: r.cell(4)?,
+                total: r.cell(5)?,
+            })
         })
         .await
     }
@@ -195,21 +202,21 @@ impl Inner {
         self.check_open()?;
         let rows = self
             .query_rows(sql::WORKERS_LIVE, &[&self.ns], |r| {
-                let now: i64 = r.get(9);
+                let now: i64 = r.cell(9)?;
                 let row = crate::routing::WorkerQueue {
                     worker: WorkerRow {
-                        id: r.get(0),
-                        hostname: r.get(1),
-                        pid: r.get(2),
-                        queues: vec![r.get(3)],
-                        concurrency: r.get(4),
-                        started_at: r.get(6),
-                        last_seen_at: r.get(7),
-                        running: r.get(8),
+                        id: r.cell(0)?,
+                        hostname: r.cell(1)?,
+                        pid: r.cell(2)?,
+                        queues: vec![r.cell(3)?],
+                        concurrency: r.cell(4)?,
+                        started_at: r.cell(6)?,
+                        last_seen_at: r.cell(7)?,
+                        running: r.cell(8)?,
                     },
-                    lease_ms: r.get(5),
+                    lease_ms: r.cell(5)?,
                 };
-                (now, row)
+                Ok((now, row))
             })
             .await?;
         let now = rows.first().map_or(0, |r| r.0);
@@ -222,11 +229,9 @@ impl Inner {
     pub(super) async fn dead_letters(&self, limit: i64, offset: i64) -> Result<Vec<DeadLetterRow>> {
         self.check_open()?;
         policy::validate_page(limit, offset)?;
-        self.query_rows(
-            sql::READ_DEAD_LETTERS,
-            &[&self.ns, &limit, &offset],
-            rows::dead_letter,
-        )
+        self.query_rows(sql::READ_DEAD_LETTERS, &[&self.ns, &limit, &offset], |r| {
+            Ok(rows::dead_letter(r))
+        })
         .await
     }
 
@@ -238,11 +243,13 @@ impl Inner {
         let est = if list::needs_estimates(f.task_name.is_some(), f.queue.is_some()) {
             let params: [&(dyn ToSql + Sync); 4] = [&self.ns, &f.status, &f.task_name, &f.queue];
             let found = self
-                .query_rows(sql::READ_LIST_ESTIMATES, &params, |r| ListEstimates {
-                    total: r.get(0),
-                    status: f.status.map(|_| r.get(1)),
-                    task: f.task_name.as_ref().map(|_| r.get(2)),
-                    queue: f.queue.as_ref().map(|_| r.get(3)),
+                .query_rows(sql::READ_LIST_ESTIMATES, &params, |r| {
+                    Ok(ListEstimates {
+                        total: r.cell(0)?,
+                        status: f.status.map(|_| r.cell(1)).transpose()?,
+                        task: f.task_name.as_ref().map(|_| r.cell(2)).transpose()?,
+                        queue: f.queue.as_ref().map(|_| r.cell(3)).transpose()?,
+                    })
                 })
                 .await?;
             found.into_iter().next().unwrap_or_default()
@@ -265,17 +272,18 @@ impl Inner {
             &f.offset,
             &f.queue,
         ];
-        self.query_rows(sql_text, &params, rows::job).await
+        self.query_rows(sql_text, &params, |r| Ok(rows::job(r)))
+            .await
     }
 
     pub(super) async fn throughput(&self, since_ms: i64) -> Result<Vec<ThroughputRow>> {
         self.check_open()?;
         self.query_rows(sql::READ_THROUGHPUT, &[&self.ns, &since_ms], |r| {
-            ThroughputRow {
-                minute: r.get(0),
-                completed: r.get(1),
-                dead: r.get(2),
-            }
+            Ok(ThroughputRow {
+                minute: r.cell(0)?,
+                completed: r.cell(1)?,
+                dead: r.cell(2)?,
+            })
         })
         .await
     }
@@ -295,19 +303,19 @@ impl Inner {
         &self,
         sql_text: &str,
         params: &[&(dyn ToSql + Sync)],
-        f: impl Fn(&Row) -> T + Sync,
+        f: impl Fn(&Row) -> Result<T> + Sync,
     ) -> Result<Vec<T>> {
         let f = &f;
         self.retrying(READ_RETRY_BUDGET, |c| async move {
             let st = c.prepare_cached(sql_text).await?;
-            Ok(c.query(&st, params).await?.iter().map(f).collect())
+            c.query(&st, params).await?.iter().map(f).collect()
         })
         .await
     }
 
     async fn get_job_row(&self, id: i64) -> Result<Option<JobRow>> {
         let found = self
-            .query_rows(sql::READ_GET_JOB, &[&id, &self.ns], rows::job)
+            .query_rows(sql::READ_GET_JOB, &[&id, &self.ns], |r| Ok(rows::job(r)))
             .await?;
         Ok(found.into_iter().next())
     }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::rows::Cell;
 use super::settle::fail_in;
 use super::{counters, ms, sql, Inner};
 use crate::error::Result;
@@ -153,13 +154,13 @@ async fn reap_once(inner: &Inner, sight: &mut Sight) -> Result<Pass> {
     let mut spared_deadline: Option<i64> = None;
     let mut counts = Counts::default();
     for r in rows {
-        let id: i64 = r.get(0);
-        let token: i64 = r.get(1);
-        let worker_id: Option<&str> = r.get(5);
+        let id: i64 = r.cell(0)?;
+        let token: i64 = r.cell(1)?;
+        let worker_id: Option<&str> = r.cell(5)?;
         let expired = Expired {
-            now: r.get(4),
-            deadline_at: r.get(2),
-            timeout_ms: r.get(3),
+            now: r.cell(4)?,
+            deadline_at: r.cell(2)?,
+            timeout_ms: r.cell(3)?,
             worker_alive_here: worker_id.is_some_and(|w| inner.held_here(w, id, token)),
         };
         let Some(reason) = policy::reap_decision(expired) else {
@@ -198,7 +199,7 @@ async fn reap_once(inner: &Inner, sight: &mut Sight) -> Result<Pass> {
     tx.commit().await?;
     let st = c.prepare_cached(sql::REAPER_NEXT_LEASE).await?;
     let row = c.query_one(&st, &[&unstarted]).await?;
-    let (next_lease, now): (Option<i64>, i64) = (row.get(0), row.get(1));
+    let (next_lease, now): (Option<i64>, i64) = (row.cell(0)?, row.cell(1)?);
     sight.seen = Some((now, Instant::now()));
     sight.trying_since = None;
     sight.blackout = blackout;

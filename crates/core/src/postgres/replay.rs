@@ -1,7 +1,7 @@
 //! Replay: a dead letter becomes a new pending job, once; replaying it again returns that job.
 
 use super::retry::ENQUEUE_RETRY_BUDGET;
-use super::rows::Lenient;
+use super::rows::{Cell, Lenient};
 use super::{counters, sql, Inner};
 use crate::error::{Error, Result};
 use crate::policy;
@@ -20,7 +20,7 @@ impl Inner {
                         "no dead letter with id {dead_id} in this namespace"
                     )));
                 };
-                if let Some(id) = r.get::<_, Option<i64>>(11) {
+                if let Some(id) = r.cell::<Option<i64>>(11)? {
                     return Ok(id);
                 }
                 // What would make a job that cannot run (see rows.rs) is refused here.
@@ -36,9 +36,9 @@ impl Inner {
                 }
                 let st = tx.prepare_cached(sql::REPLAY_INSERT).await?;
                 let r = tx.query_one(&st, &[&self.ns, &dead_id]).await?;
-                let id: i64 = r.get(0);
+                let id: i64 = r.cell(0)?;
                 let mut counts = Counts::default();
-                counts.add(&self.ns, &Change::inserted(r.get(1), r.get(2), 0));
+                counts.add(&self.ns, &Change::inserted(r.cell(1)?, r.cell(2)?, 0));
                 let st = tx.prepare_cached(sql::REPLAY_MARK).await?;
                 tx.execute(&st, &[&dead_id, &id]).await?;
                 counters::append(&tx, &counts).await?;

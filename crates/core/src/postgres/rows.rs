@@ -8,11 +8,48 @@
 //! `policy::unreadable_value`, as the SQLite store does: a claim dead-letters the job, an
 //! inspection shows a placeholder.
 
-use tokio_postgres::types::FromSql;
+use tokio_postgres::types::{FromSql, WasNull, WrongType};
 use tokio_postgres::Row;
 
+use crate::error::{Error, Result};
 use crate::model::*;
 use crate::policy;
+
+/// Strict reads: every column but those of the lenient rows below (counts, clocks, keys, flow
+/// state). One that does not hold what taskito writes there (its type altered, a NULL set by
+/// hand, a damaged database) is `DB_CORRUPT` naming it, not `Row::get`'s panic: that would leave
+/// the caller's promise unanswered, or end a background loop for the rest of the process.
+pub(super) trait Cell {
+    fn cell<'r, T: FromSql<'r>>(&'r self, i: usize) -> Result<T>;
+}
+
+impl Cell for Row {
+    fn cell<'r, T: FromSql<'r>>(&'r self, i: usize) -> Result<T> {
+        self.try_get(i).map_err(|e| unreadable_cell(self, i, &e))
+    }
+}
+
+fn unreadable_cell(row: &Row, i: usize, e: &tokio_postgres::Error) -> Error {
+    let problem = match (row.columns().get(i), std::error::Error::source(e)) {
+        (Some(c), Some(cause)) if cause.is::<WasNull>() => format!("column {} is NULL", c.name()),
+        (Some(c), Some(cause)) if cause.is::<WrongType>() => {
+            let ty = c.type_().name().to_uppercase();
+            format!("column {} is of type {ty}", c.name())
+        }
+        (Some(c), Some(cause)) => {
+            format!(
+                "column {} holds a value that cannot be read ({cause})",
+                c.name()
+            )
+        }
+        _ => e.to_string(),
+    };
+    Error::Corrupt(format!(
+        "a row of the taskito schema cannot be read: {problem}, not what taskito writes \
+         there; another tool or hand-written SQL changed the table or the row (or the database \
+         is damaged): put the column back as taskito's migrations made it, or restore a backup"
+    ))
+}
 
 /// A row read column by column, with the problems met so far.
 pub(super) struct Lenient<'r> {

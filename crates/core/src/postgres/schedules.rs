@@ -5,6 +5,7 @@ use deadpool_postgres::GenericClient;
 
 use super::enqueue::Columns;
 use super::retry::{ENQUEUE_RETRY_BUDGET, READ_RETRY_BUDGET};
+use super::rows::Cell;
 use super::{counters, sql, Inner};
 use crate::error::Result;
 use crate::model::*;
@@ -50,17 +51,19 @@ impl Inner {
 
     pub(super) async fn schedules(&self) -> Result<Vec<ScheduleRow>> {
         self.check_open()?;
-        self.query_rows(sql::SCHEDULES_LIST, &[&self.ns], |r| ScheduleRow {
-            name: r.get(0),
-            task_name: r.get(1),
-            queue: r.get(2),
-            priority: r.get(3),
-            cron: r.get(4),
-            timezone: r.get(5),
-            args: r.get(6),
-            next_run_at: r.get(7),
-            last_run_at: r.get(8),
-            paused: r.get(9),
+        self.query_rows(sql::SCHEDULES_LIST, &[&self.ns], |r| {
+            Ok(ScheduleRow {
+                name: r.cell(0)?,
+                task_name: r.cell(1)?,
+                queue: r.cell(2)?,
+                priority: r.cell(3)?,
+                cron: r.cell(4)?,
+                timezone: r.cell(5)?,
+                args: r.cell(6)?,
+                next_run_at: r.cell(7)?,
+                last_run_at: r.cell(8)?,
+                paused: r.cell(9)?,
+            })
         })
         .await
     }
@@ -85,7 +88,7 @@ impl Inner {
                     return Ok(None);
                 }
                 let st = tx.prepare_cached(sql::ENQUEUE_ALLOCATE_IDS).await?;
-                let ids: Vec<i64> = tx.query_one(&st, &[&1i64]).await?.get(0);
+                let ids: Vec<i64> = tx.query_one(&st, &[&1i64]).await?.cell(0)?;
                 let jobs = std::slice::from_ref(&tick.job);
                 let cols = Columns::of(jobs);
                 let st = tx.prepare_cached(sql::ENQUEUE_INSERT).await?;
@@ -144,14 +147,14 @@ impl Inner {
         let (pending, cancelled) = (StatusCode::Pending as i64, StatusCode::Cancelled as i64);
         for row in &ended {
             let c = Change::moved(
-                row.get(2),
-                row.get(3),
+                row.cell(2)?,
+                row.cell(3)?,
                 Some(pending),
                 Some(cancelled),
-                row.get(4),
+                row.cell(4)?,
             );
-            counts.add(row.get(1), &c);
-            super::workflows::cascade(tx, &mut counts, row.get(0), StatusCode::Cancelled).await?;
+            counts.add(row.cell(1)?, &c);
+            super::workflows::cascade(tx, &mut counts, row.cell(0)?, StatusCode::Cancelled).await?;
         }
         counters::append(tx, &counts).await?;
         let n = ended.len();

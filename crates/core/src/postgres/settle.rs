@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::pipeline::Tx;
 use super::retry::SETTLE_RETRY_BUDGET;
+use super::rows::Cell;
 use super::{flow, sql, Inner};
 use crate::backoff;
 use crate::error::Result;
@@ -95,7 +96,7 @@ impl Inner {
                 let now: i64 = tx
                     .query_one(&tx.prepare_cached(sql::ROUTING_NOW).await?, &[])
                     .await?
-                    .get(0);
+                    .cell(0)?;
                 for i in plan.completes.iter().filter(|i| done.contains(&i.id)) {
                     if plan.input[i.index].breaker {
                         flow::succeeded(&*tx, &self.ns, i.id, now).await?;
@@ -117,9 +118,9 @@ impl Inner {
                 .await?;
             out[l.index] = Some(match row {
                 Some(r) => {
-                    let (task, run_at): (String, i64) = (r.get(0), r.get(1));
+                    let (task, run_at): (String, i64) = (r.cell(0)?, r.cell(1)?);
                     // Running back to pending, held: not an attempt's end.
-                    let c = Change::moved(r.get(2), &task, Some(1), Some(0), run_at);
+                    let c = Change::moved(r.cell(2)?, &task, Some(1), Some(0), run_at);
                     counts.add(&self.ns, &c);
                     let st = tx.prepare_cached(sql::FLOW_HOLD).await?;
                     tx.execute(&st, &[&self.ns, &task, &run_at]).await?;
@@ -177,7 +178,7 @@ impl Inner {
         }
         let by_id: HashMap<i64, (i64, i64, i64, Option<String>)> = self
             .query_rows(sql::SETTLE_APPLIED, &[&stale], |r| {
-                (r.get(0), (r.get(1), r.get(2), r.get(3), r.get(4)))
+                Ok((r.cell(0)?, (r.cell(1)?, r.cell(2)?, r.cell(3)?, r.cell(4)?)))
             })
             .await?
             .into_iter()
@@ -341,17 +342,17 @@ async fn run_batch(
 
 /// An attempt's end (running → `to`) from a settle statement's row whose columns `at..at + 4`
 /// are queue, task, started_at and the end's time.
-fn ended(r: &tokio_postgres::Row, at: usize, to: StatusCode) -> Change<'_> {
-    Change {
-        started_at: r.get(at + 2),
+fn ended(r: &tokio_postgres::Row, at: usize, to: StatusCode) -> Result<Change<'_>> {
+    Ok(Change {
+        started_at: r.cell(at + 2)?,
         ..Change::moved(
-            r.get(at),
-            r.get(at + 1),
+            r.cell(at)?,
+            r.cell(at + 1)?,
             Some(1),
             Some(to as i64),
-            r.get(at + 3),
+            r.cell(at + 3)?,
         )
-    }
+    })
 }
 
 /// cancel.sql over a batch: the ids whose token was current, counted.
@@ -363,9 +364,9 @@ async fn run_cancels(
 ) -> Result<HashSet<i64>> {
     let rows = run_batch(c, sql::SETTLE_CANCEL, ns, items).await?;
     for r in &rows {
-        counts.add(ns, &ended(r, 1, StatusCode::Cancelled));
+        counts.add(ns, &ended(r, 1, StatusCode::Cancelled)?);
     }
-    Ok(rows.iter().map(|r| r.get(0)).collect())
+    rows.iter().map(|r| r.cell(0)).collect()
 }
 
 /// complete.sql over a batch: the ids it completed, and the ids it left for
@@ -383,11 +384,11 @@ async fn run_completes(
     let mut done = HashSet::with_capacity(rows.len());
     let mut deferred = Vec::new();
     for r in &rows {
-        if r.get::<_, bool>(1) {
-            counts.add(ns, &ended(r, 2, StatusCode::Complete));
-            done.insert(r.get(0));
+        if r.cell::<bool>(1)? {
+            counts.add(ns, &ended(r, 2, StatusCode::Complete)?);
+            done.insert(r.cell(0)?);
         } else {
-            deferred.push(r.get(0));
+            deferred.push(r.cell(0)?);
         }
     }
     Ok((done, deferred))
@@ -451,7 +452,8 @@ pub(super) async fn fail_in(
             run_at: None,
         });
     };
-    if ns.is_some_and(|ns| ns != r.get::<_, &str>(7)) {
+    let row_ns: &str = r.cell(7)?;
+    if ns.is_some_and(|ns| ns != row_ns) {
         return Ok(SettleOutcome {
             id,
             status: SettleStatus::Stale,
@@ -459,34 +461,35 @@ pub(super) async fn fail_in(
         });
     }
     let failure = Failure {
-        retry_count: r.get(0),
-        max_retries: r.get(1),
+        retry_count: r.cell(0)?,
+        max_retries: r.cell(1)?,
         retryable,
-        cancel_requested: r.get(5),
+        cancel_requested: r.cell(5)?,
     };
-    let (base, max, jitter): (i64, i64, bool) = (r.get(2), r.get(3), r.get(4));
-    let now: i64 = r.get(6);
+    let (base, max, jitter): (i64, i64, bool) = (r.cell(2)?, r.cell(3)?, r.cell(4)?);
+    let now: i64 = r.cell(6)?;
     // The attempt's end, running → `to`, as the decision below ends it.
-    let mut count = |to: StatusCode| {
+    let mut count = |to: StatusCode| -> Result<()> {
         let c = Change {
-            started_at: r.get(10),
+            started_at: r.cell(10)?,
             error: Some(error),
-            ..Change::moved(r.get(9), r.get(8), Some(1), Some(to as i64), now)
+            ..Change::moved(r.cell(9)?, r.cell(8)?, Some(1), Some(to as i64), now)
         };
-        counts.add(r.get(7), &c);
+        counts.add(row_ns, &c);
+        Ok(())
     };
     let st = tx.prepare_cached(sql::SETTLE_INSERT_ERROR).await?;
     tx.execute(&st, &[&id, &failure.retry_count, &error, &traceback, &now])
         .await?;
     if !failure.cancel_requested {
-        let (row_ns, task): (&str, &str) = (r.get(7), r.get(8));
+        let task: &str = r.cell(8)?;
         flow::failed(tx, row_ns, task, now).await?;
     }
     match policy::decide_failure(failure) {
         FailureDecision::Cancel => {
             let st = tx.prepare_cached(sql::SETTLE_CANCEL_AFTER_FAILURE).await?;
             tx.execute(&st, &[&id, &error, &now]).await?;
-            count(StatusCode::Cancelled);
+            count(StatusCode::Cancelled)?;
             super::workflows::cascade(tx, counts, id, StatusCode::Cancelled).await?;
             Ok(SettleOutcome {
                 id,
@@ -498,7 +501,7 @@ pub(super) async fn fail_in(
             let run_at = now + backoff::delay_ms(retry, base, max, jitter);
             let st = tx.prepare_cached(sql::SETTLE_RETRY).await?;
             tx.execute(&st, &[&id, &run_at, &error]).await?;
-            count(StatusCode::Failed);
+            count(StatusCode::Failed)?;
             Ok(SettleOutcome {
                 id,
                 status: SettleStatus::Failed,
@@ -510,7 +513,7 @@ pub(super) async fn fail_in(
             tx.execute(&st, &[&id, &error, &now]).await?;
             let st = tx.prepare_cached(sql::SETTLE_INSERT_DEAD_LETTER).await?;
             tx.execute(&st, &[&id, &error, &now]).await?;
-            count(StatusCode::Dead);
+            count(StatusCode::Dead)?;
             super::workflows::cascade(tx, counts, id, StatusCode::Dead).await?;
             Ok(SettleOutcome {
                 id,

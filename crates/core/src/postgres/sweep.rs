@@ -14,6 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::rows::Cell;
 use super::{counters, ms, sql, Inner};
 use crate::error::Result;
 use crate::policy;
@@ -62,7 +63,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
 async fn sweep_once(inner: &Inner, limit: i64) -> Result<(i64, Option<i64>)> {
     let mut c = inner.client().await?;
     let st = c.prepare_cached(sql::SWEEP_NEXT_EXPIRY).await?;
-    let next_in: Option<i64> = c.query_one(&st, &[]).await?.get(0);
+    let next_in: Option<i64> = c.query_one(&st, &[]).await?.cell(0)?;
     if !matches!(next_in, Some(t) if t <= 0) {
         return Ok((0, next_in));
     }
@@ -71,7 +72,7 @@ async fn sweep_once(inner: &Inner, limit: i64) -> Result<(i64, Option<i64>)> {
     let gone = tx.query(&st, &[&limit]).await?;
     let mut counts = Counts::default();
     for r in &gone {
-        counts.add(r.get(0), &Change::deleted(r.get(1), r.get(2), 0));
+        counts.add(r.cell(0)?, &Change::deleted(r.cell(1)?, r.cell(2)?, 0));
     }
     counters::append(&tx, &counts).await?;
     tx.commit().await?;

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
 
+use super::rows::Cell;
 use super::{counters, sql, Inner};
 use crate::error::Result;
 use crate::model::StatusCode;
@@ -110,21 +111,23 @@ async fn route_once(inner: &Inner) -> Result<i64> {
     let now: i64 = tx
         .query_one(&tx.prepare_cached(sql::ROUTING_NOW).await?, &[])
         .await?
-        .get(0);
+        .cell(0)?;
     let rows: Vec<WorkerTask> = tx
         .query(&tx.prepare_cached(sql::WORKERS_LIST).await?, &[])
         .await?
         .iter()
-        .map(|r| WorkerTask {
-            namespace: r.get(0),
-            id: r.get(1),
-            task_name: r.get(2),
-            lease_ms: r.get(3),
-            unroutable_after_ms: r.get(4),
-            started_at: r.get(5),
-            last_seen_at: r.get(6),
+        .map(|r| {
+            Ok(WorkerTask {
+                namespace: r.cell(0)?,
+                id: r.cell(1)?,
+                task_name: r.cell(2)?,
+                lease_ms: r.cell(3)?,
+                unroutable_after_ms: r.cell(4)?,
+                started_at: r.cell(5)?,
+                last_seen_at: r.cell(6)?,
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let live = Live::new(now, &rows);
     let delete = tx.prepare_cached(sql::WORKERS_DELETE).await?;
     for (ns, id) in &live.gone {
@@ -143,9 +146,9 @@ async fn route_once(inner: &Inner) -> Result<i64> {
             break;
         };
         let g = Group {
-            namespace: r.get(0),
-            queue: r.get(1),
-            task_name: r.get(2),
+            namespace: r.cell(0)?,
+            queue: r.cell(1)?,
+            task_name: r.cell(2)?,
         };
         if let Some(cutoff) = live.cutoff(&g) {
             let error = policy::unroutable_message(&g.task_name, &g.queue, live.grace_ms(&g));
@@ -153,12 +156,13 @@ async fn route_once(inner: &Inner) -> Result<i64> {
             let args: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
                 [&g.namespace, &g.queue, &g.task_name, &cutoff, &left];
             for j in tx.query(&stale, &args).await? {
-                let (id, retry_count, run_at): (i64, i64, i64) = (j.get(0), j.get(1), j.get(2));
+                let (id, retry_count, run_at): (i64, i64, i64) =
+                    (j.cell(0)?, j.cell(1)?, j.cell(2)?);
                 if !live.unroutable(&g, run_at) {
                     continue;
                 }
                 let to = Some(StatusCode::Dead as i64);
-                let c = Change::moved(&g.queue, &g.task_name, Some(j.get(3)), to, now);
+                let c = Change::moved(&g.queue, &g.task_name, Some(j.cell(3)?), to, now);
                 counts.add(&g.namespace, &c);
                 end_dead(&tx, &mut counts, id, retry_count, &error, now).await?;
                 dead += 1;

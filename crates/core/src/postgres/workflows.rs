@@ -6,6 +6,7 @@
 
 use deadpool_postgres::GenericClient;
 
+use super::rows::Cell;
 use super::sql;
 use crate::error::{Error, Result};
 use crate::model::*;
@@ -38,8 +39,8 @@ pub(super) async fn depend(
         .query(&st, &[&deps, &ns])
         .await?
         .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+        .map(|r| Ok((r.cell(0)?, r.cell(1)?)))
+        .collect::<Result<_>>()?;
     let statuses = deps
         .iter()
         .map(|d| found.get(d).copied().ok_or_else(|| Error::job_not_found(d)))
@@ -48,7 +49,7 @@ pub(super) async fn depend(
     tx.execute(&st, &[&id, &deps]).await?;
     let st = tx.prepare_cached(sql::WORKFLOWS_BLOCK).await?;
     let r = tx.query_one(&st, &[&id]).await?;
-    count_move(counts, &r, StatusCode::Pending, StatusCode::Blocked);
+    count_move(counts, &r, StatusCode::Pending, StatusCode::Blocked)?;
     match workflows::start(&statuses) {
         Start::Ready => release_one(tx, counts, id, None, job.takes).await?,
         Start::Blocked { left } => {
@@ -78,7 +79,7 @@ async fn release_one(
     let Some(r) = tx.query_opt(&st, &[&id]).await? else {
         return Ok(());
     };
-    let (run_at, args, now): (i64, String, i64) = (r.get(0), r.get(1), r.get(2));
+    let (run_at, args, now): (i64, String, i64) = (r.cell(0)?, r.cell(1)?, r.cell(2)?);
     let args = if takes == Takes::Nothing {
         args
     } else {
@@ -87,14 +88,14 @@ async fn release_one(
             .query(&st, &[&id])
             .await?
             .iter()
-            .map(|r| r.get(0))
-            .collect();
+            .map(|r| r.cell(0))
+            .collect::<Result<_>>()?;
         workflows::step_args(takes, &args, &results).unwrap_or(args)
     };
     let run_at = workflows::released_run_at(now, delay_ms, run_at);
     let st = tx.prepare_cached(sql::WORKFLOWS_RELEASE).await?;
     if let Some(r) = tx.query_opt(&st, &[&id, &run_at, &args]).await? {
-        count_move(counts, &r, StatusCode::Blocked, StatusCode::Pending);
+        count_move(counts, &r, StatusCode::Blocked, StatusCode::Pending)?;
     }
     let st = tx.prepare_cached(sql::WORKFLOWS_DELETE_WAIT).await?;
     tx.execute(&st, &[&id]).await?;
@@ -112,8 +113,8 @@ pub(super) async fn release_dependents(
         .query(&st, &[&id])
         .await?
         .iter()
-        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-        .collect();
+        .map(|r| Ok((r.cell(0)?, r.cell(1)?, r.cell(2)?, r.cell(3)?)))
+        .collect::<Result<_>>()?;
     let mut released = 0;
     for (job, left, delay_ms, takes) in waits {
         if left <= 0 {
@@ -138,10 +139,10 @@ pub(super) async fn complete_one(
     let Some(r) = tx.query_opt(&st, &[&ns, &id, &token, &result]).await? else {
         return Ok(false);
     };
-    let now: i64 = r.get(0);
+    let now: i64 = r.cell(0)?;
     let c = Change {
-        started_at: r.get(3),
-        ..Change::moved(r.get(1), r.get(2), Some(1), Some(2), now)
+        started_at: r.cell(3)?,
+        ..Change::moved(r.cell(1)?, r.cell(2)?, Some(1), Some(2), now)
     };
     counts.add(ns, &c);
     release_dependents(tx, counts, id).await?;
@@ -163,10 +164,16 @@ async fn cancel_one(
     let Some(r) = tx.query_opt(&st, &[&id, &error]).await? else {
         return Ok(false);
     };
-    let (attempt, now): (i64, i64) = (r.get(0), r.get(1));
+    let (attempt, now): (i64, i64) = (r.cell(0)?, r.cell(1)?);
     let blocked = (StatusCode::Blocked as i64, StatusCode::Cancelled as i64);
-    let c = Change::moved(r.get(3), r.get(4), Some(blocked.0), Some(blocked.1), now);
-    counts.add(r.get(2), &c);
+    let c = Change::moved(
+        r.cell(3)?,
+        r.cell(4)?,
+        Some(blocked.0),
+        Some(blocked.1),
+        now,
+    );
+    counts.add(r.cell(2)?, &c);
     let traceback: Option<&str> = None;
     let st = tx.prepare_cached(sql::SETTLE_INSERT_ERROR).await?;
     tx.execute(&st, &[&id, &attempt, &error, &traceback, &now])
@@ -191,8 +198,8 @@ pub(super) async fn cascade(
             .query(&st, &[&dep])
             .await?
             .iter()
-            .map(|r| r.get(0))
-            .collect();
+            .map(|r| r.cell(0))
+            .collect::<Result<_>>()?;
         for d in dependents {
             if cancel_one(tx, counts, d, &workflows::cancelled_message(dep, status)).await? {
                 ended.push((d, StatusCode::Cancelled as i64));
@@ -217,13 +224,19 @@ pub(super) async fn cancel_blocked(
 
 /// Counts a status change of a row that returned its key (namespace, queue, task_name) and is
 /// no attempt's start or end.
-fn count_move(counts: &mut Counts, key: &tokio_postgres::Row, from: StatusCode, to: StatusCode) {
+fn count_move(
+    counts: &mut Counts,
+    key: &tokio_postgres::Row,
+    from: StatusCode,
+    to: StatusCode,
+) -> Result<()> {
     let c = Change::moved(
-        key.get(1),
-        key.get(2),
+        key.cell(1)?,
+        key.cell(2)?,
         Some(from as i64),
         Some(to as i64),
         0,
     );
-    counts.add(key.get(0), &c);
+    counts.add(key.cell(0)?, &c);
+    Ok(())
 }
