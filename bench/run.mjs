@@ -85,6 +85,8 @@ const PLAN = [
   { id: 'pg-workflow-group', pg: true, params: { n: [10_000, 1000], concurrency: 64 } },
   { id: 'pg-workflow-chain', pg: true, params: { n: [1000, 100], concurrency: 64 } },
   { id: 'pg-latency', pg: true, params: { n: [1000, 200], warmup: 20 } },
+  // job.result() awaited in another process than the worker (bench/workloads.mjs resultProc).
+  { id: 'pg-result', pg: true, params: { n: [300, 60], many: 500 } },
   // Only with --only: the floor of pg-latency on this server (raw pg, one table; bench/pg.mjs).
   { id: 'pg-latency-floor', pg: true, optIn: true, params: { n: [1000, 200], warmup: 20 } },
   { id: 'pg-schedule-ticks', pg: true, params: { seconds: [60, 10], procs: 3, concurrency: 64 } },

@@ -24,6 +24,11 @@ try {
   queue.task('ping', async (t0) => {
     process.send({ type: 'started', latency: wallNow() - t0 })
   })
+  // pg-result: a job of `ms` that answers when it ended (one wall clock across processes).
+  queue.task('work', async (ms) => {
+    await new Promise((resolve) => setTimeout(resolve, ms))
+    return wallNow()
+  })
   let count = 0
   let dead = 0
   let sent = -1

@@ -849,6 +849,48 @@ async function latencyProc(ctx) {
   }
 }
 
+/**
+ * Results awaited in another process (PostgreSQL: no notification tells a process that another
+ * settled a job, so its waiting `job.result()` calls look). A worker process (concurrency 64) runs
+ * jobs of 30-150 ms (random) that return when they ended; here `awaiting` callers each enqueue a
+ * job and await its result, `n` in all, first with 4 callers and then with `many`. The lag: when
+ * the result reached its caller after the job ended; the CPU: this process's per result.
+ */
+async function resultProc(ctx) {
+  const { n, many } = ctx.params
+  const queue = new Queue(queueOptions(ctx))
+  const work = queue.task('work', async () => 0)
+  const w = spawnWorkerProc(ctx, { concurrency: 64, role: 'work' })
+  await w.ready
+  w.child.send({ type: 'go' })
+  const metrics = []
+  for (const [awaiting, count] of [
+    [4, n],
+    [many, n * 10],
+  ]) {
+    const lags = []
+    let next = 0
+    const cpu0 = process.cpuUsage()
+    await Promise.all(
+      Array.from({ length: awaiting }, async () => {
+        while (next < count) {
+          next++
+          const job = await work.delay(30 + Math.floor(Math.random() * 121))
+          const ended = await job.result({ timeout: 60_000 })
+          lags.push(wallNow() - ended)
+        }
+      }),
+    )
+    const cpu = process.cpuUsage(cpu0)
+    const what = `job.result() in another process than the worker, ${awaiting} callers awaiting: lag after the job ended`
+    metrics.push(...latencyMetrics(lags, what).map((m) => ({ ...m, key: `result-${awaiting}-${m.key}` })))
+    metrics.push({ key: `result-${awaiting}-cpu`, label: `the same: the awaiting process's CPU per result`, unit: 'µs', lowerIsBetter: true, value: (cpu.user + cpu.system) / count })
+  }
+  const childRssKb = await stopWorkerProcs([w])
+  await queue.close()
+  return { metrics, childRssKb }
+}
+
 /** Workflows (docs/WORKFLOWS.md): an n-member group under a chord, and an n-step chain. Each
  * enqueued in one apply() (one transaction), then drained by one worker: time to enqueue, time
  * from the worker's start to the last step's result. */
@@ -989,6 +1031,7 @@ export const WORKLOADS = {
   'pg-delay-1': delayInFlight,
   'pg-delay-64': delayInFlight,
   'pg-latency': latencyProc,
+  'pg-result': resultProc,
   'latency-xproc': latencyXproc,
   soak,
   'pg-soak': soak,

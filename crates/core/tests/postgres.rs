@@ -440,6 +440,50 @@ async fn wait_job_sees_another_process_settle() {
     );
 }
 
+/// The waits of one store look for other processes' settles together (one statement a tick for
+/// all of them): each call still answers for its own job, those settled elsewhere with their
+/// results and the others, at their timeout, as they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_wait_job_calls_see_another_process_settles_each_its_own() {
+    let db = db_or_skip!();
+    let a = Arc::new(db.open().await);
+    let b = db.open().await;
+    let jobs: Vec<NewJob> = (0..200).map(|_| job("t")).collect();
+    let enqueued = a.enqueue(jobs).await.unwrap();
+    let waiters: Vec<_> = enqueued
+        .iter()
+        .map(|e| {
+            let (a, id) = (a.clone(), e.id);
+            tokio::spawn(async move { (id, a.wait_job(id, 3_000).await) })
+        })
+        .collect();
+    let mut settled = HashSet::new();
+    while settled.len() < 100 {
+        let got = b
+            .claim(req("w", 100 - settled.len() as i64, 0))
+            .await
+            .unwrap();
+        let done: Vec<Settle> = got.iter().map(|j| complete(j, &j.id.to_string())).collect();
+        settled.extend(got.iter().map(|j| j.id));
+        b.settle(done).await.unwrap();
+    }
+    for w in waiters {
+        let (id, row) = w.await.unwrap();
+        let row = row.unwrap().expect("the job exists");
+        if settled.contains(&id) {
+            assert_eq!(
+                (row.status, row.result),
+                (StatusCode::Complete as i64, Some(id.to_string())),
+                "job {id}"
+            );
+        } else {
+            // Pending, or held by the claim ahead of `w` (running): not ended either way.
+            let status = StatusCode::from_i64(row.status).expect("a status");
+            assert!(!status.is_final(), "job {id}: {status:?}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_results_are_swept() {
     let db = db_or_skip!();

@@ -20,8 +20,17 @@ use crate::error::Result;
 use crate::model::*;
 use crate::policy;
 
-/// waitJob polls for settles made by other processes, doubling up to this.
-const WAIT_POLL_MAX: Duration = Duration::from_millis(250);
+/// How often the waitJob calls of a store look for settles made by other processes (which no
+/// notification tells this process about): one look for all of them per tick
+/// ([`Settled::tick`]), one statement however many calls wait. The tick is `WAIT_TICK_MIN` after
+/// a look found a waited job ended or a new call began to wait, and grows by a quarter per look
+/// that found none, up to `WAIT_TICK_MAX`: a result is seen at most about a quarter of the time
+/// it was waited for late (20 ms for short jobs), and a process that waits for a long job sends a
+/// few statements a second, not fifty. Each call used to poll on its own, from 10 ms doubling to
+/// 250 ms: results seen 35 ms late at the median and up to 250 ms, and 2,000 waiting calls sent
+/// 8,000 statements a second (docs/PERFORMANCE.md "Results awaited in another process").
+const WAIT_TICK_MIN: Duration = Duration::from_millis(20);
+const WAIT_TICK_MAX: Duration = Duration::from_millis(160);
 
 /// A job may have become final here (a settle, cancel or reap committed in this process): the
 /// waitJob calls to wake, and what they share to learn which of their jobs ended.
@@ -34,12 +43,52 @@ pub(super) struct Settled {
     waited: Mutex<HashMap<i64, usize>>,
     /// Which waited jobs ended, by settle generation (crate::ended).
     looks: EndedLooks<u64>,
+    /// When the last tick woke the waiters, and the tick now (`Settled::tick`).
+    ticks: Mutex<Ticks>,
+}
+
+#[derive(Default)]
+struct Ticks {
+    last: Option<Instant>,
+    every: Duration,
+}
+
+impl Ticks {
+    fn every(&self) -> Duration {
+        self.every.max(WAIT_TICK_MIN)
+    }
 }
 
 impl Settled {
     pub(super) fn notify_waiters(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.notify.notify_waiters();
+    }
+
+    /// How long a waiter sleeps before its tick.
+    fn tick_every(&self) -> Duration {
+        self.ticks.lock().expect("ticks lock").every()
+    }
+
+    /// Back to the shortest tick: a look found a waited job ended, or a call began to wait.
+    fn tick_soon(&self) {
+        self.ticks.lock().expect("ticks lock").every = WAIT_TICK_MIN;
+    }
+
+    /// A waiter's tick came: unless another waiter's tick woke them all less than a tick ago,
+    /// wakes every waiter for one shared look at a new generation, and lengthens the next tick
+    /// (a look that finds a job ended shortens it again). The look generation the caller needs.
+    fn tick(&self) -> u64 {
+        let now = Instant::now();
+        let mut ticks = self.ticks.lock().expect("ticks lock");
+        let every = ticks.every();
+        if ticks.last.map_or(true, |t| now.duration_since(t) >= every) {
+            ticks.last = Some(now);
+            ticks.every = (every + every / 4).min(WAIT_TICK_MAX);
+            drop(ticks);
+            self.notify_waiters();
+        }
+        self.generation.load(Ordering::Acquire)
     }
 }
 
@@ -70,7 +119,6 @@ impl Inner {
     pub(super) async fn wait_job(&self, id: i64, timeout_ms: u64) -> Result<Option<JobRow>> {
         self.check_open()?;
         let give_up = Instant::now() + Duration::from_millis(timeout_ms);
-        let mut poll = Duration::from_millis(10);
         *self
             .settled
             .waited
@@ -82,6 +130,7 @@ impl Inner {
             settled: &self.settled,
             id,
         };
+        self.settled.tick_soon();
         // Woken by a settle here: which generation of looks it needs (None: read the row itself).
         let mut woken: Option<u64> = None;
         let mut last: Option<JobRow> = None;
@@ -106,10 +155,11 @@ impl Inner {
                 return self.get_job_row(id).await;
             }
             last = Some(row);
-            // In-process settles wake this at once; other processes' are found by the poll.
+            // In-process settles wake this at once; other processes' are found by the tick's
+            // shared look.
             tokio::select! {
                 _ = &mut notified => woken = Some(self.settled.generation.load(Ordering::Acquire)),
-                _ = tokio::time::sleep(left.min(poll)) => poll = (poll * 2).min(WAIT_POLL_MAX),
+                _ = tokio::time::sleep(left.min(self.settled.tick_every())) => woken = Some(self.settled.tick()),
             }
             self.check_open()?;
         }
@@ -133,6 +183,9 @@ impl Inner {
                     r.cell::<i64>(0)
                 })
                 .await?;
+            if !ended.is_empty() {
+                settled.tick_soon();
+            }
             Ok(ended.into_iter().collect::<HashSet<i64>>())
         };
         settled.looks.ended(need, generation, id, read).await
