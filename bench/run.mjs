@@ -169,7 +169,6 @@ function header() {
       memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
       os: `${os.type()} ${os.release()} ${os.arch()}`,
       loadAverageAtStart: os.loadavg().map((l) => Math.round(l * 100) / 100),
-      speedProbeMs: speedProbe(),
     },
     node: process.version,
     taskito: pkg.version,
@@ -177,34 +176,6 @@ function header() {
     sqlite: { native: nativeSqliteVersion(), js: jsSqliteVersion() },
     postgres: process.env.TASKITO_PG_URL ? tryExec('psql', ['-XAtc', 'show server_version', process.env.TASKITO_PG_URL]) : null,
   }
-}
-
-/**
- * This VM's speed moves by a factor of up to ~1.7 from hour to hour with nothing else running (the
- * same drain at 57k and 32k jobs/s), which matters for the aims given in absolute terms (ms,
- * jobs/s). A fixed piece of work like the bench's own (raw better-sqlite3 in memory: 20,000 rows
- * inserted into an indexed table, then each updated, one transaction each), best of three in ms,
- * is recorded with every run so that runs of different windows can be told apart. Lower is faster.
- */
-function speedProbe() {
-  const Database = createRequire(path.join(ROOT, 'package.json'))('better-sqlite3')
-  let best = Infinity
-  for (let round = 0; round < 3; round++) {
-    const db = new Database(':memory:')
-    db.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, k INTEGER NOT NULL, v TEXT NOT NULL); CREATE INDEX t_k ON t (k)')
-    const insert = db.prepare('INSERT INTO t (k, v) VALUES (?, ?)')
-    const update = db.prepare('UPDATE t SET k = k + 1, v = ? WHERE id = ?')
-    const t0 = performance.now()
-    db.transaction(() => {
-      for (let i = 0; i < 20_000; i++) insert.run((i * 7919) % 20_000, JSON.stringify([i]))
-    })()
-    db.transaction(() => {
-      for (let i = 1; i <= 20_000; i++) update.run(JSON.stringify({ done: i }), i)
-    })()
-    best = Math.min(best, performance.now() - t0)
-    db.close()
-  }
-  return Math.round(best)
 }
 
 function tryExec(cmd, args) {
@@ -380,7 +351,7 @@ function indent(s) {
 function printHeader(h, args) {
   const lines = [
     `taskito ${h.taskito} benchmark, ${h.date}${h.commit ? ` (commit ${h.commit})` : ''}${args.quick ? ' [--quick]' : ''}`,
-    `machine: ${h.machine.cpu}, ${h.machine.cores} cores, ${h.machine.memoryGiB} GiB, ${h.machine.os}, load ${h.machine.loadAverageAtStart.join(' ')}${h.machine.speedProbeMs === undefined ? '' : `, speed probe ${h.machine.speedProbeMs} ms (fixed SQLite work in memory; lower is faster)`}`,
+    `machine: ${h.machine.cpu}, ${h.machine.cores} cores, ${h.machine.memoryGiB} GiB, ${h.machine.os}, load ${h.machine.loadAverageAtStart.join(' ')}`,
     `node ${h.node}; SQLite native ${h.sqlite.native ?? '?'}, js ${h.sqlite.js ?? '?'}${h.postgres ? `; PostgreSQL ${h.postgres}` : ''}`,
   ]
   console.log(lines.join('\n') + '\n')

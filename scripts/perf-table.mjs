@@ -113,7 +113,7 @@ const later = runs
   .map((r) => `${r.options.only?.join(', ') ?? 'all rows'} from a run of ${when(r.header)}, commit ${r.header.commit}`)
 const table = [
   `Made by \`node scripts/perf-table.mjs\` from a run of ${when(h)}, commit ${h.commit}` +
-    `${load !== undefined ? `, load average ${load} at its start` : ''}${h.machine.speedProbeMs !== undefined ? ` (speed probe ${h.machine.speedProbeMs} ms, bench/run.mjs)` : ''}${after > 0 ? ` (and ${after} opt-in run${after > 1 ? 's' : ''} right after)` : ''}` +
+    `${load !== undefined ? `, load average ${load} at its start` : ''}${after > 0 ? ` (and ${after} opt-in run${after > 1 ? 's' : ''} right after)` : ''}` +
     `${later.length > 0 ? `; ${later.join('; ')}` : ''}.`,
   '',
   '| workload | native core | JS core | native/js |',
