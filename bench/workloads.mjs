@@ -884,7 +884,7 @@ async function resultProc(ctx) {
     const cpu = process.cpuUsage(cpu0)
     const what = `job.result() in another process than the worker, ${awaiting} callers awaiting: lag after the job ended`
     metrics.push(...latencyMetrics(lags, what).map((m) => ({ ...m, key: `result-${awaiting}-${m.key}` })))
-    metrics.push({ key: `result-${awaiting}-cpu`, label: `the same: the awaiting process's CPU per result`, unit: 'µs', lowerIsBetter: true, value: (cpu.user + cpu.system) / count })
+    metrics.push({ key: `result-${awaiting}-cpu`, label: `the same, ${awaiting} callers: the awaiting process's CPU per result`, unit: 'µs', lowerIsBetter: true, value: (cpu.user + cpu.system) / count })
   }
   const childRssKb = await stopWorkerProcs([w])
   await queue.close()

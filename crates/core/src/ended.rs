@@ -43,7 +43,7 @@ impl<K: Ord + Copy> EndedLooks<K> {
     ) -> Result<bool>
     where
         R: Fn() -> F,
-        F: Future<Output = Result<HashSet<i64>>>,
+        F: Future<Output = Result<Vec<i64>>>,
     {
         enum Step<K> {
             Await(watch::Receiver<Answer>, K),
@@ -66,6 +66,7 @@ impl<K: Ord + Copy> EndedLooks<K> {
                 Step::Read(tx, k) => {
                     return match read().await {
                         Ok(ended) => {
+                            let ended: HashSet<i64> = ended.into_iter().collect();
                             let found = ended.contains(&id);
                             let _ = tx.send(Some(Arc::new(ended)));
                             Ok(found)

@@ -2,7 +2,7 @@
 //! dead letters and the job listing. Each is retried on a fresh connection when the connection
 //! fails (reading twice is harmless).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -47,15 +47,17 @@ pub(super) struct Settled {
     ticks: Mutex<Ticks>,
 }
 
-#[derive(Default)]
 struct Ticks {
     last: Option<Instant>,
     every: Duration,
 }
 
-impl Ticks {
-    fn every(&self) -> Duration {
-        self.every.max(WAIT_TICK_MIN)
+impl Default for Ticks {
+    fn default() -> Self {
+        Self {
+            last: None,
+            every: WAIT_TICK_MIN,
+        }
     }
 }
 
@@ -67,7 +69,7 @@ impl Settled {
 
     /// How long a waiter sleeps before its tick.
     fn tick_every(&self) -> Duration {
-        self.ticks.lock().expect("ticks lock").every()
+        self.ticks.lock().expect("ticks lock").every
     }
 
     /// Back to the shortest tick: a look found a waited job ended, or a call began to wait.
@@ -81,7 +83,7 @@ impl Settled {
     fn tick(&self) -> u64 {
         let now = Instant::now();
         let mut ticks = self.ticks.lock().expect("ticks lock");
-        let every = ticks.every();
+        let every = ticks.every;
         if ticks.last.map_or(true, |t| now.duration_since(t) >= every) {
             ticks.last = Some(now);
             ticks.every = (every + every / 4).min(WAIT_TICK_MAX);
@@ -186,7 +188,7 @@ impl Inner {
             if !ended.is_empty() {
                 settled.tick_soon();
             }
-            Ok(ended.into_iter().collect::<HashSet<i64>>())
+            Ok(ended)
         };
         settled.looks.ended(need, generation, id, read).await
     }

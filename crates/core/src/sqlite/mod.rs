@@ -171,11 +171,9 @@ impl SqliteStore {
                 .copied()
                 .collect();
             let ns = self.ns.clone();
-            let ended = self
-                .engine
+            self.engine
                 .read(move |c| queries::ended_among(c, &ns, &ids))
-                .await?;
-            Ok(ended.into_iter().collect::<HashSet<i64>>())
+                .await
         };
         looks.ended(need, || need, id, read).await
     }
