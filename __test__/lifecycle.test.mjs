@@ -403,3 +403,33 @@ eachCore('jobs a busy worker claimed ahead run once, not while paused, and are p
   await until(async () => (await queue.stats()).running === 0, { what: 'the last settles' })
   t.like(await queue.stats(), { completed: n, running: 0, pending: 0 })
 })
+
+// What a crash can repeat: attempts that ended but whose settle has not committed yet. A worker
+// lets them take slots past its settle window (docs/ARCHITECTURE.md, "The worker keeps the core
+// busy"): started and not yet settled never pass 2 x concurrency on SQLite, 4 x on PostgreSQL,
+// where each settle batch waits for its WAL flush.
+eachCore('ended but unsettled attempts stay within the settle window of their worker, so a crash repeats a bounded number', async (t, core) => {
+  const queue = makeQueue(t, core)
+  const concurrency = 4
+  const n = 3000
+  let started = 0
+  let settled = 0
+  let most = 0
+  queue.task('noop', () => {
+    started++
+    most = Math.max(most, started - settled)
+  })
+  const all = deferred()
+  queue.onSuccess(() => {
+    if (++settled === n) all.resolve()
+  })
+  for (let i = 0; i < n; i += 1000) await queue.enqueueMany(Array.from({ length: 1000 }, (_, j) => ({ task: 'noop', args: [i + j] })))
+  const worker = queue.worker({ concurrency })
+  t.teardown(() => worker.close())
+  await worker.start()
+  await all.promise
+  const bound = (core === 'pg' ? 4 : 2) * concurrency
+  t.log(most, bound)
+  t.true(most <= bound, `${most} attempts started and not settled at once, over ${bound}`)
+  t.like(await queue.stats(), { completed: n, running: 0 })
+})

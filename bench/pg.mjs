@@ -264,6 +264,21 @@ export async function pgLatencyFloor(ctx) {
  * not on this machine (or not Linux). The drains divide it by their jobs: the server's share of a
  * job, which on a machine that runs both bounds what any number of worker processes can reach.
  */
+/** CPU time (ms, all threads) of these processes so far, read from /proc; undefined off Linux. */
+export function procCpuMs(pids) {
+  try {
+    let ticks = 0
+    for (const pid of pids) {
+      const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
+      ticks += Number(f[11]) + Number(f[12])
+    }
+    return ticks * 10
+  } catch {
+    return undefined
+  }
+}
+
 export async function pgServerCpuMs(ctx) {
   const { Client } = createRequire(require.resolve('graphile-worker'))('pg')
   const client = new Client({ connectionString: ctx.url })

@@ -9,7 +9,7 @@ import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Queue, chain, group, chord } from 'taskito'
-import { holdSnapshot, pgServerCpuMs, yardstick } from './pg.mjs'
+import { holdSnapshot, pgServerCpuMs, procCpuMs, yardstick } from './pg.mjs'
 import { THROUGHPUT_WORKLOADS } from './throughput.mjs'
 import { latencyXproc } from './wake.mjs'
 
@@ -721,6 +721,8 @@ async function drainProcs(ctx) {
     if (performance.now() - last > STALL_MS) done.reject(stalled(`${settled.reduce((a, b) => a + b, 0)} of ${n} jobs settled`))
   }, 1000)
   const server0 = await pgServerCpuMs(ctx)
+  const pids = workers.map((w) => w.child.pid)
+  const workers0 = procCpuMs(pids)
   const t0 = performance.now()
   for (const w of workers) w.child.send({ type: 'go' })
   try {
@@ -734,6 +736,7 @@ async function drainProcs(ctx) {
     await holder?.release()
   }
   const ms = performance.now() - t0
+  const workers1 = procCpuMs(pids)
   const server1 = server0 === undefined ? undefined : await pgServerCpuMs(ctx)
   stopPolling()
   const childRssKb = await stopWorkerProcs(workers)
@@ -764,6 +767,29 @@ async function drainProcs(ctx) {
               unit: 'µs',
               lowerIsBetter: true,
               value: ((server1 - server0) * 1000) / n,
+            },
+          ]),
+      ...(workers1 === undefined || workers0 === undefined
+        ? []
+        : [
+            {
+              key: `${ctx.workload.replace(/^pg-/, '')}-workers-cpu`,
+              label: `the same: the worker processes' CPU per job (all ${procs})`,
+              unit: 'µs',
+              lowerIsBetter: true,
+              value: ((workers1 - workers0) * 1000) / n,
+            },
+          ]),
+      ...(server1 === undefined || workers1 === undefined || workers0 === undefined
+        ? []
+        : [
+            {
+              // Server and workers share this machine: at these costs per job its cores allow no
+              // more than this, however the work overlaps.
+              key: `${ctx.workload.replace(/^pg-/, '')}-cpu-bound`,
+              label: `the same: what ${os.availableParallelism()} cores allow at these CPU costs per job`,
+              unit: 'jobs/s',
+              value: rate(n, ((server1 - server0 + workers1 - workers0) / os.availableParallelism())),
             },
           ]),
     ],

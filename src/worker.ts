@@ -207,6 +207,8 @@ export class Worker {
   readonly #flushing = new Set<Promise<void>>()
   /** How many of them at once (Core.settleBatchesInFlight; unbounded when the core merges them). */
   #settleBatchesInFlight = Infinity
+  /** Unsettled attempts past `concurrency` times this take slots (Core.settleWindow). */
+  #settleWindow = 1
   #flushQueued = false
   /** Claims on their way to the core (at most one), including their hand-back when closing. */
   #claims = 0
@@ -263,6 +265,7 @@ export class Worker {
     callCoreSync(() => core.registerWorker(this.#info()))
     this.#core = core
     this.#settleBatchesInFlight = core.settleBatchesInFlight ?? Infinity
+    this.#settleWindow = core.settleWindow ?? 1
     this.#state = 'running'
     this.#cancelTimer = setInterval(() => this.#pollCancels(), CANCEL_POLL_MS)
     this.#cancelTimer.unref()
@@ -301,8 +304,9 @@ export class Worker {
   #tryClaim(): void {
     if (this.#state !== 'running' || this.#claims > 0 || this.#claimPaused) return
     // Attempts that ended but whose settle has not committed yet would run again after a crash:
-    // past `concurrency` of them, they hold slots too, so a crash repeats at most 2 x concurrency.
-    const free = this.#concurrency - this.#active.size - Math.max(0, this.#unsettled - this.#concurrency)
+    // past `concurrency` x the core's settle window of them, they hold slots too, so a crash
+    // repeats at most (1 + window) x concurrency: 2x on SQLite, 4x on PostgreSQL (Core.settleWindow).
+    const free = this.#concurrency - this.#active.size - Math.max(0, this.#unsettled - this.#concurrency * this.#settleWindow)
     if (free <= 0) return
     this.#startClaim(free)
   }
@@ -573,8 +577,8 @@ export class Worker {
   #flush(): void {
     this.#flushQueued = false
     // A core that commits each batch on its own (PostgreSQL: a transaction and a WAL flush per
-    // batch) takes one at a time: what ends meanwhile waits and goes out as one larger batch when
-    // it commits (the handler below), fewer statements and flushes per job.
+    // batch) takes a few at a time: what ends meanwhile waits and goes out as one larger batch when
+    // one commits (the handler below), fewer statements and flushes per job.
     if (this.#flushing.size >= this.#settleBatchesInFlight) return
     const batch = this.#settles
     this.#settles = []

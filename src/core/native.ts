@@ -85,7 +85,7 @@ export async function openNative(options: OpenOptions): Promise<Core> {
   return {
     kind: 'native',
     offThread: true,
-    ...(options.url !== undefined ? { settleBatchesInFlight: 1 } : {}),
+    ...(options.url !== undefined ? { settleBatchesInFlight: 2, settleWindow: 3 } : {}),
     enqueue: async (jobs: NewJob[]) => {
       const big: string[] = []
       const text = packJobs(jobs, big)

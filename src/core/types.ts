@@ -399,10 +399,18 @@ export interface Core {
    * sends a large turn of enqueues in parts rather than in one call (the JS core: false). */
   readonly offThread: boolean
   /** How many settle batches a worker sends before the first commits; absent: no bound (the SQLite
-   * cores merge concurrent batches into their group commit anyway). PostgreSQL: 1, as each batch is
-   * a transaction of its own with its own WAL flush (docs/PERFORMANCE.md "PostgreSQL: the server's
-   * floor"). */
+   * cores merge concurrent batches into their group commit anyway). PostgreSQL: 2, as each batch is
+   * a transaction of its own with its own WAL flush: unbounded, a drain sent many small ones
+   * (docs/PERFORMANCE.md "PostgreSQL: the server's floor"); one at a time, the next waited out
+   * the whole round trip of the one before ("PostgreSQL: the settle window"). */
   readonly settleBatchesInFlight?: number
+  /** How many times `concurrency` a worker's decided-but-unsettled attempts may number before they
+   * take slots; absent: 1 (so claimed, running and unsettled attempts stay under 2 x concurrency).
+   * PostgreSQL: 3, as a batch's commit waits for its WAL flush and the next batch for it: at a
+   * drain's rate more attempts end during those round trips than there are slots, and the slots
+   * they took made the worker wait for its own commits (docs/PERFORMANCE.md "PostgreSQL: the settle
+   * window"). What a crash can repeat grows with it. */
+  readonly settleWindow?: number
   /** All-or-nothing, one transaction; ids in input order. */
   enqueue(jobs: NewJob[]): Promise<Enqueued[]>
   /** Atomically: ready jobs (pending, or failed with run_at due) of these queues, by priority desc,
