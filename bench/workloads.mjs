@@ -1054,6 +1054,7 @@ export const WORKLOADS = {
   'pg-drain-1-held': drainProcs,
   'pg-yardstick': yardstick,
   'pg-drain-3': drainProcs,
+  'pg-drain-3-long': drainProcs,
   'pg-delay-1': delayInFlight,
   'pg-delay-64': delayInFlight,
   'pg-latency': latencyProc,

@@ -87,6 +87,7 @@ const pg = (workload, key) => v(workload, 'native', key)
 if (has('pg-drain-1') && has('pg-drain-3')) {
   row('PostgreSQL: drain 50,000, 1 / 3 worker processes', `${n0(pg('pg-drain-1', 'drain-1'))} / ${n0(pg('pg-drain-3', 'drain-3'))} jobs/s`, '—')
 }
+if (has('pg-drain-3-long')) row('PostgreSQL: drain 150,000, 3 worker processes', `${n0(pg('pg-drain-3-long', 'drain-3-long'))} jobs/s`, '—')
 if (has('pg-yardstick')) {
   const y = (a, b) => `${n0(pg('pg-yardstick', a))} vs ${n0(pg('pg-yardstick', b))} jobs/s (${ratio(pg('pg-yardstick', a), pg('pg-yardstick', b))})`
   row('PostgreSQL: the same drain in one process against graphile-worker 0.17.3 (batched mode)', y('drain-ours', 'drain-gw'), '—')
