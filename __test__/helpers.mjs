@@ -8,6 +8,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { Queue } from 'taskito'
+import { watchEventLoop } from './watchdog.mjs'
+
+watchEventLoop()
 
 export const PG_URL = process.env.TASKITO_PG_URL
 const CI = process.env.CI === 'true' || process.env.CI === '1'
