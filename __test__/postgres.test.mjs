@@ -274,3 +274,37 @@ pgTest('attempts that end while a settle batch commits are sent when it commits,
   // No attempt ends after these: only the commit of the batch in flight sends them.
   t.deepEqual(await Promise.all(later.map((j) => j.result({ timeout: 10_000 }))), Array.from({ length: 19 }, (_, i) => i))
 })
+
+// A close() that waits on the store (not on a handler) says so, and for which step: here its
+// claim, held behind a lock another session took on the table every claim reads.
+pgTest('a close() waiting for the store says for what: a claim held behind another session\'s lock', async (t) => {
+  t.timeout(90_000)
+  const schema = freshSchema(t)
+  const reports = []
+  let reported
+  const firstReport = new Promise((resolve) => (reported = resolve))
+  const logger = {
+    error(message) {
+      reports.push(message)
+      reported()
+    },
+  }
+  const queue = new Queue({ url: PG_URL, schema, logger })
+  t.teardown(() => queue.close())
+  const job = await queue.task('noop', () => {}).delay()
+  const psql = spawn('psql', ['-XAtq', '-v', 'ON_ERROR_STOP=1', PG_URL], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const ended = new Promise((resolve) => psql.once('close', resolve))
+  const locked = new Promise((resolve) => psql.stdout.once('data', resolve))
+  psql.stdin.write(`BEGIN;\nLOCK TABLE "${schema}".paused_queues IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\n`)
+  await locked
+  const worker = queue.worker()
+  await worker.start() // its first claim now waits for the lock
+  const closed = worker.close()
+  await firstReport
+  t.regex(reports[0], /close\(\) has waited \d+ s for its claim in flight, which the store has not answered\./)
+  psql.stdin.end('ROLLBACK;\n')
+  await ended
+  await closed
+  // What that claim brought back was handed back: pending for the next worker.
+  t.is(await job.status(), 'pending')
+})

@@ -174,13 +174,16 @@ interface PendingSettle {
 }
 
 const CANCEL_POLL_MS = 200
-/** When a close() still waiting for running attempts first says which (through the logger); each
- * later report comes twice as long after the one before, at most CLOSE_REPORT_MAX_MS apart, so a
- * long handler (an hour's encode) does not fill the log while a deploy waits for it. */
+/** When a close() still waiting (for running attempts, or for the store) first says for what
+ * (through the logger); each later report comes twice as long after the one before, at most
+ * CLOSE_REPORT_MAX_MS apart, so a long handler (an hour's encode) does not fill the log while a
+ * deploy waits for it. */
 export const CLOSE_REPORT_MS = 10_000
 const CLOSE_REPORT_MAX_MS = 300_000
 /** How many of those attempts it names, the longest running first. */
 const CLOSE_REPORT_NAMED = 5
+/** What close() waits for while its attempts run (its report then names them). */
+const ATTEMPTS = 'running attempts'
 
 export class Worker {
   readonly id: string = randomUUID()
@@ -680,8 +683,9 @@ export class Worker {
    * back what it had claimed but not started (committed, pending again, before it resolves).
    * With `timeout`, stops waiting after that many ms: attempts still running are then recovered
    * by the lease (as "worker lost") elsewhere. Without one, it waits as long as a handler runs:
-   * it keeps the process alive meanwhile, and logs which attempts it waits for after 10 s
-   * (CLOSE_REPORT_MS), then 20 s, 40 s ... later, at most 5 minutes apart.
+   * it keeps the process alive meanwhile, and logs what it waits for (which attempts, or which
+   * step of the store) after 10 s (CLOSE_REPORT_MS), then 20 s, 40 s ... later, at most 5 minutes
+   * apart.
    */
   close(options: { timeout?: number } = {}): Promise<void> {
     if (this.#closing === null) {
@@ -702,54 +706,68 @@ export class Worker {
     }
     this.#state = 'closing'
     const core = this.#core as Core
-    await this.#scheduler?.stop()
-    // Ends a waiting claim at once; what it still brings back is handed back.
-    core.wake()
-    while (this.#claiming.size > 0) await Promise.all(this.#claiming)
-    let timer: NodeJS.Timeout | undefined
-    const drained = new Promise<void>((resolve) => {
-      if (this.#active.size === 0) resolve()
-      else this.#drained = resolve
-    })
-    const gaveUp = timeout === undefined ? null : new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))
     // A referenced timer while it waits: an attempt whose handler waits only on what holds no
     // handle (an unref'd timer or socket, a promise nothing else settles) would otherwise let the
     // process end under this close(), its promise never settled and nothing said (the ava test
     // of docs/PERFORMANCE.md "A hang and the release of held jobs" ended so). Each report says
-    // what it waits for: a handler that never returns keeps it waiting.
+    // what it still waits for, whichever step that is: a handler that never returns, or the store.
     const since = Date.now()
+    let waitingFor = 'its schedules to stop'
     let report: NodeJS.Timeout | undefined
     const reportAfter = (ms: number): void => {
       report = setTimeout(() => {
-        this.#reportWaiting(since)
+        this.#reportWaiting(since, waitingFor)
         reportAfter(Math.min(ms * 2, CLOSE_REPORT_MAX_MS))
       }, ms)
     }
-    if (this.#active.size > 0) reportAfter(CLOSE_REPORT_MS)
-    await (gaveUp === null ? drained : Promise.race([drained, gaveUp]))
-    clearTimeout(timer)
-    clearTimeout(report)
-    // Settles queued by the last attempts go out now rather than on the next turn.
-    if (this.#flushQueued) this.#flush()
-    while (this.#flushing.size > 0) await Promise.all(this.#flushing)
-    if (this.#cancelTimer !== null) clearInterval(this.#cancelTimer)
-    // Drained, its threads are idle (or, after close({ timeout }), still running attempts that the
-    // lease brings back elsewhere): end them all, so none keeps the process alive.
-    await this.#pool?.close()
+    reportAfter(CLOSE_REPORT_MS)
     try {
-      // Resolves once the jobs the store held claimed ahead for this worker are pending again.
-      await callCore(() => core.unregisterWorker(this.id))
-    } catch (err) {
-      // Its heartbeat stopped all the same: the reaper takes them back when their leases end.
-      this.#queue.logger.error(`worker ${this.id}: handing back the jobs claimed ahead for it failed; their leases will run out`, err)
+      await this.#scheduler?.stop()
+      // Ends a waiting claim at once; what it still brings back is handed back.
+      waitingFor = 'its claim in flight, which the store has not answered'
+      core.wake()
+      while (this.#claiming.size > 0) await Promise.all(this.#claiming)
+      waitingFor = ATTEMPTS
+      let timer: NodeJS.Timeout | undefined
+      const drained = new Promise<void>((resolve) => {
+        if (this.#active.size === 0) resolve()
+        else this.#drained = resolve
+      })
+      const gaveUp = timeout === undefined ? null : new Promise<void>((resolve) => (timer = setTimeout(resolve, timeout)))
+      await (gaveUp === null ? drained : Promise.race([drained, gaveUp]))
+      clearTimeout(timer)
+      // Settles queued by the last attempts go out now rather than on the next turn.
+      waitingFor = 'the settles of its last attempts to commit'
+      if (this.#flushQueued) this.#flush()
+      while (this.#flushing.size > 0) await Promise.all(this.#flushing)
+      if (this.#cancelTimer !== null) clearInterval(this.#cancelTimer)
+      // Drained, its threads are idle (or, after close({ timeout }), still running attempts that the
+      // lease brings back elsewhere): end them all, so none keeps the process alive.
+      waitingFor = 'its worker threads to end'
+      await this.#pool?.close()
+      waitingFor = 'the store to hand back the jobs it held claimed ahead for it'
+      try {
+        // Resolves once the jobs the store held claimed ahead for this worker are pending again.
+        await callCore(() => core.unregisterWorker(this.id))
+      } catch (err) {
+        // Its heartbeat stopped all the same: the reaper takes them back when their leases end.
+        this.#queue.logger.error(`worker ${this.id}: handing back the jobs claimed ahead for it failed; their leases will run out`, err)
+      }
+    } finally {
+      clearTimeout(report)
     }
     this.#state = 'closed'
     this.#queue.forgetWorker(this)
   }
 
-  /** close() still waits for these attempts: says which, the longest running first. */
-  #reportWaiting(since: number): void {
+  /** close() still waits: says for what; for running attempts, which, the longest running first. */
+  #reportWaiting(since: number, waitingFor: string): void {
     const now = Date.now()
+    const waited = `worker ${this.id}: close() has waited ${Math.round((now - since) / 1000)} s for`
+    if (waitingFor !== ATTEMPTS) {
+      this.#queue.logger.error(`${waited} ${waitingFor}.`)
+      return
+    }
     const attempts = this.#active.values().sort((a, b) => a.state.startedAt - b.state.startedAt)
     const named = attempts.slice(0, CLOSE_REPORT_NAMED).map((a) => {
       const cancel = a.state.cancelRequested ? ', cancel requested' : ''
@@ -757,7 +775,7 @@ export class Worker {
     })
     const more = attempts.length > named.length ? ` and ${attempts.length - named.length} more` : ''
     this.#queue.logger.error(
-      `worker ${this.id}: close() has waited ${Math.round((now - since) / 1000)} s for ${attempts.length} running attempt(s) whose handlers have not returned: ` +
+      `${waited} ${attempts.length} running attempt(s) whose handlers have not returned: ` +
         `${named.join(', ')}${more}. It resolves when they do; close({ timeout }) stops waiting after that many ms (their leases then bring the jobs back).`,
     )
   }
