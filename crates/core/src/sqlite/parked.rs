@@ -63,6 +63,21 @@ impl Ran {
     }
 }
 
+/// Dropped before [`Parking::finish`] (the committing thread panicked between the run and the
+/// end of its transaction): each claim still gets an answer, or it would wait for that commit
+/// forever, and its worker's close() with it. Its jobs were not claimed (the transaction never
+/// committed; if it did, their leases hand them back).
+impl Drop for Ran {
+    fn drop(&mut self) {
+        for (slot, _) in self.0.drain(..) {
+            *slot.state() = State::Done(Err(Error::Queue(
+                "the transaction that ran this claim ended without committing".into(),
+            )));
+            slot.done.notify_one();
+        }
+    }
+}
+
 impl Parking {
     fn slots(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Slot>>> {
         self.slots.lock().unwrap_or_else(|p| p.into_inner())
@@ -117,8 +132,8 @@ impl Parking {
 
     /// The transaction ended: `commit` is its error if it did not commit (then no attempt's jobs
     /// were claimed). Each claim gets its result.
-    pub(crate) fn finish(ran: Ran, commit: Option<&Error>) {
-        for (slot, out) in ran.0 {
+    pub(crate) fn finish(mut ran: Ran, commit: Option<&Error>) {
+        for (slot, out) in ran.0.drain(..) {
             let out = match commit {
                 Some(e) => Err(e.clone()),
                 None => out,
@@ -310,6 +325,23 @@ mod tests {
         let ran = parking.run_all(&c, &mut made_ready(), usize::MAX);
         assert!(ran.0.is_empty());
         assert_eq!(rows(&c), 0);
+    }
+
+    /// A commit that never ends its transaction (its thread panicked after running the attempt)
+    /// still answers the claim, with an error: the claim's wait, and its worker's close, end.
+    #[tokio::test]
+    async fn a_run_dropped_without_its_finish_still_answers() {
+        let parking = Arc::new(Parking::default());
+        let parked = parking.park(inserting(4));
+        let ran = parking.run_all(&conn(), &mut made_ready(), usize::MAX);
+        let withdraw = tokio::spawn(parked.withdraw());
+        tokio::task::yield_now().await;
+        assert!(!withdraw.is_finished(), "it waits for the commit");
+        drop(ran);
+        assert!(matches!(
+            withdraw.await.expect("joined"),
+            Some(Err(Error::Queue(_)))
+        ));
     }
 
     /// A claim whose wait ends while a commit runs its attempt waits for that commit and gets
