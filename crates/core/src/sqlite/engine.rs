@@ -505,7 +505,8 @@ impl Engine {
             let _ = j.join();
         }
         self.writer_tx.shutdown();
-        if let Some(j) = self.writer_join.lock().expect("writer lock").take() {
+        let writer = self.writer_join.lock().expect("writer lock").take();
+        if let Some(j) = writer {
             let _ = j.join();
         }
     }

@@ -116,12 +116,19 @@ impl Parking {
         };
         let mut ran = Vec::with_capacity(taken.len());
         for slot in taken {
-            let mut attempt = match std::mem::replace(&mut *slot.state(), State::Running) {
-                State::Waiting(a) => a,
-                // Withdrawn meanwhile (its claim stopped waiting).
-                other => {
-                    *slot.state() = other;
-                    continue;
+            // One guard for the look and the put-back: a temporary in the `match` scrutinee lives
+            // to the end of the match, so locking the slot again in an arm never returned (the
+            // committing thread stopped inside its transaction, with the write lock).
+            let mut attempt = {
+                let mut state = slot.state();
+                match std::mem::replace(&mut *state, State::Running) {
+                    State::Waiting(a) => a,
+                    // Withdrawn meanwhile (its claim stopped waiting; the claim takes it off the
+                    // list right after).
+                    other => {
+                        *state = other;
+                        continue;
+                    }
                 }
             };
             let out = run_one(conn, fx, &mut attempt);
@@ -325,6 +332,31 @@ mod tests {
         let ran = parking.run_all(&c, &mut made_ready(), usize::MAX);
         assert!(ran.0.is_empty());
         assert_eq!(rows(&c), 0);
+    }
+
+    /// A slot withdrawn but not yet off the list when a commit takes the list (the claim's wait
+    /// ended in that moment): the commit leaves it as it is and goes on.
+    #[test]
+    fn a_slot_withdrawn_as_a_commit_takes_the_list_is_passed_over() {
+        let parking = Arc::new(Parking::default());
+        let parked = parking.park(inserting(5));
+        // What `Parked::take` does before it takes the slot off the list. (The claim's own end is
+        // left out: with the bug its drop waited for the slot too, and this test with it.)
+        let slot = parked.slot.clone();
+        std::mem::forget(parked);
+        *slot.state() = State::Gone;
+        let (done, ran) = std::sync::mpsc::channel();
+        let p = parking.clone();
+        std::thread::spawn(move || {
+            let c = conn();
+            let ran = p.run_all(&c, &mut made_ready(), usize::MAX);
+            let _ = done.send((ran.0.len(), rows(&c)));
+        });
+        let (n, rows) = ran
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the commit went on (it used to lock the slot twice and never return)");
+        assert_eq!((n, rows), (0, 0), "nothing ran");
+        assert!(matches!(*slot.state(), State::Gone));
     }
 
     /// A commit that never ends its transaction (its thread panicked after running the attempt)
