@@ -104,19 +104,31 @@ pgTest('3 worker processes and a producer process: 10,000 jobs, one worker kille
   await Promise.all(workers.slice(1).map((w) => w.exited))
 })
 
-/** Another session of the database with a transaction left open (as a report, pg_dump or a
- * session idle in a transaction has): its snapshot keeps every row version the drain leaves
- * behind, and their index entries, until the test ends. */
-async function holdSnapshot(t) {
+/** Another session of the database (psql) in a transaction begun with `statements`: `output` is
+ * the first thing they print, `end()` rolls it back and waits for the session to end (also done
+ * after the test, whatever happened in it). */
+function openTransaction(t, statements) {
   const psql = spawn('psql', ['-XAtq', '-v', 'ON_ERROR_STOP=1', PG_URL], { stdio: ['pipe', 'pipe', 'inherit'] })
   const closed = new Promise((resolve) => psql.once('close', resolve))
-  t.teardown(async () => {
-    psql.stdin.end('ROLLBACK;\n')
-    await closed
-  })
-  const xid = new Promise((resolve) => psql.stdout.once('data', (d) => resolve(String(d).trim())))
-  psql.stdin.write('BEGIN ISOLATION LEVEL REPEATABLE READ;\nSELECT txid_current();\n')
-  return xid
+  let ended = null
+  const end = () => {
+    if (ended === null) {
+      psql.stdin.end('ROLLBACK;\n')
+      ended = closed
+    }
+    return ended
+  }
+  t.teardown(end)
+  const output = new Promise((resolve) => psql.stdout.once('data', (d) => resolve(String(d).trim())))
+  psql.stdin.write(statements)
+  return { output, end }
+}
+
+/** Another session of the database with a transaction left open (as a report, pg_dump or a
+ * session idle in a transaction has): its snapshot keeps every row version the drain leaves
+ * behind, and their index entries, until the test ends. Its transaction id. */
+function holdSnapshot(t) {
+  return openTransaction(t, 'BEGIN ISOLATION LEVEL REPEATABLE READ;\nSELECT txid_current();\n').output
 }
 
 /** A queue on a fresh schema with `n` jobs of a task that doubles its argument enqueued, and how
@@ -292,18 +304,14 @@ pgTest('a close() waiting for the store says for what: a claim held behind anoth
   const queue = new Queue({ url: PG_URL, schema, logger })
   t.teardown(() => queue.close())
   const job = await queue.task('noop', () => {}).delay()
-  const psql = spawn('psql', ['-XAtq', '-v', 'ON_ERROR_STOP=1', PG_URL], { stdio: ['pipe', 'pipe', 'inherit'] })
-  const ended = new Promise((resolve) => psql.once('close', resolve))
-  const locked = new Promise((resolve) => psql.stdout.once('data', resolve))
-  psql.stdin.write(`BEGIN;\nLOCK TABLE "${schema}".paused_queues IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\n`)
-  await locked
+  const lock = openTransaction(t, `BEGIN;\nLOCK TABLE "${schema}".paused_queues IN ACCESS EXCLUSIVE MODE;\nSELECT 'locked';\n`)
+  t.is(await lock.output, 'locked')
   const worker = queue.worker()
   await worker.start() // its first claim now waits for the lock
   const closed = worker.close()
   await firstReport
   t.regex(reports[0], /close\(\) has waited \d+ s for its claim in flight, which the store has not answered\./)
-  psql.stdin.end('ROLLBACK;\n')
-  await ended
+  await lock.end()
   await closed
   // What that claim brought back was handed back: pending for the next worker.
   t.is(await job.status(), 'pending')

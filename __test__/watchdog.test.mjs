@@ -13,5 +13,8 @@ test('a test process whose event loop stops reports where, then that it turned a
   )
   t.regex(stderr, /its event loop has not turned for \d+ s/)
   t.regex(stderr, /main thread, running JavaScript:\n {2}at .*stall\.mjs:\d+/)
-  t.regex(stderr, /event loop turned again after [4-9]\.\d s/)
+  // The fixture held its loop for 4 s: the report counts from the last turn before that.
+  const again = /event loop turned again after (\d+\.\d) s/.exec(stderr)
+  t.truthy(again, 'the loop turning again is reported')
+  t.true(Number(again?.[1]) >= 4, `turned again after ${again?.[1]} s`)
 })

@@ -258,40 +258,42 @@ export async function pgLatencyFloor(ctx) {
   }
 }
 
-/**
- * CPU time (ms) of the PostgreSQL server's processes so far (the postmaster and its children:
- * backends, WAL writer, checkpointer, autovacuum, the ones gone included), read from /proc; undefined when the server is
- * not on this machine (or not Linux). The drains divide it by their jobs: the server's share of a
- * job, which on a machine that runs both bounds what any number of worker processes can reach.
- */
+/** The fields of /proc/<pid>/stat after the process's name (state first); throws off Linux. */
+function procStat(pid) {
+  const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+  return s.slice(s.lastIndexOf(')') + 2).split(' ')
+}
+
 /** CPU time (ms, all threads) of these processes so far, read from /proc; undefined off Linux. */
 export function procCpuMs(pids) {
   try {
     let ticks = 0
     for (const pid of pids) {
-      const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
+      const f = procStat(pid)
       ticks += Number(f[11]) + Number(f[12])
     }
+    // /proc counts in clock ticks of 1/100 s on Linux (USER_HZ).
     return ticks * 10
   } catch {
     return undefined
   }
 }
 
+/**
+ * CPU time (ms) of the PostgreSQL server's processes so far (the postmaster and its children:
+ * backends, WAL writer, checkpointer, autovacuum, the ones gone included), read from /proc; undefined when the server is
+ * not on this machine (or not Linux). The drains divide it by their jobs: the server's share of a
+ * job, which on a machine that runs both bounds what any number of worker processes can reach.
+ */
 export async function pgServerCpuMs(ctx) {
   const { Client } = createRequire(require.resolve('graphile-worker'))('pg')
   const client = new Client({ connectionString: ctx.url })
   await client.connect()
   try {
     const { rows } = await client.query('SELECT pg_backend_pid() AS pid')
-    const stat = (pid) => {
-      const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
-      return s.slice(s.lastIndexOf(')') + 2).split(' ')
-    }
     let postmaster
     try {
-      postmaster = Number(stat(rows[0].pid)[1])
+      postmaster = Number(procStat(rows[0].pid)[1])
     } catch {
       return undefined
     }
@@ -299,7 +301,7 @@ export async function pgServerCpuMs(ctx) {
     for (const d of fs.readdirSync('/proc')) {
       if (!/^\d+$/.test(d)) continue
       try {
-        const f = stat(d)
+        const f = procStat(d)
         // The postmaster's own time with its reaped children's (a backend that exited between
         // two looks moves from the live sum to the postmaster's cutime and cstime).
         if (Number(d) === postmaster) ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])

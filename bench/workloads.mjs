@@ -750,51 +750,32 @@ async function drainProcs(ctx) {
       : held
         ? ', a snapshot held by another session'
         : ''
-  return {
-    metrics: [
-      {
-        key: ctx.workload.replace(/^pg-/, ''),
-        label: `drain ${n.toLocaleString('en-US')} no-op jobs, ${procs} worker process${procs > 1 ? 'es' : ''}, concurrency ${concurrency} each${variant}`,
-        unit: 'jobs/s',
-        value: rate(n, ms),
-      },
-      ...(server1 === undefined
-        ? []
-        : [
-            {
-              key: `${ctx.workload.replace(/^pg-/, '')}-server-cpu`,
-              label: `the same: the PostgreSQL server's CPU per job (its processes on this machine)`,
-              unit: 'µs',
-              lowerIsBetter: true,
-              value: ((server1 - server0) * 1000) / n,
-            },
-          ]),
-      ...(workers1 === undefined || workers0 === undefined
-        ? []
-        : [
-            {
-              key: `${ctx.workload.replace(/^pg-/, '')}-workers-cpu`,
-              label: `the same: the worker processes' CPU per job (all ${procs})`,
-              unit: 'µs',
-              lowerIsBetter: true,
-              value: ((workers1 - workers0) * 1000) / n,
-            },
-          ]),
-      ...(server1 === undefined || workers1 === undefined || workers0 === undefined
-        ? []
-        : [
-            {
-              // Server and workers share this machine: at these costs per job its cores allow no
-              // more than this, however the work overlaps.
-              key: `${ctx.workload.replace(/^pg-/, '')}-cpu-bound`,
-              label: `the same: what ${os.availableParallelism()} cores allow at these CPU costs per job`,
-              unit: 'jobs/s',
-              value: rate(n, ((server1 - server0 + workers1 - workers0) / os.availableParallelism())),
-            },
-          ]),
-    ],
-    childRssKb,
+  const key = ctx.workload.replace(/^pg-/, '')
+  const metrics = [
+    {
+      key,
+      label: `drain ${n.toLocaleString('en-US')} no-op jobs, ${procs} worker process${procs > 1 ? 'es' : ''}, concurrency ${concurrency} each${variant}`,
+      unit: 'jobs/s',
+      value: rate(n, ms),
+    },
+  ]
+  // CPU ms over the drain, undefined where /proc cannot tell (the server elsewhere, not Linux).
+  const serverMs = server1 === undefined ? undefined : server1 - server0
+  const workersMs = workers1 === undefined || workers0 === undefined ? undefined : workers1 - workers0
+  const perJob = (cpuMs) => (cpuMs * 1000) / n
+  if (serverMs !== undefined) {
+    metrics.push({ key: `${key}-server-cpu`, label: `the same: the PostgreSQL server's CPU per job (its processes on this machine)`, unit: 'µs', lowerIsBetter: true, value: perJob(serverMs) })
   }
+  if (workersMs !== undefined) {
+    metrics.push({ key: `${key}-workers-cpu`, label: `the same: the worker processes' CPU per job (all ${procs})`, unit: 'µs', lowerIsBetter: true, value: perJob(workersMs) })
+  }
+  if (serverMs !== undefined && workersMs !== undefined) {
+    // Server and workers share this machine: at these costs per job its cores allow no more than
+    // this, however the work overlaps.
+    const cores = os.availableParallelism()
+    metrics.push({ key: `${key}-cpu-bound`, label: `the same: what ${cores} cores allow at these CPU costs per job`, unit: 'jobs/s', value: rate(n, (serverMs + workersMs) / cores) })
+  }
+  return { metrics, childRssKb }
 }
 
 /**
